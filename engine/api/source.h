@@ -1,0 +1,102 @@
+// The interface between the engine and a change source (Postgres today, a bucket's event
+// stream in the next wave). The engine owns it; a connector implements Source and never
+// touches the engine's internals.
+//
+// Contract (invariant 1 of DESIGN.md): a source acknowledges a position to its upstream (the
+// Postgres slot's confirmed_flush_lsn, a Kafka offset) only after CaptureTarget::Append() has
+// returned OK for everything up to that position, i.e. only up to CapturedPosition().
+//
+// Example (a source's main loop, simplified):
+//   absl::Status MySource::Run(CaptureTarget& target, const StopSignal& stop) {
+//     uint64_t resume = target.CapturedPosition();
+//     while (!stop.stopped()) {
+//       ... read a transaction ending at commit position P ...
+//       FERRY_RETURN_IF_ERROR(target.Append(std::move(fragments), P));
+//       Confirm(target.CapturedPosition());
+//     }
+//   }
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "proto/change.pb.h"
+
+namespace ferry {
+
+// Set once when the owner wants the source to stop; the source returns from Run() promptly
+// (within about a second) after it is set.
+class StopSignal {
+ public:
+  void Stop() {
+    if (!stopped_.exchange(true)) notification_.Notify();
+  }
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // Waits until stopped or the timeout passes; true when stopped. For backoff between retries.
+  bool WaitFor(absl::Duration timeout) const {
+    return notification_.WaitForNotificationWithTimeout(timeout);
+  }
+
+ private:
+  std::atomic<bool> stopped_{false};
+  absl::Notification notification_;
+};
+
+// Where a source puts what it captured. Implemented by the engine (capture into the outbound
+// log). Thread-safe.
+class CaptureTarget {
+ public:
+  virtual ~CaptureTarget() = default;
+
+  // Durably appends transaction fragments (in order; see Transaction in proto/change.proto).
+  // `captured_position` is the source position that is completely captured once these are
+  // durable: the commit position of the last complete transaction among them, or 0 when the
+  // fragments complete none (the middle of a large transaction). Returns only when the
+  // fragments are durable; on error nothing of this call is durable and the source must
+  // restart from CapturedPosition().
+  [[nodiscard]] virtual absl::Status Append(std::vector<v1::Transaction> fragments,
+                                            uint64_t captured_position) = 0;
+
+  // Records that the source durably passed `position` with nothing to capture (idle database
+  // heartbeats, filtered transactions). Lets the source confirm an idle slot forward.
+  [[nodiscard]] virtual absl::Status AdvanceTo(uint64_t position) = 0;
+
+  // The highest source position known durable in the log (0 before the first capture). A
+  // source resumes right after it and never confirms beyond it.
+  virtual uint64_t CapturedPosition() const = 0;
+
+  // Source-specific durable state (for example "the initial snapshot of table T is complete"),
+  // stored in the same log. Values are opaque to the engine.
+  [[nodiscard]] virtual absl::Status PutSourceState(const std::string& key,
+                                                    const std::string& value) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> GetSourceState(
+      const std::string& key) const = 0;  // "" when never set
+};
+
+// Health a source reports for status and metrics. Plain values; copied out under the source's
+// own lock.
+struct SourceHealth {
+  bool connected = false;
+  uint64_t received_position = 0;   // highest position received from upstream
+  uint64_t confirmed_position = 0;  // highest position confirmed to upstream
+  int64_t retained_bytes = -1;      // upstream data retained for us (slot WAL), -1 unknown
+  std::string last_error;           // empty when healthy
+  bool snapshot_in_progress = false;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // Captures until `stop` is set (returns OK) or an error the source cannot retry by itself
+  // (returns it: kFailedPrecondition for a state an operator must fix, such as a dropped slot).
+  // Transient errors (the database restarting) are retried inside with backoff.
+  [[nodiscard]] virtual absl::Status Run(CaptureTarget& target, const StopSignal& stop) = 0;
+  virtual SourceHealth Health() const = 0;
+};
+
+}  // namespace ferry

@@ -1,0 +1,221 @@
+#include "engine/log/durable_log.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace ferry {
+namespace {
+
+class DurableLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = "/tmp/ferry-log-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<DurableLog> OpenLog() {
+    auto log = DurableLog::Open({.path = dir_ + "/log"});
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? std::move(*log) : nullptr;
+  }
+
+  static AppendRequest Records(int n, const std::string& prefix) {
+    AppendRequest req;
+    for (int i = 0; i < n; ++i) {
+      req.records.push_back({RecordKind::kTransaction, absl::StrCat(prefix, i)});
+    }
+    return req;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(DurableLogTest, EmptyLogStartsAtOne) {
+  auto log = OpenLog();
+  EXPECT_EQ(log->next_seq(), 1u);
+  EXPECT_EQ(log->first_seq(), 1u);
+  auto records = log->Read(1, 10, 1 << 20);
+  ASSERT_TRUE(records.ok());
+  EXPECT_TRUE(records->empty());
+}
+
+TEST_F(DurableLogTest, AppendAssignsContiguousSequencesAndReadsBackInOrder) {
+  auto log = OpenLog();
+  auto first = log->Append(Records(3, "a"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 1u);
+  auto second = log->Append(Records(2, "b"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, 4u);
+  auto records = log->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 5u);
+  const char* want[] = {"a0", "a1", "a2", "b0", "b1"};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ((*records)[i].seq, static_cast<uint64_t>(i + 1));
+    EXPECT_EQ((*records)[i].payload, want[i]);
+    EXPECT_EQ((*records)[i].kind, RecordKind::kTransaction);
+  }
+}
+
+TEST_F(DurableLogTest, ReadHonoursRecordAndByteLimits) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Append(Records(10, "xxxxxxxxx")).ok());  // 10-byte payloads
+  auto by_count = log->Read(3, 4, 1 << 20);
+  ASSERT_TRUE(by_count.ok());
+  ASSERT_EQ(by_count->size(), 4u);
+  EXPECT_EQ(by_count->front().seq, 3u);
+  auto by_bytes = log->Read(1, 100, 25);  // stops once 25 bytes are reached: 3 records
+  ASSERT_TRUE(by_bytes.ok());
+  EXPECT_EQ(by_bytes->size(), 3u);
+  auto at_least_one = log->Read(1, 100, 1);
+  ASSERT_TRUE(at_least_one.ok());
+  EXPECT_EQ(at_least_one->size(), 1u);
+}
+
+TEST_F(DurableLogTest, ReopenRecoversRecordsCursorsAndNextSequence) {
+  {
+    auto log = OpenLog();
+    AppendRequest req = Records(7, "r");
+    req.cursors.push_back({"captured", 4242});
+    req.state.push_back({"snapshot/public.t", "done"});
+    ASSERT_TRUE(log->Append(std::move(req)).ok());
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->next_seq(), 8u);
+  auto cursor = log->GetCursor("captured");
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(cursor->value_or(0), 4242u);
+  auto state = log->GetState("snapshot/public.t");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->value_or(""), "done");
+  auto missing = log->GetCursor("nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  auto next = log->Append(Records(1, "after"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 8u);
+}
+
+TEST_F(DurableLogTest, TrimRemovesRecordsBelowAndSurvivesReopen) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Append(Records(10, "t")).ok());
+    ASSERT_TRUE(log->TrimBelow(6).ok());
+    EXPECT_EQ(log->first_seq(), 6u);
+    auto trimmed = log->Read(5, 10, 1 << 20);
+    EXPECT_EQ(trimmed.status().code(), absl::StatusCode::kOutOfRange);
+    auto rest = log->Read(6, 10, 1 << 20);
+    ASSERT_TRUE(rest.ok());
+    ASSERT_EQ(rest->size(), 5u);
+    EXPECT_EQ(rest->front().payload, "t5");
+    ASSERT_TRUE(log->TrimBelow(3).ok());  // below the current start: no-op
+    EXPECT_EQ(log->first_seq(), 6u);
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->first_seq(), 6u);
+  EXPECT_EQ(log->next_seq(), 11u);
+}
+
+TEST_F(DurableLogTest, TrimEverythingKeepsSequenceGoing) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Append(Records(4, "t")).ok());
+    ASSERT_TRUE(log->TrimBelow(100).ok());  // clamped to next_seq
+    EXPECT_EQ(log->first_seq(), 5u);
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->next_seq(), 5u);
+  auto seq = log->Append(Records(1, "n"));
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 5u);
+}
+
+TEST_F(DurableLogTest, CursorOnlyAppendWritesNoRecords) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->SetCursor("acked", 9).ok());
+  EXPECT_EQ(log->next_seq(), 1u);
+  EXPECT_EQ(log->GetCursor("acked")->value_or(0), 9u);
+}
+
+TEST_F(DurableLogTest, ExpectedFirstSequenceMismatchAppendsNothing) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Append(Records(2, "a")).ok());
+  AppendRequest wrong = Records(2, "b");
+  wrong.expected_first_seq = 7;
+  wrong.cursors.push_back({"received", 8});
+  auto result = log->Append(std::move(wrong));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log->next_seq(), 3u);
+  EXPECT_FALSE(log->GetCursor("received")->has_value());  // the cursor went with the records
+  AppendRequest right = Records(1, "c");
+  right.expected_first_seq = 3;
+  auto ok = log->Append(std::move(right));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 3u);
+}
+
+TEST_F(DurableLogTest, OversizedAndUnknownKindRecordsAreRefused) {
+  auto log = DurableLog::Open({.path = dir_ + "/small", .max_record_bytes = 16});
+  ASSERT_TRUE(log.ok());
+  AppendRequest big;
+  big.records.push_back({RecordKind::kTransaction, std::string(17, 'x')});
+  EXPECT_EQ((*log)->Append(std::move(big)).status().code(), absl::StatusCode::kInvalidArgument);
+  AppendRequest unknown;
+  unknown.records.push_back({static_cast<RecordKind>(99), "x"});
+  EXPECT_EQ((*log)->Append(std::move(unknown)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*log)->next_seq(), 1u);
+}
+
+TEST_F(DurableLogTest, ConcurrentWritersAreGroupedAndEachAppendStaysContiguous) {
+  auto log = OpenLog();
+  constexpr int kThreads = 4, kAppends = 200, kPerAppend = 3;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAppends; ++i) {
+        AppendRequest req;
+        for (int j = 0; j < kPerAppend; ++j) {
+          req.records.push_back({RecordKind::kTransaction, absl::StrCat(t, ":", i, ":", j)});
+        }
+        auto seq = log->Append(std::move(req));
+        ASSERT_TRUE(seq.ok()) << seq.status();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto records = log->Read(1, 1 << 20, 1 << 30);
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), static_cast<size_t>(kThreads * kAppends * kPerAppend));
+  // Each append's records are adjacent and in order; each writer's appends are in order.
+  std::vector<int> next_append(kThreads, 0);
+  for (size_t k = 0; k < records->size(); k += kPerAppend) {
+    int t, i, j;
+    ASSERT_EQ(sscanf((*records)[k].payload.c_str(), "%d:%d:%d", &t, &i, &j), 3);
+    EXPECT_EQ(i, next_append[t]++);
+    for (int m = 0; m < kPerAppend; ++m) {
+      EXPECT_EQ((*records)[k + m].payload, absl::StrCat(t, ":", i, ":", m));
+    }
+  }
+}
+
+TEST_F(DurableLogTest, WaitForRecordWakesOnAppendAndOnClose) {
+  auto log = OpenLog();
+  std::thread writer([&] { ASSERT_TRUE(log->Append(Records(1, "w")).ok()); });
+  EXPECT_TRUE(log->WaitForRecord(1, absl::InfiniteFuture()));
+  writer.join();
+  std::thread closer([&] { log->Close(); });
+  EXPECT_FALSE(log->WaitForRecord(2, absl::InfiniteFuture()));
+  closer.join();
+  EXPECT_EQ(log->Append(Records(1, "x")).status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace ferry
