@@ -1,0 +1,49 @@
+// LogCaptureTarget: the engine's CaptureTarget (engine/api/source.h) over the outbound
+// DurableLog. A source hands it transaction fragments; it stamps them with the region, epoch
+// and capture time, serializes them and appends them durably together with the "captured"
+// cursor, so the cursor never runs ahead of the records it describes (invariant 1).
+//
+// Thread-safe (the log is); sources call it from their own thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "engine/api/source.h"
+#include "engine/base/clock.h"
+#include "engine/log/durable_log.h"
+
+namespace ferry {
+
+inline constexpr char kCapturedCursor[] = "captured";
+
+class LogCaptureTarget final : public CaptureTarget {
+ public:
+  // `log` and `clock` must outlive this object. `epoch` is read at every append (the region's
+  // current epoch).
+  LogCaptureTarget(DurableLog* log, std::string region, std::function<uint64_t()> epoch,
+                   Clock* clock = Clock::Real());
+
+  // Reads the persisted "captured" cursor. Call once before the source runs.
+  [[nodiscard]] absl::Status Load();
+
+  absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override;
+  absl::Status AdvanceTo(uint64_t position) override;
+  uint64_t CapturedPosition() const override { return captured_.load(); }
+  absl::Status PutSourceState(const std::string& key, const std::string& value) override;
+  absl::StatusOr<std::string> GetSourceState(const std::string& key) const override;
+
+  // Transactions appended since construction (for metrics).
+  uint64_t transactions() const { return transactions_.load(); }
+
+ private:
+  DurableLog* const log_;
+  const std::string region_;
+  const std::function<uint64_t()> epoch_;
+  Clock* const clock_;
+  std::atomic<uint64_t> captured_{0};
+  std::atomic<uint64_t> transactions_{0};
+};
+
+}  // namespace ferry
