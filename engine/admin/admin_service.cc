@@ -1,0 +1,58 @@
+#include "engine/admin/admin_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace ferry {
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& longer = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i < longer.size(); ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+grpc::Status AdminService::Authenticate(const grpc::ServerContext& context) const {
+  if (token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  static constexpr char kBearer[] = "Bearer ";
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "admin token required");
+  }
+  const std::string value(it->second.data(), it->second.size());
+  if (value.size() > 4096 || value.rfind(kBearer, 0) != 0 ||
+      !ConstantTimeEquals(value.substr(sizeof(kBearer) - 1), token_)) {
+    spdlog::warn("admin call from {} refused: wrong token", context.peer());
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Status(grpc::ServerContext* context, const v1::StatusRequest*,
+                                  v1::StatusReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  *reply = backend_->Status();
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Pause(grpc::ServerContext* context, const v1::PauseRequest*,
+                                 v1::PauseReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  reply->set_was_paused(backend_->Pause());
+  spdlog::info("admin: pause (was {})", reply->was_paused() ? "paused" : "running");
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Resume(grpc::ServerContext* context, const v1::ResumeRequest*,
+                                  v1::ResumeReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  reply->set_was_paused(backend_->Resume());
+  spdlog::info("admin: resume (was {})", reply->was_paused() ? "paused" : "running");
+  return grpc::Status::OK;
+}
+
+}  // namespace ferry

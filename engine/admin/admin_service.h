@@ -1,0 +1,47 @@
+// AdminService: the gRPC admin service (proto/admin.proto) of ferryd. It authenticates the
+// caller and forwards to an AdminBackend, which the daemon implements; so the service holds no
+// replication state of its own and is tested with a fake backend.
+//
+// Thread safety: gRPC calls the service from its own threads; the backend must be thread-safe.
+#pragma once
+
+#include <string>
+
+#include "proto/admin.grpc.pb.h"
+
+namespace ferry {
+
+class AdminBackend {
+ public:
+  virtual ~AdminBackend() = default;
+  virtual v1::StatusReply Status() = 0;
+  // Both return whether the pipeline was paused before the call.
+  virtual bool Pause() = 0;
+  virtual bool Resume() = 0;
+};
+
+class AdminService final : public v1::Admin::Service {
+ public:
+  // `backend` must outlive the service. An empty token means no authentication (the admin
+  // listener should then be bound to loopback; ferryd warns otherwise).
+  AdminService(AdminBackend* backend, std::string token)
+      : backend_(backend), token_(std::move(token)) {}
+
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusReply* reply) override;
+  grpc::Status Pause(grpc::ServerContext* context, const v1::PauseRequest* request,
+                     v1::PauseReply* reply) override;
+  grpc::Status Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
+                      v1::ResumeReply* reply) override;
+
+ private:
+  grpc::Status Authenticate(const grpc::ServerContext& context) const;
+
+  AdminBackend* const backend_;
+  const std::string token_;
+};
+
+// Compares in time independent of where the strings differ (tokens must not leak by timing).
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+}  // namespace ferry

@@ -1,0 +1,211 @@
+// ferryctl: the operator's command line for ferryd's admin service.
+//
+//   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
+//   ferryctl --admin HOST:PORT pause | resume
+//
+// The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
+// from the command line itself (it would show in `ps`). Exit codes: 0 success, 1 the call
+// failed (unreachable, refused), 2 usage error.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/admin.grpc.pb.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: ferryctl --admin HOST:PORT [options] COMMAND
+
+Commands:
+  status [--json]   role, epoch, positions, lag, RPO, peer and per-table state
+  pause             hold shipping and applying back (capture goes on)
+  resume            undo pause
+
+Options:
+  --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
+  --token-file FILE     admin token (or the FERRY_ADMIN_TOKEN environment variable)
+  --timeout SECONDS     give up after this long (default 5)
+  --help                this text
+)";
+
+struct Args {
+  std::string admin;
+  std::string token;
+  double timeout_s = 5;
+  std::string command;
+  bool json = false;
+};
+
+int Usage(const std::string& error) {
+  if (!error.empty()) std::fprintf(stderr, "ferryctl: %s\n\n", error.c_str());
+  std::fputs(kUsage, error.empty() ? stdout : stderr);
+  return error.empty() ? 0 : 2;
+}
+
+bool ReadTokenFile(const std::string& path, std::string* token, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = absl::StrCat("cannot read token file ", path);
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *token = ss.str();
+  while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
+  return true;
+}
+
+std::string Seconds(double s) {
+  if (s < 0) return "-";
+  return absl::StrFormat("%.3fs", s);
+}
+
+void PrintHuman(const ferry::v1::StatusReply& r) {
+  const auto& p = r.positions();
+  std::printf("region      %s (%s, epoch %llu)%s\n", r.region().c_str(), r.role().c_str(),
+              static_cast<unsigned long long>(r.epoch()), r.paused() ? "  PAUSED" : "");
+  std::printf("uptime      %llds   version %s\n", static_cast<long long>(r.uptime_seconds()),
+              r.version().c_str());
+  if (r.role() == "primary") {
+    std::printf(
+        "source      %s  captured %s  slot %s  retained WAL %lld bytes%s%s\n",
+        r.source().connected() ? "connected" : "DISCONNECTED", p.captured_source_lsn().c_str(),
+        r.source().slot().c_str(), static_cast<long long>(r.source().slot_retained_wal_bytes()),
+        r.source().snapshot_in_progress() ? "  (snapshot in progress)" : "",
+        r.source().last_error().empty() ? "" : (" error: " + r.source().last_error()).c_str());
+    std::printf("outbound    seq %llu..%llu  shipped %llu  acked %llu  peer applied %llu\n",
+                static_cast<unsigned long long>(p.outbound_first_seq()),
+                static_cast<unsigned long long>(p.outbound_next_seq()),
+                static_cast<unsigned long long>(p.shipped_seq()),
+                static_cast<unsigned long long>(p.acked_seq()),
+                static_cast<unsigned long long>(p.peer_applied_seq()));
+    std::printf("RPO         %llu records, %llu bytes, %s\n",
+                static_cast<unsigned long long>(r.rpo().records()),
+                static_cast<unsigned long long>(r.rpo().bytes()),
+                Seconds(r.rpo().seconds()).c_str());
+  } else {
+    std::printf("inbound     next seq %llu  applied %llu\n",
+                static_cast<unsigned long long>(p.inbound_next_seq()),
+                static_cast<unsigned long long>(p.applied_seq()));
+  }
+  std::printf("apply lag   %llu records, %llu bytes, %s\n",
+              static_cast<unsigned long long>(r.apply_lag().records()),
+              static_cast<unsigned long long>(r.apply_lag().bytes()),
+              Seconds(r.apply_lag().seconds()).c_str());
+  std::printf("peer        %s  %s%s\n", r.peer().address().c_str(),
+              r.peer().connected() ? "connected" : "DISCONNECTED",
+              r.peer().last_error().empty() ? "" : (" error: " + r.peer().last_error()).c_str());
+  std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
+  if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
+  if (r.tables_size() > 0) {
+    std::printf("\n%-40s %-8s %-10s %s\n", "TABLE", "STATE", "AT SEQ", "REASON");
+    for (const auto& t : r.tables()) {
+      std::printf("%-40s %-8s %-10llu %s\n", t.table().c_str(), t.state().c_str(),
+                  static_cast<unsigned long long>(t.stopped_at_seq()), t.reason().c_str());
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (const char* env = std::getenv("FERRY_ADMIN")) args.admin = env;
+  if (const char* env = std::getenv("FERRY_ADMIN_TOKEN")) args.token = env;
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)name;
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") return Usage("");
+    if (a == "--admin") {
+      const char* v = value("--admin");
+      if (v == nullptr) return Usage("--admin needs HOST:PORT");
+      args.admin = v;
+    } else if (a == "--token-file") {
+      const char* v = value("--token-file");
+      if (v == nullptr) return Usage("--token-file needs a path");
+      std::string error;
+      if (!ReadTokenFile(v, &args.token, &error)) {
+        std::fprintf(stderr, "ferryctl: %s\n", error.c_str());
+        return 2;
+      }
+    } else if (a == "--timeout") {
+      const char* v = value("--timeout");
+      char* end = nullptr;
+      args.timeout_s = v ? std::strtod(v, &end) : 0;
+      if (v == nullptr || *end != '\0' || args.timeout_s <= 0 || args.timeout_s > 3600) {
+        return Usage("--timeout needs a number of seconds between 0 and 3600");
+      }
+    } else if (a == "--json") {
+      args.json = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return Usage(absl::StrCat("unknown option ", a));
+    } else {
+      rest.push_back(a);
+    }
+  }
+  if (rest.size() != 1) return Usage(rest.empty() ? "no command given" : "one command at a time");
+  args.command = rest[0];
+  if (args.command != "status" && args.command != "pause" && args.command != "resume") {
+    return Usage(absl::StrCat("unknown command '", args.command, "'"));
+  }
+  if (args.json && args.command != "status") return Usage("--json goes with status");
+  if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
+
+  auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());
+  auto stub = ferry::v1::Admin::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(args.timeout_s * 1000)));
+  if (!args.token.empty()) ctx.AddMetadata("authorization", "Bearer " + args.token);
+
+  grpc::Status status;
+  if (args.command == "status") {
+    ferry::v1::StatusReply reply;
+    status = stub->Status(&ctx, ferry::v1::StatusRequest(), &reply);
+    if (status.ok()) {
+      if (args.json) {
+        std::string json;
+        google::protobuf::util::JsonPrintOptions options;
+        options.add_whitespace = true;
+        options.always_print_primitive_fields = true;
+        options.preserve_proto_field_names = true;
+        (void)google::protobuf::util::MessageToJsonString(reply, &json, options);
+        std::fputs(json.c_str(), stdout);
+      } else {
+        PrintHuman(reply);
+      }
+    }
+  } else if (args.command == "pause") {
+    ferry::v1::PauseReply reply;
+    status = stub->Pause(&ctx, ferry::v1::PauseRequest(), &reply);
+    if (status.ok()) std::printf("paused%s\n", reply.was_paused() ? " (already)" : "");
+  } else {
+    ferry::v1::ResumeReply reply;
+    status = stub->Resume(&ctx, ferry::v1::ResumeRequest(), &reply);
+    if (status.ok()) std::printf("resumed%s\n", reply.was_paused() ? "" : " (was not paused)");
+  }
+  if (!status.ok()) {
+    const char* what = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                               status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                           ? "cannot reach ferryd admin at "
+                           : "ferryd admin at ";
+    std::fprintf(stderr, "ferryctl: %s%s: %s (%d)\n", what, args.admin.c_str(),
+                 status.error_message().c_str(), static_cast<int>(status.error_code()));
+    return 1;
+  }
+  return 0;
+}

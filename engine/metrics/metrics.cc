@@ -1,0 +1,170 @@
+#include "engine/metrics/metrics.h"
+
+#include <prometheus/metric_family.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace ferry {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+class StatusCollector final : public prometheus::Collectable {
+ public:
+  StatusCollector(std::function<v1::StatusReply()> status, std::function<EngineCounters()> counters)
+      : status_(std::move(status)), counters_(std::move(counters)) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    const v1::StatusReply s = status_();
+    const EngineCounters c = counters_();
+    std::vector<MetricFamily> out;
+    auto add = [&](const std::string& name, const std::string& help, MetricType type, double value,
+                   std::vector<ClientMetric::Label> labels = {}) {
+      MetricFamily* family = nullptr;
+      for (auto& f : out) {
+        if (f.name == name) family = &f;
+      }
+      if (family == nullptr) {
+        out.push_back(MetricFamily{name, help, type, {}});
+        family = &out.back();
+      }
+      ClientMetric m;
+      m.label = std::move(labels);
+      if (type == MetricType::Counter) {
+        m.counter.value = value;
+      } else {
+        m.gauge.value = value;
+      }
+      family->metric.push_back(std::move(m));
+    };
+    const auto G = MetricType::Gauge;
+    const auto C = MetricType::Counter;
+    const auto& p = s.positions();
+    add("ferry_up", "1 while ferryd runs; labels name the region and its role", G, 1,
+        {{"region", s.region()}, {"role", s.role()}});
+    add("ferry_is_primary", "1 when this region is the primary", G, s.role() == "primary");
+    add("ferry_epoch", "Fencing epoch of this region", G, static_cast<double>(s.epoch()));
+    add("ferry_paused", "1 while shipping and applying are paused", G, s.paused());
+    add("ferry_captured_source_position", "Highest source position durable in the outbound log", G,
+        static_cast<double>(p.captured_source_position()));
+    add("ferry_captured_transactions_total", "Source transactions captured", C,
+        static_cast<double>(c.captured_transactions));
+    for (const auto& [log, records, bytes, disk, next, first] :
+         {std::tuple{"outbound", c.outbound_appended_records, c.outbound_appended_bytes,
+                     c.outbound_disk_bytes, p.outbound_next_seq(), p.outbound_first_seq()},
+          std::tuple{"inbound", c.inbound_appended_records, c.inbound_appended_bytes,
+                     c.inbound_disk_bytes, p.inbound_next_seq(), uint64_t{0}}}) {
+      add("ferry_log_appended_records_total", "Records appended durably to a log", C,
+          static_cast<double>(records), {{"log", log}});
+      add("ferry_log_appended_bytes_total", "Payload bytes appended durably to a log", C,
+          static_cast<double>(bytes), {{"log", log}});
+      add("ferry_log_size_bytes", "Approximate size of a log on disk", G, static_cast<double>(disk),
+          {{"log", log}});
+      add("ferry_log_next_seq", "Sequence number the next record of a log gets", G,
+          static_cast<double>(next), {{"log", log}});
+      (void)first;
+    }
+    add("ferry_shipped_seq", "Highest outbound sequence sent to the peer", G,
+        static_cast<double>(p.shipped_seq()));
+    add("ferry_acked_seq", "Highest outbound sequence durable at the peer", G,
+        static_cast<double>(p.acked_seq()));
+    add("ferry_applied_seq", "Highest inbound sequence applied to the local database", G,
+        static_cast<double>(p.applied_seq()));
+    add("ferry_rpo_records", "Records the peer has not made durable yet (current RPO)", G,
+        static_cast<double>(s.rpo().records()));
+    add("ferry_rpo_bytes", "Bytes the peer has not made durable yet (current RPO)", G,
+        static_cast<double>(s.rpo().bytes()));
+    add("ferry_rpo_seconds", "Age of the oldest record the peer has not made durable", G,
+        s.rpo().seconds());
+    add("ferry_lag_records", "Records captured or received but not applied yet", G,
+        static_cast<double>(s.apply_lag().records()));
+    add("ferry_lag_bytes", "Bytes captured or received but not applied yet", G,
+        static_cast<double>(s.apply_lag().bytes()));
+    add("ferry_lag_seconds", "Source commit to target apply delay of the oldest pending change", G,
+        s.apply_lag().seconds());
+    add("ferry_slot_retained_wal_bytes", "WAL the source database retains for Ferry's slot", G,
+        static_cast<double>(s.source().slot_retained_wal_bytes()));
+    add("ferry_source_connected", "1 while the source database connection is up", G,
+        s.source().connected());
+    add("ferry_peer_connected", "1 while the replication stream to/from the peer is up", G,
+        s.peer().connected());
+    add("ferry_stream_wire_bytes_total", "Bytes sent on the replication stream (compressed)", C,
+        static_cast<double>(c.stream_wire_bytes));
+    add("ferry_stream_raw_bytes_total", "Record bytes sent on the replication stream", C,
+        static_cast<double>(c.stream_raw_bytes));
+    add("ferry_stream_batches_total", "Batches sent on the replication stream", C,
+        static_cast<double>(c.stream_batches));
+    add("ferry_applied_transactions_total", "Source transactions applied to the local database", C,
+        static_cast<double>(c.applied_transactions));
+    add("ferry_conflicts_total", "Apply conflicts recorded", C, static_cast<double>(s.conflicts()));
+    int stopped = 0;
+    for (const auto& t : s.tables()) {
+      const bool is_stopped = t.state() == "stopped";
+      stopped += is_stopped;
+      add("ferry_table_stopped", "1 when apply stopped the table (reason in ferryctl status)", G,
+          is_stopped, {{"table", t.table()}});
+    }
+    add("ferry_tables_stopped", "Tables whose apply is stopped", G, stopped);
+    return out;
+  }
+
+ private:
+  const std::function<v1::StatusReply()> status_;
+  const std::function<EngineCounters()> counters_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& address,
+                                                        std::function<v1::StatusReply()> status,
+                                                        std::function<EngineCounters()> counters) {
+  std::unique_ptr<Metrics> m(new Metrics());
+  try {
+    m->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("metrics listener ", address, ": ", e.what()));
+  }
+  m->registry_ = std::make_shared<prometheus::Registry>();
+  m->apply_latency_ = &prometheus::BuildHistogram()
+                           .Name("ferry_apply_latency_seconds")
+                           .Help("Source commit to target commit, per applied transaction group")
+                           .Register(*m->registry_)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
+                                        0.5, 1, 2.5, 5, 10, 30, 60});
+  m->batch_records_ =
+      &prometheus::BuildHistogram()
+           .Name("ferry_batch_records")
+           .Help("Records per shipped batch or applied group")
+           .Register(*m->registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 16, 64, 256, 1024, 4096, 16384});
+  m->errors_ = &prometheus::BuildCounter()
+                    .Name("ferry_errors_total")
+                    .Help("Errors by kind (source, stream, apply, log, admin)")
+                    .Register(*m->registry_);
+  for (const char* kind : {"source", "stream", "apply", "log", "admin"}) {
+    m->errors_->Add({{"kind", kind}});  // present from the start, so rate() works
+  }
+  m->status_collector_ = std::make_shared<StatusCollector>(std::move(status), std::move(counters));
+  m->exposer_->RegisterCollectable(m->registry_);
+  m->exposer_->RegisterCollectable(m->status_collector_);
+  return m;
+}
+
+Metrics::~Metrics() {
+  if (exposer_ != nullptr) {
+    exposer_->RemoveCollectable(status_collector_);
+    exposer_->RemoveCollectable(registry_);
+  }
+}
+
+void Metrics::CountError(const std::string& kind) { errors_->Add({{"kind", kind}}).Increment(); }
+
+int Metrics::port() const {
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+}  // namespace ferry

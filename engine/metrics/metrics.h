@@ -1,0 +1,67 @@
+// Metrics: ferryd's Prometheus endpoint (prometheus-cpp) at listen.metrics.
+//
+// Most series are read from the daemon's status at scrape time (StatusCollector), so a metric
+// and `ferryctl status` can never disagree. Distributions that must be observed as they happen
+// (apply latency, batch sizes) and error counters live in the registry and are fed by the
+// daemon. The names are an operator contract: deploy/grafana and deploy/prometheus use them;
+// docs/metrics.md lists them.
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/admin.pb.h"
+
+namespace ferry {
+
+// Engine counters that are not part of StatusReply, read at scrape time.
+struct EngineCounters {
+  uint64_t captured_transactions = 0;
+  uint64_t outbound_appended_records = 0;
+  uint64_t outbound_appended_bytes = 0;
+  uint64_t outbound_disk_bytes = 0;
+  uint64_t inbound_appended_records = 0;
+  uint64_t inbound_appended_bytes = 0;
+  uint64_t inbound_disk_bytes = 0;
+  uint64_t stream_wire_bytes = 0;
+  uint64_t stream_raw_bytes = 0;
+  uint64_t stream_batches = 0;
+  uint64_t applied_transactions = 0;
+};
+
+class Metrics {
+ public:
+  // Starts the HTTP endpoint on `address` (HOST:PORT). kUnavailable when it cannot bind.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Metrics>> Start(
+      const std::string& address, std::function<v1::StatusReply()> status,
+      std::function<EngineCounters()> counters);
+  ~Metrics();
+
+  // Observed as they happen; thread-safe.
+  void ObserveApplyLatency(double seconds) { apply_latency_->Observe(seconds); }
+  void ObserveBatchRecords(double records) { batch_records_->Observe(records); }
+  // Counts an error of a kind ("source", "stream", "apply", "log", "config", "admin").
+  void CountError(const std::string& kind);
+
+  // The port actually bound (useful with port 0).
+  int port() const;
+
+ private:
+  Metrics() = default;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> status_collector_;
+  prometheus::Histogram* apply_latency_ = nullptr;
+  prometheus::Histogram* batch_records_ = nullptr;
+  prometheus::Family<prometheus::Counter>* errors_ = nullptr;
+};
+
+}  // namespace ferry
