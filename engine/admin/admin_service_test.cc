@@ -1,0 +1,128 @@
+#include "engine/admin/admin_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+namespace ferry {
+namespace {
+
+class FakeBackend : public AdminBackend {
+ public:
+  v1::StatusReply Status() override {
+    v1::StatusReply r;
+    r.set_region("east");
+    r.set_role("primary");
+    r.set_epoch(3);
+    r.set_paused(paused_);
+    return r;
+  }
+  bool Pause() override { return paused_.exchange(true); }
+  bool Resume() override { return paused_.exchange(false); }
+  std::atomic<bool> paused_{false};
+};
+
+class AdminServiceTest : public ::testing::Test {
+ protected:
+  void StartServer(const std::string& token) {
+    service_ = std::make_unique<AdminService>(&backend_, token);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ =
+        v1::Admin::NewStub(grpc::CreateChannel(absl_address(), grpc::InsecureChannelCredentials()));
+  }
+  std::string absl_address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+  static void WithToken(grpc::ClientContext* ctx, const std::string& token) {
+    ctx->AddMetadata("authorization", "Bearer " + token);
+  }
+
+  FakeBackend backend_;
+  std::unique_ptr<AdminService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::Admin::Stub> stub_;
+  int port_ = 0;
+};
+
+TEST_F(AdminServiceTest, StatusPassesTheBackendReplyThrough) {
+  StartServer("");
+  grpc::ClientContext ctx;
+  v1::StatusReply reply;
+  ASSERT_TRUE(stub_->Status(&ctx, v1::StatusRequest(), &reply).ok());
+  EXPECT_EQ(reply.region(), "east");
+  EXPECT_EQ(reply.epoch(), 3u);
+}
+
+TEST_F(AdminServiceTest, PauseAndResumeReportThePreviousState) {
+  StartServer("");
+  v1::PauseReply pause;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Pause(&ctx, v1::PauseRequest(), &pause).ok());
+  }
+  EXPECT_FALSE(pause.was_paused());
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Pause(&ctx, v1::PauseRequest(), &pause).ok());
+  }
+  EXPECT_TRUE(pause.was_paused());
+  v1::ResumeReply resume;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->Resume(&ctx, v1::ResumeRequest(), &resume).ok());
+  EXPECT_TRUE(resume.was_paused());
+  EXPECT_FALSE(backend_.paused_);
+}
+
+TEST_F(AdminServiceTest, MissingOrWrongTokenIsRefusedAndChangesNothing) {
+  StartServer("s3cret-token");
+  v1::PauseReply reply;
+  {
+    grpc::ClientContext ctx;
+    auto s = stub_->Pause(&ctx, v1::PauseRequest(), &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  for (const std::string& bad :
+       std::vector<std::string>{"s3cret-toke", "s3cret-token2", "", std::string(3000, 'x')}) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, bad);
+    auto s = stub_->Pause(&ctx, v1::PauseRequest(), &reply);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << bad.size();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Basic s3cret-token");
+    EXPECT_EQ(stub_->Pause(&ctx, v1::PauseRequest(), &reply).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_FALSE(backend_.paused_);
+  grpc::ClientContext ctx;
+  WithToken(&ctx, "s3cret-token");
+  EXPECT_TRUE(stub_->Pause(&ctx, v1::PauseRequest(), &reply).ok());
+  EXPECT_TRUE(backend_.paused_);
+}
+
+TEST_F(AdminServiceTest, OversizedTokenIsRefusedAndChangesNothing) {
+  StartServer("s3cret-token");
+  grpc::ClientContext ctx;
+  WithToken(&ctx, std::string(100000, 'x'));  // beyond gRPC's metadata limit
+  v1::PauseReply reply;
+  EXPECT_FALSE(stub_->Pause(&ctx, v1::PauseRequest(), &reply).ok());
+  EXPECT_FALSE(backend_.paused_);
+}
+
+TEST(ConstantTimeEqualsTest, ComparesWholeStrings) {
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+  EXPECT_FALSE(ConstantTimeEquals("", "a"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+}
+
+}  // namespace
+}  // namespace ferry
