@@ -1,0 +1,214 @@
+// ferry::config: the YAML configuration of one `ferryd` (one region's sidecar).
+//
+// LoadConfigFile() reads, parses and validates the whole file once, at start; the Config it
+// returns is plain data that the rest of the engine treats as const. Every key, type, default
+// and rule is documented in docs/config.md. In short:
+//
+//   * Every value is validated (type, range, format, cross-key rules). The first problem found
+//     is returned as kInvalidArgument whose message names the file, the key path and the reason,
+//     e.g. `config /etc/ferry/east.yaml: key 'listen.admin': expected HOST:PORT, got "7400"
+//     (line 9, column 10)`.
+//   * Unknown keys are errors, with a "did you mean" suggestion for near misses: a typo in a
+//     replication config must never be silently ignored.
+//   * Secrets (the Postgres password, the replication and admin tokens) come from files or from
+//     environment variables named in the config, are read at load time, and are never printed:
+//     DebugString() masks them.
+//   * Hostile input is refused without hanging or exhausting memory: files over 1 MiB, more
+//     than 256 '[' / '{' (yaml-cpp queues an open flow collection's tokens), more than
+//     kMaxConfigNodes YAML nodes, nesting deeper than 32, several documents. Alias expansion
+//     ("billion laughs") cannot multiply work: aliases are shared and every value is
+//     type-checked before it is walked.
+//   * No exception escapes: yaml-cpp's are caught here and turned into statuses (syntax errors
+//     carry their line and column).
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(ferry::config::Config config,
+//                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml"));
+//   for (const std::string& w : config.warnings) LOG(WARNING) << w;
+//   LOG(INFO) << config.DebugString();   // secrets masked
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ferry::config {
+
+// Input limits. A config is a few hundred bytes; these only stop hostile or broken input.
+inline constexpr size_t kMaxConfigBytes = 1 << 20;   // whole file
+inline constexpr size_t kMaxConfigNodes = 50'000;    // YAML nodes (scalars, maps, lists, aliases)
+inline constexpr size_t kMaxSecretBytes = 64 << 10;  // one secret file
+inline constexpr size_t kMaxStringBytes = 4096;      // any single string value
+
+// A network endpoint. `host` is an IPv4 address, an IPv6 address (stored without brackets) or
+// a DNS host name; it is never empty. Port 0 means "any free port" and is meaningful only for a
+// listening socket (tests).
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+
+  // "host:port", with brackets around an IPv6 host: "[::1]:7401".
+  std::string ToString() const;
+  bool operator==(const HostPort&) const = default;
+};
+
+// Parses "HOST:PORT": "127.0.0.1:7401", "[::1]:7401", "db.example.com:7401", with port 0-65535.
+// An IPv6 address must be in brackets. On failure returns kInvalidArgument whose message is only
+// the reason (e.g. `expected HOST:PORT, got "7400"`), for the caller to prefix with context.
+[[nodiscard]] absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
+
+// Parses a byte size: a non-negative integer ("65536", "65536B") or an integer followed by a
+// binary unit KiB, MiB, GiB or TiB ("512KiB", "64MiB", "1 GiB"; unit case-insensitive). Decimal
+// units (KB, MB, k, M...) and fractions are refused, because they are ambiguous. On failure
+// returns kInvalidArgument whose message is only the reason.
+[[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+
+enum class Role { kPrimary, kStandby };
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+enum class ConflictPolicy { kStop, kApplyRemote };
+
+std::string_view RoleName(Role role);                        // "primary" | "standby"
+std::string_view LogLevelName(LogLevel level);               // "trace" ... "error"
+std::string_view ConflictPolicyName(ConflictPolicy policy);  // "stop" | "apply_remote"
+
+// A secret read at load time from a file or an environment variable named in the config.
+// `source` says where it came from ("file /run/secrets/pg", "env PGPASSWORD_EAST") and may be
+// logged; `value` must never be printed or logged. Both are empty when the secret is not set.
+struct Secret {
+  std::string source;
+  std::string value;
+
+  bool is_set() const { return !source.empty(); }
+};
+
+struct PostgresConfig {
+  // libpq connection string, keyword form ("host=... dbname=...") or URI ("postgresql://...").
+  // Required. Must not contain a password: use password_file / password_env.
+  std::string dsn;
+  // The password for `dsn`, from postgres.password_file or postgres.password_env (at most one).
+  // Unset: libpq's own means apply (~/.pgpass, PGPASSFILE, trust/peer auth).
+  Secret password;
+  // Publication to stream from; created FOR ALL TABLES (or FOR TABLE `tables`) if missing.
+  // Lower-case unquoted Postgres identifier, at most 63 bytes.
+  std::string publication = "ferry";
+  // Logical replication slot; created if missing. [a-z0-9_]{1,63}. Default "ferry_<region>",
+  // with '-' in the region name turned into '_'.
+  std::string slot;
+  // Tables of the publication when it is created, as "schema.table" (lower-case unquoted
+  // identifiers), no duplicates. Empty: FOR ALL TABLES.
+  std::vector<std::string> tables;
+  // Copy the existing rows (initial snapshot) when the slot is created.
+  bool snapshot = true;
+};
+
+struct ListenConfig {
+  // Where the peer connects to ship changes to this region. Required.
+  HostPort replication;
+  // gRPC admin service (ferryctl).
+  HostPort admin{"127.0.0.1", 7400};
+  // Prometheus /metrics.
+  HostPort metrics{"127.0.0.1", 9400};
+};
+
+struct PeerConfig {
+  // The peer region's replication listener. Required; port 0 is refused.
+  HostPort replication;
+  // Expected name of the peer region, checked at handshake when set. Empty: not checked.
+  std::string region;
+};
+
+struct TlsConfig {
+  // Mutual TLS between regions: all three absolute paths, or none. Files must exist and be
+  // readable at load time; the transport reads their contents.
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+struct SecurityConfig {
+  // Shared replication token both regions present at handshake (token_file / token_env).
+  // Unset is allowed but produces a warning.
+  Secret token;
+  // Token ferryctl must present to the admin service (admin_token_file / admin_token_env).
+  Secret admin_token;
+  TlsConfig tls;
+};
+
+struct StreamConfig {
+  // zstd level for batches on the wire: 0 = off, 1..19.
+  int compression_level = 3;
+  // Unacknowledged bytes in flight to the peer; >= max_batch_bytes.
+  uint64_t window_bytes = 64ull << 20;
+  // Target size of one shipped batch; <= max_message_bytes and <= window_bytes.
+  uint64_t max_batch_bytes = 4ull << 20;
+  // Largest stream message sent or accepted; larger incoming messages are refused.
+  uint64_t max_message_bytes = 16ull << 20;
+  // Reconnect backoff: starts at min, doubles up to max. min <= max.
+  int64_t reconnect_min_ms = 100;
+  int64_t reconnect_max_ms = 30'000;
+};
+
+struct ApplyConfig {
+  // Parallel apply connections to the target database, 1..64.
+  int workers = 4;
+  // What apply does when a change conflicts with the target (row missing, key exists):
+  // kStop stops the table at that position; kApplyRemote makes the target match the source.
+  ConflictPolicy conflict_policy = ConflictPolicy::kStop;
+  // A target transaction groups source transactions until one of these limits is reached.
+  int64_t group_max_transactions = 1000;
+  uint64_t group_max_bytes = 16ull << 20;
+  int64_t group_max_delay_ms = 20;
+};
+
+struct DurableLogConfig {
+  // Acknowledged records are kept until they are older than retention_seconds or the kept
+  // acknowledged bytes exceed retention_bytes, whichever comes first. 0 = trim as soon as
+  // acknowledged. Unacknowledged records are never trimmed.
+  uint64_t retention_bytes = 1ull << 30;
+  int64_t retention_seconds = 3600;
+};
+
+struct Config {
+  // This region's name, [a-z0-9_-]{1,32}. Required.
+  std::string region;
+  // Absolute path of the durable log and region state. Required; created by ferryd if missing.
+  std::string data_dir;
+  // Initial role only: after the first start the persisted role wins. Required.
+  Role role = Role::kStandby;
+  LogLevel log_level = LogLevel::kInfo;
+  PostgresConfig postgres;
+  ListenConfig listen;
+  PeerConfig peer;
+  SecurityConfig security;
+  StreamConfig stream;
+  ApplyConfig apply;
+  DurableLogConfig log;
+
+  // Not configuration: where it came from (the path or source name), and the warnings found
+  // while loading (no replication token, secret file readable by others...). The caller logs
+  // the warnings; none of them contains a secret.
+  std::string source;
+  std::vector<std::string> warnings;
+
+  // The effective configuration as YAML-like text, every value shown except secrets, which
+  // appear as "<secret from SOURCE>" or "<unset>". Safe to log.
+  std::string DebugString() const;
+};
+
+// Reads and validates the config file at `path`. Errors (kInvalidArgument) name the file:
+// missing or unreadable file (with the OS error), not a regular file, over kMaxConfigBytes,
+// YAML syntax (line and column), or any invalid value (key path and reason).
+// Secrets named by the config are read from the environment (getenv) and the file system; call
+// it before starting threads that modify the environment.
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// As LoadConfigFile, on text already in memory; `source_name` stands for the file in messages.
+[[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
+                                                 std::string_view source_name);
+
+}  // namespace ferry::config

@@ -1,0 +1,36 @@
+#include "tests/support/temp_dir.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "gtest/gtest.h"
+
+namespace ferry::testing {
+
+TempDir::TempDir(std::string_view prefix) {
+  std::string pattern = "/tmp/" + std::string(prefix) + "-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    std::fprintf(stderr, "TempDir: mkdtemp(%s): %s\n", pattern.c_str(), std::strerror(errno));
+    std::abort();
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  if (keep_ || ::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "TempDir: keeping %s\n", path_.c_str());
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  if (ec) std::fprintf(stderr, "TempDir: removing %s: %s\n", path_.c_str(), ec.message().c_str());
+}
+
+std::string TempDir::File(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+}  // namespace ferry::testing
