@@ -56,7 +56,8 @@ class CaptureTarget {
 
   // Durably appends transaction fragments (in order; see Transaction in proto/change.proto).
   // `captured_position` is the source position that is completely captured once these are
-  // durable: the commit position of the last complete transaction among them, or 0 when the
+  // durable: the position just past the last complete transaction among them (Postgres: the
+  // commit's end LSN, what the slot is confirmed to), or 0 when the
   // fragments complete none (the middle of a large transaction). Returns only when the
   // fragments are durable; on error nothing of this call is durable and the source must
   // restart from CapturedPosition().

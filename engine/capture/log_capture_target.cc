@@ -31,7 +31,7 @@ absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
     fragment.set_capture_time_us(now_us);
     if (fragment.last_fragment()) ++completed;
     NewRecord record;
-    record.kind = RecordKind::kTransaction;
+    record.kind = fragment.snapshot() ? RecordKind::kSnapshotRows : RecordKind::kTransaction;
     if (!fragment.SerializeToString(&record.payload)) {
       return absl::InternalError("cannot serialize a captured transaction");
     }

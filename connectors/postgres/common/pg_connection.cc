@@ -1,0 +1,137 @@
+#include "connectors/postgres/common/pg_connection.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace ferry::pg {
+namespace {
+
+std::string Abbreviate(absl::string_view sql) {
+  if (sql.size() <= 200) return std::string(sql);
+  return absl::StrCat(sql.substr(0, 200), "...");
+}
+
+std::string QuoteConninfoValue(absl::string_view v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
+  if (options == nullptr) {
+    std::string message = err != nullptr ? err : "out of memory";
+    if (err != nullptr) PQfreemem(err);
+    return absl::InvalidArgumentError(absl::StrCat("cannot parse the Postgres DSN: ",
+                                                   absl::StripTrailingAsciiWhitespace(message)));
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || absl::string_view(o->keyword) == "replication") continue;
+    absl::StrAppend(&out, o->keyword, "=", QuoteConninfoValue(o->val), " ");
+  }
+  PQconninfoFree(options);
+  absl::StrAppend(&out, "replication=database");
+  return out;
+}
+
+absl::StatusCode CodeForSqlState(absl::string_view sqlstate) {
+  if (absl::StartsWith(sqlstate, "08") || absl::StartsWith(sqlstate, "57P") ||
+      absl::StartsWith(sqlstate, "53") || sqlstate == "55006") {
+    return absl::StatusCode::kUnavailable;
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01") return absl::StatusCode::kAborted;
+  if (sqlstate == "42704" || sqlstate == "42P01" || sqlstate == "42710" || sqlstate == "55000") {
+    return absl::StatusCode::kFailedPrecondition;
+  }
+  return absl::StatusCode::kInternal;
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
+                                                                    ConnectionKind kind) {
+  std::string conninfo = dsn;
+  if (kind == ConnectionKind::kLogicalReplication) {
+    auto replication = ReplicationDsn(dsn);
+    if (!replication.ok()) return replication.status();
+    conninfo = *std::move(replication);
+  }
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  if (conn == nullptr) return absl::ResourceExhaustedError("libpq could not allocate a connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
+    PQfinish(conn);
+    // A refused or unreachable server is the common transient case; a bad password or an
+    // unknown database looks the same to libpq at this point, and retrying them is harmless.
+    return absl::UnavailableError(absl::StrCat("cannot connect to Postgres: ", message));
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+absl::Status PgConnection::ConnectionError(absl::string_view context) const {
+  std::string message(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn_)));
+  absl::StatusCode code = broken() ? absl::StatusCode::kUnavailable : absl::StatusCode::kInternal;
+  return absl::Status(code, absl::StrCat(context, ": ", message));
+}
+
+absl::Status PgConnection::ResultError(const PGresult* result, absl::string_view context) const {
+  if (result == nullptr) return ConnectionError(context);
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  if (state == nullptr) {
+    // No server error: libpq itself failed (connection lost mid-query and the like).
+    std::string message(absl::StripTrailingAsciiWhitespace(PQresultErrorMessage(result)));
+    if (message.empty()) {
+      message = std::string(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn_)));
+    }
+    absl::StatusCode code = broken() ? absl::StatusCode::kUnavailable : absl::StatusCode::kInternal;
+    return absl::Status(code, absl::StrCat(context, ": ", message));
+  }
+  absl::StatusCode code = CodeForSqlState(state);
+  if (broken()) code = absl::StatusCode::kUnavailable;
+  return absl::Status(code, absl::StrCat(context, ": [", state, "] ",
+                                         primary != nullptr ? primary : "(no message)"));
+}
+
+absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw_result, absl::string_view sql) {
+  PgResult result(raw_result);
+  switch (raw_result == nullptr ? PGRES_FATAL_ERROR : result.status()) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+      return result;
+    default:
+      return ResultError(raw_result,
+                         absl::StrCat("Postgres statement failed (", Abbreviate(sql), ")"));
+  }
+}
+
+absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql) {
+  std::string text(sql);
+  return Check(PQexec(conn_, text.c_str()), sql);
+}
+
+absl::StatusOr<PgResult> PgConnection::ExecParams(
+    absl::string_view sql, const std::vector<std::optional<std::string>>& params) {
+  std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  return Check(PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                            values.data(), nullptr, nullptr, 0),
+               sql);
+}
+
+}  // namespace ferry::pg

@@ -1,0 +1,107 @@
+// A thin RAII layer over libpq for Ferry's Postgres connectors: a connection (normal or
+// logical-replication), results, and the mapping of libpq/SQLSTATE errors to absl::Status
+// codes with their retry meaning (engine/base/status_macros.h):
+//   connection lost, server shutting down or starting, too many clients,
+//   object in use (a slot still held by a previous session)             -> kUnavailable
+//   serialization failure, deadlock                                      -> kAborted
+//   undefined object / table / duplicate object                          -> kFailedPrecondition
+//   anything else                                                        -> kInternal
+// Error messages carry the SQLSTATE and the server's primary message.
+//
+// Thread safety: a PgConnection is used by one thread at a time (libpq's rule).
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(dsn));
+//   FERRY_ASSIGN_OR_RETURN(PgResult r, conn->ExecParams("SELECT $1::int + 1", {"41"}));
+//   absl::string_view v = r.Get(0, 0);  // "42"
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ferry::pg {
+
+enum class ConnectionKind {
+  kNormal,
+  kLogicalReplication,  // replication=database: walsender commands and SQL
+};
+
+// Returns `dsn` (key=value or URI form) as key=value with `replication=database` set, any
+// replication key of the input replaced. kInvalidArgument when libpq cannot parse it.
+[[nodiscard]] absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn);
+
+// The absl code for a SQLSTATE (see the table above).
+absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
+
+// Owns a PGresult.
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : result_(r) {}
+
+  PGresult* get() const { return result_.get(); }
+  ExecStatusType status() const { return PQresultStatus(result_.get()); }
+  int rows() const { return PQntuples(result_.get()); }
+  int columns() const { return PQnfields(result_.get()); }
+  bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
+  // The text value; empty for NULL. Valid as long as this result lives.
+  absl::string_view Get(int row, int col) const {
+    return absl::string_view(PQgetvalue(result_.get(), row, col),
+                             static_cast<size_t>(PQgetlength(result_.get(), row, col)));
+  }
+  std::optional<std::string> GetOptional(int row, int col) const {
+    if (IsNull(row, col)) return std::nullopt;
+    return std::string(Get(row, col));
+  }
+
+ private:
+  struct Deleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, Deleter> result_;
+};
+
+class PgConnection {
+ public:
+  // Connects (blocking, libpq's connect_timeout applies). kUnavailable when the server cannot
+  // be reached or refuses for a transient reason, kInvalidArgument for a malformed DSN.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      const std::string& dsn, ConnectionKind kind = ConnectionKind::kNormal);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs one statement (or several separated by ';' when it has no parameters). OK when the
+  // last result is TUPLES_OK, COMMAND_OK, COPY_OUT or COPY_BOTH; the caller then drives the
+  // copy through raw(). On error the status names the statement's first 200 characters.
+  [[nodiscard]] absl::StatusOr<PgResult> Exec(absl::string_view sql);
+  // With text parameters ($1, $2...); nullopt is NULL.
+  [[nodiscard]] absl::StatusOr<PgResult> ExecParams(
+      absl::string_view sql, const std::vector<std::optional<std::string>>& params);
+
+  // The status for the connection's last error (PQerrorMessage), kUnavailable when the
+  // connection is broken.
+  absl::Status ConnectionError(absl::string_view context) const;
+  // The status for a failed result.
+  absl::Status ResultError(const PGresult* result, absl::string_view context) const;
+
+  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  int server_version() const { return PQserverVersion(conn_); }
+  PGconn* raw() const { return conn_; }
+
+ private:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  [[nodiscard]] absl::StatusOr<PgResult> Check(PGresult* result, absl::string_view sql);
+
+  PGconn* conn_;  // owned
+};
+
+}  // namespace ferry::pg

@@ -1,0 +1,98 @@
+// Test double: a CaptureTarget that keeps everything in memory. Thread-safe. Appends are
+// "durable" at once; a test may make the next Append fail.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "engine/api/source.h"
+
+namespace ferry::pg::testing {
+
+class MemoryCaptureTarget final : public CaptureTarget {
+ public:
+  struct AppendCall {
+    std::vector<v1::Transaction> fragments;
+    uint64_t captured_position = 0;
+  };
+
+  absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override {
+    absl::MutexLock lock(&mu_);
+    if (fail_next_append_) {
+      fail_next_append_ = false;
+      return absl::UnavailableError("injected append failure");
+    }
+    for (const auto& f : fragments) fragments_.push_back(f);
+    appends_.push_back({std::move(fragments), captured_position});
+    if (captured_position > captured_) captured_ = captured_position;
+    return absl::OkStatus();
+  }
+  absl::Status AdvanceTo(uint64_t position) override {
+    absl::MutexLock lock(&mu_);
+    advances_.push_back(position);
+    if (position > captured_) captured_ = position;
+    return absl::OkStatus();
+  }
+  uint64_t CapturedPosition() const override {
+    absl::MutexLock lock(&mu_);
+    return captured_;
+  }
+  absl::Status PutSourceState(const std::string& key, const std::string& value) override {
+    absl::MutexLock lock(&mu_);
+    state_[key] = value;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> GetSourceState(const std::string& key) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = state_.find(key);
+    return it == state_.end() ? std::string() : it->second;
+  }
+
+  void FailNextAppend() {
+    absl::MutexLock lock(&mu_);
+    fail_next_append_ = true;
+  }
+  void SetCaptured(uint64_t p) {
+    absl::MutexLock lock(&mu_);
+    captured_ = p;
+  }
+  std::vector<v1::Transaction> fragments() const {
+    absl::MutexLock lock(&mu_);
+    return fragments_;
+  }
+  size_t fragment_count() const {
+    absl::MutexLock lock(&mu_);
+    return fragments_.size();
+  }
+  std::vector<AppendCall> appends() const {
+    absl::MutexLock lock(&mu_);
+    return appends_;
+  }
+  std::vector<uint64_t> advances() const {
+    absl::MutexLock lock(&mu_);
+    return advances_;
+  }
+  std::map<std::string, std::string> state() const {
+    absl::MutexLock lock(&mu_);
+    return state_;
+  }
+  void ClearFragments() {
+    absl::MutexLock lock(&mu_);
+    fragments_.clear();
+    appends_.clear();
+    advances_.clear();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<v1::Transaction> fragments_ ABSL_GUARDED_BY(mu_);
+  std::vector<AppendCall> appends_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> advances_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> state_ ABSL_GUARDED_BY(mu_);
+  uint64_t captured_ ABSL_GUARDED_BY(mu_) = 0;
+  bool fail_next_append_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace ferry::pg::testing

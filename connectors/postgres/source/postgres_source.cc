@@ -1,0 +1,456 @@
+#include "connectors/postgres/source/postgres_source.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "connectors/postgres/common/identifiers.h"
+#include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/source/catalog.h"
+#include "connectors/postgres/source/pgoutput_decoder.h"
+#include "connectors/postgres/source/relation_cache.h"
+#include "connectors/postgres/source/replication_connection.h"
+#include "connectors/postgres/source/snapshot.h"
+#include "connectors/postgres/source/transaction_assembler.h"
+#include "connectors/postgres/source/walsender_messages.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::pg {
+namespace {
+
+constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
+constexpr absl::Duration kMaxStatusSilence = absl::Seconds(10);
+
+bool ValidSlotName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+bool Retryable(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+struct SlotInfo {
+  std::string plugin;
+  std::string database;
+  uint64_t confirmed_flush = 0;
+};
+
+// The slot identity stored in the source state: "v1 system_id=<id> consistent_point=<lsn>".
+struct SlotIdentity {
+  std::string system_id;
+  uint64_t consistent_point = 0;
+
+  std::string Encode() const {
+    return absl::StrCat("v1 system_id=", system_id,
+                        " consistent_point=", FormatLsn(consistent_point));
+  }
+  static absl::StatusOr<SlotIdentity> Decode(const std::string& text) {
+    SlotIdentity id;
+    std::vector<std::string> parts = absl::StrSplit(text, ' ');
+    if (parts.size() != 3 || parts[0] != "v1" || !absl::StartsWith(parts[1], "system_id=") ||
+        !absl::StartsWith(parts[2], "consistent_point=")) {
+      return absl::DataLossError(absl::StrCat("unreadable stored slot identity \"", text, "\""));
+    }
+    id.system_id = parts[1].substr(10);
+    FERRY_ASSIGN_OR_RETURN(id.consistent_point, ParseLsn(parts[2].substr(17)));
+    return id;
+  }
+};
+
+}  // namespace
+
+// One replication session: connect, check or create the slot (and snapshot), stream until
+// stopped or an error. Lives on the capture thread.
+class PostgresSource::Session {
+ public:
+  Session(PostgresSource& source, CaptureTarget& target, const StopSignal& stop)
+      : source_(source),
+        options_(source.options_),
+        target_(target),
+        stop_(stop),
+        catalog_(options_.dsn),
+        relations_(&catalog_),
+        assembler_(AssemblerOptionsFor(options_), &relations_, &target, source.clock_) {}
+
+  // Sets *streamed when the session reached the streaming phase.
+  absl::Status Run(bool* streamed) {
+    FERRY_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(options_.dsn));
+    FERRY_ASSIGN_OR_RETURN(SystemIdentity system, repl_->IdentifySystem());
+    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
+    FERRY_RETURN_IF_ERROR(EnsurePublication(*conn));
+    FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
+    FERRY_RETURN_IF_ERROR(repl_->StartReplication(options_.slot, start, options_.publication));
+    {
+      absl::MutexLock lock(&source_.mu_);
+      source_.health_.connected = true;
+      source_.health_.last_error.clear();
+    }
+    *streamed = true;
+    received_ = start;
+    return Stream();
+  }
+
+ private:
+  static AssemblerOptions AssemblerOptionsFor(const PostgresSourceOptions& o) {
+    AssemblerOptions a;
+    a.origin_region = o.origin_region;
+    a.max_fragment_changes = o.max_fragment_changes;
+    a.max_fragment_bytes = o.max_fragment_bytes;
+    a.max_batch_bytes = o.max_fragment_bytes;
+    a.skip_origin_prefix = o.skip_origin_prefix;
+    return a;
+  }
+
+  absl::Status EnsurePublication(PgConnection& conn) {
+    FERRY_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams("SELECT 1 FROM pg_publication WHERE "
+                                                       "pubname = $1",
+                                                       {options_.publication}));
+    if (r.rows() > 0) return absl::OkStatus();
+    std::string what = "ALL TABLES";
+    if (!options_.tables.empty()) {
+      std::vector<std::string> names;
+      for (const std::string& t : options_.tables) {
+        size_t dot = t.find('.');
+        names.push_back(dot == std::string::npos
+                            ? QuoteIdentifier(t)
+                            : QualifiedName(t.substr(0, dot), t.substr(dot + 1)));
+      }
+      what = absl::StrCat("TABLE ", absl::StrJoin(names, ", "));
+    }
+    auto created =
+        conn.Exec(absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options_.publication),
+                               " FOR ", what, " WITH (publish_via_partition_root = true)"));
+    // Another process may have created it at the same moment (42710 duplicate_object).
+    if (!created.ok() && !absl::StrContains(created.status().message(), "[42710]")) {
+      return Annotate(created.status(), "creating the publication");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<SlotInfo>> LookupSlot(PgConnection& conn) {
+    FERRY_ASSIGN_OR_RETURN(PgResult r,
+                           conn.ExecParams("SELECT plugin, database, confirmed_flush_lsn "
+                                           "FROM pg_replication_slots WHERE slot_name = $1",
+                                           {options_.slot}));
+    if (r.rows() == 0) return std::optional<SlotInfo>();
+    SlotInfo info;
+    info.plugin = std::string(r.Get(0, 0));
+    info.database = std::string(r.Get(0, 1));
+    if (!r.IsNull(0, 2)) {
+      FERRY_ASSIGN_OR_RETURN(info.confirmed_flush, ParseLsn(r.Get(0, 2)));
+    }
+    return std::optional<SlotInfo>(std::move(info));
+  }
+
+  absl::Status DropSlot(PgConnection& conn) {
+    return conn.ExecParams("SELECT pg_drop_replication_slot($1)", {options_.slot}).status();
+  }
+
+  absl::Status SlotError(const std::string& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("replication slot \"", options_.slot, "\": ", why,
+                     "; capture stopped so that no change is skipped silently. Recovery: "
+                     "connectors/postgres/source/README.md"));
+  }
+
+  // Checks the slot against what was captured, creating it (and running the snapshot) when
+  // this is the first start. Returns the position to stream from.
+  absl::StatusOr<uint64_t> PrepareSlot(const SystemIdentity& system) {
+    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
+    FERRY_ASSIGN_OR_RETURN(std::optional<SlotInfo> slot, LookupSlot(*conn));
+    FERRY_ASSIGN_OR_RETURN(std::string identity_text,
+                           target_.GetSourceState(source_.StateKey("identity")));
+    FERRY_ASSIGN_OR_RETURN(std::string snapshot_state,
+                           target_.GetSourceState(source_.StateKey("snapshot")));
+    const uint64_t captured = target_.CapturedPosition();
+    const bool snapshot_unfinished = absl::StartsWith(snapshot_state, "in_progress");
+    std::optional<SlotIdentity> identity;
+    if (!identity_text.empty()) {
+      FERRY_ASSIGN_OR_RETURN(identity, SlotIdentity::Decode(identity_text));
+      if (identity->system_id != system.system_id) {
+        return SlotError(absl::StrCat("the database cluster changed (system identifier ",
+                                      system.system_id, ", captured from ", identity->system_id,
+                                      ")"));
+      }
+    }
+
+    bool create = false;
+    if (!slot.has_value()) {
+      if (snapshot_unfinished || (captured == 0 && !identity.has_value())) {
+        create = true;
+      } else {
+        return SlotError(
+            absl::StrCat("the slot no longer exists (captured up to ", FormatLsn(captured), ")"));
+      }
+    } else {
+      if (slot->plugin != "pgoutput") {
+        return SlotError(absl::StrCat("uses plugin \"", slot->plugin, "\", not pgoutput"));
+      }
+      if (slot->database != system.database) {
+        return SlotError(absl::StrCat("belongs to database \"", slot->database, "\", not \"",
+                                      system.database, "\""));
+      }
+      if (snapshot_unfinished) {
+        // A snapshot was interrupted: its exported snapshot died with the old connection.
+        // Start again from a fresh slot; the redone tables begin with a TRUNCATE.
+        FERRY_RETURN_IF_ERROR(DropSlot(*conn));
+        create = true;
+      } else if (!identity.has_value() && captured == 0 && options_.snapshot) {
+        // A slot someone else made: its snapshot cannot be had; make our own.
+        FERRY_RETURN_IF_ERROR(DropSlot(*conn));
+        create = true;
+      } else if (!identity.has_value() && captured == 0) {
+        // Adopt a slot created beforehand (no snapshot wanted): capture from its position.
+        FERRY_RETURN_IF_ERROR(
+            target_.PutSourceState(source_.StateKey("identity"),
+                                   SlotIdentity{system.system_id, slot->confirmed_flush}.Encode()));
+        if (slot->confirmed_flush > 0)
+          FERRY_RETURN_IF_ERROR(target_.AdvanceTo(slot->confirmed_flush));
+        return target_.CapturedPosition();
+      } else if (slot->confirmed_flush > captured) {
+        return SlotError(absl::StrCat(
+            "its confirmed position ", FormatLsn(slot->confirmed_flush),
+            " is ahead of what was captured (", FormatLsn(captured),
+            "): it was recreated or advanced by someone else, and the changes in between "
+            "are gone"));
+      } else if (!identity.has_value()) {
+        FERRY_RETURN_IF_ERROR(
+            target_.PutSourceState(source_.StateKey("identity"),
+                                   SlotIdentity{system.system_id, slot->confirmed_flush}.Encode()));
+      }
+    }
+    if (!create) return captured;
+
+    // Order matters for a crash at any step: with a snapshot, "in_progress" is durable before
+    // the slot exists (a restart then redoes everything from a new slot); without one, the
+    // position is durable before the identity (a restart then adopts the slot as it is).
+    if (options_.snapshot) {
+      FERRY_RETURN_IF_ERROR(target_.PutSourceState(source_.StateKey("snapshot"), "in_progress"));
+    }
+    FERRY_ASSIGN_OR_RETURN(CreatedSlot created,
+                           repl_->CreateSlot(options_.slot, options_.snapshot));
+    const std::string identity_value =
+        SlotIdentity{system.system_id, created.consistent_point}.Encode();
+    if (options_.snapshot) {
+      FERRY_RETURN_IF_ERROR(target_.PutSourceState(source_.StateKey("identity"), identity_value));
+      FERRY_RETURN_IF_ERROR(RunSnapshot(created));
+      FERRY_RETURN_IF_ERROR(target_.AdvanceTo(created.consistent_point));
+      FERRY_RETURN_IF_ERROR(
+          target_.PutSourceState(source_.StateKey("snapshot"),
+                                 absl::StrCat("done ", FormatLsn(created.consistent_point))));
+    } else {
+      FERRY_RETURN_IF_ERROR(target_.AdvanceTo(created.consistent_point));
+      FERRY_RETURN_IF_ERROR(target_.PutSourceState(source_.StateKey("identity"), identity_value));
+    }
+    return created.consistent_point;
+  }
+
+  absl::Status RunSnapshot(const CreatedSlot& created) {
+    FERRY_RETURN_IF_ERROR(
+        target_.PutSourceState(source_.StateKey("snapshot"),
+                               absl::StrCat("in_progress ", FormatLsn(created.consistent_point))));
+    {
+      absl::MutexLock lock(&source_.mu_);
+      source_.health_.snapshot_in_progress = true;
+    }
+    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
+    FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
+                           ListPublishedTables(*conn, options_.publication));
+    std::vector<SnapshotTable> tables;
+    for (PublishedTable& p : published) {
+      FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
+      FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
+      tables.push_back({std::move(p), std::move(r)});
+    }
+    SnapshotOptions so;
+    so.dsn = options_.dsn;
+    so.snapshot_name = created.snapshot_name;
+    so.consistent_point = created.consistent_point;
+    so.origin_region = options_.origin_region;
+    so.snapshot_time_us = absl::ToUnixMicros(source_.clock_->Now());
+    so.max_chunk_rows = options_.max_fragment_changes;
+    so.max_chunk_bytes = options_.max_fragment_bytes;
+    so.parallelism = options_.snapshot_parallelism;
+    so.state_prefix = source_.StateKey("");
+    absl::Status s = CopyTables(so, tables, target_, stop_);
+    {
+      absl::MutexLock lock(&source_.mu_);
+      source_.health_.snapshot_in_progress = false;
+    }
+    return Annotate(s, "initial snapshot");
+  }
+
+  absl::Status Stream() {
+    while (!stop_.stopped()) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<absl::string_view> data,
+                             repl_->Receive(absl::ZeroDuration()));
+      if (!data.has_value()) {
+        // Drained what the socket had: make it durable before waiting (group commit).
+        FERRY_RETURN_IF_ERROR(assembler_.Flush());
+        FERRY_RETURN_IF_ERROR(assembler_.Tick());
+        FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
+        MaybeMeasureRetained();
+        FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(kPollInterval));
+        if (!data.has_value()) continue;
+      }
+      FERRY_ASSIGN_OR_RETURN(WalSenderMessage message, DecodeWalSenderMessage(*data));
+      if (auto* x = std::get_if<XLogData>(&message)) {
+        received_ = std::max(received_, x->start_lsn);
+        auto decoded = DecodePgOutput(x->payload);
+        if (!decoded.ok()) {
+          return Annotate(decoded.status(),
+                          absl::StrCat("XLogData at LSN ", FormatLsn(x->start_lsn)));
+        }
+        absl::Status handled = assembler_.Handle(*std::move(decoded));
+        if (!handled.ok()) {
+          return Annotate(handled, absl::StrCat("XLogData at LSN ", FormatLsn(x->start_lsn)));
+        }
+      } else {
+        const auto& k = std::get<PrimaryKeepalive>(message);
+        received_ = std::max(received_, k.wal_end);
+        FERRY_RETURN_IF_ERROR(assembler_.Flush());
+        FERRY_RETURN_IF_ERROR(assembler_.Heartbeat(k.wal_end, k.reply_requested));
+        FERRY_RETURN_IF_ERROR(MaybeSendStatus(k.reply_requested));
+      }
+      absl::MutexLock lock(&source_.mu_);
+      source_.health_.received_position = received_;
+    }
+    // Stopping: make what is complete durable and confirm it.
+    FERRY_RETURN_IF_ERROR(assembler_.Flush());
+    return MaybeSendStatus(true);
+  }
+
+  absl::Status MaybeSendStatus(bool force) {
+    absl::Time now = source_.clock_->Now();
+    uint64_t captured = target_.CapturedPosition();
+    bool due = (captured != last_confirmed_ && now - last_status_ >= options_.status_interval) ||
+               now - last_status_ >= kMaxStatusSilence;
+    if (!force && !due) return absl::OkStatus();
+    FERRY_RETURN_IF_ERROR(
+        repl_->SendStatus(std::max(received_, captured), captured, absl::ToUnixMicros(now), false));
+    last_status_ = now;
+    last_confirmed_ = captured;
+    absl::MutexLock lock(&source_.mu_);
+    source_.health_.confirmed_position = captured;
+    return absl::OkStatus();
+  }
+
+  void MaybeMeasureRetained() {
+    absl::Time now = source_.clock_->Now();
+    if (now - last_retained_ < options_.retained_bytes_interval) return;
+    last_retained_ = now;
+    int64_t retained = -1;
+    auto conn = catalog_.Connection();
+    if (conn.ok()) {
+      auto r = (*conn)->ExecParams(
+          "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+          "FROM pg_replication_slots WHERE slot_name = $1",
+          {options_.slot});
+      if (r.ok() && r->rows() == 1 && !r->IsNull(0, 0)) {
+        if (!absl::SimpleAtoi(r->Get(0, 0), &retained)) retained = -1;
+      }
+    }
+    absl::MutexLock lock(&source_.mu_);
+    source_.health_.retained_bytes = retained;
+  }
+
+  PostgresSource& source_;
+  const PostgresSourceOptions& options_;
+  CaptureTarget& target_;
+  const StopSignal& stop_;
+  PgRelationCatalog catalog_;
+  RelationCache relations_;
+  TransactionAssembler assembler_;
+  std::unique_ptr<ReplicationConnection> repl_;
+  uint64_t received_ = 0;
+  uint64_t last_confirmed_ = 0;
+  absl::Time last_status_ = absl::InfinitePast();
+  absl::Time last_retained_ = absl::InfinitePast();
+};
+
+absl::StatusOr<std::unique_ptr<PostgresSource>> PostgresSource::Create(
+    const PostgresSourceOptions& options) {
+  if (options.dsn.empty()) return absl::InvalidArgumentError("postgres source: dsn is empty");
+  if (auto dsn = ReplicationDsn(options.dsn); !dsn.ok()) {
+    return Annotate(dsn.status(), "postgres source: dsn");
+  }
+  if (options.publication.empty()) {
+    return absl::InvalidArgumentError("postgres source: publication is empty");
+  }
+  if (!ValidSlotName(options.slot)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("postgres source: slot \"", options.slot,
+                     "\" is not a valid slot name (1 to 63 of a-z, 0-9 and _)"));
+  }
+  if (options.origin_region.empty()) {
+    return absl::InvalidArgumentError("postgres source: origin_region is empty");
+  }
+  if (options.max_fragment_changes == 0 || options.max_fragment_bytes == 0) {
+    return absl::InvalidArgumentError("postgres source: fragment limits must be positive");
+  }
+  if (options.snapshot_parallelism < 1) {
+    return absl::InvalidArgumentError("postgres source: snapshot_parallelism must be >= 1");
+  }
+  for (const std::string& t : options.tables) {
+    if (t.empty() || t.front() == '.' || t.back() == '.') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("postgres source: tables: \"", t, "\" is not schema.name"));
+    }
+  }
+  return std::unique_ptr<PostgresSource>(new PostgresSource(options));
+}
+
+PostgresSource::PostgresSource(const PostgresSourceOptions& options)
+    : options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+
+std::string PostgresSource::StateKey(const std::string& name) const {
+  return absl::StrCat("postgres/", options_.slot, "/", name);
+}
+
+absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) {
+  absl::Duration backoff = options_.min_backoff;
+  while (!stop.stopped()) {
+    bool streamed = false;
+    absl::Status s;
+    {
+      Session session(*this, target, stop);
+      s = session.Run(&streamed);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      health_.connected = false;
+      health_.snapshot_in_progress = false;
+      if (!s.ok()) health_.last_error = s.ToString();
+    }
+    if (stop.stopped() || s.code() == absl::StatusCode::kCancelled) break;
+    if (!s.ok() && !Retryable(s)) return s;
+    if (streamed) backoff = options_.min_backoff;
+    stop.WaitFor(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  return absl::OkStatus();
+}
+
+SourceHealth PostgresSource::Health() const {
+  absl::MutexLock lock(&mu_);
+  return health_;
+}
+
+}  // namespace ferry::pg

@@ -1,0 +1,93 @@
+// PostgresSource: the ferry::Source of a Postgres database. It captures every committed
+// transaction of a publication through a pgoutput logical replication slot, optionally starting
+// with a snapshot of the existing rows, and appends them as v1::Transaction fragments to the
+// engine's CaptureTarget. Behaviour, formats and recovery: connectors/postgres/source/README.md.
+//
+// Example:
+//   PostgresSourceOptions options;
+//   options.dsn = "host=127.0.0.1 dbname=app user=ferry";
+//   options.publication = "ferry";
+//   options.slot = "ferry_east";
+//   options.origin_region = "east";
+//   FERRY_ASSIGN_OR_RETURN(auto source, PostgresSource::Create(options));
+//   absl::Status s = source->Run(target, stop);  // until stop, or an error needing an operator
+//
+// Thread safety: Run() is called by one thread (the capture thread, which owns every
+// connection); Health() may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/api/source.h"
+#include "engine/base/clock.h"
+
+namespace ferry::pg {
+
+struct PostgresSourceOptions {
+  // libpq connection string (key=value or URI) of the database to capture. Required.
+  std::string dsn;
+  // Publication to stream; created when missing: FOR ALL TABLES, or FOR TABLE `tables` when
+  // that list is not empty, WITH (publish_via_partition_root = true). An existing publication
+  // is used as it is.
+  std::string publication = "ferry";
+  // Logical replication slot (pgoutput); created when missing on the first start. Only
+  // lower-case letters, digits and underscores (Postgres's rule).
+  std::string slot = "ferry";
+  // Tables of a publication Ferry creates, as "schema.name" (exact, unquoted names; the first
+  // dot separates the schema). Empty: all tables.
+  std::vector<std::string> tables;
+  // Stamped into every Transaction.origin_region. Required.
+  std::string origin_region;
+  // Copy the existing rows when the slot is created (see README, "Initial snapshot").
+  bool snapshot = true;
+  int snapshot_parallelism = 2;
+  // Large transactions are split into fragments of at most this many changes / about this
+  // many bytes; the same limits size snapshot chunks.
+  size_t max_fragment_changes = 10000;
+  size_t max_fragment_bytes = 8 << 20;
+  // Transactions whose replication origin starts with this are not captured (Ferry's apply).
+  std::string skip_origin_prefix = "ferry_";
+  // Confirm the captured position to the slot at most this often (and at least every 10 s).
+  absl::Duration status_interval = absl::Seconds(1);
+  // How often the slot's retained WAL is measured for Health().retained_bytes.
+  absl::Duration retained_bytes_interval = absl::Seconds(10);
+  // Reconnect backoff after a transient error: doubles from min to max.
+  absl::Duration min_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(10);
+  // Not owned; Clock::Real() when null.
+  Clock* clock = nullptr;
+};
+
+class PostgresSource final : public Source {
+ public:
+  // Validates the options (kInvalidArgument naming the field). Connects to nothing yet.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<PostgresSource>> Create(
+      const PostgresSourceOptions& options);
+
+  // See ferry::Source. Returns kFailedPrecondition when the slot disappeared or was replaced,
+  // belongs to another database or cluster, or is ahead of what was captured; kDataLoss for a
+  // malformed stream. Everything else is retried with backoff.
+  [[nodiscard]] absl::Status Run(CaptureTarget& target, const StopSignal& stop) override;
+  SourceHealth Health() const override;
+
+  // Keys of the source state this source keeps in the CaptureTarget.
+  std::string StateKey(const std::string& name) const;
+
+ private:
+  explicit PostgresSource(const PostgresSourceOptions& options);
+  class Session;
+  friend class Session;
+
+  const PostgresSourceOptions options_;
+  Clock* const clock_;
+
+  mutable absl::Mutex mu_;
+  SourceHealth health_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ferry::pg

@@ -1,0 +1,545 @@
+// Integration tests of PostgresSource against a real Postgres 15 (tests/support/pg_cluster.h).
+// One cluster for the suite; every test works in its own database, publication and slot.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/common/pg_connection.h"
+#include "connectors/postgres/source/memory_capture_target.h"
+#include "connectors/postgres/source/postgres_source.h"
+#include "gtest/gtest.h"
+#include "tests/support/pg_cluster.h"
+
+namespace ferry::pg {
+namespace {
+
+using ::ferry::testing::PgCluster;
+using ::ferry::testing::PgClusterOptions;
+using testing::MemoryCaptureTarget;
+
+// A captured row change with its table resolved.
+struct Captured {
+  const v1::Transaction* txn;
+  const v1::Change* change;
+  const v1::Relation* relation;
+};
+
+class PostgresSourceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    PgClusterOptions options;
+    options.extra_config = {"wal_sender_timeout = 10s"};
+    auto cluster = PgCluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    db_ = absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(cluster_->Exec(absl::StrCat("CREATE DATABASE ", db_), "postgres").ok());
+  }
+
+  void TearDown() override { StopSource().IgnoreError(); }
+
+  PostgresSourceOptions Options() const {
+    PostgresSourceOptions o;
+    o.dsn = cluster_->dsn(db_);
+    o.publication = "ferry";
+    o.slot = absl::StrCat("s_", db_);
+    o.origin_region = "east";
+    o.snapshot = false;
+    o.retained_bytes_interval = absl::Milliseconds(100);
+    o.status_interval = absl::Milliseconds(100);
+    o.min_backoff = absl::Milliseconds(50);
+    o.max_backoff = absl::Milliseconds(500);
+    return o;
+  }
+
+  void StartSource(const PostgresSourceOptions& options) {
+    auto source = PostgresSource::Create(options);
+    ASSERT_TRUE(source.ok()) << source.status();
+    source_ = *std::move(source);
+    stop_ = std::make_unique<StopSignal>();
+    done_ = false;
+    thread_ = std::thread([this] {
+      run_status_ = source_->Run(target_, *stop_);
+      done_ = true;
+    });
+  }
+
+  absl::Status StopSource() {
+    if (!thread_.joinable()) return run_status_;
+    stop_->Stop();
+    thread_.join();
+    return run_status_;
+  }
+
+  // Polls `condition` until it holds or `timeout` passes.
+  bool WaitUntil(const std::function<bool()>& condition,
+                 absl::Duration timeout = absl::Seconds(60)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (condition()) return true;
+      if (done_) return condition();
+      absl::SleepFor(absl::Milliseconds(20));  // polling interval, not synchronization
+    }
+    return condition();
+  }
+
+  void Exec(const std::string& sql) {
+    absl::Status s = cluster_->Exec(sql, db_);
+    ASSERT_TRUE(s.ok()) << s << "\n" << sql;
+  }
+  std::vector<::ferry::testing::Row> Query(const std::string& sql) {
+    auto rows = cluster_->Query(sql, db_);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? *rows : std::vector<::ferry::testing::Row>{};
+  }
+
+  // Emits a transactional logical message and waits until it is captured: everything
+  // committed before it is then captured too.
+  void Sync() {
+    std::string token = absl::StrCat("sync-", ++syncs_);
+    Exec(absl::StrCat("SELECT pg_logical_emit_message(true, 'ferry.test', '", token, "')"));
+    ASSERT_TRUE(WaitUntil([&] {
+      for (const auto& f : target_.fragments()) {
+        for (const auto& c : f.changes()) {
+          if (c.op() == v1::MESSAGE && c.message_content() == token) return true;
+        }
+      }
+      return false;
+    })) << "not captured: "
+        << token << "; source: " << run_status_ << " " << source_->Health().last_error;
+  }
+
+  // Row changes of `table` in capture order (from `fragments`, kept alive by the caller).
+  static std::vector<Captured> ChangesOf(const std::vector<v1::Transaction>& fragments,
+                                         const std::string& table) {
+    std::vector<Captured> out;
+    for (const auto& f : fragments) {
+      for (const auto& c : f.changes()) {
+        for (const auto& r : f.relations()) {
+          if (r.relation_id() == c.relation_id() && r.name() == table && c.op() != v1::MESSAGE) {
+            out.push_back({&f, &c, &r});
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  static std::string Text(const v1::Value& v) {
+    return v.has_null() ? "<null>" : v.has_unchanged_toast() ? "<toast>" : v.text();
+  }
+
+  inline static PgCluster* cluster_ = nullptr;
+  std::string db_;
+  MemoryCaptureTarget target_;
+  std::unique_ptr<PostgresSource> source_;
+  std::unique_ptr<StopSignal> stop_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  absl::Status run_status_;
+  int syncs_ = 0;
+};
+
+TEST_F(PostgresSourceTest, EveryBuiltInTypeFamilyRoundTrips) {
+  Exec(R"sql(
+    CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+    CREATE TYPE pair AS (a int, b text);
+    CREATE TABLE types (
+      id int PRIMARY KEY, i2 smallint, i8 bigint, num numeric(10,2), numnan numeric,
+      f4 real, f8 double precision, f8neg double precision, txt text, vc varchar(20), ch char(3),
+      by bytea, arr int[], tarr text[], js json, jsb jsonb, u uuid, ip inet, net cidr,
+      mac macaddr, d date, t time, tz timetz, ts timestamp(3), tstz timestamptz, iv interval,
+      b boolean, m mood, p posint, c pair, cash money, bits bit varying(8), pt point,
+      rng int4range, oidv oid);
+    INSERT INTO types VALUES (1, 32767, 9223372036854775807, 12345678.91, 'NaN', 'Infinity',
+      1.0000000000000002, '-Infinity', E'h\u00e9llo "q" ''s'' \u2713 \\ back\ttab\nline', 'abc', 'ab',
+      '\x00ff10', '{1,NULL,3}', '{"a b",NULL,"c\"d",""}', '{"k": [1, 2]}', '{"k": [1, 2]}',
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '192.168.0.1/24', '10.0.0.0/8',
+      '08:00:2b:01:02:03', '2024-02-29', '23:59:59.999999', '12:00+05:30',
+      '2024-01-01 00:00:00.123456', '2024-01-01 00:00:00+00', '1 year 2 mons 3 days 04:05:06.789',
+      true, 'happy', 5, ROW(1, 'x y'), 12.34, B'101', '(1.5,2)', '[1,10)', 4242);
+    INSERT INTO types (id) VALUES (2);
+  )sql");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  // The rows were written before the slot existed: write them again now.
+  Exec(
+      "CREATE TABLE types2 (LIKE types INCLUDING ALL); INSERT INTO types2 SELECT * FROM types; "
+      "UPDATE types2 SET num = -0.5, m = 'sad' WHERE id = 1");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "types2");
+  ASSERT_EQ(changes.size(), 3u);
+  auto expected = Query("SELECT * FROM types2 ORDER BY id");
+  ASSERT_EQ(expected.size(), 2u);
+  auto check = [&](const v1::Tuple& tuple, const ::ferry::testing::Row& row) {
+    ASSERT_EQ(tuple.values_size(), static_cast<int>(row.size()));
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string want = row[i].has_value() ? *row[i] : "<null>";
+      EXPECT_EQ(Text(tuple.values(i)), want) << "column " << i;
+    }
+  };
+  // Row 2: all NULLs but the key.
+  check(changes[1].change->new_tuple(), expected[1]);
+  // Row 1 after the update.
+  EXPECT_EQ(changes[2].change->op(), v1::UPDATE);
+  check(changes[2].change->new_tuple(), expected[0]);
+  // Row 1 as inserted: every value but the two updated is the same text.
+  const v1::Relation& r = *changes[0].relation;
+  std::map<std::string, std::string> type_names;
+  for (const auto& c : r.columns()) type_names[c.name()] = c.type_name();
+  EXPECT_EQ(type_names["num"], "numeric(10,2)");
+  EXPECT_EQ(type_names["vc"], "character varying(20)");
+  EXPECT_EQ(type_names["m"], "mood");
+  EXPECT_EQ(type_names["p"], "posint");
+  EXPECT_EQ(type_names["ts"], "timestamp(3) without time zone");
+  EXPECT_EQ(type_names["arr"], "integer[]");
+  EXPECT_EQ(r.primary_key_size(), 1);
+  EXPECT_EQ(r.replica_identity(), v1::REPLICA_IDENTITY_DEFAULT);
+  EXPECT_TRUE(r.columns(0).not_null());
+  EXPECT_TRUE(r.columns(0).part_of_key());
+  EXPECT_EQ(Text(changes[0].change->new_tuple().values(4)), "NaN");
+  EXPECT_EQ(Text(changes[0].change->new_tuple().values(5)), "Infinity");
+  EXPECT_EQ(Text(changes[0].change->new_tuple().values(7)), "-Infinity");
+  EXPECT_EQ(Text(changes[0].change->new_tuple().values(12)), "{1,NULL,3}");
+}
+
+TEST_F(PostgresSourceTest, UnusualIdentifiers) {
+  Exec(R"sql(CREATE SCHEMA "My Schema";
+    CREATE TABLE "My Schema"."select" ("Id" int PRIMARY KEY, "two words" text, "quo""te" int);)sql");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec(R"sql(INSERT INTO "My Schema"."select" VALUES (1, 'x', 2))sql");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "select");
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].relation->schema(), "My Schema");
+  EXPECT_EQ(changes[0].relation->columns(1).name(), "two words");
+  EXPECT_EQ(changes[0].relation->columns(2).name(), "quo\"te");
+  EXPECT_EQ(changes[0].relation->primary_key(0), "Id");
+}
+
+TEST_F(PostgresSourceTest, UnchangedToastStaysUnchanged) {
+  Exec(
+      "CREATE TABLE docs (id int PRIMARY KEY, body text, n int); "
+      "ALTER TABLE docs ALTER body SET STORAGE EXTERNAL");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec(
+      "INSERT INTO docs SELECT 1, string_agg(md5(g::text), '') , 1 FROM generate_series(1, 4000) "
+      "g");
+  Exec("UPDATE docs SET n = 2 WHERE id = 1");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "docs");
+  ASSERT_EQ(changes.size(), 2u);
+  auto body = Query("SELECT body FROM docs");
+  EXPECT_EQ(changes[0].change->new_tuple().values(1).text(), *body[0][0]);
+  EXPECT_EQ(changes[0].change->new_tuple().values(1).text().size(), 128000u);
+  EXPECT_TRUE(changes[1].change->new_tuple().values(1).unchanged_toast());
+  EXPECT_EQ(changes[1].change->new_tuple().values(2).text(), "2");
+}
+
+TEST_F(PostgresSourceTest, MultiStatementTransactionsAndRollbacks) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec(
+      "BEGIN; INSERT INTO t VALUES (1, 'a'), (2, 'b'); UPDATE t SET v = 'c' WHERE id = 1; "
+      "UPDATE t SET id = 3 WHERE id = 2; DELETE FROM t WHERE id = 1; COMMIT;");
+  Exec("BEGIN; INSERT INTO t VALUES (10, 'never'); ROLLBACK;");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "t");
+  ASSERT_EQ(changes.size(), 5u);
+  EXPECT_EQ(changes[0].txn, changes[4].txn);  // one transaction, one fragment
+  EXPECT_EQ(changes[2].change->op(), v1::UPDATE);
+  EXPECT_TRUE(changes[3].change->old_is_key_only());  // the key changed: old key sent
+  EXPECT_EQ(changes[3].change->old_tuple().values(0).text(), "2");
+  EXPECT_EQ(changes[4].change->op(), v1::DELETE);
+  EXPECT_TRUE(changes[4].change->old_is_key_only());
+  for (const auto& c : changes)
+    EXPECT_NE(c.change->new_tuple().values_size() > 0 ? Text(c.change->new_tuple().values(1)) : "",
+              "never");
+  EXPECT_GT(changes[0].txn->source_xid(), 0u);
+  EXPECT_GT(changes[0].txn->end_position(), changes[0].txn->source_position());
+}
+
+TEST_F(PostgresSourceTest, HundredThousandRowTransactionIsFragmentedAndBounded) {
+  Exec("CREATE TABLE big (id int PRIMARY KEY, pad text)");
+  PostgresSourceOptions o = Options();
+  o.max_fragment_changes = 5000;
+  o.max_fragment_bytes = 256 << 10;
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO big SELECT g, repeat('x', 20) FROM generate_series(1, 100000) g");
+  Sync();
+  auto appends = target_.appends();
+  std::vector<const v1::Transaction*> txn;
+  for (const auto& a : appends) {
+    size_t bytes = 0;
+    for (const auto& f : a.fragments) bytes += f.ByteSizeLong();
+    EXPECT_LE(bytes, size_t{2} * (256 << 10) + 4096) << "an Append larger than the bounds";
+    for (const auto& f : a.fragments) {
+      if (f.relations_size() == 1 && f.relations(0).name() == "big") txn.push_back(&f);
+    }
+  }
+  ASSERT_GE(txn.size(), 20u);
+  size_t rows = 0;
+  for (size_t i = 0; i < txn.size(); ++i) {
+    EXPECT_EQ(txn[i]->fragment(), i);
+    EXPECT_EQ(txn[i]->last_fragment(), i + 1 == txn.size());
+    EXPECT_LE(txn[i]->changes_size(), 5000);
+    EXPECT_EQ(txn[i]->source_position(), txn[0]->source_position());
+    rows += txn[i]->changes_size();
+  }
+  EXPECT_EQ(rows, 100000u);
+}
+
+TEST_F(PostgresSourceTest, TruncateAndTablesWithoutPrimaryKey) {
+  Exec(
+      "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); "
+      "CREATE TABLE full_t (x int, y text); ALTER TABLE full_t REPLICA IDENTITY FULL; "
+      "CREATE TABLE nokey (x int, y text)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); TRUNCATE a, b RESTART IDENTITY");
+  Exec("INSERT INTO full_t VALUES (1, 'one'); UPDATE full_t SET y = 'uno'; DELETE FROM full_t");
+  Exec("INSERT INTO nokey VALUES (1, 'one')");
+  Sync();
+  auto fragments = target_.fragments();
+  auto truncates = ChangesOf(fragments, "a");
+  ASSERT_EQ(truncates.size(), 2u);
+  EXPECT_EQ(truncates[1].change->op(), v1::TRUNCATE);
+  EXPECT_EQ(truncates[1].change->truncate_relation_ids_size(), 2);
+  EXPECT_TRUE(truncates[1].change->truncate_restart_identity());
+  auto full = ChangesOf(fragments, "full_t");
+  ASSERT_EQ(full.size(), 3u);
+  EXPECT_EQ(full[0].relation->replica_identity(), v1::REPLICA_IDENTITY_FULL);
+  EXPECT_FALSE(full[1].change->old_is_key_only());
+  EXPECT_EQ(full[1].change->old_tuple().values(1).text(), "one");
+  EXPECT_EQ(full[2].change->old_tuple().values(1).text(), "uno");
+  auto nokey = ChangesOf(fragments, "nokey");
+  ASSERT_EQ(nokey.size(), 1u);
+  EXPECT_EQ(nokey[0].relation->primary_key_size(), 0);
+  EXPECT_EQ(nokey[0].relation->replica_identity(), v1::REPLICA_IDENTITY_DEFAULT);
+}
+
+TEST_F(PostgresSourceTest, PartitionedTablesArePublishedAsTheirRoot) {
+  Exec(
+      "CREATE TABLE events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); "
+      "CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO "
+      "('2024-01-01'); "
+      "CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO "
+      "('2025-01-01');");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO events VALUES (1, '2023-05-01'), (2, '2024-05-01')");
+  Sync();
+  auto fragments = target_.fragments();
+  EXPECT_EQ(ChangesOf(fragments, "events").size(), 2u);
+  EXPECT_EQ(ChangesOf(fragments, "events_2023").size(), 0u);
+}
+
+TEST_F(PostgresSourceTest, FerryOriginTransactionsAreNotCaptured) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec(
+      "SELECT pg_replication_origin_create('ferry_west'); "
+      "SELECT pg_replication_origin_session_setup('ferry_west'); "
+      "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);");
+  Exec("INSERT INTO t VALUES (3)");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "t");
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].change->new_tuple().values(0).text(), "3");
+}
+
+TEST_F(PostgresSourceTest, IdleDatabaseAdvancesAndReportsRetainedWal) {
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  // WAL written elsewhere (another database) must not hold the slot back.
+  ASSERT_TRUE(cluster_
+                  ->Exec("CREATE TABLE IF NOT EXISTS filler (x int); "
+                         "INSERT INTO filler SELECT generate_series(1, 1000)",
+                         "postgres")
+                  .ok());
+  auto lsn_text = cluster_->QueryValue("SELECT pg_current_wal_lsn()::text", "postgres");
+  ASSERT_TRUE(lsn_text.ok());
+  uint64_t lsn = *ParseLsn(**lsn_text);
+  EXPECT_TRUE(WaitUntil([&] { return target_.CapturedPosition() >= lsn; }))
+      << FormatLsn(target_.CapturedPosition()) << " < " << FormatLsn(lsn);
+  EXPECT_TRUE(WaitUntil([&] { return source_->Health().confirmed_position >= lsn; }));
+  EXPECT_TRUE(WaitUntil([&] { return source_->Health().retained_bytes >= 0; }));
+  auto confirmed =
+      Query(absl::StrCat("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
+                         "WHERE slot_name = 's_",
+                         db_, "'"));
+  ASSERT_EQ(confirmed.size(), 1u);
+  EXPECT_LE(*ParseLsn(*confirmed[0][0]), target_.CapturedPosition());
+}
+
+TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO t VALUES (1)");
+  Sync();
+  ASSERT_TRUE(StopSource().ok());
+  Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
+  absl::Status s = StopSource();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "no longer exists")) << s;
+
+  // Recreated by someone else, after more writes: its position is ahead of what we have.
+  Exec("INSERT INTO t VALUES (2)");
+  Exec(absl::StrCat("SELECT pg_create_logical_replication_slot('s_", db_, "', 'pgoutput')"));
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
+  s = StopSource();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "ahead of what was captured")) << s;
+}
+
+TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  for (int i = 1; i <= 50; ++i) Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+  ASSERT_TRUE(cluster_->Restart(PgCluster::StopMode::kImmediate).ok());
+  for (int i = 51; i <= 100; ++i) Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+  Sync();
+  auto fragments = target_.fragments();
+  std::map<std::string, int> seen;
+  for (const auto& c : ChangesOf(fragments, "t")) ++seen[c.change->new_tuple().values(0).text()];
+  EXPECT_EQ(seen.size(), 100u);
+  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << "id " << id << " captured " << n << " times";
+}
+
+TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
+  Exec(
+      "CREATE TABLE keyed (id int PRIMARY KEY, v text); "
+      "INSERT INTO keyed SELECT g, 'v' || g FROM generate_series(1, 20000) g; "
+      "CREATE TABLE keyless (x int, y text); "
+      "INSERT INTO keyless SELECT g, 'y' FROM generate_series(1, 3000) g; "
+      "CREATE TABLE empty_t (id int PRIMARY KEY)");
+  // A writer inserting new ids, one per transaction, while the snapshot runs.
+  std::atomic<bool> stop_writer{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    auto conn = PgConnection::Connect(cluster_->dsn(db_));
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    for (int id = 100001; !stop_writer.load(); ++id) {
+      ASSERT_TRUE((*conn)->Exec(absl::StrCat("INSERT INTO keyed VALUES (", id, ", 'w')")).ok());
+      written = id - 100000;
+    }
+  });
+  ASSERT_TRUE(WaitUntil([&] { return written.load() > 20; }));
+  PostgresSourceOptions o = Options();
+  o.snapshot = true;
+  o.max_fragment_changes = 1000;
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] {
+    return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
+  })) << run_status_;
+  int at_snapshot_end = written.load();
+  ASSERT_TRUE(WaitUntil([&] { return written.load() > at_snapshot_end + 20; }));
+  stop_writer = true;
+  writer.join();
+  Sync();
+
+  auto fragments = target_.fragments();
+  std::map<std::string, int> ids;
+  int snapshot_records = 0, truncates = 0;
+  for (const auto& c : ChangesOf(fragments, "keyed")) {
+    if (c.txn->source_xid() == 0) {
+      ++snapshot_records;
+      EXPECT_TRUE(c.txn->last_fragment());
+      EXPECT_EQ(c.txn->fragment(), 0u);
+    }
+    if (c.change->op() == v1::TRUNCATE) {
+      ++truncates;
+      continue;
+    }
+    ASSERT_EQ(c.change->op(), v1::INSERT);
+    ++ids[c.change->new_tuple().values(0).text()];
+  }
+  EXPECT_EQ(truncates, 1);
+  auto rows = Query("SELECT id::text FROM keyed");
+  EXPECT_EQ(ids.size(), rows.size());
+  for (const auto& row : rows) EXPECT_EQ(ids[*row[0]], 1) << "id " << *row[0];
+  // The keyless table: one fragmented transaction, contiguous, starting with a TRUNCATE.
+  std::vector<const v1::Transaction*> keyless;
+  std::vector<size_t> keyless_at;
+  for (size_t i = 0; i < fragments.size(); ++i) {
+    const auto& f = fragments[i];
+    if (f.relations_size() == 1 && f.relations(0).name() == "keyless") {
+      keyless.push_back(&f);
+      keyless_at.push_back(i);
+    }
+  }
+  ASSERT_EQ(keyless.size(), 4u);  // a TRUNCATE and 3000 rows in chunks of 1000 changes
+  EXPECT_EQ(keyless_at.back() - keyless_at.front(), 3u) << "keyless fragments not contiguous";
+  size_t keyless_rows = 0;
+  for (size_t i = 0; i < keyless.size(); ++i) {
+    EXPECT_EQ(keyless[i]->fragment(), i);
+    EXPECT_EQ(keyless[i]->last_fragment(), i + 1 == keyless.size());
+    for (const auto& c : keyless[i]->changes()) keyless_rows += c.op() == v1::INSERT;
+  }
+  EXPECT_EQ(keyless[0]->changes(0).op(), v1::TRUNCATE);
+  EXPECT_EQ(keyless_rows, 3000u);
+  EXPECT_EQ(ChangesOf(fragments, "empty_t").size(), 1u);  // just its TRUNCATE
+  auto state = target_.state();
+  EXPECT_TRUE(
+      absl::StartsWith(state["postgres/" + o.slot + "/table/\"public\".\"keyed\""], "done"));
+}
+
+TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
+  Exec("CREATE TABLE keyed (id int PRIMARY KEY); INSERT INTO keyed SELECT generate_series(1, 10)");
+  PostgresSourceOptions o = Options();
+  o.snapshot = true;
+  // A previous run created the slot and began a snapshot, then died.
+  Exec(absl::StrCat("SELECT pg_create_logical_replication_slot('", o.slot, "', 'pgoutput')"));
+  auto sysid = Query("SELECT system_identifier::text FROM pg_control_system()");
+  ASSERT_TRUE(
+      target_
+          .PutSourceState("postgres/" + o.slot + "/identity",
+                          absl::StrCat("v1 system_id=", *sysid[0][0], " consistent_point=0/1"))
+          .ok());
+  ASSERT_TRUE(target_.PutSourceState("postgres/" + o.slot + "/snapshot", "in_progress 0/1").ok());
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] {
+    return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
+  })) << run_status_;
+  Exec("INSERT INTO keyed VALUES (11)");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "keyed");
+  ASSERT_EQ(changes.size(), 12u);  // TRUNCATE, 10 snapshot rows, 1 streamed
+  EXPECT_EQ(changes[0].change->op(), v1::TRUNCATE);
+  EXPECT_NE(changes[11].txn->source_xid(), 0u);
+}
+
+}  // namespace
+}  // namespace ferry::pg

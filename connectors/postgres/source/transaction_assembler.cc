@@ -1,0 +1,275 @@
+#include "connectors/postgres/source/transaction_assembler.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/lsn.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::pg {
+
+TransactionAssembler::TransactionAssembler(const AssemblerOptions& options,
+                                           RelationCache* relations, CaptureTarget* target,
+                                           Clock* clock)
+    : options_(options), relations_(relations), target_(target), clock_(clock) {}
+
+void TransactionAssembler::Reset() {
+  in_transaction_ = false;
+  dropping_ = false;
+  from_ferry_ = false;
+  fragment_.Clear();
+  fragment_bytes_ = 0;
+  fragment_relations_.clear();
+  pending_.clear();
+  pending_bytes_ = 0;
+  pending_captured_ = 0;
+  advance_to_ = 0;
+  heartbeat_to_ = 0;
+}
+
+absl::Status TransactionAssembler::RequireTransaction(absl::string_view what) const {
+  if (in_transaction_) return absl::OkStatus();
+  return absl::DataLossError(
+      absl::StrCat("pgoutput protocol violation: ", what, " message outside a transaction"));
+}
+
+absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
+  if (auto* m = std::get_if<BeginMessage>(&message)) return OnBegin(*m);
+  if (auto* m = std::get_if<CommitMessage>(&message)) return OnCommit(*m);
+  if (auto* m = std::get_if<RelationMessage>(&message)) return OnRelation(*m);
+  if (auto* m = std::get_if<OriginMessage>(&message)) {
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Origin"));
+    if (absl::StartsWith(m->name, options_.skip_origin_prefix)) {
+      from_ferry_ = true;
+      dropping_ = true;
+    }
+    return absl::OkStatus();
+  }
+  if (std::holds_alternative<TypeMessage>(message)) {
+    // Type names come from format_type() when the Relation is described; nothing to keep.
+    return absl::OkStatus();
+  }
+  if (auto* m = std::get_if<LogicalMessage>(&message)) {
+    // Non-transactional messages are not part of any transaction; they are not captured.
+    if (!m->transactional) return absl::OkStatus();
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Message"));
+    if (dropping_) return absl::OkStatus();
+    v1::Change c;
+    c.set_op(v1::MESSAGE);
+    c.set_message_prefix(std::move(m->prefix));
+    c.set_message_content(std::move(m->content));
+    return AddChange(std::move(c), {});
+  }
+  if (auto* m = std::get_if<InsertMessage>(&message)) {
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Insert"));
+    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Insert"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->new_tuple, "Insert"));
+    if (dropping_) return absl::OkStatus();
+    v1::Change c;
+    c.set_op(v1::INSERT);
+    c.set_relation_id(m->relation_id);
+    *c.mutable_new_tuple() = std::move(m->new_tuple);
+    return AddChange(std::move(c), {r});
+  }
+  if (auto* m = std::get_if<UpdateMessage>(&message)) {
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Update"));
+    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Update"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->new_tuple, "Update"));
+    if (m->old_kind != 0) FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->old_tuple, "Update (old)"));
+    if (dropping_) return absl::OkStatus();
+    v1::Change c;
+    c.set_op(v1::UPDATE);
+    c.set_relation_id(m->relation_id);
+    if (m->old_kind != 0) {
+      *c.mutable_old_tuple() = std::move(m->old_tuple);
+      c.set_old_is_key_only(m->old_kind == 'K');
+    }
+    *c.mutable_new_tuple() = std::move(m->new_tuple);
+    return AddChange(std::move(c), {r});
+  }
+  if (auto* m = std::get_if<DeleteMessage>(&message)) {
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Delete"));
+    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Delete"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->old_tuple, "Delete"));
+    if (dropping_) return absl::OkStatus();
+    v1::Change c;
+    c.set_op(v1::DELETE);
+    c.set_relation_id(m->relation_id);
+    *c.mutable_old_tuple() = std::move(m->old_tuple);
+    c.set_old_is_key_only(m->old_kind == 'K');
+    return AddChange(std::move(c), {r});
+  }
+  if (auto* m = std::get_if<TruncateMessage>(&message)) {
+    FERRY_RETURN_IF_ERROR(RequireTransaction("Truncate"));
+    std::vector<const v1::Relation*> rs;
+    for (uint32_t id : m->relation_ids) {
+      FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(id, "Truncate"));
+      rs.push_back(r);
+    }
+    if (dropping_) return absl::OkStatus();
+    v1::Change c;
+    c.set_op(v1::TRUNCATE);
+    c.set_relation_id(m->relation_ids.front());
+    for (uint32_t id : m->relation_ids) c.add_truncate_relation_ids(id);
+    c.set_truncate_cascade(m->cascade);
+    c.set_truncate_restart_identity(m->restart_identity);
+    return AddChange(std::move(c), rs);
+  }
+  return absl::InternalError("unhandled pgoutput message kind");
+}
+
+absl::Status TransactionAssembler::OnBegin(const BeginMessage& m) {
+  if (in_transaction_) {
+    return absl::DataLossError(
+        absl::StrCat("pgoutput protocol violation: Begin of the transaction committing at ",
+                     FormatLsn(m.final_lsn), " inside the open transaction committing at ",
+                     FormatLsn(begin_.final_lsn)));
+  }
+  in_transaction_ = true;
+  begin_ = m;
+  from_ferry_ = false;
+  dropping_ = m.final_lsn < target_->CapturedPosition();
+  if (dropping_) ++stats_.duplicates_skipped;
+  next_fragment_ = 0;
+  StartFragment();
+  return absl::OkStatus();
+}
+
+absl::Status TransactionAssembler::OnCommit(const CommitMessage& m) {
+  FERRY_RETURN_IF_ERROR(RequireTransaction("Commit"));
+  if (m.commit_lsn != begin_.final_lsn) {
+    return absl::DataLossError(
+        absl::StrCat("pgoutput protocol violation: Commit at ", FormatLsn(m.commit_lsn),
+                     " does not match its Begin's final LSN ", FormatLsn(begin_.final_lsn)));
+  }
+  in_transaction_ = false;
+  bool empty = next_fragment_ == 0 && fragment_.changes_size() == 0;
+  if (from_ferry_) ++stats_.origin_skipped;
+  if (dropping_ && !from_ferry_) {
+    fragment_.Clear();
+    return absl::OkStatus();  // a duplicate: already captured
+  }
+  if (from_ferry_ || empty) {
+    fragment_.Clear();
+    advance_to_ = std::max(advance_to_, m.end_lsn);
+    return absl::OkStatus();
+  }
+  ++stats_.transactions;
+  return CloseFragment(/*last=*/true, m.end_lsn);
+}
+
+absl::Status TransactionAssembler::OnRelation(const RelationMessage& m) {
+  FERRY_ASSIGN_OR_RETURN(bool changed, relations_->Update(m));
+  if (changed) ++stats_.schema_changes;
+  if (changed && in_transaction_ && !dropping_ && fragment_relations_.contains(m.relation_id)) {
+    // The open fragment holds the old shape: close it so the new shape starts a new one.
+    FERRY_RETURN_IF_ERROR(CloseFragment(/*last=*/false, 0));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const v1::Relation*> TransactionAssembler::RelationFor(
+    uint32_t relation_id, absl::string_view what) const {
+  const v1::Relation* r = relations_->Find(relation_id);
+  if (r == nullptr) {
+    return absl::DataLossError(absl::StrCat("pgoutput protocol violation: ", what,
+                                            " for relation oid ", relation_id,
+                                            " before any Relation message for it"));
+  }
+  return r;
+}
+
+absl::Status TransactionAssembler::CheckTuple(const v1::Relation& r, const v1::Tuple& t,
+                                              absl::string_view what) const {
+  if (t.values_size() == r.columns_size()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("pgoutput protocol violation: ", what, " of ", r.schema(),
+                                          ".", r.name(), " has ", t.values_size(), " values for ",
+                                          r.columns_size(), " columns"));
+}
+
+void TransactionAssembler::StartFragment() {
+  fragment_.Clear();
+  fragment_bytes_ = 0;
+  fragment_relations_.clear();
+  fragment_.set_origin_region(options_.origin_region);
+  fragment_.set_source_position(begin_.final_lsn);
+  fragment_.set_commit_time_us(begin_.commit_time_us);
+  fragment_.set_source_xid(begin_.xid);
+}
+
+absl::Status TransactionAssembler::AddChange(v1::Change change,
+                                             const std::vector<const v1::Relation*>& relations) {
+  // A full fragment is closed when the next change arrives, so that the final fragment (closed
+  // by Commit) is never empty.
+  if (fragment_.changes_size() > 0 &&
+      (static_cast<size_t>(fragment_.changes_size()) >= options_.max_fragment_changes ||
+       fragment_bytes_ >= options_.max_fragment_bytes)) {
+    FERRY_RETURN_IF_ERROR(CloseFragment(/*last=*/false, 0));
+  }
+  for (const v1::Relation* r : relations) {
+    if (fragment_relations_.insert(r->relation_id()).second) {
+      *fragment_.add_relations() = *r;
+      fragment_bytes_ += r->ByteSizeLong();
+    }
+  }
+  fragment_bytes_ += change.ByteSizeLong();
+  *fragment_.add_changes() = std::move(change);
+  ++stats_.changes;
+  return absl::OkStatus();
+}
+
+absl::Status TransactionAssembler::CloseFragment(bool last, uint64_t end_lsn) {
+  fragment_.set_fragment(next_fragment_++);
+  fragment_.set_last_fragment(last);
+  if (last) {
+    fragment_.set_end_position(end_lsn);
+    pending_captured_ = end_lsn;
+  }
+  pending_bytes_ += fragment_bytes_;
+  pending_.push_back(std::move(fragment_));
+  ++stats_.fragments;
+  StartFragment();
+  if (pending_bytes_ >= options_.max_batch_bytes) return Flush();
+  return absl::OkStatus();
+}
+
+absl::Status TransactionAssembler::Flush() {
+  if (!pending_.empty()) {
+    std::vector<v1::Transaction> batch;
+    batch.swap(pending_);
+    uint64_t captured = pending_captured_;
+    pending_bytes_ = 0;
+    pending_captured_ = 0;
+    FERRY_RETURN_IF_ERROR(target_->Append(std::move(batch), captured));
+  }
+  if (advance_to_ > 0) {
+    uint64_t to = advance_to_;
+    advance_to_ = 0;
+    if (to > target_->CapturedPosition()) FERRY_RETURN_IF_ERROR(target_->AdvanceTo(to));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransactionAssembler::Heartbeat(uint64_t wal_end, bool urgent) {
+  if (in_transaction_ || has_pending()) return absl::OkStatus();
+  heartbeat_to_ = std::max(heartbeat_to_, wal_end);
+  if (urgent) last_heartbeat_ = absl::InfinitePast();
+  return Tick();
+}
+
+absl::Status TransactionAssembler::Tick() {
+  if (heartbeat_to_ == 0) return absl::OkStatus();
+  if (heartbeat_to_ <= target_->CapturedPosition()) {
+    heartbeat_to_ = 0;
+    return absl::OkStatus();
+  }
+  absl::Time now = clock_->Now();
+  if (now - last_heartbeat_ < options_.heartbeat_interval) return absl::OkStatus();
+  last_heartbeat_ = now;
+  uint64_t to = heartbeat_to_;
+  heartbeat_to_ = 0;
+  return target_->AdvanceTo(to);
+}
+
+}  // namespace ferry::pg

@@ -1,0 +1,147 @@
+// TransactionAssembler: turns the decoded pgoutput stream of one replication session into
+// v1::Transaction fragments and hands them to the CaptureTarget, in batches.
+//
+// Contract, per pgoutput transaction (Begin ... Commit):
+//   * Duplicates: a transaction whose commit LSN is below target.CapturedPosition() was
+//     captured before (the server resends from the slot's confirmed_flush_lsn after a
+//     reconnect) and is dropped whole.
+//   * Loops: a transaction carrying an Origin message whose name starts with
+//     options.skip_origin_prefix ("ferry_") was written by Ferry's apply; it is dropped and
+//     the target is advanced to its end LSN instead.
+//   * Empty transactions (nothing published) also only advance the target.
+//   * Otherwise its changes go into fragments of at most max_fragment_changes changes and
+//     about max_fragment_bytes bytes (a fragment that reached a limit is closed when the next
+//     change arrives, so the last fragment always holds at least one change). Fragments are
+//     numbered from 0; the last has last_fragment set and end_position filled (end_position is 0 on
+//     the others: the commit record's end is unknown until Commit). Each fragment carries the
+//     v1::Relation of every table its changes touch; a Relation message that changes the shape of a
+//     table already in the open fragment closes that fragment first, so one fragment never holds
+//     two shapes of one table.
+//   * Positions: the captured position of a complete transaction is its end LSN (the
+//     Commit message's end_lsn, just past the commit record), the position Postgres's own
+//     subscribers confirm; confirming it means the server never resends that transaction.
+//
+// Batching: closed fragments wait in memory until Flush() (called by the replication loop
+// when the socket has nothing more to read, or by Handle() itself once max_batch_bytes are
+// pending), so that many small transactions share one durable Append. Memory is bounded by
+// about max_batch_bytes + max_fragment_bytes whatever the transaction size.
+//
+// Errors: a stream that breaks the protocol (a change outside Begin/Commit, a change for a
+// relation never announced, a tuple whose column count does not match its Relation, a Commit
+// whose LSN differs from its Begin's) gives kDataLoss and nothing of the open transaction
+// beyond already appended non-final fragments (which a reader discards, see change.proto) is
+// captured. Errors of the target are returned as they are.
+//
+// Thread safety: not thread-safe; owned by the capture thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "connectors/postgres/source/pgoutput_decoder.h"
+#include "connectors/postgres/source/relation_cache.h"
+#include "engine/api/source.h"
+#include "engine/base/clock.h"
+
+namespace ferry::pg {
+
+struct AssemblerOptions {
+  // Stamped into Transaction.origin_region.
+  std::string origin_region;
+  // Fragment limits (both must be >= 1).
+  size_t max_fragment_changes = 10000;
+  size_t max_fragment_bytes = 8 << 20;
+  // Pending output that forces an Append without waiting for Flush().
+  size_t max_batch_bytes = 8 << 20;
+  // Transactions from a replication origin with this prefix are not captured.
+  std::string skip_origin_prefix = "ferry_";
+  // Heartbeat(): at most one AdvanceTo per interval unless the server asks for a reply.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+};
+
+struct AssemblerStats {
+  uint64_t transactions = 0;        // captured
+  uint64_t duplicates_skipped = 0;  // already captured, sent again
+  uint64_t origin_skipped = 0;      // written by Ferry (loop prevention)
+  uint64_t fragments = 0;
+  uint64_t changes = 0;
+  uint64_t schema_changes = 0;  // Relation messages that changed a known shape
+};
+
+class TransactionAssembler {
+ public:
+  // `relations`, `target` and `clock` must outlive the assembler.
+  TransactionAssembler(const AssemblerOptions& options, RelationCache* relations,
+                       CaptureTarget* target, Clock* clock);
+
+  // Consumes one decoded message. See the class comment for errors.
+  [[nodiscard]] absl::Status Handle(PgOutputMessage message);
+
+  // Appends every pending fragment, then advances the target past filtered or empty
+  // transactions. No-op when nothing is pending.
+  [[nodiscard]] absl::Status Flush();
+
+  // The server's WAL end from a keepalive. Everything committed before it was sent before the
+  // keepalive, so when no transaction is open and nothing is pending (call Flush() first) the
+  // target may advance to it: at once when `urgent` (the server asked for a reply) or when
+  // heartbeat_interval passed since the last advance, else later through Tick().
+  [[nodiscard]] absl::Status Heartbeat(uint64_t wal_end, bool urgent);
+  // Applies a heartbeat deferred by the rate limit once its time has come. Call when idle.
+  [[nodiscard]] absl::Status Tick();
+
+  // Forgets the open transaction and anything not yet appended (after the connection broke;
+  // the server resends from the confirmed position).
+  void Reset();
+
+  bool in_transaction() const { return in_transaction_; }
+  bool has_pending() const { return !pending_.empty() || advance_to_ > 0; }
+  const AssemblerStats& stats() const { return stats_; }
+
+ private:
+  [[nodiscard]] absl::Status OnBegin(const BeginMessage& m);
+  [[nodiscard]] absl::Status OnCommit(const CommitMessage& m);
+  [[nodiscard]] absl::Status OnRelation(const RelationMessage& m);
+  [[nodiscard]] absl::Status RequireTransaction(absl::string_view what) const;
+  // The relation for a change, or kDataLoss when unknown / the tuple does not fit it.
+  [[nodiscard]] absl::StatusOr<const v1::Relation*> RelationFor(uint32_t relation_id,
+                                                                absl::string_view what) const;
+  [[nodiscard]] absl::Status CheckTuple(const v1::Relation& r, const v1::Tuple& t,
+                                        absl::string_view what) const;
+  [[nodiscard]] absl::Status AddChange(v1::Change change,
+                                       const std::vector<const v1::Relation*>& relations);
+  void StartFragment();
+  [[nodiscard]] absl::Status CloseFragment(bool last, uint64_t end_lsn);
+
+  // Constant after construction.
+  const AssemblerOptions options_;
+  RelationCache* const relations_;
+  CaptureTarget* const target_;
+  Clock* const clock_;
+
+  // The open transaction.
+  bool in_transaction_ = false;
+  bool dropping_ = false;  // duplicate or Ferry origin: its changes are not kept
+  bool from_ferry_ = false;
+  BeginMessage begin_;
+  uint32_t next_fragment_ = 0;
+  v1::Transaction fragment_;
+  size_t fragment_bytes_ = 0;
+  absl::flat_hash_set<uint32_t> fragment_relations_;
+
+  // Closed fragments not yet appended.
+  std::vector<v1::Transaction> pending_;
+  size_t pending_bytes_ = 0;
+  uint64_t pending_captured_ = 0;  // end LSN of the last complete transaction in pending_
+  uint64_t advance_to_ = 0;        // end LSN of a later filtered/empty transaction, or 0
+  absl::Time last_heartbeat_ = absl::InfinitePast();
+  uint64_t heartbeat_to_ = 0;  // a keepalive position not yet advanced to
+
+  AssemblerStats stats_;
+};
+
+}  // namespace ferry::pg
