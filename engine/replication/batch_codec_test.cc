@@ -1,0 +1,125 @@
+#include "engine/replication/batch_codec.h"
+
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <string>
+#include <vector>
+
+namespace ferry::replication {
+namespace {
+
+std::vector<LogRecord> Records(uint64_t first, int n) {
+  std::vector<LogRecord> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back({first + i, RecordKind::kTransaction, std::string(100 + i, 'x')});
+  }
+  return out;
+}
+
+TEST(BatchCodecTest, RoundTripsWithAndWithoutCompression) {
+  for (int level : {0, 1, 3}) {
+    BatchEncoder encoder(level);
+    auto batch = encoder.Encode(Records(5, 20));
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_EQ(batch->first_seq(), 5u);
+    EXPECT_EQ(batch->count(), 20u);
+    EXPECT_EQ(batch->compression(),
+              level == 0 ? ferry::v1::COMPRESSION_NONE : ferry::v1::COMPRESSION_ZSTD);
+    if (level > 0) {
+      EXPECT_LT(batch->blob().size(), batch->uncompressed_size());
+    }
+    auto decoded = DecodeBatch(*batch, {});
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_EQ(decoded->size(), 20u);
+    EXPECT_EQ((*decoded)[3].payload, std::string(103, 'x'));
+    EXPECT_EQ((*decoded)[3].kind, RecordKind::kTransaction);
+  }
+}
+
+TEST(BatchCodecTest, RefusesFlippedBit) {
+  for (int level : {0, 3}) {
+    BatchEncoder encoder(level);
+    auto batch = encoder.Encode(Records(1, 10));
+    ASSERT_TRUE(batch.ok());
+    std::string blob = batch->blob();
+    blob[blob.size() / 2] ^= 0x01;
+    batch->set_blob(blob);
+    auto decoded = DecodeBatch(*batch, {});
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << decoded.status();
+  }
+}
+
+TEST(BatchCodecTest, RefusesWrongChecksum) {
+  BatchEncoder encoder(3);
+  auto batch = encoder.Encode(Records(1, 10));
+  ASSERT_TRUE(batch.ok());
+  batch->set_checksum(batch->checksum() + 1);
+  auto decoded = DecodeBatch(*batch, {});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(decoded.status().message().find("checksum mismatch"), std::string::npos);
+}
+
+TEST(BatchCodecTest, RefusesCountMismatch) {
+  BatchEncoder encoder(0);
+  auto batch = encoder.Encode(Records(1, 10));
+  ASSERT_TRUE(batch.ok());
+  batch->set_count(11);
+  EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  batch->set_count(0);
+  EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BatchCodecTest, RefusesDeclaredSizeAboveLimit) {
+  BatchEncoder encoder(3);
+  auto batch = encoder.Encode(Records(1, 10));
+  ASSERT_TRUE(batch.ok());
+  auto decoded = DecodeBatch(*batch, {.max_uncompressed_bytes = batch->uncompressed_size() - 1});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(decoded.status().message().find("exceeds the limit"), std::string::npos);
+}
+
+// A small frame that expands to 1 GiB, declared as 1 KiB: refused without allocating the GiB.
+TEST(BatchCodecTest, RefusesZstdBomb) {
+  const std::string zeros(size_t{64} << 20, '\0');
+  std::string frame(ZSTD_compressBound(zeros.size()), '\0');
+  const size_t n = ZSTD_compress(frame.data(), frame.size(), zeros.data(), zeros.size(), 1);
+  ASSERT_FALSE(ZSTD_isError(n));
+  frame.resize(n);
+  ferry::v1::Batch batch;
+  batch.set_first_seq(1);
+  batch.set_count(1);
+  batch.set_compression(ferry::v1::COMPRESSION_ZSTD);
+  batch.set_blob(frame);
+  batch.set_uncompressed_size(1024);
+  auto decoded = DecodeBatch(batch, {});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << decoded.status();
+  // Declared honestly, it is above the limit.
+  batch.set_uncompressed_size(zeros.size());
+  decoded = DecodeBatch(batch, {.max_uncompressed_bytes = 1 << 20});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << decoded.status();
+}
+
+TEST(BatchCodecTest, RefusesUnknownKindAndOversizedRecord) {
+  BatchEncoder encoder(0);
+  std::vector<LogRecord> records = Records(1, 2);
+  records[1].kind = static_cast<RecordKind>(9);
+  auto batch = encoder.Encode(records);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  batch = encoder.Encode(Records(1, 2));
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ(DecodeBatch(*batch, {.max_record_bytes = 50}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BatchCodecTest, RefusesUnknownCompression) {
+  BatchEncoder encoder(0);
+  auto batch = encoder.Encode(Records(1, 2));
+  ASSERT_TRUE(batch.ok());
+  batch->set_compression(static_cast<ferry::v1::Compression>(7));
+  EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ferry::replication

@@ -1,0 +1,489 @@
+// The replication stream end to end: real gRPC over TCP on 127.0.0.1, real RocksDB logs on disk,
+// network faults from tests/support/fault_proxy.h.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <memory>
+#include <string>
+
+#include "engine/base/clock.h"
+#include "engine/replication/batch_codec.h"
+#include "engine/replication/receiver.h"
+#include "engine/replication/shipper.h"
+#include "engine/replication/stream_format.h"
+#include "engine/replication/stream_test_util.h"
+#include "proto/replication.grpc.pb.h"
+#include "tests/support/fault_proxy.h"
+#include "tests/support/temp_dir.h"
+
+namespace ferry::replication {
+namespace {
+
+using ::ferry::testing::FaultProxy;
+using ::ferry::testing::TempDir;
+using testing::AppendRecords;
+using testing::CompareLogs;
+using testing::StandbyRegion;
+using testing::TestShipperOptions;
+using testing::WaitFor;
+
+class ReplicationStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto log = DurableLog::Open({.path = dir_.File("outbound")});
+    ASSERT_TRUE(log.ok()) << log.status();
+    outbound_ = *std::move(log);
+    StartStandby();
+  }
+
+  void StartStandby(uint64_t epoch = 1, const std::string& expected_region = "east") {
+    standby_.reset();
+    StandbyRegion::Options options;
+    options.dir = dir_.path();
+    options.receiver.region = "west";
+    options.receiver.expected_peer_region = expected_region;
+    options.receiver.token = "secret-token";
+    options.initial_epoch = epoch;
+    auto standby = StandbyRegion::Start(options);
+    ASSERT_TRUE(standby.ok()) << standby.status();
+    standby_ = *std::move(standby);
+  }
+
+  std::unique_ptr<Shipper> StartShipper(ShipperOptions options, DurableLog* log = nullptr) {
+    auto shipper = Shipper::Start(options, log != nullptr ? log : outbound_.get());
+    EXPECT_TRUE(shipper.ok()) << shipper.status();
+    return shipper.ok() ? *std::move(shipper) : nullptr;
+  }
+
+  bool AllAcked(Shipper* shipper, absl::Duration timeout = absl::Seconds(60)) {
+    return shipper->WaitForAck(outbound_->next_seq(), absl::Now() + timeout);
+  }
+
+  // Waits until the shipper has reported an error containing `text`.
+  static bool ErrorMentions(Shipper* shipper, const std::string& text) {
+    return WaitFor([&] { return shipper->status().last_error.find(text) != std::string::npos; });
+  }
+
+  TempDir dir_{"ferry-stream"};
+  std::unique_ptr<DurableLog> outbound_;
+  std::unique_ptr<StandbyRegion> standby_;
+};
+
+TEST_F(ReplicationStreamTest, ShipsEveryRecordOnceAndPersistsTheAckedCursor) {
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 1500).ok());
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 500).ok());  // while connected
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  ShipperStatus s = shipper->status();
+  EXPECT_TRUE(s.connected);
+  EXPECT_EQ(s.peer_region, "west");
+  EXPECT_EQ(s.acked_next_seq, 2001u);
+  EXPECT_EQ(s.unacked_records, 0u);
+  EXPECT_EQ(s.unacked_age, absl::ZeroDuration());
+  EXPECT_LT(s.wire_bytes, s.uncompressed_bytes);  // zstd
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+  auto acked = outbound_->GetCursor(kAckedCursor);
+  ASSERT_TRUE(acked.ok());
+  EXPECT_EQ(acked->value_or(0), 2001u);
+  auto log_id = outbound_->GetState(kLogIdState);
+  ASSERT_TRUE(log_id.ok() && log_id->has_value());
+  EXPECT_EQ(**log_id, shipper->log_id());
+  auto recorded = standby_->inbound()->GetState(kPeerLogIdState);
+  ASSERT_TRUE(recorded.ok() && recorded->has_value());
+  EXPECT_EQ(**recorded, shipper->log_id());
+  ReceiverStatus r = standby_->receiver()->status();
+  EXPECT_EQ(r.durable_next_seq, 2001u);
+  EXPECT_EQ(r.streams_accepted, 1u);
+}
+
+TEST_F(ReplicationStreamTest, ReportsThePeersAppliedCursor) {
+  ASSERT_TRUE(standby_->inbound()->SetCursor(kAppliedCursor, 0).ok());
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  ASSERT_TRUE(standby_->inbound()->SetCursor(kAppliedCursor, 8).ok());
+  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_applied_seq == 8; }));  // via Pings
+  shipper->Stop();
+  EXPECT_EQ(outbound_->GetCursor(kPeerAppliedCursor)->value_or(0), 8u);
+}
+
+// Batches are pipelined: with a 60 ms round trip, many are in flight at once, and the window
+// bounds the unacknowledged bytes.
+TEST_F(ReplicationStreamTest, PipelinesBatchesWithinTheWindow) {
+  auto proxy = FaultProxy::Start("127.0.0.1", standby_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  (*proxy)->SetLatency(absl::Milliseconds(30));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 3000).ok());
+  ShipperOptions options = TestShipperOptions((*proxy)->address());
+  options.max_batch_bytes = 1024;
+  options.window_bytes = 32 << 10;
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  const ShipperStatus s = shipper->status();
+  EXPECT_GT(s.max_inflight_batches, 4u);
+  // At most one record (< 500 bytes with its framing) beyond the window.
+  EXPECT_LE(s.max_inflight_bytes, options.window_bytes + 512);
+  EXPECT_GT(s.batches, 100u);
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+TEST_F(ReplicationStreamTest, ResumesExactlyAcrossDroppedConnections) {
+  auto proxy = FaultProxy::Start("127.0.0.1", standby_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  ShipperOptions options = TestShipperOptions((*proxy)->address());
+  options.max_batch_bytes = 2048;
+  auto shipper = StartShipper(options);
+  for (int round = 0; round < 10; ++round) {
+    ASSERT_TRUE(AppendRecords(outbound_.get(), 300).ok());
+    const uint64_t connects = shipper->status().connects;
+    // Drop once something of this round was shipped but (likely) not all of it.
+    ASSERT_TRUE(WaitFor([&] { return shipper->status().connects > 0; }));
+    (*proxy)->DropConnections();
+    ASSERT_TRUE(WaitFor([&] { return shipper->status().connects > connects; }));
+  }
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  const ShipperStatus s = shipper->status();
+  EXPECT_GE(s.connects, 10u);
+  EXPECT_GE(s.disconnects, 10u);
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+TEST_F(ReplicationStreamTest, SurvivesAShortPartition) {
+  auto proxy = FaultProxy::Start("127.0.0.1", standby_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  ShipperOptions options = TestShipperOptions((*proxy)->address());
+  options.ack_timeout = absl::Milliseconds(800);
+  options.connect_timeout = absl::Milliseconds(800);
+  options.keepalive_interval = absl::Milliseconds(200);
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 200).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+
+  (*proxy)->SetBlackhole(true);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 500).ok());
+  // The shipper notices the partition through its ack timeout and keeps trying.
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "DEADLINE_EXCEEDED"));
+  EXPECT_FALSE(shipper->status().connected);
+  EXPECT_GT(shipper->status().unacked_records, 0u);
+  absl::SleepFor(absl::Seconds(2));  // the partition lasts (not a synchronization)
+  (*proxy)->SetBlackhole(false);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+TEST_F(ReplicationStreamTest, ReceiverThatCannotWriteStopsAcknowledgingAndNothingIsLost) {
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  standby_->inbound()->Close();  // every Append now fails
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "inbound log cannot write"));
+  EXPECT_EQ(shipper->status().acked_next_seq, 101u);
+  EXPECT_NE(standby_->receiver()->status().last_error.find("UNAVAILABLE"), std::string::npos);
+  // The disk comes back (the log is reopened on the same port).
+  ASSERT_TRUE(standby_->Restart().ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+// Corrupted bytes on the wire: whatever they hit (a payload, a header, a sequence, HTTP/2
+// framing), no corrupted record reaches the inbound log, and the stream recovers.
+TEST_F(ReplicationStreamTest, CorruptedBytesAreRefusedAndTheStreamRecovers) {
+  auto proxy = FaultProxy::Start("127.0.0.1", standby_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  ShipperOptions options = TestShipperOptions((*proxy)->address());
+  options.compression_level = 0;  // so that payload bytes travel as they are
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  for (uint64_t skip : {3000, 10000, 25000}) {
+    (*proxy)->CorruptBytes(1, ferry::testing::ProxyDirection::kToTarget, skip);
+    ASSERT_TRUE(AppendRecords(outbound_.get(), 400).ok());
+    ASSERT_TRUE(AllAcked(shipper.get()));
+  }
+  EXPECT_GE((*proxy)->stats().bytes_corrupted, 3u);
+  EXPECT_GE(shipper->status().disconnects, 1u);
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+TEST_F(ReplicationStreamTest, StaleEpochIsRefused) {
+  StartStandby(/*epoch=*/5);
+  auto shipper = StartShipper(TestShipperOptions(standby_->address(), /*epoch=*/3));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "stale epoch 3 < 5"));
+  EXPECT_NE(shipper->status().last_error.find("FAILED_PRECONDITION"), std::string::npos);
+  EXPECT_EQ(shipper->status().connects, 0u);
+  EXPECT_NE(standby_->receiver()->status().last_error.find("stale epoch 3 < 5"), std::string::npos);
+  EXPECT_EQ(standby_->inbound()->next_seq(), 1u);
+  EXPECT_TRUE(standby_->adopted().empty());
+}
+
+TEST_F(ReplicationStreamTest, HigherEpochIsAdoptedThenTheOldOneIsFenced) {
+  auto shipper = StartShipper(TestShipperOptions(standby_->address(), /*epoch=*/4));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  EXPECT_EQ(standby_->adopted(), std::vector<uint64_t>{4});
+  EXPECT_EQ(standby_->epoch(), 4u);
+  EXPECT_EQ(shipper->status().peer_epoch, 4u);
+  shipper->Stop();
+  auto old = StartShipper(TestShipperOptions(standby_->address(), /*epoch=*/3));
+  ASSERT_TRUE(ErrorMentions(old.get(), "stale epoch 3 < 4"));
+}
+
+TEST_F(ReplicationStreamTest, EpochMovingPastTheStreamEndsIt) {
+  auto shipper = StartShipper(TestShipperOptions(standby_->address(), /*epoch=*/1));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  standby_->set_epoch(2);  // this region was promoted
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "stale epoch 1 < 2"));
+  EXPECT_EQ(standby_->inbound()->next_seq(), 11u);
+}
+
+TEST_F(ReplicationStreamTest, WrongRegionIsRefused) {
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.region = "south";
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "PERMISSION_DENIED"));
+  EXPECT_NE(shipper->status().last_error.find("not the expected peer region"), std::string::npos);
+  shipper->Stop();
+  options.region = "west";  // the receiver's own name
+  StartStandby(1, /*expected_region=*/"");
+  options.peer_address = standby_->address();
+  shipper = StartShipper(options);
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "this region's own name"));
+}
+
+TEST_F(ReplicationStreamTest, WrongTokenIsRefused) {
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.token = "secret-tokem";
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "wrong replication token"));
+  EXPECT_NE(shipper->status().last_error.find("UNAUTHENTICATED"), std::string::npos);
+  EXPECT_NE(standby_->receiver()->status().last_error.find("wrong replication token"),
+            std::string::npos);
+  EXPECT_EQ(standby_->inbound()->next_seq(), 1u);
+}
+
+TEST_F(ReplicationStreamTest, AnotherLogAtTheSameEpochIsRefused) {
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  shipper->Stop();
+  auto other = DurableLog::Open({.path = dir_.File("other")});
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(AppendRecords(other->get(), 20).ok());
+  auto intruder = StartShipper(TestShipperOptions(standby_->address()), other->get());
+  ASSERT_TRUE(ErrorMentions(intruder.get(), "this inbound log copies another log"));
+  EXPECT_EQ(standby_->inbound()->next_seq(), 11u);
+}
+
+TEST_F(ReplicationStreamTest, PausedShipperSendsNothingUntilResumed) {
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.start_paused = true;
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 50).ok());
+  ASSERT_TRUE(WaitFor([&] { return shipper->status().connected; }));
+  EXPECT_FALSE(shipper->WaitForAck(2, absl::Now() + absl::Milliseconds(300)));
+  EXPECT_EQ(shipper->status().batches, 0u);
+  EXPECT_TRUE(shipper->status().paused);
+  shipper->SetPaused(false);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+}
+
+TEST_F(ReplicationStreamTest, TrimsOnlyAcknowledgedRecords) {
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  shipper->SetPaused(true);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(shipper->TrimAcknowledged(/*keep_records=*/10).ok());
+  EXPECT_EQ(outbound_->first_seq(), 91u);
+  ASSERT_TRUE(shipper->TrimAcknowledged(0).ok());
+  EXPECT_EQ(outbound_->first_seq(), 101u);  // 101.. are not acknowledged
+  shipper->SetPaused(false);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+}
+
+// The RPO age on a ManualClock: the time since the shipper first saw the oldest unacked record.
+TEST_F(ReplicationStreamTest, ReportsTheUnacknowledgedTail) {
+  ManualClock clock(absl::FromUnixSeconds(500));
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.clock = &clock;
+  options.start_paused = true;
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 40).ok());
+  EXPECT_EQ(shipper->status().unacked_records, 40u);  // observed now
+  clock.Advance(absl::Seconds(5));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ShipperStatus s = shipper->status();
+  EXPECT_EQ(s.unacked_records, 50u);
+  EXPECT_EQ(s.unacked_age, absl::Seconds(5));
+  shipper->SetPaused(false);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  s = shipper->status();
+  EXPECT_EQ(s.unacked_records, 0u);
+  EXPECT_EQ(s.unacked_age, absl::ZeroDuration());
+  EXPECT_EQ(s.unacked_bytes, 0u);
+}
+
+TEST_F(ReplicationStreamTest, ASecondStreamReplacesTheFirst) {
+  auto first = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 30).ok());
+  ASSERT_TRUE(AllAcked(first.get()));
+  // The same log shipped by a second shipper (as after a restart whose old connection lingers).
+  auto second = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(WaitFor([&] { return standby_->receiver()->status().streams_replaced >= 1; }));
+  first->Stop();
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 30).ok());
+  ASSERT_TRUE(AllAcked(second.get()));
+  second->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+// A hand-made shipper that sends exactly the frames a test wants.
+class RawShipper {
+ public:
+  explicit RawShipper(const std::string& address, size_t max_message = 64 << 20) {
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(static_cast<int>(max_message));
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    stub_ = ferry::v1::Replication::NewStub(channel_);
+    rw_ = stub_->Replicate(&context_);
+  }
+  static ferry::v1::ShipperFrame Hello(const std::string& log_id = "raw-log") {
+    ferry::v1::ShipperFrame f;
+    ferry::v1::Hello* h = f.mutable_hello();
+    h->set_protocol_version(kProtocolVersion);
+    h->set_region("east");
+    h->set_epoch(1);
+    h->set_token("secret-token");
+    h->set_log_id(log_id);
+    h->set_first_available_seq(1);
+    h->set_next_seq(1000);
+    return f;
+  }
+  // Sends the Hello; returns the Welcome's durable_next_seq, or 0 when refused.
+  uint64_t Handshake(const ferry::v1::ShipperFrame& hello = Hello()) {
+    if (!rw_->Write(hello)) return 0;
+    ferry::v1::ReceiverFrame f;
+    if (!rw_->Read(&f) || !f.has_welcome()) return 0;
+    return f.welcome().durable_next_seq();
+  }
+  bool Send(const ferry::v1::Batch& batch) {
+    ferry::v1::ShipperFrame f;
+    *f.mutable_batch() = batch;
+    return rw_->Write(f);
+  }
+  // Reads until the stream ends; returns the final status (acks are counted).
+  grpc::Status End() {
+    ferry::v1::ReceiverFrame f;
+    while (rw_->Read(&f)) {
+      if (f.has_ack()) last_ack_ = f.ack().durable_next_seq();
+    }
+    return rw_->Finish();
+  }
+  // Reads one frame; the Ack's durable_next_seq, or 0.
+  uint64_t ReadAck() {
+    ferry::v1::ReceiverFrame f;
+    return rw_->Read(&f) && f.has_ack() ? f.ack().durable_next_seq() : 0;
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<ferry::v1::Replication::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<ferry::v1::ShipperFrame, ferry::v1::ReceiverFrame>> rw_;
+  uint64_t last_ack_ = 0;
+};
+
+ferry::v1::Batch GoodBatch(uint64_t first, int n) {
+  std::vector<LogRecord> records;
+  for (int i = 0; i < n; ++i) records.push_back({first + i, RecordKind::kTransaction, "p"});
+  BatchEncoder encoder(3);
+  return *encoder.Encode(records);
+}
+
+TEST_F(ReplicationStreamTest, HandMadeBadFramesAreRefused) {
+  {
+    RawShipper raw(standby_->address());
+    ASSERT_EQ(raw.Handshake(), 1u);
+    ASSERT_TRUE(raw.Send(GoodBatch(1, 5)));
+    EXPECT_EQ(raw.ReadAck(), 6u);
+  }
+  struct Case {
+    std::string name;
+    std::function<void(ferry::v1::Batch*)> spoil;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"bad checksum", [](ferry::v1::Batch* b) { b->set_checksum(b->checksum() ^ 1); },
+       grpc::StatusCode::DATA_LOSS, "checksum mismatch"},
+      {"gap", [](ferry::v1::Batch* b) { b->set_first_seq(7); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "batch starts at sequence 7, expected 6"},
+      {"duplicate", [](ferry::v1::Batch* b) { b->set_first_seq(5); },
+       grpc::StatusCode::INVALID_ARGUMENT, "expected 6"},
+      {"count", [](ferry::v1::Batch* b) { b->set_count(4); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "the batch declares 4"},
+      {"oversized", [](ferry::v1::Batch* b) { b->set_uncompressed_size(uint64_t{1} << 40); },
+       grpc::StatusCode::INVALID_ARGUMENT, "exceeds the limit"},
+      {"zstd bomb",
+       [](ferry::v1::Batch* b) {
+         const std::string zeros(size_t{32} << 20, '\0');
+         std::string frame(ZSTD_compressBound(zeros.size()), '\0');
+         frame.resize(ZSTD_compress(frame.data(), frame.size(), zeros.data(), zeros.size(), 1));
+         b->set_blob(frame);
+       },
+       grpc::StatusCode::DATA_LOSS, "zstd decompression failed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawShipper raw(standby_->address());
+    ASSERT_EQ(raw.Handshake(), 6u);
+    ferry::v1::Batch batch = GoodBatch(6, 5);
+    c.spoil(&batch);
+    raw.Send(batch);
+    const grpc::Status status = raw.End();
+    EXPECT_EQ(status.error_code(), c.code) << status.error_message();
+    EXPECT_NE(status.error_message().find(c.message), std::string::npos) << status.error_message();
+    EXPECT_EQ(standby_->inbound()->next_seq(), 6u);
+  }
+  {
+    RawShipper raw(standby_->address());
+    raw.Send(GoodBatch(6, 1));  // no hello
+    EXPECT_EQ(raw.End().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    RawShipper raw(standby_->address());
+    ferry::v1::ShipperFrame hello = RawShipper::Hello();
+    hello.mutable_hello()->set_protocol_version(2);
+    EXPECT_EQ(raw.Handshake(hello), 0u);
+    const grpc::Status status = raw.End();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(status.error_message().find("protocol version 2"), std::string::npos);
+  }
+  {
+    // Above the server's message limit (16 MiB by default): refused by gRPC before decoding.
+    RawShipper raw(standby_->address());
+    ASSERT_EQ(raw.Handshake(), 6u);
+    ferry::v1::Batch batch = GoodBatch(6, 1);
+    batch.set_blob(std::string(size_t{17} << 20, 'x'));
+    raw.Send(batch);
+    EXPECT_EQ(raw.End().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_EQ(standby_->inbound()->next_seq(), 6u);
+}
+
+}  // namespace
+}  // namespace ferry::replication
