@@ -1,0 +1,88 @@
+// PostgresSink: applies Ferry transactions to a Postgres 15 target (the Sink of
+// engine/api/sink.h). Decisions and the target-side schema: README.md beside this file.
+//
+// Exactly once. Session k applies through replication origin
+//   ferry_<source_region>_<epoch>_w<k>
+// (pg_replication_origin_session_setup), and every group commits with
+// pg_replication_origin_xact_setup(<log seq as an LSN>, <source commit time>), so the progress
+// is committed atomically with the data, and what apply writes carries the origin (the source
+// connector skips origin-tagged changes: no loops). Postgres lets one session hold an origin at
+// a time, hence one per worker. LoadState() reads the progress as the maximum over every
+// ferry_<source_region>_* origin (groups commit in log order, so the maximum is a consistent
+// prefix); origins of another epoch are folded into this epoch's w0 and dropped, which fails
+// (kUnavailable) while an applier of the old epoch still holds one: a fence against a zombie.
+//
+// Target-side bookkeeping (schema `ferry`, created when missing):
+//   ferry.conflicts    every conflict, written in the transaction that resolved it;
+//   ferry.table_state  stopped tables (a row = stopped; no row = applying).
+//
+// Hot path: libpq pipeline mode, prepared statements, multi-row INSERTs; conflicts and errors
+// are detected from the results and the group is then re-applied change by change ("careful"),
+// where every conflict is resolved per policy and every error names its table.
+//
+// Thread safety: PostgresSink is thread-safe; each session is used by one thread at a time.
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(auto sink, PostgresSink::Open({.dsn = "...", .source_region = "east"}));
+//   FERRY_ASSIGN_OR_RETURN(auto apply, ApplyScheduler::Start({}, inbound, sink.get()));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/api/sink.h"
+
+namespace ferry {
+
+struct PostgresSinkOptions {
+  // libpq connection string of the target database (a superuser, or a role that may use
+  // replication origins and set session_replication_role).
+  std::string dsn;
+  // The region whose changes are applied; names origins and bookkeeping rows. [A-Za-z0-9_-].
+  std::string source_region;
+  // The epoch of the inbound log's producer (names origins; see above).
+  uint64_t epoch = 0;
+  ConflictPolicy conflict_policy = ConflictPolicy::kStopTable;
+  // A single value larger than this stops its table (protects memory and the target).
+  size_t max_value_bytes = 32 << 20;
+  // Rows per multi-row INSERT statement (capped so that parameters stay below 65535).
+  int insert_batch_rows = 100;
+  // session_replication_role = replica: user triggers and foreign-key checks do not fire, as in
+  // Postgres's own logical replication (needed for parallel apply).
+  bool replica_role = true;
+  // A statement waiting longer than this for a lock fails (kAborted: the scheduler re-applies
+  // serially). Guards against a lock cycle between parallel workers the key tracking missed.
+  absl::Duration lock_timeout = absl::Seconds(20);
+  // libpq connect_timeout for each connection.
+  int connect_timeout_seconds = 5;
+};
+
+class PostgresSink final : public Sink {
+ public:
+  // Validates the options; connects to nothing yet (the target may be down).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<PostgresSink>> Open(
+      const PostgresSinkOptions& options);
+  ~PostgresSink() override;
+
+  [[nodiscard]] absl::StatusOr<SinkState> LoadState() override;
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int worker) override;
+  [[nodiscard]] absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation& relation) override;
+
+  // ferry_<region>_<epoch>_w<worker>.
+  std::string OriginName(int worker) const;
+  const PostgresSinkOptions& options() const { return options_; }
+
+ private:
+  explicit PostgresSink(const PostgresSinkOptions& options) : options_(options) {}
+  std::string Dsn() const;
+
+  const PostgresSinkOptions options_;
+  absl::Mutex mu_;  // serializes the admin connection
+};
+
+}  // namespace ferry

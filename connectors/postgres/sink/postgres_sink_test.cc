@@ -1,0 +1,459 @@
+// Integration tests of apply: hand-built transactions written into a real inbound DurableLog,
+// applied by the ApplyScheduler through the PostgresSink into a throwaway Postgres 15.
+#include "connectors/postgres/sink/postgres_sink.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/sink/sink_test_util.h"
+#include "engine/apply/apply_scheduler.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/temp_dir.h"
+
+namespace ferry {
+namespace {
+
+using namespace sink_test;  // NOLINT: test builders
+using ::ferry::testing::PgCluster;
+using ::ferry::testing::TempDir;
+
+std::string Dump(const std::vector<::ferry::testing::Row>& rows) {
+  std::string out;
+  for (const auto& row : rows) {
+    std::vector<std::string> cells;
+    for (const auto& c : row) cells.push_back(c ? *c : "NULL");
+    absl::StrAppend(&out, absl::StrJoin(cells, "|"), "\n");
+  }
+  return out;
+}
+
+class ApplyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto pg = PgCluster::Start();
+    ASSERT_TRUE(pg.ok()) << pg.status();
+    pg_ = pg->release();
+  }
+  static void TearDownTestSuite() {
+    delete pg_;
+    pg_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(pg_, nullptr);
+    static int n = 0;
+    ++n;
+    db_ = absl::StrCat("apply_", n);
+    region_ = absl::StrCat("r", n);
+    ASSERT_TRUE(pg_->Exec("CREATE DATABASE " + db_, "postgres").ok());
+    auto log = DurableLog::Open({.path = dir_.File("inbound"), .sync = false});
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = *std::move(log);
+  }
+  void TearDown() override {
+    apply_.reset();
+    sink_.reset();
+  }
+
+  void StartApply(ApplyOptions options = {}, PostgresSinkOptions sink_options = {}) {
+    apply_.reset();
+    sink_options.dsn = pg_->dsn(db_);
+    sink_options.source_region = region_;
+    auto sink = PostgresSink::Open(sink_options);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    sink_ = *std::move(sink);
+    auto apply = ApplyScheduler::Start(options, log_.get(), sink_.get());
+    ASSERT_TRUE(apply.ok()) << apply.status();
+    apply_ = *std::move(apply);
+  }
+
+  void WaitApplied(uint64_t seq) {
+    ASSERT_TRUE(apply_->WaitForApplied(seq, absl::Seconds(120)))
+        << "applied " << apply_->status().applied_seq << " of " << seq
+        << ", last error: " << apply_->status().last_error;
+  }
+
+  uint64_t Append(const std::vector<v1::Transaction>& txns) {
+    auto seq = AppendTxns(*log_, txns);
+    EXPECT_TRUE(seq.ok()) << seq.status();
+    return seq.value_or(0);
+  }
+
+  std::string Table(const std::string& sql) {
+    auto rows = pg_->Query(sql, db_);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? Dump(*rows) : "<error>";
+  }
+  std::string Value(const std::string& sql) {
+    auto v = pg_->QueryValue(sql, db_);
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() && v->has_value() ? **v : "NULL";
+  }
+
+  static PgCluster* pg_;
+  TempDir dir_{"ferry-apply-test"};
+  std::string db_;
+  std::string region_;
+  std::unique_ptr<DurableLog> log_;
+  std::unique_ptr<PostgresSink> sink_;
+  std::unique_ptr<ApplyScheduler> apply_;
+};
+
+PgCluster* ApplyTest::pg_ = nullptr;
+
+const v1::Relation kItems =
+    Relation(1, "public", "items", {{"id", "integer", true}, {"name", "text"}, {"doc", "text"}});
+const v1::Relation kBag =
+    Relation(2, "public", "bag", {{"v", "integer"}, {"j", "json"}, {"p", "point"}},
+             v1::REPLICA_IDENTITY_FULL);
+
+TEST_F(ApplyTest, EveryChangeKindIsReproduced) {
+  StartApply();
+  std::vector<v1::Transaction> txns;
+  // A missing table is created; a run of inserts is batched.
+  std::vector<v1::Change> inserts;
+  for (int i = 1; i <= 250; ++i) {
+    inserts.push_back(Insert(1, {absl::StrCat(i), absl::StrCat("n", i), "big"}));
+  }
+  txns.push_back(Txn({kItems}, inserts));
+  // Update of a non-key column with an unchanged TOAST value left alone.
+  txns.push_back(Txn({kItems}, {Update(1, {"1", "renamed", kToast})}));
+  // Key change: old key sent.
+  txns.push_back(
+      Txn({kItems}, {Update(1, {"1000", "moved", "x"}, Values{"2", std::nullopt, std::nullopt},
+                            /*old_key_only=*/true)}));
+  txns.push_back(Txn({kItems}, {Delete(1, {"3", std::nullopt, std::nullopt})}));
+  // REPLICA IDENTITY FULL with identical rows and types without "=" (json, point).
+  txns.push_back(Txn(
+      {kBag}, {Insert(2, {"1", R"({"a": 1})", "(1,2)"}), Insert(2, {"1", R"({"a": 1})", "(1,2)"}),
+               Insert(2, {"2", std::nullopt, "(0,0)"})}));
+  txns.push_back(Txn({kBag}, {Delete(2, {"1", R"({"a": 1})", "(1,2)"}, false)}));
+  txns.push_back(
+      Txn({kBag}, {Update(2, {"3", "[1]", "(5,5)"}, Values{"2", std::nullopt, "(0,0)"}, false)}));
+  uint64_t last = Append(txns);
+  WaitApplied(last);
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "249");
+  EXPECT_EQ(Table("SELECT id, name, doc FROM items WHERE id IN (1, 2, 3, 1000) ORDER BY id"),
+            "1|renamed|big\n1000|moved|x\n");
+  EXPECT_EQ(Table("SELECT v, j::text, p::text FROM bag ORDER BY v"),
+            "1|{\"a\": 1}|(1,2)\n3|[1]|(5,5)\n");
+  // Truncate.
+  last = Append({Txn({kItems, kBag}, {Truncate({1, 2})})});
+  WaitApplied(last);
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "0");
+  EXPECT_EQ(Value("SELECT count(*) FROM bag"), "0");
+  ApplyStatus s = apply_->status();
+  EXPECT_EQ(s.applied_seq, last);
+  EXPECT_EQ(s.lag_records, 0u);
+  EXPECT_TRUE(s.stopped_tables.empty());
+  EXPECT_EQ(s.conflicts, 0u);
+  // Progress is in the target, committed with the data.
+  EXPECT_EQ(Value(absl::StrCat("SELECT max(pg_replication_origin_progress(roname, false)) FROM "
+                               "pg_replication_origin WHERE roname LIKE 'ferry_",
+                               region_, "_0_w%'")),
+            pg::FormatLsn(last));
+}
+
+TEST_F(ApplyTest, ReplayingTheSameRecordsChangesNothing) {
+  std::vector<v1::Transaction> txns;
+  for (int i = 1; i <= 50; ++i) {
+    txns.push_back(Txn({kItems}, {Insert(1, {absl::StrCat(i), "a", "b"})}));
+    txns.push_back(Txn({kItems}, {Update(1, {absl::StrCat(i), absl::StrCat("u", i), "b"})}));
+  }
+  txns.push_back(Txn({kItems}, {Delete(1, {"7", std::nullopt, std::nullopt})}));
+  const uint64_t last = Append(txns);
+  StartApply();
+  WaitApplied(last);
+  const std::string before = Table("SELECT * FROM items ORDER BY id");
+  apply_.reset();
+  // A second inbound log with the very same records (same seqs): delivered again, e.g. after
+  // the inbound log was rebuilt from the peer. Nothing changes, no conflicts.
+  TempDir other("ferry-apply-replay");
+  auto log2 = DurableLog::Open({.path = other.File("inbound"), .sync = false});
+  ASSERT_TRUE(log2.ok());
+  log_ = *std::move(log2);
+  EXPECT_EQ(Append(txns), last);
+  StartApply();
+  WaitApplied(last);
+  EXPECT_EQ(Table("SELECT * FROM items ORDER BY id"), before);
+  EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
+  EXPECT_EQ(apply_->status().transactions_applied, 0u);
+}
+
+TEST_F(ApplyTest, ConflictsUnderStopPolicyStopOnlyThatTable) {
+  const v1::Relation other = Relation(5, "public", "other", {{"id", "integer", true}});
+  uint64_t last = Append({Txn({kItems, other}, {Insert(1, {"1", "a", "b"}), Insert(5, {"1"})})});
+  StartApply();
+  WaitApplied(last);
+  // A local write on the target makes the next insert conflict.
+  ASSERT_TRUE(pg_->Exec("INSERT INTO items VALUES (2, 'local', 'l')", db_).ok());
+  last =
+      Append({Txn({kItems, other}, {Insert(5, {"2"}), Insert(1, {"2", "remote", "r"})}),
+              Txn({kItems}, {Insert(1, {"3", "later", "l"})}), Txn({other}, {Insert(5, {"3"})})});
+  WaitApplied(last);
+  ApplyStatus s = apply_->status();
+  ASSERT_EQ(s.stopped_tables.size(), 1u);
+  const TableStop& stop = s.stopped_tables.begin()->second;
+  EXPECT_EQ(stop.table.name, "items");
+  EXPECT_EQ(stop.seq, 2u);
+  EXPECT_NE(stop.reason.find("insert_exists"), std::string::npos) << stop.reason;
+  // The other table went on, including the part of the conflicting transaction.
+  EXPECT_EQ(Value("SELECT string_agg(id::text, ',' ORDER BY id) FROM other"), "1,2,3");
+  EXPECT_EQ(Table("SELECT id, name FROM items ORDER BY id"), "1|a\n2|local\n");
+  EXPECT_EQ(Table("SELECT seq, kind, resolution, remote_row->>'name', local_row->>'name' FROM "
+                  "ferry.conflicts"),
+            "2|insert_exists|table_stopped|remote|local\n");
+  EXPECT_EQ(Table("SELECT table_name, stopped_at_seq FROM ferry.table_state"), "items|2\n");
+  EXPECT_EQ(s.conflicts, 1u);
+
+  // Survives a restart: the table is still stopped, its changes still skipped.
+  apply_.reset();
+  last = Append({Txn({kItems}, {Insert(1, {"4", "after", "x"})})});
+  StartApply();
+  WaitApplied(last);
+  EXPECT_EQ(apply_->status().stopped_tables.size(), 1u);
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "2");
+
+  // The operator fixes the target and resumes: the skipped changes are applied in order.
+  ASSERT_TRUE(pg_->Exec("DELETE FROM items WHERE id = 2", db_).ok());
+  ASSERT_TRUE(apply_->ResumeTable({"public", "items"}).ok());
+  EXPECT_TRUE(apply_->status().stopped_tables.empty());
+  EXPECT_EQ(Table("SELECT id, name FROM items ORDER BY id"), "1|a\n2|remote\n3|later\n4|after\n");
+  EXPECT_EQ(Value("SELECT count(*) FROM ferry.table_state"), "0");
+  last = Append({Txn({kItems}, {Insert(1, {"5", "new", "x"})})});
+  WaitApplied(last);
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "5");
+}
+
+TEST_F(ApplyTest, ConflictsUnderApplyRemotePolicyAreResolvedAndRecorded) {
+  uint64_t last = Append({Txn({kItems}, {Insert(1, {"1", "a", "b"}), Insert(1, {"2", "a", "b"})})});
+  StartApply({}, {.conflict_policy = ConflictPolicy::kApplyRemote});
+  WaitApplied(last);
+  ASSERT_TRUE(
+      pg_->Exec("INSERT INTO items VALUES (3, 'local', 'l'); DELETE FROM items WHERE id = 1;"
+                "DELETE FROM items WHERE id = 2",
+                db_)
+          .ok());
+  last = Append({Txn({kItems}, {Insert(1, {"3", "remote", "r"})}),
+                 Txn({kItems}, {Update(1, {"1", "upd", "u"})}),
+                 Txn({kItems}, {Delete(1, {"2", std::nullopt, std::nullopt})})});
+  WaitApplied(last);
+  EXPECT_TRUE(apply_->status().stopped_tables.empty()) << apply_->status().last_error;
+  EXPECT_EQ(Table("SELECT id, name FROM items ORDER BY id"), "1|upd\n3|remote\n");
+  EXPECT_EQ(Table("SELECT seq, kind, resolution, local_row->>'name' FROM ferry.conflicts ORDER BY "
+                  "seq"),
+            "2|insert_exists|applied_remote|local\n3|update_missing|applied_remote|NULL\n"
+            "4|delete_missing|skipped|NULL\n");
+  EXPECT_EQ(apply_->status().conflicts, 3u);
+}
+
+TEST_F(ApplyTest, SchemaChangesCreateAddAndStopOnlyTheIncompatibleTable) {
+  const v1::Relation a1 = Relation(1, "s1", "a", {{"id", "integer", true}, {"x", "text"}});
+  const v1::Relation a2 =
+      Relation(1, "s1", "a", {{"id", "integer", true}, {"x", "text"}, {"y", "bigint"}});
+  const v1::Relation a3 =
+      Relation(1, "s1", "a", {{"id", "bigint", true}, {"x", "text"}, {"y", "bigint"}});
+  ASSERT_TRUE(pg_->Exec("CREATE TABLE b (id integer PRIMARY KEY, v integer)", db_).ok());
+  const v1::Relation b_bad = Relation(2, "public", "b", {{"id", "integer", true}, {"v", "point"}});
+  uint64_t last = Append({
+      Txn({a1}, {Insert(1, {"1", "one"})}), Txn({a2}, {Insert(1, {"2", "two", "22"})}),
+      Txn({b_bad, a2}, {Insert(1, {"3", "three", "33"}), Insert(2, {"1", "(1,1)"})}),
+      Txn({a3}, {Insert(1, {"5000000000", "big", "1"})}),  // integer -> bigint widened
+  });
+  StartApply();
+  WaitApplied(last);
+  EXPECT_EQ(Table("SELECT id, x, y FROM s1.a ORDER BY id"),
+            "1|one|NULL\n2|two|22\n3|three|33\n5000000000|big|1\n");
+  ApplyStatus s = apply_->status();
+  ASSERT_EQ(s.stopped_tables.size(), 1u);
+  EXPECT_EQ(s.stopped_tables.begin()->first.name, "b");
+  EXPECT_NE(s.stopped_tables.begin()->second.reason.find("incompatible type change"),
+            std::string::npos)
+      << s.stopped_tables.begin()->second.reason;
+  EXPECT_EQ(Value("SELECT count(*) FROM b"), "0");
+  // A dropped key stops the table too.
+  const v1::Relation a_nokey = Relation(1, "s1", "a", {{"x", "text"}}, v1::REPLICA_IDENTITY_FULL);
+  last = Append({Txn({a_nokey}, {Insert(1, {"nokey"})})});
+  WaitApplied(last);
+  EXPECT_EQ(apply_->status().stopped_tables.size(), 2u);
+  EXPECT_NE(apply_->status().stopped_tables.at({"s1", "a"}).reason.find("dropped key"),
+            std::string::npos);
+}
+
+TEST_F(ApplyTest, HostileInputStopsTheTableAndNothingIsHalfApplied) {
+  const v1::Relation good = Relation(7, "public", "good", {{"id", "integer", true}});
+  const v1::Relation n = Relation(8, "public", "nums", {{"id", "integer", true}, {"v", "integer"}});
+  const v1::Relation w = Relation(9, "public", "wide", {{"id", "integer", true}, {"v", "text"}});
+  const v1::Relation big = Relation(10, "public", "big", {{"id", "integer", true}, {"v", "text"}});
+  uint64_t last = Append({Txn({good, n, w, big}, {Insert(7, {"0"}), Insert(8, {"0", "0"}),
+                                                  Insert(9, {"0", "0"}), Insert(10, {"0", "0"})})});
+  StartApply();
+  WaitApplied(last);
+  std::vector<v1::Transaction> bad;
+  // nums: the first change is fine, the second does not parse: none of the transaction's nums
+  // changes may stay.
+  bad.push_back(Txn({good, n}, {Insert(8, {"1", "1"}), Insert(7, {"1"}), Insert(8, {"2", "abc"})}));
+  // wide: wrong number of values.
+  bad.push_back(Txn({good, w}, {Insert(9, {"1", "1"}), Insert(7, {"2"}), Insert(9, {"2"})}));
+  // big: a 64 MiB value.
+  bad.push_back(
+      Txn({good, big}, {Insert(10, {"1", std::string(64 << 20, 'x')}), Insert(7, {"3"})}));
+  bad.push_back(Txn({good, n, w, big}, {Insert(7, {"4"}), Insert(8, {"9", "9"})}));
+  log_.reset();
+  apply_.reset();
+  auto reopened = DurableLog::Open(
+      {.path = dir_.File("inbound"), .sync = false, .max_record_bytes = 128 << 20});
+  ASSERT_TRUE(reopened.ok());
+  log_ = *std::move(reopened);
+  last = Append(bad);
+  StartApply();
+  WaitApplied(last);
+  EXPECT_EQ(Value("SELECT string_agg(id::text, ',' ORDER BY id) FROM good"), "0,1,2,3,4");
+  EXPECT_EQ(Value("SELECT count(*) FROM nums"), "1");
+  EXPECT_EQ(Value("SELECT count(*) FROM wide"), "1");
+  EXPECT_EQ(Value("SELECT count(*) FROM big"), "1");
+  ApplyStatus s = apply_->status();
+  ASSERT_EQ(s.stopped_tables.size(), 3u);
+  EXPECT_NE(s.stopped_tables.at({"public", "nums"}).reason.find("integer"), std::string::npos)
+      << s.stopped_tables.at({"public", "nums"}).reason;
+  EXPECT_EQ(s.stopped_tables.at({"public", "nums"}).seq, 2u);
+  EXPECT_NE(s.stopped_tables.at({"public", "wide"}).reason.find("1 values but the relation has 2"),
+            std::string::npos);
+  EXPECT_NE(s.stopped_tables.at({"public", "big"}).reason.find("max_value_bytes"),
+            std::string::npos);
+  EXPECT_FALSE(s.failed);
+
+  // A change naming a relation the transaction does not describe names no table: apply stops
+  // at that record, with a clear error, and applies nothing of it.
+  v1::Transaction unknown = Txn({good}, {Insert(7, {"5"}), Insert(99, {"1"})});
+  last = Append({unknown});
+  ASSERT_FALSE(apply_->WaitForApplied(last, absl::Seconds(30)));
+  s = apply_->status();
+  EXPECT_TRUE(s.failed);
+  EXPECT_NE(s.last_error.find("relation 99"), std::string::npos) << s.last_error;
+  EXPECT_EQ(s.applied_seq, last - 1);
+  EXPECT_EQ(Value("SELECT count(*) FROM good WHERE id = 5"), "0");
+}
+
+TEST_F(ApplyTest, LargeTransactionsStreamAndARestartedOneIsDiscarded) {
+  StartApply();
+  auto fragment = [](uint32_t n, bool last, int from, int to) {
+    v1::Transaction t = Txn({kItems}, {});
+    t.set_fragment(n);
+    t.set_last_fragment(last);
+    for (int i = from; i < to; ++i) {
+      *t.add_changes() = Insert(1, {absl::StrCat(i), "first", "x"});
+    }
+    return t;
+  };
+  // First attempt: fragments 0 and 1, then the source restarts and sends it again (0, 1, 2).
+  std::vector<v1::Transaction> txns = {fragment(0, false, 0, 100), fragment(1, false, 100, 200)};
+  uint64_t seq = Append(txns);
+  ASSERT_TRUE(AppendHeartbeat(*log_, 5).ok());
+  std::vector<v1::Transaction> again = {fragment(0, false, 0, 100), fragment(1, false, 100, 150),
+                                        fragment(2, true, 150, 170)};
+  for (auto& t : again) {
+    for (auto& c : *t.mutable_changes())
+      c.mutable_new_tuple()->mutable_values(1)->set_text("again");
+  }
+  seq = Append(again);
+  seq = Append({Txn({kItems}, {Update(1, {"0", "after", "x"})})});
+  WaitApplied(seq);
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "170");
+  EXPECT_EQ(Value("SELECT count(*) FROM items WHERE name = 'again'"), "169");
+  EXPECT_EQ(Value("SELECT name FROM items WHERE id = 0"), "after");
+}
+
+// Transfers between accounts with hot keys: the sum of balances is constant on the source, so
+// a reader of the target must never see another sum; and parallel apply must end where serial
+// apply ends.
+TEST_F(ApplyTest, ParallelApplyEqualsSerialAndExposesOnlySourceStates) {
+  const v1::Relation acc =
+      Relation(3, "public", "accounts", {{"id", "integer", true}, {"balance", "bigint"}});
+  const int kAccounts = 200;
+  std::vector<int64_t> balance(kAccounts, 1000);
+  std::vector<v1::Transaction> txns;
+  {
+    std::vector<v1::Change> rows;
+    for (int i = 0; i < kAccounts; ++i) rows.push_back(Insert(3, {absl::StrCat(i), "1000"}));
+    txns.push_back(Txn({acc}, rows));
+  }
+  std::mt19937 rng(42);
+  for (int t = 0; t < 6000; ++t) {
+    auto pick = [&] {
+      return (rng() % 4 == 0) ? static_cast<int>(rng() % 3) : static_cast<int>(rng() % kAccounts);
+    };
+    int a = pick(), b = pick();
+    if (a == b) b = (b + 1) % kAccounts;
+    int64_t x = static_cast<int64_t>(rng() % 50);
+    balance[a] -= x;
+    balance[b] += x;
+    txns.push_back(Txn({acc}, {Update(3, {absl::StrCat(a), absl::StrCat(balance[a])}),
+                               Update(3, {absl::StrCat(b), absl::StrCat(balance[b])})}));
+  }
+  const uint64_t last = Append(txns);
+  const int64_t total = 1000LL * kAccounts;
+
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0}, reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      auto rows = pg_->Query("SELECT count(*), COALESCE(sum(balance), 0) FROM accounts", db_);
+      if (!rows.ok()) continue;  // table not created yet
+      ++reads;
+      const auto& r = (*rows)[0];
+      if (*r[0] != "0" && (*r[0] != absl::StrCat(kAccounts) || *r[1] != absl::StrCat(total))) {
+        ++bad;
+      }
+    }
+  });
+  StartApply({.workers = 4, .max_group_transactions = 40});
+  WaitApplied(last);
+  done = true;
+  reader.join();
+  EXPECT_EQ(bad.load(), 0) << "a reader saw a state the source never had";
+  EXPECT_GT(reads.load(), 0);
+  const std::string parallel = Table("SELECT id, balance FROM accounts ORDER BY id");
+  std::string expected;
+  for (int i = 0; i < kAccounts; ++i) absl::StrAppend(&expected, i, "|", balance[i], "\n");
+  EXPECT_EQ(parallel, expected);
+
+  // Serial apply of the same log into another database ends in the same state.
+  apply_.reset();
+  db_ += "_serial";
+  region_ += "s";
+  ASSERT_TRUE(pg_->Exec("CREATE DATABASE " + db_, "postgres").ok());
+  StartApply({.workers = 1});
+  WaitApplied(last);
+  EXPECT_EQ(Table("SELECT id, balance FROM accounts ORDER BY id"), parallel);
+}
+
+TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
+  const v1::Relation acc =
+      Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
+  std::vector<v1::Transaction> txns;
+  txns.push_back(Txn({acc}, {Insert(3, {"1", "0"}), Insert(3, {"2", "0"})}));
+  for (int i = 1; i <= 3000; ++i) {
+    txns.push_back(Txn({acc}, {Update(3, {absl::StrCat(1 + i % 2), absl::StrCat(i)})}));
+  }
+  const uint64_t last = Append(txns);
+  StartApply({.workers = 3,
+              .max_group_transactions = 20,
+              .backoff_initial = absl::Milliseconds(20),
+              .backoff_max = absl::Milliseconds(200)});
+  ASSERT_TRUE(apply_->WaitForApplied(last / 4, absl::Seconds(60)));
+  ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
+  WaitApplied(last);
+  EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|3000\n2|2999\n");
+  EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,204 @@
+#include "connectors/postgres/sink/sink_sql.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "connectors/postgres/common/identifiers.h"
+
+namespace ferry::pg_sink {
+namespace {
+
+std::string Table(const v1::Relation& r) { return pg::QualifiedName(r.schema(), r.name()); }
+
+// "character varying(20)" -> {"character varying", 20}; no modifier -> -1.
+std::pair<std::string, int> SplitModifier(std::string_view type) {
+  auto open = type.find('(');
+  if (open == std::string_view::npos || type.back() != ')') return {std::string(type), -1};
+  std::string_view inner = type.substr(open + 1, type.size() - open - 2);
+  int n = -1;
+  if (inner.find(',') != std::string_view::npos || !absl::SimpleAtoi(std::string(inner), &n))
+    n = -2;
+  return {std::string(type.substr(0, open)), n};
+}
+
+}  // namespace
+
+std::string CreateTableSql(const v1::Relation& relation) {
+  std::vector<std::string> parts;
+  for (const auto& c : relation.columns()) {
+    parts.push_back(absl::StrCat(pg::QuoteIdentifier(c.name()), " ", c.type_name(),
+                                 c.not_null() ? " NOT NULL" : ""));
+  }
+  std::vector<std::string> pk;
+  for (const auto& name : relation.primary_key()) pk.push_back(pg::QuoteIdentifier(name));
+  if (pk.empty() && relation.replica_identity() != v1::REPLICA_IDENTITY_FULL) {
+    for (const auto& c : relation.columns()) {
+      if (c.part_of_key()) pk.push_back(pg::QuoteIdentifier(c.name()));
+    }
+  }
+  if (!pk.empty()) parts.push_back(absl::StrCat("PRIMARY KEY (", absl::StrJoin(pk, ", "), ")"));
+  return absl::StrCat("CREATE TABLE ", Table(relation), " (", absl::StrJoin(parts, ", "), ")");
+}
+
+bool TypeHolds(std::string_view wide, std::string_view narrow) {
+  if (wide == narrow) return true;
+  auto [w, wn] = SplitModifier(wide);
+  auto [n, nn] = SplitModifier(narrow);
+  auto is_int = [](const std::string& t) {
+    return t == "smallint" || t == "integer" || t == "bigint";
+  };
+  auto rank = [](const std::string& t) { return t == "smallint" ? 1 : t == "integer" ? 2 : 3; };
+  if (is_int(w) && is_int(n)) return rank(w) >= rank(n);
+  if (w == "double precision" && (n == "real" || n == "double precision")) return true;
+  const bool w_text = w == "text" || w == "character varying";
+  const bool n_text = n == "text" || n == "character varying" || n == "character";
+  if (w_text && n_text) {
+    if (w == "text" || wn == -1) return true;
+    return nn >= 0 && wn >= nn && n != "text";
+  }
+  if (w == "numeric" && n == "numeric" && wn == -1) return true;
+  return false;
+}
+
+std::string InsertSql(const v1::Relation& relation, int rows) {
+  std::vector<std::string> cols;
+  for (const auto& c : relation.columns()) cols.push_back(pg::QuoteIdentifier(c.name()));
+  std::string sql =
+      absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "), ") VALUES ");
+  int p = 1;
+  for (int r = 0; r < rows; ++r) {
+    absl::StrAppend(&sql, r == 0 ? "(" : ", (");
+    for (int c = 0; c < relation.columns_size(); ++c) {
+      absl::StrAppend(&sql, c == 0 ? "$" : ", $", p++);
+    }
+    absl::StrAppend(&sql, ")");
+  }
+  absl::StrAppend(&sql, " ON CONFLICT DO NOTHING");
+  return sql;
+}
+
+bool IsFull(const v1::Relation& relation) {
+  return relation.replica_identity() == v1::REPLICA_IDENTITY_FULL;
+}
+
+std::vector<int> IdentityColumns(const v1::Relation& relation) {
+  std::vector<int> out;
+  for (int i = 0; i < relation.columns_size(); ++i) {
+    if (IsFull(relation) || relation.columns(i).part_of_key()) out.push_back(i);
+  }
+  return out;
+}
+
+RowMatch MatchRow(const v1::Relation& relation, const std::vector<TargetColumn>& target,
+                  const std::vector<int>& columns, int first_param) {
+  RowMatch m;
+  std::vector<std::string> conds;
+  int p = first_param;
+  for (int c : columns) {
+    const std::string& name = relation.columns(c).name();
+    const std::string col = pg::QuoteIdentifier(name);
+    if (IsFull(relation)) {
+      std::string type = relation.columns(c).type_name();
+      for (const auto& t : target) {
+        if (t.name == name) type = t.type;
+      }
+      conds.push_back(
+          absl::StrCat(col, "::text IS NOT DISTINCT FROM ($", p++, "::", type, ")::text"));
+    } else {
+      conds.push_back(absl::StrCat(col, " = $", p++));
+    }
+    m.columns.push_back(c);
+  }
+  std::string cond = conds.empty() ? "true" : absl::StrJoin(conds, " AND ");
+  if (IsFull(relation)) {
+    m.where = absl::StrCat("WHERE ctid = (SELECT ctid FROM ", Table(relation), " WHERE ", cond,
+                           " LIMIT 1 FOR UPDATE)");
+  } else {
+    m.where = absl::StrCat("WHERE ", cond);
+  }
+  return m;
+}
+
+std::string UpdateSql(const v1::Relation& relation, const std::vector<int>& set_columns,
+                      const RowMatch& match) {
+  std::vector<std::string> sets;
+  int p = 1;
+  for (int c : set_columns) {
+    sets.push_back(absl::StrCat(pg::QuoteIdentifier(relation.columns(c).name()), " = $", p++));
+  }
+  return absl::StrCat("UPDATE ", Table(relation), " SET ", absl::StrJoin(sets, ", "), " ",
+                      match.where);
+}
+
+std::string DeleteSql(const v1::Relation& relation, const RowMatch& match) {
+  return absl::StrCat("DELETE FROM ", Table(relation), " ", match.where);
+}
+
+std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match) {
+  return absl::StrCat("SELECT to_jsonb(t)::text FROM ", Table(relation), " AS t ", match.where);
+}
+
+namespace {
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (unsigned char ch : s) {
+    switch (ch) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (ch < 0x20) {
+          absl::StrAppend(out, "\\u00", absl::Hex(ch, absl::kZeroPad2));
+        } else {
+          out->push_back(static_cast<char>(ch));
+        }
+    }
+  }
+  out->push_back('"');
+}
+}  // namespace
+
+std::string RowJson(const v1::Relation& relation, const v1::Tuple& tuple) {
+  std::string out = "{";
+  bool first = true;
+  for (int i = 0; i < relation.columns_size() && i < tuple.values_size(); ++i) {
+    const v1::Value& v = tuple.values(i);
+    if (v.kind_case() == v1::Value::kUnchangedToast) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(&out, relation.columns(i).name());
+    out.push_back(':');
+    switch (v.kind_case()) {
+      case v1::Value::kText:
+        // Postgres text cannot hold NUL; jsonb refuses \u0000, so show it escaped.
+        AppendJsonString(&out, v.text().find('\0') == std::string::npos ? v.text() : "<NUL>");
+        break;
+      case v1::Value::kBinary: {
+        std::string hex = "\\x";
+        for (unsigned char b : v.binary()) absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
+        AppendJsonString(&out, hex);
+        break;
+      }
+      default:
+        out.append("null");
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace ferry::pg_sink

@@ -1,0 +1,64 @@
+// SQL text the Postgres sink sends, built from a Relation and the target's catalog. Pure
+// functions (no connection), so they are unit-tested without Postgres.
+//
+// Statements use $n text parameters; Postgres infers each parameter's type from its column,
+// so a value that does not parse as the column's type fails that statement (and stops that
+// table), never another.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/change.pb.h"
+
+namespace ferry::pg_sink {
+
+// A column of the target table, as the catalog describes it.
+struct TargetColumn {
+  std::string name;
+  std::string type;  // format_type(atttypid, atttypmod)
+  bool not_null = false;
+};
+
+// CREATE TABLE for a relation missing on the target: columns with their source types and NOT
+// NULL, and the primary key.
+std::string CreateTableSql(const v1::Relation& relation);
+
+// True when every value of type `narrow` fits type `wide` unchanged (e.g. integer in bigint,
+// character varying(10) in text). Equal names are compatible.
+bool TypeHolds(std::string_view wide, std::string_view narrow);
+
+// INSERT of `rows` rows of every column: INSERT ... VALUES (...),(...) ON CONFLICT DO NOTHING.
+std::string InsertSql(const v1::Relation& relation, int rows);
+
+// The columns that identify a row: the replica identity key columns (indexes into columns), or
+// every column for REPLICA IDENTITY FULL. Empty when the table has none.
+std::vector<int> IdentityColumns(const v1::Relation& relation);
+bool IsFull(const v1::Relation& relation);
+
+// WHERE clause matching one row by identity. For FULL, all given columns are compared as text
+// after a round trip through the target type (so types without "=" such as json or point
+// work), skipping columns in `skip`; the match picks exactly one row (ctid ... LIMIT 1).
+// Parameters are numbered from `first_param`.
+struct RowMatch {
+  std::string where;         // "WHERE ..." (for FULL: ctid = (SELECT ... LIMIT 1))
+  std::vector<int> columns;  // the columns whose values bind the parameters, in order
+};
+RowMatch MatchRow(const v1::Relation& relation, const std::vector<TargetColumn>& target,
+                  const std::vector<int>& columns, int first_param);
+
+// UPDATE ... SET (set_columns = $1..) + MatchRow.
+std::string UpdateSql(const v1::Relation& relation, const std::vector<int>& set_columns,
+                      const RowMatch& match);
+std::string DeleteSql(const v1::Relation& relation, const RowMatch& match);
+// SELECT to_jsonb(t)::text FROM t + MatchRow (the local row of a conflict).
+std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match);
+
+// A JSON object of a row image: {"col": "text" | null, ...}; unchanged TOAST columns are left
+// out and binary values are hex strings.
+std::string RowJson(const v1::Relation& relation, const v1::Tuple& tuple);
+
+}  // namespace ferry::pg_sink

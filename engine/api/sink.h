@@ -1,0 +1,152 @@
+// The interface between the engine's apply scheduler and a change target (Postgres today, a
+// bucket in the next wave). The engine owns it; a connector implements Sink and SinkSession
+// and never touches the engine's internals.
+//
+// Model. The scheduler reads the inbound log and cuts it into groups of consecutive records.
+// Each group is applied by one SinkSession (one target connection) as ONE target transaction,
+// and groups commit strictly in log order, so the committed progress is always a prefix of the
+// log. Progress is committed in the target in the same transaction as the data (invariant 3):
+// Commit(progress_seq, ...) makes "everything up to log seq progress_seq is applied" durable
+// atomically with the group's effects, and Sink::LoadState() reads it back after a restart.
+//
+// Tables. A change that a table cannot take (unknown or incompatible shape, a value the column
+// refuses, a conflict under the "stop" policy) stops that table and no other (invariant 7): the
+// session reports a TableFault, the scheduler rolls back every uncommitted group, and re-applies
+// from the committed prefix with the table excluded from the fault's seq on. The stop is
+// persisted by the session in the group that carries GroupContext::new_stops, atomically with
+// the progress that passes it.
+//
+// Example (what the scheduler does with one group, simplified):
+//   FERRY_RETURN_IF_ERROR(session->Begin(context));
+//   for (const auto& [seq, fragment] : group) FERRY_RETURN_IF_ERROR(session->Apply(seq, fragment));
+//   FERRY_RETURN_IF_ERROR(session->Prepare());
+//   ... wait until every earlier group committed ...
+//   FERRY_RETURN_IF_ERROR(session->Commit(last_seq, commit_time_us));
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/change.pb.h"
+
+namespace ferry {
+
+// A target table (for a bucket sink: schema = bucket, name = key prefix or "").
+struct TableName {
+  std::string schema;
+  std::string name;
+  bool operator==(const TableName&) const = default;
+  auto operator<=>(const TableName&) const = default;
+  std::string ToString() const { return schema + "." + name; }
+};
+
+// What to do when a change does not fit the target's rows.
+enum class ConflictPolicy {
+  kStopTable,    // record the conflict, stop the table (operator decides)
+  kApplyRemote,  // record the conflict, make the target row equal the remote version
+};
+
+// A conflict as the sink records it (ferry.conflicts on Postgres).
+struct ConflictInfo {
+  std::string kind;        // "insert_exists", "update_missing", "delete_missing"
+  std::string remote_row;  // JSON object of the remote row image (column -> text or null)
+  std::string local_row;   // JSON object of the target row before resolution, "" when none
+  std::string resolution;  // "applied_remote", "skipped", "table_stopped"
+};
+
+// A table that must not receive changes at or after `seq`.
+struct TableStop {
+  TableName table;
+  uint64_t seq = 0;    // log seq of the first source transaction NOT applied to the table
+  std::string reason;  // operator-facing, names the cause
+  std::optional<ConflictInfo> conflict;  // when a conflict (policy kStopTable) stopped it
+};
+
+// Reported by a session when one table cannot take a change. `stop.seq` is the seq of the
+// failing source transaction's first fragment (the table stops at a transaction boundary).
+using TableFault = TableStop;
+
+// Tables currently stopped, by name, each with its stop seq. Changes of a table with seq >=
+// its stop seq are skipped (they stay in the inbound log for ResumeTable); earlier ones apply.
+using StoppedTables = std::map<TableName, TableStop>;
+
+// Persistent state a sink keeps in its target.
+struct SinkState {
+  uint64_t applied_seq = 0;  // committed progress (0: nothing applied yet)
+  StoppedTables stopped;
+  uint64_t conflicts = 0;  // conflicts recorded so far
+};
+
+// What a session needs to know about the group it applies.
+struct GroupContext {
+  uint64_t first_seq = 0;
+  // Skip filter for this group (shared, immutable).
+  std::shared_ptr<const StoppedTables> stopped;
+  // Stops to persist in this group's transaction (not yet persisted).
+  std::vector<TableStop> new_stops;
+  // Apply change by change and resolve conflicts inline (slow, exact); the scheduler asks for
+  // it after the fast path failed for this range.
+  bool careful = false;
+  // Catch-up replay of one stopped table (ApplyScheduler::ResumeTable): apply only this
+  // table's changes, ignoring its stop; Commit does not move progress and clears the table's
+  // stop in the same transaction.
+  std::optional<TableName> only_table;
+};
+
+// One target connection. Used by one thread at a time (its worker). All methods are
+// exception-free. Error codes follow engine/base/status_macros.h:
+//   kUnavailable / kAborted  transient: the scheduler rolls back every uncommitted group, backs
+//                            off and re-applies from the committed progress.
+//   kFailedPrecondition with fault() set: one table cannot take a change (see TableFault).
+//   kDataLoss / kInvalidArgument: malformed input that names no table; apply stops.
+class SinkSession {
+ public:
+  virtual ~SinkSession() = default;
+
+  // Opens a target transaction for a group. Reconnects first when the connection was lost.
+  [[nodiscard]] virtual absl::Status Begin(const GroupContext& context) = 0;
+  // Applies one transaction fragment (log record `seq`) into the open transaction. May queue
+  // work: errors of earlier Apply calls may be reported by a later call or by Prepare().
+  [[nodiscard]] virtual absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) = 0;
+  // Finishes all queued work and checks it; after OK, Commit fails only for transient reasons.
+  [[nodiscard]] virtual absl::Status Prepare() = 0;
+  // Records progress `progress_seq` (the group's last seq; ignored for only_table replays) and
+  // the source commit time of its last transaction, and commits. On an error the outcome is
+  // unknown: the scheduler re-reads the state with Sink::LoadState().
+  [[nodiscard]] virtual absl::Status Commit(uint64_t progress_seq, int64_t commit_time_us) = 0;
+  // Rolls back the open transaction (no-op when none). Never fails: a broken connection is
+  // dropped and re-opened by the next Begin.
+  virtual void Abort() = 0;
+
+  // After kFailedPrecondition from Apply/Prepare: the table that could not take the change.
+  virtual std::optional<TableFault> fault() const = 0;
+  // Conflicts recorded (and committed) by this session since it was opened.
+  virtual uint64_t conflicts_committed() const = 0;
+};
+
+// The unit-of-work keys that make two changes of one table dependent on the target, besides the
+// replica identity: the column sets of the target's unique constraints.
+using UniqueKeys = std::vector<std::vector<std::string>>;
+
+// A change target. Thread-safe.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // Reads the committed progress, stopped tables and conflict count from the target (creating
+  // the bookkeeping it needs). kUnavailable while the target is away.
+  [[nodiscard]] virtual absl::StatusOr<SinkState> LoadState() = 0;
+  // Opens session number `worker` (0-based; each has its own progress slot in the target).
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int worker) = 0;
+  // Unique constraints of the target table that `relation` maps to, beyond the replica
+  // identity (empty when the table does not exist yet). Cached; kUnavailable while away.
+  [[nodiscard]] virtual absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation& relation) = 0;
+};
+
+}  // namespace ferry

@@ -1,0 +1,746 @@
+#include "engine/apply/apply_scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/apply/footprint.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry {
+
+// A unit of work: consecutive log records applied as one target transaction. Built by the
+// reader; after Dispatch() only the worker holding it touches it.
+struct ApplyScheduler::Group {
+  uint64_t id = 0;
+  uint64_t generation = 0;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  uint64_t wait_for = 0;  // may start once this group committed
+  bool stream = false;    // a multi-fragment transaction the worker reads from the log
+  std::vector<std::pair<uint64_t, v1::Transaction>> txns;
+  size_t bytes = 0;
+  int64_t commit_time_us = 0;
+  GroupContext context;
+};
+
+struct ApplyScheduler::Failure {
+  absl::Status status;
+  std::optional<TableFault> fault;
+  uint64_t group_id = 0;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  bool careful = false;
+};
+
+namespace {
+
+bool IsFatal(const absl::Status& s, bool has_fault) {
+  switch (s.code()) {
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kOutOfRange:
+      return true;
+    case absl::StatusCode::kFailedPrecondition:
+      return !has_fault;
+    default:
+      return false;
+  }
+}
+
+bool ParseTransaction(const LogRecord& record, v1::Transaction* txn) {
+  return txn->ParseFromString(record.payload);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const ApplyOptions& options,
+                                                                      DurableLog* inbound,
+                                                                      Sink* sink) {
+  if (inbound == nullptr || sink == nullptr) {
+    return absl::InvalidArgumentError("apply: the inbound log and the sink are required");
+  }
+  if (options.workers < 1 || options.workers > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("apply: workers must be in [1, 64], got ", options.workers));
+  }
+  if (options.max_group_transactions < 1 || options.max_group_bytes < 1 ||
+      options.read_batch_records < 1 || options.clock == nullptr) {
+    return absl::InvalidArgumentError("apply: group and read bounds must be positive");
+  }
+  std::unique_ptr<ApplyScheduler> s(new ApplyScheduler(options, inbound, sink));
+  s->reader_ = std::thread([p = s.get()] { p->ReaderLoop(); });
+  for (int i = 0; i < options.workers; ++i) {
+    s->workers_.emplace_back([p = s.get(), i] { p->WorkerLoop(i); });
+  }
+  return s;
+}
+
+ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink)
+    : options_(options), log_(inbound), sink_(sink) {
+  if (options_.max_inflight_groups == 0) {
+    const_cast<size_t&>(options_.max_inflight_groups) = 2 * static_cast<size_t>(options_.workers);
+  }
+  backoff_ = options_.backoff_initial;
+  stopped_ = std::make_shared<StoppedTables>();
+}
+
+ApplyScheduler::~ApplyScheduler() { Stop(); }
+
+void ApplyScheduler::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_ && !reader_.joinable()) return;
+    stop_ = true;
+  }
+  if (!stop_notification_.HasBeenNotified()) stop_notification_.Notify();
+  if (reader_.joinable()) reader_.join();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void ApplyScheduler::Pause() {
+  absl::MutexLock lock(&mu_);
+  paused_ = true;
+}
+
+void ApplyScheduler::Resume() {
+  absl::MutexLock lock(&mu_);
+  paused_ = false;
+}
+
+ApplyStatus ApplyScheduler::status() const {
+  ApplyStatus s;
+  uint64_t applied;
+  {
+    absl::MutexLock lock(&mu_);
+    s.paused = paused_;
+    s.failed = failed_;
+    s.last_error = last_error_;
+    s.applied_seq = applied = applied_seq_;
+    s.apply_latency = apply_latency_;
+    s.stopped_tables = *stopped_;
+    s.conflicts = conflicts_base_;
+    for (uint64_t c : session_conflicts_) s.conflicts += c;
+    s.groups_committed = groups_committed_;
+    s.transactions_applied = transactions_applied_;
+    s.resets = resets_;
+  }
+  const uint64_t last = log_->next_seq() - 1;
+  s.lag_records = last > applied ? last - applied : 0;
+  return s;
+}
+
+bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return applied_seq_ >= seq || failed_ || stop_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  return applied_seq_ >= seq;
+}
+
+bool ApplyScheduler::RoundLive(uint64_t generation) const {
+  return !stop_ && generation_ == generation;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader thread.
+
+void ApplyScheduler::ReaderLoop() {
+  uint64_t applied_at_last_failure = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) break;
+    }
+    if (options_.clock->Now() < backoff_until_) {
+      options_.clock->SleepUntil(backoff_until_, &stop_notification_);
+      continue;
+    }
+    absl::Status status = LoadState();
+    if (status.ok()) status = ReadAndDispatch();
+    // Roll back everything uncommitted: bump the generation and wait until no worker holds a
+    // group (workers abort at their next wait point; a worker blocked on a row lock is freed
+    // when the later group holding it aborts).
+    {
+      absl::MutexLock lock(&mu_);
+      ++generation_;
+      queue_.clear();
+      auto idle = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return busy_workers_ == 0; };
+      mu_.Await(absl::Condition(&idle));
+      if (stop_) break;
+      ++resets_;
+      if (!status.ok() && IsFatal(status, false)) {
+        failed_ = true;
+        last_error_ = status.ToString();
+        auto stopped = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
+        mu_.Await(absl::Condition(&stopped));
+        break;
+      }
+      if (!status.ok()) {
+        // LoadState or a log read failed transiently.
+        last_error_ = status.ToString();
+        backoff_ = std::min(options_.backoff_max, backoff_ * 2);
+        backoff_until_ = options_.clock->Now() + backoff_;
+        continue;
+      }
+      if (applied_seq_ > applied_at_last_failure) backoff_ = options_.backoff_initial;
+      applied_at_last_failure = applied_seq_;
+    }
+    HandleFailure();
+  }
+  // Workers exit on stop_; nothing else to do.
+}
+
+absl::Status ApplyScheduler::LoadState() {
+  absl::StatusOr<SinkState> state = sink_->LoadState();
+  if (!state.ok()) return Annotate(state.status(), "apply: reading progress from the target");
+  absl::StatusOr<std::optional<uint64_t>> cursor = log_->GetCursor(options_.applied_cursor);
+  if (!cursor.ok()) return Annotate(cursor.status(), "apply: reading the applied cursor");
+  // Resume from the target's progress only: the cursor may be ahead of it (groups with nothing
+  // to write in the target, such as heartbeats, only move the cursor), and it must never make
+  // us skip data (a target restored from a backup, or a fresh target). It stays monotone.
+  const uint64_t applied = state->applied_seq;
+  cursor_written_ = std::max(cursor_written_, cursor->value_or(0));
+  if (log_->first_seq() > applied + 1) {
+    return absl::DataLossError(absl::StrCat("apply: the inbound log was trimmed to seq ",
+                                            log_->first_seq(), " but the target applied only ",
+                                            applied));
+  }
+  absl::MutexLock lock(&mu_);
+  applied_seq_ = applied;
+  auto stopped = std::make_shared<StoppedTables>(state->stopped);
+  for (const TableStop& s : unpersisted_stops_) stopped->emplace(s.table, s);
+  stopped_ = std::move(stopped);
+  // Drop unpersisted stops that the target already has (a commit whose reply was lost).
+  std::erase_if(unpersisted_stops_,
+                [&](const TableStop& s) { return state->stopped.contains(s.table); });
+  conflicts_base_ = state->conflicts;
+  session_conflicts_.assign(options_.workers, 0);
+  next_commit_ = next_group_id_;
+  dispatched_ = next_group_id_ - 1;
+  state_loaded_ = true;
+  next_read_ = applied + 1;
+  tracker_.Clear();
+  known_shapes_.clear();
+  unique_keys_.clear();
+  return absl::OkStatus();
+}
+
+void ApplyScheduler::HandleFailure() {
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<Failure> f = std::move(failure_);
+  if (f == nullptr) return;
+  if (f->fault) {
+    TableStop stop = *f->fault;
+    last_error_ = absl::StrCat("table ", stop.table.ToString(), " stopped at seq ", stop.seq, ": ",
+                               stop.reason);
+    auto stopped = std::make_shared<StoppedTables>(*stopped_);
+    (*stopped)[stop.table] = stop;
+    stopped_ = std::move(stopped);
+    std::erase_if(unpersisted_stops_, [&](const TableStop& s) { return s.table == stop.table; });
+    unpersisted_stops_.push_back(std::move(stop));
+    return;
+  }
+  last_error_ = f->status.ToString();
+  if (IsFatal(f->status, false)) {
+    failed_ = true;
+    auto stopped = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
+    mu_.Await(absl::Condition(&stopped));
+    return;
+  }
+  if (f->status.code() == absl::StatusCode::kAborted && !f->careful) {
+    // Conflict, error or deadlock in the fast path: the range again, serial and careful, now.
+    careful_until_ = std::max(careful_until_, f->last_seq);
+    return;
+  }
+  backoff_ = std::min(options_.backoff_max, std::max(backoff_, options_.backoff_initial));
+  backoff_until_ = options_.clock->Now() + backoff_;
+  backoff_ = std::min(options_.backoff_max, backoff_ * 2);
+  if (f->status.code() == absl::StatusCode::kAborted) {
+    careful_until_ = std::max(careful_until_, f->last_seq);
+  }
+}
+
+const UniqueKeys& ApplyScheduler::UniqueKeysFor(const v1::Relation& relation) {
+  static const UniqueKeys kNone;
+  const std::string key =
+      absl::StrCat(relation.schema(), ".", relation.name(), "#", relation.schema_hash());
+  auto it = unique_keys_.find(key);
+  if (it != unique_keys_.end()) return it->second;
+  absl::StatusOr<UniqueKeys> keys = sink_->UniqueKeysOf(relation);
+  // Unknown keys (target away): treat the whole table as one key, which is always safe.
+  if (!keys.ok()) return kNone;
+  return unique_keys_.emplace(key, *std::move(keys)).first->second;
+}
+
+bool ApplyScheduler::WaitForSlot() {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const uint64_t inflight = dispatched_ - (next_commit_ - 1);
+    return stop_ || failure_ != nullptr ||
+           (!paused_ && replaying_ == 0 && inflight < options_.max_inflight_groups);
+  };
+  mu_.Await(absl::Condition(&ready));
+  return !stop_ && failure_ == nullptr;
+}
+
+absl::Status ApplyScheduler::Dispatch(GroupPtr group) {
+  if (!WaitForSlot()) return absl::AbortedError("round over");
+  absl::MutexLock lock(&mu_);
+  group->generation = generation_;
+  group->context.first_seq = group->first_seq;
+  group->context.stopped = stopped_;
+  // Unpersisted stops ride with exactly one group at a time: the first group after the reset
+  // that found them starts at or before their seq, so the stop is committed no later than the
+  // progress that passes it.
+  if (!unpersisted_stops_.empty() && dispatched_ + 1 == next_commit_) {
+    group->context.new_stops = unpersisted_stops_;
+  }
+  dispatched_ = group->id;
+  queue_.push_back(std::move(group));
+  return absl::OkStatus();
+}
+
+void ApplyScheduler::MaybeWriteCursors() {
+  uint64_t applied, retain;
+  {
+    absl::MutexLock lock(&mu_);
+    applied = applied_seq_;
+    retain = applied + 1;
+    for (const auto& [table, stop] : *stopped_) retain = std::min(retain, stop.seq);
+  }
+  if (applied <= cursor_written_ && retain == retain_written_) return;
+  applied = std::max(applied, cursor_written_);  // never moves back
+  AppendRequest req;
+  req.cursors.push_back({options_.applied_cursor, applied});
+  req.cursors.push_back({options_.retain_cursor, retain});
+  absl::StatusOr<uint64_t> r = log_->Append(std::move(req));
+  if (r.ok()) {
+    cursor_written_ = applied;
+    retain_written_ = retain;
+  }
+  // A failed cursor write is harmless: the target holds the real progress.
+}
+
+absl::Status ApplyScheduler::ReadAndDispatch() {
+  GroupPtr group;
+  auto new_group = [&](uint64_t first_seq) {
+    group = std::make_shared<Group>();
+    group->id = next_group_id_++;
+    group->first_seq = first_seq;
+    if (first_seq <= careful_until_) {
+      group->context.careful = true;
+      group->wait_for = group->id - 1;  // serial
+    }
+  };
+  auto flush = [&]() -> bool {
+    if (group == nullptr) return true;
+    GroupPtr g = std::move(group);
+    group = nullptr;
+    return Dispatch(std::move(g)).ok();
+  };
+  auto committed_group = [&]() {
+    absl::MutexLock lock(&mu_);
+    return next_commit_ - 1;
+  };
+  auto lookup = [&](const v1::Relation& r) -> const UniqueKeys& { return UniqueKeysFor(r); };
+
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_ || failure_ != nullptr) return absl::OkStatus();
+    }
+    MaybeWriteCursors();
+    absl::StatusOr<std::vector<LogRecord>> records =
+        log_->Read(next_read_, options_.read_batch_records, options_.read_batch_bytes);
+    if (!records.ok()) {
+      if (records.status().code() == absl::StatusCode::kOutOfRange) {
+        return absl::DataLossError(absl::StrCat("apply: inbound log trimmed past seq ", next_read_,
+                                                ": ", records.status().message()));
+      }
+      return records.status();
+    }
+    if (records->empty()) {
+      if (!flush()) return absl::OkStatus();
+      log_->WaitForRecord(next_read_, absl::Now() + options_.idle_wait);
+      continue;
+    }
+    bool restart_read = false;
+    for (LogRecord& record : *records) {
+      switch (record.kind) {
+        case RecordKind::kHeartbeat:
+          if (group == nullptr) new_group(record.seq);
+          group->last_seq = record.seq;
+          next_read_ = record.seq + 1;
+          continue;
+        case RecordKind::kTransaction:
+        case RecordKind::kSnapshotRows:
+          break;
+        default:
+          return absl::DataLossError(absl::StrCat("apply: inbound record ", record.seq,
+                                                  " has unknown kind ",
+                                                  static_cast<int>(record.kind)));
+      }
+      v1::Transaction txn;
+      if (!ParseTransaction(record, &txn)) {
+        return absl::DataLossError(
+            absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
+      }
+      if (txn.fragment() != 0) {
+        return absl::DataLossError(absl::StrCat(
+            "apply: inbound record ", record.seq, " is fragment ", txn.fragment(),
+            " of a transaction whose fragment 0 precedes the applied progress or is missing"));
+      }
+      if (!txn.last_fragment()) {
+        // A large transaction: its own group, streamed by the worker, after everything before
+        // it committed; nothing after it is read until it committed.
+        if (!flush()) return absl::OkStatus();
+        new_group(record.seq);
+        GroupPtr stream = std::move(group);
+        group = nullptr;
+        stream->stream = true;
+        stream->wait_for = stream->id - 1;
+        Footprint barrier;
+        barrier.barrier = true;
+        tracker_.Add(stream->id, barrier, committed_group());
+        const uint64_t id = stream->id;
+        if (!Dispatch(std::move(stream)).ok()) return absl::OkStatus();
+        absl::MutexLock lock(&mu_);
+        auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stop_ || failure_ != nullptr || next_commit_ > id;
+        };
+        mu_.Await(absl::Condition(&done));
+        if (stop_ || failure_ != nullptr) return absl::OkStatus();
+        next_read_ = applied_seq_ + 1;
+        known_shapes_.clear();  // the stream may have changed shapes
+        restart_read = true;
+        break;
+      }
+      Footprint fp = ComputeFootprint(txn, lookup);
+      for (const v1::Relation& r : txn.relations()) {
+        auto [it, inserted] = known_shapes_.try_emplace(r.relation_id(), r.schema_hash());
+        if (inserted || it->second != r.schema_hash()) {
+          fp.barrier = true;  // new or changed shape: the session may run DDL
+          it->second = r.schema_hash();
+        }
+      }
+      const bool careful_now = record.seq <= careful_until_;
+      if (group != nullptr &&
+          (group->txns.size() >= options_.max_group_transactions ||
+           group->bytes >= options_.max_group_bytes || group->context.careful != careful_now)) {
+        if (!flush()) return absl::OkStatus();
+      }
+      if (group == nullptr) new_group(record.seq);
+      const uint64_t dep = tracker_.Add(group->id, fp, committed_group());
+      group->wait_for = std::max(group->wait_for, dep);
+      group->bytes += record.payload.size();
+      group->last_seq = record.seq;
+      group->commit_time_us = txn.commit_time_us();
+      group->txns.emplace_back(record.seq, std::move(txn));
+      next_read_ = record.seq + 1;
+    }
+    if (restart_read) continue;
+    if (next_read_ >= log_->next_seq()) {
+      if (!flush()) return absl::OkStatus();
+    }
+    if (tracker_.size() > 100000) tracker_.Forget(committed_group());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers.
+
+void ApplyScheduler::ReportFailure(absl::Status status, std::optional<TableFault> fault,
+                                   const Group& group) {
+  absl::MutexLock lock(&mu_);
+  if (group.generation != generation_ || stop_) return;
+  if (failure_ != nullptr && failure_->group_id <= group.id) return;
+  auto f = std::make_unique<Failure>();
+  f->status = std::move(status);
+  f->fault = std::move(fault);
+  f->group_id = group.id;
+  f->first_seq = group.first_seq;
+  f->last_seq = group.last_seq;
+  f->careful = group.context.careful;
+  failure_ = std::move(f);
+}
+
+absl::Status ApplyScheduler::ExecuteGroup(SinkSession& session, Group& group) {
+  FERRY_RETURN_IF_ERROR(session.Begin(group.context));
+  for (const auto& [seq, txn] : group.txns) FERRY_RETURN_IF_ERROR(session.Apply(seq, txn));
+  return session.Prepare();
+}
+
+absl::Status ApplyScheduler::ExecuteStream(SinkSession& session, Group& group) {
+  FERRY_RETURN_IF_ERROR(session.Begin(group.context));
+  uint64_t seq = group.first_seq;
+  bool started = false;
+  uint32_t expect = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!RoundLive(group.generation)) return absl::AbortedError("apply round ended");
+    }
+    absl::StatusOr<std::vector<LogRecord>> records = log_->Read(seq, 64, options_.read_batch_bytes);
+    if (!records.ok()) return records.status();
+    if (records->empty()) {
+      log_->WaitForRecord(seq, absl::Now() + options_.idle_wait);
+      continue;
+    }
+    for (const LogRecord& record : *records) {
+      seq = record.seq + 1;
+      if (record.kind == RecordKind::kHeartbeat) continue;
+      v1::Transaction txn;
+      if ((record.kind != RecordKind::kTransaction && record.kind != RecordKind::kSnapshotRows) ||
+          !ParseTransaction(record, &txn)) {
+        return absl::DataLossError(
+            absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
+      }
+      if (txn.fragment() == 0) {
+        if (started) {
+          // The source restarted and sends the transaction again: discard what we have.
+          session.Abort();
+          FERRY_RETURN_IF_ERROR(session.Begin(group.context));
+        }
+        started = true;
+        expect = 0;
+      }
+      if (!started || txn.fragment() != expect) {
+        return absl::DataLossError(absl::StrCat("apply: inbound record ", record.seq,
+                                                " is fragment ", txn.fragment(), ", expected ",
+                                                expect));
+      }
+      ++expect;
+      const bool last = txn.last_fragment();
+      const int64_t commit_time = txn.commit_time_us();
+      FERRY_RETURN_IF_ERROR(session.Apply(record.seq, txn));
+      if (last) {
+        group.last_seq = record.seq;
+        group.commit_time_us = commit_time;
+        return session.Prepare();
+      }
+    }
+  }
+}
+
+void ApplyScheduler::WorkerLoop(int worker) {
+  std::unique_ptr<SinkSession> session;
+  uint64_t conflicts_seen = 0;
+  while (true) {
+    GroupPtr group;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stop_) break;
+      group = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_workers_;
+    }
+    auto release = [&] {
+      absl::MutexLock lock(&mu_);
+      --busy_workers_;
+    };
+    if (session == nullptr) {
+      absl::StatusOr<std::unique_ptr<SinkSession>> opened = sink_->OpenSession(worker);
+      if (!opened.ok()) {
+        ReportFailure(opened.status(), std::nullopt, *group);
+        release();
+        continue;
+      }
+      session = *std::move(opened);
+      conflicts_seen = session->conflicts_committed();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !RoundLive(group->generation) || next_commit_ - 1 >= group->wait_for;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (!RoundLive(group->generation)) {
+        --busy_workers_;
+        continue;
+      }
+    }
+    absl::Status status =
+        group->stream ? ExecuteStream(*session, *group) : ExecuteGroup(*session, *group);
+    if (!status.ok()) {
+      std::optional<TableFault> fault;
+      if (status.code() == absl::StatusCode::kFailedPrecondition) fault = session->fault();
+      session->Abort();
+      ReportFailure(status, std::move(fault), *group);
+      release();
+      continue;
+    }
+    bool my_turn;
+    {
+      absl::MutexLock lock(&mu_);
+      auto turn = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !RoundLive(group->generation) || next_commit_ == group->id;
+      };
+      mu_.Await(absl::Condition(&turn));
+      my_turn = RoundLive(group->generation);
+    }
+    if (!my_turn) {
+      session->Abort();
+      release();
+      continue;
+    }
+    status = session->Commit(group->last_seq, group->commit_time_us);
+    if (!status.ok()) {
+      session->Abort();
+      ReportFailure(status, std::nullopt, *group);
+      release();
+      continue;
+    }
+    const uint64_t conflicts = session->conflicts_committed();
+    const absl::Time now = options_.clock->Now();
+    absl::MutexLock lock(&mu_);
+    if (group->generation == generation_) {
+      next_commit_ = group->id + 1;
+      applied_seq_ = std::max(applied_seq_, group->last_seq);
+    }
+    if (!group->context.new_stops.empty()) {
+      std::erase_if(unpersisted_stops_, [&](const TableStop& s) {
+        for (const TableStop& c : group->context.new_stops) {
+          if (c.table == s.table && c.seq == s.seq) return true;
+        }
+        return false;
+      });
+    }
+    if (static_cast<size_t>(worker) < session_conflicts_.size()) {
+      session_conflicts_[worker] += conflicts - conflicts_seen;
+    }
+    conflicts_seen = conflicts;
+    ++groups_committed_;
+    transactions_applied_ += group->stream ? 1 : group->txns.size();
+    if (group->commit_time_us != 0) {
+      apply_latency_ = now - absl::FromUnixMicros(group->commit_time_us);
+    }
+    --busy_workers_;
+  }
+  if (session != nullptr) session->Abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResumeTable.
+
+absl::Status ApplyScheduler::ResumeTable(const TableName& table) {
+  TableStop stop;
+  uint64_t until;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = stopped_->find(table);
+    if (it == stopped_->end()) {
+      return absl::NotFoundError(absl::StrCat("table ", table.ToString(), " is not stopped"));
+    }
+    if (failed_) return absl::FailedPreconditionError("apply has failed: " + last_error_);
+    stop = it->second;
+    ++replaying_;
+    // Wait until nothing is in flight, so the replay sees a quiet, committed prefix.
+    auto quiet = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return stop_ || (state_loaded_ && failure_ == nullptr && busy_workers_ == 0 &&
+                       queue_.empty() && dispatched_ + 1 == next_commit_);
+    };
+    mu_.Await(absl::Condition(&quiet));
+    if (stop_) {
+      --replaying_;
+      return absl::CancelledError("apply is stopping");
+    }
+    until = applied_seq_;
+  }
+  absl::Status status = ReplayTable(stop, until);
+  absl::MutexLock lock(&mu_);
+  --replaying_;
+  auto stopped = std::make_shared<StoppedTables>(*stopped_);
+  if (status.ok()) {
+    stopped->erase(table);
+    std::erase_if(unpersisted_stops_, [&](const TableStop& s) { return s.table == table; });
+  } else {
+    (*stopped)[table].reason = absl::StrCat("resume failed: ", status.message());
+  }
+  stopped_ = std::move(stopped);
+  return status;
+}
+
+absl::Status ApplyScheduler::ReplayTable(const TableStop& stop, uint64_t until_seq) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<SinkSession> session,
+                         sink_->OpenSession(options_.workers));
+  GroupContext context;
+  context.first_seq = stop.seq;
+  context.stopped = std::make_shared<StoppedTables>();
+  context.careful = true;
+  context.only_table = stop.table;
+  absl::Status status = session->Begin(context);
+  // Fragments of the current transaction, kept until it is complete (a restarted transaction
+  // discards them). Only the stopped table's part of one transaction is held.
+  std::vector<std::pair<uint64_t, v1::Transaction>> chain;
+  uint64_t seq = stop.seq;
+  while (status.ok() && seq <= until_seq) {
+    absl::StatusOr<std::vector<LogRecord>> records =
+        log_->Read(seq, 256, options_.read_batch_bytes);
+    if (!records.ok()) {
+      status = records.status();
+      break;
+    }
+    if (records->empty()) break;
+    for (const LogRecord& record : *records) {
+      if (record.seq > until_seq) break;
+      seq = record.seq + 1;
+      if (record.kind == RecordKind::kHeartbeat) continue;
+      v1::Transaction txn;
+      if (!ParseTransaction(record, &txn)) {
+        status = absl::DataLossError(absl::StrCat("record ", record.seq, " is not a Transaction"));
+        break;
+      }
+      if (txn.fragment() == 0) chain.clear();
+      // Keep only what concerns the table.
+      v1::Transaction kept;
+      kept.set_origin_region(txn.origin_region());
+      kept.set_source_position(txn.source_position());
+      kept.set_commit_time_us(txn.commit_time_us());
+      kept.set_fragment(txn.fragment());
+      kept.set_last_fragment(txn.last_fragment());
+      std::vector<uint32_t> ids;
+      for (const auto& r : txn.relations()) {
+        if (r.schema() == stop.table.schema && r.name() == stop.table.name) {
+          *kept.add_relations() = r;
+          ids.push_back(r.relation_id());
+        }
+      }
+      for (const auto& c : txn.changes()) {
+        bool mine = std::find(ids.begin(), ids.end(), c.relation_id()) != ids.end();
+        for (uint32_t t : c.truncate_relation_ids()) {
+          mine = mine || std::find(ids.begin(), ids.end(), t) != ids.end();
+        }
+        if (mine) *kept.add_changes() = c;
+      }
+      chain.emplace_back(record.seq, std::move(kept));
+      if (txn.last_fragment()) {
+        for (auto& [s, part] : chain) {
+          // Apply as one complete transaction per fragment boundary.
+          status = session->Apply(s, part);
+          if (!status.ok()) break;
+        }
+        chain.clear();
+        if (!status.ok()) break;
+      }
+    }
+  }
+  if (status.ok()) status = session->Prepare();
+  if (status.ok()) status = session->Commit(0, 0);
+  if (!status.ok()) {
+    if (status.code() == absl::StatusCode::kFailedPrecondition && session->fault()) {
+      status = absl::FailedPreconditionError(session->fault()->reason);
+    }
+    session->Abort();
+    return Annotate(status, absl::StrCat("resuming ", stop.table.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ferry

@@ -1,0 +1,193 @@
+// ApplyScheduler: applies the inbound log to a Sink exactly once, in order, in parallel.
+//
+// Threads. One reader thread (the "scheduler") reads the inbound log from the committed
+// progress on, decodes transactions, cuts them into groups of consecutive records (bounded by
+// transactions and bytes; a group is dispatched at once when the log has nothing more), computes
+// each group's dependency on earlier uncommitted groups (DependencyTracker) and queues it. N
+// worker threads each own one SinkSession (one target connection): a worker takes the next
+// group, waits until the group it depends on committed, applies the group into one target
+// transaction, waits for its turn and commits. Groups commit strictly in log order, so the
+// committed progress is a consistent prefix of the log (invariant 4) and is stored in the
+// target in the same transaction as the data (invariant 3).
+//
+// A source transaction split into several fragments is applied as its own group, streamed from
+// the log by the worker (never whole in memory), after every earlier group committed and before
+// any later one starts. Fragment 0 of a transaction while one is incomplete discards the
+// incomplete one (the worker rolls back and starts over).
+//
+// Failures. Any failure rolls back every uncommitted group ("reset"), re-reads the progress
+// from the sink and re-applies from there:
+//   transient (kUnavailable: target down or restarting)  -> backoff on the injected Clock;
+//   kAborted (deadlock, conflict or error in the fast path) -> that range again, serially and
+//                                                          change by change ("careful");
+//   TableFault (kFailedPrecondition + fault)              -> the table is stopped from the
+//                                                          fault's transaction on; others go on;
+//   anything else (malformed log records)                  -> apply stops; status() says why.
+// A stopped table's later changes are skipped by apply but stay in the inbound log
+// (cursor "apply_retain_from" says from where); ResumeTable() replays them once an operator has
+// fixed the cause. See engine/apply/README.md.
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(auto apply, ApplyScheduler::Start({.workers = 4}, inbound, &sink));
+//   apply->WaitForApplied(seq, absl::Seconds(10));
+//   ApplyStatus s = apply->status();
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "engine/api/sink.h"
+#include "engine/apply/dependency_tracker.h"
+#include "engine/base/clock.h"
+#include "engine/log/durable_log.h"
+
+namespace ferry {
+
+struct ApplyOptions {
+  // Worker sessions (target connections) applying groups in parallel. 1 = serial apply.
+  int workers = 4;
+  // A group (one target transaction) closes after this many source transactions...
+  size_t max_group_transactions = 1000;
+  // ...or this many payload bytes.
+  size_t max_group_bytes = 8 << 20;
+  // Groups dispatched but not committed; 0 means 2 * workers.
+  size_t max_inflight_groups = 0;
+  // Log reads.
+  size_t read_batch_records = 2048;
+  size_t read_batch_bytes = 16 << 20;
+  // Backoff between retries after transient failures, on `clock`.
+  absl::Duration backoff_initial = absl::Milliseconds(50);
+  absl::Duration backoff_max = absl::Seconds(5);
+  Clock* clock = Clock::Real();
+  // How long the reader waits for new records before re-checking for work (wake-up granularity
+  // only; never relied on for correctness).
+  absl::Duration idle_wait = absl::Milliseconds(100);
+  // Cursors maintained on the inbound log.
+  std::string applied_cursor = "applied";
+  std::string retain_cursor = "apply_retain_from";
+};
+
+struct ApplyStatus {
+  bool paused = false;
+  bool failed = false;           // stopped for good (see last_error)
+  std::string last_error;        // the error being retried, or the one that stopped apply
+  uint64_t applied_seq = 0;      // last log seq committed in the target
+  uint64_t lag_records = 0;      // records in the log after applied_seq
+  absl::Duration apply_latency;  // target commit time - source commit time, last group
+  StoppedTables stopped_tables;
+  uint64_t conflicts = 0;  // recorded in the target (since the beginning)
+  uint64_t groups_committed = 0;
+  uint64_t transactions_applied = 0;
+  uint64_t resets = 0;  // rollbacks of all uncommitted groups (retries)
+};
+
+class ApplyScheduler {
+ public:
+  // Validates the options and starts the threads; the target may be down (apply then retries).
+  // `inbound` and `sink` must outlive the scheduler. kInvalidArgument for bad options.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ApplyScheduler>> Start(
+      const ApplyOptions& options, DurableLog* inbound, Sink* sink);
+  // Stop()s.
+  ~ApplyScheduler();
+  ApplyScheduler(const ApplyScheduler&) = delete;
+  ApplyScheduler& operator=(const ApplyScheduler&) = delete;
+
+  // Rolls back uncommitted groups and joins the threads. Idempotent.
+  void Stop();
+  // Stops dispatching new groups (groups in flight still commit). Thread-safe.
+  void Pause();
+  void Resume();
+
+  // Re-applies the stopped table's skipped changes (from its stop seq up to the applied
+  // progress, one target transaction that also clears the stop), then lets it apply again.
+  // Blocks until done. kNotFound when the table is not stopped; on an error the table stays
+  // stopped (with the new reason).
+  [[nodiscard]] absl::Status ResumeTable(const TableName& table);
+
+  ApplyStatus status() const;
+  // Waits (real time) until applied_seq >= seq or apply failed for good. True when applied.
+  bool WaitForApplied(uint64_t seq, absl::Duration timeout) const;
+
+ private:
+  struct Group;
+  struct Failure;
+  using GroupPtr = std::shared_ptr<Group>;
+
+  ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink);
+  void ReaderLoop();
+  void WorkerLoop(int worker);
+  // Reader helpers (reader thread only).
+  absl::Status LoadState();
+  // Reads and dispatches until a failure is reported, Stop() or a fatal error (returned).
+  absl::Status ReadAndDispatch();
+  void HandleFailure();
+  absl::Status Dispatch(GroupPtr group);
+  bool WaitForSlot();  // false when the round ended (failure/stop)
+  const UniqueKeys& UniqueKeysFor(const v1::Relation& relation);
+  void MaybeWriteCursors();
+  // Worker helpers.
+  absl::Status ExecuteGroup(SinkSession& session, Group& group);
+  absl::Status ExecuteStream(SinkSession& session, Group& group);
+  void ReportFailure(absl::Status status, std::optional<TableFault> fault, const Group& group);
+  bool RoundLive(uint64_t generation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status ReplayTable(const TableStop& stop, uint64_t until_seq);
+
+  // Constant after construction.
+  const ApplyOptions options_;
+  DurableLog* const log_;
+  Sink* const sink_;
+
+  // Reader-thread state.
+  DependencyTracker tracker_;
+  absl::flat_hash_map<uint32_t, uint64_t> known_shapes_;  // relation id -> schema hash
+  absl::flat_hash_map<std::string, UniqueKeys> unique_keys_;
+  uint64_t next_read_ = 1;
+  uint64_t next_group_id_ = 1;
+  uint64_t careful_until_ = 0;  // groups starting at or below this seq run serial + careful
+  uint64_t cursor_written_ = 0;
+  uint64_t retain_written_ = 0;
+  absl::Time backoff_until_;
+  absl::Duration backoff_;
+
+  absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
+
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  int replaying_ ABSL_GUARDED_BY(mu_) = 0;  // ResumeTable in progress: no dispatch
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // bumped by every reset
+  std::deque<GroupPtr> queue_ ABSL_GUARDED_BY(mu_);
+  int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;      // holding a group
+  uint64_t next_commit_ ABSL_GUARDED_BY(mu_) = 1;  // id of the group allowed to commit next
+  uint64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;   // highest group id dispatched
+  uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool state_loaded_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<Failure> failure_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const StoppedTables> stopped_ ABSL_GUARDED_BY(mu_);
+  std::vector<TableStop> unpersisted_stops_ ABSL_GUARDED_BY(mu_);
+  uint64_t conflicts_base_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<uint64_t> session_conflicts_ ABSL_GUARDED_BY(mu_);
+  absl::Duration apply_latency_ ABSL_GUARDED_BY(mu_);
+  uint64_t groups_committed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t transactions_applied_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::thread reader_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace ferry
