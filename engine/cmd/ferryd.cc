@@ -1,0 +1,156 @@
+// ferryd: the Ferry sidecar of one region. The only code that knows both the engine and the
+// connectors: it builds the Postgres source and sink and hands them to the daemon.
+//
+//   ferryd --config FILE.yaml        run
+//   ferryd --config FILE.yaml --check-config    validate the config and exit
+//
+// SIGTERM / SIGINT drain in-flight work (bounded) and exit 0. Exit 1: the config is invalid or
+// the daemon could not start (the message names the cause).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "connectors/postgres/sink/postgres_sink.h"
+#include "connectors/postgres/source/postgres_source.h"
+#include "engine/daemon/daemon.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: ferryd --config FILE.yaml [--check-config]
+
+Runs Ferry's sidecar for the region the config names. Keys: docs/config.md.
+  --config FILE     the region's YAML config (required)
+  --check-config    validate the config (and its secret files) and exit
+  --drain SECONDS   how long SIGTERM may drain in-flight work (default 20)
+  --version         print the version
+)";
+
+// Appends the password to a libpq connection string as a quoted keyword value.
+std::string WithPassword(const std::string& dsn, const ferry::config::Secret& password) {
+  if (!password.is_set()) return dsn;
+  std::string quoted = "'";
+  for (char c : password.value) {
+    if (c == '\'' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  quoted += "'";
+  return absl::StrCat(dsn, " password=", quoted);
+}
+
+spdlog::level::level_enum Level(ferry::config::LogLevel level) {
+  using L = ferry::config::LogLevel;
+  switch (level) {
+    case L::kTrace:
+      return spdlog::level::trace;
+    case L::kDebug:
+      return spdlog::level::debug;
+    case L::kInfo:
+      return spdlog::level::info;
+    case L::kWarn:
+      return spdlog::level::warn;
+    case L::kError:
+      return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  double drain_seconds = 20;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::puts("ferryd 0.1.0");
+      return 0;
+    } else if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--drain" && i + 1 < argc) {
+      char* end = nullptr;
+      drain_seconds = std::strtod(argv[++i], &end);
+      if (*end != '\0' || drain_seconds < 0 || drain_seconds > 3600) {
+        std::fprintf(stderr, "ferryd: --drain needs seconds between 0 and 3600\n");
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "ferryd: unknown argument '%s'\n\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "ferryd: --config FILE.yaml is required\n\n%s", kUsage);
+    return 2;
+  }
+
+  auto config = ferry::config::LoadConfigFile(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "ferryd: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  spdlog::set_level(Level(config->log_level));
+  spdlog::set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [", config->region, "] %v"));
+  for (const auto& w : config->warnings) spdlog::warn("config: {}", w);
+  if (check_only) {
+    std::printf("config %s is valid\n", config_path.c_str());
+    return 0;
+  }
+
+  // Signals are taken synchronously by this thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ferry::DaemonFactories factories;
+  factories.source =
+      [](const ferry::config::Config& c) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
+    ferry::pg::PostgresSourceOptions o;
+    o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
+    o.publication = c.postgres.publication;
+    o.slot = c.postgres.slot;
+    o.tables = c.postgres.tables;
+    o.origin_region = c.region;
+    o.snapshot = c.postgres.snapshot;
+    auto source = ferry::pg::PostgresSource::Create(o);
+    if (!source.ok()) return source.status();
+    return std::unique_ptr<ferry::Source>(std::move(*source));
+  };
+  factories.sink =
+      [](const ferry::config::Config& c) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
+    ferry::PostgresSinkOptions o;
+    o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
+    o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
+    o.conflict_policy = c.apply.conflict_policy == ferry::config::ConflictPolicy::kApplyRemote
+                            ? ferry::ConflictPolicy::kApplyRemote
+                            : ferry::ConflictPolicy::kStopTable;
+    auto sink = ferry::PostgresSink::Open(o);
+    if (!sink.ok()) return sink.status();
+    return std::unique_ptr<ferry::Sink>(std::move(*sink));
+  };
+
+  auto daemon = ferry::Daemon::Start(*config, std::move(factories));
+  if (!daemon.ok()) {
+    spdlog::critical("cannot start: {}", daemon.status().ToString());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, draining for up to {}s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               drain_seconds);
+  (*daemon)->Shutdown(absl::Seconds(drain_seconds));
+  daemon->reset();
+  return 0;
+}

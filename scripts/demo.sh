@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Ferry's main job on one machine: two regions replicating live.
+#
+# Starts two Postgres 15 clusters (east, west) and two ferryd (east primary, west standby) on
+# loopback, loads a pgbench schema on east, runs a steady pgbench write workload, and shows
+# `ferryctl status` of both regions with live lag until Ctrl-C; then stops everything cleanly.
+#
+# Usage: scripts/demo.sh [--rate TPS] [--seconds N]   (N: stop by itself after N seconds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RATE=200
+SECONDS_TO_RUN=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rate) RATE=$2; shift 2 ;;
+    --seconds) SECONDS_TO_RUN=$2; shift 2 ;;
+    *) echo "usage: scripts/demo.sh [--rate TPS] [--seconds N]" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build --target ferryd ferryctl
+
+PGBIN=/usr/lib/postgresql/15/bin
+DEMO=$(mktemp -d /tmp/ferry-demo-XXXXXX)
+chown postgres "$DEMO"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping"
+  [ -n "${PGBENCH_PID:-}" ] && kill "$PGBENCH_PID" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for r in east west; do
+    [ -d "$DEMO/$r/pg" ] && as_pg $PGBIN/pg_ctl -D "$DEMO/$r/pg" -m fast stop > /dev/null 2>&1 || true
+  done
+  echo "demo: logs kept in $DEMO (ferryd-east.log, ferryd-west.log)"
+}
+trap cleanup INT TERM EXIT
+
+declare -A PGPORT ADMIN METRICS REPL
+for r in east west; do
+  PGPORT[$r]=$(free_port); ADMIN[$r]=$(free_port); METRICS[$r]=$(free_port); REPL[$r]=$(free_port)
+  mkdir -p "$DEMO/$r"; chown postgres "$DEMO/$r"
+  as_pg $PGBIN/initdb -D "$DEMO/$r/pg" -U postgres --auth=trust --no-sync -E UTF8 > /dev/null
+  cat >> "$DEMO/$r/pg/postgresql.conf" <<CONF
+port = ${PGPORT[$r]}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$DEMO/$r'
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+CONF
+  as_pg $PGBIN/pg_ctl -D "$DEMO/$r/pg" -l "$DEMO/$r/postgres.log" -w start > /dev/null
+  as_pg $PGBIN/createdb -h 127.0.0.1 -p "${PGPORT[$r]}" -U postgres app
+done
+echo "demo: east Postgres on ${PGPORT[east]}, west Postgres on ${PGPORT[west]}"
+
+$PGBIN/pgbench -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres -i -s 1 -q app > /dev/null 2>&1
+# pgbench_history has no key; replicate its inserts with the whole row as identity.
+psql -q -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "ALTER TABLE pgbench_history REPLICA IDENTITY FULL"
+
+for r in east west; do
+  peer=west; role=primary
+  [ "$r" = west ] && { peer=east; role=standby; }
+  cat > "$DEMO/$r.yaml" <<YAML
+region: $r
+data_dir: $DEMO/$r/ferry
+role: $role
+postgres:
+  dsn: "host=127.0.0.1 port=${PGPORT[$r]} dbname=app user=postgres"
+  slot: ferry_$r
+listen:
+  replication: 127.0.0.1:${REPL[$r]}
+  admin: 127.0.0.1:${ADMIN[$r]}
+  metrics: 127.0.0.1:${METRICS[$r]}
+peer:
+  replication: 127.0.0.1:${REPL[$peer]}
+  region: $peer
+YAML
+done
+
+for r in west east; do
+  "$ROOT/build/bin/ferryd" --config "$DEMO/$r.yaml" >> "$DEMO/ferryd-$r.log" 2>&1 &
+  PIDS+=($!)
+done
+for r in east west; do
+  for _ in $(seq 100); do
+    "$ROOT/build/bin/ferryctl" --admin "127.0.0.1:${ADMIN[$r]}" --timeout 1 status > /dev/null 2>&1 && break
+    sleep 0.2
+  done
+done
+echo "demo: ferryd east (admin ${ADMIN[east]}, metrics ${METRICS[east]}) and west (admin ${ADMIN[west]}, metrics ${METRICS[west]}) running"
+
+$PGBIN/pgbench -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres -c 2 -j 2 -R "$RATE" -T 86400 -n app \
+  > "$DEMO/pgbench.log" 2>&1 &
+PGBENCH_PID=$!
+echo "demo: pgbench writing about $RATE transactions/s on east; Ctrl-C stops everything"
+
+start=$(date +%s)
+while true; do
+  echo
+  echo "=== $(date +%T) ============================================================"
+  for r in east west; do
+    "$ROOT/build/bin/ferryctl" --admin "127.0.0.1:${ADMIN[$r]}" status || true
+    echo
+  done
+  for t in pgbench_accounts pgbench_history; do
+    e=$(psql -At -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    w=$(psql -At -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    echo "rows in $t: east $e, west $w"
+  done
+  if [ "$SECONDS_TO_RUN" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$SECONDS_TO_RUN" ]; then break; fi
+  sleep 2
+done

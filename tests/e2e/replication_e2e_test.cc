@@ -1,0 +1,191 @@
+// End to end over two regions: two Postgres 15 clusters, two ferryd processes, real gRPC over
+// loopback. What a region operator relies on: changes flow, pause holds them back, resume
+// delivers them, status matches the databases, restarts in either order lose nothing, and a bad
+// admin token is refused.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/two_regions.h"
+
+namespace ferry::testing {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+  CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2));
+  CREATE TABLE events (id bigserial PRIMARY KEY, account int, note text, at timestamptz DEFAULT now());
+  INSERT INTO accounts SELECT g, 'owner ' || g, g * 10 FROM generate_series(1, 100) g;
+)sql";
+
+const std::vector<std::string> kTables = {"accounts", "events"};
+
+uint64_t ParseLsn(const std::string& text) {
+  unsigned hi = 0, lo = 0;
+  sscanf(text.c_str(), "%X/%X", &hi, &lo);
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+class ReplicationE2ETest : public ::testing::Test {
+ protected:
+  void StartRegions(TwoRegionsOptions options = {}) {
+    options.schema_sql = kSchema;
+    auto regions = TwoRegions::Start(options);
+    ASSERT_TRUE(regions.ok()) << regions.status();
+    regions_ = std::move(*regions);
+  }
+  PgCluster& east() { return regions_->pg(Region::kEast); }
+  PgCluster& west() { return regions_->pg(Region::kWest); }
+  uint64_t EastWalLsn() {
+    auto v = east().QueryValue("SELECT pg_current_wal_lsn()::text");
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() && v->has_value() ? ParseLsn(**v) : 0;
+  }
+  // Waits until east's status reports a captured position at or past `lsn`.
+  void WaitForCapture(uint64_t lsn) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline) {
+      auto s = regions_->Status(Region::kEast);
+      if (s.ok() && s->positions().captured_source_position() >= lsn) return;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    FAIL() << "east never captured up to " << lsn;
+  }
+  void TearDown() override {
+    if (HasFailure() && regions_) {
+      for (Region r : {Region::kEast, Region::kWest}) {
+        std::ifstream in(regions_->log_path(r));
+        std::string line, tail;
+        while (std::getline(in, line))
+          tail = (tail + line + "\n").substr(tail.size() > 8000 ? tail.size() - 8000 : 0);
+        std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
+                  << tail;
+      }
+    }
+  }
+  std::unique_ptr<TwoRegions> regions_;
+};
+
+TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
+  StartRegions();
+  ASSERT_TRUE(
+      east()
+          .Exec("BEGIN;"
+                "UPDATE accounts SET balance = balance - 5 WHERE id = 1;"
+                "UPDATE accounts SET balance = balance + 5 WHERE id = 2;"
+                "INSERT INTO events (account, note) VALUES (1, 'transfer'), (2, 'transfer');"
+                "COMMIT;"
+                "DELETE FROM accounts WHERE id = 100;"
+                "INSERT INTO accounts VALUES (101, 'new owner', NULL);")
+          .ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  auto west_count = west().QueryValue("SELECT count(*) FROM accounts");
+  ASSERT_TRUE(west_count.ok());
+  EXPECT_EQ(west_count->value_or(""), "100");  // 100 snapshot rows - 1 deleted + 1 inserted
+}
+
+TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
+  StartRegions();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
+  auto paused = regions_->Status(Region::kEast);
+  ASSERT_TRUE(paused.ok());
+  EXPECT_TRUE(paused->paused());
+  const uint64_t acked_before = paused->positions().acked_seq();
+
+  ASSERT_TRUE(east().Exec("INSERT INTO accounts VALUES (500, 'while paused', 1)").ok());
+  WaitForCapture(EastWalLsn());
+  // Captured into east's durable log, but not shipped while paused.
+  auto after = regions_->Status(Region::kEast);
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(after->positions().outbound_next_seq(), acked_before + 1);
+  EXPECT_EQ(after->positions().acked_seq(), acked_before);
+  EXPECT_GT(after->rpo().records(), 0u);
+  auto missing = west().QueryValue("SELECT count(*) FROM accounts WHERE id = 500");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->value_or(""), "0");
+
+  ASSERT_TRUE(regions_->Resume(Region::kEast).ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)).ok());
+}
+
+TEST_F(ReplicationE2ETest, StatusPositionsAndLagMatchTheDatabases) {
+  StartRegions();
+  ASSERT_TRUE(east()
+                  .Exec("INSERT INTO events (account, note) SELECT g % 100, 'n' FROM "
+                        "generate_series(1, 1000) g")
+                  .ok());
+  const uint64_t lsn = EastWalLsn();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  // Once the tables match, the positions settle: poll until they say "caught up".
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::StatusReply e, w;
+  while (absl::Now() < deadline) {
+    auto es = regions_->Status(Region::kEast);
+    auto ws = regions_->Status(Region::kWest);
+    ASSERT_TRUE(es.ok() && ws.ok());
+    e = *es;
+    w = *ws;
+    if (e.rpo().records() == 0 && w.apply_lag().records() == 0 &&
+        e.positions().peer_applied_seq() + 1 >= e.positions().outbound_next_seq())
+      break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(e.role(), "primary");
+  EXPECT_EQ(w.role(), "standby");
+  EXPECT_GE(e.positions().captured_source_position(), lsn);
+  EXPECT_EQ(e.positions().acked_seq() + 1, e.positions().outbound_next_seq());
+  EXPECT_EQ(w.positions().inbound_next_seq(), e.positions().outbound_next_seq());
+  EXPECT_EQ(w.positions().applied_seq() + 1, w.positions().inbound_next_seq());
+  EXPECT_EQ(e.rpo().records(), 0u);
+  EXPECT_EQ(w.apply_lag().records(), 0u);
+  EXPECT_TRUE(e.peer().connected());
+  EXPECT_TRUE(e.source().connected());
+  EXPECT_GE(e.source().slot_retained_wal_bytes(), 0);
+  // ferryctl shows the same, as JSON for scripts.
+  auto ctl = regions_->Ctl(Region::kWest, {"status", "--json"});
+  ASSERT_TRUE(ctl.ok());
+  EXPECT_EQ(ctl->exit_code, 0) << ctl->output;
+  EXPECT_NE(ctl->output.find("\"role\": \"standby\""), std::string::npos) << ctl->output;
+}
+
+TEST_F(ReplicationE2ETest, BothDaemonsRestartInEitherOrderWithoutLoss) {
+  StartRegions();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  // Order 1: east stops first, west second; changes made while both are down; east starts
+  // first.
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = balance + 1 WHERE id <= 50").ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  ASSERT_TRUE(east().Exec("INSERT INTO events (account, note) VALUES (7, 'east only')").ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  // Order 2: west stops first; west starts first.
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  ASSERT_TRUE(east().Exec("DELETE FROM accounts WHERE id BETWEEN 10 AND 19").ok());
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(east().Exec("INSERT INTO accounts VALUES (900, 'offline', 9)").ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+}
+
+TEST_F(ReplicationE2ETest, BadAdminTokenIsRefused) {
+  StartRegions({.admin_token = "right-admin-token"});
+  const std::string wrong = regions_->config_path(Region::kEast) + ".wrong-token";
+  std::ofstream(wrong) << "wrong-admin-token\n";
+  auto refused = regions_->Ctl(Region::kEast, {"pause"}, wrong);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1);
+  EXPECT_NE(refused->output.find("wrong admin token"), std::string::npos) << refused->output;
+  auto none = regions_->Ctl(Region::kEast, {"status"});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->exit_code, 1);
+  auto status = regions_->Status(Region::kEast);  // the fixture sends the right token
+  ASSERT_TRUE(status.ok());
+  EXPECT_FALSE(status->paused());
+}
+
+}  // namespace
+}  // namespace ferry::testing

@@ -1,0 +1,269 @@
+#include "tests/e2e/two_regions.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::testing {
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+namespace {
+const char* Name(Region r) { return r == Region::kEast ? "east" : "west"; }
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOptions& options) {
+  std::unique_ptr<TwoRegions> t(new TwoRegions());
+  t->options_ = options;
+  t->dir_ = std::make_unique<TempDir>("ferry-e2e");
+  FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
+  FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
+  if (!options.schema_sql.empty()) FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
+  t->east_admin_ = FreePort();
+  t->west_admin_ = FreePort();
+  t->east_metrics_ = FreePort();
+  t->west_metrics_ = FreePort();
+  t->west_replication_ = FreePort();
+  t->east_replication_ = FreePort();
+  if (options.with_proxy) {
+    FERRY_ASSIGN_OR_RETURN(t->proxy_, FaultProxy::Start("127.0.0.1", t->west_replication_));
+  }
+  FERRY_RETURN_IF_ERROR(t->WriteConfigs());
+  FERRY_RETURN_IF_ERROR(t->StartDaemon(Region::kWest));
+  FERRY_RETURN_IF_ERROR(t->StartDaemon(Region::kEast));
+  return t;
+}
+
+TwoRegions::~TwoRegions() {
+  // Daemons first (they hold connections to the clusters), then the proxy and the clusters.
+  for (Region r : {Region::kEast, Region::kWest}) {
+    if (running(r)) (void)StopDaemon(r, absl::Seconds(30));
+  }
+  east_.reset();
+  west_.reset();
+  proxy_.reset();
+}
+
+std::string TwoRegions::config_path(Region r) const {
+  return dir_->File(absl::StrCat(Name(r), ".yaml"));
+}
+std::string TwoRegions::log_path(Region r) const {
+  return dir_->File(absl::StrCat(Name(r), ".log"));
+}
+std::string TwoRegions::admin_address(Region r) const {
+  return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_admin_ : west_admin_);
+}
+std::string TwoRegions::metrics_address(Region r) const {
+  return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_metrics_ : west_metrics_);
+}
+
+absl::Status TwoRegions::WriteConfigs() {
+  if (!options_.admin_token.empty()) {
+    std::ofstream(dir_->File("admin-token")) << options_.admin_token << "\n";
+  }
+  std::ofstream(dir_->File("replication-token")) << "e2e-replication-token\n";
+  for (Region r : {Region::kEast, Region::kWest}) {
+    const bool east = r == Region::kEast;
+    const int peer_port = east ? (proxy_ ? proxy_->port() : west_replication_) : east_replication_;
+    std::ofstream out(config_path(r));
+    out << "region: " << Name(r) << "\n"
+        << "data_dir: " << dir_->File(absl::StrCat(Name(r), "-data")) << "\n"
+        << "role: " << (east ? "primary" : "standby") << "\n"
+        << "log_level: info\n"
+        << "postgres:\n"
+        << "  dsn: \"" << pg(r).dsn() << "\"\n"
+        << "  publication: ferry\n"
+        << "  slot: ferry_" << Name(r) << "\n"
+        << "listen:\n"
+        << "  replication: 127.0.0.1:" << (east ? east_replication_ : west_replication_) << "\n"
+        << "  admin: " << admin_address(r) << "\n"
+        << "  metrics: " << metrics_address(r) << "\n"
+        << "peer:\n"
+        << "  replication: 127.0.0.1:" << peer_port << "\n"
+        << "  region: " << (east ? "west" : "east") << "\n"
+        << "security:\n"
+        << "  token_file: " << dir_->File("replication-token") << "\n";
+    if (!options_.admin_token.empty()) {
+      out << "  admin_token_file: " << dir_->File("admin-token") << "\n";
+    }
+    out << "stream:\n  reconnect_min_ms: 50\n  reconnect_max_ms: 1000\n"
+        << "apply:\n  workers: " << options_.apply_workers << "\n";
+    if (!out) return absl::InternalError("cannot write " + config_path(r));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TwoRegions::StartDaemon(Region r) {
+  auto& child = r == Region::kEast ? east_ : west_;
+  if (child && child->running()) return absl::FailedPreconditionError("already running");
+  SpawnOptions so;
+  so.argv = {BuiltBinary("ferryd"), "--config", config_path(r)};
+  so.output_path = log_path(r);
+  so.kill_with_parent = true;
+  FERRY_ASSIGN_OR_RETURN(child, ChildProcess::Spawn(so));
+  // Ready when the admin service answers.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status last;
+  while (absl::Now() < deadline) {
+    if (!child->running()) {
+      return absl::InternalError(
+          absl::StrCat("ferryd ", Name(r), " exited at start; see ", log_path(r)));
+    }
+    auto s = Status(r);
+    if (s.ok()) return absl::OkStatus();
+    last = s.status();
+    absl::SleepFor(absl::Milliseconds(50));  // polling for readiness, not synchronisation
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("ferryd ", Name(r), " admin did not answer: ", last.ToString()));
+}
+
+absl::Status TwoRegions::StopDaemon(Region r, absl::Duration timeout) {
+  auto& child = r == Region::kEast ? east_ : west_;
+  if (!child) return absl::OkStatus();
+  child->Kill(SIGTERM);
+  std::optional<int> status = child->WaitFor(timeout);
+  if (!status.has_value()) {
+    child->Kill(SIGKILL);
+    child->Wait();
+    return absl::DeadlineExceededError(
+        absl::StrCat("ferryd ", Name(r), " did not exit within ", absl::FormatDuration(timeout)));
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return absl::InternalError(
+        absl::StrCat("ferryd ", Name(r), " exited with status ", *status, "; see ", log_path(r)));
+  }
+  return absl::OkStatus();
+}
+
+void TwoRegions::KillDaemon(Region r) {
+  auto& child = r == Region::kEast ? east_ : west_;
+  if (!child) return;
+  child->Kill(SIGKILL);
+  child->Wait();
+}
+
+bool TwoRegions::running(Region r) {
+  auto& child = r == Region::kEast ? east_ : west_;
+  return child && child->running();
+}
+
+absl::StatusOr<v1::StatusReply> TwoRegions::Status(Region r) {
+  auto stub =
+      v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!options_.admin_token.empty()) {
+    ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
+  }
+  v1::StatusReply reply;
+  grpc::Status s = stub->Status(&ctx, v1::StatusRequest(), &reply);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return reply;
+}
+
+absl::Status TwoRegions::Pause(Region r) {
+  auto stub =
+      v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  if (!options_.admin_token.empty()) {
+    ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
+  }
+  v1::PauseReply reply;
+  grpc::Status s = stub->Pause(&ctx, v1::PauseRequest(), &reply);
+  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
+}
+
+absl::Status TwoRegions::Resume(Region r) {
+  auto stub =
+      v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  if (!options_.admin_token.empty()) {
+    ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
+  }
+  v1::ResumeReply reply;
+  grpc::Status s = stub->Resume(&ctx, v1::ResumeRequest(), &reply);
+  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
+}
+
+absl::StatusOr<std::vector<std::string>> TwoRegions::TableRows(Region r, const std::string& table) {
+  FERRY_ASSIGN_OR_RETURN(auto rows,
+                         pg(r).Query(absl::StrCat("SELECT t::text FROM ", table, " t ORDER BY 1")));
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.push_back(row.empty() ? "" : row[0].value_or("<null>"));
+  return out;
+}
+
+absl::Status TwoRegions::WaitForTablesEqual(const std::vector<std::string>& tables,
+                                            absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last;
+  while (true) {
+    bool all_equal = true;
+    for (const auto& table : tables) {
+      auto east = TableRows(Region::kEast, table);
+      auto west = TableRows(Region::kWest, table);
+      if (!east.ok()) return east.status();
+      if (!west.ok() || *east != *west) {
+        all_equal = false;
+        last = absl::StrCat(
+            table, ": east ", east->size(), " rows, west ",
+            west.ok() ? absl::StrCat(west->size(), " rows") : std::string(west.status().message()));
+        break;
+      }
+    }
+    if (all_equal) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("tables differ: ", last));
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // polling the databases, not synchronisation
+  }
+}
+
+absl::StatusOr<TwoRegions::CtlResult> TwoRegions::Ctl(Region r,
+                                                      const std::vector<std::string>& args,
+                                                      const std::string& token_file) {
+  std::vector<std::string> argv = {BuiltBinary("ferryctl"), "--admin", admin_address(r)};
+  if (!token_file.empty()) {
+    argv.push_back("--token-file");
+    argv.push_back(token_file);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string out_path = dir_->File("ferryctl.out");
+  ::unlink(out_path.c_str());
+  FERRY_ASSIGN_OR_RETURN(auto child, ChildProcess::Spawn(argv, out_path));
+  const int status = child->Wait();
+  std::ifstream in(out_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return CtlResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+}
+
+}  // namespace ferry::testing
