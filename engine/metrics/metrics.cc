@@ -100,6 +100,12 @@ class StatusCollector final : public prometheus::Collectable {
         static_cast<double>(c.applied_transactions));
     add("ferry_conflicts_total", "Apply conflicts recorded", C, static_cast<double>(s.conflicts()));
     int stopped = 0;
+    // The family is declared even while no table is stopped, so dashboards and alert rules
+    // always find it; it has one series per stopped table.
+    out.push_back(MetricFamily{"ferry_table_stopped",
+                               "1 when apply stopped the table (reason in ferryctl status)",
+                               MetricType::Gauge,
+                               {}});
     for (const auto& t : s.tables()) {
       const bool is_stopped = t.state() == "stopped";
       stopped += is_stopped;
