@@ -45,6 +45,9 @@ absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOp
   FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
   FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
   if (!options.schema_sql.empty()) FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
+  if (!options.standby_sql.empty()) {
+    FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
+  }
   t->east_admin_ = FreePort();
   t->west_admin_ = FreePort();
   t->east_metrics_ = FreePort();

@@ -27,6 +27,7 @@ struct TwoRegionsOptions {
   bool with_proxy = false;  // east ships through a FaultProxy to west
   std::string admin_token;  // both regions' admin token ("" = none)
   std::string schema_sql;   // run on east before the daemons start
+  std::string standby_sql;  // run on west before the daemons start (types its tables need)
   int apply_workers = 2;
 };
 
