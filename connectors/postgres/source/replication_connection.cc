@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -92,15 +93,19 @@ absl::StatusOr<std::optional<absl::string_view>> ReplicationConnection::Receive(
       return absl::UnavailableError(
           conn_->ConnectionError("reading the replication stream").message());
     }
-    // n == 0: nothing complete buffered; wait for the socket.
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return std::optional<absl::string_view>();
+    // n == 0: nothing complete buffered. Read what the socket holds, waiting for it until the
+    // deadline; with no time left, still take what is already there (a zero timeout means "no
+    // more on the socket", not "no more in libpq's 16 kB buffer": the caller makes its batch
+    // durable when this returns nullopt).
+    absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
     pollfd pfd{PQsocket(conn_->raw()), POLLIN, 0};
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+    int ms =
+        left == absl::ZeroDuration() ? 0 : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
     int rc = poll(&pfd, 1, ms);
     if (rc < 0 && errno != EINTR) {
       return absl::UnavailableError(absl::StrCat("poll on the replication socket failed: ", errno));
     }
+    if (rc == 0) return std::optional<absl::string_view>();  // nothing arrived in time
     if (PQconsumeInput(conn_->raw()) == 0) {
       return absl::UnavailableError(
           conn_->ConnectionError("reading the replication stream").message());
