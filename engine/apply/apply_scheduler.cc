@@ -620,6 +620,9 @@ void ApplyScheduler::WorkerLoop(int worker) {
     transactions_applied_ += group->stream ? 1 : group->txns.size();
     if (group->commit_time_us != 0) {
       apply_latency_ = now - absl::FromUnixMicros(group->commit_time_us);
+      if (options_.on_group_committed) {
+        options_.on_group_committed(apply_latency_, group->stream ? 1 : group->txns.size());
+      }
     }
     --busy_workers_;
   }

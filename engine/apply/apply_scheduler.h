@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,10 @@ struct ApplyOptions {
   // Cursors maintained on the inbound log.
   std::string applied_cursor = "applied";
   std::string retain_cursor = "apply_retain_from";
+  // Called after every committed group with its apply latency (target commit time minus the
+  // source commit time of its last transaction) and its number of source transactions. Runs
+  // on a worker thread; must be cheap and thread-safe (a metrics histogram).
+  std::function<void(absl::Duration latency, size_t transactions)> on_group_committed;
 };
 
 struct ApplyStatus {

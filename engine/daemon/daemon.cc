@@ -74,7 +74,8 @@ struct Daemon::Parts {
   absl::Mutex mu;
   bool paused ABSL_GUARDED_BY(mu) = false;
   std::string capture_error ABSL_GUARDED_BY(mu);
-  uint64_t apply_groups_seen ABSL_GUARDED_BY(mu) = 0;
+  uint64_t stream_errors_seen ABSL_GUARDED_BY(mu) = 0;
+  uint64_t apply_errors_seen ABSL_GUARDED_BY(mu) = 0;
   // (acked or applied seq, when observed): the retention clock of each log.
   std::deque<std::pair<uint64_t, absl::Time>> outbound_marks ABSL_GUARDED_BY(mu);
   std::deque<std::pair<uint64_t, absl::Time>> inbound_marks ABSL_GUARDED_BY(mu);
@@ -135,6 +136,9 @@ absl::Status Daemon::StartParts(DaemonFactories factories) {
     so.backoff.min = absl::Milliseconds(config_.stream.reconnect_min_ms);
     so.backoff.max = absl::Milliseconds(config_.stream.reconnect_max_ms);
     so.start_paused = paused.value_or("") == "1";
+    so.on_batch_sent = [this](uint64_t records) {
+      if (Metrics* m = metrics_.load()) m->ObserveBatchRecords(static_cast<double>(records));
+    };
     FERRY_ASSIGN_OR_RETURN(p.shipper, replication::Shipper::Start(so, p.outbound.get()));
     capture_thread_ = std::thread([this] { CaptureLoop(); });
   } else {
@@ -157,6 +161,12 @@ absl::Status Daemon::StartParts(DaemonFactories factories) {
     ao.workers = config_.apply.workers;
     ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
     ao.max_group_bytes = config_.apply.group_max_bytes;
+    ao.on_group_committed = [this](absl::Duration latency, size_t transactions) {
+      if (Metrics* m = metrics_.load()) {
+        m->ObserveApplyLatency(absl::ToDoubleSeconds(latency));
+        m->ObserveBatchRecords(static_cast<double>(transactions));
+      }
+    };
     FERRY_ASSIGN_OR_RETURN(p.apply, ApplyScheduler::Start(ao, p.inbound.get(), p.sink.get()));
     if (paused.value_or("") == "1") p.apply->Pause();
   }
@@ -198,6 +208,7 @@ absl::Status Daemon::StartParts(DaemonFactories factories) {
                                  c.applied_transactions = q.apply->status().transactions_applied;
                                return c;
                              }));
+  metrics_.store(p.metrics.get());
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   spdlog::info("region {} started as {} (epoch {}): admin {}, metrics {}, replication {}",
                config_.region, RoleName(role), p.region->epoch(), admin_port(), metrics_port(),
@@ -217,7 +228,7 @@ void Daemon::CaptureLoop() {
       p.capture_error = s.ok() ? "" : std::string(s.message());
     }
     if (!s.ok()) {
-      if (p.metrics) p.metrics->CountError("source");
+      if (Metrics* m = metrics_.load()) m->CountError("source");
       if (s.code() == absl::StatusCode::kFailedPrecondition ||
           s.code() == absl::StatusCode::kDataLoss) {
         // An operator must act (slot dropped, corrupt input): stop capturing, keep serving
@@ -236,17 +247,24 @@ void Daemon::CaptureLoop() {
 
 void Daemon::MaintenanceLoop() {
   while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-    Parts& p = *parts_;
-    if (p.apply) {
-      const ApplyStatus a = p.apply->status();
-      absl::MutexLock lock(&p.mu);
-      if (a.groups_committed != p.apply_groups_seen) {
-        p.apply_groups_seen = a.groups_committed;
-        p.metrics->ObserveApplyLatency(absl::ToDoubleSeconds(a.apply_latency));
-      }
-    }
+    CountErrors();
     Trim();
   }
+}
+
+// Errors by kind for ferry_errors_total: stream disconnects and refusals, apply rollbacks
+// (each retry of a failed group). Source errors are counted where they happen.
+void Daemon::CountErrors() {
+  Parts& p = *parts_;
+  uint64_t stream = 0, apply = 0;
+  if (p.shipper) stream += p.shipper->status().disconnects;
+  if (p.receiver) stream += p.receiver->status().streams_refused;
+  if (p.apply) apply = p.apply->status().resets;
+  absl::MutexLock lock(&p.mu);
+  for (uint64_t i = p.stream_errors_seen; i < stream; ++i) p.metrics->CountError("stream");
+  for (uint64_t i = p.apply_errors_seen; i < apply; ++i) p.metrics->CountError("apply");
+  p.stream_errors_seen = std::max(p.stream_errors_seen, stream);
+  p.apply_errors_seen = std::max(p.apply_errors_seen, apply);
 }
 
 // Keeps acknowledged (outbound) or applied (inbound) records for log.retention_seconds, or
@@ -450,6 +468,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
   if (p.admin_server) p.admin_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  metrics_.store(nullptr);
   p.metrics.reset();
   if (p.outbound) p.outbound->Close();
   if (p.inbound) p.inbound->Close();

@@ -18,6 +18,7 @@
 //   daemon->Shutdown(absl::Seconds(20));
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,8 @@
 #include "engine/config/config.h"
 
 namespace ferry {
+
+class Metrics;
 
 struct DaemonFactories {
   // Builds the region's change source (primary). Called once at start.
@@ -71,10 +74,14 @@ class Daemon final : public AdminBackend {
   void CaptureLoop();
   void MaintenanceLoop();
   void Trim();
+  void CountErrors();
 
   const config::Config config_;
   const absl::Time started_;
   std::unique_ptr<Parts> parts_;
+  // The metrics endpoint once it runs; hooks of the shipper and apply read it (they start
+  // first, and a batch before then is simply not observed).
+  std::atomic<Metrics*> metrics_{nullptr};
   StopSignal capture_stop_;
   absl::Notification maintenance_stop_;
   std::thread capture_thread_;

@@ -438,6 +438,7 @@ void Shipper::WriteLoop(Session* session) {
         stats_.shipped_next_seq = end;
         ++stats_.batches;
         stats_.records += end - from;
+        if (options_.on_batch_sent) options_.on_batch_sent(end - from);
         stats_.wire_bytes += frame.batch().blob().size();
         stats_.uncompressed_bytes += uncompressed;
       } else {

@@ -82,6 +82,9 @@ struct ShipperOptions {
   absl::Duration cursor_persist_interval = absl::Milliseconds(100);
   // Initial state of the pause switch (see SetPaused).
   bool start_paused = false;
+  // Called for every batch sent with its number of records (on the writer thread, under the
+  // shipper's lock: must be cheap, e.g. a metrics histogram).
+  std::function<void(uint64_t records)> on_batch_sent;
   // Time source for timeouts, backoff and lag; not owned; null: Clock::Real().
   Clock* clock = nullptr;
 };

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -74,6 +75,16 @@ std::set<std::string> ExposedNames(const std::string& exposition) {
   return names;
 }
 
+// The value of the first sample called `name` (no labels), or -1.
+double SampleValue(const std::string& exposition, const std::string& name) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
 TEST(PrometheusE2ETest, PromtoolAcceptsTheAlertRules) {
   auto child = ChildProcess::Spawn(
       {"promtool", "check", "rules", kSource + "/deploy/prometheus/ferry-rules.yml"});
@@ -90,11 +101,18 @@ TEST(PrometheusE2ETest, PrometheusScrapesEveryMetricTheDashboardAndRulesName) {
   ASSERT_TRUE(regions.WaitForTablesEqual({"t"}, absl::Seconds(90)).ok());
 
   std::set<std::string> exposed;
+  std::map<Region, std::string> bodies;
   for (Region r : {Region::kEast, Region::kWest}) {
     auto body = HttpGet(absl::StrCat("http://", regions.metrics_address(r), "/metrics"));
     ASSERT_TRUE(body.ok()) << body.status();
     for (const auto& n : ExposedNames(*body)) exposed.insert(n);
+    bodies[r] = *body;
   }
+  // The distributions were observed as things happened: batches shipped by east, groups
+  // applied by west.
+  EXPECT_GT(SampleValue(bodies[Region::kEast], "ferry_batch_records_count"), 0);
+  EXPECT_GT(SampleValue(bodies[Region::kWest], "ferry_apply_latency_seconds_count"), 0);
+  EXPECT_GT(SampleValue(bodies[Region::kWest], "ferry_applied_transactions_total"), 0);
   std::set<std::string> referenced =
       FerryNames(ReadFile(kSource + "/deploy/grafana/ferry-dashboard.json"));
   for (const auto& n : FerryNames(ReadFile(kSource + "/deploy/prometheus/ferry-rules.yml"))) {
