@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/base/clock.h"
+#include "engine/log/fault_injection_fs.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/shipper.h"
@@ -37,10 +38,12 @@ class ReplicationStreamTest : public ::testing::Test {
     StartStandby();
   }
 
-  void StartStandby(uint64_t epoch = 1, const std::string& expected_region = "east") {
+  void StartStandby(uint64_t epoch = 1, const std::string& expected_region = "east",
+                    std::shared_ptr<rocksdb::FileSystem> file_system = nullptr) {
     standby_.reset();
     StandbyRegion::Options options;
     options.dir = dir_.path();
+    options.file_system = std::move(file_system);
     options.receiver.region = "west";
     options.receiver.expected_peer_region = expected_region;
     options.receiver.token = "secret-token";
@@ -187,6 +190,27 @@ TEST_F(ReplicationStreamTest, ReceiverThatCannotWriteStopsAcknowledgingAndNothin
   EXPECT_EQ(shipper->status().acked_next_seq, 101u);
   EXPECT_NE(standby_->receiver()->status().last_error.find("UNAVAILABLE"), std::string::npos);
   // The disk comes back (the log is reopened on the same port).
+  ASSERT_TRUE(standby_->Restart().ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
+// The disk under the inbound log fills up (an injected ENOSPC, not a closed log): the receiver
+// stops acknowledging, the shipper waits and keeps everything, and once space is back and the
+// receiver restarts, the inbound log catches up exactly.
+TEST_F(ReplicationStreamTest, ReceiverWithAFullDiskStopsAcknowledgingAndNothingIsLost) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default());
+  StartStandby(1, "east", fs);
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  fs->SetFreeSpace(0);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
+  ASSERT_TRUE(ErrorMentions(shipper.get(), "inbound log cannot write"));
+  EXPECT_EQ(shipper->status().acked_next_seq, 101u);
+  EXPECT_EQ(standby_->inbound()->next_seq(), 101u);
+  fs->SetFreeSpace(std::nullopt);
   ASSERT_TRUE(standby_->Restart().ok());
   ASSERT_TRUE(AllAcked(shipper.get()));
   shipper->Stop();

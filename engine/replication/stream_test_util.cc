@@ -85,7 +85,8 @@ absl::StatusOr<std::unique_ptr<StandbyRegion>> StandbyRegion::Start(Options opti
 StandbyRegion::~StandbyRegion() { Stop(); }
 
 absl::Status StandbyRegion::Serve() {
-  FERRY_ASSIGN_OR_RETURN(log_, DurableLog::Open({.path = options_.dir + "/inbound"}));
+  FERRY_ASSIGN_OR_RETURN(log_, DurableLog::Open({.path = options_.dir + "/inbound",
+                                                 .file_system = options_.file_system}));
   FERRY_ASSIGN_OR_RETURN(receiver_, Receiver::Create(options_.receiver, log_.get()));
   ReplicationServerOptions server = options_.server;
   if (port_ != 0) server.listen_address = address();

@@ -36,6 +36,8 @@ class StandbyRegion {
     ReceiverOptions receiver;  // epoch/adopt_epoch are filled in by the fixture
     ReplicationServerOptions server;
     uint64_t initial_epoch = 1;
+    // The file system of the inbound log; null: the real one (tests inject faults here).
+    std::shared_ptr<rocksdb::FileSystem> file_system;
   };
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StandbyRegion>> Start(Options options);
   ~StandbyRegion();
