@@ -390,39 +390,26 @@ v1::StatusReply Daemon::Status() {
   return r;
 }
 
-bool Daemon::Pause() {
-  Parts& p = *parts_;
-  bool was;
-  {
-    absl::MutexLock lock(&p.mu);
-    was = p.paused;
-    p.paused = true;
-  }
-  AppendRequest req;
-  req.state.emplace_back(kPausedState, "1");
-  if (absl::Status s = p.outbound->Append(std::move(req)).status(); !s.ok()) {
-    spdlog::warn("cannot persist the paused state: {}", s.ToString());
-  }
-  if (p.shipper) p.shipper->SetPaused(true);
-  if (p.apply) p.apply->Pause();
-  return was;
-}
+bool Daemon::Pause() { return SetPaused(true); }
+bool Daemon::Resume() { return SetPaused(false); }
 
-bool Daemon::Resume() {
+// Holds shipping and applying back (or lets them go) and persists the choice, so that a
+// restarted ferryd stays paused. Returns whether the pipeline was paused before.
+bool Daemon::SetPaused(bool paused) {
   Parts& p = *parts_;
   bool was;
   {
     absl::MutexLock lock(&p.mu);
     was = p.paused;
-    p.paused = false;
+    p.paused = paused;
   }
   AppendRequest req;
-  req.state.emplace_back(kPausedState, "0");
+  req.state.emplace_back(kPausedState, paused ? "1" : "0");
   if (absl::Status s = p.outbound->Append(std::move(req)).status(); !s.ok()) {
-    spdlog::warn("cannot persist the resumed state: {}", s.ToString());
+    spdlog::warn("cannot persist the {} state: {}", paused ? "paused" : "resumed", s.ToString());
   }
-  if (p.shipper) p.shipper->SetPaused(false);
-  if (p.apply) p.apply->Resume();
+  if (p.shipper) p.shipper->SetPaused(paused);
+  if (p.apply) paused ? p.apply->Pause() : p.apply->Resume();
   return was;
 }
 

@@ -75,6 +75,7 @@ class Daemon final : public AdminBackend {
   void MaintenanceLoop();
   void Trim();
   void CountErrors();
+  bool SetPaused(bool paused);
 
   const config::Config config_;
   const absl::Time started_;
