@@ -35,8 +35,11 @@ cleanup() {
   echo
   echo "demo: stopping"
   [ -n "${PGBENCH_PID:-}" ] && kill "$PGBENCH_PID" 2>/dev/null || true
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # The primary first, so that it can drain what it captured to the standby that still runs.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
   for r in east west; do
     [ -d "$DEMO/$r/pg" ] && as_pg $PGBIN/pg_ctl -D "$DEMO/$r/pg" -m fast stop > /dev/null 2>&1 || true
   done

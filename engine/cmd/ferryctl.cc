@@ -101,9 +101,11 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
               static_cast<unsigned long long>(r.apply_lag().records()),
               static_cast<unsigned long long>(r.apply_lag().bytes()),
               Seconds(r.apply_lag().seconds()).c_str());
+  // While connected, the last error is history: show it only while the peer is away.
+  const bool show_peer_error = !r.peer().connected() && !r.peer().last_error().empty();
   std::printf("peer        %s  %s%s\n", r.peer().address().c_str(),
               r.peer().connected() ? "connected" : "DISCONNECTED",
-              r.peer().last_error().empty() ? "" : (" error: " + r.peer().last_error()).c_str());
+              show_peer_error ? (" error: " + r.peer().last_error()).c_str() : "");
   std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
   if (r.tables_size() > 0) {

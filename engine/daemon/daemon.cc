@@ -362,6 +362,9 @@ v1::StatusReply Daemon::Status() {
     const uint64_t applied_next = std::max<uint64_t>(s.peer_applied_seq + 1, out.first_seq);
     const uint64_t pending = out.next_seq > applied_next ? out.next_seq - applied_next : 0;
     r.mutable_apply_lag()->set_records(pending);
+    if (out.appended_records > 0) {
+      r.mutable_apply_lag()->set_bytes(pending * (out.appended_bytes / out.appended_records));
+    }
     r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : lag_seconds(*p.outbound, applied_next));
   }
   if (p.receiver) {
@@ -375,6 +378,10 @@ v1::StatusReply Daemon::Status() {
     const ApplyStatus a = p.apply->status();
     pos->set_applied_seq(a.applied_seq);
     r.mutable_apply_lag()->set_records(a.lag_records);
+    // Bytes are estimated at the inbound log's average record size since start.
+    if (in.appended_records > 0) {
+      r.mutable_apply_lag()->set_bytes(a.lag_records * (in.appended_bytes / in.appended_records));
+    }
     r.mutable_apply_lag()->set_seconds(
         a.lag_records == 0 ? 0 : lag_seconds(*p.inbound, a.applied_seq + 1));
     r.set_conflicts(a.conflicts);

@@ -10,7 +10,8 @@
 // Each loop iteration: take the controls (under the mutex) and acknowledge them, pump every
 // connection (connect, read, write, close), arm a timerfd for the earliest chunk or token
 // deadline, set each socket's epoll interest, wait. Sockets are level-triggered, so what a
-// pump leaves unread is reported again.
+// pump leaves unread is reported again -- except on a hung-up socket, which is taken out of
+// epoll and is therefore pumped again through the timer (see Pump()).
 //
 // Control calls from other threads bump a version, wake the loop through an eventfd and wait
 // until the loop has taken that version, so a setter's effect is in place when it returns.
@@ -284,6 +285,7 @@ class FaultProxy::Loop {
           if (e & EPOLLOUT) ep->writable = true;
           if (e & EPOLLHUP) {
             // Reported whatever the interest; stop watching so a paused side cannot spin.
+            // From here on nothing reports this socket again: Pump() keeps it moving.
             ep->hung_up = true;
             Unregister(*ep);
           }
@@ -409,7 +411,26 @@ class FaultProxy::Loop {
       if (!WriteFrom(conn, src, now, deadline)) return;
     }
     for (Endpoint& ep : conn.ends) ep.readable = ep.writable = false;
-    if (conn.dirs[0].dst_shut && conn.dirs[1].dst_shut) Close(conn, /*reset=*/false);
+    if (conn.dirs[0].dst_shut && conn.dirs[1].dst_shut) {
+      Close(conn, /*reset=*/false);
+      return;
+    }
+    // Invariant: when the loop blocks, every direction that can still move has a wakeup --
+    // EPOLLIN on its source (level-triggered, so data left by kMaxReadsPerPump is reported
+    // again), EPOLLOUT on a blocked destination, or the timer for a chunk's time or tokens.
+    // A hung-up source has none of these: EPOLLHUP took it out of epoll, so neither the data
+    // still in its receive buffer nor its EOF will ever be reported. Both are there at once
+    // when the peer's FIN arrives after our shutdown(SHUT_WR) (the target's reply to a
+    // client that half-closed). So while a hung-up source has room in its queue and its EOF
+    // is not read, pump again right away. This cannot spin: recv on a hung-up socket never
+    // blocks (it returns data, 0 or an error), so each such pump reads data, reaches EOF or
+    // resets; and a full queue drains only by writes, which EPOLLOUT or the timer wake.
+    for (int src : {kClient, kTarget}) {
+      const Direction& dir = conn.dirs[src];
+      if (conn.ends[src].hung_up && !dir.src_eof && dir.queued < options_.max_buffered_bytes) {
+        deadline = std::min(deadline, now);
+      }
+    }
   }
 
   // Reads from side `src` into its direction's queue. False when the connection was reset.

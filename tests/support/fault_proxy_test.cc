@@ -165,10 +165,14 @@ class FaultProxyTest : public ::testing::Test {
     proxy_ = std::move(*proxy);
   }
 
-  // Sends `n` stream bytes from a writer thread, then half-closes; reads the echo and
-  // returns the number of bytes that came back equal to what was sent (stops at the first
-  // mismatch).
-  uint64_t EchoStream(uint64_t n) {
+  struct EchoResult {
+    uint64_t matched = 0;  // bytes that came back equal to what was sent
+    bool eof = false;      // the echo ended with an orderly EOF (not a timeout or error)
+  };
+
+  // Sends `n` stream bytes from a writer thread, then half-closes; reads the echo until EOF
+  // (stops at the first mismatch).
+  EchoResult EchoStream(uint64_t n) {
     const int fd = Connect(proxy_->port());
     std::thread writer([fd, n] {
       constexpr size_t kBlock = 1 << 20;
@@ -181,9 +185,11 @@ class FaultProxyTest : public ::testing::Test {
     uint64_t matched = 0;
     std::vector<char> buf(1 << 16);
     bool mismatch = false;
+    bool eof = false;
     while (!mismatch) {
       const ssize_t r = recv(fd, buf.data(), buf.size(), 0);
       if (r < 0 && errno == EINTR) continue;
+      eof = r == 0;
       if (r <= 0) break;
       for (ssize_t i = 0; i < r; ++i) {
         if (buf[i] != StreamByte(matched)) {
@@ -196,7 +202,7 @@ class FaultProxyTest : public ::testing::Test {
     if (mismatch) shutdown(fd, SHUT_RDWR);  // unblocks the writer
     writer.join();
     close(fd);
-    return matched;
+    return EchoResult{.matched = matched, .eof = eof};
   }
 
   EchoServer server_;
@@ -205,7 +211,9 @@ class FaultProxyTest : public ::testing::Test {
 
 TEST_F(FaultProxyTest, LargeTransferArrivesIntactBothWays) {
   constexpr uint64_t kBytes = uint64_t{100} << 20;
-  EXPECT_EQ(EchoStream(kBytes), kBytes);
+  const EchoResult echo = EchoStream(kBytes);
+  EXPECT_EQ(echo.matched, kBytes);
+  EXPECT_TRUE(echo.eof) << "the target's EOF was not passed on";
   const FaultProxyStats stats = proxy_->stats();
   EXPECT_EQ(stats.bytes_to_target, kBytes);
   EXPECT_EQ(stats.bytes_to_client, kBytes);
@@ -312,7 +320,9 @@ TEST_F(FaultProxyTest, BandwidthCapBoundsTransferTimeFromBelow) {
   constexpr uint64_t kBytes = 3 << 20;
   proxy_->SetBandwidth(kRate);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(EchoStream(kBytes), kBytes);
+  const EchoResult echo = EchoStream(kBytes);
+  EXPECT_EQ(echo.matched, kBytes);
+  EXPECT_TRUE(echo.eof);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double at_least =
@@ -331,6 +341,116 @@ TEST_F(FaultProxyTest, StopClosesConnections) {
   proxy_->Stop();                             // idempotent
   proxy_->SetLatency(absl::Milliseconds(1));  // no effect, does not block
 }
+
+// Regression test for a stall seen under CPU load (LargeTransferArrivesIntactBothWays stopped
+// at 96 of 100 MiB back to the client, or got all bytes but no EOF). Once the client has
+// half-closed and the proxy has passed that on, the target's own FIN makes the proxy's target
+// socket report EPOLLHUP, and the proxy takes a hung-up socket out of epoll. If the target's
+// reply is still unread at that point, one pump reads only part of it (kMaxReadsPerPump
+// reads, or up to max_buffered_bytes); nothing reported the rest, nor the EOF behind it.
+//
+// The blackhole makes the bad order certain: the reply and the FIN are both in the proxy's
+// receive buffer before the proxy may read any of it.
+struct HungUpReplyCase {
+  const char* name;
+  FaultProxyOptions options;
+  size_t reply_bytes;
+};
+
+class FaultProxyHungUpTest : public ::testing::TestWithParam<HungUpReplyCase> {};
+
+// A blocking listener on 127.0.0.1:0; returns the fd and sets *port.
+int Listen(int* port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(listen(fd, 4), 0);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// Reads until EOF, error or timeout; *eof tells whether it was an orderly EOF.
+std::string RecvToEnd(int fd, bool* eof) {
+  std::string out;
+  std::vector<char> buf(1 << 16);
+  *eof = false;
+  while (true) {
+    const ssize_t r = recv(fd, buf.data(), buf.size(), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      *eof = r == 0;
+      return out;
+    }
+    out.append(buf.data(), static_cast<size_t>(r));
+  }
+}
+
+int TcpState(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+  return info.tcpi_state;
+}
+
+TEST_P(FaultProxyHungUpTest, ReplyBehindHangUpIsDeliveredWithEof) {
+  const HungUpReplyCase& param = GetParam();
+  int target_port = 0;
+  const int listen_fd = Listen(&target_port);
+  auto proxy = FaultProxy::Start("127.0.0.1", target_port, param.options);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+
+  // The client sends a request and half-closes; the target reads it to EOF, so the proxy has
+  // shut down its side of the target connection.
+  const int client = Connect((*proxy)->port());
+  timeval tv{.tv_sec = 20, .tv_usec = 0};  // fails a regression in 20 s instead of 60
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ASSERT_TRUE(SendAll(client, "request"));
+  ASSERT_EQ(shutdown(client, SHUT_WR), 0);
+  const int target = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(target, 0) << strerror(errno);
+  setsockopt(target, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  bool eof = false;
+  ASSERT_EQ(RecvToEnd(target, &eof), "request");
+  ASSERT_TRUE(eof);
+
+  // While the proxy may not read, the target replies and half-closes. Once the proxy's kernel
+  // has acknowledged the FIN (the target leaves LAST_ACK), the reply and the EOF are both in
+  // the proxy's receive buffer and its socket reports EPOLLHUP.
+  (*proxy)->SetBlackhole(true);
+  const std::string reply = StreamBytes(0, param.reply_bytes);
+  ASSERT_TRUE(SendAll(target, reply));
+  ASSERT_EQ(shutdown(target, SHUT_WR), 0);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (TcpState(target) != TCP_CLOSE) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "state " << TcpState(target);
+    std::this_thread::yield();
+  }
+  (*proxy)->SetBlackhole(false);
+
+  const std::string got = RecvToEnd(client, &eof);
+  EXPECT_EQ(got.size(), reply.size());
+  EXPECT_TRUE(got == reply);
+  EXPECT_TRUE(eof) << "the target's EOF was not passed on";
+  EXPECT_EQ((*proxy)->stats().bytes_to_client, reply.size());
+  close(client);
+  close(target);
+  close(listen_fd);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    , FaultProxyHungUpTest,
+    ::testing::Values(
+        // More than kMaxReadsPerPump (16) reads of reply are left behind the hang-up.
+        HungUpReplyCase{"ReadBudget", {.read_chunk_bytes = 512}, 32 << 10},
+        // Exactly 16 reads of reply: all bytes pass, the EOF behind them did not.
+        HungUpReplyCase{"EofAfterReadBudget", {.read_chunk_bytes = 512}, 16 * 512},
+        // The queue bound stops the reads; the write then empties the queue without blocking.
+        HungUpReplyCase{"QueueBound", {.max_buffered_bytes = 1024}, 32 << 10}),
+    [](const ::testing::TestParamInfo<HungUpReplyCase>& p) { return p.param.name; });
 
 }  // namespace
 }  // namespace ferry::testing
