@@ -345,6 +345,10 @@ TEST_F(ReplicationStreamTest, ReportsTheUnacknowledgedTail) {
   options.clock = &clock;
   options.start_paused = true;
   auto shipper = StartShipper(options);
+  // Connected before the manual clock moves: advancing it past the handshake timeout while the
+  // handshake is still under way (a loaded machine) would drop the connection, and the
+  // reconnect backoff would then wait for a clock nobody advances.
+  ASSERT_TRUE(WaitFor([&] { return shipper->status().connected; }));
   ASSERT_TRUE(AppendRecords(outbound_.get(), 40).ok());
   EXPECT_EQ(shipper->status().unacked_records, 40u);  // observed now
   clock.Advance(absl::Seconds(5));

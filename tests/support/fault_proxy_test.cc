@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -221,6 +222,21 @@ TEST_F(FaultProxyTest, LargeTransferArrivesIntactBothWays) {
   EXPECT_EQ(stats.bytes_corrupted, 0u);
 }
 
+// Tiny reads and a tiny queue bound make every edge frequent: EPOLLIN dropped and restored
+// at the bound, reads cut off by kMaxReadsPerPump, the hang-up at the end.
+TEST_F(FaultProxyTest, TransferWithTinyBuffersArrivesIntactBothWays) {
+  auto proxy = FaultProxy::Start("127.0.0.1", server_.port(),
+                                 {.max_buffered_bytes = 4096, .read_chunk_bytes = 1000});
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  proxy_ = std::move(*proxy);
+  constexpr uint64_t kBytes = uint64_t{8} << 20;
+  const EchoResult echo = EchoStream(kBytes);
+  EXPECT_EQ(echo.matched, kBytes);
+  EXPECT_TRUE(echo.eof) << "the target's EOF was not passed on";
+  EXPECT_EQ(proxy_->stats().bytes_to_target, kBytes);
+  EXPECT_EQ(proxy_->stats().bytes_to_client, kBytes);
+}
+
 TEST_F(FaultProxyTest, LatencyDelaysEachDirection) {
   const int fd = Connect(proxy_->port());
   ASSERT_TRUE(SendAll(fd, "warm"));
@@ -356,6 +372,8 @@ struct HungUpReplyCase {
   FaultProxyOptions options;
   size_t reply_bytes;
 };
+
+void PrintTo(const HungUpReplyCase& c, std::ostream* os) { *os << c.name; }
 
 class FaultProxyHungUpTest : public ::testing::TestWithParam<HungUpReplyCase> {};
 
