@@ -222,6 +222,7 @@ absl::Status ApplyScheduler::LoadState() {
   session_conflicts_.assign(options_.workers, 0);
   next_commit_ = next_group_id_;
   dispatched_ = next_group_id_ - 1;
+  inflight_bytes_.clear();
   state_loaded_ = true;
   next_read_ = applied + 1;
   tracker_.Clear();
@@ -281,8 +282,13 @@ bool ApplyScheduler::WaitForSlot() {
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     const uint64_t inflight = dispatched_ - (next_commit_ - 1);
+    size_t bytes = 0;
+    for (const auto& [id, b] : inflight_bytes_) {
+      if (id >= next_commit_) bytes += b;
+    }
     return stop_ || failure_ != nullptr ||
-           (!paused_ && replaying_ == 0 && inflight < options_.max_inflight_groups);
+           (!paused_ && replaying_ == 0 && inflight < options_.max_inflight_groups &&
+            (inflight == 0 || bytes < options_.max_inflight_bytes));
   };
   mu_.Await(absl::Condition(&ready));
   return !stop_ && failure_ == nullptr;
@@ -301,6 +307,10 @@ absl::Status ApplyScheduler::Dispatch(GroupPtr group) {
     group->context.new_stops = unpersisted_stops_;
   }
   dispatched_ = group->id;
+  while (!inflight_bytes_.empty() && inflight_bytes_.front().first < next_commit_) {
+    inflight_bytes_.pop_front();
+  }
+  inflight_bytes_.emplace_back(group->id, group->bytes);
   queue_.push_back(std::move(group));
   return absl::OkStatus();
 }
