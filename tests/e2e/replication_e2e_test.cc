@@ -105,6 +105,14 @@ TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->value_or(""), "0");
 
+  // The pause survives a restart of the primary.
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  auto restarted = regions_->Status(Region::kEast);
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_TRUE(restarted->paused());
+  EXPECT_EQ(restarted->positions().acked_seq(), acked_before);
+
   ASSERT_TRUE(regions_->Resume(Region::kEast).ok());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)).ok());
 }
