@@ -1,25 +1,16 @@
 #include "engine/capture/log_capture_target.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
+#include "tests/support/temp_dir.h"
 
 namespace ferry {
 namespace {
 
 class LogCaptureTargetTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = "/tmp/ferry-capture-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    Reopen();
-  }
-  void TearDown() override {
-    log_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { Reopen(); }
+  void TearDown() override { log_.reset(); }
   void Reopen() {
     target_.reset();
     log_.reset();
@@ -40,7 +31,8 @@ class LogCaptureTargetTest : public ::testing::Test {
   }
 
   ManualClock clock_{absl::FromUnixSeconds(1000)};
-  std::string dir_;
+  ::ferry::testing::TempDir tmp_{"ferry-capture-test"};
+  const std::string dir_ = tmp_.path();
   std::unique_ptr<DurableLog> log_;
   std::unique_ptr<LogCaptureTarget> target_;
 };

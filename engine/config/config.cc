@@ -279,16 +279,6 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view std_text) {
   return *value * multiplier;
 }
 
-std::string_view RoleName(Role role) {
-  switch (role) {
-    case Role::kPrimary:
-      return "primary";
-    case Role::kStandby:
-      return "standby";
-  }
-  return "?";
-}
-
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kTrace:

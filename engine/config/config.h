@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/base/role.h"
 
 namespace ferry::config {
 
@@ -66,11 +67,11 @@ struct HostPort {
 // returns kInvalidArgument whose message is only the reason.
 [[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 
-enum class Role { kPrimary, kStandby };
+using ::ferry::Role;
+using ::ferry::RoleName;
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class ConflictPolicy { kStop, kApplyRemote };
 
-std::string_view RoleName(Role role);                        // "primary" | "standby"
 std::string_view LogLevelName(LogLevel level);               // "trace" ... "error"
 std::string_view ConflictPolicyName(ConflictPolicy policy);  // "stop" | "apply_remote"
 

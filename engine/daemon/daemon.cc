@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::Config& conf
 
 absl::Status Daemon::StartParts(DaemonFactories factories) {
   Parts& p = *parts_;
-  const Role initial = config_.role == config::Role::kPrimary ? Role::kPrimary : Role::kStandby;
+  const Role initial = config_.role;
   FERRY_ASSIGN_OR_RETURN(p.region, RegionState::Open(config_.data_dir, config_.region, initial));
   const Role role = p.region->role();
   if (role != initial) {
@@ -304,7 +304,7 @@ v1::StatusReply Daemon::Status() {
   Parts& p = *parts_;
   v1::StatusReply r;
   r.set_region(config_.region);
-  r.set_role(RoleName(p.region->role()));
+  r.set_role(std::string(RoleName(p.region->role())));
   r.set_epoch(p.region->epoch());
   r.set_version(kVersion);
   r.set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - started_));

@@ -1,25 +1,17 @@
 #include "engine/log/durable_log.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/temp_dir.h"
 
 namespace ferry {
 namespace {
 
 class DurableLogTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = "/tmp/ferry-log-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<DurableLog> OpenLog() {
     auto log = DurableLog::Open({.path = dir_ + "/log"});
     EXPECT_TRUE(log.ok()) << log.status();
@@ -34,7 +26,8 @@ class DurableLogTest : public ::testing::Test {
     return req;
   }
 
-  std::string dir_;
+  ::ferry::testing::TempDir tmp_{"ferry-log-test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(DurableLogTest, EmptyLogStartsAtOne) {

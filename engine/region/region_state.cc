@@ -25,8 +25,8 @@ constexpr char kMagic[] = "ferry-region-state";
 constexpr int kVersion = 1;
 
 std::string Body(const std::string& region, Role role, uint64_t epoch) {
-  return absl::StrCat(kMagic, " ", kVersion, "\nregion=", region, "\nrole=", RoleName(role),
-                      "\nepoch=", epoch, "\n");
+  return absl::StrCat(kMagic, " ", kVersion, "\nregion=", region,
+                      "\nrole=", std::string(RoleName(role)), "\nepoch=", epoch, "\n");
 }
 
 std::string Checksum(const std::string& body) {
@@ -47,8 +47,6 @@ absl::Status SyncPath(const std::string& path, int flags) {
 }
 
 }  // namespace
-
-std::string RoleName(Role role) { return role == Role::kPrimary ? "primary" : "standby"; }
 
 absl::StatusOr<Role> ParseRole(std::string_view name) {
   if (name == "primary") return Role::kPrimary;

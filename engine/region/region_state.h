@@ -21,11 +21,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/base/role.h"
 
 namespace ferry {
 
-enum class Role { kPrimary, kStandby };
-std::string RoleName(Role role);
+// Parses "primary" or "standby".
 absl::StatusOr<Role> ParseRole(std::string_view name);
 
 class RegionState {

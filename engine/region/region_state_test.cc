@@ -1,23 +1,18 @@
 #include "engine/region/region_state.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <fstream>
+
+#include "tests/support/temp_dir.h"
 
 namespace ferry {
 namespace {
 
 class RegionStateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = "/tmp/ferry-region-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  ::ferry::testing::TempDir tmp_{"ferry-region-test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(RegionStateTest, FirstOpenUsesInitialRoleAndEpochOne) {

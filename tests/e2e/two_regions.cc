@@ -177,7 +177,12 @@ bool TwoRegions::running(Region r) {
   return child && child->running();
 }
 
-absl::StatusOr<v1::StatusReply> TwoRegions::Status(Region r) {
+// Calls one admin method of region `r` with the configured token and a 5 s deadline.
+template <typename Request, typename Reply>
+absl::StatusOr<Reply> TwoRegions::Call(Region r,
+                                       grpc::Status (v1::Admin::Stub::*method)(grpc::ClientContext*,
+                                                                               const Request&,
+                                                                               Reply*)) {
   auto stub =
       v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
@@ -185,35 +190,19 @@ absl::StatusOr<v1::StatusReply> TwoRegions::Status(Region r) {
   if (!options_.admin_token.empty()) {
     ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
   }
-  v1::StatusReply reply;
-  grpc::Status s = stub->Status(&ctx, v1::StatusRequest(), &reply);
+  Reply reply;
+  grpc::Status s = ((*stub).*method)(&ctx, Request(), &reply);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
   return reply;
 }
 
-absl::Status TwoRegions::Pause(Region r) {
-  auto stub =
-      v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  if (!options_.admin_token.empty()) {
-    ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
-  }
-  v1::PauseReply reply;
-  grpc::Status s = stub->Pause(&ctx, v1::PauseRequest(), &reply);
-  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
+absl::StatusOr<v1::StatusReply> TwoRegions::Status(Region r) {
+  return Call(r, &v1::Admin::Stub::Status);
 }
 
-absl::Status TwoRegions::Resume(Region r) {
-  auto stub =
-      v1::Admin::NewStub(grpc::CreateChannel(admin_address(r), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  if (!options_.admin_token.empty()) {
-    ctx.AddMetadata("authorization", "Bearer " + options_.admin_token);
-  }
-  v1::ResumeReply reply;
-  grpc::Status s = stub->Resume(&ctx, v1::ResumeRequest(), &reply);
-  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
-}
+absl::Status TwoRegions::Pause(Region r) { return Call(r, &v1::Admin::Stub::Pause).status(); }
+
+absl::Status TwoRegions::Resume(Region r) { return Call(r, &v1::Admin::Stub::Resume).status(); }
 
 absl::StatusOr<std::vector<std::string>> TwoRegions::TableRows(Region r, const std::string& table) {
   FERRY_ASSIGN_OR_RETURN(auto rows,

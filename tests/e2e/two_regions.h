@@ -78,6 +78,10 @@ class TwoRegions {
  private:
   TwoRegions() = default;
   absl::Status WriteConfigs();
+  template <typename Request, typename Reply>
+  absl::StatusOr<Reply> Call(Region r,
+                             grpc::Status (v1::Admin::Stub::*method)(grpc::ClientContext*,
+                                                                     const Request&, Reply*));
 
   TwoRegionsOptions options_;
   std::unique_ptr<TempDir> dir_;
