@@ -94,6 +94,10 @@ struct GroupContext {
   // Apply change by change and resolve conflicts inline (slow, exact); the scheduler asks for
   // it after the fast path failed for this range.
   bool careful = false;
+  // The group's fragments are read from the log one at a time (a large transaction): a
+  // fragment passed to Apply may be gone when Apply returns, so the session must not keep
+  // pointers into it past that call. Otherwise fragments live until Prepare() or Abort().
+  bool streamed = false;
   // Catch-up replay of one stopped table (ApplyScheduler::ResumeTable): apply only this
   // table's changes, ignoring its stop; Commit does not move progress and clears the table's
   // stop in the same transaction.

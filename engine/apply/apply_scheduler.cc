@@ -486,6 +486,7 @@ absl::Status ApplyScheduler::ExecuteGroup(SinkSession& session, Group& group) {
 }
 
 absl::Status ApplyScheduler::ExecuteStream(SinkSession& session, Group& group) {
+  group.context.streamed = true;
   FERRY_RETURN_IF_ERROR(session.Begin(group.context));
   uint64_t seq = group.first_seq;
   bool started = false;

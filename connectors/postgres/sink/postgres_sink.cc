@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/sink/change_batch.h"
 #include "connectors/postgres/sink/pipeline.h"
 #include "connectors/postgres/sink/sink_sql.h"
 #include "engine/base/status_macros.h"
@@ -64,6 +65,21 @@ constexpr char kTargetColumns[] =
     "FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
     "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum";
+// What makes the order of changes to different rows observable on the target: unique keys
+// besides the primary key, exclusion constraints, triggers that fire on apply (ALWAYS or
+// REPLICA), rules. Partitions included.
+constexpr char kOrderSensitive[] =
+    "WITH parts AS (SELECT to_regclass($1) AS relid UNION "
+    "SELECT relid FROM pg_partition_tree(to_regclass($1))) "
+    "SELECT (SELECT count(*) FROM pg_index WHERE indrelid IN (SELECT relid FROM parts) AND "
+    "(indisunique OR indisexclusion) AND NOT indisprimary) + "
+    "(SELECT count(*) FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM parts) AND NOT "
+    "tgisinternal AND tgenabled IN ('A', 'R')) + "
+    "(SELECT count(*) FROM pg_rewrite WHERE ev_class IN (SELECT relid FROM parts) AND "
+    "rulename <> '_RETURN')";
+// Batched statements hold at most this many rows or value bytes.
+constexpr size_t kBatchRows = 10000;
+constexpr size_t kBatchBytes = 16 << 20;
 
 // SQLSTATE classes that mean "the connection or server is away": retry later.
 bool TransientState(const std::string& s) {
@@ -94,6 +110,8 @@ struct TargetTable {
   int verified_columns = -1;
   std::vector<TargetColumn> columns;
   std::vector<std::string> primary_key;
+  // Changes may go through the ChangeBatch (see change_batch.h for when that is safe).
+  bool batchable = false;
 };
 
 class PostgresSession final : public SinkSession {
@@ -125,6 +143,8 @@ class PostgresSession final : public SinkSession {
   absl::Status ApplyTruncate(const v1::Change& change,
                              const std::map<uint32_t, const v1::Relation*>& rels);
   absl::Status FlushInserts();
+  absl::Status FlushBatch();
+  absl::StatusOr<bool> Batchable(const v1::Relation& rel, const TargetTable& t);
   // Sends a statement; fast mode checks the affected rows later, careful mode runs it now and
   // returns its result in *out.
   absl::Status Statement(const TableName& table, const std::string& sql,
@@ -154,6 +174,8 @@ class PostgresSession final : public SinkSession {
   // The current run of INSERTs into one relation (pointers into the fragment being applied).
   const v1::Relation* run_rel_ = nullptr;
   std::vector<const v1::Tuple*> run_rows_;
+  // The fast path's net changes of tables where row order is not observable.
+  pg_sink::ChangeBatch batch_;
 };
 
 absl::Status PostgresSession::Connect() {
@@ -195,6 +217,7 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
   conflicts_pending_ = 0;
   run_rel_ = nullptr;
   run_rows_.clear();
+  batch_.Clear();
   txn_seq_ = context.first_seq;
   if (in_txn_) Abort();
   if (pipe_ == nullptr || pipe_->broken()) FERRY_RETURN_IF_ERROR(Connect());
@@ -249,6 +272,7 @@ absl::Status PostgresSession::EnsureTable(const v1::Relation& rel) {
   }
   FERRY_RETURN_IF_ERROR(EnsureBegun());
   FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
   FERRY_RETURN_IF_ERROR(SyncAndCheck());
   if (rel.name().empty()) return Fault(name, "the relation has no name");
   std::vector<std::string> pk;
@@ -311,15 +335,58 @@ absl::Status PostgresSession::EnsureTable(const v1::Relation& rel) {
       if (t.verified_columns >= 0 && !SameShape(t.columns, cols)) pipe_->ForgetPrepared();
       t.columns = std::move(cols);
       t.primary_key = std::move(pk);
+      FERRY_ASSIGN_OR_RETURN(t.batchable, Batchable(rel, t));
       t.verified_hash = rel.schema_hash();
       t.verified_columns = rel.columns_size();
       return absl::OkStatus();
     }
   }
   FERRY_ASSIGN_OR_RETURN(t.columns, ReadTarget(name, &t.primary_key));
+  FERRY_ASSIGN_OR_RETURN(t.batchable, Batchable(rel, t));
   pipe_->ForgetPrepared();  // DDL ran: statements prepared for the old shape are stale
   t.verified_hash = rel.schema_hash();
   t.verified_columns = rel.columns_size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> PostgresSession::Batchable(const v1::Relation& rel, const TargetTable& t) {
+  if (!options_.replica_role || pg_sink::IsFull(rel)) return false;
+  for (const TargetColumn& c : t.columns) {
+    if (absl::EndsWith(c.type, "]")) return false;  // unnest would flatten array values
+  }
+  // The rows' key on the target must be exactly the source's replica identity.
+  std::vector<std::string> identity;
+  for (const auto& c : rel.columns()) {
+    if (c.part_of_key()) identity.push_back(c.name());
+  }
+  std::vector<std::string> pk = t.primary_key;
+  std::sort(identity.begin(), identity.end());
+  std::sort(pk.begin(), pk.end());
+  if (identity != pk) return false;
+  FERRY_ASSIGN_OR_RETURN(StatementResult r, pipe_->Run(kOrderSensitive, {Qualified(NameOf(rel))}));
+  return r.result.rows() == 1 && r.result.Get(0, 0) == "0";
+}
+
+absl::Status PostgresSession::FlushBatch() {
+  if (batch_.empty()) return absl::OkStatus();
+  std::vector<pg_sink::ChangeBatch::Statement> statements =
+      batch_.Take([this](const v1::Relation& rel) {
+        const std::vector<TargetColumn>& target = TargetOf(rel);
+        std::vector<std::string> types;
+        for (const auto& c : rel.columns()) {
+          auto it = std::find_if(target.begin(), target.end(),
+                                 [&](const TargetColumn& tc) { return tc.name == c.name(); });
+          types.push_back(it == target.end() ? c.type_name() : it->type);
+        }
+        return types;
+      });
+  for (const auto& st : statements) {
+    std::vector<const std::string*> params;
+    params.reserve(st.params.size());
+    for (const std::string& p : st.params) params.push_back(&p);
+    FERRY_RETURN_IF_ERROR(
+        Statement({st.schema, st.table}, st.sql, params, st.expect_rows, st.what, nullptr));
+  }
   return absl::OkStatus();
 }
 
@@ -546,30 +613,44 @@ absl::Status PostgresSession::Conflict(const v1::Relation& rel, const v1::Change
 
 absl::Status PostgresSession::ApplyChange(const v1::Relation& rel, const v1::Change& change) {
   const TableName name = NameOf(rel);
-  switch (change.op()) {
-    case v1::INSERT: {
-      FERRY_RETURN_IF_ERROR(Validate(rel, change.new_tuple(), false, "new row"));
-      if (run_rel_ != &rel) FERRY_RETURN_IF_ERROR(FlushInserts());
-      run_rel_ = &rel;
-      run_rows_.push_back(&change.new_tuple());
-      if (ctx_.careful) return FlushInserts();
+  const bool is_insert = change.op() == v1::INSERT;
+  const bool is_update = change.op() == v1::UPDATE;
+  if (!is_insert && !is_update && change.op() != v1::DELETE) {
+    return Fault(
+        name, absl::StrCat("malformed change: unknown operation ", static_cast<int>(change.op())));
+  }
+  if (is_insert) {
+    FERRY_RETURN_IF_ERROR(Validate(rel, change.new_tuple(), false, "new row"));
+  } else {
+    if (is_update) FERRY_RETURN_IF_ERROR(Validate(rel, change.new_tuple(), true, "new row"));
+    if (change.has_old_tuple()) {
+      FERRY_RETURN_IF_ERROR(Validate(rel, change.old_tuple(), pg_sink::IsFull(rel), "old row"));
+    } else if (!is_update) {
+      return Fault(name, "malformed change: DELETE without the old row's key");
+    }
+  }
+  if (!ctx_.careful && tables_[Qualified(name)].batchable) {
+    FERRY_RETURN_IF_ERROR(FlushInserts());
+    pg_sink::ChangeBatch::AddResult added = batch_.Add(rel, change);
+    if (added == pg_sink::ChangeBatch::kFlushFirst) {
+      FERRY_RETURN_IF_ERROR(FlushBatch());
+      added = batch_.Add(rel, change);
+    }
+    if (added == pg_sink::ChangeBatch::kAdded) {
+      if (batch_.rows() >= kBatchRows || batch_.bytes() >= kBatchBytes) return FlushBatch();
       return absl::OkStatus();
     }
-    case v1::UPDATE:
-    case v1::DELETE:
-      break;
-    default:
-      return Fault(name, absl::StrCat("malformed change: unknown operation ",
-                                      static_cast<int>(change.op())));
+  }
+  // One statement for this change, after everything batched before it.
+  FERRY_RETURN_IF_ERROR(FlushBatch());
+  if (is_insert) {
+    if (run_rel_ != &rel) FERRY_RETURN_IF_ERROR(FlushInserts());
+    run_rel_ = &rel;
+    run_rows_.push_back(&change.new_tuple());
+    if (ctx_.careful) return FlushInserts();
+    return absl::OkStatus();
   }
   FERRY_RETURN_IF_ERROR(FlushInserts());
-  const bool is_update = change.op() == v1::UPDATE;
-  if (is_update) FERRY_RETURN_IF_ERROR(Validate(rel, change.new_tuple(), true, "new row"));
-  if (change.has_old_tuple()) {
-    FERRY_RETURN_IF_ERROR(Validate(rel, change.old_tuple(), pg_sink::IsFull(rel), "old row"));
-  } else if (!is_update) {
-    return Fault(name, "malformed change: DELETE without the old row's key");
-  }
   const std::vector<int> identity = pg_sink::IdentityColumns(rel);
   if (identity.empty()) {
     return Fault(name, absl::StrCat("cannot apply ", is_update ? "UPDATE" : "DELETE",
@@ -623,6 +704,7 @@ absl::Status PostgresSession::ApplyChange(const v1::Relation& rel, const v1::Cha
 absl::Status PostgresSession::ApplyTruncate(const v1::Change& change,
                                             const std::map<uint32_t, const v1::Relation*>& rels) {
   FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
   std::vector<uint32_t> ids(change.truncate_relation_ids().begin(),
                             change.truncate_relation_ids().end());
   if (ids.empty()) ids.push_back(change.relation_id());
@@ -673,13 +755,16 @@ absl::Status PostgresSession::Apply(uint64_t seq, const v1::Transaction& fragmen
     FERRY_RETURN_IF_ERROR(ApplyChange(rel, change));
   }
   FERRY_RETURN_IF_ERROR(FlushInserts());
+  // A streamed fragment is gone when Apply returns: nothing may point into it.
+  if (ctx_.streamed) FERRY_RETURN_IF_ERROR(FlushBatch());
   if (pipe_->outstanding() > 4000) FERRY_RETURN_IF_ERROR(SyncAndCheck());
   return deferred_;
 }
 
 absl::Status PostgresSession::Prepare() {
-  FERRY_RETURN_IF_ERROR(FlushInserts());
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
   if (!in_txn_) return deferred_;
   return SyncAndCheck();
 }
@@ -738,6 +823,7 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
 void PostgresSession::Abort() {
   run_rel_ = nullptr;
   run_rows_.clear();
+  batch_.Clear();
   conflicts_pending_ = 0;
   tables_.clear();  // DDL of the aborted transaction is gone
   if (pipe_ == nullptr) return;

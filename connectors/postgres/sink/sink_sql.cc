@@ -141,6 +141,87 @@ std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match) {
 }
 
 namespace {
+
+// unnest($1::T1[], $2::T2[], ...) AS v("p1", "p2", ...) over the given columns.
+std::string UnnestOf(const std::vector<std::string>& types, const std::vector<int>& columns) {
+  std::vector<std::string> args;
+  std::vector<std::string> names;
+  int p = 1;
+  for (int c : columns) {
+    args.push_back(absl::StrCat("$", p, "::", types[c], "[]"));
+    names.push_back(absl::StrCat("\"p", p, "\""));
+    ++p;
+  }
+  return absl::StrCat("unnest(", absl::StrJoin(args, ", "), ") AS v(", absl::StrJoin(names, ", "),
+                      ")");
+}
+
+// t."key" = v."p1" AND ... for the first key_columns.size() parameters.
+std::string KeyJoin(const v1::Relation& relation, const std::vector<int>& key_columns) {
+  std::vector<std::string> conds;
+  int p = 1;
+  for (int c : key_columns) {
+    conds.push_back(
+        absl::StrCat("t.", pg::QuoteIdentifier(relation.columns(c).name()), " = v.\"p", p++, "\""));
+  }
+  return absl::StrJoin(conds, " AND ");
+}
+
+}  // namespace
+
+std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types) {
+  std::vector<std::string> cols;
+  std::vector<int> all;
+  for (int i = 0; i < relation.columns_size(); ++i) {
+    cols.push_back(pg::QuoteIdentifier(relation.columns(i).name()));
+    all.push_back(i);
+  }
+  return absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "),
+                      ") SELECT * FROM ", UnnestOf(types, all), " ON CONFLICT DO NOTHING");
+}
+
+std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
+                           const std::vector<int>& key_columns,
+                           const std::vector<int>& set_columns) {
+  std::vector<int> params = key_columns;
+  params.insert(params.end(), set_columns.begin(), set_columns.end());
+  std::vector<std::string> sets;
+  int p = static_cast<int>(key_columns.size()) + 1;
+  for (int c : set_columns) {
+    sets.push_back(
+        absl::StrCat(pg::QuoteIdentifier(relation.columns(c).name()), " = v.\"p", p++, "\""));
+  }
+  return absl::StrCat("UPDATE ", Table(relation), " AS t SET ", absl::StrJoin(sets, ", "), " FROM ",
+                      UnnestOf(types, params), " WHERE ", KeyJoin(relation, key_columns));
+}
+
+std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::string>& types,
+                           const std::vector<int>& key_columns) {
+  return absl::StrCat("DELETE FROM ", Table(relation), " AS t USING ", UnnestOf(types, key_columns),
+                      " WHERE ", KeyJoin(relation, key_columns));
+}
+
+void AppendArrayElement(std::string* out, const std::string* text) {
+  if (text == nullptr) {
+    out->append("NULL");
+    return;
+  }
+  out->push_back('"');
+  size_t start = 0;
+  for (size_t i = 0; i < text->size(); ++i) {
+    const char ch = (*text)[i];
+    if (ch == '"' || ch == '\\') {
+      out->append(*text, start, i - start);
+      out->push_back('\\');
+      out->push_back(ch);
+      start = i + 1;
+    }
+  }
+  out->append(*text, start, text->size() - start);
+  out->push_back('"');
+}
+
+namespace {
 void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
   for (unsigned char ch : s) {

@@ -57,6 +57,27 @@ std::string DeleteSql(const v1::Relation& relation, const RowMatch& match);
 // SELECT to_jsonb(t)::text FROM t + MatchRow (the local row of a conflict).
 std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match);
 
+// Batched statements over arrays: one parameter per column, each a Postgres array literal
+// (ArrayLiteral) holding that column's value for every row, unnested on the server. So a
+// statement's shape (and its prepared plan) does not depend on the number of rows. `types` are
+// the target's column types (format_type), parallel to the relation's columns; no column may
+// itself be of an array type (unnest would flatten it).
+//
+// INSERT INTO t (all columns) SELECT * FROM unnest($1::T1[], ...) ON CONFLICT DO NOTHING
+std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types);
+// UPDATE t SET set_columns FROM unnest(keys, set_columns) v WHERE t.key = v.key; parameters are
+// the key columns, then the set columns.
+std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
+                           const std::vector<int>& key_columns,
+                           const std::vector<int>& set_columns);
+// DELETE FROM t USING unnest(keys) v WHERE t.key = v.key.
+std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::string>& types,
+                           const std::vector<int>& key_columns);
+// Appends one element to an array literal under construction ("{" written by the caller, ","
+// between elements, "}" at the end): the value double-quoted with '"' and '\' escaped, or NULL
+// for nullptr.
+void AppendArrayElement(std::string* out, const std::string* text);
+
 // A JSON object of a row image: {"col": "text" | null, ...}; unchanged TOAST columns are left
 // out and binary values are hex strings.
 std::string RowJson(const v1::Relation& relation, const v1::Tuple& tuple);

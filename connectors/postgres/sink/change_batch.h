@@ -1,0 +1,94 @@
+// ChangeBatch: the net effect of a run of row changes on tables whose rows are independent of
+// each other, turned into a few set-based statements (one per table and kind) instead of one
+// statement per change. The fast path of the Postgres sink feeds it every INSERT, UPDATE and
+// DELETE of a group; the group is one target transaction, so only its net effect is ever
+// visible and the order of changes to DIFFERENT rows is not observable, as long as the table
+// has no unique key besides its primary key (= the replica identity), no triggers that fire on
+// apply, and no foreign-key checks (session_replication_role = replica). The session decides
+// that per table; this class only merges changes of the SAME row:
+//
+//   INSERT  then UPDATE  -> INSERT of the merged row
+//   UPDATE  then UPDATE  -> UPDATE of the merged columns (latest value of each; a column left
+//                           as unchanged TOAST by every update is not set)
+//   UPDATE  then DELETE  -> DELETE
+//   anything else (INSERT then DELETE, DELETE then INSERT, ...) -> kFlushFirst: the caller
+//   emits what is batched and adds the change again to an empty batch, so order is kept.
+//
+// Every statement carries the number of rows it must affect; a shortfall (a missing row, an
+// existing key) is a conflict that the caller resolves by re-applying the group change by
+// change ("careful" mode), where each conflict is recorded exactly.
+//
+// The batch holds pointers into the relations and changes it is given: they must outlive it
+// (until Take() or Clear()).
+//
+// Example:
+//   ChangeBatch batch;
+//   if (batch.Add(rel, change) == ChangeBatch::kFlushFirst) { emit(batch.Take(types)); ... }
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/change.pb.h"
+
+namespace ferry::pg_sink {
+
+class ChangeBatch {
+ public:
+  enum AddResult {
+    kAdded,         // merged or appended
+    kFlushFirst,    // conflicts with a batched change of the same row or shape: Take() first
+    kNotBatchable,  // this change needs its own statement (key change, no usable key, TOAST key)
+  };
+  // One statement to run, with the rows it must affect.
+  struct Statement {
+    std::string schema;
+    std::string table;
+    std::string sql;
+    std::vector<std::string> params;  // array literals, one per parameter
+    int64_t expect_rows = 0;
+    const char* what = "";  // "INSERT", "UPDATE", "DELETE" (for messages)
+  };
+  // The target's column types of a relation (format_type), parallel to its columns.
+  using TypesOf = std::function<std::vector<std::string>(const v1::Relation&)>;
+
+  // `relation` describes the change's table. Values must already be validated (column count,
+  // no NUL). INSERTs into a table without a replica identity key are appended as they come.
+  AddResult Add(const v1::Relation& relation, const v1::Change& change);
+
+  // The statements for everything added, deletes before updates before inserts per table
+  // (rows are distinct, so any order is equivalent); empties the batch.
+  std::vector<Statement> Take(const TypesOf& types_of);
+  void Clear();
+
+  bool empty() const { return rows_ == 0; }
+  size_t rows() const { return rows_; }
+  // Approximate bytes of the values held (for flushing by size).
+  size_t bytes() const { return bytes_; }
+
+ private:
+  enum class Op { kInsert, kUpdate, kDelete };
+  struct Row {
+    Op op;
+    // Per column: the value to write (nullptr: not set, i.e. unchanged TOAST). For a DELETE
+    // only the key columns are set.
+    std::vector<const v1::Value*> values;
+  };
+  struct TableBatch {
+    const v1::Relation* relation = nullptr;
+    std::vector<int> key_columns;                     // empty: keyless table (inserts only)
+    absl::flat_hash_map<std::string, size_t> by_key;  // encoded key -> index into rows
+    std::vector<Row> rows;
+  };
+
+  std::vector<TableBatch> tables_;
+  absl::flat_hash_map<std::string, size_t> table_index_;  // qualified name -> index
+  size_t rows_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace ferry::pg_sink
