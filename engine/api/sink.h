@@ -84,6 +84,15 @@ struct SinkState {
   uint64_t conflicts = 0;  // conflicts recorded so far
 };
 
+// Work a sink did ahead for one group (Sink::Plan); opaque to the engine.
+class GroupPlan {
+ public:
+  virtual ~GroupPlan() = default;
+};
+
+// The transactions of a group: (log seq, fragment), in log order.
+using GroupTransactions = std::vector<std::pair<uint64_t, v1::Transaction>>;
+
 // What a session needs to know about the group it applies.
 struct GroupContext {
   uint64_t first_seq = 0;
@@ -102,6 +111,9 @@ struct GroupContext {
   // table's changes, ignoring its stop; Commit does not move progress and clears the table's
   // stop in the same transaction.
   std::optional<TableName> only_table;
+  // What Sink::Plan prepared for this group (null: nothing). The session may use it instead of
+  // doing that work in Apply; Apply is still called for every fragment.
+  std::shared_ptr<const GroupPlan> plan;
 };
 
 // One target connection. Used by one thread at a time (its worker). All methods are
@@ -151,6 +163,21 @@ class Sink {
   // Unique constraints of the target table that `relation` maps to, beyond the replica
   // identity (empty when the table does not exist yet). Cached; kUnavailable while away.
   [[nodiscard]] virtual absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation& relation) = 0;
+  // The progress that survives a crash of the target, when Commit may return before the commit
+  // is durable (Postgres: synchronous_commit = off). nullopt: every commit is durable when
+  // Commit returns. The engine keeps inbound records after this point (never trims them), so
+  // that whatever a crash of the target takes back can be applied again.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<uint64_t>> DurableSeq() {
+    return std::optional<uint64_t>();
+  }
+  // Optional, for speed: the client-side part of applying a group (encoding its statements),
+  // done by the scheduler's reader thread while workers apply earlier groups, so that it
+  // overlaps with the target's work instead of adding to it. Must not touch the target. The
+  // plan may point into `txns`, which outlive it. nullptr: nothing prepared.
+  [[nodiscard]] virtual std::shared_ptr<const GroupPlan> Plan(const GroupTransactions& txns) {
+    (void)txns;
+    return nullptr;
+  }
 };
 
 }  // namespace ferry

@@ -120,6 +120,7 @@ ApplyStatus ApplyScheduler::status() const {
     s.failed = failed_;
     s.last_error = last_error_;
     s.applied_seq = applied = applied_seq_;
+    s.durable_seq = std::min(applied_seq_, durable_seq_shown_);
     s.apply_latency = apply_latency_;
     s.stopped_tables = *stopped_;
     s.conflicts = conflicts_base_;
@@ -320,7 +321,21 @@ void ApplyScheduler::MaybeWriteCursors() {
   {
     absl::MutexLock lock(&mu_);
     applied = applied_seq_;
-    retain = applied + 1;
+  }
+  // What the target would keep after a crash of its own; polled, it costs a query.
+  const absl::Time now = options_.clock->Now();
+  if (now - durable_polled_ >= options_.durable_poll) {
+    durable_polled_ = now;
+    absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
+    if (durable.ok()) {
+      durable_seq_ = durable->value_or(applied);
+      absl::MutexLock lock(&mu_);
+      durable_seq_shown_ = durable_seq_;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    retain = std::min(applied, durable_seq_) + 1;
     for (const auto& [table, stop] : *stopped_) retain = std::min(retain, stop.seq);
   }
   if (applied <= cursor_written_ && retain == retain_written_) return;
@@ -351,6 +366,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     if (group == nullptr) return true;
     GroupPtr g = std::move(group);
     group = nullptr;
+    if (!g->context.careful && !g->txns.empty()) g->context.plan = sink_->Plan(g->txns);
     return Dispatch(std::move(g)).ok();
   };
   auto committed_group = [&]() {

@@ -78,6 +78,8 @@ struct ApplyOptions {
   // How long the reader waits for new records before re-checking for work (wake-up granularity
   // only; never relied on for correctness).
   absl::Duration idle_wait = absl::Milliseconds(100);
+  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
+  absl::Duration durable_poll = absl::Milliseconds(200);
   // Cursors maintained on the inbound log.
   std::string applied_cursor = "applied";
   std::string retain_cursor = "apply_retain_from";
@@ -92,6 +94,7 @@ struct ApplyStatus {
   bool failed = false;           // stopped for good (see last_error)
   std::string last_error;        // the error being retried, or the one that stopped apply
   uint64_t applied_seq = 0;      // last log seq committed in the target
+  uint64_t durable_seq = 0;      // last log seq whose commit is durable in the target
   uint64_t lag_records = 0;      // records in the log after applied_seq
   absl::Duration apply_latency;  // target commit time - source commit time, last group
   StoppedTables stopped_tables;
@@ -166,6 +169,9 @@ class ApplyScheduler {
   uint64_t careful_until_ = 0;  // groups starting at or below this seq run serial + careful
   uint64_t cursor_written_ = 0;
   uint64_t retain_written_ = 0;
+  // The sink's durable progress (Sink::DurableSeq) as last polled, and when. Reader thread.
+  uint64_t durable_seq_ = 0;
+  absl::Time durable_polled_ = absl::InfinitePast();
   absl::Time backoff_until_;
   absl::Duration backoff_;
 
@@ -195,6 +201,7 @@ class ApplyScheduler {
   uint64_t groups_committed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t transactions_applied_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t durable_seq_shown_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread reader_;
   std::vector<std::thread> workers_;

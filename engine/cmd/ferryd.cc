@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
     o.conflict_policy = c.apply.conflict_policy == ferry::config::ConflictPolicy::kApplyRemote
                             ? ferry::ConflictPolicy::kApplyRemote
                             : ferry::ConflictPolicy::kStopTable;
+    o.synchronous_commit = c.apply.synchronous_commit;
     auto sink = ferry::PostgresSink::Open(o);
     if (!sink.ok()) return sink.status();
     return std::unique_ptr<ferry::Sink>(std::move(*sink));

@@ -164,6 +164,10 @@ struct ApplyConfig {
   int64_t group_max_transactions = 1000;
   uint64_t group_max_bytes = 16ull << 20;
   int64_t group_max_delay_ms = 20;
+  // false: the target commits asynchronously (synchronous_commit = off, as native
+  // subscriptions do) and the inbound log is kept until the target has flushed; true: every
+  // apply commit waits for the target's WAL flush.
+  bool synchronous_commit = false;
 };
 
 struct DurableLogConfig {

@@ -118,16 +118,21 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
   return kAdded;
 }
 
-std::vector<ChangeBatch::Statement> ChangeBatch::Take(const TypesOf& types_of) {
+std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
   std::vector<Statement> out;
   for (TableBatch& table : tables_) {
     if (table.rows.empty()) continue;
     const v1::Relation& rel = *table.relation;
-    const std::vector<std::string> types = types_of(rel);
-    auto add = [&](std::string sql, const std::vector<int>& columns,
-                   const std::vector<const Row*>& rows, const char* what) {
-      Statement s{rel.schema(), rel.name(), std::move(sql), {}, static_cast<int64_t>(rows.size()),
-                  what};
+    auto add = [&](Kind kind, std::vector<int> set, const std::vector<const Row*>& rows) {
+      Statement s{&rel,           kind, table.key_columns,
+                  std::move(set), {},   static_cast<int64_t>(rows.size())};
+      std::vector<int> columns;
+      if (kind == Kind::kInsert) {
+        for (int c = 0; c < rel.columns_size(); ++c) columns.push_back(c);
+      } else {
+        columns = s.key_columns;
+        columns.insert(columns.end(), s.set_columns.begin(), s.set_columns.end());
+      }
       for (int c : columns) {
         std::string literal = "{";
         literal.reserve(rows.size() * 8);
@@ -163,22 +168,36 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take(const TypesOf& types_of) {
         }
       }
     }
-    if (!deletes.empty()) {
-      add(BatchDeleteSql(rel, types, table.key_columns), table.key_columns, deletes, "DELETE");
-    }
-    for (const auto& [set, rows] : updates) {
-      std::vector<int> columns = table.key_columns;
-      columns.insert(columns.end(), set.begin(), set.end());
-      add(BatchUpdateSql(rel, types, table.key_columns, set), columns, rows, "UPDATE");
-    }
-    if (!inserts.empty()) {
-      std::vector<int> all;
-      for (int c = 0; c < rel.columns_size(); ++c) all.push_back(c);
-      add(BatchInsertSql(rel, types), all, inserts, "INSERT");
-    }
+    if (!deletes.empty()) add(Kind::kDelete, {}, deletes);
+    for (const auto& [set, rows] : updates) add(Kind::kUpdate, set, rows);
+    if (!inserts.empty()) add(Kind::kInsert, {}, inserts);
   }
   Clear();
   return out;
+}
+
+std::string ChangeBatch::Statement::Sql(const std::vector<std::string>& types) const {
+  switch (kind) {
+    case Kind::kInsert:
+      return BatchInsertSql(*relation, types);
+    case Kind::kUpdate:
+      return BatchUpdateSql(*relation, types, key_columns, set_columns);
+    case Kind::kDelete:
+      return BatchDeleteSql(*relation, types, key_columns);
+  }
+  return "";
+}
+
+const char* ChangeBatch::Statement::what() const {
+  switch (kind) {
+    case Kind::kInsert:
+      return "INSERT";
+    case Kind::kUpdate:
+      return "UPDATE";
+    case Kind::kDelete:
+      return "DELETE";
+  }
+  return "";
 }
 
 void ChangeBatch::Clear() {

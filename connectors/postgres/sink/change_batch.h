@@ -23,12 +23,11 @@
 //
 // Example:
 //   ChangeBatch batch;
-//   if (batch.Add(rel, change) == ChangeBatch::kFlushFirst) { emit(batch.Take(types)); ... }
+//   if (batch.Add(rel, change) == ChangeBatch::kFlushFirst) { emit(batch.Take()); ... }
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,17 +43,21 @@ class ChangeBatch {
     kFlushFirst,    // conflicts with a batched change of the same row or shape: Take() first
     kNotBatchable,  // this change needs its own statement (key change, no usable key, TOAST key)
   };
-  // One statement to run, with the rows it must affect.
+  enum class Kind { kInsert, kUpdate, kDelete };
+  // One statement to run, with the rows it must affect. Its SQL needs the target's column
+  // types (Sql()); everything costly (the array literals) is computed by Take().
   struct Statement {
-    std::string schema;
-    std::string table;
-    std::string sql;
+    const v1::Relation* relation = nullptr;
+    Kind kind = Kind::kInsert;
+    std::vector<int> key_columns;
+    std::vector<int> set_columns;     // UPDATE only
     std::vector<std::string> params;  // array literals, one per parameter
     int64_t expect_rows = 0;
-    const char* what = "";  // "INSERT", "UPDATE", "DELETE" (for messages)
+
+    // `types`: the target's column types (format_type), parallel to the relation's columns.
+    std::string Sql(const std::vector<std::string>& types) const;
+    const char* what() const;  // "INSERT", "UPDATE", "DELETE" (for messages)
   };
-  // The target's column types of a relation (format_type), parallel to its columns.
-  using TypesOf = std::function<std::vector<std::string>(const v1::Relation&)>;
 
   // `relation` describes the change's table. Values must already be validated (column count,
   // no NUL). INSERTs into a table without a replica identity key are appended as they come.
@@ -62,7 +65,7 @@ class ChangeBatch {
 
   // The statements for everything added, deletes before updates before inserts per table
   // (rows are distinct, so any order is equivalent); empties the batch.
-  std::vector<Statement> Take(const TypesOf& types_of);
+  std::vector<Statement> Take();
   void Clear();
 
   bool empty() const { return rows_ == 0; }
@@ -71,7 +74,7 @@ class ChangeBatch {
   size_t bytes() const { return bytes_; }
 
  private:
-  enum class Op { kInsert, kUpdate, kDelete };
+  using Op = Kind;
   struct Row {
     Op op;
     // Per column: the value to write (nullptr: not set, i.e. unchanged TOAST). For a DELETE

@@ -114,6 +114,13 @@ struct TargetTable {
   bool batchable = false;
 };
 
+// A group whose every change went into one ChangeBatch (PostgresSink::Plan): its statements,
+// array literals encoded, and the relations they need verified.
+struct PlannedGroup final : GroupPlan {
+  std::vector<pg_sink::ChangeBatch::Statement> statements;
+  std::vector<const v1::Relation*> relations;  // one per table
+};
+
 class PostgresSession final : public SinkSession {
  public:
   PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin)
@@ -144,6 +151,8 @@ class PostgresSession final : public SinkSession {
                              const std::map<uint32_t, const v1::Relation*>& rels);
   absl::Status FlushInserts();
   absl::Status FlushBatch();
+  absl::Status SendBatched(const std::vector<pg_sink::ChangeBatch::Statement>& statements);
+  bool PlanUsable(const PlannedGroup& plan);
   absl::StatusOr<bool> Batchable(const v1::Relation& rel, const TargetTable& t);
   // Sends a statement; fast mode checks the affected rows later, careful mode runs it now and
   // returns its result in *out.
@@ -176,6 +185,8 @@ class PostgresSession final : public SinkSession {
   std::vector<const v1::Tuple*> run_rows_;
   // The fast path's net changes of tables where row order is not observable.
   pg_sink::ChangeBatch batch_;
+  // The group's plan, when this session uses it (Apply then has nothing to do).
+  const PlannedGroup* planned_ = nullptr;
 };
 
 absl::Status PostgresSession::Connect() {
@@ -187,6 +198,7 @@ absl::Status PostgresSession::Connect() {
       "SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
       "SET bytea_output = hex"};
   if (options_.replica_role) setup.push_back("SET session_replication_role = replica");
+  if (!options_.synchronous_commit) setup.push_back("SET synchronous_commit = off");
   for (const auto& sql : setup) {
     auto r = pipe_->Run(sql);
     if (!r.ok()) return Annotate(r.status(), "setting up the target session");
@@ -219,9 +231,30 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
   run_rows_.clear();
   batch_.Clear();
   txn_seq_ = context.first_seq;
+  planned_ = nullptr;
   if (in_txn_) Abort();
   if (pipe_ == nullptr || pipe_->broken()) FERRY_RETURN_IF_ERROR(Connect());
+  if (ctx_.plan != nullptr && !ctx_.careful && !ctx_.streamed && !ctx_.only_table) {
+    const auto* plan = dynamic_cast<const PlannedGroup*>(ctx_.plan.get());
+    if (plan != nullptr && PlanUsable(*plan)) planned_ = plan;
+  }
   return absl::OkStatus();
+}
+
+// A plan applies as is when every table it writes is known, unchanged since it was verified,
+// batchable and not stopped; otherwise Apply does the work (and checks, creates, alters).
+bool PostgresSession::PlanUsable(const PlannedGroup& plan) {
+  for (const v1::Relation* rel : plan.relations) {
+    const TableName name = NameOf(*rel);
+    if (ctx_.stopped->contains(name)) return false;
+    auto it = tables_.find(Qualified(name));
+    if (it == tables_.end() || !it->second.batchable ||
+        it->second.verified_hash != rel->schema_hash() ||
+        it->second.verified_columns != rel->columns_size()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status PostgresSession::EnsureBegun() {
@@ -369,65 +402,34 @@ absl::StatusOr<bool> PostgresSession::Batchable(const v1::Relation& rel, const T
 
 absl::Status PostgresSession::FlushBatch() {
   if (batch_.empty()) return absl::OkStatus();
-  std::vector<pg_sink::ChangeBatch::Statement> statements =
-      batch_.Take([this](const v1::Relation& rel) {
-        const std::vector<TargetColumn>& target = TargetOf(rel);
-        std::vector<std::string> types;
-        for (const auto& c : rel.columns()) {
-          auto it = std::find_if(target.begin(), target.end(),
-                                 [&](const TargetColumn& tc) { return tc.name == c.name(); });
-          types.push_back(it == target.end() ? c.type_name() : it->type);
-        }
-        return types;
-      });
+  return SendBatched(batch_.Take());
+}
+
+absl::Status PostgresSession::SendBatched(
+    const std::vector<pg_sink::ChangeBatch::Statement>& statements) {
   for (const auto& st : statements) {
+    const v1::Relation& rel = *st.relation;
+    const std::vector<TargetColumn>& target = TargetOf(rel);
+    std::vector<std::string> types;
+    for (const auto& c : rel.columns()) {
+      auto it = std::find_if(target.begin(), target.end(),
+                             [&](const TargetColumn& tc) { return tc.name == c.name(); });
+      types.push_back(it == target.end() ? c.type_name() : it->type);
+    }
     std::vector<const std::string*> params;
     params.reserve(st.params.size());
     for (const std::string& p : st.params) params.push_back(&p);
     FERRY_RETURN_IF_ERROR(
-        Statement({st.schema, st.table}, st.sql, params, st.expect_rows, st.what, nullptr));
+        Statement(NameOf(rel), st.Sql(types), params, st.expect_rows, st.what(), nullptr));
   }
   return absl::OkStatus();
 }
 
 absl::Status PostgresSession::Validate(const v1::Relation& rel, const v1::Tuple& tuple,
                                        bool allow_toast, const char* what) {
-  const TableName name = NameOf(rel);
-  if (tuple.values_size() != rel.columns_size()) {
-    return Fault(name,
-                 absl::StrCat("malformed change: the ", what, " has ", tuple.values_size(),
-                              " values but the relation has ", rel.columns_size(), " columns"));
-  }
-  for (int i = 0; i < tuple.values_size(); ++i) {
-    const v1::Value& v = tuple.values(i);
-    const std::string& col = rel.columns(i).name();
-    switch (v.kind_case()) {
-      case v1::Value::kNull:
-        break;
-      case v1::Value::kText:
-        if (v.text().size() > options_.max_value_bytes) {
-          return Fault(
-              name, absl::StrCat("value of column \"", col, "\" is ", v.text().size(),
-                                 " bytes, over max_value_bytes (", options_.max_value_bytes, ")"));
-        }
-        if (v.text().find('\0') != std::string::npos) {
-          return Fault(name, absl::StrCat("value of column \"", col, "\" contains a NUL byte"));
-        }
-        break;
-      case v1::Value::kUnchangedToast:
-        if (!allow_toast) {
-          return Fault(name, absl::StrCat("malformed change: column \"", col, "\" of the ", what,
-                                          " is marked unchanged-TOAST"));
-        }
-        break;
-      case v1::Value::kBinary:
-        return Fault(name, absl::StrCat("column \"", col,
-                                        "\": binary values are not supported by the sink"));
-      default:
-        return Fault(name,
-                     absl::StrCat("malformed change: value of column \"", col, "\" has no kind"));
-    }
-  }
+  std::optional<std::string> problem =
+      pg_sink::TupleProblem(rel, tuple, allow_toast, what, options_.max_value_bytes);
+  if (problem) return Fault(NameOf(rel), *std::move(problem));
   return absl::OkStatus();
 }
 
@@ -733,6 +735,7 @@ absl::Status PostgresSession::Apply(uint64_t seq, const v1::Transaction& fragmen
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
   if (fragment.fragment() == 0) txn_seq_ = seq;
   txn_commit_us_ = fragment.commit_time_us();
+  if (planned_ != nullptr) return absl::OkStatus();  // Prepare sends the plan
   std::map<uint32_t, const v1::Relation*> rels;
   for (const auto& r : fragment.relations()) rels[r.relation_id()] = &r;
   for (int i = 0; i < fragment.changes_size(); ++i) {
@@ -765,6 +768,11 @@ absl::Status PostgresSession::Prepare() {
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
   FERRY_RETURN_IF_ERROR(FlushInserts());
   FERRY_RETURN_IF_ERROR(FlushBatch());
+  if (planned_ != nullptr) {
+    FERRY_RETURN_IF_ERROR(EnsureBegun());
+    FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements));
+    planned_ = nullptr;
+  }
   if (!in_txn_) return deferred_;
   return SyncAndCheck();
 }
@@ -817,6 +825,7 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
   if (!committed) return absl::UnavailableError("COMMIT failed: " + commit_error);
   conflicts_committed_ += conflicts_pending_;
   conflicts_pending_ = 0;
+  ctx_.plan.reset();  // its literals are of no more use
   return absl::OkStatus();
 }
 
@@ -824,6 +833,8 @@ void PostgresSession::Abort() {
   run_rel_ = nullptr;
   run_rows_.clear();
   batch_.Clear();
+  planned_ = nullptr;
+  ctx_.plan.reset();
   conflicts_pending_ = 0;
   tables_.clear();  // DDL of the aborted transaction is gone
   if (pipe_ == nullptr) return;
@@ -959,6 +970,60 @@ absl::StatusOr<SinkState> PostgresSink::LoadState() {
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
   auto session = std::make_unique<PostgresSession>(options_, Dsn(), OriginName(worker));
   return std::unique_ptr<SinkSession>(std::move(session));
+}
+
+std::shared_ptr<const GroupPlan> PostgresSink::Plan(const GroupTransactions& txns) {
+  if (!options_.replica_role) return nullptr;
+  auto plan = std::make_shared<PlannedGroup>();
+  pg_sink::ChangeBatch batch;
+  absl::flat_hash_map<std::string, const v1::Relation*> tables;
+  std::map<uint32_t, const v1::Relation*> rels;
+  for (const auto& [seq, txn] : txns) {
+    if (txn.fragment() != 0 || !txn.last_fragment()) return nullptr;
+    rels.clear();
+    for (const auto& r : txn.relations()) rels[r.relation_id()] = &r;
+    for (const v1::Change& change : txn.changes()) {
+      if (change.op() == v1::MESSAGE) continue;
+      auto it = rels.find(change.relation_id());
+      if (it == rels.end()) return nullptr;
+      const v1::Relation& rel = *it->second;
+      // Anything the session would refuse or treat specially goes the long way (Apply).
+      const size_t limit = options_.max_value_bytes;
+      if ((change.op() == v1::INSERT || change.op() == v1::UPDATE) &&
+          pg_sink::TupleProblem(rel, change.new_tuple(), change.op() == v1::UPDATE, "", limit)) {
+        return nullptr;
+      }
+      if (change.has_old_tuple() &&
+          pg_sink::TupleProblem(rel, change.old_tuple(), false, "", limit)) {
+        return nullptr;
+      }
+      if (batch.Add(rel, change) != pg_sink::ChangeBatch::kAdded) return nullptr;
+      tables.try_emplace(pg::QualifiedName(rel.schema(), rel.name()), &rel);
+    }
+  }
+  for (const auto& [name, rel] : tables) plan->relations.push_back(rel);
+  plan->statements = batch.Take();
+  return plan;
+}
+
+absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
+  if (options_.synchronous_commit) return std::optional<uint64_t>();
+  absl::MutexLock lock(&mu_);
+  if (progress_conn_ == nullptr || progress_conn_->broken()) {
+    progress_conn_.reset();
+    FERRY_ASSIGN_OR_RETURN(progress_conn_, Pipeline::Connect(Dsn()));
+  }
+  absl::StatusOr<StatementResult> r = progress_conn_->Run(
+      "SELECT COALESCE(max(pg_replication_origin_progress(roname, true)), '0/0')::text "
+      "FROM pg_replication_origin WHERE roname ~ $1",
+      {absl::StrCat("^ferry_", options_.source_region, "_[0-9]+_w[0-9]+$")});
+  if (!r.ok()) {
+    progress_conn_.reset();
+    return r.status();
+  }
+  if (r->result.rows() != 1) return absl::InternalError("no durable progress row");
+  FERRY_ASSIGN_OR_RETURN(uint64_t seq, pg::ParseLsn(std::string(r->result.Get(0, 0))));
+  return std::optional<uint64_t>(seq);
 }
 
 absl::StatusOr<UniqueKeys> PostgresSink::UniqueKeysOf(const v1::Relation& relation) {

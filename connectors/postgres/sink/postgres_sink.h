@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "connectors/postgres/sink/pipeline.h"
 #include "engine/api/sink.h"
 
 namespace ferry {
@@ -60,6 +61,12 @@ struct PostgresSinkOptions {
   absl::Duration lock_timeout = absl::Seconds(20);
   // libpq connect_timeout for each connection.
   int connect_timeout_seconds = 5;
+  // false: apply sessions commit with synchronous_commit = off, as Postgres's own subscriptions
+  // do. A commit then returns before its WAL is flushed; a crash of the target can take back
+  // the last commits (data and progress together, atomically). DurableSeq() reports the flushed
+  // progress, and the engine keeps the inbound log from there, so those commits are applied
+  // again. true: every commit waits for its WAL flush.
+  bool synchronous_commit = false;
 };
 
 class PostgresSink final : public Sink {
@@ -72,6 +79,14 @@ class PostgresSink final : public Sink {
   [[nodiscard]] absl::StatusOr<SinkState> LoadState() override;
   [[nodiscard]] absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int worker) override;
   [[nodiscard]] absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation& relation) override;
+  // Encodes a group's statements ahead when all of its changes can go into one ChangeBatch
+  // (change_batch.h); a session uses the plan only when every table in it is verified and
+  // batchable on its connection.
+  [[nodiscard]] std::shared_ptr<const GroupPlan> Plan(const GroupTransactions& txns) override;
+  // With synchronous_commit off: the largest flushed progress of this region's origins
+  // (pg_replication_origin_progress(..., flush => true)); groups commit in log order, so every
+  // group up to it is durable.
+  [[nodiscard]] absl::StatusOr<std::optional<uint64_t>> DurableSeq() override;
 
   // ferry_<region>_<epoch>_w<worker>.
   std::string OriginName(int worker) const;
@@ -83,6 +98,7 @@ class PostgresSink final : public Sink {
 
   const PostgresSinkOptions options_;
   absl::Mutex mu_;  // serializes the admin connection
+  std::unique_ptr<pg_sink::Pipeline> progress_conn_ ABSL_GUARDED_BY(mu_);  // for DurableSeq
 };
 
 }  // namespace ferry

@@ -60,6 +60,13 @@ class ApplyTest : public ::testing::Test {
   void TearDown() override {
     apply_.reset();
     sink_.reset();
+    // Every origin that ever held progress takes one of the cluster's replication state slots
+    // (max_replication_slots), also after its session is gone: free them for the next tests.
+    (void)pg_->Exec(
+        "DO $$ DECLARE o text; BEGIN FOR o IN SELECT roname FROM pg_replication_origin LOOP "
+        "BEGIN PERFORM pg_replication_origin_drop(o); EXCEPTION WHEN OTHERS THEN NULL; END; "
+        "END LOOP; END $$",
+        "postgres");
   }
 
   void StartApply(ApplyOptions options = {}, PostgresSinkOptions sink_options = {}) {
@@ -518,6 +525,44 @@ TEST_F(ApplyTest, TablesWithAnotherUniqueKeyKeepTheirOrder) {
   WaitApplied(Append(txns));
   EXPECT_EQ(Table("SELECT id, email FROM people ORDER BY id"), "1|b\n2|a\n");
   EXPECT_EQ(apply_->status().resets, 0u) << apply_->status().last_error;
+}
+
+// Apply commits with synchronous_commit = off (like a native subscription). The inbound log
+// must then be kept from the target's FLUSHED progress on: a crash of the target takes back
+// the commits it had not flushed, and they must be applied again from the log.
+TEST_F(ApplyTest, AsynchronousCommitsKeepTheInboundLogUntilDurable) {
+  // A slow WAL writer leaves recent asynchronous commits unflushed for longer.
+  ASSERT_TRUE(pg_->Exec("ALTER SYSTEM SET wal_writer_delay = '10s'", "postgres").ok());
+  ASSERT_TRUE(pg_->Exec("SELECT pg_reload_conf()", "postgres").ok());
+  const v1::Relation acc =
+      Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
+  std::vector<v1::Transaction> txns = {Txn({acc}, {Insert(3, {"1", "0"})})};
+  for (int i = 1; i <= 2000; ++i) txns.push_back(Txn({acc}, {Update(3, {"1", absl::StrCat(i)})}));
+  const uint64_t last = Append(txns);
+  StartApply({.workers = 2, .max_group_transactions = 1, .durable_poll = absl::ZeroDuration()});
+  WaitApplied(last);
+  EXPECT_LE(apply_->status().durable_seq, apply_->status().applied_seq);
+  // Flushed progress first, then the cursor that holds trimming: the cursor was computed from
+  // an earlier reading, so it may never be past this one.
+  auto flushed = pg_->QueryValue(
+      "SELECT max(pg_replication_origin_progress(roname, true))::text FROM "
+      "pg_replication_origin WHERE roname LIKE 'ferry\\_" +
+          region_ + "\\_%'",
+      db_);
+  ASSERT_TRUE(flushed.ok()) << flushed.status();
+  const uint64_t flushed_seq = flushed->has_value() ? pg::ParseLsn(**flushed).value_or(0) : 0;
+  auto retain = log_->GetCursor("apply_retain_from");
+  ASSERT_TRUE(retain.ok()) << retain.status();
+  EXPECT_LE(retain->value_or(0), flushed_seq + 1);
+  // Crash the target: whatever it had not flushed is gone, and comes back from the log.
+  apply_.reset();
+  ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
+  StartApply({.workers = 2});
+  WaitApplied(last);
+  EXPECT_EQ(Table("SELECT id, n FROM counters"), "1|2000\n");
+  EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
+  ASSERT_TRUE(pg_->Exec("ALTER SYSTEM RESET wal_writer_delay", "postgres").ok());
+  ASSERT_TRUE(pg_->Exec("SELECT pg_reload_conf()", "postgres").ok());
 }
 
 TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {

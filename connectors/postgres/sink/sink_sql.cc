@@ -253,6 +253,43 @@ void AppendJsonString(std::string* out, std::string_view s) {
 }
 }  // namespace
 
+std::optional<std::string> TupleProblem(const v1::Relation& relation, const v1::Tuple& tuple,
+                                        bool allow_toast, const char* what,
+                                        size_t max_value_bytes) {
+  if (tuple.values_size() != relation.columns_size()) {
+    return absl::StrCat("malformed change: the ", what, " has ", tuple.values_size(),
+                        " values but the relation has ", relation.columns_size(), " columns");
+  }
+  for (int i = 0; i < tuple.values_size(); ++i) {
+    const v1::Value& v = tuple.values(i);
+    const std::string& col = relation.columns(i).name();
+    switch (v.kind_case()) {
+      case v1::Value::kNull:
+        break;
+      case v1::Value::kText:
+        if (v.text().size() > max_value_bytes) {
+          return absl::StrCat("value of column \"", col, "\" is ", v.text().size(),
+                              " bytes, over max_value_bytes (", max_value_bytes, ")");
+        }
+        if (v.text().find('\0') != std::string::npos) {
+          return absl::StrCat("value of column \"", col, "\" contains a NUL byte");
+        }
+        break;
+      case v1::Value::kUnchangedToast:
+        if (!allow_toast) {
+          return absl::StrCat("malformed change: column \"", col, "\" of the ", what,
+                              " is marked unchanged-TOAST");
+        }
+        break;
+      case v1::Value::kBinary:
+        return absl::StrCat("column \"", col, "\": binary values are not supported by the sink");
+      default:
+        return absl::StrCat("malformed change: value of column \"", col, "\" has no kind");
+    }
+  }
+  return std::nullopt;
+}
+
 std::string RowJson(const v1::Relation& relation, const v1::Tuple& tuple) {
   std::string out = "{";
   bool first = true;

@@ -78,6 +78,13 @@ std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::
 // for nullptr.
 void AppendArrayElement(std::string* out, const std::string* text);
 
+// Why a row image cannot be applied, or nullopt: wrong number of values, a value over
+// `max_value_bytes`, a NUL byte (Postgres text cannot hold one), unchanged TOAST where it is not
+// allowed (`allow_toast`), binary values, a value without kind. `what` names the image ("new
+// row", "old row") in the message.
+std::optional<std::string> TupleProblem(const v1::Relation& relation, const v1::Tuple& tuple,
+                                        bool allow_toast, const char* what, size_t max_value_bytes);
+
 // A JSON object of a row image: {"col": "text" | null, ...}; unchanged TOAST columns are left
 // out and binary values are hex strings.
 std::string RowJson(const v1::Relation& relation, const v1::Tuple& tuple);

@@ -1,0 +1,141 @@
+// Unit tests of the ApplyScheduler with a recording in-memory Sink (a test double of the target;
+// the scheduler against real Postgres is tested in connectors/postgres/sink/).
+#include "engine/apply/apply_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "absl/synchronization/mutex.h"
+#include "tests/support/temp_dir.h"
+
+namespace ferry {
+namespace {
+
+// Remembers the committed progress; its durable progress is set by the test.
+class RecordingSink final : public Sink {
+ public:
+  explicit RecordingSink(std::optional<uint64_t> durable) : durable_(durable) {}
+
+  absl::StatusOr<SinkState> LoadState() override {
+    absl::MutexLock lock(&mu_);
+    return SinkState{.applied_seq = committed_};
+  }
+  absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int) override {
+    return std::unique_ptr<SinkSession>(new Session(this));
+  }
+  absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation&) override { return UniqueKeys{}; }
+  absl::StatusOr<std::optional<uint64_t>> DurableSeq() override {
+    absl::MutexLock lock(&mu_);
+    return durable_;
+  }
+  void SetDurable(uint64_t seq) {
+    absl::MutexLock lock(&mu_);
+    durable_ = seq;
+  }
+
+ private:
+  class Session final : public SinkSession {
+   public:
+    explicit Session(RecordingSink* sink) : sink_(sink) {}
+    absl::Status Begin(const GroupContext&) override { return absl::OkStatus(); }
+    absl::Status Apply(uint64_t, const v1::Transaction&) override { return absl::OkStatus(); }
+    absl::Status Prepare() override { return absl::OkStatus(); }
+    absl::Status Commit(uint64_t progress_seq, int64_t) override {
+      absl::MutexLock lock(&sink_->mu_);
+      sink_->committed_ = std::max(sink_->committed_, progress_seq);
+      return absl::OkStatus();
+    }
+    void Abort() override {}
+    std::optional<TableFault> fault() const override { return std::nullopt; }
+    uint64_t conflicts_committed() const override { return 0; }
+
+   private:
+    RecordingSink* sink_;
+  };
+
+  absl::Mutex mu_;
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
+};
+
+class ApplySchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto log = DurableLog::Open({.path = dir_.File("inbound"), .sync = false});
+    ASSERT_TRUE(log.ok()) << log.status();
+    log_ = *std::move(log);
+    AppendRequest req;
+    v1::Transaction txn;
+    txn.set_fragment(0);
+    txn.set_last_fragment(true);
+    txn.set_commit_time_us(1700000000000000);
+    for (int i = 0; i < 100; ++i)
+      req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+    ASSERT_TRUE(log_->Append(std::move(req)).ok());
+  }
+
+  // The cursors as the scheduler last wrote them, once `applied` reached `seq` (the two are
+  // written in one batch, so the retain cursor seen here belongs to that write or a later one).
+  uint64_t RetainOnceAppliedCursorReaches(uint64_t seq) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      auto applied = log_->GetCursor("applied");
+      auto retain = log_->GetCursor("apply_retain_from");
+      if (applied.ok() && retain.ok() && applied->value_or(0) >= seq) return retain->value_or(0);
+      log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
+    }
+    ADD_FAILURE() << "the applied cursor never reached " << seq;
+    return 0;
+  }
+
+  ferry::testing::TempDir dir_{"ferry-apply-scheduler-test"};
+  std::unique_ptr<DurableLog> log_;
+};
+
+TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
+  RecordingSink sink(uint64_t{0});  // nothing durable yet
+  auto apply = ApplyScheduler::Start({.workers = 2,
+                                      .max_group_transactions = 10,
+                                      .idle_wait = absl::Milliseconds(5),
+                                      .durable_poll = absl::ZeroDuration()},
+                                     log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  // Everything is applied (visible), nothing durable: trimming must keep all of it.
+  EXPECT_EQ(RetainOnceAppliedCursorReaches(100), 1u);
+  EXPECT_EQ((*apply)->status().durable_seq, 0u);
+  sink.SetDurable(60);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  uint64_t retain = 0;
+  while (retain != 61 && absl::Now() < deadline) {
+    auto r = log_->GetCursor("apply_retain_from");
+    ASSERT_TRUE(r.ok());
+    retain = r->value_or(0);
+    ASSERT_LE(retain, 61u) << "the retain cursor passed the durable progress";
+    log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
+  }
+  EXPECT_EQ(retain, 61u);
+  EXPECT_EQ((*apply)->status().durable_seq, 60u);
+}
+
+TEST_F(ApplySchedulerTest, DurableCommitsReleaseTheLogAsTheyApply) {
+  RecordingSink sink(std::nullopt);  // every commit durable when it returns
+  auto apply = ApplyScheduler::Start(
+      {.workers = 1, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::ZeroDuration()},
+      log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  uint64_t retain = 0;
+  while (retain != 101 && absl::Now() < deadline) {
+    auto r = log_->GetCursor("apply_retain_from");
+    ASSERT_TRUE(r.ok());
+    retain = r->value_or(0);
+    log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
+  }
+  EXPECT_EQ(retain, 101u);
+}
+
+}  // namespace
+}  // namespace ferry
