@@ -124,15 +124,25 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
     if (table.rows.empty()) continue;
     const v1::Relation& rel = *table.relation;
     auto add = [&](Kind kind, std::vector<int> set, const std::vector<const Row*>& rows) {
-      Statement s{&rel,           kind, table.key_columns,
-                  std::move(set), {},   static_cast<int64_t>(rows.size())};
-      std::vector<int> columns;
+      Statement s;
+      s.relation = &rel;
+      s.kind = kind;
+      s.key_columns = table.key_columns;
+      s.set_columns = std::move(set);
+      s.expect_rows = static_cast<int64_t>(rows.size());
       if (kind == Kind::kInsert) {
-        for (int c = 0; c < rel.columns_size(); ++c) columns.push_back(c);
-      } else {
-        columns = s.key_columns;
-        columns.insert(columns.end(), s.set_columns.begin(), s.set_columns.end());
+        for (const Row* row : rows) {
+          for (int c = 0; c < rel.columns_size(); ++c) {
+            if (c > 0) s.copy_data.push_back('\t');
+            AppendCopyField(&s.copy_data, TextOf(row->values[c]));
+          }
+          s.copy_data.push_back('\n');
+        }
+        out.push_back(std::move(s));
+        return;
       }
+      std::vector<int> columns = s.key_columns;
+      columns.insert(columns.end(), s.set_columns.begin(), s.set_columns.end());
       for (int c : columns) {
         std::string literal = "{";
         literal.reserve(rows.size() * 8);
@@ -179,7 +189,7 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
 std::string ChangeBatch::Statement::Sql(const std::vector<std::string>& types) const {
   switch (kind) {
     case Kind::kInsert:
-      return BatchInsertSql(*relation, types);
+      return CopySql(*relation);
     case Kind::kUpdate:
       return BatchUpdateSql(*relation, types, key_columns, set_columns);
     case Kind::kDelete:

@@ -51,10 +51,12 @@ class ChangeBatch {
     Kind kind = Kind::kInsert;
     std::vector<int> key_columns;
     std::vector<int> set_columns;     // UPDATE only
-    std::vector<std::string> params;  // array literals, one per parameter
+    std::vector<std::string> params;  // UPDATE, DELETE: array literals, one per parameter
+    std::string copy_data;            // INSERT: the rows in COPY text format
     int64_t expect_rows = 0;
 
     // `types`: the target's column types (format_type), parallel to the relation's columns.
+    // For an INSERT: the COPY ... FROM STDIN command.
     std::string Sql(const std::vector<std::string>& types) const;
     const char* what() const;  // "INSERT", "UPDATE", "DELETE" (for messages)
   };

@@ -64,10 +64,8 @@ TEST_F(ChangeBatchTest, InsertThenUpdatesIsOneInsertOfTheMergedRow) {
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].what(), std::string("INSERT"));
   EXPECT_EQ(statements[0].Sql(TypesOf(accounts_)),
-            "INSERT INTO \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") SELECT * FROM "
-            "unnest($1::integer[], $2::integer[], $3::text[]) AS v(\"p1\", \"p2\", \"p3\") ON "
-            "CONFLICT DO NOTHING");
-  EXPECT_EQ(statements[0].params, (std::vector<std::string>{"{\"7\"}", "{\"5\"}", "{\"first\"}"}));
+            "COPY \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") FROM STDIN");
+  EXPECT_EQ(statements[0].copy_data, "7\t5\tfirst\n");
 }
 
 TEST_F(ChangeBatchTest, UpdateThenDeleteIsADeleteThatMustFindTheRow) {
@@ -119,7 +117,7 @@ TEST_F(ChangeBatchTest, KeylessInsertsAreAllKeptEvenWhenIdentical) {
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].expect_rows, 2);
-  EXPECT_EQ(statements[0].params[1], "{\"same\",\"same\"}");
+  EXPECT_EQ(statements[0].copy_data, "1\tsame\n1\tsame\n");
 }
 
 TEST_F(ChangeBatchTest, UpdatesWritingDifferentColumnsGoInSeparateStatements) {
@@ -144,14 +142,25 @@ TEST_F(ChangeBatchTest, UpdatesWritingDifferentColumnsGoInSeparateStatements) {
 }
 
 TEST_F(ChangeBatchTest, ArrayElementsAreQuotedAndEscaped) {
-  ASSERT_EQ(Add(accounts_, Insert(1, {"1", std::nullopt, "a\"b\\c,{d} NULL"})),
+  ASSERT_EQ(Add(accounts_, Update(1, {"1", std::nullopt, "a\"b\\c,{d} NULL"})),
             ChangeBatch::kAdded);
-  ASSERT_EQ(Add(accounts_, Insert(1, {"2", "0", "NULL"})), ChangeBatch::kAdded);
-  ASSERT_EQ(Add(accounts_, Insert(1, {"3", "0", ""})), ChangeBatch::kAdded);
+  ASSERT_EQ(Add(accounts_, Update(1, {"2", "0", "NULL"})), ChangeBatch::kAdded);
+  ASSERT_EQ(Add(accounts_, Update(1, {"3", "0", ""})), ChangeBatch::kAdded);
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].params[1], "{NULL,\"0\",\"0\"}");
   EXPECT_EQ(statements[0].params[2], "{\"a\\\"b\\\\c,{d} NULL\",\"NULL\",\"\"}");
+}
+
+TEST_F(ChangeBatchTest, CopyFieldsAreEscaped) {
+  ASSERT_EQ(Add(accounts_, Insert(1, {"1", std::nullopt, "tab\there\nnew\rcr\\back \\."})),
+            ChangeBatch::kAdded);
+  ASSERT_EQ(Add(accounts_, Insert(1, {"2", "0", "\\N"})), ChangeBatch::kAdded);
+  auto statements = batch_.Take();
+  ASSERT_EQ(statements.size(), 1u);
+  EXPECT_EQ(statements[0].copy_data,
+            "1\t\\N\ttab\\there\\nnew\\rcr\\\\back \\\\.\n"
+            "2\t0\t\\\\N\n");
 }
 
 }  // namespace

@@ -69,6 +69,52 @@ absl::Status Pipeline::SendPrepared(const std::string& sql,
   return absl::OkStatus();
 }
 
+absl::StatusOr<StatementResult> Pipeline::Copy(const std::string& copy_sql, std::string_view data) {
+  if (absl::Status s = Sync(); !s.ok()) return s;
+  if (PQexitPipelineMode(conn_) != 1) return ConnectionError("leaving pipeline mode");
+  StatementResult r;
+  auto fill_error = [&](PGresult* res) {
+    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    r.ok = false;
+    r.sqlstate = state ? state : "";
+    r.message =
+        primary ? primary : std::string(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn_)));
+  };
+  pg::PgResult start(PQexec(conn_, copy_sql.c_str()));
+  if (start.get() == nullptr || broken()) return ConnectionError("starting COPY");
+  if (start.status() == PGRES_COPY_IN) {
+    constexpr size_t kChunk = 1 << 20;
+    bool sent = true;
+    for (size_t at = 0; at < data.size() && sent; at += kChunk) {
+      const size_t n = std::min(kChunk, data.size() - at);
+      sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+    }
+    if (!sent || PQputCopyEnd(conn_, nullptr) != 1) return ConnectionError("sending COPY data");
+    // The COPY's own result, then nullptr.
+    bool got = false;
+    while (PGresult* raw = PQgetResult(conn_)) {
+      pg::PgResult res(raw);
+      if (got) continue;
+      got = true;
+      if (res.status() == PGRES_COMMAND_OK) {
+        r.ok = true;
+        int64_t n = 0;
+        if (absl::SimpleAtoi(PQcmdTuples(raw), &n)) r.rows = n;
+      } else {
+        fill_error(raw);
+      }
+    }
+    if (!got) return ConnectionError("reading the COPY result");
+  } else {
+    fill_error(start.get());
+    while (PGresult* raw = PQgetResult(conn_)) PQclear(raw);
+  }
+  if (broken()) return ConnectionError("after COPY");
+  if (PQenterPipelineMode(conn_) != 1) return ConnectionError("entering pipeline mode");
+  return r;
+}
+
 void Pipeline::ForgetPrepared() {
   if (prepared_.empty()) return;
   prepared_.clear();

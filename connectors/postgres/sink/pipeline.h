@@ -55,6 +55,13 @@ class Pipeline {
   [[nodiscard]] absl::StatusOr<StatementResult> Run(
       const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
 
+  // Runs `copy_sql` (COPY ... FROM STDIN) with `data` in COPY text format, after a Sync() of
+  // everything queued (COPY cannot run inside a pipeline: the connection leaves pipeline mode
+  // for it and enters it again). The statement's outcome goes to the returned result, like a
+  // callback's; errors of the call itself are connection errors (kUnavailable).
+  [[nodiscard]] absl::StatusOr<StatementResult> Copy(const std::string& copy_sql,
+                                                     std::string_view data);
+
   // Drops every prepared statement (on the server too, queued as DEALLOCATE ALL): the next use
   // prepares again. Needed after DDL, since a statement keeps its parameter types.
   void ForgetPrepared();

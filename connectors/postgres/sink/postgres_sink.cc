@@ -416,6 +416,20 @@ absl::Status PostgresSession::SendBatched(
                              [&](const TargetColumn& tc) { return tc.name == c.name(); });
       types.push_back(it == target.end() ? c.type_name() : it->type);
     }
+    if (st.kind == pg_sink::ChangeBatch::Kind::kInsert) {
+      FERRY_RETURN_IF_ERROR(EnsureBegun());
+      FERRY_ASSIGN_OR_RETURN(StatementResult r, pipe_->Copy(st.Sql(types), st.copy_data));
+      FERRY_RETURN_IF_ERROR(deferred_);  // what ran before the COPY
+      if (!r.ok && TransientState(r.sqlstate)) return TransientStatus(r, "COPY");
+      if (!r.ok || r.rows != st.expect_rows) {
+        return absl::AbortedError(absl::StrCat(
+            "COPY into ", NameOf(rel).ToString(), " (seq ", txn_seq_, ") ",
+            r.ok ? absl::StrCat("inserted ", r.rows, " rows, expected ", st.expect_rows)
+                 : absl::StrCat("failed: [", r.sqlstate, "] ", r.message),
+            "; re-applying change by change"));
+      }
+      continue;
+    }
     std::vector<const std::string*> params;
     params.reserve(st.params.size());
     for (const std::string& p : st.params) params.push_back(&p);

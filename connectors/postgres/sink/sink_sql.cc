@@ -169,15 +169,10 @@ std::string KeyJoin(const v1::Relation& relation, const std::vector<int>& key_co
 
 }  // namespace
 
-std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types) {
+std::string CopySql(const v1::Relation& relation) {
   std::vector<std::string> cols;
-  std::vector<int> all;
-  for (int i = 0; i < relation.columns_size(); ++i) {
-    cols.push_back(pg::QuoteIdentifier(relation.columns(i).name()));
-    all.push_back(i);
-  }
-  return absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "),
-                      ") SELECT * FROM ", UnnestOf(types, all), " ON CONFLICT DO NOTHING");
+  for (const auto& c : relation.columns()) cols.push_back(pg::QuoteIdentifier(c.name()));
+  return absl::StrCat("COPY ", Table(relation), " (", absl::StrJoin(cols, ", "), ") FROM STDIN");
 }
 
 std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
@@ -219,6 +214,27 @@ void AppendArrayElement(std::string* out, const std::string* text) {
   }
   out->append(*text, start, text->size() - start);
   out->push_back('"');
+}
+
+void AppendCopyField(std::string* out, const std::string* text) {
+  if (text == nullptr) {
+    out->append("\\N");
+    return;
+  }
+  size_t start = 0;
+  for (size_t i = 0; i < text->size(); ++i) {
+    const char ch = (*text)[i];
+    const char* escaped = ch == '\\'   ? "\\\\"
+                          : ch == '\t' ? "\\t"
+                          : ch == '\n' ? "\\n"
+                          : ch == '\r' ? "\\r"
+                                       : nullptr;
+    if (escaped == nullptr) continue;
+    out->append(*text, start, i - start);
+    out->append(escaped);
+    start = i + 1;
+  }
+  out->append(*text, start, text->size() - start);
 }
 
 namespace {

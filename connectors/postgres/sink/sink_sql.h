@@ -63,8 +63,9 @@ std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match);
 // the target's column types (format_type), parallel to the relation's columns; no column may
 // itself be of an array type (unnest would flatten it).
 //
-// INSERT INTO t (all columns) SELECT * FROM unnest($1::T1[], ...) ON CONFLICT DO NOTHING
-std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types);
+// Inserts go by COPY instead (Postgres then inserts many rows per heap page lock and WAL
+// record): COPY t (all columns) FROM STDIN, rows in COPY text format (AppendCopyField).
+std::string CopySql(const v1::Relation& relation);
 // UPDATE t SET set_columns FROM unnest(keys, set_columns) v WHERE t.key = v.key; parameters are
 // the key columns, then the set columns.
 std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
@@ -77,6 +78,9 @@ std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::
 // between elements, "}" at the end): the value double-quoted with '"' and '\' escaped, or NULL
 // for nullptr.
 void AppendArrayElement(std::string* out, const std::string* text);
+// Appends one field in COPY text format: \N for nullptr, else the value with backslash, tab,
+// newline and carriage return escaped. The caller writes '\t' between fields, '\n' after a row.
+void AppendCopyField(std::string* out, const std::string* text);
 
 // Why a row image cannot be applied, or nullopt: wrong number of values, a value over
 // `max_value_bytes`, a NUL byte (Postgres text cannot hold one), unchanged TOAST where it is not
