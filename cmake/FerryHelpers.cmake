@@ -46,9 +46,31 @@ function(ferry_test name)
 endfunction()
 
 # ferry_executable(NAME SRCS ... DEPS ...): a binary under build/bin.
+# Ferry's programs (ferryd, the benchmarks, helpers) run on jemalloc: under glibc's malloc, half
+# of apply's CPU went to malloc_consolidate and friends (bench/RESULTS.md). Tests keep glibc's
+# malloc, and sanitizer builds bring their own allocator.
+option(FERRY_JEMALLOC "Link Ferry's programs with jemalloc" ON)
+set(FERRY_MALLOC_LIBRARY "")
+if(FERRY_JEMALLOC AND NOT FERRY_SANITIZER_FLAGS)
+  find_library(FERRY_JEMALLOC_LIBRARY jemalloc)
+  if(FERRY_JEMALLOC_LIBRARY)
+    set(FERRY_MALLOC_LIBRARY ${FERRY_JEMALLOC_LIBRARY})
+  else()
+    message(WARNING "jemalloc not found (libjemalloc-dev): programs use glibc malloc")
+  endif()
+endif()
+
+# Links a program with the allocator above.
+function(ferry_use_malloc name)
+  if(FERRY_MALLOC_LIBRARY)
+    target_link_libraries(${name} PRIVATE ${FERRY_MALLOC_LIBRARY})
+  endif()
+endfunction()
+
 function(ferry_executable name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_compile_options(${name} PRIVATE ${FERRY_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  ferry_use_malloc(${name})
 endfunction()

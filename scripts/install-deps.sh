@@ -12,6 +12,7 @@ PACKAGES=(
   libxxhash-dev libabsl-dev libzstd-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev
   postgresql-15 postgresql-client-15 prometheus
+  libjemalloc-dev
   openssl procps iproute2 python3
 )
 

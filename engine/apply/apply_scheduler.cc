@@ -143,6 +143,11 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
   return applied_seq_ >= seq;
 }
 
+bool ApplyScheduler::FrontReady() const {
+  return !queue_.empty() &&
+         (!RoundLive(queue_.front()->generation) || next_commit_ - 1 >= queue_.front()->wait_for);
+}
+
 bool ApplyScheduler::RoundLive(uint64_t generation) const {
   return !stop_ && generation_ == generation;
 }
@@ -557,11 +562,16 @@ absl::Status ApplyScheduler::ExecuteStream(SinkSession& session, Group& group) {
 void ApplyScheduler::WorkerLoop(int worker) {
   std::unique_ptr<SinkSession> session;
   uint64_t conflicts_seen = 0;
+  GroupPtr next;  // taken over from this worker's own commit (see below)
   while (true) {
-    GroupPtr group;
-    {
+    GroupPtr group = std::move(next);
+    next = nullptr;
+    if (group == nullptr) {
       absl::MutexLock lock(&mu_);
-      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
+      // Groups are taken in log order, and only once what they depend on has committed: a
+      // chain of dependent groups then stays on the worker that commits each link (its
+      // backend's caches stay warm) instead of rotating through every worker.
+      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || FrontReady(); };
       mu_.Await(absl::Condition(&ready));
       if (stop_) break;
       group = std::move(queue_.front());
@@ -644,6 +654,12 @@ void ApplyScheduler::WorkerLoop(int worker) {
     }
     conflicts_seen = conflicts;
     ++groups_committed_;
+    if (!stop_ && FrontReady()) {
+      // The next group waited for this one: take it now, before an idle worker wakes up.
+      next = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_workers_;
+    }
     transactions_applied_ += group->stream ? 1 : group->txns.size();
     if (group->commit_time_us != 0) {
       apply_latency_ = now - absl::FromUnixMicros(group->commit_time_us);
