@@ -899,6 +899,14 @@ absl::StatusOr<std::unique_ptr<PostgresSink>> PostgresSink::Open(
 
 PostgresSink::~PostgresSink() = default;
 
+absl::StatusOr<pg_sink::Pipeline*> PostgresSink::AdminConnection() {
+  if (admin_ == nullptr || admin_->broken()) {
+    admin_.reset();
+    FERRY_ASSIGN_OR_RETURN(admin_, Pipeline::Connect(Dsn()));
+  }
+  return admin_.get();
+}
+
 std::string PostgresSink::OriginName(int worker) const {
   return absl::StrCat("ferry_", options_.source_region, "_", options_.epoch, "_w", worker);
 }
@@ -990,7 +998,8 @@ std::shared_ptr<const GroupPlan> PostgresSink::Plan(const GroupTransactions& txn
   if (!options_.replica_role) return nullptr;
   auto plan = std::make_shared<PlannedGroup>();
   pg_sink::ChangeBatch batch;
-  absl::flat_hash_map<std::string, const v1::Relation*> tables;
+  // By (schema, name): views into the relations, which outlive the plan.
+  absl::flat_hash_map<std::pair<std::string_view, std::string_view>, const v1::Relation*> tables;
   std::map<uint32_t, const v1::Relation*> rels;
   for (const auto& [seq, txn] : txns) {
     if (txn.fragment() != 0 || !txn.last_fragment()) return nullptr;
@@ -1012,7 +1021,8 @@ std::shared_ptr<const GroupPlan> PostgresSink::Plan(const GroupTransactions& txn
         return nullptr;
       }
       if (batch.Add(rel, change) != pg_sink::ChangeBatch::kAdded) return nullptr;
-      tables.try_emplace(pg::QualifiedName(rel.schema(), rel.name()), &rel);
+      tables.try_emplace(std::pair<std::string_view, std::string_view>(rel.schema(), rel.name()),
+                         &rel);
     }
   }
   for (const auto& [name, rel] : tables) plan->relations.push_back(rel);
@@ -1023,16 +1033,13 @@ std::shared_ptr<const GroupPlan> PostgresSink::Plan(const GroupTransactions& txn
 absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
   if (options_.synchronous_commit) return std::optional<uint64_t>();
   absl::MutexLock lock(&mu_);
-  if (progress_conn_ == nullptr || progress_conn_->broken()) {
-    progress_conn_.reset();
-    FERRY_ASSIGN_OR_RETURN(progress_conn_, Pipeline::Connect(Dsn()));
-  }
-  absl::StatusOr<StatementResult> r = progress_conn_->Run(
+  FERRY_ASSIGN_OR_RETURN(Pipeline * admin, AdminConnection());
+  absl::StatusOr<StatementResult> r = admin->Run(
       "SELECT COALESCE(max(pg_replication_origin_progress(roname, true)), '0/0')::text "
       "FROM pg_replication_origin WHERE roname ~ $1",
       {absl::StrCat("^ferry_", options_.source_region, "_[0-9]+_w[0-9]+$")});
   if (!r.ok()) {
-    progress_conn_.reset();
+    admin_.reset();
     return r.status();
   }
   if (r->result.rows() != 1) return absl::InternalError("no durable progress row");
@@ -1042,7 +1049,7 @@ absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
 
 absl::StatusOr<UniqueKeys> PostgresSink::UniqueKeysOf(const v1::Relation& relation) {
   absl::MutexLock lock(&mu_);
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
+  FERRY_ASSIGN_OR_RETURN(Pipeline * pipe, AdminConnection());
   FERRY_ASSIGN_OR_RETURN(
       StatementResult r,
       pipe->Run("SELECT i.indexrelid::text, a.attname FROM pg_index i CROSS JOIN LATERAL "

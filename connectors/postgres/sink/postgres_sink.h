@@ -95,10 +95,12 @@ class PostgresSink final : public Sink {
  private:
   explicit PostgresSink(const PostgresSinkOptions& options) : options_(options) {}
   std::string Dsn() const;
+  // The connection for catalog and progress queries, kept open (re-opened when broken).
+  absl::StatusOr<pg_sink::Pipeline*> AdminConnection() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PostgresSinkOptions options_;
   absl::Mutex mu_;  // serializes the admin connection
-  std::unique_ptr<pg_sink::Pipeline> progress_conn_ ABSL_GUARDED_BY(mu_);  // for DurableSeq
+  std::unique_ptr<pg_sink::Pipeline> admin_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry
