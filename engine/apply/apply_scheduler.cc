@@ -378,6 +378,20 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     absl::MutexLock lock(&mu_);
     return next_commit_ - 1;
   };
+  // A group that is not full goes out when the log has nothing more, unless it could not start
+  // now anyway: it depends on a group still in flight, or every worker is busy. Then it keeps
+  // collecting, so groups grow with the load; idle or lightly loaded, a group goes out at once
+  // (no timer adds latency).
+  auto would_wait = [&]() {
+    absl::MutexLock lock(&mu_);
+    if (failure_ != nullptr || stop_) return false;
+    return group->wait_for >= next_commit_ || busy_workers_ >= options_.workers;
+  };
+  auto keep_collecting = [&]() {
+    return group != nullptr && !group->context.careful &&
+           group->txns.size() < options_.max_group_transactions &&
+           group->bytes < options_.max_group_bytes && would_wait();
+  };
   auto lookup = [&](const v1::Relation& r) -> const UniqueKeys& { return UniqueKeysFor(r); };
 
   while (true) {
@@ -396,6 +410,11 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       return records.status();
     }
     if (records->empty()) {
+      if (keep_collecting()) {
+        // Until a record arrives or (checked again soon) the groups in flight committed.
+        log_->WaitForRecord(next_read_, absl::Now() + options_.collect_wait);
+        continue;
+      }
       if (!flush()) return absl::OkStatus();
       log_->WaitForRecord(next_read_, absl::Now() + options_.idle_wait);
       continue;
@@ -475,7 +494,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       next_read_ = record.seq + 1;
     }
     if (restart_read) continue;
-    if (next_read_ >= log_->next_seq()) {
+    if (next_read_ >= log_->next_seq() && !keep_collecting()) {
       if (!flush()) return absl::OkStatus();
     }
     if (tracker_.size() > 100000) tracker_.Forget(committed_group());

@@ -78,6 +78,9 @@ struct ApplyOptions {
   // How long the reader waits for new records before re-checking for work (wake-up granularity
   // only; never relied on for correctness).
   absl::Duration idle_wait = absl::Milliseconds(100);
+  // While a group is not full and earlier groups are in flight, the reader keeps collecting
+  // records into it and re-checks this often whether the earlier groups committed.
+  absl::Duration collect_wait = absl::Milliseconds(1);
   // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
   absl::Duration durable_poll = absl::Milliseconds(200);
   // Cursors maintained on the inbound log.

@@ -29,7 +29,8 @@ const std::string* TextOf(const v1::Value* v) {
 
 }  // namespace
 
-ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::Change& change) {
+ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::Change& change,
+                                        bool fresh) {
   if (relation.replica_identity() == v1::REPLICA_IDENTITY_FULL) return kNotBatchable;
   Op op;
   switch (change.op()) {
@@ -55,11 +56,13 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
   if (row_tuple.values_size() != ncols) return kNotBatchable;
   if (op == Op::kDelete && !change.has_old_tuple()) return kNotBatchable;
 
+  fresh = fresh && op == Op::kInsert;
   // The row's key, and for an UPDATE that names its old key: the key must not change.
   std::string key;
   const v1::Tuple& key_tuple = change.has_old_tuple() ? change.old_tuple() : change.new_tuple();
   if (key_tuple.values_size() != ncols) return kNotBatchable;
   for (int c : key_columns) {
+    if (fresh) break;
     if (!AppendKey(&key, key_tuple.values(c))) return kNotBatchable;
   }
   if (op == Op::kUpdate && change.has_old_tuple()) {
@@ -81,7 +84,9 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
     table.relation = &relation;
     table.key_columns = key_columns;
     table.by_key.clear();
+    table.has_fresh = false;
   }
+  if (table.has_fresh && !fresh && !key_columns.empty()) return kFlushFirst;
 
   size_t value_bytes = 0;
   auto take = [&](std::vector<const v1::Value*>* values, const v1::Tuple& tuple, bool only_keys) {
@@ -95,14 +100,15 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
   };
 
   Row* existing = nullptr;
-  if (!key_columns.empty()) {
+  if (!key_columns.empty() && !fresh) {
     auto it = table.by_key.find(key);
     if (it != table.by_key.end()) existing = &table.rows[it->second];
   }
   if (existing == nullptr) {
     Row row{op, std::vector<const v1::Value*>(ncols, nullptr)};
     take(&row.values, row_tuple, op == Op::kDelete);
-    if (!key_columns.empty()) table.by_key.emplace(std::move(key), table.rows.size());
+    if (!key_columns.empty() && !fresh) table.by_key.emplace(std::move(key), table.rows.size());
+    table.has_fresh = table.has_fresh || fresh;
     table.rows.push_back(std::move(row));
     ++rows_;
   } else if ((existing->op == Op::kInsert || existing->op == Op::kUpdate) && op == Op::kUpdate) {

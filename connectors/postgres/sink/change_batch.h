@@ -63,7 +63,10 @@ class ChangeBatch {
 
   // `relation` describes the change's table. Values must already be validated (column count,
   // no NUL). INSERTs into a table without a replica identity key are appended as they come.
-  AddResult Add(const v1::Relation& relation, const v1::Change& change);
+  // `fresh`: an INSERT of a row that no other change of this batch touches (a snapshot row);
+  // it is appended without indexing its key, and a later keyed change of the same table gets
+  // kFlushFirst.
+  AddResult Add(const v1::Relation& relation, const v1::Change& change, bool fresh = false);
 
   // The statements for everything added, deletes before updates before inserts per table
   // (rows are distinct, so any order is equivalent); empties the batch.
@@ -88,6 +91,7 @@ class ChangeBatch {
     std::vector<int> key_columns;                     // empty: keyless table (inserts only)
     absl::flat_hash_map<std::string, size_t> by_key;  // encoded key -> index into rows
     std::vector<Row> rows;
+    bool has_fresh = false;  // rows added unindexed (`fresh`)
   };
 
   std::vector<TableBatch> tables_;

@@ -163,5 +163,18 @@ TEST_F(ChangeBatchTest, CopyFieldsAreEscaped) {
             "2\t0\t\\\\N\n");
 }
 
+TEST_F(ChangeBatchTest, FreshRowsAreAppendedAndKeyedChangesAfterThemWait) {
+  changes_.push_back(Insert(1, {"1", "0", "a"}));
+  ASSERT_EQ(batch_.Add(accounts_, changes_.back(), /*fresh=*/true), ChangeBatch::kAdded);
+  changes_.push_back(Insert(1, {"2", "0", "b"}));
+  ASSERT_EQ(batch_.Add(accounts_, changes_.back(), /*fresh=*/true), ChangeBatch::kAdded);
+  // A live change after snapshot rows cannot be merged with an unindexed row.
+  EXPECT_EQ(Add(accounts_, Update(1, {"1", "5", "a"})), ChangeBatch::kFlushFirst);
+  auto statements = batch_.Take();
+  ASSERT_EQ(statements.size(), 1u);
+  EXPECT_EQ(statements[0].copy_data, "1\t0\ta\n2\t0\tb\n");
+  EXPECT_EQ(Add(accounts_, Update(1, {"1", "5", "a"})), ChangeBatch::kAdded);
+}
+
 }  // namespace
 }  // namespace ferry::pg_sink

@@ -1020,7 +1020,9 @@ std::shared_ptr<const GroupPlan> PostgresSink::Plan(const GroupTransactions& txn
           pg_sink::TupleProblem(rel, change.old_tuple(), false, "", limit)) {
         return nullptr;
       }
-      if (batch.Add(rel, change) != pg_sink::ChangeBatch::kAdded) return nullptr;
+      if (batch.Add(rel, change, /*fresh=*/txn.snapshot()) != pg_sink::ChangeBatch::kAdded) {
+        return nullptr;
+      }
       tables.try_emplace(std::pair<std::string_view, std::string_view>(rel.schema(), rel.name()),
                          &rel);
     }
