@@ -66,15 +66,16 @@ constexpr char kTargetColumns[] =
     "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum";
 // What makes the order of changes to different rows observable on the target: unique keys
-// besides the primary key, exclusion constraints, triggers that fire on apply (ALWAYS or
-// REPLICA), rules. Partitions included.
+// besides the primary key, exclusion constraints, row-level triggers that fire on apply
+// (ENABLE ALWAYS or REPLICA), rules. Partitions included. Statement-level triggers see no
+// single row: they fire once per set-based statement instead of once per change.
 constexpr char kOrderSensitive[] =
     "WITH parts AS (SELECT to_regclass($1) AS relid UNION "
     "SELECT relid FROM pg_partition_tree(to_regclass($1))) "
     "SELECT (SELECT count(*) FROM pg_index WHERE indrelid IN (SELECT relid FROM parts) AND "
     "(indisunique OR indisexclusion) AND NOT indisprimary) + "
     "(SELECT count(*) FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM parts) AND NOT "
-    "tgisinternal AND tgenabled IN ('A', 'R')) + "
+    "tgisinternal AND tgenabled IN ('A', 'R') AND (tgtype & 1) = 1) + "
     "(SELECT count(*) FROM pg_rewrite WHERE ev_class IN (SELECT relid FROM parts) AND "
     "rulename <> '_RETURN')";
 // Batched statements hold at most this many rows or value bytes.
