@@ -31,7 +31,10 @@ const std::string* TextOf(const v1::Value* v) {
 
 ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::Change& change,
                                         bool fresh) {
-  if (relation.replica_identity() == v1::REPLICA_IDENTITY_FULL) return kNotBatchable;
+  // REPLICA IDENTITY FULL names no key: its inserts are appended like a keyless table's; its
+  // updates and deletes match on every old value and need their own statements.
+  const bool full = relation.replica_identity() == v1::REPLICA_IDENTITY_FULL;
+  if (full && change.op() != v1::INSERT) return kNotBatchable;
   Op op;
   switch (change.op()) {
     case v1::INSERT:
@@ -47,7 +50,7 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
       return kNotBatchable;
   }
   std::vector<int> key_columns;
-  for (int i = 0; i < relation.columns_size(); ++i) {
+  for (int i = 0; i < relation.columns_size() && !full; ++i) {
     if (relation.columns(i).part_of_key()) key_columns.push_back(i);
   }
   if (key_columns.empty() && op != Op::kInsert) return kNotBatchable;

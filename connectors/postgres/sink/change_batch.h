@@ -62,7 +62,8 @@ class ChangeBatch {
   };
 
   // `relation` describes the change's table. Values must already be validated (column count,
-  // no NUL). INSERTs into a table without a replica identity key are appended as they come.
+  // no NUL). INSERTs into a table without a replica identity key (or with REPLICA IDENTITY
+  // FULL) are appended as they come.
   // `fresh`: an INSERT of a row that no other change of this batch touches (a snapshot row);
   // it is appended without indexing its key, and a later keyed change of the same table gets
   // kFlushFirst.

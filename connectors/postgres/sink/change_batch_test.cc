@@ -100,15 +100,27 @@ TEST_F(ChangeBatchTest, ChangesThatNeedTheirOwnStatementAreRefused) {
   // The key changes.
   EXPECT_EQ(Add(accounts_, Update(1, {"2", "0", "a"}, sink_test::Values{"1", "0", "a"})),
             ChangeBatch::kNotBatchable);
-  // REPLICA IDENTITY FULL.
+  // REPLICA IDENTITY FULL: updates and deletes match on every old value.
   v1::Relation full = sink_test::Relation(3, "public", "full", {{"a", "integer"}, {"b", "text"}},
                                           v1::REPLICA_IDENTITY_FULL);
-  EXPECT_EQ(Add(full, Insert(3, {"1", "x"})), ChangeBatch::kNotBatchable);
+  EXPECT_EQ(Add(full, Update(3, {"1", "y"}, sink_test::Values{"1", "x"})),
+            ChangeBatch::kNotBatchable);
+  EXPECT_EQ(Add(full, Delete(3, {"1", "x"}, false)), ChangeBatch::kNotBatchable);
   // Keyless tables: inserts only.
   EXPECT_EQ(Add(history_, Update(2, {"1", "x"})), ChangeBatch::kNotBatchable);
   // A key value that is unchanged TOAST cannot name a row.
   EXPECT_EQ(Add(accounts_, Update(1, {kToast, "1", "a"})), ChangeBatch::kNotBatchable);
   EXPECT_TRUE(batch_.empty());
+}
+
+TEST_F(ChangeBatchTest, FullIdentityInsertsAreAppended) {
+  v1::Relation full = sink_test::Relation(3, "public", "full", {{"a", "integer"}, {"b", "text"}},
+                                          v1::REPLICA_IDENTITY_FULL);
+  ASSERT_EQ(Add(full, Insert(3, {"1", "x"})), ChangeBatch::kAdded);
+  ASSERT_EQ(Add(full, Insert(3, {"1", "x"})), ChangeBatch::kAdded);
+  auto statements = batch_.Take();
+  ASSERT_EQ(statements.size(), 1u);
+  EXPECT_EQ(statements[0].copy_data, "1\tx\n1\tx\n");
 }
 
 TEST_F(ChangeBatchTest, KeylessInsertsAreAllKeptEvenWhenIdentical) {

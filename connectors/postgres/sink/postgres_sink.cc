@@ -384,14 +384,15 @@ absl::Status PostgresSession::EnsureTable(const v1::Relation& rel) {
 }
 
 absl::StatusOr<bool> PostgresSession::Batchable(const v1::Relation& rel, const TargetTable& t) {
-  if (!options_.replica_role || pg_sink::IsFull(rel)) return false;
+  if (!options_.replica_role) return false;
   for (const TargetColumn& c : t.columns) {
     if (absl::EndsWith(c.type, "]")) return false;  // unnest would flatten array values
   }
-  // The rows' key on the target must be exactly the source's replica identity.
+  // The rows' key on the target must be exactly the source's replica identity; REPLICA
+  // IDENTITY FULL (only its inserts are batched) goes with a target without a key.
   std::vector<std::string> identity;
   for (const auto& c : rel.columns()) {
-    if (c.part_of_key()) identity.push_back(c.name());
+    if (c.part_of_key() && !pg_sink::IsFull(rel)) identity.push_back(c.name());
   }
   std::vector<std::string> pk = t.primary_key;
   std::sort(identity.begin(), identity.end());
