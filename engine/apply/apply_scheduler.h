@@ -66,8 +66,9 @@ struct ApplyOptions {
   // Groups dispatched but not committed; 0 means 2 * workers.
   size_t max_inflight_groups = 0;
   // Change bytes of dispatched, uncommitted groups, at most (one group always goes): what the
-  // scheduler holds parsed in memory. Without it an initial load held 1 GB (bench/RESULTS.md).
-  size_t max_inflight_bytes = size_t{64} << 20;
+  // scheduler holds parsed in memory (with each group's plan, about 3x the payload). Without it
+  // an initial load held 1 GB; at 64 MiB a catch-up peaked at 261 MB (bench/RESULTS.md).
+  size_t max_inflight_bytes = size_t{32} << 20;
   // Log reads.
   size_t read_batch_records = 2048;
   size_t read_batch_bytes = 16 << 20;
