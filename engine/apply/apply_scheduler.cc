@@ -21,6 +21,7 @@ struct ApplyScheduler::Group {
   std::vector<std::pair<uint64_t, v1::Transaction>> txns;
   size_t bytes = 0;
   int64_t commit_time_us = 0;
+  absl::Time opened;  // when its first record was read (on the clock)
   GroupContext context;
 };
 
@@ -362,6 +363,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     group = std::make_shared<Group>();
     group->id = next_group_id_++;
     group->first_seq = first_seq;
+    group->opened = options_.clock->Now();
     if (first_seq <= careful_until_) {
       group->context.careful = true;
       group->wait_for = group->id - 1;  // serial
@@ -390,7 +392,8 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
   auto keep_collecting = [&]() {
     return group != nullptr && !group->context.careful &&
            group->txns.size() < options_.max_group_transactions &&
-           group->bytes < options_.max_group_bytes && would_wait();
+           group->bytes < options_.max_group_bytes &&
+           options_.clock->Now() - group->opened < options_.max_group_delay && would_wait();
   };
   auto lookup = [&](const v1::Relation& r) -> const UniqueKeys& { return UniqueKeysFor(r); };
 

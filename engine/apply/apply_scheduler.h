@@ -79,8 +79,10 @@ struct ApplyOptions {
   // How long the reader waits for new records before re-checking for work (wake-up granularity
   // only; never relied on for correctness).
   absl::Duration idle_wait = absl::Milliseconds(100);
-  // While a group is not full and earlier groups are in flight, the reader keeps collecting
-  // records into it and re-checks this often whether the earlier groups committed.
+  // While a group is not full and could not start (it depends on a group in flight, or every
+  // worker is busy), the reader keeps collecting records into it for at most max_group_delay,
+  // re-checking every collect_wait.
+  absl::Duration max_group_delay = absl::Milliseconds(20);
   absl::Duration collect_wait = absl::Milliseconds(1);
   // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
   absl::Duration durable_poll = absl::Milliseconds(200);
