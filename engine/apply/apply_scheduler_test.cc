@@ -89,6 +89,27 @@ class ApplySchedulerTest : public ::testing::Test {
     return 0;
   }
 
+  // Follows the retain cursor until it reads `want` (or 30 s passed); it must never pass it on
+  // the way. Returns the last value read.
+  uint64_t RetainCursorReaches(uint64_t want) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    uint64_t retain = 0;
+    while (retain != want && absl::Now() < deadline) {
+      auto r = log_->GetCursor("apply_retain_from");
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status();
+        return 0;
+      }
+      retain = r->value_or(0);
+      if (retain > want) {
+        ADD_FAILURE() << "the retain cursor passed " << want << ": " << retain;
+        return retain;
+      }
+      log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
+    }
+    return retain;
+  }
+
   ferry::testing::TempDir dir_{"ferry-apply-scheduler-test"};
   std::unique_ptr<DurableLog> log_;
 };
@@ -106,16 +127,7 @@ TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
   EXPECT_EQ(RetainOnceAppliedCursorReaches(100), 1u);
   EXPECT_EQ((*apply)->status().durable_seq, 0u);
   sink.SetDurable(60);
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  uint64_t retain = 0;
-  while (retain != 61 && absl::Now() < deadline) {
-    auto r = log_->GetCursor("apply_retain_from");
-    ASSERT_TRUE(r.ok());
-    retain = r->value_or(0);
-    ASSERT_LE(retain, 61u) << "the retain cursor passed the durable progress";
-    log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
-  }
-  EXPECT_EQ(retain, 61u);
+  EXPECT_EQ(RetainCursorReaches(61), 61u);
   EXPECT_EQ((*apply)->status().durable_seq, 60u);
 }
 
@@ -126,15 +138,7 @@ TEST_F(ApplySchedulerTest, DurableCommitsReleaseTheLogAsTheyApply) {
       log_.get(), &sink);
   ASSERT_TRUE(apply.ok()) << apply.status();
   ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  uint64_t retain = 0;
-  while (retain != 101 && absl::Now() < deadline) {
-    auto r = log_->GetCursor("apply_retain_from");
-    ASSERT_TRUE(r.ok());
-    retain = r->value_or(0);
-    log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
-  }
-  EXPECT_EQ(retain, 101u);
+  EXPECT_EQ(RetainCursorReaches(101), 101u);
 }
 
 }  // namespace
