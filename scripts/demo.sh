@@ -115,8 +115,10 @@ while true; do
     echo
   done
   for t in pgbench_accounts pgbench_history; do
-    e=$(psql -At -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    # The standby first: counted after it, the primary has had the same time to grow, so west
+    # never shows more rows than east (counted the other way round, it could while writes go on).
     w=$(psql -At -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    e=$(psql -At -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
     echo "rows in $t: east $e, west $w"
   done
   if [ "$SECONDS_TO_RUN" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$SECONDS_TO_RUN" ]; then break; fi
