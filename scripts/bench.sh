@@ -7,7 +7,8 @@
 #   --only LIST  comma-separated subset of: load,catchup,proxy,lag,bigtx (default: all)
 #   --keep       keep the work directory (clusters, ferryd logs) after the run
 #   --no-build   use the binaries already in $FERRY_BENCH_BUILD
-# Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp).
+# Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
+#   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000).
 #
 # Every benchmark starts its own pair of Postgres 15 clusters (east = source, west = target),
 # copied from templates made once per run, with the same settings on both sides (fsync on,
@@ -43,7 +44,7 @@ if [ "$QUICK" = 1 ]; then
 else
   LOAD_SCALE=50; BASE_SCALE=10; CATCHUP_TX=100000; LAG_SECONDS=30; BIG_ROWS=1000000
 fi
-LAG_RATE=2000          # pgbench -R for the steady-lag benchmark
+LAG_RATE=${FERRY_BENCH_LAG_RATE:-2000}  # pgbench -R for the steady-lag benchmark
 PROBE_RATE=100         # probe inserts per second (one every 10 ms)
 PROXY_ONE_WAY_MS=20    # 40 ms round trip
 CLIENTS=4              # pgbench clients (2 threads)

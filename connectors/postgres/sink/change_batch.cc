@@ -139,7 +139,8 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
       s.key_columns = table.key_columns;
       s.set_columns = std::move(set);
       s.expect_rows = static_cast<int64_t>(rows.size());
-      if (kind == Kind::kInsert) {
+      if (kind == Kind::kInsert && rows.size() >= kCopyRows) {
+        s.copy = true;
         for (const Row* row : rows) {
           for (int c = 0; c < rel.columns_size(); ++c) {
             if (c > 0) s.copy_data.push_back('\t');
@@ -152,6 +153,10 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
       }
       std::vector<int> columns = s.key_columns;
       columns.insert(columns.end(), s.set_columns.begin(), s.set_columns.end());
+      if (kind == Kind::kInsert) {
+        columns.clear();
+        for (int c = 0; c < rel.columns_size(); ++c) columns.push_back(c);
+      }
       for (int c : columns) {
         std::string literal = "{";
         literal.reserve(rows.size() * 8);
@@ -198,7 +203,7 @@ std::vector<ChangeBatch::Statement> ChangeBatch::Take() {
 std::string ChangeBatch::Statement::Sql(const std::vector<std::string>& types) const {
   switch (kind) {
     case Kind::kInsert:
-      return CopySql(*relation);
+      return copy ? CopySql(*relation) : BatchInsertSql(*relation, types);
     case Kind::kUpdate:
       return BatchUpdateSql(*relation, types, key_columns, set_columns);
     case Kind::kDelete:

@@ -44,6 +44,8 @@ class ChangeBatch {
     kNotBatchable,  // this change needs its own statement (key change, no usable key, TOAST key)
   };
   enum class Kind { kInsert, kUpdate, kDelete };
+  // Inserts of one table go by COPY from this many rows on; fewer go by an INSERT over arrays.
+  static constexpr size_t kCopyRows = 64;
   // One statement to run, with the rows it must affect. Its SQL needs the target's column
   // types (Sql()); everything costly (the array literals) is computed by Take().
   struct Statement {
@@ -51,12 +53,13 @@ class ChangeBatch {
     Kind kind = Kind::kInsert;
     std::vector<int> key_columns;
     std::vector<int> set_columns;     // UPDATE only
-    std::vector<std::string> params;  // UPDATE, DELETE: array literals, one per parameter
-    std::string copy_data;            // INSERT: the rows in COPY text format
+    std::vector<std::string> params;  // array literals, one per parameter (not for a COPY)
+    bool copy = false;                // INSERT by COPY (kCopyRows rows or more)
+    std::string copy_data;            // then: the rows in COPY text format
     int64_t expect_rows = 0;
 
     // `types`: the target's column types (format_type), parallel to the relation's columns.
-    // For an INSERT: the COPY ... FROM STDIN command.
+    // For an INSERT by COPY: the COPY ... FROM STDIN command.
     std::string Sql(const std::vector<std::string>& types) const;
     const char* what() const;  // "INSERT", "UPDATE", "DELETE" (for messages)
   };

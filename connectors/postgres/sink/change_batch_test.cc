@@ -4,6 +4,8 @@
 
 #include <deque>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "connectors/postgres/sink/sink_test_util.h"
 
 namespace ferry::pg_sink {
@@ -64,8 +66,10 @@ TEST_F(ChangeBatchTest, InsertThenUpdatesIsOneInsertOfTheMergedRow) {
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].what(), std::string("INSERT"));
   EXPECT_EQ(statements[0].Sql(TypesOf(accounts_)),
-            "COPY \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") FROM STDIN");
-  EXPECT_EQ(statements[0].copy_data, "7\t5\tfirst\n");
+            "INSERT INTO \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") SELECT * FROM "
+            "unnest($1::integer[], $2::integer[], $3::text[]) AS v(\"p1\", \"p2\", \"p3\") ON "
+            "CONFLICT DO NOTHING");
+  EXPECT_EQ(statements[0].params, (std::vector<std::string>{"{\"7\"}", "{\"5\"}", "{\"first\"}"}));
 }
 
 TEST_F(ChangeBatchTest, UpdateThenDeleteIsADeleteThatMustFindTheRow) {
@@ -120,7 +124,7 @@ TEST_F(ChangeBatchTest, FullIdentityInsertsAreAppended) {
   ASSERT_EQ(Add(full, Insert(3, {"1", "x"})), ChangeBatch::kAdded);
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
-  EXPECT_EQ(statements[0].copy_data, "1\tx\n1\tx\n");
+  EXPECT_EQ(statements[0].params[1], "{\"x\",\"x\"}");
 }
 
 TEST_F(ChangeBatchTest, KeylessInsertsAreAllKeptEvenWhenIdentical) {
@@ -129,7 +133,7 @@ TEST_F(ChangeBatchTest, KeylessInsertsAreAllKeptEvenWhenIdentical) {
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].expect_rows, 2);
-  EXPECT_EQ(statements[0].copy_data, "1\tsame\n1\tsame\n");
+  EXPECT_EQ(statements[0].params[1], "{\"same\",\"same\"}");
 }
 
 TEST_F(ChangeBatchTest, UpdatesWritingDifferentColumnsGoInSeparateStatements) {
@@ -164,15 +168,22 @@ TEST_F(ChangeBatchTest, ArrayElementsAreQuotedAndEscaped) {
   EXPECT_EQ(statements[0].params[2], "{\"a\\\"b\\\\c,{d} NULL\",\"NULL\",\"\"}");
 }
 
-TEST_F(ChangeBatchTest, CopyFieldsAreEscaped) {
+TEST_F(ChangeBatchTest, ManyInsertsGoByCopyWithEscapedFields) {
   ASSERT_EQ(Add(accounts_, Insert(1, {"1", std::nullopt, "tab\there\nnew\rcr\\back \\."})),
             ChangeBatch::kAdded);
   ASSERT_EQ(Add(accounts_, Insert(1, {"2", "0", "\\N"})), ChangeBatch::kAdded);
+  for (size_t i = 2; i < ChangeBatch::kCopyRows; ++i) {
+    ASSERT_EQ(Add(accounts_, Insert(1, {absl::StrCat(i + 1), "0", "x"})), ChangeBatch::kAdded);
+  }
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
-  EXPECT_EQ(statements[0].copy_data,
-            "1\t\\N\ttab\\there\\nnew\\rcr\\\\back \\\\.\n"
-            "2\t0\t\\\\N\n");
+  EXPECT_TRUE(statements[0].copy);
+  EXPECT_EQ(statements[0].Sql(TypesOf(accounts_)),
+            "COPY \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") FROM STDIN");
+  EXPECT_EQ(statements[0].expect_rows, static_cast<int64_t>(ChangeBatch::kCopyRows));
+  EXPECT_TRUE(absl::StartsWith(statements[0].copy_data,
+                               "1\t\\N\ttab\\there\\nnew\\rcr\\\\back \\\\.\n"
+                               "2\t0\t\\\\N\n3\t0\tx\n"));
 }
 
 TEST_F(ChangeBatchTest, FreshRowsAreAppendedAndKeyedChangesAfterThemWait) {
@@ -184,7 +195,7 @@ TEST_F(ChangeBatchTest, FreshRowsAreAppendedAndKeyedChangesAfterThemWait) {
   EXPECT_EQ(Add(accounts_, Update(1, {"1", "5", "a"})), ChangeBatch::kFlushFirst);
   auto statements = batch_.Take();
   ASSERT_EQ(statements.size(), 1u);
-  EXPECT_EQ(statements[0].copy_data, "1\t0\ta\n2\t0\tb\n");
+  EXPECT_EQ(statements[0].params[0], "{\"1\",\"2\"}");
   EXPECT_EQ(Add(accounts_, Update(1, {"1", "5", "a"})), ChangeBatch::kAdded);
 }
 

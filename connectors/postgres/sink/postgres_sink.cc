@@ -418,7 +418,7 @@ absl::Status PostgresSession::SendBatched(
                              [&](const TargetColumn& tc) { return tc.name == c.name(); });
       types.push_back(it == target.end() ? c.type_name() : it->type);
     }
-    if (st.kind == pg_sink::ChangeBatch::Kind::kInsert) {
+    if (st.copy) {
       FERRY_RETURN_IF_ERROR(EnsureBegun());
       FERRY_ASSIGN_OR_RETURN(StatementResult r, pipe_->Copy(st.Sql(types), st.copy_data));
       FERRY_RETURN_IF_ERROR(deferred_);  // what ran before the COPY

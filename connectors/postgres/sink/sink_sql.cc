@@ -175,6 +175,17 @@ std::string CopySql(const v1::Relation& relation) {
   return absl::StrCat("COPY ", Table(relation), " (", absl::StrJoin(cols, ", "), ") FROM STDIN");
 }
 
+std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types) {
+  std::vector<std::string> cols;
+  std::vector<int> all;
+  for (int i = 0; i < relation.columns_size(); ++i) {
+    cols.push_back(pg::QuoteIdentifier(relation.columns(i).name()));
+    all.push_back(i);
+  }
+  return absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "),
+                      ") SELECT * FROM ", UnnestOf(types, all), " ON CONFLICT DO NOTHING");
+}
+
 std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
                            const std::vector<int>& key_columns,
                            const std::vector<int>& set_columns) {

@@ -63,9 +63,12 @@ std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match);
 // the target's column types (format_type), parallel to the relation's columns; no column may
 // itself be of an array type (unnest would flatten it).
 //
-// Inserts go by COPY instead (Postgres then inserts many rows per heap page lock and WAL
-// record): COPY t (all columns) FROM STDIN, rows in COPY text format (AppendCopyField).
+// Many inserts go by COPY (Postgres then inserts many rows per heap page lock and WAL
+// record): COPY t (all columns) FROM STDIN, rows in COPY text format (AppendCopyField). A few
+// go by INSERT INTO t (all columns) SELECT * FROM unnest($1::T1[], ...) ON CONFLICT DO NOTHING,
+// which stays in the pipeline (a COPY costs a round trip of its own).
 std::string CopySql(const v1::Relation& relation);
+std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types);
 // UPDATE t SET set_columns FROM unnest(keys, set_columns) v WHERE t.key = v.key; parameters are
 // the key columns, then the set columns.
 std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,
