@@ -121,7 +121,7 @@ ApplyStatus ApplyScheduler::status() const {
     s.failed = failed_;
     s.last_error = last_error_;
     s.applied_seq = applied = applied_seq_;
-    s.durable_seq = std::min(applied_seq_, durable_seq_shown_);
+    s.durable_seq = std::min(applied_seq_, durable_seq_);
     s.apply_latency = apply_latency_;
     s.stopped_tables = *stopped_;
     s.conflicts = conflicts_base_;
@@ -334,9 +334,8 @@ void ApplyScheduler::MaybeWriteCursors() {
     durable_polled_ = now;
     absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
     if (durable.ok()) {
-      durable_seq_ = durable->value_or(applied);
       absl::MutexLock lock(&mu_);
-      durable_seq_shown_ = durable_seq_;
+      durable_seq_ = durable->value_or(applied);
     }
   }
   {

@@ -177,8 +177,7 @@ class ApplyScheduler {
   uint64_t careful_until_ = 0;  // groups starting at or below this seq run serial + careful
   uint64_t cursor_written_ = 0;
   uint64_t retain_written_ = 0;
-  // The sink's durable progress (Sink::DurableSeq) as last polled, and when. Reader thread.
-  uint64_t durable_seq_ = 0;
+  // When the sink's durable progress was last polled. Reader thread.
   absl::Time durable_polled_ = absl::InfinitePast();
   absl::Time backoff_until_;
   absl::Duration backoff_;
@@ -209,7 +208,8 @@ class ApplyScheduler {
   uint64_t groups_committed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t transactions_applied_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t durable_seq_shown_ ABSL_GUARDED_BY(mu_) = 0;
+  // The sink's durable progress (Sink::DurableSeq) as last polled.
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread reader_;
   std::vector<std::thread> workers_;
