@@ -344,6 +344,11 @@ void ApplyScheduler::MaybeWriteCursors() {
     for (const auto& [table, stop] : *stopped_) retain = std::min(retain, stop.seq);
   }
   if (applied <= cursor_written_ && retain == retain_written_) return;
+  // Bookkeeping only (the target holds the real progress): at most one synced log write per
+  // cursor_interval, not one per group when small groups trickle in.
+  const absl::Time real_now = absl::Now();
+  if (real_now - cursors_written_at_ < options_.cursor_interval) return;
+  cursors_written_at_ = real_now;
   applied = std::max(applied, cursor_written_);  // never moves back
   AppendRequest req;
   req.cursors.push_back({options_.applied_cursor, applied});

@@ -86,6 +86,8 @@ struct ApplyOptions {
   absl::Duration collect_wait = absl::Milliseconds(1);
   // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
   absl::Duration durable_poll = absl::Milliseconds(200);
+  // The cursors `applied` and `apply_retain_from` are written at most this often (real time).
+  absl::Duration cursor_interval = absl::Milliseconds(100);
   // Cursors maintained on the inbound log.
   std::string applied_cursor = "applied";
   std::string retain_cursor = "apply_retain_from";
@@ -177,8 +179,10 @@ class ApplyScheduler {
   uint64_t careful_until_ = 0;  // groups starting at or below this seq run serial + careful
   uint64_t cursor_written_ = 0;
   uint64_t retain_written_ = 0;
-  // When the sink's durable progress was last polled. Reader thread.
+  // When the sink's durable progress was last polled, when the cursors were last written.
+  // Reader thread.
   absl::Time durable_polled_ = absl::InfinitePast();
+  absl::Time cursors_written_at_ = absl::InfinitePast();
   absl::Time backoff_until_;
   absl::Duration backoff_;
 
