@@ -64,9 +64,8 @@ ChangeBatch::AddResult ChangeBatch::Add(const v1::Relation& relation, const v1::
   std::string key;
   const v1::Tuple& key_tuple = change.has_old_tuple() ? change.old_tuple() : change.new_tuple();
   if (key_tuple.values_size() != ncols) return kNotBatchable;
-  for (int c : key_columns) {
-    if (fresh) break;
-    if (!AppendKey(&key, key_tuple.values(c))) return kNotBatchable;
+  for (size_t k = 0; k < key_columns.size() && !fresh; ++k) {  // a fresh row is not indexed
+    if (!AppendKey(&key, key_tuple.values(key_columns[k]))) return kNotBatchable;
   }
   if (op == Op::kUpdate && change.has_old_tuple()) {
     std::string new_key;
