@@ -247,11 +247,18 @@ cpu_split() {
   [ -n "${FPID[west]:-}" ] && kill -0 "${FPID[west]}" 2> /dev/null && fw=$(proc_cpu "${FPID[west]}")
   echo "$fe $fw $(pg_cpu east) $(pg_cpu west)"
 }
-# Optional profile of both ferryd (FERRY_BENCH_PERF=1): perf samples, call graphs.
+# Optional profile of both ferryd (FERRY_BENCH_PERF=1): perf samples, call graphs; or of the whole
+# machine, Postgres included (FERRY_BENCH_PERF=system).
 perf_start() {
   PERF_PIDS=()
   [ -n "${FERRY_BENCH_PERF:-}" ] || return 0
   local r
+  if [ "$FERRY_BENCH_PERF" = system ]; then  # every process on the machine, Postgres included
+    perf record -e cpu-clock -F 999 -a -o "$PAIR_DIR/perf-system.data" > /dev/null 2>&1 &
+    PERF_PIDS+=($!)
+    sleep 0.3
+    return 0
+  fi
   for r in east west; do
     kill -0 "${FPID[$r]:-0}" 2> /dev/null || continue
     perf record -e cpu-clock -F 499 -g -p "${FPID[$r]}" -o "$PAIR_DIR/perf-$r.data" > /dev/null 2>&1 &
@@ -263,7 +270,7 @@ perf_stop() {
   local p r
   for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
   PERF_PIDS=()
-  for r in east west; do
+  for r in east west system; do
     [ -f "$PAIR_DIR/perf-$r.data" ] || continue
     perf report -i "$PAIR_DIR/perf-$r.data" --stdio --no-children --percent-limit 1.5 -g none \
       > "$PAIR_DIR/perf-$r.txt" 2> /dev/null || true
@@ -455,12 +462,12 @@ bench_catchup() {
   case "$mode" in
     native) q "$WEST_PG" "ALTER SUBSCRIPTION bench ENABLE" > /dev/null ;;
     ferry) ctl east resume > /dev/null ;;
-    ferrycold) start_ferryd east nowait ;;
+    ferrycold) start_ferryd east nowait; perf_start ;;
   esac
   wait_until 1800 0.05 probe_seen "$id" || die "catch-up $key did not finish"
   t1=$(seen_s probe "$id")
   local c1; c1=$(cpu_split)
-  [ "$mode" = ferry ] && [ "$latency" = 0 ] && perf_stop
+  [ "$mode" != native ] && [ "$latency" = 0 ] && perf_stop
   R[cpu_$key]=$("$PY" -c "import sys; a=list(map(float,sys.argv[1].split())); b=list(map(float,sys.argv[2].split())); n=float(sys.argv[3])/1000; print(' / '.join('%.2f' % ((y-x)/n) for x,y in zip(a,b)))" "$c0" "$c1" "$n")
   log "catch-up $key: CPU seconds per 1000 transactions (ferryd east / west / postgres east / west): ${R[cpu_$key]}"
   target_rows_equal pgbench_history "$n" || die "catch-up $key: marker visible before every transaction"
@@ -522,8 +529,10 @@ bench_lag() {
     > "$PAIR_DIR/pgbench-probe.log" 2>&1 &
   local probe_pid=$!; BG_PIDS+=("$probe_pid")
   local cpu0; cpu0=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)
+  [ "$sys" = ferry ] && perf_start
   wait "$bench_pid" || die "pgbench (lag) failed; see $PAIR_DIR/pgbench-lag.log"
   wait "$probe_pid" || die "pgbench (probe) failed"
+  [ "$sys" = ferry ] && perf_stop
   local cpu1; cpu1=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)
   R[lag_cpu_$sys]=$("$PY" -c "import sys; b0,i0=map(float,sys.argv[1].split()); b1,i1=map(float,sys.argv[2].split()); print('%.0f' % (100*(b1-b0)/((b1-b0)+(i1-i0))))" "$cpu0" "$cpu1")
   local n; n=$(q "$EAST_PG" "SELECT count(*) FROM probe")

@@ -50,16 +50,24 @@ absl::StatusOr<uint64_t> DecodeKey(std::string_view key) {
   return seq;
 }
 
-std::string EncodeRecord(uint64_t seq, RecordKind kind, std::string_view payload) {
-  std::string value(kHeaderSize + payload.size(), '\0');
-  char* h = value.data();
+std::array<char, kHeaderSize> EncodeHeader(uint64_t seq, RecordKind kind,
+                                           std::string_view payload) {
+  std::array<char, kHeaderSize> header{};
+  char* h = header.data();
   h[0] = static_cast<char>(kFormatVersion);
   h[1] = static_cast<char>(kind);
-  h[2] = 0;  // flags, reserved
-  h[3] = 0;
+  // h[2..4): flags, reserved, 0
   PutFixed32(h + 4, static_cast<uint32_t>(payload.size()));
   PutFixed64(h + 8, Checksum(seq, h, payload));
-  if (!payload.empty()) std::memcpy(h + kHeaderSize, payload.data(), payload.size());
+  return header;
+}
+
+std::string EncodeRecord(uint64_t seq, RecordKind kind, std::string_view payload) {
+  const std::array<char, kHeaderSize> header = EncodeHeader(seq, kind, payload);
+  std::string value;
+  value.reserve(kHeaderSize + payload.size());
+  value.append(header.data(), header.size());
+  value.append(payload);
   return value;
 }
 

@@ -2,6 +2,7 @@
 // file; the two change together.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,6 +43,8 @@ absl::StatusOr<uint64_t> DecodeKey(std::string_view key);
 
 // The record value: header then payload (see log_format.md).
 std::string EncodeRecord(uint64_t seq, RecordKind kind, std::string_view payload);
+// The header alone, for writers that store header and payload without joining them first.
+std::array<char, kHeaderSize> EncodeHeader(uint64_t seq, RecordKind kind, std::string_view payload);
 
 struct DecodedRecord {
   RecordKind kind;
