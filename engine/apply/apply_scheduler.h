@@ -155,6 +155,8 @@ class ApplyScheduler {
   absl::Status Dispatch(GroupPtr group);
   bool WaitForSlot();  // false when the round ended (failure/stop)
   const UniqueKeys& UniqueKeysFor(const v1::Relation& relation);
+  // Frees the groups workers committed (retired_), off the workers' path.
+  void DropRetiredGroups();
   void MaybeWriteCursors();
   // Worker helpers.
   absl::Status ExecuteGroup(SinkSession& session, Group& group);
@@ -198,6 +200,8 @@ class ApplyScheduler {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // bumped by every reset
   std::deque<GroupPtr> queue_ ABSL_GUARDED_BY(mu_);
+  // Committed groups waiting for the reader to free them (at most the groups in flight).
+  std::vector<GroupPtr> retired_ ABSL_GUARDED_BY(mu_);
   int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;      // holding a group
   uint64_t next_commit_ ABSL_GUARDED_BY(mu_) = 1;  // id of the group allowed to commit next
   uint64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;   // highest group id dispatched
