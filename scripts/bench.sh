@@ -8,7 +8,9 @@
 #   --keep       keep the work directory (clusters, ferryd logs) after the run
 #   --no-build   use the binaries already in $FERRY_BENCH_BUILD
 # Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
-#   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000).
+#   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
+#   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
+#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine).
 #
 # Every benchmark starts its own pair of Postgres 15 clusters (east = source, west = target),
 # copied from templates made once per run, with the same settings on both sides (fsync on,
@@ -45,6 +47,9 @@ else
   LOAD_SCALE=50; BASE_SCALE=10; CATCHUP_TX=100000; LAG_SECONDS=30; BIG_ROWS=1000000
 fi
 LAG_RATE=${FERRY_BENCH_LAG_RATE:-2000}  # pgbench -R for the steady-lag benchmark
+# A second steady-lag run at a rate the machine sustains beside either system (0: none): at
+# 2,000 tps this 2-core machine is saturated even by native replication (bench/RESULTS.md).
+LAG_LOW_RATE=${FERRY_BENCH_LAG_LOW_RATE:-200}
 PROBE_RATE=100         # probe inserts per second (one every 10 ms)
 PROXY_ONE_WAY_MS=20    # 40 ms round trip
 CLIENTS=4              # pgbench clients (2 threads)
@@ -382,9 +387,11 @@ bench_load() {
     ferry_configs true
     start_ferryd west nowait
     start_ferryd east nowait
+    perf_start
   fi
   local c0; c0=$(cpu_split)
   wait_until 3600 2 load_done || die "initial load ($sys) did not finish"
+  [ "$sys" = ferry ] && perf_stop
   sleep 0.5  # the last notification is sent before the count can see the rows
   t1=$(maxn "$(seen_s pgbench_accounts)" "$(seen_s pgbench_tellers)" "$(seen_s pgbench_branches)")
   [ -n "$t1" ] || die "no notification from the target ($sys); see $LISTEN_OUT"
@@ -507,9 +514,9 @@ bench_bigtx() {
 
 # ---------------------------------------------------------------------------------------------
 # 3. Steady lag at LAG_RATE tps, probes every 10 ms.
-bench_lag() {
-  local sys=$1
-  start_pair "lag-$sys" base base
+bench_lag() {  # bench_lag SYSTEM [RATE TAG]: TAG suffixes the result keys (_low: LAG_LOW_RATE)
+  local sys=$1 rate=${2:-$LAG_RATE} tag=${3:-}
+  start_pair "lag$tag-$sys" base base
   target_setup
   if [ "$sys" = native ]; then
     native_subscribe false
@@ -522,7 +529,7 @@ bench_lag() {
   echo "INSERT INTO probe DEFAULT VALUES;" > "$PAIR_DIR/probe.sql"
   local warm=3
   local t_start; t_start=$(now_s)
-  pgbench -h 127.0.0.1 -p "$EAST_PG" -n -c "$CLIENTS" -j 2 -R "$LAG_RATE" -T "$LAG_SECONDS" app \
+  pgbench -h 127.0.0.1 -p "$EAST_PG" -n -c "$CLIENTS" -j 2 -R "$rate" -T "$LAG_SECONDS" app \
     > "$PAIR_DIR/pgbench-lag.log" 2>&1 &
   local bench_pid=$!; BG_PIDS+=("$bench_pid")
   pgbench -h 127.0.0.1 -p "$EAST_PG" -n -c 1 -R "$PROBE_RATE" -T "$LAG_SECONDS" -f "$PAIR_DIR/probe.sql" app \
@@ -534,7 +541,7 @@ bench_lag() {
   wait "$probe_pid" || die "pgbench (probe) failed"
   [ "$sys" = ferry ] && perf_stop
   local cpu1; cpu1=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)
-  R[lag_cpu_$sys]=$("$PY" -c "import sys; b0,i0=map(float,sys.argv[1].split()); b1,i1=map(float,sys.argv[2].split()); print('%.0f' % (100*(b1-b0)/((b1-b0)+(i1-i0))))" "$cpu0" "$cpu1")
+  R[lag_cpu_$sys$tag]=$("$PY" -c "import sys; b0,i0=map(float,sys.argv[1].split()); b1,i1=map(float,sys.argv[2].split()); print('%.0f' % (100*(b1-b0)/((b1-b0)+(i1-i0))))" "$cpu0" "$cpu1")
   local n; n=$(q "$EAST_PG" "SELECT count(*) FROM probe")
   wait_until 120 0.2 target_rows_equal probe "$n" || die "probes did not all arrive ($sys)"
   # Lag of a probe = when the target's listener saw it - the source's commit time of the row.
@@ -562,11 +569,11 @@ def pct(p):
 print("%.2f %.2f %.2f %d" % (pct(0.5), pct(0.99), lags[-1], len(lags)))
 PY
 )
-  read -r R[lag_p50_$sys] R[lag_p99_$sys] R[lag_max_$sys] R[lag_n_$sys] <<< "$stats"
-  R[lag_tps_$sys]=$(grep -m1 -oP 'tps = \K[0-9.]+' "$PAIR_DIR/pgbench-lag.log" || echo "?")
-  log "steady lag $sys: p50 ${R[lag_p50_$sys]} ms, p99 ${R[lag_p99_$sys]} ms, max ${R[lag_max_$sys]} ms over ${R[lag_n_$sys]} probes at ${R[lag_tps_$sys]} tps (machine CPU busy ${R[lag_cpu_$sys]}%)"
+  read -r R[lag_p50_$sys$tag] R[lag_p99_$sys$tag] R[lag_max_$sys$tag] R[lag_n_$sys$tag] <<< "$stats"
+  R[lag_tps_$sys$tag]=$(grep -m1 -oP 'tps = \K[0-9.]+' "$PAIR_DIR/pgbench-lag.log" || echo "?")
+  log "steady lag $sys at $rate tps: p50 ${R[lag_p50_$sys$tag]} ms, p99 ${R[lag_p99_$sys$tag]} ms, max ${R[lag_max_$sys$tag]} ms over ${R[lag_n_$sys$tag]} probes at ${R[lag_tps_$sys$tag]} tps (machine CPU busy ${R[lag_cpu_$sys$tag]}%)"
   if [ "$sys" = ferry ]; then
-    R[lag_hwm_east]=$(vmhwm_mb "${FPID[east]}"); R[lag_hwm_west]=$(vmhwm_mb "${FPID[west]}")
+    R[lag_hwm_east$tag]=$(vmhwm_mb "${FPID[east]}"); R[lag_hwm_west$tag]=$(vmhwm_mb "${FPID[west]}")
     stop_pid "${FPID[east]}"; stop_pid "${FPID[west]}"
   fi
   stop_pair
@@ -617,6 +624,12 @@ write_results() {
     echo "| 3 | max | $(f2 lag_max_native) ms | $(f2 lag_max_ferry) ms | $(rv lag_max_ferry lag_max_native)x the time | | |"
     echo "| 3 | achieved pgbench tps (probes counted) | $(v lag_tps_native) ($(v lag_n_native)) | $(v lag_tps_ferry) ($(v lag_n_ferry)) | | | |"
     echo "| 3 | machine CPU busy during the run | $(v lag_cpu_native)% | $(v lag_cpu_ferry)% | | | |"
+    if [ "$LAG_LOW_RATE" -gt 0 ]; then
+      echo "| 3b | steady lag at $LAG_LOW_RATE tps (a rate this machine sustains with room): p50 | $(f2 lag_p50_native_low) ms | $(f2 lag_p50_ferry_low) ms | $(rv lag_p50_ferry_low lag_p50_native_low)x the time | | |"
+      echo "| 3b | p99 | $(f2 lag_p99_native_low) ms | $(f2 lag_p99_ferry_low) ms | $(rv lag_p99_ferry_low lag_p99_native_low)x the time | Ferry <= 20 ms | $(meets_le "${R[lag_p99_ferry_low]:-}" 20) |"
+      echo "| 3b | max | $(f2 lag_max_native_low) ms | $(f2 lag_max_ferry_low) ms | $(rv lag_max_ferry_low lag_max_native_low)x the time | | |"
+      echo "| 3b | achieved pgbench tps (probes counted); machine CPU busy | $(v lag_tps_native_low) ($(v lag_n_native_low)); $(v lag_cpu_native_low)% | $(v lag_tps_ferry_low) ($(v lag_n_ferry_low)); $(v lag_cpu_ferry_low)% | | | |"
+    fi
     echo "| 4 | catch-up through a fault proxy, $((2 * L)) ms round trip, tx/s | $(f0 catchup_native_$L) | $(f0 catchup_ferry_$L) | $(rv catchup_ferry_$L catchup_native_$L) | | |"
     echo "| 4 | drop from the no-latency figure | $ndrop | $drop | | Ferry < 10% | $(meets_drop "$drop") |"
     echo "| 5 | ferryd peak RSS (VmHWM) east / west, catch-up (row 2) | | $(v hwm_east_ferry_0) / $(v hwm_west_ferry_0) MB | | <= 256 MB each | $(meets_le "$(maxn "${R[hwm_east_ferry_0]:-}" "${R[hwm_west_ferry_0]:-}")" 256) |"
@@ -675,5 +688,10 @@ if want catchup || want bigtx; then
   want catchup && bench_catchup ferrycold 0
 fi
 if want proxy; then bench_catchup native "$PROXY_ONE_WAY_MS"; bench_catchup ferry "$PROXY_ONE_WAY_MS"; fi
-if want lag; then bench_lag native; bench_lag ferry; fi
+if want lag; then
+  bench_lag native; bench_lag ferry
+  if [ "$LAG_LOW_RATE" -gt 0 ]; then
+    bench_lag native "$LAG_LOW_RATE" _low; bench_lag ferry "$LAG_LOW_RATE" _low
+  fi
+fi
 write_results
