@@ -33,6 +33,16 @@ class RecordingSink final : public Sink {
     absl::MutexLock lock(&mu_);
     durable_ = seq;
   }
+  // Every group gets a plan that counts itself while alive, so a test sees how many groups the
+  // scheduler holds (in flight, or committed and not yet freed) whenever it plans the next one.
+  std::shared_ptr<const GroupPlan> Plan(const GroupTransactions&) override {
+    const int live = live_plans_.load();
+    int seen = most_live_plans_.load();
+    while (live > seen && !most_live_plans_.compare_exchange_weak(seen, live)) {
+    }
+    return std::make_shared<CountedPlan>(&live_plans_);
+  }
+  int most_live_plans() const { return most_live_plans_.load(); }
 
  private:
   class Session final : public SinkSession {
@@ -54,6 +64,17 @@ class RecordingSink final : public Sink {
     RecordingSink* sink_;
   };
 
+  class CountedPlan final : public GroupPlan {
+   public:
+    explicit CountedPlan(std::atomic<int>* live) : live_(live) { live_->fetch_add(1); }
+    ~CountedPlan() override { live_->fetch_sub(1); }
+
+   private:
+    std::atomic<int>* live_;
+  };
+
+  std::atomic<int> live_plans_{0};
+  std::atomic<int> most_live_plans_{0};
   absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
@@ -139,6 +160,23 @@ TEST_F(ApplySchedulerTest, DurableCommitsReleaseTheLogAsTheyApply) {
   ASSERT_TRUE(apply.ok()) << apply.status();
   ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
   EXPECT_EQ(RetainCursorReaches(101), 101u);
+}
+
+// Committed groups are freed by the reader (off the workers' path), but never later than the
+// next dispatch: the groups held at any time stay within the in-flight limit. A scheduler that
+// freed them only when idle would hold every group of this run (the reader never idles here).
+TEST_F(ApplySchedulerTest, CommittedGroupsAreFreedBeforeMoreAreDispatched) {
+  RecordingSink sink(std::nullopt);
+  auto apply = ApplyScheduler::Start({.workers = 2,
+                                      .max_group_transactions = 1,
+                                      .max_inflight_groups = 3,
+                                      .idle_wait = absl::Milliseconds(5),
+                                      .durable_poll = absl::ZeroDuration()},
+                                     log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  EXPECT_EQ((*apply)->status().groups_committed, 100u);
+  EXPECT_LE(sink.most_live_plans(), 3);
 }
 
 }  // namespace
