@@ -194,19 +194,20 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   // before the batch is built, so the batch is allocated once (growing a 16 MiB batch by
   // doubling copied it several times and faulted in fresh pages each time).
   std::vector<Writer*> group;
-  size_t group_bytes = 0, group_records = 0, reserve = 0;
+  size_t queued_bytes = 0, reserve = 0;
   for (Writer* x : writers_) {
-    if (!group.empty() && group_bytes >= options_.max_group_bytes) break;
+    if (!group.empty() && queued_bytes >= options_.max_group_bytes) break;
     group.push_back(x);
     for (const auto& r : x->request->records) {
-      group_bytes += r.payload.size();
+      queued_bytes += r.payload.size();
       reserve += r.payload.size() + log_format::kHeaderSize + kPerRecordOverhead;
     }
     for (const auto& [name, value] : x->request->cursors) reserve += name.size() + 64;
     for (const auto& [name, value] : x->request->state) reserve += name.size() + value.size() + 64;
   }
-  group_bytes = 0;
 
+  // What is written: the group less the writers whose expected_first_seq does not hold.
+  size_t group_bytes = 0, group_records = 0;
   rocksdb::WriteBatch batch(reserve);
   uint64_t seq = next_seq_;
   for (Writer* x : group) {
