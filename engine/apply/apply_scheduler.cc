@@ -287,25 +287,25 @@ const UniqueKeys& ApplyScheduler::UniqueKeysFor(const v1::Relation& relation) {
 
 bool ApplyScheduler::WaitForSlot() {
   while (true) {
-    // Committed groups are freed while waiting too, so that they never add to the memory the
-    // groups in flight may hold.
-    std::vector<GroupPtr> retired;
-    absl::MutexLock lock(&mu_);
-    auto slot = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      const uint64_t inflight = dispatched_ - (next_commit_ - 1);
-      size_t bytes = 0;
-      for (const auto& [id, b] : inflight_bytes_) {
-        if (id >= next_commit_) bytes += b;
-      }
-      return stop_ || failure_ != nullptr ||
-             (!paused_ && replaying_ == 0 && inflight < options_.max_inflight_groups &&
-              (inflight == 0 || bytes < options_.max_inflight_bytes));
-    };
-    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return slot() || !retired_.empty(); };
-    mu_.Await(absl::Condition(&ready));
-    retired.swap(retired_);
-    if (slot()) return !stop_ && failure_ == nullptr;
-  }  // `lock` is released before `retired` frees the groups
+    {
+      absl::MutexLock lock(&mu_);
+      auto slot = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        const uint64_t inflight = dispatched_ - (next_commit_ - 1);
+        size_t bytes = 0;
+        for (const auto& [id, b] : inflight_bytes_) {
+          if (id >= next_commit_) bytes += b;
+        }
+        return stop_ || failure_ != nullptr ||
+               (!paused_ && replaying_ == 0 && inflight < options_.max_inflight_groups &&
+                (inflight == 0 || bytes < options_.max_inflight_bytes));
+      };
+      // Committed groups are freed while waiting too, as soon as the workers retire them.
+      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return slot() || !retired_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (retired_.empty()) return !stop_ && failure_ == nullptr;
+    }
+    DropRetiredGroups();
+  }
 }
 
 void ApplyScheduler::DropRetiredGroups() {

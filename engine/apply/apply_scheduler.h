@@ -200,7 +200,7 @@ class ApplyScheduler {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // bumped by every reset
   std::deque<GroupPtr> queue_ ABSL_GUARDED_BY(mu_);
-  // Committed groups waiting for the reader to free them (WaitForSlot and the idle path do).
+  // Committed groups waiting for the reader to free them (DropRetiredGroups).
   std::vector<GroupPtr> retired_ ABSL_GUARDED_BY(mu_);
   int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;      // holding a group
   uint64_t next_commit_ ABSL_GUARDED_BY(mu_) = 1;  // id of the group allowed to commit next

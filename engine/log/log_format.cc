@@ -2,8 +2,6 @@
 
 #include <xxhash.h>
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 
 namespace ferry::log_format {
