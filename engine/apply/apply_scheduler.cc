@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/apply/footprint.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
 
 namespace ferry {
 
@@ -157,6 +158,7 @@ bool ApplyScheduler::RoundLive(uint64_t generation) const {
 // Reader thread.
 
 void ApplyScheduler::ReaderLoop() {
+  SetCurrentThreadName("apply-reader");
   uint64_t applied_at_last_failure = 0;
   while (true) {
     {
@@ -603,6 +605,7 @@ absl::Status ApplyScheduler::ExecuteStream(SinkSession& session, Group& group) {
 }
 
 void ApplyScheduler::WorkerLoop(int worker) {
+  SetCurrentThreadName(absl::StrCat("apply-w", worker));
   std::unique_ptr<SinkSession> session;
   uint64_t conflicts_seen = 0;
   GroupPtr next;  // taken over from this worker's own commit (see below)

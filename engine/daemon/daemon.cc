@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "engine/apply/apply_scheduler.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/log/durable_log.h"
 #include "engine/metrics/metrics.h"
@@ -219,6 +220,7 @@ absl::Status Daemon::StartParts(DaemonFactories factories) {
 }
 
 void Daemon::CaptureLoop() {
+  SetCurrentThreadName("capture");
   Parts& p = *parts_;
   absl::Duration backoff = absl::Milliseconds(200);
   while (!capture_stop_.stopped()) {
@@ -247,6 +249,7 @@ void Daemon::CaptureLoop() {
 }
 
 void Daemon::MaintenanceLoop() {
+  SetCurrentThreadName("maintenance");
   while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     CountErrors();
     Trim();

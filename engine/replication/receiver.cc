@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/stream_format.h"
 
@@ -310,6 +311,7 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
 }
 
 void Receiver::AppendLoop(Stream* stream, RW* rw) {
+  SetCurrentThreadName("recv-append");
   while (true) {
     std::vector<Stream::Item> items;
     {

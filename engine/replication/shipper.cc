@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/stream_format.h"
 #include "proto/replication.grpc.pb.h"
@@ -217,6 +218,7 @@ void Shipper::PersistCursors(bool force) {
 }
 
 void Shipper::Run() {
+  SetCurrentThreadName("ship");
   Backoff backoff(options_.backoff,
                   options_.backoff_seed != 0 ? options_.backoff_seed : std::random_device()());
   std::string previous_error;
@@ -332,6 +334,7 @@ absl::Status Shipper::RunSession(bool* made_progress) {
 }
 
 void Shipper::WriteLoop(Session* session) {
+  SetCurrentThreadName("ship-write");
   ferry::v1::ShipperFrame hello_frame;
   ferry::v1::Hello* hello = hello_frame.mutable_hello();
   hello->set_protocol_version(kProtocolVersion);
@@ -482,6 +485,7 @@ void Shipper::HandleAck(Session* session, uint64_t durable_next, uint64_t applie
 }
 
 void Shipper::ReadLoop(Session* session) {
+  SetCurrentThreadName("ship-read");
   {
     absl::MutexLock lock(&mu_);
     while (!session->hello_sent) cv_.Wait(&mu_);
