@@ -137,6 +137,15 @@ class SinkSession {
   // the source commit time of its last transaction, and commits. On an error the outcome is
   // unknown: the scheduler re-reads the state with Sink::LoadState().
   [[nodiscard]] virtual absl::Status Commit(uint64_t progress_seq, int64_t commit_time_us) = 0;
+  // Prepare() and Commit() as one step, for a group whose turn to commit has already come
+  // (every group before it committed): a sink may send the work and the commit together, in
+  // one round trip. Errors mean what they mean for Prepare(); an error means nothing was
+  // committed, except kUnavailable, after which the outcome is unknown (as for Commit()).
+  [[nodiscard]] virtual absl::Status PrepareAndCommit(uint64_t progress_seq,
+                                                      int64_t commit_time_us) {
+    if (absl::Status s = Prepare(); !s.ok()) return s;
+    return Commit(progress_seq, commit_time_us);
+  }
   // Rolls back the open transaction (no-op when none). Never fails: a broken connection is
   // dropped and re-opened by the next Begin.
   virtual void Abort() = 0;

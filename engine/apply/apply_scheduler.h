@@ -159,7 +159,8 @@ class ApplyScheduler {
   void DropRetiredGroups();
   void MaybeWriteCursors();
   // Worker helpers.
-  absl::Status ExecuteGroup(SinkSession& session, Group& group);
+  // Begin, Apply and Prepare; with `commit` (the group's turn has come) PrepareAndCommit.
+  absl::Status ExecuteGroup(SinkSession& session, Group& group, bool commit);
   absl::Status ExecuteStream(SinkSession& session, Group& group);
   void ReportFailure(absl::Status status, std::optional<TableFault> fault, const Group& group);
   // The queue's first group may start: its dependencies committed (or its round is over).

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
@@ -43,16 +44,44 @@ class RecordingSink final : public Sink {
     return std::make_shared<CountedPlan>(&live_plans_);
   }
   int most_live_plans() const { return most_live_plans_.load(); }
+  // Groups committed through PrepareAndCommit, and how many of those still had an earlier
+  // group uncommitted when they committed (a broken contract).
+  int one_step_commits() const { return one_step_commits_.load(); }
+  int one_step_out_of_turn() const { return one_step_out_of_turn_.load(); }
+  // The group starting at `seq` stays in Apply until the group starting at `seq + 1` began.
+  void HoldUntilNextBegins(uint64_t seq) { hold_seq_ = seq; }
 
  private:
   class Session final : public SinkSession {
    public:
     explicit Session(RecordingSink* sink) : sink_(sink) {}
-    absl::Status Begin(const GroupContext&) override { return absl::OkStatus(); }
-    absl::Status Apply(uint64_t, const v1::Transaction&) override { return absl::OkStatus(); }
+    absl::Status Begin(const GroupContext& context) override {
+      first_seq_ = context.first_seq;
+      if (sink_->hold_seq_ != 0 && first_seq_ == sink_->hold_seq_ + 1) {
+        sink_->next_began_.Notify();
+      }
+      return absl::OkStatus();
+    }
+    absl::Status Apply(uint64_t, const v1::Transaction&) override {
+      if (sink_->hold_seq_ != 0 && first_seq_ == sink_->hold_seq_) {
+        // Bounded, so that a scheduler that never starts the next group fails the test
+        // instead of hanging it.
+        if (!sink_->next_began_.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+          return absl::InternalError("the next group never began");
+        }
+      }
+      return absl::OkStatus();
+    }
     absl::Status Prepare() override { return absl::OkStatus(); }
     absl::Status Commit(uint64_t progress_seq, int64_t) override {
       absl::MutexLock lock(&sink_->mu_);
+      sink_->committed_ = std::max(sink_->committed_, progress_seq);
+      return absl::OkStatus();
+    }
+    absl::Status PrepareAndCommit(uint64_t progress_seq, int64_t) override {
+      absl::MutexLock lock(&sink_->mu_);
+      if (sink_->committed_ + 1 != first_seq_) sink_->one_step_out_of_turn_.fetch_add(1);
+      sink_->one_step_commits_.fetch_add(1);
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
       return absl::OkStatus();
     }
@@ -62,6 +91,7 @@ class RecordingSink final : public Sink {
 
    private:
     RecordingSink* sink_;
+    uint64_t first_seq_ = 0;
   };
 
   class CountedPlan final : public GroupPlan {
@@ -75,6 +105,10 @@ class RecordingSink final : public Sink {
 
   std::atomic<int> live_plans_{0};
   std::atomic<int> most_live_plans_{0};
+  std::atomic<int> one_step_commits_{0};
+  std::atomic<int> one_step_out_of_turn_{0};
+  uint64_t hold_seq_ = 0;  // set before the scheduler starts
+  absl::Notification next_began_;
   absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
@@ -177,6 +211,27 @@ TEST_F(ApplySchedulerTest, CommittedGroupsAreFreedBeforeMoreAreDispatched) {
   ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
   EXPECT_EQ((*apply)->status().groups_committed, 100u);
   EXPECT_LE(sink.most_live_plans(), 3);
+}
+
+// A group whose turn has come (every group before it committed) commits in one step, so a sink
+// can send its work and its commit together; a group that started while an earlier one was
+// still open prepares first and commits in its turn. Group 2 is held in Apply until group 3
+// began, so group 3 certainly starts out of turn: a scheduler that always committed in one step
+// would commit it before group 2.
+TEST_F(ApplySchedulerTest, OnlyGroupsWhoseTurnHasComeCommitInOneStep) {
+  RecordingSink sink(std::nullopt);
+  sink.HoldUntilNextBegins(2);
+  auto apply = ApplyScheduler::Start({.workers = 4,
+                                      .max_group_transactions = 1,
+                                      .idle_wait = absl::Milliseconds(5),
+                                      .durable_poll = absl::ZeroDuration()},
+                                     log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30))) << (*apply)->status().last_error;
+  EXPECT_EQ((*apply)->status().groups_committed, 100u);
+  EXPECT_GT(sink.one_step_commits(), 0);
+  EXPECT_LT(sink.one_step_commits(), 100);  // group 3 at least took two steps
+  EXPECT_EQ(sink.one_step_out_of_turn(), 0);
 }
 
 }  // namespace

@@ -124,13 +124,18 @@ struct PlannedGroup final : GroupPlan {
 
 class PostgresSession final : public SinkSession {
  public:
-  PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin)
-      : options_(options), dsn_(std::move(dsn)), origin_(std::move(origin)) {}
+  PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin,
+                  std::atomic<uint64_t>* one_trip_commits)
+      : options_(options),
+        dsn_(std::move(dsn)),
+        origin_(std::move(origin)),
+        one_trip_commits_(one_trip_commits) {}
 
   absl::Status Begin(const GroupContext& context) override;
   absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) override;
   absl::Status Prepare() override;
   absl::Status Commit(uint64_t progress_seq, int64_t commit_time_us) override;
+  absl::Status PrepareAndCommit(uint64_t progress_seq, int64_t commit_time_us) override;
   void Abort() override;
   std::optional<TableFault> fault() const override { return fault_; }
   uint64_t conflicts_committed() const override { return conflicts_committed_; }
@@ -152,14 +157,18 @@ class PostgresSession final : public SinkSession {
                              const std::map<uint32_t, const v1::Relation*>& rels);
   absl::Status FlushInserts();
   absl::Status FlushBatch();
-  absl::Status SendBatched(const std::vector<pg_sink::ChangeBatch::Statement>& statements);
+  // `server_checked`: every statement checks its own row count in the server (see
+  // RowCountCheckedSql), so a COMMIT queued behind them runs only when all matched.
+  absl::Status SendBatched(const std::vector<pg_sink::ChangeBatch::Statement>& statements,
+                           bool server_checked = false);
   bool PlanUsable(const PlannedGroup& plan);
   absl::StatusOr<bool> Batchable(const v1::Relation& rel, const TargetTable& t);
   // Sends a statement; fast mode checks the affected rows later, careful mode runs it now and
-  // returns its result in *out.
+  // returns its result in *out. `server_checked`: `sql` is a RowCountCheckedSql wrapper that
+  // checks `expect_rows` itself (fast mode only).
   absl::Status Statement(const TableName& table, const std::string& sql,
                          const std::vector<const std::string*>& params, int64_t expect_rows,
-                         const char* what, StatementResult* out);
+                         const char* what, StatementResult* out, bool server_checked = false);
   absl::Status StatementError(const TableName& table, const StatementResult& r, const char* what);
   absl::Status Conflict(const v1::Relation& rel, const v1::Change& change, const char* kind);
   absl::Status RecordConflict(const TableName& table, uint64_t seq, const ConflictInfo& c);
@@ -169,7 +178,8 @@ class PostgresSession final : public SinkSession {
 
   const PostgresSinkOptions& options_;
   const std::string dsn_;
-  const std::string origin_;  // empty: no origin (never used today)
+  const std::string origin_;                       // empty: no origin (never used today)
+  std::atomic<uint64_t>* const one_trip_commits_;  // the sink's counter
 
   std::unique_ptr<Pipeline> pipe_;
   GroupContext ctx_;
@@ -408,7 +418,7 @@ absl::Status PostgresSession::FlushBatch() {
 }
 
 absl::Status PostgresSession::SendBatched(
-    const std::vector<pg_sink::ChangeBatch::Statement>& statements) {
+    const std::vector<pg_sink::ChangeBatch::Statement>& statements, bool server_checked) {
   for (const auto& st : statements) {
     const v1::Relation& rel = *st.relation;
     const std::vector<TargetColumn>& target = TargetOf(rel);
@@ -433,8 +443,17 @@ absl::Status PostgresSession::SendBatched(
       continue;
     }
     std::vector<const std::string*> params;
-    params.reserve(st.params.size());
+    params.reserve(st.params.size() + 1);
     for (const std::string& p : st.params) params.push_back(&p);
+    if (server_checked) {
+      const std::string expected = absl::StrCat(st.expect_rows);
+      const int n = static_cast<int>(params.size());
+      params.push_back(&expected);
+      FERRY_RETURN_IF_ERROR(Statement(NameOf(rel), pg_sink::RowCountCheckedSql(st.Sql(types), n),
+                                      params, st.expect_rows, st.what(), nullptr,
+                                      /*server_checked=*/true));
+      continue;
+    }
     FERRY_RETURN_IF_ERROR(
         Statement(NameOf(rel), st.Sql(types), params, st.expect_rows, st.what(), nullptr));
   }
@@ -458,15 +477,26 @@ absl::Status PostgresSession::StatementError(const TableName& table, const State
 
 absl::Status PostgresSession::Statement(const TableName& table, const std::string& sql,
                                         const std::vector<const std::string*>& params,
-                                        int64_t expect_rows, const char* what,
-                                        StatementResult* out) {
+                                        int64_t expect_rows, const char* what, StatementResult* out,
+                                        bool server_checked) {
   FERRY_RETURN_IF_ERROR(EnsureBegun());
   if (!ctx_.careful) {
     const uint64_t seq = txn_seq_;
     return pipe_->SendPrepared(
-        sql, params, [this, table, seq, expect_rows, what](StatementResult& r) {
+        sql, params, [this, table, seq, expect_rows, what, server_checked](StatementResult& r) {
           if (!deferred_.ok()) return;
-          if (!r.ok) {
+          // A row count other than expected: the client sees it in the result, or a
+          // server-checked statement reports it in its error.
+          std::optional<int64_t> affected;
+          if (server_checked && !r.ok) affected = pg_sink::CheckedRowCount(r.message);
+          if (!server_checked && r.ok && expect_rows >= 0 && r.rows != expect_rows) {
+            affected = r.rows;
+          }
+          if (affected.has_value()) {
+            deferred_ = absl::AbortedError(absl::StrCat(
+                "conflict: ", what, " on ", table.ToString(), " (seq ", seq, ") affected ",
+                *affected, " rows, expected ", expect_rows, "; re-applying change by change"));
+          } else if (!r.ok) {
             if (TransientState(r.sqlstate)) {
               deferred_ = TransientStatus(r, what);
             } else {
@@ -474,10 +504,6 @@ absl::Status PostgresSession::Statement(const TableName& table, const std::strin
                   absl::StrCat(what, " on ", table.ToString(), " (seq ", seq, ") failed: [",
                                r.sqlstate, "] ", r.message, "; re-applying change by change"));
             }
-          } else if (expect_rows >= 0 && r.rows != expect_rows) {
-            deferred_ = absl::AbortedError(absl::StrCat(
-                "conflict: ", what, " on ", table.ToString(), " (seq ", seq, ") affected ", r.rows,
-                " rows, expected ", expect_rows, "; re-applying change by change"));
           }
         });
   }
@@ -829,19 +855,43 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
         }));
   }
   bool committed = false;
+  bool commit_ran = false;
   std::string commit_error = "no result";
   FERRY_RETURN_IF_ERROR(pipe_->Send("COMMIT", {}, [&](StatementResult& r) {
+    commit_ran = !r.aborted;
     committed = r.ok && std::string_view(PQcmdStatus(r.result.get())) == "COMMIT";
     if (!committed) commit_error = r.ok ? "the transaction was rolled back" : r.message;
   }));
   absl::Status s = pipe_->Sync();
-  in_txn_ = false;
+  // A COMMIT skipped after an error in its pipeline leaves the failed transaction open on the
+  // server: it stays ours, and Abort() rolls it back.
+  if (commit_ran) in_txn_ = false;
   FERRY_RETURN_IF_ERROR(s);
   FERRY_RETURN_IF_ERROR(deferred_);
   if (!committed) return absl::UnavailableError("COMMIT failed: " + commit_error);
   conflicts_committed_ += conflicts_pending_;
   conflicts_pending_ = 0;
   ctx_.plan.reset();  // its literals are of no more use
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::PrepareAndCommit(uint64_t progress_seq, int64_t commit_time_us) {
+  // One round trip when the group is a plan of set-based statements (what most groups are):
+  // each statement checks its own row count in the server, so a conflict fails it, and the
+  // COMMIT queued behind it is skipped. Anything else (COPY, DDL, the careful path, stops to
+  // record) takes the two round trips of Prepare() and Commit().
+  const bool one_trip =
+      planned_ != nullptr && !planned_->statements.empty() && progress_seq > 0 &&
+      !origin_.empty() && ctx_.new_stops.empty() && !ctx_.only_table &&
+      std::none_of(planned_->statements.begin(), planned_->statements.end(),
+                   [](const pg_sink::ChangeBatch::Statement& st) { return st.copy; });
+  if (!one_trip) return SinkSession::PrepareAndCommit(progress_seq, commit_time_us);
+  if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements, /*server_checked=*/true));
+  planned_ = nullptr;
+  FERRY_RETURN_IF_ERROR(Commit(progress_seq, commit_time_us));
+  one_trip_commits_->fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -992,7 +1042,8 @@ absl::StatusOr<SinkState> PostgresSink::LoadState() {
 }
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
-  auto session = std::make_unique<PostgresSession>(options_, Dsn(), OriginName(worker));
+  auto session =
+      std::make_unique<PostgresSession>(options_, Dsn(), OriginName(worker), &one_trip_commits_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

@@ -27,6 +27,7 @@
 //   FERRY_ASSIGN_OR_RETURN(auto apply, ApplyScheduler::Start({}, inbound, sink.get()));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -91,6 +92,8 @@ class PostgresSink final : public Sink {
   // ferry_<region>_<epoch>_w<worker>.
   std::string OriginName(int worker) const;
   const PostgresSinkOptions& options() const { return options_; }
+  // Groups committed in one round trip (SinkSession::PrepareAndCommit) by this sink's sessions.
+  uint64_t one_trip_commits() const { return one_trip_commits_.load(std::memory_order_relaxed); }
 
  private:
   explicit PostgresSink(const PostgresSinkOptions& options) : options_(options) {}
@@ -101,6 +104,7 @@ class PostgresSink final : public Sink {
   const PostgresSinkOptions options_;
   absl::Mutex mu_;  // serializes the admin connection
   std::unique_ptr<pg_sink::Pipeline> admin_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> one_trip_commits_{0};
 };
 
 }  // namespace ferry

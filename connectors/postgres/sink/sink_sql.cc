@@ -207,6 +207,31 @@ std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::
                       " WHERE ", KeyJoin(relation, key_columns));
 }
 
+namespace {
+constexpr absl::string_view kRowCountMarker = "ferry row count ";
+}  // namespace
+
+std::string RowCountCheckedSql(std::string_view statement, int params) {
+  // The ELSE branch depends on the aggregate, so the planner cannot fold it: the cast of the
+  // marker text to integer runs, and fails, only when the count is not the expected one.
+  return absl::StrCat("WITH ferry_rows AS (", absl::string_view(statement.data(), statement.size()),
+                      " RETURNING 1) SELECT CASE WHEN count(*) = $", params + 1,
+                      "::bigint THEN 0 ELSE ('", kRowCountMarker,
+                      "' || count(*))::integer END FROM ferry_rows");
+}
+
+std::optional<int64_t> CheckedRowCount(std::string_view text) {
+  const absl::string_view message(text.data(), text.size());
+  const size_t at = message.find(kRowCountMarker);
+  if (at == absl::string_view::npos) return std::nullopt;
+  absl::string_view rest = message.substr(at + kRowCountMarker.size());
+  size_t digits = 0;
+  while (digits < rest.size() && absl::ascii_isdigit(rest[digits])) ++digits;
+  int64_t n = 0;
+  if (digits == 0 || !absl::SimpleAtoi(rest.substr(0, digits), &n)) return std::nullopt;
+  return n;
+}
+
 void AppendArrayElement(std::string* out, const std::string* text) {
   if (text == nullptr) {
     out->append("NULL");

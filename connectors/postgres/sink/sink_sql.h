@@ -77,6 +77,16 @@ std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::
 // DELETE FROM t USING unnest(keys) v WHERE t.key = v.key.
 std::string BatchDeleteSql(const v1::Relation& relation, const std::vector<std::string>& types,
                            const std::vector<int>& key_columns);
+// `statement` (an INSERT, UPDATE or DELETE with `params` parameters, no RETURNING) wrapped so
+// that the server itself fails it unless it affects exactly as many rows as parameter
+// $<params + 1> (a bigint) says: then it raises 22P02 with "ferry row count <n>" (n: the rows it
+// did affect) in its message. A statement queued before COMMIT in one pipeline can so abort the
+// transaction, where a count checked on the client would come after the COMMIT.
+std::string RowCountCheckedSql(std::string_view statement, int params);
+// The count a RowCountCheckedSql statement reports in its error message, or nullopt when the
+// message is not its.
+std::optional<int64_t> CheckedRowCount(std::string_view message);
+
 // Appends one element to an array literal under construction ("{" written by the caller, ","
 // between elements, "}" at the end): the value double-quoted with '"' and '\' escaped, or NULL
 // for nullptr.

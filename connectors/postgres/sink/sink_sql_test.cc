@@ -48,6 +48,19 @@ TEST(SinkSqlTest, StatementsQuoteAndNumberParameters) {
             "DELETE FROM \"public\".\"T\" WHERE \"id\" = $1");
 }
 
+TEST(SinkSqlTest, RowCountCheckedStatementsNumberTheCountAfterTheirOwnParameters) {
+  EXPECT_EQ(RowCountCheckedSql("DELETE FROM t AS t USING unnest($1::int[]) v WHERE t.id = v.id", 1),
+            "WITH ferry_rows AS (DELETE FROM t AS t USING unnest($1::int[]) v WHERE t.id = v.id "
+            "RETURNING 1) SELECT CASE WHEN count(*) = $2::bigint THEN 0 ELSE ('ferry row count ' "
+            "|| count(*))::integer END FROM ferry_rows");
+  // What Postgres says when the cast of the marker fails.
+  EXPECT_EQ(CheckedRowCount("invalid input syntax for type integer: \"ferry row count 3\""), 3);
+  EXPECT_EQ(CheckedRowCount("invalid input syntax for type integer: \"ferry row count 0\""), 0);
+  EXPECT_EQ(CheckedRowCount("invalid input syntax for type integer: \"abc\""), std::nullopt);
+  EXPECT_EQ(CheckedRowCount("ferry row count "), std::nullopt);
+  EXPECT_EQ(CheckedRowCount("ferry row count 99999999999999999999999"), std::nullopt);
+}
+
 TEST(SinkSqlTest, FullIdentityMatchesExactlyOneRowComparingAsText) {
   v1::Relation r = Rel(v1::REPLICA_IDENTITY_FULL);
   RowMatch m = MatchRow(r, {{"doc", "jsonb", false}}, IdentityColumns(r), 1);
