@@ -42,9 +42,12 @@ rocksdb::Options BaseOptions() {
   // A torn tail (the write a crash interrupted, never acknowledged) is still tolerated.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // One log holds records written once and read a few times in order: a large memtable and
-  // few levels keep write amplification low.
-  o.write_buffer_size = 64 << 20;
-  o.max_write_buffer_number = 4;
+  // few levels keep write amplification low. Memtables are most of a log's memory: at most
+  // 3 x 32 MiB per log (writes stall beyond that until a flush ends), so each ferryd stays
+  // within its 256 MB budget. 4 x 64 MiB peaked 40-80 MB higher in the side-by-side catch-ups
+  // with no throughput gain (bench/side_by_side/FINDINGS.md).
+  o.write_buffer_size = 32 << 20;
+  o.max_write_buffer_number = 3;
   o.max_background_jobs = 2;
   o.max_total_wal_size = 256 << 20;
   // Records live briefly (trimmed once acknowledged or applied); compressing them costs CPU on
