@@ -402,6 +402,7 @@ bench_load() {
   log "initial load $sys: $(fmt "${R[load_$sys]}" 1) s"
   if [ "$sys" = ferry ]; then
     R[load_hwm_east]=$(vmhwm_mb "${FPID[east]}"); R[load_hwm_west]=$(vmhwm_mb "${FPID[west]}")
+    log "initial load: ferryd VmHWM east ${R[load_hwm_east]} MB, west ${R[load_hwm_west]} MB"
     stop_pid "${FPID[east]}"; stop_pid "${FPID[west]}"
   fi
   stop_pair
