@@ -1,7 +1,11 @@
 #include "connectors/postgres/source/catalog.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
@@ -39,6 +43,54 @@ absl::StatusOr<TableDetails> PgRelationCatalog::Table(uint32_t relation_id) {
   for (int i = 0; i < pk.rows(); ++i) details.primary_key.emplace_back(pk.Get(i, 0));
   for (int i = 0; i < nn.rows(); ++i) details.not_null_columns.emplace_back(nn.Get(i, 0));
   return details;
+}
+
+absl::StatusOr<bool> VisibleInSnapshot(uint32_t xid, absl::string_view text) {
+  const absl::Status unreadable =
+      absl::InternalError(absl::StrCat("unreadable snapshot \"", text, "\""));
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  uint64_t xmin = 0, xmax = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &xmin) ||
+      !absl::SimpleAtoi(parts[1], &xmax) || xmin > xmax) {
+    return unreadable;
+  }
+  std::vector<uint64_t> in_progress;
+  if (!parts[2].empty()) {
+    for (absl::string_view x : absl::StrSplit(parts[2], ',')) {
+      if (!absl::SimpleAtoi(x, &in_progress.emplace_back())) return unreadable;
+    }
+  }
+  constexpr uint64_t kEpoch = uint64_t{1} << 32;
+  uint64_t full = (xmax & ~(kEpoch - 1)) | xid;
+  if (full > xmax + kEpoch / 2) {
+    if (full < kEpoch) return true;  // older than anything this cluster runs: long visible
+    full -= kEpoch;
+  } else if (full + kEpoch / 2 < xmax) {
+    full += kEpoch;
+  }
+  if (full < xmin) return true;
+  if (full >= xmax) return false;
+  return std::find(in_progress.begin(), in_progress.end(), full) == in_progress.end();
+}
+
+absl::Status PgRelationCatalog::AwaitVisible(uint32_t xid) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  absl::Duration pause = absl::Milliseconds(1);
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, Connection());
+    FERRY_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SELECT pg_current_snapshot()::text"));
+    if (r.rows() != 1) return absl::InternalError("pg_current_snapshot() returned no row");
+    FERRY_ASSIGN_OR_RETURN(bool visible, VisibleInSnapshot(xid, r.Get(0, 0)));
+    if (visible) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat("transaction ", xid,
+                                                 " sent by the walsender is still not visible "
+                                                 "to other sessions after 30 s"));
+    }
+    // Polls the server's state: the commit becomes visible within microseconds normally.
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(20));
+  }
 }
 
 absl::StatusOr<std::vector<PublishedTable>> ListPublishedTables(PgConnection& conn,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/common/type_names.h"
 #include "connectors/postgres/source/relation_cache.h"
@@ -26,6 +27,9 @@ class PgRelationCatalog final : public RelationCatalog {
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> TypeNames(
       const std::vector<TypeRef>& types) override;
   [[nodiscard]] absl::StatusOr<TableDetails> Table(uint32_t relation_id) override;
+  // Polls pg_current_snapshot() (1 ms, doubling to 20 ms) until `xid` is visible; after 30 s
+  // kUnavailable (the session restarts and the message comes again).
+  [[nodiscard]] absl::Status AwaitVisible(uint32_t xid) override;
 
   // The connection (connected on first use, replaced when broken).
   [[nodiscard]] absl::StatusOr<PgConnection*> Connection();
@@ -35,6 +39,11 @@ class PgRelationCatalog final : public RelationCatalog {
   std::unique_ptr<PgConnection> conn_;
   TypeNameCache types_;
 };
+
+// Whether the transaction with 32-bit id `xid`, known to have committed recently, is visible
+// in `snapshot`, the text of pg_current_snapshot() ("xmin:xmax:xip,xip,..."). The full 64-bit
+// id is taken as the one nearest to xmax. An unreadable snapshot text is kInternal.
+[[nodiscard]] absl::StatusOr<bool> VisibleInSnapshot(uint32_t xid, absl::string_view snapshot);
 
 struct PublishedTable {
   uint32_t relation_id = 0;

@@ -43,8 +43,11 @@ uint64_t SchemaHash(const v1::Relation& relation) {
   return XXH3_64bits(buf.data(), buf.size());
 }
 
-absl::StatusOr<v1::Relation> BuildRelation(const RelationMessage& message,
-                                           RelationCatalog& catalog) {
+absl::StatusOr<v1::Relation> BuildRelation(const RelationMessage& message, RelationCatalog& catalog,
+                                           uint32_t xid) {
+  if (xid != 0) {
+    if (absl::Status visible = catalog.AwaitVisible(xid); !visible.ok()) return visible;
+  }
   std::vector<TypeRef> refs;
   refs.reserve(message.columns.size());
   for (const RelationColumn& c : message.columns) refs.push_back({c.type_oid, c.type_modifier});
@@ -77,8 +80,8 @@ absl::StatusOr<v1::Relation> BuildRelation(const RelationMessage& message,
   return r;
 }
 
-absl::StatusOr<bool> RelationCache::Update(const RelationMessage& message) {
-  auto relation = BuildRelation(message, *catalog_);
+absl::StatusOr<bool> RelationCache::Update(const RelationMessage& message, uint32_t xid) {
+  auto relation = BuildRelation(message, *catalog_, xid);
   if (!relation.ok()) {
     return absl::Status(
         relation.status().code(),

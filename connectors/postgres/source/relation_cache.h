@@ -14,7 +14,11 @@
 // message before the first change of a table in a session and again after any change of its
 // definition, so the shape (columns, types) is always exactly the stream's; the primary key and
 // not_null are the catalog's current state, which can only differ when DDL ran between the
-// change and its decoding (documented limitation).
+// change and its decoding (documented limitation). The lookup first waits until the
+// transaction that carried the Relation message is visible to other sessions: the walsender
+// sends a transaction once its commit record is flushed, which can be before the committing
+// backend makes it visible, and a lookup in between would describe a table created by that
+// transaction as having no primary key (seen in a test run under load).
 //
 // Thread safety: not thread-safe; owned by the capture thread.
 #pragma once
@@ -46,11 +50,16 @@ class RelationCatalog {
       const std::vector<TypeRef>& types) = 0;
   // Details of a table; empty details (not an error) when it no longer exists.
   [[nodiscard]] virtual absl::StatusOr<TableDetails> Table(uint32_t relation_id) = 0;
+  // Returns once transaction `xid` (committed) is visible to a new snapshot, so that the
+  // lookups after it see what it did. Catalogs that read no live database need not wait.
+  [[nodiscard]] virtual absl::Status AwaitVisible(uint32_t /*xid*/) { return absl::OkStatus(); }
 };
 
-// Builds the v1::Relation for a Relation message (see the file comment).
+// Builds the v1::Relation for a Relation message (see the file comment). `xid`: the
+// transaction the message came in (0: none to wait for, e.g. a snapshot's table).
 [[nodiscard]] absl::StatusOr<v1::Relation> BuildRelation(const RelationMessage& message,
-                                                         RelationCatalog& catalog);
+                                                         RelationCatalog& catalog,
+                                                         uint32_t xid = 0);
 
 // The schema_hash of a relation's columns (spec in the file comment).
 uint64_t SchemaHash(const v1::Relation& relation);
@@ -61,9 +70,10 @@ class RelationCache {
  public:
   explicit RelationCache(RelationCatalog* catalog) : catalog_(catalog) {}
 
-  // Records the relation of a Relation message. Returns true when the shape (schema_hash)
-  // changed compared with what the cache held (false for a relation seen the first time).
-  [[nodiscard]] absl::StatusOr<bool> Update(const RelationMessage& message);
+  // Records the relation of a Relation message that came in transaction `xid`. Returns true
+  // when the shape (schema_hash) changed compared with what the cache held (false for a
+  // relation seen the first time).
+  [[nodiscard]] absl::StatusOr<bool> Update(const RelationMessage& message, uint32_t xid);
 
   // nullptr when the relation was never announced in this session.
   const v1::Relation* Find(uint32_t relation_id) const;

@@ -160,7 +160,7 @@ absl::Status TransactionAssembler::OnCommit(const CommitMessage& m) {
 }
 
 absl::Status TransactionAssembler::OnRelation(const RelationMessage& m) {
-  FERRY_ASSIGN_OR_RETURN(bool changed, relations_->Update(m));
+  FERRY_ASSIGN_OR_RETURN(bool changed, relations_->Update(m, in_transaction_ ? begin_.xid : 0));
   if (changed) ++stats_.schema_changes;
   if (changed && in_transaction_ && !dropping_ && fragment_relations_.contains(m.relation_id)) {
     // The open fragment holds the old shape: close it so the new shape starts a new one.
