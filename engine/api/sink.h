@@ -139,8 +139,10 @@ class SinkSession {
   [[nodiscard]] virtual absl::Status Commit(uint64_t progress_seq, int64_t commit_time_us) = 0;
   // Prepare() and Commit() as one step, for a group whose turn to commit has already come
   // (every group before it committed): a sink may send the work and the commit together, in
-  // one round trip. Errors mean what they mean for Prepare(); an error means nothing was
-  // committed, except kUnavailable, after which the outcome is unknown (as for Commit()).
+  // one round trip. An error of the work (what Prepare() would report) means nothing was
+  // committed; an error of the commit step leaves the outcome unknown, as for Commit(). The
+  // scheduler reloads the progress from the target after any error, so it never relies on
+  // telling the two apart.
   [[nodiscard]] virtual absl::Status PrepareAndCommit(uint64_t progress_seq,
                                                       int64_t commit_time_us) {
     if (absl::Status s = Prepare(); !s.ok()) return s;

@@ -43,9 +43,10 @@ rocksdb::Options BaseOptions() {
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // One log holds records written once and read a few times in order: a large memtable and
   // few levels keep write amplification low. Memtables are most of a log's memory: at most
-  // 3 x 32 MiB per log (writes stall beyond that until a flush ends), so each ferryd stays
-  // within its 256 MB budget. 4 x 64 MiB peaked 40-80 MB higher in the side-by-side catch-ups
-  // with no throughput gain (bench/side_by_side/FINDINGS.md).
+  // 3 x 32 MiB per column family (writes stall beyond that until a flush ends); only the
+  // records family fills, the other two hold a few keys. With 4 x 64 MiB a ferryd's peak in
+  // the side-by-side catch-ups was 40-80 MB higher at the same rate, close to the 256 MB
+  // goal (bench/side_by_side/FINDINGS.md). A measured bound, not an enforced one.
   o.write_buffer_size = 32 << 20;
   o.max_write_buffer_number = 3;
   o.max_background_jobs = 2;

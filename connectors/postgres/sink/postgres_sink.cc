@@ -125,11 +125,11 @@ struct PlannedGroup final : GroupPlan {
 class PostgresSession final : public SinkSession {
  public:
   PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin,
-                  std::atomic<uint64_t>* one_trip_commits)
+                  std::atomic<uint64_t>* one_trip_groups)
       : options_(options),
         dsn_(std::move(dsn)),
         origin_(std::move(origin)),
-        one_trip_commits_(one_trip_commits) {}
+        one_trip_groups_(one_trip_groups) {}
 
   absl::Status Begin(const GroupContext& context) override;
   absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) override;
@@ -178,8 +178,8 @@ class PostgresSession final : public SinkSession {
 
   const PostgresSinkOptions& options_;
   const std::string dsn_;
-  const std::string origin_;                       // empty: no origin (never used today)
-  std::atomic<uint64_t>* const one_trip_commits_;  // the sink's counter
+  const std::string origin_;                      // empty: no origin (never used today)
+  std::atomic<uint64_t>* const one_trip_groups_;  // the sink's counter
 
   std::unique_ptr<Pipeline> pipe_;
   GroupContext ctx_;
@@ -488,7 +488,9 @@ absl::Status PostgresSession::Statement(const TableName& table, const std::strin
           // A row count other than expected: the client sees it in the result, or a
           // server-checked statement reports it in its error.
           std::optional<int64_t> affected;
-          if (server_checked && !r.ok) affected = pg_sink::CheckedRowCount(r.message);
+          if (server_checked && !r.ok && r.sqlstate == "22P02") {
+            affected = pg_sink::CheckedRowCount(r.message);
+          }
           if (!server_checked && r.ok && expect_rows >= 0 && r.rows != expect_rows) {
             affected = r.rows;
           }
@@ -890,9 +892,8 @@ absl::Status PostgresSession::PrepareAndCommit(uint64_t progress_seq, int64_t co
   FERRY_RETURN_IF_ERROR(EnsureBegun());
   FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements, /*server_checked=*/true));
   planned_ = nullptr;
-  FERRY_RETURN_IF_ERROR(Commit(progress_seq, commit_time_us));
-  one_trip_commits_->fetch_add(1, std::memory_order_relaxed);
-  return absl::OkStatus();
+  one_trip_groups_->fetch_add(1, std::memory_order_relaxed);
+  return Commit(progress_seq, commit_time_us);
 }
 
 void PostgresSession::Abort() {
@@ -1043,7 +1044,7 @@ absl::StatusOr<SinkState> PostgresSink::LoadState() {
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
   auto session =
-      std::make_unique<PostgresSession>(options_, Dsn(), OriginName(worker), &one_trip_commits_);
+      std::make_unique<PostgresSession>(options_, Dsn(), OriginName(worker), &one_trip_groups_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

@@ -92,8 +92,9 @@ class PostgresSink final : public Sink {
   // ferry_<region>_<epoch>_w<worker>.
   std::string OriginName(int worker) const;
   const PostgresSinkOptions& options() const { return options_; }
-  // Groups committed in one round trip (SinkSession::PrepareAndCommit) by this sink's sessions.
-  uint64_t one_trip_commits() const { return one_trip_commits_.load(std::memory_order_relaxed); }
+  // Groups this sink's sessions sent in one round trip (SinkSession::PrepareAndCommit),
+  // committed or not. For tests and diagnostics.
+  uint64_t one_trip_groups() const { return one_trip_groups_.load(std::memory_order_relaxed); }
 
  private:
   explicit PostgresSink(const PostgresSinkOptions& options) : options_(options) {}
@@ -104,7 +105,7 @@ class PostgresSink final : public Sink {
   const PostgresSinkOptions options_;
   absl::Mutex mu_;  // serializes the admin connection
   std::unique_ptr<pg_sink::Pipeline> admin_ ABSL_GUARDED_BY(mu_);
-  std::atomic<uint64_t> one_trip_commits_{0};
+  std::atomic<uint64_t> one_trip_groups_{0};
 };
 
 }  // namespace ferry
