@@ -141,10 +141,17 @@ TEST_F(ReplicationStreamTest, ResumesExactlyAcrossDroppedConnections) {
   options.max_batch_bytes = 2048;
   auto shipper = StartShipper(options);
   for (int round = 0; round < 10; ++round) {
+    const uint64_t round_first = outbound_->next_seq();
     ASSERT_TRUE(AppendRecords(outbound_.get(), 300).ok());
-    const uint64_t connects = shipper->status().connects;
-    // Drop once something of this round was shipped but (likely) not all of it.
-    ASSERT_TRUE(WaitFor([&] { return shipper->status().connects > 0; }));
+    // Drop an established connection once it shipped something of this round (likely not all
+    // of it). Dropping between two connections would drop nothing, and the round would then
+    // count the reconnect of the round before.
+    uint64_t connects = 0;
+    ASSERT_TRUE(WaitFor([&] {
+      const ShipperStatus s = shipper->status();
+      connects = s.connects;
+      return s.connected && s.shipped_next_seq > round_first;
+    }));
     (*proxy)->DropConnections();
     ASSERT_TRUE(WaitFor([&] { return shipper->status().connects > connects; }));
   }
