@@ -691,9 +691,7 @@ void ApplyScheduler::WorkerLoop(int worker) {
       }
       status = session->Commit(group->last_seq, group->commit_time_us);
       if (!status.ok()) {
-        session->Abort();
-        ReportFailure(status, std::nullopt, *group);
-        release();
+        fail(std::move(status));
         continue;
       }
     }

@@ -162,6 +162,8 @@ class PostgresSession final : public SinkSession {
   absl::Status SendBatched(const std::vector<pg_sink::ChangeBatch::Statement>& statements,
                            bool server_checked = false);
   bool PlanUsable(const PlannedGroup& plan);
+  // Sends the group's plan (planned_, then cleared) into the open transaction.
+  absl::Status SendPlan(bool server_checked);
   absl::StatusOr<bool> Batchable(const v1::Relation& rel, const TargetTable& t);
   // Sends a statement; fast mode checks the affected rows later, careful mode runs it now and
   // returns its result in *out. `server_checked`: `sql` is a RowCountCheckedSql wrapper that
@@ -812,11 +814,7 @@ absl::Status PostgresSession::Prepare() {
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
   FERRY_RETURN_IF_ERROR(FlushInserts());
   FERRY_RETURN_IF_ERROR(FlushBatch());
-  if (planned_ != nullptr) {
-    FERRY_RETURN_IF_ERROR(EnsureBegun());
-    FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements));
-    planned_ = nullptr;
-  }
+  if (planned_ != nullptr) FERRY_RETURN_IF_ERROR(SendPlan(/*server_checked=*/false));
   if (!in_txn_) return deferred_;
   return SyncAndCheck();
 }
@@ -877,6 +875,13 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
   return absl::OkStatus();
 }
 
+absl::Status PostgresSession::SendPlan(bool server_checked) {
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements, server_checked));
+  planned_ = nullptr;
+  return absl::OkStatus();
+}
+
 absl::Status PostgresSession::PrepareAndCommit(uint64_t progress_seq, int64_t commit_time_us) {
   // One round trip when the group is a plan of set-based statements (what most groups are):
   // each statement checks its own row count in the server, so a conflict fails it, and the
@@ -889,9 +894,7 @@ absl::Status PostgresSession::PrepareAndCommit(uint64_t progress_seq, int64_t co
                    [](const pg_sink::ChangeBatch::Statement& st) { return st.copy; });
   if (!one_trip) return SinkSession::PrepareAndCommit(progress_seq, commit_time_us);
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
-  FERRY_RETURN_IF_ERROR(EnsureBegun());
-  FERRY_RETURN_IF_ERROR(SendBatched(planned_->statements, /*server_checked=*/true));
-  planned_ = nullptr;
+  FERRY_RETURN_IF_ERROR(SendPlan(/*server_checked=*/true));
   one_trip_groups_->fetch_add(1, std::memory_order_relaxed);
   return Commit(progress_seq, commit_time_us);
 }
