@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/apply/footprint.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 
@@ -548,6 +549,7 @@ void ApplyScheduler::ReportFailure(absl::Status status, std::optional<TableFault
 absl::Status ApplyScheduler::ExecuteGroup(SinkSession& session, Group& group, bool commit) {
   FERRY_RETURN_IF_ERROR(session.Begin(group.context));
   for (const auto& [seq, txn] : group.txns) FERRY_RETURN_IF_ERROR(session.Apply(seq, txn));
+  if (commit) KillPoint("apply.before_commit");
   return commit ? session.PrepareAndCommit(group.last_seq, group.commit_time_us)
                 : session.Prepare();
 }
@@ -689,12 +691,14 @@ void ApplyScheduler::WorkerLoop(int worker) {
         release();
         continue;
       }
+      KillPoint("apply.before_commit");
       status = session->Commit(group->last_seq, group->commit_time_us);
       if (!status.ok()) {
         fail(std::move(status));
         continue;
       }
     }
+    KillPoint("apply.group_committed");  // in the target, not yet in applied_seq_
     const uint64_t conflicts = session->conflicts_committed();
     const absl::Time now = options_.clock->Now();
     absl::MutexLock lock(&mu_);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 #include "engine/replication/batch_codec.h"
@@ -360,6 +361,7 @@ void Receiver::AppendLoop(Stream* stream, RW* rw) {
       stream->changed.SignalAll();
       return;
     }
+    KillPoint("receiver.appended");  // durable here, not yet acknowledged
     ferry::v1::ReceiverFrame ack;
     ack.mutable_ack()->set_durable_next_seq(durable_next);
     ack.mutable_ack()->set_applied_seq(AppliedSeq());

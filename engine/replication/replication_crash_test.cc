@@ -1,7 +1,10 @@
-// SIGKILL of either side at random (seeded) moments: a shipper process (which also appends to
-// its outbound log) and a receiver process, both stream_node, are killed and restarted over their
-// log directories. At the end the inbound log must equal the outbound log record by record and
-// match the oracle (StreamNodePayload): no gap, no duplicate, nothing lost.
+// SIGKILL of either side at named kill points (engine/base/kill_point.h): a shipper process
+// (which also appends to its outbound log) and a receiver process, both stream_node, each started
+// to die at a seeded random pass of its point (the receiver after an append is durable and before
+// its ack goes out, the shipper right after it took an ack), and restarted over their log
+// directories. Kills are tied to the stream's progress, never to wall-clock time. At the end the
+// inbound log must equal the outbound log record by record and match the oracle
+// (StreamNodePayload): no gap, no duplicate, nothing lost.
 //
 // FERRY_CRASH_SEED overrides the seed; the seed is printed so that a failure can be replayed.
 #include <gtest/gtest.h>
@@ -31,13 +34,14 @@ constexpr uint64_t kRecords = 30000;
 
 class CrashTest : public ::testing::Test {
  protected:
-  std::unique_ptr<ChildProcess> SpawnReceiver() {
+  // `kill_point` (NAME@N, or empty) arms the child's FERRY_KILL_POINT.
+  std::unique_ptr<ChildProcess> SpawnReceiver(const std::string& kill_point = "") {
     for (int attempt = 0; attempt < 20; ++attempt) {
       std::remove(port_file().c_str());
       auto child = ChildProcess::Spawn(
           {BuiltBinary("stream_node"), "--role=receiver", "--log=" + dir_.File("inbound"),
            absl::StrCat("--listen=127.0.0.1:", port_), "--port_file=" + port_file()},
-          dir_.File("receiver.out"));
+          dir_.File("receiver.out"), Env(kill_point));
       EXPECT_TRUE(child.ok()) << child.status();
       if (!child.ok()) return nullptr;
       const bool listening = testing::WaitFor(
@@ -53,51 +57,89 @@ class CrashTest : public ::testing::Test {
     return nullptr;
   }
 
-  std::unique_ptr<ChildProcess> SpawnShipper() {
+  std::unique_ptr<ChildProcess> SpawnShipper(const std::string& kill_point = "") {
     auto child = ChildProcess::Spawn(
         {BuiltBinary("stream_node"), "--role=shipper", "--log=" + dir_.File("outbound"),
          absl::StrCat("--peer=127.0.0.1:", port_), absl::StrCat("--produce=", kRecords),
          absl::StrCat("--seed=", seed_)},
-        dir_.File("shipper.out"));
+        dir_.File("shipper.out"), Env(kill_point));
     EXPECT_TRUE(child.ok()) << child.status();
     return child.ok() ? *std::move(child) : nullptr;
   }
 
   std::string port_file() const { return dir_.File("port"); }
 
+  static std::vector<std::string> Env(const std::string& kill_point) {
+    if (kill_point.empty()) return {};
+    return {"FERRY_KILL_POINT=" + kill_point};
+  }
+
+  // True when the child died of SIGKILL (its kill point); reaps it.
+  static bool DiedAtKillPoint(ChildProcess& child) {
+    if (child.running()) return false;
+    const int status = child.Wait();
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  }
+
   TempDir dir_{"ferry-crash"};
   uint64_t seed_ = 20240601;
   int port_ = 0;
 };
 
-TEST_F(CrashTest, KillingEitherSideAtRandomLosesAndDuplicatesNothing) {
+TEST_F(CrashTest, KillingEitherSideAtKillPointsLosesAndDuplicatesNothing) {
   if (const char* s = std::getenv("FERRY_CRASH_SEED")) seed_ = std::strtoull(s, nullptr, 10);
   std::cerr << "crash test seed " << seed_ << " (FERRY_CRASH_SEED), dir " << dir_.path() << "\n";
   std::mt19937_64 rng(seed_);
 
-  auto receiver = SpawnReceiver();
+  auto point = [&](const char* name) { return absl::StrCat(name, "@", 1 + rng() % 40); };
+  auto receiver = SpawnReceiver(point("receiver.appended"));
   ASSERT_NE(receiver, nullptr);
-  auto shipper = SpawnShipper();
+  auto shipper = SpawnShipper(point("shipper.acked"));
   ASSERT_NE(shipper, nullptr);
+  bool receiver_armed = true, shipper_armed = true;
+  constexpr int kKills = 16;
   int kills = 0;
-  for (int round = 0; round < 16 && shipper->running(); ++round) {
-    // Random moments: the point of the test, not a synchronization.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 600));
-    if (!shipper->running()) break;
-    if (rng() % 2 == 0) {
-      receiver->Kill(SIGKILL);
-      receiver->Wait();
-      receiver = SpawnReceiver();
+  while (kills < kKills) {
+    // Both children are armed; wait until one of them reaches its point (or the shipper ends).
+    ASSERT_TRUE(testing::WaitFor([&] { return !receiver->running() || !shipper->running(); },
+                                 absl::Seconds(120)))
+        << "neither side reached its kill point; see " << dir_.File("shipper.out");
+    if (!receiver->running()) {
+      ASSERT_TRUE(DiedAtKillPoint(*receiver)) << "see " << dir_.File("receiver.out");
+      ++kills;
+      receiver_armed = kills < kKills;
+      receiver = SpawnReceiver(receiver_armed ? point("receiver.appended") : "");
       ASSERT_NE(receiver, nullptr);
-    } else {
-      shipper->Kill(SIGKILL);
-      shipper->Wait();
-      shipper = SpawnShipper();
+    }
+    if (!shipper->running()) {
+      const int status = shipper->Wait();
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {  // finished: every record acked
+        shipper_armed = false;
+        break;
+      }
+      ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+          << "shipper status " << status << "; see " << dir_.File("shipper.out");
+      ++kills;
+      shipper_armed = kills < kKills;
+      shipper = SpawnShipper(shipper_armed ? point("shipper.acked") : "");
       ASSERT_NE(shipper, nullptr);
     }
-    ++kills;
   }
   std::cerr << kills << " kills\n";
+  // Disarm whichever child still carries a kill point (one more SIGKILL), so the run can finish.
+  if (receiver_armed) {
+    receiver->Kill(SIGKILL);
+    receiver->Wait();
+    receiver = SpawnReceiver();
+    ASSERT_NE(receiver, nullptr);
+  }
+  if (shipper_armed && shipper->running()) {
+    shipper->Kill(SIGKILL);
+    shipper->Wait();
+    shipper = SpawnShipper();
+    ASSERT_NE(shipper, nullptr);
+  }
+  EXPECT_GE(kills, 8);
   const std::optional<int> done = shipper->WaitFor(absl::Seconds(240));
   ASSERT_TRUE(done.has_value()) << "the shipper did not finish; see " << dir_.File("shipper.out");
   ASSERT_TRUE(WIFEXITED(*done) && WEXITSTATUS(*done) == 0) << "shipper status " << *done;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 #include "engine/replication/batch_codec.h"
@@ -540,6 +541,7 @@ void Shipper::ReadLoop(Session* session) {
           break;
         }
         HandleAck(session, frame.ack().durable_next_seq(), frame.ack().applied_seq());
+        KillPoint("shipper.acked");
         if (!session->error.ok()) break;
         persist = true;
       } else if (frame.has_error()) {

@@ -1,5 +1,6 @@
 // Crash test over the whole path: a write workload runs on east while east's and west's
-// ferryd are SIGKILLed at seeded random moments and restarted. Afterwards west must hold
+// ferryd are SIGKILLed at seeded random points of the workload's progress and restarted.
+// Afterwards west must hold
 // exactly east's rows (nothing lost, nothing applied twice: a duplicate insert would differ
 // or show up as a conflict) - invariants 1 to 3 of DESIGN.md with a database as the oracle.
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "tests/e2e/two_regions.h"
 
 namespace ferry::testing {
@@ -37,6 +39,8 @@ TEST(CrashE2ETest, SigkillOfEitherDaemonLosesAndDuplicatesNothing) {
   constexpr int kTransactions = 1500;
   std::atomic<int> done{0};
   std::atomic<bool> failed{false};
+  absl::Mutex progress;  // held while `done` or `finished` changes, so Await sees it
+  bool finished = false;
   std::thread workload([&] {
     std::mt19937 wrng(static_cast<uint32_t>(seed));
     for (int i = 1; i <= kTransactions; ++i) {
@@ -50,23 +54,36 @@ TEST(CrashE2ETest, SigkillOfEitherDaemonLosesAndDuplicatesNothing) {
                                  " WHERE id = ", dst, ";", "INSERT INTO transfers VALUES (", i, ",",
                                  src, ",", dst, ",", amount, ");COMMIT;"));
       if (!s.ok()) {
+        absl::MutexLock lock(&progress);
         failed = true;
+        finished = true;
         ADD_FAILURE() << "workload: " << s;
         return;
       }
+      absl::MutexLock lock(&progress);  // wakes the kill rounds waiting on `done`
       done = i;
     }
+    absl::MutexLock lock(&progress);
+    finished = true;
   });
 
-  // Kill rounds while the workload runs (and a couple after, against a quiet source).
+  // Kill rounds while the workload runs (and, should it end first, against a quiet source).
+  // Each kill comes once the workload has committed a seeded random number of further
+  // transactions: a point tied to progress, never to wall-clock time.
+  auto after_more_commits = [&](int at_least, int spread) {
+    const int target =
+        std::min(kTransactions, done.load() + at_least + static_cast<int>(rng() % spread));
+    absl::MutexLock lock(&progress);
+    auto reached = [&] { return done.load() >= target || finished; };
+    return progress.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(120));
+  };
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds && !failed; ++round) {
-    std::uniform_int_distribution<int> delay_ms(50, 1500);
-    absl::SleepFor(absl::Milliseconds(delay_ms(rng)));  // a random kill point, not a wait
+    ASSERT_TRUE(after_more_commits(20, 100)) << "the workload stalled in round " << round;
     const Region victim = (rng() % 2 == 0) ? Region::kEast : Region::kWest;
     regions.KillDaemon(victim);
-    if (rng() % 3 == 0) {  // sometimes both: the other one dies a moment later
-      absl::SleepFor(absl::Milliseconds(delay_ms(rng) / 5));
+    if (rng() % 3 == 0) {  // sometimes both: the other one dies a few commits later
+      ASSERT_TRUE(after_more_commits(1, 20));
       regions.KillDaemon(victim == Region::kEast ? Region::kWest : Region::kEast);
     }
     for (Region r : {Region::kWest, Region::kEast}) {

@@ -1,5 +1,7 @@
 // Crash safety: log_crash_writer appends from several threads and reports every acknowledged
-// append on a pipe; this test SIGKILLs it at random moments, reopens the log in-process and
+// append on a pipe; this test SIGKILLs it once it has reported a seeded random number of
+// acknowledged appends (a point tied to its progress, not to wall-clock time), sometimes before
+// it has even opened the log, reopens the log in-process and
 // checks it against what the writer reported (an oracle kept in this process, independent of the
 // log): every acknowledged append is present exactly once at the sequence it was given, each
 // writer's appends are in order with no hole, no append is partial, every record decodes, the
@@ -81,6 +83,15 @@ class Writer {
     return ready_;
   }
 
+  // Waits until the writer reported `acks` acknowledged appends (or exited, or the deadline
+  // passed). Returns whether it did.
+  bool WaitAcks(size_t acks, absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto enough_or_eof = [this, acks] { return acks_ >= acks || eof_; };
+    mu_.AwaitWithDeadline(absl::Condition(&enough_or_eof), deadline);
+    return acks_ >= acks;
+  }
+
   // SIGKILLs and reaps the writer, then collects everything it printed. Returns the wait status.
   int Kill() {
     if (pid_ <= 0) return status_;
@@ -110,6 +121,7 @@ class Writer {
         buffer.erase(0, newline + 1);
         absl::MutexLock lock(&mu_);
         if (line.rfind("ready", 0) == 0) ready_ = true;
+        if (line.rfind("ack", 0) == 0) ++acks_;
         lines_.push_back(std::move(line));
       }
     }
@@ -125,6 +137,7 @@ class Writer {
   std::vector<std::string> lines_;  // written by the reader thread, read after it joined
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
+  size_t acks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct Ack {
@@ -133,8 +146,9 @@ struct Ack {
 };
 using AppendKey = std::tuple<int, int, uint64_t>;  // round, writer, counter
 
-TEST(CrashTest, SigkillAtRandomMomentsLosesNoAcknowledgedAppend) {
-  const uint64_t seed = log_testing::TestSeed("SigkillAtRandomMomentsLosesNoAcknowledgedAppend");
+TEST(CrashTest, SigkillAtRandomPointsOfProgressLosesNoAcknowledgedAppend) {
+  const uint64_t seed =
+      log_testing::TestSeed("SigkillAtRandomPointsOfProgressLosesNoAcknowledgedAppend");
   std::mt19937_64 rng(seed);
   ScratchDir dir;
   const std::string path = dir.path() + "/log";
@@ -146,14 +160,15 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNoAcknowledgedAppend) {
     {
       Writer writer(path, round, rng());
       ASSERT_TRUE(writer.started()) << "fork failed";
-      const bool early = rng() % 5 == 0;  // sometimes kill it while it is still opening the log
-      if (early) {
-        absl::SleepFor(absl::Milliseconds(static_cast<int>(rng() % 50)));
-      } else {
+      // Sometimes kill it at once, while it is still opening the log; otherwise after a seeded
+      // random number of acknowledged appends (the other threads keep appending meanwhile).
+      const bool early = rng() % 5 == 0;
+      if (!early) {
         ASSERT_TRUE(writer.WaitReady(absl::Now() + absl::Seconds(30)))
             << "log_crash_writer never opened the log";
-        // Random kill timing (not synchronization): 0-300 ms into the writing.
-        absl::SleepFor(absl::Milliseconds(static_cast<int>(rng() % 301)));
+        const size_t acks = rng() % 400;
+        ASSERT_TRUE(writer.WaitAcks(acks, absl::Now() + absl::Seconds(60)))
+            << "log_crash_writer stopped before " << acks << " acknowledged appends";
       }
       const int status = writer.Kill();
       ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
