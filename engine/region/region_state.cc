@@ -22,11 +22,13 @@ namespace {
 
 constexpr char kFileName[] = "region.state";
 constexpr char kMagic[] = "ferry-region-state";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
 
-std::string Body(const std::string& region, Role role, uint64_t epoch) {
+std::string Body(const std::string& region, const RegionRecord& r) {
   return absl::StrCat(kMagic, " ", kVersion, "\nregion=", region,
-                      "\nrole=", std::string(RoleName(role)), "\nepoch=", epoch, "\n");
+                      "\nrole=", std::string(RoleName(r.role)), "\nepoch=", r.epoch,
+                      "\nstate=", std::string(RegionPhaseName(r.phase)),
+                      "\npaused=", r.paused ? "1" : "0", "\noperation=", r.operation, "\n");
 }
 
 std::string Checksum(const std::string& body) {
@@ -55,6 +57,35 @@ absl::StatusOr<Role> ParseRole(std::string_view name) {
       absl::StrCat("role must be primary or standby, got '", std::string(name), "'"));
 }
 
+std::string_view RegionPhaseName(RegionPhase phase) {
+  switch (phase) {
+    case RegionPhase::kReplicating:
+      return "replicating";
+    case RegionPhase::kSwitching:
+      return "switching";
+    case RegionPhase::kPromoting:
+      return "promoting";
+    case RegionPhase::kFenced:
+      return "fenced";
+    case RegionPhase::kRejoining:
+      return "rejoining";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<RegionPhase> ParseRegionPhase(std::string_view name) {
+  for (RegionPhase p : {RegionPhase::kReplicating, RegionPhase::kSwitching, RegionPhase::kPromoting,
+                        RegionPhase::kFenced, RegionPhase::kRejoining}) {
+    if (RegionPhaseName(p) == name) return p;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown state '", std::string(name), "'"));
+}
+
+bool IsTransitional(RegionPhase phase) {
+  return phase == RegionPhase::kSwitching || phase == RegionPhase::kPromoting ||
+         phase == RegionPhase::kRejoining;
+}
+
 absl::StatusOr<std::unique_ptr<RegionState>> RegionState::Open(const std::string& data_dir,
                                                                const std::string& region,
                                                                Role initial_role) {
@@ -70,7 +101,7 @@ absl::StatusOr<std::unique_ptr<RegionState>> RegionState::Open(const std::string
   std::ifstream in(path);
   if (!in) {
     if (std::filesystem::exists(path)) return ErrnoError(absl::StrCat("read ", path));
-    FERRY_RETURN_IF_ERROR(state->WriteLocked(initial_role, 1));
+    FERRY_RETURN_IF_ERROR(state->WriteLocked({.role = initial_role, .epoch = 1}));
     return state;
   }
   std::stringstream buffer;
@@ -100,6 +131,7 @@ absl::StatusOr<std::unique_ptr<RegionState>> RegionState::Open(const std::string
   std::string stored_region;
   std::optional<Role> stored_role;
   uint64_t epoch = 0;
+  RegionRecord record;
   for (size_t i = 1; i < lines.size(); ++i) {
     std::pair<std::string, std::string> kv = absl::StrSplit(lines[i], absl::MaxSplits('=', 1));
     if (kv.first == "region") {
@@ -110,46 +142,56 @@ absl::StatusOr<std::unique_ptr<RegionState>> RegionState::Open(const std::string
       stored_role = *r;
     } else if (kv.first == "epoch") {
       if (!absl::SimpleAtoi(kv.second, &epoch) || epoch == 0) return corrupt("bad epoch");
+    } else if (kv.first == "state") {
+      auto phase = ParseRegionPhase(kv.second);
+      if (!phase.ok()) return corrupt(std::string(phase.status().message()));
+      record.phase = *phase;
+    } else if (kv.first == "paused") {
+      if (kv.second != "0" && kv.second != "1") return corrupt("paused must be 0 or 1");
+      record.paused = kv.second == "1";
+    } else if (kv.first == "operation") {
+      record.operation = kv.second;
     }
   }
   if (!stored_role.has_value() || epoch == 0) return corrupt("missing role or epoch");
+  if (record.operation.empty() == IsTransitional(record.phase)) {
+    return corrupt("an operation id is set exactly while the state is transitional");
+  }
   if (stored_region != region) {
     return absl::FailedPreconditionError(absl::StrCat("data_dir ", data_dir, " belongs to region '",
                                                       stored_region, "', not '", region,
                                                       "'; refusing to start"));
   }
-  state->role_ = *stored_role;
-  state->epoch_ = epoch;
+  record.role = *stored_role;
+  record.epoch = epoch;
+  state->record_ = record;
   return state;
 }
 
-Role RegionState::role() const {
+RegionRecord RegionState::Get() const {
   absl::MutexLock lock(&mu_);
-  return role_;
+  return record_;
 }
 
-uint64_t RegionState::epoch() const {
+absl::Status RegionState::Write(const RegionRecord& record) {
   absl::MutexLock lock(&mu_);
-  return epoch_;
-}
-
-absl::Status RegionState::Set(Role role, uint64_t epoch) {
-  absl::MutexLock lock(&mu_);
-  if (epoch < epoch_) {
+  if (record.epoch < record_.epoch) {
     return absl::FailedPreconditionError(
-        absl::StrCat("epoch may not go back from ", epoch_, " to ", epoch));
+        absl::StrCat("epoch may not go back from ", record_.epoch, " to ", record.epoch));
   }
-  return WriteLocked(role, epoch);
+  if (record.operation.empty() == IsTransitional(record.phase)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state ", std::string(RegionPhaseName(record.phase)),
+        IsTransitional(record.phase) ? " needs an operation id" : " takes no operation id"));
+  }
+  if (record.operation.find('\n') != std::string::npos) {
+    return absl::InvalidArgumentError("an operation id is one line");
+  }
+  return WriteLocked(record);
 }
 
-absl::Status RegionState::AdoptEpoch(uint64_t epoch) {
-  absl::MutexLock lock(&mu_);
-  if (epoch <= epoch_) return absl::OkStatus();
-  return WriteLocked(role_, epoch);
-}
-
-absl::Status RegionState::WriteLocked(Role role, uint64_t epoch) {
-  const std::string body = Body(region_, role, epoch);
+absl::Status RegionState::WriteLocked(const RegionRecord& record) {
+  const std::string body = Body(region_, record);
   const std::string text = absl::StrCat(body, "checksum=", Checksum(body), "\n");
   const std::string tmp = path_ + ".tmp";
   {
@@ -165,8 +207,7 @@ absl::Status RegionState::WriteLocked(Role role, uint64_t epoch) {
   if (::rename(tmp.c_str(), path_.c_str()) != 0) return ErrnoError(absl::StrCat("rename ", tmp));
   FERRY_RETURN_IF_ERROR(
       SyncPath(std::filesystem::path(path_).parent_path().string(), O_RDONLY | O_DIRECTORY));
-  role_ = role;
-  epoch_ = epoch;
+  record_ = record;
   return absl::OkStatus();
 }
 
