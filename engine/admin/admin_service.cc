@@ -15,6 +15,11 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+grpc::Status ToGrpcStatus(const absl::Status& s) {
+  // absl and gRPC share the canonical codes (google.rpc.Code).
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
 grpc::Status AdminService::Authenticate(const grpc::ServerContext& context) const {
   if (token_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
@@ -42,7 +47,12 @@ grpc::Status AdminService::Status(grpc::ServerContext* context, const v1::Status
 grpc::Status AdminService::Pause(grpc::ServerContext* context, const v1::PauseRequest*,
                                  v1::PauseReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
-  reply->set_was_paused(backend_->Pause());
+  absl::StatusOr<bool> was = backend_->Pause();
+  if (!was.ok()) {
+    spdlog::error("admin: pause failed: {}", was.status().ToString());
+    return ToGrpcStatus(was.status());
+  }
+  reply->set_was_paused(*was);
   spdlog::info("admin: pause (was {})", reply->was_paused() ? "paused" : "running");
   return grpc::Status::OK;
 }
@@ -50,7 +60,12 @@ grpc::Status AdminService::Pause(grpc::ServerContext* context, const v1::PauseRe
 grpc::Status AdminService::Resume(grpc::ServerContext* context, const v1::ResumeRequest*,
                                   v1::ResumeReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
-  reply->set_was_paused(backend_->Resume());
+  absl::StatusOr<bool> was = backend_->Resume();
+  if (!was.ok()) {
+    spdlog::error("admin: resume failed: {}", was.status().ToString());
+    return ToGrpcStatus(was.status());
+  }
+  reply->set_was_paused(*was);
   spdlog::info("admin: resume (was {})", reply->was_paused() ? "paused" : "running");
   return grpc::Status::OK;
 }

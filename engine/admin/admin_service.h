@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "proto/admin.grpc.pb.h"
 
 namespace ferry {
@@ -15,9 +16,11 @@ class AdminBackend {
  public:
   virtual ~AdminBackend() = default;
   virtual v1::StatusReply Status() = 0;
-  // Both return whether the pipeline was paused before the call.
-  virtual bool Pause() = 0;
-  virtual bool Resume() = 0;
+  // Both return whether the pipeline was paused before the call, or why the call failed (the
+  // code reaches the caller: kUnavailable when the choice could not be persisted, and then
+  // nothing changed).
+  virtual absl::StatusOr<bool> Pause() = 0;
+  virtual absl::StatusOr<bool> Resume() = 0;
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -40,6 +43,9 @@ class AdminService final : public v1::Admin::Service {
   AdminBackend* const backend_;
   const std::string token_;
 };
+
+// The gRPC status of the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& s);
 
 // Compares in time independent of where the strings differ (tokens must not leak by timing).
 bool ConstantTimeEquals(const std::string& a, const std::string& b);

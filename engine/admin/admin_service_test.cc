@@ -18,9 +18,16 @@ class FakeBackend : public AdminBackend {
     r.set_paused(paused_);
     return r;
   }
-  bool Pause() override { return paused_.exchange(true); }
-  bool Resume() override { return paused_.exchange(false); }
+  absl::StatusOr<bool> Pause() override {
+    if (fail_) return absl::UnavailableError("cannot persist the paused state: disk full");
+    return paused_.exchange(true);
+  }
+  absl::StatusOr<bool> Resume() override {
+    if (fail_) return absl::UnavailableError("cannot persist the resumed state: disk full");
+    return paused_.exchange(false);
+  }
   std::atomic<bool> paused_{false};
+  std::atomic<bool> fail_{false};
 };
 
 class AdminServiceTest : public ::testing::Test {
@@ -77,6 +84,21 @@ TEST_F(AdminServiceTest, PauseAndResumeReportThePreviousState) {
   ASSERT_TRUE(stub_->Resume(&ctx, v1::ResumeRequest(), &resume).ok());
   EXPECT_TRUE(resume.was_paused());
   EXPECT_FALSE(backend_.paused_);
+}
+
+// Regression: a pause whose persistence failed was reported as done.
+TEST_F(AdminServiceTest, PauseThatCouldNotBePersistedIsReportedAsFailed) {
+  StartServer("");
+  backend_.fail_ = true;
+  v1::PauseReply pause;
+  grpc::ClientContext ctx;
+  const grpc::Status s = stub_->Pause(&ctx, v1::PauseRequest(), &pause);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(s.error_message().find("disk full"), std::string::npos) << s.error_message();
+  v1::ResumeReply resume;
+  grpc::ClientContext ctx2;
+  EXPECT_EQ(stub_->Resume(&ctx2, v1::ResumeRequest(), &resume).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(AdminServiceTest, MissingOrWrongTokenIsRefusedAndChangesNothing) {

@@ -89,6 +89,7 @@ struct SourceHealth {
   int64_t retained_bytes = -1;      // upstream data retained for us (slot WAL), -1 unknown
   std::string last_error;           // empty when healthy
   bool snapshot_in_progress = false;
+  std::string upstream_name;  // what the source reads from upstream (Postgres: the slot)
 };
 
 class Source {
@@ -99,6 +100,9 @@ class Source {
   // Transient errors (the database restarting) are retried inside with backoff.
   [[nodiscard]] virtual absl::Status Run(CaptureTarget& target, const StopSignal& stop) = 0;
   virtual SourceHealth Health() const = 0;
+  // A position as the source's operators write it (Postgres: "16/B374D848"). Positions are
+  // opaque to the engine; it shows them only through this.
+  virtual std::string FormatPosition(uint64_t position) const { return std::to_string(position); }
 };
 
 }  // namespace ferry

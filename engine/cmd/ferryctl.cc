@@ -1,11 +1,12 @@
 // ferryctl: the operator's command line for ferryd's admin service.
 //
 //   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
-//   ferryctl --admin HOST:PORT pause | resume
+//   ferryctl --admin HOST:PORT pause | resume [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
-// from the command line itself (it would show in `ps`). Exit codes: 0 success, 1 the call
-// failed (unreachable, refused), 2 usage error.
+// from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
+// contract): 0 success, 1 any error (the call failed, was refused, or the command line is
+// wrong; the message is on stderr). 2 is kept for `verify`: the regions differ.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -26,7 +27,7 @@ namespace {
 constexpr char kUsage[] = R"(usage: ferryctl --admin HOST:PORT [options] COMMAND
 
 Commands:
-  status [--json]   role, epoch, positions, lag, RPO, peer and per-table state
+  status            role, epoch, state, positions, lag, RPO, peer and per-table state
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
 
@@ -34,7 +35,10 @@ Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
   --token-file FILE     admin token (or the FERRY_ADMIN_TOKEN environment variable)
   --timeout SECONDS     give up after this long (default 5)
+  --json                machine-readable output (every command)
   --help                this text
+
+Exit codes: 0 success, 1 any error (message on stderr).
 )";
 
 struct Args {
@@ -48,7 +52,7 @@ struct Args {
 int Usage(const std::string& error) {
   if (!error.empty()) std::fprintf(stderr, "ferryctl: %s\n\n", error.c_str());
   std::fputs(kUsage, error.empty() ? stdout : stderr);
-  return error.empty() ? 0 : 2;
+  return error.empty() ? 0 : 1;
 }
 
 bool ReadTokenFile(const std::string& path, std::string* token, std::string* error) {
@@ -73,6 +77,8 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
   const auto& p = r.positions();
   std::printf("region      %s (%s, epoch %llu)%s\n", r.region().c_str(), r.role().c_str(),
               static_cast<unsigned long long>(r.epoch()), r.paused() ? "  PAUSED" : "");
+  std::printf("state       %s%s%s\n", r.state().c_str(), r.fenced() ? "  fenced" : "",
+              r.operation().empty() ? "" : ("  operation " + r.operation()).c_str());
   std::printf("uptime      %llds   version %s\n", static_cast<long long>(r.uptime_seconds()),
               r.version().c_str());
   if (r.role() == "primary") {
@@ -142,7 +148,7 @@ int main(int argc, char** argv) {
       std::string error;
       if (!ReadTokenFile(v, &args.token, &error)) {
         std::fprintf(stderr, "ferryctl: %s\n", error.c_str());
-        return 2;
+        return 1;
       }
     } else if (a == "--timeout") {
       const char* v = value("--timeout");
@@ -164,7 +170,6 @@ int main(int argc, char** argv) {
   if (args.command != "status" && args.command != "pause" && args.command != "resume") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
-  if (args.json && args.command != "status") return Usage("--json goes with status");
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());
@@ -194,16 +199,26 @@ int main(int argc, char** argv) {
   } else if (args.command == "pause") {
     ferry::v1::PauseReply reply;
     status = stub->Pause(&ctx, ferry::v1::PauseRequest(), &reply);
-    if (status.ok()) std::printf("paused%s\n", reply.was_paused() ? " (already)" : "");
+    if (status.ok() && args.json) {
+      std::printf("{\"paused\": true, \"was_paused\": %s}\n",
+                  reply.was_paused() ? "true" : "false");
+    } else if (status.ok()) {
+      std::printf("paused%s\n", reply.was_paused() ? " (already)" : "");
+    }
   } else {
     ferry::v1::ResumeReply reply;
     status = stub->Resume(&ctx, ferry::v1::ResumeRequest(), &reply);
-    if (status.ok()) std::printf("resumed%s\n", reply.was_paused() ? "" : " (was not paused)");
+    if (status.ok() && args.json) {
+      std::printf("{\"paused\": false, \"was_paused\": %s}\n",
+                  reply.was_paused() ? "true" : "false");
+    } else if (status.ok()) {
+      std::printf("resumed%s\n", reply.was_paused() ? "" : " (was not paused)");
+    }
   }
   if (!status.ok()) {
-    const char* what = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                               status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                           ? "cannot reach ferryd admin at "
+    // A deadline means nobody answered; every other error carries ferryd's (or gRPC's) reason.
+    const char* what = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                           ? "no answer from ferryd admin at "
                            : "ferryd admin at ";
     std::fprintf(stderr, "ferryctl: %s%s: %s (%d)\n", what, args.admin.c_str(),
                  status.error_message().c_str(), static_cast<int>(status.error_code()));

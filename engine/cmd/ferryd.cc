@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
 
   ferry::DaemonFactories factories;
   factories.source =
-      [](const ferry::config::Config& c) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
+      [](const ferry::config::Config& c,
+         const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
     ferry::pg::PostgresSourceOptions o;
     o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
     o.publication = c.postgres.publication;
@@ -135,10 +136,12 @@ int main(int argc, char** argv) {
     return std::unique_ptr<ferry::Source>(std::move(*source));
   };
   factories.sink =
-      [](const ferry::config::Config& c) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
+      [](const ferry::config::Config& c,
+         const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
     ferry::PostgresSinkOptions o;
     o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
     o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
+    o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
     o.conflict_policy = c.apply.conflict_policy == ferry::config::ConflictPolicy::kApplyRemote
                             ? ferry::ConflictPolicy::kApplyRemote
                             : ferry::ConflictPolicy::kStopTable;

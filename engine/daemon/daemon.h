@@ -1,16 +1,20 @@
 // Daemon: one region's ferryd, wired from its parts.
 //
-//   primary: Source -> LogCaptureTarget -> outbound DurableLog -> Shipper ==> peer
-//   standby: peer ==> Receiver -> inbound DurableLog -> ApplyScheduler -> Sink
-//   both:    admin gRPC service (status, pause, resume), Prometheus /metrics, log trimming
+//   RoleController   the region's persisted state (role, epoch, phase, paused); the only code
+//                    that changes it (engine/region/role_controller.h)
+//   PrimaryPipeline  Source -> capture -> outbound log -> Shipper ==> peer   (while primary)
+//   StandbyPipeline  peer ==> Receiver -> inbound log -> apply -> Sink       (while standby)
+//   LogRetention     trims each log (one per log, on the maintenance thread)
+//   admin gRPC service (status, pause, resume), Prometheus /metrics
 //
-// The role and epoch come from RegionState (data_dir/region.state): the configured role is only
-// the first one. The daemon knows connectors only through the Source and Sink interfaces;
-// main() passes factories for them, so tests can wire the daemon to anything.
+// Exactly one pipeline runs at a time. A role change is: stop the running pipeline (drained),
+// persist the new role and epoch, start the other pipeline (ChangeRole). The daemon knows
+// connectors only through the Source and Sink interfaces; main() passes factories for them, so
+// tests can wire the daemon to anything.
 //
-// Threads: Start() spawns the capture thread (primary) and the maintenance thread (trims logs,
-// samples metrics); the shipper, receiver, apply scheduler, gRPC servers and metrics exposer run
-// their own. Status(), Pause() and Resume() are called from gRPC threads and are thread-safe.
+// Threads: Start() spawns the maintenance thread (trims logs, counts errors); the pipelines,
+// gRPC servers and metrics exposer run their own. Status(), Pause(), Resume() and ChangeRole()
+// are thread-safe; role changes are serialised.
 //
 // Example (see engine/cmd/ferryd.cc):
 //   FERRY_ASSIGN_OR_RETURN(auto daemon, Daemon::Start(config, factories));
@@ -31,26 +35,46 @@
 #include "engine/admin/admin_service.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
+#include "engine/base/clock.h"
 #include "engine/config/config.h"
 
 namespace ferry {
 
 class Metrics;
+struct EngineCounters;
+class DurableLog;
+class LogRetention;
+class PrimaryPipeline;
+class RoleController;
+class StandbyPipeline;
+
+// What a factory learns of the region when the daemon starts a pipeline.
+struct PipelineContext {
+  // The region's epoch now (a sink names its progress with it: the fence against an applier of
+  // an older epoch).
+  uint64_t epoch = 0;
+};
 
 struct DaemonFactories {
-  // Builds the region's change source (primary). Called once at start.
-  std::function<absl::StatusOr<std::unique_ptr<Source>>(const config::Config&)> source;
-  // Builds the region's apply target (standby). Called once at start.
-  std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&)> sink;
+  // Builds the region's change source. Called each time the primary pipeline starts.
+  std::function<absl::StatusOr<std::unique_ptr<Source>>(const config::Config&,
+                                                        const PipelineContext&)>
+      source;
+  // Builds the region's apply target. Called each time the standby pipeline starts.
+  std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&,
+                                                      const PipelineContext&)>
+      sink;
 };
 
 class Daemon final : public AdminBackend {
  public:
-  // Opens the region state and logs, starts the listeners and the role's pipeline. Fails when
-  // a listener cannot bind, the data_dir belongs to another region, or a log is corrupt; a
-  // database that is down is not a start failure (the pipeline retries and status says so).
+  // Opens the region state and logs, settles a role change a crash interrupted, starts the
+  // listeners and the role's pipeline. Fails when a listener cannot bind, the data_dir belongs
+  // to another region, or a log is corrupt; a database that is down is not a start failure (the
+  // pipeline retries and status says so). `clock` (default: the real one) must outlive it.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Daemon>> Start(const config::Config& config,
-                                                                     DaemonFactories factories);
+                                                                     DaemonFactories factories,
+                                                                     Clock* clock = Clock::Real());
   ~Daemon() override;
 
   // Drains in-flight work for at most `drain`: the source stops capturing, the shipper gets
@@ -58,37 +82,67 @@ class Daemon final : public AdminBackend {
   // Idempotent.
   void Shutdown(absl::Duration drain);
 
-  v1::StatusReply Status() override;
-  bool Pause() override;
-  bool Resume() override;
+  // Changes this region's role at run time: stops the running pipeline (draining for at most
+  // `drain`), raises the epoch and persists the new role, starts the other pipeline. A crash
+  // before the new role is persisted restarts in the old role; after it, in the new one.
+  // kFailedPrecondition when the region is not replicating in the other role already or
+  // another change runs; the new pipeline's start error otherwise (the role is changed then,
+  // and status shows the error).
+  [[nodiscard]] absl::Status ChangeRole(Role target, absl::Duration drain);
 
-  // Bound ports (listen addresses may use port 0).
+  v1::StatusReply Status() override;
+  absl::StatusOr<bool> Pause() override;
+  absl::StatusOr<bool> Resume() override;
+
+  // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
   int admin_port() const;
   int metrics_port() const;
   int replication_port() const;
 
  private:
-  struct Parts;
-  explicit Daemon(const config::Config& config);
-  absl::Status StartParts(DaemonFactories factories);
-  void CaptureLoop();
+  explicit Daemon(const config::Config& config, DaemonFactories factories, Clock* clock);
+  absl::Status StartParts();
+  absl::Status StartPipelineLocked(Role role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipeline_mu_);
+  void StopPipelineLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipeline_mu_);
   void MaintenanceLoop();
   void Trim();
   void CountErrors();
-  bool SetPaused(bool paused);
+  absl::StatusOr<bool> SetPaused(bool paused);
+  EngineCounters Counters();
 
   const config::Config config_;
+  const DaemonFactories factories_;
+  Clock* const clock_;
   const absl::Time started_;
-  std::unique_ptr<Parts> parts_;
-  // The metrics endpoint once it runs; hooks of the shipper and apply read it (they start
-  // first, and a batch before then is simply not observed).
+  // Constant after StartParts().
+  std::unique_ptr<RoleController> roles_;
+  std::unique_ptr<DurableLog> outbound_;
+  std::unique_ptr<DurableLog> inbound_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<grpc::Server> admin_server_;
+  int admin_port_ = 0;
+  std::unique_ptr<Metrics> metrics_owner_;
+  // The metrics endpoint once it runs; pipeline hooks read it (they may start first, and a
+  // batch before then is simply not observed).
   std::atomic<Metrics*> metrics_{nullptr};
-  StopSignal capture_stop_;
+
+  // Serialises role changes, pause/resume and shutdown (held across a pipeline's drain).
+  absl::Mutex change_mu_ ABSL_ACQUIRED_BEFORE(pipeline_mu_);
+  bool shut_down_ ABSL_GUARDED_BY(change_mu_) = false;
+  // The running pipeline (at most one is set). Held briefly by readers (status, maintenance).
+  mutable absl::Mutex pipeline_mu_;
+  std::unique_ptr<PrimaryPipeline> primary_ ABSL_GUARDED_BY(pipeline_mu_);
+  std::unique_ptr<StandbyPipeline> standby_ ABSL_GUARDED_BY(pipeline_mu_);
+  std::string pipeline_error_ ABSL_GUARDED_BY(pipeline_mu_);
+  uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
+
+  // Maintenance thread only.
+  std::unique_ptr<LogRetention> outbound_retention_;
+  std::unique_ptr<LogRetention> inbound_retention_;
+  uint64_t stream_errors_seen_ = 0;
+  uint64_t apply_errors_seen_ = 0;
   absl::Notification maintenance_stop_;
-  std::thread capture_thread_;
   std::thread maintenance_thread_;
-  absl::Mutex shutdown_mu_;
-  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 
 }  // namespace ferry

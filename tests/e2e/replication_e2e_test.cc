@@ -84,6 +84,23 @@ TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
   EXPECT_EQ(west_count->value_or(""), "100");  // 100 snapshot rows - 1 deleted + 1 inserted
 }
 
+// Regression: ferryd never passed the region's epoch to the sink, so apply's replication origins
+// were named with epoch 0 and the fence against an applier of an older epoch never engaged.
+TEST_F(ReplicationE2ETest, ApplyOriginsCarryTheRegionsEpoch) {
+  StartRegions();
+  ASSERT_TRUE(east().Exec("INSERT INTO events (account, note) VALUES (1, 'epoch');").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  auto status = regions_->Status(Region::kWest);
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->epoch(), 1u);
+  auto origins = west().Query("SELECT roname FROM pg_replication_origin ORDER BY roname");
+  ASSERT_TRUE(origins.ok()) << origins.status();
+  ASSERT_FALSE(origins->empty());
+  for (const auto& row : *origins) {
+    EXPECT_EQ(row[0]->rfind("ferry_east_1_w", 0), 0u) << *row[0];
+  }
+}
+
 TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
   StartRegions();
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());

@@ -18,6 +18,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/free_port.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/temp_dir.h"
 
@@ -91,8 +92,5 @@ class TwoRegions {
   int east_admin_ = 0, west_admin_ = 0, east_metrics_ = 0, west_metrics_ = 0;
   int west_replication_ = 0, east_replication_ = 0;
 };
-
-// A free TCP port on 127.0.0.1 (bound and released; good enough for tests that start at once).
-int FreePort();
 
 }  // namespace ferry::testing

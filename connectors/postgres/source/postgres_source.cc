@@ -450,7 +450,11 @@ absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) 
 
 SourceHealth PostgresSource::Health() const {
   absl::MutexLock lock(&mu_);
-  return health_;
+  SourceHealth h = health_;
+  h.upstream_name = options_.slot;
+  return h;
 }
+
+std::string PostgresSource::FormatPosition(uint64_t position) const { return FormatLsn(position); }
 
 }  // namespace ferry::pg

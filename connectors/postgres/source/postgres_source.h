@@ -74,6 +74,7 @@ class PostgresSource final : public Source {
   // malformed stream. Everything else is retried with backoff.
   [[nodiscard]] absl::Status Run(CaptureTarget& target, const StopSignal& stop) override;
   SourceHealth Health() const override;
+  std::string FormatPosition(uint64_t position) const override;
 
   // Keys of the source state this source keeps in the CaptureTarget.
   std::string StateKey(const std::string& name) const;

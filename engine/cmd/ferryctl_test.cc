@@ -1,0 +1,71 @@
+// ferryctl's command line: a usage error exits 1 with the reason on stderr (2 is reserved for
+// `verify`: the regions differ), --help exits 0, and an unreachable ferryd exits 1.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
+#include "tests/support/temp_dir.h"
+
+namespace ferry {
+namespace {
+
+using ::ferry::testing::BuiltBinary;
+using ::ferry::testing::ChildProcess;
+
+struct CtlRun {
+  int exit_code = -1;
+  std::string output;
+};
+
+CtlRun Ctl(const std::vector<std::string>& args) {
+  ::ferry::testing::TempDir dir("ferry-ctl-test");
+  std::vector<std::string> argv = {BuiltBinary("ferryctl")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = ChildProcess::Spawn(argv, dir.File("out"), {"FERRY_ADMIN=", "FERRY_ADMIN_TOKEN="});
+  EXPECT_TRUE(child.ok()) << child.status();
+  if (!child.ok()) return {};
+  const int status = (*child)->Wait();
+  std::stringstream out;
+  out << std::ifstream(dir.File("out")).rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out.str()};
+}
+
+TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{}, "no command given"},
+      {{"--admin", "127.0.0.1:1", "fly"}, "unknown command 'fly'"},
+      {{"--admin", "127.0.0.1:1", "--bogus", "status"}, "unknown option --bogus"},
+      {{"status"}, "--admin HOST:PORT is required"},
+      {{"--admin", "127.0.0.1:1", "--timeout", "-3", "status"}, "--timeout needs"},
+      {{"--admin", "127.0.0.1:1", "--token-file", "/nonexistent/token", "status"},
+       "cannot read token file"},
+      {{"--admin", "127.0.0.1:1", "pause", "resume"}, "one command at a time"},
+  };
+  for (const auto& [args, reason] : cases) {
+    const CtlRun run = Ctl(args);
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_NE(run.output.find(reason), std::string::npos) << run.output;
+  }
+}
+
+TEST(FerryctlTest, HelpExitsZero) {
+  const CtlRun run = Ctl({"--help"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_NE(run.output.find("usage: ferryctl"), std::string::npos);
+}
+
+TEST(FerryctlTest, UnreachableFerrydExitsOne) {
+  const int port = ::ferry::testing::FreePort();
+  ASSERT_NE(port, 0);
+  const CtlRun run =
+      Ctl({"--admin", "127.0.0.1:" + std::to_string(port), "--timeout", "2", "--json", "pause"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("ferryd admin at 127.0.0.1:"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,311 @@
+// A region changes role at run time: two in-process daemons (east primary, west standby) over
+// real gRPC and real durable logs, with in-memory doubles for the databases (a scripted Source
+// and a recording Sink; the daemon against real Postgres is tested in tests/e2e). The primary
+// pipeline is stopped and the standby pipeline started, and back, with every transaction
+// delivered exactly once in each direction and the epoch raised at each flip.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/daemon/daemon.h"
+#include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
+#include "tests/support/temp_dir.h"
+
+namespace ferry {
+namespace {
+
+// One region's "database": what its application committed (for the source to capture) and what
+// apply wrote into it (by origin region, in commit order). Outlives the sources and sinks the
+// daemon builds and drops at each role change, as a real database does.
+class FakeDatabase {
+ public:
+  void Commit(int n) {
+    absl::MutexLock lock(&mu_);
+    for (int i = 0; i < n; ++i) pending_.push_back(++committed_);
+  }
+  // The next committed ids after `after` (at most `max`).
+  std::vector<uint64_t> CommittedAfter(uint64_t after, size_t max) {
+    absl::MutexLock lock(&mu_);
+    std::vector<uint64_t> out;
+    for (uint64_t id = after + 1; id <= committed_ && out.size() < max; ++id) out.push_back(id);
+    return out;
+  }
+  void Applied(const std::string& origin, uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    applied_[origin].push_back(id);
+  }
+  std::vector<uint64_t> applied(const std::string& origin) {
+    absl::MutexLock lock(&mu_);
+    return applied_[origin];
+  }
+  bool WaitApplied(const std::string& origin, size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return applied_[origin].size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(30));
+  }
+  uint64_t sink_progress = 0;  // the sink's committed inbound seq (guarded by the sink's use)
+  absl::Mutex progress_mu;
+
+ private:
+  absl::Mutex mu_;
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<uint64_t>> applied_ ABSL_GUARDED_BY(mu_);
+};
+
+// Captures the database's commits as one-change transactions; the id is the source position.
+class ScriptedSource final : public Source {
+ public:
+  ScriptedSource(FakeDatabase* db, std::string region) : db_(db), region_(std::move(region)) {}
+  absl::Status Run(CaptureTarget& target, const StopSignal& stop) override {
+    while (!stop.stopped()) {
+      std::vector<v1::Transaction> txns;
+      uint64_t last = 0;
+      for (uint64_t id : db_->CommittedAfter(target.CapturedPosition(), 10)) {
+        v1::Transaction t;
+        t.set_origin_region(region_);
+        t.set_source_position(id);
+        t.set_end_position(id);
+        t.set_commit_time_us(absl::ToUnixMicros(absl::Now()));
+        t.set_last_fragment(true);
+        txns.push_back(std::move(t));
+        last = id;
+      }
+      if (txns.empty()) {
+        stop.WaitFor(absl::Milliseconds(5));
+        continue;
+      }
+      if (absl::Status s = target.Append(std::move(txns), last); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  SourceHealth Health() const override { return {.connected = true}; }
+
+ private:
+  FakeDatabase* const db_;
+  const std::string region_;
+};
+
+// Applies by recording (origin, source position) in the database, with its progress.
+class RecordingSink final : public Sink {
+ public:
+  explicit RecordingSink(FakeDatabase* db) : db_(db) {}
+  absl::StatusOr<SinkState> LoadState() override {
+    absl::MutexLock lock(&db_->progress_mu);
+    return SinkState{.applied_seq = db_->sink_progress};
+  }
+  absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int) override {
+    return std::unique_ptr<SinkSession>(new Session(db_));
+  }
+  absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation&) override { return UniqueKeys{}; }
+
+ private:
+  class Session final : public SinkSession {
+   public:
+    explicit Session(FakeDatabase* db) : db_(db) {}
+    absl::Status Begin(const GroupContext&) override {
+      txns_.clear();
+      return absl::OkStatus();
+    }
+    absl::Status Apply(uint64_t, const v1::Transaction& t) override {
+      txns_.push_back(t);
+      return absl::OkStatus();
+    }
+    absl::Status Prepare() override { return absl::OkStatus(); }
+    absl::Status Commit(uint64_t progress_seq, int64_t) override {
+      absl::MutexLock lock(&db_->progress_mu);
+      if (progress_seq <= db_->sink_progress) return absl::OkStatus();  // a replay: no effect
+      for (const v1::Transaction& t : txns_) db_->Applied(t.origin_region(), t.source_position());
+      db_->sink_progress = progress_seq;
+      return absl::OkStatus();
+    }
+    absl::Status PrepareAndCommit(uint64_t progress_seq, int64_t time) override {
+      return Commit(progress_seq, time);
+    }
+    void Abort() override { txns_.clear(); }
+    std::optional<TableFault> fault() const override { return std::nullopt; }
+    uint64_t conflicts_committed() const override { return 0; }
+
+   private:
+    FakeDatabase* const db_;
+    std::vector<v1::Transaction> txns_;
+  };
+  FakeDatabase* const db_;
+};
+
+class DaemonRoleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ports_[0] = testing::FreePort();
+    ports_[1] = testing::FreePort();
+    ASSERT_NE(ports_[0], 0);
+    ASSERT_NE(ports_[1], 0);
+  }
+
+  std::unique_ptr<Daemon> StartRegion(int i) {
+    const char* name = i == 0 ? "east" : "west";
+    const std::string yaml = absl::StrCat(
+        "region: ", name, "\ndata_dir: ", base_, "/", name,
+        "\nrole: ", i == 0 ? "primary" : "standby",
+        "\npostgres:\n  dsn: \"host=127.0.0.1 dbname=unused\"\n  publication: ferry\n  slot: ",
+        "ferry_", name, "\nlisten:\n  replication: 127.0.0.1:", ports_[i],
+        "\n  admin: 127.0.0.1:0\n  metrics: 127.0.0.1:0\npeer:\n  replication: 127.0.0.1:",
+        ports_[1 - i], "\n  region: ", i == 0 ? "west" : "east",
+        "\nstream:\n  reconnect_min_ms: 20\n  reconnect_max_ms: 200\n");
+    auto config = config::ParseConfig(yaml, name);
+    EXPECT_TRUE(config.ok()) << config.status();
+    if (!config.ok()) return nullptr;
+    FakeDatabase* db = &db_[i];
+    DaemonFactories factories;
+    factories.source = [db, name](
+                           const config::Config&,
+                           const PipelineContext&) -> absl::StatusOr<std::unique_ptr<Source>> {
+      return std::make_unique<ScriptedSource>(db, name);
+    };
+    factories.sink = [db, this](
+                         const config::Config&,
+                         const PipelineContext& context) -> absl::StatusOr<std::unique_ptr<Sink>> {
+      sink_epochs_.push_back(context.epoch);
+      return std::make_unique<RecordingSink>(db);
+    };
+    auto daemon = Daemon::Start(*config, std::move(factories));
+    EXPECT_TRUE(daemon.ok()) << daemon.status();
+    return daemon.ok() ? *std::move(daemon) : nullptr;
+  }
+
+  static std::vector<uint64_t> Ids(uint64_t from, uint64_t to) {
+    std::vector<uint64_t> v;
+    for (uint64_t i = from; i <= to; ++i) v.push_back(i);
+    return v;
+  }
+
+  // The child mode of RoleChangeKilledAtEachStep: the directory the parent chose.
+  static const char* ChildDir() { return std::getenv("FERRY_ROLE_CHILD_DIR"); }
+
+  testing::TempDir dir_{"ferry-daemon-role"};
+  // Where the regions' data_dirs live (the parent's directory in child mode).
+  std::string base_ = ChildDir() != nullptr ? std::string(ChildDir()) : dir_.path();
+  int ports_[2] = {0, 0};
+  FakeDatabase db_[2];                 // east, west
+  std::vector<uint64_t> sink_epochs_;  // epochs the sink factories were given (test thread)
+};
+
+TEST_F(DaemonRoleTest, RolesFlipAtRunTimeAndBackWithEveryTransactionOnce) {
+  auto west = StartRegion(1);
+  ASSERT_NE(west, nullptr);
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  EXPECT_EQ(west->replication_port(), ports_[1]);
+  EXPECT_EQ(east->replication_port(), 0);  // a primary does not listen for a peer
+
+  db_[0].Commit(20);
+  ASSERT_TRUE(db_[1].WaitApplied("east", 20));
+
+  // The switch: the old primary drains and becomes standby first, then the standby flips.
+  ASSERT_TRUE(east->ChangeRole(Role::kStandby, absl::Seconds(10)).ok());
+  EXPECT_EQ(east->Status().role(), "standby");
+  EXPECT_EQ(east->replication_port(), ports_[0]);
+  ASSERT_TRUE(west->ChangeRole(Role::kPrimary, absl::Seconds(10)).ok());
+  const v1::StatusReply w = west->Status();
+  EXPECT_EQ(w.role(), "primary");
+  EXPECT_EQ(w.epoch(), 2u);
+  EXPECT_EQ(w.state(), "replicating");
+  EXPECT_FALSE(w.fenced());
+  EXPECT_EQ(west->replication_port(), 0);
+  EXPECT_TRUE(east->Status().fenced());
+
+  db_[1].Commit(15);
+  ASSERT_TRUE(db_[0].WaitApplied("west", 15));
+
+  // And back.
+  ASSERT_TRUE(west->ChangeRole(Role::kStandby, absl::Seconds(10)).ok());
+  ASSERT_TRUE(east->ChangeRole(Role::kPrimary, absl::Seconds(10)).ok());
+  EXPECT_EQ(east->Status().epoch(), 3u);
+  db_[0].Commit(5);
+  ASSERT_TRUE(db_[1].WaitApplied("east", 25));
+
+  EXPECT_EQ(db_[1].applied("east"), Ids(1, 25));
+  EXPECT_EQ(db_[0].applied("west"), Ids(1, 15));
+  EXPECT_TRUE(db_[0].applied("east").empty());  // nothing looped back
+  EXPECT_TRUE(db_[1].applied("west").empty());
+  // Each standby pipeline's sink was built under the epoch of its time (regression: the sink's
+  // epoch was never set, so origins were always named with epoch 0).
+  EXPECT_EQ(sink_epochs_, (std::vector<uint64_t>{1, 2, 3}));
+  // A change to the role a region already has is refused.
+  EXPECT_EQ(east->ChangeRole(Role::kPrimary, absl::Seconds(1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(DaemonRoleTest, PersistedRoleAndPausedFlagSurviveARestart) {
+  {
+    auto east = StartRegion(0);
+    ASSERT_NE(east, nullptr);
+    auto was = east->Pause();
+    ASSERT_TRUE(was.ok());
+    EXPECT_FALSE(*was);
+    ASSERT_TRUE(east->ChangeRole(Role::kStandby, absl::ZeroDuration()).ok());
+    east->Shutdown(absl::ZeroDuration());
+  }
+  auto east = StartRegion(0);  // the config still says primary
+  ASSERT_NE(east, nullptr);
+  const v1::StatusReply s = east->Status();
+  EXPECT_EQ(s.role(), "standby");
+  EXPECT_EQ(s.epoch(), 2u);
+  EXPECT_TRUE(s.paused());
+}
+
+// Child half of the test below: east changes role and is killed at the armed kill point. Runs
+// only when the parent re-executes this binary with FERRY_ROLE_CHILD_DIR set.
+TEST_F(DaemonRoleTest, ChildChangesRoleUntilKilled) {
+  if (ChildDir() == nullptr) GTEST_SKIP() << "runs only as the child of RoleChangeKilledAtEachStep";
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  ASSERT_TRUE(east->ChangeRole(Role::kStandby, absl::ZeroDuration()).ok());
+  ADD_FAILURE() << "the kill point was never reached";
+}
+
+// SIGKILL at each step of a role change (named kill points), then a restart: killed before the
+// flip is durable, the region comes back as it was; killed after, in its new role. Never in
+// between, never with the operation left running.
+TEST_F(DaemonRoleTest, RoleChangeKilledAtEachStepRestartsConsistent) {
+  if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
+  struct Step {
+    const char* point;
+    const char* role;
+    uint64_t epoch;
+  };
+  for (const Step& step :
+       {Step{"role.switching", "primary", 1}, Step{"role.flipped", "standby", 2}}) {
+    SCOPED_TRACE(step.point);
+    testing::TempDir child_dir("ferry-daemon-role-child");
+    ports_[0] = testing::FreePort();
+    auto child = testing::ChildProcess::Spawn(
+        {"/proc/self/exe", "--gtest_filter=DaemonRoleTest.ChildChangesRoleUntilKilled"},
+        child_dir.File("child.log"),
+        {"FERRY_ROLE_CHILD_DIR=" + child_dir.path(),
+         std::string("FERRY_KILL_POINT=") + step.point});
+    ASSERT_TRUE(child.ok()) << child.status();
+    const int status = (*child)->Wait();
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "child status " << status << ", see " << child_dir.File("child.log");
+    // Restart east over the child's data_dir (the config still says primary).
+    base_ = child_dir.path();
+    auto east = StartRegion(0);
+    ASSERT_NE(east, nullptr);
+    const v1::StatusReply s = east->Status();
+    EXPECT_EQ(s.role(), step.role);
+    EXPECT_EQ(s.epoch(), step.epoch);
+    EXPECT_EQ(s.state(), "replicating");
+    EXPECT_EQ(s.operation(), "");
+    EXPECT_EQ(east->replication_port() != 0, std::string(step.role) == "standby");
+    east->Shutdown(absl::ZeroDuration());
+  }
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,91 @@
+#include "engine/daemon/primary_pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
+
+namespace ferry {
+
+absl::StatusOr<std::unique_ptr<PrimaryPipeline>> PrimaryPipeline::Start(
+    PrimaryPipelineOptions options, DurableLog* outbound, std::unique_ptr<Source> source) {
+  options.shipper.region = options.region;
+  options.shipper.epoch = options.epoch;
+  options.shipper.start_paused = options.start_paused;
+  std::unique_ptr<PrimaryPipeline> p(new PrimaryPipeline(std::move(options), outbound));
+  p->paused_ = p->options_.start_paused;
+  p->capture_ = std::make_unique<LogCaptureTarget>(outbound, p->options_.region, p->options_.epoch);
+  FERRY_RETURN_IF_ERROR(p->capture_->Load());
+  p->source_ = std::move(source);
+  FERRY_ASSIGN_OR_RETURN(p->shipper_, replication::Shipper::Start(p->options_.shipper, outbound));
+  p->capture_thread_ = std::thread([raw = p.get()] { raw->CaptureLoop(); });
+  return p;
+}
+
+PrimaryPipeline::~PrimaryPipeline() { Stop(absl::Now()); }
+
+void PrimaryPipeline::SetPaused(bool paused) {
+  {
+    absl::MutexLock lock(&mu_);
+    paused_ = paused;
+  }
+  shipper_->SetPaused(paused);
+}
+
+std::string PrimaryPipeline::capture_error() const {
+  absl::MutexLock lock(&mu_);
+  return capture_error_;
+}
+
+void PrimaryPipeline::CaptureLoop() {
+  SetCurrentThreadName("capture");
+  absl::Duration backoff = options_.restart_min;
+  while (!capture_stop_.stopped()) {
+    absl::Status s = source_->Run(*capture_, capture_stop_);
+    if (capture_stop_.stopped()) break;
+    {
+      absl::MutexLock lock(&mu_);
+      capture_error_ = s.ok() ? "" : std::string(s.message());
+    }
+    if (!s.ok()) {
+      if (options_.on_source_error) options_.on_source_error(s);
+      if (s.code() == absl::StatusCode::kFailedPrecondition ||
+          s.code() == absl::StatusCode::kDataLoss) {
+        // An operator must act (slot dropped, corrupt input): stop capturing, keep serving
+        // status so that the error is visible, never skip ahead silently.
+        spdlog::error("capture stopped: {} (see connectors/postgres/source/README.md)",
+                      s.ToString());
+        return;
+      }
+      spdlog::warn("capture failed, retrying in {}: {}", absl::FormatDuration(backoff),
+                   s.ToString());
+    }
+    if (capture_stop_.WaitFor(backoff)) break;
+    backoff = std::min(backoff * 2, options_.restart_max);
+  }
+}
+
+bool PrimaryPipeline::Stop(absl::Time deadline) {
+  bool paused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return false;
+    stopped_ = true;
+    paused = paused_;
+  }
+  capture_stop_.Stop();
+  if (capture_thread_.joinable()) capture_thread_.join();
+  const uint64_t target = outbound_->next_seq();
+  bool acked = shipper_->status().acked_next_seq >= target;
+  if (!paused && !acked) {
+    acked = shipper_->WaitForAck(target, deadline);
+    if (!acked) {
+      spdlog::warn("primary pipeline stopped: peer has not acknowledged up to {} (RPO {} records)",
+                   target, shipper_->status().unacked_records);
+    }
+  }
+  shipper_->Stop();
+  return acked;
+}
+
+}  // namespace ferry

@@ -1,0 +1,48 @@
+#include "engine/daemon/standby_pipeline.h"
+
+#include "engine/base/status_macros.h"
+
+namespace ferry {
+
+absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
+    StandbyPipelineOptions options, DurableLog* inbound, std::unique_ptr<Sink> sink) {
+  std::unique_ptr<StandbyPipeline> p(new StandbyPipeline(inbound));
+  p->sink_ = std::move(sink);
+  FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
+  FERRY_ASSIGN_OR_RETURN(p->server_,
+                         replication::ReplicationServer::Start(options.server, p->receiver_.get()));
+  FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
+  if (options.start_paused) p->apply_->Pause();
+  return p;
+}
+
+StandbyPipeline::~StandbyPipeline() {
+  if (apply_ != nullptr && server_ != nullptr) {
+    Stop(absl::Now());
+  } else {
+    // A Start() that failed half-way: shut down what runs, in order.
+    if (receiver_) receiver_->Shutdown();
+    if (server_) server_->Shutdown();
+  }
+}
+
+void StandbyPipeline::SetPaused(bool paused) { paused ? apply_->Pause() : apply_->Resume(); }
+
+bool StandbyPipeline::Stop(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return false;
+    stopped_ = true;
+  }
+  receiver_->Shutdown();
+  server_->Shutdown();
+  const uint64_t next = inbound_->next_seq();
+  bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
+  if (!applied && absl::Now() < deadline) {
+    applied = apply_->WaitForApplied(next - 1, deadline - absl::Now());
+  }
+  apply_->Stop();
+  return applied;
+}
+
+}  // namespace ferry

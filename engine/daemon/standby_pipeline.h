@@ -1,0 +1,72 @@
+// StandbyPipeline: what runs while this region is standby.
+//
+//   peer ==> ReplicationServer -> Receiver -> inbound DurableLog -> ApplyScheduler -> Sink
+//
+// Started when the region becomes standby, stopped when it stops being one (see
+// primary_pipeline.h). Owns the receiver, its gRPC server, the sink and the apply scheduler;
+// the inbound log belongs to the daemon and outlives it.
+//
+// Threads: the server, the receiver and the scheduler run their own. Every method is
+// thread-safe.
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(auto standby, StandbyPipeline::Start(options, inbound,
+//   std::move(sink))); int port = standby->port(); standby->Stop(absl::Now() + absl::Seconds(20));
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/api/sink.h"
+#include "engine/apply/apply_scheduler.h"
+#include "engine/log/durable_log.h"
+#include "engine/replication/receiver.h"
+#include "engine/replication/server.h"
+
+namespace ferry {
+
+struct StandbyPipelineOptions {
+  replication::ReceiverOptions receiver;
+  replication::ReplicationServerOptions server;
+  ApplyOptions apply;
+  // Start with apply held back (receiving goes on).
+  bool start_paused = false;
+};
+
+class StandbyPipeline {
+ public:
+  // Starts listening for the peer and applying what `inbound` (which must outlive the
+  // pipeline) holds. Errors: kUnavailable when the listener cannot bind; those of the receiver
+  // and the scheduler's start.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<StandbyPipeline>> Start(
+      StandbyPipelineOptions options, DurableLog* inbound, std::unique_ptr<Sink> sink);
+  ~StandbyPipeline();  // Stop(now)
+
+  // Holds apply back, or lets it go. Receiving goes on either way.
+  void SetPaused(bool paused);
+
+  // Refuses new batches, then lets apply commit what is durable here until `deadline`, then
+  // stops. Returns whether everything received was applied. Idempotent.
+  bool Stop(absl::Time deadline);
+
+  int port() const { return server_->port(); }
+  const replication::Receiver& receiver() const { return *receiver_; }
+  const ApplyScheduler& apply() const { return *apply_; }
+
+ private:
+  explicit StandbyPipeline(DurableLog* inbound) : inbound_(inbound) {}
+
+  DurableLog* const inbound_;
+  // Constant after Start(); destroyed in reverse order of declaration.
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<replication::Receiver> receiver_;
+  std::unique_ptr<replication::ReplicationServer> server_;
+  std::unique_ptr<ApplyScheduler> apply_;
+
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace ferry

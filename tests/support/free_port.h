@@ -1,0 +1,11 @@
+// FreePort: a loopback TCP port that was free a moment ago (bound to port 0, then released), for
+// a test that must name a listener's port before the listener exists (two regions that each
+// name the other's). Another process may take it meanwhile; tests retry or fail loudly then.
+#pragma once
+
+namespace ferry::testing {
+
+// Returns 0 when no port could be had.
+int FreePort();
+
+}  // namespace ferry::testing
