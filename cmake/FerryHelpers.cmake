@@ -2,6 +2,15 @@
 # imported targets, which CMake includes as system headers, so their warnings do not count.
 # Designated initializers leave fields at their defaults on purpose: no missing-initializer noise.
 set(FERRY_WARNINGS -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Werror -Wno-missing-field-initializers)
+# Clang checks the ABSL_GUARDED_BY / ABSL_EXCLUSIVE_LOCKS_REQUIRED annotations (GCC ignores
+# them); scripts/test.sh builds the libraries with clang so that they stay true.
+option(FERRY_THREAD_SAFETY "Check thread-safety annotations (clang only)" OFF)
+if(FERRY_THREAD_SAFETY)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "FERRY_THREAD_SAFETY needs clang (CXX=clang++)")
+  endif()
+  list(APPEND FERRY_WARNINGS -Wthread-safety)
+endif()
 
 set(FERRY_SANITIZER_FLAGS "")
 if(FERRY_SANITIZE)

@@ -80,11 +80,20 @@ absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const Appl
   return s;
 }
 
-ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink)
-    : options_(options), log_(inbound), sink_(sink) {
-  if (options_.max_inflight_groups == 0) {
-    const_cast<size_t&>(options_.max_inflight_groups) = 2 * static_cast<size_t>(options_.workers);
+namespace {
+
+// The options with every "0 = derive it" field derived, so that options_ stays const.
+ApplyOptions WithDefaults(ApplyOptions options) {
+  if (options.max_inflight_groups == 0) {
+    options.max_inflight_groups = 2 * static_cast<size_t>(options.workers);
   }
+  return options;
+}
+
+}  // namespace
+
+ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink)
+    : options_(WithDefaults(options)), log_(inbound), sink_(sink) {
   backoff_ = options_.backoff_initial;
   stopped_ = std::make_shared<StoppedTables>();
 }

@@ -164,7 +164,7 @@ class ApplyScheduler {
   absl::Status ExecuteStream(SinkSession& session, Group& group);
   void ReportFailure(absl::Status status, std::optional<TableFault> fault, const Group& group);
   // The queue's first group may start: its dependencies committed (or its round is over).
-  bool FrontReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool FrontReady() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool RoundLive(uint64_t generation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status ReplayTable(const TableStop& stop, uint64_t until_seq);
 

@@ -13,7 +13,10 @@ absl::StatusOr<std::unique_ptr<PrimaryPipeline>> PrimaryPipeline::Start(
   options.shipper.epoch = options.epoch;
   options.shipper.start_paused = options.start_paused;
   std::unique_ptr<PrimaryPipeline> p(new PrimaryPipeline(std::move(options), outbound));
-  p->paused_ = p->options_.start_paused;
+  {
+    absl::MutexLock lock(&p->mu_);
+    p->paused_ = p->options_.start_paused;
+  }
   p->capture_ = std::make_unique<LogCaptureTarget>(outbound, p->options_.region, p->options_.epoch);
   FERRY_RETURN_IF_ERROR(p->capture_->Load());
   p->source_ = std::move(source);

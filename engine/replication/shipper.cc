@@ -242,7 +242,7 @@ void Shipper::Run() {
       cv_.SignalAll();
     }
     // One line per new cause; a peer that stays down does not fill the log.
-    if (stats_.last_error != previous_error) {
+    if (status.ToString() != previous_error) {
       spdlog::warn("replication: connection to {} ended: {}; retrying with backoff",
                    options_.peer_address, status.ToString());
       previous_error = status.ToString();
