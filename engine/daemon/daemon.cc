@@ -61,6 +61,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const config::Config& conf
 
 absl::Status Daemon::StartParts() {
   const Role initial = config_.role;
+  FERRY_ASSIGN_OR_RETURN(DataDirLock dir_lock, DataDirLock::Acquire(config_.data_dir));
+  data_dir_lock_.emplace(std::move(dir_lock));
   FERRY_ASSIGN_OR_RETURN(roles_, RoleController::Open(config_.data_dir, config_.region, initial));
   FERRY_ASSIGN_OR_RETURN(const RegionRecord region, roles_->RecoverAfterRestart());
   if (region.role != initial) {

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,7 @@
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
 #include "engine/config/config.h"
+#include "engine/daemon/data_dir_lock.h"
 
 namespace ferry {
 
@@ -115,6 +117,7 @@ class Daemon final : public AdminBackend {
   Clock* const clock_;
   const absl::Time started_;
   // Constant after StartParts().
+  std::optional<DataDirLock> data_dir_lock_;
   std::unique_ptr<RoleController> roles_;
   std::unique_ptr<DurableLog> outbound_;
   std::unique_ptr<DurableLog> inbound_;

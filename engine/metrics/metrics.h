@@ -4,7 +4,7 @@
 // and `ferryctl status` can never disagree. Distributions that must be observed as they happen
 // (apply latency, batch sizes) and error counters live in the registry and are fed by the
 // daemon. The names are an operator contract: deploy/grafana and deploy/prometheus use them;
-// docs/metrics.md lists them.
+// docs/operations.md ("Metrics") lists them.
 #pragma once
 
 #include <prometheus/collectable.h>
