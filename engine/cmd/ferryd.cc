@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
                             ? ferry::ConflictPolicy::kApplyRemote
                             : ferry::ConflictPolicy::kStopTable;
     o.synchronous_commit = c.apply.synchronous_commit;
+    o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
     auto sink = ferry::PostgresSink::Open(o);
     if (!sink.ok()) return sink.status();
     return std::unique_ptr<ferry::Sink>(std::move(*sink));

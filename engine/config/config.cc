@@ -448,7 +448,8 @@ constexpr absl::string_view kStreamKeys[] = {"compression_level", "window_bytes"
                                              "reconnect_min_ms",  "reconnect_max_ms"};
 constexpr absl::string_view kApplyKeys[] = {
     "workers",         "conflict_policy",    "group_max_transactions",
-    "group_max_bytes", "group_max_delay_ms", "synchronous_commit"};
+    "group_max_bytes", "group_max_delay_ms", "synchronous_commit",
+    "max_value_bytes"};
 constexpr absl::string_view kLogKeys[] = {"retention_bytes", "retention_seconds"};
 
 struct SectionSchema {
@@ -1099,6 +1100,8 @@ absl::StatusOr<Config> Loader::Build(const YAML::Node& root) {
   FERRY_RETURN_IF_ERROR(GetInt(apply, "group_max_delay_ms", int64_t{0}, int64_t{60'000},
                                &c.apply.group_max_delay_ms));
   FERRY_RETURN_IF_ERROR(GetBool(apply, "synchronous_commit", &c.apply.synchronous_commit));
+  FERRY_RETURN_IF_ERROR(
+      GetSize(apply, "max_value_bytes", 1 << 10, 1ull << 30, &c.apply.max_value_bytes));
 
   Section log;
   FERRY_RETURN_IF_ERROR(OpenChild(top, "log", kLogKeys, &log));
@@ -1235,6 +1238,7 @@ std::string Config::DebugString() const {
   line(2, "group_max_bytes", FormatBytes(apply.group_max_bytes));
   line(2, "group_max_delay_ms", apply.group_max_delay_ms);
   line(2, "synchronous_commit", apply.synchronous_commit ? "true" : "false");
+  line(2, "max_value_bytes", FormatBytes(apply.max_value_bytes));
   out += "log:\n";
   line(2, "retention_bytes", FormatBytes(log.retention_bytes));
   line(2, "retention_seconds", log.retention_seconds);

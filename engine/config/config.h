@@ -168,6 +168,9 @@ struct ApplyConfig {
   // subscriptions do) and the inbound log is kept until the target has flushed; true: every
   // apply commit waits for the target's WAL flush.
   bool synchronous_commit = false;
+  // A single column value larger than this stops its table (it protects ferryd's memory and
+  // the target). 1KiB-1GiB (Postgres' own limit for one value is 1 GB).
+  uint64_t max_value_bytes = 32ull << 20;
 };
 
 struct DurableLogConfig {

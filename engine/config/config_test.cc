@@ -99,6 +99,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->apply.group_max_transactions, 1000);
   EXPECT_EQ(c->apply.group_max_bytes, 16u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 20);
+  EXPECT_EQ(c->apply.max_value_bytes, 32u << 20);
   EXPECT_EQ(c->log.retention_bytes, 1u << 30);
   EXPECT_EQ(c->log.retention_seconds, 3600);
   EXPECT_EQ(c->source, "test.yaml");
@@ -166,6 +167,7 @@ apply:
   group_max_transactions: 1
   group_max_bytes: 1048576
   group_max_delay_ms: 0
+  max_value_bytes: 64MiB
 log:
   retention_bytes: 0
   retention_seconds: 86400
@@ -201,6 +203,7 @@ log:
   EXPECT_EQ(c->apply.group_max_transactions, 1);
   EXPECT_EQ(c->apply.group_max_bytes, 1u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 0);
+  EXPECT_EQ(c->apply.max_value_bytes, 64u << 20);
   EXPECT_EQ(c->log.retention_bytes, 0u);
   EXPECT_EQ(c->log.retention_seconds, 86400);
   EXPECT_THAT(c->warnings, ::testing::IsEmpty());
@@ -288,6 +291,10 @@ TEST_F(ConfigTest, WrongTypes) {
   ExpectError(Parse(p), "key 'apply.workers': expected an integer, got \"4.0\"");
   p.extra = "apply:\n  workers:\n";
   ExpectError(Parse(p), "key 'apply.workers': expected an integer, got no value");
+  p.extra = "apply:\n  max_value_bytes: 2GiB\n";
+  ExpectError(Parse(p), "key 'apply.max_value_bytes'");
+  p.extra = "apply:\n  max_value_bytes: 12\n";
+  ExpectError(Parse(p), "key 'apply.max_value_bytes'");
   p.extra = "apply: 4\n";
   ExpectError(Parse(p), "key 'apply': expected a map of keys, got the scalar \"4\"");
   p.extra = "stream: [1, 2]\n";

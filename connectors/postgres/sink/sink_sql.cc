@@ -321,7 +321,7 @@ std::optional<std::string> TupleProblem(const v1::Relation& relation, const v1::
       case v1::Value::kText:
         if (v.text().size() > max_value_bytes) {
           return absl::StrCat("value of column \"", col, "\" is ", v.text().size(),
-                              " bytes, over max_value_bytes (", max_value_bytes, ")");
+                              " bytes, over apply.max_value_bytes (", max_value_bytes, ")");
         }
         if (v.text().find('\0') != std::string::npos) {
           return absl::StrCat("value of column \"", col, "\" contains a NUL byte");
