@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/base/backoff.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 
@@ -42,7 +43,7 @@ std::string PrimaryPipeline::capture_error() const {
 
 void PrimaryPipeline::CaptureLoop() {
   SetCurrentThreadName("capture");
-  absl::Duration backoff = options_.restart_min;
+  Backoff backoff({.min = options_.restart_min, .max = options_.restart_max, .jitter = 0}, 0);
   while (!capture_stop_.stopped()) {
     absl::Status s = source_->Run(*capture_, capture_stop_);
     if (capture_stop_.stopped()) break;
@@ -56,15 +57,17 @@ void PrimaryPipeline::CaptureLoop() {
           s.code() == absl::StatusCode::kDataLoss) {
         // An operator must act (slot dropped, corrupt input): stop capturing, keep serving
         // status so that the error is visible, never skip ahead silently.
-        spdlog::error("capture stopped: {} (see connectors/postgres/source/README.md)",
-                      s.ToString());
+        spdlog::error(
+            "capture stopped until an operator acts (see the source connector's README): {}",
+            s.ToString());
         return;
       }
-      spdlog::warn("capture failed, retrying in {}: {}", absl::FormatDuration(backoff),
-                   s.ToString());
     }
-    if (capture_stop_.WaitFor(backoff)) break;
-    backoff = std::min(backoff * 2, options_.restart_max);
+    const absl::Duration delay = backoff.Next();
+    if (!s.ok()) {
+      spdlog::warn("capture failed, retrying in {}: {}", absl::FormatDuration(delay), s.ToString());
+    }
+    if (capture_stop_.WaitFor(delay)) break;
   }
 }
 

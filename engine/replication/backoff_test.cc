@@ -1,4 +1,4 @@
-#include "engine/replication/backoff.h"
+#include "engine/base/backoff.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>

@@ -38,7 +38,7 @@
 #include "absl/time/time.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
-#include "engine/replication/backoff.h"
+#include "engine/base/backoff.h"
 #include "engine/replication/credentials.h"
 
 namespace ferry::replication {

@@ -17,6 +17,7 @@
 #include "connectors/postgres/source/snapshot.h"
 #include "connectors/postgres/source/transaction_assembler.h"
 #include "connectors/postgres/source/walsender_messages.h"
+#include "engine/base/backoff.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
@@ -425,7 +426,8 @@ std::string PostgresSource::StateKey(const std::string& name) const {
 }
 
 absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) {
-  absl::Duration backoff = options_.min_backoff;
+  // No jitter: one source per region reconnects to its own database.
+  Backoff backoff({.min = options_.min_backoff, .max = options_.max_backoff, .jitter = 0}, 0);
   while (!stop.stopped()) {
     bool streamed = false;
     absl::Status s;
@@ -441,9 +443,8 @@ absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) 
     }
     if (stop.stopped() || s.code() == absl::StatusCode::kCancelled) break;
     if (!s.ok() && !Retryable(s)) return s;
-    if (streamed) backoff = options_.min_backoff;
-    stop.WaitFor(backoff);
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    if (streamed) backoff.Reset();
+    stop.WaitFor(backoff.Next());
   }
   return absl::OkStatus();
 }

@@ -1,4 +1,5 @@
-// Backoff: the reconnect schedule of the shipper. Exponential with jitter: attempt k (from 0)
+// Backoff: the one retry schedule of Ferry (the shipper's reconnects, the source's restarts,
+// apply's retries of a failed group). Exponential with jitter: attempt k (from 0)
 // waits a random duration in [(1 - jitter) * d_k, d_k], where d_k = min(max, min * 2^k).
 // Randomness comes from a seedable generator so that tests can check the exact schedule; time is
 // not read here at all (the caller sleeps on its injected Clock).
@@ -14,7 +15,7 @@
 
 #include "absl/time/time.h"
 
-namespace ferry::replication {
+namespace ferry {
 
 struct BackoffOptions {
   absl::Duration min = absl::Milliseconds(100);
@@ -23,7 +24,7 @@ struct BackoffOptions {
   double jitter = 0.5;
 };
 
-// Not thread-safe: owned by the shipper's connection thread.
+// Not thread-safe: owned by the one thread that retries.
 class Backoff {
  public:
   Backoff(const BackoffOptions& options, uint64_t seed);
@@ -40,4 +41,4 @@ class Backoff {
   int attempt_ = 0;
 };
 
-}  // namespace ferry::replication
+}  // namespace ferry

@@ -1,8 +1,8 @@
-#include "engine/replication/backoff.h"
+#include "engine/base/backoff.h"
 
 #include <algorithm>
 
-namespace ferry::replication {
+namespace ferry {
 
 Backoff::Backoff(const BackoffOptions& options, uint64_t seed) : options_(options), rng_(seed) {}
 
@@ -20,4 +20,4 @@ absl::Duration Backoff::Next() {
   return d - d * (jitter * u);
 }
 
-}  // namespace ferry::replication
+}  // namespace ferry
