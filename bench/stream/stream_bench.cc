@@ -155,7 +155,7 @@ absl::StatusOr<Result> RunFerry(const Outbound& outbound, const std::string& inb
   // The fresh inbound log makes the shipper start over at the first record; its "acked"
   // cursor from the previous run must not make WaitForAck return early.
   DurableLog* log = outbound.log.get();
-  FERRY_RETURN_IF_ERROR(log->SetCursor(replication::kAckedCursor, log->first_seq()));
+  FERRY_RETURN_IF_ERROR(log->SetCursor(kAckedCursor, log->first_seq()));
   ShipperOptions options;
   options.region = "east";
   options.epoch = [] { return uint64_t{1}; };

@@ -53,6 +53,7 @@
 #include "engine/apply/dependency_tracker.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 
 namespace ferry {
 
@@ -89,8 +90,8 @@ struct ApplyOptions {
   // The cursors `applied` and `apply_retain_from` are written at most this often (real time).
   absl::Duration cursor_interval = absl::Milliseconds(100);
   // Cursors maintained on the inbound log.
-  std::string applied_cursor = "applied";
-  std::string retain_cursor = "apply_retain_from";
+  std::string applied_cursor = kAppliedCursor;
+  std::string retain_cursor = kApplyRetainCursor;
   // Called after every committed group with its apply latency (target commit time minus the
   // source commit time of its last transaction) and its number of source transactions. Runs
   // on a worker thread; must be cheap and thread-safe (a metrics histogram).

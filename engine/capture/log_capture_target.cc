@@ -4,9 +4,7 @@
 #include "engine/base/status_macros.h"
 
 namespace ferry {
-namespace {
-constexpr char kSourceStatePrefix[] = "source/";
-}  // namespace
+namespace {}  // namespace
 
 LogCaptureTarget::LogCaptureTarget(DurableLog* log, std::string region,
                                    std::function<uint64_t()> epoch, Clock* clock)

@@ -13,10 +13,9 @@
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 
 namespace ferry {
-
-inline constexpr char kCapturedCursor[] = "captured";
 
 class LogCaptureTarget final : public CaptureTarget {
  public:

@@ -14,14 +14,13 @@
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 #include "engine/metrics/metrics.h"
 #include "engine/region/role_controller.h"
 
 namespace ferry {
 namespace {
 
-// Where ferryd before the region state machine kept the paused flag (migrated at start).
-constexpr char kLegacyPausedState[] = "admin/paused";
 constexpr char kVersion[] = "0.1.0";
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
@@ -268,7 +267,7 @@ void Daemon::Trim() {
     if (standby_) inbound_safe = standby_->apply().status().applied_seq + 1;
   }
   if (inbound_safe.has_value()) {
-    auto retain = inbound_->GetCursor("apply_retain_from");
+    auto retain = inbound_->GetCursor(kApplyRetainCursor);
     if (retain.ok() && retain->has_value() && **retain > 0) {
       inbound_safe = std::min(*inbound_safe, **retain);
     }
