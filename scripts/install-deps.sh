@@ -10,7 +10,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   libpq-dev libpqxx-dev librdkafka-dev
   libxxhash-dev libabsl-dev libzstd-dev libcurl4-openssl-dev
-  libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev
+  libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev
   postgresql-15 postgresql-client-15 prometheus
   libjemalloc-dev
   openssl procps iproute2 python3

@@ -13,6 +13,7 @@
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
+#include "engine/http/http_server.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
 #include "engine/metrics/metrics.h"
@@ -102,11 +103,15 @@ absl::Status Daemon::StartParts() {
         absl::StrCat("cannot listen on listen.admin ", config_.listen.admin.ToString()));
   }
 
-  FERRY_ASSIGN_OR_RETURN(metrics_owner_,
-                         Metrics::Start(
-                             config_.listen.metrics.ToString(), [this] { return Status(); },
-                             [this] { return Counters(); }));
+  metrics_owner_ = Metrics::Create([this] { return Status(); }, [this] { return Counters(); });
   metrics_.store(metrics_owner_.get());
+  FERRY_ASSIGN_OR_RETURN(http_,
+                         HttpServer::Start({.listen_address = config_.listen.metrics.ToString()}));
+  http_->Handle("/metrics", [m = metrics_owner_.get()](const HttpRequest&) {
+    return HttpResponse{200, m->Scrape(), Metrics::kContentType};
+  });
+  http_->Handle("/healthz", [this](const HttpRequest&) { return Healthz(); });
+  http_->Handle("/primary", [this](const HttpRequest&) { return PrimaryCheck(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   spdlog::info("region {} started as {} (epoch {}): admin {}, metrics {}, replication {}",
                config_.region, RoleName(region.role), roles_->epoch(), admin_port(), metrics_port(),
@@ -420,11 +425,39 @@ absl::StatusOr<bool> Daemon::SetPaused(bool paused) {
   return was;
 }
 
-int Daemon::admin_port() const { return admin_port_; }
-int Daemon::metrics_port() const {
-  Metrics* m = metrics_.load();
-  return m ? m->port() : 0;
+// Liveness: 200 while a pipeline runs (or a role change is swapping them); a stopped table or a
+// database that is down does not fail it, a pipeline that could not start does.
+HttpResponse Daemon::Healthz() {
+  const RegionRecord region = roles_->Get();
+  absl::MutexLock lock(&pipeline_mu_);
+  const bool running = primary_ != nullptr || standby_ != nullptr;
+  if (!running && !pipeline_error_.empty()) {
+    return {503, absl::StrCat("unhealthy: ", pipeline_error_, "\n")};
+  }
+  return {200, absl::StrCat("ok: ", std::string(RoleName(region.role)), " ",
+                            std::string(RegionPhaseName(region.phase)), "\n")};
 }
+
+// 200 only while this region is the writable, unfenced primary under its epoch: what a DNS
+// failover record or a load balancer polls to send writes here.
+HttpResponse Daemon::PrimaryCheck() {
+  const RegionRecord region = roles_->Get();
+  bool shipping;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    shipping = primary_ != nullptr;
+  }
+  if (region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating && shipping) {
+    return {200, absl::StrCat("primary ", config_.region, " epoch ", region.epoch, "\n")};
+  }
+  return {503,
+          absl::StrCat("not the writable primary: ", config_.region, " is ",
+                       std::string(RoleName(region.role)), " ",
+                       std::string(RegionPhaseName(region.phase)), " epoch ", region.epoch, "\n")};
+}
+
+int Daemon::admin_port() const { return admin_port_; }
+int Daemon::metrics_port() const { return http_ != nullptr ? http_->port() : 0; }
 int Daemon::replication_port() const {
   absl::MutexLock lock(&pipeline_mu_);
   return standby_ ? standby_->port() : 0;
@@ -441,6 +474,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  if (http_) http_->Stop();  // no handler runs after this
   metrics_.store(nullptr);
   metrics_owner_.reset();
   if (outbound_) outbound_->Close();

@@ -5,7 +5,8 @@
 //   PrimaryPipeline  Source -> capture -> outbound log -> Shipper ==> peer   (while primary)
 //   StandbyPipeline  peer ==> Receiver -> inbound log -> apply -> Sink       (while standby)
 //   LogRetention     trims each log (one per log, on the maintenance thread)
-//   admin gRPC service (status, pause, resume), Prometheus /metrics
+//   admin gRPC service (status, pause, resume); one HTTP server (engine/http) on listen.metrics
+//   for /metrics, /healthz (liveness) and /primary (200 only on the writable primary)
 //
 // Exactly one pipeline runs at a time. A role change is: stop the running pipeline (drained),
 // persist the new role and epoch, start the other pipeline (ChangeRole). The daemon knows
@@ -42,6 +43,8 @@
 
 namespace ferry {
 
+class HttpServer;
+struct HttpResponse;
 class Metrics;
 struct EngineCounters;
 class DurableLog;
@@ -111,6 +114,8 @@ class Daemon final : public AdminBackend {
   void CountErrors();
   absl::StatusOr<bool> SetPaused(bool paused);
   EngineCounters Counters();
+  HttpResponse Healthz();
+  HttpResponse PrimaryCheck();
 
   const config::Config config_;
   const DaemonFactories factories_;
@@ -125,6 +130,7 @@ class Daemon final : public AdminBackend {
   std::unique_ptr<grpc::Server> admin_server_;
   int admin_port_ = 0;
   std::unique_ptr<Metrics> metrics_owner_;
+  std::unique_ptr<HttpServer> http_;  // listen.metrics: /metrics, /healthz, /primary
   // The metrics endpoint once it runs; pipeline hooks read it (they may start first, and a
   // batch before then is simply not observed).
   std::atomic<Metrics*> metrics_{nullptr};

@@ -14,6 +14,7 @@
 #include "engine/daemon/daemon.h"
 #include "tests/support/child_process.h"
 #include "tests/support/free_port.h"
+#include "tests/support/http_get.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
@@ -178,6 +179,12 @@ class DaemonRoleTest : public ::testing::Test {
     return daemon.ok() ? *std::move(daemon) : nullptr;
   }
 
+  // The HTTP status of `path` on the region's metrics listener (0 when it does not answer).
+  static long Http(Daemon& d, const std::string& path) {
+    auto r = testing::HttpGet(absl::StrCat("http://127.0.0.1:", d.metrics_port(), path));
+    return r.ok() ? r->status : 0;
+  }
+
   static std::vector<uint64_t> Ids(uint64_t from, uint64_t to) {
     std::vector<uint64_t> v;
     for (uint64_t i = from; i <= to; ++i) v.push_back(i);
@@ -205,6 +212,17 @@ TEST_F(DaemonRoleTest, RolesFlipAtRunTimeAndBackWithEveryTransactionOnce) {
 
   db_[0].Commit(20);
   ASSERT_TRUE(db_[1].WaitApplied("east", 20));
+  // What a load balancer or a DNS failover check polls.
+  EXPECT_EQ(Http(*east, "/primary"), 200);
+  EXPECT_EQ(Http(*west, "/primary"), 503);
+  EXPECT_EQ(Http(*east, "/healthz"), 200);
+  EXPECT_EQ(Http(*west, "/healthz"), 200);
+  auto scrape =
+      testing::HttpGet(absl::StrCat("http://127.0.0.1:", west->metrics_port(), "/metrics"));
+  ASSERT_TRUE(scrape.ok());
+  EXPECT_NE(scrape->body.find("ferry_up{region=\"west\",role=\"standby\"} 1"), std::string::npos)
+      << scrape->body.substr(0, 2000);
+  EXPECT_EQ(Http(*west, "/nothing"), 404);
 
   // The switch: the old primary drains and becomes standby first, then the standby flips.
   ASSERT_TRUE(east->ChangeRole(Role::kStandby, absl::Seconds(10)).ok());
@@ -218,6 +236,8 @@ TEST_F(DaemonRoleTest, RolesFlipAtRunTimeAndBackWithEveryTransactionOnce) {
   EXPECT_FALSE(w.fenced());
   EXPECT_EQ(west->replication_port(), 0);
   EXPECT_TRUE(east->Status().fenced());
+  EXPECT_EQ(Http(*east, "/primary"), 503);
+  EXPECT_EQ(Http(*west, "/primary"), 200);
 
   db_[1].Commit(15);
   ASSERT_TRUE(db_[0].WaitApplied("west", 15));

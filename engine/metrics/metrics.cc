@@ -1,6 +1,7 @@
 #include "engine/metrics/metrics.h"
 
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -123,15 +124,9 @@ class StatusCollector final : public prometheus::Collectable {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& address,
-                                                        std::function<v1::StatusReply()> status,
-                                                        std::function<EngineCounters()> counters) {
+std::unique_ptr<Metrics> Metrics::Create(std::function<v1::StatusReply()> status,
+                                         std::function<EngineCounters()> counters) {
   std::unique_ptr<Metrics> m(new Metrics());
-  try {
-    m->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("metrics listener ", address, ": ", e.what()));
-  }
   m->registry_ = std::make_shared<prometheus::Registry>();
   m->apply_latency_ = &prometheus::BuildHistogram()
                            .Name("ferry_apply_latency_seconds")
@@ -154,23 +149,17 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
     m->errors_->Add({{"kind", kind}});  // present from the start, so rate() works
   }
   m->status_collector_ = std::make_shared<StatusCollector>(std::move(status), std::move(counters));
-  m->exposer_->RegisterCollectable(m->registry_);
-  m->exposer_->RegisterCollectable(m->status_collector_);
   return m;
 }
 
-Metrics::~Metrics() {
-  if (exposer_ != nullptr) {
-    exposer_->RemoveCollectable(status_collector_);
-    exposer_->RemoveCollectable(registry_);
-  }
+std::string Metrics::Scrape() const {
+  std::vector<MetricFamily> families = registry_->Collect();
+  std::vector<MetricFamily> status = status_collector_->Collect();
+  families.insert(families.end(), std::make_move_iterator(status.begin()),
+                  std::make_move_iterator(status.end()));
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 void Metrics::CountError(const std::string& kind) { errors_->Add({{"kind", kind}}).Increment(); }
-
-int Metrics::port() const {
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
 
 }  // namespace ferry

@@ -9,7 +9,6 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -39,11 +38,13 @@ struct EngineCounters {
 
 class Metrics {
  public:
-  // Starts the HTTP endpoint on `address` (HOST:PORT). kUnavailable when it cannot bind.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Metrics>> Start(
-      const std::string& address, std::function<v1::StatusReply()> status,
-      std::function<EngineCounters()> counters);
-  ~Metrics();
+  // The registry and its collectors. Serve Scrape() at /metrics (the daemon's HttpServer does).
+  // `status` and `counters` are called at each scrape, from the HTTP server's threads.
+  [[nodiscard]] static std::unique_ptr<Metrics> Create(std::function<v1::StatusReply()> status,
+                                                       std::function<EngineCounters()> counters);
+
+  // Every series in the Prometheus text exposition format (version 0.0.4). Thread-safe.
+  std::string Scrape() const;
 
   // Observed as they happen; thread-safe.
   void ObserveApplyLatency(double seconds) { apply_latency_->Observe(seconds); }
@@ -51,12 +52,11 @@ class Metrics {
   // Counts an error of a kind ("source", "stream", "apply", "log", "config", "admin").
   void CountError(const std::string& kind);
 
-  // The port actually bound (useful with port 0).
-  int port() const;
+  // The content type of Scrape()'s text.
+  static constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 
  private:
   Metrics() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> status_collector_;
   prometheus::Histogram* apply_latency_ = nullptr;

@@ -1,7 +1,6 @@
 // Observability end to end: the real Prometheus of Debian's package scrapes a running pair of
 // regions; promtool accepts the alert rules; every metric the Grafana dashboard and the rules
 // name is exposed; and the peer-connection metric reflects a dead peer.
-#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -13,31 +12,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/http_get.h"
 
 namespace ferry::testing {
 namespace {
 
 const std::string kSource = FERRY_SOURCE_DIR;
 
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-absl::StatusOr<std::string> HttpGet(const std::string& url) {
-  CURL* curl = curl_easy_init();
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
-  const CURLcode rc = curl_easy_perform(curl);
-  long code = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) return absl::UnavailableError(curl_easy_strerror(rc));
-  if (code != 200) return absl::UnavailableError(absl::StrCat("HTTP ", code, ": ", body));
-  return body;
+// The body of a 200 answer; any other status is an error naming it.
+absl::StatusOr<std::string> GetOk(const std::string& url) {
+  absl::StatusOr<HttpResult> r = HttpGet(url);
+  if (!r.ok()) return r.status();
+  if (r->status != 200)
+    return absl::UnavailableError(absl::StrCat("HTTP ", r->status, ": ", r->body));
+  return r->body;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -103,7 +91,7 @@ TEST(PrometheusE2ETest, PrometheusScrapesEveryMetricTheDashboardAndRulesName) {
   std::set<std::string> exposed;
   std::map<Region, std::string> bodies;
   for (Region r : {Region::kEast, Region::kWest}) {
-    auto body = HttpGet(absl::StrCat("http://", regions.metrics_address(r), "/metrics"));
+    auto body = GetOk(absl::StrCat("http://", regions.metrics_address(r), "/metrics"));
     ASSERT_TRUE(body.ok()) << body.status();
     for (const auto& n : ExposedNames(*body)) exposed.insert(n);
     bodies[r] = *body;
@@ -146,7 +134,7 @@ TEST(PrometheusE2ETest, PrometheusScrapesEveryMetricTheDashboardAndRulesName) {
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     std::string last;
     while (absl::Now() < deadline) {
-      auto body = HttpGet(api + query);
+      auto body = GetOk(api + query);
       if (body.ok()) {
         last = *body;
         if (last.find(want) != std::string::npos) return std::string();

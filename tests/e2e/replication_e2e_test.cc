@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/http_get.h"
 
 namespace ferry::testing {
 namespace {
@@ -82,6 +83,26 @@ TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
   auto west_count = west().QueryValue("SELECT count(*) FROM accounts");
   ASSERT_TRUE(west_count.ok());
   EXPECT_EQ(west_count->value_or(""), "100");  // 100 snapshot rows - 1 deleted + 1 inserted
+}
+
+// What a load balancer or a DNS failover record polls, on real ferryd processes.
+TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
+  StartRegions();
+  auto get = [&](Region r, const std::string& path) {
+    return HttpGet(absl::StrCat("http://", regions_->metrics_address(r), path));
+  };
+  auto east_primary = get(Region::kEast, "/primary");
+  ASSERT_TRUE(east_primary.ok()) << east_primary.status();
+  EXPECT_EQ(east_primary->status, 200) << east_primary->body;
+  auto west_primary = get(Region::kWest, "/primary");
+  ASSERT_TRUE(west_primary.ok());
+  EXPECT_EQ(west_primary->status, 503) << west_primary->body;
+  EXPECT_NE(west_primary->body.find("west is standby"), std::string::npos) << west_primary->body;
+  for (Region r : {Region::kEast, Region::kWest}) {
+    auto health = get(r, "/healthz");
+    ASSERT_TRUE(health.ok());
+    EXPECT_EQ(health->status, 200) << health->body;
+  }
 }
 
 // Regression: ferryd never passed the region's epoch to the sink, so apply's replication origins
