@@ -13,6 +13,7 @@
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
+#include "engine/daemon/status_report.h"
 #include "engine/http/http_server.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
@@ -311,99 +312,37 @@ EngineCounters Daemon::Counters() {
 }
 
 v1::StatusReply Daemon::Status() {
-  v1::StatusReply r;
-  const RegionRecord region = roles_->Get();
-  r.set_region(config_.region);
-  r.set_role(std::string(RoleName(region.role)));
-  r.set_epoch(region.epoch);
-  r.set_state(std::string(RegionPhaseName(region.phase)));
-  r.set_operation(region.operation);
-  r.set_paused(region.paused);
-  r.set_version(kVersion);
-  r.set_uptime_seconds(absl::ToInt64Seconds(clock_->Now() - started_));
-  auto* pos = r.mutable_positions();
-  const LogStats out = outbound_->stats(), in = inbound_->stats();
-  pos->set_outbound_next_seq(out.next_seq);
-  pos->set_outbound_first_seq(out.first_seq);
-  pos->set_inbound_next_seq(in.next_seq);
-  const int64_t now_us = absl::ToUnixMicros(clock_->Now());
-  // Seconds since the source committed the oldest record after `seq` in `log` (0 when none).
-  auto lag_seconds = [now_us](const DurableLog& log, uint64_t next_pending) {
-    auto records = log.Read(next_pending, 1, 1);
-    if (!records.ok() || records->empty()) return 0.0;
-    const int64_t t = RecordTimeUs(records->front());
-    return t > 0 ? std::max(0.0, (now_us - t) / 1e6) : 0.0;
+  StatusSnapshot s;
+  s.region = config_.region;
+  s.version = kVersion;
+  s.state = roles_->Get();
+  s.started = started_;
+  s.now = clock_->Now();
+  s.outbound = outbound_->stats();
+  s.inbound = inbound_->stats();
+  s.peer_region = config_.peer.region;
+  s.peer_address = config_.peer.replication.ToString();
+  s.record_time_us = [this](bool outbound, uint64_t seq) -> int64_t {
+    auto records = (outbound ? *outbound_ : *inbound_).Read(seq, 1, 1);
+    return records.ok() && !records->empty() ? RecordTimeUs(records->front()) : 0;
   };
-
-  absl::MutexLock lock(&pipeline_mu_);
-  if (!pipeline_error_.empty()) r.set_last_error(pipeline_error_);
-  auto* peer = r.mutable_peer();
-  peer->set_peer_region(config_.peer.region);
-  r.mutable_source()->set_slot_retained_wal_bytes(-1);
-  if (primary_) {
-    const std::string capture_error = primary_->capture_error();
-    if (!capture_error.empty()) r.set_last_error(capture_error);
-    const uint64_t captured = primary_->capture().CapturedPosition();
-    pos->set_captured_source_position(captured);
-    pos->set_captured_source_lsn(primary_->source().FormatPosition(captured));
-    const SourceHealth h = primary_->source().Health();
-    auto* src = r.mutable_source();
-    src->set_connected(h.connected);
-    src->set_last_error(h.last_error);
-    src->set_snapshot_in_progress(h.snapshot_in_progress);
-    src->set_slot_retained_wal_bytes(h.retained_bytes);
-    src->set_slot(h.upstream_name);
-
-    const replication::ShipperStatus s = primary_->shipper().status();
-    pos->set_shipped_seq(s.shipped_next_seq > 0 ? s.shipped_next_seq - 1 : 0);
-    pos->set_acked_seq(s.acked_next_seq > 0 ? s.acked_next_seq - 1 : 0);
-    pos->set_peer_applied_seq(s.peer_applied_seq);
-    peer->set_address(config_.peer.replication.ToString());
-    peer->set_connected(s.connected);
-    peer->set_last_error(s.last_error);
-    if (!s.peer_region.empty()) peer->set_peer_region(s.peer_region);
-    r.mutable_rpo()->set_records(s.unacked_records);
-    r.mutable_rpo()->set_bytes(s.unacked_bytes);
-    r.mutable_rpo()->set_seconds(
-        s.unacked_records == 0
-            ? 0
-            : lag_seconds(*outbound_, std::max<uint64_t>(s.acked_next_seq, out.first_seq)));
-    const uint64_t applied_next = std::max<uint64_t>(s.peer_applied_seq + 1, out.first_seq);
-    const uint64_t pending = out.next_seq > applied_next ? out.next_seq - applied_next : 0;
-    r.mutable_apply_lag()->set_records(pending);
-    if (out.appended_records > 0) {
-      r.mutable_apply_lag()->set_bytes(pending * (out.appended_bytes / out.appended_records));
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    s.pipeline_error = pipeline_error_;
+    if (primary_) {
+      PrimarySnapshot& p = s.primary.emplace();
+      p.captured_position = primary_->capture().CapturedPosition();
+      p.captured_position_text = primary_->source().FormatPosition(p.captured_position);
+      p.source = primary_->source().Health();
+      p.shipper = primary_->shipper().status();
+      p.capture_error = primary_->capture_error();
     }
-    r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : lag_seconds(*outbound_, applied_next));
-  }
-  if (standby_) {
-    r.set_fenced(true);  // a standby's database takes no application writes (invariant 8)
-    const replication::ReceiverStatus s = standby_->receiver().status();
-    peer->set_address(s.peer_address);
-    peer->set_connected(s.connected);
-    peer->set_last_error(s.last_error);
-    if (!s.peer_region.empty()) peer->set_peer_region(s.peer_region);
-    const ApplyStatus a = standby_->apply().status();
-    pos->set_applied_seq(a.applied_seq);
-    r.mutable_apply_lag()->set_records(a.lag_records);
-    // Bytes are estimated at the inbound log's average record size since start.
-    if (in.appended_records > 0) {
-      r.mutable_apply_lag()->set_bytes(a.lag_records * (in.appended_bytes / in.appended_records));
-    }
-    r.mutable_apply_lag()->set_seconds(
-        a.lag_records == 0 ? 0 : lag_seconds(*inbound_, a.applied_seq + 1));
-    r.set_conflicts(a.conflicts);
-    if (!a.last_error.empty()) r.set_last_error(a.last_error);
-    for (const auto& [name, stop] : a.stopped_tables) {
-      auto* t = r.add_tables();
-      t->set_table(name.ToString());
-      t->set_state("stopped");
-      t->set_reason(stop.reason);
-      t->set_stopped_at_seq(stop.seq);
+    if (standby_) {
+      s.standby = StandbySnapshot{.receiver = standby_->receiver().status(),
+                                  .apply = standby_->apply().status()};
     }
   }
-  if (region.phase == RegionPhase::kFenced) r.set_fenced(true);
-  return r;
+  return AssembleStatus(s);
 }
 
 absl::StatusOr<bool> Daemon::Pause() { return SetPaused(true); }

@@ -1,0 +1,99 @@
+#include "engine/daemon/status_report.h"
+
+#include <algorithm>
+
+namespace ferry {
+
+v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
+  v1::StatusReply r;
+  r.set_region(s.region);
+  r.set_role(std::string(RoleName(s.state.role)));
+  r.set_epoch(s.state.epoch);
+  r.set_state(std::string(RegionPhaseName(s.state.phase)));
+  r.set_operation(s.state.operation);
+  r.set_paused(s.state.paused);
+  r.set_version(s.version);
+  r.set_uptime_seconds(absl::ToInt64Seconds(s.now - s.started));
+  auto* pos = r.mutable_positions();
+  pos->set_outbound_next_seq(s.outbound.next_seq);
+  pos->set_outbound_first_seq(s.outbound.first_seq);
+  pos->set_inbound_next_seq(s.inbound.next_seq);
+  const int64_t now_us = absl::ToUnixMicros(s.now);
+  // Seconds since the source committed the record at `seq` (0 when unknown).
+  auto age_seconds = [&](bool outbound, uint64_t seq) {
+    const int64_t t = s.record_time_us ? s.record_time_us(outbound, seq) : 0;
+    return t > 0 ? std::max(0.0, static_cast<double>(now_us - t) / 1e6) : 0.0;
+  };
+  if (!s.pipeline_error.empty()) r.set_last_error(s.pipeline_error);
+  auto* peer = r.mutable_peer();
+  peer->set_peer_region(s.peer_region);
+  r.mutable_source()->set_slot_retained_wal_bytes(-1);
+
+  if (s.primary.has_value()) {
+    const PrimarySnapshot& p = *s.primary;
+    if (!p.capture_error.empty()) r.set_last_error(p.capture_error);
+    pos->set_captured_source_position(p.captured_position);
+    pos->set_captured_source_lsn(p.captured_position_text);
+    auto* src = r.mutable_source();
+    src->set_connected(p.source.connected);
+    src->set_last_error(p.source.last_error);
+    src->set_snapshot_in_progress(p.source.snapshot_in_progress);
+    src->set_slot_retained_wal_bytes(p.source.retained_bytes);
+    src->set_slot(p.source.upstream_name);
+
+    const replication::ShipperStatus& sh = p.shipper;
+    pos->set_shipped_seq(sh.shipped_next_seq > 0 ? sh.shipped_next_seq - 1 : 0);
+    pos->set_acked_seq(sh.acked_next_seq > 0 ? sh.acked_next_seq - 1 : 0);
+    pos->set_peer_applied_seq(sh.peer_applied_seq);
+    peer->set_address(s.peer_address);
+    peer->set_connected(sh.connected);
+    peer->set_last_error(sh.last_error);
+    if (!sh.peer_region.empty()) peer->set_peer_region(sh.peer_region);
+    r.mutable_rpo()->set_records(sh.unacked_records);
+    r.mutable_rpo()->set_bytes(sh.unacked_bytes);
+    r.mutable_rpo()->set_seconds(
+        sh.unacked_records == 0
+            ? 0
+            : age_seconds(true, std::max<uint64_t>(sh.acked_next_seq, s.outbound.first_seq)));
+    const uint64_t applied_next = std::max<uint64_t>(sh.peer_applied_seq + 1, s.outbound.first_seq);
+    const uint64_t pending =
+        s.outbound.next_seq > applied_next ? s.outbound.next_seq - applied_next : 0;
+    r.mutable_apply_lag()->set_records(pending);
+    if (s.outbound.appended_records > 0) {
+      r.mutable_apply_lag()->set_bytes(pending *
+                                       (s.outbound.appended_bytes / s.outbound.appended_records));
+    }
+    r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : age_seconds(true, applied_next));
+  }
+  if (s.standby.has_value()) {
+    r.set_fenced(true);  // a standby's database takes no application writes (invariant 8)
+    const replication::ReceiverStatus& rc = s.standby->receiver;
+    peer->set_address(rc.peer_address);
+    peer->set_connected(rc.connected);
+    peer->set_last_error(rc.last_error);
+    if (!rc.peer_region.empty()) peer->set_peer_region(rc.peer_region);
+    const ApplyStatus& a = s.standby->apply;
+    pos->set_applied_seq(a.applied_seq);
+    r.mutable_apply_lag()->set_records(a.lag_records);
+    // Bytes are estimated at the inbound log's average record size since start.
+    if (s.inbound.appended_records > 0) {
+      r.mutable_apply_lag()->set_bytes(a.lag_records *
+                                       (s.inbound.appended_bytes / s.inbound.appended_records));
+    }
+    r.mutable_apply_lag()->set_seconds(a.lag_records == 0 ? 0
+                                                          : age_seconds(false, a.applied_seq + 1));
+    r.set_conflicts(a.conflicts);
+    if (!a.last_error.empty()) r.set_last_error(a.last_error);
+    for (const auto& [name, stop] : a.stopped_tables) {
+      auto* t = r.add_tables();
+      t->set_table(name.ToString());
+      t->set_state("stopped");
+      t->set_reason(stop.reason);
+      t->set_stopped_at_seq(stop.seq);
+    }
+  }
+  if (s.state.phase == RegionPhase::kFenced) r.set_fenced(true);
+  return r;
+}
+
+}  // namespace ferry
