@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,6 +64,20 @@ class CaptureTarget {
   // restart from CapturedPosition().
   [[nodiscard]] virtual absl::Status Append(std::vector<v1::Transaction> fragments,
                                             uint64_t captured_position) = 0;
+
+  // Durably appends events that are not database transactions (a bucket's object events, the
+  // messages of a partitioned stream), together with the source's own state entries (e.g. the
+  // offset of each partition; the keys of PutSourceState) in the same atomic append: once this
+  // returns both are durable, on error neither is. The engine stamps origin, epoch and capture
+  // time and carries the events to the peer unchanged. A source whose positions are not one
+  // number keeps them in this state rather than in CapturedPosition().
+  [[nodiscard]] virtual absl::Status AppendEvents(
+      std::vector<v1::SourceEvent> events,
+      std::vector<std::pair<std::string, std::string>> source_state) {
+    (void)events;
+    (void)source_state;
+    return absl::UnimplementedError("this capture target takes transactions only");
+  }
 
   // Records that the source durably passed `position` with nothing to capture (idle database
   // heartbeats, filtered transactions). Lets the source confirm an idle slot forward.

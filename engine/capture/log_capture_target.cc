@@ -43,6 +43,32 @@ absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
   return absl::OkStatus();
 }
 
+absl::Status LogCaptureTarget::AppendEvents(
+    std::vector<v1::SourceEvent> events,
+    std::vector<std::pair<std::string, std::string>> source_state) {
+  AppendRequest request;
+  request.records.reserve(events.size());
+  const int64_t now_us = absl::ToUnixMicros(clock_->Now());
+  const uint64_t epoch = epoch_();
+  for (v1::SourceEvent& event : events) {
+    event.set_origin_region(region_);
+    event.set_epoch(epoch);
+    event.set_capture_time_us(now_us);
+    NewRecord record;
+    record.kind = RecordKind::kSourceEvent;
+    if (!event.SerializeToString(&record.payload)) {
+      return absl::InternalError("cannot serialize a captured event");
+    }
+    request.records.push_back(std::move(record));
+  }
+  for (auto& [key, value] : source_state) {
+    request.state.emplace_back(absl::StrCat(kSourceStatePrefix, key), std::move(value));
+  }
+  FERRY_RETURN_IF_ERROR(log_->Append(std::move(request)).status());
+  events_.fetch_add(events.size());
+  return absl::OkStatus();
+}
+
 absl::Status LogCaptureTarget::AdvanceTo(uint64_t position) {
   if (position <= captured_.load()) return absl::OkStatus();
   // A heartbeat record travels to the peer, so lag stays measurable on an idle database.

@@ -29,12 +29,15 @@ class LogCaptureTarget final : public CaptureTarget {
 
   absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override;
   absl::Status AdvanceTo(uint64_t position) override;
+  absl::Status AppendEvents(std::vector<v1::SourceEvent> events,
+                            std::vector<std::pair<std::string, std::string>> source_state) override;
   uint64_t CapturedPosition() const override { return captured_.load(); }
   absl::Status PutSourceState(const std::string& key, const std::string& value) override;
   absl::StatusOr<std::string> GetSourceState(const std::string& key) const override;
 
   // Transactions appended since construction (for metrics).
   uint64_t transactions() const { return transactions_.load(); }
+  uint64_t events() const { return events_.load(); }
 
  private:
   DurableLog* const log_;
@@ -43,6 +46,7 @@ class LogCaptureTarget final : public CaptureTarget {
   Clock* const clock_;
   std::atomic<uint64_t> captured_{0};
   std::atomic<uint64_t> transactions_{0};
+  std::atomic<uint64_t> events_{0};
 };
 
 }  // namespace ferry

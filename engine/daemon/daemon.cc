@@ -40,6 +40,11 @@ int64_t RecordTimeUs(const LogRecord& record) {
     v1::Heartbeat h;
     return h.ParseFromString(record.payload) ? h.time_us() : 0;
   }
+  if (record.kind == RecordKind::kSourceEvent) {
+    v1::SourceEvent e;
+    if (!e.ParseFromString(record.payload)) return 0;
+    return e.event_time_us() > 0 ? e.event_time_us() : e.capture_time_us();
+  }
   v1::Transaction t;
   return t.ParseFromString(record.payload) ? t.commit_time_us() : 0;
 }

@@ -18,6 +18,7 @@ enum class RecordKind : uint8_t {
   kTransaction = 1,   // payload: ferry.v1.Transaction (one fragment)
   kHeartbeat = 2,     // payload: ferry.v1.Heartbeat
   kSnapshotRows = 3,  // payload: ferry.v1.Transaction of snapshot INSERTs
+  kSourceEvent = 4,   // payload: ferry.v1.SourceEvent (not a transaction; e.g. an object event)
 };
 
 namespace log_format {
@@ -25,7 +26,7 @@ namespace log_format {
 // Version of the record envelope. A reader refuses records with a larger version.
 inline constexpr uint8_t kFormatVersion = 1;
 inline constexpr size_t kHeaderSize = 16;
-inline constexpr uint8_t kMaxKind = 3;
+inline constexpr uint8_t kMaxKind = 4;
 
 // Column families of the RocksDB database.
 inline constexpr char kRecordsFamily[] = "records";
