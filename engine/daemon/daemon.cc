@@ -142,6 +142,7 @@ absl::Status Daemon::StartPipelineLocked(Role role) {
     po.region = config_.region;
     po.epoch = epoch;
     po.start_paused = paused;
+    po.clock = clock_;
     po.on_source_error = [this](const absl::Status&) {
       if (Metrics* m = metrics_.load()) m->CountError("source");
     };
@@ -165,6 +166,7 @@ absl::Status Daemon::StartPipelineLocked(Role role) {
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Sink> sink, factories_.sink(config_, context));
   StandbyPipelineOptions options;
   options.start_paused = paused;
+  options.clock = clock_;
   replication::ReceiverOptions& ro = options.receiver;
   ro.region = config_.region;
   ro.expected_peer_region = config_.peer.region;
@@ -417,6 +419,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  // gRPC's deadlines are on the system clock, whatever clock the daemon runs on.
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   if (http_) http_->Stop();  // no handler runs after this
   metrics_.store(nullptr);

@@ -13,12 +13,14 @@ absl::StatusOr<std::unique_ptr<PrimaryPipeline>> PrimaryPipeline::Start(
   options.shipper.region = options.region;
   options.shipper.epoch = options.epoch;
   options.shipper.start_paused = options.start_paused;
+  options.shipper.clock = options.clock;
   std::unique_ptr<PrimaryPipeline> p(new PrimaryPipeline(std::move(options), outbound));
   {
     absl::MutexLock lock(&p->mu_);
     p->paused_ = p->options_.start_paused;
   }
-  p->capture_ = std::make_unique<LogCaptureTarget>(outbound, p->options_.region, p->options_.epoch);
+  p->capture_ = std::make_unique<LogCaptureTarget>(outbound, p->options_.region, p->options_.epoch,
+                                                   p->options_.clock);
   FERRY_RETURN_IF_ERROR(p->capture_->Load());
   p->source_ = std::move(source);
   FERRY_ASSIGN_OR_RETURN(p->shipper_, replication::Shipper::Start(p->options_.shipper, outbound));
@@ -26,7 +28,7 @@ absl::StatusOr<std::unique_ptr<PrimaryPipeline>> PrimaryPipeline::Start(
   return p;
 }
 
-PrimaryPipeline::~PrimaryPipeline() { Stop(absl::Now()); }
+PrimaryPipeline::~PrimaryPipeline() { Stop(options_.clock->Now()); }
 
 void PrimaryPipeline::SetPaused(bool paused) {
   {

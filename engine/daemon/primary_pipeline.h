@@ -13,7 +13,7 @@
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto primary,
 //                          PrimaryPipeline::Start(options, outbound, std::move(source)));
-//   primary->Stop(absl::Now() + absl::Seconds(20));
+//   primary->Stop(clock->Now() + absl::Seconds(20));
 #pragma once
 
 #include <functional>
@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/api/source.h"
+#include "engine/base/clock.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/shipper.h"
@@ -44,6 +45,8 @@ struct PrimaryPipelineOptions {
   // Backoff between restarts of a failed source.
   absl::Duration restart_min = absl::Milliseconds(200);
   absl::Duration restart_max = absl::Seconds(10);
+  // Time for Stop()'s deadline and the shipper (options.shipper.clock). Not owned.
+  Clock* clock = Clock::Real();
 };
 
 class PrimaryPipeline {

@@ -6,7 +6,8 @@ namespace ferry {
 
 absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
     StandbyPipelineOptions options, DurableLog* inbound, std::unique_ptr<Sink> sink) {
-  std::unique_ptr<StandbyPipeline> p(new StandbyPipeline(inbound));
+  options.apply.clock = options.clock;
+  std::unique_ptr<StandbyPipeline> p(new StandbyPipeline(inbound, options.clock));
   p->sink_ = std::move(sink);
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
   FERRY_ASSIGN_OR_RETURN(p->server_,
@@ -18,7 +19,7 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
 
 StandbyPipeline::~StandbyPipeline() {
   if (apply_ != nullptr && server_ != nullptr) {
-    Stop(absl::Now());
+    Stop(clock_->Now());
   } else {
     // A Start() that failed half-way: shut down what runs, in order.
     if (receiver_) receiver_->Shutdown();
@@ -38,8 +39,8 @@ bool StandbyPipeline::Stop(absl::Time deadline) {
   server_->Shutdown();
   const uint64_t next = inbound_->next_seq();
   bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
-  if (!applied && absl::Now() < deadline) {
-    applied = apply_->WaitForApplied(next - 1, deadline - absl::Now());
+  if (!applied && clock_->Now() < deadline) {
+    applied = apply_->WaitForApplied(next - 1, deadline - clock_->Now());
   }
   apply_->Stop();
   return applied;

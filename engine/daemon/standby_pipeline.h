@@ -10,8 +10,10 @@
 // thread-safe.
 //
 // Example:
-//   FERRY_ASSIGN_OR_RETURN(auto standby, StandbyPipeline::Start(options, inbound,
-//   std::move(sink))); int port = standby->port(); standby->Stop(absl::Now() + absl::Seconds(20));
+//   FERRY_ASSIGN_OR_RETURN(auto standby,
+//                          StandbyPipeline::Start(options, inbound, std::move(sink)));
+//   int port = standby->port();
+//   standby->Stop(clock->Now() + absl::Seconds(20));
 #pragma once
 
 #include <memory>
@@ -21,6 +23,7 @@
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/apply/apply_scheduler.h"
+#include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/server.h"
@@ -33,6 +36,8 @@ struct StandbyPipelineOptions {
   ApplyOptions apply;
   // Start with apply held back (receiving goes on).
   bool start_paused = false;
+  // Time for Stop()'s deadline; also given to apply (options.apply.clock). Not owned.
+  Clock* clock = Clock::Real();
 };
 
 class StandbyPipeline {
@@ -56,9 +61,10 @@ class StandbyPipeline {
   const ApplyScheduler& apply() const { return *apply_; }
 
  private:
-  explicit StandbyPipeline(DurableLog* inbound) : inbound_(inbound) {}
+  StandbyPipeline(DurableLog* inbound, Clock* clock) : inbound_(inbound), clock_(clock) {}
 
   DurableLog* const inbound_;
+  Clock* const clock_;
   // Constant after Start(); destroyed in reverse order of declaration.
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<replication::Receiver> receiver_;
