@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/common/sqlstate.h"
 #include "connectors/postgres/sink/change_batch.h"
 #include "connectors/postgres/sink/pipeline.h"
 #include "connectors/postgres/sink/sink_sql.h"
@@ -81,18 +82,6 @@ constexpr char kOrderSensitive[] =
 // Batched statements hold at most this many rows or value bytes.
 constexpr size_t kBatchRows = 10000;
 constexpr size_t kBatchBytes = 16 << 20;
-
-// SQLSTATE classes that mean "the connection or server is away": retry later.
-bool TransientState(const std::string& s) {
-  return absl::StartsWith(s, "08") || absl::StartsWith(s, "57P") || absl::StartsWith(s, "53") ||
-         s == "40001" || s == "40P01" || s == "55P03" || s == "55006";
-}
-
-absl::Status TransientStatus(const StatementResult& r, const std::string& what) {
-  const bool abort = r.sqlstate == "40001" || r.sqlstate == "40P01" || r.sqlstate == "55P03";
-  return absl::Status(abort ? absl::StatusCode::kAborted : absl::StatusCode::kUnavailable,
-                      absl::StrCat(what, ": [", r.sqlstate, "] ", r.message));
-}
 
 bool SameShape(const std::vector<TargetColumn>& a, const std::vector<TargetColumn>& b) {
   if (a.size() != b.size()) return false;
@@ -434,7 +423,9 @@ absl::Status PostgresSession::SendBatched(
       FERRY_RETURN_IF_ERROR(EnsureBegun());
       FERRY_ASSIGN_OR_RETURN(StatementResult r, pipe_->Copy(st.Sql(types), st.copy_data));
       FERRY_RETURN_IF_ERROR(deferred_);  // what ran before the COPY
-      if (!r.ok && TransientState(r.sqlstate)) return TransientStatus(r, "COPY");
+      if (!r.ok && pg::IsTransient(pg::CodeForSqlState(r.sqlstate))) {
+        return pg::SqlStateError(r.sqlstate, r.message, "COPY");
+      }
       if (!r.ok || r.rows != st.expect_rows) {
         return absl::AbortedError(absl::StrCat(
             "COPY into ", NameOf(rel).ToString(), " (seq ", txn_seq_, ") ",
@@ -472,7 +463,9 @@ absl::Status PostgresSession::Validate(const v1::Relation& rel, const v1::Tuple&
 
 absl::Status PostgresSession::StatementError(const TableName& table, const StatementResult& r,
                                              const char* what) {
-  if (TransientState(r.sqlstate)) return TransientStatus(r, what);
+  if (pg::IsTransient(pg::CodeForSqlState(r.sqlstate))) {
+    return pg::SqlStateError(r.sqlstate, r.message, what);
+  }
   if (r.aborted) return absl::AbortedError(absl::StrCat(what, ": skipped after an error"));
   return Fault(table, absl::StrCat(what, " failed: [", r.sqlstate, "] ", r.message));
 }
@@ -501,8 +494,8 @@ absl::Status PostgresSession::Statement(const TableName& table, const std::strin
                 "conflict: ", what, " on ", table.ToString(), " (seq ", seq, ") affected ",
                 *affected, " rows, expected ", expect_rows, "; re-applying change by change"));
           } else if (!r.ok) {
-            if (TransientState(r.sqlstate)) {
-              deferred_ = TransientStatus(r, what);
+            if (pg::IsTransient(pg::CodeForSqlState(r.sqlstate))) {
+              deferred_ = pg::SqlStateError(r.sqlstate, r.message, what);
             } else {
               deferred_ = absl::AbortedError(
                   absl::StrCat(what, " on ", table.ToString(), " (seq ", seq, ") failed: [",
