@@ -591,10 +591,14 @@ absl::Status PostgresSession::Conflict(const v1::Relation& rel, const v1::Change
       params.push_back(v.kind_case() == v1::Value::kText ? std::optional(v.text()) : std::nullopt);
     }
     auto r = pipe_->Run(pg_sink::SelectJsonSql(rel, m), params);
-    if (!r.ok())
+    if (!r.ok()) {
+      // As for any statement (sqlstate.h): a transient error is retried, and only an error the
+      // table itself causes stops it.
+      if (pg::IsTransient(r.status().code())) return Annotate(r.status(), "reading the local row");
       return StatementError(
           name, StatementResult{.sqlstate = "XX000", .message = std::string(r.status().message())},
           "reading the local row");
+    }
     if (r->result.rows() > 0) info.local_row = std::string(r->result.Get(0, 0));
   }
   if (options_.conflict_policy == ConflictPolicy::kStopTable) {
