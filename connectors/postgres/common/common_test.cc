@@ -43,14 +43,6 @@ TEST(ReplicationDsn, AddsAndReplacesReplicationKey) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(SqlState, Codes) {
-  EXPECT_EQ(CodeForSqlState("08006"), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(CodeForSqlState("57P01"), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(CodeForSqlState("40001"), absl::StatusCode::kAborted);
-  EXPECT_EQ(CodeForSqlState("42704"), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(CodeForSqlState("22P02"), absl::StatusCode::kInternal);
-}
-
 TEST(PgConnection, UnreachableServerIsUnavailable) {
   auto conn = PgConnection::Connect("host=127.0.0.1 port=1 connect_timeout=2");
   EXPECT_EQ(conn.status().code(), absl::StatusCode::kUnavailable);

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
@@ -43,18 +42,6 @@ absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
   PQconninfoFree(options);
   absl::StrAppend(&out, "replication=database");
   return out;
-}
-
-absl::StatusCode CodeForSqlState(absl::string_view sqlstate) {
-  if (absl::StartsWith(sqlstate, "08") || absl::StartsWith(sqlstate, "57P") ||
-      absl::StartsWith(sqlstate, "53") || sqlstate == "55006") {
-    return absl::StatusCode::kUnavailable;
-  }
-  if (sqlstate == "40001" || sqlstate == "40P01") return absl::StatusCode::kAborted;
-  if (sqlstate == "42704" || sqlstate == "42P01" || sqlstate == "42710" || sqlstate == "55000") {
-    return absl::StatusCode::kFailedPrecondition;
-  }
-  return absl::StatusCode::kInternal;
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
@@ -98,10 +85,9 @@ absl::Status PgConnection::ResultError(const PGresult* result, absl::string_view
     absl::StatusCode code = broken() ? absl::StatusCode::kUnavailable : absl::StatusCode::kInternal;
     return absl::Status(code, absl::StrCat(context, ": ", message));
   }
-  absl::StatusCode code = CodeForSqlState(state);
-  if (broken()) code = absl::StatusCode::kUnavailable;
-  return absl::Status(code, absl::StrCat(context, ": [", state, "] ",
-                                         primary != nullptr ? primary : "(no message)"));
+  absl::Status s = SqlStateError(state, primary != nullptr ? primary : "(no message)", context);
+  if (broken()) return absl::UnavailableError(s.message());
+  return s;
 }
 
 absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw_result, absl::string_view sql) {

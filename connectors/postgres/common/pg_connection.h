@@ -1,12 +1,7 @@
 // A thin RAII layer over libpq for Ferry's Postgres connectors: a connection (normal or
-// logical-replication), results, and the mapping of libpq/SQLSTATE errors to absl::Status
-// codes with their retry meaning (engine/base/status_macros.h):
-//   connection lost, server shutting down or starting, too many clients,
-//   object in use (a slot still held by a previous session)             -> kUnavailable
-//   serialization failure, deadlock                                      -> kAborted
-//   undefined object / table / duplicate object                          -> kFailedPrecondition
-//   anything else                                                        -> kInternal
-// Error messages carry the SQLSTATE and the server's primary message.
+// logical-replication), results, and libpq errors as absl::Status. A server error gets the code
+// of its SQLSTATE (sqlstate.h, the connector's one mapping); a broken connection is always
+// kUnavailable. Error messages carry the SQLSTATE and the server's primary message.
 //
 // Thread safety: a PgConnection is used by one thread at a time (libpq's rule).
 //
@@ -26,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "connectors/postgres/common/sqlstate.h"  // IWYU pragma: export
 
 namespace ferry::pg {
 
@@ -37,9 +33,6 @@ enum class ConnectionKind {
 // Returns `dsn` (key=value or URI form) as key=value with `replication=database` set, any
 // replication key of the input replaced. kInvalidArgument when libpq cannot parse it.
 [[nodiscard]] absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn);
-
-// The absl code for a SQLSTATE (see the table above).
-absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 
 // Owns a PGresult.
 class PgResult {

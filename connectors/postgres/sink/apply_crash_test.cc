@@ -12,7 +12,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/postgres/sink/sink_test_util.h"
+#include "connectors/postgres/testing/transaction_builders.h"
 #include "engine/log/durable_log.h"
 #include "tests/support/child_process.h"
 #include "tests/support/pg_cluster.h"

@@ -6,7 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/postgres/sink/sink_test_util.h"
+#include "connectors/postgres/testing/transaction_builders.h"
 
 namespace ferry::pg_sink {
 namespace {

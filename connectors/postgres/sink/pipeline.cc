@@ -195,9 +195,8 @@ absl::StatusOr<StatementResult> Pipeline::Run(
   if (!s.ok()) return s;
   if (!got) return absl::InternalError("no result for a statement");
   if (!out.ok) {
-    absl::StatusCode code =
+    const absl::StatusCode code =
         out.aborted ? absl::StatusCode::kAborted : pg::CodeForSqlState(out.sqlstate);
-    if (out.sqlstate == "55P03") code = absl::StatusCode::kAborted;  // lock timeout
     return absl::Status(
         code, absl::StrCat("[", out.sqlstate, "] ", out.message, " (", sql.substr(0, 200), ")"));
   }

@@ -51,7 +51,8 @@ class Pipeline {
   // they reach the callbacks.
   [[nodiscard]] absl::Status Sync();
   // Runs one statement now (Send + Sync) and returns its result; a statement error becomes a
-  // status (code by SQLSTATE, see pg_connection.h).
+  // status (code by SQLSTATE, connectors/postgres/common/sqlstate.h; kAborted when the pipeline
+  // skipped it after an earlier error).
   [[nodiscard]] absl::StatusOr<StatementResult> Run(
       const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
 

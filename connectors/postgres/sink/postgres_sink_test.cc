@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/common/lsn.h"
-#include "connectors/postgres/sink/sink_test_util.h"
+#include "connectors/postgres/testing/transaction_builders.h"
 #include "engine/apply/apply_scheduler.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/temp_dir.h"

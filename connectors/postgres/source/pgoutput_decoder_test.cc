@@ -2,7 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "connectors/postgres/common/lsn.h"
-#include "connectors/postgres/source/test_bytes.h"
+#include "connectors/postgres/testing/message_bytes.h"
 #include "gtest/gtest.h"
 
 namespace ferry::pg {

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
-#include "connectors/postgres/source/memory_capture_target.h"
 #include "connectors/postgres/source/postgres_source.h"
+#include "connectors/postgres/testing/memory_capture_target.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_cluster.h"
 

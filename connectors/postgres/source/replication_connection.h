@@ -4,7 +4,7 @@
 // updates out).
 //
 // Errors: a lost connection or a server that ends the stream is kUnavailable (reconnect and
-// resume); a server error keeps its SQLSTATE's code (pg_connection.h).
+// resume); a server error keeps its SQLSTATE's code (common/sqlstate.h).
 //
 // Thread safety: one thread at a time.
 #pragma once

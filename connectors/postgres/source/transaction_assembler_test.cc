@@ -2,7 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "connectors/postgres/source/memory_capture_target.h"
+#include "connectors/postgres/testing/memory_capture_target.h"
 #include "gtest/gtest.h"
 
 namespace ferry::pg {

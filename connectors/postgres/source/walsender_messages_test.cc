@@ -1,7 +1,7 @@
 #include "connectors/postgres/source/walsender_messages.h"
 
 #include "connectors/postgres/common/lsn.h"
-#include "connectors/postgres/source/test_bytes.h"
+#include "connectors/postgres/testing/message_bytes.h"
 #include "gtest/gtest.h"
 
 namespace ferry::pg {

@@ -1,5 +1,5 @@
 // Test double: a CaptureTarget that keeps everything in memory. Thread-safe. Appends are
-// "durable" at once; a test may make the next Append fail.
+// "durable" at once; a test may make the next Append fail. Test-only (ferry::postgres_testing).
 #pragma once
 
 #include <map>

@@ -1,5 +1,8 @@
 // Test helper: builds pgoutput and walsender messages byte by byte (big-endian), as the
-// server would send them.
+// server would send them. Test-only (ferry::postgres_testing).
+//
+// Example:
+//   std::string keepalive = Bytes().Char('k').U64(lsn).U64(now).U8(1).str();
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,9 @@
 // Builders of hand-made Ferry transactions for the sink's tests, and helpers that write them
-// into a real inbound DurableLog.
+// into a real inbound DurableLog. Test-only (ferry::postgres_testing).
+//
+// Example:
+//   const v1::Relation kv = Relation(1, "public", "kv", {{"k", "integer", true}, {"v", "text"}});
+//   FERRY_ASSIGN_OR_RETURN(uint64_t last, AppendTxns(log, {Txn({kv}, {Insert(1, {"1", "a"})})}));
 #pragma once
 
 #include <cstdint>

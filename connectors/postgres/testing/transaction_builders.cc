@@ -1,4 +1,4 @@
-#include "connectors/postgres/sink/sink_test_util.h"
+#include "connectors/postgres/testing/transaction_builders.h"
 
 #include "absl/hash/hash.h"
 

@@ -1,0 +1,236 @@
+// The session's lifecycle: connecting (session settings, the worker's replication origin),
+// Begin, Apply (dispatching each change to the fast or careful path), Prepare, Commit (stops and
+// conflicts to record, progress through the origin, COMMIT) and Abort. What a group's changes
+// become is in change_statements.cc, fast_path.cc and careful_path.cc.
+#include "connectors/postgres/sink/postgres_session.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "connectors/postgres/sink/bookkeeping.h"
+#include "connectors/postgres/sink/origins.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::pg_sink {
+
+PostgresSession::PostgresSession(const PostgresSinkOptions& options, std::string dsn,
+                                 std::string origin, std::atomic<uint64_t>* one_trip_groups)
+    : options_(options),
+      dsn_(std::move(dsn)),
+      origin_(std::move(origin)),
+      one_trip_groups_(one_trip_groups),
+      tables_(options.replica_role) {}
+
+absl::Status PostgresSession::Connect() {
+  pipe_.reset();
+  tables_.Clear();
+  FERRY_ASSIGN_OR_RETURN(pipe_, Pipeline::Connect(dsn_));
+  std::vector<std::string> setup = {
+      absl::StrCat("SET lock_timeout = ", absl::ToInt64Milliseconds(options_.lock_timeout)),
+      "SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
+      "SET bytea_output = hex"};
+  if (options_.replica_role) setup.push_back("SET session_replication_role = replica");
+  if (!options_.synchronous_commit) setup.push_back("SET synchronous_commit = off");
+  for (const auto& sql : setup) {
+    auto r = pipe_->Run(sql);
+    if (!r.ok()) return Annotate(r.status(), "setting up the target session");
+  }
+  if (!origin_.empty()) {
+    absl::Status s = CreateOrigin(*pipe_, origin_);
+    if (!s.ok()) return Annotate(s, "creating replication origin " + origin_);
+    s = HoldOrigin(*pipe_, origin_);
+    if (!s.ok()) {
+      pipe_.reset();  // busy: the next Begin connects again
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::Begin(const GroupContext& context) {
+  ctx_ = context;
+  if (ctx_.stopped == nullptr) ctx_.stopped = std::make_shared<StoppedTables>();
+  fault_.reset();
+  deferred_ = absl::OkStatus();
+  conflicts_pending_ = 0;
+  run_rel_ = nullptr;
+  run_rows_.clear();
+  batch_.Clear();
+  txn_seq_ = context.first_seq;
+  planned_ = nullptr;
+  if (in_txn_) Abort();
+  if (pipe_ == nullptr || pipe_->broken()) FERRY_RETURN_IF_ERROR(Connect());
+  if (ctx_.plan != nullptr && !ctx_.careful && !ctx_.streamed && !ctx_.only_table) {
+    const auto* plan = dynamic_cast<const PlannedGroup*>(ctx_.plan.get());
+    if (plan != nullptr && PlanUsable(*plan)) planned_ = plan;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::EnsureBegun() {
+  if (in_txn_) return absl::OkStatus();
+  in_txn_ = true;
+  return pipe_->Send("BEGIN", {}, [this](StatementResult& r) {
+    if (!r.ok && deferred_.ok()) deferred_ = absl::UnavailableError("BEGIN failed: " + r.message);
+  });
+}
+
+absl::Status PostgresSession::SyncAndCheck() {
+  FERRY_RETURN_IF_ERROR(pipe_->Sync());
+  return deferred_;
+}
+
+bool PostgresSession::Skipped(const TableName& table) const {
+  if (ctx_.only_table) return table != *ctx_.only_table;
+  auto it = ctx_.stopped->find(table);
+  return it != ctx_.stopped->end() && txn_seq_ >= it->second.seq;
+}
+
+absl::Status PostgresSession::Fault(const TableName& table, std::string reason,
+                                    std::optional<ConflictInfo> conflict) {
+  fault_ = TableFault{table, txn_seq_, reason, std::move(conflict)};
+  return absl::FailedPreconditionError(
+      absl::StrCat("table ", table.ToString(), " at seq ", txn_seq_, ": ", reason));
+}
+
+absl::Status PostgresSession::EnsureTable(const v1::Relation& rel) {
+  if (tables_.Verified(rel)) return absl::OkStatus();
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
+  FERRY_RETURN_IF_ERROR(SyncAndCheck());
+  const TableName name = NameOf(rel);
+  if (rel.name().empty()) return Fault(name, "the relation has no name");
+  std::string refusal;
+  FERRY_RETURN_IF_ERROR(tables_.Reconcile(*pipe_, rel, &refusal));
+  if (!refusal.empty()) return Fault(name, std::move(refusal));
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::Statement(const TableName& table, const std::string& sql,
+                                        const std::vector<const std::string*>& params,
+                                        int64_t expect_rows, const char* what, StatementResult* out,
+                                        bool server_checked) {
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  if (!ctx_.careful) return QueueStatement(table, sql, params, expect_rows, what, server_checked);
+  return RunStatement(table, sql, params, what, out);
+}
+
+absl::Status PostgresSession::RecordConflict(const TableName& table, uint64_t seq,
+                                             const ConflictInfo& c) {
+  FERRY_RETURN_IF_ERROR(
+      pg_sink::RecordConflict(*pipe_, options_.source_region, table, seq, txn_commit_us_, c));
+  ++conflicts_pending_;
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::Apply(uint64_t seq, const v1::Transaction& fragment) {
+  if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
+  if (fragment.fragment() == 0) txn_seq_ = seq;
+  txn_commit_us_ = fragment.commit_time_us();
+  if (planned_ != nullptr) return absl::OkStatus();  // Prepare sends the plan
+  std::map<uint32_t, const v1::Relation*> rels;
+  for (const auto& r : fragment.relations()) rels[r.relation_id()] = &r;
+  for (int i = 0; i < fragment.changes_size(); ++i) {
+    const v1::Change& change = fragment.changes(i);
+    if (change.op() == v1::MESSAGE) continue;  // logical messages are not replayed
+    if (change.op() == v1::TRUNCATE) {
+      FERRY_RETURN_IF_ERROR(ApplyTruncate(change, rels));
+      continue;
+    }
+    auto it = rels.find(change.relation_id());
+    if (it == rels.end()) {
+      // Names no table: the record itself is malformed. Apply stops here (see README).
+      return absl::DataLossError(absl::StrCat("inbound record ", seq, ": change ", i,
+                                              " references relation ", change.relation_id(),
+                                              " that the transaction does not describe"));
+    }
+    const v1::Relation& rel = *it->second;
+    if (Skipped(NameOf(rel))) continue;
+    FERRY_RETURN_IF_ERROR(EnsureTable(rel));
+    FERRY_RETURN_IF_ERROR(ApplyChange(rel, change));
+  }
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  // A streamed fragment is gone when Apply returns: nothing may point into it.
+  if (ctx_.streamed) FERRY_RETURN_IF_ERROR(FlushBatch());
+  if (pipe_->outstanding() > 4000) FERRY_RETURN_IF_ERROR(SyncAndCheck());
+  return deferred_;
+}
+
+absl::Status PostgresSession::Prepare() {
+  if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
+  if (planned_ != nullptr) FERRY_RETURN_IF_ERROR(SendPlan(/*server_checked=*/false));
+  if (!in_txn_) return deferred_;
+  return SyncAndCheck();
+}
+
+absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_us) {
+  if (!in_txn_ && ctx_.new_stops.empty() && !ctx_.only_table) {
+    return absl::OkStatus();  // nothing written: progress lives in the log cursor
+  }
+  if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  for (const TableStop& stop : ctx_.new_stops) {
+    FERRY_RETURN_IF_ERROR(RecordStop(*pipe_, options_.source_region, stop));
+    if (stop.conflict) FERRY_RETURN_IF_ERROR(RecordConflict(stop.table, stop.seq, *stop.conflict));
+  }
+  if (ctx_.only_table) {
+    FERRY_RETURN_IF_ERROR(ClearStop(*pipe_, options_.source_region, *ctx_.only_table));
+  }
+  if (progress_seq > 0 && !origin_.empty()) {
+    FERRY_RETURN_IF_ERROR(
+        QueueProgress(*pipe_, progress_seq, commit_time_us, [this](StatementResult& r) {
+          if (!r.ok && deferred_.ok()) {
+            deferred_ = absl::UnavailableError("recording progress failed: " + r.message);
+          }
+        }));
+  }
+  bool committed = false;
+  bool commit_ran = false;
+  std::string commit_error = "no result";
+  FERRY_RETURN_IF_ERROR(pipe_->Send("COMMIT", {}, [&](StatementResult& r) {
+    commit_ran = !r.aborted;
+    committed = r.ok && std::string_view(PQcmdStatus(r.result.get())) == "COMMIT";
+    if (!committed) commit_error = r.ok ? "the transaction was rolled back" : r.message;
+  }));
+  absl::Status s = pipe_->Sync();
+  // A COMMIT skipped after an error in its pipeline leaves the failed transaction open on the
+  // server: it stays ours, and Abort() rolls it back.
+  if (commit_ran) in_txn_ = false;
+  FERRY_RETURN_IF_ERROR(s);
+  FERRY_RETURN_IF_ERROR(deferred_);
+  if (!committed) return absl::UnavailableError("COMMIT failed: " + commit_error);
+  conflicts_committed_ += conflicts_pending_;
+  conflicts_pending_ = 0;
+  ctx_.plan.reset();  // its literals are of no more use
+  return absl::OkStatus();
+}
+
+void PostgresSession::Abort() {
+  run_rel_ = nullptr;
+  run_rows_.clear();
+  batch_.Clear();
+  planned_ = nullptr;
+  ctx_.plan.reset();
+  conflicts_pending_ = 0;
+  tables_.Clear();  // DDL of the aborted transaction is gone
+  if (pipe_ == nullptr) return;
+  if (pipe_->broken() || !pipe_->Sync().ok()) {
+    pipe_.reset();
+    in_txn_ = false;
+    return;
+  }
+  if (in_txn_) {
+    in_txn_ = false;
+    if (!pipe_->Run("ROLLBACK").ok()) {
+      pipe_.reset();
+      return;
+    }
+  }
+  // Whatever failed may have been a stale statement: start over with fresh ones.
+  pipe_->ForgetPrepared();
+}
+
+}  // namespace ferry::pg_sink
