@@ -31,18 +31,20 @@ absl::Status PostgresSession::Connect() {
       "SET bytea_output = hex"};
   if (options_.replica_role) setup.push_back("SET session_replication_role = replica");
   if (!options_.synchronous_commit) setup.push_back("SET synchronous_commit = off");
+  // A connection whose setup failed half-way is never used: the next Begin connects again.
+  auto fail = [this](absl::Status s) {
+    pipe_.reset();
+    return s;
+  };
   for (const auto& sql : setup) {
     auto r = pipe_->Run(sql);
-    if (!r.ok()) return Annotate(r.status(), "setting up the target session");
+    if (!r.ok()) return fail(Annotate(r.status(), "setting up the target session"));
   }
   if (!origin_.empty()) {
     absl::Status s = CreateOrigin(*pipe_, origin_);
-    if (!s.ok()) return Annotate(s, "creating replication origin " + origin_);
+    if (!s.ok()) return fail(Annotate(s, "creating replication origin " + origin_));
     s = HoldOrigin(*pipe_, origin_);
-    if (!s.ok()) {
-      pipe_.reset();  // busy: the next Begin connects again
-      return s;
-    }
+    if (!s.ok()) return fail(std::move(s));  // busy: the next Begin tries again
   }
   return absl::OkStatus();
 }

@@ -121,6 +121,27 @@ const v1::Relation kBag =
     Relation(2, "public", "bag", {{"v", "integer"}, {"j", "json"}, {"p", "point"}},
              v1::REPLICA_IDENTITY_FULL);
 
+// Regression: a session whose setup failed after its connection opened (a refused SET) kept
+// that connection, so the next Begin applied without the session settings.
+TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBegin) {
+  ASSERT_TRUE(
+      pg_->Exec("DROP ROLE IF EXISTS plain_applier; CREATE ROLE plain_applier LOGIN", "postgres")
+          .ok());
+  ASSERT_TRUE(pg_->Exec("ALTER DATABASE " + db_ + " OWNER TO plain_applier", "postgres").ok());
+  auto sink = PostgresSink::Open({.dsn = pg_->dsn(db_) + " user=plain_applier",
+                                  .source_region = region_,
+                                  .replica_role = true});
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  auto session = (*sink)->OpenSession(0);
+  ASSERT_TRUE(session.ok()) << session.status();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // session_replication_role needs a superuser: the setup fails, every time.
+    absl::Status s = (*session)->Begin({.first_seq = 1});
+    EXPECT_FALSE(s.ok()) << "attempt " << attempt;
+    EXPECT_NE(s.message().find("session_replication_role"), std::string::npos) << s;
+  }
+}
+
 TEST_F(ApplyTest, EveryChangeKindIsReproduced) {
   StartApply();
   std::vector<v1::Transaction> txns;
