@@ -142,9 +142,7 @@ int main(int argc, char** argv) {
     o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
     o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
     o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
-    o.conflict_policy = c.apply.conflict_policy == ferry::config::ConflictPolicy::kApplyRemote
-                            ? ferry::ConflictPolicy::kApplyRemote
-                            : ferry::ConflictPolicy::kStopTable;
+    o.conflict_policy = c.apply.conflict_policy;
     o.synchronous_commit = c.apply.synchronous_commit;
     o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
     auto sink = ferry::PostgresSink::Open(o);

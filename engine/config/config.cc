@@ -297,7 +297,7 @@ std::string_view LogLevelName(LogLevel level) {
 
 std::string_view ConflictPolicyName(ConflictPolicy policy) {
   switch (policy) {
-    case ConflictPolicy::kStop:
+    case ConflictPolicy::kStopTable:
       return "stop";
     case ConflictPolicy::kApplyRemote:
       return "apply_remote";
@@ -473,7 +473,7 @@ constexpr EnumName<LogLevel> kLogLevels[] = {{"trace", LogLevel::kTrace},
                                              {"warn", LogLevel::kWarn},
                                              {"error", LogLevel::kError}};
 constexpr EnumName<ConflictPolicy> kConflictPolicies[] = {
-    {"stop", ConflictPolicy::kStop}, {"apply_remote", ConflictPolicy::kApplyRemote}};
+    {"stop", ConflictPolicy::kStopTable}, {"apply_remote", ConflictPolicy::kApplyRemote}};
 
 // Validators return kInvalidArgument with the reason only, or OK.
 using Check = std::function<absl::Status(absl::string_view)>;

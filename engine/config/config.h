@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/api/sink.h"
 #include "engine/base/role.h"
 
 namespace ferry::config {
@@ -67,13 +68,14 @@ struct HostPort {
 // returns kInvalidArgument whose message is only the reason.
 [[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 
+using ::ferry::ConflictPolicy;  // engine/api/sink.h: the apply engine's own enum
 using ::ferry::Role;
 using ::ferry::RoleName;
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
-enum class ConflictPolicy { kStop, kApplyRemote };
 
-std::string_view LogLevelName(LogLevel level);               // "trace" ... "error"
-std::string_view ConflictPolicyName(ConflictPolicy policy);  // "stop" | "apply_remote"
+std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
+// The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
+std::string_view ConflictPolicyName(ConflictPolicy policy);
 
 // A secret read at load time from a file or an environment variable named in the config.
 // `source` says where it came from ("file /run/secrets/pg", "env PGPASSWORD_EAST") and may be
@@ -158,8 +160,9 @@ struct ApplyConfig {
   // Parallel apply connections to the target database, 1..64.
   int workers = 4;
   // What apply does when a change conflicts with the target (row missing, key exists):
-  // kStop stops the table at that position; kApplyRemote makes the target match the source.
-  ConflictPolicy conflict_policy = ConflictPolicy::kStop;
+  // kStopTable stops the table at that position; kApplyRemote makes the target match the
+  // source. Handed to the sink as it is.
+  ConflictPolicy conflict_policy = ConflictPolicy::kStopTable;
   // A target transaction groups source transactions until one of these limits is reached.
   int64_t group_max_transactions = 1000;
   uint64_t group_max_bytes = 16ull << 20;

@@ -95,7 +95,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->stream.reconnect_min_ms, 100);
   EXPECT_EQ(c->stream.reconnect_max_ms, 30000);
   EXPECT_EQ(c->apply.workers, 4);
-  EXPECT_EQ(c->apply.conflict_policy, ConflictPolicy::kStop);
+  EXPECT_EQ(c->apply.conflict_policy, ConflictPolicy::kStopTable);
   EXPECT_EQ(c->apply.group_max_transactions, 1000);
   EXPECT_EQ(c->apply.group_max_bytes, 16u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 20);
