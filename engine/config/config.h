@@ -36,37 +36,11 @@
 #include "absl/status/statusor.h"
 #include "engine/api/sink.h"
 #include "engine/base/role.h"
+#include "engine/config/limits.h"         // IWYU pragma: export
+#include "engine/config/secret.h"         // IWYU pragma: export
+#include "engine/config/value_parsers.h"  // IWYU pragma: export
 
 namespace ferry::config {
-
-// Input limits. A config is a few hundred bytes; these only stop hostile or broken input.
-inline constexpr size_t kMaxConfigBytes = 1 << 20;   // whole file
-inline constexpr size_t kMaxConfigNodes = 50'000;    // YAML nodes (scalars, maps, lists, aliases)
-inline constexpr size_t kMaxSecretBytes = 64 << 10;  // one secret file
-inline constexpr size_t kMaxStringBytes = 4096;      // any single string value
-
-// A network endpoint. `host` is an IPv4 address, an IPv6 address (stored without brackets) or
-// a DNS host name; it is never empty. Port 0 means "any free port" and is meaningful only for a
-// listening socket (tests).
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-
-  // "host:port", with brackets around an IPv6 host: "[::1]:7401".
-  std::string ToString() const;
-  bool operator==(const HostPort&) const = default;
-};
-
-// Parses "HOST:PORT": "127.0.0.1:7401", "[::1]:7401", "db.example.com:7401", with port 0-65535.
-// An IPv6 address must be in brackets. On failure returns kInvalidArgument whose message is only
-// the reason (e.g. `expected HOST:PORT, got "7400"`), for the caller to prefix with context.
-[[nodiscard]] absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
-
-// Parses a byte size: a non-negative integer ("65536", "65536B") or an integer followed by a
-// binary unit KiB, MiB, GiB or TiB ("512KiB", "64MiB", "1 GiB"; unit case-insensitive). Decimal
-// units (KB, MB, k, M...) and fractions are refused, because they are ambiguous. On failure
-// returns kInvalidArgument whose message is only the reason.
-[[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 
 using ::ferry::ConflictPolicy;  // engine/api/sink.h: the apply engine's own enum
 using ::ferry::Role;
@@ -76,16 +50,6 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
 // The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
 std::string_view ConflictPolicyName(ConflictPolicy policy);
-
-// A secret read at load time from a file or an environment variable named in the config.
-// `source` says where it came from ("file /run/secrets/pg", "env PGPASSWORD_EAST") and may be
-// logged; `value` must never be printed or logged. Both are empty when the secret is not set.
-struct Secret {
-  std::string source;
-  std::string value;
-
-  bool is_set() const { return !source.empty(); }
-};
 
 struct PostgresConfig {
   // libpq connection string, keyword form ("host=... dbname=...") or URI ("postgresql://...").
