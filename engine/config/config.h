@@ -2,7 +2,9 @@
 //
 // LoadConfigFile() reads, parses and validates the whole file once, at start; the Config it
 // returns is plain data that the rest of the engine treats as const. Every key, type, default
-// and rule is documented in docs/config.md. In short:
+// and rule is documented in docs/config.md. Connectors' sections (`postgres:`) belong to the
+// connectors: the program that links them declares them in LoadOptions, and each reads its own
+// during the same load (connector_section.h). In short:
 //
 //   * Every value is validated (type, range, format, cross-key rules). The first problem found
 //     is returned as kInvalidArgument whose message names the file, the key path and the reason,
@@ -10,9 +12,9 @@
 //     (line 9, column 10)`.
 //   * Unknown keys are errors, with a "did you mean" suggestion for near misses: a typo in a
 //     replication config must never be silently ignored.
-//   * Secrets (the Postgres password, the replication and admin tokens) come from files or from
-//     environment variables named in the config, are read at load time, and are never printed:
-//     DebugString() masks them.
+//   * Secrets (the replication and admin tokens, a connector's password) come from files or
+//     from environment variables named in the config, are read at load time, and are never
+//     printed: DebugString() masks them.
 //   * Hostile input is refused without hanging or exhausting memory: files over 1 MiB, more
 //     than 256 '[' / '{' (yaml-cpp queues an open flow collection's tokens), more than
 //     kMaxConfigNodes YAML nodes, nesting deeper than 32, several documents. Alias expansion
@@ -21,11 +23,13 @@
 //   * No exception escapes: yaml-cpp's are caught here and turned into statuses (syntax errors
 //     carry their line and column).
 //
-// Example:
+// Example (ferryd):
+//   ferry::pg::PostgresConfigSection postgres;
 //   FERRY_ASSIGN_OR_RETURN(ferry::config::Config config,
-//                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml"));
+//                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml",
+//                                                        {.connectors = {&postgres}}));
 //   for (const std::string& w : config.warnings) LOG(WARNING) << w;
-//   LOG(INFO) << config.DebugString();   // secrets masked
+//   LOG(INFO) << config.DebugString() << postgres.config().DebugString();  // secrets masked
 #pragma once
 
 #include <cstdint>
@@ -36,9 +40,10 @@
 #include "absl/status/statusor.h"
 #include "engine/api/sink.h"
 #include "engine/base/role.h"
-#include "engine/config/limits.h"         // IWYU pragma: export
-#include "engine/config/secret.h"         // IWYU pragma: export
-#include "engine/config/value_parsers.h"  // IWYU pragma: export
+#include "engine/config/connector_section.h"  // IWYU pragma: export
+#include "engine/config/limits.h"             // IWYU pragma: export
+#include "engine/config/secret.h"             // IWYU pragma: export
+#include "engine/config/value_parsers.h"      // IWYU pragma: export
 
 namespace ferry::config {
 
@@ -50,26 +55,6 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
 // The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
 std::string_view ConflictPolicyName(ConflictPolicy policy);
-
-struct PostgresConfig {
-  // libpq connection string, keyword form ("host=... dbname=...") or URI ("postgresql://...").
-  // Required. Must not contain a password: use password_file / password_env.
-  std::string dsn;
-  // The password for `dsn`, from postgres.password_file or postgres.password_env (at most one).
-  // Unset: libpq's own means apply (~/.pgpass, PGPASSFILE, trust/peer auth).
-  Secret password;
-  // Publication to stream from; created FOR ALL TABLES (or FOR TABLE `tables`) if missing.
-  // Lower-case unquoted Postgres identifier, at most 63 bytes.
-  std::string publication = "ferry";
-  // Logical replication slot; created if missing. [a-z0-9_]{1,63}. Default "ferry_<region>",
-  // with '-' in the region name turned into '_'.
-  std::string slot;
-  // Tables of the publication when it is created, as "schema.table" (lower-case unquoted
-  // identifiers), no duplicates. Empty: FOR ALL TABLES.
-  std::vector<std::string> tables;
-  // Copy the existing rows (initial snapshot) when the slot is created.
-  bool snapshot = true;
-};
 
 struct ListenConfig {
   // Where the peer connects to ship changes to this region. Required.
@@ -156,7 +141,6 @@ struct Config {
   // Initial role only: after the first start the persisted role wins. Required.
   Role role = Role::kStandby;
   LogLevel log_level = LogLevel::kInfo;
-  PostgresConfig postgres;
   ListenConfig listen;
   PeerConfig peer;
   SecurityConfig security;
@@ -175,14 +159,34 @@ struct Config {
   std::string DebugString() const;
 };
 
+// How a load treats connector sections (connector_section.h).
+struct LoadOptions {
+  // The connector sections this program reads (ferryd: every connector it links), read right
+  // after the top-level values, in this order. Not owned; must outlive the call.
+  std::vector<ConnectorSection*> connectors;
+  // A top-level map that is neither the engine's nor one of `connectors`: refused as an unknown
+  // key (kRefuse, what ferryd does), or skipped unread (kSkip: a program that reads only the
+  // engine's part of a ferryd config, such as the engine's own tests).
+  enum class OtherSections { kRefuse, kSkip };
+  OtherSections other_sections = OtherSections::kRefuse;
+};
+
 // Reads and validates the config file at `path`. Errors (kInvalidArgument) name the file:
 // missing or unreadable file (with the OS error), not a regular file, over kMaxConfigBytes,
-// YAML syntax (line and column), or any invalid value (key path and reason).
+// YAML syntax (line and column), or any invalid value (key path and reason), in a connector's
+// section too. kInternal when a connector section is declared twice or under an engine key.
 // Secrets named by the config are read from the environment (getenv) and the file system; call
 // it before starting threads that modify the environment.
-[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path,
+                                                    const LoadOptions& options);
 
 // As LoadConfigFile, on text already in memory; `source_name` stands for the file in messages.
+[[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
+                                                 std::string_view source_name,
+                                                 const LoadOptions& options);
+
+// The engine's part only: as above with no connector and other sections skipped.
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 [[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
                                                  std::string_view source_name);
 

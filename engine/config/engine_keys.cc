@@ -7,10 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "engine/base/status_macros.h"
 #include "engine/config/bounded_file.h"
 #include "engine/config/limits.h"
@@ -86,108 +83,6 @@ absl::Status CheckRegion(absl::string_view s) {
   return absl::OkStatus();
 }
 
-// A lower-case unquoted Postgres identifier: [a-z_][a-z0-9_$]*, 1..63 bytes. Quoting is never
-// needed for such names, so the engine can splice them into SQL safely.
-bool IsLowerIdentifier(absl::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  if (!(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z'))) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return IsLowerOrDigit(c) || c == '_' || c == '$'; });
-}
-
-absl::Status CheckPublication(absl::string_view s) {
-  if (!IsLowerIdentifier(s)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected a lower-case Postgres identifier [a-z_][a-z0-9_$]* of at most 63 bytes, got ",
-        Quote(s)));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckSlot(absl::string_view s) {
-  if (s.empty() || s.size() > 63 ||
-      !std::all_of(s.begin(), s.end(), [](char c) { return IsLowerOrDigit(c) || c == '_'; })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected a replication slot name of 1-63 characters [a-z0-9_], got ", Quote(s)));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckTable(absl::string_view s) {
-  const size_t dot = s.find('.');
-  if (dot == absl::string_view::npos || !IsLowerIdentifier(s.substr(0, dot)) ||
-      !IsLowerIdentifier(s.substr(dot + 1))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "expected \"schema.table\" of lower-case Postgres identifiers, got ", Quote(s)));
-  }
-  return absl::OkStatus();
-}
-
-// The DSN is never repeated in messages: it may hold credentials.
-absl::Status CheckDsn(absl::string_view s) {
-  constexpr absl::string_view kNoPassword =
-      "must not contain a password; name a file in 'postgres.password_file' or a variable in "
-      "'postgres.password_env' instead";
-  if (absl::StripAsciiWhitespace(s).empty()) {
-    return absl::InvalidArgumentError("expected a libpq connection string, got an empty string");
-  }
-  if (absl::StartsWith(s, "postgresql://") || absl::StartsWith(s, "postgres://")) {
-    absl::string_view rest = s.substr(s.find("://") + 3);
-    const size_t authority_end = rest.find_first_of("/?#");
-    absl::string_view authority = rest.substr(0, authority_end);
-    const size_t at = authority.rfind('@');
-    if (at != absl::string_view::npos &&
-        authority.substr(0, at).find(':') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(kNoPassword);
-    }
-    const size_t query = rest.find('?');
-    if (query != absl::string_view::npos) {
-      for (absl::string_view param : absl::StrSplit(rest.substr(query + 1), '&')) {
-        if (absl::StartsWithIgnoreCase(param, "password=")) {
-          return absl::InvalidArgumentError(kNoPassword);
-        }
-      }
-    }
-    return absl::OkStatus();
-  }
-  // Keyword form: keyword = value pairs separated by whitespace; a value is unquoted (ends at
-  // whitespace) or single-quoted; a backslash escapes the next character in either.
-  const auto malformed = [](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed libpq connection string: ", why,
-                     " (the value is not shown: it may hold credentials)"));
-  };
-  const auto is_space = [](char c) { return absl::ascii_isspace(static_cast<unsigned char>(c)); };
-  size_t i = 0;
-  while (true) {
-    while (i < s.size() && is_space(s[i])) ++i;
-    if (i == s.size()) break;
-    const size_t key_start = i;
-    while (i < s.size() && (absl::ascii_isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_'))
-      ++i;
-    absl::string_view keyword = s.substr(key_start, i - key_start);
-    while (i < s.size() && is_space(s[i])) ++i;
-    if (keyword.empty() || i == s.size() || s[i] != '=') {
-      return malformed("expected keyword=value pairs");
-    }
-    ++i;
-    while (i < s.size() && is_space(s[i])) ++i;
-    if (i < s.size() && s[i] == '\'') {
-      ++i;
-      while (i < s.size() && s[i] != '\'') i += (s[i] == '\\') ? 2 : 1;
-      if (i >= s.size()) return malformed("unterminated quoted value");
-      ++i;
-    } else {
-      while (i < s.size() && !is_space(s[i])) i += (s[i] == '\\') ? 2 : 1;
-      i = std::min(i, s.size());
-    }
-    if (absl::AsciiStrToLower(keyword) == "password") {
-      return absl::InvalidArgumentError(kNoPassword);
-    }
-  }
-  return absl::OkStatus();
-}
-
 constexpr Need kRequired = Need::kRequired;
 
 // Every key of the engine, in the order of docs/config.md. Defaults are Config's initializers.
@@ -197,21 +92,6 @@ constexpr Key<Config> kKeys[] = {
      Field<&Config::data_dir>},
     {{.name = "role", .need = kRequired}, Field<&Config::role>},
     {{.name = "log_level"}, Field<&Config::log_level>},
-
-    {{.section = "postgres", .name = "dsn", .need = kRequired, .check = CheckDsn, .quoted = true},
-     Field<&Config::postgres, &PostgresConfig::dsn>},
-    {{.section = "postgres", .name = "password"},
-     Field<&Config::postgres, &PostgresConfig::password>},
-    {{.section = "postgres", .name = "publication", .check = CheckPublication},
-     Field<&Config::postgres, &PostgresConfig::publication>},
-    {{.section = "postgres", .name = "slot", .check = CheckSlot},
-     Field<&Config::postgres, &PostgresConfig::slot>},
-    {{.section = "postgres",
-      .name = "tables",
-      .list = {.item = "\"schema.table\"", .item_noun = "table", .check = CheckTable}},
-     Field<&Config::postgres, &PostgresConfig::tables>},
-    {{.section = "postgres", .name = "snapshot"},
-     Field<&Config::postgres, &PostgresConfig::snapshot>},
 
     {{.section = "listen", .name = "replication", .need = kRequired, .allow_port_0 = true},
      Field<&Config::listen, &ListenConfig::replication>},
@@ -376,10 +256,6 @@ absl::Status ReadEngineTopLevel(const Section& top, Config* config) {
 }
 
 absl::Status ReadEngineSections(const Section& top, Config* config) {
-  // The default slot names the region ('-' is not allowed in a slot name).
-  config->postgres.slot = "ferry_" + config->region;
-  std::replace(config->postgres.slot.begin(), config->postgres.slot.end(), '-', '_');
-
   std::map<std::string, Section, std::less<>> opened = {{"", top}};
   for (absl::string_view path : SectionPaths<Config>(kKeys)) {
     if (path.empty()) continue;

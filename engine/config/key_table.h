@@ -123,26 +123,38 @@ void AppendYamlKeys(const KeyInfo& info, const FieldRef& field, std::vector<std:
 // "NAME: VALUE" as the dump shows it (a secret masked), without indentation or newline.
 std::string DumpLine(const KeyInfo& info, const FieldRef& field);
 
-// The keys of `section` in `keys`' order, then the names of its child sections in the order
-// they first appear: what Section::Child accepts in that section.
+// The YAML keys of `section` itself, in `keys`' order (a secret gives NAME_file, NAME_env).
 template <typename Root>
-std::vector<std::string> KnownKeys(std::span<const Key<Root>> keys, absl::string_view section) {
+std::vector<std::string> OwnKeys(std::span<const Key<Root>> keys, absl::string_view section) {
   Root probe{};
-  std::vector<std::string> known;
+  std::vector<std::string> own;
+  for (const Key<Root>& key : keys) {
+    if (key.info.section == section) AppendYamlKeys(key.info, key.field(probe), &own);
+  }
+  return own;
+}
+
+// The names of the direct child sections of `section`, in the order they first appear.
+template <typename Root>
+std::vector<std::string> ChildSections(std::span<const Key<Root>> keys, absl::string_view section) {
   std::vector<std::string> children;
   const std::string prefix = section.empty() ? "" : absl::StrCat(section, ".");
   for (const Key<Root>& key : keys) {
     const absl::string_view path = key.info.section;
-    if (path == section) {
-      AppendYamlKeys(key.info, key.field(probe), &known);
-    } else if (path.size() > prefix.size() && absl::StartsWith(path, prefix)) {
-      std::string child(path.substr(prefix.size(), path.find('.', prefix.size()) - prefix.size()));
-      if (std::find(children.begin(), children.end(), child) == children.end()) {
-        children.push_back(std::move(child));
-      }
+    if (path.size() <= prefix.size() || !absl::StartsWith(path, prefix)) continue;
+    std::string child(path.substr(prefix.size(), path.find('.', prefix.size()) - prefix.size()));
+    if (std::find(children.begin(), children.end(), child) == children.end()) {
+      children.push_back(std::move(child));
     }
   }
-  known.insert(known.end(), children.begin(), children.end());
+  return children;
+}
+
+// OwnKeys, then ChildSections: every key Section::Child accepts in that section.
+template <typename Root>
+std::vector<std::string> KnownKeys(std::span<const Key<Root>> keys, absl::string_view section) {
+  std::vector<std::string> known = OwnKeys(keys, section);
+  for (std::string& child : ChildSections(keys, section)) known.push_back(std::move(child));
   return known;
 }
 
