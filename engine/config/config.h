@@ -23,13 +23,12 @@
 //   * No exception escapes: yaml-cpp's are caught here and turned into statuses (syntax errors
 //     carry their line and column).
 //
-// Example (ferryd):
-//   ferry::pg::PostgresConfigSection postgres;
+// Example (ferryd; `source_section` is a connector's ConnectorSection):
 //   FERRY_ASSIGN_OR_RETURN(ferry::config::Config config,
 //                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml",
-//                                                        {.connectors = {&postgres}}));
+//                                                        {.connectors = {&source_section}}));
 //   for (const std::string& w : config.warnings) LOG(WARNING) << w;
-//   LOG(INFO) << config.DebugString() << postgres.config().DebugString();  // secrets masked
+//   LOG(INFO) << config.DebugString();   // secrets masked
 #pragma once
 
 #include <cstdint>
