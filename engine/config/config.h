@@ -55,6 +55,10 @@ std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
 // The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
 std::string_view ConflictPolicyName(ConflictPolicy policy);
 
+// The sections. A field's default is its initializer here; its key, kind, accepted range and
+// check are written once, in the key table (engine_keys.cc), which docs/config.md documents.
+// The comments below say what a field means and the rules between fields.
+
 struct ListenConfig {
   // Where the peer connects to ship changes to this region. Required.
   HostPort replication;
@@ -91,7 +95,7 @@ struct SecurityConfig {
 };
 
 struct StreamConfig {
-  // zstd level for batches on the wire: 0 = off, 1..19.
+  // zstd level for batches on the wire; 0 = off.
   int compression_level = 3;
   // Unacknowledged bytes in flight to the peer; >= max_batch_bytes.
   uint64_t window_bytes = 64ull << 20;
@@ -105,7 +109,7 @@ struct StreamConfig {
 };
 
 struct ApplyConfig {
-  // Parallel apply connections to the target database, 1..64.
+  // Parallel apply connections to the target database.
   int workers = 4;
   // What apply does when a change conflicts with the target (row missing, key exists):
   // kStopTable stops the table at that position; kApplyRemote makes the target match the
@@ -120,7 +124,7 @@ struct ApplyConfig {
   // apply commit waits for the target's WAL flush.
   bool synchronous_commit = false;
   // A single column value larger than this stops its table (it protects ferryd's memory and
-  // the target). 1KiB-1GiB (Postgres' own limit for one value is 1 GB).
+  // the target).
   uint64_t max_value_bytes = 32ull << 20;
 };
 
@@ -133,7 +137,7 @@ struct DurableLogConfig {
 };
 
 struct Config {
-  // This region's name, [a-z0-9_-]{1,32}. Required.
+  // This region's name. Required.
   std::string region;
   // Absolute path of the durable log and region state. Required; created by ferryd if missing.
   std::string data_dir;
