@@ -1,5 +1,7 @@
 // ferryd: the Ferry sidecar of one region. The only code that knows both the engine and the
-// connectors: it builds the Postgres source and sink and hands them to the daemon.
+// connectors: it declares the connectors' config sections when it loads the config (so that
+// they are checked at start with the rest), builds the Postgres source and sink and hands them
+// to the daemon.
 //
 //   ferryd --config FILE.yaml        run
 //   ferryd --config FILE.yaml --check-config    validate the config and exit
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "engine/daemon/daemon.h"
@@ -28,18 +31,6 @@ Runs Ferry's sidecar for the region the config names. Keys: docs/config.md.
   --drain SECONDS   how long SIGTERM may drain in-flight work (default 20)
   --version         print the version
 )";
-
-// Appends the password to a libpq connection string as a quoted keyword value.
-std::string WithPassword(const std::string& dsn, const ferry::config::Secret& password) {
-  if (!password.is_set()) return dsn;
-  std::string quoted = "'";
-  for (char c : password.value) {
-    if (c == '\'' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  quoted += "'";
-  return absl::StrCat(dsn, " password=", quoted);
-}
 
 spdlog::level::level_enum Level(ferry::config::LogLevel level) {
   using L = ferry::config::LogLevel;
@@ -99,7 +90,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto config = ferry::config::LoadConfigFile(config_path);
+  // Every connector section this ferryd links, read and checked with the rest of the file.
+  ferry::pg::PostgresConfigSection postgres_section;
+  auto config = ferry::config::LoadConfigFile(config_path, {.connectors = {&postgres_section}});
   if (!config.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", std::string(config.status().message()).c_str());
     return 1;
@@ -120,31 +113,30 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  const ferry::pg::PostgresConfig pg = postgres_section.config();
   ferry::DaemonFactories factories;
   factories.source =
-      [](const ferry::config::Config& c,
-         const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
+      [pg](const ferry::config::Config& c,
+           const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
     ferry::pg::PostgresSourceOptions o;
-    o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
-    o.publication = c.postgres.publication;
-    o.slot = c.postgres.slot;
-    o.tables = c.postgres.tables;
+    o.dsn = pg.ConnectionString();
+    o.publication = pg.publication;
+    o.slot = pg.slot;
+    o.tables = pg.tables;
     o.origin_region = c.region;
-    o.snapshot = c.postgres.snapshot;
+    o.snapshot = pg.snapshot;
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));
   };
   factories.sink =
-      [](const ferry::config::Config& c,
-         const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
+      [pg](const ferry::config::Config& c,
+           const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
     ferry::PostgresSinkOptions o;
-    o.dsn = WithPassword(c.postgres.dsn, c.postgres.password);
+    o.dsn = pg.ConnectionString();
     o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
     o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
-    o.conflict_policy = c.apply.conflict_policy == ferry::config::ConflictPolicy::kApplyRemote
-                            ? ferry::ConflictPolicy::kApplyRemote
-                            : ferry::ConflictPolicy::kStopTable;
+    o.conflict_policy = c.apply.conflict_policy;
     o.synchronous_commit = c.apply.synchronous_commit;
     o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
     auto sink = ferry::PostgresSink::Open(o);

@@ -2,7 +2,9 @@
 //
 // LoadConfigFile() reads, parses and validates the whole file once, at start; the Config it
 // returns is plain data that the rest of the engine treats as const. Every key, type, default
-// and rule is documented in docs/config.md. In short:
+// and rule is documented in docs/config.md. Connectors' sections (`postgres:`) belong to the
+// connectors: the program that links them declares them in LoadOptions, and each reads its own
+// during the same load (connector_section.h). In short:
 //
 //   * Every value is validated (type, range, format, cross-key rules). The first problem found
 //     is returned as kInvalidArgument whose message names the file, the key path and the reason,
@@ -10,9 +12,9 @@
 //     (line 9, column 10)`.
 //   * Unknown keys are errors, with a "did you mean" suggestion for near misses: a typo in a
 //     replication config must never be silently ignored.
-//   * Secrets (the Postgres password, the replication and admin tokens) come from files or from
-//     environment variables named in the config, are read at load time, and are never printed:
-//     DebugString() masks them.
+//   * Secrets (the replication and admin tokens, a connector's password) come from files or
+//     from environment variables named in the config, are read at load time, and are never
+//     printed: DebugString() masks them.
 //   * Hostile input is refused without hanging or exhausting memory: files over 1 MiB, more
 //     than 256 '[' / '{' (yaml-cpp queues an open flow collection's tokens), more than
 //     kMaxConfigNodes YAML nodes, nesting deeper than 32, several documents. Alias expansion
@@ -21,9 +23,10 @@
 //   * No exception escapes: yaml-cpp's are caught here and turned into statuses (syntax errors
 //     carry their line and column).
 //
-// Example:
+// Example (ferryd; `source_section` is a connector's ConnectorSection):
 //   FERRY_ASSIGN_OR_RETURN(ferry::config::Config config,
-//                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml"));
+//                          ferry::config::LoadConfigFile("/etc/ferry/east.yaml",
+//                                                        {.connectors = {&source_section}}));
 //   for (const std::string& w : config.warnings) LOG(WARNING) << w;
 //   LOG(INFO) << config.DebugString();   // secrets masked
 #pragma once
@@ -34,76 +37,27 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/api/sink.h"
 #include "engine/base/role.h"
+#include "engine/config/connector_section.h"  // IWYU pragma: export
+#include "engine/config/limits.h"             // IWYU pragma: export
+#include "engine/config/secret.h"             // IWYU pragma: export
+#include "engine/config/value_parsers.h"      // IWYU pragma: export
 
 namespace ferry::config {
 
-// Input limits. A config is a few hundred bytes; these only stop hostile or broken input.
-inline constexpr size_t kMaxConfigBytes = 1 << 20;   // whole file
-inline constexpr size_t kMaxConfigNodes = 50'000;    // YAML nodes (scalars, maps, lists, aliases)
-inline constexpr size_t kMaxSecretBytes = 64 << 10;  // one secret file
-inline constexpr size_t kMaxStringBytes = 4096;      // any single string value
-
-// A network endpoint. `host` is an IPv4 address, an IPv6 address (stored without brackets) or
-// a DNS host name; it is never empty. Port 0 means "any free port" and is meaningful only for a
-// listening socket (tests).
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-
-  // "host:port", with brackets around an IPv6 host: "[::1]:7401".
-  std::string ToString() const;
-  bool operator==(const HostPort&) const = default;
-};
-
-// Parses "HOST:PORT": "127.0.0.1:7401", "[::1]:7401", "db.example.com:7401", with port 0-65535.
-// An IPv6 address must be in brackets. On failure returns kInvalidArgument whose message is only
-// the reason (e.g. `expected HOST:PORT, got "7400"`), for the caller to prefix with context.
-[[nodiscard]] absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
-
-// Parses a byte size: a non-negative integer ("65536", "65536B") or an integer followed by a
-// binary unit KiB, MiB, GiB or TiB ("512KiB", "64MiB", "1 GiB"; unit case-insensitive). Decimal
-// units (KB, MB, k, M...) and fractions are refused, because they are ambiguous. On failure
-// returns kInvalidArgument whose message is only the reason.
-[[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
-
+using ::ferry::ConflictPolicy;  // engine/api/sink.h: the apply engine's own enum
 using ::ferry::Role;
 using ::ferry::RoleName;
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
-enum class ConflictPolicy { kStop, kApplyRemote };
 
-std::string_view LogLevelName(LogLevel level);               // "trace" ... "error"
-std::string_view ConflictPolicyName(ConflictPolicy policy);  // "stop" | "apply_remote"
+std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
+// The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
+std::string_view ConflictPolicyName(ConflictPolicy policy);
 
-// A secret read at load time from a file or an environment variable named in the config.
-// `source` says where it came from ("file /run/secrets/pg", "env PGPASSWORD_EAST") and may be
-// logged; `value` must never be printed or logged. Both are empty when the secret is not set.
-struct Secret {
-  std::string source;
-  std::string value;
-
-  bool is_set() const { return !source.empty(); }
-};
-
-struct PostgresConfig {
-  // libpq connection string, keyword form ("host=... dbname=...") or URI ("postgresql://...").
-  // Required. Must not contain a password: use password_file / password_env.
-  std::string dsn;
-  // The password for `dsn`, from postgres.password_file or postgres.password_env (at most one).
-  // Unset: libpq's own means apply (~/.pgpass, PGPASSFILE, trust/peer auth).
-  Secret password;
-  // Publication to stream from; created FOR ALL TABLES (or FOR TABLE `tables`) if missing.
-  // Lower-case unquoted Postgres identifier, at most 63 bytes.
-  std::string publication = "ferry";
-  // Logical replication slot; created if missing. [a-z0-9_]{1,63}. Default "ferry_<region>",
-  // with '-' in the region name turned into '_'.
-  std::string slot;
-  // Tables of the publication when it is created, as "schema.table" (lower-case unquoted
-  // identifiers), no duplicates. Empty: FOR ALL TABLES.
-  std::vector<std::string> tables;
-  // Copy the existing rows (initial snapshot) when the slot is created.
-  bool snapshot = true;
-};
+// The sections. A field's default is its initializer here; its key, kind, accepted range and
+// check are written once, in the key table (engine_keys.cc), which docs/config.md documents.
+// The comments below say what a field means and the rules between fields.
 
 struct ListenConfig {
   // Where the peer connects to ship changes to this region. Required.
@@ -141,7 +95,7 @@ struct SecurityConfig {
 };
 
 struct StreamConfig {
-  // zstd level for batches on the wire: 0 = off, 1..19.
+  // zstd level for batches on the wire; 0 = off.
   int compression_level = 3;
   // Unacknowledged bytes in flight to the peer; >= max_batch_bytes.
   uint64_t window_bytes = 64ull << 20;
@@ -155,11 +109,12 @@ struct StreamConfig {
 };
 
 struct ApplyConfig {
-  // Parallel apply connections to the target database, 1..64.
+  // Parallel apply connections to the target database.
   int workers = 4;
   // What apply does when a change conflicts with the target (row missing, key exists):
-  // kStop stops the table at that position; kApplyRemote makes the target match the source.
-  ConflictPolicy conflict_policy = ConflictPolicy::kStop;
+  // kStopTable stops the table at that position; kApplyRemote makes the target match the
+  // source. Handed to the sink as it is.
+  ConflictPolicy conflict_policy = ConflictPolicy::kStopTable;
   // A target transaction groups source transactions until one of these limits is reached.
   int64_t group_max_transactions = 1000;
   uint64_t group_max_bytes = 16ull << 20;
@@ -169,7 +124,7 @@ struct ApplyConfig {
   // apply commit waits for the target's WAL flush.
   bool synchronous_commit = false;
   // A single column value larger than this stops its table (it protects ferryd's memory and
-  // the target). 1KiB-1GiB (Postgres' own limit for one value is 1 GB).
+  // the target).
   uint64_t max_value_bytes = 32ull << 20;
 };
 
@@ -182,14 +137,13 @@ struct DurableLogConfig {
 };
 
 struct Config {
-  // This region's name, [a-z0-9_-]{1,32}. Required.
+  // This region's name. Required.
   std::string region;
   // Absolute path of the durable log and region state. Required; created by ferryd if missing.
   std::string data_dir;
   // Initial role only: after the first start the persisted role wins. Required.
   Role role = Role::kStandby;
   LogLevel log_level = LogLevel::kInfo;
-  PostgresConfig postgres;
   ListenConfig listen;
   PeerConfig peer;
   SecurityConfig security;
@@ -208,14 +162,34 @@ struct Config {
   std::string DebugString() const;
 };
 
+// How a load treats connector sections (connector_section.h).
+struct LoadOptions {
+  // The connector sections this program reads (ferryd: every connector it links), read right
+  // after the top-level values, in this order. Not owned; must outlive the call.
+  std::vector<ConnectorSection*> connectors;
+  // A top-level map that is neither the engine's nor one of `connectors`: refused as an unknown
+  // key (kRefuse, what ferryd does), or skipped unread (kSkip: a program that reads only the
+  // engine's part of a ferryd config, such as the engine's own tests).
+  enum class OtherSections { kRefuse, kSkip };
+  OtherSections other_sections = OtherSections::kRefuse;
+};
+
 // Reads and validates the config file at `path`. Errors (kInvalidArgument) name the file:
 // missing or unreadable file (with the OS error), not a regular file, over kMaxConfigBytes,
-// YAML syntax (line and column), or any invalid value (key path and reason).
+// YAML syntax (line and column), or any invalid value (key path and reason), in a connector's
+// section too. kInternal when a connector section is declared twice or under an engine key.
 // Secrets named by the config are read from the environment (getenv) and the file system; call
 // it before starting threads that modify the environment.
-[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path,
+                                                    const LoadOptions& options);
 
 // As LoadConfigFile, on text already in memory; `source_name` stands for the file in messages.
+[[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
+                                                 std::string_view source_name,
+                                                 const LoadOptions& options);
+
+// The engine's part only: as above with no connector and other sections skipped.
+[[nodiscard]] absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 [[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
                                                  std::string_view source_name);
 

@@ -8,9 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/status_macros.h"
+#include "engine/config/engine_keys.h"
+#include "engine/config/key_table.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -25,17 +29,20 @@ using ::testing::Not;
 // A config assembled from parts, so each test changes only what it is about.
 struct Parts {
   std::string top = "region: east\ndata_dir: /var/lib/ferry\nrole: primary\n";
-  std::string postgres = "  dsn: \"host=127.0.0.1 port=5432 dbname=app user=ferry\"\n";
   std::string listen = "  replication: 127.0.0.1:7401\n";
   std::string peer = "  replication: 127.0.0.1:7411\n";
   std::string extra;  // further sections, at the top level
 
   std::string Text() const {
-    return absl::StrCat(top, "postgres:\n", postgres, "listen:\n", listen, "peer:\n", peer, extra);
+    return absl::StrCat(top, "listen:\n", listen, "peer:\n", peer, extra);
   }
 };
 
-absl::StatusOr<Config> Parse(const Parts& parts) { return ParseConfig(parts.Text(), "test.yaml"); }
+// Strict, as ferryd loads: every top-level key is the engine's (no connector is declared here;
+// connector sections have their own tests below and in their connector).
+absl::StatusOr<Config> Parse(const Parts& parts) {
+  return ParseConfig(parts.Text(), "test.yaml", LoadOptions{});
+}
 
 // Expects kInvalidArgument whose message starts with "config test.yaml: " and holds `parts`.
 template <typename... M>
@@ -74,12 +81,6 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->data_dir, "/var/lib/ferry");
   EXPECT_EQ(c->role, Role::kPrimary);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
-  EXPECT_EQ(c->postgres.dsn, "host=127.0.0.1 port=5432 dbname=app user=ferry");
-  EXPECT_FALSE(c->postgres.password.is_set());
-  EXPECT_EQ(c->postgres.publication, "ferry");
-  EXPECT_EQ(c->postgres.slot, "ferry_east");
-  EXPECT_TRUE(c->postgres.tables.empty());
-  EXPECT_TRUE(c->postgres.snapshot);
   EXPECT_EQ(c->listen.replication, (HostPort{"127.0.0.1", 7401}));
   EXPECT_EQ(c->listen.admin, (HostPort{"127.0.0.1", 7400}));
   EXPECT_EQ(c->listen.metrics, (HostPort{"127.0.0.1", 9400}));
@@ -95,7 +96,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->stream.reconnect_min_ms, 100);
   EXPECT_EQ(c->stream.reconnect_max_ms, 30000);
   EXPECT_EQ(c->apply.workers, 4);
-  EXPECT_EQ(c->apply.conflict_policy, ConflictPolicy::kStop);
+  EXPECT_EQ(c->apply.conflict_policy, ConflictPolicy::kStopTable);
   EXPECT_EQ(c->apply.group_max_transactions, 1000);
   EXPECT_EQ(c->apply.group_max_bytes, 16u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 20);
@@ -108,17 +109,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
               ElementsAre(HasSubstr("security.token_file"), HasSubstr("security.tls")));
 }
 
-TEST_F(ConfigTest, DefaultSlotReplacesDashesOfTheRegion) {
-  Parts p;
-  p.top = "region: us-east-1\ndata_dir: /d\nrole: standby\n";
-  absl::StatusOr<Config> c = Parse(p);
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->postgres.slot, "ferry_us_east_1");
-  EXPECT_EQ(c->role, Role::kStandby);
-}
-
 TEST_F(ConfigTest, FullConfig) {
-  const std::string pg_password = WriteFile("pg", "s3cret-pg\n");
   const std::string cert = WriteFile("cert.pem", "CERT");
   const std::string key = WriteFile("key.pem", "KEY");
   const std::string ca = WriteFile("ca.pem", "CA");
@@ -129,14 +120,6 @@ region: east
 data_dir: /var/lib/ferry
 role: standby
 log_level: debug
-postgres:
-  dsn: "postgresql://ferry@db.internal:5432/app?sslmode=require"
-  password_file: )",
-                                        pg_password, R"(
-  publication: ferry_pub
-  slot: ferry_slot_east
-  tables: [public.accounts, "billing.invoices"]
-  snapshot: false
 listen:
   replication: "[::1]:7401"
   admin: 0.0.0.0:7400
@@ -172,16 +155,10 @@ log:
   retention_bytes: 0
   retention_seconds: 86400
 )");
-  absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml");
+  absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml", LoadOptions{});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->role, Role::kStandby);
   EXPECT_EQ(c->log_level, LogLevel::kDebug);
-  EXPECT_EQ(c->postgres.password.value, "s3cret-pg");
-  EXPECT_EQ(c->postgres.password.source, "file " + pg_password);
-  EXPECT_EQ(c->postgres.publication, "ferry_pub");
-  EXPECT_EQ(c->postgres.slot, "ferry_slot_east");
-  EXPECT_THAT(c->postgres.tables, ElementsAre("public.accounts", "billing.invoices"));
-  EXPECT_FALSE(c->postgres.snapshot);
   EXPECT_EQ(c->listen.replication, (HostPort{"::1", 7401}));
   EXPECT_EQ(c->listen.admin, (HostPort{"0.0.0.0", 7400}));
   EXPECT_EQ(c->listen.metrics, (HostPort{"localhost", 0}));
@@ -208,21 +185,54 @@ log:
   EXPECT_EQ(c->log.retention_seconds, 86400);
   EXPECT_THAT(c->warnings, ::testing::IsEmpty());
 
-  // Secrets are masked; everything else is shown.
-  const std::string debug = c->DebugString();
-  EXPECT_THAT(debug, AllOf(Not(HasSubstr("s3cret-pg")), Not(HasSubstr("tok-123")),
-                           Not(HasSubstr("adm-456"))));
-  EXPECT_THAT(debug, AllOf(HasSubstr("<secret from file " + pg_password + ">"),
-                           HasSubstr("<secret from env FERRY_TEST_FULL_TOKEN>"),
-                           HasSubstr("replication: [::1]:7401"), HasSubstr("window_bytes: 1GiB"),
-                           HasSubstr("conflict_policy: apply_remote")));
+  // Secrets are masked; everything else is shown, every key of the table once.
+  EXPECT_EQ(c->DebugString(), absl::StrCat(R"(region: east
+data_dir: "/var/lib/ferry"
+role: standby
+log_level: debug
+listen:
+  replication: [::1]:7401
+  admin: 0.0.0.0:7400
+  metrics: localhost:0
+peer:
+  replication: west.example.com:7411
+  region: west
+security:
+  token: <secret from env FERRY_TEST_FULL_TOKEN>
+  admin_token: <secret from env FERRY_TEST_FULL_ADMIN>
+  tls:
+    cert_file: ")",
+                                           cert, R"("
+    key_file: ")",
+                                           key, R"("
+    ca_file: ")",
+                                           ca, R"("
+stream:
+  compression_level: 0
+  window_bytes: 1GiB
+  max_batch_bytes: 512KiB
+  max_message_bytes: 8MiB
+  reconnect_min_ms: 50
+  reconnect_max_ms: 50
+apply:
+  workers: 64
+  conflict_policy: apply_remote
+  group_max_transactions: 1
+  group_max_bytes: 1MiB
+  group_max_delay_ms: 0
+  synchronous_commit: false
+  max_value_bytes: 64MiB
+log:
+  retention_bytes: 0
+  retention_seconds: 86400
+)"));
   ::unsetenv("FERRY_TEST_FULL_TOKEN");
   ::unsetenv("FERRY_TEST_FULL_ADMIN");
 }
 
 TEST_F(ConfigTest, LoadConfigFileReadsTheFile) {
   const std::string path = WriteFile("east.yaml", Parts{}.Text());
-  absl::StatusOr<Config> c = LoadConfigFile(path);
+  absl::StatusOr<Config> c = LoadConfigFile(path, {});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->source, path);
   EXPECT_EQ(c->region, "east");
@@ -230,7 +240,7 @@ TEST_F(ConfigTest, LoadConfigFileReadsTheFile) {
 
 TEST_F(ConfigTest, MissingFileNamesTheFileAndTheOsError) {
   const std::string path = (dir_ / "nope.yaml").string();
-  absl::StatusOr<Config> c = LoadConfigFile(path);
+  absl::StatusOr<Config> c = LoadConfigFile(path, {});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(c.status().message()),
@@ -238,7 +248,7 @@ TEST_F(ConfigTest, MissingFileNamesTheFileAndTheOsError) {
 }
 
 TEST_F(ConfigTest, DirectoryIsNotAConfigFile) {
-  absl::StatusOr<Config> c = LoadConfigFile(dir_.string());
+  absl::StatusOr<Config> c = LoadConfigFile(dir_.string(), {});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("is a directory"));
 }
@@ -246,11 +256,11 @@ TEST_F(ConfigTest, DirectoryIsNotAConfigFile) {
 TEST_F(ConfigTest, FileTooLarge) {
   std::string text = Parts{}.Text() + "# " + std::string(kMaxConfigBytes, 'x') + "\n";
   const std::string path = WriteFile("big.yaml", text);
-  absl::StatusOr<Config> c = LoadConfigFile(path);
+  absl::StatusOr<Config> c = LoadConfigFile(path, {});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(std::string(c.status().message()),
               AllOf(HasSubstr("config " + path), HasSubstr("over the 1MiB limit")));
-  ExpectError(ParseConfig(text, "test.yaml"), "over the 1MiB limit");
+  ExpectError(ParseConfig(text, "test.yaml", {}), "over the 1MiB limit");
 }
 
 TEST_F(ConfigTest, TenMegabyteValueIsRefusedBySize) {
@@ -267,9 +277,6 @@ TEST_F(ConfigTest, RequiredKeys) {
   ExpectError(Parse(p), "key 'data_dir': is required");
   p.top = "region: east\ndata_dir: /d\n";
   ExpectError(Parse(p), "key 'role': is required");
-  p = Parts{};
-  p.postgres = "  publication: ferry\n";
-  ExpectError(Parse(p), "key 'postgres.dsn': is required");
   p = Parts{};
   p.listen = "  admin: 127.0.0.1:7400\n";
   ExpectError(Parse(p), "key 'listen.replication': is required");
@@ -300,14 +307,8 @@ TEST_F(ConfigTest, WrongTypes) {
   p.extra = "stream: [1, 2]\n";
   ExpectError(Parse(p), "key 'stream': expected a map of keys, got a list");
   p = Parts{};
-  p.postgres += "  snapshot: yes\n";
-  ExpectError(Parse(p), "key 'postgres.snapshot': expected true or false, got \"yes\"");
-  p = Parts{};
-  p.postgres += "  tables: public.accounts\n";
-  ExpectError(Parse(p), "key 'postgres.tables': expected a list");
-  p = Parts{};
-  p.postgres += "  tables: [public.a, {x: 1}]\n";
-  ExpectError(Parse(p), "key 'postgres.tables[1]': expected \"schema.table\", got a map");
+  p.extra = "apply:\n  synchronous_commit: yes\n";
+  ExpectError(Parse(p), "key 'apply.synchronous_commit': expected true or false, got \"yes\"");
   p = Parts{};
   p.top += "log_level: verbose\n";
   ExpectError(Parse(p),
@@ -357,22 +358,6 @@ TEST_F(ConfigTest, ImpossibleValues) {
   ExpectError(Parse(p), "key 'region': expected 1-32 characters");
   p.top = "region: east\ndata_dir: var/lib/ferry\nrole: primary\n";
   ExpectError(Parse(p), "key 'data_dir': expected an absolute path, got \"var/lib/ferry\"");
-
-  p = Parts{};
-  p.postgres += "  slot: Bad-Slot\n";
-  ExpectError(Parse(p), "key 'postgres.slot': expected a replication slot name");
-  p = Parts{};
-  p.postgres += "  publication: " + std::string(64, 'p') + "\n";
-  ExpectError(Parse(p), "key 'postgres.publication': expected a lower-case Postgres identifier");
-  p = Parts{};
-  p.postgres += "  publication: \"drop table x; --\"\n";
-  ExpectError(Parse(p), "key 'postgres.publication'");
-  p = Parts{};
-  p.postgres += "  tables: [accounts]\n";
-  ExpectError(Parse(p), "key 'postgres.tables[0]': expected \"schema.table\"");
-  p = Parts{};
-  p.postgres += "  tables: [public.a, public.b, public.a]\n";
-  ExpectError(Parse(p), "key 'postgres.tables[2]': table \"public.a\" is listed twice");
 }
 
 TEST_F(ConfigTest, AddressesAreValidated) {
@@ -382,7 +367,7 @@ TEST_F(ConfigTest, AddressesAreValidated) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(std::string(c.status().message()),
             "config test.yaml: key 'listen.admin': expected HOST:PORT, got \"7400\" "
-            "(line 8, column 10)");
+            "(line 6, column 10)");
   p = Parts{};
   p.listen = "  replication: 127.0.0.1:70000\n";
   ExpectError(Parse(p), "key 'listen.replication': port must be a number 0-65535, got \"70000\"");
@@ -402,19 +387,19 @@ TEST_F(ConfigTest, AddressesAreValidated) {
 
 TEST_F(ConfigTest, UnknownKeysAreErrorsWithSuggestions) {
   Parts p;
-  p.postgres += "  publicaton: ferry\n";
-  ExpectError(Parse(p), "key 'postgres.publicaton': unknown key; did you mean 'publication'?");
-  p = Parts{};
-  p.postgres = "  dns: \"host=x\"\n";  // reported as a typo, not as "dsn is required"
-  ExpectError(Parse(p), "key 'postgres.dns': unknown key; did you mean 'dsn'?");
+  p.listen += "  admn: 127.0.0.1:7400\n";
+  ExpectError(Parse(p), "key 'listen.admn': unknown key; did you mean 'admin'?");
   p = Parts{};
   p.extra = "frobnicate: 1\n";
   absl::StatusOr<Config> c = Parse(p);
   ExpectError(c, "key 'frobnicate': unknown key");
   EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr("did you mean")));
   p = Parts{};
-  p.top += "slot: ferry_east\n";
-  ExpectError(Parse(p), "key 'slot': unknown key; 'slot' belongs under 'postgres'");
+  p.top += "workers: 4\n";
+  ExpectError(Parse(p), "key 'workers': unknown key; 'workers' belongs under 'apply'");
+  p = Parts{};
+  p.extra = "queue:\n  url: x\n";  // no connector declared: an unknown section
+  ExpectError(Parse(p), "key 'queue': unknown key");
   p = Parts{};
   p.extra = "security:\n  tls:\n    cert: /x\n";
   ExpectError(Parse(p), "key 'security.tls.cert': unknown key; did you mean 'cert_file'?");
@@ -430,32 +415,32 @@ TEST_F(ConfigTest, UnknownKeysAreErrorsWithSuggestions) {
 
 TEST_F(ConfigTest, YamlSyntaxErrorHasLineAndColumn) {
   Parts p;
-  p.postgres = "  dsn: [unclosed\n";
+  p.listen = "  replication: [unclosed\n";
   ExpectError(Parse(p), "YAML syntax error at line");
-  absl::StatusOr<Config> c = ParseConfig("region: east\n  data_dir: /x\n", "test.yaml");
+  absl::StatusOr<Config> c = ParseConfig("region: east\n  data_dir: /x\n", "test.yaml", {});
   ExpectError(c, "YAML syntax error at line 2, column");
-  c = ParseConfig("a: *undefined\n", "test.yaml");
+  c = ParseConfig("a: *undefined\n", "test.yaml", {});
   ExpectError(c, "YAML syntax error");
 }
 
 TEST_F(ConfigTest, DocumentShape) {
-  ExpectError(ParseConfig("", "test.yaml"), "is empty");
-  ExpectError(ParseConfig("# only a comment\n", "test.yaml"), "is empty");
-  ExpectError(ParseConfig("- a\n- b\n", "test.yaml"),
+  ExpectError(ParseConfig("", "test.yaml", {}), "is empty");
+  ExpectError(ParseConfig("# only a comment\n", "test.yaml", {}), "is empty");
+  ExpectError(ParseConfig("- a\n- b\n", "test.yaml", {}),
               "the top level: expected a map of keys, got a list");
-  ExpectError(ParseConfig(Parts{}.Text() + "---\nregion: west\n", "test.yaml"),
+  ExpectError(ParseConfig(Parts{}.Text() + "---\nregion: west\n", "test.yaml", {}),
               "more than one YAML document");
 }
 
 TEST_F(ConfigTest, SecretFromFileIsTrimmedAndPermissionsWarned) {
   const std::string path = WriteFile("pw", "hunter2\r\n\n", 0644);
   Parts p;
-  p.postgres += "  password_file: " + path + "\n";
+  p.extra = "security:\n  token_file: " + path + "\n";
   absl::StatusOr<Config> c = Parse(p);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->postgres.password.value, "hunter2");
+  EXPECT_EQ(c->security.token.value, "hunter2");
   EXPECT_THAT(c->warnings,
-              ::testing::Contains(AllOf(HasSubstr("key 'postgres.password_file'"),
+              ::testing::Contains(AllOf(HasSubstr("key 'security.token_file'"),
                                         HasSubstr("readable by group or others (mode 0644)"))));
   for (const std::string& w : c->warnings) EXPECT_THAT(w, Not(HasSubstr("hunter2")));
   EXPECT_THAT(c->DebugString(), Not(HasSubstr("hunter2")));
@@ -463,20 +448,18 @@ TEST_F(ConfigTest, SecretFromFileIsTrimmedAndPermissionsWarned) {
 
 TEST_F(ConfigTest, SecretErrors) {
   Parts p;
-  p.postgres += "  password_file: " + (dir_ / "absent").string() + "\n";
-  ExpectError(Parse(p), "key 'postgres.password_file': secret file ",
+  p.extra = "security:\n  token_file: " + (dir_ / "absent").string() + "\n";
+  ExpectError(Parse(p), "key 'security.token_file': secret file ",
               "cannot open: No such file or directory");
-  p = Parts{};
-  p.postgres += "  password_file: secrets/pg\n";
-  ExpectError(Parse(p), "key 'postgres.password_file': expected an absolute path");
-  p = Parts{};
-  p.postgres += "  password_file: " + WriteFile("empty", "\n") + "\n";
-  ExpectError(Parse(p), "key 'postgres.password_file': secret file ", "is empty");
-  p = Parts{};
-  p.postgres +=
-      "  password_file: " + WriteFile("big", std::string(kMaxSecretBytes + 1, 'x')) + "\n";
-  ExpectError(Parse(p), "key 'postgres.password_file': secret file ", "over the 64KiB limit");
-  p = Parts{};
+  p.extra = "security:\n  token_file: secrets/token\n";
+  ExpectError(Parse(p), "key 'security.token_file': expected an absolute path");
+  p.extra = "security:\n  admin_token_file: " + WriteFile("empty", "\n") + "\n";
+  ExpectError(Parse(p), "key 'security.admin_token_file': secret file ", "is empty");
+  p.extra =
+      "security:\n  token_file: " + WriteFile("big", std::string(kMaxSecretBytes + 1, 'x')) + "\n";
+  ExpectError(Parse(p), "key 'security.token_file': secret file ", "over the 64KiB limit");
+  p.extra = "security:\n  token_file: " + WriteFile("nul", std::string("a\0b", 3)) + "\n";
+  ExpectError(Parse(p), "key 'security.token_file': secret file ", "contains a NUL byte");
   ::unsetenv("FERRY_TEST_UNSET_VAR");
   p.extra = "security:\n  token_env: FERRY_TEST_UNSET_VAR\n";
   ExpectError(Parse(p),
@@ -489,32 +472,10 @@ TEST_F(ConfigTest, SecretErrors) {
   p.extra = "security:\n  token_env: \"BAD NAME\"\n";
   ExpectError(Parse(p), "key 'security.token_env': expected an environment variable name");
   ::setenv("FERRY_TEST_SET_VAR", "x", 1);
-  p = Parts{};
-  p.postgres +=
-      "  password_file: " + WriteFile("pw2", "x") + "\n  password_env: FERRY_TEST_SET_VAR\n";
-  ExpectError(Parse(p),
-              "key 'postgres.password_env': set only one of 'password_file' and 'password_env'");
+  p.extra =
+      "security:\n  token_file: " + WriteFile("tok2", "x") + "\n  token_env: FERRY_TEST_SET_VAR\n";
+  ExpectError(Parse(p), "key 'security.token_env': set only one of 'token_file' and 'token_env'");
   ::unsetenv("FERRY_TEST_SET_VAR");
-}
-
-TEST_F(ConfigTest, PasswordInDsnIsRefusedWithoutEchoingIt) {
-  for (const std::string dsn :
-       {"host=db password=topsecret dbname=app", "host=db PASSWORD = 'top secret'",
-        "postgresql://ferry:topsecret@db:5432/app",
-        "postgres://db/app?user=ferry&password=topsecret"}) {
-    Parts p;
-    p.postgres = "  dsn: \"" + dsn + "\"\n";
-    absl::StatusOr<Config> c = Parse(p);
-    ExpectError(c, "key 'postgres.dsn': must not contain a password");
-    EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr("topsecret")));
-  }
-  Parts p;
-  p.postgres = "  dsn: \"host='unterminated password=topsecret\"\n";
-  absl::StatusOr<Config> c = Parse(p);
-  ExpectError(c, "key 'postgres.dsn': malformed libpq connection string");
-  EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr("topsecret")));
-  p.postgres = "  dsn: \"   \"\n";
-  ExpectError(Parse(p), "key 'postgres.dsn': expected a libpq connection string");
 }
 
 TEST_F(ConfigTest, TlsIsAllOrNothing) {
@@ -555,15 +516,15 @@ TEST_F(ConfigTest, BillionLaughsDoesNotExpand) {
     bomb += "]\n";
     prev = n;
   }
-  ExpectError(ParseConfig(bomb, "test.yaml"), "key 'a': unknown key");
-  // The same bomb where a list of strings belongs: refused at its first element.
+  ExpectError(ParseConfig(bomb, "test.yaml", {}), "key 'a': unknown key");
+  // The same bomb where a string belongs: refused at once, without walking it.
   Parts p;
-  p.postgres +=
-      "  tables: [&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+  p.top =
+      "region: [&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], "
       "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], "
       "&e [*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e], "
       "&g [*f,*f,*f,*f,*f,*f,*f,*f,*f], &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]]\n";
-  ExpectError(Parse(p), "key 'postgres.tables[0]': expected \"schema.table\", got a list");
+  ExpectError(Parse(p), "key 'region': expected a string, got a list");
 }
 
 TEST_F(ConfigTest, TooManyNodes) {
@@ -571,22 +532,22 @@ TEST_F(ConfigTest, TooManyNodes) {
   for (size_t i = 0; i <= kMaxConfigNodes; ++i) text += "1,";
   text += "1]\n";
   ASSERT_LT(text.size(), kMaxConfigBytes);
-  ExpectError(ParseConfig(text, "test.yaml"), "has more than 50000 YAML nodes");
+  ExpectError(ParseConfig(text, "test.yaml", {}), "has more than 50000 YAML nodes");
 }
 
 TEST_F(ConfigTest, DeepNesting) {
-  ExpectError(ParseConfig("a: " + std::string(100, '[') + std::string(100, ']'), "test.yaml"),
+  ExpectError(ParseConfig("a: " + std::string(100, '[') + std::string(100, ']'), "test.yaml", {}),
               "nests maps or lists deeper than 32 levels");
   // A megabyte of "[[[[" would make yaml-cpp queue a quarter of a gigabyte of tokens: refused
   // on the raw text first.
-  ExpectError(ParseConfig(std::string(kMaxConfigBytes - 1, '['), "test.yaml"),
+  ExpectError(ParseConfig(std::string(kMaxConfigBytes - 1, '['), "test.yaml", {}),
               "has 1048575 '[' or '{' characters, over the limit of 256");
   std::string block;
   for (int i = 0; i < 200; ++i) block += std::string(i, ' ') + "k:\n";
-  ExpectError(ParseConfig(block, "test.yaml"), "deeper than 32");
+  ExpectError(ParseConfig(block, "test.yaml", {}), "deeper than 32");
   std::string dashes;
   for (int i = 0; i < 100000; ++i) dashes += "- ";
-  ExpectError(ParseConfig(dashes, "test.yaml"), "deeper than 32");
+  ExpectError(ParseConfig(dashes, "test.yaml", {}), "deeper than 32");
 }
 
 TEST_F(ConfigTest, BinaryGarbage) {
@@ -594,12 +555,12 @@ TEST_F(ConfigTest, BinaryGarbage) {
   for (int round = 0; round < 50; ++round) {
     std::string garbage(4096, '\0');
     for (char& ch : garbage) ch = static_cast<char>(rng() % 255 + 1);  // no NUL
-    absl::StatusOr<Config> c = ParseConfig(garbage, "test.yaml");
+    absl::StatusOr<Config> c = ParseConfig(garbage, "test.yaml", {});
     ASSERT_FALSE(c.ok());
     EXPECT_THAT(std::string(c.status().message()), ::testing::StartsWith("config test.yaml: "));
     EXPECT_LT(c.status().message().size(), 1000u);
   }
-  ExpectError(ParseConfig(std::string("region: east\0\xff\xfe", 16), "test.yaml"),
+  ExpectError(ParseConfig(std::string("region: east\0\xff\xfe", 16), "test.yaml", {}),
               "contains a NUL byte at offset 12");
 }
 
@@ -621,72 +582,190 @@ TEST_F(ConfigTest, AbsurdLengthsAreCutInMessages) {
   EXPECT_LT(c.status().message().size(), 300u);
 }
 
-TEST(ParseHostPortTest, Valid) {
-  EXPECT_EQ(*ParseHostPort("127.0.0.1:7401"), (HostPort{"127.0.0.1", 7401}));
-  EXPECT_EQ(*ParseHostPort("[::1]:7401"), (HostPort{"::1", 7401}));
-  EXPECT_EQ(*ParseHostPort("[2001:db8::5]:65535"), (HostPort{"2001:db8::5", 65535}));
-  EXPECT_EQ(*ParseHostPort("db-1.example.com:1"), (HostPort{"db-1.example.com", 1}));
-  EXPECT_EQ(*ParseHostPort("pg_east:5432"), (HostPort{"pg_east", 5432}));
-  EXPECT_EQ(*ParseHostPort("localhost:0"), (HostPort{"localhost", 0}));
-  EXPECT_EQ(ParseHostPort("[::1]:7401")->ToString(), "[::1]:7401");
-  EXPECT_EQ(ParseHostPort("10.1.2.3:80")->ToString(), "10.1.2.3:80");
+// A connector section as a connector would write one: its own struct and key table, read
+// through the engine's Section. Stands for `postgres:` (connectors/postgres/common) and the
+// bucket section to come.
+struct StoreConfig {
+  std::string bucket;
+  uint64_t part_bytes = 8ull << 20;
+  Secret key;
+  std::string region_seen;  // what ConnectorContext said
+};
+
+absl::Status CheckBucket(absl::string_view s) {
+  if (s.empty() || s.find('/') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("expected a bucket name, got ", Quote(s)));
+  }
+  return absl::OkStatus();
 }
 
-TEST(ParseHostPortTest, Invalid) {
-  const auto reason = [](std::string_view text) {
-    absl::StatusOr<HostPort> r = ParseHostPort(text);
-    EXPECT_FALSE(r.ok()) << text;
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-    return std::string(r.status().message());
-  };
-  EXPECT_EQ(reason("7400"), "expected HOST:PORT, got \"7400\"");
-  EXPECT_EQ(reason(""), "expected HOST:PORT, got \"\"");
-  EXPECT_THAT(reason(":7400"), HasSubstr("the host is empty"));
-  EXPECT_THAT(reason("::1:7400"), HasSubstr("IPv6 address in brackets"));
-  EXPECT_THAT(reason("256.1.1.1:80"), HasSubstr("invalid IPv4 address \"256.1.1.1\""));
-  EXPECT_THAT(reason("1.2.3:80"), HasSubstr("invalid IPv4 address"));
-  EXPECT_THAT(reason("bad host:80"), HasSubstr("invalid host name"));
-  EXPECT_THAT(reason("-bad.com:80"), HasSubstr("invalid host name"));
-  EXPECT_THAT(reason("[zz::q]:80"), HasSubstr("invalid IPv6 address"));
-  EXPECT_THAT(reason("[::1]"), HasSubstr("expected HOST:PORT"));
-  EXPECT_THAT(reason("[::1]7400"), HasSubstr("expected HOST:PORT"));
-  EXPECT_THAT(reason("h:70000"), HasSubstr("port must be a number 0-65535, got \"70000\""));
-  EXPECT_THAT(reason("h:-1"), HasSubstr("port must be a number"));
-  EXPECT_THAT(reason("h:"), HasSubstr("port must be a number"));
-  EXPECT_THAT(reason("h:80x"), HasSubstr("port must be a number"));
-  EXPECT_THAT(reason(std::string(1000, 'h') + ":80"), HasSubstr("expected HOST:PORT"));
+constexpr Key<StoreConfig> kStoreKeys[] = {
+    {{.name = "bucket", .need = Need::kRequired, .check = CheckBucket},
+     Field<&StoreConfig::bucket>},
+    {{.name = "part_bytes", .min = 5 << 20, .max = int64_t{1} << 30},
+     Field<&StoreConfig::part_bytes>},
+    {{.name = "key"}, Field<&StoreConfig::key>},
+};
+
+class StoreSection final : public ConnectorSection {
+ public:
+  absl::string_view name() const override { return "objects"; }
+  std::vector<std::string> keys() const override { return KnownKeys<StoreConfig>(kStoreKeys, ""); }
+  absl::Status Read(const Section& section, const ConnectorContext& context) override {
+    ++reads;
+    StoreConfig c;
+    c.region_seen = context.region;
+    FERRY_RETURN_IF_ERROR(ReadSectionKeys<StoreConfig>(section, kStoreKeys, "", &c));
+    if (c.part_bytes == (6u << 20)) return section.Error("part_bytes", "6MiB is unlucky");
+    config = std::move(c);
+    return absl::OkStatus();
+  }
+
+  StoreConfig config;
+  int reads = 0;
+};
+
+absl::StatusOr<Config> ParseWithStore(const std::string& text, StoreSection* store) {
+  return ParseConfig(text, "test.yaml", {.connectors = {store}});
 }
 
-TEST(ParseByteSizeTest, Valid) {
-  EXPECT_EQ(*ParseByteSize("0"), 0u);
-  EXPECT_EQ(*ParseByteSize("65536"), 65536u);
-  EXPECT_EQ(*ParseByteSize("10B"), 10u);
-  EXPECT_EQ(*ParseByteSize("512KiB"), 512u << 10);
-  EXPECT_EQ(*ParseByteSize("64MiB"), 64u << 20);
-  EXPECT_EQ(*ParseByteSize("1GiB"), 1u << 30);
-  EXPECT_EQ(*ParseByteSize("1 GiB"), 1u << 30);
-  EXPECT_EQ(*ParseByteSize("2gib"), 2ull << 30);
-  EXPECT_EQ(*ParseByteSize("3TiB"), 3ull << 40);
+TEST_F(ConfigTest, ConnectorSectionIsReadByItsConnectorWithTheRegion) {
+  Parts p;
+  p.extra = "objects:\n  bucket: ferry-east\n  part_bytes: 16MiB\n";
+  StoreSection store;
+  absl::StatusOr<Config> c = ParseWithStore(p.Text(), &store);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(store.reads, 1);
+  EXPECT_EQ(store.config.bucket, "ferry-east");
+  EXPECT_EQ(store.config.part_bytes, 16u << 20);
+  EXPECT_EQ(store.config.region_seen, "east");
+  // The engine's part is as without the section, and the dump knows nothing of it.
+  EXPECT_EQ(c->DebugString(), Parse(Parts{})->DebugString());
+  std::string dump;
+  DumpKeys<StoreConfig>(kStoreKeys, {}, store.config, 2, &dump);
+  EXPECT_EQ(dump, "  bucket: ferry-east\n  part_bytes: 16MiB\n  key: <unset>\n");
 }
 
-TEST(ParseByteSizeTest, Invalid) {
-  const auto reason = [](std::string_view text) {
-    absl::StatusOr<uint64_t> r = ParseByteSize(text);
-    EXPECT_FALSE(r.ok()) << text;
-    return std::string(r.status().message());
-  };
-  EXPECT_THAT(reason(""), HasSubstr("expected a byte size"));
-  EXPECT_THAT(reason("abc"),
-              HasSubstr("expected a byte size such as 65536, 512KiB, 64MiB or 1GiB"));
-  EXPECT_THAT(reason("MiB"), HasSubstr("expected a byte size"));
-  EXPECT_THAT(reason("-1"), HasSubstr("must not be negative"));
-  EXPECT_THAT(reason("1.5GiB"), HasSubstr("fractions are not allowed"));
-  EXPECT_THAT(reason("64MB"), HasSubstr("ambiguous unit \"MB\""));
-  EXPECT_THAT(reason("64k"), HasSubstr("ambiguous unit"));
-  EXPECT_THAT(reason("64 PiB"), HasSubstr("expected a byte size"));
-  EXPECT_THAT(reason("18446744073709551616"), HasSubstr("too large"));
-  EXPECT_THAT(reason("17179869184GiB"), HasSubstr("too large"));
-  EXPECT_THAT(reason("+5"), HasSubstr("expected a byte size"));
+TEST_F(ConfigTest, ConnectorErrorsHaveTheEngineFormKeyLineAndColumn) {
+  Parts p;
+  p.extra = "objects:\n  bucket: a/b\n";
+  StoreSection store;
+  absl::StatusOr<Config> c = ParseWithStore(p.Text(), &store);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message(),
+            "config test.yaml: key 'objects.bucket': expected a bucket name, got \"a/b\" "
+            "(line 9, column 11)");
+  p.extra = "objects:\n  part_bytes: 6MiB\n  bucket: b\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objects.part_bytes': 6MiB is unlucky (line 9, column 15)");
+  p.extra = "objects:\n  part_bytes: 1KiB\n";  // getters check in table order
+  ExpectError(ParseWithStore(p.Text(), &store), "key 'objects.bucket': is required");
+  p.extra = "";  // an absent section is read as an empty one
+  ExpectError(ParseWithStore(p.Text(), &store), "key 'objects.bucket': is required");
+  p.extra = "objects: [1]\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objects': expected a map of keys, got a list at line 8, column 10");
+}
+
+TEST_F(ConfigTest, UnknownKeysAroundConnectorSectionsKeepTheirHints) {
+  StoreSection store;
+  Parts p;
+  p.extra = "objects:\n  bucket: b\n  bukcet: c\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objects.bukcet': unknown key; did you mean 'bucket'? (line 10, column 3)");
+  p.extra = "objects:\n  bucket: b\n  key_fil: /k\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objects.key_fil': unknown key; did you mean 'key_file'?");
+  p.extra = "objcts:\n  bucket: b\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objcts': unknown key; did you mean 'objects'?");
+  p.extra = "bucket: b\n";
+  ExpectError(
+      ParseWithStore(p.Text(), &store),
+      "key 'bucket': unknown key; 'bucket' belongs under 'objects' (check the indentation)");
+  p.extra = "objects:\n  bucket: b\n  workers: 4\n";
+  ExpectError(ParseWithStore(p.Text(), &store),
+              "key 'objects.workers': unknown key; 'workers' belongs under 'apply'");
+  p.extra = "objects:\n  bucket: b\nqueue:\n  url: x\n";  // a connector not linked
+  ExpectError(ParseWithStore(p.Text(), &store), "key 'queue': unknown key");
+}
+
+TEST_F(ConfigTest, ConnectorSectionsComeAfterTheTopLevelAndBeforeTheEngineSections) {
+  StoreSection store;
+  Parts p;
+  p.top = "region: East\ndata_dir: /d\nrole: primary\n";
+  p.extra = "objects:\n  bucket: a/b\n";
+  ExpectError(ParseWithStore(p.Text(), &store), "key 'region'");
+  EXPECT_EQ(store.reads, 0);
+  p = Parts{};
+  p.listen += "  admin: \"7400\"\n";
+  p.extra = "objects:\n  bucket: a/b\n";
+  ExpectError(ParseWithStore(p.Text(), &store), "key 'objects.bucket'");
+  // Warnings too: the section's first, then the engine's.
+  const std::string key = WriteFile("key", "k", 0640);
+  p = Parts{};
+  p.extra = "objects:\n  bucket: b\n  key_file: " + key + "\n";
+  absl::StatusOr<Config> c = ParseWithStore(p.Text(), &store);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->warnings,
+              ElementsAre(HasSubstr("key 'objects.key_file': secret file "),
+                          HasSubstr("security.token_file"), HasSubstr("security.tls")));
+}
+
+TEST_F(ConfigTest, ConnectorSectionUnderAnEngineKeyIsABug) {
+  class Clash final : public ConnectorSection {
+   public:
+    absl::string_view name() const override { return "listen"; }
+    std::vector<std::string> keys() const override { return {}; }
+    absl::Status Read(const Section&, const ConnectorContext&) override { return absl::OkStatus(); }
+  } clash;
+  absl::StatusOr<Config> c = ParseConfig(Parts{}.Text(), "test.yaml", {.connectors = {&clash}});
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInternal) << c.status();
+  StoreSection a;
+  StoreSection b;
+  c = ParseConfig(Parts{}.Text(), "test.yaml", {.connectors = {&a, &b}});
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInternal) << c.status();
+}
+
+// LoadConfigFile(path) / ParseConfig(text, source): the engine's part of a ferryd config, for
+// programs that link no connector. Connector sections are skipped unread; the rest is as strict.
+TEST_F(ConfigTest, EngineOnlyLoadSkipsConnectorSections) {
+  Parts p;
+  p.extra = "queue:\n  url: \"kafka://x\"\n  anything: [1, 2]\nobjects:\n";
+  absl::StatusOr<Config> c = ParseConfig(p.Text(), "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->region, "east");
+  p.extra = "queue:\n  url: x\nfrobnicate: 1\n";  // not a map: still an unknown key
+  ExpectError(ParseConfig(p.Text(), "test.yaml"), "key 'frobnicate': unknown key");
+  p.extra = "queue:\n  url: x\nqueue:\n  url: y\n";
+  ExpectError(ParseConfig(p.Text(), "test.yaml"), "key 'queue': is set twice");
+  p.extra = "queue:\n  url: x\n";
+  p.listen += "  admin: \"7400\"\n";
+  ExpectError(ParseConfig(p.Text(), "test.yaml"), "key 'listen.admin'");
+}
+
+// Every key of the engine's table is documented in docs/config.md, in its section's table.
+TEST(ConfigDocsTest, EveryEngineKeyIsDocumented) {
+  std::ifstream in(std::string(FERRY_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md not found";
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string docs = buffer.str();
+  for (absl::string_view path : SectionPaths(EngineKeys())) {
+    // "security.tls" is documented in the `security` table as `tls.cert_file`.
+    const size_t dot = path.find('.');
+    const std::string heading =
+        path.empty() ? "### Top level" : absl::StrCat("### `", path.substr(0, dot), "`");
+    const std::string prefix =
+        dot == absl::string_view::npos ? "" : absl::StrCat(path.substr(dot + 1), ".");
+    const size_t start = docs.find(heading);
+    ASSERT_NE(start, std::string::npos) << heading;
+    const std::string table = docs.substr(start, docs.find("\n### ", start + 1) - start);
+    for (const std::string& key : OwnKeys(EngineKeys(), path)) {
+      EXPECT_THAT(table, HasSubstr(absl::StrCat("`", prefix, key, "`"))) << path << " " << key;
+    }
+  }
 }
 
 }  // namespace

@@ -50,13 +50,6 @@ absl::Status SyncPath(const std::string& path, int flags) {
 
 }  // namespace
 
-absl::StatusOr<Role> ParseRole(std::string_view name) {
-  if (name == "primary") return Role::kPrimary;
-  if (name == "standby") return Role::kStandby;
-  return absl::InvalidArgumentError(
-      absl::StrCat("role must be primary or standby, got '", std::string(name), "'"));
-}
-
 std::string_view RegionPhaseName(RegionPhase phase) {
   switch (phase) {
     case RegionPhase::kReplicating:

@@ -43,9 +43,6 @@
 
 namespace ferry {
 
-// Parses "primary" or "standby".
-absl::StatusOr<Role> ParseRole(std::string_view name);
-
 enum class RegionPhase { kReplicating, kSwitching, kPromoting, kFenced, kRejoining };
 
 // "replicating", "switching", "promoting", "fenced", "rejoining" (status' `state`).

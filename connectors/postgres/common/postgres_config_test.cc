@@ -1,0 +1,343 @@
+// The `postgres:` section read as ferryd reads it: the engine's loader with this connector's
+// section declared. Messages are pinned byte for byte where they were before the section moved
+// out of the engine (key path, line and column included).
+#include "connectors/postgres/common/postgres_config.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/config/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ferry::pg {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A config assembled from parts, so each test changes only what it is about.
+struct Parts {
+  std::string top = "region: east\ndata_dir: /var/lib/ferry\nrole: primary\n";
+  std::string postgres = "  dsn: \"host=127.0.0.1 port=5432 dbname=app user=ferry\"\n";
+  std::string listen = "  replication: 127.0.0.1:7401\n";
+  std::string peer = "  replication: 127.0.0.1:7411\n";
+  std::string extra;  // further sections, at the top level
+
+  std::string Text() const {
+    return absl::StrCat(top, "postgres:\n", postgres, "listen:\n", listen, "peer:\n", peer, extra);
+  }
+};
+
+// What ferryd gets from one load.
+struct Loaded {
+  config::Config engine;
+  PostgresConfig postgres;
+};
+
+absl::StatusOr<Loaded> ParseText(const std::string& text) {
+  PostgresConfigSection section;
+  absl::StatusOr<config::Config> c =
+      config::ParseConfig(text, "test.yaml", {.connectors = {&section}});
+  if (!c.ok()) return c.status();
+  return Loaded{*std::move(c), section.config()};
+}
+
+absl::StatusOr<Loaded> Parse(const Parts& parts) { return ParseText(parts.Text()); }
+
+// Expects kInvalidArgument whose message starts with "config test.yaml: " and holds `parts`.
+template <typename... M>
+void ExpectError(const absl::StatusOr<Loaded>& result, M... parts) {
+  ASSERT_FALSE(result.ok()) << result->postgres.DebugString();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_THAT(std::string(result.status().message()),
+              AllOf(::testing::StartsWith("config test.yaml: "), HasSubstr(parts)...));
+}
+
+class PostgresConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "ferry_pg_config_test.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes `content` to a file in the test directory with `mode`; returns its absolute path.
+  std::string WriteFile(const std::string& name, std::string_view content, mode_t mode = 0600) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << content;
+    ::chmod(path.c_str(), mode);
+    return path;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
+  absl::StatusOr<Loaded> c = Parse(Parts{});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.dsn, "host=127.0.0.1 port=5432 dbname=app user=ferry");
+  EXPECT_FALSE(c->postgres.password.is_set());
+  EXPECT_EQ(c->postgres.publication, "ferry");
+  EXPECT_EQ(c->postgres.slot, "ferry_east");
+  EXPECT_TRUE(c->postgres.tables.empty());
+  EXPECT_TRUE(c->postgres.snapshot);
+  EXPECT_EQ(c->postgres.ConnectionString(), c->postgres.dsn);
+  // The engine's part is read as before, warnings included.
+  EXPECT_EQ(c->engine.region, "east");
+  EXPECT_THAT(c->engine.warnings,
+              ElementsAre(HasSubstr("security.token_file"), HasSubstr("security.tls")));
+}
+
+TEST_F(PostgresConfigTest, DefaultSlotReplacesDashesOfTheRegion) {
+  Parts p;
+  p.top = "region: us-east-1\ndata_dir: /d\nrole: standby\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.slot, "ferry_us_east_1");
+  EXPECT_EQ(DefaultSlotName("a-b-c"), "ferry_a_b_c");
+}
+
+TEST_F(PostgresConfigTest, FullSection) {
+  const std::string pg_password = WriteFile("pg", "s3cret-pg\n");
+  Parts p;
+  p.postgres = absl::StrCat(
+      "  dsn: \"postgresql://ferry@db.internal:5432/app?sslmode=require\"\n"
+      "  password_file: ",
+      pg_password,
+      "\n  publication: ferry_pub\n  slot: ferry_slot_east\n"
+      "  tables: [public.accounts, \"billing.invoices\"]\n  snapshot: false\n");
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.password.value, "s3cret-pg");
+  EXPECT_EQ(c->postgres.password.source, "file " + pg_password);
+  EXPECT_EQ(c->postgres.publication, "ferry_pub");
+  EXPECT_EQ(c->postgres.slot, "ferry_slot_east");
+  EXPECT_THAT(c->postgres.tables, ElementsAre("public.accounts", "billing.invoices"));
+  EXPECT_FALSE(c->postgres.snapshot);
+  // The dump is the block the engine's DebugString showed, the password masked.
+  EXPECT_EQ(c->postgres.DebugString(),
+            absl::StrCat("postgres:\n"
+                         "  dsn: \"postgresql://ferry@db.internal:5432/app?sslmode=require\"\n"
+                         "  password: <secret from file ",
+                         pg_password,
+                         ">\n"
+                         "  publication: ferry_pub\n"
+                         "  slot: ferry_slot_east\n"
+                         "  tables: [public.accounts, billing.invoices]\n"
+                         "  snapshot: false\n"));
+}
+
+TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
+  PostgresConfig c;
+  c.dsn = "host=db dbname=app";
+  c.password = {.source = "env X", .value = R"(it's a \secret)"};
+  EXPECT_EQ(c.ConnectionString(), R"(host=db dbname=app password='it\'s a \\secret')");
+  EXPECT_THAT(c.DebugString(), AllOf(HasSubstr("<secret from env X>"), Not(HasSubstr("secret)"))));
+}
+
+TEST_F(PostgresConfigTest, DsnIsRequired) {
+  Parts p;
+  p.postgres = "  publication: ferry\n";
+  ExpectError(Parse(p), "key 'postgres.dsn': is required");
+  // No section at all: the same.
+  ExpectError(ParseText("region: east\ndata_dir: /d\nrole: primary\nlisten:\n  replication: "
+                        "127.0.0.1:7401\npeer:\n  replication: 127.0.0.1:7411\n"),
+              "key 'postgres.dsn': is required");
+  p.postgres = "";  // "postgres:" with no value counts as an empty section
+  ExpectError(Parse(p), "key 'postgres.dsn': is required");
+}
+
+TEST_F(PostgresConfigTest, WrongTypes) {
+  Parts p;
+  p.postgres += "  snapshot: yes\n";
+  ExpectError(Parse(p), "key 'postgres.snapshot': expected true or false, got \"yes\"");
+  p = Parts{};
+  p.postgres += "  tables: public.accounts\n";
+  ExpectError(Parse(p), "key 'postgres.tables': expected a list");
+  p = Parts{};
+  p.postgres += "  tables: [public.a, {x: 1}]\n";
+  ExpectError(Parse(p), "key 'postgres.tables[1]': expected \"schema.table\", got a map");
+  p = Parts{};
+  p.postgres = "  dsn: {a: 1}\n";
+  ExpectError(Parse(p), "key 'postgres.dsn': expected a string, got a map (line 5, column 8)");
+  absl::StatusOr<Loaded> c = ParseText("region: east\ndata_dir: /d\nrole: primary\npostgres: 4\n");
+  ExpectError(c, "key 'postgres': expected a map of keys, got the scalar \"4\" at line 4");
+}
+
+TEST_F(PostgresConfigTest, ImpossibleValuesNameTheKeyLineAndColumn) {
+  Parts p;
+  p.postgres += "  slot: Bad-Slot\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(std::string(c.status().message()),
+            "config test.yaml: key 'postgres.slot': expected a replication slot name of 1-63 "
+            "characters [a-z0-9_], got \"Bad-Slot\" (line 6, column 9)");
+  p = Parts{};
+  p.postgres += "  publication: " + std::string(64, 'p') + "\n";
+  ExpectError(Parse(p), "key 'postgres.publication': expected a lower-case Postgres identifier");
+  p = Parts{};
+  p.postgres += "  publication: \"drop table x; --\"\n";
+  ExpectError(Parse(p), "key 'postgres.publication'");
+  p = Parts{};
+  p.postgres += "  tables: [accounts]\n";
+  ExpectError(Parse(p), "key 'postgres.tables[0]': expected \"schema.table\"");
+  p = Parts{};
+  p.postgres += "  tables: [public.a, public.b, public.a]\n";
+  ExpectError(Parse(p), "key 'postgres.tables[2]': table \"public.a\" is listed twice");
+}
+
+TEST_F(PostgresConfigTest, UnknownKeysAreErrorsWithSuggestions) {
+  Parts p;
+  p.postgres += "  publicaton: ferry\n";
+  ExpectError(Parse(p), "key 'postgres.publicaton': unknown key; did you mean 'publication'?");
+  p = Parts{};
+  p.postgres = "  dns: \"host=x\"\n";  // reported as a typo, not as "dsn is required"
+  ExpectError(Parse(p), "key 'postgres.dns': unknown key; did you mean 'dsn'?");
+  p = Parts{};
+  p.top += "slot: ferry_east\n";
+  ExpectError(Parse(p), "key 'slot': unknown key; 'slot' belongs under 'postgres'");
+  p = Parts{};
+  p.postgres += "  admin: 127.0.0.1:7400\n";
+  ExpectError(Parse(p), "key 'postgres.admin': unknown key; 'admin' belongs under 'listen'");
+  p = Parts{};
+  p.listen += "  dsn: x\n";
+  ExpectError(Parse(p), "key 'listen.dsn': unknown key; 'dsn' belongs under 'postgres'");
+  absl::StatusOr<Loaded> c = ParseText(absl::StrCat(
+      "region: east\ndata_dir: /d\nrole: primary\npostgre:\n", Parts{}.postgres, "listen:\n"));
+  ExpectError(c, "key 'postgre': unknown key; did you mean 'postgres'? (line 4, column 1)");
+  p = Parts{};
+  p.postgres += "  slot: a\n  slot: b\n";
+  ExpectError(Parse(p), "key 'postgres.slot': is set twice (duplicate key) (line 7, column 3)");
+}
+
+TEST_F(PostgresConfigTest, ErrorsComeInDocumentSchemaOrder) {
+  // The top level first, then the postgres section, then the engine's sections: as before the
+  // section moved out of the engine.
+  Parts p;
+  p.top = "region: East\ndata_dir: /d\nrole: primary\n";
+  p.postgres += "  slot: Bad-Slot\n";
+  ExpectError(Parse(p), "key 'region'");
+  p = Parts{};
+  p.postgres += "  slot: Bad-Slot\n";
+  p.listen += "  admin: \"7400\"\n";
+  ExpectError(Parse(p), "key 'postgres.slot'");
+}
+
+TEST_F(PostgresConfigTest, PasswordFromFileIsTrimmedAndPermissionsWarned) {
+  const std::string path = WriteFile("pw", "hunter2\r\n\n", 0644);
+  Parts p;
+  p.postgres += "  password_file: " + path + "\n";
+  p.extra = "security:\n  admin_token_file: " + path + "\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.password.value, "hunter2");
+  // The section's warnings join the engine's, in document-schema order.
+  EXPECT_THAT(c->engine.warnings,
+              ElementsAre(AllOf(HasSubstr("key 'postgres.password_file'"),
+                                HasSubstr("readable by group or others (mode 0644)")),
+                          HasSubstr("key 'security.admin_token_file'"),
+                          HasSubstr("key 'security.token_file'"), HasSubstr("key 'security.tls'")));
+  for (const std::string& w : c->engine.warnings) EXPECT_THAT(w, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(c->postgres.DebugString(), Not(HasSubstr("hunter2")));
+}
+
+TEST_F(PostgresConfigTest, PasswordErrors) {
+  Parts p;
+  p.postgres += "  password_file: " + (dir_ / "absent").string() + "\n";
+  ExpectError(Parse(p), "key 'postgres.password_file': secret file ",
+              "cannot open: No such file or directory");
+  p = Parts{};
+  p.postgres += "  password_file: secrets/pg\n";
+  ExpectError(Parse(p), "key 'postgres.password_file': expected an absolute path");
+  p = Parts{};
+  p.postgres += "  password_file: " + WriteFile("empty", "\n") + "\n";
+  ExpectError(Parse(p), "key 'postgres.password_file': secret file ", "is empty");
+  p = Parts{};
+  p.postgres +=
+      "  password_file: " + WriteFile("big", std::string(config::kMaxSecretBytes + 1, 'x')) + "\n";
+  ExpectError(Parse(p), "key 'postgres.password_file': secret file ", "over the 64KiB limit");
+  ::setenv("FERRY_TEST_SET_VAR", "x", 1);
+  p = Parts{};
+  p.postgres +=
+      "  password_file: " + WriteFile("pw2", "x") + "\n  password_env: FERRY_TEST_SET_VAR\n";
+  ExpectError(Parse(p),
+              "key 'postgres.password_env': set only one of 'password_file' and 'password_env'");
+  p = Parts{};
+  p.postgres += "  password_env: FERRY_TEST_SET_VAR\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.password.source, "env FERRY_TEST_SET_VAR");
+  ::unsetenv("FERRY_TEST_SET_VAR");
+  ::unsetenv("FERRY_TEST_UNSET_VAR");
+  p = Parts{};
+  p.postgres += "  password_env: FERRY_TEST_UNSET_VAR\n";
+  ExpectError(Parse(p),
+              "key 'postgres.password_env': environment variable FERRY_TEST_UNSET_VAR is not set");
+}
+
+TEST_F(PostgresConfigTest, PasswordInDsnIsRefusedWithoutEchoingIt) {
+  for (const std::string dsn :
+       {"host=db password=topsecret dbname=app", "host=db PASSWORD = 'top secret'",
+        "postgresql://ferry:topsecret@db:5432/app",
+        "postgres://db/app?user=ferry&password=topsecret"}) {
+    Parts p;
+    p.postgres = "  dsn: \"" + dsn + "\"\n";
+    absl::StatusOr<Loaded> c = Parse(p);
+    ExpectError(c,
+                "key 'postgres.dsn': must not contain a password; name a file in "
+                "'postgres.password_file' or a variable in 'postgres.password_env' instead "
+                "(line 5, column 8)");
+    EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr("topsecret")));
+  }
+  Parts p;
+  p.postgres = "  dsn: \"host='unterminated password=topsecret\"\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ExpectError(c, "key 'postgres.dsn': malformed libpq connection string");
+  EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr("topsecret")));
+  p.postgres = "  dsn: \"   \"\n";
+  ExpectError(Parse(p), "key 'postgres.dsn': expected a libpq connection string");
+}
+
+// Hostile input inside the section is bounded as anywhere else in the file.
+TEST_F(PostgresConfigTest, BillionLaughsWhereAListOfNamesBelongs) {
+  Parts p;
+  p.postgres +=
+      "  tables: [&a [x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+      "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], "
+      "&e [*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e], "
+      "&g [*f,*f,*f,*f,*f,*f,*f,*f,*f], &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]]\n";
+  ExpectError(Parse(p), "key 'postgres.tables[0]': expected \"schema.table\", got a list");
+  p = Parts{};
+  p.postgres += "  slot: \"" + std::string(5000, 's') + "\"\n";
+  ExpectError(Parse(p), "key 'postgres.slot': value is 5000 bytes, over the 4096-byte limit");
+}
+
+// docs/config.md documents every key of the section in its "postgres" table.
+TEST(PostgresConfigDocsTest, EveryKeyIsDocumented) {
+  std::ifstream in(std::string(FERRY_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md not found";
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string docs = buffer.str();
+  const size_t start = docs.find("### `postgres`");
+  ASSERT_NE(start, std::string::npos);
+  const std::string table = docs.substr(start, docs.find("\n### ", start + 1) - start);
+  for (const std::string& key : PostgresConfigSection().keys()) {
+    EXPECT_THAT(table, HasSubstr("| `" + key + "`")) << key;
+  }
+}
+
+}  // namespace
+}  // namespace ferry::pg
