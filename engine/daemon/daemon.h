@@ -17,7 +17,7 @@
 // gRPC servers and metrics exposer run their own. Status(), Pause(), Resume() and ChangeRole()
 // are thread-safe; role changes are serialised.
 //
-// Example (see engine/cmd/ferryd.cc):
+// Example (see cmd/ferryd.cc):
 //   FERRY_ASSIGN_OR_RETURN(auto daemon, Daemon::Start(config, factories));
 //   WaitForSigterm();
 //   daemon->Shutdown(absl::Seconds(20));

@@ -1,7 +1,7 @@
 // `ferryd --config FILE --check-config` on configs an operator gets wrong: ferryd must exit 1 at
 // start with one line naming the file, the key, the reason, the line and the column, whether the
 // key is the engine's or the Postgres connector's (the `postgres:` section, which ferryd declares
-// to the engine's loader). Pins the composition in engine/cmd/ferryd.cc: a ferryd that forgot to
+// to the engine's loader). Pins the composition in cmd/ferryd.cc: a ferryd that forgot to
 // declare the section would call `postgres` an unknown key; one that read it after the load
 // would accept a bad slot (both mutants fail PostgresKeysAreChecked... and UnknownSections...).
 // Needs no database.
