@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/apply/footprint.h"
+#include "engine/apply/inbound_reader.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
@@ -52,10 +53,6 @@ bool IsFatal(const absl::Status& s, bool has_fault) {
   }
 }
 
-bool ParseTransaction(const LogRecord& record, v1::Transaction* txn) {
-  return txn->ParseFromString(record.payload);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const ApplyOptions& options,
@@ -93,7 +90,13 @@ ApplyOptions WithDefaults(ApplyOptions options) {
 }  // namespace
 
 ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink)
-    : options_(WithDefaults(options)), log_(inbound), sink_(sink) {
+    : options_(WithDefaults(options)),
+      log_(inbound),
+      sink_(sink),
+      inbound_(std::make_unique<InboundReader>(
+          inbound, InboundReaderOptions{.batch_records = options_.read_batch_records,
+                                        .batch_bytes = options_.read_batch_bytes,
+                                        .clock = options_.clock})) {
   backoff_ = options_.backoff_initial;
   stopped_ = std::make_shared<StoppedTables>();
 }
@@ -435,47 +438,29 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       if (stop_ || failure_ != nullptr) return absl::OkStatus();
     }
     MaybeWriteCursors();
-    absl::StatusOr<std::vector<LogRecord>> records =
-        log_->Read(next_read_, options_.read_batch_records, options_.read_batch_bytes);
-    if (!records.ok()) {
-      if (records.status().code() == absl::StatusCode::kOutOfRange) {
-        return absl::DataLossError(absl::StrCat("apply: inbound log trimmed past seq ", next_read_,
-                                                ": ", records.status().message()));
-      }
-      return records.status();
-    }
-    if (records->empty()) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
+                           inbound_->Read(next_read_, InboundReader::Batch::kGroups));
+    if (records.empty()) {
       if (keep_collecting()) {
         // Until a record arrives or (checked again soon) the groups in flight committed.
-        log_->WaitForRecord(next_read_, absl::Now() + options_.collect_wait);
+        inbound_->WaitForRecord(next_read_, options_.collect_wait);
         continue;
       }
       if (!flush()) return absl::OkStatus();
       DropRetiredGroups();
-      log_->WaitForRecord(next_read_, absl::Now() + options_.idle_wait);
+      inbound_->WaitForRecord(next_read_, options_.idle_wait);
       continue;
     }
     bool restart_read = false;
-    for (LogRecord& record : *records) {
-      switch (record.kind) {
-        case RecordKind::kHeartbeat:
-          if (group == nullptr) new_group(record.seq);
-          group->last_seq = record.seq;
-          next_read_ = record.seq + 1;
-          continue;
-        case RecordKind::kTransaction:
-        case RecordKind::kSnapshotRows:
-          break;
-        default:
-          return absl::DataLossError(absl::StrCat("apply: inbound record ", record.seq,
-                                                  " has unknown kind ",
-                                                  static_cast<int>(record.kind)));
+    for (const LogRecord& raw : records) {
+      FERRY_ASSIGN_OR_RETURN(InboundRecord record, InboundReader::Decode(raw));
+      if (record.heartbeat) {
+        if (group == nullptr) new_group(record.seq);
+        group->last_seq = record.seq;
+        next_read_ = record.seq + 1;
+        continue;
       }
-      v1::Transaction txn;
-      if (!ParseTransaction(record, &txn)) {
-        return absl::DataLossError(
-            absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
-      }
+      v1::Transaction& txn = record.txn;
       if (txn.fragment() != 0) {
         return absl::DataLossError(absl::StrCat(
             "apply: inbound record ", record.seq, " is fragment ", txn.fragment(),
@@ -523,14 +508,14 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       if (group == nullptr) new_group(record.seq);
       const uint64_t dep = tracker_.Add(group->id, fp, committed_group());
       group->wait_for = std::max(group->wait_for, dep);
-      group->bytes += record.payload.size();
+      group->bytes += record.bytes;
       group->last_seq = record.seq;
       group->commit_time_us = txn.commit_time_us();
       group->txns.emplace_back(record.seq, std::move(txn));
       next_read_ = record.seq + 1;
     }
     if (restart_read) continue;
-    if (next_read_ >= log_->next_seq() && !keep_collecting()) {
+    if (next_read_ >= inbound_->next_seq() && !keep_collecting()) {
       if (!flush()) return absl::OkStatus();
     }
     if (tracker_.size() > 100000) tracker_.Forget(committed_group());
@@ -574,21 +559,17 @@ absl::Status ApplyScheduler::ExecuteStream(SinkSession& session, Group& group) {
       absl::MutexLock lock(&mu_);
       if (!RoundLive(group.generation)) return absl::AbortedError("apply round ended");
     }
-    absl::StatusOr<std::vector<LogRecord>> records = log_->Read(seq, 64, options_.read_batch_bytes);
-    if (!records.ok()) return records.status();
-    if (records->empty()) {
-      log_->WaitForRecord(seq, absl::Now() + options_.idle_wait);
+    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
+                           inbound_->Read(seq, InboundReader::Batch::kStream));
+    if (records.empty()) {
+      inbound_->WaitForRecord(seq, options_.idle_wait);
       continue;
     }
-    for (const LogRecord& record : *records) {
-      seq = record.seq + 1;
-      if (record.kind == RecordKind::kHeartbeat) continue;
-      v1::Transaction txn;
-      if ((record.kind != RecordKind::kTransaction && record.kind != RecordKind::kSnapshotRows) ||
-          !ParseTransaction(record, &txn)) {
-        return absl::DataLossError(
-            absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
-      }
+    for (const LogRecord& raw : records) {
+      seq = raw.seq + 1;
+      FERRY_ASSIGN_OR_RETURN(InboundRecord record, InboundReader::Decode(raw));
+      if (record.heartbeat) continue;
+      const v1::Transaction& txn = record.txn;
       if (txn.fragment() == 0) {
         if (started) {
           // The source restarted and sends the transaction again: discard what we have.
@@ -805,21 +786,21 @@ absl::Status ApplyScheduler::ReplayTable(const TableStop& stop, uint64_t until_s
   uint64_t seq = stop.seq;
   while (status.ok() && seq <= until_seq) {
     absl::StatusOr<std::vector<LogRecord>> records =
-        log_->Read(seq, 256, options_.read_batch_bytes);
+        inbound_->Read(seq, InboundReader::Batch::kReplay, until_seq);
     if (!records.ok()) {
       status = records.status();
       break;
     }
     if (records->empty()) break;
-    for (const LogRecord& record : *records) {
-      if (record.seq > until_seq) break;
-      seq = record.seq + 1;
-      if (record.kind == RecordKind::kHeartbeat) continue;
-      v1::Transaction txn;
-      if (!ParseTransaction(record, &txn)) {
-        status = absl::DataLossError(absl::StrCat("record ", record.seq, " is not a Transaction"));
+    for (const LogRecord& raw : *records) {
+      seq = raw.seq + 1;
+      absl::StatusOr<InboundRecord> record = InboundReader::Decode(raw);
+      if (!record.ok()) {
+        status = record.status();
         break;
       }
+      if (record->heartbeat) continue;
+      const v1::Transaction& txn = record->txn;
       if (txn.fragment() == 0) chain.clear();
       // Keep only what concerns the table.
       v1::Transaction kept;
@@ -842,7 +823,7 @@ absl::Status ApplyScheduler::ReplayTable(const TableStop& stop, uint64_t until_s
         }
         if (mine) *kept.add_changes() = c;
       }
-      chain.emplace_back(record.seq, std::move(kept));
+      chain.emplace_back(record->seq, std::move(kept));
       if (txn.last_fragment()) {
         for (auto& [s, part] : chain) {
           // Apply as one complete transaction per fragment boundary.

@@ -57,6 +57,8 @@
 
 namespace ferry {
 
+class InboundReader;
+
 struct ApplyOptions {
   // Worker sessions (target connections) applying groups in parallel. 1 = serial apply.
   int workers = 4;
@@ -173,6 +175,8 @@ class ApplyScheduler {
   const ApplyOptions options_;
   DurableLog* const log_;
   Sink* const sink_;
+  // The only reader of log_'s records (the reader thread, streamed groups, table replay).
+  const std::unique_ptr<const InboundReader> inbound_;
 
   // Reader-thread state.
   DependencyTracker tracker_;
