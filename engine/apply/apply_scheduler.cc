@@ -33,6 +33,15 @@ bool IsFatal(const absl::Status& s, bool has_fault) {
   }
 }
 
+// Apply's retry schedule: backoff_initial, doubled up to backoff_max, no jitter (the tests that
+// drive it on a ManualClock see exact delays). backoff_max below backoff_initial means every
+// delay is backoff_max.
+BackoffOptions RetrySchedule(const ApplyOptions& options) {
+  return {.min = std::min(options.backoff_initial, options.backoff_max),
+          .max = options.backoff_max,
+          .jitter = 0};
+}
+
 // The options with every "0 = derive it" field derived, so that options_ stays const.
 ApplyOptions WithDefaults(ApplyOptions options) {
   if (options.max_inflight_groups == 0) {
@@ -82,8 +91,9 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
                       .max_bytes = options_.max_group_bytes,
                       .max_delay = options_.max_group_delay,
                       .clock = options_.clock},
-          sink)) {
-  backoff_ = options_.backoff_initial;
+          sink)),
+      backoff_(RetrySchedule(options_), /*seed=*/0) {
+  retry_delay_ = backoff_.Next();
   stopped_ = std::make_shared<StoppedTables>();
   for (int i = 0; i < options_.workers; ++i) {
     worker_loops_.push_back(std::make_unique<ApplyWorker>(
@@ -163,13 +173,16 @@ void ApplyScheduler::ReaderLoop() {
       break;
     }
     if (!status.ok()) {
-      // LoadState or a log read failed transiently.
-      backoff_ = std::min(options_.backoff_max, backoff_ * 2);
-      backoff_until_ = options_.clock->Now() + backoff_;
+      // LoadState or a log read failed transiently: the next step first, then wait it.
+      retry_delay_ = backoff_.Next();
+      backoff_until_ = options_.clock->Now() + retry_delay_;
       continue;
     }
     const uint64_t applied = order_->snapshot().applied_seq;
-    if (applied > applied_at_last_failure) backoff_ = options_.backoff_initial;
+    if (applied > applied_at_last_failure) {
+      backoff_.Reset();  // progress since the last failure: start the schedule over
+      retry_delay_ = backoff_.Next();
+    }
     applied_at_last_failure = applied;
     HandleFailure();
   }
@@ -237,9 +250,9 @@ void ApplyScheduler::HandleFailure() {
     builder_->CarefulThrough(f->last_seq);
     return;
   }
-  backoff_ = std::min(options_.backoff_max, std::max(backoff_, options_.backoff_initial));
-  backoff_until_ = options_.clock->Now() + backoff_;
-  backoff_ = std::min(options_.backoff_max, backoff_ * 2);
+  // Wait the current step, then move to the next one.
+  backoff_until_ = options_.clock->Now() + retry_delay_;
+  retry_delay_ = backoff_.Next();
   if (f->status.code() == absl::StatusCode::kAborted) builder_->CarefulThrough(f->last_seq);
 }
 

@@ -52,6 +52,7 @@
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/apply/dependency_tracker.h"
+#include "engine/base/backoff.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
@@ -183,8 +184,13 @@ class ApplyScheduler {
   // When the sink's durable progress was last polled, when the cursors were last written.
   absl::Time durable_polled_ = absl::InfinitePast();
   absl::Time cursors_written_at_ = absl::InfinitePast();
+  // Retries after transient failures: a failed group waits retry_delay_ (the schedule's current
+  // step) and moves to the next step; a round that could not start (LoadState or a log read
+  // failed) moves to the next step first, then waits it. Progress since the last failure starts
+  // the schedule over.
+  Backoff backoff_;
+  absl::Duration retry_delay_;
   absl::Time backoff_until_;
-  absl::Duration backoff_;
 
   absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
 
