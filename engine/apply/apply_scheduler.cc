@@ -363,9 +363,9 @@ void ApplyScheduler::MaybeWriteCursors() {
   if (applied <= cursor_written_ && retain == retain_written_) return;
   // Bookkeeping only (the target holds the real progress): at most one synced log write per
   // cursor_interval, not one per group when small groups trickle in.
-  const absl::Time real_now = absl::Now();
-  if (real_now - cursors_written_at_ < options_.cursor_interval) return;
-  cursors_written_at_ = real_now;
+  const absl::Time write_now = options_.clock->Now();
+  if (write_now - cursors_written_at_ < options_.cursor_interval) return;
+  cursors_written_at_ = write_now;
   applied = std::max(applied, cursor_written_);  // never moves back
   AppendRequest req;
   req.cursors.push_back({options_.applied_cursor, applied});

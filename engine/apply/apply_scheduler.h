@@ -95,7 +95,7 @@ struct ApplyOptions {
   absl::Duration collect_wait = absl::Milliseconds(1);
   // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
   absl::Duration durable_poll = absl::Milliseconds(200);
-  // The cursors `applied` and `apply_retain_from` are written at most this often (real time).
+  // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
   // Cursors maintained on the inbound log.
   std::string applied_cursor = kAppliedCursor;
