@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const Appl
   }
   std::unique_ptr<ApplyScheduler> s(new ApplyScheduler(options, inbound, sink));
   s->reader_ = std::thread([p = s.get()] { p->ReaderLoop(); });
-  for (auto& worker : s->worker_loops_) {
+  for (auto& worker : s->apply_workers_) {
     s->workers_.emplace_back([w = worker.get()] { w->Run(); });
   }
   return s;
@@ -96,7 +96,7 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
   retry_delay_ = backoff_.Next();
   stopped_ = std::make_shared<StoppedTables>();
   for (int i = 0; i < options_.workers; ++i) {
-    worker_loops_.push_back(std::make_unique<ApplyWorker>(
+    apply_workers_.push_back(std::make_unique<ApplyWorker>(
         i, sink_, inbound_.get(), order_.get(), options_.clock, options_.idle_wait,
         [this, i](const ApplyGroup& group, uint64_t new_conflicts, absl::Time committed) {
           RecordCommit(i, group, new_conflicts, committed);

@@ -141,7 +141,7 @@ class ApplyScheduler {
   // Re-applies the stopped table's skipped changes (from its stop seq up to the applied
   // progress, one target transaction that also clears the stop), then lets it apply again.
   // Blocks until done. kNotFound when the table is not stopped; on an error the table stays
-  // stopped (with the new reason).
+  // stopped (with the new reason). Defined in table_replay.cc.
   [[nodiscard]] absl::Status ResumeTable(const TableName& table);
 
   ApplyStatus status() const;
@@ -209,7 +209,8 @@ class ApplyScheduler {
   // The sink's durable progress (Sink::DurableSeq) as last polled.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
 
-  std::vector<std::unique_ptr<ApplyWorker>> worker_loops_;
+  // Constant after construction: workers_[i] runs apply_workers_[i].
+  std::vector<std::unique_ptr<ApplyWorker>> apply_workers_;
   std::thread reader_;
   std::vector<std::thread> workers_;
 };
