@@ -25,7 +25,8 @@
 //   anything else (malformed log records)                  -> apply stops; status() says why.
 // A stopped table's later changes are skipped by apply but stay in the inbound log
 // (cursor "apply_retain_from" says from where); ResumeTable() replays them once an operator has
-// fixed the cause. See engine/apply/README.md.
+// fixed the cause. See engine/apply/README.md, which also maps the parts: InboundReader (the
+// only reader of the inbound log), GroupBuilder, CommitOrder, ApplyWorker and the table replay.
 //
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto apply, ApplyScheduler::Start({.workers = 4}, inbound, &sink));
@@ -51,11 +52,18 @@
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/apply/dependency_tracker.h"
+#include "engine/base/backoff.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
 
 namespace ferry {
+
+struct ApplyGroup;
+class ApplyWorker;
+class CommitOrder;
+class GroupBuilder;
+class InboundReader;
 
 struct ApplyOptions {
   // Worker sessions (target connections) applying groups in parallel. 1 = serial apply.
@@ -87,7 +95,7 @@ struct ApplyOptions {
   absl::Duration collect_wait = absl::Milliseconds(1);
   // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
   absl::Duration durable_poll = absl::Milliseconds(200);
-  // The cursors `applied` and `apply_retain_from` are written at most this often (real time).
+  // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
   // Cursors maintained on the inbound log.
   std::string applied_cursor = kAppliedCursor;
@@ -133,7 +141,7 @@ class ApplyScheduler {
   // Re-applies the stopped table's skipped changes (from its stop seq up to the applied
   // progress, one target transaction that also clears the stop), then lets it apply again.
   // Blocks until done. kNotFound when the table is not stopped; on an error the table stays
-  // stopped (with the new reason).
+  // stopped (with the new reason). Defined in table_replay.cc.
   [[nodiscard]] absl::Status ResumeTable(const TableName& table);
 
   ApplyStatus status() const;
@@ -141,75 +149,55 @@ class ApplyScheduler {
   bool WaitForApplied(uint64_t seq, absl::Duration timeout) const;
 
  private:
-  struct Group;
-  struct Failure;
-  using GroupPtr = std::shared_ptr<Group>;
-
   ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink);
+
+  // The reader thread (apply_scheduler.cc): rounds, failures and their retries.
   void ReaderLoop();
-  void WorkerLoop(int worker);
-  // Reader helpers (reader thread only).
   absl::Status LoadState();
   // Reads and dispatches until a failure is reported, Stop() or a fatal error (returned).
   absl::Status ReadAndDispatch();
+  // The open group keeps collecting instead of going out now (see README: Groups).
+  bool KeepCollecting() const;
+  // Dispatches the open group, if any. False when the round ended.
+  bool Flush();
+  absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
-  absl::Status Dispatch(GroupPtr group);
-  bool WaitForSlot();  // false when the round ended (failure/stop)
-  const UniqueKeys& UniqueKeysFor(const v1::Relation& relation);
-  // Frees the groups workers committed (retired_), off the workers' path.
-  void DropRetiredGroups();
   void MaybeWriteCursors();
-  // Worker helpers.
-  // Begin, Apply and Prepare; with `commit` (the group's turn has come) PrepareAndCommit.
-  absl::Status ExecuteGroup(SinkSession& session, Group& group, bool commit);
-  absl::Status ExecuteStream(SinkSession& session, Group& group);
-  void ReportFailure(absl::Status status, std::optional<TableFault> fault, const Group& group);
-  // The queue's first group may start: its dependencies committed (or its round is over).
-  bool FrontReady() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool RoundLive(uint64_t generation) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  absl::Status ReplayTable(const TableStop& stop, uint64_t until_seq);
+  // A worker's bookkeeping after `group` committed (before the commit order passes it).
+  void RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
+                    absl::Time committed);
 
   // Constant after construction.
   const ApplyOptions options_;
   DurableLog* const log_;
   Sink* const sink_;
+  // The only reader of log_'s records (the reader thread, streamed groups, table replay).
+  const std::unique_ptr<const InboundReader> inbound_;
+  // Turns: which group may start and commit, the committed progress, rounds, pause and holds.
+  const std::unique_ptr<CommitOrder> order_;
 
   // Reader-thread state.
-  DependencyTracker tracker_;
-  absl::flat_hash_map<uint32_t, uint64_t> known_shapes_;  // relation id -> schema hash
-  absl::flat_hash_map<std::string, UniqueKeys> unique_keys_;
+  const std::unique_ptr<GroupBuilder> builder_;
   uint64_t next_read_ = 1;
-  uint64_t next_group_id_ = 1;
-  uint64_t careful_until_ = 0;  // groups starting at or below this seq run serial + careful
   uint64_t cursor_written_ = 0;
   uint64_t retain_written_ = 0;
   // When the sink's durable progress was last polled, when the cursors were last written.
-  // Reader thread.
   absl::Time durable_polled_ = absl::InfinitePast();
   absl::Time cursors_written_at_ = absl::InfinitePast();
+  // Retries after transient failures: a failed group waits retry_delay_ (the schedule's current
+  // step) and moves to the next step; a round that could not start (LoadState or a log read
+  // failed) moves to the next step first, then waits it. Progress since the last failure starts
+  // the schedule over.
+  Backoff backoff_;
+  absl::Duration retry_delay_;
   absl::Time backoff_until_;
-  absl::Duration backoff_;
 
   absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
 
+  // What status() reports besides the commit order, and the table stops. Never held while
+  // calling into order_ (the two mutexes are never nested).
   mutable absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // (group id, change bytes) of dispatched groups; entries below next_commit_ are stale.
-  std::deque<std::pair<uint64_t, size_t>> inflight_bytes_ ABSL_GUARDED_BY(mu_);
-  bool paused_ ABSL_GUARDED_BY(mu_) = false;
-  int replaying_ ABSL_GUARDED_BY(mu_) = 0;  // ResumeTable in progress: no dispatch
-  bool failed_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // bumped by every reset
-  std::deque<GroupPtr> queue_ ABSL_GUARDED_BY(mu_);
-  // Committed groups waiting for the reader to free them (DropRetiredGroups).
-  std::vector<GroupPtr> retired_ ABSL_GUARDED_BY(mu_);
-  int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;      // holding a group
-  uint64_t next_commit_ ABSL_GUARDED_BY(mu_) = 1;  // id of the group allowed to commit next
-  uint64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;   // highest group id dispatched
-  uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  bool state_loaded_ ABSL_GUARDED_BY(mu_) = false;
-  std::unique_ptr<Failure> failure_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const StoppedTables> stopped_ ABSL_GUARDED_BY(mu_);
   std::vector<TableStop> unpersisted_stops_ ABSL_GUARDED_BY(mu_);
   uint64_t conflicts_base_ ABSL_GUARDED_BY(mu_) = 0;
@@ -221,6 +209,8 @@ class ApplyScheduler {
   // The sink's durable progress (Sink::DurableSeq) as last polled.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
 
+  // Constant after construction: workers_[i] runs apply_workers_[i].
+  std::vector<std::unique_ptr<ApplyWorker>> apply_workers_;
   std::thread reader_;
   std::vector<std::thread> workers_;
 };

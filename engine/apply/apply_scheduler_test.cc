@@ -50,6 +50,11 @@ class RecordingSink final : public Sink {
   int one_step_out_of_turn() const { return one_step_out_of_turn_.load(); }
   // The group starting at `seq` stays in Apply until the group starting at `seq + 1` began.
   void HoldUntilNextBegins(uint64_t seq) { hold_seq_ = seq; }
+  // The next `n` commits fail with kUnavailable (the target went away).
+  void FailCommits(int n) {
+    absl::MutexLock lock(&mu_);
+    fail_commits_ = n;
+  }
 
  private:
   class Session final : public SinkSession {
@@ -75,11 +80,19 @@ class RecordingSink final : public Sink {
     absl::Status Prepare() override { return absl::OkStatus(); }
     absl::Status Commit(uint64_t progress_seq, int64_t) override {
       absl::MutexLock lock(&sink_->mu_);
+      if (sink_->fail_commits_ > 0) {
+        --sink_->fail_commits_;
+        return absl::UnavailableError("target away");
+      }
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
       return absl::OkStatus();
     }
     absl::Status PrepareAndCommit(uint64_t progress_seq, int64_t) override {
       absl::MutexLock lock(&sink_->mu_);
+      if (sink_->fail_commits_ > 0) {
+        --sink_->fail_commits_;
+        return absl::UnavailableError("target away");
+      }
       if (sink_->committed_ + 1 != first_seq_) sink_->one_step_out_of_turn_.fetch_add(1);
       sink_->one_step_commits_.fetch_add(1);
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
@@ -112,6 +125,34 @@ class RecordingSink final : public Sink {
   absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
+  int fail_commits_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A ManualClock that remembers the deadline of every sleep: the scheduler sleeps on its clock
+// only to back off, so each deadline is one retry delay.
+class SleepRecordingClock final : public Clock {
+ public:
+  absl::Time Now() const override { return clock_.Now(); }
+  bool SleepUntil(absl::Time deadline, absl::Notification* cancel) override {
+    {
+      absl::MutexLock lock(&mu_);
+      deadlines_.push_back(deadline);
+    }
+    return clock_.SleepUntil(deadline, cancel);
+  }
+  void Advance(absl::Duration d) { clock_.Advance(d); }
+  // The deadline of sleep number `n` (from 1), once it began (or 30 s of real time passed).
+  std::optional<absl::Time> WaitForSleep(size_t n) const {
+    absl::MutexLock lock(&mu_);
+    auto began = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return deadlines_.size() >= n; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&began), absl::Seconds(30))) return std::nullopt;
+    return deadlines_[n - 1];
+  }
+
+ private:
+  ManualClock clock_{absl::FromUnixSeconds(1000)};
+  mutable absl::Mutex mu_;
+  std::vector<absl::Time> deadlines_ ABSL_GUARDED_BY(mu_);
 };
 
 class ApplySchedulerTest : public ::testing::Test {
@@ -232,6 +273,50 @@ TEST_F(ApplySchedulerTest, OnlyGroupsWhoseTurnHasComeCommitInOneStep) {
   EXPECT_GT(sink.one_step_commits(), 0);
   EXPECT_LT(sink.one_step_commits(), 100);  // group 3 at least took two steps
   EXPECT_EQ(sink.one_step_out_of_turn(), 0);
+}
+
+// Transient failures back off on the injected clock: backoff_initial, doubled up to backoff_max,
+// no jitter; progress since the last failure starts the schedule over. Nothing is retried
+// before the clock reaches the deadline (the test advances it; real time plays no part).
+TEST_F(ApplySchedulerTest, TransientFailuresBackOffOnTheInjectedClock) {
+  SleepRecordingClock clock;
+  RecordingSink sink(std::nullopt);
+  sink.FailCommits(4);
+  auto apply = ApplyScheduler::Start({.workers = 1,
+                                      .backoff_initial = absl::Seconds(1),
+                                      .backoff_max = absl::Seconds(4),
+                                      .clock = &clock,
+                                      .idle_wait = absl::Milliseconds(5),
+                                      .durable_poll = absl::ZeroDuration()},
+                                     log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  size_t sleeps = 0;
+  for (absl::Duration delay :
+       {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4), absl::Seconds(4)}) {
+    std::optional<absl::Time> deadline = clock.WaitForSleep(++sleeps);
+    ASSERT_TRUE(deadline.has_value()) << "sleep " << sleeps;
+    EXPECT_EQ(*deadline - clock.Now(), delay) << "sleep " << sleeps;
+    EXPECT_EQ((*apply)->status().applied_seq, 0u);
+    EXPECT_EQ((*apply)->status().resets, sleeps);
+    EXPECT_NE((*apply)->status().last_error.find("target away"), std::string::npos);
+    clock.Advance(delay);
+  }
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30))) << (*apply)->status().last_error;
+
+  // Progress was made: the next failure waits backoff_initial again.
+  sink.FailCommits(1);
+  AppendRequest req;
+  req.records.push_back({RecordKind::kHeartbeat, ""});
+  v1::Transaction txn;
+  txn.set_last_fragment(true);
+  req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+  ASSERT_TRUE(log_->Append(std::move(req)).ok());
+  std::optional<absl::Time> deadline = clock.WaitForSleep(++sleeps);
+  ASSERT_TRUE(deadline.has_value());
+  EXPECT_EQ(*deadline - clock.Now(), absl::Seconds(1));
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE((*apply)->WaitForApplied(102, absl::Seconds(30))) << (*apply)->status().last_error;
+  EXPECT_EQ((*apply)->status().resets, 5u);
 }
 
 }  // namespace

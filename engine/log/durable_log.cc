@@ -370,6 +370,18 @@ bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
   return next_seq_ > seq;
 }
 
+bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const {
+  if (&clock == Clock::Real()) return WaitForRecord(seq, deadline);
+  absl::MutexLock lock(&mu_);
+  if (next_seq_ <= seq && !closed_) {
+    const absl::Duration left = deadline - clock.Now();
+    if (left > absl::ZeroDuration()) {
+      appended_.WaitWithTimeout(&mu_, std::min(left, kClockPollInterval));
+    }
+  }
+  return next_seq_ > seq;
+}
+
 uint64_t DurableLog::next_seq() const {
   absl::MutexLock lock(&mu_);
   return next_seq_;

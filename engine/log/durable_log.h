@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/base/clock.h"
 #include "engine/log/log_format.h"
 
 namespace rocksdb {
@@ -134,6 +135,12 @@ class DurableLog {
   // Blocks until a record with sequence >= `seq` exists, the deadline passes, or Close() is
   // called. Returns true when such a record exists.
   bool WaitForRecord(uint64_t seq, absl::Time deadline) const;
+  // The same with `deadline` on `clock` (the caller's injected clock). A clock other than
+  // Clock::Real() (a test's ManualClock) moves without waking anyone, so on it the wait also
+  // ends after at most kClockPollInterval of real time, like a spurious wake-up: callers loop,
+  // re-check what they wait for and wait again. On the real clock it is WaitForRecord above.
+  bool WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const;
+  static constexpr absl::Duration kClockPollInterval = absl::Milliseconds(5);
 
   // Wakes every waiter and refuses further appends. Idempotent; the destructor calls it.
   void Close();

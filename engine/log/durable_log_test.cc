@@ -210,5 +210,21 @@ TEST_F(DurableLogTest, WaitForRecordWakesOnAppendAndOnClose) {
   EXPECT_EQ(log->Append(Records(1, "x")).status().code(), absl::StatusCode::kUnavailable);
 }
 
+// A deadline on a ManualClock: the wait ends once the clock is past it, an append still wakes
+// it at once, and a clock that never moves cannot hang the caller (who loops and re-checks).
+TEST_F(DurableLogTest, WaitForRecordOnAnInjectedClock) {
+  auto log = OpenLog();
+  ManualClock clock(absl::FromUnixSeconds(100));
+  EXPECT_FALSE(log->WaitForRecord(1, clock.Now() - absl::Seconds(1), clock));
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(log->WaitForRecord(1, clock.Now() + absl::Hours(1), clock));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));  // one poll interval of real time
+  std::thread writer([&] { ASSERT_TRUE(log->Append(Records(1, "w")).ok()); });
+  while (!log->WaitForRecord(1, clock.Now() + absl::Hours(1), clock)) {
+  }
+  writer.join();
+  EXPECT_TRUE(log->WaitForRecord(1, clock.Now() - absl::Seconds(1), clock));
+}
+
 }  // namespace
 }  // namespace ferry

@@ -10,7 +10,7 @@
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/shipper.h"
-#include "engine/replication/stream_test_util.h"
+#include "engine/replication/testing/stream_test_util.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry::replication {

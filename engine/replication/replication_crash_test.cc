@@ -18,8 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/log/durable_log.h"
-#include "engine/replication/stream_node_payload.h"
-#include "engine/replication/stream_test_util.h"
+#include "engine/replication/testing/stream_node_payload.h"
+#include "engine/replication/testing/stream_test_util.h"
 #include "tests/support/child_process.h"
 #include "tests/support/temp_dir.h"
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/replication/shipper.h"
-#include "engine/replication/stream_test_util.h"
+#include "engine/replication/testing/stream_test_util.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/temp_dir.h"
 

@@ -13,7 +13,7 @@
 #include "engine/replication/receiver.h"
 #include "engine/replication/shipper.h"
 #include "engine/replication/stream_format.h"
-#include "engine/replication/stream_test_util.h"
+#include "engine/replication/testing/stream_test_util.h"
 #include "proto/replication.grpc.pb.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/temp_dir.h"

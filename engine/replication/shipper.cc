@@ -23,7 +23,8 @@ namespace {
 
 using RW = grpc::ClientReaderWriter<ferry::v1::ShipperFrame, ferry::v1::ReceiverFrame>;
 
-// The real-time slice of the internal waits that also watch the injected clock.
+// The slice of the internal waits that also watch the injected clock: real time for the waits
+// on cv_ (which events wake), on the clock for the wait for new records.
 constexpr absl::Duration kPollSlice = absl::Milliseconds(50);
 
 absl::Status FromGrpc(const grpc::Status& s) {
@@ -381,7 +382,7 @@ void Shipper::WriteLoop(Session* session) {
       }
     }
     if (!send_batch && !send_ping) {
-      outbound_->WaitForRecord(from, absl::Now() + kPollSlice);
+      outbound_->WaitForRecord(from, clock_->Now() + kPollSlice, *clock_);
       continue;
     }
 

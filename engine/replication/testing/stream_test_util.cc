@@ -1,4 +1,4 @@
-#include "engine/replication/stream_test_util.h"
+#include "engine/replication/testing/stream_test_util.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
-#include "engine/replication/stream_node_payload.h"
+#include "engine/replication/testing/stream_node_payload.h"
 
 namespace ferry::replication::testing {
 

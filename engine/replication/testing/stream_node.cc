@@ -1,5 +1,6 @@
 // stream_node: a shipper or a receiver as a standalone process over a log directory, for the
-// multi-process crash test (replication_crash_test.cc) and manual experiments. Not part of ferryd.
+// multi-process crash test (engine/replication/replication_crash_test.cc) and manual experiments.
+// Test-only: built with FERRY_BUILD_TESTS, not part of ferryd.
 //
 //   stream_node --role=receiver --log=DIR --listen=127.0.0.1:0 --port_file=FILE
 //       Serves the replication stream into the inbound log at DIR; writes the bound port to FILE
@@ -24,7 +25,7 @@
 #include "engine/replication/receiver.h"
 #include "engine/replication/server.h"
 #include "engine/replication/shipper.h"
-#include "engine/replication/stream_node_payload.h"
+#include "engine/replication/testing/stream_node_payload.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, role, "", "shipper or receiver");

@@ -1,0 +1,34 @@
+// ApplyGroup: apply's unit of work, consecutive inbound log records applied as one target
+// transaction. The reader thread builds it (GroupBuilder) and dispatches it (CommitOrder); from
+// then on only the worker holding it touches it, until it is retired.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/time/time.h"
+#include "engine/api/sink.h"
+
+namespace ferry {
+
+struct ApplyGroup {
+  uint64_t id = 0;          // 1, 2, 3... in log order, across rounds
+  uint64_t generation = 0;  // the round it was dispatched in (CommitOrder)
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;  // the progress its commit records
+  uint64_t wait_for = 0;  // may start once this group committed
+  bool stream = false;    // a multi-fragment transaction the worker reads from the log
+  GroupTransactions txns;
+  size_t bytes = 0;  // payload bytes of txns
+  int64_t commit_time_us = 0;
+  absl::Time opened;  // when its first record was read (on the clock)
+  GroupContext context;
+
+  // Source transactions in the group.
+  size_t transactions() const { return stream ? 1 : txns.size(); }
+};
+
+using ApplyGroupPtr = std::shared_ptr<ApplyGroup>;
+
+}  // namespace ferry

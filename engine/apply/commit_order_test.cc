@@ -1,0 +1,170 @@
+// The commit order without a target: turns, dependencies, rounds, holds and in-flight limits.
+// Each test drives the reader's and the workers' calls by hand, on threads where a call must
+// block; a blocked call is observed through a flag that must stay unset.
+#include "engine/apply/commit_order.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace ferry {
+namespace {
+
+ApplyGroupPtr Group(uint64_t id, uint64_t last_seq, uint64_t wait_for = 0) {
+  auto g = std::make_shared<ApplyGroup>();
+  g->id = id;
+  g->first_seq = last_seq;
+  g->last_seq = last_seq;
+  g->wait_for = wait_for;
+  g->bytes = 10;
+  return g;
+}
+
+// Dispatches `group` as the reader thread does.
+void Dispatch(CommitOrder& order, ApplyGroupPtr group) {
+  ASSERT_TRUE(order.WaitForSlot());
+  order.Enqueue(std::move(group));
+}
+
+TEST(CommitOrderTest, GroupsCommitInLogOrderAndMoveTheProgress) {
+  CommitOrder order({.workers = 2});
+  order.StartRound(/*applied_seq=*/10, /*next_group_id=*/1);
+  Dispatch(order, Group(1, 11));
+  Dispatch(order, Group(2, 12));
+  ApplyGroupPtr first = order.Take();
+  ApplyGroupPtr second = order.Take();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  bool in_line = false;
+  ASSERT_TRUE(order.WaitUntilReady(*second, &in_line));
+  EXPECT_FALSE(in_line);  // group 1 has not committed
+  std::atomic<bool> second_turn{false};
+  std::thread t([&] {
+    EXPECT_TRUE(order.WaitForTurn(*second));
+    second_turn = true;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(second_turn.load());  // waits for group 1
+  ASSERT_TRUE(order.WaitUntilReady(*first, &in_line));
+  EXPECT_TRUE(in_line);
+  EXPECT_EQ(order.Committed(first), nullptr);
+  t.join();
+  EXPECT_TRUE(second_turn.load());
+  EXPECT_EQ(order.snapshot().applied_seq, 11u);
+  EXPECT_EQ(order.Committed(second), nullptr);
+  EXPECT_EQ(order.snapshot().applied_seq, 12u);
+  EXPECT_TRUE(order.Idle());
+  EXPECT_TRUE(order.WaitForApplied(12, absl::ZeroDuration()));
+}
+
+// A group that depends on one in flight is not taken; the worker committing the dependency
+// takes it over (the chain stays on one worker).
+TEST(CommitOrderTest, TheWorkerThatCommitsADependencyTakesTheGroupWaitingForIt) {
+  CommitOrder order({.workers = 2});
+  order.StartRound(0, 1);
+  Dispatch(order, Group(1, 1));
+  Dispatch(order, Group(2, 2, /*wait_for=*/1));
+  ApplyGroupPtr first = order.Take();
+  std::atomic<bool> taken{false};
+  std::thread idle_worker([&] {
+    ApplyGroupPtr g = order.Take();  // null on Stop()
+    taken = g != nullptr;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  bool in_line = false;
+  ASSERT_TRUE(order.WaitUntilReady(*first, &in_line));
+  ApplyGroupPtr next = order.Committed(first);
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next->id, 2u);
+  order.Stop();
+  idle_worker.join();
+  EXPECT_FALSE(taken.load());
+}
+
+// A failure ends the round: workers learn it at their next wait, EndRound returns once none
+// holds a group, the earliest failed group wins, and a late report of the old round is ignored.
+TEST(CommitOrderTest, AFailureEndsTheRoundAndTheEarliestFailureWins) {
+  CommitOrder order({.workers = 2});
+  order.StartRound(0, 1);
+  Dispatch(order, Group(1, 1));
+  Dispatch(order, Group(2, 2));
+  ApplyGroupPtr first = order.Take();
+  ApplyGroupPtr second = order.Take();
+  order.ReportFailure(absl::UnavailableError("second"), std::nullopt, *second);
+  order.ReportFailure(absl::AbortedError("first"), std::nullopt, *first);
+  order.ReportFailure(absl::UnavailableError("later"), std::nullopt, *second);
+  EXPECT_TRUE(order.RoundOver());
+  EXPECT_FALSE(order.WaitForSlot());
+  std::atomic<bool> ended{false};
+  std::thread reader([&] {
+    EXPECT_TRUE(order.EndRound());
+    ended = true;
+  });
+  EXPECT_FALSE(order.WaitForTurn(*second));  // its round ended
+  order.Release();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(ended.load());  // `first` is still held
+  while (order.RoundLive(first->generation)) absl::SleepFor(absl::Milliseconds(1));
+  bool in_line = false;
+  EXPECT_FALSE(order.WaitUntilReady(*first, &in_line));  // releases it
+  reader.join();
+  std::unique_ptr<GroupFailure> failure = order.TakeFailure();
+  ASSERT_NE(failure, nullptr);
+  EXPECT_EQ(failure->group_id, 1u);
+  EXPECT_EQ(failure->status.message(), "first");
+  EXPECT_EQ(order.TakeFailure(), nullptr);
+  order.ReportFailure(absl::UnavailableError("stale"), std::nullopt, *first);
+  EXPECT_FALSE(order.RoundOver());
+  EXPECT_EQ(order.snapshot().applied_seq, 0u);
+}
+
+TEST(CommitOrderTest, DispatchWaitsForASlotAndForHolds) {
+  CommitOrder order({.workers = 1, .max_inflight_groups = 1});
+  order.StartRound(0, 1);
+  Dispatch(order, Group(1, 1));
+  std::atomic<bool> slot{false};
+  std::thread reader([&] {
+    EXPECT_TRUE(order.WaitForSlot());
+    slot = true;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(slot.load());  // one group in flight
+  ApplyGroupPtr first = order.Take();
+  bool in_line = false;
+  ASSERT_TRUE(order.WaitUntilReady(*first, &in_line));
+  order.Committed(first);
+  reader.join();
+
+  // ResumeTable's hold: nothing is in flight, so it returns the progress at once and keeps
+  // dispatch waiting until released.
+  std::optional<uint64_t> quiet = order.HoldAndWaitQuiet();
+  ASSERT_TRUE(quiet.has_value());
+  EXPECT_EQ(*quiet, 1u);
+  slot = false;
+  std::thread held([&] {
+    EXPECT_TRUE(order.WaitForSlot());
+    slot = true;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(slot.load());
+  order.ReleaseHold();
+  held.join();
+  EXPECT_TRUE(slot.load());
+}
+
+TEST(CommitOrderTest, StopEndsEveryWait) {
+  CommitOrder order({.workers = 1});
+  std::thread quiet([&] { EXPECT_FALSE(order.HoldAndWaitQuiet().has_value()); });  // not loaded
+  std::thread worker([&] { EXPECT_EQ(order.Take(), nullptr); });
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_FALSE(order.Stop());
+  EXPECT_TRUE(order.Stop());
+  quiet.join();
+  worker.join();
+  EXPECT_FALSE(order.WaitForApplied(1, absl::Seconds(10)));  // returns at once
+  order.WaitForStop();
+}
+
+}  // namespace
+}  // namespace ferry
