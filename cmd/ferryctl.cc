@@ -2,6 +2,7 @@
 //
 //   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
 //   ferryctl --admin HOST:PORT pause | resume [--json]
+//   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -30,6 +31,8 @@ Commands:
   status            role, epoch, state, positions, lag, RPO, peer and per-table state
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
+  resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
+                    stopped it, once its cause is fixed, and let it apply again
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -45,7 +48,9 @@ struct Args {
   std::string admin;
   std::string token;
   double timeout_s = 5;
+  bool timeout_set = false;
   std::string command;
+  std::string table;  // resume-table's operand
   bool json = false;
 };
 
@@ -66,6 +71,22 @@ bool ReadTokenFile(const std::string& path, std::string* token, std::string* err
   *token = ss.str();
   while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
   return true;
+}
+
+// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 std::string Seconds(double s) {
@@ -157,6 +178,7 @@ int main(int argc, char** argv) {
       if (v == nullptr || *end != '\0' || args.timeout_s <= 0 || args.timeout_s > 3600) {
         return Usage("--timeout needs a number of seconds between 0 and 3600");
       }
+      args.timeout_set = true;
     } else if (a == "--json") {
       args.json = true;
     } else if (!a.empty() && a[0] == '-') {
@@ -165,10 +187,21 @@ int main(int argc, char** argv) {
       rest.push_back(a);
     }
   }
-  if (rest.size() != 1) return Usage(rest.empty() ? "no command given" : "one command at a time");
+  if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
-  if (args.command != "status" && args.command != "pause" && args.command != "resume") {
+  if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
+      args.command != "resume-table") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
+  }
+  const size_t operands = args.command == "resume-table" ? 1 : 0;
+  if (rest.size() - 1 != operands) {
+    return Usage(operands == 0 ? "one command at a time"
+                               : absl::StrCat(args.command, " takes one TABLE (schema.name)"));
+  }
+  if (args.command == "resume-table") {
+    args.table = rest[1];
+    // A replay can take a while: the call's own deadline, unless --timeout says otherwise.
+    if (!args.timeout_set) args.timeout_s = 300;
   }
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
 
@@ -204,6 +237,19 @@ int main(int argc, char** argv) {
                   reply.was_paused() ? "true" : "false");
     } else if (status.ok()) {
       std::printf("paused%s\n", reply.was_paused() ? " (already)" : "");
+    }
+  } else if (args.command == "resume-table") {
+    ferry::v1::ResumeTableRequest request;
+    request.set_table(args.table);
+    ferry::v1::ResumeTableReply reply;
+    status = stub->ResumeTable(&ctx, request, &reply);
+    if (status.ok() && args.json) {
+      std::printf("{\"table\": %s, \"resumed_from_seq\": %llu}\n",
+                  JsonString(reply.table()).c_str(),
+                  static_cast<unsigned long long>(reply.resumed_from_seq()));
+    } else if (status.ok()) {
+      std::printf("table %s resumed: re-applied from inbound seq %llu, applying again\n",
+                  reply.table().c_str(), static_cast<unsigned long long>(reply.resumed_from_seq()));
     }
   } else {
     ferry::v1::ResumeReply reply;

@@ -70,4 +70,25 @@ grpc::Status AdminService::Resume(grpc::ServerContext* context, const v1::Resume
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::ResumeTable(grpc::ServerContext* context,
+                                       const v1::ResumeTableRequest* request,
+                                       v1::ResumeTableReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  const std::string& table = request->table();
+  const size_t dot = table.find('.');
+  if (table.size() > 1024 || dot == std::string::npos || dot == 0 || dot + 1 == table.size()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "resume-table needs a table as schema.name (at most 1024 bytes)");
+  }
+  absl::StatusOr<uint64_t> from = backend_->ResumeTable(table);
+  if (!from.ok()) {
+    spdlog::warn("admin: resume-table {} refused: {}", table, from.status().ToString());
+    return ToGrpcStatus(from.status());
+  }
+  reply->set_table(table);
+  reply->set_resumed_from_seq(*from);
+  spdlog::info("admin: table {} resumed from inbound seq {}", table, *from);
+  return grpc::Status::OK;
+}
+
 }  // namespace ferry

@@ -21,6 +21,9 @@ class AdminBackend {
   // nothing changed).
   virtual absl::StatusOr<bool> Pause() = 0;
   virtual absl::StatusOr<bool> Resume() = 0;
+  // Re-applies a stopped table ("schema.name") from the change that stopped it; returns that
+  // change's inbound sequence. Errors as the ResumeTable RPC in proto/admin.proto.
+  virtual absl::StatusOr<uint64_t> ResumeTable(const std::string& table) = 0;
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -36,6 +39,8 @@ class AdminService final : public v1::Admin::Service {
                      v1::PauseReply* reply) override;
   grpc::Status Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
                       v1::ResumeReply* reply) override;
+  grpc::Status ResumeTable(grpc::ServerContext* context, const v1::ResumeTableRequest* request,
+                           v1::ResumeTableReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

@@ -26,6 +26,10 @@ class FakeBackend : public AdminBackend {
     if (fail_) return absl::UnavailableError("cannot persist the resumed state: disk full");
     return paused_.exchange(false);
   }
+  absl::StatusOr<uint64_t> ResumeTable(const std::string& table) override {
+    if (table == "public.stopped") return uint64_t{42};
+    return absl::NotFoundError("table " + table + " is not stopped");
+  }
   std::atomic<bool> paused_{false};
   std::atomic<bool> fail_{false};
 };
@@ -84,6 +88,24 @@ TEST_F(AdminServiceTest, PauseAndResumeReportThePreviousState) {
   ASSERT_TRUE(stub_->Resume(&ctx, v1::ResumeRequest(), &resume).ok());
   EXPECT_TRUE(resume.was_paused());
   EXPECT_FALSE(backend_.paused_);
+}
+
+TEST_F(AdminServiceTest, ResumeTableChecksTheNameAndPassesTheBackendAnswerThrough) {
+  StartServer("");
+  auto call = [&](const std::string& table, v1::ResumeTableReply* reply) {
+    grpc::ClientContext ctx;
+    v1::ResumeTableRequest request;
+    request.set_table(table);
+    return stub_->ResumeTable(&ctx, request, reply);
+  };
+  v1::ResumeTableReply reply;
+  ASSERT_TRUE(call("public.stopped", &reply).ok());
+  EXPECT_EQ(reply.resumed_from_seq(), 42u);
+  EXPECT_EQ(call("public.running", &reply).error_code(), grpc::StatusCode::NOT_FOUND);
+  for (const std::string& bad : {std::string(), std::string("nodot"), std::string(".t"),
+                                 std::string("s."), std::string(2000, 'x') + ".t"}) {
+    EXPECT_EQ(call(bad, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.size();
+  }
 }
 
 // Regression: a pause whose persistence failed was reported as done.

@@ -402,6 +402,36 @@ HttpResponse Daemon::PrimaryCheck() {
                        std::string(RegionPhaseName(region.phase)), " epoch ", region.epoch, "\n")};
 }
 
+absl::StatusOr<uint64_t> Daemon::ResumeTable(const std::string& table) {
+  const size_t dot = table.find('.');
+  const TableName name{table.substr(0, dot), dot == std::string::npos ? "" : table.substr(dot + 1)};
+  // Serialised with role changes: the standby pipeline stays while the table replays.
+  absl::MutexLock change(&change_mu_);
+  StandbyPipeline* standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    standby = standby_.get();
+  }
+  if (standby == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is not a standby: only a standby applies, and stops, tables"));
+  }
+  uint64_t from = 0;
+  const ApplyStatus before = standby->apply().status();
+  auto it = before.stopped_tables.find(name);
+  if (it == before.stopped_tables.end()) {
+    return absl::NotFoundError(absl::StrCat("table ", table, " is not stopped"));
+  }
+  from = it->second.seq;
+  absl::Status s = standby->apply().ResumeTable(name);
+  if (s.code() == absl::StatusCode::kNotFound) return s;
+  if (!s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("table ", table, " stays stopped: ", s.message()));
+  }
+  return from;
+}
+
 int Daemon::admin_port() const { return admin_port_; }
 int Daemon::metrics_port() const { return http_ != nullptr ? http_->port() : 0; }
 int Daemon::replication_port() const {

@@ -98,6 +98,7 @@ class Daemon final : public AdminBackend {
   v1::StatusReply Status() override;
   absl::StatusOr<bool> Pause() override;
   absl::StatusOr<bool> Resume() override;
+  absl::StatusOr<uint64_t> ResumeTable(const std::string& table) override;
 
   // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
   int admin_port() const;

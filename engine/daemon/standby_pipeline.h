@@ -59,6 +59,7 @@ class StandbyPipeline {
   int port() const { return server_->port(); }
   const replication::Receiver& receiver() const { return *receiver_; }
   const ApplyScheduler& apply() const { return *apply_; }
+  ApplyScheduler& apply() { return *apply_; }
 
  private:
   StandbyPipeline(DurableLog* inbound, Clock* clock) : inbound_(inbound), clock_(clock) {}

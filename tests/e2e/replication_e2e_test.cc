@@ -85,6 +85,64 @@ TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
   EXPECT_EQ(west_count->value_or(""), "100");  // 100 snapshot rows - 1 deleted + 1 inserted
 }
 
+// A table stopped by a conflict is resumed by the operator with `ferryctl resume-table`: refused
+// while the cause is still there (the table stays stopped), then, once fixed, every change from
+// the one that stopped it is applied and the table applies again; other tables never stopped.
+TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
+  StartRegions();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  // Out of band on the standby: the row the next update needs disappears.
+  ASSERT_TRUE(west().Exec("DELETE FROM accounts WHERE id = 5").ok());
+  ASSERT_TRUE(east()
+                  .Exec("UPDATE accounts SET balance = 1 WHERE id = 5;"
+                        "UPDATE accounts SET balance = 2 WHERE id = 6;"
+                        "INSERT INTO events (account, note) VALUES (6, 'after the stop');")
+                  .ok());
+  // accounts stops at the update of id 5; events goes on.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  bool stopped = false;
+  while (!stopped && absl::Now() < deadline) {
+    auto s = regions_->Status(Region::kWest);
+    ASSERT_TRUE(s.ok()) << s.status();
+    for (const auto& t : s->tables()) stopped |= t.table() == "public.accounts";
+    if (!stopped) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(stopped) << "accounts never stopped";
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"events"}, absl::Seconds(60)).ok());
+
+  auto refused = regions_->Ctl(Region::kWest, {"resume-table", "public.accounts"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1) << refused->output;
+  EXPECT_NE(refused->output.find("stays stopped"), std::string::npos) << refused->output;
+
+  // The operator puts the row back as it was, then resumes.
+  ASSERT_TRUE(west().Exec("INSERT INTO accounts VALUES (5, 'owner 5', 50)").ok());
+  auto resumed = regions_->Ctl(Region::kWest, {"resume-table", "public.accounts", "--json"});
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ(resumed->exit_code, 0) << resumed->output;
+  EXPECT_NE(resumed->output.find("\"table\": \"public.accounts\""), std::string::npos)
+      << resumed->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)).ok());
+  auto balance = west().QueryValue("SELECT balance FROM accounts WHERE id = 5");
+  ASSERT_TRUE(balance.ok());
+  EXPECT_EQ(balance->value_or(""), "1.00");
+  // Later changes apply again.
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 3 WHERE id = 5").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)).ok());
+
+  for (const auto& [region, args, reason] :
+       std::vector<std::tuple<Region, std::vector<std::string>, std::string>>{
+           {Region::kWest, {"resume-table", "public.accounts"}, "is not stopped"},
+           {Region::kEast, {"resume-table", "public.accounts"}, "not a standby"},
+           {Region::kWest, {"resume-table", "nodot"}, "schema.name"},
+           {Region::kWest, {"resume-table"}, "takes one TABLE"}}) {
+    auto r = regions_->Ctl(region, args);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->exit_code, 1) << r->output;
+    EXPECT_NE(r->output.find(reason), std::string::npos) << r->output;
+  }
+}
+
 // What a load balancer or a DNS failover record polls, on real ferryd processes.
 TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
   StartRegions();
