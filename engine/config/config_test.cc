@@ -17,6 +17,7 @@
 #include "engine/config/key_table.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace ferry::config {
 namespace {
@@ -55,23 +56,12 @@ void ExpectError(const absl::StatusOr<Config>& result, M... parts) {
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "ferry_config_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Writes `content` to a file in the test directory with `mode`; returns its absolute path.
   std::string WriteFile(const std::string& name, std::string_view content, mode_t mode = 0600) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    ::chmod(path.c_str(), mode);
-    return path;
+    return dir_.Write(name, content, mode);
   }
 
-  std::filesystem::path dir_;
+  ::ferry::testing::TempDir dir_{"ferry-config-test"};
 };
 
 TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
@@ -239,7 +229,7 @@ TEST_F(ConfigTest, LoadConfigFileReadsTheFile) {
 }
 
 TEST_F(ConfigTest, MissingFileNamesTheFileAndTheOsError) {
-  const std::string path = (dir_ / "nope.yaml").string();
+  const std::string path = dir_.File("nope.yaml");
   absl::StatusOr<Config> c = LoadConfigFile(path, {});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
@@ -248,7 +238,7 @@ TEST_F(ConfigTest, MissingFileNamesTheFileAndTheOsError) {
 }
 
 TEST_F(ConfigTest, DirectoryIsNotAConfigFile) {
-  absl::StatusOr<Config> c = LoadConfigFile(dir_.string(), {});
+  absl::StatusOr<Config> c = LoadConfigFile(dir_.path(), {});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("is a directory"));
 }
@@ -448,7 +438,7 @@ TEST_F(ConfigTest, SecretFromFileIsTrimmedAndPermissionsWarned) {
 
 TEST_F(ConfigTest, SecretErrors) {
   Parts p;
-  p.extra = "security:\n  token_file: " + (dir_ / "absent").string() + "\n";
+  p.extra = "security:\n  token_file: " + dir_.File("absent") + "\n";
   ExpectError(Parse(p), "key 'security.token_file': secret file ",
               "cannot open: No such file or directory");
   p.extra = "security:\n  token_file: secrets/token\n";
@@ -485,7 +475,7 @@ TEST_F(ConfigTest, TlsIsAllOrNothing) {
   Parts p;
   p.extra = "security:\n  tls:\n    cert_file: " + cert + "\n    key_file: " + key + "\n";
   ExpectError(Parse(p), "key 'security.tls.ca_file': is required when any of");
-  p.extra += "    ca_file: " + (dir_ / "missing.pem").string() + "\n";
+  p.extra += "    ca_file: " + dir_.File("missing.pem") + "\n";
   ExpectError(Parse(p), "key 'security.tls.ca_file': ", "cannot open");
   p.extra = "security:\n  tls:\n    cert_file: " + cert + "\n    key_file: " + key +
             "\n    ca_file: " + ca + "\n";

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
@@ -32,5 +33,16 @@ TempDir::~TempDir() {
 }
 
 std::string TempDir::File(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+std::string TempDir::Write(std::string_view name, std::string_view content, unsigned mode) const {
+  const std::string path = File(name);
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(content.data(), 1, content.size(), f) != content.size() ||
+      std::fclose(f) != 0 || ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
+    std::fprintf(stderr, "TempDir: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+    std::abort();
+  }
+  return path;
+}
 
 }  // namespace ferry::testing

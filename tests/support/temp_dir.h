@@ -28,6 +28,9 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path() + "/" + name; creates nothing.
   std::string File(std::string_view name) const;
+  // Writes `content` to File(name) with permission bits `mode`; returns that path. Aborts the
+  // test process with a message when the file cannot be written (as the constructor does).
+  std::string Write(std::string_view name, std::string_view content, unsigned mode = 0600) const;
   // Keep the directory even when the test passes (for debugging).
   void Keep() { keep_ = true; }
 

@@ -16,6 +16,7 @@
 #include "engine/config/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace ferry::pg {
 namespace {
@@ -65,23 +66,12 @@ void ExpectError(const absl::StatusOr<Loaded>& result, M... parts) {
 
 class PostgresConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "ferry_pg_config_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Writes `content` to a file in the test directory with `mode`; returns its absolute path.
   std::string WriteFile(const std::string& name, std::string_view content, mode_t mode = 0600) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    ::chmod(path.c_str(), mode);
-    return path;
+    return dir_.Write(name, content, mode);
   }
 
-  std::filesystem::path dir_;
+  ::ferry::testing::TempDir dir_{"ferry-pg-config-test"};
 };
 
 TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
@@ -255,7 +245,7 @@ TEST_F(PostgresConfigTest, PasswordFromFileIsTrimmedAndPermissionsWarned) {
 
 TEST_F(PostgresConfigTest, PasswordErrors) {
   Parts p;
-  p.postgres += "  password_file: " + (dir_ / "absent").string() + "\n";
+  p.postgres += "  password_file: " + dir_.File("absent") + "\n";
   ExpectError(Parse(p), "key 'postgres.password_file': secret file ",
               "cannot open: No such file or directory");
   p = Parts{};
