@@ -91,10 +91,7 @@ absl::Status Daemon::StartParts() {
   inbound_retention_ = std::make_unique<LogRetention>(
       clock_, absl::Seconds(config_.log.retention_seconds), config_.log.retention_bytes);
 
-  {
-    absl::MutexLock lock(&pipeline_mu_);
-    FERRY_RETURN_IF_ERROR(StartPipelineLocked(roles_->role()));
-  }
+  FERRY_RETURN_IF_ERROR(StartPipeline(roles_->role()));
 
   // Admin service, with reflection so that grpcurl and friends can discover it.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -126,7 +123,9 @@ absl::Status Daemon::StartParts() {
   return absl::OkStatus();
 }
 
-absl::Status Daemon::StartPipelineLocked(Role role) {
+// Builds the role's pipeline without holding pipeline_mu_ (a factory may connect to a database,
+// the server binds), then installs it. REQUIRES: change_mu_ held, or the daemon is starting.
+absl::Status Daemon::StartPipeline(Role role) {
   const PipelineContext context{.epoch = roles_->epoch()};
   const bool paused = roles_->paused();
   RoleController* roles = roles_.get();
@@ -160,7 +159,11 @@ absl::Status Daemon::StartPipelineLocked(Role role) {
       if (Metrics* m = metrics_.load()) m->ObserveBatchRecords(static_cast<double>(records));
     };
     FERRY_ASSIGN_OR_RETURN(
-        primary_, PrimaryPipeline::Start(std::move(po), outbound_.get(), std::move(source)));
+        std::unique_ptr<PrimaryPipeline> primary,
+        PrimaryPipeline::Start(std::move(po), outbound_.get(), std::move(source)));
+    absl::MutexLock lock(&pipeline_mu_);
+    primary_ = std::move(primary);
+    pipeline_error_.clear();
     return absl::OkStatus();
   }
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Sink> sink, factories_.sink(config_, context));
@@ -189,21 +192,26 @@ absl::Status Daemon::StartPipelineLocked(Role role) {
     }
   };
   FERRY_ASSIGN_OR_RETURN(
-      standby_, StandbyPipeline::Start(std::move(options), inbound_.get(), std::move(sink)));
+      std::unique_ptr<StandbyPipeline> standby,
+      StandbyPipeline::Start(std::move(options), inbound_.get(), std::move(sink)));
+  absl::MutexLock lock(&pipeline_mu_);
+  standby_ = std::move(standby);
+  pipeline_error_.clear();
   return absl::OkStatus();
 }
 
-void Daemon::StopPipelineLocked(absl::Time deadline) {
-  // Stopping drains (the shipper waits for acks, apply for commits) without blocking status
-  // for long: the pipeline is detached first, then stopped outside the lock.
-  std::unique_ptr<PrimaryPipeline> primary = std::move(primary_);
-  std::unique_ptr<StandbyPipeline> standby = std::move(standby_);
-  pipeline_mu_.Unlock();
+// Detaches the running pipeline (status then shows none) and stops it, draining until
+// `deadline`, without holding pipeline_mu_. REQUIRES: change_mu_ held.
+void Daemon::StopPipeline(absl::Time deadline) {
+  std::unique_ptr<PrimaryPipeline> primary;
+  std::unique_ptr<StandbyPipeline> standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    primary = std::move(primary_);
+    standby = std::move(standby_);
+  }
   if (primary) primary->Stop(deadline);
   if (standby) standby->Stop(deadline);
-  primary.reset();
-  standby.reset();
-  pipeline_mu_.Lock();
 }
 
 absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
@@ -218,24 +226,24 @@ absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
   }
   const std::string operation = absl::StrCat("role-", before.epoch, "-", ++operations_);
   FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(operation));
-  {
-    absl::MutexLock lock(&pipeline_mu_);
-    StopPipelineLocked(clock_->Now() + drain);
-  }
-  if (absl::Status s = roles_->CompleteSwitch(operation, before.epoch + 1); !s.ok()) {
+  StopPipeline(clock_->Now() + drain);
+  // Read after the drain: a standby's receiver may have adopted a higher epoch meanwhile.
+  const uint64_t new_epoch = roles_->epoch() + 1;
+  if (absl::Status s = roles_->CompleteSwitch(operation, new_epoch); !s.ok()) {
     // Not flipped: back to the old role, as a restart would do.
     (void)roles_->RollBackSwitch(operation);
+    absl::Status restart = StartPipeline(before.role);
     absl::MutexLock lock(&pipeline_mu_);
-    if (absl::Status restart = StartPipelineLocked(before.role); !restart.ok()) {
-      pipeline_error_ = restart.ToString();
-    }
+    pipeline_error_ = restart.ok() ? "" : restart.ToString();
     return s;
   }
   spdlog::info("region {}: now {} under epoch {}", config_.region, RoleName(target),
                roles_->epoch());
-  absl::MutexLock lock(&pipeline_mu_);
-  absl::Status started = StartPipelineLocked(target);
-  pipeline_error_ = started.ok() ? "" : started.ToString();
+  absl::Status started = StartPipeline(target);
+  if (!started.ok()) {
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = started.ToString();
+  }
   return started;
 }
 
@@ -360,6 +368,7 @@ absl::StatusOr<bool> Daemon::Resume() { return SetPaused(false); }
 // cannot be persisted, nothing changes and the error says why.
 absl::StatusOr<bool> Daemon::SetPaused(bool paused) {
   absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
   const bool was = roles_->paused();
   if (absl::Status s = roles_->SetPaused(paused); !s.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot persist the ", paused ? "paused" : "resumed",
@@ -407,6 +416,7 @@ absl::StatusOr<uint64_t> Daemon::ResumeTable(const std::string& table) {
   const TableName name{table.substr(0, dot), dot == std::string::npos ? "" : table.substr(dot + 1)};
   // Serialised with role changes: the standby pipeline stays while the table replays.
   absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
   StandbyPipeline* standby;
   {
     absl::MutexLock lock(&pipeline_mu_);
@@ -440,12 +450,14 @@ int Daemon::replication_port() const {
 }
 
 void Daemon::Shutdown(absl::Duration drain) {
-  absl::MutexLock change(&change_mu_);
-  if (shut_down_) return;
-  shut_down_ = true;
   {
-    absl::MutexLock lock(&pipeline_mu_);
-    StopPipelineLocked(clock_->Now() + drain);
+    // Role changes, pause/resume and resume-table are refused from here on (shut_down_); the
+    // lock is released before the servers stop, so an admin call waiting for it returns and
+    // the admin server's shutdown never waits on a handler that waits on us.
+    absl::MutexLock change(&change_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    StopPipeline(clock_->Now() + drain);
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();

@@ -108,8 +108,9 @@ class Daemon final : public AdminBackend {
  private:
   explicit Daemon(const config::Config& config, DaemonFactories factories, Clock* clock);
   absl::Status StartParts();
-  absl::Status StartPipelineLocked(Role role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipeline_mu_);
-  void StopPipelineLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pipeline_mu_);
+  absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  void StopPipeline(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_)
+      ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
   void Trim();
   void CountErrors();
@@ -136,7 +137,8 @@ class Daemon final : public AdminBackend {
   // batch before then is simply not observed).
   std::atomic<Metrics*> metrics_{nullptr};
 
-  // Serialises role changes, pause/resume and shutdown (held across a pipeline's drain).
+  // Serialises role changes, pause/resume, resume-table and the start of shutdown (held across
+  // a pipeline's drain and start; never while the admin or HTTP server stops).
   absl::Mutex change_mu_ ABSL_ACQUIRED_BEFORE(pipeline_mu_);
   bool shut_down_ ABSL_GUARDED_BY(change_mu_) = false;
   // The running pipeline (at most one is set). Held briefly by readers (status, maintenance).

@@ -196,6 +196,20 @@ TEST_F(EventSourceTest, PartitionedEventsTravelOnceInOrderAndResumePerPartition)
   EXPECT_EQ(outbound_->next_seq(), inbound_->next_seq());
 }
 
+// Regression: a primary pipeline whose shipper could not start was destroyed through Stop(),
+// which asked the missing shipper for its status (a crash instead of the start error).
+TEST_F(EventSourceTest, PrimaryPipelineThatFailsToStartReturnsTheError) {
+  PrimaryPipelineOptions options;
+  options.region = "east";
+  options.epoch = [] { return uint64_t{5}; };
+  options.shipper.peer_address = "";  // refused by Shipper::Start
+  auto p = PrimaryPipeline::Start(std::move(options), outbound_.get(),
+                                  std::make_unique<PartitionedEventSource>(&upstream_));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << p.status();
+  EXPECT_NE(p.status().message().find("peer_address"), std::string::npos) << p.status();
+}
+
 // A capture target that takes transactions only refuses events loudly instead of dropping them.
 TEST(CaptureTargetTest, EventsToATransactionsOnlyTargetAreRefused) {
   class TransactionsOnly final : public CaptureTarget {

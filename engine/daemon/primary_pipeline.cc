@@ -83,6 +83,7 @@ bool PrimaryPipeline::Stop(absl::Time deadline) {
   }
   capture_stop_.Stop();
   if (capture_thread_.joinable()) capture_thread_.join();
+  if (shipper_ == nullptr) return false;  // a Start() that failed before the shipper ran
   const uint64_t target = outbound_->next_seq();
   bool acked = shipper_->status().acked_next_seq >= target;
   if (!paused && !acked) {

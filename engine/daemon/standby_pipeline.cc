@@ -13,7 +13,7 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
   FERRY_ASSIGN_OR_RETURN(p->server_,
                          replication::ReplicationServer::Start(options.server, p->receiver_.get()));
   FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
-  if (options.start_paused) p->apply_->Pause();
+  if (options.start_paused) p->SetPaused(true);
   return p;
 }
 
@@ -27,19 +27,28 @@ StandbyPipeline::~StandbyPipeline() {
   }
 }
 
-void StandbyPipeline::SetPaused(bool paused) { paused ? apply_->Pause() : apply_->Resume(); }
+void StandbyPipeline::SetPaused(bool paused) {
+  {
+    absl::MutexLock lock(&mu_);
+    paused_ = paused;
+  }
+  paused ? apply_->Pause() : apply_->Resume();
+}
 
 bool StandbyPipeline::Stop(absl::Time deadline) {
+  bool paused;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return false;
     stopped_ = true;
+    paused = paused_;
   }
   receiver_->Shutdown();
   server_->Shutdown();
   const uint64_t next = inbound_->next_seq();
   bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
-  if (!applied && clock_->Now() < deadline) {
+  // A paused apply makes no progress: do not wait for it (the records stay in the inbound log).
+  if (!applied && !paused && clock_->Now() < deadline) {
     applied = apply_->WaitForApplied(next - 1, deadline - clock_->Now());
   }
   apply_->Stop();

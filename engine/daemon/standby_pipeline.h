@@ -74,6 +74,7 @@ class StandbyPipeline {
 
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ferry
