@@ -15,6 +15,7 @@
 #include "engine/apply/inbound_reader.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
+#include "spdlog/spdlog.h"
 
 namespace ferry {
 namespace {
@@ -92,7 +93,8 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
                       .max_delay = options_.max_group_delay,
                       .clock = options_.clock},
           sink)),
-      backoff_(RetrySchedule(options_), /*seed=*/0) {
+      backoff_(RetrySchedule(options_), /*seed=*/0),
+      retry_log_(options_.clock, absl::Seconds(60)) {
   retry_delay_ = backoff_.Next();
   stopped_ = std::make_shared<StoppedTables>();
   for (int i = 0; i < options_.workers; ++i) {
@@ -226,6 +228,10 @@ void ApplyScheduler::HandleFailure() {
   if (f == nullptr) return;
   if (f->fault) {
     TableStop stop = *f->fault;
+    spdlog::error(
+        "apply: table {} stopped at inbound seq {}: {} (its later changes are kept; "
+        "ferryctl resume-table {} once the cause is fixed)",
+        stop.table.ToString(), stop.seq, stop.reason, stop.table.ToString());
     absl::MutexLock lock(&mu_);
     last_error_ = absl::StrCat("table ", stop.table.ToString(), " stopped at seq ", stop.seq, ": ",
                                stop.reason);
@@ -241,6 +247,8 @@ void ApplyScheduler::HandleFailure() {
     last_error_ = f->status.ToString();
   }
   if (IsFatal(f->status, false)) {
+    spdlog::error("apply: stopped for good at inbound seqs {}-{}: {}", f->first_seq, f->last_seq,
+                  f->status.ToString());
     order_->Halt();
     order_->WaitForStop();
     return;
@@ -249,6 +257,11 @@ void ApplyScheduler::HandleFailure() {
     // Conflict, error or deadlock in the fast path: the range again, serial and careful, now.
     builder_->CarefulThrough(f->last_seq);
     return;
+  }
+  if (std::optional<uint64_t> held = retry_log_.Due(f->status.ToString())) {
+    spdlog::warn("apply: retrying inbound seqs {}-{} in {}: {}{}", f->first_seq, f->last_seq,
+                 absl::FormatDuration(retry_delay_), f->status.ToString(),
+                 *held > 0 ? absl::StrCat(" (", *held, " more like it not logged)") : "");
   }
   // Wait the current step, then move to the next one.
   backoff_until_ = options_.clock->Now() + retry_delay_;
@@ -394,6 +407,15 @@ void ApplyScheduler::RecordCommit(int worker, const ApplyGroup& group, uint64_t 
   }
   if (static_cast<size_t>(worker) < session_conflicts_.size()) {
     session_conflicts_[worker] += new_conflicts;
+  }
+  if (new_conflicts > 0) {
+    if (std::optional<uint64_t> held = retry_log_.Due("conflict")) {
+      spdlog::warn(
+          "apply: {} conflict(s) resolved in the group up to inbound seq {} (details in "
+          "the target's ferry.conflicts){}",
+          new_conflicts, group.last_seq,
+          *held > 0 ? absl::StrCat("; ", *held, " similar lines not logged") : "");
+    }
   }
   ++groups_committed_;
   transactions_applied_ += group.transactions();

@@ -54,6 +54,7 @@
 #include "engine/apply/dependency_tracker.h"
 #include "engine/base/backoff.h"
 #include "engine/base/clock.h"
+#include "engine/base/log_limiter.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
 
@@ -191,6 +192,8 @@ class ApplyScheduler {
   Backoff backoff_;
   absl::Duration retry_delay_;
   absl::Time backoff_until_;
+  // One log line per new cause of a retried failure (DESIGN: every apply error is a log line).
+  LogLimiter retry_log_;
 
   absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/two_regions.h"
@@ -109,6 +110,13 @@ TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
   }
   ASSERT_TRUE(stopped) << "accounts never stopped";
   ASSERT_TRUE(regions_->WaitForTablesEqual({"events"}, absl::Seconds(60)).ok());
+  {  // The stop is a log line too, not only a field of status.
+    std::ifstream in(regions_->log_path(Region::kWest));
+    std::stringstream log;
+    log << in.rdbuf();
+    EXPECT_NE(log.str().find("apply: table public.accounts stopped at inbound seq"),
+              std::string::npos);
+  }
 
   auto refused = regions_->Ctl(Region::kWest, {"resume-table", "public.accounts"});
   ASSERT_TRUE(refused.ok());
