@@ -170,6 +170,7 @@ void ApplyScheduler::ReaderLoop() {
       if (!status.ok()) last_error_ = status.ToString();
     }
     if (!status.ok() && IsFatal(status, false)) {
+      spdlog::error("apply: stopped for good: {}", status.ToString());
       order_->Halt();
       order_->WaitForStop();
       break;
@@ -178,6 +179,11 @@ void ApplyScheduler::ReaderLoop() {
       // LoadState or a log read failed transiently: the next step first, then wait it.
       retry_delay_ = backoff_.Next();
       backoff_until_ = options_.clock->Now() + retry_delay_;
+      if (std::optional<uint64_t> held = retry_log_.Due(status.ToString())) {
+        spdlog::warn("apply: cannot start, retrying in {}: {}{}",
+                     absl::FormatDuration(retry_delay_), status.ToString(),
+                     *held > 0 ? absl::StrCat(" (", *held, " more like it not logged)") : "");
+      }
       continue;
     }
     const uint64_t applied = order_->snapshot().applied_seq;

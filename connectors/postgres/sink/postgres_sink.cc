@@ -60,9 +60,34 @@ std::string PostgresSink::Dsn() const {
                       " application_name=ferry_apply");
 }
 
+// Apply needs a superuser on the target: SET session_replication_role = replica (so that user
+// triggers and foreign keys do not fire on replicated rows) and the replication origin functions
+// (exactly-once progress) are refused to other roles. Said at once, naming the role and the fix,
+// rather than as a "permission denied" from whichever statement runs first. kPermissionDenied:
+// apply retries with backoff, so a grant takes effect without a restart.
+absl::Status PostgresSink::CheckPrivileges(Pipeline& pipe) const {
+  FERRY_ASSIGN_OR_RETURN(
+      pg_sink::StatementResult r,
+      pipe.Run("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user"));
+  if (!r.ok || r.result.rows() != 1) {
+    return absl::UnavailableError(
+        absl::StrCat("apply: cannot read the target role's privileges: ", r.message));
+  }
+  const std::string role(r.result.Get(0, 0));
+  if (options_.replica_role && r.result.Get(0, 1) != "t") {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "apply: the target's database role '", role,
+        "' is not a superuser; apply needs one for SET session_replication_role = replica and "
+        "for the replication origin functions. Run ALTER ROLE ",
+        role, " SUPERUSER on the target, or connect as one (docs/operations.md, Privileges)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<SinkState> PostgresSink::LoadState() {
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
+  FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
   SinkState state;
   FERRY_ASSIGN_OR_RETURN(state.applied_seq,

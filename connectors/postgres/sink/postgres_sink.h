@@ -97,6 +97,7 @@ class PostgresSink final : public Sink {
   uint64_t one_trip_groups() const { return one_trip_groups_.load(std::memory_order_relaxed); }
 
  private:
+  absl::Status CheckPrivileges(pg_sink::Pipeline& pipe) const;
   explicit PostgresSink(const PostgresSinkOptions& options) : options_(options) {}
   std::string Dsn() const;
   // The connection for catalog and progress queries, kept open (re-opened when broken).

@@ -123,7 +123,7 @@ const v1::Relation kBag =
 
 // Regression: a session whose setup failed after its connection opened (a refused SET) kept
 // that connection, so the next Begin applied without the session settings.
-TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBegin) {
+TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBeginAndPrivilegesAreNamed) {
   ASSERT_TRUE(
       pg_->Exec("DROP ROLE IF EXISTS plain_applier; CREATE ROLE plain_applier LOGIN", "postgres")
           .ok());
@@ -140,6 +140,18 @@ TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBegin) {
     EXPECT_FALSE(s.ok()) << "attempt " << attempt;
     EXPECT_NE(s.message().find("session_replication_role"), std::string::npos) << s;
   }
+  // And the sink says so plainly before apply starts, naming the role and the fix.
+  auto state = (*sink)->LoadState();
+  ASSERT_FALSE(state.ok());
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kPermissionDenied) << state.status();
+  EXPECT_NE(state.status().message().find("role 'plain_applier' is not a superuser"),
+            std::string::npos)
+      << state.status();
+  EXPECT_NE(state.status().message().find("ALTER ROLE plain_applier SUPERUSER"), std::string::npos);
+  // Once granted, the same sink goes on (apply retries: no restart needed).
+  ASSERT_TRUE(pg_->Exec("ALTER ROLE plain_applier SUPERUSER", "postgres").ok());
+  EXPECT_TRUE((*sink)->LoadState().ok());
+  ASSERT_TRUE(pg_->Exec("ALTER ROLE plain_applier NOSUPERUSER", "postgres").ok());
 }
 
 TEST_F(ApplyTest, EveryChangeKindIsReproduced) {
