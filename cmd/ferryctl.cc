@@ -89,6 +89,18 @@ std::string JsonString(const std::string& text) {
   return out + "\"";
 }
 
+// The outcome of pause (paused = true) or resume.
+void PrintPaused(bool paused, bool was_paused, bool json) {
+  if (json) {
+    std::printf("{\"paused\": %s, \"was_paused\": %s}\n", paused ? "true" : "false",
+                was_paused ? "true" : "false");
+  } else if (paused) {
+    std::printf("paused%s\n", was_paused ? " (already)" : "");
+  } else {
+    std::printf("resumed%s\n", was_paused ? "" : " (was not paused)");
+  }
+}
+
 std::string Seconds(double s) {
   if (s < 0) return "-";
   return absl::StrFormat("%.3fs", s);
@@ -232,12 +244,7 @@ int main(int argc, char** argv) {
   } else if (args.command == "pause") {
     ferry::v1::PauseReply reply;
     status = stub->Pause(&ctx, ferry::v1::PauseRequest(), &reply);
-    if (status.ok() && args.json) {
-      std::printf("{\"paused\": true, \"was_paused\": %s}\n",
-                  reply.was_paused() ? "true" : "false");
-    } else if (status.ok()) {
-      std::printf("paused%s\n", reply.was_paused() ? " (already)" : "");
-    }
+    if (status.ok()) PrintPaused(true, reply.was_paused(), args.json);
   } else if (args.command == "resume-table") {
     ferry::v1::ResumeTableRequest request;
     request.set_table(args.table);
@@ -254,12 +261,7 @@ int main(int argc, char** argv) {
   } else {
     ferry::v1::ResumeReply reply;
     status = stub->Resume(&ctx, ferry::v1::ResumeRequest(), &reply);
-    if (status.ok() && args.json) {
-      std::printf("{\"paused\": false, \"was_paused\": %s}\n",
-                  reply.was_paused() ? "true" : "false");
-    } else if (status.ok()) {
-      std::printf("resumed%s\n", reply.was_paused() ? "" : " (was not paused)");
-    }
+    if (status.ok()) PrintPaused(false, reply.was_paused(), args.json);
   }
   if (!status.ok()) {
     // A deadline means nobody answered; every other error carries ferryd's (or gRPC's) reason.

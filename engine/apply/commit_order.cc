@@ -28,6 +28,18 @@ void CommitOrder::Halt() {
   halted_ = true;
 }
 
+void CommitOrder::AwaitCounted(const absl::Condition& condition) {
+  if (condition.Eval()) return;
+  ++blocked_;
+  mu_.Await(condition);
+  --blocked_;
+}
+
+int CommitOrder::blocked() const {
+  absl::MutexLock lock(&mu_);
+  return blocked_;
+}
+
 CommitOrder::Snapshot CommitOrder::snapshot() const {
   absl::MutexLock lock(&mu_);
   return {.paused = paused_, .failed = halted_, .applied_seq = applied_seq_};
@@ -50,7 +62,7 @@ std::optional<uint64_t> CommitOrder::HoldAndWaitQuiet() {
     return stop_ || (loaded_ && failure_ == nullptr && busy_workers_ == 0 && queue_.empty() &&
                      dispatched_ + 1 == next_commit_);
   };
-  mu_.Await(absl::Condition(&quiet));
+  AwaitCounted(absl::Condition(&quiet));
   if (stop_) {
     --holds_;
     return std::nullopt;
@@ -94,7 +106,7 @@ bool CommitOrder::WaitForSlot() {
       };
       // Committed groups are freed while waiting too, as soon as the workers retire them.
       auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return slot() || !retired_.empty(); };
-      mu_.Await(absl::Condition(&ready));
+      AwaitCounted(absl::Condition(&ready));
       if (retired_.empty()) return !stop_ && failure_ == nullptr;
       retired.swap(retired_);
     }
@@ -134,7 +146,7 @@ std::optional<uint64_t> CommitOrder::WaitCommitted(uint64_t id) {
   auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return stop_ || failure_ != nullptr || next_commit_ > id;
   };
-  mu_.Await(absl::Condition(&done));
+  AwaitCounted(absl::Condition(&done));
   if (stop_ || failure_ != nullptr) return std::nullopt;
   return applied_seq_;
 }
@@ -155,7 +167,7 @@ bool CommitOrder::EndRound() {
   ++generation_;
   queue_.clear();
   auto idle = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return busy_workers_ == 0; };
-  mu_.Await(absl::Condition(&idle));
+  AwaitCounted(absl::Condition(&idle));
   return !stop_;
 }
 
@@ -167,7 +179,7 @@ std::unique_ptr<GroupFailure> CommitOrder::TakeFailure() {
 void CommitOrder::WaitForStop() {
   absl::MutexLock lock(&mu_);
   auto stopped = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
-  mu_.Await(absl::Condition(&stopped));
+  AwaitCounted(absl::Condition(&stopped));
 }
 
 ApplyGroupPtr CommitOrder::Take() {
@@ -176,7 +188,7 @@ ApplyGroupPtr CommitOrder::Take() {
   // dependent groups then stays on the worker that commits each link (its backend's caches
   // stay warm) instead of rotating through every worker.
   auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || FrontReady(); };
-  mu_.Await(absl::Condition(&ready));
+  AwaitCounted(absl::Condition(&ready));
   if (stop_) return nullptr;
   ApplyGroupPtr group = std::move(queue_.front());
   queue_.pop_front();
@@ -189,7 +201,7 @@ bool CommitOrder::WaitUntilReady(const ApplyGroup& group, bool* first_in_line) {
   auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return !Live(group.generation) || next_commit_ - 1 >= group.wait_for;
   };
-  mu_.Await(absl::Condition(&ready));
+  AwaitCounted(absl::Condition(&ready));
   if (!Live(group.generation)) {
     --busy_workers_;
     return false;
@@ -203,7 +215,7 @@ bool CommitOrder::WaitForTurn(const ApplyGroup& group) {
   auto turn = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return !Live(group.generation) || next_commit_ == group.id;
   };
-  mu_.Await(absl::Condition(&turn));
+  AwaitCounted(absl::Condition(&turn));
   return Live(group.generation);
 }
 

@@ -66,6 +66,9 @@ class CommitOrder {
   // Ends every wait for good. Returns whether Stop() was called before.
   bool Stop();
   bool stopping() const;
+  // Threads blocked in this order's waits right now (WaitForApplied's aside). For tests, which
+  // wait until a thread is blocked before they assert that it has not gone on.
+  int blocked() const;
   void SetPaused(bool paused);
   // Apply failed for good (the reader thread's last word): WaitForApplied returns.
   void Halt();
@@ -137,7 +140,11 @@ class CommitOrder {
   // Constant after construction.
   const CommitOrderLimits limits_;
 
+  // mu_.Await that counts the threads it blocks (blocked()).
+  void AwaitCounted(const absl::Condition& condition) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
+  int blocked_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   int holds_ ABSL_GUARDED_BY(mu_) = 0;  // ResumeTable in progress: no dispatch

@@ -1,12 +1,15 @@
 // The commit order without a target: turns, dependencies, rounds, holds and in-flight limits.
 // Each test drives the reader's and the workers' calls by hand, on threads where a call must
-// block; a blocked call is observed through a flag that must stay unset.
+// block: the test waits until the order counts that many blocked threads (blocked()), then
+// checks that the call has not returned (its flag is unset).
 #include "engine/apply/commit_order.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
+
+#include "absl/time/clock.h"
 
 namespace ferry {
 namespace {
@@ -19,6 +22,13 @@ ApplyGroupPtr Group(uint64_t id, uint64_t last_seq, uint64_t wait_for = 0) {
   g->wait_for = wait_for;
   g->bytes = 10;
   return g;
+}
+
+// Waits (bounded) until `n` threads are blocked in the order.
+void WaitBlocked(const CommitOrder& order, int n) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (order.blocked() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_GE(order.blocked(), n) << "the call never blocked";
 }
 
 // Dispatches `group` as the reader thread does.
@@ -44,7 +54,7 @@ TEST(CommitOrderTest, GroupsCommitInLogOrderAndMoveTheProgress) {
     EXPECT_TRUE(order.WaitForTurn(*second));
     second_turn = true;
   });
-  absl::SleepFor(absl::Milliseconds(50));
+  WaitBlocked(order, 1);
   EXPECT_FALSE(second_turn.load());  // waits for group 1
   ASSERT_TRUE(order.WaitUntilReady(*first, &in_line));
   EXPECT_TRUE(in_line);
@@ -71,7 +81,7 @@ TEST(CommitOrderTest, TheWorkerThatCommitsADependencyTakesTheGroupWaitingForIt) 
     ApplyGroupPtr g = order.Take();  // null on Stop()
     taken = g != nullptr;
   });
-  absl::SleepFor(absl::Milliseconds(50));
+  WaitBlocked(order, 1);
   bool in_line = false;
   ASSERT_TRUE(order.WaitUntilReady(*first, &in_line));
   ApplyGroupPtr next = order.Committed(first);
@@ -103,9 +113,13 @@ TEST(CommitOrderTest, AFailureEndsTheRoundAndTheEarliestFailureWins) {
   });
   EXPECT_FALSE(order.WaitForTurn(*second));  // its round ended
   order.Release();
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_FALSE(ended.load());  // `first` is still held
-  while (order.RoundLive(first->generation)) absl::SleepFor(absl::Milliseconds(1));
+  WaitBlocked(order, 1);
+  EXPECT_FALSE(ended.load());                                   // `first` is still held
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);  // bounded poll
+  while (order.RoundLive(first->generation) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_FALSE(order.RoundLive(first->generation));
   bool in_line = false;
   EXPECT_FALSE(order.WaitUntilReady(*first, &in_line));  // releases it
   reader.join();
@@ -128,7 +142,7 @@ TEST(CommitOrderTest, DispatchWaitsForASlotAndForHolds) {
     EXPECT_TRUE(order.WaitForSlot());
     slot = true;
   });
-  absl::SleepFor(absl::Milliseconds(50));
+  WaitBlocked(order, 1);
   EXPECT_FALSE(slot.load());  // one group in flight
   ApplyGroupPtr first = order.Take();
   bool in_line = false;
@@ -146,7 +160,7 @@ TEST(CommitOrderTest, DispatchWaitsForASlotAndForHolds) {
     EXPECT_TRUE(order.WaitForSlot());
     slot = true;
   });
-  absl::SleepFor(absl::Milliseconds(50));
+  WaitBlocked(order, 1);
   EXPECT_FALSE(slot.load());
   order.ReleaseHold();
   held.join();
@@ -157,7 +171,7 @@ TEST(CommitOrderTest, StopEndsEveryWait) {
   CommitOrder order({.workers = 1});
   std::thread quiet([&] { EXPECT_FALSE(order.HoldAndWaitQuiet().has_value()); });  // not loaded
   std::thread worker([&] { EXPECT_EQ(order.Take(), nullptr); });
-  absl::SleepFor(absl::Milliseconds(20));
+  WaitBlocked(order, 2);  // both wait before Stop, so Stop is what ends them
   EXPECT_FALSE(order.Stop());
   EXPECT_TRUE(order.Stop());
   quiet.join();

@@ -247,9 +247,37 @@ absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
   return started;
 }
 
+// A pipeline that could not start (a factory's database down, a port taken) is tried again
+// every maintenance round, so the region recovers without a restart. Skipped while a role
+// change, pause or shutdown holds change_mu_.
+void Daemon::RestartFailedPipeline() {
+  if (!change_mu_.TryLock()) return;
+  RestartFailedPipelineLocked();
+  change_mu_.Unlock();
+}
+
+void Daemon::RestartFailedPipelineLocked() {
+  if (shut_down_) return;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    if (primary_ != nullptr || standby_ != nullptr || pipeline_error_.empty()) return;
+  }
+  const RegionRecord region = roles_->Get();
+  if (region.phase != RegionPhase::kReplicating) return;
+  absl::Status s = StartPipeline(region.role);
+  if (s.ok()) {
+    spdlog::info("region {}: the {} pipeline started on a retry", config_.region,
+                 RoleName(region.role));
+    return;
+  }
+  absl::MutexLock lock(&pipeline_mu_);
+  pipeline_error_ = s.ToString();
+}
+
 void Daemon::MaintenanceLoop() {
   SetCurrentThreadName("maintenance");
   while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    RestartFailedPipeline();
     CountErrors();
     Trim();
   }

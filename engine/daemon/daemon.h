@@ -92,7 +92,8 @@ class Daemon final : public AdminBackend {
   // before the new role is persisted restarts in the old role; after it, in the new one.
   // kFailedPrecondition when the region is not replicating in the other role already or
   // another change runs; the new pipeline's start error otherwise (the role is changed then,
-  // and status shows the error).
+  // status and /healthz show the error, and the maintenance thread tries the start again each
+  // second).
   [[nodiscard]] absl::Status ChangeRole(Role target, absl::Duration drain);
 
   v1::StatusReply Status() override;
@@ -112,6 +113,8 @@ class Daemon final : public AdminBackend {
   void StopPipeline(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_)
       ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
+  void RestartFailedPipeline() ABSL_LOCKS_EXCLUDED(change_mu_);
+  void RestartFailedPipelineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   void Trim();
   void CountErrors();
   absl::StatusOr<bool> SetPaused(bool paused);

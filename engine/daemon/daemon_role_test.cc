@@ -5,6 +5,7 @@
 // delivered exactly once in each direction and the epoch raised at each flip.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <vector>
@@ -171,6 +172,7 @@ class DaemonRoleTest : public ::testing::Test {
     factories.sink = [db, this](
                          const config::Config&,
                          const PipelineContext& context) -> absl::StatusOr<std::unique_ptr<Sink>> {
+      if (fail_sink_.load()) return absl::UnavailableError("target database unreachable");
       sink_epochs_.push_back(context.epoch);
       return std::make_unique<RecordingSink>(db);
     };
@@ -198,8 +200,9 @@ class DaemonRoleTest : public ::testing::Test {
   // Where the regions' data_dirs live (the parent's directory in child mode).
   std::string base_ = ChildDir() != nullptr ? std::string(ChildDir()) : dir_.path();
   int ports_[2] = {0, 0};
-  FakeDatabase db_[2];                 // east, west
-  std::vector<uint64_t> sink_epochs_;  // epochs the sink factories were given (test thread)
+  FakeDatabase db_[2];                  // east, west
+  std::vector<uint64_t> sink_epochs_;   // epochs the sink factories were given (test thread)
+  std::atomic<bool> fail_sink_{false};  // the sink factory fails while set
 };
 
 TEST_F(DaemonRoleTest, RolesFlipAtRunTimeAndBackWithEveryTransactionOnce) {
@@ -235,7 +238,8 @@ TEST_F(DaemonRoleTest, RolesFlipAtRunTimeAndBackWithEveryTransactionOnce) {
   EXPECT_EQ(w.state(), "replicating");
   EXPECT_FALSE(w.fenced());
   EXPECT_EQ(west->replication_port(), 0);
-  EXPECT_TRUE(east->Status().fenced());
+  EXPECT_EQ(east->Status().role(), "standby");
+  EXPECT_FALSE(east->Status().fenced());  // no database fencing yet (the switchover work)
   EXPECT_EQ(Http(*east, "/primary"), 503);
   EXPECT_EQ(Http(*west, "/primary"), 200);
 
@@ -277,6 +281,32 @@ TEST_F(DaemonRoleTest, PersistedRoleAndPausedFlagSurviveARestart) {
   EXPECT_EQ(s.role(), "standby");
   EXPECT_EQ(s.epoch(), 2u);
   EXPECT_TRUE(s.paused());
+}
+
+// A pipeline that cannot start (its sink's database unreachable) fails /healthz with the reason
+// and is tried again by the daemon until it starts, without a restart.
+TEST_F(DaemonRoleTest, PipelineThatCannotStartFailsHealthzAndIsRetried) {
+  if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  fail_sink_ = true;
+  const absl::Status changed = east->ChangeRole(Role::kStandby, absl::ZeroDuration());
+  EXPECT_EQ(changed.code(), absl::StatusCode::kUnavailable) << changed;
+  auto health =
+      testing::HttpGet(absl::StrCat("http://127.0.0.1:", east->metrics_port(), "/healthz"));
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 503);
+  EXPECT_NE(health->body.find("target database unreachable"), std::string::npos) << health->body;
+  EXPECT_NE(east->Status().last_error().find("target database unreachable"), std::string::npos);
+  EXPECT_EQ(east->Status().role(), "standby");  // the flip itself is durable
+  fail_sink_ = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);  // bounded poll: retried each second
+  while (east->replication_port() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(east->replication_port(), ports_[0]);
+  EXPECT_EQ(Http(*east, "/healthz"), 200);
+  EXPECT_EQ(east->Status().last_error(), "");
 }
 
 // Child half of the test below: east changes role and is killed at the armed kill point. Runs

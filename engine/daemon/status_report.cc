@@ -66,7 +66,6 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : age_seconds(true, applied_next));
   }
   if (s.standby.has_value()) {
-    r.set_fenced(true);  // a standby's database takes no application writes (invariant 8)
     const replication::ReceiverStatus& rc = s.standby->receiver;
     peer->set_address(rc.peer_address);
     peer->set_connected(rc.connected);

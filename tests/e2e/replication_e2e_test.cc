@@ -169,6 +169,16 @@ TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
     ASSERT_TRUE(health.ok());
     EXPECT_EQ(health->status, 200) << health->body;
   }
+  // ferryctl's --json for pause and resume, which scripts read.
+  auto pause = regions_->Ctl(Region::kEast, {"pause", "--json"});
+  ASSERT_TRUE(pause.ok());
+  EXPECT_EQ(pause->exit_code, 0);
+  EXPECT_NE(pause->output.find("{\"paused\": true, \"was_paused\": false}"), std::string::npos)
+      << pause->output;
+  auto resume = regions_->Ctl(Region::kEast, {"resume", "--json"});
+  ASSERT_TRUE(resume.ok());
+  EXPECT_NE(resume->output.find("{\"paused\": false, \"was_paused\": true}"), std::string::npos)
+      << resume->output;
 }
 
 // Regression: ferryd never passed the region's epoch to the sink, so apply's replication origins
