@@ -20,12 +20,21 @@ constexpr char kVersion[] = "ferry ddl capture v1";
 constexpr char kInstalled[] =
     "SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtenabled <> 'D' AND evtname IN "
     "('ferry_ddl_0_drop', 'ferry_ddl_1_caller', 'ferry_ddl_2_capture')), "
-    "obj_description(to_regprocedure('ferry.capture_ddl()'), 'pg_proc')";
+    "(SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p JOIN pg_namespace n ON "
+    "n.oid = p.pronamespace WHERE n.nspname = 'ferry' AND p.proname = 'capture_ddl' AND "
+    "p.pronargs = 0)";
+
+// The server's words from a status of PgConnection: "[SQLSTATE] message".
+std::string ServerMessage(const absl::Status& s) {
+  const std::string text(s.message());
+  const size_t at = text.rfind(": [");
+  return at == std::string::npos ? text : text.substr(at + 2);
+}
 
 absl::Status NeedsSuperuser(const absl::Status& cause) {
   return absl::FailedPreconditionError(absl::StrCat(
       "Ferry captures schema changes with event triggers, which only a superuser can install (",
-      cause.message(),
+      ServerMessage(cause),
       "): run `ferryd --print-ddl-capture-sql | psql -v ON_ERROR_STOP=1 -d <database>` once as "
       "a superuser, or start ferryd once with a superuser in postgres.dsn "
       "(docs/schema-changes.md)"));

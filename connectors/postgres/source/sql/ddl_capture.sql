@@ -15,6 +15,9 @@ SET LOCAL session_replication_role = replica;  -- event triggers do not see the 
 SET LOCAL client_min_messages = warning;
 SELECT pg_advisory_xact_lock(7302719481);       -- one installer at a time
 CREATE SCHEMA IF NOT EXISTS ferry;
+-- The capture role calls ferry.capture_key() and ferry.ensure_truncate_triggers(); what the
+-- schema holds is otherwise closed (the key table) or runs only as a trigger.
+GRANT USAGE ON SCHEMA ferry TO PUBLIC;
 CREATE TABLE IF NOT EXISTS ferry.capture_key (
   id int PRIMARY KEY CHECK (id = 1), key bytea NOT NULL, inner_pad bytea NOT NULL,
   outer_pad bytea NOT NULL);
