@@ -72,8 +72,7 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--print-ddl-capture-sql") {
-      std::fwrite(ferry::pg::DdlCaptureSql().data(), 1, ferry::pg::DdlCaptureSql().size(),
-                  stdout);
+      std::fwrite(ferry::pg::DdlCaptureSql().data(), 1, ferry::pg::DdlCaptureSql().size(), stdout);
       return 0;
     } else if (a == "--version") {
       std::puts("ferryd 0.1.0");

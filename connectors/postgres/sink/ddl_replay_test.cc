@@ -90,23 +90,26 @@ TEST(DdlReplayTest, TheOrdinalPicksTheStatementAndATableMustBeNamedInIt) {
       "create index concurrently i on a (x); alter table \"B\" rename to c";
   EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 1, q, {"a"})),
             "alter table a add y int default 1");
-  EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 2, q, {"c"})), "alter table \"B\" rename to c");
+  EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 2, q, {"c"})),
+            "alter table \"B\" rename to c");
   EXPECT_EQ(*StatementToReplay(Message("CREATE INDEX", 1, q, {"a"})), "create index  i on a (x)");
   EXPECT_EQ(*StatementToReplay(Message("CREATE TABLE", 1, q, {"a"})), "create table a (x int)");
   // More commands with the tag than the text holds: they ran inside a function or DO block.
   EXPECT_EQ(StatementToReplay(Message("ALTER TABLE", 3, q, {"a"})).status().code(),
             absl::StatusCode::kNotFound);
   // The text's statement names another table than the command touched.
-  const std::string mixed = "do $$ begin execute 'alter table hidden add z int'; end $$; "
-                            "alter table shown add w int";
+  const std::string mixed =
+      "do $$ begin execute 'alter table hidden add z int'; end $$; "
+      "alter table shown add w int";
   EXPECT_EQ(StatementToReplay(Message("ALTER TABLE", 1, mixed, {"hidden"})).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 1, "ALTER TABLE IF EXISTS ONLY "
-                                                         "public.\"Mixed\" ADD a int",
+  EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 1,
+                                       "ALTER TABLE IF EXISTS ONLY "
+                                       "public.\"Mixed\" ADD a int",
                                        {"Mixed"})),
             "ALTER TABLE IF EXISTS ONLY public.\"Mixed\" ADD a int");
-  EXPECT_EQ(*StatementToReplay(Message("ALTER TABLE", 1,
-                                       "alter table p detach partition p1 concurrently", {"p"})),
+  EXPECT_EQ(*StatementToReplay(
+                Message("ALTER TABLE", 1, "alter table p detach partition p1 concurrently", {"p"})),
             "alter table p detach partition p1 ");
 }
 
@@ -119,7 +122,11 @@ TEST(DdlReplayTest, MessagesFromOutsideAreCheckedBeforeUse) {
   EXPECT_EQ(ok->ordinal(), 2);
   EXPECT_EQ(ok->role(), "app");
   for (const char* bad : {
-           "", "not json", "[]", "{\"v\":1", R"({"v":2,"tag":"X","ordinal":1,"query":"q"})",
+           "",
+           "not json",
+           "[]",
+           "{\"v\":1",
+           R"({"v":2,"tag":"X","ordinal":1,"query":"q"})",
            R"({"v":1,"tag":"","ordinal":1,"query":"q"})",
            R"({"v":1,"tag":"X","ordinal":0,"query":"q"})",
            R"({"v":1,"tag":"X","ordinal":-5,"query":"q"})",
@@ -130,8 +137,8 @@ TEST(DdlReplayTest, MessagesFromOutsideAreCheckedBeforeUse) {
        }) {
     EXPECT_EQ(ParseDdlMessage(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
-  std::string huge = R"({"v":1,"tag":"X","ordinal":1,"query":")" +
-                     std::string(kMaxDdlMessageBytes, 'a') + "\"}";
+  std::string huge =
+      R"({"v":1,"tag":"X","ordinal":1,"query":")" + std::string(kMaxDdlMessageBytes, 'a') + "\"}";
   EXPECT_EQ(ParseDdlMessage(huge).status().code(), absl::StatusCode::kInvalidArgument);
   std::string many = R"({"v":1,"tag":"X","ordinal":1,"query":"q","tables":[)";
   for (int i = 0; i <= kMaxDdlTables; ++i) {

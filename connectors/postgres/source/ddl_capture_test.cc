@@ -27,7 +27,7 @@ TEST(DdlCaptureTest, OnlyMessagesSignedWithTheKeyAreAuthenticated) {
   EXPECT_EQ(VerifyFerryMessage(key, Sign(key, "")), "");
 
   EXPECT_FALSE(VerifyFerryMessage(std::string(32, '\x43'), signed_message));  // another key
-  EXPECT_FALSE(VerifyFerryMessage("", signed_message));                      // no key loaded
+  EXPECT_FALSE(VerifyFerryMessage("", signed_message));                       // no key loaded
   std::string tampered = signed_message;
   tampered.back() = 'X';
   EXPECT_FALSE(VerifyFerryMessage(key, tampered));
@@ -50,8 +50,7 @@ TEST(DdlCaptureTest, TheInstallScriptIsCompiledInAndVersioned) {
   EXPECT_NE(sql.find("CREATE OR REPLACE FUNCTION ferry.capture_ddl()"), std::string::npos);
   EXPECT_NE(sql.find("COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v1'"),
             std::string::npos);
-  EXPECT_NE(sql.find("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"),
-            std::string::npos);
+  EXPECT_NE(sql.find("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"), std::string::npos);
 }
 
 }  // namespace

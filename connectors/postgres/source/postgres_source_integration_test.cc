@@ -422,14 +422,16 @@ TEST_F(PostgresSourceTest, SchemaChangesAreCapturedAndSigned) {
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }))
       << run_status_ << " " << source_->Health().last_error;
   Exec("CREATE TABLE d (id int PRIMARY KEY); ALTER TABLE d ADD COLUMN v text DEFAULT 'x'");
-  Exec("CREATE TABLE p (id int) PARTITION BY RANGE (id); "
-       "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)");
+  Exec(
+      "CREATE TABLE p (id int) PARTITION BY RANGE (id); "
+      "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)");
   Exec("TRUNCATE p1");
   Exec("CREATE TEMP TABLE scratch (a int); DROP TABLE scratch");  // temporary: not captured
-  Exec("GRANT ALL ON d TO capturer; SET ROLE capturer; "
-       "SELECT pg_logical_emit_message(true, 'ferry.ddl', 'DROP TABLE d'); "
-       "SELECT pg_logical_emit_message(true, 'ferry.ddl', '" +
-       std::string(64, '0') + " {\"v\":1}')");
+  Exec(
+      "GRANT ALL ON d TO capturer; SET ROLE capturer; "
+      "SELECT pg_logical_emit_message(true, 'ferry.ddl', 'DROP TABLE d'); "
+      "SELECT pg_logical_emit_message(true, 'ferry.ddl', '" +
+      std::string(64, '0') + " {\"v\":1}')");
   Sync();
   std::vector<std::string> authenticated;
   int forged = 0;
