@@ -249,6 +249,15 @@ TEST_F(SchemaChangeE2ETest, DdlFerryCannotIsolateStopsItsTableAndForgedMessagesD
   EXPECT_NE(reason.find("DO block"), std::string::npos) << reason;
   EXPECT_NE(reason.find("ALTER TABLE"), std::string::npos) << reason;
   ExpectSame({"public.other", "public.victim"});
+
+  // The operator makes the standby's table match by hand and resumes it: every change from the
+  // one that stopped it applies.
+  ASSERT_TRUE(east().Exec("UPDATE hidden SET extra = 4 WHERE id = 1").ok());
+  ASSERT_TRUE(west().Exec("ALTER TABLE hidden ADD COLUMN extra int DEFAULT 3").ok());
+  auto resumed = regions_->Ctl(Region::kWest, {"resume-table", "public.hidden"});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->exit_code, 0) << resumed->output;
+  ExpectSame({"public.hidden", "public.other", "public.victim"});
 }
 
 TEST_F(SchemaChangeE2ETest, TablesThatExistedBeforeFerryArriveWithTheirWholeDefinition) {
