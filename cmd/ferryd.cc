@@ -5,6 +5,7 @@
 //
 //   ferryd --config FILE.yaml        run
 //   ferryd --config FILE.yaml --check-config    validate the config and exit
+//   ferryd --print-ddl-capture-sql               the schema-change capture's install script
 //
 // SIGTERM / SIGINT drain in-flight work (bounded) and exit 0. Exit 1: the config is invalid or
 // the daemon could not start (the message names the cause).
@@ -18,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
+#include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "engine/daemon/daemon.h"
 
@@ -29,6 +31,9 @@ Runs Ferry's sidecar for the region the config names. Keys: docs/config.md.
   --config FILE     the region's YAML config (required)
   --check-config    validate the config (and its secret files) and exit
   --drain SECONDS   how long SIGTERM may drain in-flight work (default 20)
+  --print-ddl-capture-sql
+                    print the SQL that installs schema-change capture on a primary's
+                    database, for a superuser to run once (docs/schema-changes.md)
   --version         print the version
 )";
 
@@ -65,6 +70,9 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--print-ddl-capture-sql") {
+      std::fwrite(ferry::pg::DdlCaptureSql().data(), 1, ferry::pg::DdlCaptureSql().size(), stdout);
       return 0;
     } else if (a == "--version") {
       std::puts("ferryd 0.1.0");

@@ -9,7 +9,7 @@ PACKAGES=(
   librocksdb-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   libpq-dev libpqxx-dev librdkafka-dev
-  libxxhash-dev libabsl-dev libzstd-dev libcurl4-openssl-dev
+  libxxhash-dev libabsl-dev libzstd-dev libcurl4-openssl-dev libssl-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev
   postgresql-15 postgresql-client-15 prometheus
   libjemalloc-dev

@@ -49,7 +49,11 @@ Footprint ComputeFootprint(const v1::Transaction& txn, const UniqueKeysLookup& u
       fp.barrier = true;
       continue;
     }
-    if (change.op() == v1::MESSAGE) continue;
+    if (change.op() == v1::MESSAGE) {
+      // A message the source vouches for may change schemas (a replayed DDL command).
+      if (change.message_authenticated()) fp.barrier = true;
+      continue;
+    }
     auto it = relations.find(change.relation_id());
     if (it == relations.end()) {
       fp.barrier = true;  // malformed; the session reports it

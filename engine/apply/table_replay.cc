@@ -13,7 +13,8 @@
 namespace ferry {
 namespace {
 
-// The part of `txn` that concerns `table`: its relations and their changes (TRUNCATE included).
+// The part of `txn` that concerns `table`: its relations and their changes (TRUNCATE included),
+// and every message the source vouches for (a schema change: the sink runs those of `table`).
 v1::Transaction PartOf(const v1::Transaction& txn, const TableName& table) {
   v1::Transaction kept;
   kept.set_origin_region(txn.origin_region());
@@ -33,6 +34,7 @@ v1::Transaction PartOf(const v1::Transaction& txn, const TableName& table) {
     for (uint32_t t : c.truncate_relation_ids()) {
       mine = mine || std::find(ids.begin(), ids.end(), t) != ids.end();
     }
+    mine = mine || (c.op() == v1::MESSAGE && c.message_authenticated());
     if (mine) *kept.add_changes() = c;
   }
   return kept;

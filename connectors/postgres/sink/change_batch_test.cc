@@ -66,7 +66,8 @@ TEST_F(ChangeBatchTest, InsertThenUpdatesIsOneInsertOfTheMergedRow) {
   ASSERT_EQ(statements.size(), 1u);
   EXPECT_EQ(statements[0].what(), std::string("INSERT"));
   EXPECT_EQ(statements[0].Sql(TypesOf(accounts_)),
-            "INSERT INTO \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") SELECT * FROM "
+            "INSERT INTO \"public\".\"accounts\" (\"id\", \"balance\", \"doc\") OVERRIDING SYSTEM "
+            "VALUE SELECT * FROM "
             "unnest($1::integer[], $2::integer[], $3::text[]) AS v(\"p1\", \"p2\", \"p3\") ON "
             "CONFLICT DO NOTHING");
   EXPECT_EQ(statements[0].params, (std::vector<std::string>{"{\"7\"}", "{\"5\"}", "{\"first\"}"}));

@@ -117,11 +117,19 @@ absl::Status PostgresSession::ApplyChange(const v1::Relation& rel, const v1::Cha
   }
   std::vector<int> set_cols;
   if (is_update) {
+    // A key that did not change is not set again: an identity column GENERATED ALWAYS may only
+    // be set to DEFAULT (a changed one can't be either: that update stops the table).
+    const bool key_unchanged = !change.has_old_tuple() && !IsFull(rel);
+    std::vector<int> key_cols;
     for (int i = 0; i < rel.columns_size(); ++i) {
-      if (change.new_tuple().values(i).kind_case() != v1::Value::kUnchangedToast) {
-        set_cols.push_back(i);
+      if (change.new_tuple().values(i).kind_case() == v1::Value::kUnchangedToast) continue;
+      if (key_unchanged && rel.columns(i).part_of_key()) {
+        key_cols.push_back(i);
+        continue;
       }
+      set_cols.push_back(i);
     }
+    if (set_cols.empty()) set_cols = key_cols;  // only the key: the row must still be found
   }
   RowMatch m = MatchRow(rel, TargetOf(rel), match_cols, static_cast<int>(set_cols.size()) + 1);
   std::vector<const std::string*> params;

@@ -29,7 +29,10 @@ std::shared_ptr<const GroupPlan> PlanGroup(const GroupTransactions& txns, size_t
     rels.clear();
     for (const auto& r : txn.relations()) rels[r.relation_id()] = &r;
     for (const v1::Change& change : txn.changes()) {
-      if (change.op() == v1::MESSAGE) continue;
+      if (change.op() == v1::MESSAGE) {
+        if (change.message_authenticated()) return nullptr;  // a schema change: Apply runs it
+        continue;
+      }
       auto it = rels.find(change.relation_id());
       if (it == rels.end()) return nullptr;
       const v1::Relation& rel = *it->second;

@@ -14,11 +14,13 @@
 namespace ferry::pg_sink {
 
 PostgresSession::PostgresSession(const PostgresSinkOptions& options, std::string dsn,
-                                 std::string origin, std::atomic<uint64_t>* one_trip_groups)
+                                 std::string origin, std::atomic<uint64_t>* one_trip_groups,
+                                 std::atomic<uint64_t>* schema_generation)
     : options_(options),
       dsn_(std::move(dsn)),
       origin_(std::move(origin)),
       one_trip_groups_(one_trip_groups),
+      schema_generation_(schema_generation),
       tables_(options.replica_role) {}
 
 absl::Status PostgresSession::Connect() {
@@ -62,6 +64,13 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
   planned_ = nullptr;
   if (in_txn_) Abort();
   if (pipe_ == nullptr || pipe_->broken()) FERRY_RETURN_IF_ERROR(Connect());
+  // Another session replayed a schema change: what this one knew of the tables may be stale.
+  const uint64_t generation = schema_generation_->load(std::memory_order_acquire);
+  if (generation != seen_schema_generation_) {
+    tables_.Clear();
+    pipe_->ForgetPrepared();
+    seen_schema_generation_ = generation;
+  }
   if (ctx_.plan != nullptr && !ctx_.careful && !ctx_.streamed && !ctx_.only_table) {
     const auto* plan = dynamic_cast<const PlannedGroup*>(ctx_.plan.get());
     if (plan != nullptr && PlanUsable(*plan)) planned_ = plan;
@@ -135,7 +144,10 @@ absl::Status PostgresSession::Apply(uint64_t seq, const v1::Transaction& fragmen
   for (const auto& r : fragment.relations()) rels[r.relation_id()] = &r;
   for (int i = 0; i < fragment.changes_size(); ++i) {
     const v1::Change& change = fragment.changes(i);
-    if (change.op() == v1::MESSAGE) continue;  // logical messages are not replayed
+    if (change.op() == v1::MESSAGE) {
+      FERRY_RETURN_IF_ERROR(ApplyFerryMessage(seq, change));  // others are not replayed
+      continue;
+    }
     if (change.op() == v1::TRUNCATE) {
       FERRY_RETURN_IF_ERROR(ApplyTruncate(change, rels));
       continue;

@@ -43,15 +43,18 @@
 #include "connectors/postgres/sink/target_tables.h"
 #include "engine/api/sink.h"
 #include "proto/change.pb.h"
+#include "proto/pg_messages.pb.h"
 
 namespace ferry::pg_sink {
 
 class PostgresSession final : public SinkSession {
  public:
   // `options` must outlive the session (the sink's); `origin` empty: no origin (unused today);
-  // `one_trip_groups`: the sink's counter of groups sent in one round trip.
+  // `one_trip_groups`: the sink's counter of groups sent in one round trip;
+  // `schema_generation`: the sink's count of schema changes replayed (a session that sees it
+  // move forgets what it knew of target tables).
   PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin,
-                  std::atomic<uint64_t>* one_trip_groups);
+                  std::atomic<uint64_t>* one_trip_groups, std::atomic<uint64_t>* schema_generation);
 
   absl::Status Begin(const GroupContext& context) override;
   absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) override;
@@ -94,6 +97,11 @@ class PostgresSession final : public SinkSession {
                              const std::map<uint32_t, const v1::Relation*>& rels);
   absl::Status FlushInserts();
 
+  // --- schema_changes.cc: Ferry's own messages (replayed DDL, partition TRUNCATE).
+  absl::Status ApplyFerryMessage(uint64_t seq, const v1::Change& change);
+  absl::Status ApplyDdl(const v1::PgDdlMessage& message);
+  absl::Status ApplyPartitionTruncate(const v1::PgTruncateMessage& message);
+
   // --- fast_path.cc: set-based statements, queued statements, one round trip.
   // Adds the change to batch_ when its table is batchable and the batch takes it; false: the
   // change needs its own statement.
@@ -124,8 +132,10 @@ class PostgresSession final : public SinkSession {
   // Constant after construction.
   const PostgresSinkOptions& options_;
   const std::string dsn_;
-  const std::string origin_;                      // empty: no origin (never used today)
-  std::atomic<uint64_t>* const one_trip_groups_;  // the sink's counter
+  const std::string origin_;                        // empty: no origin (never used today)
+  std::atomic<uint64_t>* const one_trip_groups_;    // the sink's counter
+  std::atomic<uint64_t>* const schema_generation_;  // the sink's counter
+  uint64_t seen_schema_generation_ = 0;
 
   std::unique_ptr<Pipeline> pipe_;
   GroupContext ctx_;

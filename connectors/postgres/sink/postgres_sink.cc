@@ -99,7 +99,7 @@ absl::StatusOr<SinkState> PostgresSink::LoadState() {
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
   auto session = std::make_unique<pg_sink::PostgresSession>(options_, Dsn(), OriginName(worker),
-                                                            &one_trip_groups_);
+                                                            &one_trip_groups_, &schema_generation_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

@@ -107,6 +107,7 @@ class PostgresSink final : public Sink {
   absl::Mutex mu_;  // serializes the admin connection
   std::unique_ptr<pg_sink::Pipeline> admin_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> one_trip_groups_{0};
+  std::atomic<uint64_t> schema_generation_{0};  // schema changes replayed (sessions re-read)
 };
 
 }  // namespace ferry

@@ -351,35 +351,51 @@ TEST_F(ApplyTest, ConflictsUnderApplyRemotePolicyAreResolvedAndRecorded) {
   EXPECT_EQ(apply_->status().conflicts, 3u);
 }
 
-TEST_F(ApplyTest, SchemaChangesCreateAddAndStopOnlyTheIncompatibleTable) {
+TEST_F(ApplyTest, SchemaChangesApplyAsTheSourcesDdlAndOtherShapeChangesStopTheirTable) {
   const v1::Relation a1 = Relation(1, "s1", "a", {{"id", "integer", true}, {"x", "text"}});
   const v1::Relation a2 =
       Relation(1, "s1", "a", {{"id", "integer", true}, {"x", "text"}, {"y", "bigint"}});
-  const v1::Relation a3 =
-      Relation(1, "s1", "a", {{"id", "bigint", true}, {"x", "text"}, {"y", "bigint"}});
+  const v1::Relation c1 = Relation(3, "public", "c", {{"id", "integer", true}});
+  const v1::Relation c2 = Relation(3, "public", "c", {{"id", "integer", true}, {"y", "bigint"}});
   ASSERT_TRUE(pg_->Exec("CREATE TABLE b (id integer PRIMARY KEY, v integer)", db_).ok());
   const v1::Relation b_bad = Relation(2, "public", "b", {{"id", "integer", true}, {"v", "point"}});
   uint64_t last = Append({
-      Txn({a1}, {Insert(1, {"1", "one"})}), Txn({a2}, {Insert(1, {"2", "two", "22"})}),
-      Txn({b_bad, a2}, {Insert(1, {"3", "three", "33"}), Insert(2, {"1", "(1,1)"})}),
-      Txn({a3}, {Insert(1, {"5000000000", "big", "1"})}),  // integer -> bigint widened
+      Txn({a1, c1}, {Insert(1, {"1", "one"}), Insert(3, {"1"})}),
+      // The source's own DDL: existing rows get the default, as on the source.
+      Txn({}, {DdlMessage("ALTER TABLE", "ALTER TABLE c ADD COLUMN y bigint NOT NULL DEFAULT 5",
+                          {{"public", "c"}})}),
+      Txn({c2}, {Insert(3, {"2", "6"})}),
+      // A forged message (the capture could not check its signature) is never run.
+      Txn({}, {DdlMessage("DROP TABLE", "DROP TABLE c", {{"public", "c"}}, false)}),
+      // Shapes that changed without DDL: nothing is added or altered, the table stops.
+      Txn({a2}, {Insert(1, {"2", "two", "22"})}),
+      Txn({b_bad}, {Insert(2, {"1", "(1,1)"})}),
+      Txn({c2}, {Insert(3, {"3", "7"})}),
   });
   StartApply();
   WaitApplied(last);
-  EXPECT_EQ(Table("SELECT id, x, y FROM s1.a ORDER BY id"),
-            "1|one|NULL\n2|two|22\n3|three|33\n5000000000|big|1\n");
+  EXPECT_EQ(Table("SELECT id, y FROM c ORDER BY id"), "1|5\n2|6\n3|7\n");
+  EXPECT_EQ(Table("SELECT id, x FROM s1.a ORDER BY id"), "1|one\n");
+  EXPECT_EQ(Value("SELECT count(*) FROM information_schema.columns WHERE table_name = 'a'"), "2");
   ApplyStatus s = apply_->status();
-  ASSERT_EQ(s.stopped_tables.size(), 1u);
-  EXPECT_EQ(s.stopped_tables.begin()->first.name, "b");
-  EXPECT_NE(s.stopped_tables.begin()->second.reason.find("incompatible type change"),
+  ASSERT_EQ(s.stopped_tables.size(), 2u);
+  const std::string a_reason = s.stopped_tables.at({"s1", "a"}).reason;
+  EXPECT_NE(a_reason.find("column \"y\" (bigint) of the source is missing on the target"),
             std::string::npos)
-      << s.stopped_tables.begin()->second.reason;
+      << a_reason;
+  const std::string b_reason = s.stopped_tables.at({"public", "b"}).reason;
+  EXPECT_NE(b_reason.find("the source sends point"), std::string::npos) << b_reason;
   EXPECT_EQ(Value("SELECT count(*) FROM b"), "0");
-  // A dropped key stops the table too.
+}
+
+TEST_F(ApplyTest, ADroppedKeyStopsTheTable) {
+  const v1::Relation a1 = Relation(1, "s1", "a", {{"id", "integer", true}, {"x", "text"}});
   const v1::Relation a_nokey = Relation(1, "s1", "a", {{"x", "text"}}, v1::REPLICA_IDENTITY_FULL);
-  last = Append({Txn({a_nokey}, {Insert(1, {"nokey"})})});
+  uint64_t last =
+      Append({Txn({a1}, {Insert(1, {"1", "one"})}), Txn({a_nokey}, {Insert(1, {"nokey"})})});
+  StartApply();
   WaitApplied(last);
-  EXPECT_EQ(apply_->status().stopped_tables.size(), 2u);
+  ASSERT_EQ(apply_->status().stopped_tables.size(), 1u);
   EXPECT_NE(apply_->status().stopped_tables.at({"s1", "a"}).reason.find("dropped key"),
             std::string::npos);
 }

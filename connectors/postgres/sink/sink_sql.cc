@@ -65,8 +65,8 @@ bool TypeHolds(std::string_view wide, std::string_view narrow) {
 std::string InsertSql(const v1::Relation& relation, int rows) {
   std::vector<std::string> cols;
   for (const auto& c : relation.columns()) cols.push_back(pg::QuoteIdentifier(c.name()));
-  std::string sql =
-      absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "), ") VALUES ");
+  std::string sql = absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "),
+                                 ") OVERRIDING SYSTEM VALUE VALUES ");
   int p = 1;
   for (int r = 0; r < rows; ++r) {
     absl::StrAppend(&sql, r == 0 ? "(" : ", (");
@@ -183,7 +183,8 @@ std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::
     all.push_back(i);
   }
   return absl::StrCat("INSERT INTO ", Table(relation), " (", absl::StrJoin(cols, ", "),
-                      ") SELECT * FROM ", UnnestOf(types, all), " ON CONFLICT DO NOTHING");
+                      ") OVERRIDING SYSTEM VALUE SELECT * FROM ", UnnestOf(types, all),
+                      " ON CONFLICT DO NOTHING");
 }
 
 std::string BatchUpdateSql(const v1::Relation& relation, const std::vector<std::string>& types,

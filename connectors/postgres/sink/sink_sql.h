@@ -65,7 +65,8 @@ std::string SelectJsonSql(const v1::Relation& relation, const RowMatch& match);
 //
 // Many inserts go by COPY (Postgres then inserts many rows per heap page lock and WAL
 // record): COPY t (all columns) FROM STDIN, rows in COPY text format (AppendCopyField). A few
-// go by INSERT INTO t (all columns) SELECT * FROM unnest($1::T1[], ...) ON CONFLICT DO NOTHING,
+// go by INSERT INTO t (all columns) OVERRIDING SYSTEM VALUE SELECT * FROM unnest($1::T1[], ...)
+// ON CONFLICT DO NOTHING (identity columns GENERATED ALWAYS take the source's values),
 // which stays in the pipeline (a COPY costs a round trip of its own).
 std::string CopySql(const v1::Relation& relation);
 std::string BatchInsertSql(const v1::Relation& relation, const std::vector<std::string>& types);

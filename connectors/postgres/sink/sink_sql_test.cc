@@ -37,9 +37,11 @@ TEST(SinkSqlTest, TypeHoldsWidening) {
 
 TEST(SinkSqlTest, StatementsQuoteAndNumberParameters) {
   v1::Relation r = Rel(v1::REPLICA_IDENTITY_DEFAULT);
-  EXPECT_EQ(InsertSql(r, 2),
-            "INSERT INTO \"public\".\"T\" (\"id\", \"doc\") VALUES ($1, $2), ($3, $4) ON CONFLICT "
-            "DO NOTHING");
+  EXPECT_EQ(
+      InsertSql(r, 2),
+      "INSERT INTO \"public\".\"T\" (\"id\", \"doc\") OVERRIDING SYSTEM VALUE VALUES ($1, $2), "
+      "($3, $4) ON CONFLICT "
+      "DO NOTHING");
   EXPECT_EQ(CreateTableSql(r),
             "CREATE TABLE \"public\".\"T\" (\"id\" integer, \"doc\" json, PRIMARY KEY (\"id\"))");
   RowMatch m = MatchRow(r, {}, IdentityColumns(r), 2);

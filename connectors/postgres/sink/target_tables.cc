@@ -101,7 +101,6 @@ absl::Status TargetTables::Reshape(Pipeline& pipe, const v1::Relation& rel, Targ
       FERRY_RETURN_IF_ERROR(ddl("ALTER TABLE " + Qualified(name) + " REPLICA IDENTITY FULL"));
     }
   } else {
-    bool changed = false;
     for (const auto& target_pk : pk) {
       bool present = false;
       for (const auto& c : rel.columns()) present = present || c.name() == target_pk;
@@ -115,36 +114,34 @@ absl::Status TargetTables::Reshape(Pipeline& pipe, const v1::Relation& rel, Targ
       auto it = std::find_if(cols.begin(), cols.end(),
                              [&](const TargetColumn& tc) { return tc.name == c.name(); });
       const std::string col = pg::QuoteIdentifier(c.name());
+      // Schema changes reach the target as the source's own DDL (ddl_replay.h), before any
+      // change of the new shape. A difference here is one that did not: adding the column
+      // (without the source's default) or changing its type here would leave the standby
+      // quietly different, so the table stops instead.
       if (it == cols.end()) {
-        // Added on the source. Added nullable: existing target rows have no value for it.
-        FERRY_RETURN_IF_ERROR(ddl(absl::StrCat("ALTER TABLE ", Qualified(name), " ADD COLUMN ", col,
-                                               " ", c.type_name())));
-        changed = true;
-      } else if (!TypeHolds(it->type, c.type_name())) {
-        if (TypeHolds(c.type_name(), it->type)) {
-          // The source widened the column (integer -> bigint, varchar(10) -> varchar(20)).
-          FERRY_RETURN_IF_ERROR(ddl(absl::StrCat("ALTER TABLE ", Qualified(name), " ALTER COLUMN ",
-                                                 col, " TYPE ", c.type_name())));
-          changed = true;
-        } else {
-          return refuse(absl::StrCat("incompatible type change: column \"", c.name(), "\" is ",
-                                     it->type, " on the target but the source sends ",
-                                     c.type_name()));
-        }
+        return refuse(absl::StrCat(
+            "column ", col, " (", c.type_name(),
+            ") of the source is missing on the target and no schema change adding it reached "
+            "the standby; add it on the target as on the source and resume the table"));
+      }
+      if (!TypeHolds(it->type, c.type_name())) {
+        return refuse(absl::StrCat("column ", col, " is ", it->type,
+                                   " on the target but the source sends ", c.type_name(),
+                                   " and no schema change for it reached the standby; make the "
+                                   "target's column match and resume the table"));
       }
     }
-    if (!changed) {
-      // Prepared statements keep the parameter types of the shape they were prepared for; when
-      // the target's shape moved under them (DDL by another worker or an operator), drop them.
-      if (t.verified_columns >= 0 && !SameShape(t.columns, cols)) pipe.ForgetPrepared();
-      t.columns = std::move(cols);
-      t.primary_key = std::move(pk);
-      FERRY_ASSIGN_OR_RETURN(t.batchable, Batchable(pipe, rel, t));
-      t.verified_hash = rel.schema_hash();
-      t.verified_columns = rel.columns_size();
-      return absl::OkStatus();
-    }
+    // Prepared statements keep the parameter types of the shape they were prepared for; when
+    // the target's shape moved under them (DDL by another worker or an operator), drop them.
+    if (t.verified_columns >= 0 && !SameShape(t.columns, cols)) pipe.ForgetPrepared();
+    t.columns = std::move(cols);
+    t.primary_key = std::move(pk);
+    FERRY_ASSIGN_OR_RETURN(t.batchable, Batchable(pipe, rel, t));
+    t.verified_hash = rel.schema_hash();
+    t.verified_columns = rel.columns_size();
+    return absl::OkStatus();
   }
+  // Created here.
   FERRY_ASSIGN_OR_RETURN(t.columns, ReadColumns(pipe, name, &t.primary_key));
   FERRY_ASSIGN_OR_RETURN(t.batchable, Batchable(pipe, rel, t));
   pipe.ForgetPrepared();  // DDL ran: statements prepared for the old shape are stale

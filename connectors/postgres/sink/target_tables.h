@@ -1,11 +1,13 @@
 // Target tables: what a session knows of each target table it writes (columns, primary key,
 // whether the fast path may batch it), and how a table is made to take a source Relation:
-// created when missing (types, NOT NULL, primary key, REPLICA IDENTITY FULL copied), a column
-// added on the source added (nullable), a widening type change applied with ALTER COLUMN TYPE
-// (sink_sql.h TypeHolds). Any other type change, or a target key column the source no longer
-// sends (a dropped key), is refused: the session then stops the table. DDL runs inside the
-// group's open transaction, so it commits or rolls back with the group; prepared statements are
-// dropped after DDL (they keep the parameter types of the old shape).
+// created when missing (types, NOT NULL, primary key, REPLICA IDENTITY FULL copied: tables that
+// existed on the source before Ferry; later ones come as the source's own CREATE TABLE, see
+// ddl_replay.h), else checked. Schema changes arrive as the source's DDL before any change of
+// the new shape, so a source column the target lacks, a type the target's column cannot hold
+// (sink_sql.h TypeHolds), or a target key column the source no longer sends is refused: the
+// session then stops the table, naming the difference. DDL runs inside the group's open
+// transaction, so it commits or rolls back with the group; prepared statements are dropped
+// after DDL (they keep the parameter types of the old shape).
 //
 // A table is "verified" for a Relation's (schema_hash, column count) until Clear(): a session
 // clears when it reconnects or rolls back (the DDL of a rolled-back group is gone).

@@ -11,6 +11,7 @@
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/catalog.h"
+#include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/pgoutput_decoder.h"
 #include "connectors/postgres/source/relation_cache.h"
 #include "connectors/postgres/source/replication_connection.h"
@@ -96,6 +97,9 @@ class PostgresSource::Session {
     FERRY_ASSIGN_OR_RETURN(SystemIdentity system, repl_->IdentifySystem());
     FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
     FERRY_RETURN_IF_ERROR(EnsurePublication(*conn));
+    FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
+    FERRY_ASSIGN_OR_RETURN(std::string message_key, LoadMessageKey(*conn));
+    assembler_.SetMessageKey(std::move(message_key));
     FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
     FERRY_RETURN_IF_ERROR(repl_->StartReplication(options_.slot, start, options_.publication));
     {

@@ -10,8 +10,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
+#include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/postgres/testing/memory_capture_target.h"
 #include "gtest/gtest.h"
@@ -112,7 +115,7 @@ class PostgresSourceTest : public ::testing::Test {
   // committed before it is then captured too.
   void Sync() {
     std::string token = absl::StrCat("sync-", ++syncs_);
-    Exec(absl::StrCat("SELECT pg_logical_emit_message(true, 'ferry.test', '", token, "')"));
+    Exec(absl::StrCat("SELECT pg_logical_emit_message(true, 'test.sync', '", token, "')"));
     ASSERT_TRUE(WaitUntil([&] {
       for (const auto& f : target_.fragments()) {
         for (const auto& c : f.changes()) {
@@ -398,6 +401,61 @@ TEST_F(PostgresSourceTest, IdleDatabaseAdvancesAndReportsRetainedWal) {
   EXPECT_LE(*ParseLsn(*confirmed[0][0]), target_.CapturedPosition());
 }
 
+TEST_F(PostgresSourceTest, SchemaChangesAreCapturedAndSigned) {
+  // A capture role that is not a superuser may not install the event triggers: it is told what
+  // to run instead.
+  Exec("CREATE ROLE capturer LOGIN REPLICATION");
+  Exec("CREATE PUBLICATION ferry FOR ALL TABLES WITH (publish_via_partition_root = true)");
+  PostgresSourceOptions as_capturer = Options();
+  as_capturer.dsn = absl::StrReplaceAll(as_capturer.dsn, {{"user=postgres", "user=capturer"}});
+  StartSource(as_capturer);
+  ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
+  absl::Status refused = StopSource();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "only a superuser can install")) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "--print-ddl-capture-sql")) << refused;
+
+  // Installed once by a superuser (twice: the script is idempotent), the role captures.
+  Exec(std::string(DdlCaptureSql()));
+  Exec(std::string(DdlCaptureSql()));
+  StartSource(as_capturer);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }))
+      << run_status_ << " " << source_->Health().last_error;
+  Exec("CREATE TABLE d (id int PRIMARY KEY); ALTER TABLE d ADD COLUMN v text DEFAULT 'x'");
+  Exec(
+      "CREATE TABLE p (id int) PARTITION BY RANGE (id); "
+      "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)");
+  Exec("TRUNCATE p1");
+  Exec("CREATE TEMP TABLE scratch (a int); DROP TABLE scratch");  // temporary: not captured
+  Exec(
+      "GRANT ALL ON d TO capturer; SET ROLE capturer; "
+      "SELECT pg_logical_emit_message(true, 'ferry.ddl', 'DROP TABLE d'); "
+      "SELECT pg_logical_emit_message(true, 'ferry.ddl', '" +
+      std::string(64, '0') + " {\"v\":1}')");
+  Sync();
+  std::vector<std::string> authenticated;
+  int forged = 0;
+  for (const auto& f : target_.fragments()) {
+    for (const auto& c : f.changes()) {
+      if (c.op() != v1::MESSAGE || !absl::StartsWith(c.message_prefix(), "ferry.")) continue;
+      if (!c.message_authenticated()) {
+        ++forged;
+        continue;
+      }
+      authenticated.push_back(c.message_prefix() + " " + c.message_content());
+    }
+  }
+  EXPECT_EQ(forged, 2);
+  ASSERT_EQ(authenticated.size(), 6u) << absl::StrJoin(authenticated, "\n");
+  EXPECT_TRUE(absl::StrContains(authenticated[0], "\"tag\": \"CREATE TABLE\"")) << authenticated[0];
+  EXPECT_TRUE(absl::StrContains(authenticated[1], "\"tag\": \"ALTER TABLE\"")) << authenticated[1];
+  EXPECT_TRUE(absl::StrContains(authenticated[1], "\"ordinal\": 1")) << authenticated[1];
+  EXPECT_TRUE(absl::StrContains(authenticated[3], "\"ordinal\": 2")) << authenticated[3];
+  EXPECT_TRUE(absl::StartsWith(authenticated[4], "ferry.truncate ")) << authenticated[4];
+  EXPECT_TRUE(absl::StrContains(authenticated[4], "\"name\": \"p1\"")) << authenticated[4];
+  EXPECT_TRUE(absl::StrContains(authenticated[5], "\"tag\": \"GRANT\"")) << authenticated[5];
+}
+
 TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   Exec("CREATE TABLE t (id int PRIMARY KEY)");
   StartSource(Options());
@@ -507,7 +565,14 @@ TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
     EXPECT_EQ(keyless[i]->last_fragment(), i + 1 == keyless.size());
     for (const auto& c : keyless[i]->changes()) keyless_rows += c.op() == v1::INSERT;
   }
-  EXPECT_EQ(keyless[0]->changes(0).op(), v1::TRUNCATE);
+  // The table's definition (created on the target when missing), then a TRUNCATE.
+  ASSERT_GE(keyless[0]->changes_size(), 2);
+  EXPECT_EQ(keyless[0]->changes(0).op(), v1::MESSAGE);
+  EXPECT_TRUE(keyless[0]->changes(0).message_authenticated());
+  EXPECT_TRUE(absl::StrContains(keyless[0]->changes(0).message_content(),
+                                "CREATE TABLE IF NOT EXISTS public.keyless"))
+      << keyless[0]->changes(0).message_content();
+  EXPECT_EQ(keyless[0]->changes(1).op(), v1::TRUNCATE);
   EXPECT_EQ(keyless_rows, 3000u);
   EXPECT_EQ(ChangesOf(fragments, "empty_t").size(), 1u);  // just its TRUNCATE
   auto state = target_.state();

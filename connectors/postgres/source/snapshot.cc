@@ -10,6 +10,7 @@
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/copy_text.h"
+#include "connectors/postgres/source/table_definition.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
@@ -21,13 +22,17 @@ class TableCopy {
   TableCopy(const SnapshotOptions& options, const SnapshotTable& table, CaptureTarget& target)
       : options_(options), table_(table), target_(target), keyed_(HasUpsertKey(table.relation)) {
     Start();
-    v1::Change* truncate = chunk_.add_changes();
-    truncate->set_op(v1::TRUNCATE);
-    truncate->set_relation_id(table.relation.relation_id());
-    truncate->add_truncate_relation_ids(table.relation.relation_id());
   }
 
   absl::Status Run(PgConnection& conn, const StopSignal& stop) {
+    // The table's definition first (created on the target when missing), then a TRUNCATE.
+    FERRY_ASSIGN_OR_RETURN(std::vector<v1::Change> definition,
+                           DefinitionChanges(conn, table_.table));
+    for (v1::Change& c : definition) *chunk_.add_changes() = std::move(c);
+    v1::Change* truncate = chunk_.add_changes();
+    truncate->set_op(v1::TRUNCATE);
+    truncate->set_relation_id(table_.relation.relation_id());
+    truncate->add_truncate_relation_ids(table_.relation.relation_id());
     std::vector<std::string> columns;
     for (const v1::Column& c : table_.relation.columns())
       columns.push_back(QuoteIdentifier(c.name()));
@@ -197,7 +202,23 @@ absl::Status CopyTables(const SnapshotOptions& options, const std::vector<Snapsh
   // Keyless tables are one fragmented transaction each: one at a time, so their fragments
   // are contiguous in the log.
   FERRY_RETURN_IF_ERROR(CopyWorkers(options, keyless, target, stop).Run(1));
-  return absl::OkStatus();
+  // Foreign keys last, once every table is filled (each is added only when missing).
+  FERRY_ASSIGN_OR_RETURN(auto conn, OpenSnapshotConnection(options));
+  v1::Transaction keys;
+  keys.set_origin_region(options.origin_region);
+  keys.set_source_position(options.consistent_point);
+  keys.set_end_position(options.consistent_point);
+  keys.set_commit_time_us(options.snapshot_time_us);
+  keys.set_snapshot(true);
+  keys.set_last_fragment(true);
+  for (const SnapshotTable& t : tables) {
+    FERRY_ASSIGN_OR_RETURN(std::vector<v1::Change> fks, ForeignKeyChanges(*conn, t.table));
+    for (v1::Change& c : fks) *keys.add_changes() = std::move(c);
+  }
+  if (keys.changes_size() == 0) return absl::OkStatus();
+  std::vector<v1::Transaction> batch;
+  batch.push_back(std::move(keys));
+  return target.Append(std::move(batch), 0);
 }
 
 }  // namespace ferry::pg

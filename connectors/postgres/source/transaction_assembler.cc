@@ -4,15 +4,22 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/source/ddl_capture.h"
 #include "engine/base/status_macros.h"
+#include "spdlog/spdlog.h"
 
 namespace ferry::pg {
 
 TransactionAssembler::TransactionAssembler(const AssemblerOptions& options,
                                            RelationCache* relations, CaptureTarget* target,
                                            Clock* clock)
-    : options_(options), relations_(relations), target_(target), clock_(clock) {}
+    : options_(options),
+      relations_(relations),
+      target_(target),
+      clock_(clock),
+      unauthenticated_log_(clock, absl::Minutes(1)) {}
 
 void TransactionAssembler::Reset() {
   in_transaction_ = false;
@@ -57,6 +64,20 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
     if (dropping_) return absl::OkStatus();
     v1::Change c;
     c.set_op(v1::MESSAGE);
+    if (absl::StartsWith(m->prefix, kFerryMessagePrefix)) {
+      if (std::optional<std::string> payload = VerifyFerryMessage(message_key_, m->content)) {
+        c.set_message_authenticated(true);
+        m->content = std::move(*payload);
+      } else {
+        ++stats_.unauthenticated_messages;
+        if (std::optional<uint64_t> held = unauthenticated_log_.Due("message")) {
+          spdlog::warn(
+              "source transaction {}: a logical message with Ferry's prefix \"{}\" has no valid "
+              "signature; it is carried but never replayed ({} more not logged)",
+              begin_.xid, m->prefix, *held);
+        }
+      }
+    }
     c.set_message_prefix(std::move(m->prefix));
     c.set_message_content(std::move(m->content));
     return AddChange(std::move(c), {});

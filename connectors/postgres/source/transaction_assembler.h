@@ -47,6 +47,7 @@
 #include "connectors/postgres/source/relation_cache.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
+#include "engine/base/log_limiter.h"
 
 namespace ferry::pg {
 
@@ -70,7 +71,8 @@ struct AssemblerStats {
   uint64_t origin_skipped = 0;      // written by Ferry (loop prevention)
   uint64_t fragments = 0;
   uint64_t changes = 0;
-  uint64_t schema_changes = 0;  // Relation messages that changed a known shape
+  uint64_t schema_changes = 0;            // Relation messages that changed a known shape
+  uint64_t unauthenticated_messages = 0;  // "ferry." messages whose signature was wrong
 };
 
 class TransactionAssembler {
@@ -78,6 +80,12 @@ class TransactionAssembler {
   // `relations`, `target` and `clock` must outlive the assembler.
   TransactionAssembler(const AssemblerOptions& options, RelationCache* relations,
                        CaptureTarget* target, Clock* clock);
+
+  // The key Ferry's own messages ("ferry." prefixes) are signed with (ddl_capture.h). A message
+  // with such a prefix whose signature is right is captured with message_authenticated set and
+  // its payload as content; any other (forged, or signed with another key) is captured as a
+  // plain message, which apply never replays, and counted in stats().unauthenticated_messages.
+  void SetMessageKey(std::string key) { message_key_ = std::move(key); }
 
   // Consumes one decoded message. See the class comment for errors.
   [[nodiscard]] absl::Status Handle(PgOutputMessage message);
@@ -122,6 +130,8 @@ class TransactionAssembler {
   RelationCache* const relations_;
   CaptureTarget* const target_;
   Clock* const clock_;
+  std::string message_key_;
+  LogLimiter unauthenticated_log_;
 
   // The open transaction.
   bool in_transaction_ = false;

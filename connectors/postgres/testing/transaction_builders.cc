@@ -1,6 +1,8 @@
 #include "connectors/postgres/testing/transaction_builders.h"
 
 #include "absl/hash/hash.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/pg_messages.pb.h"
 
 namespace ferry::sink_test {
 
@@ -74,6 +76,30 @@ v1::Change Truncate(const std::vector<uint32_t>& rels) {
   c.set_op(v1::TRUNCATE);
   c.set_relation_id(rels.at(0));
   for (uint32_t r : rels) c.add_truncate_relation_ids(r);
+  return c;
+}
+
+v1::Change DdlMessage(const std::string& tag, const std::string& query,
+                      const std::vector<std::pair<std::string, std::string>>& tables,
+                      bool authenticated) {
+  v1::PgDdlMessage m;
+  m.set_v(1);
+  m.set_tag(tag);
+  m.set_ordinal(1);
+  m.set_query(query);
+  m.set_search_path("public");
+  for (const auto& [schema, name] : tables) {
+    v1::PgTableRef* t = m.add_tables();
+    t->set_schema(schema);
+    t->set_name(name);
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(m, &json);
+  v1::Change c;
+  c.set_op(v1::MESSAGE);
+  c.set_message_prefix("ferry.ddl");
+  c.set_message_content(json);
+  c.set_message_authenticated(authenticated);
   return c;
 }
 

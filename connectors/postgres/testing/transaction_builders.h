@@ -38,6 +38,11 @@ v1::Change Update(uint32_t rel, const Values& row, std::optional<Values> old = s
                   bool old_key_only = false);
 v1::Change Delete(uint32_t rel, const Values& old, bool old_key_only = true);
 v1::Change Truncate(const std::vector<uint32_t>& rels);
+// A "ferry.ddl" message as the capture passes it on (proto/pg_messages.proto): `query` holds
+// one statement with tag `tag`; `tables` as (schema, name); `authenticated` as the capture set it.
+v1::Change DdlMessage(const std::string& tag, const std::string& query,
+                      const std::vector<std::pair<std::string, std::string>>& tables,
+                      bool authenticated = true);
 
 v1::Transaction Txn(const std::vector<v1::Relation>& relations,
                     const std::vector<v1::Change>& changes, int64_t commit_time_us = 0);

@@ -1,0 +1,12 @@
+// Ferry's own logical messages on a Postgres source: their prefixes, shared by the capture that
+// checks their signature (connectors/postgres/source/ddl_capture.h) and the sink that replays
+// them (connectors/postgres/sink/ddl_replay.h). Payloads: proto/pg_messages.proto.
+#pragma once
+
+namespace ferry::pg {
+
+inline constexpr char kFerryMessagePrefix[] = "ferry.";
+inline constexpr char kDdlMessagePrefix[] = "ferry.ddl";
+inline constexpr char kTruncateMessagePrefix[] = "ferry.truncate";
+
+}  // namespace ferry::pg

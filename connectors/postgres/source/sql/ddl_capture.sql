@@ -1,0 +1,211 @@
+-- Ferry's schema-change capture on a Postgres source (docs/schema-changes.md).
+--
+-- Event triggers record every DDL command as a signed, transactional logical message
+-- ("ferry.ddl"), at its place in the transaction, so that the standby runs the same command at
+-- the same point of the history; partitions get a trigger that reports their TRUNCATE
+-- ("ferry.truncate"), which publish_via_partition_root does not send. Messages are signed
+-- (HMAC-SHA256 with a key only superusers can read) because any role may call
+-- pg_logical_emit_message: the capture replays only messages whose signature it checked.
+--
+-- ferryd runs this file when it starts as primary and finds it missing or older; that needs a
+-- superuser. Otherwise a superuser runs it once: psql -v ON_ERROR_STOP=1 -f ddl_capture.sql
+-- (ferryd --print-ddl-capture-sql prints it). It is idempotent.
+BEGIN;
+SET LOCAL session_replication_role = replica;  -- event triggers do not see the install itself
+SET LOCAL client_min_messages = warning;
+SELECT pg_advisory_xact_lock(7302719481);       -- one installer at a time
+CREATE SCHEMA IF NOT EXISTS ferry;
+-- The capture role calls ferry.capture_key() and ferry.ensure_truncate_triggers(); what the
+-- schema holds is otherwise closed (the key table) or runs only as a trigger.
+GRANT USAGE ON SCHEMA ferry TO PUBLIC;
+CREATE TABLE IF NOT EXISTS ferry.capture_key (
+  id int PRIMARY KEY CHECK (id = 1), key bytea NOT NULL, inner_pad bytea NOT NULL,
+  outer_pad bytea NOT NULL);
+REVOKE ALL ON ferry.capture_key FROM PUBLIC;
+
+-- The key, for the capture (a role with REPLICATION, which it needs anyway) to check signatures.
+CREATE OR REPLACE FUNCTION ferry.capture_key() RETURNS bytea
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
+                 (rolreplication OR rolsuper)) THEN
+    RAISE EXCEPTION 'only a role with REPLICATION may read Ferry''s capture key'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN (SELECT key FROM ferry.capture_key WHERE id = 1);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ferry.sign_and_emit(prefix text, payload text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  k record;
+BEGIN
+  SELECT inner_pad, outer_pad INTO k FROM ferry.capture_key WHERE id = 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'Ferry''s capture key is missing: start ferryd to install it again';
+  END IF;
+  PERFORM pg_logical_emit_message(true, prefix,
+    encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(payload, getdatabaseencoding()))), 'hex')
+    || ' ' || payload);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ferry.sign_and_emit(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ferry.ddl_caller() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_catalog.set_config('ferry.ddl_caller', pg_catalog.jsonb_build_object(
+    'search_path', pg_catalog.current_setting('search_path'), 'role', current_user)::text, true);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ferry.capture_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  obj record;
+  kept boolean := false;
+  tables jsonb := '[]';
+BEGIN
+  FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE original LOOP
+    IF obj.is_temporary OR obj.schema_name = 'ferry' THEN CONTINUE; END IF;
+    kept := true;
+    IF obj.object_type IN ('table', 'foreign table', 'materialized view') THEN
+      tables := tables || jsonb_build_object('schema', obj.schema_name, 'name', obj.object_name);
+    END IF;
+  END LOOP;
+  PERFORM set_config('ferry.ddl_dropped',
+                     jsonb_build_object('kept', kept, 'tables', tables)::text, true);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ferry.capture_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  caller jsonb;
+  dropped jsonb;
+  state jsonb;
+  run text;
+  n int;
+  cmd record;
+  rel record;
+  kept boolean := false;
+  tables jsonb := '[]';
+  who text;
+BEGIN
+  IF tg_tag LIKE '% PUBLICATION' OR tg_tag LIKE '% SUBSCRIPTION' THEN RETURN; END IF;
+  -- Which command with this tag of the client's query this is (a query may hold several).
+  run := md5(current_query()) || ' ' || statement_timestamp()::text;
+  state := coalesce(nullif(current_setting('ferry.ddl_run', true), ''), '{}')::jsonb;
+  IF state->>'run' IS DISTINCT FROM run THEN
+    state := jsonb_build_object('run', run, 'n', '{}'::jsonb);
+  END IF;
+  n := coalesce((state->'n'->>tg_tag)::int, 0) + 1;
+  state := jsonb_set(state, ARRAY['n', tg_tag], to_jsonb(n));
+  PERFORM set_config('ferry.ddl_run', state::text, false);
+
+  dropped := coalesce(nullif(current_setting('ferry.ddl_dropped', true), ''), '{}')::jsonb;
+  PERFORM set_config('ferry.ddl_dropped', '', true);
+  IF coalesce((dropped->>'kept')::boolean, false) THEN
+    kept := true;
+    tables := tables || coalesce(dropped->'tables', '[]');
+  END IF;
+  FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+    IF cmd.in_extension OR cmd.schema_name = 'ferry' OR cmd.schema_name = 'pg_temp' OR
+       cmd.schema_name LIKE 'pg\_temp\_%' OR cmd.schema_name LIKE 'pg\_toast%' THEN
+      CONTINUE;
+    END IF;
+    kept := true;
+    IF cmd.classid = 'pg_class'::regclass THEN
+      SELECT n.nspname, c.relname, c.relkind INTO rel
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.oid = coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = cmd.objid),
+                              cmd.objid);
+      IF FOUND AND rel.relkind IN ('r', 'p', 'f', 'm') AND NOT tables @> jsonb_build_array(
+           jsonb_build_object('schema', rel.nspname, 'name', rel.relname)) THEN
+        tables := tables || jsonb_build_object('schema', rel.nspname, 'name', rel.relname);
+      END IF;
+    END IF;
+  END LOOP;
+  IF NOT kept THEN RETURN; END IF;
+
+  caller := coalesce(nullif(current_setting('ferry.ddl_caller', true), ''), '{}')::jsonb;
+  who := caller->>'role';
+  IF who IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = who) OR
+     NOT pg_has_role(session_user, who, 'MEMBER') THEN
+    who := session_user;
+  END IF;
+  PERFORM ferry.sign_and_emit('ferry.ddl', jsonb_build_object(
+    'v', 1, 'tag', tg_tag, 'ordinal', n, 'query', current_query(),
+    'search_path', coalesce(caller->>'search_path', ''), 'role', who,
+    'tables', tables)::text);
+
+  -- New partitions get the trigger that reports their TRUNCATE (ferry.capture_truncate).
+  IF tg_tag IN ('CREATE TABLE', 'ALTER TABLE') THEN
+    PERFORM ferry.ensure_truncate_triggers();
+  END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ferry.capture_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  PERFORM ferry.sign_and_emit('ferry.truncate', jsonb_build_object(
+    'v', 1, 'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME)::text);
+  RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ferry.ensure_truncate_triggers() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  part oid;
+  saved_role text := current_setting('session_replication_role');
+BEGIN
+  PERFORM set_config('session_replication_role', 'replica', true);
+  FOR part IN SELECT c.oid FROM pg_class c
+               WHERE c.relispartition AND c.relkind = 'r' AND NOT EXISTS (
+                 SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND
+                                                  t.tgname = 'ferry_capture_truncate') LOOP
+    EXECUTE format('CREATE TRIGGER ferry_capture_truncate AFTER TRUNCATE ON %s FOR EACH '
+                   'STATEMENT EXECUTE FUNCTION ferry.capture_truncate()', part::regclass);
+  END LOOP;
+  PERFORM set_config('session_replication_role', saved_role, true);
+END
+$fn$;
+
+DO $do$
+DECLARE
+  k bytea;
+  inner_pad bytea;
+  outer_pad bytea;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ferry.capture_key) THEN
+    k := decode(md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text), 'hex');
+    inner_pad := k || decode(repeat('00', 32), 'hex');
+    outer_pad := inner_pad;
+    FOR i IN 0..63 LOOP
+      inner_pad := set_byte(inner_pad, i, get_byte(inner_pad, i) # 54);
+      outer_pad := set_byte(outer_pad, i, get_byte(outer_pad, i) # 92);
+    END LOOP;
+    INSERT INTO ferry.capture_key VALUES (1, k, inner_pad, outer_pad);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'ferry_ddl_0_drop') THEN
+    CREATE EVENT TRIGGER ferry_ddl_0_drop ON sql_drop EXECUTE FUNCTION ferry.capture_drop();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'ferry_ddl_1_caller') THEN
+    CREATE EVENT TRIGGER ferry_ddl_1_caller ON ddl_command_end
+      EXECUTE FUNCTION ferry.ddl_caller();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'ferry_ddl_2_capture') THEN
+    CREATE EVENT TRIGGER ferry_ddl_2_capture ON ddl_command_end
+      EXECUTE FUNCTION ferry.capture_ddl();
+  END IF;
+END
+$do$;
+ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
+ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
+ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
+SELECT ferry.ensure_truncate_triggers();
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v1';
+COMMIT;
