@@ -131,6 +131,21 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
                 static_cast<unsigned long long>(r.rpo().records()),
                 static_cast<unsigned long long>(r.rpo().bytes()),
                 Seconds(r.rpo().seconds()).c_str());
+    // Beside the RPO: what the source committed and capture has not taken yet.
+    if (r.uncaptured().known()) {
+      std::printf("uncaptured  %llu bytes, behind %s  (source at %s, measured %s ago)\n",
+                  static_cast<unsigned long long>(r.uncaptured().bytes()),
+                  Seconds(r.uncaptured().seconds()).c_str(),
+                  r.uncaptured().source_position().c_str(),
+                  Seconds(r.uncaptured().measured_seconds_ago()).c_str());
+    } else {
+      std::printf("uncaptured  UNKNOWN (the source's position was not measured yet)\n");
+    }
+    if (r.source().unreplicated_objects() > 0) {
+      std::printf("NOT REPLICATED  %lld large object(s) in the source database\n",
+                  static_cast<long long>(r.source().unreplicated_objects()));
+    }
+    for (const auto& w : r.source().warnings()) std::printf("WARNING     %s\n", w.c_str());
   } else {
     std::printf("inbound     next seq %llu  applied %llu\n",
                 static_cast<unsigned long long>(p.inbound_next_seq()),

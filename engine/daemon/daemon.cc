@@ -379,6 +379,7 @@ v1::StatusReply Daemon::Status() {
       p.source = primary_->source().Health();
       p.shipper = primary_->shipper().status();
       p.capture_error = primary_->capture_error();
+      p.uncaptured = primary_->source().Uncaptured(p.captured_position);
     }
     if (standby_) {
       s.standby = StandbySnapshot{.receiver = standby_->receiver().status(),

@@ -28,6 +28,7 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   auto* peer = r.mutable_peer();
   peer->set_peer_region(s.peer_region);
   r.mutable_source()->set_slot_retained_wal_bytes(-1);
+  r.mutable_source()->set_unreplicated_objects(-1);
 
   if (s.primary.has_value()) {
     const PrimarySnapshot& p = *s.primary;
@@ -40,6 +41,18 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     src->set_snapshot_in_progress(p.source.snapshot_in_progress);
     src->set_slot_retained_wal_bytes(p.source.retained_bytes);
     src->set_slot(p.source.upstream_name);
+    src->set_unreplicated_objects(p.source.unreplicated_objects);
+    for (const std::string& t : p.source.blocked_tables) src->add_blocked_tables(t);
+    for (const std::string& w : p.source.warnings) src->add_warnings(w);
+    auto* un = r.mutable_uncaptured();
+    un->set_known(p.uncaptured.known);
+    if (p.uncaptured.known) {
+      un->set_bytes(p.uncaptured.bytes);
+      un->set_seconds(absl::ToDoubleSeconds(p.uncaptured.behind));
+      un->set_source_position(p.uncaptured.upstream_position);
+      un->set_measured_seconds_ago(
+          std::max(0.0, absl::ToDoubleSeconds(s.now - p.uncaptured.measured_at)));
+    }
 
     const replication::ShipperStatus& sh = p.shipper;
     pos->set_shipped_seq(sh.shipped_next_seq > 0 ? sh.shipped_next_seq - 1 : 0);

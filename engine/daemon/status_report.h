@@ -30,7 +30,8 @@ struct PrimarySnapshot {
   std::string captured_position_text;  // as the source formats it
   SourceHealth source;
   replication::ShipperStatus shipper;
-  std::string capture_error;  // the error the source stopped with; "" while capturing
+  std::string capture_error;    // the error the source stopped with; "" while capturing
+  UncapturedReport uncaptured;  // Source::Uncaptured(captured_position)
 };
 
 // While standby.

@@ -103,6 +103,41 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   EXPECT_EQ(r.source().slot_retained_wal_bytes(), -1);  // no source on a standby
 }
 
+// Issue #14: what the source committed and capture has not taken is shown beside the RPO,
+// which keeps its meaning; the source's warnings (large objects, keyless tables) are shown.
+TEST(StatusReportTest, PrimaryShowsUncapturedBesideTheRpoAndTheSourceWarnings) {
+  StatusSnapshot s = Base(Role::kPrimary);
+  s.outbound = {.first_seq = 1, .next_seq = 11};
+  PrimarySnapshot& p = s.primary.emplace();
+  p.shipper.acked_next_seq = 11;
+  p.shipper.peer_applied_seq = 10;
+  p.uncaptured = {.known = true,
+                  .bytes = 150 << 20,
+                  .behind = absl::Seconds(12),
+                  .upstream_position = "0/9A000000",
+                  .measured_at = kNow - absl::Milliseconds(500)};
+  p.source.unreplicated_objects = 3;
+  p.source.blocked_tables = {"public.nopk"};
+  p.source.warnings = {"table public.nopk has no primary key", "3 large object(s) ..."};
+  v1::StatusReply r = AssembleStatus(s);
+  EXPECT_EQ(r.rpo().records(), 0u);  // the RPO is what the peer lacks of what was captured
+  EXPECT_EQ(r.rpo().bytes(), 0u);
+  EXPECT_TRUE(r.uncaptured().known());
+  EXPECT_EQ(r.uncaptured().bytes(), uint64_t{150} << 20);
+  EXPECT_DOUBLE_EQ(r.uncaptured().seconds(), 12.0);
+  EXPECT_EQ(r.uncaptured().source_position(), "0/9A000000");
+  EXPECT_DOUBLE_EQ(r.uncaptured().measured_seconds_ago(), 0.5);
+  EXPECT_EQ(r.source().unreplicated_objects(), 3);
+  ASSERT_EQ(r.source().blocked_tables_size(), 1);
+  EXPECT_EQ(r.source().blocked_tables(0), "public.nopk");
+  EXPECT_EQ(r.source().warnings_size(), 2);
+
+  p.uncaptured = {};  // never measured: said so, not shown as 0
+  r = AssembleStatus(s);
+  EXPECT_FALSE(r.uncaptured().known());
+  EXPECT_EQ(r.uncaptured().source_position(), "");
+}
+
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {
   StatusSnapshot s = Base(Role::kPrimary);
   s.state.phase = RegionPhase::kFenced;
