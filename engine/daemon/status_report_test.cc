@@ -34,6 +34,13 @@ TEST(StatusReportTest, PrimaryReportsRpoAndLagFromTheOldestPendingRecord) {
   p.shipper.peer_applied_seq = 80;
   p.shipper.unacked_records = 10;
   p.shipper.unacked_bytes = 500;
+  // Record k of the outbound log holds k bytes: bytes are summed, never averaged.
+  s.bytes_from = [](bool outbound, uint64_t seq) -> uint64_t {
+    EXPECT_TRUE(outbound);
+    uint64_t sum = 0;
+    for (uint64_t k = seq; k <= 100; ++k) sum += k;
+    return sum;
+  };
   // Record 91 was committed 3 s ago, record 81 7 s ago.
   s.record_time_us = [](bool outbound, uint64_t seq) -> int64_t {
     EXPECT_TRUE(outbound);
@@ -56,7 +63,8 @@ TEST(StatusReportTest, PrimaryReportsRpoAndLagFromTheOldestPendingRecord) {
   EXPECT_DOUBLE_EQ(r.rpo().seconds(), 3.0);
   EXPECT_EQ(r.apply_lag().records(), 20u);  // 81..100 not applied at the peer
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 7.0);
-  EXPECT_EQ(r.apply_lag().bytes(), 20u * 50);
+  EXPECT_EQ(r.apply_lag().bytes(), (81u + 100u) * 20u / 2);  // records 81..100, exact
+  EXPECT_EQ(r.rpo().bytes(), 500u);
   EXPECT_EQ(r.peer().address(), "10.0.0.2:7401");
   EXPECT_TRUE(r.peer().connected());
 }
@@ -86,14 +94,21 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   sb.apply.stopped_tables[TableName{"public", "t"}] = {.seq = 33, .reason = "column x missing"};
   s.record_time_us = [](bool outbound, uint64_t seq) -> int64_t {
     EXPECT_FALSE(outbound);
-    return seq == 41 ? absl::ToUnixMicros(kNow - absl::Milliseconds(1500)) : 0;
+    return seq == 33 ? absl::ToUnixMicros(kNow - absl::Milliseconds(1500)) : 0;
+  };
+  s.bytes_from = [](bool outbound, uint64_t seq) -> uint64_t {
+    EXPECT_FALSE(outbound);
+    return (51 - seq) * 7;  // 7 bytes a record
   };
   const v1::StatusReply r = AssembleStatus(s);
   EXPECT_EQ(r.role(), "standby");
   EXPECT_FALSE(r.fenced());  // nothing fences a standby's database yet: status must not say so
   EXPECT_EQ(r.positions().applied_seq(), 40u);
+  // Issue #14: apply lag counts the stopped table: from its first change (33), not from 41.
+  EXPECT_EQ(r.apply_lag().records(), 18u);
+  EXPECT_EQ(r.apply_lag().stopped_tables(), 1u);
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 1.5);
-  EXPECT_EQ(r.apply_lag().bytes(), 100u);
+  EXPECT_EQ(r.apply_lag().bytes(), 18u * 7);
   EXPECT_EQ(r.conflicts(), 2u);
   ASSERT_EQ(r.tables_size(), 1);
   EXPECT_EQ(r.tables(0).table(), "public.t");
@@ -136,6 +151,46 @@ TEST(StatusReportTest, PrimaryShowsUncapturedBesideTheRpoAndTheSourceWarnings) {
   r = AssembleStatus(s);
   EXPECT_FALSE(r.uncaptured().known());
   EXPECT_EQ(r.uncaptured().source_position(), "");
+}
+
+// Issue #14: the primary's status shows the standby's trouble, carried back in its acks: the
+// stopped tables (and the apply lag counts them), conflicts, apply's error, and a standby that
+// applied beyond the end of this log.
+TEST(StatusReportTest, PrimaryShowsTheStandbysStoppedTablesConflictsAndErrors) {
+  StatusSnapshot s = Base(Role::kPrimary);
+  s.outbound = {.first_seq = 10, .next_seq = 101};
+  PrimarySnapshot& p = s.primary.emplace();
+  p.shipper.acked_next_seq = 101;
+  p.shipper.peer_applied_seq = 100;  // everything applied, but for the stopped table
+  p.shipper.peer_apply.known = true;
+  p.shipper.peer_apply.stopped_tables = {{"public.t", "column x missing", 60},
+                                         {"public.u", "conflict", 3}};  // 3: below the log
+  p.shipper.peer_apply.stopped_tables_total = 2;
+  p.shipper.peer_apply.conflicts = 7;
+  p.shipper.peer_apply.last_error = "target down";
+  s.bytes_from = [](bool, uint64_t seq) -> uint64_t { return (101 - seq) * 10; };
+  v1::StatusReply r = AssembleStatus(s);
+  EXPECT_TRUE(r.peer().apply_state_known());
+  ASSERT_EQ(r.peer().stopped_tables_size(), 2);
+  EXPECT_EQ(r.peer().stopped_tables(0).table(), "public.t");
+  EXPECT_EQ(r.peer().stopped_tables(0).reason(), "column x missing");
+  EXPECT_EQ(r.peer().stopped_tables(0).stopped_at_seq(), 60u);
+  EXPECT_EQ(r.peer().conflicts(), 7u);
+  EXPECT_EQ(r.peer().apply_error(), "target down");
+  EXPECT_EQ(r.tables_size(), 0);  // this region's own tables: none stopped
+  EXPECT_EQ(r.conflicts(), 0u);
+  // The lag counts from the earliest stopped change, clamped to this log's first record.
+  EXPECT_EQ(r.apply_lag().records(), 91u);
+  EXPECT_EQ(r.apply_lag().bytes(), 910u);
+  EXPECT_EQ(r.apply_lag().stopped_tables(), 2u);
+  EXPECT_FALSE(r.peer().applied_beyond_log_end());
+
+  p.shipper.peer_apply = {};
+  p.shipper.peer_applied_seq = 150;  // beyond next_seq 101
+  r = AssembleStatus(s);
+  EXPECT_TRUE(r.peer().applied_beyond_log_end());
+  EXPECT_FALSE(r.peer().apply_state_known());
+  EXPECT_EQ(r.apply_lag().records(), 0u);
 }
 
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {

@@ -132,6 +132,19 @@ class StatusCollector final : public prometheus::Collectable {
           is_stopped, {{"table", t.table()}});
     }
     add("ferry_tables_stopped", "Tables whose apply is stopped", G, stopped);
+    // Primary: the standby's trouble, as its receiver reports it (0 on a standby: its own
+    // series above say it).
+    add("ferry_peer_tables_stopped", "Tables the peer's apply has stopped (primary)", G,
+        static_cast<double>(s.peer().stopped_tables_total()));
+    add("ferry_peer_conflicts", "Apply conflicts recorded by the peer (primary)", G,
+        static_cast<double>(s.peer().conflicts()));
+    add("ferry_peer_apply_failed", "1 when the peer's apply stopped for good (primary)", G,
+        s.peer().apply_failed());
+    add("ferry_peer_applied_beyond_log_end",
+        "1 when the peer applied beyond the end of this region's outbound log (primary)", G,
+        s.peer().applied_beyond_log_end());
+    add("ferry_lag_stopped_tables", "Stopped tables counted in the apply lag", G,
+        static_cast<double>(s.apply_lag().stopped_tables()));
     return out;
   }
 
