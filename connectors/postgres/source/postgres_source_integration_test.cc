@@ -1,5 +1,8 @@
 // Integration tests of PostgresSource against a real Postgres 15 (tests/support/pg_cluster.h).
 // One cluster for the suite; every test works in its own database, publication and slot.
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -427,6 +430,9 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
 }
 
 TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
+  // Issue #14: a lost source connection is a log line, not only a field of Health().
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  spdlog::default_logger()->sinks().push_back(lines);
   Exec("CREATE TABLE t (id int PRIMARY KEY)");
   StartSource(Options());
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
@@ -439,6 +445,14 @@ TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
   for (const auto& c : ChangesOf(fragments, "t")) ++seen[c.change->new_tuple().values(0).text()];
   EXPECT_EQ(seen.size(), 100u);
   for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << "id " << id << " captured " << n << " times";
+  ASSERT_TRUE(StopSource().ok());
+  spdlog::default_logger()->sinks().pop_back();
+  bool logged = false;
+  for (const std::string& line : lines->last_formatted()) {
+    logged |= absl::StrContains(line, "postgres source: lost the replication connection") &&
+              absl::StrContains(line, absl::StrCat("slot s_", db_));
+  }
+  EXPECT_TRUE(logged) << "no log line for the lost connection";
 }
 
 TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
@@ -590,6 +604,18 @@ TEST_F(PostgresSourceTest, UncapturedGrowsWhileTheSlotIsDropped) {
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
   Sync();
   ASSERT_TRUE(StopSource().ok());
+  // The walsender ends a moment after the source closed its connection (polled; WaitUntil
+  // stops at once once the source is done).
+  bool inactive = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       !inactive && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+    auto active = cluster_->QueryValue(
+        absl::StrCat("SELECT active::text FROM pg_replication_slots WHERE slot_name = 's_", db_,
+                     "'"),
+        db_);
+    inactive = active.ok() && active->has_value() && **active == "false";
+  }
+  ASSERT_TRUE(inactive);
   Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
   Exec("INSERT INTO t SELECT generate_series(1, 5000)");
   auto lsn_text = cluster_->QueryValue("SELECT pg_current_wal_lsn()::text", db_);
