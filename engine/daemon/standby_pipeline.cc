@@ -6,11 +6,7 @@
 namespace ferry {
 
 ferry::v1::PeerApplyState PeerApplyStateOf(const ApplyStatus& status) {
-  auto cut = [](const std::string& s) {
-    return s.size() <= replication::PeerApplyReport::kMaxText
-               ? s
-               : s.substr(0, replication::PeerApplyReport::kMaxText);  // the shipper re-cuts
-  };
+  auto cut = [](const std::string& s) { return replication::PeerApplyReport::Cut(s); };
   ferry::v1::PeerApplyState state;
   for (const auto& [name, stop] : status.stopped_tables) {
     if (static_cast<size_t>(state.stopped_tables_size()) >=

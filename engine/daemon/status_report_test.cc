@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/daemon/standby_pipeline.h"
+
 namespace ferry {
 namespace {
 
@@ -191,6 +196,29 @@ TEST(StatusReportTest, PrimaryShowsTheStandbysStoppedTablesConflictsAndErrors) {
   EXPECT_TRUE(r.peer().applied_beyond_log_end());
   EXPECT_FALSE(r.peer().apply_state_known());
   EXPECT_EQ(r.apply_lag().records(), 0u);
+}
+
+// What a standby sends of its apply state stays small and valid UTF-8 whatever apply holds:
+// 100 tables at most (the total counted), every text cut at a character boundary.
+TEST(StatusReportTest, StandbySendsABoundedApplyState) {
+  ApplyStatus a;
+  std::string reason;
+  for (int i = 0; i < 1700; ++i) reason.append("\xe2\x82\xac", 3);  // €, 3 bytes
+  for (int i = 0; i < 250; ++i) {
+    a.stopped_tables[TableName{"public", absl::StrCat("t", i)}] = {.seq = 10u + i,
+                                                                   .reason = reason};
+  }
+  a.conflicts = 9;
+  a.last_error = reason;
+  const v1::PeerApplyState state = PeerApplyStateOf(a);
+  EXPECT_EQ(state.stopped_tables_size(), 100);
+  EXPECT_EQ(state.stopped_tables_total(), 250u);
+  EXPECT_EQ(state.conflicts(), 9u);
+  EXPECT_LE(state.last_error().size(), replication::PeerApplyReport::kMaxText + 3);
+  // 1024 is not a multiple of 3: a byte cut would have split a character.
+  EXPECT_EQ((state.last_error().size() - 3) % 3, 0u);
+  v1::PeerApplyState parsed;
+  EXPECT_TRUE(parsed.ParseFromString(state.SerializeAsString()));  // valid UTF-8 parses
 }
 
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {

@@ -157,31 +157,24 @@ absl::Status Shipper::TrimAcknowledged(uint64_t keep_records) {
   return outbound_->TrimBelow(acked - keep_records);
 }
 
-namespace {
-
-// `text` cut to at most `max` bytes without splitting a UTF-8 character (a cut string must stay
-// valid UTF-8: it goes into the admin API's proto3 strings).
-std::string CutUtf8(const std::string& text, size_t max) {
-  if (text.size() <= max) return text;
-  size_t n = max;
+std::string PeerApplyReport::Cut(const std::string& text) {
+  if (text.size() <= kMaxText) return text;
+  size_t n = kMaxText;
   while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
   return text.substr(0, n) + "...";
 }
-
-}  // namespace
 
 PeerApplyReport PeerApplyReport::From(const ferry::v1::PeerApplyState& state) {
   PeerApplyReport r;
   r.known = true;
   for (const auto& t : state.stopped_tables()) {
     if (r.stopped_tables.size() >= kMaxTables) break;
-    r.stopped_tables.push_back(
-        {CutUtf8(t.table(), kMaxText), CutUtf8(t.reason(), kMaxText), t.seq()});
+    r.stopped_tables.push_back({Cut(t.table()), Cut(t.reason()), t.seq()});
   }
   r.stopped_tables_total =
       std::max<uint64_t>(state.stopped_tables_total(), state.stopped_tables_size());
   r.conflicts = state.conflicts();
-  r.last_error = CutUtf8(state.last_error(), kMaxText);
+  r.last_error = Cut(state.last_error());
   r.failed = state.failed();
   return r;
 }

@@ -111,6 +111,9 @@ struct PeerApplyReport {
 
   // The sanitized report of what a peer sent.
   static PeerApplyReport From(const ferry::v1::PeerApplyState& state);
+  // `text` cut to at most kMaxText bytes at a UTF-8 character boundary, "..." appended when cut
+  // (a proto3 string must stay valid UTF-8, or the frame carrying it does not parse).
+  static std::string Cut(const std::string& text);
 };
 
 // A snapshot for the admin API and metrics. Sequences are exclusive bounds ("next").
