@@ -190,6 +190,69 @@ TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
   }
 }
 
+std::string ReadLog(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream log;
+  log << in.rdbuf();
+  return log.str();
+}
+
+// Issue #14 item 11: a table without a primary key created while ferryd runs, under the
+// publication's FOR ALL TABLES. Postgres refuses the application's UPDATE on it until it has a
+// replica identity; Ferry (postgres.keyless_tables: replica_identity_full, the default) sets
+// REPLICA IDENTITY FULL within about a second, logs it, and the table's updates and deletes
+// then replicate. Fails before the change: the UPDATE failed for good and nothing said so.
+TEST_F(ReplicationE2ETest, KeylessTableCreatedWhileRunningTakesUpdatesThatReplicate) {
+  StartRegions();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  ASSERT_TRUE(
+      east()
+          .Exec("CREATE TABLE nopk (x int, y text); INSERT INTO nopk VALUES (1, 'a'), (2, 'b')")
+          .ok());
+  absl::Status update = absl::UnknownError("not tried");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       !update.ok() && absl::Now() < deadline;) {
+    update = east().Exec("UPDATE nopk SET y = 'c' WHERE x = 1");
+    if (!update.ok()) {
+      ASSERT_NE(std::string(update.message()).find("replica identity"), std::string::npos)
+          << update;
+      absl::SleepFor(absl::Milliseconds(100));  // polling until Ferry's check ran
+    }
+  }
+  ASSERT_TRUE(update.ok()) << update;
+  ASSERT_TRUE(east().Exec("DELETE FROM nopk WHERE x = 2").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"nopk"}, absl::Seconds(60)).ok());
+  auto rows = west().QueryValue("SELECT string_agg(x || '=' || y, ',') FROM nopk");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->value_or(""), "1=c");
+  EXPECT_NE(ReadLog(regions_->log_path(Region::kEast)).find("set REPLICA IDENTITY FULL on it"),
+            std::string::npos);
+  auto status = regions_->Status(Region::kEast);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->source().blocked_tables_size(), 0);
+}
+
+// Issue #14: a lost source or target database connection is a log line, not only a field of
+// status. The standby's Postgres restarts (apply's connection is lost), then the primary's
+// (capture's replication connection is lost); both recover and nothing is lost.
+TEST_F(ReplicationE2ETest, LostDatabaseConnectionsAreLogLines) {
+  StartRegions();
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  ASSERT_TRUE(west().Restart(PgCluster::StopMode::kImmediate).ok());
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 7 WHERE id = 7").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  ASSERT_TRUE(east().Restart(PgCluster::StopMode::kImmediate).ok());
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 8 WHERE id = 8").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  const std::string west_log = ReadLog(regions_->log_path(Region::kWest));
+  EXPECT_TRUE(west_log.find("apply: retrying inbound seqs") != std::string::npos ||
+              west_log.find("apply: cannot start, retrying") != std::string::npos)
+      << "no log line for the lost target connection";
+  EXPECT_NE(ReadLog(regions_->log_path(Region::kEast))
+                .find("postgres source: lost the replication connection to the source database"),
+            std::string::npos);
+}
+
 // What a load balancer or a DNS failover record polls, on real ferryd processes.
 TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
   StartRegions();
