@@ -131,21 +131,66 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
                 static_cast<unsigned long long>(r.rpo().records()),
                 static_cast<unsigned long long>(r.rpo().bytes()),
                 Seconds(r.rpo().seconds()).c_str());
+    // Beside the RPO: what the source committed and capture has not taken yet.
+    if (r.uncaptured().known()) {
+      std::printf("uncaptured  %llu bytes, behind %s  (source at %s, measured %s ago)\n",
+                  static_cast<unsigned long long>(r.uncaptured().bytes()),
+                  Seconds(r.uncaptured().seconds()).c_str(),
+                  r.uncaptured().source_position().c_str(),
+                  Seconds(r.uncaptured().measured_seconds_ago()).c_str());
+    } else {
+      std::printf("uncaptured  UNKNOWN (the source's position was not measured yet)\n");
+    }
+    if (r.source().unreplicated_objects() > 0) {
+      std::printf("NOT REPLICATED  %lld large object(s) in the source database\n",
+                  static_cast<long long>(r.source().unreplicated_objects()));
+    }
+    for (const auto& w : r.source().warnings()) std::printf("WARNING     %s\n", w.c_str());
   } else {
     std::printf("inbound     next seq %llu  applied %llu\n",
                 static_cast<unsigned long long>(p.inbound_next_seq()),
                 static_cast<unsigned long long>(p.applied_seq()));
   }
-  std::printf("apply lag   %llu records, %llu bytes, %s\n",
+  std::printf("apply lag   %llu records, %llu bytes, %s%s\n",
               static_cast<unsigned long long>(r.apply_lag().records()),
               static_cast<unsigned long long>(r.apply_lag().bytes()),
-              Seconds(r.apply_lag().seconds()).c_str());
+              Seconds(r.apply_lag().seconds()).c_str(),
+              r.apply_lag().stopped_tables() > 0
+                  ? absl::StrFormat("  (counting %u STOPPED table(s) from their first change)",
+                                    r.apply_lag().stopped_tables())
+                        .c_str()
+                  : "");
   // While connected, the last error is history: show it only while the peer is away.
   const bool show_peer_error = !r.peer().connected() && !r.peer().last_error().empty();
   std::printf("peer        %s  %s%s\n", r.peer().address().c_str(),
               r.peer().connected() ? "connected" : "DISCONNECTED",
               show_peer_error ? (" error: " + r.peer().last_error()).c_str() : "");
-  std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
+  if (r.role() == "primary") {
+    // The standby's trouble, as its receiver reported it.
+    const auto& peer = r.peer();
+    if (!peer.apply_state_known()) {
+      std::printf("peer apply  not reported yet\n");
+    } else {
+      std::printf("peer apply  %llu table(s) stopped, %llu conflicts%s%s\n",
+                  static_cast<unsigned long long>(peer.stopped_tables_total()),
+                  static_cast<unsigned long long>(peer.conflicts()),
+                  peer.apply_failed() ? "  FAILED" : "",
+                  peer.apply_error().empty() ? "" : ("  error: " + peer.apply_error()).c_str());
+    }
+    if (peer.applied_beyond_log_end()) {
+      std::printf(
+          "PEER APPLIED BEYOND THIS LOG'S END: the standby applied sequence %llu, this log ends "
+          "at %llu: its database holds changes this region's log does not\n",
+          static_cast<unsigned long long>(p.peer_applied_seq()),
+          static_cast<unsigned long long>(p.outbound_next_seq()));
+    }
+    for (const auto& t : peer.stopped_tables()) {
+      std::printf("peer table  %s STOPPED at seq %llu: %s\n", t.table().c_str(),
+                  static_cast<unsigned long long>(t.stopped_at_seq()), t.reason().c_str());
+    }
+  } else {
+    std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
+  }
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
   if (r.tables_size() > 0) {
     std::printf("\n%-40s %-8s %-10s %s\n", "TABLE", "STATE", "AT SEQ", "REASON");

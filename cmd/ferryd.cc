@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
     o.tables = pg.tables;
     o.origin_region = c.region;
     o.snapshot = pg.snapshot;
+    o.keyless_tables = pg.keyless_tables;
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));

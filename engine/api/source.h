@@ -105,6 +105,28 @@ struct SourceHealth {
   std::string last_error;           // empty when healthy
   bool snapshot_in_progress = false;
   std::string upstream_name;  // what the source reads from upstream (Postgres: the slot)
+  // What upstream holds that this source does not replicate, as last counted (Postgres: large
+  // objects, lo_*); -1 unknown or not applicable.
+  int64_t unreplicated_objects = -1;
+  // Tables whose writes upstream fail or are not captured because of how they are defined
+  // (Postgres: tables of the publication without a usable replica identity), "schema.name".
+  std::vector<std::string> blocked_tables;
+  // Conditions an operator must see, each a complete sentence naming what and what to do
+  // (the same sentences are logged, rate limited). Empty when none.
+  std::vector<std::string> warnings;
+};
+
+// What upstream has committed that is not captured yet (Source::Uncaptured).
+struct UncapturedReport {
+  bool known = false;  // false: never measured (upstream unreachable since start)
+  // Upstream data between `captured_position` and upstream's current position (Postgres: WAL
+  // bytes between the captured LSN and pg_current_wal_lsn()), as of measured_at.
+  uint64_t bytes = 0;
+  // How long upstream has held data that is still not captured: from the first measurement that
+  // saw upstream beyond the captured position to the last measurement (0 when caught up).
+  absl::Duration behind = absl::ZeroDuration();
+  std::string upstream_position;  // upstream's position at measured_at, as operators write it
+  absl::Time measured_at = absl::InfinitePast();
 };
 
 class Source {
@@ -118,6 +140,13 @@ class Source {
   // A position as the source's operators write it (Postgres: "16/B374D848"). Positions are
   // opaque to the engine; it shows them only through this.
   virtual std::string FormatPosition(uint64_t position) const { return std::to_string(position); }
+  // What upstream holds beyond `captured_position` (the engine's CapturedPosition()), from the
+  // source's last measurement of upstream (sources measure on their own schedule, also while
+  // capture is stopped or stuck). Thread-safe. Default: not known.
+  virtual UncapturedReport Uncaptured(uint64_t captured_position) const {
+    (void)captured_position;
+    return {};
+  }
 };
 
 }  // namespace ferry

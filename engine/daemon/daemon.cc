@@ -365,6 +365,10 @@ v1::StatusReply Daemon::Status() {
   s.inbound = inbound_->stats();
   s.peer_region = config_.peer.region;
   s.peer_address = config_.peer.replication.ToString();
+  s.bytes_from = [this](bool outbound, uint64_t seq) -> uint64_t {
+    absl::StatusOr<uint64_t> bytes = (outbound ? *outbound_ : *inbound_).PayloadBytesFrom(seq);
+    return bytes.ok() ? *bytes : 0;
+  };
   s.record_time_us = [this](bool outbound, uint64_t seq) -> int64_t {
     auto records = (outbound ? *outbound_ : *inbound_).Read(seq, 1, 1);
     return records.ok() && !records->empty() ? RecordTimeUs(records->front()) : 0;
@@ -379,6 +383,7 @@ v1::StatusReply Daemon::Status() {
       p.source = primary_->source().Health();
       p.shipper = primary_->shipper().status();
       p.capture_error = primary_->capture_error();
+      p.uncaptured = primary_->source().Uncaptured(p.captured_position);
     }
     if (standby_) {
       s.standby = StandbySnapshot{.receiver = standby_->receiver().status(),

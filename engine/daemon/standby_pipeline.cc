@@ -1,18 +1,46 @@
 #include "engine/daemon/standby_pipeline.h"
 
 #include "engine/base/status_macros.h"
+#include "engine/replication/shipper.h"
 
 namespace ferry {
+
+ferry::v1::PeerApplyState PeerApplyStateOf(const ApplyStatus& status) {
+  auto cut = [](const std::string& s) { return replication::PeerApplyReport::Cut(s); };
+  ferry::v1::PeerApplyState state;
+  for (const auto& [name, stop] : status.stopped_tables) {
+    if (static_cast<size_t>(state.stopped_tables_size()) >=
+        replication::PeerApplyReport::kMaxTables) {
+      break;
+    }
+    auto* t = state.add_stopped_tables();
+    t->set_table(cut(name.ToString()));
+    t->set_reason(cut(stop.reason));
+    t->set_seq(stop.seq);
+  }
+  state.set_stopped_tables_total(status.stopped_tables.size());
+  state.set_conflicts(status.conflicts);
+  state.set_last_error(cut(status.last_error));
+  state.set_failed(status.failed);
+  return state;
+}
 
 absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
     StandbyPipelineOptions options, DurableLog* inbound, std::unique_ptr<Sink> sink) {
   options.apply.clock = options.clock;
   std::unique_ptr<StandbyPipeline> p(new StandbyPipeline(inbound, options.clock));
   p->sink_ = std::move(sink);
+  options.receiver.apply_state =
+      [apply = &p->apply_for_peer_]() -> std::optional<ferry::v1::PeerApplyState> {
+    const ApplyScheduler* a = apply->load();
+    if (a == nullptr) return std::nullopt;
+    return PeerApplyStateOf(a->status());
+  };
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
   FERRY_ASSIGN_OR_RETURN(p->server_,
                          replication::ReplicationServer::Start(options.server, p->receiver_.get()));
   FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
+  p->apply_for_peer_.store(p->apply_.get());
   if (options.start_paused) p->SetPaused(true);
   return p;
 }

@@ -16,7 +16,9 @@
 //   standby->Stop(clock->Now() + absl::Seconds(20));
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -39,6 +41,10 @@ struct StandbyPipelineOptions {
   // Time for Stop()'s deadline; also given to apply (options.apply.clock). Not owned.
   Clock* clock = Clock::Real();
 };
+
+// What the receiver carries back to the primary of apply's state (proto/replication.md,
+// PeerApplyState): at most PeerApplyReport::kMaxTables stopped tables, texts cut.
+ferry::v1::PeerApplyState PeerApplyStateOf(const ApplyStatus& status);
 
 class StandbyPipeline {
  public:
@@ -71,6 +77,9 @@ class StandbyPipeline {
   std::unique_ptr<replication::Receiver> receiver_;
   std::unique_ptr<replication::ReplicationServer> server_;
   std::unique_ptr<ApplyScheduler> apply_;
+
+  // apply_ once it runs, for the receiver's apply_state callback (the receiver starts first).
+  std::atomic<const ApplyScheduler*> apply_for_peer_{nullptr};
 
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

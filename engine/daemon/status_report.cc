@@ -1,6 +1,7 @@
 #include "engine/daemon/status_report.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace ferry {
 
@@ -28,6 +29,7 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   auto* peer = r.mutable_peer();
   peer->set_peer_region(s.peer_region);
   r.mutable_source()->set_slot_retained_wal_bytes(-1);
+  r.mutable_source()->set_unreplicated_objects(-1);
 
   if (s.primary.has_value()) {
     const PrimarySnapshot& p = *s.primary;
@@ -40,6 +42,18 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     src->set_snapshot_in_progress(p.source.snapshot_in_progress);
     src->set_slot_retained_wal_bytes(p.source.retained_bytes);
     src->set_slot(p.source.upstream_name);
+    src->set_unreplicated_objects(p.source.unreplicated_objects);
+    for (const std::string& t : p.source.blocked_tables) src->add_blocked_tables(t);
+    for (const std::string& w : p.source.warnings) src->add_warnings(w);
+    auto* un = r.mutable_uncaptured();
+    un->set_known(p.uncaptured.known);
+    if (p.uncaptured.known) {
+      un->set_bytes(p.uncaptured.bytes);
+      un->set_seconds(absl::ToDoubleSeconds(p.uncaptured.behind));
+      un->set_source_position(p.uncaptured.upstream_position);
+      un->set_measured_seconds_ago(
+          std::max(0.0, absl::ToDoubleSeconds(s.now - p.uncaptured.measured_at)));
+    }
 
     const replication::ShipperStatus& sh = p.shipper;
     pos->set_shipped_seq(sh.shipped_next_seq > 0 ? sh.shipped_next_seq - 1 : 0);
@@ -55,15 +69,32 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
         sh.unacked_records == 0
             ? 0
             : age_seconds(true, std::max<uint64_t>(sh.acked_next_seq, s.outbound.first_seq)));
-    const uint64_t applied_next = std::max<uint64_t>(sh.peer_applied_seq + 1, s.outbound.first_seq);
-    const uint64_t pending =
-        s.outbound.next_seq > applied_next ? s.outbound.next_seq - applied_next : 0;
-    r.mutable_apply_lag()->set_records(pending);
-    if (s.outbound.appended_records > 0) {
-      r.mutable_apply_lag()->set_bytes(pending *
-                                       (s.outbound.appended_bytes / s.outbound.appended_records));
+    // The standby's trouble, as its receiver last reported it.
+    const replication::PeerApplyReport& pa = sh.peer_apply;
+    peer->set_apply_state_known(pa.known);
+    uint64_t lag_from = std::max<uint64_t>(sh.peer_applied_seq + 1, s.outbound.first_seq);
+    for (const auto& t : pa.stopped_tables) {
+      auto* table = peer->add_stopped_tables();
+      table->set_table(t.table);
+      table->set_state("stopped");
+      table->set_reason(t.reason);
+      table->set_stopped_at_seq(t.seq);
+      // A stopped table's changes are not applied: the lag counts from the earliest of them
+      // (a peer's seq is clamped to this log's bounds).
+      lag_from = std::min(lag_from, std::max(t.seq, s.outbound.first_seq));
     }
-    r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : age_seconds(true, applied_next));
+    peer->set_stopped_tables_total(pa.stopped_tables_total);
+    peer->set_conflicts(pa.conflicts);
+    peer->set_apply_error(pa.last_error);
+    peer->set_apply_failed(pa.failed);
+    peer->set_applied_beyond_log_end(sh.peer_applied_seq > 0 &&
+                                     sh.peer_applied_seq >= s.outbound.next_seq);
+    const uint64_t pending = s.outbound.next_seq > lag_from ? s.outbound.next_seq - lag_from : 0;
+    r.mutable_apply_lag()->set_records(pending);
+    r.mutable_apply_lag()->set_stopped_tables(static_cast<uint32_t>(
+        std::min<uint64_t>(pa.stopped_tables_total, std::numeric_limits<uint32_t>::max())));
+    if (pending > 0 && s.bytes_from) r.mutable_apply_lag()->set_bytes(s.bytes_from(true, lag_from));
+    r.mutable_apply_lag()->set_seconds(pending == 0 ? 0 : age_seconds(true, lag_from));
   }
   if (s.standby.has_value()) {
     const replication::ReceiverStatus& rc = s.standby->receiver;
@@ -73,14 +104,18 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     if (!rc.peer_region.empty()) peer->set_peer_region(rc.peer_region);
     const ApplyStatus& a = s.standby->apply;
     pos->set_applied_seq(a.applied_seq);
-    r.mutable_apply_lag()->set_records(a.lag_records);
-    // Bytes are estimated at the inbound log's average record size since start.
-    if (s.inbound.appended_records > 0) {
-      r.mutable_apply_lag()->set_bytes(a.lag_records *
-                                       (s.inbound.appended_bytes / s.inbound.appended_records));
+    // A stopped table's changes are not applied: the lag counts from the earliest of them.
+    uint64_t lag_from = a.applied_seq + 1;
+    for (const auto& [name, stop] : a.stopped_tables) {
+      lag_from = std::min(lag_from, std::max(stop.seq, s.inbound.first_seq));
     }
-    r.mutable_apply_lag()->set_seconds(a.lag_records == 0 ? 0
-                                                          : age_seconds(false, a.applied_seq + 1));
+    const uint64_t lag_records = a.lag_records + (a.applied_seq + 1 - lag_from);
+    r.mutable_apply_lag()->set_records(lag_records);
+    r.mutable_apply_lag()->set_stopped_tables(static_cast<uint32_t>(a.stopped_tables.size()));
+    if (lag_records > 0 && s.bytes_from) {
+      r.mutable_apply_lag()->set_bytes(s.bytes_from(false, lag_from));
+    }
+    r.mutable_apply_lag()->set_seconds(lag_records == 0 ? 0 : age_seconds(false, lag_from));
     r.set_conflicts(a.conflicts);
     if (!a.last_error.empty()) r.set_last_error(a.last_error);
     for (const auto& [name, stop] : a.stopped_tables) {

@@ -30,7 +30,8 @@ struct PrimarySnapshot {
   std::string captured_position_text;  // as the source formats it
   SourceHealth source;
   replication::ShipperStatus shipper;
-  std::string capture_error;  // the error the source stopped with; "" while capturing
+  std::string capture_error;    // the error the source stopped with; "" while capturing
+  UncapturedReport uncaptured;  // Source::Uncaptured(captured_position)
 };
 
 // While standby.
@@ -55,6 +56,9 @@ struct StatusSnapshot {
   // The source commit (or heartbeat) time in microseconds of the record at `seq` of the
   // outbound (true) or inbound (false) log; 0 when unknown. Used for lag and RPO seconds.
   std::function<int64_t(bool outbound, uint64_t seq)> record_time_us;
+  // Payload bytes of the records from `seq` to the end of the outbound (true) or inbound
+  // (false) log (DurableLog::PayloadBytesFrom); 0 when unknown. Used for lag bytes.
+  std::function<uint64_t(bool outbound, uint64_t seq)> bytes_from;
 };
 
 v1::StatusReply AssembleStatus(const StatusSnapshot& s);

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/daemon/standby_pipeline.h"
+
 namespace ferry {
 namespace {
 
@@ -34,6 +39,13 @@ TEST(StatusReportTest, PrimaryReportsRpoAndLagFromTheOldestPendingRecord) {
   p.shipper.peer_applied_seq = 80;
   p.shipper.unacked_records = 10;
   p.shipper.unacked_bytes = 500;
+  // Record k of the outbound log holds k bytes: bytes are summed, never averaged.
+  s.bytes_from = [](bool outbound, uint64_t seq) -> uint64_t {
+    EXPECT_TRUE(outbound);
+    uint64_t sum = 0;
+    for (uint64_t k = seq; k <= 100; ++k) sum += k;
+    return sum;
+  };
   // Record 91 was committed 3 s ago, record 81 7 s ago.
   s.record_time_us = [](bool outbound, uint64_t seq) -> int64_t {
     EXPECT_TRUE(outbound);
@@ -56,7 +68,8 @@ TEST(StatusReportTest, PrimaryReportsRpoAndLagFromTheOldestPendingRecord) {
   EXPECT_DOUBLE_EQ(r.rpo().seconds(), 3.0);
   EXPECT_EQ(r.apply_lag().records(), 20u);  // 81..100 not applied at the peer
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 7.0);
-  EXPECT_EQ(r.apply_lag().bytes(), 20u * 50);
+  EXPECT_EQ(r.apply_lag().bytes(), (81u + 100u) * 20u / 2);  // records 81..100, exact
+  EXPECT_EQ(r.rpo().bytes(), 500u);
   EXPECT_EQ(r.peer().address(), "10.0.0.2:7401");
   EXPECT_TRUE(r.peer().connected());
 }
@@ -86,14 +99,21 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   sb.apply.stopped_tables[TableName{"public", "t"}] = {.seq = 33, .reason = "column x missing"};
   s.record_time_us = [](bool outbound, uint64_t seq) -> int64_t {
     EXPECT_FALSE(outbound);
-    return seq == 41 ? absl::ToUnixMicros(kNow - absl::Milliseconds(1500)) : 0;
+    return seq == 33 ? absl::ToUnixMicros(kNow - absl::Milliseconds(1500)) : 0;
+  };
+  s.bytes_from = [](bool outbound, uint64_t seq) -> uint64_t {
+    EXPECT_FALSE(outbound);
+    return (51 - seq) * 7;  // 7 bytes a record
   };
   const v1::StatusReply r = AssembleStatus(s);
   EXPECT_EQ(r.role(), "standby");
   EXPECT_FALSE(r.fenced());  // nothing fences a standby's database yet: status must not say so
   EXPECT_EQ(r.positions().applied_seq(), 40u);
+  // Issue #14: apply lag counts the stopped table: from its first change (33), not from 41.
+  EXPECT_EQ(r.apply_lag().records(), 18u);
+  EXPECT_EQ(r.apply_lag().stopped_tables(), 1u);
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 1.5);
-  EXPECT_EQ(r.apply_lag().bytes(), 100u);
+  EXPECT_EQ(r.apply_lag().bytes(), 18u * 7);
   EXPECT_EQ(r.conflicts(), 2u);
   ASSERT_EQ(r.tables_size(), 1);
   EXPECT_EQ(r.tables(0).table(), "public.t");
@@ -101,6 +121,104 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   EXPECT_EQ(r.tables(0).stopped_at_seq(), 33u);
   EXPECT_EQ(r.peer().address(), "10.0.0.1:55000");
   EXPECT_EQ(r.source().slot_retained_wal_bytes(), -1);  // no source on a standby
+}
+
+// Issue #14: what the source committed and capture has not taken is shown beside the RPO,
+// which keeps its meaning; the source's warnings (large objects, keyless tables) are shown.
+TEST(StatusReportTest, PrimaryShowsUncapturedBesideTheRpoAndTheSourceWarnings) {
+  StatusSnapshot s = Base(Role::kPrimary);
+  s.outbound = {.first_seq = 1, .next_seq = 11};
+  PrimarySnapshot& p = s.primary.emplace();
+  p.shipper.acked_next_seq = 11;
+  p.shipper.peer_applied_seq = 10;
+  p.uncaptured = {.known = true,
+                  .bytes = 150 << 20,
+                  .behind = absl::Seconds(12),
+                  .upstream_position = "0/9A000000",
+                  .measured_at = kNow - absl::Milliseconds(500)};
+  p.source.unreplicated_objects = 3;
+  p.source.blocked_tables = {"public.nopk"};
+  p.source.warnings = {"table public.nopk has no primary key", "3 large object(s) ..."};
+  v1::StatusReply r = AssembleStatus(s);
+  EXPECT_EQ(r.rpo().records(), 0u);  // the RPO is what the peer lacks of what was captured
+  EXPECT_EQ(r.rpo().bytes(), 0u);
+  EXPECT_TRUE(r.uncaptured().known());
+  EXPECT_EQ(r.uncaptured().bytes(), uint64_t{150} << 20);
+  EXPECT_DOUBLE_EQ(r.uncaptured().seconds(), 12.0);
+  EXPECT_EQ(r.uncaptured().source_position(), "0/9A000000");
+  EXPECT_DOUBLE_EQ(r.uncaptured().measured_seconds_ago(), 0.5);
+  EXPECT_EQ(r.source().unreplicated_objects(), 3);
+  ASSERT_EQ(r.source().blocked_tables_size(), 1);
+  EXPECT_EQ(r.source().blocked_tables(0), "public.nopk");
+  EXPECT_EQ(r.source().warnings_size(), 2);
+
+  p.uncaptured = {};  // never measured: said so, not shown as 0
+  r = AssembleStatus(s);
+  EXPECT_FALSE(r.uncaptured().known());
+  EXPECT_EQ(r.uncaptured().source_position(), "");
+}
+
+// Issue #14: the primary's status shows the standby's trouble, carried back in its acks: the
+// stopped tables (and the apply lag counts them), conflicts, apply's error, and a standby that
+// applied beyond the end of this log.
+TEST(StatusReportTest, PrimaryShowsTheStandbysStoppedTablesConflictsAndErrors) {
+  StatusSnapshot s = Base(Role::kPrimary);
+  s.outbound = {.first_seq = 10, .next_seq = 101};
+  PrimarySnapshot& p = s.primary.emplace();
+  p.shipper.acked_next_seq = 101;
+  p.shipper.peer_applied_seq = 100;  // everything applied, but for the stopped table
+  p.shipper.peer_apply.known = true;
+  p.shipper.peer_apply.stopped_tables = {{"public.t", "column x missing", 60},
+                                         {"public.u", "conflict", 3}};  // 3: below the log
+  p.shipper.peer_apply.stopped_tables_total = 2;
+  p.shipper.peer_apply.conflicts = 7;
+  p.shipper.peer_apply.last_error = "target down";
+  s.bytes_from = [](bool, uint64_t seq) -> uint64_t { return (101 - seq) * 10; };
+  v1::StatusReply r = AssembleStatus(s);
+  EXPECT_TRUE(r.peer().apply_state_known());
+  ASSERT_EQ(r.peer().stopped_tables_size(), 2);
+  EXPECT_EQ(r.peer().stopped_tables(0).table(), "public.t");
+  EXPECT_EQ(r.peer().stopped_tables(0).reason(), "column x missing");
+  EXPECT_EQ(r.peer().stopped_tables(0).stopped_at_seq(), 60u);
+  EXPECT_EQ(r.peer().conflicts(), 7u);
+  EXPECT_EQ(r.peer().apply_error(), "target down");
+  EXPECT_EQ(r.tables_size(), 0);  // this region's own tables: none stopped
+  EXPECT_EQ(r.conflicts(), 0u);
+  // The lag counts from the earliest stopped change, clamped to this log's first record.
+  EXPECT_EQ(r.apply_lag().records(), 91u);
+  EXPECT_EQ(r.apply_lag().bytes(), 910u);
+  EXPECT_EQ(r.apply_lag().stopped_tables(), 2u);
+  EXPECT_FALSE(r.peer().applied_beyond_log_end());
+
+  p.shipper.peer_apply = {};
+  p.shipper.peer_applied_seq = 150;  // beyond next_seq 101
+  r = AssembleStatus(s);
+  EXPECT_TRUE(r.peer().applied_beyond_log_end());
+  EXPECT_FALSE(r.peer().apply_state_known());
+  EXPECT_EQ(r.apply_lag().records(), 0u);
+}
+
+// What a standby sends of its apply state stays small and valid UTF-8 whatever apply holds:
+// 100 tables at most (the total counted), every text cut at a character boundary.
+TEST(StatusReportTest, StandbySendsABoundedApplyState) {
+  ApplyStatus a;
+  std::string reason;
+  for (int i = 0; i < 1700; ++i) reason.append("\xe2\x82\xac", 3);  // €, 3 bytes
+  for (int i = 0; i < 250; ++i) {
+    a.stopped_tables[TableName{"public", absl::StrCat("t", i)}] = {.seq = 10u + i,
+                                                                   .reason = reason};
+  }
+  a.conflicts = 9;
+  a.last_error = reason;
+  const v1::PeerApplyState state = PeerApplyStateOf(a);
+  EXPECT_EQ(state.stopped_tables_size(), 100);
+  EXPECT_EQ(state.stopped_tables_total(), 250u);
+  EXPECT_EQ(state.conflicts(), 9u);
+  EXPECT_LE(state.last_error().size(), replication::PeerApplyReport::kMaxText + 3);
+  // 1024 is not a multiple of 3: a byte cut would have split a character.
+  EXPECT_EQ((state.last_error().size() - 3) % 3, 0u);
+  v1::PeerApplyState parsed;
+  EXPECT_TRUE(parsed.ParseFromString(state.SerializeAsString()));  // valid UTF-8 parses
 }
 
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
@@ -139,9 +141,24 @@ absl::Status DurableLog::Recover() {
   }
   FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
 
+  // The size index: every retained record's payload size, read once (the values' length;
+  // checksums are verified when a record is read). A missing or truncated record counts 0
+  // here; reading it reports the data loss, as before.
+  RecordSizeIndex sizes(first);
+  for (it->Seek(log_format::EncodeKey(first)); it->Valid(); it->Next()) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t seq, log_format::DecodeKey(it->key().ToStringView()));
+    if (seq >= next) break;
+    if (seq != sizes.next_seq()) sizes.SkipTo(seq);
+    const size_t size = it->value().size();
+    sizes.Add(seq, size >= log_format::kHeaderSize ? size - log_format::kHeaderSize : 0);
+  }
+  FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
+  if (sizes.next_seq() != next) sizes.SkipTo(next);
+
   absl::MutexLock lock(&mu_);
   first_seq_ = first;
   next_seq_ = next;
+  sizes_ = sizes;
   return absl::OkStatus();
 }
 
@@ -254,6 +271,11 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   }
 
   if (status.ok()) {
+    for (Writer* x : group) {
+      if (!x->result.ok()) continue;
+      uint64_t s = *x->result;
+      for (const auto& r : x->request->records) sizes_.Add(s++, r.payload.size());
+    }
     next_seq_ = seq;
     appended_records_ += group_records;
     appended_bytes_ += group_bytes;
@@ -343,6 +365,36 @@ absl::StatusOr<std::vector<LogRecord>> DurableLog::Read(uint64_t from, size_t ma
   return out;
 }
 
+absl::StatusOr<uint64_t> DurableLog::BytesBefore(uint64_t seq) const {
+  // A trim between taking the floor and reading from it moves the floor up: take it again.
+  for (int attempt = 0;; ++attempt) {
+    uint64_t checkpoint, before;
+    {
+      absl::MutexLock lock(&mu_);
+      seq = std::clamp(seq, sizes_.first_seq(), next_seq_);
+      std::tie(checkpoint, before) = sizes_.Floor(seq);
+    }
+    if (checkpoint == seq) return before;
+    absl::StatusOr<std::vector<LogRecord>> records =
+        Read(checkpoint, seq - checkpoint, std::numeric_limits<size_t>::max());
+    if (records.status().code() == absl::StatusCode::kOutOfRange && attempt < 3) continue;
+    if (!records.ok()) return records.status();
+    for (const LogRecord& r : *records) before += r.payload.size();
+    return before;
+  }
+}
+
+absl::StatusOr<uint64_t> DurableLog::PayloadBytesFrom(uint64_t from) const {
+  uint64_t total;
+  {
+    absl::MutexLock lock(&mu_);
+    if (from >= next_seq_) return 0;
+    total = sizes_.total();
+  }
+  FERRY_ASSIGN_OR_RETURN(uint64_t before, BytesBefore(from));
+  return total > before ? total - before : 0;
+}
+
 absl::Status DurableLog::TrimBelow(uint64_t seq) {
   uint64_t first;
   {
@@ -351,6 +403,8 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
     first = first_seq_;
     if (seq <= first) return absl::OkStatus();
   }
+  // Trims run on one thread: nothing else moves first_seq_ meanwhile.
+  FERRY_ASSIGN_OR_RETURN(const uint64_t bytes_before, BytesBefore(seq));
   rocksdb::WriteBatch batch;
   batch.DeleteRange(records_, log_format::EncodeKey(first), log_format::EncodeKey(seq));
   batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
@@ -358,6 +412,7 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
   wo.sync = options_.sync;
   FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
   absl::MutexLock lock(&mu_);
+  if (seq > first_seq_) sizes_.TrimTo(seq, bytes_before);
   first_seq_ = std::max(first_seq_, seq);
   return absl::OkStatus();
 }

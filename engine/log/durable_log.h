@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "engine/base/clock.h"
 #include "engine/log/log_format.h"
+#include "engine/log/record_size_index.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -129,6 +130,12 @@ class DurableLog {
   [[nodiscard]] absl::StatusOr<std::vector<LogRecord>> Read(uint64_t from, size_t max_records,
                                                             size_t max_bytes) const;
 
+  // Payload bytes of the records in [from, next_seq), `from` clamped to [first_seq, next_seq]:
+  // exact, from the size index (record_size_index.h) and at most 63 records (< 1 MiB) read
+  // back. Errors as Read's. What status and metrics report as the bytes of the RPO and of the
+  // apply lag.
+  [[nodiscard]] absl::StatusOr<uint64_t> PayloadBytesFrom(uint64_t from) const;
+
   // Removes every record below `seq` (clamped to next_seq). Idempotent.
   [[nodiscard]] absl::Status TrimBelow(uint64_t seq);
 
@@ -154,6 +161,8 @@ class DurableLog {
   struct Writer;
   explicit DurableLog(const LogOptions& options);
   absl::Status Recover();
+  // Payload bytes of every record below `seq` since the size index's origin.
+  absl::StatusOr<uint64_t> BytesBefore(uint64_t seq) const;
 
   // Constant after Open.
   const LogOptions options_;
@@ -173,6 +182,7 @@ class DurableLog {
   uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t group_commits_ ABSL_GUARDED_BY(mu_) = 0;
+  RecordSizeIndex sizes_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry

@@ -85,6 +85,24 @@ class StatusCollector final : public prometheus::Collectable {
         static_cast<double>(s.apply_lag().bytes()));
     add("ferry_lag_seconds", "Source commit to target apply delay of the oldest pending change", G,
         s.apply_lag().seconds());
+    // Beside the RPO, never in it: committed on the source, not captured yet (primary only; -1
+    // while the source's position is unknown).
+    add("ferry_uncaptured_bytes",
+        "Source bytes committed but not captured yet (Postgres: WAL between the captured LSN "
+        "and pg_current_wal_lsn()); -1 unknown",
+        G,
+        s.uncaptured().known() ? static_cast<double>(s.uncaptured().bytes())
+                               : (s.role() == "primary" ? -1.0 : 0.0));
+    add("ferry_uncaptured_seconds", "How long capture has been behind the source", G,
+        s.uncaptured().seconds());
+    add("ferry_source_unreplicated_objects",
+        "Objects in the source database Ferry does not replicate (Postgres: large objects); -1 "
+        "unknown",
+        G, static_cast<double>(s.source().unreplicated_objects()));
+    add("ferry_source_blocked_tables",
+        "Published tables whose application UPDATE/DELETE fail on the source (no replica "
+        "identity)",
+        G, static_cast<double>(s.source().blocked_tables_size()));
     add("ferry_slot_retained_wal_bytes", "WAL the source database retains for Ferry's slot", G,
         static_cast<double>(s.source().slot_retained_wal_bytes()));
     add("ferry_source_connected", "1 while the source database connection is up", G,
@@ -114,6 +132,19 @@ class StatusCollector final : public prometheus::Collectable {
           is_stopped, {{"table", t.table()}});
     }
     add("ferry_tables_stopped", "Tables whose apply is stopped", G, stopped);
+    // Primary: the standby's trouble, as its receiver reports it (0 on a standby: its own
+    // series above say it).
+    add("ferry_peer_tables_stopped", "Tables the peer's apply has stopped (primary)", G,
+        static_cast<double>(s.peer().stopped_tables_total()));
+    add("ferry_peer_conflicts", "Apply conflicts recorded by the peer (primary)", G,
+        static_cast<double>(s.peer().conflicts()));
+    add("ferry_peer_apply_failed", "1 when the peer's apply stopped for good (primary)", G,
+        s.peer().apply_failed());
+    add("ferry_peer_applied_beyond_log_end",
+        "1 when the peer applied beyond the end of this region's outbound log (primary)", G,
+        s.peer().applied_beyond_log_end());
+    add("ferry_lag_stopped_tables", "Stopped tables counted in the apply lag", G,
+        static_cast<double>(s.apply_lag().stopped_tables()));
     return out;
   }
 

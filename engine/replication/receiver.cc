@@ -54,6 +54,9 @@ struct Receiver::Stream {
   grpc::ServerContext* context = nullptr;
   std::string peer;  // "region@address" for logs
   uint64_t epoch = 0;
+  // The apply state last sent on this stream, serialized (the handler thread writes it before
+  // the appender thread starts; the appender owns it after).
+  std::string apply_state_sent;
 
   absl::Mutex mu;
   absl::CondVar changed;
@@ -236,6 +239,12 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
   welcome.mutable_welcome()->set_epoch(options_.epoch());
   welcome.mutable_welcome()->set_durable_next_seq(expected_next);
   welcome.mutable_welcome()->set_applied_seq(AppliedSeq());
+  if (options_.apply_state) {
+    if (std::optional<ferry::v1::PeerApplyState> state = options_.apply_state()) {
+      stream.apply_state_sent = state->SerializeAsString();
+      *welcome.mutable_welcome()->mutable_apply_state() = *std::move(state);
+    }
+  }
   if (!rw->Write(welcome)) {
     Deactivate(&stream);
     return grpc::Status(grpc::StatusCode::CANCELLED, "the shipper went away during the handshake");
@@ -365,6 +374,15 @@ void Receiver::AppendLoop(Stream* stream, RW* rw) {
     ferry::v1::ReceiverFrame ack;
     ack.mutable_ack()->set_durable_next_seq(durable_next);
     ack.mutable_ack()->set_applied_seq(AppliedSeq());
+    if (options_.apply_state) {
+      if (std::optional<ferry::v1::PeerApplyState> state = options_.apply_state()) {
+        std::string serialized = state->SerializeAsString();
+        if (serialized != stream->apply_state_sent) {
+          stream->apply_state_sent = std::move(serialized);
+          *ack.mutable_ack()->mutable_apply_state() = *std::move(state);
+        }
+      }
+    }
     const bool written = rw->Write(ack);
     absl::MutexLock lock(&stream->mu);
     stream->queued_bytes -= bytes;

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -61,6 +62,10 @@ struct ReceiverOptions {
   size_t max_queued_bytes = size_t{64} << 20;
   // One inbound Append groups queued batches up to this many payload bytes.
   size_t max_append_bytes = size_t{16} << 20;
+  // The standby's apply state, sent to the shipper in the Welcome and in Acks when it changed
+  // (proto/replication.md). Called on the stream's threads; must be cheap and thread-safe.
+  // Unset, or nullopt: nothing is reported.
+  std::function<std::optional<ferry::v1::PeerApplyState>()> apply_state;
 };
 
 struct ReceiverStatus {

@@ -5,8 +5,11 @@
 #include <zstd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/base/clock.h"
 #include "engine/log/fault_injection_fs.h"
 #include "engine/replication/batch_codec.h"
@@ -111,6 +114,88 @@ TEST_F(ReplicationStreamTest, ReportsThePeersAppliedCursor) {
   ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_applied_seq == 8; }));  // via Pings
   shipper->Stop();
   EXPECT_EQ(outbound_->GetCursor(kPeerAppliedCursor)->value_or(0), 8u);
+}
+
+// Issue #14: the standby's apply state (stopped tables, conflicts, error) reaches the primary's
+// shipper in the Welcome and in acks when it changes. It is untrusted: a hostile or broken peer
+// sending 500 tables and 2 KB strings of multi-byte characters is kept to 100 tables and 1 KiB
+// strings cut at a character boundary.
+TEST_F(ReplicationStreamTest, CarriesThePeersApplyStateBoundedAndSanitized) {
+  absl::Mutex mu;
+  ferry::v1::PeerApplyState state;
+  {
+    absl::MutexLock lock(&mu);
+    state.set_conflicts(2);
+    auto* t = state.add_stopped_tables();
+    t->set_table("public.t");
+    t->set_reason("column x missing");
+    t->set_seq(7);
+    state.set_stopped_tables_total(1);
+  }
+  standby_.reset();
+  StandbyRegion::Options options;
+  options.dir = dir_.path();
+  options.receiver.region = "west";
+  options.receiver.expected_peer_region = "east";
+  options.receiver.token = "secret-token";
+  options.receiver.apply_state = [&]() -> std::optional<ferry::v1::PeerApplyState> {
+    absl::MutexLock lock(&mu);
+    return state;
+  };
+  auto standby = StandbyRegion::Start(options);
+  ASSERT_TRUE(standby.ok()) << standby.status();
+  standby_ = *std::move(standby);
+
+  auto shipper = StartShipper(TestShipperOptions(standby_->address()));
+  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_apply.known; }));  // the Welcome
+  PeerApplyReport r = shipper->status().peer_apply;
+  ASSERT_EQ(r.stopped_tables.size(), 1u);
+  EXPECT_EQ(r.stopped_tables[0].table, "public.t");
+  EXPECT_EQ(r.stopped_tables[0].reason, "column x missing");
+  EXPECT_EQ(r.stopped_tables[0].seq, 7u);
+  EXPECT_EQ(r.conflicts, 2u);
+
+  {  // Hostile values.
+    absl::MutexLock lock(&mu);
+    state.Clear();
+    std::string long_text;
+    while (long_text.size() < 2000) long_text += "\xc3\xa9\xe2\x82\xac";  // é€
+    for (int i = 0; i < 500; ++i) {
+      auto* t = state.add_stopped_tables();
+      // Within the test server's 1 MiB message limit (a bigger message ends the stream).
+      t->set_table(absl::StrCat("public.t", i, i == 0 ? long_text : ""));
+      t->set_reason(i < 100 ? long_text : "r");
+      t->set_seq(~uint64_t{0} - i);
+    }
+    state.set_stopped_tables_total(3);  // less than it sent
+    state.set_conflicts(~uint64_t{0});
+    state.set_last_error(long_text);
+    state.set_failed(true);
+  }
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 5).ok());  // an ack carries the change
+  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_apply.failed; }));
+  r = shipper->status().peer_apply;
+  EXPECT_EQ(r.stopped_tables.size(), PeerApplyReport::kMaxTables);
+  EXPECT_EQ(r.stopped_tables_total, 500u);
+  EXPECT_EQ(r.conflicts, ~uint64_t{0});
+  auto valid_cut = [](const std::string& s) {
+    if (s.size() > PeerApplyReport::kMaxText + 3) return false;
+    // Ends with "..." after a whole character: no continuation byte without its lead.
+    const std::string body = s.substr(0, s.size() - 3);
+    size_t i = 0;
+    while (i < body.size()) {
+      const unsigned char c = static_cast<unsigned char>(body[i]);
+      const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 0;
+      if (n == 0 || i + n > body.size()) return false;
+      i += n;
+    }
+    return s.substr(s.size() - 3) == "...";
+  };
+  EXPECT_TRUE(valid_cut(r.last_error));
+  EXPECT_TRUE(valid_cut(r.stopped_tables[0].table));
+  EXPECT_EQ(r.stopped_tables[1].table, "public.t1");
+  for (const auto& t : r.stopped_tables) EXPECT_TRUE(valid_cut(t.reason));
+  shipper->Stop();
 }
 
 // Batches are pipelined: with a 60 ms round trip, many are in flight at once, and the window
@@ -363,6 +448,13 @@ TEST_F(ReplicationStreamTest, ReportsTheUnacknowledgedTail) {
   ShipperStatus s = shipper->status();
   EXPECT_EQ(s.unacked_records, 50u);
   EXPECT_EQ(s.unacked_age, absl::Seconds(5));
+  // Issue #14: the RPO's bytes are the unacknowledged records' payload bytes, exactly (nothing
+  // was sent, so no average since start exists to multiply).
+  auto records = outbound_->Read(1, 100, size_t{1} << 30);
+  ASSERT_TRUE(records.ok());
+  uint64_t payload = 0;
+  for (const LogRecord& r : *records) payload += r.payload.size();
+  EXPECT_EQ(s.unacked_bytes, payload);
   shipper->SetPaused(false);
   ASSERT_TRUE(AllAcked(shipper.get()));
   s = shipper->status();

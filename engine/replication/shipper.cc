@@ -157,6 +157,28 @@ absl::Status Shipper::TrimAcknowledged(uint64_t keep_records) {
   return outbound_->TrimBelow(acked - keep_records);
 }
 
+std::string PeerApplyReport::Cut(const std::string& text) {
+  if (text.size() <= kMaxText) return text;
+  size_t n = kMaxText;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return text.substr(0, n) + "...";
+}
+
+PeerApplyReport PeerApplyReport::From(const ferry::v1::PeerApplyState& state) {
+  PeerApplyReport r;
+  r.known = true;
+  for (const auto& t : state.stopped_tables()) {
+    if (r.stopped_tables.size() >= kMaxTables) break;
+    r.stopped_tables.push_back({Cut(t.table()), Cut(t.reason()), t.seq()});
+  }
+  r.stopped_tables_total =
+      std::max<uint64_t>(state.stopped_tables_total(), state.stopped_tables_size());
+  r.conflicts = state.conflicts();
+  r.last_error = Cut(state.last_error());
+  r.failed = state.failed();
+  return r;
+}
+
 bool Shipper::WaitForAck(uint64_t seq, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
   while (stats_.acked_next_seq < seq) {
@@ -174,17 +196,28 @@ void Shipper::ObserveLog() const {
 }
 
 ShipperStatus Shipper::status() const {
-  absl::MutexLock lock(&mu_);
-  ObserveLog();
-  ShipperStatus s = stats_;
-  s.log_next_seq = outbound_->next_seq();
-  s.unacked_records = s.log_next_seq > s.acked_next_seq ? s.log_next_seq - s.acked_next_seq : 0;
-  const uint64_t unsent =
-      s.log_next_seq > s.shipped_next_seq ? s.log_next_seq - s.shipped_next_seq : 0;
-  const uint64_t average = s.records > 0 ? s.uncompressed_bytes / s.records : 0;
-  s.unacked_bytes = inflight_bytes_ + unsent * average;
-  if (s.acked_next_seq < observed_next_ && !seen_.empty()) {
-    s.unacked_age = std::max(absl::ZeroDuration(), clock_->Now() - seen_.front().second);
+  ShipperStatus s;
+  uint64_t inflight_bytes = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    ObserveLog();
+    s = stats_;
+    inflight_bytes = inflight_bytes_;
+    s.log_next_seq = outbound_->next_seq();
+    s.unacked_records = s.log_next_seq > s.acked_next_seq ? s.log_next_seq - s.acked_next_seq : 0;
+    if (s.acked_next_seq < observed_next_ && !seen_.empty()) {
+      s.unacked_age = std::max(absl::ZeroDuration(), clock_->Now() - seen_.front().second);
+    }
+  }
+  // Read outside the lock: it may read up to 1 MiB of records back.
+  if (s.unacked_records > 0) {
+    absl::StatusOr<uint64_t> bytes = outbound_->PayloadBytesFrom(s.acked_next_seq);
+    if (bytes.ok()) {
+      s.unacked_bytes = *bytes;
+    } else {
+      // Not fatal for a status: at least what is in flight; the log's reader reports the error.
+      s.unacked_bytes = inflight_bytes;
+    }
   }
   return s;
 }
@@ -525,6 +558,9 @@ void Shipper::ReadLoop(Session* session) {
         stats_.acked_next_seq = welcome.durable_next_seq();
         stats_.shipped_next_seq = welcome.durable_next_seq();
         stats_.peer_applied_seq = welcome.applied_seq();
+        if (welcome.has_apply_state()) {
+          stats_.peer_apply = PeerApplyReport::From(welcome.apply_state());
+        }
         stats_.peer_region = welcome.region();
         stats_.peer_epoch = welcome.epoch();
         stats_.connected = true;
@@ -542,6 +578,9 @@ void Shipper::ReadLoop(Session* session) {
           break;
         }
         HandleAck(session, frame.ack().durable_next_seq(), frame.ack().applied_seq());
+        if (frame.ack().has_apply_state()) {
+          stats_.peer_apply = PeerApplyReport::From(frame.ack().apply_state());
+        }
         KillPoint("shipper.acked");
         if (!session->error.ok()) break;
         persist = true;

@@ -30,16 +30,18 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "engine/base/backoff.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
-#include "engine/base/backoff.h"
 #include "engine/replication/credentials.h"
+#include "proto/replication.pb.h"
 
 namespace ferry::replication {
 
@@ -89,6 +91,31 @@ struct ShipperOptions {
   Clock* clock = nullptr;
 };
 
+// The peer's apply state as its receiver last reported it (proto/replication.md,
+// PeerApplyState). Untrusted input, kept bounded: at most kMaxTables tables, every string cut to
+// kMaxText bytes at a UTF-8 character boundary.
+struct PeerApplyReport {
+  static constexpr size_t kMaxTables = 100;
+  static constexpr size_t kMaxText = 1024;
+  struct StoppedTable {
+    std::string table;
+    std::string reason;
+    uint64_t seq = 0;
+  };
+  bool known = false;  // false until the peer reported one
+  std::vector<StoppedTable> stopped_tables;
+  uint64_t stopped_tables_total = 0;  // >= stopped_tables.size()
+  uint64_t conflicts = 0;
+  std::string last_error;
+  bool failed = false;
+
+  // The sanitized report of what a peer sent.
+  static PeerApplyReport From(const ferry::v1::PeerApplyState& state);
+  // `text` cut to at most kMaxText bytes at a UTF-8 character boundary, "..." appended when cut
+  // (a proto3 string must stay valid UTF-8, or the frame carrying it does not parse).
+  static std::string Cut(const std::string& text);
+};
+
 // A snapshot for the admin API and metrics. Sequences are exclusive bounds ("next").
 struct ShipperStatus {
   bool connected = false;
@@ -106,6 +133,7 @@ struct ShipperStatus {
   uint64_t shipped_next_seq = 0;  // every record below was sent on the current connection
   uint64_t acked_next_seq = 0;    // every record below is durable in the peer's inbound log
   uint64_t peer_applied_seq = 0;  // the peer's "applied" cursor, as last reported
+  PeerApplyReport peer_apply;     // the peer's stopped tables, conflicts, apply error
 
   uint64_t batches = 0;             // since Start
   uint64_t records = 0;             // sent since Start (re-sent ones count again)
@@ -118,7 +146,8 @@ struct ShipperStatus {
 
   // RPO: the unacknowledged tail of the outbound log.
   uint64_t unacked_records = 0;
-  // Bytes in flight (exact) plus the unsent records at the average record size (estimated).
+  // Payload bytes of the unacknowledged records in the outbound log (exact:
+  // DurableLog::PayloadBytesFrom).
   uint64_t unacked_bytes = 0;
   // Now minus the time the shipper first saw the oldest unacknowledged record in the log (the
   // shipper does not decode payloads, so capture times are not known here). Zero when all is

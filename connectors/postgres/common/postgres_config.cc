@@ -11,7 +11,31 @@
 #include "engine/config/key_table.h"
 #include "engine/config/value_parsers.h"
 
+namespace ferry::config {
+
+template <>
+struct EnumNames<pg::KeylessTablePolicy> {
+  static constexpr pg::KeylessTablePolicy kValues[] = {pg::KeylessTablePolicy::kReplicaIdentityFull,
+                                                       pg::KeylessTablePolicy::kRefuse};
+  static absl::string_view Name(pg::KeylessTablePolicy policy) {
+    const std::string_view name = pg::KeylessTablePolicyName(policy);
+    return absl::string_view(name.data(), name.size());
+  }
+};
+
+}  // namespace ferry::config
+
 namespace ferry::pg {
+
+std::string_view KeylessTablePolicyName(KeylessTablePolicy policy) {
+  switch (policy) {
+    case KeylessTablePolicy::kReplicaIdentityFull:
+      return "replica_identity_full";
+    case KeylessTablePolicy::kRefuse:
+      return "refuse";
+  }
+  return "replica_identity_full";
+}
 namespace {
 
 using config::Field;
@@ -135,6 +159,7 @@ constexpr Key<PostgresConfig> kKeys[] = {
       .list = {.item = "\"schema.table\"", .item_noun = "table", .check = CheckTable}},
      Field<&PostgresConfig::tables>},
     {{.name = "snapshot"}, Field<&PostgresConfig::snapshot>},
+    {{.name = "keyless_tables"}, Field<&PostgresConfig::keyless_tables>},
 };
 
 }  // namespace

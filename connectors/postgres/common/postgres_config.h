@@ -19,6 +19,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,6 +29,20 @@
 #include "engine/config/section.h"
 
 namespace ferry::pg {
+
+// What the source does about a table of its publication without a usable replica identity (no
+// primary key and REPLICA IDENTITY DEFAULT, or NOTHING, or an identity index that is gone):
+// Postgres refuses the application's own UPDATE and DELETE on such a table once a publication
+// publishes them ("cannot update table ... because it does not have a replica identity").
+enum class KeylessTablePolicy {
+  // Sets REPLICA IDENTITY FULL on a keyless table with the default identity (logged); a table
+  // whose identity was set to NOTHING or to a dropped index is left as the operator set it and
+  // reported like under kRefuse.
+  kReplicaIdentityFull,
+  // Changes nothing: names the table in status and in the log until someone fixes it.
+  kRefuse,
+};
+std::string_view KeylessTablePolicyName(KeylessTablePolicy policy);
 
 struct PostgresConfig {
   // libpq connection string, keyword form ("host=... dbname=...") or URI ("postgresql://...").
@@ -47,6 +62,8 @@ struct PostgresConfig {
   std::vector<std::string> tables;
   // Copy the existing rows (initial snapshot) when the slot is created.
   bool snapshot = true;
+  // postgres.keyless_tables: replica_identity_full (default) or refuse.
+  KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
 
   // `dsn` with the password appended as a quoted keyword value (` password='...'`), or `dsn`
   // itself when no password is set. Holds the secret: never log it.

@@ -83,6 +83,7 @@ TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
   EXPECT_EQ(c->postgres.slot, "ferry_east");
   EXPECT_TRUE(c->postgres.tables.empty());
   EXPECT_TRUE(c->postgres.snapshot);
+  EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kReplicaIdentityFull);
   EXPECT_EQ(c->postgres.ConnectionString(), c->postgres.dsn);
   // The engine's part is read as before, warnings included.
   EXPECT_EQ(c->engine.region, "east");
@@ -126,7 +127,8 @@ TEST_F(PostgresConfigTest, FullSection) {
                          "  publication: ferry_pub\n"
                          "  slot: ferry_slot_east\n"
                          "  tables: [public.accounts, billing.invoices]\n"
-                         "  snapshot: false\n"));
+                         "  snapshot: false\n"
+                         "  keyless_tables: replica_identity_full\n"));
 }
 
 TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
@@ -147,6 +149,33 @@ TEST_F(PostgresConfigTest, DsnIsRequired) {
               "key 'postgres.dsn': is required");
   p.postgres = "";  // "postgres:" with no value counts as an empty section
   ExpectError(Parse(p), "key 'postgres.dsn': is required");
+}
+
+// postgres.keyless_tables: one of two names; anything else (another spelling, a number, a
+// list, a map, an empty or huge value) is refused with the key named.
+TEST_F(PostgresConfigTest, KeylessTablesTakesOneOfTwoNames) {
+  Parts p;
+  p.postgres += "  keyless_tables: refuse\n";
+  absl::StatusOr<Loaded> c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kRefuse);
+  EXPECT_THAT(c->postgres.DebugString(), HasSubstr("keyless_tables: refuse"));
+  p = Parts{};
+  p.postgres += "  keyless_tables: replica_identity_full\n";
+  c = Parse(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kReplicaIdentityFull);
+
+  for (const std::string& hostile :
+       std::vector<std::string>{"full", "REFUSE", "\"\"", "1", "[refuse]", "{a: b}",
+                                "\"refuse; DROP TABLE x\"", std::string(5000, 'r')}) {
+    p = Parts{};
+    p.postgres += "  keyless_tables: " + hostile + "\n";
+    ExpectError(Parse(p), "key 'postgres.keyless_tables'");
+  }
+  p = Parts{};
+  p.postgres += "  keyless_tables: full\n";
+  ExpectError(Parse(p), "expected one of replica_identity_full, refuse");
 }
 
 TEST_F(PostgresConfigTest, WrongTypes) {

@@ -1,5 +1,7 @@
 #include "connectors/postgres/source/postgres_source.h"
 
+#include <spdlog/spdlog.h>
+
 #include <optional>
 #include <utility>
 
@@ -10,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/source/capture_privileges.h"
 #include "connectors/postgres/source/catalog.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/pgoutput_decoder.h"
@@ -93,9 +96,10 @@ class PostgresSource::Session {
 
   // Sets *streamed when the session reached the streaming phase.
   absl::Status Run(bool* streamed) {
+    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
+    FERRY_RETURN_IF_ERROR(CheckPrivileges(*conn));
     FERRY_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(options_.dsn));
     FERRY_ASSIGN_OR_RETURN(SystemIdentity system, repl_->IdentifySystem());
-    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
     FERRY_RETURN_IF_ERROR(EnsurePublication(*conn));
     FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
     FERRY_ASSIGN_OR_RETURN(std::string message_key, LoadMessageKey(*conn));
@@ -121,6 +125,19 @@ class PostgresSource::Session {
     a.max_batch_bytes = o.max_fragment_bytes;
     a.skip_origin_prefix = o.skip_origin_prefix;
     return a;
+  }
+
+  // Before the replication connection: a missing grant is named, not libpq's walsender refusal.
+  absl::Status CheckPrivileges(PgConnection& conn) {
+    FERRY_ASSIGN_OR_RETURN(std::string snapshot_state,
+                           target_.GetSourceState(source_.StateKey("snapshot")));
+    CaptureNeeds needs;
+    needs.publication = options_.publication;
+    needs.tables = options_.tables;
+    needs.snapshot =
+        options_.snapshot && (absl::StartsWith(snapshot_state, "in_progress") ||
+                              (snapshot_state.empty() && target_.CapturedPosition() == 0));
+    return CheckCapturePrivileges(conn, needs);
   }
 
   absl::Status EnsurePublication(PgConnection& conn) {
@@ -410,6 +427,9 @@ absl::StatusOr<std::unique_ptr<PostgresSource>> PostgresSource::Create(
   if (options.max_fragment_changes == 0 || options.max_fragment_bytes == 0) {
     return absl::InvalidArgumentError("postgres source: fragment limits must be positive");
   }
+  if (options.monitor_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("postgres source: monitor_interval must be positive");
+  }
   if (options.snapshot_parallelism < 1) {
     return absl::InvalidArgumentError("postgres source: snapshot_parallelism must be >= 1");
   }
@@ -423,13 +443,28 @@ absl::StatusOr<std::unique_ptr<PostgresSource>> PostgresSource::Create(
 }
 
 PostgresSource::PostgresSource(const PostgresSourceOptions& options)
-    : options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {}
+    : options_(options),
+      clock_(options.clock != nullptr ? options.clock : Clock::Real()),
+      monitor_(std::make_unique<SourceMonitor>(
+          SourceMonitorOptions{.dsn = options.dsn,
+                               .publication = options.publication,
+                               .keyless_tables = options.keyless_tables,
+                               .interval = options.monitor_interval,
+                               .clock = clock_})),
+      session_errors_(clock_, absl::Minutes(1)) {}
 
 std::string PostgresSource::StateKey(const std::string& name) const {
   return absl::StrCat("postgres/", options_.slot, "/", name);
 }
 
 absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) {
+  monitor_->Start([&target] { return target.CapturedPosition(); });
+  absl::Status s = RunSessions(target, stop);
+  monitor_->Stop();
+  return s;
+}
+
+absl::Status PostgresSource::RunSessions(CaptureTarget& target, const StopSignal& stop) {
   // No jitter: one source per region reconnects to its own database.
   Backoff backoff({.min = options_.min_backoff, .max = options_.max_backoff, .jitter = 0}, 0);
   while (!stop.stopped()) {
@@ -448,16 +483,33 @@ absl::Status PostgresSource::Run(CaptureTarget& target, const StopSignal& stop) 
     if (stop.stopped() || s.code() == absl::StatusCode::kCancelled) break;
     if (!s.ok() && !Retryable(s)) return s;
     if (streamed) backoff.Reset();
-    stop.WaitFor(backoff.Next());
+    const absl::Duration delay = backoff.Next();
+    // A lost connection (or any error retried here) is a log line, repeats rate limited.
+    std::optional<uint64_t> held;
+    if (!s.ok() && (held = session_errors_.Due(s.ToString())).has_value()) {
+      spdlog::warn("postgres source: {} the source database (slot {}), retrying in {}: {}{}",
+                   streamed ? "lost the replication connection to" : "cannot start capturing from",
+                   options_.slot, absl::FormatDuration(delay), s.ToString(),
+                   *held > 0 ? absl::StrCat(" (", *held, " more held back)") : "");
+    }
+    stop.WaitFor(delay);
   }
   return absl::OkStatus();
 }
 
 SourceHealth PostgresSource::Health() const {
-  absl::MutexLock lock(&mu_);
-  SourceHealth h = health_;
+  SourceHealth h;
+  {
+    absl::MutexLock lock(&mu_);
+    h = health_;
+  }
   h.upstream_name = options_.slot;
+  monitor_->Fill(h);
   return h;
+}
+
+UncapturedReport PostgresSource::Uncaptured(uint64_t captured_position) const {
+  return monitor_->Uncaptured(captured_position);
 }
 
 std::string PostgresSource::FormatPosition(uint64_t position) const { return FormatLsn(position); }

@@ -23,8 +23,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "connectors/postgres/common/postgres_config.h"
+#include "connectors/postgres/source/source_monitor.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
+#include "engine/base/log_limiter.h"
 
 namespace ferry::pg {
 
@@ -56,6 +59,12 @@ struct PostgresSourceOptions {
   absl::Duration status_interval = absl::Seconds(1);
   // How often the slot's retained WAL is measured for Health().retained_bytes.
   absl::Duration retained_bytes_interval = absl::Seconds(10);
+  // What to do about a published table without a usable replica identity
+  // (connectors/postgres/source/README.md, "Tables without a primary key").
+  KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
+  // How often the source database is checked beside capture (SourceMonitor): the WAL position
+  // for Uncaptured(), keyless tables; large objects every 10 checks.
+  absl::Duration monitor_interval = absl::Seconds(1);
   // Reconnect backoff after a transient error: doubles from min to max.
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
@@ -75,6 +84,7 @@ class PostgresSource final : public Source {
   [[nodiscard]] absl::Status Run(CaptureTarget& target, const StopSignal& stop) override;
   SourceHealth Health() const override;
   std::string FormatPosition(uint64_t position) const override;
+  UncapturedReport Uncaptured(uint64_t captured_position) const override;
 
   // Keys of the source state this source keeps in the CaptureTarget.
   std::string StateKey(const std::string& name) const;
@@ -83,9 +93,12 @@ class PostgresSource final : public Source {
   explicit PostgresSource(const PostgresSourceOptions& options);
   class Session;
   friend class Session;
+  absl::Status RunSessions(CaptureTarget& target, const StopSignal& stop);
 
   const PostgresSourceOptions options_;
   Clock* const clock_;
+  const std::unique_ptr<SourceMonitor> monitor_;
+  LogLimiter session_errors_;  // lost connections and other session errors
 
   mutable absl::Mutex mu_;
   SourceHealth health_ ABSL_GUARDED_BY(mu_);

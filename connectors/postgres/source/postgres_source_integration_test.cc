@@ -1,5 +1,8 @@
 // Integration tests of PostgresSource against a real Postgres 15 (tests/support/pg_cluster.h).
 // One cluster for the suite; every test works in its own database, publication and slot.
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -321,7 +324,11 @@ TEST_F(PostgresSourceTest, TruncateAndTablesWithoutPrimaryKey) {
       "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); "
       "CREATE TABLE full_t (x int, y text); ALTER TABLE full_t REPLICA IDENTITY FULL; "
       "CREATE TABLE nokey (x int, y text)");
-  StartSource(Options());
+  // keyless_tables: refuse, so that nokey keeps REPLICA IDENTITY DEFAULT (the default policy
+  // would set FULL: KeylessTableGetsReplicaIdentityFullAndItsUpdatesWork).
+  PostgresSourceOptions options = Options();
+  options.keyless_tables = KeylessTablePolicy::kRefuse;
+  StartSource(options);
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
   Exec("INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); TRUNCATE a, b RESTART IDENTITY");
   Exec("INSERT INTO full_t VALUES (1, 'one'); UPDATE full_t SET y = 'uno'; DELETE FROM full_t");
@@ -481,6 +488,9 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
 }
 
 TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
+  // Issue #14: a lost source connection is a log line, not only a field of Health().
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  spdlog::default_logger()->sinks().push_back(lines);
   Exec("CREATE TABLE t (id int PRIMARY KEY)");
   StartSource(Options());
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
@@ -493,6 +503,14 @@ TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
   for (const auto& c : ChangesOf(fragments, "t")) ++seen[c.change->new_tuple().values(0).text()];
   EXPECT_EQ(seen.size(), 100u);
   for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << "id " << id << " captured " << n << " times";
+  ASSERT_TRUE(StopSource().ok());
+  spdlog::default_logger()->sinks().pop_back();
+  bool logged = false;
+  for (const std::string& line : lines->last_formatted()) {
+    logged |= absl::StrContains(line, "postgres source: lost the replication connection") &&
+              absl::StrContains(line, absl::StrCat("slot s_", db_));
+  }
+  EXPECT_TRUE(logged) << "no log line for the lost connection";
 }
 
 TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
@@ -604,6 +622,185 @@ TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
   ASSERT_EQ(changes.size(), 12u);  // TRUNCATE, 10 snapshot rows, 1 streamed
   EXPECT_EQ(changes[0].change->op(), v1::TRUNCATE);
   EXPECT_NE(changes[11].txn->source_xid(), 0u);
+}
+
+// Issue #14: what the source committed and capture has not taken yet is reported beside the
+// RPO. Capture is held (appends block, as behind a full disk); the monitor's own connection
+// still measures the WAL. Fails before the change: Uncaptured() did not exist (status said
+// nothing while capture was behind).
+TEST_F(PostgresSourceTest, UncapturedWalIsReportedWhileCaptureIsHeldAndZeroAfterCatchUp) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(50);
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();
+  target_.HoldAppends(true);
+  Exec("INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 2000) g");
+  auto lsn_text = cluster_->QueryValue("SELECT pg_current_wal_lsn()::text", db_);
+  ASSERT_TRUE(lsn_text.ok() && lsn_text->has_value());
+  const uint64_t lsn = *ParseLsn(**lsn_text);
+  const uint64_t held_at = target_.CapturedPosition();
+  ASSERT_LT(held_at, lsn);
+  // Measured past the insert, and behind for at least two measurements.
+  ASSERT_TRUE(WaitUntil([&] {
+    const UncapturedReport r = source_->Uncaptured(target_.CapturedPosition());
+    return r.known && r.bytes >= lsn - held_at && r.behind > absl::ZeroDuration();
+  }));
+  const UncapturedReport behind = source_->Uncaptured(target_.CapturedPosition());
+  EXPECT_GE(*ParseLsn(behind.upstream_position), lsn);
+  EXPECT_GT(behind.bytes, 2000u * 200u) << "at least the inserted rows' WAL";
+
+  target_.HoldAppends(false);
+  Sync();
+  EXPECT_TRUE(WaitUntil([&] {
+    const UncapturedReport r = source_->Uncaptured(target_.CapturedPosition());
+    return r.known && r.bytes == 0 && r.behind == absl::ZeroDuration();
+  })) << source_->Uncaptured(target_.CapturedPosition()).bytes;
+}
+
+// With the slot dropped capture stops, yet the source's WAL keeps being measured: the
+// uncaptured bytes grow with what the application writes.
+TEST_F(PostgresSourceTest, UncapturedGrowsWhileTheSlotIsDropped) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(50);
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();
+  ASSERT_TRUE(StopSource().ok());
+  // The walsender ends a moment after the source closed its connection (polled; WaitUntil
+  // stops at once once the source is done).
+  bool inactive = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       !inactive && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+    auto active = cluster_->QueryValue(
+        absl::StrCat("SELECT active::text FROM pg_replication_slots WHERE slot_name = 's_", db_,
+                     "'"),
+        db_);
+    inactive = active.ok() && active->has_value() && **active == "false";
+  }
+  ASSERT_TRUE(inactive);
+  Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
+  Exec("INSERT INTO t SELECT generate_series(1, 5000)");
+  auto lsn_text = cluster_->QueryValue("SELECT pg_current_wal_lsn()::text", db_);
+  ASSERT_TRUE(lsn_text.ok() && lsn_text->has_value());
+  const uint64_t lsn = *ParseLsn(**lsn_text);
+  StartSource(options);  // a new source object: nothing measured before this start
+  ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
+  EXPECT_EQ(StopSource().code(), absl::StatusCode::kFailedPrecondition);
+  const UncapturedReport r = source_->Uncaptured(target_.CapturedPosition());
+  ASSERT_TRUE(r.known);
+  EXPECT_GE(r.bytes, lsn - target_.CapturedPosition());
+}
+
+// Issue #14 item 11: a keyless table under FOR ALL TABLES makes the application's UPDATE fail
+// on the primary. Default policy: Ferry sets REPLICA IDENTITY FULL (a table created while it
+// runs is noticed by the monitor), and the update then works and is captured.
+TEST_F(PostgresSourceTest, KeylessTableGetsReplicaIdentityFullAndItsUpdatesWork) {
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(50);
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("CREATE TABLE nopk (x int, y text)");
+  Exec("INSERT INTO nopk VALUES (1, 'a')");
+  ASSERT_TRUE(WaitUntil([&] {
+    auto v =
+        cluster_->QueryValue("SELECT relreplident::text FROM pg_class WHERE relname = 'nopk'", db_);
+    return v.ok() && v->has_value() && **v == "f";
+  }));
+  Exec("UPDATE nopk SET y = 'b' WHERE x = 1");
+  Exec("DELETE FROM nopk WHERE x = 1");
+  Sync();
+  auto fragments = target_.fragments();
+  auto changes = ChangesOf(fragments, "nopk");
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[1].change->op(), v1::UPDATE);
+  EXPECT_EQ(changes[2].change->op(), v1::DELETE);
+  EXPECT_TRUE(source_->Health().blocked_tables.empty());
+}
+
+// Under keyless_tables: refuse Ferry changes nothing and names the table until it has a key.
+TEST_F(PostgresSourceTest, KeylessTableUnderRefuseIsNamedUntilItHasAKey) {
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(50);
+  options.keyless_tables = KeylessTablePolicy::kRefuse;
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("CREATE TABLE nopk (x int)");
+  ASSERT_TRUE(WaitUntil([&] { return !source_->Health().blocked_tables.empty(); }));
+  SourceHealth h = source_->Health();
+  ASSERT_EQ(h.blocked_tables.size(), 1u);
+  EXPECT_EQ(h.blocked_tables[0], "public.nopk");
+  ASSERT_FALSE(h.warnings.empty());
+  EXPECT_TRUE(absl::StrContains(h.warnings[0], "public.nopk")) << h.warnings[0];
+  EXPECT_TRUE(absl::StrContains(h.warnings[0], "UPDATE and DELETE")) << h.warnings[0];
+  // The failure the operator would otherwise not have been told about.
+  Exec("INSERT INTO nopk VALUES (1)");
+  absl::Status update = cluster_->Exec("UPDATE nopk SET x = 2", db_);
+  EXPECT_FALSE(update.ok());
+  EXPECT_TRUE(absl::StrContains(update.message(), "replica identity")) << update;
+  auto identity =
+      cluster_->QueryValue("SELECT relreplident::text FROM pg_class WHERE relname = 'nopk'", db_);
+  ASSERT_TRUE(identity.ok() && identity->has_value());
+  EXPECT_EQ(**identity, "d");
+  Exec("ALTER TABLE nopk ADD PRIMARY KEY (x)");
+  EXPECT_TRUE(WaitUntil([&] { return source_->Health().blocked_tables.empty(); }));
+}
+
+// Issue #14 item 12: large objects are not replicated, and the source says so.
+TEST_F(PostgresSourceTest, LargeObjectsAreReportedAsNotReplicated) {
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(20);
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().unreplicated_objects == 0; }));
+  EXPECT_TRUE(source_->Health().warnings.empty());
+  Exec("SELECT lo_from_bytea(0, 'not replicated'), lo_from_bytea(0, 'nor this')");
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().unreplicated_objects == 2; }));
+  const SourceHealth h = source_->Health();
+  ASSERT_EQ(h.warnings.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(h.warnings[0], "NOT replicated")) << h.warnings[0];
+  EXPECT_TRUE(absl::StrContains(h.warnings[0], "2 large object")) << h.warnings[0];
+}
+
+// The capture role's missing grants stop capture with the grant named, one after the other as
+// they are fixed, instead of libpq's walsender refusal. Fails before the change: the message
+// was "must be superuser or replication role to start walsender".
+TEST_F(PostgresSourceTest, CaptureRoleWithoutPrivilegesGetsTheGrantNamed) {
+  const std::string role = absl::StrCat("cap_", db_);
+  Exec(absl::StrCat("CREATE ROLE ", role, " LOGIN"));
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions options = Options();
+  options.dsn = absl::StrCat(cluster_->dsn(db_), " user=", role);
+  options.snapshot = true;
+  auto run_once = [&]() -> absl::Status {
+    MemoryCaptureTarget target;
+    auto source = PostgresSource::Create(options);
+    if (!source.ok()) return source.status();
+    StopSignal stop;
+    return (*source)->Run(target, stop);
+  };
+  absl::Status s = run_once();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "lacks the REPLICATION attribute")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "ALTER ROLE \"" + role + "\" REPLICATION")) << s;
+
+  Exec(absl::StrCat("ALTER ROLE ", role, " REPLICATION"));
+  s = run_once();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "FOR ALL TABLES (only a superuser can)")) << s;
+
+  Exec("CREATE PUBLICATION ferry FOR ALL TABLES WITH (publish_via_partition_root = true)");
+  s = run_once();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "GRANT SELECT ON public.t TO \"" + role + "\"")) << s;
+
+  // Granted: capture starts (and is stopped once streaming).
+  Exec(absl::StrCat("GRANT SELECT ON t TO ", role));
+  StartSource(options);
+  EXPECT_TRUE(WaitUntil([&] { return source_->Health().connected; }))
+      << run_status_ << " " << source_->Health().last_error;
+  EXPECT_TRUE(StopSource().ok());
 }
 
 }  // namespace

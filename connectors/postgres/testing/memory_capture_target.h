@@ -20,6 +20,8 @@ class MemoryCaptureTarget final : public CaptureTarget {
 
   absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &hold_appends_));
     if (fail_next_append_) {
       fail_next_append_ = false;
       return absl::UnavailableError("injected append failure");
@@ -50,6 +52,11 @@ class MemoryCaptureTarget final : public CaptureTarget {
     return it == state_.end() ? std::string() : it->second;
   }
 
+  // While held, Append blocks (capture stalls, as behind a full disk); AdvanceTo goes on.
+  void HoldAppends(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_appends_ = hold;
+  }
   void FailNextAppend() {
     absl::MutexLock lock(&mu_);
     fail_next_append_ = true;
@@ -93,6 +100,7 @@ class MemoryCaptureTarget final : public CaptureTarget {
   std::map<std::string, std::string> state_ ABSL_GUARDED_BY(mu_);
   uint64_t captured_ ABSL_GUARDED_BY(mu_) = 0;
   bool fail_next_append_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_appends_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ferry::pg::testing
