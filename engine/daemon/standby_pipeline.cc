@@ -9,6 +9,8 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
   options.apply.clock = options.clock;
   std::unique_ptr<StandbyPipeline> p(new StandbyPipeline(inbound, options.clock));
   p->sink_ = std::move(sink);
+  // A new inbound log may start where the target's progress is (item: lost standby data_dir).
+  options.receiver.target_progress = [sink = p->sink_.get()] { return sink->CommittedProgress(); };
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
   FERRY_ASSIGN_OR_RETURN(p->server_,
                          replication::ReplicationServer::Start(options.server, p->receiver_.get()));

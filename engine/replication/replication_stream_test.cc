@@ -385,6 +385,9 @@ TEST_F(ReplicationStreamTest, ASecondStreamReplacesTheFirst) {
   EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
 }
 
+// A valid log id (32 lowercase hex digits) of the hand-made shipper's log.
+constexpr char kRawLogId[] = "0123456789abcdef0123456789abcdef";
+
 // A hand-made shipper that sends exactly the frames a test wants.
 class RawShipper {
  public:
@@ -396,7 +399,7 @@ class RawShipper {
     stub_ = ferry::v1::Replication::NewStub(channel_);
     rw_ = stub_->Replicate(&context_);
   }
-  static ferry::v1::ShipperFrame Hello(const std::string& log_id = "raw-log") {
+  static ferry::v1::ShipperFrame Hello(const std::string& log_id = kRawLogId) {
     ferry::v1::ShipperFrame f;
     ferry::v1::Hello* h = f.mutable_hello();
     h->set_protocol_version(kProtocolVersion);
