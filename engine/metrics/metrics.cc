@@ -114,6 +114,10 @@ class StatusCollector final : public prometheus::Collectable {
           is_stopped, {{"table", t.table()}});
     }
     add("ferry_tables_stopped", "Tables whose apply is stopped", G, stopped);
+    add("ferry_apply_identity_mismatch",
+        "1 while apply refuses to run: the target's progress counts another upstream log "
+        "(ferryctl status; docs/operations.md, Re-seeding a region)",
+        G, s.log_identity().mismatch());
     return out;
   }
 
