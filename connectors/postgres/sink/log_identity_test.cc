@@ -194,8 +194,14 @@ TEST_F(LogIdentityTest, ApplyRefusesProgressOfAnotherLogAndReseedAppliesTheNewLo
   EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument) << garbage.status();
   EXPECT_EQ(Origins(), Marker(kLogA));
 
-  // The documented re-seed: the operator empties the target, then discards A's progress.
+  // The documented re-seed: the operator empties the target, then discards A's progress. A
+  // table stopped in log A (its stop seq counts A's seqs) must not stop B's changes.
   ASSERT_TRUE(pg_->Exec("DROP TABLE items", db_).ok());
+  ASSERT_TRUE(pg_->Exec(absl::StrCat("INSERT INTO ferry.table_state (source_region, table_schema, "
+                                     "table_name, stopped_at_seq, reason) VALUES ('",
+                                     region_, "', 'public', 'items', 3, 'stopped in log A')"),
+                        db_)
+                  .ok());
   auto discarded = sink_->DiscardProgress(kLogA, kLogB);
   ASSERT_TRUE(discarded.ok()) << discarded.status();
   EXPECT_EQ(*discarded, *last_a);
@@ -209,6 +215,7 @@ TEST_F(LogIdentityTest, ApplyRefusesProgressOfAnotherLogAndReseedAppliesTheNewLo
   EXPECT_EQ(Rows(), Expected(101, 105, "b"));
   EXPECT_EQ(Origins(), Marker(kLogB));
   EXPECT_EQ(apply_->status().transactions_applied, 5u);
+  EXPECT_TRUE(apply_->status().stopped_tables.empty());
 }
 
 // After a re-seed, the new log's progress is its own: discarding "the old log" again is refused,

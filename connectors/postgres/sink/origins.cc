@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/sink/bookkeeping.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
@@ -201,7 +202,11 @@ absl::StatusOr<uint64_t> DiscardProgress(Pipeline& pipe, const std::string& sour
           discard_log_id.empty() ? "unrecorded" : discard_log_id, ": nothing discarded"));
     }
   }
-  // Worker origins first, markers last (see the invariant in origins.h).
+  // Stopped tables first: their stop seqs count the discarded log too, and a stop left behind
+  // would make apply skip the new log's changes of that table. Then the worker origins, the
+  // markers last (see the invariant in origins.h). A crash between steps leaves the mismatch
+  // in place (or nothing counted at all): the operator runs it again.
+  FERRY_RETURN_IF_ERROR(ClearAllStops(pipe, source_region));
   for (const std::string& name : o.workers) {
     FERRY_RETURN_IF_ERROR(DropOrigin(pipe, name));
     KillPoint("reseed.origin_dropped");

@@ -118,6 +118,7 @@ absl::StatusOr<uint64_t> PostgresSink::DiscardProgress(const std::string& discar
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
+  FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
   return pg_sink::DiscardProgress(*pipe, options_.source_region, discard_log_id, keep_log_id);
 }
 
