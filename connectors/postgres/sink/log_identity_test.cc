@@ -82,16 +82,18 @@ class LogIdentityTest : public ::testing::Test {
         "postgres");
   }
 
-  // A new inbound log (a new data_dir) that copies `log_id` ("" = records none).
-  std::unique_ptr<DurableLog> NewInbound(const std::string& log_id) {
+  // A new inbound log (a new data_dir) that copies `log_id` ("" = records none). The fixture
+  // owns it: it outlives the apply of the test (reset in TearDown).
+  DurableLog* NewInbound(const std::string& log_id) {
     auto log =
-        DurableLog::Open({.path = dir_.File(absl::StrCat("inbound", ++logs_)), .sync = false});
+        DurableLog::Open({.path = dir_.File(absl::StrCat("inbound", logs_.size())), .sync = false});
     EXPECT_TRUE(log.ok()) << log.status();
     if (!log.ok()) return nullptr;
     if (!log_id.empty()) {
       EXPECT_TRUE(RecordLogId(**log, log_id).ok());
     }
-    return *std::move(log);
+    logs_.push_back(*std::move(log));
+    return logs_.back().get();
   }
   static absl::Status RecordLogId(DurableLog& log, const std::string& log_id) {
     AppendRequest r;
@@ -135,7 +137,7 @@ class LogIdentityTest : public ::testing::Test {
 
   static PgCluster* pg_;
   TempDir dir_{"ferry-log-identity-test"};
-  int logs_ = 0;
+  std::vector<std::unique_ptr<DurableLog>> logs_;  // before apply_: destroyed after it
   std::string db_;
   std::string region_;
   std::unique_ptr<PostgresSink> sink_;
@@ -152,7 +154,7 @@ TEST_F(LogIdentityTest, ApplyRefusesProgressOfAnotherLogAndReseedAppliesTheNewLo
   auto a = NewInbound(kLogA);
   auto last_a = AppendTxns(*a, Inserts(1, 30, "a"));
   ASSERT_TRUE(last_a.ok());
-  StartApply(a.get());
+  StartApply(a);
   ASSERT_TRUE(Applied(*last_a)) << apply_->status().last_error;
   EXPECT_EQ(apply_->status().log_id, kLogA);
   EXPECT_EQ(Origins(), Marker(kLogA));
@@ -167,7 +169,7 @@ TEST_F(LogIdentityTest, ApplyRefusesProgressOfAnotherLogAndReseedAppliesTheNewLo
   auto last_b = AppendTxns(*b, Inserts(101, 105, "b"));
   ASSERT_TRUE(last_b.ok());
   ASSERT_LT(*last_b, *last_a);
-  StartApply(b.get());
+  StartApply(b);
   EXPECT_FALSE(Applied(*last_b)) << "apply skipped log B, taking log A's progress for B's";
   const ApplyStatus s = apply_->status();
   EXPECT_TRUE(s.failed);
@@ -208,7 +210,7 @@ TEST_F(LogIdentityTest, ApplyRefusesProgressOfAnotherLogAndReseedAppliesTheNewLo
   auto again = sink_->DiscardProgress(kLogA, kLogB);  // idempotent (a crash part-way)
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, 0u);
-  StartApply(b.get());
+  StartApply(b);
   ASSERT_TRUE(Applied(*last_b)) << apply_->status().last_error;
   EXPECT_FALSE(apply_->status().identity_mismatch);
   // The oracle: exactly log B, once.
@@ -224,7 +226,7 @@ TEST_F(LogIdentityTest, DiscardProgressNeverTouchesTheLogBeingApplied) {
   auto b = NewInbound(kLogB);
   auto first = AppendTxns(*b, Inserts(1, 10, "b"));
   ASSERT_TRUE(first.ok());
-  StartApply(b.get());
+  StartApply(b);
   ASSERT_TRUE(Applied(*first)) << apply_->status().last_error;
   apply_.reset();
   auto refused = sink_->DiscardProgress(kLogA, kLogB);
@@ -233,7 +235,7 @@ TEST_F(LogIdentityTest, DiscardProgressNeverTouchesTheLogBeingApplied) {
       << refused.status();
   auto more = AppendTxns(*b, Inserts(11, 20, "b"));
   ASSERT_TRUE(more.ok());
-  StartApply(b.get());
+  StartApply(b);
   ASSERT_TRUE(Applied(*more)) << apply_->status().last_error;
   EXPECT_EQ(Rows(), Expected(1, 20, "b"));
   EXPECT_EQ(apply_->status().transactions_applied, 10u) << "the first ten were applied again";
@@ -256,7 +258,7 @@ TEST_F(LogIdentityTest, ProgressWithoutARecordedLogIsAdoptedOnlyWhenTheInboundLo
   auto b = NewInbound(kLogB);
   auto last_b = AppendTxns(*b, Inserts(101, 105, "b"));
   ASSERT_TRUE(last_b.ok());
-  StartApply(b.get());
+  StartApply(b);
   EXPECT_FALSE(Applied(*last_b));
   EXPECT_TRUE(apply_->status().identity_mismatch);
   EXPECT_EQ(apply_->status().target_log_id, "");
@@ -270,7 +272,7 @@ TEST_F(LogIdentityTest, ProgressWithoutARecordedLogIsAdoptedOnlyWhenTheInboundLo
   auto a = NewInbound(kLogA);
   auto last_a = AppendTxns(*a, Inserts(1, 25, "a"));
   ASSERT_TRUE(last_a.ok());
-  StartApply(a.get());
+  StartApply(a);
   ASSERT_TRUE(Applied(*last_a)) << apply_->status().last_error;
   EXPECT_EQ(Rows(), Expected(21, 25, "a"));
   EXPECT_EQ(Origins(), Marker(kLogA));
@@ -283,7 +285,7 @@ TEST_F(LogIdentityTest, InboundLogSwitchingToAnotherLogStopsApplyBeforeApplyingI
   auto a = NewInbound(kLogA);
   auto last_a = AppendTxns(*a, Inserts(1, 10, "a"));
   ASSERT_TRUE(last_a.ok());
-  StartApply(a.get());
+  StartApply(a);
   ASSERT_TRUE(Applied(*last_a)) << apply_->status().last_error;
   ASSERT_TRUE(RecordLogId(*a, kLogC).ok());
   auto last_c = AppendTxns(*a, Inserts(11, 15, "c"));
@@ -299,7 +301,7 @@ TEST_F(LogIdentityTest, InboundLogSwitchingToAnotherLogStopsApplyBeforeApplyingI
 // target nor claims its progress while it waits; the first records of a log bind it.
 TEST_F(LogIdentityTest, ANewInboundLogBindsTheTargetOnlyWhenItsLogArrives) {
   auto a = NewInbound("");
-  StartApply(a.get());
+  StartApply(a);
   const ApplyStatus waiting = apply_->status();
   EXPECT_EQ(waiting.applied_seq, 0u);
   EXPECT_FALSE(waiting.failed);
@@ -310,6 +312,24 @@ TEST_F(LogIdentityTest, ANewInboundLogBindsTheTargetOnlyWhenItsLogArrives) {
   ASSERT_TRUE(Applied(*last)) << apply_->status().last_error;
   EXPECT_EQ(Rows(), Expected(1, 3, "a"));
   EXPECT_EQ(Origins(), Marker(kLogA));
+}
+
+// Heartbeat-only groups write nothing, yet their progress is committed: the target's progress
+// reaches the end of what was applied, so that a new inbound log can start right after it when
+// the shipper trimmed the heartbeats (item 10). Before, it stopped at the last data record.
+TEST_F(LogIdentityTest, HeartbeatsMoveTheTargetsProgress) {
+  auto a = NewInbound(kLogA);
+  ASSERT_TRUE(AppendTxns(*a, Inserts(1, 3, "a")).ok());
+  ASSERT_TRUE(AppendHeartbeat(*a, 100).ok());
+  auto last = AppendHeartbeat(*a, 200);
+  ASSERT_TRUE(last.ok());
+  StartApply(a);
+  ASSERT_TRUE(Applied(*last)) << apply_->status().last_error;
+  auto progress = sink_->CommittedProgress();
+  ASSERT_TRUE(progress.ok()) << progress.status();
+  EXPECT_EQ(progress->applied_seq, *last);
+  EXPECT_EQ(progress->log_id, kLogA);
+  EXPECT_EQ(Rows(), Expected(1, 3, "a"));
 }
 
 }  // namespace
