@@ -504,6 +504,27 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
                      " from its beginning: stop ferryd, re-create this region's data_dir and start "
                      "it again, then re-seed (docs/operations.md, Re-seeding a region)"));
   }
+  // Refuse what DiscardProgress would refuse before stopping anything: a refused re-seed leaves
+  // the pipeline running. (DiscardProgress checks again: the target may change meanwhile.)
+  {
+    absl::StatusOr<std::unique_ptr<Sink>> sink =
+        factories_.sink(config_, PipelineContext{.epoch = roles_->epoch()});
+    if (!sink.ok()) return sink.status();
+    absl::StatusOr<TargetProgress> target = (*sink)->CommittedProgress();
+    if (!target.ok()) return Annotate(target.status(), "reading the target's progress");
+    if (target->applied_seq > 0 && target->log_id == *keep) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the target's progress (seq ", target->applied_seq, ") counts log ", *keep,
+                       ", the log the inbound log copies: there is nothing to re-seed"));
+    }
+    if (target->applied_seq > 0 && target->log_id != discard_log_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the target's progress (seq ", target->applied_seq, ") counts log ",
+                       target->log_id.empty() ? "unrecorded" : target->log_id, ", not ",
+                       discard_log_id.empty() ? "unrecorded" : discard_log_id,
+                       ": nothing discarded (status shows the log as log_identity.target_log_id)"));
+    }
+  }
   const std::string operation = absl::StrCat("reseed-", region.epoch, "-", ++operations_);
   {
     absl::MutexLock lock(&pipeline_mu_);
