@@ -111,13 +111,14 @@ absl::Status TwoRegions::WriteConfigs() {
   return absl::OkStatus();
 }
 
-absl::Status TwoRegions::StartDaemon(Region r) {
+absl::Status TwoRegions::StartDaemon(Region r, const std::vector<std::string>& extra_env) {
   auto& child = r == Region::kEast ? east_ : west_;
   if (child && child->running()) return absl::FailedPreconditionError("already running");
   SpawnOptions so;
   so.argv = {BuiltBinary("ferryd"), "--config", config_path(r)};
   so.output_path = log_path(r);
   so.kill_with_parent = true;
+  so.extra_env = extra_env;
   FERRY_ASSIGN_OR_RETURN(child, ChildProcess::Spawn(so));
   // Ready when the admin service answers.
   const absl::Time deadline = absl::Now() + absl::Seconds(60);

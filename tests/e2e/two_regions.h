@@ -50,7 +50,8 @@ class TwoRegions {
   std::string data_dir(Region r) const;
 
   // Starts (or restarts) ferryd of a region; returns once its admin service answers.
-  [[nodiscard]] absl::Status StartDaemon(Region r);
+  // `extra_env` ("NAME=value") is added to its environment (FERRY_KILL_POINT for crash tests).
+  [[nodiscard]] absl::Status StartDaemon(Region r, const std::vector<std::string>& extra_env = {});
   // SIGTERM and wait for a clean exit (exit code 0) within `timeout`.
   [[nodiscard]] absl::Status StopDaemon(Region r, absl::Duration timeout = absl::Seconds(60));
   // SIGKILL, no drain.
