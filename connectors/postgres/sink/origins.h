@@ -26,7 +26,7 @@
 //     (nothing is counted; the next LoadProgress rebinds it).
 // Progress written by a ferryd before markers existed (no marker) is adopted for the upstream
 // log only when the inbound log holds the record right after it (UpstreamLog); otherwise it is
-// reported as not recorded ("" ), a mismatch.
+// reported as not recorded (""), a mismatch.
 //
 // Errors: the failed statement's status (common/sqlstate.h); kUnavailable for a busy origin.
 //
