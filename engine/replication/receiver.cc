@@ -182,6 +182,9 @@ absl::StatusOr<uint64_t> Receiver::StartAtTargetProgress(const ferry::v1::Hello&
   }
   if (!options_.target_progress) return absl::FailedPreconditionError(trimmed);
   absl::StatusOr<TargetProgress> target = options_.target_progress();
+  if (target.status().code() == absl::StatusCode::kUnimplemented) {
+    return absl::FailedPreconditionError(trimmed);  // a sink that cannot tell
+  }
   if (!target.ok()) {
     return absl::UnavailableError(
         absl::StrCat(trimmed,
@@ -191,7 +194,10 @@ absl::StatusOr<uint64_t> Receiver::StartAtTargetProgress(const ferry::v1::Hello&
   }
   const uint64_t applied = target->applied_seq;
   std::string why;
-  if (target->log_id != hello.log_id() || applied == 0) {
+  if (applied == 0) {
+    why = absl::StrCat("the target holds no progress of log ", hello.log_id(),
+                       " to start after; re-seed this region (docs/operations.md)");
+  } else if (target->log_id != hello.log_id()) {
     why = absl::StrCat("the target's progress (seq ", applied, ") counts log ",
                        target->log_id.empty() ? "unrecorded" : target->log_id, ", not ",
                        hello.log_id());

@@ -642,6 +642,8 @@ TEST_F(ReplicationStreamTest, ANewInboundLogStartsAfterTheTargetsProgressOfTheSa
        grpc::StatusCode::FAILED_PRECONDITION, "counts log fedcba9876543210fedcba9876543210"},
       {"unrecorded", TargetProgress{.log_id = "", .applied_seq = 28485},
        grpc::StatusCode::FAILED_PRECONDITION, "counts log unrecorded"},
+      {"no progress", TargetProgress{.log_id = kRawLogId, .applied_seq = 0},
+       grpc::StatusCode::FAILED_PRECONDITION, "holds no progress of log"},
       {"below the shipper's first", TargetProgress{.log_id = kRawLogId, .applied_seq = 28484},
        grpc::StatusCode::FAILED_PRECONDITION, "only up to sequence 28484"},
       {"past the shipper's end", TargetProgress{.log_id = kRawLogId, .applied_seq = 30000},
