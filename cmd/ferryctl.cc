@@ -3,6 +3,7 @@
 //   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
 //   ferryctl --admin HOST:PORT pause | resume [--json]
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
+//   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -33,6 +34,10 @@ Commands:
   resume            undo pause
   resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
                     stopped it, once its cause is fixed, and let it apply again
+  reseed LOG_ID     standby: discard the target's apply progress that counts the upstream
+                    log LOG_ID (status: "target log", or "unrecorded") after the peer's log
+                    was re-created, so that apply starts the new log from its beginning;
+                    empty or re-create the target database first (docs/operations.md)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -50,7 +55,8 @@ struct Args {
   double timeout_s = 5;
   bool timeout_set = false;
   std::string command;
-  std::string table;  // resume-table's operand
+  std::string table;   // resume-table's operand
+  std::string log_id;  // reseed's operand
   bool json = false;
 };
 
@@ -190,6 +196,18 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
     }
   } else {
     std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
+    if (!r.log_identity().inbound_log_id().empty()) {
+      const auto& id = r.log_identity();
+      if (id.mismatch()) {
+        std::printf(
+            "log         IDENTITY MISMATCH: inbound log %s, target progress %llu counts log %s: "
+            "nothing is applied (docs/operations.md, Re-seeding a region)\n",
+            id.inbound_log_id().c_str(), static_cast<unsigned long long>(id.target_applied_seq()),
+            id.target_log_id().empty() ? "unrecorded" : id.target_log_id().c_str());
+      } else {
+        std::printf("log         %s\n", id.inbound_log_id().c_str());
+      }
+    }
   }
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
   if (r.tables_size() > 0) {
@@ -247,14 +265,17 @@ int main(int argc, char** argv) {
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table") {
+      args.command != "resume-table" && args.command != "reseed") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
-  const size_t operands = args.command == "resume-table" ? 1 : 0;
+  const size_t operands = args.command == "resume-table" || args.command == "reseed" ? 1 : 0;
   if (rest.size() - 1 != operands) {
     return Usage(operands == 0 ? "one command at a time"
-                               : absl::StrCat(args.command, " takes one TABLE (schema.name)"));
+                 : args.command == "reseed"
+                     ? "reseed takes one LOG_ID (or unrecorded)"
+                     : absl::StrCat(args.command, " takes one TABLE (schema.name)"));
   }
+  if (args.command == "reseed") args.log_id = rest[1];
   if (args.command == "resume-table") {
     args.table = rest[1];
     // A replay can take a while: the call's own deadline, unless --timeout says otherwise.
@@ -290,6 +311,24 @@ int main(int argc, char** argv) {
     ferry::v1::PauseReply reply;
     status = stub->Pause(&ctx, ferry::v1::PauseRequest(), &reply);
     if (status.ok()) PrintPaused(true, reply.was_paused(), args.json);
+  } else if (args.command == "reseed") {
+    ferry::v1::ReseedRequest request;
+    request.set_discard_log_id(args.log_id);
+    ferry::v1::ReseedReply reply;
+    status = stub->Reseed(&ctx, request, &reply);
+    if (status.ok() && args.json) {
+      std::printf(
+          "{\"discarded_log_id\": %s, \"discarded_applied_seq\": %llu, \"inbound_log_id\": %s}\n",
+          JsonString(reply.discarded_log_id()).c_str(),
+          static_cast<unsigned long long>(reply.discarded_applied_seq()),
+          JsonString(reply.inbound_log_id()).c_str());
+    } else if (status.ok()) {
+      std::printf(
+          "re-seeded: discarded the target's progress (seq %llu) of log %s; applying log %s from "
+          "its beginning\n",
+          static_cast<unsigned long long>(reply.discarded_applied_seq()),
+          reply.discarded_log_id().c_str(), reply.inbound_log_id().c_str());
+    }
   } else if (args.command == "resume-table") {
     ferry::v1::ResumeTableRequest request;
     request.set_table(args.table);

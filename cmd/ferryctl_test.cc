@@ -44,6 +44,8 @@ TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
       {{"--admin", "127.0.0.1:1", "--token-file", "/nonexistent/token", "status"},
        "cannot read token file"},
       {{"--admin", "127.0.0.1:1", "pause", "resume"}, "one command at a time"},
+      {{"--admin", "127.0.0.1:1", "reseed"}, "reseed takes one LOG_ID"},
+      {{"--admin", "127.0.0.1:1", "reseed", "a", "b"}, "reseed takes one LOG_ID"},
   };
   for (const auto& [args, reason] : cases) {
     const CtlRun run = Ctl(args);

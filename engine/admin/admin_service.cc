@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/api/sink.h"
+
 namespace ferry {
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
@@ -88,6 +90,29 @@ grpc::Status AdminService::ResumeTable(grpc::ServerContext* context,
   reply->set_table(table);
   reply->set_resumed_from_seq(*from);
   spdlog::info("admin: table {} resumed from inbound seq {}", table, *from);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Reseed(grpc::ServerContext* context, const v1::ReseedRequest* request,
+                                  v1::ReseedReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  const std::string& id = request->discard_log_id();
+  if (id != "unrecorded" && !IsValidLogId(id)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "reseed needs the log id the target's progress counts (32 lowercase hex "
+                        "digits, as status shows it) or \"unrecorded\"");
+  }
+  absl::StatusOr<v1::ReseedReply> done = backend_->Reseed(id == "unrecorded" ? "" : id);
+  if (!done.ok()) {
+    spdlog::warn("admin: reseed (discarding log {}) refused: {}", id, done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  reply->set_discarded_log_id(id);
+  spdlog::warn(
+      "admin: reseed: the target's progress (seq {}) of log {} discarded; applying log {} "
+      "from its beginning",
+      reply->discarded_applied_seq(), id, reply->inbound_log_id());
   return grpc::Status::OK;
 }
 

@@ -24,6 +24,12 @@ class AdminBackend {
   // Re-applies a stopped table ("schema.name") from the change that stopped it; returns that
   // change's inbound sequence. Errors as the ResumeTable RPC in proto/admin.proto.
   virtual absl::StatusOr<uint64_t> ResumeTable(const std::string& table) = 0;
+  // Re-seeds this standby: discards the target's progress of the upstream log `discard_log_id`
+  // ("" = unrecorded). Errors as the Reseed RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::ReseedReply> Reseed(const std::string& discard_log_id) {
+    (void)discard_log_id;
+    return absl::UnimplementedError("reseed is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -41,6 +47,8 @@ class AdminService final : public v1::Admin::Service {
                       v1::ResumeReply* reply) override;
   grpc::Status ResumeTable(grpc::ServerContext* context, const v1::ResumeTableRequest* request,
                            v1::ResumeTableReply* reply) override;
+  grpc::Status Reseed(grpc::ServerContext* context, const v1::ReseedRequest* request,
+                      v1::ReseedReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

@@ -30,8 +30,16 @@ class FakeBackend : public AdminBackend {
     if (table == "public.stopped") return uint64_t{42};
     return absl::NotFoundError("table " + table + " is not stopped");
   }
+  absl::StatusOr<v1::ReseedReply> Reseed(const std::string& discard_log_id) override {
+    reseeds_.push_back(discard_log_id);
+    v1::ReseedReply reply;
+    reply.set_discarded_applied_seq(28276);
+    reply.set_inbound_log_id("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    return reply;
+  }
   std::atomic<bool> paused_{false};
   std::atomic<bool> fail_{false};
+  std::vector<std::string> reseeds_;  // what reached the backend
 };
 
 class AdminServiceTest : public ::testing::Test {
@@ -109,6 +117,33 @@ TEST_F(AdminServiceTest, ResumeTableChecksTheNameAndPassesTheBackendAnswerThroug
 }
 
 // Regression: a pause whose persistence failed was reported as done.
+// A re-seed discards progress: only a well-formed log id (or "unrecorded") reaches the backend.
+TEST_F(AdminServiceTest, ReseedChecksTheLogIdAndPassesTheBackendAnswerThrough) {
+  StartServer("");
+  auto call = [&](const std::string& id, v1::ReseedReply* reply) {
+    grpc::ClientContext ctx;
+    v1::ReseedRequest request;
+    request.set_discard_log_id(id);
+    return stub_->Reseed(&ctx, request, reply);
+  };
+  for (const std::string& bad :
+       {std::string(), std::string(31, 'a'), std::string(33, 'a'), std::string(1 << 16, 'a'),
+        std::string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), std::string("unrecorded "),
+        std::string("'; DROP TABLE t; --")}) {
+    v1::ReseedReply reply;
+    EXPECT_EQ(call(bad, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.size();
+  }
+  EXPECT_TRUE(backend_.reseeds_.empty());
+  v1::ReseedReply reply;
+  ASSERT_TRUE(call("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &reply).ok());
+  EXPECT_EQ(reply.discarded_log_id(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  EXPECT_EQ(reply.discarded_applied_seq(), 28276u);
+  EXPECT_EQ(reply.inbound_log_id(), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+  ASSERT_TRUE(call("unrecorded", &reply).ok());
+  EXPECT_EQ(reply.discarded_log_id(), "unrecorded");
+  EXPECT_EQ(backend_.reseeds_, (std::vector<std::string>{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ""}));
+}
+
 TEST_F(AdminServiceTest, PauseThatCouldNotBePersistedIsReportedAsFailed) {
   StartServer("");
   backend_.fail_ = true;

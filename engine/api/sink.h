@@ -77,11 +77,48 @@ using TableFault = TableStop;
 // its stop seq are skipped (they stay in the inbound log for ResumeTable); earlier ones apply.
 using StoppedTables = std::map<TableName, TableStop>;
 
+// A log id as the shipper makes it: exactly 32 lowercase hex digits. Anything else (empty,
+// oversized, other characters) is refused wherever a log id comes from outside.
+inline bool IsValidLogId(const std::string& id) {
+  if (id.size() != 32) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The log apply reads, as the scheduler tells the sink (Sink::LoadState). Log identity: the
+// inbound log copies the shipping region's outbound log, whose random id (32 hex digits, the
+// Hello's log_id) the receiver records before it appends anything; seqs mean something only
+// together with that id. A sink keeps the id beside its progress, so that progress counted in
+// another log (the peer's data_dir re-created, a re-seed) is never taken for this one's.
+struct UpstreamLog {
+  // The shipper's outbound log id the inbound log copies; "" for an inbound log that never
+  // recorded one (written by a ferryd before log ids, or by a test).
+  std::string log_id;
+  // The inbound log's readable range [first_seq, next_seq): a sink may adopt progress that
+  // carries no recorded id (written before ids were recorded) only when the log holds the record
+  // right after it, first_seq <= progress + 1 <= next_seq.
+  uint64_t first_seq = 1;
+  uint64_t next_seq = 1;
+};
+
 // Persistent state a sink keeps in its target.
 struct SinkState {
   uint64_t applied_seq = 0;  // committed progress (0: nothing applied yet)
+  // The upstream log whose seqs applied_seq counts. Equal to UpstreamLog::log_id when the
+  // progress is this log's (or there is none); anything else ("" = not recorded) is an identity
+  // mismatch: the progress counts another log, and apply must not use it.
+  std::string log_id;
   StoppedTables stopped;
   uint64_t conflicts = 0;  // conflicts recorded so far
+};
+
+// A target's committed progress and the log it counts, as the receiver's handshake asks for it
+// (Sink::CommittedProgress): a new inbound log may start right after it.
+struct TargetProgress {
+  std::string log_id;        // "" when not recorded (then nothing may be resumed from it)
+  uint64_t applied_seq = 0;  // durable in the target
 };
 
 // Work a sink did ahead for one group (Sink::Plan); opaque to the engine.
@@ -167,8 +204,11 @@ class Sink {
  public:
   virtual ~Sink() = default;
   // Reads the committed progress, stopped tables and conflict count from the target (creating
-  // the bookkeeping it needs). kUnavailable while the target is away.
-  [[nodiscard]] virtual absl::StatusOr<SinkState> LoadState() = 0;
+  // the bookkeeping it needs), for applying `upstream`. When the target holds no progress, it
+  // records (before any group commits) that its progress counts upstream.log_id; when it holds
+  // progress, state.log_id says which log that progress counts (see SinkState). Sessions opened
+  // afterwards commit progress for that log. kUnavailable while the target is away.
+  [[nodiscard]] virtual absl::StatusOr<SinkState> LoadState(const UpstreamLog& upstream) = 0;
   // Opens session number `worker` (0-based; each has its own progress slot in the target).
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int worker) = 0;
   // Unique constraints of the target table that `relation` maps to, beyond the replica
@@ -180,6 +220,24 @@ class Sink {
   // that whatever a crash of the target takes back can be applied again.
   [[nodiscard]] virtual absl::StatusOr<std::optional<uint64_t>> DurableSeq() {
     return std::optional<uint64_t>();
+  }
+  // For the receiver's handshake: the durable committed progress and the log it counts, read
+  // without changing anything. kUnimplemented when the sink cannot tell (then a new inbound log
+  // is never started past seq 1); kUnavailable while the target is away.
+  [[nodiscard]] virtual absl::StatusOr<TargetProgress> CommittedProgress() {
+    return absl::UnimplementedError("this sink does not report its progress");
+  }
+  // Re-seed (docs/operations.md): discards the target's progress, which must count the log
+  // `discard_log_id` ("" = progress whose log was never recorded), so that apply starts the
+  // inbound log `keep_log_id` from its beginning. kFailedPrecondition when the progress counts
+  // `keep_log_id` (nothing is discarded, ever, of the log being applied) or a log other than
+  // `discard_log_id`; kUnavailable when an applier still holds the progress. Idempotent: after a
+  // crash part-way it is simply run again. Returns the progress discarded (0 when none was left).
+  [[nodiscard]] virtual absl::StatusOr<uint64_t> DiscardProgress(const std::string& discard_log_id,
+                                                                 const std::string& keep_log_id) {
+    (void)discard_log_id;
+    (void)keep_log_id;
+    return absl::UnimplementedError("this sink cannot discard its progress");
   }
   // Optional, for speed: the client-side part of applying a group (encoding its statements),
   // done by the scheduler's reader thread while workers apply earlier groups, so that it

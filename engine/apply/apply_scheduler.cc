@@ -138,6 +138,10 @@ ApplyStatus ApplyScheduler::status() const {
     s.groups_committed = groups_committed_;
     s.transactions_applied = transactions_applied_;
     s.resets = resets_;
+    s.log_id = log_id_;
+    s.identity_mismatch = identity_mismatch_;
+    s.target_log_id = target_log_id_;
+    s.target_applied_seq = target_applied_seq_;
   }
   const uint64_t last = log_->next_seq() - 1;
   s.lag_records = last > order.applied_seq ? last - order.applied_seq : 0;
@@ -157,6 +161,12 @@ void ApplyScheduler::ReaderLoop() {
   while (!order_->stopping()) {
     if (options_.clock->Now() < backoff_until_) {
       options_.clock->SleepUntil(backoff_until_, &stop_notification_);
+      continue;
+    }
+    if (log_->first_seq() == log_->next_seq() && InboundLogId().empty()) {
+      // A new inbound log: no record, no upstream log yet. Nothing to apply, and no log to bind
+      // the target's progress to: wait for the receiver's first stream.
+      inbound_->WaitForRecord(log_->next_seq(), options_.idle_wait);
       continue;
     }
     absl::Status status = LoadState();
@@ -197,9 +207,39 @@ void ApplyScheduler::ReaderLoop() {
   // Workers exit on Stop(); nothing else to do.
 }
 
+std::string ApplyScheduler::InboundLogId() const {
+  absl::StatusOr<std::optional<std::string>> id = log_->GetState(kPeerLogIdState);
+  return id.ok() && id->has_value() ? **id : std::string();
+}
+
 absl::Status ApplyScheduler::LoadState() {
-  absl::StatusOr<SinkState> state = sink_->LoadState();
+  UpstreamLog upstream;
+  upstream.log_id = InboundLogId();
+  upstream.first_seq = log_->first_seq();
+  upstream.next_seq = log_->next_seq();
+  round_log_id_ = upstream.log_id;
+  absl::StatusOr<SinkState> state = sink_->LoadState(upstream);
   if (!state.ok()) return Annotate(state.status(), "apply: reading progress from the target");
+  {
+    absl::MutexLock lock(&mu_);
+    log_id_ = upstream.log_id;
+    identity_mismatch_ = state->log_id != upstream.log_id;
+    target_log_id_ = state->log_id;
+    target_applied_seq_ = state->applied_seq;
+  }
+  if (state->log_id != upstream.log_id) {
+    // Never trust progress counted in another log: its seqs mean other records here.
+    auto name = [](const std::string& id) { return id.empty() ? std::string("unrecorded") : id; };
+    return absl::FailedPreconditionError(absl::StrCat(
+        "apply: identity mismatch: the target's progress (seq ", state->applied_seq,
+        ") counts upstream log ", name(state->log_id), ", but the inbound log copies log ",
+        name(upstream.log_id),
+        "; nothing is applied. If the peer region's log was re-created (a re-seed), empty or "
+        "re-create the target database, then run `ferryctl reseed ",
+        name(state->log_id),
+        "` on this region (docs/operations.md, Re-seeding a region); otherwise this region is "
+        "connected to the wrong peer or target"));
+  }
   absl::StatusOr<std::optional<uint64_t>> cursor = log_->GetCursor(options_.applied_cursor);
   if (!cursor.ok()) return Annotate(cursor.status(), "apply: reading the applied cursor");
   // Resume from the target's progress only: the cursor may be ahead of it (groups with nothing
@@ -281,6 +321,13 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     MaybeWriteCursors();
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                            inbound_->Read(next_read_, InboundReader::Batch::kGroups));
+    if (!records.empty() && InboundLogId() != round_log_id_) {
+      // The receiver took a stream of another log since the round began (it records the id
+      // before appending any record of it): bind the target to it again before applying any.
+      spdlog::warn("apply: the inbound log now copies upstream log {} (was {}): reloading",
+                   InboundLogId(), round_log_id_.empty() ? "unrecorded" : round_log_id_);
+      return absl::OkStatus();
+    }
     if (records.empty()) {
       if (KeepCollecting()) {
         // Until a record arrives or (checked again soon) the groups in flight committed.

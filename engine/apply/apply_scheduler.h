@@ -15,6 +15,13 @@
 // any later one starts. Fragment 0 of a transaction while one is incomplete discards the
 // incomplete one (the worker rolls back and starts over).
 //
+// Log identity. The target's progress counts the seqs of one upstream log (the shipper's
+// outbound log id, which the receiver records in the inbound log). Each round binds the sink to
+// the inbound log's id (Sink::LoadState); when the target's progress counts another log, apply
+// stops for good before reading anything ("identity mismatch" in status and the log), and a
+// round ends as soon as the inbound log records another id. A new inbound log that recorded
+// no id yet holds nothing to apply: apply waits for it without reading the target.
+//
 // Failures. Any failure rolls back every uncommitted group ("reset"), re-reads the progress
 // from the sink and re-applies from there:
 //   transient (kUnavailable: target down or restarting)  -> backoff on the injected Clock;
@@ -120,6 +127,15 @@ struct ApplyStatus {
   uint64_t groups_committed = 0;
   uint64_t transactions_applied = 0;
   uint64_t resets = 0;  // rollbacks of all uncommitted groups (retries)
+  // The upstream log (engine/api/sink.h UpstreamLog) apply counts: the one the inbound log
+  // copies ("" before the receiver recorded one).
+  std::string log_id;
+  // Apply refuses the target's progress because it counts another upstream log (failed is then
+  // true, and nothing of the inbound log was applied): the log it counts ("" = not recorded)
+  // and that progress. docs/operations.md, "Re-seeding a region", says what the operator does.
+  bool identity_mismatch = false;
+  std::string target_log_id;
+  uint64_t target_applied_seq = 0;
 };
 
 class ApplyScheduler {
@@ -155,6 +171,8 @@ class ApplyScheduler {
   // The reader thread (apply_scheduler.cc): rounds, failures and their retries.
   void ReaderLoop();
   absl::Status LoadState();
+  // The log id the inbound log records (kPeerLogIdState), "" when none or unreadable.
+  std::string InboundLogId() const;
   // Reads and dispatches until a failure is reported, Stop() or a fatal error (returned).
   absl::Status ReadAndDispatch();
   // The open group keeps collecting instead of going out now (see README: Groups).
@@ -180,6 +198,8 @@ class ApplyScheduler {
   // Reader-thread state.
   const std::unique_ptr<GroupBuilder> builder_;
   uint64_t next_read_ = 1;
+  // The inbound log's log id when the round started; a round ends when it changes.
+  std::string round_log_id_;
   uint64_t cursor_written_ = 0;
   uint64_t retain_written_ = 0;
   // When the sink's durable progress was last polled, when the cursors were last written.
@@ -211,6 +231,11 @@ class ApplyScheduler {
   uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
   // The sink's durable progress (Sink::DurableSeq) as last polled.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Log identity as status() reports it (ApplyStatus).
+  std::string log_id_ ABSL_GUARDED_BY(mu_);
+  bool identity_mismatch_ ABSL_GUARDED_BY(mu_) = false;
+  std::string target_log_id_ ABSL_GUARDED_BY(mu_);
+  uint64_t target_applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Constant after construction: workers_[i] runs apply_workers_[i].
   std::vector<std::unique_ptr<ApplyWorker>> apply_workers_;

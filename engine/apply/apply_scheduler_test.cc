@@ -18,9 +18,9 @@ class RecordingSink final : public Sink {
  public:
   explicit RecordingSink(std::optional<uint64_t> durable) : durable_(durable) {}
 
-  absl::StatusOr<SinkState> LoadState() override {
+  absl::StatusOr<SinkState> LoadState(const UpstreamLog& upstream) override {
     absl::MutexLock lock(&mu_);
-    return SinkState{.applied_seq = committed_};
+    return SinkState{.applied_seq = committed_, .log_id = upstream.log_id};
   }
   absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int) override {
     return std::unique_ptr<SinkSession>(new Session(this));

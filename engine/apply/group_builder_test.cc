@@ -12,7 +12,7 @@ namespace {
 // Unique keys: none; every plan is counted.
 class PlanningSink final : public Sink {
  public:
-  absl::StatusOr<SinkState> LoadState() override { return SinkState{}; }
+  absl::StatusOr<SinkState> LoadState(const UpstreamLog&) override { return SinkState{}; }
   absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int) override {
     return absl::UnimplementedError("no sessions");
   }

@@ -376,6 +376,7 @@ v1::StatusReply Daemon::Status() {
   {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;
+    if (!reseed_operation_.empty()) s.state.operation = reseed_operation_;
     if (primary_) {
       PrimarySnapshot& p = s.primary.emplace();
       p.captured_position = primary_->capture().CapturedPosition();
@@ -388,6 +389,11 @@ v1::StatusReply Daemon::Status() {
     if (standby_) {
       s.standby = StandbySnapshot{.receiver = standby_->receiver().status(),
                                   .apply = standby_->apply().status()};
+      // Before apply bound a round (a new inbound log), the log the receiver recorded.
+      if (s.standby->apply.log_id.empty()) {
+        auto id = inbound_->GetState(kPeerLogIdState);
+        if (id.ok() && id->has_value()) s.standby->apply.log_id = **id;
+      }
     }
   }
   return AssembleStatus(s);
@@ -473,6 +479,88 @@ absl::StatusOr<uint64_t> Daemon::ResumeTable(const std::string& table) {
         absl::StrCat("table ", table, " stays stopped: ", s.message()));
   }
   return from;
+}
+
+absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id) {
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const RegionRecord region = roles_->Get();
+  if (region.role != Role::kStandby || region.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is ", std::string(RoleName(region.role)), " and ",
+        std::string(RegionPhaseName(region.phase)), ": only a replicating standby is re-seeded"));
+  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> keep, inbound_->GetState(kPeerLogIdState));
+  if (!keep.has_value() || keep->empty()) {
+    return absl::FailedPreconditionError(
+        "the inbound log copies no upstream log yet: start the peer region with its new log, "
+        "let it connect (status shows log_identity.inbound_log_id), then re-seed");
+  }
+  if (*keep == discard_log_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "log ", discard_log_id,
+        " is the log the inbound log copies: its progress is never "
+        "discarded (re-seeding discards the progress of the log the peer had before)"));
+  }
+  if (inbound_->first_seq() != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the inbound log starts at seq ", inbound_->first_seq(),
+                     ", so it no longer holds log ", *keep,
+                     " from its beginning: stop ferryd, re-create this region's data_dir and start "
+                     "it again, then re-seed (docs/operations.md, Re-seeding a region)"));
+  }
+  // Refuse what DiscardProgress would refuse before stopping anything: a refused re-seed leaves
+  // the pipeline running. (DiscardProgress checks again: the target may change meanwhile.)
+  {
+    absl::StatusOr<std::unique_ptr<Sink>> sink =
+        factories_.sink(config_, PipelineContext{.epoch = roles_->epoch()});
+    if (!sink.ok()) return sink.status();
+    absl::StatusOr<TargetProgress> target = (*sink)->CommittedProgress();
+    if (!target.ok()) return Annotate(target.status(), "reading the target's progress");
+    if (target->applied_seq > 0 && target->log_id == *keep) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the target's progress (seq ", target->applied_seq, ") counts log ", *keep,
+                       ", the log the inbound log copies: there is nothing to re-seed"));
+    }
+    if (target->applied_seq > 0 && target->log_id != discard_log_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the target's progress (seq ", target->applied_seq, ") counts log ",
+                       target->log_id.empty() ? "unrecorded" : target->log_id, ", not ",
+                       discard_log_id.empty() ? "unrecorded" : discard_log_id,
+                       ": nothing discarded (status shows the log as log_identity.target_log_id)"));
+    }
+  }
+  const std::string operation = absl::StrCat("reseed-", region.epoch, "-", ++operations_);
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    reseed_operation_ = absl::StrCat(operation, ": discarding the target's progress of log ",
+                                     discard_log_id.empty() ? "unrecorded" : discard_log_id);
+  }
+  spdlog::warn(
+      "region {}: {}: stopping the standby pipeline to discard the target's progress of "
+      "log {} and apply log {} from its beginning",
+      config_.region, operation, discard_log_id.empty() ? "unrecorded" : discard_log_id, *keep);
+  StopPipeline(clock_->Now());
+  absl::StatusOr<uint64_t> discarded = absl::UnavailableError("no sink");
+  {
+    absl::StatusOr<std::unique_ptr<Sink>> sink =
+        factories_.sink(config_, PipelineContext{.epoch = roles_->epoch()});
+    discarded = sink.ok() ? (*sink)->DiscardProgress(discard_log_id, *keep) : sink.status();
+  }
+  absl::Status started = StartPipeline(Role::kStandby);
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    reseed_operation_.clear();
+    pipeline_error_ = started.ok() ? "" : started.ToString();
+  }
+  if (!discarded.ok()) {
+    return Annotate(discarded.status(), absl::StrCat(operation, ": nothing more discarded"));
+  }
+  if (!started.ok()) return started;
+  v1::ReseedReply reply;
+  reply.set_discarded_applied_seq(*discarded);
+  reply.set_inbound_log_id(*keep);
+  return reply;
 }
 
 int Daemon::admin_port() const { return admin_port_; }

@@ -100,6 +100,12 @@ class Daemon final : public AdminBackend {
   absl::StatusOr<bool> Pause() override;
   absl::StatusOr<bool> Resume() override;
   absl::StatusOr<uint64_t> ResumeTable(const std::string& table) override;
+  // Re-seeding a region (docs/operations.md): on a replicating standby whose inbound log holds
+  // its upstream log from seq 1, stops the standby pipeline, has a fresh sink discard the
+  // target's progress of `discard_log_id` (Sink::DiscardProgress: never the inbound log's own
+  // log's), and starts the pipeline again, whatever the outcome. status shows the operation
+  // while it runs.
+  absl::StatusOr<v1::ReseedReply> Reseed(const std::string& discard_log_id) override;
 
   // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
   int admin_port() const;
@@ -150,6 +156,8 @@ class Daemon final : public AdminBackend {
   std::unique_ptr<StandbyPipeline> standby_ ABSL_GUARDED_BY(pipeline_mu_);
   std::string pipeline_error_ ABSL_GUARDED_BY(pipeline_mu_);
   uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
+  // The re-seed running now ("" when none), for status' operation field.
+  std::string reseed_operation_ ABSL_GUARDED_BY(pipeline_mu_);
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

@@ -97,9 +97,9 @@ class ScriptedSource final : public Source {
 class RecordingSink final : public Sink {
  public:
   explicit RecordingSink(FakeDatabase* db) : db_(db) {}
-  absl::StatusOr<SinkState> LoadState() override {
+  absl::StatusOr<SinkState> LoadState(const UpstreamLog& upstream) override {
     absl::MutexLock lock(&db_->progress_mu);
-    return SinkState{.applied_seq = db_->sink_progress};
+    return SinkState{.applied_seq = db_->sink_progress, .log_id = upstream.log_id};
   }
   absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int) override {
     return std::unique_ptr<SinkSession>(new Session(db_));

@@ -36,6 +36,8 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
     if (a == nullptr) return std::nullopt;
     return PeerApplyStateOf(a->status());
   };
+  // A new inbound log may start where the target's progress is (item: lost standby data_dir).
+  options.receiver.target_progress = [sink = p->sink_.get()] { return sink->CommittedProgress(); };
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
   FERRY_ASSIGN_OR_RETURN(p->server_,
                          replication::ReplicationServer::Start(options.server, p->receiver_.get()));

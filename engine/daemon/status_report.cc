@@ -118,6 +118,11 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     r.mutable_apply_lag()->set_seconds(lag_records == 0 ? 0 : age_seconds(false, lag_from));
     r.set_conflicts(a.conflicts);
     if (!a.last_error.empty()) r.set_last_error(a.last_error);
+    auto* identity = r.mutable_log_identity();
+    identity->set_inbound_log_id(a.log_id);
+    identity->set_target_log_id(a.identity_mismatch ? a.target_log_id : a.log_id);
+    identity->set_target_applied_seq(a.identity_mismatch ? a.target_applied_seq : a.applied_seq);
+    identity->set_mismatch(a.identity_mismatch);
     for (const auto& [name, stop] : a.stopped_tables) {
       auto* t = r.add_tables();
       t->set_table(name.ToString());

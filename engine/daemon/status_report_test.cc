@@ -221,6 +221,34 @@ TEST(StatusReportTest, StandbySendsABoundedApplyState) {
   EXPECT_TRUE(parsed.ParseFromString(state.SerializeAsString()));  // valid UTF-8 parses
 }
 
+// Issue #14: a standby whose target counts another upstream log says so, with both ids, and
+// does not claim the other log's progress as its own.
+TEST(StatusReportTest, StandbyShowsItsLogIdentityAndAMismatch) {
+  StatusSnapshot s = Base(Role::kStandby);
+  s.inbound = {.first_seq = 1, .next_seq = 501};
+  StandbySnapshot& sb = s.standby.emplace();
+  sb.apply.log_id = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+  sb.apply.applied_seq = 120;
+  v1::StatusReply r = AssembleStatus(s);
+  EXPECT_FALSE(r.log_identity().mismatch());
+  EXPECT_EQ(r.log_identity().inbound_log_id(), sb.apply.log_id);
+  EXPECT_EQ(r.log_identity().target_log_id(), sb.apply.log_id);
+  EXPECT_EQ(r.log_identity().target_applied_seq(), 120u);
+  sb.apply = ApplyStatus{};
+  sb.apply.failed = true;
+  sb.apply.log_id = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+  sb.apply.identity_mismatch = true;
+  sb.apply.target_log_id = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  sb.apply.target_applied_seq = 28276;
+  sb.apply.last_error = "apply: identity mismatch: ...";
+  r = AssembleStatus(s);
+  EXPECT_TRUE(r.log_identity().mismatch());
+  EXPECT_EQ(r.log_identity().target_log_id(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  EXPECT_EQ(r.log_identity().target_applied_seq(), 28276u);
+  EXPECT_EQ(r.positions().applied_seq(), 0u);
+  EXPECT_EQ(r.last_error(), "apply: identity mismatch: ...");
+}
+
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {
   StatusSnapshot s = Base(Role::kPrimary);
   s.state.phase = RegionPhase::kFenced;

@@ -231,13 +231,28 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   size_t group_bytes = 0, group_records = 0;
   rocksdb::WriteBatch batch(reserve);
   uint64_t seq = next_seq_;
+  std::optional<uint64_t> new_first;  // set by a request's start_at
   for (Writer* x : group) {
     AppendRequest& req = *x->request;
-    if (req.expected_first_seq.has_value() && *req.expected_first_seq != seq) {
+    if (req.start_at.has_value()) {
+      if (seq != first_seq_ || new_first.has_value() || *req.start_at < seq) {
+        x->result = absl::FailedPreconditionError(
+            absl::StrCat("cannot start log ", options_.path, " at sequence ", *req.start_at,
+                         ": it is at ", seq, " and holds records from ", first_seq_));
+        continue;
+      }
+    }
+    const uint64_t at = req.start_at.value_or(seq);
+    if (req.expected_first_seq.has_value() && *req.expected_first_seq != at) {
       x->result = absl::FailedPreconditionError(
           absl::StrCat("append expected to start at sequence ", *req.expected_first_seq,
-                       " but the log is at ", seq));
+                       " but the log is at ", at));
       continue;
+    }
+    if (req.start_at.has_value()) {
+      batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(at));
+      seq = at;
+      new_first = at;
     }
     x->result = seq;
     for (const auto& r : req.records) {
@@ -277,6 +292,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       for (const auto& r : x->request->records) sizes_.Add(s++, r.payload.size());
     }
     next_seq_ = seq;
+    if (new_first.has_value()) first_seq_ = *new_first;
     appended_records_ += group_records;
     appended_bytes_ += group_bytes;
     if (batch.Count() > 0) ++group_commits_;

@@ -86,6 +86,12 @@ struct AppendRequest {
   // record would get this sequence number. The receiver uses it to keep the inbound log an
   // exact copy of the outbound one.
   std::optional<uint64_t> expected_first_seq;
+  // When set, the log must hold no record (first_seq == next_seq, nothing appended before this
+  // request in its group) and `start_at` must be >= next_seq: the log then continues at
+  // `start_at` (everything below counts as trimmed, written in the same batch), and the request's
+  // records, if any, start there. Otherwise the append fails with kFailedPrecondition, appending
+  // nothing. The receiver uses it to start a new inbound log where the target's progress is.
+  std::optional<uint64_t> start_at;
 };
 
 struct LogStats {

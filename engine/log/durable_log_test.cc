@@ -97,6 +97,44 @@ TEST_F(DurableLogTest, EmptyLogStartsAtOne) {
   EXPECT_TRUE(records->empty());
 }
 
+// The receiver starts a new inbound log where the target's progress is (start_at): the log,
+// its cursor and state move together, survive a reopen, and only an empty log may be started.
+TEST_F(DurableLogTest, AnEmptyLogStartsFurtherOnAtomicallyWithItsCursorsAndState) {
+  {
+    auto log = OpenLog();
+    AppendRequest start;
+    start.start_at = 28486;
+    start.cursors.emplace_back("applied", 28485);
+    start.state.emplace_back("peer", "x");
+    auto first = log->Append(std::move(start));
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(*first, 28486u);
+    EXPECT_EQ(log->first_seq(), 28486u);
+    EXPECT_EQ(log->next_seq(), 28486u);
+    auto below = log->Read(1, 10, 1 << 20);
+    EXPECT_EQ(below.status().code(), absl::StatusCode::kOutOfRange);
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->first_seq(), 28486u);
+  EXPECT_EQ(log->next_seq(), 28486u);
+  EXPECT_EQ(log->GetCursor("applied")->value_or(0), 28485u);
+  EXPECT_EQ(log->GetState("peer")->value_or(""), "x");
+  AppendRequest records = Records(3, "r");
+  records.expected_first_seq = 28486;
+  auto first = log->Append(std::move(records));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 28486u);
+  // A log that holds records, or a start below next_seq, is refused and nothing is written.
+  for (uint64_t at : {uint64_t{40000}, uint64_t{2}}) {
+    AppendRequest again = Records(1, "x");
+    again.start_at = at;
+    again.cursors.emplace_back("applied", 7);
+    EXPECT_EQ(log->Append(std::move(again)).status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(log->next_seq(), 28489u);
+  EXPECT_EQ(log->GetCursor("applied")->value_or(0), 28485u);
+}
+
 TEST_F(DurableLogTest, AppendAssignsContiguousSequencesAndReadsBackInOrder) {
   auto log = OpenLog();
   auto first = log->Append(Records(3, "a"));

@@ -13,6 +13,7 @@
 //   applied         cursor: maintained by apply; the receiver reports it to the shipper
 //   apply_retain_from  cursor: records from here on are kept for stopped tables
 //   replication/peer_log_id, replication/peer_log_epoch  state: the shipper whose log this copies
+//                   (the identity apply binds the target's progress to: engine/api/sink.h)
 #pragma once
 
 namespace ferry {

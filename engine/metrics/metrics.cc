@@ -145,6 +145,10 @@ class StatusCollector final : public prometheus::Collectable {
         s.peer().applied_beyond_log_end());
     add("ferry_lag_stopped_tables", "Stopped tables counted in the apply lag", G,
         static_cast<double>(s.apply_lag().stopped_tables()));
+    add("ferry_apply_identity_mismatch",
+        "1 while apply refuses to run: the target's progress counts another upstream log "
+        "(ferryctl status; docs/operations.md, Re-seeding a region)",
+        G, s.log_identity().mismatch());
     return out;
   }
 

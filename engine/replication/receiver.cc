@@ -14,6 +14,7 @@
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
+#include "engine/log/log_names.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/stream_format.h"
 
@@ -138,7 +139,15 @@ absl::Status Receiver::CheckHello(const ferry::v1::Hello& hello) {
                                                     "\" is not the expected peer region \"",
                                                     options_.expected_peer_region, "\""));
   }
-  if (hello.log_id().empty()) return absl::InvalidArgumentError("hello has no log_id");
+  if (!IsValidLogId(hello.log_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hello's log_id is not 32 lowercase hex digits (", hello.log_id().size(), " bytes)"));
+  }
+  if (hello.next_seq() < hello.first_available_seq()) {
+    return absl::InvalidArgumentError(absl::StrCat("hello's next_seq ", hello.next_seq(),
+                                                   " is below its first_available_seq ",
+                                                   hello.first_available_seq()));
+  }
 
   absl::MutexLock lock(&handshake_mu_);
   const uint64_t ours = options_.epoch();
@@ -153,11 +162,9 @@ absl::Status Receiver::CheckHello(const ferry::v1::Hello& hello) {
   }
   FERRY_RETURN_IF_ERROR(CheckLogId(hello));
 
-  const uint64_t next = inbound_->next_seq();
+  uint64_t next = inbound_->next_seq();
   if (hello.first_available_seq() > next) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the shipper's log starts at sequence ", hello.first_available_seq(),
-        " but this inbound log needs ", next, " next: the records between were trimmed"));
+    FERRY_ASSIGN_OR_RETURN(next, StartAtTargetProgress(hello, next));
   }
   if (hello.next_seq() < next) {
     return absl::FailedPreconditionError(
@@ -165,6 +172,63 @@ absl::Status Receiver::CheckHello(const ferry::v1::Hello& hello) {
                      hello.next_seq(), "): the logs diverged"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Receiver::StartAtTargetProgress(const ferry::v1::Hello& hello,
+                                                         uint64_t next) {
+  const std::string trimmed =
+      absl::StrCat("the shipper's log starts at sequence ", hello.first_available_seq(),
+                   " but this inbound log needs ", next, " next: the records between were trimmed");
+  if (inbound_->first_seq() != next) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(trimmed, " (this inbound log holds records, so it cannot start further on)"));
+  }
+  if (!options_.target_progress) return absl::FailedPreconditionError(trimmed);
+  absl::StatusOr<TargetProgress> target = options_.target_progress();
+  if (target.status().code() == absl::StatusCode::kUnimplemented) {
+    return absl::FailedPreconditionError(trimmed);  // a sink that cannot tell
+  }
+  if (!target.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat(trimmed,
+                     "; this new inbound log could start where the target's progress is, but it "
+                     "cannot be read: ",
+                     target.status().ToString()));
+  }
+  const uint64_t applied = target->applied_seq;
+  std::string why;
+  if (applied == 0) {
+    why = absl::StrCat("the target holds no progress of log ", hello.log_id(),
+                       " to start after; re-seed this region (docs/operations.md)");
+  } else if (target->log_id != hello.log_id()) {
+    why = absl::StrCat("the target's progress (seq ", applied, ") counts log ",
+                       target->log_id.empty() ? "unrecorded" : target->log_id, ", not ",
+                       hello.log_id());
+  } else if (applied == UINT64_MAX || applied + 1 < hello.first_available_seq()) {
+    why = absl::StrCat("the target applied log ", hello.log_id(), " only up to sequence ", applied,
+                       ": the records after it were trimmed by the shipper; re-seed "
+                       "this region (docs/operations.md)");
+  } else if (applied + 1 > hello.next_seq()) {
+    why = absl::StrCat("the target applied log ", hello.log_id(), " up to sequence ", applied,
+                       ", past the shipper's log end (next ", hello.next_seq(),
+                       "): the logs diverged");
+  }
+  if (!why.empty()) return absl::FailedPreconditionError(absl::StrCat(trimmed, "; ", why));
+  // The target has applied everything of this log up to `applied` (durably: the progress was
+  // flushed), and the shipper holds what follows: the inbound log starts right there, its
+  // applied cursor at the target's progress, in one atomic append.
+  AppendRequest start;
+  start.start_at = applied + 1;
+  start.cursors.emplace_back(kAppliedCursor, applied);
+  start.state.emplace_back(kPeerLogIdState, hello.log_id());
+  start.state.emplace_back(kPeerLogEpochState, absl::StrCat(hello.epoch()));
+  FERRY_RETURN_IF_ERROR(
+      Annotate(inbound_->Append(std::move(start)).status(), "starting the new inbound log"));
+  spdlog::warn(
+      "replication: the new inbound log starts at sequence {}, right after the target's progress "
+      "in log {} (the shipper no longer holds sequence {})",
+      applied + 1, hello.log_id(), next);
+  return applied + 1;
 }
 
 absl::Status Receiver::CheckLogId(const ferry::v1::Hello& hello) {

@@ -9,7 +9,9 @@
 //   refused, FAILED_PRECONDITION "stale epoch N < M"; a higher one is adopted durably through
 //   adopt_epoch before anything is accepted: fencing, invariant 6), log_id (a different log
 //   than the one this inbound log copies, at an epoch not higher than the recorded one, is
-//   refused), and the positions (the shipper must still hold our next record).
+//   refused), and the positions (the shipper must still hold our next record; a new, empty
+//   inbound log may instead start right after the apply target's progress when that progress
+//   counts the shipper's log: options.target_progress).
 // Then every batch must start exactly at the inbound log's next sequence and pass DecodeBatch
 // (size limits, checksum, count); a bad batch ends the stream with the error (nothing of it is
 // written). If the receiver's epoch moves past the stream's epoch, the stream is ended.
@@ -37,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/api/sink.h"
 #include "engine/log/durable_log.h"
 #include "proto/replication.grpc.pb.h"
 
@@ -54,6 +57,11 @@ struct ReceiverOptions {
   // Durably adopts a higher epoch presented by a shipper; the stream is accepted only when it
   // returns OK. Required.
   std::function<absl::Status(uint64_t)> adopt_epoch;
+  // The apply target's durable progress and the upstream log it counts (Sink::CommittedProgress).
+  // Optional. When set, a new (empty) inbound log whose next record the shipper no longer holds
+  // starts right after the target's progress, if that progress counts the shipper's log and the
+  // shipper still holds the record after it (see CheckHello). Called during a handshake.
+  std::function<absl::StatusOr<TargetProgress>()> target_progress;
   // Largest uncompressed batch accepted (zstd bomb protection). Must be at least the shipper's
   // max_batch_bytes plus framing.
   size_t max_uncompressed_batch_bytes = size_t{64} << 20;
@@ -108,6 +116,12 @@ class Receiver final : public ferry::v1::Replication::Service {
   // Handshake checks; records the log_id and adopts the epoch. Serialized by handshake_mu_.
   [[nodiscard]] absl::Status CheckHello(const ferry::v1::Hello& hello);
   [[nodiscard]] absl::Status CheckLogId(const ferry::v1::Hello& hello)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(handshake_mu_);
+  // The shipper no longer holds `next`, the inbound log's next record: starts an empty inbound
+  // log right after the target's progress when that is safe (returns the new next seq), or
+  // says why not (kFailedPrecondition; kUnavailable when the target cannot be read).
+  [[nodiscard]] absl::StatusOr<uint64_t> StartAtTargetProgress(const ferry::v1::Hello& hello,
+                                                               uint64_t next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(handshake_mu_);
   // Makes `stream` the active one, cancelling and waiting out the previous one.
   [[nodiscard]] absl::Status Activate(Stream* stream);

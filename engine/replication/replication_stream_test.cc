@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/base/clock.h"
 #include "engine/log/fault_injection_fs.h"
+#include "engine/log/log_names.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/shipper.h"
@@ -477,6 +479,9 @@ TEST_F(ReplicationStreamTest, ASecondStreamReplacesTheFirst) {
   EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
 }
 
+// A valid log id (32 lowercase hex digits) of the hand-made shipper's log.
+constexpr char kRawLogId[] = "0123456789abcdef0123456789abcdef";
+
 // A hand-made shipper that sends exactly the frames a test wants.
 class RawShipper {
  public:
@@ -488,7 +493,7 @@ class RawShipper {
     stub_ = ferry::v1::Replication::NewStub(channel_);
     rw_ = stub_->Replicate(&context_);
   }
-  static ferry::v1::ShipperFrame Hello(const std::string& log_id = "raw-log") {
+  static ferry::v1::ShipperFrame Hello(const std::string& log_id = kRawLogId) {
     ferry::v1::ShipperFrame f;
     ferry::v1::Hello* h = f.mutable_hello();
     h->set_protocol_version(kProtocolVersion);
@@ -610,6 +615,159 @@ TEST_F(ReplicationStreamTest, HandMadeBadFramesAreRefused) {
     EXPECT_EQ(raw.End().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   EXPECT_EQ(standby_->inbound()->next_seq(), 6u);
+}
+
+// Hostile Hellos (issue #14): a log id is exactly 32 lowercase hex digits; anything else is
+// refused before the receiver records or writes anything, and the stream goes on afterwards.
+TEST_F(ReplicationStreamTest, HelloWithAMalformedLogIdIsRefused) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty", ""},
+      {"short", std::string(31, 'a')},
+      {"long", std::string(33, 'a')},
+      {"oversized", std::string(size_t{1} << 20, 'a')},
+      {"uppercase", "0123456789ABCDEF0123456789ABCDEF"},
+      {"not hex", std::string(32, 'z')},
+      {"NUL bytes", std::string("0123456789abcdef0123456789abcd\0\0", 32)},
+      {"sql", "'; DROP TABLE x; --aaaaaaaaaaaaaa"},
+  };
+  for (const auto& [name, id] : cases) {
+    SCOPED_TRACE(name);
+    RawShipper raw(standby_->address());
+    EXPECT_EQ(raw.Handshake(RawShipper::Hello(id)), 0u);
+    const grpc::Status status = raw.End();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("log_id is not 32 lowercase hex digits"),
+              std::string::npos)
+        << status.error_message();
+  }
+  {
+    // Bytes that are not UTF-8 do not even parse as a Hello (a proto3 string): refused too.
+    RawShipper raw(standby_->address());
+    EXPECT_EQ(
+        raw.Handshake(RawShipper::Hello(std::string("0123456789abcdef0123456789abcd\xff\xfe", 32))),
+        0u);
+    EXPECT_NE(raw.End().error_code(), grpc::StatusCode::OK);
+  }
+  auto recorded = standby_->inbound()->GetState(kPeerLogIdState);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_FALSE(recorded->has_value()) << "a refused Hello recorded its log id";
+  EXPECT_EQ(standby_->inbound()->next_seq(), 1u);
+  {
+    // first_available_seq past next_seq is nonsense from any shipper.
+    RawShipper raw(standby_->address());
+    ferry::v1::ShipperFrame hello = RawShipper::Hello();
+    hello.mutable_hello()->set_first_available_seq(2000);
+    EXPECT_EQ(raw.Handshake(hello), 0u);
+    EXPECT_EQ(raw.End().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  RawShipper good(standby_->address());
+  EXPECT_EQ(good.Handshake(), 1u);
+}
+
+// A shipper whose log id changes between connections at the same epoch is another log: refused
+// with both ids, nothing written; the original log goes on.
+TEST_F(ReplicationStreamTest, HelloWhoseLogIdChangesBetweenConnectionsIsRefused) {
+  {
+    RawShipper raw(standby_->address());
+    ASSERT_EQ(raw.Handshake(), 1u);
+    ASSERT_TRUE(raw.Send(GoodBatch(1, 5)));
+    ASSERT_EQ(raw.ReadAck(), 6u);
+  }
+  const std::string other = "fedcba9876543210fedcba9876543210";
+  {
+    RawShipper raw(standby_->address());
+    EXPECT_EQ(raw.Handshake(RawShipper::Hello(other)), 0u);
+    const grpc::Status status = raw.End();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(status.error_message().find(other), std::string::npos) << status.error_message();
+    EXPECT_NE(status.error_message().find(kRawLogId), std::string::npos) << status.error_message();
+  }
+  EXPECT_EQ(standby_->inbound()->GetState(kPeerLogIdState)->value_or(""), kRawLogId);
+  EXPECT_EQ(standby_->inbound()->next_seq(), 6u);
+  RawShipper again(standby_->address());
+  EXPECT_EQ(again.Handshake(), 6u);
+}
+
+// Issue #14 item 10, the receiver's part: a new inbound log whose next record (1) the shipper
+// trimmed starts right after the target's progress when that progress counts the shipper's log
+// (the real target: tests/e2e/log_identity_e2e_test.cc); every other case is refused, clearly,
+// and leaves the inbound log as it was.
+TEST_F(ReplicationStreamTest, ANewInboundLogStartsAfterTheTargetsProgressOfTheSameLog) {
+  struct Target {
+    absl::Mutex mu;
+    absl::StatusOr<TargetProgress> progress = absl::UnavailableError("target down");
+  };
+  auto target = std::make_shared<Target>();
+  {
+    standby_.reset();
+    StandbyRegion::Options options;
+    options.dir = dir_.File("fresh");
+    std::filesystem::create_directories(options.dir);
+    options.receiver.region = "west";
+    options.receiver.token = "secret-token";
+    options.receiver.target_progress = [target]() -> absl::StatusOr<TargetProgress> {
+      absl::MutexLock lock(&target->mu);
+      return target->progress;
+    };
+    auto standby = StandbyRegion::Start(options);
+    ASSERT_TRUE(standby.ok()) << standby.status();
+    standby_ = *std::move(standby);
+  }
+  auto set = [&](absl::StatusOr<TargetProgress> p) {
+    absl::MutexLock lock(&target->mu);
+    target->progress = std::move(p);
+  };
+  ferry::v1::ShipperFrame hello = RawShipper::Hello();
+  hello.mutable_hello()->set_first_available_seq(28486);
+  hello.mutable_hello()->set_next_seq(30000);
+  struct Refusal {
+    std::string name;
+    absl::StatusOr<TargetProgress> progress;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Refusal> refusals = {
+      {"target down", absl::UnavailableError("target down"), grpc::StatusCode::UNAVAILABLE,
+       "cannot be read"},
+      {"another log",
+       TargetProgress{.log_id = "fedcba9876543210fedcba9876543210", .applied_seq = 28485},
+       grpc::StatusCode::FAILED_PRECONDITION, "counts log fedcba9876543210fedcba9876543210"},
+      {"unrecorded", TargetProgress{.log_id = "", .applied_seq = 28485},
+       grpc::StatusCode::FAILED_PRECONDITION, "counts log unrecorded"},
+      {"no progress", TargetProgress{.log_id = kRawLogId, .applied_seq = 0},
+       grpc::StatusCode::FAILED_PRECONDITION, "holds no progress of log"},
+      {"below the shipper's first", TargetProgress{.log_id = kRawLogId, .applied_seq = 28484},
+       grpc::StatusCode::FAILED_PRECONDITION, "only up to sequence 28484"},
+      {"past the shipper's end", TargetProgress{.log_id = kRawLogId, .applied_seq = 30000},
+       grpc::StatusCode::FAILED_PRECONDITION, "the logs diverged"},
+      {"overflow", TargetProgress{.log_id = kRawLogId, .applied_seq = UINT64_MAX},
+       grpc::StatusCode::FAILED_PRECONDITION, "trimmed"},
+  };
+  for (const Refusal& r : refusals) {
+    SCOPED_TRACE(r.name);
+    set(r.progress);
+    RawShipper raw(standby_->address());
+    EXPECT_EQ(raw.Handshake(hello), 0u);
+    const grpc::Status status = raw.End();
+    EXPECT_EQ(status.error_code(), r.code) << status.error_message();
+    EXPECT_NE(status.error_message().find("the shipper's log starts at sequence 28486"),
+              std::string::npos)
+        << status.error_message();
+    EXPECT_NE(status.error_message().find(r.message), std::string::npos) << status.error_message();
+    EXPECT_EQ(standby_->inbound()->next_seq(), 1u);
+    EXPECT_EQ(standby_->inbound()->first_seq(), 1u);
+  }
+  set(TargetProgress{.log_id = kRawLogId, .applied_seq = 28485});
+  RawShipper raw(standby_->address());
+  ASSERT_EQ(raw.Handshake(hello), 28486u);
+  EXPECT_EQ(standby_->inbound()->first_seq(), 28486u);
+  EXPECT_EQ(standby_->inbound()->GetCursor(kAppliedCursor)->value_or(0), 28485u);
+  ASSERT_TRUE(raw.Send(GoodBatch(28486, 4)));
+  EXPECT_EQ(raw.ReadAck(), 28490u);
+  // Once it holds records, the inbound log is never moved again: the normal resume rule.
+  set(TargetProgress{.log_id = kRawLogId, .applied_seq = 29000});
+  RawShipper next(standby_->address());
+  EXPECT_EQ(next.Handshake(hello), 28490u);
 }
 
 }  // namespace

@@ -295,9 +295,18 @@ TEST_F(ReplicationE2ETest, ApplyOriginsCarryTheRegionsEpoch) {
   auto origins = west().Query("SELECT roname FROM pg_replication_origin ORDER BY roname");
   ASSERT_TRUE(origins.ok()) << origins.status();
   ASSERT_FALSE(origins->empty());
+  // Every worker origin carries the epoch; besides them, one marker names the upstream log
+  // the progress counts (docs/operations.md, "Log identity").
+  int markers = 0;
   for (const auto& row : *origins) {
+    if (row[0]->rfind("ferry_east_log_", 0) == 0) {
+      ++markers;
+      EXPECT_EQ(row[0]->size(), std::string("ferry_east_log_").size() + 32) << *row[0];
+      continue;
+    }
     EXPECT_EQ(row[0]->rfind("ferry_east_1_w", 0), 0u) << *row[0];
   }
+  EXPECT_EQ(markers, 1);
 }
 
 TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {

@@ -70,6 +70,10 @@ std::string TwoRegions::metrics_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_metrics_ : west_metrics_);
 }
 
+std::string TwoRegions::data_dir(Region r) const {
+  return dir_->File(absl::StrCat(Name(r), "-data"));
+}
+
 absl::Status TwoRegions::WriteConfigs() {
   if (!options_.admin_token.empty()) {
     std::ofstream(dir_->File("admin-token")) << options_.admin_token << "\n";
@@ -80,7 +84,7 @@ absl::Status TwoRegions::WriteConfigs() {
     const int peer_port = east ? (proxy_ ? proxy_->port() : west_replication_) : east_replication_;
     std::ofstream out(config_path(r));
     out << "region: " << Name(r) << "\n"
-        << "data_dir: " << dir_->File(absl::StrCat(Name(r), "-data")) << "\n"
+        << "data_dir: " << data_dir(r) << "\n"
         << "role: " << (east ? "primary" : "standby") << "\n"
         << "log_level: info\n"
         << "postgres:\n"
@@ -100,19 +104,21 @@ absl::Status TwoRegions::WriteConfigs() {
       out << "  admin_token_file: " << dir_->File("admin-token") << "\n";
     }
     out << "stream:\n  reconnect_min_ms: 50\n  reconnect_max_ms: 1000\n"
-        << "apply:\n  workers: " << options_.apply_workers << "\n";
+        << "apply:\n  workers: " << options_.apply_workers << "\n"
+        << options_.extra_yaml;
     if (!out) return absl::InternalError("cannot write " + config_path(r));
   }
   return absl::OkStatus();
 }
 
-absl::Status TwoRegions::StartDaemon(Region r) {
+absl::Status TwoRegions::StartDaemon(Region r, const std::vector<std::string>& extra_env) {
   auto& child = r == Region::kEast ? east_ : west_;
   if (child && child->running()) return absl::FailedPreconditionError("already running");
   SpawnOptions so;
   so.argv = {BuiltBinary("ferryd"), "--config", config_path(r)};
   so.output_path = log_path(r);
   so.kill_with_parent = true;
+  so.extra_env = extra_env;
   FERRY_ASSIGN_OR_RETURN(child, ChildProcess::Spawn(so));
   // Ready when the admin service answers.
   const absl::Time deadline = absl::Now() + absl::Seconds(60);

@@ -30,6 +30,7 @@ struct TwoRegionsOptions {
   std::string schema_sql;   // run on east before the daemons start
   std::string standby_sql;  // run on west before the daemons start (types its tables need)
   int apply_workers = 2;
+  std::string extra_yaml;  // appended to both regions' configs (whole top-level sections)
 };
 
 enum class Region { kEast, kWest };
@@ -46,9 +47,11 @@ class TwoRegions {
   std::string metrics_address(Region r) const;
   std::string config_path(Region r) const;
   std::string log_path(Region r) const;
+  std::string data_dir(Region r) const;
 
   // Starts (or restarts) ferryd of a region; returns once its admin service answers.
-  [[nodiscard]] absl::Status StartDaemon(Region r);
+  // `extra_env` ("NAME=value") is added to its environment (FERRY_KILL_POINT for crash tests).
+  [[nodiscard]] absl::Status StartDaemon(Region r, const std::vector<std::string>& extra_env = {});
   // SIGTERM and wait for a clean exit (exit code 0) within `timeout`.
   [[nodiscard]] absl::Status StopDaemon(Region r, absl::Duration timeout = absl::Seconds(60));
   // SIGKILL, no drain.

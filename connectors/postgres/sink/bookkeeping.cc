@@ -91,6 +91,12 @@ absl::Status ClearStop(Pipeline& pipe, const std::string& source_region, const T
   return absl::OkStatus();
 }
 
+absl::Status ClearAllStops(Pipeline& pipe, const std::string& source_region) {
+  auto r = pipe.Run("DELETE FROM ferry.table_state WHERE source_region = $1", {source_region});
+  if (!r.ok()) return Annotate(r.status(), "clearing the stopped tables");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StoppedTables> ReadStops(Pipeline& pipe, const std::string& source_region) {
   FERRY_ASSIGN_OR_RETURN(StatementResult stops, pipe.Run(kSelectStops, {source_region}));
   StoppedTables stopped;

@@ -42,6 +42,9 @@ namespace ferry::pg_sink {
 [[nodiscard]] absl::Status ClearStop(Pipeline& pipe, const std::string& source_region,
                                      const TableName& table);
 
+// Deletes every stop of `source_region` (a re-seed: their seqs count the discarded log).
+[[nodiscard]] absl::Status ClearAllStops(Pipeline& pipe, const std::string& source_region);
+
 // The stopped tables of `source_region`. A row whose seq does not parse is skipped.
 [[nodiscard]] absl::StatusOr<StoppedTables> ReadStops(Pipeline& pipe,
                                                       const std::string& source_region);

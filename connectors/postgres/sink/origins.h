@@ -8,6 +8,26 @@
 // this epoch's w0 and dropped; the drop fails while an applier of the old epoch still holds one
 // (kUnavailable), which fences a zombie applier out.
 //
+// Log identity. Seqs mean something only with the id of the log they count (the shipping
+// region's outbound log, engine/api/sink.h UpstreamLog). Origins are cluster-wide: they survive
+// dropdb/createdb of the target, and a re-created peer starts a new log at seq 1, so progress
+// alone would claim seqs of a log it never saw. The id is therefore kept where the progress is,
+// in the cluster-wide origin catalog too: a marker origin ferry_<source_region>_log_<log_id>,
+// never held by a session and never advanced. The invariant: whenever a worker origin of the
+// region holds progress > 0, exactly one marker of the region exists and names the log that
+// progress counts. It holds under a crash at any instant because of the order of writes, each
+// one statement that commits or not:
+//   - a marker is created or replaced only while no worker origin holds progress (LoadProgress
+//     with progress 0, DiscardProgress after dropping every worker origin), and always before the
+//     first group of the new log commits;
+//   - while progress > 0 the marker is never touched (only read), except by DiscardProgress,
+//     which drops the worker origins first and the markers last: a crash between leaves either
+//     progress with its marker (still a mismatch: run it again) or a marker without progress
+//     (nothing is counted; the next LoadProgress rebinds it).
+// Progress written by a ferryd before markers existed (no marker) is adopted for the upstream
+// log only when the inbound log holds the record right after it (UpstreamLog); otherwise it is
+// reported as not recorded (""), a mismatch.
+//
 // Errors: the failed statement's status (common/sqlstate.h); kUnavailable for a busy origin.
 //
 // Example:
@@ -21,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "connectors/postgres/sink/pipeline.h"
+#include "engine/api/sink.h"
 
 namespace ferry::pg_sink {
 
@@ -41,12 +62,37 @@ std::string OriginName(const std::string& source_region, uint64_t epoch, int wor
 [[nodiscard]] absl::Status QueueProgress(Pipeline& pipe, uint64_t progress_seq,
                                          int64_t commit_time_us, ResultCallback callback);
 
-// The committed progress of `source_region` (0: nothing applied yet), after folding the
-// origins of epochs other than `epoch` into this epoch's w0 and dropping them. kUnavailable
-// when one of them is still held by a session.
-[[nodiscard]] absl::StatusOr<uint64_t> LoadProgress(Pipeline& pipe,
-                                                    const std::string& source_region,
-                                                    uint64_t epoch);
+// ferry_<source_region>_log_<log_id>: the marker naming the log the region's progress counts.
+std::string LogMarkerName(const std::string& source_region, const std::string& log_id);
+
+// What the target's progress is and which log it counts.
+struct LoadedProgress {
+  uint64_t applied_seq = 0;  // 0: nothing applied yet
+  std::string log_id;        // the log applied_seq counts (see SinkState::log_id)
+};
+
+// The committed progress of `source_region` for applying `upstream`. When it counts
+// upstream.log_id (or there is none, and then the marker is set to upstream.log_id first), the
+// origins of epochs other than `epoch` are folded into this epoch's w0 and dropped;
+// kUnavailable when one of them is still held by a session. When it counts another log, nothing
+// is changed and the result names that log.
+[[nodiscard]] absl::StatusOr<LoadedProgress> LoadProgress(Pipeline& pipe,
+                                                          const std::string& source_region,
+                                                          uint64_t epoch,
+                                                          const UpstreamLog& upstream);
+
+// The progress of `source_region`, flushed to the target's WAL first, and the log recorded for
+// it ("" unless exactly one marker exists). Changes nothing.
+[[nodiscard]] absl::StatusOr<TargetProgress> ReadCommittedProgress(
+    Pipeline& pipe, const std::string& source_region);
+
+// Sink::DiscardProgress (engine/api/sink.h) for `source_region`: drops every worker origin of
+// the region (any epoch), then every marker but `keep_log_id`'s. Kill point
+// "reseed.origin_dropped" after each worker origin dropped.
+[[nodiscard]] absl::StatusOr<uint64_t> DiscardProgress(Pipeline& pipe,
+                                                       const std::string& source_region,
+                                                       const std::string& discard_log_id,
+                                                       const std::string& keep_log_id);
 
 // The progress of `source_region` whose commit is flushed to the target's WAL (the maximum of
 // pg_replication_origin_progress(..., flush => true) over its origins).

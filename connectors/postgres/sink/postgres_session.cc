@@ -181,11 +181,23 @@ absl::Status PostgresSession::Prepare() {
 }
 
 absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_us) {
-  if (!in_txn_ && ctx_.new_stops.empty() && !ctx_.only_table) {
-    return absl::OkStatus();  // nothing written: progress lives in the log cursor
-  }
+  // Nothing written (heartbeats, or changes of stopped tables only): the progress is committed
+  // all the same, so that the target's progress reaches the end of what was applied and a new
+  // inbound log can start right after it (the receiver's handshake). At most one such commit per
+  // heartbeat when idle. A transaction that wrote nothing commits no WAL record and would not
+  // move the origin: it takes a transaction id first.
+  const bool nothing_written = !in_txn_ && ctx_.new_stops.empty() && !ctx_.only_table;
+  if (nothing_written && (progress_seq == 0 || origin_.empty())) return absl::OkStatus();
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
   FERRY_RETURN_IF_ERROR(EnsureBegun());
+  if (nothing_written) {
+    FERRY_RETURN_IF_ERROR(
+        pipe_->Send("SELECT pg_current_xact_id()", {}, [this](StatementResult& r) {
+          if (!r.ok && deferred_.ok()) {
+            deferred_ = absl::UnavailableError("taking a transaction id failed: " + r.message);
+          }
+        }));
+  }
   for (const TableStop& stop : ctx_.new_stops) {
     FERRY_RETURN_IF_ERROR(RecordStop(*pipe_, options_.source_region, stop));
     if (stop.conflict) FERRY_RETURN_IF_ERROR(RecordConflict(stop.table, stop.seq, *stop.conflict));

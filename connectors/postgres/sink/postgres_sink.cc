@@ -84,17 +84,42 @@ absl::Status PostgresSink::CheckPrivileges(Pipeline& pipe) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<SinkState> PostgresSink::LoadState() {
+absl::StatusOr<SinkState> PostgresSink::LoadState(const UpstreamLog& upstream) {
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
   SinkState state;
-  FERRY_ASSIGN_OR_RETURN(state.applied_seq,
-                         pg_sink::LoadProgress(*pipe, options_.source_region, options_.epoch));
+  FERRY_ASSIGN_OR_RETURN(
+      pg_sink::LoadedProgress progress,
+      pg_sink::LoadProgress(*pipe, options_.source_region, options_.epoch, upstream));
+  state.applied_seq = progress.applied_seq;
+  state.log_id = std::move(progress.log_id);
   FERRY_ASSIGN_OR_RETURN(state.stopped, pg_sink::ReadStops(*pipe, options_.source_region));
   FERRY_ASSIGN_OR_RETURN(state.conflicts, pg_sink::CountConflicts(*pipe, options_.source_region));
   return state;
+}
+
+absl::StatusOr<TargetProgress> PostgresSink::CommittedProgress() {
+  absl::MutexLock lock(&mu_);
+  FERRY_ASSIGN_OR_RETURN(Pipeline * admin, AdminConnection());
+  absl::StatusOr<TargetProgress> progress =
+      pg_sink::ReadCommittedProgress(*admin, options_.source_region);
+  if (!progress.ok()) admin_.reset();
+  return progress;
+}
+
+absl::StatusOr<uint64_t> PostgresSink::DiscardProgress(const std::string& discard_log_id,
+                                                       const std::string& keep_log_id) {
+  if ((!discard_log_id.empty() && !IsValidLogId(discard_log_id)) ||
+      (!keep_log_id.empty() && !IsValidLogId(keep_log_id))) {
+    return absl::InvalidArgumentError("a log id is 32 lowercase hex digits");
+  }
+  absl::MutexLock lock(&mu_);
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
+  FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
+  FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
+  return pg_sink::DiscardProgress(*pipe, options_.source_region, discard_log_id, keep_log_id);
 }
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {

@@ -8,9 +8,11 @@
 // is committed atomically with the data, and what apply writes carries the origin (the source
 // connector skips origin-tagged changes: no loops). Postgres lets one session hold an origin at
 // a time, hence one per worker. LoadState() reads the progress as the maximum over every
-// ferry_<source_region>_* origin (groups commit in log order, so the maximum is a consistent
-// prefix); origins of another epoch are folded into this epoch's w0 and dropped, which fails
-// (kUnavailable) while an applier of the old epoch still holds one: a fence against a zombie.
+// ferry_<source_region>_<epoch>_w<k> origin (groups commit in log order, so the maximum is a
+// consistent prefix); origins of another epoch are folded into this epoch's w0 and dropped, which
+// fails (kUnavailable) while an applier of the old epoch still holds one: a fence against a
+// zombie. The upstream log the progress counts is named by the marker origin
+// ferry_<source_region>_log_<log_id> (origins.h: why that is safe under a crash).
 //
 // Target-side bookkeeping (schema `ferry`, created when missing):
 //   ferry.conflicts    every conflict, written in the transaction that resolved it;
@@ -77,7 +79,13 @@ class PostgresSink final : public Sink {
       const PostgresSinkOptions& options);
   ~PostgresSink() override;
 
-  [[nodiscard]] absl::StatusOr<SinkState> LoadState() override;
+  // Also binds the progress to upstream.log_id (origins.h: the marker origin).
+  [[nodiscard]] absl::StatusOr<SinkState> LoadState(const UpstreamLog& upstream) override;
+  // The durable progress and its marker (origins.h ReadCommittedProgress).
+  [[nodiscard]] absl::StatusOr<TargetProgress> CommittedProgress() override;
+  // Drops the region's origins (origins.h DiscardProgress).
+  [[nodiscard]] absl::StatusOr<uint64_t> DiscardProgress(const std::string& discard_log_id,
+                                                         const std::string& keep_log_id) override;
   [[nodiscard]] absl::StatusOr<std::unique_ptr<SinkSession>> OpenSession(int worker) override;
   [[nodiscard]] absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation& relation) override;
   // Encodes a group's statements ahead when all of its changes can go into one ChangeBatch

@@ -141,7 +141,7 @@ TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBeginAndPrivilege
     EXPECT_NE(s.message().find("session_replication_role"), std::string::npos) << s;
   }
   // And the sink says so plainly before apply starts, naming the role and the fix.
-  auto state = (*sink)->LoadState();
+  auto state = (*sink)->LoadState({});
   ASSERT_FALSE(state.ok());
   EXPECT_EQ(state.status().code(), absl::StatusCode::kPermissionDenied) << state.status();
   EXPECT_NE(state.status().message().find("role 'plain_applier' is not a superuser"),
@@ -150,7 +150,7 @@ TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBeginAndPrivilege
   EXPECT_NE(state.status().message().find("ALTER ROLE plain_applier SUPERUSER"), std::string::npos);
   // Once granted, the same sink goes on (apply retries: no restart needed).
   ASSERT_TRUE(pg_->Exec("ALTER ROLE plain_applier SUPERUSER", "postgres").ok());
-  EXPECT_TRUE((*sink)->LoadState().ok());
+  EXPECT_TRUE((*sink)->LoadState({}).ok());
   ASSERT_TRUE(pg_->Exec("ALTER ROLE plain_applier NOSUPERUSER", "postgres").ok());
 }
 
@@ -235,7 +235,7 @@ TEST_F(ApplyTest, OneRoundTripGroupsCommitWholeOrNotAtAll) {
   const v1::Relation other = Relation(5, "public", "other", {{"id", "integer", true}});
   auto sink = PostgresSink::Open({.dsn = pg_->dsn(db_), .source_region = region_});
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->LoadState().ok());
+  ASSERT_TRUE((*sink)->LoadState({}).ok());
   auto session = (*sink)->OpenSession(0);
   ASSERT_TRUE(session.ok()) << session.status();
   auto apply = [&](uint64_t seq, const v1::Transaction& txn) {
