@@ -5,6 +5,9 @@
 
 namespace ferry::pg {
 
+// The schema of Ferry's own objects on each region's database; its tables are not replicated.
+inline constexpr char kFerrySchema[] = "ferry";
+
 inline constexpr char kFerryMessagePrefix[] = "ferry.";
 inline constexpr char kDdlMessagePrefix[] = "ferry.ddl";
 inline constexpr char kTruncateMessagePrefix[] = "ferry.truncate";

@@ -90,8 +90,8 @@ absl::Status CheckCapturePrivileges(PgConnection& conn, const CaptureNeeds& need
                       "has_schema_privilege(n.oid, 'USAGE') "
                       "FROM pg_get_publication_tables($1) t JOIN pg_class c ON c.oid = t.relid "
                       "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                      "WHERE NOT has_schema_privilege(n.oid, 'USAGE') "
-                      "OR NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2",
+                      "WHERE n.nspname <> 'ferry' AND (NOT has_schema_privilege(n.oid, 'USAGE') "
+                      "OR NOT has_table_privilege(c.oid, 'SELECT')) ORDER BY 1, 2",
                       {needs.publication}));
   if (unreadable.rows() == 0) return absl::OkStatus();
   const std::string schema(unreadable.Get(0, 0)), table(unreadable.Get(0, 1));

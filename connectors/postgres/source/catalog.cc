@@ -101,7 +101,7 @@ absl::StatusOr<std::vector<PublishedTable>> ListPublishedTables(PgConnection& co
                       "FROM pg_publication_tables pt "
                       "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-                      "WHERE pt.pubname = $1 "
+                      "WHERE pt.pubname = $1 AND pt.schemaname <> 'ferry' "
                       "ORDER BY pg_total_relation_size(c.oid) DESC, c.oid",
                       {publication}));
   std::vector<PublishedTable> tables;

@@ -1,5 +1,6 @@
 #include "connectors/postgres/source/transaction_assembler.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -221,6 +222,13 @@ void TransactionAssembler::StartFragment() {
 
 absl::Status TransactionAssembler::AddChange(v1::Change change,
                                              const std::vector<const v1::Relation*>& relations) {
+  // Ferry's own tables (schema "ferry": apply's bookkeeping, the capture key) stay in their
+  // region: FOR ALL TABLES publishes them, the capture drops their changes.
+  if (!relations.empty() &&
+      std::all_of(relations.begin(), relations.end(),
+                  [](const v1::Relation* r) { return r->schema() == kFerrySchema; })) {
+    return absl::OkStatus();
+  }
   // A full fragment is closed when the next change arrives, so that the final fragment (closed
   // by Commit) is never empty.
   if (fragment_.changes_size() > 0 &&
