@@ -107,7 +107,15 @@ PGBENCH_PID=$!
 echo "demo: pgbench writing about $RATE transactions/s on east; Ctrl-C stops everything"
 
 start=$(date +%s)
+ddl_done=0
 while true; do
+  if [ "$ddl_done" = 0 ] && [ $(( $(date +%s) - start )) -ge 6 ]; then
+    # A schema change under load: the standby runs the same command at the same point.
+    ddl="ALTER TABLE pgbench_branches ADD COLUMN region text NOT NULL DEFAULT 'east'"
+    psql -q -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "$ddl"
+    echo; echo "demo: schema change on east: $ddl"
+    ddl_done=1
+  fi
   echo
   echo "=== $(date +%T) ============================================================"
   for r in east west; do
@@ -121,6 +129,11 @@ while true; do
     e=$(psql -At -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
     echo "rows in $t: east $e, west $w"
   done
+  if [ "$ddl_done" = 1 ]; then
+    w=$(psql -At -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres app -c \
+      "SELECT string_agg(DISTINCT region, ',') FROM pgbench_branches" 2>/dev/null || echo "not yet")
+    echo "pgbench_branches.region on west (added on east with DEFAULT 'east'): ${w:-not yet}"
+  fi
   if [ "$SECONDS_TO_RUN" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$SECONDS_TO_RUN" ]; then break; fi
   sleep 2
 done
