@@ -116,14 +116,18 @@ class PostgresSourceTest : public ::testing::Test {
 
   // Waits until no walsender holds this test's slot (a stopped source's walsender may take a
   // moment to notice), so that it can be dropped.
+  // (Not WaitUntil: that one gives up as soon as the source is done, which it is here.)
   void WaitForSlotInactive() {
-    ASSERT_TRUE(WaitUntil([&] {
+    bool inactive = false;
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+         !inactive && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
       auto active = cluster_->QueryValue(
           absl::StrCat("SELECT active::text FROM pg_replication_slots WHERE slot_name = 's_", db_,
                        "'"),
           db_);
-      return active.ok() && active->has_value() && **active == "false";
-    })) << "the slot stayed active";
+      inactive = active.ok() && active->has_value() && **active == "false";
+    }
+    ASSERT_TRUE(inactive) << "the slot stayed active";
   }
 
   // Emits a transactional logical message and waits until it is captured: everything
@@ -500,7 +504,7 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   Exec("INSERT INTO t VALUES (1)");
   Sync();
   ASSERT_TRUE(StopSource().ok());
-  WaitForSlotInactive();
+  ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
   Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
   StartSource(Options());
   ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
@@ -700,18 +704,7 @@ TEST_F(PostgresSourceTest, UncapturedGrowsWhileTheSlotIsDropped) {
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
   Sync();
   ASSERT_TRUE(StopSource().ok());
-  // The walsender ends a moment after the source closed its connection (polled; WaitUntil
-  // stops at once once the source is done).
-  bool inactive = false;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
-       !inactive && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
-    auto active = cluster_->QueryValue(
-        absl::StrCat("SELECT active::text FROM pg_replication_slots WHERE slot_name = 's_", db_,
-                     "'"),
-        db_);
-    inactive = active.ok() && active->has_value() && **active == "false";
-  }
-  ASSERT_TRUE(inactive);
+  ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
   Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
   Exec("INSERT INTO t SELECT generate_series(1, 5000)");
   auto lsn_text = cluster_->QueryValue("SELECT pg_current_wal_lsn()::text", db_);
