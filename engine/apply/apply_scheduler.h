@@ -182,9 +182,11 @@ class ApplyScheduler {
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
   void MaybeWriteCursors();
-  // A worker's bookkeeping after `group` committed (before the commit order passes it).
+  // A worker's bookkeeping after `group` committed (before the commit order passes it): its
+  // re-snapshotted tables leave the stopped set here, the one place apply lifts a stop besides
+  // ResumeTable.
   void RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
-                    absl::Time committed);
+                    const std::vector<TableResnapshot>& resnapshotted, absl::Time committed);
 
   // Constant after construction.
   const ApplyOptions options_;

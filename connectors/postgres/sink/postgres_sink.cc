@@ -123,8 +123,8 @@ absl::StatusOr<uint64_t> PostgresSink::DiscardProgress(const std::string& discar
 }
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
-  auto session = std::make_unique<pg_sink::PostgresSession>(options_, Dsn(), OriginName(worker),
-                                                            &one_trip_groups_, &schema_generation_);
+  auto session = std::make_unique<pg_sink::PostgresSession>(
+      options_, Dsn(), OriginName(worker), &one_trip_groups_, &schema_generation_, &resnapshots_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

@@ -18,6 +18,7 @@
 #include "connectors/postgres/source/pgoutput_decoder.h"
 #include "connectors/postgres/source/relation_cache.h"
 #include "connectors/postgres/source/replication_connection.h"
+#include "connectors/postgres/source/resnapshot.h"
 #include "connectors/postgres/source/snapshot.h"
 #include "connectors/postgres/source/transaction_assembler.h"
 #include "connectors/postgres/source/walsender_messages.h"
@@ -124,6 +125,7 @@ class PostgresSource::Session {
     a.max_fragment_bytes = o.max_fragment_bytes;
     a.max_batch_bytes = o.max_fragment_bytes;
     a.skip_origin_prefix = o.skip_origin_prefix;
+    a.resnapshot_dir = o.resnapshot_dir;
     return a;
   }
 
@@ -513,5 +515,15 @@ UncapturedReport PostgresSource::Uncaptured(uint64_t captured_position) const {
 }
 
 std::string PostgresSource::FormatPosition(uint64_t position) const { return FormatLsn(position); }
+
+absl::StatusOr<Source::ResnapshotResult> PostgresSource::Resnapshot(const std::string& table) {
+  ResnapshotOptions o;
+  o.dsn = options_.dsn;
+  o.publication = options_.publication;
+  o.staging_dir = options_.resnapshot_dir;
+  o.lock_timeout = options_.resnapshot_lock_timeout;
+  FERRY_ASSIGN_OR_RETURN(ResnapshotDone done, ResnapshotTable(o, table));
+  return ResnapshotResult{done.rows, done.id};
+}
 
 }  // namespace ferry::pg

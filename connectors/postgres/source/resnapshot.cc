@@ -1,0 +1,163 @@
+#include "connectors/postgres/source/resnapshot.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "connectors/postgres/common/ferry_messages.h"
+#include "connectors/postgres/common/identifiers.h"
+#include "connectors/postgres/source/catalog.h"
+#include "connectors/postgres/source/copy_text.h"
+#include "connectors/postgres/source/ddl_capture.h"
+#include "connectors/postgres/source/relation_cache.h"
+#include "connectors/postgres/source/staged_copy.h"
+#include "engine/base/kill_point.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::pg {
+namespace {
+
+std::string NewCopyId() {
+  absl::BitGen gen;
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
+}
+
+// Errors of the source database as the admin call reports them: what can be retried as is is
+// kUnavailable, with the lock timeout named.
+absl::Status Retryable(const absl::Status& s, const std::string& table, absl::Duration timeout) {
+  if (absl::StrContains(s.message(), "[55P03]")) {
+    return absl::UnavailableError(absl::StrCat(
+        "the SHARE lock on ", table, " was not granted within ", absl::FormatDuration(timeout),
+        " (long transactions write to it); nothing was copied: run resnapshot again"));
+  }
+  if (s.code() == absl::StatusCode::kAborted || s.code() == absl::StatusCode::kInternal) {
+    return absl::UnavailableError(s.message());
+  }
+  return s;
+}
+
+// Copies the locked table into the staged copy; returns the rows.
+absl::StatusOr<uint64_t> CopyInto(PgConnection& conn, const PublishedTable& table,
+                                  const v1::Relation& relation, StagedCopyWriter& writer) {
+  std::vector<std::string> columns;
+  for (const v1::Column& c : relation.columns()) columns.push_back(QuoteIdentifier(c.name()));
+  const std::string select = absl::StrCat("COPY (SELECT ", absl::StrJoin(columns, ", "), " FROM ",
+                                          table.partitioned ? "" : "ONLY ",
+                                          QualifiedName(table.schema, table.name), ") TO STDOUT");
+  FERRY_ASSIGN_OR_RETURN(PgResult r, conn.Exec(select));
+  if (r.status() != PGRES_COPY_OUT) return absl::InternalError("COPY did not start");
+  v1::Tuple row;
+  while (true) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn.raw(), &buf, /*async=*/0);
+    if (n == -1) break;
+    if (n == -2) return absl::UnavailableError(conn.ConnectionError("copying").message());
+    row.Clear();
+    absl::Status parsed =
+        ParseCopyTextRow(absl::string_view(buf, n), relation.columns_size(), &row);
+    PQfreemem(buf);
+    FERRY_RETURN_IF_ERROR(parsed);
+    FERRY_RETURN_IF_ERROR(writer.Add(row));
+  }
+  PgResult end(PQgetResult(conn.raw()));
+  if (end.get() == nullptr || end.status() != PGRES_COMMAND_OK) {
+    return conn.ResultError(end.get(), "copying");
+  }
+  while (PGresult* extra = PQgetResult(conn.raw())) PQclear(extra);
+  return writer.rows();
+}
+
+}  // namespace
+
+absl::StatusOr<ResnapshotDone> ResnapshotTable(const ResnapshotOptions& options,
+                                               const std::string& table) {
+  const size_t dot = table.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == table.size() || table.size() > 1024 ||
+      table.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("resnapshot needs a table as schema.name");
+  }
+  const std::string schema = table.substr(0, dot);
+  const std::string name = table.substr(dot + 1);
+  if (schema == kFerrySchema) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(table, " is one of Ferry's own tables (schema ferry), never replicated"));
+  }
+  if (options.staging_dir.empty()) {
+    return absl::FailedPreconditionError("no staging directory for re-snapshots is configured");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.staging_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", options.staging_dir, ": ", ec.message()));
+  }
+
+  absl::StatusOr<std::unique_ptr<PgConnection>> connected = PgConnection::Connect(options.dsn);
+  if (!connected.ok()) return absl::UnavailableError(connected.status().message());
+  PgConnection& conn = **connected;
+  // A database installed by an older ferryd lacks ferry.emit_resnapshot: bring it up to date.
+  FERRY_RETURN_IF_ERROR(EnsureDdlCapture(conn));
+  FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
+                         ListPublishedTables(conn, options.publication));
+  std::optional<PublishedTable> found;
+  for (PublishedTable& p : published) {
+    if (p.schema == schema && p.name == name) found = std::move(p);
+  }
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat("no table ", QualifiedName(schema, name),
+                                            " in publication ", options.publication,
+                                            " (it does not exist or is not replicated)"));
+  }
+
+  const std::string id = NewCopyId();
+  const std::string path = (std::filesystem::path(options.staging_dir) / id).string();
+  bool commit_sent = false;
+  auto work = [&]() -> absl::StatusOr<uint64_t> {
+    FERRY_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
+    FERRY_RETURN_IF_ERROR(conn.Exec(absl::StrCat("SET LOCAL lock_timeout = ",
+                                                 absl::ToInt64Milliseconds(options.lock_timeout)))
+                              .status());
+    FERRY_RETURN_IF_ERROR(
+        conn.Exec(absl::StrCat("LOCK TABLE ", QualifiedName(schema, name), " IN SHARE MODE"))
+            .status());
+    // The shape under the lock (no DDL can change it until COMMIT).
+    FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(conn, found->relation_id));
+    PgRelationCatalog catalog(options.dsn);
+    FERRY_ASSIGN_OR_RETURN(v1::Relation relation, BuildRelation(m, catalog));
+    FERRY_ASSIGN_OR_RETURN(auto writer, StagedCopyWriter::Create(path, relation));
+    FERRY_ASSIGN_OR_RETURN(uint64_t rows, CopyInto(conn, *found, relation, *writer));
+    FERRY_RETURN_IF_ERROR(writer->Finish());
+    FERRY_RETURN_IF_ERROR(
+        conn.ExecParams("SELECT ferry.emit_resnapshot($1, $2, $3)", {schema, name, id}).status());
+    commit_sent = true;
+    FERRY_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
+    return rows;
+  };
+  absl::StatusOr<uint64_t> rows = work();
+  if (!rows.ok()) {
+    if (commit_sent && conn.broken()) {
+      // The COMMIT may have happened: the capture may still need the copy.
+      return absl::UnknownError(absl::StrCat(
+          "the connection was lost during COMMIT of the re-snapshot of ", table, " (copy ", id,
+          "); if the standby's table does not become equal, run it again: ",
+          rows.status().message()));
+    }
+    if (!conn.broken()) (void)conn.Exec("ROLLBACK");
+    std::filesystem::remove(path, ec);
+    return Annotate(Retryable(rows.status(), table, options.lock_timeout),
+                    absl::StrCat("re-snapshotting ", table));
+  }
+  KillPoint("resnapshot.committed");  // committed on the source, maybe not captured yet
+  spdlog::info("postgres source: {} re-snapshotted: {} rows staged as copy {}", table, *rows, id);
+  return ResnapshotDone{*rows, id};
+}
+
+}  // namespace ferry::pg
