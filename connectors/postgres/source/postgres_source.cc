@@ -106,6 +106,8 @@ class PostgresSource::Session {
     FERRY_ASSIGN_OR_RETURN(std::string message_key, LoadMessageKey(*conn));
     assembler_.SetMessageKey(std::move(message_key));
     FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
+    FERRY_ASSIGN_OR_RETURN(auto leftovers, LeftoverCopies(*conn, options_.resnapshot_dir));
+    assembler_.DeleteCopiesOnceCaptured(std::move(leftovers));
     FERRY_RETURN_IF_ERROR(repl_->StartReplication(options_.slot, start, options_.publication));
     {
       absl::MutexLock lock(&source_.mu_);

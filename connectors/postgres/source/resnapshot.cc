@@ -9,6 +9,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -77,6 +78,38 @@ absl::StatusOr<uint64_t> CopyInto(PgConnection& conn, const PublishedTable& tabl
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LeftoverCopies(
+    PgConnection& conn, const std::string& staging_dir) {
+  std::vector<std::pair<std::string, uint64_t>> later;
+  std::error_code ec;
+  if (staging_dir.empty() || !std::filesystem::is_directory(staging_dir, ec)) return later;
+  for (const auto& entry : std::filesystem::directory_iterator(staging_dir, ec)) {
+    const std::string path = entry.path().string();
+    if (!IsValidCopyId(entry.path().filename().string())) continue;
+    absl::StatusOr<std::unique_ptr<StagedCopyReader>> copy = StagedCopyReader::Open(path);
+    if (!copy.ok()) continue;  // being written, or corrupt: its marker says so, if it comes
+    FERRY_ASSIGN_OR_RETURN(PgResult r,
+                           conn.ExecParams("SELECT pg_xact_status($1::xid8), "
+                                           "(pg_current_wal_insert_lsn() - '0/0')::text",
+                                           {absl::StrCat((*copy)->xid())}));
+    const std::optional<std::string> status = r.GetOptional(0, 0);
+    uint64_t now = 0;
+    if (!absl::SimpleAtoi(r.Get(0, 1), &now)) return absl::InternalError("unreadable WAL position");
+    if (status == "committed") {
+      // Its commit record ends before `now`: captured once the capture passed `now`.
+      later.emplace_back(path, now);
+    } else if (status != "in progress") {
+      // Rolled back (no marker was ever committed) or too old to know: nothing needs it.
+      std::filesystem::remove(path, ec);
+      spdlog::info(
+          "postgres source: deleted {}, a re-snapshot copy whose transaction did not "
+          "commit",
+          path);
+    }
+  }
+  return later;
+}
+
 absl::StatusOr<ResnapshotDone> ResnapshotTable(const ResnapshotOptions& options,
                                                const std::string& table) {
   const size_t dot = table.find('.');
@@ -122,6 +155,11 @@ absl::StatusOr<ResnapshotDone> ResnapshotTable(const ResnapshotOptions& options,
   bool commit_sent = false;
   auto work = [&]() -> absl::StatusOr<uint64_t> {
     FERRY_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
+    FERRY_ASSIGN_OR_RETURN(PgResult xid_result, conn.Exec("SELECT pg_current_xact_id()::text"));
+    uint64_t xid = 0;
+    if (xid_result.rows() != 1 || !absl::SimpleAtoi(xid_result.Get(0, 0), &xid)) {
+      return absl::InternalError("unreadable transaction id");
+    }
     FERRY_RETURN_IF_ERROR(conn.Exec(absl::StrCat("SET LOCAL lock_timeout = ",
                                                  absl::ToInt64Milliseconds(options.lock_timeout)))
                               .status());
@@ -132,7 +170,7 @@ absl::StatusOr<ResnapshotDone> ResnapshotTable(const ResnapshotOptions& options,
     FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(conn, found->relation_id));
     PgRelationCatalog catalog(options.dsn);
     FERRY_ASSIGN_OR_RETURN(v1::Relation relation, BuildRelation(m, catalog));
-    FERRY_ASSIGN_OR_RETURN(auto writer, StagedCopyWriter::Create(path, relation));
+    FERRY_ASSIGN_OR_RETURN(auto writer, StagedCopyWriter::Create(path, xid, relation));
     FERRY_ASSIGN_OR_RETURN(uint64_t rows, CopyInto(conn, *found, relation, *writer));
     FERRY_RETURN_IF_ERROR(writer->Finish());
     FERRY_RETURN_IF_ERROR(

@@ -16,9 +16,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "connectors/postgres/common/pg_connection.h"
 
 namespace ferry::pg {
 
@@ -39,6 +42,13 @@ struct ResnapshotDone {
 // kFailedPrecondition a table of schema ferry or no staging dir; kUnavailable the database
 // unreachable, the lock not granted in time, or an I/O error (nothing committed: try again);
 // kUnknown when COMMIT's outcome is unknown (the copy is kept for the capture).
+// At a capture session's start: the staged copies in `staging_dir` left by a crash. Copies
+// whose transaction rolled back (or is too old for pg_xact_status) are deleted now; for those
+// whose transaction committed, returns (path, a WAL position after that commit), for
+// TransactionAssembler::DeleteCopiesOnceCaptured. Copies being written are left alone.
+[[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> LeftoverCopies(
+    PgConnection& conn, const std::string& staging_dir);
+
 [[nodiscard]] absl::StatusOr<ResnapshotDone> ResnapshotTable(const ResnapshotOptions& options,
                                                              const std::string& table);
 

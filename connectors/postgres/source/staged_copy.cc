@@ -67,12 +67,14 @@ bool IsValidCopyId(const std::string& id) {
 }
 
 absl::StatusOr<std::unique_ptr<StagedCopyWriter>> StagedCopyWriter::Create(
-    const std::string& path, const v1::Relation& relation) {
+    const std::string& path, uint64_t xid, const v1::Relation& relation) {
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return IoError("cannot create", path);
   std::unique_ptr<StagedCopyWriter> w(new StagedCopyWriter(path, f));
   if (std::fwrite(kMagic, 1, kMagicSize, f) != kMagicSize) return IoError("cannot write", path);
-  FERRY_RETURN_IF_ERROR(w->Frame('R', relation.SerializeAsString()));
+  std::string head;
+  PutFixed(&head, xid, 8);
+  FERRY_RETURN_IF_ERROR(w->Frame('R', head + relation.SerializeAsString()));
   return w;
 }
 
@@ -140,9 +142,11 @@ absl::StatusOr<std::unique_ptr<StagedCopyReader>> StagedCopyReader::Open(const s
   }
   std::string body;
   FERRY_ASSIGN_OR_RETURN(bool got, ReadFrame(f, path, &body));
-  if (!got || body[0] != 'R' || !r->relation_.ParseFromArray(body.data() + 1, body.size() - 1)) {
+  if (!got || body[0] != 'R' || body.size() < 9 ||
+      !r->relation_.ParseFromArray(body.data() + 9, body.size() - 9)) {
     return absl::DataLossError(absl::StrCat("staged copy ", path, ": no relation"));
   }
+  r->xid_ = GetFixed(reinterpret_cast<const unsigned char*>(body.data() + 1), 8);
   const long first_row = std::ftell(f);
   // Check every frame and the end count before anything is used.
   uint64_t rows = 0;

@@ -4,7 +4,8 @@
 // Format (version 1), little-endian:
 //   "FERRYRS1"                                  8 bytes, magic and version
 //   frames: u32 body length, u64 XXH64(body), body
-//     first frame  'R' + serialized v1::Relation (the table as pgoutput would announce it)
+//     first frame  'R' + u64 the copying transaction's id (pg_current_xact_id())
+//                      + serialized v1::Relation (the table as pgoutput would announce it)
 //     then         'T' + serialized v1::Tuple, one frame per row (COPY text values)
 //     last frame   'E' + u64 number of 'T' frames
 // A file without its 'E' frame, with a frame whose hash or kind is wrong, or with bytes after
@@ -12,7 +13,7 @@
 // writer syncs the file and its directory before the marker's transaction commits.
 //
 // Example:
-//   FERRY_ASSIGN_OR_RETURN(auto w, StagedCopyWriter::Create(path, relation));
+//   FERRY_ASSIGN_OR_RETURN(auto w, StagedCopyWriter::Create(path, xid, relation));
 //   FERRY_RETURN_IF_ERROR(w->Add(tuple));  // per row
 //   FERRY_RETURN_IF_ERROR(w->Finish());
 //   ...
@@ -40,7 +41,7 @@ class StagedCopyWriter {
   // Creates (truncates) `path` and writes the header and the relation. kUnavailable on I/O
   // errors.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StagedCopyWriter>> Create(
-      const std::string& path, const v1::Relation& relation);
+      const std::string& path, uint64_t xid, const v1::Relation& relation);
   ~StagedCopyWriter();
   StagedCopyWriter(const StagedCopyWriter&) = delete;
   StagedCopyWriter& operator=(const StagedCopyWriter&) = delete;
@@ -70,6 +71,7 @@ class StagedCopyReader {
   StagedCopyReader& operator=(const StagedCopyReader&) = delete;
 
   const v1::Relation& relation() const { return relation_; }
+  uint64_t xid() const { return xid_; }
   uint64_t rows() const { return rows_; }
   // The next row into *row; false after the last one. kDataLoss when the file changed since
   // Open.
@@ -80,6 +82,7 @@ class StagedCopyReader {
 
   FILE* file_;
   v1::Relation relation_;
+  uint64_t xid_ = 0;
   uint64_t rows_ = 0;
   uint64_t read_ = 0;
 };

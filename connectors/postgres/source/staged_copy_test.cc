@@ -63,7 +63,7 @@ class StagedCopyTest : public ::testing::Test {
  protected:
   std::string Write(int rows) {
     const std::string path = dir_.path() + "/0123456789abcdef0123456789abcdef";
-    auto w = StagedCopyWriter::Create(path, TableT());
+    auto w = StagedCopyWriter::Create(path, 777, TableT());
     EXPECT_TRUE(w.ok()) << w.status();
     for (int i = 0; i < rows; ++i) EXPECT_TRUE((*w)->Add(Row(i)).ok());
     EXPECT_TRUE((*w)->Finish().ok());
@@ -77,6 +77,7 @@ TEST_F(StagedCopyTest, RowsReadBackExactly) {
   auto r = StagedCopyReader::Open(path);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ((*r)->relation().name(), "t");
+  EXPECT_EQ((*r)->xid(), 777u);
   EXPECT_EQ((*r)->rows(), 100u);
   v1::Tuple t;
   for (int i = 0; i < 100; ++i) {

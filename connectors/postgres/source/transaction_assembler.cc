@@ -11,6 +11,7 @@
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/staged_copy.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/pg_messages.pb.h"
@@ -302,6 +303,7 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
   }
   ++stats_.resnapshots;
   copies_in_transaction_.push_back(std::move(path));
+  KillPoint("capture.resnapshot_read");  // committed upstream, its rows read, none durable yet
   return absl::OkStatus();
 }
 
@@ -368,6 +370,18 @@ absl::Status TransactionAssembler::Flush() {
     uint64_t to = advance_to_;
     advance_to_ = 0;
     if (to > target_->CapturedPosition()) FERRY_RETURN_IF_ERROR(target_->AdvanceTo(to));
+  }
+  if (!leftover_copies_.empty()) {
+    const uint64_t captured = target_->CapturedPosition();
+    std::erase_if(leftover_copies_, [&](const std::pair<std::string, uint64_t>& copy) {
+      if (copy.second > captured) return false;
+      std::error_code ec;
+      if (std::filesystem::remove(copy.first, ec)) {
+        spdlog::info("capture: deleted {}, the copy of a re-snapshot captured before a restart",
+                     copy.first);
+      }
+      return true;
+    });
   }
   return absl::OkStatus();
 }

@@ -26,7 +26,10 @@
 // <resnapshot_dir>/<id>, with the copy's Relation (fragmented like any change). The copy is
 // deleted once the transaction's last fragment is durably appended. When the copy is missing or
 // corrupt, the message is kept with its payload rewritten (copy_missing, missing_reason) so that
-// apply stops the table and says to run the re-snapshot again; capture goes on.
+// apply stops the table and says to run the re-snapshot again; capture goes on. A crash between
+// the durable append and the deletion leaves the copy: the session finds it at its start
+// (DeleteCopiesOnceCaptured) and Flush() deletes it once the captured position passes a WAL
+// position known to follow its transaction's commit.
 //
 // Batching: closed fragments wait in memory until Flush() (called by the replication loop
 // when the socket has nothing more to read, or by Handle() itself once max_batch_bytes are
@@ -44,6 +47,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -97,6 +101,12 @@ class TransactionAssembler {
   // its payload as content; any other (forged, or signed with another key) is captured as a
   // plain message, which apply never replays, and counted in stats().unauthenticated_messages.
   void SetMessageKey(std::string key) { message_key_ = std::move(key); }
+
+  // Staged copies (path, position) whose re-snapshot transaction committed before `position`:
+  // each is deleted by a Flush() once target.CapturedPosition() >= position.
+  void DeleteCopiesOnceCaptured(std::vector<std::pair<std::string, uint64_t>> copies) {
+    leftover_copies_ = std::move(copies);
+  }
 
   // Consumes one decoded message. See the class comment for errors.
   [[nodiscard]] absl::Status Handle(PgOutputMessage message);
@@ -167,6 +177,7 @@ class TransactionAssembler {
   // deleted after the Append that makes them durable.
   std::vector<std::string> copies_in_transaction_;
   std::vector<std::string> copies_pending_;
+  std::vector<std::pair<std::string, uint64_t>> leftover_copies_;
 
   AssemblerStats stats_;
 };
