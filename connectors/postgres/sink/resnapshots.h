@@ -21,6 +21,11 @@ class ResnapshotRegistry {
     uint64_t& at = latest_[table];
     if (seq > at) at = seq;
   }
+  // Forgets everything (a new apply round, see PostgresSink::LoadState).
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    latest_.clear();
+  }
   // Whether a committed re-snapshot of `table` at or after `stop_seq` and at or before
   // `txn_seq` (the transaction being applied) replaced the stopped table's copy.
   bool Lifts(const TableName& table, uint64_t stop_seq, uint64_t txn_seq) const {
