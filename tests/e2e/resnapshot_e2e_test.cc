@@ -266,6 +266,51 @@ TEST_F(ResnapshotE2ETest, HostileNamesTheStandbyAndForgedMarkersAreRefusedOrIgno
   EXPECT_FALSE(Stopped("public.t"));
 }
 
+// The staged copy lost between the copy's COMMIT and its capture (ferryd died after reading it,
+// and the copy was deleted while it was down): capture goes on, the marker arrives marked, and
+// the standby stops the table saying to run the re-snapshot again; run again, it converges.
+TEST_F(ResnapshotE2ETest, ALostCopyStopsTheTableUntilTheResnapshotIsRunAgain) {
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(
+      regions_->StartDaemon(Region::kEast, {"FERRY_KILL_POINT=capture.resnapshot_read"}).ok());
+  ASSERT_TRUE(west().Exec("DELETE FROM t WHERE id > 100").ok());
+  auto call = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
+  ASSERT_TRUE(call.ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (regions_->running(Region::kEast) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_FALSE(regions_->running(Region::kEast));
+  const std::string dir = regions_->data_dir(Region::kEast) + "/resnapshot";
+  ASSERT_FALSE(std::filesystem::is_empty(dir));
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::filesystem::remove(entry.path());
+  }
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+
+  std::string reason;
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (reason.empty() && absl::Now() < until) {
+    auto s = regions_->Status(Region::kWest);
+    ASSERT_TRUE(s.ok()) << s.status();
+    for (const auto& t : s->tables()) {
+      if (t.table() == "public.t" && t.state() == "stopped") reason = t.reason();
+    }
+    if (reason.empty()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_NE(reason.find("run `ferryctl resnapshot public.t` on the primary again"),
+            std::string::npos)
+      << reason;
+  ASSERT_TRUE(east().Exec("INSERT INTO other VALUES (3); UPDATE t SET v = 'x' WHERE id = 3").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"public.other"}, absl::Seconds(60)).ok());
+
+  auto again = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->exit_code, 0) << again->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  WaitUntilNotStopped("public.t");
+}
+
 // A SIGKILL of the primary's ferryd after the copy's COMMIT: right after it in the admin call
 // (resnapshot.committed; the capture may or may not have appended it by then), and in the
 // capture after the copy was read and before anything of it was durable
