@@ -311,6 +311,48 @@ TEST_F(ResnapshotE2ETest, ALostCopyStopsTheTableUntilTheResnapshotIsRunAgain) {
   WaitUntilNotStopped("public.t");
 }
 
+// A SIGKILL of the primary's ferryd after the copy was staged and before its transaction
+// committed (kill point resnapshot.copied): the transaction rolls back, nothing reaches the
+// standby (the table stays stopped), and the next capture start deletes the orphaned copy (its
+// transaction id is aborted).
+TEST_F(ResnapshotE2ETest, ACopyWhoseTransactionNeverCommittedIsDeletedAtTheNextStart) {
+  ASSERT_NO_FATAL_FAILURE(StopTable());
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast, {"FERRY_KILL_POINT=resnapshot.copied"}).ok());
+  auto call = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
+  ASSERT_TRUE(call.ok());
+  EXPECT_EQ(call->exit_code, 1) << call->output;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (regions_->running(Region::kEast) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_FALSE(regions_->running(Region::kEast));
+  const std::string dir = regions_->data_dir(Region::kEast) + "/resnapshot";
+  ASSERT_FALSE(std::filesystem::is_empty(dir));
+  // Until its backend noticed the lost client and rolled back (the lock goes with it).
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < until) {
+    auto locks = east().QueryValue(
+        "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'ShareLock'");
+    ASSERT_TRUE(locks.ok()) << locks.status();
+    if (locks->value_or("") == "0") break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  std::string orphan;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) orphan = entry.path();
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  ASSERT_TRUE(east().Exec("INSERT INTO other VALUES (4)").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"public.other"}, absl::Seconds(60)).ok());
+  EXPECT_FALSE(std::filesystem::exists(orphan)) << "the orphaned copy is still there";
+  EXPECT_TRUE(Stopped("public.t")) << "nothing was committed: the stop stays";
+
+  auto again = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->exit_code, 0) << again->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  WaitUntilNotStopped("public.t");
+}
+
 // A SIGKILL of the primary's ferryd after the copy's COMMIT: right after it in the admin call
 // (resnapshot.committed; the capture may or may not have appended it by then), and in the
 // capture after the copy was read and before anything of it was durable
