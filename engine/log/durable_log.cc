@@ -286,6 +286,9 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   }
 
   if (status.ok()) {
+    // A log started further on: its size index starts there too (trimming and byte figures
+    // read it from first_seq_ on).
+    if (new_first.has_value()) sizes_.Reset(*new_first);
     for (Writer* x : group) {
       if (!x->result.ok()) continue;
       uint64_t s = *x->result;
