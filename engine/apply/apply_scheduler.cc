@@ -368,7 +368,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
         break;
       }
       const Footprint footprint = builder_->FootprintOf(txn);
-      if (builder_->MustClose(record.seq) && !Flush()) return absl::OkStatus();
+      if (builder_->MustClose(record.seq, footprint) && !Flush()) return absl::OkStatus();
       next_read_ = record.seq + 1;
       builder_->Add(std::move(record), footprint, order_->committed());
     }
