@@ -3,11 +3,16 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
@@ -30,6 +35,49 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   // I/O errors, busy, timeouts, a full disk: retry after the condition clears.
   return absl::UnavailableError(msg);
 }
+
+// RocksDB's diagnostics go to ferryd's own log, not to LOG files beside the data: those sit on
+// the disk that fills, and RocksDB's file logger aborts the process (an assertion in the
+// Debian build) on its next line after a write to it failed for lack of space
+// (DiskSpaceTest.FullDiskRecoversOnceSpaceIsFreed found it). RocksDB's errors are warnings
+// here; its warnings (a background I/O error among them, which the log reports itself through
+// Append's status) and chatty info lines (flushes, compactions, statistics) are debug lines.
+class RocksLogger final : public rocksdb::Logger {
+ public:
+  explicit RocksLogger(std::string path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), path_(std::move(path)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    const spdlog::level::level_enum to =
+        level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::warn : spdlog::level::debug;
+    if (level == rocksdb::InfoLogLevel::HEADER_LEVEL || !spdlog::should_log(to)) return;
+    char line[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    const int n = std::vsnprintf(line, sizeof(line), format, copy);
+    va_end(copy);
+    if (n < 0) return;
+    spdlog::log(to, "rocksdb {}: {}", path_, line);
+  }
+
+ private:
+  const std::string path_;
+};
+
+// Leaves the recovery from a full disk to DurableLog::Append (DB::Resume() at most every
+// resume_interval) instead of RocksDB's own: that one waits until write_buffer_size (32 MiB)
+// is free and polls on a timer of its own, and a manual Resume() meanwhile answers "busy".
+class ManualRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
 
 rocksdb::Options BaseOptions() {
   rocksdb::Options o;
@@ -54,7 +102,54 @@ rocksdb::Options BaseOptions() {
   // Records live briefly (trimmed once acknowledged or applied); compressing them costs CPU on
   // the hot path for little disk. The stream compresses on the wire instead.
   o.compression = rocksdb::kNoCompression;
+  // Opening after a crash or a full disk must not need more disk than the log had: the WAL's
+  // records are replayed into memtables that are flushed later instead of at once (which
+  // needed as much free space as the unflushed records take, more than a full disk left).
+  // See also OpenOptions: the memtables may exceed write_buffer_size while replaying. The
+  // OPTIONS file written at open may fail (fail_if_options_file_error is false); the new
+  // MANIFEST and WAL need a few KiB.
+  o.avoid_flush_during_recovery = true;
   return o;
+}
+
+// The WAL files in `dir` (none for a new log).
+std::vector<std::filesystem::path> WalFiles(const std::string& dir) {
+  std::vector<std::filesystem::path> wals;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->path().extension() == ".log" && it->is_regular_file(type_ec)) {
+      wals.push_back(it->path());
+    }
+  }
+  return wals;
+}
+
+// Makes what the WAL files hold durable before RocksDB replays them. RocksDB used to flush the
+// replayed records to SST files at open (avoid_flush_during_recovery now keeps them in the WAL);
+// without this sync, records a crashed process had written but not synced would be served (and
+// appended after, and synced) while a power loss could still take them back: a gap
+// (PowerLossTest.RandomizedWorkloadsKeepEveryAcknowledgedAppend found it).
+absl::Status SyncWalFiles(rocksdb::FileSystem& fs, const std::vector<std::filesystem::path>& wals,
+                          uint64_t* bytes) {
+  *bytes = 0;
+  const rocksdb::IOOptions io;
+  for (const auto& wal : wals) {
+    uint64_t size = 0;
+    FERRY_RETURN_IF_ERROR(FromRocks(fs.GetFileSize(wal.string(), io, &size, nullptr),
+                                    absl::StrCat("size of WAL ", wal.string())));
+    *bytes += size;
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    FERRY_RETURN_IF_ERROR(
+        FromRocks(fs.ReopenWritableFile(wal.string(), rocksdb::FileOptions(), &file, nullptr),
+                  absl::StrCat("open WAL ", wal.string())));
+    rocksdb::IOStatus synced = file->Sync(io, nullptr);
+    rocksdb::IOStatus closed = file->Close(io, nullptr);
+    FERRY_RETURN_IF_ERROR(FromRocks(synced, absl::StrCat("sync WAL ", wal.string())));
+    FERRY_RETURN_IF_ERROR(FromRocks(closed, absl::StrCat("close WAL ", wal.string())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -73,14 +168,40 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
   if (options.path.empty()) return absl::InvalidArgumentError("log path is empty");
   std::unique_ptr<DurableLog> log(new DurableLog(options));
   rocksdb::Options db_options = BaseOptions();
+  db_options.info_log = std::make_shared<RocksLogger>(options.path);
+  db_options.listeners.push_back(std::make_shared<ManualRecovery>());
   if (options.file_system != nullptr) {
     log->env_ = rocksdb::NewCompositeEnv(options.file_system);
     db_options.env = log->env_.get();
   }
+  // While the WAL is replayed, a memtable that reaches write_buffer_size is flushed, which
+  // needs as much free disk as it holds: after a full disk (flushes failed, memtables piled up
+  // in the WAL) that is more than the failure left. So the memtables may hold the whole WAL
+  // during the replay (memory: at most max_total_wal_size, usually far less), and go back to
+  // the normal size once open: the next write flushes them, when there is space for it.
+  const size_t normal_buffer = db_options.write_buffer_size;
+  // Created here, not by RocksDB: it reports a directory it has to create as an error line.
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(options.path, mkdir_error);
+  if (mkdir_error) {
+    return absl::UnavailableError(
+        absl::StrCat("create log directory ", options.path, ": ", mkdir_error.message()));
+  }
+  uint64_t wal_bytes = 0;
+  FERRY_RETURN_IF_ERROR(SyncWalFiles(
+      options.file_system != nullptr ? *options.file_system : *rocksdb::FileSystem::Default(),
+      WalFiles(options.path), &wal_bytes));
+  rocksdb::ColumnFamilyOptions family_options(db_options);
+  // Twice the WAL and more: a memtable flushes somewhat before it reaches write_buffer_size,
+  // and a single flush during the replay makes RocksDB flush everything at its end. The arena
+  // blocks keep their normal size (the default is write_buffer_size / 8).
+  family_options.write_buffer_size =
+      std::max<size_t>(normal_buffer, 2 * static_cast<size_t>(wal_bytes) + (16 << 20));
+  family_options.arena_block_size = normal_buffer / 8;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)},
-      {log_format::kRecordsFamily, rocksdb::ColumnFamilyOptions(db_options)},
-      {log_format::kMetaFamily, rocksdb::ColumnFamilyOptions(db_options)},
+      {rocksdb::kDefaultColumnFamilyName, family_options},
+      {log_format::kRecordsFamily, family_options},
+      {log_format::kMetaFamily, family_options},
   };
   rocksdb::DB* db = nullptr;
   FERRY_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path,
@@ -89,6 +210,13 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
   log->db_.reset(db);
   log->records_ = log->handles_[1];
   log->meta_ = log->handles_[2];
+  if (family_options.write_buffer_size != normal_buffer) {
+    for (rocksdb::ColumnFamilyHandle* h : log->handles_) {
+      FERRY_RETURN_IF_ERROR(
+          FromRocks(db->SetOptions(h, {{"write_buffer_size", std::to_string(normal_buffer)}}),
+                    absl::StrCat("open log ", options.path)));
+    }
+  }
   FERRY_RETURN_IF_ERROR(log->Recover());
   return log;
 }
@@ -178,12 +306,31 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
   if (w.done) return w.result;
 
-  // This writer leads a group: everyone queued behind it, up to the byte budget.
+  // This writer leads a group. After a write error, try to bring the log back first (at most
+  // every resume_interval): the condition (a full disk) may have cleared.
+  if (!closed_ && !write_error_.ok() && write_error_.code() != absl::StatusCode::kDataLoss &&
+      options_.clock->Now() - resume_tried_ >= options_.resume_interval) {
+    resume_tried_ = options_.clock->Now();
+    const uint64_t expected = next_seq_;
+    mu_.Unlock();
+    absl::Status resumed = Resume(expected);
+    mu_.Lock();
+    if (resumed.ok()) {
+      write_error_ = absl::OkStatus();
+      resume_error_.clear();
+      ++resumes_;
+    } else if (resumed.code() == absl::StatusCode::kDataLoss) {
+      write_error_ = resumed;
+    } else {
+      resume_error_ = std::string(resumed.message());
+    }
+  }
   if (closed_ || !write_error_.ok()) {
     absl::Status err =
         closed_ ? absl::UnavailableError("log is closed")
                 : absl::UnavailableError(absl::StrCat(
-                      "log refuses appends after an earlier error: ", write_error_.message()));
+                      "log refuses appends after an earlier error: ", write_error_.message(),
+                      resume_error_.empty() ? "" : "; resuming failed: ", resume_error_));
     // Fail the whole queue: no one can write.
     for (Writer* x : writers_) {
       x->result = err;
@@ -272,6 +419,46 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   return w.result;
 }
 
+absl::StatusOr<uint64_t> DurableLog::ReadNextSeq() const {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
+  it->SeekToLast();
+  uint64_t next = 1;
+  if (it->Valid()) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t last, log_format::DecodeKey(it->key().ToStringView()));
+    FERRY_RETURN_IF_ERROR(log_format::DecodeRecord(last, it->value().ToStringView()).status());
+    next = last + 1;
+  }
+  FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
+  return next;
+}
+
+absl::Status DurableLog::Resume(uint64_t expected_next) {
+  // OK at once when RocksDB has no background error (its own retry thread got there first).
+  FERRY_RETURN_IF_ERROR(FromRocks(db_->Resume(), absl::StrCat("resume log ", options_.path)));
+  // The failed write never reached the memtables, but its bytes may have reached the WAL in
+  // full (a failed sync): RocksDB flushed the memtables and left that WAL behind, so what it
+  // serves now is what it acknowledged. Check that rather than trust it.
+  FERRY_ASSIGN_OR_RETURN(uint64_t next, ReadNextSeq());
+  uint64_t first;
+  {
+    absl::MutexLock lock(&mu_);
+    first = first_seq_;
+  }
+  if (next < expected_next && expected_next > first) {
+    return absl::DataLossError(absl::StrCat("log ", options_.path, " resumed after a write error ",
+                                            "without records it had acknowledged: it ends at ",
+                                            next, ", acknowledged up to ", expected_next - 1));
+  }
+  absl::MutexLock lock(&mu_);
+  if (next > next_seq_) {
+    next_seq_ = next;
+    appended_.SignalAll();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DurableLog::SetCursor(const std::string& name, uint64_t value) {
   AppendRequest req;
   req.cursors.emplace_back(name, value);
@@ -356,10 +543,58 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
   batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  // What the trim frees, estimated before the records go (afterwards RocksDB still counts them).
+  const uint64_t trimmed_bytes = ApproximateBytes(first, seq);
   FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
-  absl::MutexLock lock(&mu_);
-  first_seq_ = std::max(first_seq_, seq);
+  {
+    absl::MutexLock lock(&mu_);
+    first_seq_ = std::max(first_seq_, seq);
+  }
+  const uint64_t pending = uncompacted_bytes_.fetch_add(trimmed_bytes) + trimmed_bytes;
+  if (pending >= options_.compact_trimmed_bytes) {
+    // The trim stands either way; a compaction that fails (a full disk) is tried at the next.
+    (void)CompactBelow(seq);
+  }
   return absl::OkStatus();
+}
+
+absl::Status DurableLog::CompactTrimmed() { return CompactBelow(first_seq()); }
+
+// Compacts the records family below `seq` (everything there is trimmed) down to the last
+// level, so the range tombstone and the records it covers are dropped, then flushes the meta
+// family: the WAL files that only its small memtable kept alive can go too.
+absl::Status DurableLog::CompactBelow(uint64_t seq) {
+  absl::MutexLock compacting(&compact_mu_);
+  const uint64_t pending = uncompacted_bytes_.load();
+  const std::string end = log_format::EncodeKey(seq);
+  const rocksdb::Slice end_slice(end);
+  rocksdb::CompactRangeOptions co;
+  co.exclusive_manual_compaction = false;  // background compactions go on meanwhile
+  // Files of the last level too (a tombstone there covers nothing below it, but the records it
+  // covers in the same file are only dropped by rewriting it); kForceOptimized skips the files
+  // this very compaction wrote.
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  FERRY_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, records_, nullptr, &end_slice),
+                                  absl::StrCat("compact trimmed log ", options_.path)));
+  rocksdb::FlushOptions fo;
+  fo.allow_write_stall = true;
+  FERRY_RETURN_IF_ERROR(
+      FromRocks(db_->Flush(fo, meta_), absl::StrCat("flush log ", options_.path)));
+  uncompacted_bytes_.fetch_sub(pending);  // trims meanwhile stay counted
+  compactions_.fetch_add(1);
+  return absl::OkStatus();
+}
+
+uint64_t DurableLog::ApproximateBytes(uint64_t from, uint64_t to) const {
+  if (to <= from) return 0;
+  const std::string start = log_format::EncodeKey(from), limit = log_format::EncodeKey(to);
+  const rocksdb::Range range(start, limit);
+  rocksdb::SizeApproximationOptions so;
+  so.include_memtables = true;
+  so.include_files = true;
+  uint64_t size = 0;
+  if (!db_->GetApproximateSizes(so, records_, &range, 1, &size).ok()) return 0;
+  return size;
 }
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
@@ -401,7 +636,11 @@ LogStats DurableLog::stats() const {
     s.appended_records = appended_records_;
     s.appended_bytes = appended_bytes_;
     s.group_commits = group_commits_;
+    s.resumes = resumes_;
+    if (!write_error_.ok()) s.write_error = std::string(write_error_.message());
   }
+  s.compactions = compactions_.load();
+  s.trimmed_uncompacted_bytes = uncompacted_bytes_.load();
   uint64_t size = 0;
   if (db_->GetIntProperty(records_, rocksdb::DB::Properties::kTotalSstFilesSize, &size)) {
     s.approximate_disk_bytes += size;

@@ -23,6 +23,7 @@
 //   FERRY_ASSIGN_OR_RETURN(auto records, log->Read(first_seq, 100, 1 << 20));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -59,6 +60,18 @@ struct LogOptions {
   size_t max_group_bytes = 16 << 20;
   // A single record's payload may not exceed this (protects readers and the wire).
   size_t max_record_bytes = 64 << 20;
+  // Trimmed records are deleted with one range tombstone, and RocksDB gives their disk space
+  // back only when it compacts that range, which a log that is trimmed but little written never
+  // triggers. TrimBelow() therefore compacts everything below the trim position once the trims
+  // since the last compaction removed at least this many bytes (RocksDB's estimate): the disk
+  // held by trimmed records stays near this bound, and a trimmed byte is compacted about once.
+  // 0 compacts after every trim (tests).
+  uint64_t compact_trimmed_bytes = 64 << 20;
+  // After a write error (a full disk, an I/O error), an Append() tries to bring the log back
+  // (RocksDB's Resume()) at most this often on `clock`; in between it fails fast. Zero tries on
+  // every Append().
+  absl::Duration resume_interval = absl::Seconds(1);
+  const Clock* clock = Clock::Real();
 };
 
 // A record as stored and read back.
@@ -94,6 +107,10 @@ struct LogStats {
   uint64_t appended_bytes = 0;    // payload bytes since Open
   uint64_t group_commits = 0;     // syncs since Open
   uint64_t approximate_disk_bytes = 0;
+  uint64_t compactions = 0;                // compactions of trimmed ranges since Open
+  uint64_t trimmed_uncompacted_bytes = 0;  // trimmed since the last compaction (estimate)
+  uint64_t resumes = 0;                    // times the log came back after a write error
+  std::string write_error;                 // the write error appends fail with now ("" when none)
 };
 
 class DurableLog {
@@ -108,9 +125,14 @@ class DurableLog {
   DurableLog& operator=(const DurableLog&) = delete;
 
   // Durably appends the records and cursors; returns the sequence number of the first record
-  // (or the next sequence number when there are none). On error nothing of the request is
-  // visible. After an I/O error the log refuses further appends (kUnavailable) until reopened:
-  // RocksDB may have lost the unsynced tail, and appending past it would leave a gap.
+  // (or the next sequence number when there are none). On error (kUnavailable) nothing of the
+  // request is visible; its outcome on disk is unknown (it may be there after a reopen or a
+  // resume, in full, never in part). After a write error (a full disk, an I/O error) the log
+  // refuses appends until it has recovered: an Append() at most every resume_interval asks
+  // RocksDB to resume (it flushes what it holds in memory, which needs the disk space back, and
+  // switches to a new WAL file), re-reads its end from disk and, when that worked, appends again.
+  // Nothing acknowledged is lost either way; a restart is never needed for this. kDataLoss
+  // (for good) when the log comes back without records it had acknowledged.
   [[nodiscard]] absl::StatusOr<uint64_t> Append(AppendRequest request);
 
   // Shorthand for an Append() with cursors only.
@@ -129,8 +151,17 @@ class DurableLog {
   [[nodiscard]] absl::StatusOr<std::vector<LogRecord>> Read(uint64_t from, size_t max_records,
                                                             size_t max_bytes) const;
 
-  // Removes every record below `seq` (clamped to next_seq). Idempotent.
+  // Removes every record below `seq` (clamped to next_seq). Idempotent. Compacts the trimmed
+  // range once enough was trimmed (LogOptions::compact_trimmed_bytes), giving its disk space
+  // back; that happens on the calling thread. A failed compaction is not an error of the trim
+  // (the records are trimmed; the next trim tries again).
   [[nodiscard]] absl::Status TrimBelow(uint64_t seq);
+
+  // Compacts every trimmed record away now, whatever compact_trimmed_bytes says.
+  [[nodiscard]] absl::Status CompactTrimmed();
+
+  // RocksDB's estimate of the bytes the records [from, to) take (on disk and in memory).
+  uint64_t ApproximateBytes(uint64_t from, uint64_t to) const;
 
   // Blocks until a record with sequence >= `seq` exists, the deadline passes, or Close() is
   // called. Returns true when such a record exists.
@@ -154,6 +185,12 @@ class DurableLog {
   struct Writer;
   explicit DurableLog(const LogOptions& options);
   absl::Status Recover();
+  // The sequence after the last record on disk (at least trimmed_below). Any thread.
+  absl::StatusOr<uint64_t> ReadNextSeq() const;
+  // Asks RocksDB to resume after write_error_ and re-reads the log's end. Called by an
+  // Append() leader without mu_ held (no one else writes records meanwhile).
+  absl::Status Resume(uint64_t expected_next) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status CompactBelow(uint64_t seq) ABSL_LOCKS_EXCLUDED(compact_mu_, mu_);
 
   // Constant after Open.
   const LogOptions options_;
@@ -168,11 +205,19 @@ class DurableLog {
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);  // front is the current leader
   uint64_t first_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Status write_error_ ABSL_GUARDED_BY(mu_);  // sticky after an I/O error
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);  // until a resume clears it
+  absl::Time resume_tried_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string resume_error_ ABSL_GUARDED_BY(mu_);  // why the last resume failed
+  uint64_t resumes_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t group_commits_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Held while a trimmed range is compacted (one compaction at a time); never while mu_ is.
+  absl::Mutex compact_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::atomic<uint64_t> uncompacted_bytes_{0};  // trimmed since the last compaction (estimate)
+  std::atomic<uint64_t> compactions_{0};
 };
 
 }  // namespace ferry

@@ -1,6 +1,9 @@
 // I/O errors and a full disk under the durable log: the failing Append reports an error, the log
-// refuses every later append (an unsynced tail may be lost, and appending past it would leave a
-// gap), and a reopen recovers everything acknowledged before the error.
+// refuses every later append while the fault lasts (an unsynced tail may be lost, and appending
+// past it would leave a gap), and a reopen recovers everything acknowledged before the error.
+// Once a full disk has space again the log resumes by itself, without a reopen (RocksDB's
+// Resume()); a failed write or sync of another kind RocksDB holds fatal: the log refuses appends
+// until it is reopened. The full disk on a real file system: disk_space_test.cc.
 #include <gtest/gtest.h>
 #include <rocksdb/file_system.h>
 
@@ -34,6 +37,8 @@ AppendRequest Records(const std::string& prefix, int count, size_t size = 0) {
 struct Fault {
   const char* name;
   std::function<void(FaultInjectionFileSystem&, bool on)> set;
+  // Whether the log takes appends again once the fault is gone, without a reopen.
+  bool resumes = false;
 };
 
 void PrintTo(const Fault& fault, std::ostream* os) { *os << fault.name; }
@@ -41,7 +46,9 @@ void PrintTo(const Fault& fault, std::ostream* os) { *os << fault.name; }
 class IoErrorTest : public ::testing::TestWithParam<Fault> {
  protected:
   std::unique_ptr<DurableLog> Open() {
-    auto log = DurableLog::Open({.path = dir_.path() + "/log", .file_system = fs_});
+    auto log = DurableLog::Open({.path = dir_.path() + "/log",
+                                 .file_system = fs_,
+                                 .resume_interval = absl::ZeroDuration()});
     EXPECT_TRUE(log.ok()) << log.status();
     return log.ok() ? std::move(*log) : nullptr;
   }
@@ -60,16 +67,32 @@ class IoErrorTest : public ::testing::TestWithParam<Fault> {
     EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
     EXPECT_EQ(log->next_seq(), 13u);  // nothing of the failed append is visible
 
-    // Sticky: even with the fault gone, the log refuses appends until it is reopened.
+    // While the fault lasts the log refuses appends, and says why.
+    auto during = log->Append(Records("during-", 1));
+    EXPECT_EQ(during.status().code(), absl::StatusCode::kUnavailable) << during.status();
+    EXPECT_FALSE(log->stats().write_error.empty());
+    // With the fault gone: a full disk resumes (the next append goes to sequence 13: the failed
+    // one never got its sequence numbers); other faults are sticky until a reopen.
     GetParam().set(*fs_, false);
     auto after = log->Append(Records("after-", 1));
-    EXPECT_EQ(after.status().code(), absl::StatusCode::kUnavailable) << after.status();
-    EXPECT_EQ(log->next_seq(), 13u);
+    if (GetParam().resumes) {
+      EXPECT_TRUE(after.ok()) << after.status();
+      if (after.ok()) {
+        EXPECT_EQ(*after, 13u);
+      }
+      EXPECT_EQ(log->next_seq(), 14u);
+      EXPECT_EQ(log->stats().resumes, 1u);
+      EXPECT_TRUE(log->stats().write_error.empty());
+      after_records_ = 1;
+    } else {
+      EXPECT_EQ(after.status().code(), absl::StatusCode::kUnavailable) << after.status();
+      EXPECT_EQ(log->next_seq(), 13u);
+    }
     // Reads of what was acknowledged keep working.
     auto records = ReadAll(*log);
     EXPECT_TRUE(records.ok()) << records.status();
     if (records.ok()) {
-      EXPECT_EQ(records->size(), 12u);
+      EXPECT_EQ(records->size(), 12u + after_records_);
     }
     return log;
   }
@@ -84,6 +107,13 @@ class IoErrorTest : public ::testing::TestWithParam<Fault> {
       EXPECT_EQ((*records)[i].seq, static_cast<uint64_t>(i + 1));
       EXPECT_EQ((*records)[i].payload, absl::StrCat("ok", i / 4, "-", i % 4));
     }
+    if (after_records_ > 0) {
+      // Resumed in place: the append after the fault follows the acknowledged ones, and the
+      // failed append can never come back (its WAL file was retired by the resume).
+      ASSERT_EQ(records->size(), 13u);
+      EXPECT_EQ((*records)[12].payload, "after-0");
+      return;
+    }
     if (records->size() == 12) return;
     EXPECT_TRUE(failed_batch_allowed) << "the failed append came back after a power loss";
     ASSERT_EQ(records->size(), 16u) << "the failed append is partly there";
@@ -93,6 +123,7 @@ class IoErrorTest : public ::testing::TestWithParam<Fault> {
   }
 
   ScratchDir dir_;
+  uint64_t after_records_ = 0;  // acknowledged after the fault (resumed in place)
   std::shared_ptr<FaultInjectionFileSystem> fs_ =
       std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default());
 };
@@ -127,7 +158,7 @@ TEST_P(IoErrorTest, PowerLossAfterTheFaultKeepsExactlyTheAcknowledgedAppends) {
   ExpectAcknowledgedPrefix(*log, /*failed_batch_allowed=*/false);
   auto seq = log->Append(Records("later-", 1));
   ASSERT_TRUE(seq.ok()) << seq.status();
-  EXPECT_EQ(*seq, 13u);
+  EXPECT_EQ(*seq, 13u + after_records_);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -139,7 +170,8 @@ INSTANTIATE_TEST_SUITE_P(
         Fault{"DiskFull",
               [](FaultInjectionFileSystem& fs, bool on) {
                 fs.SetFreeSpace(on ? std::optional<uint64_t>(300) : std::nullopt);
-              }}),
+              },
+              /*resumes=*/true}),
     [](const ::testing::TestParamInfo<Fault>& param) { return std::string(param.param.name); });
 
 // A full disk met by a stream of appends: whatever was acknowledged is there after a reopen.
