@@ -148,10 +148,15 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
   std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
   if (r.tables_size() > 0) {
-    std::printf("\n%-40s %-8s %-10s %s\n", "TABLE", "STATE", "AT SEQ", "REASON");
+    std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
+                "REASON");
     for (const auto& t : r.tables()) {
-      std::printf("%-40s %-8s %-10llu %s\n", t.table().c_str(), t.state().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()), t.reason().c_str());
+      std::printf("%-40s %-16s %-10llu %-12s %s\n", t.table().c_str(), t.state().c_str(),
+                  static_cast<unsigned long long>(t.stopped_at_seq()),
+                  absl::StrCat(t.retained_log_bytes(), "B").c_str(), t.reason().c_str());
+      if (!t.resnapshot_reason().empty()) {
+        std::printf("%-40s needs a re-snapshot: %s\n", "", t.resnapshot_reason().c_str());
+      }
     }
   }
 }

@@ -89,6 +89,14 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
       t->set_state("stopped");
       t->set_reason(stop.reason);
       t->set_stopped_at_seq(stop.seq);
+      auto log = a.stopped_table_logs.find(name);
+      if (log == a.stopped_table_logs.end()) continue;
+      t->set_retained_log_bytes(log->second.retained_bytes);
+      if (log->second.needs_resnapshot) {
+        t->set_state("needs_resnapshot");
+        t->set_resnapshot_cause(log->second.cause);
+        t->set_resnapshot_reason(log->second.reason);
+      }
     }
   }
   if (s.state.phase == RegionPhase::kFenced) r.set_fenced(true);

@@ -103,6 +103,30 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   EXPECT_EQ(r.source().slot_retained_wal_bytes(), -1);  // no source on a standby
 }
 
+TEST(StatusReportTest, StoppedTablesShowTheLogTheyKeepAndWhetherTheyNeedAResnapshot) {
+  StatusSnapshot s = Base(Role::kStandby);
+  StandbySnapshot& sb = s.standby.emplace();
+  const TableName kept{"public", "kept"}, lost{"public", "lost"};
+  sb.apply.stopped_tables[kept] = {.seq = 10, .reason = "conflict"};
+  sb.apply.stopped_tables[lost] = {.seq = 5, .reason = "type mismatch"};
+  sb.apply.stopped_table_logs[kept] = {.retained_bytes = 4096};
+  sb.apply.stopped_table_logs[lost] = {
+      .needs_resnapshot = true, .cause = "retention_bytes", .reason = "it held 9000000 bytes"};
+  const v1::StatusReply r = AssembleStatus(s);
+  ASSERT_EQ(r.tables_size(), 2);
+  EXPECT_EQ(r.tables(0).table(), "public.kept");
+  EXPECT_EQ(r.tables(0).state(), "stopped");
+  EXPECT_EQ(r.tables(0).retained_log_bytes(), 4096u);
+  EXPECT_EQ(r.tables(0).resnapshot_cause(), "");
+  EXPECT_EQ(r.tables(1).table(), "public.lost");
+  EXPECT_EQ(r.tables(1).state(), "needs_resnapshot");
+  EXPECT_EQ(r.tables(1).reason(), "type mismatch");  // why it stopped stays visible
+  EXPECT_EQ(r.tables(1).stopped_at_seq(), 5u);
+  EXPECT_EQ(r.tables(1).retained_log_bytes(), 0u);
+  EXPECT_EQ(r.tables(1).resnapshot_cause(), "retention_bytes");
+  EXPECT_EQ(r.tables(1).resnapshot_reason(), "it held 9000000 bytes");
+}
+
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {
   StatusSnapshot s = Base(Role::kPrimary);
   s.state.phase = RegionPhase::kFenced;
