@@ -203,7 +203,7 @@ absl::Status Daemon::StartPipeline(Role role) {
 
 // Detaches the running pipeline (status then shows none) and stops it, draining until
 // `deadline`, without holding pipeline_mu_. REQUIRES: change_mu_ held.
-void Daemon::StopPipeline(absl::Time deadline) {
+void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
   std::unique_ptr<PrimaryPipeline> primary;
   std::unique_ptr<StandbyPipeline> standby;
   {
@@ -212,7 +212,7 @@ void Daemon::StopPipeline(absl::Time deadline) {
     standby = std::move(standby_);
   }
   if (primary) primary->Stop(deadline);
-  if (standby) standby->Stop(deadline);
+  if (standby) standby->Stop(deadline, apply_backlog);
 }
 
 absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
@@ -227,7 +227,7 @@ absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
   }
   const std::string operation = absl::StrCat("role-", before.epoch, "-", ++operations_);
   FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(operation));
-  StopPipeline(clock_->Now() + drain);
+  StopPipeline(clock_->Now() + drain, /*apply_backlog=*/true);
   // Read after the drain: a standby's receiver may have adopted a higher epoch meanwhile.
   const uint64_t new_epoch = roles_->epoch() + 1;
   if (absl::Status s = roles_->CompleteSwitch(operation, new_epoch); !s.ok()) {
@@ -486,7 +486,7 @@ void Daemon::Shutdown(absl::Duration drain) {
     absl::MutexLock change(&change_mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    StopPipeline(clock_->Now() + drain);
+    StopPipeline(clock_->Now() + drain, /*apply_backlog=*/false);
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();

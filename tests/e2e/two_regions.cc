@@ -63,6 +63,9 @@ std::string TwoRegions::config_path(Region r) const {
 std::string TwoRegions::log_path(Region r) const {
   return dir_->File(absl::StrCat(Name(r), ".log"));
 }
+std::string TwoRegions::data_dir(Region r) const {
+  return dir_->File(absl::StrCat(Name(r), "-data"));
+}
 std::string TwoRegions::admin_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_admin_ : west_admin_);
 }
@@ -80,7 +83,7 @@ absl::Status TwoRegions::WriteConfigs() {
     const int peer_port = east ? (proxy_ ? proxy_->port() : west_replication_) : east_replication_;
     std::ofstream out(config_path(r));
     out << "region: " << Name(r) << "\n"
-        << "data_dir: " << dir_->File(absl::StrCat(Name(r), "-data")) << "\n"
+        << "data_dir: " << data_dir(r) << "\n"
         << "role: " << (east ? "primary" : "standby") << "\n"
         << "log_level: info\n"
         << "postgres:\n"
@@ -101,6 +104,9 @@ absl::Status TwoRegions::WriteConfigs() {
     }
     out << "stream:\n  reconnect_min_ms: 50\n  reconnect_max_ms: 1000\n"
         << "apply:\n  workers: " << options_.apply_workers << "\n";
+    if (options_.apply_group_max_transactions > 0) {
+      out << "  group_max_transactions: " << options_.apply_group_max_transactions << "\n";
+    }
     if (!out) return absl::InternalError("cannot write " + config_path(r));
   }
   return absl::OkStatus();
@@ -111,6 +117,7 @@ absl::Status TwoRegions::StartDaemon(Region r) {
   if (child && child->running()) return absl::FailedPreconditionError("already running");
   SpawnOptions so;
   so.argv = {BuiltBinary("ferryd"), "--config", config_path(r)};
+  so.argv.insert(so.argv.end(), options_.ferryd_args.begin(), options_.ferryd_args.end());
   so.output_path = log_path(r);
   so.kill_with_parent = true;
   FERRY_ASSIGN_OR_RETURN(child, ChildProcess::Spawn(so));

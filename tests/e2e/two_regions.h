@@ -30,6 +30,8 @@ struct TwoRegionsOptions {
   std::string schema_sql;   // run on east before the daemons start
   std::string standby_sql;  // run on west before the daemons start (types its tables need)
   int apply_workers = 2;
+  int apply_group_max_transactions = 0;  // 0 = ferryd's default
+  std::vector<std::string> ferryd_args;  // added to every ferryd's command line
 };
 
 enum class Region { kEast, kWest };
@@ -46,6 +48,7 @@ class TwoRegions {
   std::string metrics_address(Region r) const;
   std::string config_path(Region r) const;
   std::string log_path(Region r) const;
+  std::string data_dir(Region r) const;
 
   // Starts (or restarts) ferryd of a region; returns once its admin service answers.
   [[nodiscard]] absl::Status StartDaemon(Region r);
