@@ -64,7 +64,12 @@ std::string TwoRegions::log_path(Region r) const {
   return dir_->File(absl::StrCat(Name(r), ".log"));
 }
 std::string TwoRegions::data_dir(Region r) const {
+  if (r == Region::kWest && !options_.standby_data_dir.empty()) return options_.standby_data_dir;
   return dir_->File(absl::StrCat(Name(r), "-data"));
+}
+int TwoRegions::pid(Region r) const {
+  const auto& child = r == Region::kEast ? east_ : west_;
+  return child ? static_cast<int>(child->pid()) : 0;
 }
 std::string TwoRegions::admin_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_admin_ : west_admin_);

@@ -32,6 +32,7 @@ struct TwoRegionsOptions {
   int apply_workers = 2;
   int apply_group_max_transactions = 0;  // 0 = ferryd's default
   std::vector<std::string> ferryd_args;  // added to every ferryd's command line
+  std::string standby_data_dir;          // west's data_dir ("" = one in the fixture's folder)
 };
 
 enum class Region { kEast, kWest };
@@ -57,6 +58,8 @@ class TwoRegions {
   // SIGKILL, no drain.
   void KillDaemon(Region r);
   bool running(Region r);
+  // The process id of a region's ferryd (0 when it never started).
+  int pid(Region r) const;
 
   // Admin calls (with the configured token).
   [[nodiscard]] absl::StatusOr<v1::StatusReply> Status(Region r);
