@@ -99,6 +99,14 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
       }
     }
   }
+  // A log that refuses appends (a full disk) is the cause of whatever else stalls: say so when
+  // nothing more specific is shown.
+  if (r.last_error().empty() && !s.inbound.write_error.empty()) {
+    r.set_last_error("inbound log refuses appends until it recovers: " + s.inbound.write_error);
+  }
+  if (r.last_error().empty() && !s.outbound.write_error.empty()) {
+    r.set_last_error("outbound log refuses appends until it recovers: " + s.outbound.write_error);
+  }
   if (s.state.phase == RegionPhase::kFenced) r.set_fenced(true);
   return r;
 }

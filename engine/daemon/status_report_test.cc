@@ -127,6 +127,16 @@ TEST(StatusReportTest, StoppedTablesShowTheLogTheyKeepAndWhetherTheyNeedAResnaps
   EXPECT_EQ(r.tables(1).resnapshot_reason(), "it held 9000000 bytes");
 }
 
+TEST(StatusReportTest, ALogThatRefusesAppendsIsTheLastErrorWhenNothingElseIs) {
+  StatusSnapshot s = Base(Role::kStandby);
+  s.standby.emplace();
+  s.inbound.write_error = "IO error: No space left on device";
+  EXPECT_EQ(AssembleStatus(s).last_error(),
+            "inbound log refuses appends until it recovers: IO error: No space left on device");
+  s.standby->apply.last_error = "target down";
+  EXPECT_EQ(AssembleStatus(s).last_error(), "target down");
+}
+
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {
   StatusSnapshot s = Base(Role::kPrimary);
   s.state.phase = RegionPhase::kFenced;
