@@ -32,7 +32,8 @@ Commands:
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
   resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
-                    stopped it, once its cause is fixed, and let it apply again
+                    stopped it, once its cause is fixed, and let it apply again (refused
+                    for a table that needs a re-snapshot: the log it needs is gone)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
