@@ -105,7 +105,7 @@ rocksdb::Options BaseOptions() {
   // Opening after a crash or a full disk must not need more disk than the log had: the WAL's
   // records are replayed into memtables that are flushed later instead of at once (which
   // needed as much free space as the unflushed records take, more than a full disk left).
-  // See also OpenOptions: the memtables may exceed write_buffer_size while replaying. The
+  // See also DurableLog::Open: the memtables may exceed write_buffer_size while replaying. The
   // OPTIONS file written at open may fail (fail_if_options_file_error is false); the new
   // MANIFEST and WAL need a few KiB.
   o.avoid_flush_during_recovery = true;
@@ -174,12 +174,6 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
     log->env_ = rocksdb::NewCompositeEnv(options.file_system);
     db_options.env = log->env_.get();
   }
-  // While the WAL is replayed, a memtable that reaches write_buffer_size is flushed, which
-  // needs as much free disk as it holds: after a full disk (flushes failed, memtables piled up
-  // in the WAL) that is more than the failure left. So the memtables may hold the whole WAL
-  // during the replay (memory: at most max_total_wal_size, usually far less), and go back to
-  // the normal size once open: the next write flushes them, when there is space for it.
-  const size_t normal_buffer = db_options.write_buffer_size;
   // Created here, not by RocksDB: it reports a directory it has to create as an error line.
   std::error_code mkdir_error;
   std::filesystem::create_directories(options.path, mkdir_error);
@@ -187,6 +181,12 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
     return absl::UnavailableError(
         absl::StrCat("create log directory ", options.path, ": ", mkdir_error.message()));
   }
+  // While the WAL is replayed, a memtable that reaches write_buffer_size is flushed, which
+  // needs as much free disk as it holds: after a full disk (flushes failed, memtables piled up
+  // in the WAL) that is more than the failure left. So the memtables may hold the whole WAL
+  // during the replay (memory: at most max_total_wal_size, usually far less), and go back to
+  // the normal size once open: the next write flushes them, when there is space for it.
+  const size_t normal_buffer = db_options.write_buffer_size;
   uint64_t wal_bytes = 0;
   FERRY_RETURN_IF_ERROR(SyncWalFiles(
       options.file_system != nullptr ? *options.file_system : *rocksdb::FileSystem::Default(),
