@@ -133,7 +133,8 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
                 static_cast<unsigned long long>(r.rpo().bytes()),
                 Seconds(r.rpo().seconds()).c_str());
   } else {
-    std::printf("inbound     next seq %llu  applied %llu\n",
+    std::printf("inbound     seq %llu..%llu  applied %llu\n",
+                static_cast<unsigned long long>(p.inbound_first_seq()),
                 static_cast<unsigned long long>(p.inbound_next_seq()),
                 static_cast<unsigned long long>(p.applied_seq()));
   }

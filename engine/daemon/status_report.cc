@@ -18,6 +18,7 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   pos->set_outbound_next_seq(s.outbound.next_seq);
   pos->set_outbound_first_seq(s.outbound.first_seq);
   pos->set_inbound_next_seq(s.inbound.next_seq);
+  pos->set_inbound_first_seq(s.inbound.first_seq);
   const int64_t now_us = absl::ToUnixMicros(s.now);
   // Seconds since the source committed the record at `seq` (0 when unknown).
   auto age_seconds = [&](bool outbound, uint64_t seq) {

@@ -92,6 +92,7 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   EXPECT_EQ(r.role(), "standby");
   EXPECT_FALSE(r.fenced());  // nothing fences a standby's database yet: status must not say so
   EXPECT_EQ(r.positions().applied_seq(), 40u);
+  EXPECT_EQ(r.positions().inbound_first_seq(), 1u);
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 1.5);
   EXPECT_EQ(r.apply_lag().bytes(), 100u);
   EXPECT_EQ(r.conflicts(), 2u);

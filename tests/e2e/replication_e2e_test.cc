@@ -151,6 +151,88 @@ TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
   }
 }
 
+// Issue #14 item 8 through real ferryd processes: a stopped table past
+// apply.stopped_table_retention_bytes needs a re-snapshot (status, metrics, ferryctl), the
+// standby's inbound log is trimmed past its stop again, resume-table refuses it with what to
+// do, and the other table keeps replicating.
+TEST_F(ReplicationE2ETest, AStoppedTableOverItsBoundNeedsAResnapshotAndNoLongerPinsTheLog) {
+  StartRegions({.apply_yaml = "  stopped_table_retention_bytes: 64KiB\n",
+                .extra_yaml = "log:\n  retention_bytes: 0\n  retention_seconds: 0\n"});
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  ASSERT_TRUE(west().Exec("DELETE FROM accounts WHERE id = 5").ok());
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 1 WHERE id = 5").ok());
+  // Then far more than 64 KiB of the stopped table's changes, and the other table's.
+  ASSERT_TRUE(east()
+                  .Exec("DO $$ BEGIN FOR i IN 1..40 LOOP UPDATE accounts SET owner = "
+                        "repeat(md5(i::text), 16); INSERT INTO events (account, note) VALUES "
+                        "(i, 'beside'); COMMIT; END LOOP; END $$")
+                  .ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  v1::TableState accounts;
+  v1::StatusReply status;
+  while (absl::Now() < deadline) {  // polling west's status, not synchronisation
+    auto s = regions_->Status(Region::kWest);
+    ASSERT_TRUE(s.ok()) << s.status();
+    status = *s;
+    for (const auto& t : s->tables()) {
+      if (t.table() == "public.accounts") accounts = t;
+    }
+    if (accounts.state() == "needs_resnapshot" &&
+        status.positions().inbound_first_seq() > accounts.stopped_at_seq()) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(accounts.state(), "needs_resnapshot") << accounts.DebugString();
+  EXPECT_EQ(accounts.resnapshot_cause(), "retention_bytes");
+  EXPECT_NE(accounts.resnapshot_reason().find("apply.stopped_table_retention_bytes"),
+            std::string::npos)
+      << accounts.resnapshot_reason();
+  EXPECT_NE(accounts.reason().find("update_missing"), std::string::npos) << accounts.reason();
+  // It no longer pins the log: west's inbound log is trimmed past its stop.
+  EXPECT_GT(status.positions().inbound_first_seq(), accounts.stopped_at_seq());
+  // Metrics and the log say so too.
+  auto metrics =
+      HttpGet(absl::StrCat("http://", regions_->metrics_address(Region::kWest), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("ferry_table_needs_resnapshot{table=\"public.accounts\",reason="
+                               "\"retention_bytes\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("ferry_tables_needing_resnapshot 1"), std::string::npos);
+  {
+    std::ifstream in(regions_->log_path(Region::kWest));
+    std::stringstream log;
+    log << in.rdbuf();
+    EXPECT_NE(log.str().find("apply: table public.accounts (stopped at inbound seq"),
+              std::string::npos);
+  }
+  // resume-table refuses, naming what is gone and what to do.
+  auto refused = regions_->Ctl(Region::kWest, {"resume-table", "public.accounts"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1) << refused->output;
+  EXPECT_NE(refused->output.find("needs a re-snapshot"), std::string::npos) << refused->output;
+  EXPECT_NE(refused->output.find("is gone"), std::string::npos) << refused->output;
+  auto shown = regions_->Ctl(Region::kWest, {"status"});
+  ASSERT_TRUE(shown.ok());
+  EXPECT_NE(shown->output.find("needs_resnapshot"), std::string::npos) << shown->output;
+  // Nothing else is lost: events keeps replicating, now and after a restart of the standby.
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"events"}, absl::Seconds(60)).ok());
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  ASSERT_TRUE(east().Exec("INSERT INTO events (account, note) VALUES (1, 'later')").ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"events"}, absl::Seconds(60)).ok());
+  std::string state;
+  while (absl::Now() < deadline) {  // polling west's status, not synchronisation
+    auto again = regions_->Status(Region::kWest);
+    ASSERT_TRUE(again.ok());
+    ASSERT_EQ(again->tables_size(), 1);
+    state = again->tables(0).state();
+    if (state == "needs_resnapshot") break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(state, "needs_resnapshot");
+}
+
 // What a load balancer or a DNS failover record polls, on real ferryd processes.
 TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
   StartRegions();

@@ -33,6 +33,8 @@ struct TwoRegionsOptions {
   int apply_group_max_transactions = 0;  // 0 = ferryd's default
   std::vector<std::string> ferryd_args;  // added to every ferryd's command line
   std::string standby_data_dir;          // west's data_dir ("" = one in the fixture's folder)
+  std::string apply_yaml;                // more lines of both configs' apply section
+  std::string extra_yaml;                // more sections at the end of both configs
 };
 
 enum class Region { kEast, kWest };
