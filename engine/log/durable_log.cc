@@ -67,9 +67,10 @@ class RocksLogger final : public rocksdb::Logger {
   const std::string path_;
 };
 
-// Leaves the recovery from a full disk to DurableLog::Append (DB::Resume() at most every
-// resume_interval) instead of RocksDB's own: that one waits until write_buffer_size (32 MiB)
-// is free and polls on a timer of its own, and a manual Resume() meanwhile answers "busy".
+// Turns RocksDB's own recovery from a full disk off: DurableLog::Append reopens the database
+// instead (at most every resume_interval). RocksDB's recovery waits until write_buffer_size
+// (32 MiB) is free, polls on a timer of its own, and its recovery flush can wait forever when it
+// fails again (RocksDB 7.8, found by DiskFullE2ETest with DB::Resume()).
 class ManualRecovery final : public rocksdb::EventListener {
  public:
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
@@ -167,19 +168,26 @@ DurableLog::DurableLog(const LogOptions& options) : options_(options) {}
 absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("log path is empty");
   std::unique_ptr<DurableLog> log(new DurableLog(options));
-  rocksdb::Options db_options = BaseOptions();
-  db_options.info_log = std::make_shared<RocksLogger>(options.path);
-  db_options.listeners.push_back(std::make_shared<ManualRecovery>());
-  if (options.file_system != nullptr) {
-    log->env_ = rocksdb::NewCompositeEnv(options.file_system);
-    db_options.env = log->env_.get();
+  if (options.file_system != nullptr) log->env_ = rocksdb::NewCompositeEnv(options.file_system);
+  {
+    absl::MutexLock db(&log->db_mu_);
+    FERRY_RETURN_IF_ERROR(log->OpenDb());
   }
+  FERRY_RETURN_IF_ERROR(log->Recover());
+  return log;
+}
+
+absl::Status DurableLog::OpenDb() {
+  rocksdb::Options db_options = BaseOptions();
+  db_options.info_log = std::make_shared<RocksLogger>(options_.path);
+  db_options.listeners.push_back(std::make_shared<ManualRecovery>());
+  if (env_ != nullptr) db_options.env = env_.get();
   // Created here, not by RocksDB: it reports a directory it has to create as an error line.
   std::error_code mkdir_error;
-  std::filesystem::create_directories(options.path, mkdir_error);
+  std::filesystem::create_directories(options_.path, mkdir_error);
   if (mkdir_error) {
     return absl::UnavailableError(
-        absl::StrCat("create log directory ", options.path, ": ", mkdir_error.message()));
+        absl::StrCat("create log directory ", options_.path, ": ", mkdir_error.message()));
   }
   // While the WAL is replayed, a memtable that reaches write_buffer_size is flushed, which
   // needs as much free disk as it holds: after a full disk (flushes failed, memtables piled up
@@ -189,8 +197,8 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
   const size_t normal_buffer = db_options.write_buffer_size;
   uint64_t wal_bytes = 0;
   FERRY_RETURN_IF_ERROR(SyncWalFiles(
-      options.file_system != nullptr ? *options.file_system : *rocksdb::FileSystem::Default(),
-      WalFiles(options.path), &wal_bytes));
+      options_.file_system != nullptr ? *options_.file_system : *rocksdb::FileSystem::Default(),
+      WalFiles(options_.path), &wal_bytes));
   rocksdb::ColumnFamilyOptions family_options(db_options);
   // Twice the WAL and more: a memtable flushes somewhat before it reaches write_buffer_size,
   // and a single flush during the replay makes RocksDB flush everything at its end. The arena
@@ -204,24 +212,51 @@ absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& o
       {log_format::kMetaFamily, family_options},
   };
   rocksdb::DB* db = nullptr;
-  FERRY_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path,
-                                                    families, &log->handles_, &db),
-                                  absl::StrCat("open log ", options.path)));
-  log->db_.reset(db);
-  log->records_ = log->handles_[1];
-  log->meta_ = log->handles_[2];
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  FERRY_RETURN_IF_ERROR(FromRocks(
+      rocksdb::DB::Open(rocksdb::DBOptions(db_options), options_.path, families, &handles, &db),
+      absl::StrCat("open log ", options_.path)));
+  db_.reset(db);
+  handles_ = std::move(handles);
+  records_ = handles_[1];
+  meta_ = handles_[2];
   if (family_options.write_buffer_size != normal_buffer) {
-    for (rocksdb::ColumnFamilyHandle* h : log->handles_) {
-      FERRY_RETURN_IF_ERROR(
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      absl::Status s =
           FromRocks(db->SetOptions(h, {{"write_buffer_size", std::to_string(normal_buffer)}}),
-                    absl::StrCat("open log ", options.path)));
+                    absl::StrCat("open log ", options_.path));
+      if (!s.ok()) {
+        CloseDb();
+        return s;
+      }
     }
   }
-  FERRY_RETURN_IF_ERROR(log->Recover());
-  return log;
+  return absl::OkStatus();
+}
+
+void DurableLog::CloseDb() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  records_ = meta_ = nullptr;
+  (void)db_->Close();
+  db_.reset();
+}
+
+std::pair<rocksdb::ColumnFamilyHandle*, rocksdb::ColumnFamilyHandle*> DurableLog::LeaderFamilies()
+    const {
+  return {records_, meta_};
+}
+
+absl::Status DurableLog::CheckOpen() const {
+  if (db_ != nullptr) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("log ", options_.path, " is closed for a reopen after a write error"));
 }
 
 absl::Status DurableLog::Recover() {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -275,10 +310,8 @@ absl::Status DurableLog::Recover() {
 
 DurableLog::~DurableLog() {
   Close();
-  if (db_ != nullptr) {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    (void)db_->Close();
-  }
+  absl::MutexLock db(&db_mu_);
+  CloseDb();
 }
 
 void DurableLog::Close() {
@@ -306,14 +339,14 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
   if (w.done) return w.result;
 
-  // This writer leads a group. After a write error, try to bring the log back first (at most
-  // every resume_interval): the condition (a full disk) may have cleared.
+  // This writer leads a group. After a write error, try to bring the log back first (a reopen,
+  // at most every resume_interval): the condition (a full disk) may have cleared.
   if (!closed_ && !write_error_.ok() && write_error_.code() != absl::StatusCode::kDataLoss &&
       options_.clock->Now() - resume_tried_ >= options_.resume_interval) {
     resume_tried_ = options_.clock->Now();
     const uint64_t expected = next_seq_;
     mu_.Unlock();
-    absl::Status resumed = Resume(expected);
+    absl::Status resumed = Reopen(expected);
     mu_.Lock();
     if (resumed.ok()) {
       write_error_ = absl::OkStatus();
@@ -330,7 +363,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
         closed_ ? absl::UnavailableError("log is closed")
                 : absl::UnavailableError(absl::StrCat(
                       "log refuses appends after an earlier error: ", write_error_.message(),
-                      resume_error_.empty() ? "" : "; resuming failed: ", resume_error_));
+                      resume_error_.empty() ? "" : "; reopening: ", resume_error_));
     // Fail the whole queue: no one can write.
     for (Writer* x : writers_) {
       x->result = err;
@@ -358,6 +391,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   }
 
   // What is written: the group less the writers whose expected_first_seq does not hold.
+  const auto families = LeaderFamilies();
   size_t group_bytes = 0, group_records = 0;
   rocksdb::WriteBatch batch(reserve);
   uint64_t seq = next_seq_;
@@ -378,25 +412,33 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       const rocksdb::Slice key_slice(key);
       const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header.data(), header.size()),
                                              rocksdb::Slice(r.payload)};
-      batch.Put(records_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
+      batch.Put(families.first, rocksdb::SliceParts(&key_slice, 1),
+                rocksdb::SliceParts(value_parts, 2));
       group_bytes += r.payload.size();
       ++group_records;
       ++seq;
     }
     for (const auto& [name, value] : req.cursors) {
-      batch.Put(meta_, absl::StrCat(log_format::kCursorPrefix, name), log_format::EncodeU64(value));
+      batch.Put(families.second, absl::StrCat(log_format::kCursorPrefix, name),
+                log_format::EncodeU64(value));
     }
     for (const auto& [name, value] : req.state) {
-      batch.Put(meta_, absl::StrCat(log_format::kStatePrefix, name), value);
+      batch.Put(families.second, absl::StrCat(log_format::kStatePrefix, name), value);
     }
   }
 
   absl::Status status;
   if (batch.Count() > 0) {
     mu_.Unlock();
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync;
-    status = FromRocks(db_->Write(wo, &batch), absl::StrCat("append to log ", options_.path));
+    {
+      absl::ReaderMutexLock db(&db_mu_);
+      status = CheckOpen();
+      if (status.ok()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = options_.sync;
+        status = FromRocks(db_->Write(wo, &batch), absl::StrCat("append to log ", options_.path));
+      }
+    }
     mu_.Lock();
   }
 
@@ -420,6 +462,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
 }
 
 absl::StatusOr<uint64_t> DurableLog::ReadNextSeq() const {
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
@@ -434,12 +477,28 @@ absl::StatusOr<uint64_t> DurableLog::ReadNextSeq() const {
   return next;
 }
 
-absl::Status DurableLog::Resume(uint64_t expected_next) {
-  // OK at once when RocksDB has no background error (its own retry thread got there first).
-  FERRY_RETURN_IF_ERROR(FromRocks(db_->Resume(), absl::StrCat("resume log ", options_.path)));
-  // The failed write never reached the memtables, but its bytes may have reached the WAL in
-  // full (a failed sync): RocksDB flushed the memtables and left that WAL behind, so what it
-  // serves now is what it acknowledged. Check that rather than trust it.
+absl::Status DurableLog::Reopen(uint64_t expected_next) {
+  // Reopening replays the WAL into memory and the first write flushes it: wait until the disk
+  // has room for that (and a margin), so a log on a disk that is still full stays open for reads.
+  uint64_t wal_bytes = 0;
+  for (const auto& wal : WalFiles(options_.path)) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(wal, ec);
+    if (!ec) wal_bytes += size;
+  }
+  const uint64_t needed = wal_bytes + (16 << 20);
+  rocksdb::Env* env = env_ != nullptr ? env_.get() : rocksdb::Env::Default();
+  uint64_t free_bytes = 0;
+  if (env->GetFreeSpace(options_.path, &free_bytes).ok() && free_bytes < needed) {
+    return absl::UnavailableError(absl::StrCat("waiting for free disk space: ", free_bytes,
+                                               " bytes free, ", needed, " needed to reopen"));
+  }
+  absl::MutexLock db(&db_mu_);
+  CloseDb();
+  FERRY_RETURN_IF_ERROR(
+      Annotate(OpenDb(), absl::StrCat("reopening log ", options_.path, " after a write error")));
+  // The failed write may have reached the WAL in full (a failed sync): then it is back, which
+  // is an allowed outcome of a failed append. Fewer records than acknowledged is data loss.
   FERRY_ASSIGN_OR_RETURN(uint64_t next, ReadNextSeq());
   uint64_t first;
   {
@@ -447,7 +506,7 @@ absl::Status DurableLog::Resume(uint64_t expected_next) {
     first = first_seq_;
   }
   if (next < expected_next && expected_next > first) {
-    return absl::DataLossError(absl::StrCat("log ", options_.path, " resumed after a write error ",
+    return absl::DataLossError(absl::StrCat("log ", options_.path, " reopened after a write error ",
                                             "without records it had acknowledged: it ends at ",
                                             next, ", acknowledged up to ", expected_next - 1));
   }
@@ -466,6 +525,8 @@ absl::Status DurableLog::SetCursor(const std::string& name, uint64_t value) {
 }
 
 absl::StatusOr<std::optional<uint64_t>> DurableLog::GetCursor(const std::string& name) const {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -477,6 +538,8 @@ absl::StatusOr<std::optional<uint64_t>> DurableLog::GetCursor(const std::string&
 }
 
 absl::StatusOr<std::optional<std::string>> DurableLog::GetState(const std::string& name) const {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -501,6 +564,8 @@ absl::StatusOr<std::vector<LogRecord>> DurableLog::Read(uint64_t from, size_t ma
   std::vector<LogRecord> out;
   if (from >= next || max_records == 0) return out;
 
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   const std::string upper = log_format::EncodeKey(next);
@@ -538,14 +603,20 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
     first = first_seq_;
     if (seq <= first) return absl::OkStatus();
   }
-  rocksdb::WriteBatch batch;
-  batch.DeleteRange(records_, log_format::EncodeKey(first), log_format::EncodeKey(seq));
-  batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  // What the trim frees, estimated before the records go (afterwards RocksDB still counts them).
-  const uint64_t trimmed_bytes = ApproximateBytes(first, seq);
-  FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
+  uint64_t trimmed_bytes;
+  {
+    absl::ReaderMutexLock db(&db_mu_);
+    FERRY_RETURN_IF_ERROR(CheckOpen());
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(records_, log_format::EncodeKey(first), log_format::EncodeKey(seq));
+    batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    // What the trim frees, estimated before the records go (afterwards RocksDB still counts
+    // them).
+    trimmed_bytes = ApproximateBytesLocked(first, seq);
+    FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
+  }
   {
     absl::MutexLock lock(&mu_);
     first_seq_ = std::max(first_seq_, seq);
@@ -574,6 +645,8 @@ absl::Status DurableLog::CompactBelow(uint64_t seq) {
   // covers in the same file are only dropped by rewriting it); kForceOptimized skips the files
   // this very compaction wrote.
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   FERRY_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, records_, nullptr, &end_slice),
                                   absl::StrCat("compact trimmed log ", options_.path)));
   rocksdb::FlushOptions fo;
@@ -586,7 +659,12 @@ absl::Status DurableLog::CompactBelow(uint64_t seq) {
 }
 
 uint64_t DurableLog::ApproximateBytes(uint64_t from, uint64_t to) const {
-  if (to <= from) return 0;
+  absl::ReaderMutexLock db(&db_mu_);
+  return ApproximateBytesLocked(from, to);
+}
+
+uint64_t DurableLog::ApproximateBytesLocked(uint64_t from, uint64_t to) const {
+  if (to <= from || db_ == nullptr) return 0;
   const std::string start = log_format::EncodeKey(from), limit = log_format::EncodeKey(to);
   const rocksdb::Range range(start, limit);
   rocksdb::SizeApproximationOptions so;
@@ -641,6 +719,8 @@ LogStats DurableLog::stats() const {
   }
   s.compactions = compactions_.load();
   s.trimmed_uncompacted_bytes = uncompacted_bytes_.load();
+  absl::ReaderMutexLock db(&db_mu_);
+  if (db_ == nullptr) return s;
   uint64_t size = 0;
   if (db_->GetIntProperty(records_, rocksdb::DB::Properties::kTotalSstFilesSize, &size)) {
     s.approximate_disk_bytes += size;
