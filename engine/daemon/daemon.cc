@@ -541,7 +541,7 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
       "region {}: {}: stopping the standby pipeline to discard the target's progress of "
       "log {} and apply log {} from its beginning",
       config_.region, operation, discard_log_id.empty() ? "unrecorded" : discard_log_id, *keep);
-  StopPipeline(clock_->Now());
+  StopPipeline(clock_->Now(), /*apply_backlog=*/false);  // what is not applied stays in the log
   absl::StatusOr<uint64_t> discarded = absl::UnavailableError("no sink");
   {
     absl::StatusOr<std::unique_ptr<Sink>> sink =

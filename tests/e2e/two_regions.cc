@@ -78,10 +78,6 @@ std::string TwoRegions::metrics_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_metrics_ : west_metrics_);
 }
 
-std::string TwoRegions::data_dir(Region r) const {
-  return dir_->File(absl::StrCat(Name(r), "-data"));
-}
-
 absl::Status TwoRegions::WriteConfigs() {
   if (!options_.admin_token.empty()) {
     std::ofstream(dir_->File("admin-token")) << options_.admin_token << "\n";
