@@ -10,11 +10,11 @@
 
 #include <algorithm>
 #include <array>
-#include <limits>
-#include <tuple>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
@@ -431,7 +431,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       continue;
     }
     if (req.start_at.has_value()) {
-      batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(at));
+      batch.Put(families.second, log_format::kTrimmedBelowKey, log_format::EncodeU64(at));
       seq = at;
       new_first = at;
     }
