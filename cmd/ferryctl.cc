@@ -34,7 +34,8 @@ Commands:
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
   resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
-                    stopped it, once its cause is fixed, and let it apply again
+                    stopped it, once its cause is fixed, and let it apply again (refused
+                    for a table that needs a re-snapshot: the log it needs is gone)
   reseed LOG_ID     standby: discard the target's apply progress that counts the upstream
                     log LOG_ID (status: "target log", or "unrecorded") after the peer's log
                     was re-created, so that apply starts the new log from its beginning;
@@ -157,7 +158,8 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
     }
     for (const auto& w : r.source().warnings()) std::printf("WARNING     %s\n", w.c_str());
   } else {
-    std::printf("inbound     next seq %llu  applied %llu\n",
+    std::printf("inbound     seq %llu..%llu  applied %llu\n",
+                static_cast<unsigned long long>(p.inbound_first_seq()),
                 static_cast<unsigned long long>(p.inbound_next_seq()),
                 static_cast<unsigned long long>(p.applied_seq()));
   }
@@ -215,10 +217,15 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
   }
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
   if (r.tables_size() > 0) {
-    std::printf("\n%-40s %-8s %-10s %s\n", "TABLE", "STATE", "AT SEQ", "REASON");
+    std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
+                "REASON");
     for (const auto& t : r.tables()) {
-      std::printf("%-40s %-8s %-10llu %s\n", t.table().c_str(), t.state().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()), t.reason().c_str());
+      std::printf("%-40s %-16s %-10llu %-12s %s\n", t.table().c_str(), t.state().c_str(),
+                  static_cast<unsigned long long>(t.stopped_at_seq()),
+                  absl::StrCat(t.retained_log_bytes(), "B").c_str(), t.reason().c_str());
+      if (!t.resnapshot_reason().empty()) {
+        std::printf("%-40s needs a re-snapshot: %s\n", "", t.resnapshot_reason().c_str());
+      }
     }
   }
 }

@@ -7,7 +7,8 @@
 //   ferryd --config FILE.yaml --check-config    validate the config and exit
 //   ferryd --print-ddl-capture-sql               the schema-change capture's install script
 //
-// SIGTERM / SIGINT drain in-flight work (bounded) and exit 0. Exit 1: the config is invalid or
+// SIGTERM / SIGINT drain in-flight work (bounded by --drain; a standby's apply backlog is not
+// drained: it stays in the inbound log) and exit 0. Exit 1: the config is invalid or
 // the daemon could not start (the message names the cause).
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -31,7 +32,8 @@ constexpr char kUsage[] = R"(usage: ferryd --config FILE.yaml [--check-config]
 Runs Ferry's sidecar for the region the config names. Keys: docs/config.md.
   --config FILE     the region's YAML config (required)
   --check-config    validate the config (and its secret files) and exit
-  --drain SECONDS   how long SIGTERM may drain in-flight work (default 20)
+  --drain SECONDS   how long SIGTERM may wait for the peer to acknowledge what a primary
+                    captured (default 20); a standby never waits for its apply backlog
   --print-ddl-capture-sql
                     print the SQL that installs schema-change capture on a primary's
                     database, for a superuser to run once (docs/schema-changes.md)

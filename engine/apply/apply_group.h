@@ -19,6 +19,7 @@ struct ApplyGroup {
   uint64_t last_seq = 0;  // the progress its commit records
   uint64_t wait_for = 0;  // may start once this group committed
   bool stream = false;    // a multi-fragment transaction the worker reads from the log
+  bool alone = false;     // holds one transaction that must be applied alone (a schema change)
   GroupTransactions txns;
   size_t bytes = 0;  // payload bytes of txns
   int64_t commit_time_us = 0;

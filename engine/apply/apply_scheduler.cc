@@ -134,6 +134,10 @@ ApplyStatus ApplyScheduler::status() const {
     s.durable_seq = std::min(order.applied_seq, durable_seq_);
     s.apply_latency = apply_latency_;
     s.stopped_tables = *stopped_;
+    for (const auto& [table, stop] : *stopped_) {
+      auto it = stopped_logs_.find(table);
+      s.stopped_table_logs[table] = it != stopped_logs_.end() ? it->second : StoppedTableLog{};
+    }
     s.conflicts = conflicts_base_;
     for (uint64_t c : session_conflicts_) s.conflicts += c;
     s.groups_committed = groups_committed_;
@@ -369,7 +373,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
         break;
       }
       const Footprint footprint = builder_->FootprintOf(txn);
-      if (builder_->MustClose(record.seq) && !Flush()) return absl::OkStatus();
+      if (builder_->MustClose(record.seq, footprint) && !Flush()) return absl::OkStatus();
       next_read_ = record.seq + 1;
       builder_->Add(std::move(record), footprint, order_->committed());
     }
@@ -409,6 +413,52 @@ absl::Status ApplyScheduler::Dispatch(std::shared_ptr<ApplyGroup> group) {
   return absl::OkStatus();
 }
 
+void ApplyScheduler::CheckStoppedTables(uint64_t safe_below) {
+  std::shared_ptr<const StoppedTables> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped = stopped_;
+    // Forget tables no longer stopped (resumed): a later stop starts from scratch.
+    std::erase_if(stopped_logs_,
+                  [&](const auto& entry) { return !stopped->contains(entry.first); });
+  }
+  const uint64_t first = log_->first_seq();
+  const uint64_t bound = options_.stopped_table_retention_bytes;
+  for (const auto& [table, stop] : *stopped) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = stopped_logs_.find(table);
+      if (it != stopped_logs_.end() && it->second.needs_resnapshot) continue;
+    }
+    StoppedTableLog entry;
+    if (stop.seq < first) {
+      entry.needs_resnapshot = true;
+      entry.cause = "log_trimmed";
+      entry.reason = absl::StrCat("the inbound log it needs, from seq ", stop.seq,
+                                  ", was trimmed (the log starts at ", first, ")");
+    } else {
+      entry.retained_bytes = log_->ApproximateBytes(stop.seq, std::max(safe_below, stop.seq));
+      if (entry.retained_bytes > bound) {
+        entry.needs_resnapshot = true;
+        entry.cause = "retention_bytes";
+        entry.reason =
+            absl::StrCat("it held ", entry.retained_bytes, " bytes of inbound log from seq ",
+                         stop.seq, ", over apply.stopped_table_retention_bytes (", bound,
+                         "): released, the log is trimmed past its stop");
+        entry.retained_bytes = 0;
+      }
+    }
+    if (entry.needs_resnapshot) {
+      spdlog::error(
+          "apply: table {} (stopped at inbound seq {}: {}) needs a re-snapshot: {}; "
+          "resume-table cannot replay it; the other tables go on",
+          table.ToString(), stop.seq, stop.reason, entry.reason);
+    }
+    absl::MutexLock lock(&mu_);
+    stopped_logs_[table] = std::move(entry);
+  }
+}
+
 void ApplyScheduler::MaybeWriteCursors() {
   uint64_t applied = order_->snapshot().applied_seq;
   // What the target would keep after a crash of its own; polled, it costs a query.
@@ -421,11 +471,25 @@ void ApplyScheduler::MaybeWriteCursors() {
       durable_seq_ = durable->value_or(applied);
     }
   }
-  uint64_t retain;
+  uint64_t safe_below;
   {
     absl::MutexLock lock(&mu_);
-    retain = std::min(applied, durable_seq_) + 1;
-    for (const auto& [table, stop] : *stopped_) retain = std::min(retain, stop.seq);
+    safe_below = std::min(applied, durable_seq_) + 1;
+  }
+  if (now - stopped_checked_at_ >= options_.durable_poll) {
+    stopped_checked_at_ = now;
+    CheckStoppedTables(safe_below);
+  }
+  uint64_t retain = safe_below;
+  {
+    absl::MutexLock lock(&mu_);
+    // A table that needs a re-snapshot no longer holds the log back.
+    for (const auto& [table, stop] : *stopped_) {
+      auto it = stopped_logs_.find(table);
+      if (it == stopped_logs_.end() || !it->second.needs_resnapshot) {
+        retain = std::min(retain, stop.seq);
+      }
+    }
   }
   if (applied <= cursor_written_ && retain == retain_written_) return;
   // Bookkeeping only (the target holds the real progress): at most one synced log write per
@@ -459,7 +523,10 @@ void ApplyScheduler::RecordCommit(int worker, const ApplyGroup& group, uint64_t 
     for (const TableResnapshot& r : resnapshotted) {
       spdlog::info("apply: table {} re-snapshotted at seq {}", r.table.ToString(), r.seq);
       auto it = stopped->find(r.table);
-      if (it != stopped->end() && it->second.seq <= r.seq) stopped->erase(it);
+      if (it != stopped->end() && it->second.seq <= r.seq) {
+        stopped->erase(it);
+        stopped_logs_.erase(r.table);  // a table that needed a re-snapshot has had it
+      }
       std::erase_if(unpersisted_stops_,
                     [&](const TableStop& s) { return s.table == r.table && s.seq <= r.seq; });
     }

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,6 +106,12 @@ struct ApplyOptions {
   absl::Duration durable_poll = absl::Milliseconds(200);
   // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
+  // A stopped table keeps the inbound log from its stop on (for ResumeTable), but at most this
+  // many bytes of it (the log between its stop and apply's progress, RocksDB's estimate). Past
+  // that the table needs a re-snapshot: it stays stopped, stops pinning the log (trimming goes
+  // on) and ResumeTable refuses it. Checked every durable_poll. Config
+  // apply.stopped_table_retention_bytes.
+  uint64_t stopped_table_retention_bytes = uint64_t{1} << 30;
   // Cursors maintained on the inbound log.
   std::string applied_cursor = kAppliedCursor;
   std::string retain_cursor = kApplyRetainCursor;
@@ -112,6 +119,19 @@ struct ApplyOptions {
   // source commit time of its last transaction) and its number of source transactions. Runs
   // on a worker thread; must be cheap and thread-safe (a metrics histogram).
   std::function<void(absl::Duration latency, size_t transactions)> on_group_committed;
+};
+
+// What a stopped table holds of the inbound log, and whether it has lost it.
+struct StoppedTableLog {
+  // Bytes of inbound log from the table's stop to apply's progress (0 once released).
+  uint64_t retained_bytes = 0;
+  // The table's changes from its stop on are (or may soon be) trimmed: ResumeTable cannot
+  // replay them, the table needs a re-snapshot.
+  bool needs_resnapshot = false;
+  // Why, as a short code: "retention_bytes" (over stopped_table_retention_bytes) or
+  // "log_trimmed" (found trimmed, e.g. after a restart); and for people.
+  std::string cause;
+  std::string reason;
 };
 
 struct ApplyStatus {
@@ -123,6 +143,8 @@ struct ApplyStatus {
   uint64_t lag_records = 0;      // records in the log after applied_seq
   absl::Duration apply_latency;  // target commit time - source commit time, last group
   StoppedTables stopped_tables;
+  // For each stopped table: how much log it holds, whether it needs a re-snapshot.
+  std::map<TableName, StoppedTableLog> stopped_table_logs;
   uint64_t conflicts = 0;  // recorded in the target (since the beginning)
   uint64_t groups_committed = 0;
   uint64_t transactions_applied = 0;
@@ -157,7 +179,8 @@ class ApplyScheduler {
 
   // Re-applies the stopped table's skipped changes (from its stop seq up to the applied
   // progress, one target transaction that also clears the stop), then lets it apply again.
-  // Blocks until done. kNotFound when the table is not stopped; on an error the table stays
+  // Blocks until done. kNotFound when the table is not stopped; kFailedPrecondition when it
+  // needs a re-snapshot (the log it needs is gone or released); on an error the table stays
   // stopped (with the new reason). Defined in table_replay.cc.
   [[nodiscard]] absl::Status ResumeTable(const TableName& table);
 
@@ -182,9 +205,12 @@ class ApplyScheduler {
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
   void MaybeWriteCursors();
+  // Measures what each stopped table holds of the log below `safe_below` and releases the
+  // tables over stopped_table_retention_bytes (or whose log is trimmed already).
+  void CheckStoppedTables(uint64_t safe_below);
   // A worker's bookkeeping after `group` committed (before the commit order passes it): its
-  // re-snapshotted tables leave the stopped set here, the one place apply lifts a stop besides
-  // ResumeTable.
+  // re-snapshotted tables leave the stopped set (and their needs-resnapshot state) here, the
+  // one place apply lifts a stop besides ResumeTable.
   void RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
                     const std::vector<TableResnapshot>& resnapshotted, absl::Time committed);
 
@@ -224,6 +250,10 @@ class ApplyScheduler {
   mutable absl::Mutex mu_;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const StoppedTables> stopped_ ABSL_GUARDED_BY(mu_);
+  // Stopped tables that need a re-snapshot (released: they no longer hold the log back), and
+  // what the others hold. Entries of tables no longer stopped are ignored.
+  std::map<TableName, StoppedTableLog> stopped_logs_ ABSL_GUARDED_BY(mu_);
+  absl::Time stopped_checked_at_ = absl::InfinitePast();  // reader thread
   std::vector<TableStop> unpersisted_stops_ ABSL_GUARDED_BY(mu_);
   uint64_t conflicts_base_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint64_t> session_conflicts_ ABSL_GUARDED_BY(mu_);

@@ -27,6 +27,7 @@ void Footprint::Merge(const Footprint& other) {
   rows.insert(rows.end(), other.rows.begin(), other.rows.end());
   tables.insert(tables.end(), other.tables.begin(), other.tables.end());
   barrier = barrier || other.barrier;
+  alone = alone || other.alone;
 }
 
 uint64_t DependencyTracker::RowSlot(const Footprint::RowKey& key) {

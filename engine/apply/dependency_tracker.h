@@ -37,6 +37,9 @@ struct Footprint {
   std::vector<RowKey> rows;
   std::vector<uint64_t> tables;
   bool barrier = false;
+  // The transaction goes in a group of its own (a schema change: its neighbours must not share
+  // its target transaction, e.g. an enum value added and used).
+  bool alone = false;
 
   void AddRow(uint64_t table, uint64_t row) { rows.push_back({table, row}); }
   void AddTable(uint64_t table) { tables.push_back(table); }

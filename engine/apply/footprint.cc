@@ -51,7 +51,7 @@ Footprint ComputeFootprint(const v1::Transaction& txn, const UniqueKeysLookup& u
     }
     if (change.op() == v1::MESSAGE) {
       // A message the source vouches for may change schemas (a replayed DDL command).
-      if (change.message_authenticated()) fp.barrier = true;
+      if (change.message_authenticated()) fp.barrier = fp.alone = true;
       continue;
     }
     auto it = relations.find(change.relation_id());

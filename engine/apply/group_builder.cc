@@ -67,8 +67,14 @@ bool GroupBuilder::MustClose(uint64_t seq) const {
           open_->context.careful != careful_now);
 }
 
+bool GroupBuilder::MustClose(uint64_t seq, const Footprint& next) const {
+  return MustClose(seq) ||
+         (open_ != nullptr && !open_->txns.empty() && (next.alone || open_->alone));
+}
+
 void GroupBuilder::Add(InboundRecord record, const Footprint& footprint, uint64_t committed) {
   if (open_ == nullptr) Open(record.seq);
+  open_->alone = open_->alone || footprint.alone;
   const uint64_t dep = tracker_.Add(open_->id, footprint, committed);
   open_->wait_for = std::max(open_->wait_for, dep);
   open_->bytes += record.bytes;

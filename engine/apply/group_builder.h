@@ -69,8 +69,10 @@ class GroupBuilder {
   // The footprint of a complete transaction, made a barrier when it introduces or changes a
   // relation's shape (remembered for the rest of the round).
   Footprint FootprintOf(const v1::Transaction& txn);
-  // The open group cannot take the transaction at `seq`: Close() it first.
+  // The open group cannot take the transaction at `seq` (with footprint `next`): Close() it
+  // first.
   bool MustClose(uint64_t seq) const;
+  bool MustClose(uint64_t seq, const Footprint& next) const;
   // Adds a complete transaction with its footprint, opening a group when none is open.
   // `committed`: the highest committed group id.
   void Add(InboundRecord record, const Footprint& footprint, uint64_t committed);

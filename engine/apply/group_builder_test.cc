@@ -52,7 +52,7 @@ class GroupBuilderTest : public ::testing::Test {
   ApplyGroupPtr Add(InboundRecord record, uint64_t committed = 0) {
     const Footprint fp = builder_.FootprintOf(record.txn);
     ApplyGroupPtr closed;
-    if (builder_.MustClose(record.seq)) closed = builder_.Close();
+    if (builder_.MustClose(record.seq, fp)) closed = builder_.Close();
     builder_.Add(std::move(record), fp, committed);
     return closed;
   }
@@ -87,6 +87,30 @@ TEST_F(GroupBuilderTest, GroupsCloseWhenFullAndArePlanned) {
 
 // The first transaction of a relation is a barrier (everything after it waits for it); a row
 // depends on its last writer while that one is uncommitted; a changed shape is a barrier again.
+// A transaction carrying a schema change (a message the source vouches for) is applied in a
+// group of its own, after everything before it.
+TEST_F(GroupBuilderTest, ASchemaChangeIsAGroupOfItsOwn) {
+  EXPECT_EQ(Add(Insert(1, "a")), nullptr);
+  InboundRecord ddl = Insert(2, "b");
+  v1::Change* m = ddl.txn.add_changes();
+  m->set_op(v1::MESSAGE);
+  m->set_message_prefix("ferry.ddl");
+  m->set_message_authenticated(true);
+  ApplyGroupPtr before = Add(std::move(ddl));
+  ASSERT_NE(before, nullptr);
+  EXPECT_EQ(before->txns.size(), 1u);  // seq 1 alone
+  ApplyGroupPtr schema = Add(Insert(3, "c"));
+  ASSERT_NE(schema, nullptr);
+  ASSERT_EQ(schema->txns.size(), 1u);
+  EXPECT_EQ(schema->txns[0].first, 2u);
+  EXPECT_EQ(schema->wait_for, before->id);  // a barrier
+  // An unauthenticated message is carried like any change.
+  InboundRecord plain = Insert(4, "d");
+  plain.txn.add_changes()->set_op(v1::MESSAGE);
+  EXPECT_EQ(Add(std::move(plain)), nullptr);
+  EXPECT_EQ(builder_.Close()->txns.size(), 2u);
+}
+
 TEST_F(GroupBuilderTest, DependenciesFollowRowsAndShapes) {
   Add(Insert(1, "a"));
   EXPECT_EQ(builder_.Close()->wait_for, 0u);

@@ -105,6 +105,20 @@ absl::Status ApplyScheduler::ResumeTable(const TableName& table) {
       return absl::NotFoundError(absl::StrCat("table ", table.ToString(), " is not stopped"));
     }
     stop = it->second;
+    auto released = stopped_logs_.find(table);
+    const bool trimmed = stop.seq < log_->first_seq();
+    if (trimmed || (released != stopped_logs_.end() && released->second.needs_resnapshot)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "table ", table.ToString(), " needs a re-snapshot: the inbound log it needs (from seq ",
+          stop.seq, ") is gone: ",
+          trimmed || released == stopped_logs_.end()
+              ? absl::StrCat("the log starts at ", log_->first_seq())
+              : released->second.reason,
+          ". resume-table cannot replay it. The table stays stopped (the other tables "
+          "replicate); copy it anew from the primary with a re-snapshot. A per-table "
+          "re-snapshot verb is not built yet (docs/operations.md: a table that needs a "
+          "re-snapshot)"));
+    }
   }
   if (order_->snapshot().failed) {
     absl::MutexLock lock(&mu_);

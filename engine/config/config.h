@@ -126,6 +126,9 @@ struct ApplyConfig {
   // A single column value larger than this stops its table (it protects ferryd's memory and
   // the target).
   uint64_t max_value_bytes = 32ull << 20;
+  // A stopped table keeps at most this much inbound log (from its stop to apply's progress)
+  // from being trimmed; past it the table needs a re-snapshot and the log is trimmed again.
+  uint64_t stopped_table_retention_bytes = 1ull << 30;
 };
 
 struct DurableLogConfig {

@@ -91,6 +91,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->apply.group_max_bytes, 16u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 20);
   EXPECT_EQ(c->apply.max_value_bytes, 32u << 20);
+  EXPECT_EQ(c->apply.stopped_table_retention_bytes, 1u << 30);
   EXPECT_EQ(c->log.retention_bytes, 1u << 30);
   EXPECT_EQ(c->log.retention_seconds, 3600);
   EXPECT_EQ(c->source, "test.yaml");
@@ -141,6 +142,7 @@ apply:
   group_max_bytes: 1048576
   group_max_delay_ms: 0
   max_value_bytes: 64MiB
+  stopped_table_retention_bytes: 4MiB
 log:
   retention_bytes: 0
   retention_seconds: 86400
@@ -171,6 +173,7 @@ log:
   EXPECT_EQ(c->apply.group_max_bytes, 1u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 0);
   EXPECT_EQ(c->apply.max_value_bytes, 64u << 20);
+  EXPECT_EQ(c->apply.stopped_table_retention_bytes, 4u << 20);
   EXPECT_EQ(c->log.retention_bytes, 0u);
   EXPECT_EQ(c->log.retention_seconds, 86400);
   EXPECT_THAT(c->warnings, ::testing::IsEmpty());
@@ -212,6 +215,7 @@ apply:
   group_max_delay_ms: 0
   synchronous_commit: false
   max_value_bytes: 64MiB
+  stopped_table_retention_bytes: 4MiB
 log:
   retention_bytes: 0
   retention_seconds: 86400
@@ -292,6 +296,16 @@ TEST_F(ConfigTest, WrongTypes) {
   ExpectError(Parse(p), "key 'apply.max_value_bytes'");
   p.extra = "apply:\n  max_value_bytes: 12\n";
   ExpectError(Parse(p), "key 'apply.max_value_bytes'");
+  // The bound of what a stopped table may keep: hostile values name the key.
+  for (const char* value : {"-1", "0", "12", "2PiB", "99999999999999999999999", "abc", "1.5GiB",
+                            "[1]", "{a: 1}", "4MiB4", ""}) {
+    SCOPED_TRACE(value);
+    p.extra = absl::StrCat("apply:\n  stopped_table_retention_bytes: ", value, "\n");
+    ExpectError(Parse(p), "key 'apply.stopped_table_retention_bytes'");
+  }
+  p.extra = "apply:\n  stopped_table_retention_bytes: 64KiB\n";
+  ASSERT_TRUE(Parse(p).ok());
+  EXPECT_EQ(Parse(p)->apply.stopped_table_retention_bytes, 64u << 10);
   p.extra = "apply: 4\n";
   ExpectError(Parse(p), "key 'apply': expected a map of keys, got the scalar \"4\"");
   p.extra = "stream: [1, 2]\n";

@@ -142,6 +142,11 @@ constexpr Key<Config> kKeys[] = {
      Field<&Config::apply, &ApplyConfig::synchronous_commit>},
     {{.section = "apply", .name = "max_value_bytes", .min = 1 << 10, .max = int64_t{1} << 30},
      Field<&Config::apply, &ApplyConfig::max_value_bytes>},
+    {{.section = "apply",
+      .name = "stopped_table_retention_bytes",
+      .min = 64 << 10,
+      .max = int64_t{1} << 50},
+     Field<&Config::apply, &ApplyConfig::stopped_table_retention_bytes>},
 
     {{.section = "log", .name = "retention_bytes", .min = 0, .max = int64_t{1} << 50},
      Field<&Config::log, &DurableLogConfig::retention_bytes>},

@@ -185,6 +185,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
   ao.max_group_bytes = config_.apply.group_max_bytes;
   ao.max_group_delay = absl::Milliseconds(config_.apply.group_max_delay_ms);
+  ao.stopped_table_retention_bytes = config_.apply.stopped_table_retention_bytes;
   ao.on_group_committed = [this](absl::Duration latency, size_t transactions) {
     if (Metrics* m = metrics_.load()) {
       m->ObserveApplyLatency(absl::ToDoubleSeconds(latency));
@@ -202,7 +203,7 @@ absl::Status Daemon::StartPipeline(Role role) {
 
 // Detaches the running pipeline (status then shows none) and stops it, draining until
 // `deadline`, without holding pipeline_mu_. REQUIRES: change_mu_ held.
-void Daemon::StopPipeline(absl::Time deadline) {
+void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
   std::unique_ptr<PrimaryPipeline> primary;
   std::unique_ptr<StandbyPipeline> standby;
   {
@@ -211,7 +212,7 @@ void Daemon::StopPipeline(absl::Time deadline) {
     standby = std::move(standby_);
   }
   if (primary) primary->Stop(deadline);
-  if (standby) standby->Stop(deadline);
+  if (standby) standby->Stop(deadline, apply_backlog);
 }
 
 absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
@@ -226,7 +227,7 @@ absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
   }
   const std::string operation = absl::StrCat("role-", before.epoch, "-", ++operations_);
   FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(operation));
-  StopPipeline(clock_->Now() + drain);
+  StopPipeline(clock_->Now() + drain, /*apply_backlog=*/true);
   // Read after the drain: a standby's receiver may have adopted a higher epoch meanwhile.
   const uint64_t new_epoch = roles_->epoch() + 1;
   if (absl::Status s = roles_->CompleteSwitch(operation, new_epoch); !s.ok()) {
@@ -564,7 +565,7 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
       "region {}: {}: stopping the standby pipeline to discard the target's progress of "
       "log {} and apply log {} from its beginning",
       config_.region, operation, discard_log_id.empty() ? "unrecorded" : discard_log_id, *keep);
-  StopPipeline(clock_->Now());
+  StopPipeline(clock_->Now(), /*apply_backlog=*/false);  // what is not applied stays in the log
   absl::StatusOr<uint64_t> discarded = absl::UnavailableError("no sink");
   {
     absl::StatusOr<std::unique_ptr<Sink>> sink =
@@ -602,7 +603,7 @@ void Daemon::Shutdown(absl::Duration drain) {
     absl::MutexLock change(&change_mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    StopPipeline(clock_->Now() + drain);
+    StopPipeline(clock_->Now() + drain, /*apply_backlog=*/false);
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();

@@ -82,9 +82,11 @@ class Daemon final : public AdminBackend {
                                                                      Clock* clock = Clock::Real());
   ~Daemon() override;
 
-  // Drains in-flight work for at most `drain`: the source stops capturing, the shipper gets
-  // what was captured acknowledged, apply commits what was received. Then everything stops.
-  // Idempotent.
+  // Stops, draining for at most `drain` what a restart would lose time on: a primary's source
+  // stops capturing and the shipper gets what was captured acknowledged (the RPO of a planned
+  // stop). A standby does not apply its backlog first: what it received is durable in the
+  // inbound log and is applied after the restart; apply's groups in flight roll back. Then
+  // everything stops. Idempotent.
   void Shutdown(absl::Duration drain);
 
   // Changes this region's role at run time: stops the running pipeline (draining for at most
@@ -120,8 +122,9 @@ class Daemon final : public AdminBackend {
   explicit Daemon(const config::Config& config, DaemonFactories factories, Clock* clock);
   absl::Status StartParts();
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
-  void StopPipeline(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_)
-      ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  // `apply_backlog`: a standby applies what it received before it stops (a role change).
+  void StopPipeline(absl::Time deadline, bool apply_backlog)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
   void RestartFailedPipeline() ABSL_LOCKS_EXCLUDED(change_mu_);
   void RestartFailedPipelineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);

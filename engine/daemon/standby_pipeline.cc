@@ -1,5 +1,7 @@
 #include "engine/daemon/standby_pipeline.h"
 
+#include <spdlog/spdlog.h>
+
 #include "engine/base/status_macros.h"
 #include "engine/replication/shipper.h"
 
@@ -65,7 +67,7 @@ void StandbyPipeline::SetPaused(bool paused) {
   paused ? apply_->Pause() : apply_->Resume();
 }
 
-bool StandbyPipeline::Stop(absl::Time deadline) {
+bool StandbyPipeline::Stop(absl::Time deadline, bool apply_backlog) {
   bool paused;
   {
     absl::MutexLock lock(&mu_);
@@ -78,10 +80,17 @@ bool StandbyPipeline::Stop(absl::Time deadline) {
   const uint64_t next = inbound_->next_seq();
   bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
   // A paused apply makes no progress: do not wait for it (the records stay in the inbound log).
-  if (!applied && !paused && clock_->Now() < deadline) {
+  if (apply_backlog && !applied && !paused && clock_->Now() < deadline) {
     applied = apply_->WaitForApplied(next - 1, deadline - clock_->Now());
   }
   apply_->Stop();
+  if (!applied) {
+    const uint64_t done = apply_->status().applied_seq;
+    spdlog::info(
+        "standby pipeline stopped with {} received records not applied yet (inbound seqs {}-{}): "
+        "they stay in the inbound log and are applied after the restart",
+        next - 1 > done ? next - 1 - done : 0, done + 1, next - 1);
+  }
   return applied;
 }
 

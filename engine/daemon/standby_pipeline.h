@@ -58,9 +58,13 @@ class StandbyPipeline {
   // Holds apply back, or lets it go. Receiving goes on either way.
   void SetPaused(bool paused);
 
-  // Refuses new batches, then lets apply commit what is durable here until `deadline`, then
-  // stops. Returns whether everything received was applied. Idempotent.
-  bool Stop(absl::Time deadline);
+  // Refuses new batches, then stops apply, and returns whether everything received was
+  // applied. Idempotent. With `apply_backlog` (a role change: the new primary must hold
+  // everything) apply first commits what is durable here, until `deadline`. Without it (a
+  // shutdown) apply stops at once: groups in flight roll back (a statement waits at most the
+  // sink's lock_timeout), and everything not applied stays in the inbound log, applied after
+  // the restart; the backlog never holds a shutdown back.
+  bool Stop(absl::Time deadline, bool apply_backlog = true);
 
   int port() const { return server_->port(); }
   const replication::Receiver& receiver() const { return *receiver_; }

@@ -19,6 +19,7 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   pos->set_outbound_next_seq(s.outbound.next_seq);
   pos->set_outbound_first_seq(s.outbound.first_seq);
   pos->set_inbound_next_seq(s.inbound.next_seq);
+  pos->set_inbound_first_seq(s.inbound.first_seq);
   const int64_t now_us = absl::ToUnixMicros(s.now);
   // Seconds since the source committed the record at `seq` (0 when unknown).
   auto age_seconds = [&](bool outbound, uint64_t seq) {
@@ -129,7 +130,23 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
       t->set_state("stopped");
       t->set_reason(stop.reason);
       t->set_stopped_at_seq(stop.seq);
+      auto log = a.stopped_table_logs.find(name);
+      if (log == a.stopped_table_logs.end()) continue;
+      t->set_retained_log_bytes(log->second.retained_bytes);
+      if (log->second.needs_resnapshot) {
+        t->set_state("needs_resnapshot");
+        t->set_resnapshot_cause(log->second.cause);
+        t->set_resnapshot_reason(log->second.reason);
+      }
     }
+  }
+  // A log that refuses appends (a full disk) is the cause of whatever else stalls: say so when
+  // nothing more specific is shown.
+  if (r.last_error().empty() && !s.inbound.write_error.empty()) {
+    r.set_last_error("inbound log refuses appends until it recovers: " + s.inbound.write_error);
+  }
+  if (r.last_error().empty() && !s.outbound.write_error.empty()) {
+    r.set_last_error("outbound log refuses appends until it recovers: " + s.outbound.write_error);
   }
   if (s.state.phase == RegionPhase::kFenced) r.set_fenced(true);
   return r;

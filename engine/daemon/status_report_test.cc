@@ -112,6 +112,7 @@ TEST(StatusReportTest, StandbyListsStoppedTablesAndIsNotClaimedFenced) {
   // Issue #14: apply lag counts the stopped table: from its first change (33), not from 41.
   EXPECT_EQ(r.apply_lag().records(), 18u);
   EXPECT_EQ(r.apply_lag().stopped_tables(), 1u);
+  EXPECT_EQ(r.positions().inbound_first_seq(), 1u);
   EXPECT_DOUBLE_EQ(r.apply_lag().seconds(), 1.5);
   EXPECT_EQ(r.apply_lag().bytes(), 18u * 7);
   EXPECT_EQ(r.conflicts(), 2u);
@@ -247,6 +248,40 @@ TEST(StatusReportTest, StandbyShowsItsLogIdentityAndAMismatch) {
   EXPECT_EQ(r.log_identity().target_applied_seq(), 28276u);
   EXPECT_EQ(r.positions().applied_seq(), 0u);
   EXPECT_EQ(r.last_error(), "apply: identity mismatch: ...");
+}
+
+TEST(StatusReportTest, StoppedTablesShowTheLogTheyKeepAndWhetherTheyNeedAResnapshot) {
+  StatusSnapshot s = Base(Role::kStandby);
+  StandbySnapshot& sb = s.standby.emplace();
+  const TableName kept{"public", "kept"}, lost{"public", "lost"};
+  sb.apply.stopped_tables[kept] = {.seq = 10, .reason = "conflict"};
+  sb.apply.stopped_tables[lost] = {.seq = 5, .reason = "type mismatch"};
+  sb.apply.stopped_table_logs[kept] = {.retained_bytes = 4096};
+  sb.apply.stopped_table_logs[lost] = {
+      .needs_resnapshot = true, .cause = "retention_bytes", .reason = "it held 9000000 bytes"};
+  const v1::StatusReply r = AssembleStatus(s);
+  ASSERT_EQ(r.tables_size(), 2);
+  EXPECT_EQ(r.tables(0).table(), "public.kept");
+  EXPECT_EQ(r.tables(0).state(), "stopped");
+  EXPECT_EQ(r.tables(0).retained_log_bytes(), 4096u);
+  EXPECT_EQ(r.tables(0).resnapshot_cause(), "");
+  EXPECT_EQ(r.tables(1).table(), "public.lost");
+  EXPECT_EQ(r.tables(1).state(), "needs_resnapshot");
+  EXPECT_EQ(r.tables(1).reason(), "type mismatch");  // why it stopped stays visible
+  EXPECT_EQ(r.tables(1).stopped_at_seq(), 5u);
+  EXPECT_EQ(r.tables(1).retained_log_bytes(), 0u);
+  EXPECT_EQ(r.tables(1).resnapshot_cause(), "retention_bytes");
+  EXPECT_EQ(r.tables(1).resnapshot_reason(), "it held 9000000 bytes");
+}
+
+TEST(StatusReportTest, ALogThatRefusesAppendsIsTheLastErrorWhenNothingElseIs) {
+  StatusSnapshot s = Base(Role::kStandby);
+  s.standby.emplace();
+  s.inbound.write_error = "IO error: No space left on device";
+  EXPECT_EQ(AssembleStatus(s).last_error(),
+            "inbound log refuses appends until it recovers: IO error: No space left on device");
+  s.standby->apply.last_error = "target down";
+  EXPECT_EQ(AssembleStatus(s).last_error(), "target down");
 }
 
 TEST(StatusReportTest, FencedPrimaryAndTransitionsAreShown) {

@@ -3,11 +3,16 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <tuple>
 
@@ -33,6 +38,50 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return absl::UnavailableError(msg);
 }
 
+// RocksDB's diagnostics go to ferryd's own log, not to LOG files beside the data: those sit on
+// the disk that fills, and RocksDB's file logger aborts the process (an assertion in the
+// Debian build) on its next line after a write to it failed for lack of space
+// (DiskSpaceTest.FullDiskRecoversOnceSpaceIsFreed found it). RocksDB's errors are warnings
+// here; its warnings (a background I/O error among them, which the log reports itself through
+// Append's status) and chatty info lines (flushes, compactions, statistics) are debug lines.
+class RocksLogger final : public rocksdb::Logger {
+ public:
+  explicit RocksLogger(std::string path)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), path_(std::move(path)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    const spdlog::level::level_enum to =
+        level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::warn : spdlog::level::debug;
+    if (level == rocksdb::InfoLogLevel::HEADER_LEVEL || !spdlog::should_log(to)) return;
+    char line[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    const int n = std::vsnprintf(line, sizeof(line), format, copy);
+    va_end(copy);
+    if (n < 0) return;
+    spdlog::log(to, "rocksdb {}: {}", path_, line);
+  }
+
+ private:
+  const std::string path_;
+};
+
+// Turns RocksDB's own recovery from a full disk off: DurableLog::Append reopens the database
+// instead (at most every resume_interval). RocksDB's recovery waits until write_buffer_size
+// (32 MiB) is free, polls on a timer of its own, and its recovery flush can wait forever when it
+// fails again (RocksDB 7.8, found by DiskFullE2ETest with DB::Resume()).
+class ManualRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
 rocksdb::Options BaseOptions() {
   rocksdb::Options o;
   o.create_if_missing = true;
@@ -56,7 +105,54 @@ rocksdb::Options BaseOptions() {
   // Records live briefly (trimmed once acknowledged or applied); compressing them costs CPU on
   // the hot path for little disk. The stream compresses on the wire instead.
   o.compression = rocksdb::kNoCompression;
+  // Opening after a crash or a full disk must not need more disk than the log had: the WAL's
+  // records are replayed into memtables that are flushed later instead of at once (which
+  // needed as much free space as the unflushed records take, more than a full disk left).
+  // See also DurableLog::Open: the memtables may exceed write_buffer_size while replaying. The
+  // OPTIONS file written at open may fail (fail_if_options_file_error is false); the new
+  // MANIFEST and WAL need a few KiB.
+  o.avoid_flush_during_recovery = true;
   return o;
+}
+
+// The WAL files in `dir` (none for a new log).
+std::vector<std::filesystem::path> WalFiles(const std::string& dir) {
+  std::vector<std::filesystem::path> wals;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->path().extension() == ".log" && it->is_regular_file(type_ec)) {
+      wals.push_back(it->path());
+    }
+  }
+  return wals;
+}
+
+// Makes what the WAL files hold durable before RocksDB replays them. RocksDB used to flush the
+// replayed records to SST files at open (avoid_flush_during_recovery now keeps them in the WAL);
+// without this sync, records a crashed process had written but not synced would be served (and
+// appended after, and synced) while a power loss could still take them back: a gap
+// (PowerLossTest.RandomizedWorkloadsKeepEveryAcknowledgedAppend found it).
+absl::Status SyncWalFiles(rocksdb::FileSystem& fs, const std::vector<std::filesystem::path>& wals,
+                          uint64_t* bytes) {
+  *bytes = 0;
+  const rocksdb::IOOptions io;
+  for (const auto& wal : wals) {
+    uint64_t size = 0;
+    FERRY_RETURN_IF_ERROR(FromRocks(fs.GetFileSize(wal.string(), io, &size, nullptr),
+                                    absl::StrCat("size of WAL ", wal.string())));
+    *bytes += size;
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    FERRY_RETURN_IF_ERROR(
+        FromRocks(fs.ReopenWritableFile(wal.string(), rocksdb::FileOptions(), &file, nullptr),
+                  absl::StrCat("open WAL ", wal.string())));
+    rocksdb::IOStatus synced = file->Sync(io, nullptr);
+    rocksdb::IOStatus closed = file->Close(io, nullptr);
+    FERRY_RETURN_IF_ERROR(FromRocks(synced, absl::StrCat("sync WAL ", wal.string())));
+    FERRY_RETURN_IF_ERROR(FromRocks(closed, absl::StrCat("close WAL ", wal.string())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -74,28 +170,95 @@ DurableLog::DurableLog(const LogOptions& options) : options_(options) {}
 absl::StatusOr<std::unique_ptr<DurableLog>> DurableLog::Open(const LogOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("log path is empty");
   std::unique_ptr<DurableLog> log(new DurableLog(options));
-  rocksdb::Options db_options = BaseOptions();
-  if (options.file_system != nullptr) {
-    log->env_ = rocksdb::NewCompositeEnv(options.file_system);
-    db_options.env = log->env_.get();
+  if (options.file_system != nullptr) log->env_ = rocksdb::NewCompositeEnv(options.file_system);
+  {
+    absl::MutexLock db(&log->db_mu_);
+    FERRY_RETURN_IF_ERROR(log->OpenDb());
   }
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)},
-      {log_format::kRecordsFamily, rocksdb::ColumnFamilyOptions(db_options)},
-      {log_format::kMetaFamily, rocksdb::ColumnFamilyOptions(db_options)},
-  };
-  rocksdb::DB* db = nullptr;
-  FERRY_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path,
-                                                    families, &log->handles_, &db),
-                                  absl::StrCat("open log ", options.path)));
-  log->db_.reset(db);
-  log->records_ = log->handles_[1];
-  log->meta_ = log->handles_[2];
   FERRY_RETURN_IF_ERROR(log->Recover());
   return log;
 }
 
+absl::Status DurableLog::OpenDb() {
+  rocksdb::Options db_options = BaseOptions();
+  db_options.info_log = std::make_shared<RocksLogger>(options_.path);
+  db_options.listeners.push_back(std::make_shared<ManualRecovery>());
+  if (env_ != nullptr) db_options.env = env_.get();
+  // Created here, not by RocksDB: it reports a directory it has to create as an error line.
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(options_.path, mkdir_error);
+  if (mkdir_error) {
+    return absl::UnavailableError(
+        absl::StrCat("create log directory ", options_.path, ": ", mkdir_error.message()));
+  }
+  // While the WAL is replayed, a memtable that reaches write_buffer_size is flushed, which
+  // needs as much free disk as it holds: after a full disk (flushes failed, memtables piled up
+  // in the WAL) that is more than the failure left. So the memtables may hold the whole WAL
+  // during the replay (memory: at most max_total_wal_size, usually far less), and go back to
+  // the normal size once open: the next write flushes them, when there is space for it.
+  const size_t normal_buffer = db_options.write_buffer_size;
+  uint64_t wal_bytes = 0;
+  FERRY_RETURN_IF_ERROR(SyncWalFiles(
+      options_.file_system != nullptr ? *options_.file_system : *rocksdb::FileSystem::Default(),
+      WalFiles(options_.path), &wal_bytes));
+  rocksdb::ColumnFamilyOptions family_options(db_options);
+  // Twice the WAL and more: a memtable flushes somewhat before it reaches write_buffer_size,
+  // and a single flush during the replay makes RocksDB flush everything at its end. The arena
+  // blocks keep their normal size (the default is write_buffer_size / 8).
+  family_options.write_buffer_size =
+      std::max<size_t>(normal_buffer, 2 * static_cast<size_t>(wal_bytes) + (16 << 20));
+  family_options.arena_block_size = normal_buffer / 8;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, family_options},
+      {log_format::kRecordsFamily, family_options},
+      {log_format::kMetaFamily, family_options},
+  };
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  FERRY_RETURN_IF_ERROR(FromRocks(
+      rocksdb::DB::Open(rocksdb::DBOptions(db_options), options_.path, families, &handles, &db),
+      absl::StrCat("open log ", options_.path)));
+  db_.reset(db);
+  handles_ = std::move(handles);
+  records_ = handles_[1];
+  meta_ = handles_[2];
+  if (family_options.write_buffer_size != normal_buffer) {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      absl::Status s =
+          FromRocks(db->SetOptions(h, {{"write_buffer_size", std::to_string(normal_buffer)}}),
+                    absl::StrCat("open log ", options_.path));
+      if (!s.ok()) {
+        CloseDb();
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DurableLog::CloseDb() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  records_ = meta_ = nullptr;
+  (void)db_->Close();
+  db_.reset();
+}
+
+std::pair<rocksdb::ColumnFamilyHandle*, rocksdb::ColumnFamilyHandle*> DurableLog::LeaderFamilies()
+    const {
+  return {records_, meta_};
+}
+
+absl::Status DurableLog::CheckOpen() const {
+  if (db_ != nullptr) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("log ", options_.path, " is closed for a reopen after a write error"));
+}
+
 absl::Status DurableLog::Recover() {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -164,10 +327,8 @@ absl::Status DurableLog::Recover() {
 
 DurableLog::~DurableLog() {
   Close();
-  if (db_ != nullptr) {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    (void)db_->Close();
-  }
+  absl::MutexLock db(&db_mu_);
+  CloseDb();
 }
 
 void DurableLog::Close() {
@@ -195,12 +356,31 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   while (!w.done && &w != writers_.front()) w.cv.Wait(&mu_);
   if (w.done) return w.result;
 
-  // This writer leads a group: everyone queued behind it, up to the byte budget.
+  // This writer leads a group. After a write error, try to bring the log back first (a reopen,
+  // at most every resume_interval): the condition (a full disk) may have cleared.
+  if (!closed_ && !write_error_.ok() && write_error_.code() != absl::StatusCode::kDataLoss &&
+      options_.clock->Now() - resume_tried_ >= options_.resume_interval) {
+    resume_tried_ = options_.clock->Now();
+    const uint64_t expected = next_seq_;
+    mu_.Unlock();
+    absl::Status resumed = Reopen(expected);
+    mu_.Lock();
+    if (resumed.ok()) {
+      write_error_ = absl::OkStatus();
+      resume_error_.clear();
+      ++resumes_;
+    } else if (resumed.code() == absl::StatusCode::kDataLoss) {
+      write_error_ = resumed;
+    } else {
+      resume_error_ = std::string(resumed.message());
+    }
+  }
   if (closed_ || !write_error_.ok()) {
     absl::Status err =
         closed_ ? absl::UnavailableError("log is closed")
                 : absl::UnavailableError(absl::StrCat(
-                      "log refuses appends after an earlier error: ", write_error_.message()));
+                      "log refuses appends after an earlier error: ", write_error_.message(),
+                      resume_error_.empty() ? "" : "; reopening: ", resume_error_));
     // Fail the whole queue: no one can write.
     for (Writer* x : writers_) {
       x->result = err;
@@ -228,6 +408,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   }
 
   // What is written: the group less the writers whose expected_first_seq does not hold.
+  const auto families = LeaderFamilies();
   size_t group_bytes = 0, group_records = 0;
   rocksdb::WriteBatch batch(reserve);
   uint64_t seq = next_seq_;
@@ -250,7 +431,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       continue;
     }
     if (req.start_at.has_value()) {
-      batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(at));
+      batch.Put(families.second, log_format::kTrimmedBelowKey, log_format::EncodeU64(at));
       seq = at;
       new_first = at;
     }
@@ -263,29 +444,40 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       const rocksdb::Slice key_slice(key);
       const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header.data(), header.size()),
                                              rocksdb::Slice(r.payload)};
-      batch.Put(records_, rocksdb::SliceParts(&key_slice, 1), rocksdb::SliceParts(value_parts, 2));
+      batch.Put(families.first, rocksdb::SliceParts(&key_slice, 1),
+                rocksdb::SliceParts(value_parts, 2));
       group_bytes += r.payload.size();
       ++group_records;
       ++seq;
     }
     for (const auto& [name, value] : req.cursors) {
-      batch.Put(meta_, absl::StrCat(log_format::kCursorPrefix, name), log_format::EncodeU64(value));
+      batch.Put(families.second, absl::StrCat(log_format::kCursorPrefix, name),
+                log_format::EncodeU64(value));
     }
     for (const auto& [name, value] : req.state) {
-      batch.Put(meta_, absl::StrCat(log_format::kStatePrefix, name), value);
+      batch.Put(families.second, absl::StrCat(log_format::kStatePrefix, name), value);
     }
   }
 
   absl::Status status;
   if (batch.Count() > 0) {
     mu_.Unlock();
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync;
-    status = FromRocks(db_->Write(wo, &batch), absl::StrCat("append to log ", options_.path));
+    {
+      absl::ReaderMutexLock db(&db_mu_);
+      status = CheckOpen();
+      if (status.ok()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = options_.sync;
+        status = FromRocks(db_->Write(wo, &batch), absl::StrCat("append to log ", options_.path));
+      }
+    }
     mu_.Lock();
   }
 
   if (status.ok()) {
+    // A log started further on: its size index starts there too (trimming and byte figures
+    // read it from first_seq_ on).
+    if (new_first.has_value()) sizes_.Reset(*new_first);
     for (Writer* x : group) {
       if (!x->result.ok()) continue;
       uint64_t s = *x->result;
@@ -310,6 +502,63 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   return w.result;
 }
 
+absl::StatusOr<uint64_t> DurableLog::ReadNextSeq() const {
+  FERRY_RETURN_IF_ERROR(CheckOpen());
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
+  it->SeekToLast();
+  uint64_t next = 1;
+  if (it->Valid()) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t last, log_format::DecodeKey(it->key().ToStringView()));
+    FERRY_RETURN_IF_ERROR(log_format::DecodeRecord(last, it->value().ToStringView()).status());
+    next = last + 1;
+  }
+  FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
+  return next;
+}
+
+absl::Status DurableLog::Reopen(uint64_t expected_next) {
+  // Reopening replays the WAL into memory and the first write flushes it: wait until the disk
+  // has room for that (and a margin), so a log on a disk that is still full stays open for reads.
+  uint64_t wal_bytes = 0;
+  for (const auto& wal : WalFiles(options_.path)) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(wal, ec);
+    if (!ec) wal_bytes += size;
+  }
+  const uint64_t needed = wal_bytes + (16 << 20);
+  rocksdb::Env* env = env_ != nullptr ? env_.get() : rocksdb::Env::Default();
+  uint64_t free_bytes = 0;
+  if (env->GetFreeSpace(options_.path, &free_bytes).ok() && free_bytes < needed) {
+    return absl::UnavailableError(absl::StrCat("waiting for free disk space: ", free_bytes,
+                                               " bytes free, ", needed, " needed to reopen"));
+  }
+  absl::MutexLock db(&db_mu_);
+  CloseDb();
+  FERRY_RETURN_IF_ERROR(
+      Annotate(OpenDb(), absl::StrCat("reopening log ", options_.path, " after a write error")));
+  // The failed write may have reached the WAL in full (a failed sync): then it is back, which
+  // is an allowed outcome of a failed append. Fewer records than acknowledged is data loss.
+  FERRY_ASSIGN_OR_RETURN(uint64_t next, ReadNextSeq());
+  uint64_t first;
+  {
+    absl::MutexLock lock(&mu_);
+    first = first_seq_;
+  }
+  if (next < expected_next && expected_next > first) {
+    return absl::DataLossError(absl::StrCat("log ", options_.path, " reopened after a write error ",
+                                            "without records it had acknowledged: it ends at ",
+                                            next, ", acknowledged up to ", expected_next - 1));
+  }
+  absl::MutexLock lock(&mu_);
+  if (next > next_seq_) {
+    next_seq_ = next;
+    appended_.SignalAll();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DurableLog::SetCursor(const std::string& name, uint64_t value) {
   AppendRequest req;
   req.cursors.emplace_back(name, value);
@@ -317,6 +566,8 @@ absl::Status DurableLog::SetCursor(const std::string& name, uint64_t value) {
 }
 
 absl::StatusOr<std::optional<uint64_t>> DurableLog::GetCursor(const std::string& name) const {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -328,6 +579,8 @@ absl::StatusOr<std::optional<uint64_t>> DurableLog::GetCursor(const std::string&
 }
 
 absl::StatusOr<std::optional<std::string>> DurableLog::GetState(const std::string& name) const {
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   std::string value;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -352,6 +605,8 @@ absl::StatusOr<std::vector<LogRecord>> DurableLog::Read(uint64_t from, size_t ma
   std::vector<LogRecord> out;
   if (from >= next || max_records == 0) return out;
 
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   const std::string upper = log_format::EncodeKey(next);
@@ -421,16 +676,77 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
   }
   // Trims run on one thread: nothing else moves first_seq_ meanwhile.
   FERRY_ASSIGN_OR_RETURN(const uint64_t bytes_before, BytesBefore(seq));
-  rocksdb::WriteBatch batch;
-  batch.DeleteRange(records_, log_format::EncodeKey(first), log_format::EncodeKey(seq));
-  batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
-  FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
-  absl::MutexLock lock(&mu_);
-  if (seq > first_seq_) sizes_.TrimTo(seq, bytes_before);
-  first_seq_ = std::max(first_seq_, seq);
+  uint64_t trimmed_bytes;
+  {
+    absl::ReaderMutexLock db(&db_mu_);
+    FERRY_RETURN_IF_ERROR(CheckOpen());
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(records_, log_format::EncodeKey(first), log_format::EncodeKey(seq));
+    batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync;
+    // What the trim frees, estimated before the records go (afterwards RocksDB still counts
+    // them).
+    trimmed_bytes = ApproximateBytesLocked(first, seq);
+    FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "trim log"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (seq > first_seq_) sizes_.TrimTo(seq, bytes_before);
+    first_seq_ = std::max(first_seq_, seq);
+  }
+  const uint64_t pending = uncompacted_bytes_.fetch_add(trimmed_bytes) + trimmed_bytes;
+  if (pending >= options_.compact_trimmed_bytes) {
+    // The trim stands either way; a compaction that fails (a full disk) is tried at the next.
+    (void)CompactBelow(seq);
+  }
   return absl::OkStatus();
+}
+
+absl::Status DurableLog::CompactTrimmed() { return CompactBelow(first_seq()); }
+
+// Compacts the records family below `seq` (everything there is trimmed) down to the last
+// level, so the range tombstone and the records it covers are dropped, then flushes the meta
+// family: the WAL files that only its small memtable kept alive can go too.
+absl::Status DurableLog::CompactBelow(uint64_t seq) {
+  absl::MutexLock compacting(&compact_mu_);
+  const uint64_t pending = uncompacted_bytes_.load();
+  const std::string end = log_format::EncodeKey(seq);
+  const rocksdb::Slice end_slice(end);
+  rocksdb::CompactRangeOptions co;
+  co.exclusive_manual_compaction = false;  // background compactions go on meanwhile
+  // Files of the last level too (a tombstone there covers nothing below it, but the records it
+  // covers in the same file are only dropped by rewriting it); kForceOptimized skips the files
+  // this very compaction wrote.
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  absl::ReaderMutexLock db(&db_mu_);
+  FERRY_RETURN_IF_ERROR(CheckOpen());
+  FERRY_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, records_, nullptr, &end_slice),
+                                  absl::StrCat("compact trimmed log ", options_.path)));
+  rocksdb::FlushOptions fo;
+  fo.allow_write_stall = true;
+  FERRY_RETURN_IF_ERROR(
+      FromRocks(db_->Flush(fo, meta_), absl::StrCat("flush log ", options_.path)));
+  uncompacted_bytes_.fetch_sub(pending);  // trims meanwhile stay counted
+  compactions_.fetch_add(1);
+  return absl::OkStatus();
+}
+
+uint64_t DurableLog::ApproximateBytes(uint64_t from, uint64_t to) const {
+  absl::ReaderMutexLock db(&db_mu_);
+  return ApproximateBytesLocked(from, to);
+}
+
+uint64_t DurableLog::ApproximateBytesLocked(uint64_t from, uint64_t to) const {
+  if (to <= from || db_ == nullptr) return 0;
+  const std::string start = log_format::EncodeKey(from), limit = log_format::EncodeKey(to);
+  const rocksdb::Range range(start, limit);
+  rocksdb::SizeApproximationOptions so;
+  so.include_memtables = true;
+  so.include_files = true;
+  uint64_t size = 0;
+  if (!db_->GetApproximateSizes(so, records_, &range, 1, &size).ok()) return 0;
+  return size;
 }
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
@@ -472,7 +788,13 @@ LogStats DurableLog::stats() const {
     s.appended_records = appended_records_;
     s.appended_bytes = appended_bytes_;
     s.group_commits = group_commits_;
+    s.resumes = resumes_;
+    if (!write_error_.ok()) s.write_error = std::string(write_error_.message());
   }
+  s.compactions = compactions_.load();
+  s.trimmed_uncompacted_bytes = uncompacted_bytes_.load();
+  absl::ReaderMutexLock db(&db_mu_);
+  if (db_ == nullptr) return s;
   uint64_t size = 0;
   if (db_->GetIntProperty(records_, rocksdb::DB::Properties::kTotalSstFilesSize, &size)) {
     s.approximate_disk_bytes += size;

@@ -23,6 +23,7 @@
 //   FERRY_ASSIGN_OR_RETURN(auto records, log->Read(first_seq, 100, 1 << 20));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -60,6 +61,18 @@ struct LogOptions {
   size_t max_group_bytes = 16 << 20;
   // A single record's payload may not exceed this (protects readers and the wire).
   size_t max_record_bytes = 64 << 20;
+  // Trimmed records are deleted with one range tombstone, and RocksDB gives their disk space
+  // back only when it compacts that range, which a log that is trimmed but little written never
+  // triggers. TrimBelow() therefore compacts everything below the trim position once the trims
+  // since the last compaction removed at least this many bytes (RocksDB's estimate): the disk
+  // held by trimmed records stays near this bound, and a trimmed byte is compacted about once.
+  // 0 compacts after every trim (tests).
+  uint64_t compact_trimmed_bytes = 64 << 20;
+  // After a write error (a full disk, an I/O error), an Append() tries to bring the log back
+  // (a reopen of the database) at most this often on `clock`; in between it fails fast. Zero
+  // tries on every Append().
+  absl::Duration resume_interval = absl::Seconds(1);
+  const Clock* clock = Clock::Real();
 };
 
 // A record as stored and read back.
@@ -101,6 +114,10 @@ struct LogStats {
   uint64_t appended_bytes = 0;    // payload bytes since Open
   uint64_t group_commits = 0;     // syncs since Open
   uint64_t approximate_disk_bytes = 0;
+  uint64_t compactions = 0;                // compactions of trimmed ranges since Open
+  uint64_t trimmed_uncompacted_bytes = 0;  // trimmed since the last compaction (estimate)
+  uint64_t resumes = 0;                    // times the log was reopened after a write error
+  std::string write_error;                 // the write error appends fail with now ("" when none)
 };
 
 class DurableLog {
@@ -115,9 +132,17 @@ class DurableLog {
   DurableLog& operator=(const DurableLog&) = delete;
 
   // Durably appends the records and cursors; returns the sequence number of the first record
-  // (or the next sequence number when there are none). On error nothing of the request is
-  // visible. After an I/O error the log refuses further appends (kUnavailable) until reopened:
-  // RocksDB may have lost the unsynced tail, and appending past it would leave a gap.
+  // (or the next sequence number when there are none). On error (kUnavailable) nothing of the
+  // request is visible; its outcome on disk is unknown (it may be there after a reopen, in
+  // full, never in part). After a write error (a full disk, an I/O error) the log refuses
+  // appends until it has recovered: an Append() at most every resume_interval checks that the
+  // disk has room for what the WAL holds and, if so, closes and reopens the database (what a
+  // restart did: the WAL is replayed, a torn tail dropped), re-reads its end from disk and
+  // appends again. Reads go on meanwhile (except during the reopen itself, and after a reopen
+  // failed: kUnavailable until the next one works). Nothing acknowledged is lost; a restart is
+  // never needed for this. kDataLoss (for good) when the log comes back without records it had
+  // acknowledged. RocksDB's own Resume() is not used: in RocksDB 7.8 it can wait forever when
+  // its recovery flush fails again (DiskFullE2ETest found that).
   [[nodiscard]] absl::StatusOr<uint64_t> Append(AppendRequest request);
 
   // Shorthand for an Append() with cursors only.
@@ -142,8 +167,17 @@ class DurableLog {
   // apply lag.
   [[nodiscard]] absl::StatusOr<uint64_t> PayloadBytesFrom(uint64_t from) const;
 
-  // Removes every record below `seq` (clamped to next_seq). Idempotent.
+  // Removes every record below `seq` (clamped to next_seq). Idempotent. Compacts the trimmed
+  // range once enough was trimmed (LogOptions::compact_trimmed_bytes), giving its disk space
+  // back; that happens on the calling thread. A failed compaction is not an error of the trim
+  // (the records are trimmed; the next trim tries again).
   [[nodiscard]] absl::Status TrimBelow(uint64_t seq);
+
+  // Compacts every trimmed record away now, whatever compact_trimmed_bytes says.
+  [[nodiscard]] absl::Status CompactTrimmed();
+
+  // RocksDB's estimate of the bytes the records [from, to) take (on disk and in memory).
+  uint64_t ApproximateBytes(uint64_t from, uint64_t to) const;
 
   // Blocks until a record with sequence >= `seq` exists, the deadline passes, or Close() is
   // called. Returns true when such a record exists.
@@ -166,29 +200,61 @@ class DurableLog {
  private:
   struct Writer;
   explicit DurableLog(const LogOptions& options);
-  absl::Status Recover();
+  // Opens db_ (and closes it) at options_.path.
+  absl::Status OpenDb() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  void CloseDb() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // The records and meta families, for the Append leader building its batch without db_mu_:
+  // only the leader reopens the database, and it builds a batch only while the database is
+  // open (write_error_ clear), so the handles cannot change or be null meanwhile.
+  std::pair<rocksdb::ColumnFamilyHandle*, rocksdb::ColumnFamilyHandle*> LeaderFamilies() const
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // kUnavailable while db_ is null.
+  absl::Status CheckOpen() const ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  absl::Status Recover() ABSL_LOCKS_EXCLUDED(db_mu_, mu_);
+  // The sequence after the last record on disk (1 when there is none).
+  absl::StatusOr<uint64_t> ReadNextSeq() const ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  // Closes and reopens the database after write_error_ (once the disk has room for what the
+  // WAL holds) and re-reads the log's end. Called by an Append() leader without mu_ held (no
+  // one else writes records meanwhile).
+  absl::Status Reopen(uint64_t expected_next) ABSL_LOCKS_EXCLUDED(db_mu_, mu_);
+  absl::Status CompactBelow(uint64_t seq) ABSL_LOCKS_EXCLUDED(compact_mu_, db_mu_, mu_);
+  uint64_t ApproximateBytesLocked(uint64_t from, uint64_t to) const
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
   // Payload bytes of every record below `seq` since the size index's origin.
   absl::StatusOr<uint64_t> BytesBefore(uint64_t seq) const;
 
   // Constant after Open.
   const LogOptions options_;
   std::unique_ptr<rocksdb::Env> env_;  // wraps options_.file_system when given
-  std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::ColumnFamilyHandle* records_ = nullptr;  // owned by db_ handles_
-  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+
+  // The RocksDB database. Every use holds db_mu_ shared; a reopen after a write error holds it
+  // exclusively. db_ is null only after a reopen failed (then everything answers kUnavailable
+  // until the next attempt succeeds).
+  mutable absl::Mutex db_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<rocksdb::DB> db_ ABSL_GUARDED_BY(db_mu_);
+  rocksdb::ColumnFamilyHandle* records_ ABSL_GUARDED_BY(db_mu_) = nullptr;  // in handles_
+  rocksdb::ColumnFamilyHandle* meta_ ABSL_GUARDED_BY(db_mu_) = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_ ABSL_GUARDED_BY(db_mu_);
 
   mutable absl::Mutex mu_;
   mutable absl::CondVar appended_;                    // signalled when next_seq_ grows or on Close
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);  // front is the current leader
   uint64_t first_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Status write_error_ ABSL_GUARDED_BY(mu_);  // sticky after an I/O error
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);  // until a reopen clears it
+  absl::Time resume_tried_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string resume_error_ ABSL_GUARDED_BY(mu_);  // why the last reopen failed (or waits)
+  uint64_t resumes_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t group_commits_ ABSL_GUARDED_BY(mu_) = 0;
   RecordSizeIndex sizes_ ABSL_GUARDED_BY(mu_);
+
+  // Held while a trimmed range is compacted (one compaction at a time); never while mu_ is.
+  absl::Mutex compact_mu_ ABSL_ACQUIRED_BEFORE(db_mu_, mu_);
+  std::atomic<uint64_t> uncompacted_bytes_{0};  // trimmed since the last compaction (estimate)
+  std::atomic<uint64_t> compactions_{0};
 };
 
 }  // namespace ferry

@@ -135,6 +135,28 @@ TEST_F(DurableLogTest, AnEmptyLogStartsFurtherOnAtomicallyWithItsCursorsAndState
   EXPECT_EQ(log->GetCursor("applied")->value_or(0), 28485u);
 }
 
+// Started further on, the log counts and trims its records without being reopened first.
+TEST_F(DurableLogTest, ALogStartedFurtherOnCountsAndTrimsWithoutAReopen) {
+  auto log = OpenLog();
+  AppendRequest start;
+  start.start_at = 28486;
+  ASSERT_TRUE(log->Append(std::move(start)).ok());
+  AppendRequest more = Records(100, "abcd");  // payloads of 5 bytes (0-9), then 6 (10-99)
+  more.expected_first_seq = 28486;
+  ASSERT_TRUE(log->Append(std::move(more)).ok());
+  auto bytes = log->PayloadBytesFrom(28486);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, 10u * 5 + 90u * 6);
+  auto from_middle = log->PayloadBytesFrom(28536);
+  ASSERT_TRUE(from_middle.ok()) << from_middle.status();
+  EXPECT_EQ(*from_middle, 50u * 6);
+  ASSERT_TRUE(log->TrimBelow(28566).ok());
+  EXPECT_EQ(log->first_seq(), 28566u);
+  auto left = log->PayloadBytesFrom(28566);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(*left, 20u * 6);
+}
+
 TEST_F(DurableLogTest, AppendAssignsContiguousSequencesAndReadsBackInOrder) {
   auto log = OpenLog();
   auto first = log->Append(Records(3, "a"));

@@ -125,11 +125,38 @@ class StatusCollector final : public prometheus::Collectable {
                                "1 when apply stopped the table (reason in ferryctl status)",
                                MetricType::Gauge,
                                {}});
+    // A table that needs a re-snapshot is a stopped table too (ferry_table_stopped 1); its own
+    // family says why its log is gone, and what each stopped table keeps of the inbound log.
+    int resnapshot = 0;
+    out.push_back(MetricFamily{"ferry_table_needs_resnapshot",
+                               "1 when a stopped table's inbound log is gone: resume-table "
+                               "refuses it, it needs a re-snapshot (reason: retention_bytes or "
+                               "log_trimmed)",
+                               MetricType::Gauge,
+                               {}});
+    out.push_back(MetricFamily{"ferry_table_retained_log_bytes",
+                               "Inbound log bytes a stopped table keeps from being trimmed "
+                               "(bounded by apply.stopped_table_retention_bytes)",
+                               MetricType::Gauge,
+                               {}});
     for (const auto& t : s.tables()) {
-      const bool is_stopped = t.state() == "stopped";
+      const bool needs_resnapshot = t.state() == "needs_resnapshot";
+      const bool is_stopped = t.state() == "stopped" || needs_resnapshot;
       stopped += is_stopped;
       add("ferry_table_stopped", "1 when apply stopped the table (reason in ferryctl status)", G,
           is_stopped, {{"table", t.table()}});
+      if (!is_stopped) continue;
+      add("ferry_table_retained_log_bytes",
+          "Inbound log bytes a stopped table keeps from being trimmed (bounded by "
+          "apply.stopped_table_retention_bytes)",
+          G, static_cast<double>(t.retained_log_bytes()), {{"table", t.table()}});
+      if (needs_resnapshot) {
+        ++resnapshot;
+        add("ferry_table_needs_resnapshot",
+            "1 when a stopped table's inbound log is gone: resume-table refuses it, it needs a "
+            "re-snapshot (reason: retention_bytes or log_trimmed)",
+            G, 1, {{"table", t.table()}, {"reason", t.resnapshot_cause()}});
+      }
     }
     add("ferry_tables_stopped", "Tables whose apply is stopped", G, stopped);
     // Primary: the standby's trouble, as its receiver reports it (0 on a standby: its own
@@ -149,6 +176,8 @@ class StatusCollector final : public prometheus::Collectable {
         "1 while apply refuses to run: the target's progress counts another upstream log "
         "(ferryctl status; docs/operations.md, Re-seeding a region)",
         G, s.log_identity().mismatch());
+    add("ferry_tables_needing_resnapshot", "Stopped tables whose inbound log is gone", G,
+        resnapshot);
     return out;
   }
 

@@ -160,6 +160,16 @@ TEST_F(SchemaChangeE2ETest, TablesColumnsTypesAndConstraintsChangeOnTheStandbyAs
   ASSERT_TRUE(sequences.ok()) << sequences.status();
   EXPECT_EQ(sequences->value_or(""), "2");
 
+  // A new enum value is used by the very next transaction: the standby applies the ALTER TYPE
+  // in a transaction of its own (Postgres refuses a value added in the same transaction).
+  ASSERT_TRUE(east()
+                  .Exec("CREATE TYPE mood AS ENUM ('calm'); "
+                        "ALTER TABLE accounts ADD COLUMN mood mood DEFAULT 'calm'")
+                  .ok());
+  ASSERT_TRUE(east().Exec("ALTER TYPE mood ADD VALUE 'glad'").ok());
+  ASSERT_TRUE(east().Exec("UPDATE accounts SET mood = 'glad' WHERE id <= 3").ok());
+  ExpectSame({"public.accounts"});
+
   ASSERT_TRUE(east().Exec("DROP TABLE journal").ok());
   ASSERT_TRUE(east().Exec("INSERT INTO accounts (holder, cents) VALUES ('after drop', 1)").ok());
   ExpectSame({"public.accounts"});

@@ -63,15 +63,19 @@ std::string TwoRegions::config_path(Region r) const {
 std::string TwoRegions::log_path(Region r) const {
   return dir_->File(absl::StrCat(Name(r), ".log"));
 }
+std::string TwoRegions::data_dir(Region r) const {
+  if (r == Region::kWest && !options_.standby_data_dir.empty()) return options_.standby_data_dir;
+  return dir_->File(absl::StrCat(Name(r), "-data"));
+}
+int TwoRegions::pid(Region r) const {
+  const auto& child = r == Region::kEast ? east_ : west_;
+  return child ? static_cast<int>(child->pid()) : 0;
+}
 std::string TwoRegions::admin_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_admin_ : west_admin_);
 }
 std::string TwoRegions::metrics_address(Region r) const {
   return absl::StrCat("127.0.0.1:", r == Region::kEast ? east_metrics_ : west_metrics_);
-}
-
-std::string TwoRegions::data_dir(Region r) const {
-  return dir_->File(absl::StrCat(Name(r), "-data"));
 }
 
 absl::Status TwoRegions::WriteConfigs() {
@@ -104,8 +108,11 @@ absl::Status TwoRegions::WriteConfigs() {
       out << "  admin_token_file: " << dir_->File("admin-token") << "\n";
     }
     out << "stream:\n  reconnect_min_ms: 50\n  reconnect_max_ms: 1000\n"
-        << "apply:\n  workers: " << options_.apply_workers << "\n"
-        << options_.extra_yaml;
+        << "apply:\n  workers: " << options_.apply_workers << "\n";
+    if (options_.apply_group_max_transactions > 0) {
+      out << "  group_max_transactions: " << options_.apply_group_max_transactions << "\n";
+    }
+    out << options_.apply_yaml << options_.extra_yaml;
     if (!out) return absl::InternalError("cannot write " + config_path(r));
   }
   return absl::OkStatus();
@@ -116,6 +123,7 @@ absl::Status TwoRegions::StartDaemon(Region r, const std::vector<std::string>& e
   if (child && child->running()) return absl::FailedPreconditionError("already running");
   SpawnOptions so;
   so.argv = {BuiltBinary("ferryd"), "--config", config_path(r)};
+  so.argv.insert(so.argv.end(), options_.ferryd_args.begin(), options_.ferryd_args.end());
   so.output_path = log_path(r);
   so.kill_with_parent = true;
   so.extra_env = extra_env;

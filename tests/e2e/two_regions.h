@@ -30,7 +30,11 @@ struct TwoRegionsOptions {
   std::string schema_sql;   // run on east before the daemons start
   std::string standby_sql;  // run on west before the daemons start (types its tables need)
   int apply_workers = 2;
-  std::string extra_yaml;  // appended to both regions' configs (whole top-level sections)
+  int apply_group_max_transactions = 0;  // 0 = ferryd's default
+  std::vector<std::string> ferryd_args;  // added to every ferryd's command line
+  std::string standby_data_dir;          // west's data_dir ("" = one in the fixture's folder)
+  std::string apply_yaml;                // more lines of both configs' apply section
+  std::string extra_yaml;                // more sections at the end of both configs
 };
 
 enum class Region { kEast, kWest };
@@ -57,6 +61,8 @@ class TwoRegions {
   // SIGKILL, no drain.
   void KillDaemon(Region r);
   bool running(Region r);
+  // The process id of a region's ferryd (0 when it never started).
+  int pid(Region r) const;
 
   // Admin calls (with the configured token).
   [[nodiscard]] absl::StatusOr<v1::StatusReply> Status(Region r);

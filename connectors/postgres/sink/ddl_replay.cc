@@ -202,37 +202,44 @@ bool HasTopLevelWord(const std::vector<std::pair<std::string, Token>>& words,
   return false;
 }
 
-// The last part of a possibly qualified, possibly quoted name starting at token `i` of `tokens`,
-// as Postgres folds it: unquoted lower-cased, quoted as written.
-std::optional<std::string> NameAt(std::string_view s, const std::vector<Token>& tokens, size_t i) {
-  std::optional<std::string> last;
+// The parts of a possibly qualified, possibly quoted name starting at token `i` of `tokens`,
+// as Postgres folds them: unquoted lower-cased, quoted as written.
+std::vector<std::string> NameAt(std::string_view s, const std::vector<Token>& tokens, size_t i) {
+  std::vector<std::string> parts;
   while (i < tokens.size()) {
     const Token& t = tokens[i];
     std::string_view text = s.substr(t.begin, t.end - t.begin);
     if (t.kind == Token::kWord) {
-      last = absl::AsciiStrToLower(A(text));
+      parts.push_back(absl::AsciiStrToLower(A(text)));
     } else if (t.kind == Token::kQuoted && text.size() >= 2 && text[0] == '"') {
-      last = absl::StrReplaceAll(A(text.substr(1, text.size() - 2)), {{"\"\"", "\""}});
+      parts.push_back(absl::StrReplaceAll(A(text.substr(1, text.size() - 2)), {{"\"\"", "\""}}));
     } else {
-      return last;
+      return parts;
     }
     if (i + 1 < tokens.size() && s[tokens[i + 1].begin] == '.' &&
         tokens[i + 1].kind == Token::kSymbol) {
       i += 2;
       continue;
     }
-    return last;
+    return parts;
   }
-  return last;
+  return parts;
+}
+
+// Does a (possibly qualified) name from the text name `t`? An unqualified one names any schema's
+// table of that name (search_path decides; the server resolved it).
+bool Names(const std::vector<std::string>& parts, const v1::PgTableRef& t) {
+  if (parts.empty() || parts.back() != t.name()) return false;
+  return parts.size() == 1 || parts[parts.size() - 2] == t.schema();
 }
 
 // The names a table command's text names as its object: the first name after the tag (and
 // IF [NOT] EXISTS, ONLY), the table after ON for CREATE INDEX, and a RENAME TO's new name.
-std::vector<std::string> ObjectNames(std::string_view stmt, std::string_view tag) {
+std::vector<std::vector<std::string>> ObjectNames(std::string_view stmt, std::string_view tag) {
   const std::vector<Token> tokens = Tokens(stmt);
   std::vector<std::string> upper;
   for (const Token& t : tokens) upper.push_back(t.kind == Token::kWord ? Upper(stmt, t) : "");
-  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> names;
   const bool index = absl::StartsWith(A(tag), "CREATE INDEX");
   const std::string last_tag_word(tag.substr(tag.rfind(' ') + 1));
   size_t i = 0;
@@ -252,10 +259,15 @@ std::vector<std::string> ObjectNames(std::string_view stmt, std::string_view tag
          (upper[i] == "IF" || upper[i] == "NOT" || upper[i] == "EXISTS" || upper[i] == "ONLY")) {
     ++i;
   }
-  if (std::optional<std::string> n = NameAt(stmt, tokens, i)) names.push_back(*n);
+  names.push_back(NameAt(stmt, tokens, i));
   for (size_t k = 0; k + 2 < tokens.size(); ++k) {
     if (upper[k] == "RENAME" && upper[k + 1] == "TO") {
-      if (std::optional<std::string> n = NameAt(stmt, tokens, k + 2)) names.push_back(*n);
+      // The new name is unqualified; it lives in the renamed table's schema.
+      std::vector<std::string> renamed = NameAt(stmt, tokens, k + 2);
+      if (renamed.size() == 1 && names.front().size() > 1) {
+        renamed.insert(renamed.begin(), names.front()[names.front().size() - 2]);
+      }
+      names.push_back(std::move(renamed));
     }
   }
   return names;
@@ -320,6 +332,17 @@ bool MatchesTag(std::string_view statement, std::string_view tag) {
 }
 
 absl::StatusOr<std::string> StatementToReplay(const v1::PgDdlMessage& message) {
+  if (message.query().empty()) {
+    return absl::NotFoundError(absl::StrCat("the ", message.tag(), " command's query text of ",
+                                            message.query_bytes(),
+                                            " bytes is over the 1 MiB the source sends"));
+  }
+  if (message.backslash_quotes()) {
+    return absl::NotFoundError(absl::StrCat(
+        "the ", message.tag(),
+        " command ran with standard_conforming_strings off, where Ferry cannot split the query "
+        "text safely"));
+  }
   int seen = 0;
   for (std::string_view stmt : SplitStatements(message.query())) {
     if (!MatchesTag(stmt, message.tag()) || ++seen < message.ordinal()) continue;
@@ -330,8 +353,8 @@ absl::StatusOr<std::string> StatementToReplay(const v1::PgDdlMessage& message) {
                                       absl::StartsWith(message.tag(), "DROP TABLE") ||
                                       absl::StartsWith(message.tag(), "CREATE INDEX"))) {
       bool named = false;
-      for (const std::string& n : ObjectNames(stmt, message.tag())) {
-        for (const v1::PgTableRef& t : message.tables()) named = named || n == t.name();
+      for (const std::vector<std::string>& n : ObjectNames(stmt, message.tag())) {
+        for (const v1::PgTableRef& t : message.tables()) named = named || Names(n, t);
       }
       if (!named) break;
     }
@@ -391,7 +414,7 @@ absl::StatusOr<M> ParseJson(std::string_view json, const char* what) {
 absl::StatusOr<v1::PgDdlMessage> ParseDdlMessage(std::string_view json) {
   auto m = ParseJson<v1::PgDdlMessage>(json, "schema change");
   if (!m.ok()) return m.status();
-  if (m->tag().empty() || m->query().empty() || m->ordinal() < 1) {
+  if (m->tag().empty() || (m->query().empty() && m->query_bytes() <= 0) || m->ordinal() < 1) {
     return absl::InvalidArgumentError("schema change message without tag, query or ordinal");
   }
   if (m->tables_size() > kMaxDdlTables) {

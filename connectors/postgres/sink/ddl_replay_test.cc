@@ -111,6 +111,34 @@ TEST(DdlReplayTest, TheOrdinalPicksTheStatementAndATableMustBeNamedInIt) {
   EXPECT_EQ(*StatementToReplay(
                 Message("ALTER TABLE", 1, "alter table p detach partition p1 concurrently", {"p"})),
             "alter table p detach partition p1 ");
+  // A qualified name must be the table's schema too.
+  EXPECT_EQ(StatementToReplay(Message("ALTER TABLE", 1, "alter table other.t add a int", {"t"}))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(
+      StatementToReplay(Message("ALTER TABLE", 1, "alter table public.t add a int", {"t"})).ok());
+  EXPECT_TRUE(
+      StatementToReplay(Message("ALTER TABLE", 1, "alter table public.t rename to u", {"u"})).ok());
+}
+
+TEST(DdlReplayTest, TextFerryCannotSplitSafelyIsNeverRun) {
+  // With standard_conforming_strings off, '\\'' escapes a quote: the server saw other
+  // statements than a standard lexer would.
+  v1::PgDdlMessage m = Message("ALTER TABLE", 1,
+                               "select 'x\\'; alter table t add c int; --'; "
+                               "alter table t add d int",
+                               {"t"});
+  m.set_backslash_quotes(true);
+  EXPECT_EQ(StatementToReplay(m).status().code(), absl::StatusCode::kNotFound);
+  // Over 1 MiB the source sends no text, only its size.
+  v1::PgDdlMessage big = Message("ALTER TABLE", 1, "", {"t"});
+  big.set_query_bytes(5 << 20);
+  auto refused = StatementToReplay(big);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(refused.status().message().find("5242880 bytes"), std::string::npos);
+  EXPECT_TRUE(ParseDdlMessage(R"({"v":1,"tag":"X","ordinal":1,"query_bytes":"5242880"})").ok());
+  EXPECT_FALSE(ParseDdlMessage(R"({"v":1,"tag":"X","ordinal":1,"query_bytes":"0"})").ok());
 }
 
 TEST(DdlReplayTest, MessagesFromOutsideAreCheckedBeforeUse) {

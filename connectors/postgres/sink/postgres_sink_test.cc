@@ -329,6 +329,102 @@ TEST_F(ApplyTest, ConflictsUnderStopPolicyStopOnlyThatTable) {
   EXPECT_EQ(Value("SELECT count(*) FROM items"), "5");
 }
 
+// Issue #14 item 8: a stopped table kept the inbound log from being trimmed forever. Past
+// apply.stopped_table_retention_bytes it needs a re-snapshot: status says so with the reason,
+// it stops pinning the log, resume-table refuses it with what to do, the other tables go on,
+// and after a restart (its log trimmed meanwhile) it is still known as needing a re-snapshot.
+// Mutant: without the release, apply_retain_from stays at the stop and the wait below fails.
+TEST_F(ApplyTest, StoppedTableOverItsRetentionBoundNeedsAResnapshotAndStopsPinningTheLog) {
+  const v1::Relation other = Relation(5, "public", "other", {{"id", "integer", true}});
+  uint64_t last = Append({Txn({kItems, other}, {Insert(1, {"1", "a", "b"}), Insert(5, {"1"})})});
+  const ApplyOptions options{.durable_poll = absl::ZeroDuration(),
+                             .cursor_interval = absl::ZeroDuration(),
+                             .stopped_table_retention_bytes = 64 << 10};
+  StartApply(options);
+  WaitApplied(last);
+  ASSERT_TRUE(pg_->Exec("INSERT INTO items VALUES (2, 'local', 'l')", db_).ok());
+  const uint64_t stop_seq = Append({Txn({kItems}, {Insert(1, {"2", "remote", "r"})})});
+  WaitApplied(stop_seq);
+  ASSERT_EQ(apply_->status().stopped_tables.size(), 1u);
+  // Below the bound: the table keeps its log, and says how much.
+  last = Append({Txn({kItems}, {Insert(1, {"3", "small", "s"})})});
+  WaitApplied(last);
+  {
+    const ApplyStatus s = apply_->status();
+    ASSERT_EQ(s.stopped_table_logs.size(), 1u);
+    EXPECT_FALSE(s.stopped_table_logs.begin()->second.needs_resnapshot);
+  }
+  // Well over 64 KiB of the stopped table's changes, and the other table's beside them.
+  std::vector<v1::Transaction> txns;
+  for (int i = 10; i < 110; ++i) {
+    txns.push_back(
+        Txn({kItems, other}, {Insert(1, {absl::StrCat(i), "big", std::string(4096, 'x')}),
+                              Insert(5, {absl::StrCat(i)})}));
+  }
+  last = Append(txns);
+  WaitApplied(last);
+  const TableName items{"public", "items"};
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  StoppedTableLog entry;
+  while (absl::Now() < deadline) {  // polling apply's status, not synchronisation
+    const ApplyStatus s = apply_->status();
+    auto it = s.stopped_table_logs.find(items);
+    if (it != s.stopped_table_logs.end() && it->second.needs_resnapshot) {
+      entry = it->second;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(entry.needs_resnapshot) << "the stopped table never passed its bound";
+  EXPECT_EQ(entry.cause, "retention_bytes");
+  EXPECT_NE(entry.reason.find("apply.stopped_table_retention_bytes"), std::string::npos)
+      << entry.reason;
+  EXPECT_EQ(apply_->status().stopped_tables.at(items).seq, stop_seq);
+  // It no longer pins the log: the retain cursor passes its stop, and the log is trimmed there.
+  uint64_t retain = 0;
+  while (absl::Now() < deadline) {  // polling the cursor apply writes, not synchronisation
+    auto cursor = log_->GetCursor("apply_retain_from");
+    ASSERT_TRUE(cursor.ok()) << cursor.status();
+    retain = cursor->value_or(0);
+    if (retain > stop_seq) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GT(retain, stop_seq) << "the stopped table still pins the log";
+  ASSERT_TRUE(log_->TrimBelow(retain).ok());
+  EXPECT_GT(log_->first_seq(), stop_seq);
+  // resume-table refuses, saying why and what to do.
+  absl::Status resumed = apply_->ResumeTable(items);
+  EXPECT_EQ(resumed.code(), absl::StatusCode::kFailedPrecondition) << resumed;
+  EXPECT_NE(resumed.message().find("needs a re-snapshot"), std::string::npos) << resumed;
+  EXPECT_NE(resumed.message().find("is gone"), std::string::npos) << resumed;
+  EXPECT_NE(resumed.message().find("re-snapshot verb is not built yet"), std::string::npos)
+      << resumed;
+  EXPECT_EQ(apply_->status().stopped_tables.size(), 1u);
+  // Nothing else is lost: the other table has every row, the stopped one what it had.
+  EXPECT_EQ(Value("SELECT count(*) FROM other"), "101");
+  EXPECT_EQ(Table("SELECT id, name FROM items ORDER BY id"), "1|a\n2|local\n");
+
+  // After a restart the table's log is found trimmed: still needs a re-snapshot, still skipped,
+  // the others apply.
+  apply_.reset();
+  last = Append({Txn({kItems, other}, {Insert(1, {"500", "after", "x"}), Insert(5, {"500"})})});
+  StartApply(options);
+  WaitApplied(last);
+  while (absl::Now() < deadline) {  // polling apply's status, not synchronisation
+    const ApplyStatus s = apply_->status();
+    auto it = s.stopped_table_logs.find(items);
+    if (it != s.stopped_table_logs.end() && it->second.needs_resnapshot) {
+      entry = it->second;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(entry.cause, "log_trimmed");
+  EXPECT_EQ(apply_->ResumeTable(items).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Value("SELECT count(*) FROM other"), "102");
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "2");
+}
+
 TEST_F(ApplyTest, ConflictsUnderApplyRemotePolicyAreResolvedAndRecorded) {
   uint64_t last = Append({Txn({kItems}, {Insert(1, {"1", "a", "b"}), Insert(1, {"2", "a", "b"})})});
   StartApply({}, {.conflict_policy = ConflictPolicy::kApplyRemote});

@@ -39,6 +39,15 @@ std::string WithoutData(const std::string& sql) {
   return absl::StrCat(sql, " WITH NO DATA");
 }
 
+// An error that says the change is already there (the object exists, or is already gone).
+bool AlreadyDone(const absl::Status& s) {
+  for (const char* state : {"[42701]", "[42P07]", "[42710]", "[42P06]", "[42723]", "[42P01]",
+                            "[42703]", "[42704]", "[42883]"}) {
+    if (absl::StrContains(s.message(), state)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::Status PostgresSession::ApplyFerryMessage(uint64_t seq, const v1::Change& change) {
@@ -160,6 +169,12 @@ absl::Status PostgresSession::ApplyDdl(const v1::PgDdlMessage& m) {
   }
   if (s.code() == absl::StatusCode::kUnavailable || pg::IsTransient(s.code())) return s;
   FERRY_RETURN_IF_ERROR(pipe_->Run("ROLLBACK TO SAVEPOINT ferry_ddl").status());
+  if (ctx_.only_table && AlreadyDone(s)) {
+    // Resuming: the operator made this change on the standby by hand.
+    spdlog::warn("apply: resuming {}: \"{}\" is already done on the target ({})",
+                 ctx_.only_table->ToString(), Shorten(*sql), std::string(s.message()));
+    return absl::OkStatus();
+  }
   const std::string reason =
       absl::StrCat("the schema change \"", Shorten(*sql), "\" failed on the target: ", s.message());
   if (ChangesNoData(m.tag())) {
@@ -176,10 +191,15 @@ absl::Status PostgresSession::ApplyDdl(const v1::PgDdlMessage& m) {
 
 absl::Status PostgresSession::ApplyPartitionTruncate(const v1::PgTruncateMessage& m) {
   const TableName table{m.schema(), m.name()};
-  if (Skipped(table)) return absl::OkStatus();
+  // The partition's rows are published as its root's: the root's stop holds this back too,
+  // the root's replay applies it, and a failure stops the root.
+  const TableName root = m.root_name().empty() ? table : TableName{m.root_schema(), m.root_name()};
+  const bool skipped = ctx_.only_table ? *ctx_.only_table != table && *ctx_.only_table != root
+                                       : Skipped(table) || Skipped(root);
+  if (skipped) return absl::OkStatus();
   FERRY_RETURN_IF_ERROR(FlushInserts());
   FERRY_RETURN_IF_ERROR(FlushBatch());
-  return Statement(table, "TRUNCATE ONLY " + Qualified(table), {}, -1, "TRUNCATE", nullptr);
+  return Statement(root, "TRUNCATE ONLY " + Qualified(table), {}, -1, "TRUNCATE", nullptr);
 }
 
 absl::Status PostgresSession::ApplyResnapshot(const v1::PgResnapshotMessage& m) {

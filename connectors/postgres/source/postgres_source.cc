@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -104,7 +105,8 @@ class PostgresSource::Session {
     FERRY_RETURN_IF_ERROR(EnsurePublication(*conn));
     FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
     FERRY_ASSIGN_OR_RETURN(std::string message_key, LoadMessageKey(*conn));
-    assembler_.SetMessageKey(std::move(message_key));
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> keys, KnownMessageKeys(message_key));
+    assembler_.SetMessageKeys(std::move(keys));
     FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
     FERRY_ASSIGN_OR_RETURN(auto leftovers, LeftoverCopies(*conn, options_.resnapshot_dir));
     assembler_.DeleteCopiesOnceCaptured(std::move(leftovers));
@@ -142,6 +144,27 @@ class PostgresSource::Session {
         options_.snapshot && (absl::StartsWith(snapshot_state, "in_progress") ||
                               (snapshot_state.empty() && target_.CapturedPosition() == 0));
     return CheckCapturePrivileges(conn, needs);
+  }
+
+  // The current signing key and the ones it replaced, newest first (source state "message_keys":
+  // hex keys, comma separated, at most kMaxKeys): a key made anew (its row deleted) must not
+  // leave messages signed with the old one, still in the slot, unreplayed.
+  absl::StatusOr<std::vector<std::string>> KnownMessageKeys(const std::string& current) {
+    constexpr size_t kMaxKeys = 8;
+    FERRY_ASSIGN_OR_RETURN(std::string stored,
+                           target_.GetSourceState(source_.StateKey("message_keys")));
+    std::vector<std::string> keys = {current};
+    for (absl::string_view hex : absl::StrSplit(stored, ',', absl::SkipEmpty())) {
+      std::string key = absl::HexStringToBytes(hex);
+      if (key != current && keys.size() < kMaxKeys) keys.push_back(std::move(key));
+    }
+    std::vector<std::string> hex;
+    for (const std::string& k : keys) hex.push_back(absl::BytesToHexString(k));
+    const std::string joined = absl::StrJoin(hex, ",");
+    if (joined != stored) {
+      FERRY_RETURN_IF_ERROR(target_.PutSourceState(source_.StateKey("message_keys"), joined));
+    }
+    return keys;
   }
 
   absl::Status EnsurePublication(PgConnection& conn) {

@@ -497,6 +497,58 @@ TEST_F(PostgresSourceTest, FerrysOwnTablesStayInTheirRegion) {
   EXPECT_EQ(ChangesOf(fragments, "mine").size(), 3u);  // TRUNCATE, snapshot row, insert
 }
 
+TEST_F(PostgresSourceTest, SchemaChangesOfANonUtf8DatabaseArriveAsUtf8AndSigned) {
+  ASSERT_TRUE(cluster_->Exec("DROP DATABASE " + db_, "postgres").ok());
+  ASSERT_TRUE(cluster_
+                  ->Exec(absl::StrCat("CREATE DATABASE ", db_,
+                                      " ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+                                      "TEMPLATE template0"),
+                         "postgres")
+                  .ok());
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  // The session's encoding is the database's: 0xE9 is 'e-acute' in LATIN1.
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  Exec("COMMENT ON TABLE t IS 'caf\xe9'");
+  Sync();
+  int comments = 0;
+  for (const auto& f : target_.fragments()) {
+    for (const auto& c : f.changes()) {
+      if (c.op() != v1::MESSAGE || c.message_prefix() != "ferry.ddl") continue;
+      EXPECT_TRUE(c.message_authenticated()) << c.message_content();
+      if (absl::StrContains(c.message_content(), "café")) ++comments;  // UTF-8 bytes
+    }
+  }
+  EXPECT_EQ(comments, 1);
+}
+
+TEST_F(PostgresSourceTest, MessagesSignedWithAKeyThatWasReplacedAreStillAuthenticated) {
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();
+  ASSERT_TRUE(StopSource().ok());
+  // Signed with the first key while capture is down; then the key is made anew (the
+  // documented recovery from a lost or damaged key) before capture reads that message.
+  Exec("CREATE TABLE before_new_key (id int PRIMARY KEY)");
+  Exec("DELETE FROM ferry.capture_key");
+  Exec(std::string(DdlCaptureSql()));
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("CREATE TABLE after_new_key (id int PRIMARY KEY)");
+  Sync();
+  int before = 0, after = 0;
+  for (const auto& f : target_.fragments()) {
+    for (const auto& c : f.changes()) {
+      if (c.op() != v1::MESSAGE || c.message_prefix() != "ferry.ddl") continue;
+      EXPECT_TRUE(c.message_authenticated()) << c.message_content();
+      before += absl::StrContains(c.message_content(), "before_new_key");
+      after += absl::StrContains(c.message_content(), "after_new_key");
+    }
+  }
+  EXPECT_EQ(before, 1);
+  EXPECT_EQ(after, 1);
+}
+
 TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   Exec("CREATE TABLE t (id int PRIMARY KEY)");
   StartSource(Options());

@@ -75,7 +75,11 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
     v1::Change c;
     c.set_op(v1::MESSAGE);
     if (absl::StartsWith(m->prefix, kFerryMessagePrefix)) {
-      if (std::optional<std::string> payload = VerifyFerryMessage(message_key_, m->content)) {
+      std::optional<std::string> payload;
+      for (const std::string& key : message_keys_) {
+        if ((payload = VerifyFerryMessage(key, m->content))) break;
+      }
+      if (payload) {
         c.set_message_authenticated(true);
         m->content = std::move(*payload);
       } else {

@@ -96,11 +96,13 @@ class TransactionAssembler {
   TransactionAssembler(const AssemblerOptions& options, RelationCache* relations,
                        CaptureTarget* target, Clock* clock);
 
-  // The key Ferry's own messages ("ferry." prefixes) are signed with (ddl_capture.h). A message
+  // The keys Ferry's own messages ("ferry." prefixes) are signed with (ddl_capture.h). A message
   // with such a prefix whose signature is right is captured with message_authenticated set and
   // its payload as content; any other (forged, or signed with another key) is captured as a
   // plain message, which apply never replays, and counted in stats().unauthenticated_messages.
-  void SetMessageKey(std::string key) { message_key_ = std::move(key); }
+  // Several keys: the current one and those it replaced (messages signed before a new key was
+  // made may still be in the slot).
+  void SetMessageKeys(std::vector<std::string> keys) { message_keys_ = std::move(keys); }
 
   // Staged copies (path, position) whose re-snapshot transaction committed before `position`:
   // each is deleted by a Flush() once target.CapturedPosition() >= position.
@@ -153,7 +155,7 @@ class TransactionAssembler {
   RelationCache* const relations_;
   CaptureTarget* const target_;
   Clock* const clock_;
-  std::string message_key_;
+  std::vector<std::string> message_keys_;
   LogLimiter unauthenticated_log_;
 
   // The open transaction.

@@ -349,7 +349,7 @@ class ResnapshotAssemblerTest : public AssemblerTest {
     o.resnapshot_dir = dir_.path();
     o.max_fragment_changes = max_fragment_changes;
     Make(o);
-    assembler_->SetMessageKey(kKey);
+    assembler_->SetMessageKeys({kKey});
   }
   std::string WriteCopy(int rows) {
     auto relation = BuildRelation(Relation(9, 2), catalog_);

@@ -40,14 +40,15 @@ CREATE OR REPLACE FUNCTION ferry.sign_and_emit(prefix text, payload text) RETURN
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   k record;
+  bytes bytea := convert_to(payload, 'UTF8');  -- whatever the database's encoding
 BEGIN
   SELECT inner_pad, outer_pad INTO k FROM ferry.capture_key WHERE id = 1;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'Ferry''s capture key is missing: start ferryd to install it again';
   END IF;
   PERFORM pg_logical_emit_message(true, prefix,
-    encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(payload, getdatabaseencoding()))), 'hex')
-    || ' ' || payload);
+    convert_to(encode(sha256(k.outer_pad || sha256(k.inner_pad || bytes)), 'hex') || ' ', 'UTF8')
+    || bytes);
 END
 $fn$;
 REVOKE ALL ON FUNCTION ferry.sign_and_emit(text, text) FROM PUBLIC;
@@ -111,6 +112,8 @@ DECLARE
   kept boolean := false;
   tables jsonb := '[]';
   who text;
+  target oid;
+  query text := current_query();
 BEGIN
   IF tg_tag LIKE '% PUBLICATION' OR tg_tag LIKE '% SUBSCRIPTION' THEN RETURN; END IF;
   -- Which command with this tag of the client's query this is (a query may hold several).
@@ -135,13 +138,22 @@ BEGIN
       CONTINUE;
     END IF;
     kept := true;
-    IF cmd.classid = 'pg_class'::regclass THEN
+    -- The relation the command is about: an index's, a trigger's, a policy's, a rule's or a
+    -- constraint's table, or the relation itself.
+    target := CASE cmd.classid
+      WHEN 'pg_class'::regclass THEN
+        coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = cmd.objid), cmd.objid)
+      WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = cmd.objid)
+      WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = cmd.objid)
+      WHEN 'pg_rewrite'::regclass THEN (SELECT ev_class FROM pg_rewrite WHERE oid = cmd.objid)
+      WHEN 'pg_constraint'::regclass THEN
+        (SELECT nullif(conrelid, 0) FROM pg_constraint WHERE oid = cmd.objid)
+      END;
+    IF target IS NOT NULL THEN
       SELECT n.nspname, c.relname, c.relkind INTO rel
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.oid = coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = cmd.objid),
-                              cmd.objid);
-      IF FOUND AND rel.relkind IN ('r', 'p', 'f', 'm') AND NOT tables @> jsonb_build_array(
-           jsonb_build_object('schema', rel.nspname, 'name', rel.relname)) THEN
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
+      IF FOUND AND rel.relkind IN ('r', 'p', 'f', 'm', 'v', 'S') AND NOT tables @>
+           jsonb_build_array(jsonb_build_object('schema', rel.nspname, 'name', rel.relname)) THEN
         tables := tables || jsonb_build_object('schema', rel.nspname, 'name', rel.relname);
       END IF;
     END IF;
@@ -154,28 +166,37 @@ BEGIN
      NOT pg_has_role(session_user, who, 'MEMBER') THEN
     who := session_user;
   END IF;
+  -- A query text over 1 MiB is not sent: the standby stops the tables it names instead.
   PERFORM ferry.sign_and_emit('ferry.ddl', jsonb_build_object(
-    'v', 1, 'tag', tg_tag, 'ordinal', n, 'query', current_query(),
+    'v', 1, 'tag', tg_tag, 'ordinal', n,
+    'query', CASE WHEN octet_length(query) <= 1048576 THEN query ELSE '' END,
+    'query_bytes', octet_length(query),
+    'backslash_quotes', current_setting('standard_conforming_strings') <> 'on',
     'search_path', coalesce(caller->>'search_path', ''), 'role', who,
     'tables', tables)::text);
 
   -- New partitions get the trigger that reports their TRUNCATE (ferry.capture_truncate).
   IF tg_tag IN ('CREATE TABLE', 'ALTER TABLE') THEN
-    PERFORM ferry.ensure_truncate_triggers();
+    PERFORM ferry.add_truncate_triggers();
   END IF;
 END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ferry.capture_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  root record;
 BEGIN
+  SELECT n.nspname, c.relname INTO root FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_partition_root(TG_RELID);
   PERFORM ferry.sign_and_emit('ferry.truncate', jsonb_build_object(
-    'v', 1, 'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME)::text);
+    'v', 1, 'schema', TG_TABLE_SCHEMA, 'name', TG_TABLE_NAME, 'root_schema', root.nspname,
+    'root_name', root.relname)::text);
   RETURN NULL;
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION ferry.ensure_truncate_triggers() RETURNS void
+CREATE OR REPLACE FUNCTION ferry.add_truncate_triggers() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   part oid;
@@ -183,13 +204,27 @@ DECLARE
 BEGIN
   PERFORM set_config('session_replication_role', 'replica', true);
   FOR part IN SELECT c.oid FROM pg_class c
-               WHERE c.relispartition AND c.relkind = 'r' AND NOT EXISTS (
+               WHERE c.relispartition AND c.relkind = 'r' AND c.relpersistence = 'p' AND NOT EXISTS (
                  SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND
                                                   t.tgname = 'ferry_capture_truncate') LOOP
     EXECUTE format('CREATE TRIGGER ferry_capture_truncate AFTER TRUNCATE ON %s FOR EACH '
                    'STATEMENT EXECUTE FUNCTION ferry.capture_truncate()', part::regclass);
   END LOOP;
   PERFORM set_config('session_replication_role', saved_role, true);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ferry.add_truncate_triggers() FROM PUBLIC;
+
+-- For the capture role at start (partitions created by apply while this region was a standby).
+CREATE OR REPLACE FUNCTION ferry.ensure_truncate_triggers() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
+                 (rolreplication OR rolsuper)) THEN
+    RAISE EXCEPTION 'only a role with REPLICATION may add Ferry''s TRUNCATE triggers'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM ferry.add_truncate_triggers();
 END
 $fn$;
 
@@ -225,6 +260,6 @@ $do$;
 ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
-SELECT ferry.ensure_truncate_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v2';
+SELECT ferry.add_truncate_triggers();
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v3';
 COMMIT;
