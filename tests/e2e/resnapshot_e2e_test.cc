@@ -84,8 +84,9 @@ class Writer {
 
 class ResnapshotE2ETest : public ::testing::Test {
  protected:
+  virtual TwoRegionsOptions Options() { return {.schema_sql = kSchema}; }
   void SetUp() override {
-    auto started = TwoRegions::Start({.schema_sql = kSchema});
+    auto started = TwoRegions::Start(Options());
     ASSERT_TRUE(started.ok()) << started.status();
     regions_ = std::move(*started);
     ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
@@ -351,6 +352,57 @@ TEST_F(ResnapshotE2ETest, ACopyWhoseTransactionNeverCommittedIsDeletedAtTheNextS
   EXPECT_EQ(again->exit_code, 0) << again->output;
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   WaitUntilNotStopped("public.t");
+}
+
+// A stopped table whose changes were released from the log (over
+// apply.stopped_table_retention_bytes: state needs_resnapshot, resume-table refuses it) is
+// recovered by a re-snapshot: equal again, and neither stopped nor needing a re-snapshot.
+class ResnapshotRetentionE2ETest : public ResnapshotE2ETest {
+ protected:
+  TwoRegionsOptions Options() override {
+    return {.schema_sql = kSchema,
+            .apply_yaml = "  stopped_table_retention_bytes: 64KiB\n",
+            .extra_yaml = "log:\n  retention_bytes: 0\n  retention_seconds: 0\n"};
+  }
+};
+
+TEST_F(ResnapshotRetentionE2ETest, ATableThatNeedsAResnapshotIsRecoveredByOne) {
+  ASSERT_NO_FATAL_FAILURE(StopTable());
+  ASSERT_TRUE(east()
+                  .Exec("DO $$ BEGIN FOR i IN 1..40 LOOP UPDATE t SET v = repeat(md5(i::text), "
+                        "16); INSERT INTO other VALUES (1000 + i); COMMIT; END LOOP; END $$")
+                  .ok());
+  std::string state;
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline && state != "needs_resnapshot") {
+    auto s = regions_->Status(Region::kWest);
+    ASSERT_TRUE(s.ok()) << s.status();
+    for (const auto& t : s->tables()) {
+      if (t.table() == "public.t") state = t.state();
+    }
+    if (state != "needs_resnapshot") absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(state, "needs_resnapshot");
+  auto refused = regions_->Ctl(Region::kWest, {"resume-table", "public.t"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1) << refused->output;
+
+  auto done = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->exit_code, 0) << done->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
+  bool listed = true;
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (listed && absl::Now() < until) {
+    auto s = regions_->Status(Region::kWest);
+    ASSERT_TRUE(s.ok()) << s.status();
+    listed = false;
+    for (const auto& t : s->tables()) listed |= t.table() == "public.t";
+    if (listed) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_FALSE(listed) << "public.t is still stopped or needs a re-snapshot";
+  ASSERT_TRUE(east().Exec("UPDATE t SET v = 'after' WHERE id = 9").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)).ok());
 }
 
 // A SIGKILL of the primary's ferryd after the copy's COMMIT: right after it in the admin call
