@@ -4,6 +4,7 @@
 //   ferryctl --admin HOST:PORT pause | resume [--json]
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
+//   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -39,6 +40,9 @@ Commands:
                     log LOG_ID (status: "target log", or "unrecorded") after the peer's log
                     was re-created, so that apply starts the new log from its beginning;
                     empty or re-create the target database first (docs/operations.md)
+  resnapshot TABLE  primary: copy one table (schema.name) at a consistent point of the history
+                    and make the standby's copy equal, lifting its stop there; writers of the
+                    table wait while it is copied (SHARE lock on the primary's database)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -56,7 +60,7 @@ struct Args {
   double timeout_s = 5;
   bool timeout_set = false;
   std::string command;
-  std::string table;   // resume-table's operand
+  std::string table;   // resume-table's and resnapshot's operand
   std::string log_id;  // reseed's operand
   bool json = false;
 };
@@ -272,10 +276,13 @@ int main(int argc, char** argv) {
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table" && args.command != "reseed") {
+      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
-  const size_t operands = args.command == "resume-table" || args.command == "reseed" ? 1 : 0;
+  const size_t operands =
+      args.command == "resume-table" || args.command == "reseed" || args.command == "resnapshot"
+          ? 1
+          : 0;
   if (rest.size() - 1 != operands) {
     return Usage(operands == 0 ? "one command at a time"
                  : args.command == "reseed"
@@ -283,7 +290,7 @@ int main(int argc, char** argv) {
                      : absl::StrCat(args.command, " takes one TABLE (schema.name)"));
   }
   if (args.command == "reseed") args.log_id = rest[1];
-  if (args.command == "resume-table") {
+  if (args.command == "resume-table" || args.command == "resnapshot") {
     args.table = rest[1];
     // A replay can take a while: the call's own deadline, unless --timeout says otherwise.
     if (!args.timeout_set) args.timeout_s = 300;
@@ -335,6 +342,21 @@ int main(int argc, char** argv) {
           "its beginning\n",
           static_cast<unsigned long long>(reply.discarded_applied_seq()),
           reply.discarded_log_id().c_str(), reply.inbound_log_id().c_str());
+    }
+  } else if (args.command == "resnapshot") {
+    ferry::v1::ResnapshotRequest request;
+    request.set_table(args.table);
+    ferry::v1::ResnapshotReply reply;
+    status = stub->Resnapshot(&ctx, request, &reply);
+    if (status.ok() && args.json) {
+      std::printf("{\"table\": %s, \"rows\": %llu, \"id\": %s}\n",
+                  JsonString(reply.table()).c_str(), static_cast<unsigned long long>(reply.rows()),
+                  JsonString(reply.id()).c_str());
+    } else if (status.ok()) {
+      std::printf(
+          "table %s re-snapshotted: %llu rows copied on the primary (copy %s); the standby "
+          "replaces its copy when it applies this point of the history\n",
+          reply.table().c_str(), static_cast<unsigned long long>(reply.rows()), reply.id().c_str());
     }
   } else if (args.command == "resume-table") {
     ferry::v1::ResumeTableRequest request;

@@ -46,6 +46,9 @@ TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
       {{"--admin", "127.0.0.1:1", "pause", "resume"}, "one command at a time"},
       {{"--admin", "127.0.0.1:1", "reseed"}, "reseed takes one LOG_ID"},
       {{"--admin", "127.0.0.1:1", "reseed", "a", "b"}, "reseed takes one LOG_ID"},
+      {{"--admin", "127.0.0.1:1", "resnapshot"}, "resnapshot takes one TABLE"},
+      {{"--admin", "127.0.0.1:1", "resnapshot", "public.a", "public.b"},
+       "resnapshot takes one TABLE"},
   };
   for (const auto& [args, reason] : cases) {
     const CtlRun run = Ctl(args);

@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
     o.origin_region = c.region;
     o.snapshot = pg.snapshot;
     o.keyless_tables = pg.keyless_tables;
+    o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));

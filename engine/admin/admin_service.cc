@@ -116,4 +116,28 @@ grpc::Status AdminService::Reseed(grpc::ServerContext* context, const v1::Reseed
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Resnapshot(grpc::ServerContext* context,
+                                      const v1::ResnapshotRequest* request,
+                                      v1::ResnapshotReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  const std::string& table = request->table();
+  const size_t dot = table.find('.');
+  // Names are passed on as data (never spliced into SQL); only their outline is checked here.
+  if (table.size() > 1024 || dot == std::string::npos || dot == 0 || dot + 1 == table.size() ||
+      table.find('\0') != std::string::npos) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "resnapshot needs a table as schema.name (at most 1024 bytes)");
+  }
+  absl::StatusOr<v1::ResnapshotReply> done = backend_->Resnapshot(table);
+  if (!done.ok()) {
+    spdlog::warn("admin: resnapshot {} refused: {}", table, done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  reply->set_table(table);
+  spdlog::info("admin: table {} re-snapshotted on the source: {} rows (copy {})", table,
+               reply->rows(), reply->id());
+  return grpc::Status::OK;
+}
+
 }  // namespace ferry

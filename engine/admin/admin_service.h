@@ -30,6 +30,12 @@ class AdminBackend {
     (void)discard_log_id;
     return absl::UnimplementedError("reseed is not supported here");
   }
+  // Re-snapshots one table ("schema.name") from this primary's source. Errors as the
+  // Resnapshot RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) {
+    (void)table;
+    return absl::UnimplementedError("resnapshot is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -49,6 +55,8 @@ class AdminService final : public v1::Admin::Service {
                            v1::ResumeTableReply* reply) override;
   grpc::Status Reseed(grpc::ServerContext* context, const v1::ReseedRequest* request,
                       v1::ReseedReply* reply) override;
+  grpc::Status Resnapshot(grpc::ServerContext* context, const v1::ResnapshotRequest* request,
+                          v1::ResnapshotReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

@@ -37,9 +37,18 @@ class FakeBackend : public AdminBackend {
     reply.set_inbound_log_id("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
     return reply;
   }
+  absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) override {
+    resnapshots_.push_back(table);
+    if (table != "public.t") return absl::NotFoundError("no table " + table);
+    v1::ResnapshotReply reply;
+    reply.set_rows(1234);
+    reply.set_id("00112233445566778899aabbccddeeff");
+    return reply;
+  }
   std::atomic<bool> paused_{false};
   std::atomic<bool> fail_{false};
-  std::vector<std::string> reseeds_;  // what reached the backend
+  std::vector<std::string> reseeds_;      // what reached the backend
+  std::vector<std::string> resnapshots_;  // what reached the backend
 };
 
 class AdminServiceTest : public ::testing::Test {
@@ -114,6 +123,33 @@ TEST_F(AdminServiceTest, ResumeTableChecksTheNameAndPassesTheBackendAnswerThroug
                                  std::string("s."), std::string(2000, 'x') + ".t"}) {
     EXPECT_EQ(call(bad, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.size();
   }
+}
+
+// A re-snapshot takes a lock on the primary: a name without the outline of schema.name (or with
+// a NUL) never reaches the backend; the backend's answer and refusal pass through.
+TEST_F(AdminServiceTest, ResnapshotChecksTheNameAndPassesTheBackendAnswerThrough) {
+  StartServer("");
+  auto call = [&](const std::string& table, v1::ResnapshotReply* reply) {
+    grpc::ClientContext ctx;
+    v1::ResnapshotRequest request;
+    request.set_table(table);
+    return stub_->Resnapshot(&ctx, request, reply);
+  };
+  for (const std::string& bad :
+       {std::string(), std::string("nodot"), std::string(".t"), std::string("s."),
+        std::string(2000, 'x') + ".t", std::string("public.t\0x", 10)}) {
+    v1::ResnapshotReply reply;
+    EXPECT_EQ(call(bad, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.size();
+  }
+  EXPECT_TRUE(backend_.resnapshots_.empty());
+  v1::ResnapshotReply reply;
+  ASSERT_TRUE(call("public.t", &reply).ok());
+  EXPECT_EQ(reply.table(), "public.t");
+  EXPECT_EQ(reply.rows(), 1234u);
+  EXPECT_EQ(reply.id(), "00112233445566778899aabbccddeeff");
+  EXPECT_EQ(call("public.x'; DROP TABLE t; --", &reply).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(backend_.resnapshots_,
+            (std::vector<std::string>{"public.t", "public.x'; DROP TABLE t; --"}));
 }
 
 // Regression: a pause whose persistence failed was reported as done.

@@ -77,6 +77,14 @@ using TableFault = TableStop;
 // its stop seq are skipped (they stay in the inbound log for ResumeTable); earlier ones apply.
 using StoppedTables = std::map<TableName, TableStop>;
 
+// A table re-snapshotted by a committed group (SinkSession::resnapshotted): its copy was
+// replaced at log seq `seq` (the re-snapshot's source transaction) and its stop, if it had one
+// from seq or before, was cleared in the same target transaction.
+struct TableResnapshot {
+  TableName table;
+  uint64_t seq = 0;
+};
+
 // A log id as the shipper makes it: exactly 32 lowercase hex digits. Anything else (empty,
 // oversized, other characters) is refused wherever a log id comes from outside.
 inline bool IsValidLogId(const std::string& id) {
@@ -193,6 +201,11 @@ class SinkSession {
   virtual std::optional<TableFault> fault() const = 0;
   // Conflicts recorded (and committed) by this session since it was opened.
   virtual uint64_t conflicts_committed() const = 0;
+  // The tables the last committed group re-snapshotted (a source's re-snapshot of a table: the
+  // group applied the table's changes from there on even if it was stopped, and the commit
+  // cleared its stop). Valid after Commit()/PrepareAndCommit() returned OK, until the next
+  // Begin(). The scheduler drops them from its stopped set. Default: none.
+  virtual std::vector<TableResnapshot> resnapshotted() const { return {}; }
 };
 
 // The unit-of-work keys that make two changes of one table dependent on the target, besides the

@@ -147,6 +147,22 @@ class Source {
     (void)captured_position;
     return {};
   }
+  // Re-snapshots one table ("schema.name") at a consistent cut of upstream's history: copies
+  // it and has the capture put "empty the table, then these rows" at the cut, so that apply
+  // makes the peer's copy equal and lifts the table's stop (docs/operations.md). Called from an
+  // admin thread while Run() runs; thread-safe. Returns the rows copied once the cut is
+  // committed upstream (the capture delivers it like any transaction). kInvalidArgument for a
+  // malformed name, kNotFound for a table that is not replicated, kFailedPrecondition for one
+  // that cannot be, kUnavailable when upstream is unreachable or busy (nothing was committed:
+  // try again). Default: not supported.
+  struct ResnapshotResult {
+    uint64_t rows = 0;
+    std::string id;  // the copy's id, for the operator and the log
+  };
+  [[nodiscard]] virtual absl::StatusOr<ResnapshotResult> Resnapshot(const std::string& table) {
+    (void)table;
+    return absl::UnimplementedError("this source cannot re-snapshot a table");
+  }
 };
 
 }  // namespace ferry

@@ -100,8 +100,9 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
   for (int i = 0; i < options_.workers; ++i) {
     apply_workers_.push_back(std::make_unique<ApplyWorker>(
         i, sink_, inbound_.get(), order_.get(), options_.clock, options_.idle_wait,
-        [this, i](const ApplyGroup& group, uint64_t new_conflicts, absl::Time committed) {
-          RecordCommit(i, group, new_conflicts, committed);
+        [this, i](const ApplyGroup& group, uint64_t new_conflicts,
+                  const std::vector<TableResnapshot>& resnapshotted, absl::Time committed) {
+          RecordCommit(i, group, new_conflicts, resnapshotted, committed);
         }));
   }
 }
@@ -512,8 +513,25 @@ void ApplyScheduler::MaybeWriteCursors() {
 // Workers' bookkeeping.
 
 void ApplyScheduler::RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
+                                  const std::vector<TableResnapshot>& resnapshotted,
                                   absl::Time committed) {
   absl::MutexLock lock(&mu_);
+  if (!resnapshotted.empty()) {
+    // The sink cleared these stops in the group's transaction (unless the table stopped again
+    // after its re-snapshot): later groups apply the tables again.
+    auto stopped = std::make_shared<StoppedTables>(*stopped_);
+    for (const TableResnapshot& r : resnapshotted) {
+      spdlog::info("apply: table {} re-snapshotted at seq {}", r.table.ToString(), r.seq);
+      auto it = stopped->find(r.table);
+      if (it != stopped->end() && it->second.seq <= r.seq) {
+        stopped->erase(it);
+        stopped_logs_.erase(r.table);  // a table that needed a re-snapshot has had it
+      }
+      std::erase_if(unpersisted_stops_,
+                    [&](const TableStop& s) { return s.table == r.table && s.seq <= r.seq; });
+    }
+    stopped_ = std::move(stopped);
+  }
   if (!group.context.new_stops.empty()) {
     std::erase_if(unpersisted_stops_, [&](const TableStop& s) {
       for (const TableStop& c : group.context.new_stops) {

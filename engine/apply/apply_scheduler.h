@@ -208,9 +208,11 @@ class ApplyScheduler {
   // Measures what each stopped table holds of the log below `safe_below` and releases the
   // tables over stopped_table_retention_bytes (or whose log is trimmed already).
   void CheckStoppedTables(uint64_t safe_below);
-  // A worker's bookkeeping after `group` committed (before the commit order passes it).
+  // A worker's bookkeeping after `group` committed (before the commit order passes it): its
+  // re-snapshotted tables leave the stopped set (and their needs-resnapshot state) here, the
+  // one place apply lifts a stop besides ResumeTable.
   void RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
-                    absl::Time committed);
+                    const std::vector<TableResnapshot>& resnapshotted, absl::Time committed);
 
   // Constant after construction.
   const ApplyOptions options_;

@@ -82,7 +82,7 @@ void ApplyWorker::Run() {
     }
     KillPoint("apply.group_committed");  // in the target, not yet in the committed progress
     const uint64_t conflicts = session->conflicts_committed();
-    on_commit_(*group, conflicts - conflicts_seen, clock_->Now());
+    on_commit_(*group, conflicts - conflicts_seen, session->resnapshotted(), clock_->Now());
     conflicts_seen = conflicts;
     next = order_->Committed(std::move(group));
   }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -30,10 +31,12 @@ namespace ferry {
 
 class ApplyWorker {
  public:
-  // Called after `group` committed in the target, with the conflicts the session recorded in it
-  // and the commit time on the clock. Runs on the worker thread.
+  // Called after `group` committed in the target, with the conflicts the session recorded in it,
+  // the tables it re-snapshotted (SinkSession::resnapshotted) and the commit time on the clock.
+  // Runs on the worker thread.
   using CommitCallback =
-      std::function<void(const ApplyGroup& group, uint64_t new_conflicts, absl::Time committed)>;
+      std::function<void(const ApplyGroup& group, uint64_t new_conflicts,
+                         const std::vector<TableResnapshot>& resnapshotted, absl::Time committed)>;
 
   // Every pointer must outlive the worker. `idle_wait`: how long a streamed group waits for its
   // next fragment before checking that its round is still live.

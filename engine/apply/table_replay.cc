@@ -115,9 +115,8 @@ absl::Status ApplyScheduler::ResumeTable(const TableName& table) {
               ? absl::StrCat("the log starts at ", log_->first_seq())
               : released->second.reason,
           ". resume-table cannot replay it. The table stays stopped (the other tables "
-          "replicate); copy it anew from the primary with a re-snapshot. A per-table "
-          "re-snapshot verb is not built yet (docs/operations.md: a table that needs a "
-          "re-snapshot)"));
+          "replicate); copy it anew from the primary: ferryctl --admin PRIMARY resnapshot ",
+          table.ToString(), " (docs/operations.md: re-snapshotting a table)"));
     }
   }
   if (order_->snapshot().failed) {

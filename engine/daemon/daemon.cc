@@ -482,6 +482,30 @@ absl::StatusOr<uint64_t> Daemon::ResumeTable(const std::string& table) {
   return from;
 }
 
+absl::StatusOr<v1::ResnapshotReply> Daemon::Resnapshot(const std::string& table) {
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const RegionRecord region = roles_->Get();
+  PrimaryPipeline* primary;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    primary = primary_.get();
+  }
+  if (region.role != Role::kPrimary || region.phase != RegionPhase::kReplicating ||
+      primary == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is ", std::string(RoleName(region.role)), " and ",
+        std::string(RegionPhaseName(region.phase)),
+        ": a table is re-snapshotted from the source database; send resnapshot to the primary"));
+  }
+  FERRY_ASSIGN_OR_RETURN(Source::ResnapshotResult done, primary->Resnapshot(table));
+  v1::ResnapshotReply reply;
+  reply.set_table(table);
+  reply.set_rows(done.rows);
+  reply.set_id(done.id);
+  return reply;
+}
+
 absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id) {
   absl::MutexLock change(&change_mu_);
   if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");

@@ -108,6 +108,10 @@ class Daemon final : public AdminBackend {
   // log's), and starts the pipeline again, whatever the outcome. status shows the operation
   // while it runs.
   absl::StatusOr<v1::ReseedReply> Reseed(const std::string& discard_log_id) override;
+  // Re-snapshotting a table (docs/operations.md): on the replicating primary, has the source
+  // copy the table at a consistent cut (Source::Resnapshot); refused on a standby. Serialised
+  // with role changes, so the primary pipeline stays while the copy runs.
+  absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) override;
 
   // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
   int admin_port() const;
@@ -149,8 +153,8 @@ class Daemon final : public AdminBackend {
   // batch before then is simply not observed).
   std::atomic<Metrics*> metrics_{nullptr};
 
-  // Serialises role changes, pause/resume, resume-table and the start of shutdown (held across
-  // a pipeline's drain and start; never while the admin or HTTP server stops).
+  // Serialises role changes, pause/resume, resume-table, resnapshot and the start of shutdown (held
+  // across a pipeline's drain and start; never while the admin or HTTP server stops).
   absl::Mutex change_mu_ ABSL_ACQUIRED_BEFORE(pipeline_mu_);
   bool shut_down_ ABSL_GUARDED_BY(change_mu_) = false;
   // The running pipeline (at most one is set). Held briefly by readers (status, maintenance).

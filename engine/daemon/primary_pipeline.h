@@ -67,6 +67,10 @@ class PrimaryPipeline {
 
   const LogCaptureTarget& capture() const { return *capture_; }
   const Source& source() const { return *source_; }
+  // Source::Resnapshot of this pipeline's source (thread-safe; runs beside capture).
+  [[nodiscard]] absl::StatusOr<Source::ResnapshotResult> Resnapshot(const std::string& table) {
+    return source_->Resnapshot(table);
+  }
   const replication::Shipper& shipper() const { return *shipper_; }
   replication::Shipper& shipper() { return *shipper_; }
   // The last error the source stopped with ("" while capturing).

@@ -11,5 +11,7 @@ inline constexpr char kFerrySchema[] = "ferry";
 inline constexpr char kFerryMessagePrefix[] = "ferry.";
 inline constexpr char kDdlMessagePrefix[] = "ferry.ddl";
 inline constexpr char kTruncateMessagePrefix[] = "ferry.truncate";
+// A table's re-snapshot (ferryctl resnapshot); payload PgResnapshotMessage.
+inline constexpr char kResnapshotMessagePrefix[] = "ferry.resnapshot";
 
 }  // namespace ferry::pg

@@ -438,4 +438,13 @@ absl::StatusOr<v1::PgTruncateMessage> ParseTruncateMessage(std::string_view json
   return m;
 }
 
+absl::StatusOr<v1::PgResnapshotMessage> ParseResnapshotMessage(std::string_view json) {
+  auto m = ParseJson<v1::PgResnapshotMessage>(json, "re-snapshot");
+  if (!m.ok()) return m.status();
+  if (m->schema().empty() || m->name().empty()) {
+    return absl::InvalidArgumentError("re-snapshot message without a table");
+  }
+  return m;
+}
+
 }  // namespace ferry::pg_sink

@@ -54,5 +54,7 @@ bool CreatesFilledTable(std::string_view tag);
 // malformed, oversized or incomplete one.
 absl::StatusOr<v1::PgDdlMessage> ParseDdlMessage(std::string_view json);
 absl::StatusOr<v1::PgTruncateMessage> ParseTruncateMessage(std::string_view json);
+// "ferry.resnapshot" (proto/pg_messages.proto): kInvalidArgument without a table.
+absl::StatusOr<v1::PgResnapshotMessage> ParseResnapshotMessage(std::string_view json);
 
 }  // namespace ferry::pg_sink

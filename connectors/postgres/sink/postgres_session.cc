@@ -4,6 +4,7 @@
 // become is in change_statements.cc, fast_path.cc and careful_path.cc.
 #include "connectors/postgres/sink/postgres_session.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,12 +16,14 @@ namespace ferry::pg_sink {
 
 PostgresSession::PostgresSession(const PostgresSinkOptions& options, std::string dsn,
                                  std::string origin, std::atomic<uint64_t>* one_trip_groups,
-                                 std::atomic<uint64_t>* schema_generation)
+                                 std::atomic<uint64_t>* schema_generation,
+                                 ResnapshotRegistry* resnapshots)
     : options_(options),
       dsn_(std::move(dsn)),
       origin_(std::move(origin)),
       one_trip_groups_(one_trip_groups),
       schema_generation_(schema_generation),
+      resnapshots_(resnapshots),
       tables_(options.replica_role) {}
 
 absl::Status PostgresSession::Connect() {
@@ -62,6 +65,8 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
   batch_.Clear();
   txn_seq_ = context.first_seq;
   planned_ = nullptr;
+  resnapshots_in_group_.clear();
+  resnapshotted_.clear();
   if (in_txn_) Abort();
   if (pipe_ == nullptr || pipe_->broken()) FERRY_RETURN_IF_ERROR(Connect());
   // Another session replayed a schema change: what this one knew of the tables may be stale.
@@ -94,7 +99,13 @@ absl::Status PostgresSession::SyncAndCheck() {
 bool PostgresSession::Skipped(const TableName& table) const {
   if (ctx_.only_table) return table != *ctx_.only_table;
   auto it = ctx_.stopped->find(table);
-  return it != ctx_.stopped->end() && txn_seq_ >= it->second.seq;
+  if (it == ctx_.stopped->end() || txn_seq_ < it->second.seq) return false;
+  // A re-snapshot since the stop replaced the table's copy: its changes apply again.
+  const uint64_t stop_seq = it->second.seq;
+  for (const TableResnapshot& r : resnapshots_in_group_) {
+    if (r.table == table && r.seq >= stop_seq && r.seq <= txn_seq_) return false;
+  }
+  return resnapshots_ == nullptr || !resnapshots_->Lifts(table, stop_seq, txn_seq_);
 }
 
 absl::Status PostgresSession::Fault(const TableName& table, std::string reason,
@@ -205,6 +216,13 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
   if (ctx_.only_table) {
     FERRY_RETURN_IF_ERROR(ClearStop(*pipe_, options_.source_region, *ctx_.only_table));
   }
+  for (const TableResnapshot& r : resnapshots_in_group_) {
+    // Unless the table stopped again after the re-snapshot (a stop this group records).
+    const bool stopped_later =
+        std::any_of(ctx_.new_stops.begin(), ctx_.new_stops.end(),
+                    [&](const TableStop& s) { return s.table == r.table && s.seq > r.seq; });
+    if (!stopped_later) FERRY_RETURN_IF_ERROR(ClearStop(*pipe_, options_.source_region, r.table));
+  }
   if (progress_seq > 0 && !origin_.empty()) {
     FERRY_RETURN_IF_ERROR(
         QueueProgress(*pipe_, progress_seq, commit_time_us, [this](StatementResult& r) {
@@ -231,10 +249,16 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
   conflicts_committed_ += conflicts_pending_;
   conflicts_pending_ = 0;
   ctx_.plan.reset();  // its literals are of no more use
+  for (const TableResnapshot& r : resnapshots_in_group_) {
+    if (resnapshots_ != nullptr) resnapshots_->Record(r.table, r.seq);
+  }
+  resnapshotted_ = std::move(resnapshots_in_group_);
+  resnapshots_in_group_.clear();
   return absl::OkStatus();
 }
 
 void PostgresSession::Abort() {
+  resnapshots_in_group_.clear();
   run_rel_ = nullptr;
   run_rows_.clear();
   batch_.Clear();

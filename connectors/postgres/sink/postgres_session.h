@@ -39,6 +39,7 @@
 #include "connectors/postgres/sink/fast_path.h"
 #include "connectors/postgres/sink/pipeline.h"
 #include "connectors/postgres/sink/postgres_sink.h"
+#include "connectors/postgres/sink/resnapshots.h"
 #include "connectors/postgres/sink/sink_sql.h"
 #include "connectors/postgres/sink/target_tables.h"
 #include "engine/api/sink.h"
@@ -52,9 +53,11 @@ class PostgresSession final : public SinkSession {
   // `options` must outlive the session (the sink's); `origin` empty: no origin (unused today);
   // `one_trip_groups`: the sink's counter of groups sent in one round trip;
   // `schema_generation`: the sink's count of schema changes replayed (a session that sees it
-  // move forgets what it knew of target tables).
+  // move forgets what it knew of target tables); `resnapshots`: the sink's committed
+  // re-snapshots (resnapshots.h).
   PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin,
-                  std::atomic<uint64_t>* one_trip_groups, std::atomic<uint64_t>* schema_generation);
+                  std::atomic<uint64_t>* one_trip_groups, std::atomic<uint64_t>* schema_generation,
+                  ResnapshotRegistry* resnapshots);
 
   absl::Status Begin(const GroupContext& context) override;
   absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) override;
@@ -64,6 +67,7 @@ class PostgresSession final : public SinkSession {
   void Abort() override;
   std::optional<TableFault> fault() const override { return fault_; }
   uint64_t conflicts_committed() const override { return conflicts_committed_; }
+  std::vector<TableResnapshot> resnapshotted() const override { return resnapshotted_; }
 
  private:
   // --- postgres_session.cc: connection, transaction, dispatch.
@@ -101,6 +105,9 @@ class PostgresSession final : public SinkSession {
   absl::Status ApplyFerryMessage(uint64_t seq, const v1::Change& change);
   absl::Status ApplyDdl(const v1::PgDdlMessage& message);
   absl::Status ApplyPartitionTruncate(const v1::PgTruncateMessage& message);
+  // "ferry.resnapshot": the table's TRUNCATE and rows follow in this transaction; from here on
+  // the table is not skipped, and Commit clears its stop.
+  absl::Status ApplyResnapshot(const v1::PgResnapshotMessage& message);
 
   // --- fast_path.cc: set-based statements, queued statements, one round trip.
   // Adds the change to batch_ when its table is batchable and the batch takes it; false: the
@@ -135,6 +142,7 @@ class PostgresSession final : public SinkSession {
   const std::string origin_;                        // empty: no origin (never used today)
   std::atomic<uint64_t>* const one_trip_groups_;    // the sink's counter
   std::atomic<uint64_t>* const schema_generation_;  // the sink's counter
+  ResnapshotRegistry* const resnapshots_;           // the sink's
   uint64_t seen_schema_generation_ = 0;
 
   std::unique_ptr<Pipeline> pipe_;
@@ -154,6 +162,9 @@ class PostgresSession final : public SinkSession {
   ChangeBatch batch_;
   // The group's plan, when this session uses it (Apply then has nothing to do).
   const PlannedGroup* planned_ = nullptr;
+  // Re-snapshots in the open group, and those of the last committed group.
+  std::vector<TableResnapshot> resnapshots_in_group_;
+  std::vector<TableResnapshot> resnapshotted_;
 };
 
 }  // namespace ferry::pg_sink

@@ -86,6 +86,9 @@ absl::Status PostgresSink::CheckPrivileges(Pipeline& pipe) const {
 
 absl::StatusOr<SinkState> PostgresSink::LoadState(const UpstreamLog& upstream) {
   absl::MutexLock lock(&mu_);
+  // A new round: no group is in flight, and the stops are read again from the target, where
+  // committed re-snapshots already deleted theirs (seqs of another log must never lift one).
+  resnapshots_.Clear();
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
@@ -123,8 +126,8 @@ absl::StatusOr<uint64_t> PostgresSink::DiscardProgress(const std::string& discar
 }
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
-  auto session = std::make_unique<pg_sink::PostgresSession>(options_, Dsn(), OriginName(worker),
-                                                            &one_trip_groups_, &schema_generation_);
+  auto session = std::make_unique<pg_sink::PostgresSession>(
+      options_, Dsn(), OriginName(worker), &one_trip_groups_, &schema_generation_, &resnapshots_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

@@ -39,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "connectors/postgres/sink/pipeline.h"
+#include "connectors/postgres/sink/resnapshots.h"
 #include "engine/api/sink.h"
 
 namespace ferry {
@@ -116,6 +117,7 @@ class PostgresSink final : public Sink {
   std::unique_ptr<pg_sink::Pipeline> admin_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> one_trip_groups_{0};
   std::atomic<uint64_t> schema_generation_{0};  // schema changes replayed (sessions re-read)
+  pg_sink::ResnapshotRegistry resnapshots_;     // re-snapshots committed by any session
 };
 
 }  // namespace ferry

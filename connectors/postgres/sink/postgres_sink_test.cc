@@ -397,7 +397,7 @@ TEST_F(ApplyTest, StoppedTableOverItsRetentionBoundNeedsAResnapshotAndStopsPinni
   EXPECT_EQ(resumed.code(), absl::StatusCode::kFailedPrecondition) << resumed;
   EXPECT_NE(resumed.message().find("needs a re-snapshot"), std::string::npos) << resumed;
   EXPECT_NE(resumed.message().find("is gone"), std::string::npos) << resumed;
-  EXPECT_NE(resumed.message().find("re-snapshot verb is not built yet"), std::string::npos)
+  EXPECT_NE(resumed.message().find("ferryctl --admin PRIMARY resnapshot "), std::string::npos)
       << resumed;
   EXPECT_EQ(apply_->status().stopped_tables.size(), 1u);
   // Nothing else is lost: the other table has every row, the stopped one what it had.

@@ -1,7 +1,9 @@
 // Ferry's own messages from a Postgres source (connectors/postgres/common/ferry_messages.h):
-// a replayed DDL command ("ferry.ddl", ddl_replay.h) and a partition's TRUNCATE
-// ("ferry.truncate"). Only messages the capture authenticated are acted on; see
-// docs/schema-changes.md for what is replayed and what stops a table.
+// a replayed DDL command ("ferry.ddl", ddl_replay.h), a partition's TRUNCATE
+// ("ferry.truncate") and a table's re-snapshot ("ferry.resnapshot": the TRUNCATE and rows that
+// follow apply even to a stopped table, whose stop the commit clears). Only messages the capture
+// authenticated are acted on; see docs/schema-changes.md for what is replayed and what stops a
+// table.
 #include <algorithm>
 #include <utility>
 
@@ -64,6 +66,13 @@ absl::Status PostgresSession::ApplyFerryMessage(uint64_t seq, const v1::Change& 
       return absl::DataLossError(absl::StrCat("inbound record ", seq, ": ", m.status().message()));
     }
     return ApplyPartitionTruncate(*m);
+  }
+  if (prefix == pg::kResnapshotMessagePrefix) {
+    absl::StatusOr<v1::PgResnapshotMessage> m = ParseResnapshotMessage(change.message_content());
+    if (!m.ok()) {
+      return absl::DataLossError(absl::StrCat("inbound record ", seq, ": ", m.status().message()));
+    }
+    return ApplyResnapshot(*m);
   }
   return absl::DataLossError(absl::StrCat("inbound record ", seq,
                                           ": a Ferry message with the unknown prefix \"", prefix,
@@ -191,6 +200,29 @@ absl::Status PostgresSession::ApplyPartitionTruncate(const v1::PgTruncateMessage
   FERRY_RETURN_IF_ERROR(FlushInserts());
   FERRY_RETURN_IF_ERROR(FlushBatch());
   return Statement(root, "TRUNCATE ONLY " + Qualified(table), {}, -1, "TRUNCATE", nullptr);
+}
+
+absl::Status PostgresSession::ApplyResnapshot(const v1::PgResnapshotMessage& m) {
+  const TableName table{m.schema(), m.name()};
+  if (ctx_.only_table && table != *ctx_.only_table) return absl::OkStatus();
+  if (m.copy_missing()) {
+    const std::string reason =
+        absl::StrCat("the re-snapshot (copy ", m.id(), ") reached the standby without its rows (",
+                     m.missing_reason(), "); run `ferryctl resnapshot ", table.ToString(),
+                     "` on the primary again");
+    if (Skipped(table)) {
+      spdlog::error("apply: table {} stays stopped: {}", table.ToString(), reason);
+      return absl::OkStatus();
+    }
+    return Fault(table, reason);
+  }
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
+  // From here on (this transaction's TRUNCATE and rows, and every later change of the group)
+  // the table applies even if it was stopped; Commit clears the stop.
+  resnapshots_in_group_.push_back({table, txn_seq_});
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::pg_sink

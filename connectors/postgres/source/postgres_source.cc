@@ -19,6 +19,7 @@
 #include "connectors/postgres/source/pgoutput_decoder.h"
 #include "connectors/postgres/source/relation_cache.h"
 #include "connectors/postgres/source/replication_connection.h"
+#include "connectors/postgres/source/resnapshot.h"
 #include "connectors/postgres/source/snapshot.h"
 #include "connectors/postgres/source/transaction_assembler.h"
 #include "connectors/postgres/source/walsender_messages.h"
@@ -107,6 +108,8 @@ class PostgresSource::Session {
     FERRY_ASSIGN_OR_RETURN(std::vector<std::string> keys, KnownMessageKeys(message_key));
     assembler_.SetMessageKeys(std::move(keys));
     FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
+    FERRY_ASSIGN_OR_RETURN(auto leftovers, LeftoverCopies(*conn, options_.resnapshot_dir));
+    assembler_.DeleteCopiesOnceCaptured(std::move(leftovers));
     FERRY_RETURN_IF_ERROR(repl_->StartReplication(options_.slot, start, options_.publication));
     {
       absl::MutexLock lock(&source_.mu_);
@@ -126,6 +129,7 @@ class PostgresSource::Session {
     a.max_fragment_bytes = o.max_fragment_bytes;
     a.max_batch_bytes = o.max_fragment_bytes;
     a.skip_origin_prefix = o.skip_origin_prefix;
+    a.resnapshot_dir = o.resnapshot_dir;
     return a;
   }
 
@@ -536,5 +540,15 @@ UncapturedReport PostgresSource::Uncaptured(uint64_t captured_position) const {
 }
 
 std::string PostgresSource::FormatPosition(uint64_t position) const { return FormatLsn(position); }
+
+absl::StatusOr<Source::ResnapshotResult> PostgresSource::Resnapshot(const std::string& table) {
+  ResnapshotOptions o;
+  o.dsn = options_.dsn;
+  o.publication = options_.publication;
+  o.staging_dir = options_.resnapshot_dir;
+  o.lock_timeout = options_.resnapshot_lock_timeout;
+  FERRY_ASSIGN_OR_RETURN(ResnapshotDone done, ResnapshotTable(o, table));
+  return ResnapshotResult{done.rows, done.id};
+}
 
 }  // namespace ferry::pg

@@ -65,6 +65,11 @@ struct PostgresSourceOptions {
   // How often the source database is checked beside capture (SourceMonitor): the WAL position
   // for Uncaptured(), keyless tables; large objects every 10 checks.
   absl::Duration monitor_interval = absl::Seconds(1);
+  // Where re-snapshots (Resnapshot(), resnapshot.h) stage their copies for the capture
+  // (ferryd: <data_dir>/resnapshot). Empty: re-snapshots are refused.
+  std::string resnapshot_dir;
+  // How long a re-snapshot waits for its SHARE lock on the table.
+  absl::Duration resnapshot_lock_timeout = absl::Seconds(10);
   // Reconnect backoff after a transient error: doubles from min to max.
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
@@ -85,6 +90,9 @@ class PostgresSource final : public Source {
   SourceHealth Health() const override;
   std::string FormatPosition(uint64_t position) const override;
   UncapturedReport Uncaptured(uint64_t captured_position) const override;
+  // Copies one table at a consistent cut on its own connection (resnapshot.h); the running
+  // capture delivers it. Thread-safe.
+  absl::StatusOr<ResnapshotResult> Resnapshot(const std::string& table) override;
 
   // Keys of the source state this source keeps in the CaptureTarget.
   std::string StateKey(const std::string& name) const;

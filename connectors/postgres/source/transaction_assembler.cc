@@ -1,6 +1,8 @@
 #include "connectors/postgres/source/transaction_assembler.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -8,7 +10,11 @@
 #include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/ddl_capture.h"
+#include "connectors/postgres/source/staged_copy.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/pg_messages.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace ferry::pg {
@@ -34,6 +40,9 @@ void TransactionAssembler::Reset() {
   pending_captured_ = 0;
   advance_to_ = 0;
   heartbeat_to_ = 0;
+  // The server sends the transactions again; their copies stay until then.
+  copies_in_transaction_.clear();
+  copies_pending_.clear();
 }
 
 absl::Status TransactionAssembler::RequireTransaction(absl::string_view what) const {
@@ -85,6 +94,9 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
     }
     c.set_message_prefix(std::move(m->prefix));
     c.set_message_content(std::move(m->content));
+    if (c.message_authenticated() && c.message_prefix() == kResnapshotMessagePrefix) {
+      return AddResnapshot(std::move(c));
+    }
     return AddChange(std::move(c), {});
   }
   if (auto* m = std::get_if<InsertMessage>(&message)) {
@@ -157,6 +169,7 @@ absl::Status TransactionAssembler::OnBegin(const BeginMessage& m) {
   from_ferry_ = false;
   dropping_ = m.final_lsn < target_->CapturedPosition();
   if (dropping_) ++stats_.duplicates_skipped;
+  copies_in_transaction_.clear();
   next_fragment_ = 0;
   StartFragment();
   return absl::OkStatus();
@@ -182,6 +195,9 @@ absl::Status TransactionAssembler::OnCommit(const CommitMessage& m) {
     return absl::OkStatus();
   }
   ++stats_.transactions;
+  // Before closing: closing may append at once, and the copies go only after that append.
+  for (std::string& path : copies_in_transaction_) copies_pending_.push_back(std::move(path));
+  copies_in_transaction_.clear();
   return CloseFragment(/*last=*/true, m.end_lsn);
 }
 
@@ -222,6 +238,77 @@ void TransactionAssembler::StartFragment() {
   fragment_.set_source_position(begin_.final_lsn);
   fragment_.set_commit_time_us(begin_.commit_time_us);
   fragment_.set_source_xid(begin_.xid);
+}
+
+absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
+  v1::PgResnapshotMessage m;
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = true;
+  std::string problem;
+  std::unique_ptr<StagedCopyReader> copy;
+  std::string path;
+  if (!google::protobuf::util::JsonStringToMessage(message.message_content(), &m, parse).ok() ||
+      m.v() != 1 || m.schema().empty() || m.name().empty()) {
+    // Signed by our own function, so this cannot be; if it is, no table can be named: the
+    // message is carried as a plain one and said loudly.
+    spdlog::error(
+        "capture: source transaction {}: an unreadable re-snapshot message is not replayed: {}",
+        begin_.xid, message.message_content());
+    message.set_message_authenticated(false);
+    return AddChange(std::move(message), {});
+  }
+  if (!IsValidCopyId(m.id())) {
+    problem = "the message names no valid copy id";
+  } else if (options_.resnapshot_dir.empty()) {
+    problem = "this capture has no staging directory for re-snapshots";
+  } else {
+    path = (std::filesystem::path(options_.resnapshot_dir) / m.id()).string();
+    absl::StatusOr<std::unique_ptr<StagedCopyReader>> opened = StagedCopyReader::Open(path);
+    if (opened.ok() && ((*opened)->relation().schema() != m.schema() ||
+                        (*opened)->relation().name() != m.name())) {
+      problem = absl::StrCat("the staged copy ", m.id(), " holds another table");
+    } else if (opened.ok()) {
+      copy = *std::move(opened);
+    } else {
+      problem = std::string(opened.status().message());
+    }
+  }
+  if (copy == nullptr) {
+    ++stats_.resnapshots_missing;
+    spdlog::error(
+        "capture: the re-snapshot of {}.{} (source transaction {}) has no usable copy ({}); the "
+        "standby stops the table until `ferryctl resnapshot {}.{}` is run again",
+        m.schema(), m.name(), begin_.xid, problem, m.schema(), m.name());
+    m.set_copy_missing(true);
+    m.set_missing_reason(problem);
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(m, &json, print);
+    message.set_message_content(std::move(json));
+    return AddChange(std::move(message), {});
+  }
+  FERRY_RETURN_IF_ERROR(AddChange(std::move(message), {}));
+  const v1::Relation& relation = copy->relation();
+  v1::Change truncate;
+  truncate.set_op(v1::TRUNCATE);
+  truncate.set_relation_id(relation.relation_id());
+  truncate.add_truncate_relation_ids(relation.relation_id());
+  FERRY_RETURN_IF_ERROR(AddChange(std::move(truncate), {&relation}));
+  while (true) {
+    v1::Change insert;
+    insert.set_op(v1::INSERT);
+    insert.set_relation_id(relation.relation_id());
+    absl::StatusOr<bool> more = copy->Next(insert.mutable_new_tuple());
+    // Changed under us since it was checked: the session restarts and reads it again.
+    if (!more.ok()) return absl::UnavailableError(more.status().message());
+    if (!*more) break;
+    FERRY_RETURN_IF_ERROR(AddChange(std::move(insert), {&relation}));
+  }
+  ++stats_.resnapshots;
+  copies_in_transaction_.push_back(std::move(path));
+  KillPoint("capture.resnapshot_read");  // committed upstream, its rows read, none durable yet
+  return absl::OkStatus();
 }
 
 absl::Status TransactionAssembler::AddChange(v1::Change change,
@@ -275,11 +362,30 @@ absl::Status TransactionAssembler::Flush() {
     pending_bytes_ = 0;
     pending_captured_ = 0;
     FERRY_RETURN_IF_ERROR(target_->Append(std::move(batch), captured));
+    // Durable: the staged copies of the complete transactions in it are of no more use.
+    for (const std::string& path : copies_pending_) {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      if (ec) spdlog::warn("capture: cannot delete the staged copy {}: {}", path, ec.message());
+    }
+    copies_pending_.clear();
   }
   if (advance_to_ > 0) {
     uint64_t to = advance_to_;
     advance_to_ = 0;
     if (to > target_->CapturedPosition()) FERRY_RETURN_IF_ERROR(target_->AdvanceTo(to));
+  }
+  if (!leftover_copies_.empty()) {
+    const uint64_t captured = target_->CapturedPosition();
+    std::erase_if(leftover_copies_, [&](const std::pair<std::string, uint64_t>& copy) {
+      if (copy.second > captured) return false;
+      std::error_code ec;
+      if (std::filesystem::remove(copy.first, ec)) {
+        spdlog::info("capture: deleted {}, the copy of a re-snapshot captured before a restart",
+                     copy.first);
+      }
+      return true;
+    });
   }
   return absl::OkStatus();
 }

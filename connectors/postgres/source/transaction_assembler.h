@@ -21,6 +21,16 @@
 //     Commit message's end_lsn, just past the commit record), the position Postgres's own
 //     subscribers confirm; confirming it means the server never resends that transaction.
 //
+// Re-snapshots (resnapshot.h): an authenticated "ferry.resnapshot" message is followed, in the
+// same transaction, by a TRUNCATE of its table and one INSERT per row of the staged copy
+// <resnapshot_dir>/<id>, with the copy's Relation (fragmented like any change). The copy is
+// deleted once the transaction's last fragment is durably appended. When the copy is missing or
+// corrupt, the message is kept with its payload rewritten (copy_missing, missing_reason) so that
+// apply stops the table and says to run the re-snapshot again; capture goes on. A crash between
+// the durable append and the deletion leaves the copy: the session finds it at its start
+// (DeleteCopiesOnceCaptured) and Flush() deletes it once the captured position passes a WAL
+// position known to follow its transaction's commit.
+//
 // Batching: closed fragments wait in memory until Flush() (called by the replication loop
 // when the socket has nothing more to read, or by Handle() itself once max_batch_bytes are
 // pending), so that many small transactions share one durable Append. Memory is bounded by
@@ -37,6 +47,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -61,6 +72,8 @@ struct AssemblerOptions {
   size_t max_batch_bytes = 8 << 20;
   // Transactions from a replication origin with this prefix are not captured.
   std::string skip_origin_prefix = "ferry_";
+  // Where re-snapshots stage their copies (resnapshot.h); see "Re-snapshots" above.
+  std::string resnapshot_dir;
   // Heartbeat(): at most one AdvanceTo per interval unless the server asks for a reply.
   absl::Duration heartbeat_interval = absl::Seconds(1);
 };
@@ -73,6 +86,8 @@ struct AssemblerStats {
   uint64_t changes = 0;
   uint64_t schema_changes = 0;            // Relation messages that changed a known shape
   uint64_t unauthenticated_messages = 0;  // "ferry." messages whose signature was wrong
+  uint64_t resnapshots = 0;               // re-snapshots captured with their rows
+  uint64_t resnapshots_missing = 0;       // re-snapshots whose staged copy was missing
 };
 
 class TransactionAssembler {
@@ -88,6 +103,12 @@ class TransactionAssembler {
   // Several keys: the current one and those it replaced (messages signed before a new key was
   // made may still be in the slot).
   void SetMessageKeys(std::vector<std::string> keys) { message_keys_ = std::move(keys); }
+
+  // Staged copies (path, position) whose re-snapshot transaction committed before `position`:
+  // each is deleted by a Flush() once target.CapturedPosition() >= position.
+  void DeleteCopiesOnceCaptured(std::vector<std::pair<std::string, uint64_t>> copies) {
+    leftover_copies_ = std::move(copies);
+  }
 
   // Consumes one decoded message. See the class comment for errors.
   [[nodiscard]] absl::Status Handle(PgOutputMessage message);
@@ -122,6 +143,8 @@ class TransactionAssembler {
                                                                 absl::string_view what) const;
   [[nodiscard]] absl::Status CheckTuple(const v1::Relation& r, const v1::Tuple& t,
                                         absl::string_view what) const;
+  // The message and, when its copy is sound, the TRUNCATE and rows after it (see above).
+  [[nodiscard]] absl::Status AddResnapshot(v1::Change message);
   [[nodiscard]] absl::Status AddChange(v1::Change change,
                                        const std::vector<const v1::Relation*>& relations);
   void StartFragment();
@@ -152,6 +175,11 @@ class TransactionAssembler {
   uint64_t advance_to_ = 0;        // end LSN of a later filtered/empty transaction, or 0
   absl::Time last_heartbeat_ = absl::InfinitePast();
   uint64_t heartbeat_to_ = 0;  // a keepalive position not yet advanced to
+  // Staged copies used by the open transaction, and by closed ones not yet durably appended:
+  // deleted after the Append that makes them durable.
+  std::vector<std::string> copies_in_transaction_;
+  std::vector<std::string> copies_pending_;
+  std::vector<std::pair<std::string, uint64_t>> leftover_copies_;
 
   AssemblerStats stats_;
 };

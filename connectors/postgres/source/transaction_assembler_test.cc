@@ -1,7 +1,16 @@
 #include "connectors/postgres/source/transaction_assembler.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/postgres/source/staged_copy.h"
 #include "connectors/postgres/testing/memory_capture_target.h"
 #include "gtest/gtest.h"
 
@@ -292,6 +301,166 @@ TEST_F(AssemblerTest, FailedAppendIsReturned) {
   EXPECT_EQ(assembler_->Flush().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(target_.CapturedPosition(), 0u);
 }
+
+// Re-snapshots (issue #14): the marker is followed by its table's TRUNCATE and rows from the
+// staged copy, fragmented like any change, and the copy is deleted once durable; a marker whose
+// copy is missing, corrupt or named by a hostile id is kept and marked copy_missing; an
+// unsigned marker reads no file. Mutants: rows before the marker, the copy deleted before the
+// append, a path built from an unchecked id, an unsigned marker honoured.
+namespace resnapshot_test {
+
+std::string SignedContent(const std::string& key, const std::string& payload) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), mac, &len);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) absl::StrAppend(&hex, absl::Hex(mac[i], absl::kZeroPad2));
+  return hex + " " + payload;
+}
+
+std::string Payload(const std::string& id) {
+  return absl::StrCat(R"({"v":1,"schema":"public","name":"t9","id":")", id, R"("})");
+}
+
+class Dir {
+ public:
+  Dir() {
+    char tmpl[] = "/tmp/ferry-assembler-XXXXXX";
+    path_ = mkdtemp(tmpl) != nullptr ? tmpl : "/nonexistent";
+  }
+  ~Dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+constexpr char kId[] = "00112233445566778899aabbccddeeff";
+const std::string kKey(32, 'k');
+
+class ResnapshotAssemblerTest : public AssemblerTest {
+ protected:
+  void MakeWithCopies(size_t max_fragment_changes = 10000) {
+    AssemblerOptions o;
+    o.resnapshot_dir = dir_.path();
+    o.max_fragment_changes = max_fragment_changes;
+    Make(o);
+    assembler_->SetMessageKeys({kKey});
+  }
+  std::string WriteCopy(int rows) {
+    auto relation = BuildRelation(Relation(9, 2), catalog_);
+    EXPECT_TRUE(relation.ok());
+    const std::string path = dir_.path() + "/" + kId;
+    auto w = StagedCopyWriter::Create(path, 1234, *relation);
+    EXPECT_TRUE(w.ok()) << w.status();
+    for (int i = 0; i < rows; ++i) EXPECT_TRUE((*w)->Add(Row(i, 2)).ok());
+    EXPECT_TRUE((*w)->Finish().ok());
+    return path;
+  }
+  // One transaction holding just the marker with `content`; returns its changes.
+  std::vector<v1::Change> CaptureMarker(const std::string& content) {
+    lsn_ += 1000;
+    Begin(lsn_);
+    EXPECT_TRUE(Feed(LogicalMessage{true, lsn_, "ferry.resnapshot", content}).ok());
+    Commit(lsn_, lsn_ + 20);
+    EXPECT_TRUE(assembler_->Flush().ok());
+    std::vector<v1::Change> changes;
+    for (const auto& a : target_.appends()) {
+      for (const auto& f : a.fragments) {
+        for (const auto& c : f.changes()) changes.push_back(c);
+      }
+    }
+    return changes;
+  }
+  Dir dir_;
+  uint64_t lsn_ = 0;
+};
+
+TEST_F(ResnapshotAssemblerTest, TheMarkerIsFollowedByItsRowsAndTheCopyGoesOnceDurable) {
+  MakeWithCopies(/*max_fragment_changes=*/10);
+  const std::string path = WriteCopy(25);
+  Begin(100);
+  ASSERT_TRUE(
+      Feed(LogicalMessage{true, 100, "ferry.resnapshot", SignedContent(kKey, Payload(kId))}).ok());
+  Commit(100, 120);
+  EXPECT_TRUE(std::filesystem::exists(path)) << "deleted before it was durable";
+  ASSERT_TRUE(assembler_->Flush().ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  std::vector<v1::Change> changes;
+  size_t fragments = 0;
+  for (const auto& a : target_.appends()) {
+    for (const auto& f : a.fragments) {
+      ++fragments;
+      for (const auto& c : f.changes()) {
+        if (c.op() != v1::MESSAGE) {
+          ASSERT_EQ(f.relations_size(), 1);
+          EXPECT_EQ(f.relations(0).name(), "t9");
+        }
+        changes.push_back(c);
+      }
+    }
+  }
+  EXPECT_EQ(fragments, 3u);
+  ASSERT_EQ(changes.size(), 27u);
+  EXPECT_EQ(changes[0].op(), v1::MESSAGE);
+  EXPECT_TRUE(changes[0].message_authenticated());
+  EXPECT_EQ(changes[0].message_content(), Payload(kId));
+  EXPECT_EQ(changes[1].op(), v1::TRUNCATE);
+  EXPECT_EQ(changes[1].truncate_relation_ids(0), 9u);
+  for (int i = 0; i < 25; ++i) {
+    EXPECT_EQ(changes[2 + i].op(), v1::INSERT);
+    EXPECT_EQ(changes[2 + i].new_tuple().values(0).text(), absl::StrCat(i));
+  }
+  EXPECT_EQ(assembler_->stats().resnapshots, 1u);
+}
+
+TEST_F(ResnapshotAssemblerTest, AMissingCorruptOrHostilyNamedCopyMarksTheMarker) {
+  MakeWithCopies();
+  const std::string path = WriteCopy(3);
+  std::string corrupt;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    corrupt = s.str();
+  }
+  corrupt[corrupt.size() / 2] ^= 1;
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << corrupt;
+  }
+  for (const std::string& id :
+       {std::string(kId), std::string("ffffffffffffffffffffffffffffffff"),
+        std::string("../../../../etc/passwd"), std::string("00112233445566778899AABBCCDDEEFF")}) {
+    target_.ClearFragments();
+    std::vector<v1::Change> changes = CaptureMarker(SignedContent(kKey, Payload(id)));
+    ASSERT_EQ(changes.size(), 1u) << id;
+    EXPECT_TRUE(changes[0].message_authenticated());
+    EXPECT_TRUE(absl::StrContains(changes[0].message_content(), "\"copy_missing\":true"))
+        << changes[0].message_content();
+    EXPECT_TRUE(absl::StrContains(changes[0].message_content(), "\"name\":\"t9\""));
+  }
+  EXPECT_EQ(assembler_->stats().resnapshots_missing, 4u);
+}
+
+TEST_F(ResnapshotAssemblerTest, AnUnsignedMarkerReadsNoCopy) {
+  MakeWithCopies();
+  const std::string path = WriteCopy(3);
+  for (const std::string& content : {Payload(kId), std::string(64, 'a') + " " + Payload(kId),
+                                     SignedContent(std::string(32, 'x'), Payload(kId))}) {
+    target_.ClearFragments();
+    std::vector<v1::Change> changes = CaptureMarker(content);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_FALSE(changes[0].message_authenticated());
+    EXPECT_TRUE(std::filesystem::exists(path));
+  }
+}
+
+}  // namespace resnapshot_test
 
 }  // namespace
 }  // namespace ferry::pg

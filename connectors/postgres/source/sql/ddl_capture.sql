@@ -53,6 +53,25 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION ferry.sign_and_emit(text, text) FROM PUBLIC;
 
+-- A re-snapshot's marker ("ferry.resnapshot", ferryctl resnapshot): called by the capture role
+-- in the transaction that copied the table under a SHARE lock; the copy is staged by ferryd.
+CREATE OR REPLACE FUNCTION ferry.emit_resnapshot(table_schema text, table_name text, copy_id text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
+                 (rolreplication OR rolsuper)) THEN
+    RAISE EXCEPTION 'only a role with REPLICATION may re-snapshot a table'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF copy_id IS NULL OR copy_id !~ '^[0-9a-f]{32}$' THEN
+    RAISE EXCEPTION 'malformed re-snapshot id' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM ferry.sign_and_emit('ferry.resnapshot', jsonb_build_object(
+    'v', 1, 'schema', table_schema, 'name', table_name, 'id', copy_id)::text);
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION ferry.ddl_caller() RETURNS event_trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -242,5 +261,5 @@ ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
 SELECT ferry.add_truncate_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v2';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v3';
 COMMIT;
