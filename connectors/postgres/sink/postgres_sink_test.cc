@@ -365,16 +365,18 @@ TEST_F(ApplyTest, StoppedTableOverItsRetentionBoundNeedsAResnapshotAndStopsPinni
   WaitApplied(last);
   const TableName items{"public", "items"};
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  StoppedTableLog entry;
-  while (absl::Now() < deadline) {  // polling apply's status, not synchronisation
-    const ApplyStatus s = apply_->status();
-    auto it = s.stopped_table_logs.find(items);
-    if (it != s.stopped_table_logs.end() && it->second.needs_resnapshot) {
-      entry = it->second;
-      break;
+  // Polls apply's status (not synchronisation) until `items` needs a re-snapshot; an entry that
+  // does not when the deadline passes.
+  auto needs_resnapshot = [&]() -> StoppedTableLog {
+    while (absl::Now() < deadline) {
+      const ApplyStatus s = apply_->status();
+      auto it = s.stopped_table_logs.find(items);
+      if (it != s.stopped_table_logs.end() && it->second.needs_resnapshot) return it->second;
+      absl::SleepFor(absl::Milliseconds(10));
     }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+    return {};
+  };
+  StoppedTableLog entry = needs_resnapshot();
   ASSERT_TRUE(entry.needs_resnapshot) << "the stopped table never passed its bound";
   EXPECT_EQ(entry.cause, "retention_bytes");
   EXPECT_NE(entry.reason.find("apply.stopped_table_retention_bytes"), std::string::npos)
@@ -410,15 +412,7 @@ TEST_F(ApplyTest, StoppedTableOverItsRetentionBoundNeedsAResnapshotAndStopsPinni
   last = Append({Txn({kItems, other}, {Insert(1, {"500", "after", "x"}), Insert(5, {"500"})})});
   StartApply(options);
   WaitApplied(last);
-  while (absl::Now() < deadline) {  // polling apply's status, not synchronisation
-    const ApplyStatus s = apply_->status();
-    auto it = s.stopped_table_logs.find(items);
-    if (it != s.stopped_table_logs.end() && it->second.needs_resnapshot) {
-      entry = it->second;
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  entry = needs_resnapshot();
   EXPECT_EQ(entry.cause, "log_trimmed");
   EXPECT_EQ(apply_->ResumeTable(items).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Value("SELECT count(*) FROM other"), "102");

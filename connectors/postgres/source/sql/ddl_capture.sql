@@ -23,15 +23,25 @@ CREATE TABLE IF NOT EXISTS ferry.capture_key (
   outer_pad bytea NOT NULL);
 REVOKE ALL ON ferry.capture_key FROM PUBLIC;
 
+-- Raises insufficient_privilege unless the session's role has REPLICATION (or is a superuser):
+-- what the capture role's entry points below require. `what` completes "only a role with
+-- REPLICATION may ...".
+CREATE OR REPLACE FUNCTION ferry.require_replication(what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
+                 (rolreplication OR rolsuper)) THEN
+    RAISE EXCEPTION 'only a role with REPLICATION may %', what
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+END
+$fn$;
+
 -- The key, for the capture (a role with REPLICATION, which it needs anyway) to check signatures.
 CREATE OR REPLACE FUNCTION ferry.capture_key() RETURNS bytea
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
-                 (rolreplication OR rolsuper)) THEN
-    RAISE EXCEPTION 'only a role with REPLICATION may read Ferry''s capture key'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+  PERFORM ferry.require_replication('read Ferry''s capture key');
   RETURN (SELECT key FROM ferry.capture_key WHERE id = 1);
 END
 $fn$;
@@ -59,11 +69,7 @@ CREATE OR REPLACE FUNCTION ferry.emit_resnapshot(table_schema text, table_name t
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
-                 (rolreplication OR rolsuper)) THEN
-    RAISE EXCEPTION 'only a role with REPLICATION may re-snapshot a table'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+  PERFORM ferry.require_replication('re-snapshot a table');
   IF copy_id IS NULL OR copy_id !~ '^[0-9a-f]{32}$' THEN
     RAISE EXCEPTION 'malformed re-snapshot id' USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -219,11 +225,7 @@ REVOKE ALL ON FUNCTION ferry.add_truncate_triggers() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION ferry.ensure_truncate_triggers() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND
-                 (rolreplication OR rolsuper)) THEN
-    RAISE EXCEPTION 'only a role with REPLICATION may add Ferry''s TRUNCATE triggers'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+  PERFORM ferry.require_replication('add Ferry''s TRUNCATE triggers');
   PERFORM ferry.add_truncate_triggers();
 END
 $fn$;
@@ -261,5 +263,5 @@ ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
 SELECT ferry.add_truncate_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v3';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v4';
 COMMIT;
