@@ -22,6 +22,7 @@
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
+#include "connectors/postgres/source/postgres_fence.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "engine/daemon/daemon.h"
 
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
     o.snapshot = pg.snapshot;
     o.keyless_tables = pg.keyless_tables;
     o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
+    o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));
@@ -155,6 +157,11 @@ int main(int argc, char** argv) {
     auto sink = ferry::PostgresSink::Open(o);
     if (!sink.ok()) return sink.status();
     return std::unique_ptr<ferry::Sink>(std::move(*sink));
+  };
+
+  factories.fence =
+      [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
+    return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
   };
 
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));
