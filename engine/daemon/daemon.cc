@@ -778,13 +778,15 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
         "region ", config_.region, " is paused: resume it first (a paused region ships nothing)"));
   }
   PrimaryPipeline* primary;
+  std::string pipeline_error;
   {
     absl::MutexLock lock(&pipeline_mu_);
     primary = primary_.get();
+    pipeline_error = pipeline_error_;
   }
   if (primary == nullptr) {
     return absl::FailedPreconditionError(
-        absl::StrCat("region ", config_.region, "'s capture is not running: ", pipeline_error_));
+        absl::StrCat("region ", config_.region, "'s capture is not running: ", pipeline_error));
   }
   absl::StatusOr<v1::RegionInfo> peer =
       peer_->Probe("", std::min(deadline, absl::Now() + absl::Seconds(5)));
