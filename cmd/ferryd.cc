@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
       [pg](const ferry::config::Config& c,
            const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
     ferry::pg::PostgresSourceOptions o;
-    o.dsn = pg.ConnectionString();
+    // Named, so that a switchover's fence does not end the capture's own sessions.
+    o.dsn = pg.ConnectionString() + " application_name=ferry_capture";
     o.publication = pg.publication;
     o.slot = pg.slot;
     o.tables = pg.tables;

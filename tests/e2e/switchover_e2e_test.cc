@@ -261,6 +261,11 @@ TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitches
 // the new primary never collide with replicated rows.
 TEST_F(SwitchoverE2ETest, SequencesCarryOverSoNewKeysNeverCollide) {
   StartRegions();
+  // The standby made the publication at its first start (FOR ALL TABLES needs a superuser,
+  // which apply's role is), and holds no slot.
+  auto published = pg(Region::kWest).Query("SELECT count(*) FROM pg_publication");
+  ASSERT_TRUE(published.ok());
+  EXPECT_EQ((*published)[0][0].value_or(""), "1");
   ASSERT_TRUE(pg(Region::kEast)
                   .Exec("INSERT INTO acked (writer, note) SELECT 1, 'east' FROM "
                         "generate_series(1, 500); SELECT nextval('acked_id_seq') FROM "
@@ -270,6 +275,12 @@ TEST_F(SwitchoverE2ETest, SequencesCarryOverSoNewKeysNeverCollide) {
   ASSERT_TRUE(reversed.ok()) << reversed.status();
   ASSERT_EQ(reversed->exit_code, 0) << reversed->output;
   ExpectSettled(Region::kWest);
+  // Only the new primary holds a slot: the old one's retains no WAL any more.
+  for (Region r : {Region::kEast, Region::kWest}) {
+    auto slots = pg(r).Query("SELECT slot_name FROM pg_replication_slots");
+    ASSERT_TRUE(slots.ok());
+    ASSERT_EQ(slots->size(), r == Region::kWest ? 1u : 0u);
+  }
   auto east_last = pg(Region::kEast).Query("SELECT last_value FROM acked_id_seq");
   auto west_last = pg(Region::kWest).Query("SELECT last_value FROM acked_id_seq");
   ASSERT_TRUE(east_last.ok() && west_last.ok());

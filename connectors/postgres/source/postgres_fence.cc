@@ -34,11 +34,11 @@ absl::Status PostgresFence::Raise(const FenceNotice& notice, bool end_sessions) 
       PgResult r,
       conn->ExecParams("SELECT ferry.end_fenced_sessions($1::bigint)",
                        {std::to_string(absl::ToInt64Milliseconds(session_exit_wait_))}));
-  if (r.rows() != 1 || r.Get(0, 0) != "0") {
+  if (r.rows() != 1 || !r.Get(0, 0).empty()) {
     return absl::UnavailableError(
-        absl::StrCat(r.rows() == 1 ? std::string(r.Get(0, 0)) : "some",
-                     " session(s) whose transaction began before the fence did not exit within ",
-                     absl::FormatDuration(session_exit_wait_)));
+        absl::StrCat("sessions whose transaction began before the fence did not exit within ",
+                     absl::FormatDuration(session_exit_wait_), ": ",
+                     r.rows() == 1 ? std::string(r.Get(0, 0)) : "(unknown)"));
   }
   return absl::OkStatus();
 }

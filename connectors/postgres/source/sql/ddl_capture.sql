@@ -179,23 +179,34 @@ END
 $fn$;
 
 -- Ends the sessions whose transaction began before the fence was raised (they may have passed
--- the guard already), waiting up to `wait_ms` for each to exit. Returns how many did not exit.
-CREATE OR REPLACE FUNCTION ferry.end_fenced_sessions(wait_ms bigint) RETURNS int
+-- the guard already) and waits up to `wait_ms` until none of them is left: a session whose entry
+-- in pg_stat_activity is gone has aborted its transaction (its process may linger a moment).
+-- Returns the sessions still there then ('' when none): pid, application_name, state, wait
+-- event and query.
+DROP FUNCTION IF EXISTS ferry.end_fenced_sessions(bigint);
+CREATE FUNCTION ferry.end_fenced_sessions(wait_ms bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  p record;
-  left_running int := 0;
+  pids int[];
+  left_running text;
+  give_up timestamptz := clock_timestamp() + wait_ms * interval '1 millisecond';
 BEGIN
   PERFORM ferry.require_replication('end sessions at Ferry''s fence');
-  FOR p IN SELECT pid FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND
-                  backend_type = 'client backend' AND xact_start < statement_timestamp() AND
-                  coalesce(application_name, '') NOT LIKE 'ferry%' LOOP
-    IF NOT pg_terminate_backend(p.pid, wait_ms) THEN
-      left_running := left_running + 1;
-    END IF;
+  SELECT coalesce(array_agg(pid), '{}') INTO pids FROM pg_stat_activity
+   WHERE datname = current_database() AND pid <> pg_backend_pid() AND
+         backend_type = 'client backend' AND xact_start < statement_timestamp() AND
+         coalesce(application_name, '') NOT LIKE 'ferry%';
+  PERFORM pg_terminate_backend(pid) FROM unnest(pids) AS pid;
+  LOOP
+    PERFORM pg_stat_clear_snapshot();  -- pg_stat_activity is read once per transaction otherwise
+    SELECT string_agg(format('pid %s (application %L, %s, waiting on %s, query %L)', a.pid,
+                             a.application_name, a.state, coalesce(a.wait_event, 'nothing'),
+                             left(a.query, 200)), '; ')
+      INTO left_running FROM pg_stat_activity a WHERE a.pid = ANY (pids);
+    EXIT WHEN left_running IS NULL OR clock_timestamp() >= give_up;
+    PERFORM pg_sleep(0.005);
   END LOOP;
-  RETURN left_running;
+  RETURN coalesce(left_running, '');
 END
 $fn$;
 
