@@ -121,9 +121,10 @@ class AckedWriter {
 
 class SwitchoverE2ETest : public ::testing::Test {
  protected:
-  void StartRegions() {
+  void StartRegions(bool with_proxy = false) {
     TwoRegionsOptions options;
     options.schema_sql = kSchema;
+    options.with_proxy = with_proxy;
     auto regions = TwoRegions::Start(options);
     ASSERT_TRUE(regions.ok()) << regions.status();
     regions_ = std::move(*regions);
@@ -315,6 +316,58 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
   ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO kv VALUES (5000, 'still writable')").ok());
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
+}
+
+// A partition while the standby flips: east (whose calls to west go through the fault proxy)
+// loses the answer and cannot ask, so it stays fenced; west completes the flip and takes writes.
+// At no moment are both writable; once the partition heals, east learns of the flip and becomes
+// west's standby with nothing lost.
+TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries) {
+  StartRegions(/*with_proxy=*/true);
+  ASSERT_TRUE(pg(Region::kEast)
+                  .Exec("INSERT INTO acked (writer, note) SELECT 4, 'before' FROM "
+                        "generate_series(1, 50)")
+                  .ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
+  // West's apply of kv waits behind a lock, so the switchover waits in west's last step.
+  auto locker = pg::PgConnection::Connect(pg(Region::kWest).dsn());
+  ASSERT_TRUE(locker.ok()) << locker.status();
+  ASSERT_TRUE((*locker)->Exec("BEGIN; LOCK TABLE kv IN ACCESS EXCLUSIVE MODE").ok());
+  ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO kv VALUES (7001, 'waits on west')").ok());
+
+  absl::StatusOr<TwoRegions::CtlResult> reversed = absl::UnknownError("not run");
+  std::thread ctl([&] { reversed = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "60"}); });
+  auto waiting = Poll(Region::kWest, [](const v1::StatusReply& st) {
+    return absl::StrContains(st.operation(), "applying through");
+  });
+  EXPECT_TRUE(waiting.ok()) << waiting.status();
+  regions_->proxy()->SetBlackhole(true);  // east -> west: nothing gets through
+  regions_->proxy()->DropConnections();
+  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());  // west applies and flips
+  ctl.join();
+  ASSERT_TRUE(reversed.ok()) << reversed.status();
+  EXPECT_EQ(reversed->exit_code, 1) << reversed->output;
+  EXPECT_NE(reversed->output.find("stays fenced"), std::string::npos) << reversed->output;
+
+  auto west = Poll(Region::kWest, [](const v1::StatusReply& st) {
+    return st.role() == "primary" && st.fence() == "lifted";
+  });
+  ASSERT_TRUE(west.ok()) << west.status();
+  auto east = regions_->Status(Region::kEast);
+  ASSERT_TRUE(east.ok());
+  EXPECT_EQ(east->state(), "switching");
+  EXPECT_EQ(east->fence(), "raised");
+  const absl::Status refused = pg(Region::kEast).Exec("INSERT INTO kv VALUES (7002, 'split')");
+  EXPECT_NE(refused.message().find("fenced"), std::string::npos) << refused;
+  ASSERT_TRUE(pg(Region::kWest).Exec("INSERT INTO kv VALUES (7003, 'west during')").ok());
+
+  regions_->proxy()->SetBlackhole(false);
+  ExpectSettled(Region::kWest);
+  const absl::Status equal = regions_->WaitForTablesEqual(kTables, absl::Seconds(120));
+  ASSERT_TRUE(equal.ok()) << equal;
+  auto rows = pg(Region::kEast).Query("SELECT count(*) FROM kv WHERE k IN (7001, 7003)");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[0][0].value_or(""), "2");
 }
 
 // SIGKILL of either ferryd at each step of a switchover (named kill points), then a restart:
