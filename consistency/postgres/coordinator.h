@@ -1,0 +1,88 @@
+// The verify's coordinator, run by the primary's ferryd: for each table, compare the schemas,
+// scan the primary's copy while the standby scans its own, then compare top-down
+// (comparison.h). The standby is a StandbyPeer: in-process for tests (LocalStandbyPeer), over
+// gRPC between two ferryd (engine side).
+//
+// Example:
+//   FERRY_ASSIGN_OR_RETURN(auto primary, VerifySession::Open(primary_dsn, snapshot));
+//   LocalStandbyPeer standby(std::move(standby_session));
+//   FERRY_ASSIGN_OR_RETURN(VerifyReport report, RunVerify(*primary, standby, {}));
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "consistency/comparison.h"
+#include "consistency/postgres/pg_verify_session.h"
+
+namespace ferry::consistency {
+
+// What the coordinator asks of the standby's verifier. Thread safety: OpenTable may run on
+// another thread than the coordinator's (it scans while the primary scans); one call at a time.
+class StandbyPeer {
+ public:
+  virtual ~StandbyPeer() = default;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<TableName>> ListTables() = 0;
+  // kNotFound when the standby has no such table.
+  [[nodiscard]] virtual absl::StatusOr<TableSchema> ReadSchema(const TableName& table) = 0;
+  // Scans the table per `spec` and returns its side; valid until the next OpenTable.
+  [[nodiscard]] virtual absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) = 0;
+};
+
+// A standby read in this process through its own VerifySession.
+class LocalStandbyPeer : public StandbyPeer {
+ public:
+  explicit LocalStandbyPeer(std::unique_ptr<VerifySession> session)
+      : session_(std::move(session)) {}
+  absl::StatusOr<std::vector<TableName>> ListTables() override { return session_->ListTables(); }
+  absl::StatusOr<TableSchema> ReadSchema(const TableName& table) override {
+    return session_->ReadSchema(table);
+  }
+  absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
+  uint64_t rows_read() const { return rows_read_; }
+
+ private:
+  std::unique_ptr<VerifySession> session_;
+  std::unique_ptr<PgTableSide> table_;
+  uint64_t rows_read_ = 0;
+};
+
+struct VerifyOptions {
+  // Tables to compare; empty: every table either region has (VerifySession::ListTables).
+  std::vector<TableName> tables;
+  int leaf_bits = 10;
+  CompareOptions compare;
+  // Called after each table with its result (progress).
+  std::function<void(const TableDifferences&)> on_table;
+};
+
+struct VerifyReport {
+  std::vector<TableDifferences> tables;
+  CompareStats stats;
+  uint64_t primary_rows_read = 0;
+  uint64_t primary_bytes_read = 0;
+
+  uint64_t differences() const {
+    uint64_t n = 0;
+    for (const auto& t : tables) n += t.differences();
+    return n;
+  }
+  bool truncated() const {
+    for (const auto& t : tables) {
+      if (t.truncated) return true;
+    }
+    return false;
+  }
+};
+
+// Errors: the sessions' and the peer's (kUnavailable: a database or the peer went away),
+// options.compare.check_cancelled's. A table missing on one side is a difference, not an error.
+[[nodiscard]] absl::StatusOr<VerifyReport> RunVerify(VerifySession& primary, StandbyPeer& standby,
+                                                     const VerifyOptions& options);
+
+}  // namespace ferry::consistency
