@@ -34,6 +34,9 @@ absl::StatusOr<std::unique_ptr<VerifySession>> VerifySession::Open(
           "cannot read at the verify's cut (snapshot ", *snapshot, "): ", set.status().message()));
     }
   }
+  // The snapshot is taken now (the first statement of a REPEATABLE READ transaction), while the
+  // caller holds the cut.
+  FERRY_RETURN_IF_ERROR(conn->Exec("SELECT 1").status());
   return std::unique_ptr<VerifySession>(new VerifySession(std::move(conn)));
 }
 

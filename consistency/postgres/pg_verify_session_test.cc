@@ -4,7 +4,9 @@
 
 #include <memory>
 
+#include "connectors/postgres/common/lsn.h"
 #include "consistency/postgres/coordinator.h"
+#include "consistency/postgres/primary_cut.h"
 #include "tests/support/pg_cluster.h"
 
 namespace ferry::consistency {
@@ -245,6 +247,54 @@ TEST_F(PgVerifyTest, RangesFromAHostilePeerAreRefused) {
   auto count = standby_->QueryValue("SELECT count(*) FROM hostile");
   ASSERT_TRUE(count.ok());
   EXPECT_EQ(**count, "1");
+}
+
+}  // namespace
+}  // namespace ferry::consistency
+
+namespace ferry::consistency {
+namespace {
+
+TEST_F(PgVerifyTest, ACutSeesExactlyWhatCommittedBeforeIt) {
+  ASSERT_TRUE(
+      primary_->Exec("CREATE TABLE cut (id int PRIMARY KEY); INSERT INTO cut VALUES (1)").ok());
+  auto before = primary_->QueryValue("SELECT pg_current_wal_insert_lsn()::text");
+  ASSERT_TRUE(before.ok());
+  auto cut = PrimaryCut::Create(primary_->dsn(), "ferry_verify_test", absl::Seconds(30));
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  ASSERT_TRUE(primary_->Exec("INSERT INTO cut VALUES (2)").ok());  // after the cut
+  auto session = VerifySession::Open(primary_->dsn(), (*cut)->snapshot());
+  ASSERT_TRUE(session.ok()) << session.status();
+  ASSERT_TRUE((*cut)->CommitMarker(primary_->dsn(), "test").ok());
+  (*cut)->Release();  // the slot is gone, the imported snapshot stays
+  auto slots = primary_->QueryValue("SELECT count(*) FROM pg_replication_slots");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+  auto r =
+      (*session)->connection().Exec("SELECT string_agg(id::text, ',' ORDER BY id) FROM public.cut");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Get(0, 0), "1");
+  // The position is at or after what was written before the slot.
+  auto newer = primary_->QueryValue("SELECT '" + pg::FormatLsn((*cut)->position()) +
+                                    "'::pg_lsn >= '" + **before + "'::pg_lsn");
+  ASSERT_TRUE(newer.ok());
+  EXPECT_EQ(**newer, "t");
+}
+
+TEST_F(PgVerifyTest, ACutWaitingForARunningTransactionTimesOut) {
+  auto blocker = pg::PgConnection::Connect(primary_->dsn());
+  ASSERT_TRUE(blocker.ok());
+  ASSERT_TRUE((*blocker)->Exec("CREATE TABLE IF NOT EXISTS held (id int)").ok());
+  ASSERT_TRUE((*blocker)->Exec("BEGIN; INSERT INTO held VALUES (1)").ok());  // holds an xid
+  auto cut = PrimaryCut::Create(primary_->dsn(), "ferry_verify_blocked", absl::Milliseconds(300));
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDeadlineExceeded) << cut.status();
+  EXPECT_NE(cut.status().message().find("running transaction"), std::string::npos);
+  ASSERT_TRUE((*blocker)->Exec("COMMIT").ok());
+  // Once it ended, a cut is made.
+  cut = PrimaryCut::Create(primary_->dsn(), "ferry_verify_blocked", absl::Seconds(30));
+  EXPECT_TRUE(cut.ok()) << cut.status();
+  EXPECT_EQ(PrimaryCut::Create(primary_->dsn(), "Bad-Name", absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
