@@ -22,18 +22,6 @@
 
 namespace ferry::consistency {
 
-// What the coordinator asks of the standby's verifier. Thread safety: OpenTable may run on
-// another thread than the coordinator's (it scans while the primary scans); one call at a time.
-class StandbyPeer {
- public:
-  virtual ~StandbyPeer() = default;
-  [[nodiscard]] virtual absl::StatusOr<std::vector<TableName>> ListTables() = 0;
-  // kNotFound when the standby has no such table.
-  [[nodiscard]] virtual absl::StatusOr<TableSchema> ReadSchema(const TableName& table) = 0;
-  // Scans the table per `spec` and returns its side; valid until the next OpenTable.
-  [[nodiscard]] virtual absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) = 0;
-};
-
 // A standby read in this process through its own VerifySession.
 class LocalStandbyPeer : public StandbyPeer {
  public:

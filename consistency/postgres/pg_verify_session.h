@@ -17,16 +17,10 @@
 #include "absl/status/statusor.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "consistency/leaf_index.h"
+#include "consistency/peer.h"
 #include "consistency/schema.h"
 
 namespace ferry::consistency {
-
-struct TableName {
-  std::string schema;
-  std::string name;
-  friend bool operator==(const TableName&, const TableName&) = default;
-  friend auto operator<=>(const TableName&, const TableName&) = default;
-};
 
 class VerifySession {
  public:

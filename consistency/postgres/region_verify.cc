@@ -1,0 +1,50 @@
+#include "consistency/postgres/region_verify.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/strings/str_cat.h"
+#include "consistency/postgres/primary_cut.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::consistency {
+namespace {
+
+std::string SlotNameFor(const std::string& verify_id) {
+  std::string slot = "ferry_verify_";
+  for (char c : verify_id) {
+    slot.push_back(std::isalnum(static_cast<unsigned char>(c))
+                       ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                       : '_');
+  }
+  return slot.substr(0, 63);
+}
+
+absl::StatusOr<RegionVerifyResult> RunWithFrozenStandby(const RegionVerifyOptions& options,
+                                                        GrpcStandbyPeer& standby,
+                                                        RegionVerifyResult result) {
+  FERRY_ASSIGN_OR_RETURN(
+      auto cut,
+      PrimaryCut::Create(options.primary_dsn, SlotNameFor(options.verify_id), options.cut_timeout));
+  result.cut_position = cut->position();
+  FERRY_ASSIGN_OR_RETURN(auto primary, VerifySession::Open(options.primary_dsn, cut->snapshot()));
+  FERRY_RETURN_IF_ERROR(cut->CommitMarker(options.primary_dsn, options.verify_id));
+  cut->Release();
+  FERRY_RETURN_IF_ERROR(standby.SetCut(result.cut_position, options.cut_timeout));
+  FERRY_ASSIGN_OR_RETURN(result.report, RunVerify(*primary, standby, options.verify));
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<RegionVerifyResult> RunRegionVerify(const RegionVerifyOptions& options,
+                                                   GrpcStandbyPeer& standby) {
+  RegionVerifyResult result;
+  FERRY_ASSIGN_OR_RETURN(result.standby_region, standby.BeginCut(options.cut_timeout));
+  absl::StatusOr<RegionVerifyResult> done = RunWithFrozenStandby(options, standby, result);
+  standby.End();
+  if (done.ok()) done->wire_bytes = standby.wire_bytes();
+  return done;
+}
+
+}  // namespace ferry::consistency
