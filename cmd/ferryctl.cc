@@ -5,6 +5,7 @@
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
+//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--max-keys N] [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -22,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cmd/ferryctl_verify.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -43,6 +45,11 @@ Commands:
   resnapshot TABLE  primary: copy one table (schema.name) at a consistent point of the history
                     and make the standby's copy equal, lifting its stop there; writers of the
                     table wait while it is copied (SHARE lock on the primary's database)
+  verify            primary: compare both regions' databases at one consistent cut, under
+                    live load; prints the differing keys (missing, extra or changed on the
+                    standby, schema differences); exit 0 equal, 2 different, 1 error.
+                    --table SCHEMA.TABLE (repeatable; default every table), --max-keys N
+                    (default 1000; the counts are complete), --timeout (default 3600)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -63,6 +70,8 @@ struct Args {
   std::string table;   // resume-table's and resnapshot's operand
   std::string log_id;  // reseed's operand
   bool json = false;
+  std::vector<std::string> verify_tables;  // verify's --table
+  uint32_t max_keys = 0;                   // verify's --max-keys
 };
 
 int Usage(const std::string& error) {
@@ -267,6 +276,20 @@ int main(int argc, char** argv) {
       args.timeout_set = true;
     } else if (a == "--json") {
       args.json = true;
+    } else if (a == "--table") {
+      const char* v = value("--table");
+      if (v == nullptr) return Usage("--table needs SCHEMA.TABLE");
+      args.verify_tables.push_back(v);
+    } else if (a == "--max-keys") {
+      const char* v = value("--max-keys");
+      char* end = nullptr;
+      const long n = v ? std::strtol(v, &end, 10) : 0;
+      if (v == nullptr || *end != '\0' || n < 1 || n > 1000000) {
+        return Usage("--max-keys needs a number between 1 and 1000000");
+      }
+      args.max_keys = static_cast<uint32_t>(n);
+    } else if (a == "--repair") {
+      return Usage("verify --repair is not available in this version (docs/verify.md)");
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -276,7 +299,8 @@ int main(int argc, char** argv) {
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot") {
+      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
+      args.command != "verify") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   const size_t operands =
@@ -296,6 +320,26 @@ int main(int argc, char** argv) {
     if (!args.timeout_set) args.timeout_s = 300;
   }
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
+  if ((!args.verify_tables.empty() || args.max_keys != 0) && args.command != "verify") {
+    return Usage("--table and --max-keys are options of verify");
+  }
+  for (const std::string& t : args.verify_tables) {
+    const size_t dot = t.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == t.size()) {
+      return Usage(absl::StrCat("--table needs SCHEMA.TABLE, not '", t, "'"));
+    }
+  }
+  if (args.command == "verify") {
+    auto verify_stub = ferry::v1::Admin::NewStub(
+        grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials()));
+    return ferry::ctl::RunVerify(*verify_stub,
+                                 {.admin = args.admin,
+                                  .token = args.token,
+                                  .timeout_s = args.timeout_set ? args.timeout_s : 3600,
+                                  .json = args.json,
+                                  .tables = args.verify_tables,
+                                  .max_keys = args.max_keys});
+  }
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());
   auto stub = ferry::v1::Admin::NewStub(channel);

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/verify_factories.h"
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
     return std::unique_ptr<ferry::Sink>(std::move(*sink));
   };
 
+  ferry::AddVerifyFactories(pg.ConnectionString(), &factories);
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));
   if (!daemon.ok()) {
     spdlog::critical("cannot start: {}", daemon.status().ToString());

@@ -43,10 +43,11 @@ struct CompareOptions {
 struct TableDifferences {
   std::string table;  // schema.name
   bool keyless = false;
-  std::vector<Values> missing;  // keys the primary holds and the standby not
-  std::vector<Values> extra;    // keys the standby holds and the primary not
-  std::vector<Values> changed;  // keys both hold with different values
-  uint64_t missing_count = 0;   // keyless: rows (a duplicate counts each time)
+  std::vector<std::string> key_columns;  // names of a key's values
+  std::vector<Values> missing;           // keys the primary holds and the standby not
+  std::vector<Values> extra;             // keys the standby holds and the primary not
+  std::vector<Values> changed;           // keys both hold with different values
+  uint64_t missing_count = 0;            // keyless: rows (a duplicate counts each time)
   uint64_t extra_count = 0;
   uint64_t changed_count = 0;
   std::vector<std::string> schema;  // schema differences, one sentence each

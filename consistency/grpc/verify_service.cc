@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "consistency/grpc/wire.h"
+#include "engine/base/kill_point.h"
 
 namespace ferry::consistency {
 namespace {
@@ -98,13 +99,10 @@ grpc::Status VerifyPeerService::BeginCut(grpc::ServerContext* context,
   uint64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (!verify_id_.empty()) {
-      if (absl::Now() - last_call_ < options_.idle_timeout) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("verify: verify ", verify_id_, " runs on this region"));
-      }
-      EndLocked();  // its coordinator is gone
-    }
+    // Only the primary coordinates, and it runs one verify at a time: a new one means the
+    // previous coordinator is gone (its ferryd was killed or restarted). Its calls are refused
+    // from now on.
+    if (!verify_id_.empty()) EndLocked();
   }
   if (watchdog_.joinable()) watchdog_.join();  // it ends: the verify it watched has ended
   absl::MutexLock lock(&mu_);
@@ -151,6 +149,7 @@ grpc::Status VerifyPeerService::SetCut(grpc::ServerContext* context,
     return ToGrpc(peer.status());
   }
   peer_ = std::move(*peer);
+  KillPoint("verify.standby_cut_taken");
   return grpc::Status::OK;
 }
 

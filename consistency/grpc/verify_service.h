@@ -3,9 +3,10 @@
 // lent by the daemon), opens a session on the standby's database at the cut (open_peer, given
 // by ferryd, which knows the connector), and answers the coordinator's digests and rows.
 //
-// One verify at a time. A verify whose coordinator vanished (its ferryd was killed) is ended
-// when another BeginCut arrives after `idle_timeout` without a call; a freeze is lifted after the
-// BeginCut's cut_timeout_ms even if SetCut never comes, so a dead coordinator never holds apply.
+// One verify at a time: a BeginCut ends the running verify, if any (the primary, the only
+// coordinator, runs one at a time, so a new one means the previous coordinator is gone), and
+// the old verify's calls are refused. A freeze is lifted after the BeginCut's cut_timeout_ms
+// even if SetCut never comes, so a dead coordinator never holds apply.
 //
 // Thread safety: gRPC calls it from its threads; calls are serialised by one mutex (a scan
 // holds it: the coordinator sends one call at a time anyway).
@@ -49,7 +50,6 @@ struct VerifyServiceOptions {
   int max_ranges = 4096;
   uint64_t max_leaf_rows = uint64_t{1} << 20;
   uint32_t max_cut_timeout_ms = 10 * 60 * 1000;
-  absl::Duration idle_timeout = absl::Minutes(5);
 };
 
 class VerifyPeerService final : public v1::VerifyPeer::Service {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::consistency {
@@ -41,6 +42,7 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   out->schema = plan.schema_differences;
   out->notes = plan.notes;
   out->keyless = plan.spec.keyless();
+  out->key_columns = plan.spec.key_columns;
   if (!plan.compare_rows) return absl::OkStatus();
 
   FERRY_ASSIGN_OR_RETURN(auto side, PgTableSide::Create(primary, plan.spec));
@@ -50,6 +52,7 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   absl::StatusOr<TableSide*> standby_side = remote.get();
   FERRY_RETURN_IF_ERROR(scanned);
   FERRY_RETURN_IF_ERROR(standby_side.status());
+  KillPoint("verify.tables_scanned");
   FERRY_RETURN_IF_ERROR(CompareTable(*side, **standby_side, options.compare, out, &report->stats));
   report->primary_rows_read += side->rows_read();
   report->primary_bytes_read += side->bytes_read();

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "consistency/comparison.h"
 #include "consistency/postgres/pg_verify_session.h"
+#include "consistency/verify_report.h"
 
 namespace ferry::consistency {
 
@@ -38,34 +39,6 @@ class LocalStandbyPeer : public StandbyPeer {
   std::unique_ptr<VerifySession> session_;
   std::unique_ptr<PgTableSide> table_;
   uint64_t rows_read_ = 0;
-};
-
-struct VerifyOptions {
-  // Tables to compare; empty: every table either region has (VerifySession::ListTables).
-  std::vector<TableName> tables;
-  int leaf_bits = 10;
-  CompareOptions compare;
-  // Called after each table with its result (progress).
-  std::function<void(const TableDifferences&)> on_table;
-};
-
-struct VerifyReport {
-  std::vector<TableDifferences> tables;
-  CompareStats stats;
-  uint64_t primary_rows_read = 0;
-  uint64_t primary_bytes_read = 0;
-
-  uint64_t differences() const {
-    uint64_t n = 0;
-    for (const auto& t : tables) n += t.differences();
-    return n;
-  }
-  bool truncated() const {
-    for (const auto& t : tables) {
-      if (t.truncated) return true;
-    }
-    return false;
-  }
 };
 
 // Errors: the sessions' and the peer's (kUnavailable: a database or the peer went away),

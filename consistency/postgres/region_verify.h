@@ -19,20 +19,6 @@
 
 namespace ferry::consistency {
 
-struct RegionVerifyOptions {
-  std::string primary_dsn;
-  std::string verify_id;  // [A-Za-z0-9_-]{1,64}; names the slot too
-  absl::Duration cut_timeout = absl::Seconds(30);
-  VerifyOptions verify;
-};
-
-struct RegionVerifyResult {
-  VerifyReport report;
-  uint64_t cut_position = 0;
-  std::string standby_region;
-  uint64_t wire_bytes = 0;
-};
-
 // `standby` is the client of the standby's verify service (made with options.verify_id).
 // Errors: kDeadlineExceeded (the cut), kFailedPrecondition (the standby refused: paused,
 // another verify), those of the sessions and the exchange. The standby's verify is ended on

@@ -5,6 +5,7 @@
 // Thread safety: gRPC calls the service from its own threads; the backend must be thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,17 @@ class AdminBackend {
     (void)table;
     return absl::UnimplementedError("resnapshot is not supported here");
   }
+  // Verifies the regions (docs/verify.md): `emit` receives the progress events and the last
+  // one with the summary; `cancelled` says whether the caller went away. Errors as the Verify
+  // RPC in proto/admin.proto.
+  virtual absl::Status Verify(const v1::VerifyRequest& request,
+                              const std::function<void(const v1::VerifyEvent&)>& emit,
+                              const std::function<bool()>& cancelled) {
+    (void)request;
+    (void)emit;
+    (void)cancelled;
+    return absl::UnimplementedError("verify is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -57,6 +69,8 @@ class AdminService final : public v1::Admin::Service {
                       v1::ReseedReply* reply) override;
   grpc::Status Resnapshot(grpc::ServerContext* context, const v1::ResnapshotRequest* request,
                           v1::ResnapshotReply* reply) override;
+  grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
+                      grpc::ServerWriter<v1::VerifyEvent>* writer) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

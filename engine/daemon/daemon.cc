@@ -180,6 +180,11 @@ absl::Status Daemon::StartPipeline(Role role) {
   options.server.listen_address = config_.listen.replication.ToString();
   options.server.tls = tls;
   options.server.max_message_bytes = config_.stream.max_message_bytes;
+  if (factories_.verify_peer) {
+    options.verify.region = config_.region;
+    options.verify.token = config_.security.token.value;
+    options.verify.open_peer = [this] { return factories_.verify_peer(config_); };
+  }
   ApplyOptions& ao = options.apply;
   ao.workers = config_.apply.workers;
   ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
@@ -374,6 +379,7 @@ v1::StatusReply Daemon::Status() {
     auto records = (outbound ? *outbound_ : *inbound_).Read(seq, 1, 1);
     return records.ok() && !records->empty() ? RecordTimeUs(records->front()) : 0;
   };
+  if (std::string verify = VerifyOperation(); !verify.empty()) s.state.operation = verify;
   {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;

@@ -34,6 +34,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "consistency/grpc/verify_client.h"
+#include "consistency/verify_report.h"
 #include "engine/admin/admin_service.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
@@ -69,6 +71,14 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&,
                                                       const PipelineContext&)>
       sink;
+  // The verifier (docs/verify.md); without both, verify is refused. Standby: a session on this
+  // region's database (its snapshot taken as it opens). Primary: runs a verify as coordinator
+  // against `standby`, filling in the database's part of the options.
+  std::function<absl::StatusOr<std::unique_ptr<consistency::StandbyPeer>>(const config::Config&)>
+      verify_peer;
+  std::function<absl::StatusOr<consistency::RegionVerifyResult>(
+      const config::Config&, consistency::RegionVerifyOptions, consistency::GrpcStandbyPeer&)>
+      verify;
 };
 
 class Daemon final : public AdminBackend {
@@ -112,6 +122,11 @@ class Daemon final : public AdminBackend {
   // copy the table at a consistent cut (Source::Resnapshot); refused on a standby. Serialised
   // with role changes, so the primary pipeline stays while the copy runs.
   absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) override;
+  // Verifying the regions (docs/verify.md, daemon_verify.cc): on the replicating primary, one at
+  // a time, under an operation id that status shows; refused while paused.
+  absl::Status Verify(const v1::VerifyRequest& request,
+                      const std::function<void(const v1::VerifyEvent&)>& emit,
+                      const std::function<bool()>& cancelled) override;
 
   // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
   int admin_port() const;
@@ -165,6 +180,11 @@ class Daemon final : public AdminBackend {
   uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
   // The re-seed running now ("" when none), for status' operation field.
   std::string reseed_operation_ ABSL_GUARDED_BY(pipeline_mu_);
+
+  // The verify running now ("" when none) and its step, for status' operation field.
+  absl::Mutex verify_mu_;
+  std::string verify_operation_ ABSL_GUARDED_BY(verify_mu_);
+  std::string VerifyOperation() ABSL_LOCKS_EXCLUDED(verify_mu_);
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

@@ -23,9 +23,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "consistency/grpc/verify_service.h"
 #include "engine/api/sink.h"
 #include "engine/apply/apply_scheduler.h"
 #include "engine/base/clock.h"
+#include "engine/daemon/apply_cut_barrier.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/server.h"
@@ -36,6 +38,9 @@ struct StandbyPipelineOptions {
   replication::ReceiverOptions receiver;
   replication::ReplicationServerOptions server;
   ApplyOptions apply;
+  // The verifier's service on the replication listener (docs/verify.md); none when open_peer
+  // is empty. Its barrier is this pipeline's apply (set here).
+  consistency::VerifyServiceOptions verify;
   // Start with apply held back (receiving goes on).
   bool start_paused = false;
   // Time for Stop()'s deadline; also given to apply (options.apply.clock). Not owned.
@@ -79,6 +84,8 @@ class StandbyPipeline {
   // Constant after Start(); destroyed in reverse order of declaration.
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<replication::Receiver> receiver_;
+  std::unique_ptr<ApplyCutBarrier> cut_barrier_;
+  std::unique_ptr<consistency::VerifyPeerService> verify_service_;
   std::unique_ptr<replication::ReplicationServer> server_;
   std::unique_ptr<ApplyScheduler> apply_;
 

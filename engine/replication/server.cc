@@ -27,10 +27,15 @@ absl::StatusOr<std::unique_ptr<ReplicationServer>> ReplicationServer::Start(
   builder.AddListeningPort(options.listen_address, *credentials, &port);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(options.max_message_bytes, INT_MAX)));
-  builder.SetMaxSendMessageSize(1 << 20);  // acks only
+  // Acks only, unless another service (the verifier's, whose replies carry rows) shares it.
+  builder.SetMaxSendMessageSize(
+      options.extra_services.empty()
+          ? 1 << 20
+          : static_cast<int>(std::min<size_t>(options.max_message_bytes, INT_MAX)));
   // The shipper's own keepalive is the Ping frame; allow gRPC pings too without GOAWAY.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.RegisterService(receiver);
+  for (grpc::Service* service : options.extra_services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(

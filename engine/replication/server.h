@@ -11,12 +11,14 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/replication/credentials.h"
 
 namespace grpc {
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace ferry::replication {
@@ -31,6 +33,9 @@ struct ReplicationServerOptions {
   // Largest message accepted from the shipper; larger ones end the stream with
   // RESOURCE_EXHAUSTED.
   size_t max_message_bytes = size_t{16} << 20;
+  // Further services on the same listener and TLS (the verifier's, proto/verify.proto); not
+  // owned, must outlive the server. Replies are then bounded by max_message_bytes too.
+  std::vector<grpc::Service*> extra_services;
 };
 
 // Thread safety: port() from any thread; Shutdown() from the owner (not concurrently with itself).

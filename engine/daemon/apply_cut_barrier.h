@@ -1,0 +1,76 @@
+// ApplyCutBarrier: the standby pipeline's apply lent to the verifier's service as its CutBarrier
+// (consistency/grpc/verify_service.h; the cut itself: ApplyScheduler::FreezeForCut). It refuses
+// a cut while apply is paused, and Shutdown() lifts any cut and refuses further ones, so that a
+// pipeline that stops never waits for a verify (a waiting SetCut returns at once).
+//
+// Thread safety: thread-safe.
+#pragma once
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "consistency/grpc/verify_service.h"
+#include "engine/apply/apply_scheduler.h"
+
+namespace ferry {
+
+class ApplyCutBarrier final : public consistency::CutBarrier {
+ public:
+  explicit ApplyCutBarrier(std::string region) : region_(std::move(region)) {}
+
+  // Apply exists from here on (the pipeline starts it after its server).
+  void Attach(ApplyScheduler* apply) {
+    absl::MutexLock lock(&mu_);
+    apply_ = apply;
+  }
+  void Shutdown() {
+    absl::MutexLock lock(&mu_);
+    if (apply_ != nullptr) apply_->ReleaseCut();
+    apply_ = nullptr;
+  }
+
+  absl::Status Freeze() override {
+    absl::MutexLock lock(&mu_);
+    if (apply_ == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("verify refused: ", region_, " is not a running standby"));
+    }
+    if (apply_->status().paused) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("verify refused: apply is paused on ", region_,
+                       " (a paused standby cannot reach the cut; ferryctl resume it first)"));
+    }
+    return apply_->FreezeForCut();
+  }
+  void SetCut(uint64_t position) override {
+    absl::MutexLock lock(&mu_);
+    if (apply_ != nullptr) apply_->SetCut(position);
+  }
+  // Waits without the lock; the pipeline keeps its apply alive until Shutdown() released the
+  // cut (which ends this wait) and its server stopped (which waits for this call).
+  bool WaitForCut(absl::Duration timeout) override {
+    ApplyScheduler* apply;
+    {
+      absl::MutexLock lock(&mu_);
+      apply = apply_;
+    }
+    return apply != nullptr && apply->WaitForCut(timeout);
+  }
+  void Release() override {
+    absl::MutexLock lock(&mu_);
+    if (apply_ != nullptr) apply_->ReleaseCut();
+  }
+  uint64_t applied_seq() override {
+    absl::MutexLock lock(&mu_);
+    return apply_ != nullptr ? apply_->status().applied_seq : 0;
+  }
+
+ private:
+  const std::string region_;
+  absl::Mutex mu_;
+  ApplyScheduler* apply_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace ferry
