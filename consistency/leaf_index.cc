@@ -30,8 +30,9 @@ std::optional<size_t> LeafIndex::FindBoundary(const Hash128& key_hash) const {
   return it->second;
 }
 
-absl::Status IndexedTableSide::CountedScan(const KeyRange& range, const RowCallback& row) {
-  return Scan(range, [&](const ScannedRow& r) {
+absl::Status IndexedTableSide::CountedScan(const KeyRange& range, bool all_keys, int leaf_bits,
+                                           const RowCallback& row) {
+  return Scan(range, all_keys, leaf_bits, [&](const ScannedRow& r) {
     ++rows_read_;
     return row(r);
   });
@@ -42,7 +43,7 @@ absl::Status IndexedTableSide::BuildIndex(int leaf_bits) {
     return absl::InvalidArgumentError(absl::StrCat("leaf_bits ", leaf_bits, " outside [0, 30]"));
   }
   LeafIndex index(leaf_bits);
-  FERRY_RETURN_IF_ERROR(CountedScan(KeyRange{}, [&](const ScannedRow& r) {
+  FERRY_RETURN_IF_ERROR(CountedScan(KeyRange{}, false, leaf_bits, [&](const ScannedRow& r) {
     index.Add(r);
     return true;
   }));
@@ -60,14 +61,15 @@ absl::StatusOr<Digest> IndexedTableSide::Suffix(const std::optional<Values>& key
   // Not a start key here: read from `key` to the next start key (about one leaf).
   Digest partial;
   std::optional<size_t> next_leaf;
-  FERRY_RETURN_IF_ERROR(CountedScan(KeyRange{.begin = key}, [&](const ScannedRow& r) {
-    if (IsLeafBoundary(r.key_hash, index_->leaf_bits())) {
-      next_leaf = index_->FindBoundary(r.key_hash);
-      if (next_leaf.has_value()) return false;
-    }
-    partial.Add(r.row_hash);
-    return true;
-  }));
+  FERRY_RETURN_IF_ERROR(
+      CountedScan(KeyRange{.begin = key}, false, index_->leaf_bits(), [&](const ScannedRow& r) {
+        if (IsLeafBoundary(r.key_hash, index_->leaf_bits())) {
+          next_leaf = index_->FindBoundary(r.key_hash);
+          if (next_leaf.has_value()) return false;
+        }
+        partial.Add(r.row_hash);
+        return true;
+      }));
   return partial + (next_leaf.has_value() ? index_->SuffixFrom(*next_leaf) : Digest{});
 }
 
@@ -95,7 +97,7 @@ absl::StatusOr<std::vector<ScannedRow>> IndexedTableSide::RangeRows(const KeyRan
                                                                     uint64_t limit) {
   std::vector<ScannedRow> rows;
   bool over = false;
-  FERRY_RETURN_IF_ERROR(CountedScan(range, [&](const ScannedRow& r) {
+  FERRY_RETURN_IF_ERROR(CountedScan(range, true, 0, [&](const ScannedRow& r) {
     if (rows.size() >= limit) {
       over = true;
       return false;

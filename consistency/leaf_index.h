@@ -77,13 +77,17 @@ class IndexedTableSide : public TableSide {
                                                                   uint64_t limit) override;
 
  protected:
-  // Reads the rows of `range` in key order at the cut. Errors end the verify.
-  [[nodiscard]] virtual absl::Status Scan(const KeyRange& range, const RowCallback& row) = 0;
+  // Reads the rows of `range` in key order at the cut. Errors end the verify. A row's key
+  // values need only be filled when `all_keys` or when the row starts a leaf at `leaf_bits`
+  // (IsLeafBoundary): the index scan builds no key it does not keep.
+  [[nodiscard]] virtual absl::Status Scan(const KeyRange& range, bool all_keys, int leaf_bits,
+                                          const RowCallback& row) = 0;
 
  private:
   // The digest of the rows with key >= `key` (nullopt: every row).
   [[nodiscard]] absl::StatusOr<Digest> Suffix(const std::optional<Values>& key);
-  [[nodiscard]] absl::Status CountedScan(const KeyRange& range, const RowCallback& row);
+  [[nodiscard]] absl::Status CountedScan(const KeyRange& range, bool all_keys, int leaf_bits,
+                                         const RowCallback& row);
 
   std::optional<LeafIndex> index_;
   uint64_t rows_read_ = 0;

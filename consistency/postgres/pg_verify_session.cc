@@ -143,7 +143,8 @@ std::string PgTableSide::KeyExpressions() const {
   return absl::StrJoin(keys, ", ");
 }
 
-absl::Status PgTableSide::Scan(const KeyRange& range, const RowCallback& row) {
+absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bits,
+                               const RowCallback& row) {
   pg::PgConnection& conn = session_.connection();
   const size_t key_width = spec_.keyless() ? 1 : spec_.key_columns.size();
   auto bound = [&](const Values& key, const char* op) -> absl::StatusOr<std::string> {
@@ -184,15 +185,15 @@ absl::Status PgTableSide::Scan(const KeyRange& range, const RowCallback& row) {
   const int ncols = static_cast<int>(spec_.columns.size());
   std::string encoded;
   std::string key_encoded;
-  int batch = 1024;
+  int batch = 512;
   bool more = true;
+  ScannedRow s;  // reused: its key's storage too
   while (more) {
     FERRY_ASSIGN_OR_RETURN(pg::PgResult r,
                            conn.Exec(absl::StrCat("FETCH ", batch, " FROM ", kCursor)));
-    batch = std::min(batch * 2, 32768);
+    batch = std::min(batch * 2, 2048);
     if (r.rows() == 0) break;
     for (int i = 0; i < r.rows() && more; ++i) {
-      ScannedRow s;
       encoded.clear();
       for (int c = 0; c < ncols; ++c) {
         const int col = first_column + c;
@@ -207,19 +208,25 @@ absl::Status PgTableSide::Scan(const KeyRange& range, const RowCallback& row) {
       s.row_hash = HashBytes(encoded);
       key_encoded.clear();
       if (spec_.keyless()) {
-        absl::string_view v = r.Get(i, 0);
-        AppendValue(&key_encoded, v);
-        s.key.emplace_back(std::string(v));
+        AppendValue(&key_encoded, r.Get(i, 0));
       } else {
         for (int p : key_positions_) {
-          const std::optional<absl::string_view> v =
-              r.IsNull(i, p) ? std::nullopt : std::optional<absl::string_view>(r.Get(i, p));
-          AppendValue(&key_encoded, v);
-          s.key.push_back(v.has_value() ? std::optional<std::string>(std::string(*v))
-                                        : std::nullopt);
+          AppendValue(&key_encoded, r.IsNull(i, p) ? std::nullopt
+                                                   : std::optional<absl::string_view>(r.Get(i, p)));
         }
       }
       s.key_hash = HashBytes(key_encoded);
+      s.key.clear();
+      if (all_keys || IsLeafBoundary(s.key_hash, leaf_bits)) {
+        if (spec_.keyless()) {
+          s.key.emplace_back(std::string(r.Get(i, 0)));
+        } else {
+          for (int p : key_positions_) {
+            s.key.push_back(r.IsNull(i, p) ? std::nullopt
+                                           : std::optional<std::string>(std::string(r.Get(i, p))));
+          }
+        }
+      }
       more = row(s);
     }
   }

@@ -53,7 +53,8 @@ class PgTableSide : public IndexedTableSide {
   uint64_t bytes_read() const { return bytes_read_; }
 
  protected:
-  absl::Status Scan(const KeyRange& range, const RowCallback& row) override;
+  absl::Status Scan(const KeyRange& range, bool all_keys, int leaf_bits,
+                    const RowCallback& row) override;
 
  private:
   PgTableSide(VerifySession& session, TableSpec spec, std::vector<bool> key_collatable);

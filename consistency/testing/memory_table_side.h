@@ -25,7 +25,7 @@ class MemoryTableSide : public IndexedTableSide {
   uint64_t scans() const { return scans_; }
 
  protected:
-  absl::Status Scan(const KeyRange& range, const RowCallback& row) override {
+  absl::Status Scan(const KeyRange& range, bool, int, const RowCallback& row) override {
     ++scans_;
     for (const MemoryRow& r : rows_) {
       if (range.begin.has_value() && r.key < *range.begin) continue;
