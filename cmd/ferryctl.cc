@@ -72,6 +72,7 @@ struct Args {
   bool json = false;
   std::vector<std::string> verify_tables;  // verify's --table
   uint32_t max_keys = 0;                   // verify's --max-keys
+  bool repair = false;                     // verify's --repair
 };
 
 int Usage(const std::string& error) {
@@ -289,7 +290,7 @@ int main(int argc, char** argv) {
       }
       args.max_keys = static_cast<uint32_t>(n);
     } else if (a == "--repair") {
-      return Usage("verify --repair is not available in this version (docs/verify.md)");
+      args.repair = true;
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -320,8 +321,9 @@ int main(int argc, char** argv) {
     if (!args.timeout_set) args.timeout_s = 300;
   }
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
-  if ((!args.verify_tables.empty() || args.max_keys != 0) && args.command != "verify") {
-    return Usage("--table and --max-keys are options of verify");
+  if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair) &&
+      args.command != "verify") {
+    return Usage("--table, --max-keys and --repair are options of verify");
   }
   for (const std::string& t : args.verify_tables) {
     const size_t dot = t.find('.');
@@ -338,7 +340,8 @@ int main(int argc, char** argv) {
                                   .timeout_s = args.timeout_set ? args.timeout_s : 3600,
                                   .json = args.json,
                                   .tables = args.verify_tables,
-                                  .max_keys = args.max_keys});
+                                  .max_keys = args.max_keys,
+                                  .repair = args.repair});
   }
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());

@@ -61,6 +61,14 @@ bool TableEqual(const v1::VerifyTableResult& t) {
   return t.missing_count() + t.extra_count() + t.changed_count() == 0 && t.schema_size() == 0;
 }
 
+// Every differing table was repaired (none left aside: keyless, schema, key cap).
+bool AllRepaired(const std::vector<v1::VerifyTableResult>& tables) {
+  for (const auto& t : tables) {
+    if (!TableEqual(t) && !t.repair_note().empty()) return false;
+  }
+  return true;
+}
+
 void PrintTableHuman(const v1::VerifyTableResult& t) {
   if (TableEqual(t)) {
     std::printf("%s: equal\n", t.table().c_str());
@@ -79,6 +87,13 @@ void PrintTableHuman(const v1::VerifyTableResult& t) {
   for (const auto& k : t.extra()) std::printf("  extra    %s\n", KeyText(t, k).c_str());
   for (const auto& k : t.changed()) std::printf("  changed  %s\n", KeyText(t, k).c_str());
   if (t.truncated()) std::printf("  (more keys not listed; the counts are complete)\n");
+  if (t.repaired_rows() + t.repair_skipped() > 0) {
+    std::printf(
+        "  repaired %llu row(s) on the standby, %llu left to apply (changed since the cut)\n",
+        static_cast<unsigned long long>(t.repaired_rows()),
+        static_cast<unsigned long long>(t.repair_skipped()));
+  }
+  if (!t.repair_note().empty()) std::printf("  repair   %s\n", t.repair_note().c_str());
 }
 
 }  // namespace
@@ -113,6 +128,7 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
   v1::VerifyRequest request;
   for (const auto& t : args.tables) request.add_tables(t);
   request.set_max_keys(args.max_keys);
+  request.set_repair(args.repair);
   request.set_timeout_ms(static_cast<uint32_t>(args.timeout_s * 1000));
   auto reader = stub.Verify(&ctx, request);
   v1::VerifyEvent event;
@@ -157,17 +173,22 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
           ", \"missing\": ", KeysJson(t, t.missing()), ", \"extra\": ", KeysJson(t, t.extra()),
           ", \"changed\": ", KeysJson(t, t.changed()), ", \"missing_count\": ", t.missing_count(),
           ", \"extra_count\": ", t.extra_count(), ", \"changed_count\": ", t.changed_count(),
-          ", \"truncated\": ", t.truncated() ? "true" : "false", ", \"schema\": [",
+          ", \"truncated\": ", t.truncated() ? "true" : "false", ", \"repaired_rows\": ",
+          t.repaired_rows(), ", \"repair_skipped\": ", t.repair_skipped(), ", \"schema\": [",
           absl::StrJoin(schema, ", "), "], \"notes\": [", absl::StrJoin(notes, ", "), "]}"));
     }
     std::printf(
         "{\"equal\": %s, \"differences\": %llu, \"truncated\": %s, \"operation\": %s, "
-        "\"cut\": %s, \"rows_compared\": %llu, \"wire_bytes\": %llu, \"tables\": [%s]}\n",
+        "\"cut\": %s, \"rows_compared\": %llu, \"wire_bytes\": %llu, \"repaired\": %s, "
+        "\"recheck_equal\": %s, \"recheck_differences\": %llu, \"tables\": [%s]}\n",
         summary->equal() ? "true" : "false",
         static_cast<unsigned long long>(summary->differences()),
         summary->truncated() ? "true" : "false", Json(operation).c_str(),
         Json(summary->cut()).c_str(), static_cast<unsigned long long>(summary->rows_compared()),
-        static_cast<unsigned long long>(summary->wire_bytes()), absl::StrJoin(out, ", ").c_str());
+        static_cast<unsigned long long>(summary->wire_bytes()),
+        summary->rechecked() ? "true" : "false", summary->recheck_equal() ? "true" : "false",
+        static_cast<unsigned long long>(summary->recheck_differences()),
+        absl::StrJoin(out, ", ").c_str());
   } else {
     for (const auto& t : tables) PrintTableHuman(t);
     std::printf(
@@ -177,6 +198,15 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
         static_cast<unsigned long long>(summary->differences()), tables.size(),
         static_cast<unsigned long long>(summary->rows_compared()), summary->cut().c_str(),
         summary->standby_region().c_str(), static_cast<unsigned long long>(summary->wire_bytes()));
+  }
+  if (args.repair) {
+    if (summary->equal()) return 0;
+    if (!args.json) {
+      std::printf("repair: %s\n", !summary->rechecked()      ? "nothing was repaired"
+                                  : summary->recheck_equal() ? "the repaired tables are now EQUAL"
+                                                             : "the repaired tables still DIFFER");
+    }
+    return summary->rechecked() && summary->recheck_equal() && AllRepaired(tables) ? 0 : 2;
   }
   return summary->equal() ? 0 : 2;
 }

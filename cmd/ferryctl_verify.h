@@ -18,6 +18,7 @@ struct VerifyArgs {
   bool json = false;
   std::vector<std::string> tables;
   uint32_t max_keys = 0;
+  bool repair = false;
 };
 
 int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args);

@@ -12,7 +12,7 @@ void AddVerifyFactories(const std::string& dsn, DaemonFactories* factories) {
     auto session = consistency::VerifySession::Open(dsn, std::nullopt);
     if (!session.ok()) return session.status();
     return std::unique_ptr<consistency::StandbyPeer>(
-        new consistency::LocalStandbyPeer(std::move(*session)));
+        new consistency::LocalStandbyPeer(std::move(*session), dsn));
   };
   factories->verify = [dsn](const config::Config&, consistency::RegionVerifyOptions options,
                             consistency::GrpcStandbyPeer& standby) {

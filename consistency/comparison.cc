@@ -29,9 +29,11 @@ class Collector {
 
   // Keys are kept with their leaf, and Finish puts them in key order (the rounds find them
   // level by level).
-  void Keep(std::vector<std::pair<size_t, Values>>* list, const Values& key) {
+  void Keep(std::vector<std::pair<size_t, Values>>* list, const Values& key,
+            std::optional<Hash128> standby_row_hash, bool remove) {
     if (kept_ < options_.max_keys) {
       list->emplace_back(leaf_, key);
+      out_->repair_targets.push_back({key, standby_row_hash, remove});
       ++kept_;
     } else {
       out_->truncated = true;
@@ -68,12 +70,12 @@ class Collector {
       auto it = on_standby.find(r.key_hash);
       if (it == on_standby.end()) {
         ++out_->missing_count;
-        Keep(&missing_, r.key);
+        Keep(&missing_, r.key, std::nullopt, false);
         continue;
       }
       if (!(it->second->row_hash == r.row_hash)) {
         ++out_->changed_count;
-        Keep(&changed_, r.key);
+        Keep(&changed_, r.key, it->second->row_hash, false);
       }
       on_standby.erase(it);
     }
@@ -81,7 +83,7 @@ class Collector {
     for (const auto& r : standby) {
       if (on_standby.contains(r.key_hash)) {
         ++out_->extra_count;
-        Keep(&extra_, r.key);
+        Keep(&extra_, r.key, r.row_hash, true);
       }
     }
   }

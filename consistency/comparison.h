@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,27 @@ struct CompareOptions {
   std::function<absl::Status()> check_cancelled;
 };
 
+// What a repair does for one differing key (keyed tables only): make the standby's row equal to
+// the primary's at the cut, unless the standby's row changed since the cut (its hash then
+// differs from `standby_row_hash`, or it appeared or vanished).
+struct RepairTarget {
+  Values key;
+  std::optional<Hash128> standby_row_hash;  // the standby's row at the cut; nullopt: absent
+  bool remove = false;                      // the primary has no such key: delete it
+};
+
+// A target with the primary's row at the cut (the compared columns' values, TableSpec order);
+// `values` is nullopt when the key is to be deleted.
+struct RepairRow {
+  RepairTarget target;
+  std::optional<Values> values;
+};
+
+struct RepairCounts {
+  uint64_t applied = 0;  // rows written (inserted, updated or deleted)
+  uint64_t skipped = 0;  // rows the standby changed since the cut: left to apply
+};
+
 struct TableDifferences {
   std::string table;  // schema.name
   bool keyless = false;
@@ -53,6 +75,12 @@ struct TableDifferences {
   std::vector<std::string> schema;  // schema differences, one sentence each
   std::vector<std::string> notes;   // e.g. "key collations differ: ordered by COLLATE C"
   bool truncated = false;           // some keys were not kept (max_keys)
+  // One per kept key of a keyed table, in the order found (for --repair).
+  std::vector<RepairTarget> repair_targets;
+  // --repair: what it did to this table, or why it did nothing.
+  bool repair_attempted = false;
+  RepairCounts repaired;
+  std::string repair_note;
 
   uint64_t differences() const {
     return missing_count + extra_count + changed_count + schema.size();

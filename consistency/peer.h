@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "consistency/comparison.h"
 #include "consistency/schema.h"
 #include "consistency/table_side.h"
 
@@ -30,6 +31,14 @@ class StandbyPeer {
   [[nodiscard]] virtual absl::StatusOr<TableSchema> ReadSchema(const TableName& table) = 0;
   // Scans the table per `spec` and returns its side; valid until the next OpenTable.
   [[nodiscard]] virtual absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) = 0;
+  // --repair: writes the primary's rows for the differing keys on the standby, skipping keys
+  // its apply changed since the cut (docs/verify.md). kUnimplemented where not supported.
+  [[nodiscard]] virtual absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
+                                                            const std::vector<RepairRow>& rows) {
+    (void)spec;
+    (void)rows;
+    return absl::UnimplementedError("this standby cannot repair");
+  }
 };
 
 }  // namespace ferry::consistency

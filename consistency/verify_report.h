@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct VerifyOptions {
   std::vector<TableName> tables;
   int leaf_bits = 10;
   CompareOptions compare;
+  // --repair: make the standby's differing keys equal to the primary's at the cut.
+  bool repair = false;
   // Called after each table with its result (progress).
   std::function<void(const TableDifferences&)> on_table;
 };
@@ -53,6 +56,8 @@ struct RegionVerifyResult {
   uint64_t cut_position = 0;
   std::string standby_region;
   uint64_t wire_bytes = 0;
+  // --repair: the verify of the repaired tables at a new cut, when something was repaired.
+  std::optional<VerifyReport> recheck;
 };
 
 }  // namespace ferry::consistency

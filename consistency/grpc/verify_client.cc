@@ -19,7 +19,9 @@ absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
 }  // namespace
 
 GrpcStandbyPeer::GrpcStandbyPeer(std::shared_ptr<grpc::Channel> channel, GrpcPeerOptions options)
-    : stub_(v1::VerifyPeer::NewStub(std::move(channel))), options_(std::move(options)) {}
+    : stub_(v1::VerifyPeer::NewStub(std::move(channel))),
+      options_(std::move(options)),
+      verify_id_(options_.verify_id) {}
 
 void GrpcStandbyPeer::Prepare(grpc::ClientContext* context, absl::Duration timeout) const {
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -30,7 +32,7 @@ absl::StatusOr<std::string> GrpcStandbyPeer::BeginCut(absl::Duration cut_timeout
   grpc::ClientContext context;
   Prepare(&context, options_.call_timeout);
   v1::BeginCutRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   request.set_cut_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(cut_timeout)));
   v1::BeginCutReply reply;
   if (auto s = FromGrpc(stub_->BeginCut(&context, request, &reply), "freezing apply"); !s.ok()) {
@@ -43,7 +45,7 @@ absl::Status GrpcStandbyPeer::SetCut(uint64_t position, absl::Duration timeout) 
   grpc::ClientContext context;
   Prepare(&context, timeout);
   v1::SetCutRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   request.set_position(position);
   v1::SetCutReply reply;
   return FromGrpc(stub_->SetCut(&context, request, &reply), "taking the standby's cut");
@@ -53,7 +55,7 @@ void GrpcStandbyPeer::End() {
   grpc::ClientContext context;
   Prepare(&context, absl::Seconds(10));
   v1::VerifyCall request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   v1::EndVerifyReply reply;
   (void)stub_->EndVerify(&context, request, &reply);
 }
@@ -62,7 +64,7 @@ absl::StatusOr<std::vector<TableName>> GrpcStandbyPeer::ListTables() {
   grpc::ClientContext context;
   Prepare(&context, options_.call_timeout);
   v1::VerifyCall request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   v1::TableList reply;
   if (auto s = FromGrpc(stub_->ListTables(&context, request, &reply), "listing tables"); !s.ok()) {
     return s;
@@ -77,7 +79,7 @@ absl::StatusOr<TableSchema> GrpcStandbyPeer::ReadSchema(const TableName& table) 
   grpc::ClientContext context;
   Prepare(&context, options_.call_timeout);
   v1::TableRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   request.mutable_table()->set_schema(table.schema);
   request.mutable_table()->set_name(table.name);
   v1::TableSchemaReply reply;
@@ -100,7 +102,7 @@ absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
   grpc::ClientContext context;
   Prepare(&context, options_.scan_timeout);
   v1::OpenTableRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   wire::ToProto(spec, &request);
   v1::OpenTableReply reply;
   if (auto s =
@@ -112,12 +114,29 @@ absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
   return static_cast<TableSide*>(this);
 }
 
+absl::StatusOr<RepairCounts> GrpcStandbyPeer::Repair(const TableSpec& spec,
+                                                     const std::vector<RepairRow>& rows) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.call_timeout);
+  v1::RepairRequest request;
+  request.set_verify_id(verify_id_);
+  wire::ToProto(spec, request.mutable_table());
+  for (const RepairRow& r : rows) wire::ToProto(r, request.add_rows());
+  v1::RepairReply reply;
+  if (auto s = FromGrpc(stub_->Repair(&context, request, &reply), "repairing " + spec.qualified());
+      !s.ok()) {
+    return s;
+  }
+  wire_bytes_ += request.ByteSizeLong() + reply.ByteSizeLong();
+  return RepairCounts{reply.applied(), reply.skipped()};
+}
+
 absl::StatusOr<std::vector<Digest>> GrpcStandbyPeer::RangeDigests(
     const std::vector<KeyRange>& ranges) {
   grpc::ClientContext context;
   Prepare(&context, options_.call_timeout);
   v1::RangeDigestsRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   for (const KeyRange& r : ranges) wire::ToProto(r, request.add_ranges());
   v1::RangeDigestsReply reply;
   if (auto s = FromGrpc(stub_->RangeDigests(&context, request, &reply), "digests"); !s.ok()) {
@@ -135,7 +154,7 @@ absl::StatusOr<std::vector<ScannedRow>> GrpcStandbyPeer::RangeRows(const KeyRang
   grpc::ClientContext context;
   Prepare(&context, options_.call_timeout);
   v1::RangeRowsRequest request;
-  request.set_verify_id(options_.verify_id);
+  request.set_verify_id(verify_id_);
   wire::ToProto(range, request.mutable_range());
   request.set_limit(limit);
   v1::RangeRowsReply reply;

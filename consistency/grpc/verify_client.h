@@ -30,12 +30,16 @@ class GrpcStandbyPeer : public StandbyPeer, private TableSide {
   // The cut's two steps on the standby (VerifyPeer.BeginCut / SetCut). The region's name.
   [[nodiscard]] absl::StatusOr<std::string> BeginCut(absl::Duration cut_timeout);
   [[nodiscard]] absl::Status SetCut(uint64_t position, absl::Duration timeout);
-  // Best effort: the standby also ends a verify that stays idle.
+  // Ends the verify on the standby (best effort: a new verify ends it too).
   void End();
+  // The next verify's id (a --repair's re-check).
+  void set_verify_id(std::string id) { verify_id_ = std::move(id); }
 
   absl::StatusOr<std::vector<TableName>> ListTables() override;
   absl::StatusOr<TableSchema> ReadSchema(const TableName& table) override;
   absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
+  absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
+                                      const std::vector<RepairRow>& rows) override;
 
   // Bytes of the messages sent and received (serialized protobuf sizes).
   uint64_t wire_bytes() const { return wire_bytes_; }
@@ -47,6 +51,7 @@ class GrpcStandbyPeer : public StandbyPeer, private TableSide {
 
   std::unique_ptr<v1::VerifyPeer::Stub> stub_;
   const GrpcPeerOptions options_;
+  std::string verify_id_;
   uint64_t wire_bytes_ = 0;
 };
 

@@ -244,6 +244,28 @@ grpc::Status VerifyPeerService::RangeRows(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status VerifyPeerService::Repair(grpc::ServerContext* context,
+                                       const v1::RepairRequest* request, v1::RepairReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  if (auto s = CheckVerify(request->verify_id(), true); !s.ok()) return s;
+  if (request->rows_size() > options_.max_repair_rows) {
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("verify: more than ", options_.max_repair_rows, " rows to repair"));
+  }
+  absl::StatusOr<TableSpec> spec = wire::FromProto(request->table());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  std::vector<RepairRow> rows;
+  rows.reserve(request->rows_size());
+  for (const auto& r : request->rows()) rows.push_back(wire::FromProto(r));
+  absl::StatusOr<RepairCounts> counts = peer_->Repair(*spec, rows);
+  if (!counts.ok()) return ToGrpc(counts.status());
+  reply->set_applied(counts->applied);
+  reply->set_skipped(counts->skipped);
+  return grpc::Status::OK;
+}
+
 grpc::Status VerifyPeerService::EndVerify(grpc::ServerContext* context,
                                           const v1::VerifyCall* request, v1::EndVerifyReply*) {
   if (auto s = Authenticate(*context); !s.ok()) return s;

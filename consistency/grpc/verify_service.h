@@ -49,6 +49,8 @@ struct VerifyServiceOptions {
   // Bounds on what a peer may ask.
   int max_ranges = 4096;
   uint64_t max_leaf_rows = uint64_t{1} << 20;
+  // Rows a Repair call may carry.
+  int max_repair_rows = 100000;
   uint32_t max_cut_timeout_ms = 10 * 60 * 1000;
 };
 
@@ -71,6 +73,8 @@ class VerifyPeerService final : public v1::VerifyPeer::Service {
                             v1::RangeDigestsReply* reply) override;
   grpc::Status RangeRows(grpc::ServerContext* context, const v1::RangeRowsRequest* request,
                          v1::RangeRowsReply* reply) override;
+  grpc::Status Repair(grpc::ServerContext* context, const v1::RepairRequest* request,
+                      v1::RepairReply* reply) override;
   grpc::Status EndVerify(grpc::ServerContext* context, const v1::VerifyCall* request,
                          v1::EndVerifyReply* reply) override;
 

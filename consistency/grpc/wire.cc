@@ -83,6 +83,26 @@ absl::StatusOr<TableSpec> FromProto(const v1::OpenTableRequest& request) {
   return spec;
 }
 
+void ToProto(const RepairRow& row, v1::RepairRowMsg* out) {
+  ToProto(row.target.key, out->mutable_key());
+  if (row.target.standby_row_hash.has_value()) {
+    out->set_present_at_cut(true);
+    out->set_row_low(row.target.standby_row_hash->low);
+    out->set_row_high(row.target.standby_row_hash->high);
+  }
+  out->set_remove(row.target.remove);
+  if (row.values.has_value()) ToProto(*row.values, out->mutable_values());
+}
+
+RepairRow FromProto(const v1::RepairRowMsg& row) {
+  RepairRow out;
+  out.target.key = FromProto(row.key());
+  if (row.present_at_cut()) out.target.standby_row_hash = Hash128{row.row_low(), row.row_high()};
+  out.target.remove = row.remove();
+  if (!row.remove()) out.values = FromProto(row.values());
+  return out;
+}
+
 bool ValidVerifyId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {

@@ -20,6 +20,9 @@ void ToProto(const TableSpec& spec, v1::OpenTableRequest* out);
 // kInvalidArgument for a spec no verifier would send (leaf_bits over 30, no name).
 absl::StatusOr<TableSpec> FromProto(const v1::OpenTableRequest& request);
 
+void ToProto(const RepairRow& row, v1::RepairRowMsg* out);
+RepairRow FromProto(const v1::RepairRowMsg& row);
+
 // A verify id: 1..64 of [A-Za-z0-9_-].
 bool ValidVerifyId(const std::string& id);
 

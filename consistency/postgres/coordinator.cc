@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "consistency/postgres/repair.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
@@ -18,7 +19,35 @@ absl::StatusOr<TableSide*> LocalStandbyPeer::OpenTable(const TableSpec& spec) {
   return table_.get();
 }
 
+absl::StatusOr<RepairCounts> LocalStandbyPeer::Repair(const TableSpec& spec,
+                                                      const std::vector<RepairRow>& rows) {
+  if (repair_dsn_.empty()) return absl::UnimplementedError("this standby cannot repair");
+  return RepairOnStandby(repair_dsn_, spec, rows);
+}
+
 namespace {
+
+// --repair of one compared table (docs/verify.md): keyed tables whose schemas agree.
+absl::Status RepairOne(VerifySession& primary, StandbyPeer& standby, const TableSpec& spec,
+                       TableDifferences* out) {
+  if (out->equal()) return absl::OkStatus();
+  if (out->keyless) {
+    out->repair_note = "not repaired: a keyless table (repair it with ferryctl resnapshot)";
+    return absl::OkStatus();
+  }
+  if (!out->schema.empty()) {
+    out->repair_note = "not repaired: the schemas differ (fix them first)";
+    return absl::OkStatus();
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<RepairRow> rows,
+                         ReadRepairRows(primary, spec, out->repair_targets));
+  FERRY_ASSIGN_OR_RETURN(out->repaired, standby.Repair(spec, rows));
+  out->repair_attempted = true;
+  if (out->truncated) {
+    out->repair_note = "only the keys listed were repaired (--max-keys): run verify --repair again";
+  }
+  return absl::OkStatus();
+}
 
 absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const TableName& name,
                        const VerifyOptions& options, VerifyReport* report, TableDifferences* out) {
@@ -54,6 +83,7 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   FERRY_RETURN_IF_ERROR(standby_side.status());
   KillPoint("verify.tables_scanned");
   FERRY_RETURN_IF_ERROR(CompareTable(*side, **standby_side, options.compare, out, &report->stats));
+  if (options.repair) FERRY_RETURN_IF_ERROR(RepairOne(primary, standby, plan.spec, out));
   report->primary_rows_read += side->rows_read();
   report->primary_bytes_read += side->bytes_read();
   return absl::OkStatus();

@@ -26,17 +26,21 @@ namespace ferry::consistency {
 // A standby read in this process through its own VerifySession.
 class LocalStandbyPeer : public StandbyPeer {
  public:
-  explicit LocalStandbyPeer(std::unique_ptr<VerifySession> session)
-      : session_(std::move(session)) {}
+  // `repair_dsn`: where Repair writes ("" = no repair).
+  explicit LocalStandbyPeer(std::unique_ptr<VerifySession> session, std::string repair_dsn = "")
+      : session_(std::move(session)), repair_dsn_(std::move(repair_dsn)) {}
   absl::StatusOr<std::vector<TableName>> ListTables() override { return session_->ListTables(); }
   absl::StatusOr<TableSchema> ReadSchema(const TableName& table) override {
     return session_->ReadSchema(table);
   }
   absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
+  absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
+                                      const std::vector<RepairRow>& rows) override;
   uint64_t rows_read() const { return rows_read_; }
 
  private:
   std::unique_ptr<VerifySession> session_;
+  const std::string repair_dsn_;
   std::unique_ptr<PgTableSide> table_;
   uint64_t rows_read_ = 0;
 };

@@ -22,6 +22,8 @@ constexpr const char* kCursor = "ferry_verify_scan";
 
 }  // namespace
 
+const char* VerifySessionSettings() { return kSessionSettings; }
+
 absl::StatusOr<std::unique_ptr<VerifySession>> VerifySession::Open(
     const std::string& dsn, const std::optional<std::string>& snapshot) {
   FERRY_ASSIGN_OR_RETURN(auto conn, pg::PgConnection::Connect(dsn));

@@ -22,6 +22,9 @@
 
 namespace ferry::consistency {
 
+// The SET statements that fix values' text (both regions, every verify connection).
+const char* VerifySessionSettings();
+
 class VerifySession {
  public:
   // Connects and begins the transaction, on `snapshot` when given (kFailedPrecondition when

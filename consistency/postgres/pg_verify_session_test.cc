@@ -7,6 +7,7 @@
 #include "connectors/postgres/common/lsn.h"
 #include "consistency/postgres/coordinator.h"
 #include "consistency/postgres/primary_cut.h"
+#include "consistency/postgres/repair.h"
 #include "tests/support/pg_cluster.h"
 
 namespace ferry::consistency {
@@ -254,6 +255,69 @@ TEST_F(PgVerifyTest, RangesFromAHostilePeerAreRefused) {
 
 namespace ferry::consistency {
 namespace {
+
+TEST_F(PgVerifyTest, RepairSkipsRowsChangedSinceTheCut) {
+  Both(
+      "CREATE TABLE rep (id int PRIMARY KEY, v text);"
+      "INSERT INTO rep SELECT g, 'v' || g FROM generate_series(1, 10) g");
+  ASSERT_TRUE(standby_
+                  ->Exec("UPDATE rep SET v = 'bad' WHERE id IN (1, 2); DELETE FROM rep "
+                         "WHERE id = 3; INSERT INTO rep VALUES (11, 'extra')")
+                  .ok());
+  TableSpec spec{.schema = "public", .name = "rep", .columns = {"id", "v"}, .key_columns = {"id"}};
+  const Hash128 bad1 = HashValues({"1", "bad"});
+  std::vector<RepairRow> rows = {
+      {{{"1"}, bad1, false}, Values{"1", "v1"}},                        // as at the cut
+      {{{"2"}, HashValues({"2", "other"}), false}, Values{"2", "v2"}},  // changed since
+      {{{"3"}, std::nullopt, false}, Values{"3", "v3"}},                // still absent
+      {{{"11"}, HashValues({"11", "extra"}), true}, std::nullopt},      // delete
+  };
+  auto counts = RepairOnStandby(standby_->dsn(), spec, rows);
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->applied, 3u);
+  EXPECT_EQ(counts->skipped, 1u);
+  auto v = standby_->QueryValue("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM rep");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(**v, "1=v1,2=bad,3=v3,4=v4,5=v5,6=v6,7=v7,8=v8,9=v9,10=v10");
+  // Hostile rows: wrong widths, a NUL byte, an unknown column.
+  EXPECT_EQ(RepairOnStandby(standby_->dsn(), spec, {{{{"1", "2"}, bad1, false}, Values{"1", "x"}}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RepairOnStandby(standby_->dsn(), spec,
+                            {{{{"1"}, bad1, false}, Values{"1", std::string("a\0b", 3)}}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  TableSpec unknown = spec;
+  unknown.columns = {"id", "secret"};
+  EXPECT_EQ(RepairOnStandby(standby_->dsn(), unknown, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PgVerifyTest, VerifyRepairThenVerifyIsEqual) {
+  Both(
+      "CREATE TABLE rep2 (id int PRIMARY KEY, v text);"
+      "INSERT INTO rep2 SELECT g, 'v' || g FROM generate_series(1, 3000) g");
+  ASSERT_TRUE(standby_
+                  ->Exec("UPDATE rep2 SET v = 'bad' WHERE id % 500 = 0; DELETE FROM rep2 "
+                         "WHERE id = 77; INSERT INTO rep2 VALUES (9999, 'x')")
+                  .ok());
+  auto mine = VerifySession::Open(primary_->dsn(), std::nullopt);
+  auto theirs = VerifySession::Open(standby_->dsn(), std::nullopt);
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  LocalStandbyPeer peer(std::move(*theirs), standby_->dsn());
+  VerifyOptions options;
+  options.tables = {{"public", "rep2"}};
+  options.leaf_bits = 4;
+  options.repair = true;
+  auto report = RunVerify(**mine, peer, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->tables[0].differences(), 8u);
+  EXPECT_EQ(report->tables[0].repaired.applied, 8u);
+  VerifyReport again = Verify({{"public", "rep2"}});
+  EXPECT_TRUE(again.tables[0].equal());
+}
 
 TEST_F(PgVerifyTest, ACutSeesExactlyWhatCommittedBeforeIt) {
   ASSERT_TRUE(

@@ -35,16 +35,39 @@ absl::StatusOr<RegionVerifyResult> RunWithFrozenStandby(const RegionVerifyOption
   return result;
 }
 
-}  // namespace
-
-absl::StatusOr<RegionVerifyResult> RunRegionVerify(const RegionVerifyOptions& options,
-                                                   GrpcStandbyPeer& standby) {
+absl::StatusOr<RegionVerifyResult> RunOnce(const RegionVerifyOptions& options,
+                                           GrpcStandbyPeer& standby) {
   RegionVerifyResult result;
   FERRY_ASSIGN_OR_RETURN(result.standby_region, standby.BeginCut(options.cut_timeout));
   absl::StatusOr<RegionVerifyResult> done = RunWithFrozenStandby(options, standby, result);
   standby.End();
   if (done.ok()) done->wire_bytes = standby.wire_bytes();
   return done;
+}
+
+}  // namespace
+
+absl::StatusOr<RegionVerifyResult> RunRegionVerify(const RegionVerifyOptions& options,
+                                                   GrpcStandbyPeer& standby) {
+  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult result, RunOnce(options, standby));
+  if (!options.verify.repair) return result;
+  // Verify again, at a new cut, every table a repair wrote to.
+  RegionVerifyOptions again = options;
+  again.verify.repair = false;
+  again.verify.tables.clear();
+  for (const TableDifferences& t : result.report.tables) {
+    if (t.repair_attempted) {
+      const size_t dot = t.table.find('.');
+      again.verify.tables.push_back({t.table.substr(0, dot), t.table.substr(dot + 1)});
+    }
+  }
+  if (again.verify.tables.empty()) return result;
+  standby.set_verify_id(options.verify_id + "-recheck");
+  again.verify_id = options.verify_id + "-recheck";
+  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult recheck, RunOnce(again, standby));
+  result.recheck = std::move(recheck.report);
+  result.wire_bytes = standby.wire_bytes();
+  return result;
 }
 
 }  // namespace ferry::consistency

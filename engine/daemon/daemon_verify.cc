@@ -52,6 +52,9 @@ v1::VerifyTableResult ToProto(const consistency::TableDifferences& d) {
   for (const auto& n : d.notes) out.add_notes(n);
   out.set_keyless(d.keyless);
   out.set_truncated(d.truncated);
+  out.set_repaired_rows(d.repaired.applied);
+  out.set_repair_skipped(d.repaired.skipped);
+  out.set_repair_note(d.repair_note);
   return out;
 }
 
@@ -132,6 +135,7 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
   options.cut_timeout =
       std::min(absl::Seconds(30), std::max(absl::Seconds(1), deadline - absl::Now()));
   options.verify.compare.max_keys = request.max_keys() == 0 ? 1000 : request.max_keys();
+  options.verify.repair = request.repair();
   for (const std::string& t : request.tables()) {
     const size_t dot = t.find('.');
     options.verify.tables.push_back({t.substr(0, dot), t.substr(dot + 1)});
@@ -175,6 +179,11 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
   summary->set_wire_bytes(result->wire_bytes);
   summary->set_cut(std::to_string(result->cut_position));
   summary->set_standby_region(result->standby_region);
+  if (result->recheck.has_value()) {
+    summary->set_rechecked(true);
+    summary->set_recheck_equal(result->recheck->differences() == 0);
+    summary->set_recheck_differences(result->recheck->differences());
+  }
   if (metrics != nullptr) {
     metrics->RecordVerify(report.differences() == 0 ? "equal" : "different",
                           absl::ToUnixSeconds(absl::Now()), report.differences(),

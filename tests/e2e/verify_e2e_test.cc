@@ -29,12 +29,14 @@ constexpr char kSchema[] = R"sql(
   INSERT INTO widened SELECT g, 'v' FROM generate_series(1, 100) g;
   CREATE TABLE busy (id int PRIMARY KEY, v bigint, note text);
   INSERT INTO busy SELECT g, 0, 'n' FROM generate_series(1, 20000) g;
+  CREATE TABLE fixme (id int PRIMARY KEY, v text, n numeric);
+  INSERT INTO fixme SELECT g, 'v' || g, g FROM generate_series(1, 4000) g;
   CREATE TABLE quiet (id int PRIMARY KEY, v text);
   INSERT INTO quiet SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
 )sql";
 
-const std::vector<std::string> kTables = {"public.planted", "public.bag", "public.widened",
-                                          "public.busy", "public.quiet"};
+const std::vector<std::string> kTables = {"public.planted", "public.bag",   "public.widened",
+                                          "public.busy",    "public.quiet", "public.fixme"};
 
 class VerifyE2eTest : public ::testing::Test {
  protected:
@@ -111,7 +113,8 @@ TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
                         "\"missing\": [{\"id\": \"1500\"}], \"extra\": [{\"id\": \"4000\"}], "
                         "\"changed\": [{\"id\": \"5\"}, {\"id\": \"10\"}, {\"id\": \"20\"}, "
                         "{\"id\": \"30\"}], \"missing_count\": 1, \"extra_count\": 1, "
-                        "\"changed_count\": 4, \"truncated\": false, \"schema\": []"),
+                        "\"changed_count\": 4, \"truncated\": false, \"repaired_rows\": 0, "
+                        "\"repair_skipped\": 0, \"schema\": []"),
             std::string::npos)
       << v.json;
   EXPECT_NE(v.json.find("{\"table\": \"public.bag\", \"equal\": false, \"keyless\": true, "
@@ -122,6 +125,7 @@ TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
   EXPECT_NE(v.json.find("{\"table\": \"public.widened\", \"equal\": false, \"keyless\": false, "
                         "\"missing\": [], \"extra\": [], \"changed\": [], \"missing_count\": 0, "
                         "\"extra_count\": 0, \"changed_count\": 0, \"truncated\": false, "
+                        "\"repaired_rows\": 0, \"repair_skipped\": 0, "
                         "\"schema\": [\"column only_on_standby extra on the standby\"]"),
             std::string::npos)
       << v.json;
@@ -164,6 +168,35 @@ TEST_F(VerifyE2eTest, NoFalseDifferenceWhileTheWriterWritesAtFullSpeed) {
   writer.join();
   EXPECT_EQ(verified, 3);
   EXPECT_GT(commits.load(), 0);
+}
+
+TEST_F(VerifyE2eTest, RepairMakesTheStandbyEqualThroughItsOwnOrigin) {
+  OnStandby(
+      "UPDATE fixme SET v = 'changed', n = 1.00 WHERE id = 7;"
+      "UPDATE fixme SET v = NULL WHERE id = 8;"
+      "DELETE FROM fixme WHERE id IN (100, 2000);"
+      "INSERT INTO fixme VALUES (5000, 'extra', 0), (-1, 'extra', NULL);");
+  auto repaired = regions_->Ctl(Region::kEast, {"verify", "--repair", "--table", "public.fixme"});
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_EQ(repaired->exit_code, 0) << repaired->output;
+  EXPECT_NE(repaired->output.find("repaired 6 row(s) on the standby, 0 left to apply"),
+            std::string::npos)
+      << repaired->output;
+  EXPECT_NE(repaired->output.find("the repaired tables are now EQUAL"), std::string::npos);
+  Verified after = Verify(Region::kEast, {"public.fixme"});
+  EXPECT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_EQ(regions_->TableRows(Region::kEast, "public.fixme").value(),
+            regions_->TableRows(Region::kWest, "public.fixme").value());
+  // The repair wrote under its own origin.
+  auto origin = regions_->pg(Region::kWest)
+                    .QueryValue(
+                        "SELECT count(*) FROM pg_replication_origin WHERE roname = "
+                        "'ferry_verify_repair'");
+  ASSERT_TRUE(origin.ok());
+  EXPECT_EQ(**origin, "1");
+  // Replication goes on afterwards: a change on the primary reaches the repaired row.
+  ASSERT_TRUE(regions_->pg(Region::kEast).Exec("UPDATE fixme SET v = 'later' WHERE id = 7").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"public.fixme"}, absl::Seconds(60)).ok());
 }
 
 TEST_F(VerifyE2eTest, RefusedOnTheStandbyAndWhilePaused) {
