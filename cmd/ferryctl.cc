@@ -49,7 +49,10 @@ Commands:
                     live load; prints the differing keys (missing, extra or changed on the
                     standby, schema differences); exit 0 equal, 2 different, 1 error.
                     --table SCHEMA.TABLE (repeatable; default every table), --max-keys N
-                    (default 1000; the counts are complete), --timeout (default 3600)
+                    (default 1000; the counts are complete), --timeout (default 3600),
+                    --repair (make the standby's differing keys equal to the primary's at
+                    the cut, then verify again: exit 0 when they end equal), --rate N (each
+                    side reads at most N rows a second)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -73,6 +76,7 @@ struct Args {
   std::vector<std::string> verify_tables;  // verify's --table
   uint32_t max_keys = 0;                   // verify's --max-keys
   bool repair = false;                     // verify's --repair
+  uint64_t max_rows_per_second = 0;        // verify's --rate
 };
 
 int Usage(const std::string& error) {
@@ -291,6 +295,14 @@ int main(int argc, char** argv) {
       args.max_keys = static_cast<uint32_t>(n);
     } else if (a == "--repair") {
       args.repair = true;
+    } else if (a == "--rate") {
+      const char* v = value("--rate");
+      char* end = nullptr;
+      const long long n = v ? std::strtoll(v, &end, 10) : 0;
+      if (v == nullptr || *end != '\0' || n < 1) {
+        return Usage("--rate needs a number of rows a second (at least 1)");
+      }
+      args.max_rows_per_second = static_cast<uint64_t>(n);
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -321,7 +333,8 @@ int main(int argc, char** argv) {
     if (!args.timeout_set) args.timeout_s = 300;
   }
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
-  if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair) &&
+  if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair ||
+       args.max_rows_per_second != 0) &&
       args.command != "verify") {
     return Usage("--table, --max-keys and --repair are options of verify");
   }
@@ -341,7 +354,8 @@ int main(int argc, char** argv) {
                                   .json = args.json,
                                   .tables = args.verify_tables,
                                   .max_keys = args.max_keys,
-                                  .repair = args.repair});
+                                  .repair = args.repair,
+                                  .max_rows_per_second = args.max_rows_per_second});
   }
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());

@@ -129,6 +129,7 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
   for (const auto& t : args.tables) request.add_tables(t);
   request.set_max_keys(args.max_keys);
   request.set_repair(args.repair);
+  request.set_max_rows_per_second(args.max_rows_per_second);
   request.set_timeout_ms(static_cast<uint32_t>(args.timeout_s * 1000));
   auto reader = stub.Verify(&ctx, request);
   v1::VerifyEvent event;

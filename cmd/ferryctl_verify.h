@@ -19,6 +19,7 @@ struct VerifyArgs {
   std::vector<std::string> tables;
   uint32_t max_keys = 0;
   bool repair = false;
+  uint64_t max_rows_per_second = 0;
 };
 
 int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args);

@@ -34,6 +34,9 @@ struct TableSpec {
   bool key_collate_c = false;
   // A leaf holds 2^leaf_bits rows on average.
   int leaf_bits = 10;
+  // Each side reads at most this many rows a second (0: no limit), so that a verify leaves the
+  // databases' I/O and CPU to replication and the application.
+  uint64_t max_rows_per_second = 0;
 
   bool keyless() const { return key_columns.empty(); }
   std::string qualified() const { return schema + "." + name; }

@@ -21,6 +21,8 @@ struct VerifyOptions {
   CompareOptions compare;
   // --repair: make the standby's differing keys equal to the primary's at the cut.
   bool repair = false;
+  // Rows a second each side reads at most (0: no limit; TableSpec::max_rows_per_second).
+  uint64_t max_rows_per_second = 0;
   // Called after each table with its result (progress).
   std::function<void(const TableDifferences&)> on_table;
 };

@@ -68,6 +68,7 @@ void ToProto(const TableSpec& spec, v1::OpenTableRequest* out) {
   for (const auto& k : spec.key_columns) out->add_key_columns(k);
   out->set_key_collate_c(spec.key_collate_c);
   out->set_leaf_bits(static_cast<uint32_t>(spec.leaf_bits));
+  out->set_max_rows_per_second(spec.max_rows_per_second);
 }
 
 absl::StatusOr<TableSpec> FromProto(const v1::OpenTableRequest& request) {
@@ -80,6 +81,7 @@ absl::StatusOr<TableSpec> FromProto(const v1::OpenTableRequest& request) {
   spec.key_columns.assign(request.key_columns().begin(), request.key_columns().end());
   spec.key_collate_c = request.key_collate_c();
   spec.leaf_bits = static_cast<int>(request.leaf_bits());
+  spec.max_rows_per_second = request.max_rows_per_second();
   return spec;
 }
 

@@ -74,7 +74,10 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   out->key_columns = plan.spec.key_columns;
   if (!plan.compare_rows) return absl::OkStatus();
 
+  plan.spec.max_rows_per_second = options.max_rows_per_second;
   FERRY_ASSIGN_OR_RETURN(auto side, PgTableSide::Create(primary, plan.spec));
+  // Ctrl-C or --timeout stops the primary's scan within a batch.
+  if (options.compare.check_cancelled) side->set_between_batches(options.compare.check_cancelled);
   // Both regions scan at once: the standby on another thread (or process).
   auto remote = std::async(std::launch::async, [&] { return standby.OpenTable(plan.spec); });
   absl::Status scanned = side->BuildIndex(plan.spec.leaf_bits);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "engine/base/status_macros.h"
 
@@ -190,11 +191,22 @@ absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bi
   int batch = 512;
   bool more = true;
   ScannedRow s;  // reused: its key's storage too
+  const absl::Time started = absl::Now();
+  uint64_t scanned = 0;
   while (more) {
     FERRY_ASSIGN_OR_RETURN(pg::PgResult r,
                            conn.Exec(absl::StrCat("FETCH ", batch, " FROM ", kCursor)));
     batch = std::min(batch * 2, 2048);
     if (r.rows() == 0) break;
+    if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
+    scanned += static_cast<uint64_t>(r.rows());
+    if (spec_.max_rows_per_second > 0) {
+      // Rate limit (not synchronisation): sleep until this many rows are due.
+      const absl::Time due =
+          started + absl::Seconds(static_cast<double>(scanned) /
+                                  static_cast<double>(spec_.max_rows_per_second));
+      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    }
     for (int i = 0; i < r.rows() && more; ++i) {
       encoded.clear();
       for (int c = 0; c < ncols; ++c) {

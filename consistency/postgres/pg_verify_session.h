@@ -9,6 +9,7 @@
 // Thread safety: one thread at a time; a PgTableSide uses its session's connection.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,11 @@ class PgTableSide : public IndexedTableSide {
                                                                            const TableSpec& spec);
   // Bytes of values read (text), for the metrics.
   uint64_t bytes_read() const { return bytes_read_; }
+  // Called after each batch of rows a scan fetches; a non-OK status (the verify was cancelled)
+  // ends the scan with it.
+  void set_between_batches(std::function<absl::Status()> check) {
+    between_batches_ = std::move(check);
+  }
 
  protected:
   absl::Status Scan(const KeyRange& range, bool all_keys, int leaf_bits,
@@ -68,6 +74,7 @@ class PgTableSide : public IndexedTableSide {
   const std::vector<bool> key_collatable_;  // per key column: has a collation here
   std::vector<int> key_positions_;          // of the key columns among spec_.columns
   uint64_t bytes_read_ = 0;
+  std::function<absl::Status()> between_batches_;
 };
 
 }  // namespace ferry::consistency

@@ -319,6 +319,46 @@ TEST_F(PgVerifyTest, VerifyRepairThenVerifyIsEqual) {
   EXPECT_TRUE(again.tables[0].equal());
 }
 
+TEST_F(PgVerifyTest, ACancelledVerifyStopsInsideAScan) {
+  Both(
+      "CREATE TABLE long_scan (id int PRIMARY KEY, v text);"
+      "INSERT INTO long_scan SELECT g, 'v' FROM generate_series(1, 20000) g");
+  auto mine = VerifySession::Open(primary_->dsn(), std::nullopt);
+  auto theirs = VerifySession::Open(standby_->dsn(), std::nullopt);
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  LocalStandbyPeer peer(std::move(*theirs));
+  VerifyOptions options;
+  options.tables = {{"public", "long_scan"}};
+  int checks = 0;
+  // The first check is before the table; the next ones come between the scan's batches.
+  options.compare.check_cancelled = [&checks]() -> absl::Status {
+    return ++checks >= 3 ? absl::CancelledError("verify cancelled by the caller")
+                         : absl::OkStatus();
+  };
+  auto report = RunVerify(**mine, peer, options);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kCancelled) << report.status();
+  EXPECT_EQ(checks, 3);
+}
+
+TEST_F(PgVerifyTest, ARateLimitedScanReadsNoFasterThanItsRate) {
+  Both(
+      "CREATE TABLE slow_scan (id int PRIMARY KEY, v text);"
+      "INSERT INTO slow_scan SELECT g, 'v' FROM generate_series(1, 3000) g");
+  auto session = VerifySession::Open(primary_->dsn(), std::nullopt);
+  ASSERT_TRUE(session.ok());
+  TableSpec spec{.schema = "public",
+                 .name = "slow_scan",
+                 .columns = {"id", "v"},
+                 .key_columns = {"id"},
+                 .max_rows_per_second = 10000};
+  auto side = PgTableSide::Create(**session, spec);
+  ASSERT_TRUE(side.ok());
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE((*side)->BuildIndex(10).ok());
+  // 3,000 rows at 10,000 rows/s: at least 0.3 s (a lower bound, whatever the machine's speed).
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(290));
+}
+
 TEST_F(PgVerifyTest, ACutSeesExactlyWhatCommittedBeforeIt) {
   ASSERT_TRUE(
       primary_->Exec("CREATE TABLE cut (id int PRIMARY KEY); INSERT INTO cut VALUES (1)").ok());

@@ -136,6 +136,7 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
       std::min(absl::Seconds(30), std::max(absl::Seconds(1), deadline - absl::Now()));
   options.verify.compare.max_keys = request.max_keys() == 0 ? 1000 : request.max_keys();
   options.verify.repair = request.repair();
+  options.verify.max_rows_per_second = request.max_rows_per_second();
   for (const std::string& t : request.tables()) {
     const size_t dot = t.find('.');
     options.verify.tables.push_back({t.substr(0, dot), t.substr(dot + 1)});
