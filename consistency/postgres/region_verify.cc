@@ -38,7 +38,9 @@ absl::StatusOr<RegionVerifyResult> RunWithFrozenStandby(const RegionVerifyOption
 absl::StatusOr<RegionVerifyResult> RunOnce(const RegionVerifyOptions& options,
                                            GrpcStandbyPeer& standby) {
   RegionVerifyResult result;
-  FERRY_ASSIGN_OR_RETURN(result.standby_region, standby.BeginCut(options.cut_timeout));
+  // The freeze outlasts both waits of the cut (the primary's slot, the standby reaching it).
+  FERRY_ASSIGN_OR_RETURN(result.standby_region,
+                         standby.BeginCut(options.cut_timeout * 2 + absl::Seconds(10)));
   absl::StatusOr<RegionVerifyResult> done = RunWithFrozenStandby(options, standby, result);
   standby.End();
   if (done.ok()) done->wire_bytes = standby.wire_bytes();
