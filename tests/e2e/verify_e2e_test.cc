@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "tests/e2e/two_regions.h"
 
 namespace ferry::testing {
@@ -145,7 +146,8 @@ TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
 
 TEST_F(VerifyE2eTest, NoFalseDifferenceWhileTheWriterWritesAtFullSpeed) {
   std::atomic<bool> stop{false};
-  std::atomic<int> commits{0};
+  absl::Mutex mu;
+  int commits = 0;
   std::thread writer([&] {
     // As fast as the primary takes them: updates spread over the table, and inserts.
     for (int i = 0; !stop.load(); ++i) {
@@ -154,11 +156,40 @@ TEST_F(VerifyE2eTest, NoFalseDifferenceWhileTheWriterWritesAtFullSpeed) {
               .Exec(absl::StrCat("UPDATE busy SET v = v + 1, note = 'w", i,
                                  "' WHERE id % 97 = ", i % 97, "; INSERT INTO busy VALUES (",
                                  100000 + i, ", ", i, ", 'new')"));
-      if (s.ok()) commits.fetch_add(1);
+      if (s.ok()) {
+        absl::MutexLock lock(&mu);
+        ++commits;
+      }
     }
   });
+  auto wait_for_commits = [&](int n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return commits >= n; };
+    mu.Await(absl::Condition(&reached));
+  };
   int verified = 0;
   for (int round = 0; round < 3; ++round) {
+    if (round == 1) {
+      // Make the standby lag for sure: hold its apply back while 300 more transactions commit,
+      // then verify at once (apply must first work through that backlog to reach the cut).
+      ASSERT_TRUE(regions_->Pause(Region::kWest).ok());
+      int now;
+      {
+        absl::MutexLock lock(&mu);
+        now = commits;
+      }
+      wait_for_commits(now + 300);
+      // The backlog reached the standby's inbound log (received, not applied).
+      uint64_t lag = 0;
+      for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+           lag == 0 && absl::Now() < deadline;) {
+        auto status = regions_->Status(Region::kWest);
+        ASSERT_TRUE(status.ok());
+        lag = status->apply_lag().records();
+      }
+      EXPECT_GT(lag, 0u);
+      ASSERT_TRUE(regions_->Resume(Region::kWest).ok());
+    }
     Verified v = Verify(Region::kEast, {"public.busy"});
     EXPECT_EQ(v.exit_code, 0) << v.output;
     EXPECT_NE(v.json.find("\"equal\": true"), std::string::npos) << v.json;
@@ -167,7 +198,6 @@ TEST_F(VerifyE2eTest, NoFalseDifferenceWhileTheWriterWritesAtFullSpeed) {
   stop = true;
   writer.join();
   EXPECT_EQ(verified, 3);
-  EXPECT_GT(commits.load(), 0);
 }
 
 TEST_F(VerifyE2eTest, RepairMakesTheStandbyEqualThroughItsOwnOrigin) {
