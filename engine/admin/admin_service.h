@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proto/admin.grpc.pb.h"
 
 namespace ferry {
@@ -48,6 +49,12 @@ class AdminBackend {
     (void)cancelled;
     return absl::UnimplementedError("verify is not supported here");
   }
+  // A planned switchover, sent to either region, waiting at most `timeout`. Errors as the
+  // Reverse RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::ReverseReply> Reverse(absl::Duration timeout) {
+    (void)timeout;
+    return absl::UnimplementedError("reverse is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -71,6 +78,8 @@ class AdminService final : public v1::Admin::Service {
                           v1::ResnapshotReply* reply) override;
   grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
                       grpc::ServerWriter<v1::VerifyEvent>* writer) override;
+  grpc::Status Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
+                       v1::ReverseReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

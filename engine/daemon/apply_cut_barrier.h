@@ -1,7 +1,8 @@
 // ApplyCutBarrier: the standby pipeline's apply lent to the verifier's service as its CutBarrier
 // (consistency/grpc/verify_service.h; the cut itself: ApplyScheduler::FreezeForCut). It refuses
-// a cut while apply is paused, and Shutdown() lifts any cut and refuses further ones, so that a
-// pipeline that stops never waits for a verify (a waiting SetCut returns at once).
+// a cut while apply is paused. The daemon owns it (its verify service outlives the pipelines);
+// each standby pipeline Attach()es its apply while it runs and Shutdown()s it before it stops:
+// that lifts any cut (a waiting SetCut returns at once) and waits until no call uses the apply.
 //
 // Thread safety: thread-safe.
 #pragma once
@@ -29,6 +30,8 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
     absl::MutexLock lock(&mu_);
     if (apply_ != nullptr) apply_->ReleaseCut();
     apply_ = nullptr;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_ == 0; };
+    mu_.Await(absl::Condition(&idle));
   }
 
   absl::Status Freeze() override {
@@ -48,15 +51,20 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
     absl::MutexLock lock(&mu_);
     if (apply_ != nullptr) apply_->SetCut(position);
   }
-  // Waits without the lock; the pipeline keeps its apply alive until Shutdown() released the
-  // cut (which ends this wait) and its server stopped (which waits for this call).
+  // Waits without the lock; Shutdown() releases the cut (which ends this wait) and waits for it
+  // before the pipeline stops its apply.
   bool WaitForCut(absl::Duration timeout) override {
     ApplyScheduler* apply;
     {
       absl::MutexLock lock(&mu_);
+      if (apply_ == nullptr) return false;
       apply = apply_;
+      ++waiting_;
     }
-    return apply != nullptr && apply->WaitForCut(timeout);
+    const bool reached = apply->WaitForCut(timeout);
+    absl::MutexLock lock(&mu_);
+    --waiting_;
+    return reached;
   }
   void Release() override {
     absl::MutexLock lock(&mu_);
@@ -71,6 +79,7 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
   const std::string region_;
   absl::Mutex mu_;
   ApplyScheduler* apply_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;  // calls in apply_->WaitForCut
 };
 
 }  // namespace ferry

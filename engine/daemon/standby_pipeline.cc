@@ -41,30 +41,35 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
   // A new inbound log may start where the target's progress is (item: lost standby data_dir).
   options.receiver.target_progress = [sink = p->sink_.get()] { return sink->CommittedProgress(); };
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
-  if (options.verify.open_peer) {
-    p->cut_barrier_ = std::make_unique<ApplyCutBarrier>(options.verify.region);
-    options.verify.barrier = p->cut_barrier_.get();
-    p->verify_service_ = std::make_unique<consistency::VerifyPeerService>(options.verify);
-    options.server.extra_services.push_back(p->verify_service_.get());
+  if (options.router != nullptr) {
+    p->router_ = options.router;
+    p->router_->Attach(p->receiver_.get());
+  } else {
+    FERRY_ASSIGN_OR_RETURN(
+        p->server_, replication::ReplicationServer::Start(options.server, p->receiver_.get()));
   }
-  FERRY_ASSIGN_OR_RETURN(p->server_,
-                         replication::ReplicationServer::Start(options.server, p->receiver_.get()));
   FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
   p->apply_for_peer_.store(p->apply_.get());
+  p->cut_barrier_ = options.cut_barrier;
   if (p->cut_barrier_) p->cut_barrier_->Attach(p->apply_.get());
   if (options.start_paused) p->SetPaused(true);
   return p;
 }
 
 StandbyPipeline::~StandbyPipeline() {
-  if (apply_ != nullptr && server_ != nullptr) {
+  if (apply_ != nullptr) {
     Stop(clock_->Now());
   } else {
     // A Start() that failed half-way: shut down what runs, in order.
-    if (cut_barrier_) cut_barrier_->Shutdown();
-    if (receiver_) receiver_->Shutdown();
-    if (server_) server_->Shutdown();
+    StopReceiving();
   }
+}
+
+void StandbyPipeline::StopReceiving() {
+  if (cut_barrier_) cut_barrier_->Shutdown();  // a verify's cut never holds the stop
+  if (receiver_) receiver_->Shutdown();
+  if (router_) router_->Detach();
+  if (server_) server_->Shutdown();
 }
 
 void StandbyPipeline::SetPaused(bool paused) {
@@ -83,9 +88,7 @@ bool StandbyPipeline::Stop(absl::Time deadline, bool apply_backlog) {
     stopped_ = true;
     paused = paused_;
   }
-  if (cut_barrier_) cut_barrier_->Shutdown();  // a verify's cut never holds the stop
-  receiver_->Shutdown();
-  server_->Shutdown();
+  StopReceiving();
   const uint64_t next = inbound_->next_seq();
   bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
   // A paused apply makes no progress: do not wait for it (the records stay in the inbound log).

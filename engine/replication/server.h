@@ -9,6 +9,7 @@
 //   server->Shutdown();  // before the receiver is destroyed
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,9 +34,9 @@ struct ReplicationServerOptions {
   // Largest message accepted from the shipper; larger ones end the stream with
   // RESOURCE_EXHAUSTED.
   size_t max_message_bytes = size_t{16} << 20;
-  // Further services on the same listener and TLS (the verifier's, proto/verify.proto); not
-  // owned, must outlive the server. Replies are then bounded by max_message_bytes too.
-  std::vector<grpc::Service*> extra_services;
+  // Largest reply: acks only (1 MiB), unless a service with larger replies shares the listener
+  // (the verifier's carry rows: the daemon raises it to max_message_bytes).
+  size_t max_send_message_bytes = size_t{1} << 20;
 };
 
 // Thread safety: port() from any thread; Shutdown() from the owner (not concurrently with itself).
@@ -45,6 +46,11 @@ class ReplicationServer {
   // kInvalidArgument for incomplete TLS options.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ReplicationServer>> Start(
       const ReplicationServerOptions& options, Receiver* receiver);
+  // Hosts `services` (which must outlive the server; a daemon's ReceiverRouter and control
+  // service). `before_shutdown` runs first in Shutdown() (it ends long-running streams).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ReplicationServer>> Start(
+      const ReplicationServerOptions& options, const std::vector<grpc::Service*>& services,
+      std::function<void()> before_shutdown);
   ~ReplicationServer();  // Shutdown()
 
   int port() const { return port_; }
@@ -52,8 +58,9 @@ class ReplicationServer {
   void Shutdown();
 
  private:
-  ReplicationServer(Receiver* receiver, std::unique_ptr<grpc::Server> server, int port);
-  Receiver* const receiver_;
+  ReplicationServer(std::function<void()> before_shutdown, std::unique_ptr<grpc::Server> server,
+                    int port);
+  const std::function<void()> before_shutdown_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
 };
