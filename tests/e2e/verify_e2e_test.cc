@@ -77,9 +77,9 @@ class VerifyE2eTest : public ::testing::Test {
 
   // Writes on the standby's database behind apply's back (the plants).
   static void OnStandby(const std::string& sql) {
-    ASSERT_TRUE(
-        regions_->pg(Region::kWest).Exec("SET session_replication_role = replica; " + sql).ok())
-        << sql;
+    absl::Status s =
+        regions_->pg(Region::kWest).Exec("SET session_replication_role = replica; " + sql);
+    ASSERT_TRUE(s.ok()) << s << "\n" << sql;
   }
 
   static TwoRegions* regions_;
@@ -104,6 +104,8 @@ TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
       "UPDATE planted SET t = NULL WHERE id = 10;"  // NULL where the primary has ''
       "UPDATE planted SET f = '-0' WHERE id = 20;"  // -0 where the primary has 0
       "UPDATE planted SET n = 1.00 WHERE id = 30;"  // 1.00 where the primary has 1.0
+      // The standby publishes too (for a switchover): a keyless delete needs a replica identity.
+      "ALTER TABLE bag REPLICA IDENTITY FULL;"
       "DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = 7 LIMIT 1);"
       "INSERT INTO bag VALUES (8, 'x'), (8, 'x');"
       "ALTER TABLE widened ADD COLUMN only_on_standby int DEFAULT 1;");
