@@ -196,6 +196,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // for that long fences the database until the peer answers again. `deadline` bounds the call.
   void CheckPeerEpoch(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   FenceNotice NoticeFor(const RegionRecord& region) const;
+  // Has a new source make upstream keep everything from now on for this region's turn as
+  // primary under `epoch` (Source::PrepareTakeover on the outbound log).
+  absl::Status PrepareCapture(uint64_t epoch);
   v1::RegionInfo Info() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void SetOperationNote(std::string note) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);

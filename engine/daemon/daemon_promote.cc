@@ -1,0 +1,167 @@
+// Daemon: the unplanned failover (ferryctl promote) and a primary's check of its peer's epoch
+// (self-fencing); docs/operations.md, "Promote".
+#include <algorithm>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/base/kill_point.h"
+#include "engine/base/status_macros.h"
+#include "engine/capture/log_capture_target.h"
+#include "engine/daemon/daemon.h"
+#include "engine/daemon/primary_pipeline.h"
+#include "engine/daemon/standby_pipeline.h"
+#include "engine/daemon/status_report.h"
+#include "engine/log/durable_log.h"
+#include "engine/region/role_controller.h"
+#include "spdlog/spdlog.h"
+
+namespace ferry {
+
+// --- Unplanned failover --------------------------------------------------------------------
+
+void Daemon::CheckPeerEpoch(absl::Time deadline) {
+  const RegionRecord r = roles_->Get();
+  if (r.role != Role::kPrimary || r.phase != RegionPhase::kReplicating) return;
+  absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", deadline);
+  const absl::Time now = clock_->Now();
+  if (peer.ok()) {
+    peer_answered_ = now;
+    if (peer->epoch() > r.epoch) {
+      absl::StatusOr<bool> fenced = roles_->AdoptEpoch(peer->epoch());
+      if (!fenced.ok() || !*fenced) return;
+      spdlog::error(
+          "region {}: region {} is {} under epoch {} (this region's was {}): fenced; this "
+          "region ships no more and its database refuses writes (ferryctl rejoin)",
+          config_.region, peer->region(), peer->role(), peer->epoch(), r.epoch);
+      StopPipeline(now, /*apply_backlog=*/false);
+      self_fenced_ = false;
+      SettleFence();
+      return;
+    }
+    if (self_fenced_.exchange(false)) {
+      spdlog::warn("region {}: region {} answers again and was not promoted: fence lifted",
+                   config_.region, peer->region());
+      SettleFence();
+    }
+    return;
+  }
+  const int64_t after = config_.failover.self_fence_after_seconds;
+  if (after <= 0) return;
+  if (peer_answered_ == absl::InfinitePast()) peer_answered_ = now;  // counted from the start
+  if (now - peer_answered_ >= absl::Seconds(after) && !self_fenced_.exchange(true)) {
+    spdlog::error(
+        "region {}: no answer from region {} for {} s (failover.self_fence_after_seconds): "
+        "fencing this database, since the peer may have been promoted",
+        config_.region, config_.peer.region, after);
+    SettleFence();
+  }
+}
+
+absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration timeout) {
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const absl::Time start = absl::Now();
+  const RegionRecord r = roles_->Get();
+  if (r.role != Role::kStandby || r.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is ", std::string(RoleName(r.role)), " and ",
+        std::string(RegionPhaseName(r.phase)), ": only a replicating standby is promoted"));
+  }
+  const std::string& peer_name = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  if (!force) {
+    absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(2));
+    if (peer.ok() && peer->role() == "primary" && peer->state() == "replicating" &&
+        peer->epoch() >= r.epoch) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "region ", peer_name, " answers as the replicating primary under epoch ", peer->epoch(),
+          ": promoting this region now would make two primaries. For a planned change use "
+          "ferryctl reverse; if ",
+          peer_name,
+          " is unusable although it answers, promote --force (it fences itself when "
+          "it learns of the new epoch)"));
+    }
+  }
+  StandbyPipeline* standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    standby = standby_.get();
+  }
+  if (standby == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, "'s apply is not running"));
+  }
+  const std::string operation =
+      absl::StrFormat("promote-%d-%08x", r.epoch + 1, absl::Uniform<uint32_t>(absl::BitGen()));
+  v1::PromoteReply reply;
+  reply.set_operation(operation);
+  auto step = [&](const std::string& what) {
+    reply.add_steps(absl::StrFormat("%8.3fs %s", absl::ToDoubleSeconds(absl::Now() - start), what));
+    SetOperationNote(absl::StrCat(operation, ": ", what));
+  };
+
+  // The loss bound, from the lost primary's last report on the stream.
+  const uint64_t next = inbound_->next_seq();
+  *reply.mutable_loss() = LossBoundOf(standby->receiver().status(), next, absl::Now());
+
+  // 1. Everything received is applied (a paused apply too: a promote needs it).
+  step(absl::StrCat("applying what was received (through seq ", next - 1, ")"));
+  if (r.paused) standby->SetPaused(false);
+  if (next > 1 && !standby->apply().WaitForApplied(next - 1, timeout)) {
+    if (r.paused) standby->SetPaused(true);
+    SetOperationNote("");
+    return absl::DeadlineExceededError(absl::StrCat(
+        "region ", config_.region, " applied through seq ", standby->apply().status().applied_seq,
+        " of ", next - 1, " within the timeout: nothing changed (promote again to go on)"));
+  }
+  const ApplyStatus applied = standby->apply().status();
+  for (const auto& [table, stop] : applied.stopped_tables) {
+    reply.add_stopped_tables(
+        absl::StrCat(table.ToString(), " (stopped at seq ", stop.seq, ": ", stop.reason, ")"));
+    const uint64_t kept = next > stop.seq ? next - stop.seq : 0;
+    reply.set_kept_records(std::max(reply.kept_records(), kept));
+  }
+  StopPipeline(clock_->Now(), /*apply_backlog=*/false);
+  step("applied; the standby pipeline stopped");
+
+  // 2. Sequences past what the lost primary may have handed out; the capture's slot. Both are
+  // redone by a promote that starts again after a crash before the epoch is raised.
+  auto undo = [&](const absl::Status& why) -> absl::Status {
+    absl::Status restarted = StartPipeline(Role::kStandby);
+    if (!restarted.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = restarted.ToString();
+    }
+    SetOperationNote("");
+    return absl::Status(why.code(), absl::StrCat("promote ", operation, ": ", why.message(),
+                                                 ": nothing changed, still a standby"));
+  };
+  if (fence_ != nullptr) {
+    if (absl::Status s = fence_->AdvanceSequences(config_.failover.sequence_gap); !s.ok()) {
+      return undo(s);
+    }
+    step(absl::StrCat("sequences advanced by ", config_.failover.sequence_gap));
+  }
+  if (absl::Status prepared = PrepareCapture(r.epoch + 1); !prepared.ok()) {
+    return undo(Annotate(prepared, "preparing the capture"));
+  }
+  step("capture prepared");
+
+  // 3. The epoch, durably; then primary.
+  FERRY_RETURN_IF_ERROR(roles_->BeginPromote(operation, r.epoch + 1));
+  FERRY_RETURN_IF_ERROR(roles_->CompletePromote(operation));
+  reply.set_epoch(r.epoch + 1);
+  spdlog::warn("region {}: promote {}: primary under epoch {}", config_.region, operation,
+               r.epoch + 1);
+  absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence
+  if (!started.ok()) {
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = started.ToString();
+  }
+  step(
+      absl::StrCat("primary under epoch ", r.epoch + 1, started.ok() ? "" : " (capture retrying)"));
+  SetOperationNote("");
+  return reply;
+}
+
+}  // namespace ferry
