@@ -152,6 +152,23 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
               static_cast<unsigned long long>(r.epoch()), r.paused() ? "  PAUSED" : "");
   std::printf("state       %s%s%s\n", r.state().c_str(), r.fenced() ? "  fenced" : "",
               r.operation().empty() ? "" : ("  operation " + r.operation()).c_str());
+  if (r.divergence().known()) {
+    const auto& d = r.divergence();
+    std::printf(
+        "divergence  %s applied this region's log through seq %llu; %llu record(s), %llu bytes "
+        "beyond it never reached it\n",
+        d.new_primary().c_str(), static_cast<unsigned long long>(d.point_seq()),
+        static_cast<unsigned long long>(d.records_beyond()),
+        static_cast<unsigned long long>(d.bytes_beyond()));
+  }
+  if (r.role() == "standby" && r.primary_unshipped().known()) {
+    const auto& l = r.primary_unshipped();
+    std::printf(
+        "loss bound  the primary reported %llu record(s), %llu bytes not received here "
+        "(last contact %.1fs ago): what a promote now would lose\n",
+        static_cast<unsigned long long>(l.records()), static_cast<unsigned long long>(l.bytes()),
+        l.last_contact_seconds_ago());
+  }
   std::printf("uptime      %llds   version %s\n", static_cast<long long>(r.uptime_seconds()),
               r.version().c_str());
   if (r.role() == "primary") {

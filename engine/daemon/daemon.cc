@@ -457,6 +457,7 @@ v1::StatusReply Daemon::Status() {
   {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;
+    s.divergence = divergence_;
     {
       absl::MutexLock fence_lock(&fence_state_mu_);
       s.fence = fence_applied_.empty() ? "" : fence_applied_ == "lifted" ? "lifted" : "raised";

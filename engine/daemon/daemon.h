@@ -195,6 +195,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // (invariant 8: it was promoted elsewhere); with failover.self_fence_after_seconds, no answer
   // for that long fences the database until the peer answers again. `deadline` bounds the call.
   void CheckPeerEpoch(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  // A fenced old primary's divergence from the new primary's answer (`peer`), when the new
+  // primary's inbound log copies this region's outbound log.
+  void NoteDivergence(const v1::RegionInfo& peer) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   FenceNotice NoticeFor(const RegionRecord& region) const;
   // Has a new source make upstream keep everything from now on for this region's turn as
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).
@@ -260,6 +263,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   std::string operation_note_ ABSL_GUARDED_BY(pipeline_mu_);
   // The last switchover this region flipped in (as the standby).
   std::string flipped_operation_ ABSL_GUARDED_BY(pipeline_mu_);
+  // A fenced old primary's divergence (known once the new primary answered).
+  v1::Divergence divergence_ ABSL_GUARDED_BY(pipeline_mu_);
   // Serialises the fence's database calls (held across them; never while pipeline_mu_ is).
   absl::Mutex fence_mu_ ABSL_ACQUIRED_AFTER(change_mu_);
   // The database fence as last set: "" unknown, "lifted", or the notice's message; and why the

@@ -13,6 +13,7 @@
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/daemon/status_report.h"
 #include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 #include "engine/region/role_controller.h"
 #include "spdlog/spdlog.h"
 
@@ -20,8 +21,31 @@ namespace ferry {
 
 // --- Unplanned failover --------------------------------------------------------------------
 
+void Daemon::NoteDivergence(const v1::RegionInfo& peer) {
+  absl::StatusOr<std::optional<std::string>> ours = outbound_->GetState(kLogIdState);
+  if (!ours.ok() || !ours->has_value() || peer.inbound_log_id() != **ours) return;
+  v1::Divergence d;
+  d.set_known(true);
+  d.set_new_primary(peer.region());
+  d.set_point_seq(peer.inbound_applied_seq());
+  const uint64_t next = outbound_->next_seq();
+  if (next > peer.inbound_applied_seq() + 1) {
+    d.set_records_beyond(next - 1 - peer.inbound_applied_seq());
+    absl::StatusOr<uint64_t> bytes = outbound_->PayloadBytesFrom(peer.inbound_applied_seq() + 1);
+    d.set_bytes_beyond(bytes.ok() ? *bytes : 0);
+  }
+  absl::MutexLock lock(&pipeline_mu_);
+  divergence_ = d;
+}
+
 void Daemon::CheckPeerEpoch(absl::Time deadline) {
   const RegionRecord r = roles_->Get();
+  if (r.role == Role::kPrimary && r.phase == RegionPhase::kFenced) {
+    // Fenced: keep the divergence from the new primary's answer current.
+    absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", deadline);
+    if (peer.ok() && peer->epoch() >= r.epoch) NoteDivergence(*peer);
+    return;
+  }
   if (r.role != Role::kPrimary || r.phase != RegionPhase::kReplicating) return;
   absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", deadline);
   const absl::Time now = clock_->Now();
@@ -37,6 +61,7 @@ void Daemon::CheckPeerEpoch(absl::Time deadline) {
       StopPipeline(now, /*apply_backlog=*/false);
       self_fenced_ = false;
       SettleFence();
+      NoteDivergence(*peer);
       return;
     }
     if (self_fenced_.exchange(false)) {

@@ -13,6 +13,7 @@
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/daemon/status_report.h"
 #include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 #include "engine/region/role_controller.h"
 #include "spdlog/spdlog.h"
 
@@ -97,6 +98,10 @@ v1::RegionInfo Daemon::Info() {
   info.set_state(std::string(RegionPhaseName(r.phase)));
   info.set_operation(r.operation);
   info.set_paused(r.paused);
+  auto applied = inbound_->GetCursor(kAppliedCursor);
+  if (applied.ok() && applied->has_value()) info.set_inbound_applied_seq(**applied);
+  auto copied = inbound_->GetState(kPeerLogIdState);
+  if (copied.ok() && copied->has_value()) info.set_inbound_log_id(**copied);
   absl::MutexLock lock(&pipeline_mu_);
   info.set_flipped_operation(flipped_operation_);
   if (standby_) {

@@ -151,6 +151,10 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   }
   if (s.state.phase == RegionPhase::kFenced || s.fence == "raised") r.set_fenced(true);
   r.set_fence(s.fence);
+  if (s.state.phase == RegionPhase::kFenced && s.divergence.known()) {
+    *r.mutable_divergence() = s.divergence;
+    if (s.divergence.records_beyond() > 0) r.set_state("diverged");
+  }
   r.set_fence_error(s.fence_error);
   if (r.last_error().empty() && !s.fence_error.empty()) {
     r.set_last_error("the database fence could not be set: " + s.fence_error);

@@ -139,7 +139,12 @@ TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) 
   ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
   auto east = regions_->Status(Region::kEast);
   ASSERT_TRUE(east.ok());
-  EXPECT_EQ(east->state(), "fenced");
+  // Diverged: west applied east's log up to a point; east holds the unshipped ones beyond it.
+  EXPECT_EQ(east->state(), "diverged");
+  EXPECT_TRUE(east->divergence().known());
+  EXPECT_EQ(east->divergence().new_primary(), "west");
+  EXPECT_GE(east->divergence().records_beyond(), static_cast<uint64_t>(kUnshipped));
+  EXPECT_GT(east->divergence().bytes_beyond(), 0u);
   EXPECT_EQ(east->epoch(), 2u);
   EXPECT_TRUE(east->fenced());
   EXPECT_EQ(PrimaryCheck(Region::kEast), 503);
@@ -168,10 +173,12 @@ TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndT
   auto forced = regions_->Ctl(Region::kWest, {"promote", "--force"});
   ASSERT_TRUE(forced.ok());
   ASSERT_EQ(forced->exit_code, 0) << forced->output;
+  // Nothing beyond what west applied: fenced, not diverged.
   auto east = Poll(Region::kEast, [](const v1::StatusReply& s) {
-    return s.state() == "fenced" && s.fence() == "raised";
+    return s.state() == "fenced" && s.fence() == "raised" && s.divergence().known();
   });
   ASSERT_TRUE(east.ok()) << east.status();
+  EXPECT_EQ(east->divergence().records_beyond(), 0u);
   EXPECT_EQ(PrimaryCheck(Region::kEast), 503);
   EXPECT_EQ(PrimaryCheck(Region::kWest), 200);
   EXPECT_FALSE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('x')").ok());
