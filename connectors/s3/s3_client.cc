@@ -562,3 +562,38 @@ absl::Status S3Client::AbortMultipartUpload(const std::string& bucket, const std
 }
 
 }  // namespace ferry::s3
+
+namespace ferry::s3 {
+
+absl::StatusOr<std::string> S3Client::CreateTopic(const std::string& name,
+                                                  const std::string& push_endpoint) {
+  const std::string body = CanonicalQuery({{"Action", "CreateTopic"},
+                                           {"Name", name},
+                                           {"Attributes.entry.1.key", "push-endpoint"},
+                                           {"Attributes.entry.1.value", push_endpoint}});
+  FERRY_ASSIGN_OR_RETURN(
+      Response r, Send(Request{.method = "POST",
+                               .headers = {{"content-type", "application/x-www-form-urlencoded"}},
+                               .body = body}));
+  std::string arn = XmlText(r.body, "TopicArn");
+  if (arn.empty()) return absl::DataLossError("CreateTopic: no TopicArn in the answer");
+  return arn;
+}
+
+absl::Status S3Client::PutBucketNotification(const std::string& bucket, const std::string& id,
+                                             const std::string& topic_arn) {
+  const std::string body = absl::StrCat(
+      "<NotificationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+      "<TopicConfiguration><Id>",
+      XmlEscape(id), "</Id><Topic>", XmlEscape(topic_arn),
+      "</Topic><Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>"
+      "</TopicConfiguration></NotificationConfiguration>");
+  return Send(Request{.method = "PUT",
+                      .bucket = bucket,
+                      .query = {{"notification", ""}},
+                      .headers = {{"content-type", "application/xml"}},
+                      .body = body})
+      .status();
+}
+
+}  // namespace ferry::s3

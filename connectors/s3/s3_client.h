@@ -179,6 +179,16 @@ class S3Client {
   [[nodiscard]] absl::Status AbortMultipartUpload(const std::string& bucket, const std::string& key,
                                                   const std::string& upload_id);
 
+  // Bucket notifications over HTTP push, as Ceph RGW takes them (its SNS-compatible topic API
+  // on the endpoint's root): a topic pushing to `push_endpoint` (returns the topic's ARN), and
+  // the bucket's notification configuration sending every ObjectCreated and ObjectRemoved
+  // event to it. For tests and for operators' setup scripts; Ferry itself never changes a
+  // bucket's notification configuration.
+  [[nodiscard]] absl::StatusOr<std::string> CreateTopic(const std::string& name,
+                                                        const std::string& push_endpoint);
+  [[nodiscard]] absl::Status PutBucketNotification(const std::string& bucket, const std::string& id,
+                                                   const std::string& topic_arn);
+
   // Requests sent (each attempt counts), for tests and metrics.
   uint64_t requests_sent() const;
 
