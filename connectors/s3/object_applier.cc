@@ -59,6 +59,10 @@ bool HoldsSourceState(const ObjectInfo& target, const ObjectInfo& source, const 
   }
   std::optional<ReplicaMarker> marker = ReadReplicaMarker(target.metadata, key);
   if (marker) return marker->source_etag == source.etag;
+  // The source's object may itself be Ferry's copy of the target's (the regions reversed):
+  // then its marker names the target's ETag, and copying it back would only add a version.
+  std::optional<ReplicaMarker> reverse = ReadReplicaMarker(source.metadata, key);
+  if (reverse) return reverse->source_etag == target.etag;
   return target.etag == source.etag;
 }
 

@@ -149,6 +149,25 @@ TEST_F(ObjectApplierTest, ReplayAddsNoVersionAndKeepsMetadata) {
   ExpectEqual();
 }
 
+TEST_F(ObjectApplierTest, AfterAReverseTheCopyIsNotCopiedBack) {
+  // A multipart object (its ETag is not an MD5) copied east -> west, then the regions reverse:
+  // west's copy carries the marker naming east's ETag, so applying west -> east writes nothing.
+  std::string body(kPart + 1, 'r');
+  ASSERT_TRUE(client_->PutObject(east_, "r", body, {}).ok());
+  EXPECT_EQ(Apply("r"), ApplyOutcome::kWritten);
+  auto back = ObjectApplier::Create({.source = client_.get(),
+                                     .source_bucket = west_,
+                                     .target = client_.get(),
+                                     .target_bucket = east_,
+                                     .origin_region = "west",
+                                     .part_size = kPart});
+  ASSERT_TRUE(back.ok());
+  auto r = (*back)->ApplyKey("r");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kAlreadyEqual);
+  EXPECT_EQ(Versions(east_, "r"), 1u);
+}
+
 TEST_F(ObjectApplierTest, LargeObjectsGoMultipart) {
   std::string body(2 * kPart + 12345, '\0');
   for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
