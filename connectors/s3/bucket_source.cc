@@ -2,10 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "connectors/s3/kafka_notice_reader.h"
 #include "connectors/s3/replica_marker.h"
 #include "engine/base/status_macros.h"
 
@@ -143,10 +146,10 @@ HttpResponse BucketSource::OnPush(const HttpRequest& request) {
   return response;
 }
 
-absl::Status BucketSource::CaptureNotices(CaptureTarget& target,
-                                          const std::vector<BucketNotice>& notices,
-                                          const std::string& cause,
-                                          std::vector<std::string> dead_letters) {
+absl::Status BucketSource::CaptureNotices(
+    CaptureTarget& target, const std::vector<BucketNotice>& notices, const std::string& cause,
+    std::vector<std::string> dead_letters,
+    std::vector<std::pair<std::string, std::string>> source_state) {
   std::vector<v1::SourceEvent> events;
   uint64_t own = 0;
   for (const BucketNotice& notice : notices) {
@@ -185,8 +188,8 @@ absl::Status BucketSource::CaptureNotices(CaptureTarget& target,
   const uint64_t dead = dead_letters.size();
   for (const std::string& d : dead_letters) events.push_back(DeadLetter(d));
   const uint64_t made = events.size() - dead;
-  if (!events.empty()) {
-    absl::Status s = target.AppendEvents(std::move(events), {});
+  if (!events.empty() || !source_state.empty()) {
+    absl::Status s = target.AppendEvents(std::move(events), std::move(source_state));
     if (!s.ok()) {
       SetError(s);
       return s;
@@ -252,15 +255,40 @@ absl::Status BucketSource::Run(CaptureTarget& target, const StopSignal& stop) {
     absl::MutexLock lock(&mu_);
     target_ = &target;
   }
-  absl::Status s = Backfill(target, stop);
-  while (s.ok() && !stop.stopped()) {
+  // The Kafka reader runs beside the backfill; either one's error stops both.
+  StopSignal inner;
+  std::unique_ptr<KafkaNoticeReader> kafka;
+  std::thread kafka_thread;
+  absl::Status kafka_status;
+  if (!options_.kafka.brokers.empty()) {
+    absl::StatusOr<std::unique_ptr<KafkaNoticeReader>> reader =
+        KafkaNoticeReader::Create(options_.kafka, this);
+    if (!reader.ok()) return reader.status();
+    kafka = std::move(*reader);
+    kafka_thread = std::thread([&] {
+      kafka_status = kafka->Run(target, inner);
+      if (!kafka_status.ok()) inner.Stop();
+    });
+  }
+  std::thread forward([&] {
+    // Stops `inner` when the owner stops; returns when inner stops for any reason.
+    while (!inner.WaitFor(absl::Milliseconds(100))) {
+      if (stop.stopped()) inner.Stop();
+    }
+  });
+  absl::Status s = Backfill(target, inner);
+  while (s.ok() && !inner.stopped()) {
     if (options_.backfill_interval <= absl::ZeroDuration()) {
-      stop.WaitFor(absl::Seconds(1));
+      inner.WaitFor(absl::Seconds(1));
       continue;
     }
-    if (stop.WaitFor(options_.backfill_interval)) break;
-    s = Backfill(target, stop);
+    if (inner.WaitFor(options_.backfill_interval)) break;
+    s = Backfill(target, inner);
   }
+  inner.Stop();
+  forward.join();
+  if (kafka_thread.joinable()) kafka_thread.join();
+  if (s.ok()) s = kafka_status;
   absl::MutexLock lock(&mu_);
   target_ = nullptr;
   auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return pushes_in_flight_ == 0; };

@@ -16,7 +16,8 @@
 //     in the same atomic append (CaptureTarget::AppendEvents), so a restart resumes from the
 //     last durable page. Listed objects are logged as hints without a HEAD (the applier reads
 //     the truth anyway).
-//   - Kafka: not yet (docs/objects.md, "Not done").
+//   - Kafka (kafka_notice_reader.h), when `kafka` is set: a consumer in a group beside the
+//     webhook, its offsets durable in the log with the events.
 // No loops: an object whose current version carries Ferry's replica marker for its key was
 // written by Ferry's apply, and a notice for it is dropped (counted as own_writes_skipped).
 //
@@ -30,6 +31,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "connectors/s3/kafka_options.h"
 #include "connectors/s3/notification.h"
 #include "connectors/s3/object_event.pb.h"
 #include "connectors/s3/s3_client.h"
@@ -51,6 +53,8 @@ struct BucketSourceOptions {
   // When set, a push must carry it: "Authorization: Bearer TOKEN", a "token=TOKEN" query, or
   // a path "/TOKEN" (RGW's push endpoint cannot set headers).
   std::string webhook_token;
+  // Notifications from Kafka; brokers "" for none.
+  KafkaNoticeOptions kafka;
   // Backfill again this long after the last one ended; zero: only at start.
   absl::Duration backfill_interval = absl::ZeroDuration();
   int list_page_keys = 1000;
@@ -77,17 +81,18 @@ class BucketSource final : public Source {
   absl::Status Run(CaptureTarget& target, const StopSignal& stop) override;
   SourceHealth Health() const override;
 
+  const std::string& bucket() const { return options_.bucket; }
   // The webhook's bound port (0 when there is no webhook).
   int webhook_port() const { return http_ ? http_->port() : 0; }
   BucketSourceCounters counters() const;
 
   // Reads the truth of each notice's key and appends the events (and `dead_letters`, each
-  // "reason\nrecord") durably in one append. Used by every way in. Errors: the bucket's or the
-  // log's; nothing of this call is durable then.
-  [[nodiscard]] absl::Status CaptureNotices(CaptureTarget& target,
-                                            const std::vector<BucketNotice>& notices,
-                                            const std::string& cause,
-                                            std::vector<std::string> dead_letters);
+  // "reason\nrecord", and `source_state`, e.g. Kafka offsets) durably in one append. Used by
+  // every way in. Errors: the bucket's or the log's; nothing of this call is durable then.
+  [[nodiscard]] absl::Status CaptureNotices(
+      CaptureTarget& target, const std::vector<BucketNotice>& notices, const std::string& cause,
+      std::vector<std::string> dead_letters,
+      std::vector<std::pair<std::string, std::string>> source_state = {});
 
   // The source-state keys of the backfill (for tests and status).
   std::string backfill_token_key() const { return "s3/" + options_.bucket + "/backfill_token"; }

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "engine/base/status_macros.h"
 
@@ -59,6 +60,34 @@ absl::Status CheckAbsolutePath(absl::string_view s) {
   return absl::OkStatus();
 }
 
+// Kafka topic and group names: [a-zA-Z0-9._-], 1-249 bytes.
+absl::Status CheckKafkaName(absl::string_view s) {
+  bool ok = !s.empty() && s.size() <= 249;
+  for (char c : s) {
+    ok = ok &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected a Kafka name of 1-249 characters [a-zA-Z0-9._-], got ", config::Quote(s)));
+  }
+  return absl::OkStatus();
+}
+
+// "host:port[,host:port...]".
+absl::Status CheckBrokers(absl::string_view s) {
+  if (s.empty()) return absl::InvalidArgumentError("expected HOST:PORT[,HOST:PORT...], got \"\"");
+  for (absl::string_view broker : absl::StrSplit(s, ',')) {
+    absl::StatusOr<config::HostPort> hp =
+        config::ParseHostPort(std::string_view(broker.data(), broker.size()));
+    if (!hp.ok() || hp->port == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected HOST:PORT[,HOST:PORT...], got ", config::Quote(s)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::vector<std::string>& EventKeys() {
   static const std::vector<std::string> keys = {"kafka", "webhook"};
   return keys;
@@ -87,7 +116,6 @@ std::vector<std::string> ObjectsConfigSection::keys() const {
 
 absl::Status ObjectsConfigSection::Read(const config::Section& section,
                                         const config::ConnectorContext& context) {
-  (void)context;
   present_ = false;
   bool any = false;
   for (const std::string& key : keys()) any = any || section.Has(key);
@@ -119,10 +147,14 @@ absl::Status ObjectsConfigSection::Read(const config::Section& section,
   FERRY_ASSIGN_OR_RETURN(config::Section events, section.Child("events", EventKeys()));
   if (events.Has("kafka")) {
     FERRY_ASSIGN_OR_RETURN(config::Section kafka, events.Child("kafka", KafkaKeys()));
-    (void)kafka;
-    return events.Error("kafka",
-                        "bucket notifications from Kafka are not supported by this ferryd yet; "
-                        "use events.webhook (docs/objects.md)");
+    FERRY_RETURN_IF_ERROR(
+        kafka.GetString("brokers", Need::kRequired, CheckBrokers, &c.kafka_brokers));
+    FERRY_RETURN_IF_ERROR(
+        kafka.GetString("topic", Need::kRequired, CheckKafkaName, &c.kafka_topic));
+    c.kafka_group = absl::StrCat("ferry-", context.region);
+    FERRY_RETURN_IF_ERROR(
+        kafka.GetString("group", Need::kOptional, CheckKafkaName, &c.kafka_group));
+    c.kafka = true;
   }
   if (events.Has("webhook")) {
     FERRY_ASSIGN_OR_RETURN(config::Section webhook, events.Child("webhook", WebhookKeys()));
@@ -131,9 +163,10 @@ absl::Status ObjectsConfigSection::Read(const config::Section& section,
     FERRY_RETURN_IF_ERROR(webhook.GetSecret("token", &c.webhook_token));
     c.webhook = true;
   }
-  if (!c.webhook && c.backfill_interval_seconds == 0) {
+  if (!c.webhook && !c.kafka && c.backfill_interval_seconds == 0) {
     return section.Error("events",
-                         "set events.webhook or backfill_interval_seconds: otherwise no change "
+                         "set events.webhook, events.kafka or backfill_interval_seconds: otherwise "
+                         "no change "
                          "made after the start would ever be replicated");
   }
   config_ = std::move(c);

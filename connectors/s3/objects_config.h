@@ -44,7 +44,11 @@ struct ObjectsConfig {
   bool webhook = false;
   // events.webhook.token_file / token_env: required on pushes when set.
   config::Secret webhook_token;
-  // events.kafka: refused by this ferryd (docs/objects.md, "Not done").
+  // events.kafka: brokers and topic required; group defaults to "ferry-<region>".
+  bool kafka = false;
+  std::string kafka_brokers;
+  std::string kafka_topic;
+  std::string kafka_group;
 };
 
 class ObjectsConfigSection final : public config::ConnectorSection {

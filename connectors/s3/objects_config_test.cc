@@ -76,6 +76,17 @@ TEST_F(ObjectsConfigTest, ReadsAFullSection) {
   EXPECT_FALSE(c->webhook_token.is_set());
 }
 
+TEST_F(ObjectsConfigTest, KafkaEvents) {
+  auto c = Parse(Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
+                       "    kafka: { brokers: \"127.0.0.1:9092,k2:9093\", topic: app-events }\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->kafka);
+  EXPECT_FALSE(c->webhook);
+  EXPECT_EQ(c->kafka_brokers, "127.0.0.1:9092,k2:9093");
+  EXPECT_EQ(c->kafka_topic, "app-events");
+  EXPECT_EQ(c->kafka_group, "ferry-east");
+}
+
 TEST_F(ObjectsConfigTest, NoSectionMeansNoObjectPath) {
   bool present = true;
   auto c = Parse("", &present);
@@ -115,8 +126,14 @@ TEST_F(ObjectsConfigTest, RefusalsNameTheKey) {
   ExpectError(Valid("us-east-1", "us east 1"), "objects.signing_region", "signing region");
   ExpectError(Valid("127.0.0.1:7403", "7403"), "objects.events.webhook.listen", "");
   ExpectError(Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
-                    "    kafka: { brokers: \"127.0.0.1:9092\", topic: t, group: g }\n"),
-              "objects.events.kafka", "not supported");
+                    "    kafka: { brokers: \"127.0.0.1:9092\", group: g }\n"),
+              "objects.events.kafka.topic", "required");
+  ExpectError(Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
+                    "    kafka: { brokers: \"127.0.0.1\", topic: t }\n"),
+              "objects.events.kafka.brokers", "HOST:PORT");
+  ExpectError(Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
+                    "    kafka: { brokers: \"127.0.0.1:9092\", topic: \"a/b\" }\n"),
+              "objects.events.kafka.topic", "Kafka name");
   ExpectError(Valid("  backfill_interval_seconds: 3600\n  events:\n"
                     "    webhook: { listen: \"127.0.0.1:7403\" }\n",
                     ""),
