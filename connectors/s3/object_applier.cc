@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/replica_marker.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -144,6 +145,13 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
 absl::StatusOr<ApplyResult> ObjectApplier::CopyMultipart(const std::string& key,
                                                          const ObjectInfo& source,
                                                          const PutOptions& put) {
+  // Uploads of this key left by an earlier copy that died (a SIGKILL between parts) are
+  // invisible but hold space: Ferry is the target bucket's only writer, so they are its own.
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> stale,
+                         options_.target->ListMultipartUploads(options_.target_bucket, key));
+  for (const std::string& id : stale) {
+    FERRY_RETURN_IF_ERROR(options_.target->AbortMultipartUpload(options_.target_bucket, key, id));
+  }
   FERRY_ASSIGN_OR_RETURN(std::string upload,
                          options_.target->CreateMultipartUpload(options_.target_bucket, key, put));
   std::vector<CompletedPart> parts;
@@ -157,6 +165,7 @@ absl::StatusOr<ApplyResult> ObjectApplier::CopyMultipart(const std::string& key,
         options_.target->UploadPart(options_.target_bucket, key, upload, number, buffer));
     parts.push_back({number, std::move(etag)});
     buffer.clear();
+    KillPoint("s3.part_uploaded");
     return absl::OkStatus();
   };
   absl::StatusOr<ObjectInfo> got = options_.source->GetObjectStreamed(

@@ -11,7 +11,8 @@
 //     user metadata, and the replica marker names the source's ETag, or the same ETag), so a
 //     replayed or duplicated event never adds a version; otherwise copies it: one PUT up to
 //     part_size, a multipart upload above (parts streamed from the source GET, at most one
-//     part in memory; aborted on any failure, so no partial object is ever visible);
+//     part in memory; aborted on any failure, so no partial object is ever visible; uploads
+//     of the key left by a copy that died are aborted before a new one starts);
 //   - the body copied is the version the HEAD saw (GET by version id; on an unversioned
 //     source the GET's ETag must equal the HEAD's), never a newer body under an older state;
 //   - ETags are compared after the write (a single PUT's ETag is the MD5 of what was sent,

@@ -565,6 +565,19 @@ absl::Status S3Client::AbortMultipartUpload(const std::string& bucket, const std
 
 namespace ferry::s3 {
 
+absl::StatusOr<std::vector<std::string>> S3Client::ListMultipartUploads(const std::string& bucket,
+                                                                        const std::string& key) {
+  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
+  FERRY_ASSIGN_OR_RETURN(Response r, Send(Request{.method = "GET",
+                                                  .bucket = bucket,
+                                                  .query = {{"uploads", ""}, {"prefix", key}}}));
+  std::vector<std::string> ids;
+  for (const XmlElement& e : XmlChildren(r.body, {"Upload"})) {
+    if (XmlText(e.inner, "Key") == key) ids.push_back(XmlText(e.inner, "UploadId"));
+  }
+  return ids;
+}
+
 absl::StatusOr<std::string> S3Client::CreateTopic(const std::string& name,
                                                   const std::string& push_endpoint) {
   const std::string body = CanonicalQuery({{"Action", "CreateTopic"},

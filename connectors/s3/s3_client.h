@@ -178,6 +178,9 @@ class S3Client {
       const std::vector<CompletedPart>& parts);
   [[nodiscard]] absl::Status AbortMultipartUpload(const std::string& bucket, const std::string& key,
                                                   const std::string& upload_id);
+  // Upload ids of the multipart uploads in progress whose key is exactly `key` (first 1,000).
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListMultipartUploads(
+      const std::string& bucket, const std::string& key);
 
   // Bucket notifications over HTTP push, as Ceph RGW takes them (its SNS-compatible topic API
   // on the endpoint's root): a topic pushing to `push_endpoint` (returns the topic's ARN), and
