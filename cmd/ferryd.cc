@@ -23,6 +23,7 @@
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_source.h"
+#include "connectors/s3/objects_wiring.h"
 #include "engine/daemon/daemon.h"
 
 namespace {
@@ -103,7 +104,9 @@ int main(int argc, char** argv) {
 
   // Every connector section this ferryd links, read and checked with the rest of the file.
   ferry::pg::PostgresConfigSection postgres_section;
-  auto config = ferry::config::LoadConfigFile(config_path, {.connectors = {&postgres_section}});
+  ferry::s3::ObjectsConfigSection objects_section;
+  auto config = ferry::config::LoadConfigFile(
+      config_path, {.connectors = {&postgres_section, &objects_section}});
   if (!config.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", std::string(config.status().message()).c_str());
     return 1;
@@ -156,6 +159,9 @@ int main(int argc, char** argv) {
     if (!sink.ok()) return sink.status();
     return std::unique_ptr<ferry::Sink>(std::move(*sink));
   };
+
+  if (objects_section.present())
+    ferry::s3::AddObjectFactories(objects_section.config(), &factories);
 
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));
   if (!daemon.ok()) {

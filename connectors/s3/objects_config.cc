@@ -98,6 +98,13 @@ const std::vector<std::string>& WebhookKeys() {
   return keys;
 }
 
+const std::vector<std::string>& PeerKeys() {
+  static const std::vector<std::string> keys = {
+      "endpoint",       "signing_region",  "bucket",        "access_key_file",
+      "access_key_env", "secret_key_file", "secret_key_env"};
+  return keys;
+}
+
 const std::vector<std::string>& KafkaKeys() {
   static const std::vector<std::string> keys = {"brokers", "topic", "group"};
   return keys;
@@ -111,7 +118,7 @@ std::vector<std::string> ObjectsConfigSection::keys() const {
           "access_key_env", "secret_key_file",
           "secret_key_env", "ca_file",
           "part_size",      "backfill_interval_seconds",
-          "events"};
+          "events",         "peer_bucket"};
 }
 
 absl::Status ObjectsConfigSection::Read(const config::Section& section,
@@ -168,6 +175,24 @@ absl::Status ObjectsConfigSection::Read(const config::Section& section,
                          "set events.webhook, events.kafka or backfill_interval_seconds: otherwise "
                          "no change "
                          "made after the start would ever be replicated");
+  }
+  if (!section.Has("peer_bucket")) {
+    return section.Error("peer_bucket",
+                         "is required: the peer region's endpoint, bucket and keys, read when "
+                         "this region applies the peer's object events");
+  }
+  FERRY_ASSIGN_OR_RETURN(config::Section peer, section.Child("peer_bucket", PeerKeys()));
+  FERRY_RETURN_IF_ERROR(
+      peer.GetString("endpoint", Need::kRequired, CheckEndpoint, &c.peer.endpoint));
+  FERRY_RETURN_IF_ERROR(
+      peer.GetString("signing_region", Need::kOptional, CheckRegion, &c.peer.signing_region));
+  FERRY_RETURN_IF_ERROR(peer.GetString("bucket", Need::kRequired, CheckBucket, &c.peer.bucket));
+  FERRY_RETURN_IF_ERROR(peer.GetSecret("access_key", &c.peer.access_key));
+  FERRY_RETURN_IF_ERROR(peer.GetSecret("secret_key", &c.peer.secret_key));
+  if (!c.peer.access_key.is_set() || !c.peer.secret_key.is_set()) {
+    return peer.Error("access_key_file",
+                      "set the peer's access_key_file / access_key_env and secret_key_file / "
+                      "secret_key_env");
   }
   config_ = std::move(c);
   present_ = true;

@@ -24,6 +24,16 @@
 
 namespace ferry::s3 {
 
+// objects.peer_bucket: the peer region's bucket, which this region reads when it applies the peer's
+// object events (bodies are fetched at apply time: docs/objects.md, "Where bodies travel").
+struct ObjectsPeerConfig {
+  std::string endpoint;
+  std::string signing_region = "us-east-1";
+  std::string bucket;
+  config::Secret access_key;
+  config::Secret secret_key;
+};
+
 struct ObjectsConfig {
   // http(s)://host[:port] of any S3-compatible endpoint (SigV4, path-style). Required.
   std::string endpoint;
@@ -49,6 +59,8 @@ struct ObjectsConfig {
   std::string kafka_brokers;
   std::string kafka_topic;
   std::string kafka_group;
+  // objects.peer_bucket. Required. (Not `peer`: that is the engine's top-level key.)
+  ObjectsPeerConfig peer;
 };
 
 class ObjectsConfigSection final : public config::ConnectorSection {

@@ -42,7 +42,12 @@ class ObjectsConfigTest : public ::testing::Test {
         "  part_size: 16MiB\n"
         "  backfill_interval_seconds: 3600\n"
         "  events:\n"
-        "    webhook: { listen: \"127.0.0.1:7403\" }\n";
+        "    webhook: { listen: \"127.0.0.1:7403\" }\n"
+        "  peer_bucket:\n"
+        "    endpoint: http://127.0.0.1:7481\n"
+        "    bucket: app-assets-west\n"
+        "    access_key_env: FERRY_TEST_S3_ACCESS\n"
+        "    secret_key_env: FERRY_TEST_S3_SECRET\n";
     if (!replace_from.empty()) {
       size_t at = text.find(replace_from);
       EXPECT_NE(at, std::string::npos) << replace_from;
@@ -74,6 +79,9 @@ TEST_F(ObjectsConfigTest, ReadsAFullSection) {
   EXPECT_TRUE(c->webhook);
   EXPECT_EQ(c->webhook_listen.ToString(), "127.0.0.1:7403");
   EXPECT_FALSE(c->webhook_token.is_set());
+  EXPECT_EQ(c->peer.endpoint, "http://127.0.0.1:7481");
+  EXPECT_EQ(c->peer.bucket, "app-assets-west");
+  EXPECT_EQ(c->peer.secret_key.value, "s3cr3t");
 }
 
 TEST_F(ObjectsConfigTest, KafkaEvents) {
@@ -102,7 +110,8 @@ TEST_F(ObjectsConfigTest, SecretsFromFiles) {
   auto c = Parse(absl::StrCat(
       "objects:\n  endpoint: http://127.0.0.1:7480\n  bucket: app\n  access_key_file: ", access,
       "\n  secret_key_file: ", secret, "\n  events:\n    webhook:\n      listen: 127.0.0.1:0\n",
-      "      token_file: ", token, "\n"));
+      "      token_file: ", token, "\n", "  peer_bucket:\n    endpoint: http://h:1\n    bucket: app2\n",
+      "    access_key_file: ", access, "\n    secret_key_file: ", secret, "\n"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->access_key.value, "AK-from-file");
   EXPECT_EQ(c->secret_key.value, "SK-from-file");
@@ -143,6 +152,10 @@ TEST_F(ObjectsConfigTest, RefusalsNameTheKey) {
   ExpectError(Valid("  part_size: 16MiB\n", "  ca_file: /etc/ca.pem\n"), "objects.ca_file",
               "https");
   ExpectError(Valid("app-assets", std::string(100, 'a')), "objects.bucket", "bucket name");
+  ExpectError(Valid("  peer_bucket:\n", "  pier:\n"), "objects.pier", "unknown key");
+  ExpectError(Valid("app-assets-west", "West"), "objects.peer_bucket.bucket", "bucket name");
+  ExpectError(Valid("    secret_key_env: FERRY_TEST_S3_SECRET\n", ""),
+              "objects.peer_bucket.access_key_file", "secret_key_env");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
+#include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
@@ -161,8 +162,10 @@ absl::Status Daemon::StartPipeline(Role role) {
     FERRY_ASSIGN_OR_RETURN(
         std::unique_ptr<PrimaryPipeline> primary,
         PrimaryPipeline::Start(std::move(po), outbound_.get(), std::move(source)));
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventPipeline> events, StartEvents(role, context));
     absl::MutexLock lock(&pipeline_mu_);
     primary_ = std::move(primary);
+    events_ = std::move(events);
     pipeline_error_.clear();
     return absl::OkStatus();
   }
@@ -195,22 +198,45 @@ absl::Status Daemon::StartPipeline(Role role) {
   FERRY_ASSIGN_OR_RETURN(
       std::unique_ptr<StandbyPipeline> standby,
       StandbyPipeline::Start(std::move(options), inbound_.get(), std::move(sink)));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventPipeline> events, StartEvents(role, context));
   absl::MutexLock lock(&pipeline_mu_);
   standby_ = std::move(standby);
+  events_ = std::move(events);
   pipeline_error_.clear();
   return absl::OkStatus();
 }
 
 // Detaches the running pipeline (status then shows none) and stops it, draining until
 // `deadline`, without holding pipeline_mu_. REQUIRES: change_mu_ held.
+absl::StatusOr<std::unique_ptr<EventPipeline>> Daemon::StartEvents(Role role,
+                                                                   const PipelineContext& context) {
+  const bool primary = role == Role::kPrimary;
+  if (primary ? !factories_.event_source : !factories_.event_sink) {
+    return std::unique_ptr<EventPipeline>();
+  }
+  RoleController* roles = roles_.get();
+  EventPipelineOptions options{
+      .region = config_.region, .epoch = [roles] { return roles->epoch(); }, .clock = clock_};
+  if (primary) {
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Source> source,
+                           factories_.event_source(config_, context));
+    return EventPipeline::StartCapture(std::move(options), outbound_.get(), std::move(source));
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventSink> sink, factories_.event_sink(config_, context));
+  return EventPipeline::StartApply(std::move(options), inbound_.get(), std::move(sink));
+}
+
 void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
   std::unique_ptr<PrimaryPipeline> primary;
   std::unique_ptr<StandbyPipeline> standby;
+  std::unique_ptr<EventPipeline> events;
   {
     absl::MutexLock lock(&pipeline_mu_);
     primary = std::move(primary_);
     standby = std::move(standby_);
+    events = std::move(events_);
   }
+  if (events) events->Stop();  // before the primary's drain: what it captured is then shipped
   if (primary) primary->Stop(deadline);
   if (standby) standby->Stop(deadline, apply_backlog);
 }
@@ -315,6 +341,9 @@ void Daemon::Trim() {
     absl::MutexLock lock(&pipeline_mu_);
     if (primary_) outbound_safe = primary_->shipper().status().acked_next_seq;
     if (standby_) inbound_safe = standby_->apply().status().applied_seq + 1;
+    if (standby_ && events_) {
+      inbound_safe = std::min(*inbound_safe, events_->applied_next_seq());
+    }
   }
   if (inbound_safe.has_value()) {
     auto retain = inbound_->GetCursor(kApplyRetainCursor);

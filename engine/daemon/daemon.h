@@ -35,6 +35,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "engine/admin/admin_service.h"
+#include "engine/api/event_sink.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
@@ -48,6 +49,7 @@ struct HttpResponse;
 class Metrics;
 struct EngineCounters;
 class DurableLog;
+class EventPipeline;
 class LogRetention;
 class PrimaryPipeline;
 class RoleController;
@@ -69,6 +71,15 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&,
                                                       const PipelineContext&)>
       sink;
+  // Optional (null: none): a second source of non-transaction events (a bucket's object
+  // events) and its apply target, run beside the database pipeline by an EventPipeline
+  // (engine/daemon/event_pipeline.h). Called each time the matching pipeline starts.
+  std::function<absl::StatusOr<std::unique_ptr<Source>>(const config::Config&,
+                                                        const PipelineContext&)>
+      event_source;
+  std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
+                                                           const PipelineContext&)>
+      event_sink;
 };
 
 class Daemon final : public AdminBackend {
@@ -122,6 +133,9 @@ class Daemon final : public AdminBackend {
   explicit Daemon(const config::Config& config, DaemonFactories factories, Clock* clock);
   absl::Status StartParts();
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  // The role's event pipeline (null when the factories make none).
+  absl::StatusOr<std::unique_ptr<EventPipeline>> StartEvents(Role role,
+                                                             const PipelineContext& context);
   // `apply_backlog`: a standby applies what it received before it stops (a role change).
   void StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
@@ -161,6 +175,8 @@ class Daemon final : public AdminBackend {
   mutable absl::Mutex pipeline_mu_;
   std::unique_ptr<PrimaryPipeline> primary_ ABSL_GUARDED_BY(pipeline_mu_);
   std::unique_ptr<StandbyPipeline> standby_ ABSL_GUARDED_BY(pipeline_mu_);
+  // The event pipeline of the role, when the factories make one.
+  std::unique_ptr<EventPipeline> events_ ABSL_GUARDED_BY(pipeline_mu_);
   std::string pipeline_error_ ABSL_GUARDED_BY(pipeline_mu_);
   uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
   // The re-seed running now ("" when none), for status' operation field.
