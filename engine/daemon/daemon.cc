@@ -386,6 +386,7 @@ EngineCounters Daemon::Counters() {
 
 v1::StatusReply Daemon::Status() {
   StatusSnapshot s;
+  std::optional<EventPipelineStatus> events;
   s.region = config_.region;
   s.version = kVersion;
   s.state = roles_->Get();
@@ -425,8 +426,21 @@ v1::StatusReply Daemon::Status() {
         if (id.ok() && id->has_value()) s.standby->apply.log_id = **id;
       }
     }
+    if (events_) events = events_->status();
   }
-  return AssembleStatus(s);
+  v1::StatusReply reply = AssembleStatus(s);
+  if (events) {
+    v1::ObjectsState* o = reply.mutable_objects();
+    o->set_mode(events->capturing ? "capture" : "apply");
+    o->set_bucket(events->source.upstream_name);
+    o->set_connected(events->source.connected);
+    o->set_events_applied(events->events_applied);
+    if (!events->capturing && s.inbound.next_seq > events->applied_next_seq) {
+      o->set_records_pending(s.inbound.next_seq - events->applied_next_seq);
+    }
+    o->set_last_error(!events->last_error.empty() ? events->last_error : events->source.last_error);
+  }
+  return reply;
 }
 
 absl::StatusOr<bool> Daemon::Pause() { return SetPaused(true); }

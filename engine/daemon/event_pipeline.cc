@@ -46,6 +46,7 @@ EventPipelineStatus EventPipeline::status() const {
   absl::MutexLock lock(&mu_);
   EventPipelineStatus s = status_;
   s.applied_next_seq = applied_next_.load();
+  if (source_) s.source = source_->Health();
   return s;
 }
 

@@ -49,6 +49,7 @@ struct EventPipelineStatus {
   uint64_t events_applied = 0;    // since start
   uint64_t events_pending = 0;    // apply mode: SourceEvent records not applied yet (last scan)
   std::string last_error;
+  SourceHealth source;  // capture mode: the source's own report
 };
 
 class EventPipeline {

@@ -108,6 +108,23 @@ TEST_F(ObjectsE2eTest, PutsOverwritesAndDeletesOnEastAppearOnWest) {
   auto equal = WaitForBucketsEqual(absl::Seconds(90));
   EXPECT_TRUE(equal.ok()) << equal;
   EXPECT_EQ(s3_->HeadObject("west-assets", "../up").status().code(), absl::StatusCode::kNotFound);
+
+  // Status shows the bucket beside the database.
+  auto east = (*regions)->Status(Region::kEast);
+  ASSERT_TRUE(east.ok()) << east.status();
+  EXPECT_EQ(east->objects().mode(), "capture");
+  EXPECT_EQ(east->objects().bucket(), "east-assets");
+  EXPECT_TRUE(east->objects().connected());
+  auto west = (*regions)->Status(Region::kWest);
+  ASSERT_TRUE(west.ok()) << west.status();
+  EXPECT_EQ(west->objects().mode(), "apply");
+  EXPECT_GT(west->objects().events_applied(), 0u);
+  EXPECT_EQ(west->objects().last_error(), "");
+  auto ctl = (*regions)->Ctl(Region::kEast, {"status"});
+  ASSERT_TRUE(ctl.ok()) << ctl.status();
+  EXPECT_NE(ctl->output.find("objects     capturing bucket east-assets (connected)"),
+            std::string::npos)
+      << ctl->output;
 }
 
 TEST_F(ObjectsE2eTest, SigkillOfTheStandbyInAMultipartCopyConverges) {
