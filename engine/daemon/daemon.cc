@@ -217,6 +217,16 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> Daemon::StartEvents(Role role,
   RoleController* roles = roles_.get();
   EventPipelineOptions options{
       .region = config_.region, .epoch = [roles] { return roles->epoch(); }, .clock = clock_};
+  options.on_event_applied = [this](absl::Duration latency) {
+    if (Metrics* m = metrics_.load()) m->ObserveObjectLatency(absl::ToDoubleSeconds(latency));
+  };
+  options.on_error = [this](const absl::Status& s) {
+    if (Metrics* m = metrics_.load()) {
+      std::string kind = absl::StatusCodeToString(s.code());
+      for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      m->CountObjectError(kind);
+    }
+  };
   if (primary) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Source> source,
                            factories_.event_source(config_, context));

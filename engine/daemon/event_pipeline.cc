@@ -51,6 +51,7 @@ EventPipelineStatus EventPipeline::status() const {
 }
 
 void EventPipeline::SetError(const absl::Status& s) {
+  if (!s.ok() && options_.on_error) options_.on_error(s);
   absl::MutexLock lock(&mu_);
   status_.last_error = s.ok() ? "" : s.ToString();
 }
@@ -100,6 +101,14 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
     status_.events_pending = events.size();
   }
   if (!events.empty()) FERRY_RETURN_IF_ERROR(sink_->ApplyEvents(events));
+  if (options_.on_event_applied) {
+    const absl::Time now = options_.clock->Now();
+    for (const v1::SourceEvent& e : events) {
+      if (e.capture_time_us() > 0) {
+        options_.on_event_applied(now - absl::FromUnixMicros(e.capture_time_us()));
+      }
+    }
+  }
   const uint64_t next = records.back().seq + 1;
   FERRY_RETURN_IF_ERROR(inbound->SetCursor(kEventsAppliedCursor, next));
   applied_next_.store(next);

@@ -41,6 +41,10 @@ struct EventPipelineOptions {
   size_t max_batch_records = 1000;
   uint64_t max_batch_bytes = uint64_t{16} << 20;
   Clock* clock = Clock::Real();
+  // Called on the pipeline's thread: per applied event, its capture-to-apply latency; per
+  // failed attempt (capture or apply), the error.
+  std::function<void(absl::Duration)> on_event_applied;
+  std::function<void(const absl::Status&)> on_error;
 };
 
 struct EventPipelineStatus {

@@ -15,6 +15,7 @@
 #include "connectors/s3/s3_client.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/free_port.h"
+#include "tests/support/http_get.h"
 #include "tests/support/radosgw.h"
 
 namespace ferry::testing {
@@ -120,6 +121,12 @@ TEST_F(ObjectsE2eTest, PutsOverwritesAndDeletesOnEastAppearOnWest) {
   EXPECT_EQ(west->objects().mode(), "apply");
   EXPECT_GT(west->objects().events_applied(), 0u);
   EXPECT_EQ(west->objects().last_error(), "");
+  auto metrics =
+      HttpGet(absl::StrCat("http://", (*regions)->metrics_address(Region::kWest), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("ferry_objects_apply_latency_seconds_count"), std::string::npos);
+  EXPECT_EQ(metrics->body.find("ferry_objects_apply_latency_seconds_count 0"), std::string::npos)
+      << metrics->body.substr(metrics->body.find("ferry_objects"), 3000);
   auto ctl = (*regions)->Ctl(Region::kEast, {"status"});
   ASSERT_TRUE(ctl.ok()) << ctl.status();
   EXPECT_NE(ctl->output.find("objects     capturing bucket east-assets (connected)"),
