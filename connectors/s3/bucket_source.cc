@@ -232,10 +232,14 @@ absl::Status BucketSource::Backfill(CaptureTarget& target, const StopSignal& sto
     token = page->next_continuation_token;
     std::vector<std::pair<std::string, std::string>> state = {
         {backfill_token_key(), token.empty() ? "-" : token}};
+    const uint64_t made = events.size();
     if (token.empty()) {
       state.emplace_back(backfill_done_key(), absl::StrCat(absl::ToUnixMicros(clock_->Now())));
+      v1::SourceEvent reconcile;
+      reconcile.set_type(kReconcileType);
+      reconcile.set_body(options_.bucket);
+      events.push_back(std::move(reconcile));
     }
-    const uint64_t made = events.size();
     absl::Status s = target.AppendEvents(std::move(events), std::move(state));
     if (!s.ok()) {
       SetError(s);

@@ -44,6 +44,10 @@ using ObjectEvent = ::ferry::objects::v1::ObjectEvent;
 
 inline constexpr char kObjectEventType[] = "s3.object";
 inline constexpr char kDeadLetterType[] = "s3.dead_letter";
+// Logged after the last page of a backfill: the applier then also looks at every key the
+// target holds, so a delete whose notice was lost is applied too (the listing of the source
+// cannot show it). Body: the bucket's name.
+inline constexpr char kReconcileType[] = "s3.reconcile";
 
 struct BucketSourceOptions {
   std::shared_ptr<S3Client> client;

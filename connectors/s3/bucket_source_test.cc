@@ -300,6 +300,43 @@ TEST_F(BucketSourceTest, FerrysOwnWritesAreNotCapturedAgain) {
   EXPECT_EQ(events[0].key(), "copy");
 }
 
+TEST_F(BucketSourceTest, ABackfillFindsADeleteWhoseNoticeWasLost) {
+  for (const char* k : {"a", "b", "stale"}) ASSERT_TRUE(client_->PutObject(east_, k, k, {}).ok());
+  auto applier = ObjectApplier::Create({.source = client_.get(),
+                                        .source_bucket = east_,
+                                        .target = client_.get(),
+                                        .target_bucket = west_,
+                                        .origin_region = "east"});
+  ASSERT_TRUE(applier.ok());
+  EventBatchApplier batch(applier->get(), east_);
+  {
+    auto source = MakeSource();
+    StartSource(source.get(), capture_.get());
+    ASSERT_TRUE(WaitUntil([&] { return source->counters().backfills_completed >= 1; }));
+    StopSource();
+  }
+  ASSERT_TRUE(batch.Apply(LoggedEvents()).ok());
+  const size_t seen = LoggedEvents().size();
+  // Deleted while no notice reaches Ferry: only the next backfill can tell.
+  ASSERT_TRUE(client_->DeleteObject(east_, "stale").ok());
+  auto source = MakeSource();
+  StopSignal stop;
+  std::thread run([&] { EXPECT_TRUE(source->Run(*capture_, stop).ok()); });
+  ASSERT_TRUE(WaitUntil([&] { return source->counters().backfills_completed >= 1; }));
+  stop.Stop();
+  run.join();
+  std::vector<v1::SourceEvent> events = LoggedEvents();
+  std::vector<v1::SourceEvent> fresh(events.begin() + static_cast<long>(seen), events.end());
+  ASSERT_EQ(fresh.back().type(), kReconcileType);
+  auto applied = batch.Apply(fresh);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->deleted, 1u);
+  EXPECT_EQ(applied->reconciles, 1u);
+  auto cmp = CompareBuckets(*client_, east_, *client_, west_);
+  ASSERT_TRUE(cmp.ok());
+  EXPECT_TRUE(cmp->equal()) << cmp->shown[0];
+}
+
 TEST_F(BucketSourceTest, BackfillResumesFromItsDurableContinuationPoint) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(client_->PutObject(east_, absl::StrCat("k", i), "x", {}).ok());

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "connectors/s3/bucket_source.h"
 #include "connectors/s3/object_event.pb.h"
+#include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
 
@@ -15,10 +16,15 @@ absl::StatusOr<BatchResult> EventBatchApplier::Apply(const std::vector<v1::Sourc
   BatchResult result;
   std::vector<std::string> keys;
   std::set<std::string> seen;
+  bool reconcile = false;
   for (size_t i = 0; i < events.size(); ++i) {
     const v1::SourceEvent& e = events[i];
     if (e.type() == kDeadLetterType) {
       ++result.dead_letters;
+      continue;
+    }
+    if (e.type() == kReconcileType) {
+      reconcile = true;
       continue;
     }
     if (e.type() != kObjectEventType) {
@@ -44,6 +50,14 @@ absl::StatusOr<BatchResult> EventBatchApplier::Apply(const std::vector<v1::Sourc
     }
     ++result.events;
     if (seen.insert(event.key()).second) keys.push_back(event.key());
+  }
+  if (reconcile) {
+    // The target's keys too: one the source no longer has is deleted (ApplyKey reads both).
+    FERRY_ASSIGN_OR_RETURN(std::vector<std::string> held, applier_->TargetKeys());
+    for (std::string& k : held) {
+      if (seen.insert(k).second) keys.push_back(std::move(k));
+    }
+    ++result.reconciles;
   }
   result.keys = keys.size();
   absl::Mutex mu;

@@ -29,6 +29,7 @@ struct BatchResult {
   uint64_t deleted = 0;
   uint64_t already_equal = 0;
   uint64_t bytes = 0;
+  uint64_t reconciles = 0;  // s3.reconcile events: every key of the target was looked at too
 };
 
 class EventBatchApplier {

@@ -94,6 +94,18 @@ absl::StatusOr<ApplyResult> ObjectApplier::ApplyKey(const std::string& key) {
   return result;
 }
 
+absl::StatusOr<std::vector<std::string>> ObjectApplier::TargetKeys() const {
+  std::vector<std::string> keys;
+  std::string token;
+  do {
+    FERRY_ASSIGN_OR_RETURN(ListPage page,
+                           options_.target->ListObjectsV2(options_.target_bucket, "", token));
+    for (ListedObject& o : page.objects) keys.push_back(std::move(o.key));
+    token = page.next_continuation_token;
+  } while (!token.empty());
+  return keys;
+}
+
 absl::StatusOr<ApplyResult> ObjectApplier::ApplyLocked(const std::string& key) {
   absl::StatusOr<ObjectInfo> source = options_.source->HeadObject(options_.source_bucket, key);
   if (!source.ok() && source.status().code() != absl::StatusCode::kNotFound) {

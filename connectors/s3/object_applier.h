@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -65,6 +66,8 @@ class ObjectApplier {
       const ObjectApplierOptions& options);
 
   [[nodiscard]] absl::StatusOr<ApplyResult> ApplyKey(const std::string& key);
+  // Every key with a current version in the target bucket (a full listing).
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> TargetKeys() const;
 
  private:
   explicit ObjectApplier(const ObjectApplierOptions& options) : options_(options) {}

@@ -110,7 +110,8 @@ TEST_F(ObjectsConfigTest, SecretsFromFiles) {
   auto c = Parse(absl::StrCat(
       "objects:\n  endpoint: http://127.0.0.1:7480\n  bucket: app\n  access_key_file: ", access,
       "\n  secret_key_file: ", secret, "\n  events:\n    webhook:\n      listen: 127.0.0.1:0\n",
-      "      token_file: ", token, "\n", "  peer_bucket:\n    endpoint: http://h:1\n    bucket: app2\n",
+      "      token_file: ", token, "\n",
+      "  peer_bucket:\n    endpoint: http://h:1\n    bucket: app2\n",
       "    access_key_file: ", access, "\n    secret_key_file: ", secret, "\n"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->access_key.value, "AK-from-file");
