@@ -14,6 +14,7 @@
 #include "connectors/s3/bucket_compare.h"
 #include "connectors/s3/s3_client.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/fault_proxy.h"
 #include "tests/support/free_port.h"
 #include "tests/support/http_get.h"
 #include "tests/support/radosgw.h"
@@ -45,18 +46,22 @@ class ObjectsE2eTest : public ::testing::Test {
     webhook_port_ = FreePort();
     ASSERT_NE(webhook_port_, 0);
   }
-  std::string Objects(const std::string& bucket, const std::string& peer_bucket, int port) {
+  std::string Objects(const std::string& bucket, const std::string& peer_bucket, int port,
+                      std::string peer_endpoint = "") {
+    if (peer_endpoint.empty()) peer_endpoint = rgw_->endpoint();
     return absl::StrCat("objects:\n  endpoint: ", rgw_->endpoint(), "\n  bucket: ", bucket,
                         "\n  access_key_file: ", access_, "\n  secret_key_file: ", secret_,
                         "\n  part_size: 5MiB\n  events:\n    webhook: { listen: \"127.0.0.1:", port,
-                        "\" }\n  peer_bucket:\n    endpoint: ", rgw_->endpoint(),
+                        "\" }\n  peer_bucket:\n    endpoint: ", peer_endpoint,
                         "\n    bucket: ", peer_bucket, "\n    access_key_file: ", access_,
                         "\n    secret_key_file: ", secret_, "\n");
   }
-  absl::StatusOr<std::unique_ptr<TwoRegions>> StartRegions() {
+  // `west_reads_east`: the endpoint west reads east's bucket through ("": radosgw itself).
+  absl::StatusOr<std::unique_ptr<TwoRegions>> StartRegions(
+      const std::string& west_reads_east = "") {
     TwoRegionsOptions o;
     o.east_yaml = Objects("east-assets", "west-assets", webhook_port_);
-    o.west_yaml = Objects("west-assets", "east-assets", FreePort());
+    o.west_yaml = Objects("west-assets", "east-assets", FreePort(), west_reads_east);
     return TwoRegions::Start(o);
   }
   absl::Status WaitForBucketsEqual(absl::Duration timeout) {
@@ -157,6 +162,29 @@ TEST_F(ObjectsE2eTest, SigkillOfTheStandbyInAMultipartCopyConverges) {
   ASSERT_TRUE((*regions)->StartDaemon(Region::kWest).ok());
   auto equal = WaitForBucketsEqual(absl::Seconds(90));
   EXPECT_TRUE(equal.ok()) << equal;
+}
+
+// A byte of a body flipped on its way from east's bucket to west's apply: the copy's MD5 does
+// not match the source's ETag, so nothing is written, the event pipeline counts the failure
+// (kind "aborted") and tries again, and the buckets end equal, byte for byte.
+TEST_F(ObjectsE2eTest, ACorruptedBodyIsNeverWrittenAndTheCopyIsRetried) {
+  auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto regions = StartRegions(absl::StrCat("http://", (*proxy)->address()));
+  ASSERT_TRUE(regions.ok()) << regions.status();
+  PushTo(webhook_port_);
+  // West's first reads of east are this object's HEAD (headers only) and GET: 10,000 bytes in,
+  // the flipped byte is in the GET's body.
+  (*proxy)->CorruptBytes(1, ProxyDirection::kToClient, 10000);
+  ASSERT_TRUE(s3_->PutObject("east-assets", "body", std::string(1 << 20, 'b'), {}).ok());
+  auto equal = WaitForBucketsEqual(absl::Seconds(90));
+  EXPECT_TRUE(equal.ok()) << equal;
+  EXPECT_EQ((*proxy)->stats().bytes_corrupted, 1u);
+  auto metrics =
+      HttpGet(absl::StrCat("http://", (*regions)->metrics_address(Region::kWest), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("ferry_objects_errors_total{kind=\"aborted\"} 1"), std::string::npos)
+      << metrics->body;
 }
 
 }  // namespace
