@@ -233,6 +233,7 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> Daemon::StartEvents(Role role,
     return EventPipeline::StartCapture(std::move(options), outbound_.get(), std::move(source));
   }
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventSink> sink, factories_.event_sink(config_, context));
+  options.start_paused = roles_->paused();
   return EventPipeline::StartApply(std::move(options), inbound_.get(), std::move(sink));
 }
 
@@ -470,6 +471,7 @@ absl::StatusOr<bool> Daemon::SetPaused(bool paused) {
   absl::MutexLock lock(&pipeline_mu_);
   if (primary_) primary_->SetPaused(paused);
   if (standby_) standby_->SetPaused(paused);
+  if (events_) events_->SetPaused(paused);
   return was;
 }
 

@@ -31,6 +31,10 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> EventPipeline::StartApply(
   uint64_t next = cursor.value_or(1);
   if (next == 0) next = 1;
   p->applied_next_.store(next);
+  {
+    absl::MutexLock lock(&p->mu_);
+    p->status_.paused = p->options_.start_paused;
+  }
   p->worker_ = std::thread([raw = p.get(), inbound] { raw->ApplyLoop(inbound); });
   return p;
 }
@@ -48,6 +52,11 @@ EventPipelineStatus EventPipeline::status() const {
   s.applied_next_seq = applied_next_.load();
   if (source_) s.source = source_->Health();
   return s;
+}
+
+void EventPipeline::SetPaused(bool paused) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.capturing) status_.paused = paused;
 }
 
 void EventPipeline::SetError(const absl::Status& s) {
@@ -123,6 +132,15 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
   SetCurrentThreadName("events-apply");
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max}, /*seed=*/11);
   while (!stop_.stopped()) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (status_.paused) {
+        // Re-checked every 100 ms; Stop() still ends the wait within that.
+        auto resumed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !status_.paused; };
+        mu_.AwaitWithTimeout(absl::Condition(&resumed), absl::Milliseconds(100));
+        continue;
+      }
+    }
     bool idle = false;
     absl::Status s = ApplyOnce(inbound, &idle);
     if (!s.ok()) {

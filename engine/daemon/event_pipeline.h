@@ -45,10 +45,13 @@ struct EventPipelineOptions {
   // failed attempt (capture or apply), the error.
   std::function<void(absl::Duration)> on_event_applied;
   std::function<void(const absl::Status&)> on_error;
+  // Apply mode: start with applying held back (the region is paused).
+  bool start_paused = false;
 };
 
 struct EventPipelineStatus {
   bool capturing = false;         // capture mode
+  bool paused = false;            // apply mode: held back by SetPaused
   uint64_t applied_next_seq = 0;  // apply mode: inbound records below are applied
   uint64_t events_applied = 0;    // since start
   uint64_t events_pending = 0;    // apply mode: SourceEvent records not applied yet (last scan)
@@ -66,6 +69,10 @@ class EventPipeline {
   ~EventPipeline();  // Stop()
 
   void Stop();
+  // Apply mode: holds applying back (after the batch in progress), or lets it go; the region's
+  // pause (docs/operations.md). Capture mode: no effect (capture goes on while paused, as the
+  // database's does; shipping is what pause holds).
+  void SetPaused(bool paused);
   EventPipelineStatus status() const;
   // Apply mode: the inbound log may be trimmed below this. Capture mode: UINT64_MAX.
   uint64_t applied_next_seq() const { return applied_next_.load(); }
