@@ -5,6 +5,7 @@
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
+//   ferryctl --admin HOST:PORT reverse [--timeout SECONDS] [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -12,12 +13,14 @@
 // wrong; the message is on stderr). 2 is kept for `verify`: the regions differ.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +46,11 @@ Commands:
   resnapshot TABLE  primary: copy one table (schema.name) at a consistent point of the history
                     and make the standby's copy equal, lifting its stop there; writers of the
                     table wait while it is copied (SHARE lock on the primary's database)
+  reverse           planned switchover, sent to either region: fence the primary's database,
+                    drain it to the standby, carry sequences over, raise the epoch and flip
+                    the roles; returns when the former standby is the writable primary and
+                    the former primary its fenced standby. --timeout (default 60) bounds the
+                    part before the flip: past it everything is rolled back
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -288,7 +296,8 @@ int main(int argc, char** argv) {
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot") {
+      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
+      args.command != "reverse") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   const size_t operands =
@@ -308,6 +317,10 @@ int main(int argc, char** argv) {
     if (!args.timeout_set) args.timeout_s = 300;
   }
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
+  // reverse's --timeout bounds the switchover before its flip; the call itself may take that
+  // long plus the completion.
+  const double reverse_timeout_s = args.timeout_set ? args.timeout_s : 60;
+  if (args.command == "reverse") args.timeout_s = reverse_timeout_s + 60;
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());
   auto stub = ferry::v1::Admin::NewStub(channel);
@@ -369,6 +382,50 @@ int main(int argc, char** argv) {
           "table %s re-snapshotted: %llu rows copied on the primary (copy %s); the standby "
           "replaces its copy when it applies this point of the history\n",
           reply.table().c_str(), static_cast<unsigned long long>(reply.rows()), reply.id().c_str());
+    }
+  } else if (args.command == "reverse") {
+    // Progress: the region's operation and step as status shows them, while the call runs.
+    std::atomic<bool> done{false};
+    std::thread progress([&] {
+      std::string last;
+      while (!done.load()) {
+        grpc::ClientContext sctx;
+        sctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        if (!args.token.empty()) sctx.AddMetadata("authorization", "Bearer " + args.token);
+        ferry::v1::StatusReply s;
+        if (stub->Status(&sctx, ferry::v1::StatusRequest(), &s).ok() && !s.operation().empty() &&
+            s.operation() != last && !done.load()) {
+          last = s.operation();
+          std::fprintf(args.json ? stderr : stdout, "... %s\n", last.c_str());
+          std::fflush(args.json ? stderr : stdout);
+        }
+        for (int i = 0; i < 10 && !done.load(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the poll interval
+        }
+      }
+    });
+    ferry::v1::ReverseRequest request;
+    request.set_timeout_ms(static_cast<int64_t>(reverse_timeout_s * 1000));
+    ferry::v1::ReverseReply reply;
+    status = stub->Reverse(&ctx, request, &reply);
+    done = true;
+    progress.join();
+    if (status.ok() && args.json) {
+      std::string steps;
+      for (const std::string& step : reply.steps()) {
+        absl::StrAppend(&steps, steps.empty() ? "" : ", ", JsonString(step));
+      }
+      std::printf(
+          "{\"operation\": %s, \"new_primary\": %s, \"epoch\": %llu, \"through_seq\": %llu, "
+          "\"steps\": [%s]}\n",
+          JsonString(reply.operation()).c_str(), JsonString(reply.new_primary()).c_str(),
+          static_cast<unsigned long long>(reply.epoch()),
+          static_cast<unsigned long long>(reply.through_seq()), steps.c_str());
+    } else if (status.ok()) {
+      for (const std::string& step : reply.steps()) std::printf("  %s\n", step.c_str());
+      std::printf("switchover %s done: %s is the primary under epoch %llu\n",
+                  reply.operation().c_str(), reply.new_primary().c_str(),
+                  static_cast<unsigned long long>(reply.epoch()));
     }
   } else if (args.command == "resume-table") {
     ferry::v1::ResumeTableRequest request;

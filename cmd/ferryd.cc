@@ -22,6 +22,7 @@
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
+#include "connectors/postgres/source/postgres_fence.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/s3/objects_wiring.h"
 #include "engine/daemon/daemon.h"
@@ -133,7 +134,8 @@ int main(int argc, char** argv) {
       [pg](const ferry::config::Config& c,
            const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
     ferry::pg::PostgresSourceOptions o;
-    o.dsn = pg.ConnectionString();
+    // Named, so that a switchover's fence does not end the capture's own sessions.
+    o.dsn = pg.ConnectionString() + " application_name=ferry_capture";
     o.publication = pg.publication;
     o.slot = pg.slot;
     o.tables = pg.tables;
@@ -141,6 +143,7 @@ int main(int argc, char** argv) {
     o.snapshot = pg.snapshot;
     o.keyless_tables = pg.keyless_tables;
     o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
+    o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));
@@ -160,6 +163,10 @@ int main(int argc, char** argv) {
     return std::unique_ptr<ferry::Sink>(std::move(*sink));
   };
 
+  factories.fence =
+      [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
+    return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
+  };
   if (objects_section.present())
     ferry::s3::AddObjectFactories(objects_section.config(), &factories);
 

@@ -4,6 +4,9 @@
 # Starts two Postgres 15 clusters (east, west) and two ferryd (east primary, west standby) on
 # loopback, loads a pgbench schema on east, runs a steady pgbench write workload, and shows
 # `ferryctl status` of both regions with live lag until Ctrl-C; then stops everything cleanly.
+# Along the way: a schema change under load (after 6 s) and a planned switchover,
+# `ferryctl reverse` (after 14 s): west becomes the primary, east its fenced standby, the
+# workload moves to west.
 #
 # Usage: scripts/demo.sh [--rate TPS] [--seconds N]   (N: stop by itself after N seconds)
 set -euo pipefail
@@ -108,7 +111,26 @@ echo "demo: pgbench writing about $RATE transactions/s on east; Ctrl-C stops eve
 
 start=$(date +%s)
 ddl_done=0
+PRIMARY=east
+STANDBY=west
+reversed=0
 while true; do
+  if [ "$reversed" = 0 ] && [ $(( $(date +%s) - start )) -ge 14 ]; then
+    # A planned switchover under load: east is fenced, drained and flipped; nothing is lost.
+    echo; echo "demo: ferryctl reverse (planned switchover east -> west)"
+    "$ROOT/build/bin/ferryctl" --admin "127.0.0.1:${ADMIN[east]}" reverse || true
+    kill "$PGBENCH_PID" 2>/dev/null || true
+    wait "$PGBENCH_PID" 2>/dev/null || true
+    PRIMARY=west
+    STANDBY=east
+    echo "demo: a write on east now: $(psql -q -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app \
+      -c "UPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1" 2>&1 | head -1)"
+    $PGBIN/pgbench -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres -c 2 -j 2 -R "$RATE" -T 86400 -n \
+      app >> "$DEMO/pgbench.log" 2>&1 &
+    PGBENCH_PID=$!
+    echo "demo: pgbench now writes on west, the new primary"
+    reversed=1
+  fi
   if [ "$ddl_done" = 0 ] && [ $(( $(date +%s) - start )) -ge 6 ]; then
     # A schema change under load: the standby runs the same command at the same point.
     ddl="ALTER TABLE pgbench_branches ADD COLUMN region text NOT NULL DEFAULT 'east'"
@@ -123,16 +145,19 @@ while true; do
     echo
   done
   for t in pgbench_accounts pgbench_history; do
-    # The standby first: counted after it, the primary has had the same time to grow, so west
-    # never shows more rows than east (counted the other way round, it could while writes go on).
-    w=$(psql -At -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
-    e=$(psql -At -h 127.0.0.1 -p "${PGPORT[east]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
-    echo "rows in $t: east $e, west $w"
+    # The standby first: counted after it, the primary has had the same time to grow, so the
+    # standby never shows more rows than the primary (the other way round, it could).
+    s=$(psql -At -h 127.0.0.1 -p "${PGPORT[$STANDBY]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    p=$(psql -At -h 127.0.0.1 -p "${PGPORT[$PRIMARY]}" -U postgres app -c "SELECT count(*) FROM $t" 2>/dev/null || echo "?")
+    echo "rows in $t: $PRIMARY (primary) $p, $STANDBY (standby) $s"
   done
   if [ "$ddl_done" = 1 ]; then
     w=$(psql -At -h 127.0.0.1 -p "${PGPORT[west]}" -U postgres app -c \
       "SELECT string_agg(DISTINCT region, ',') FROM pgbench_branches" 2>/dev/null || echo "not yet")
     echo "pgbench_branches.region on west (added on east with DEFAULT 'east'): ${w:-not yet}"
+  fi
+  if [ "$reversed" = 1 ]; then
+    echo "after the switchover: $PRIMARY is the primary; $STANDBY's database refuses application writes"
   fi
   if [ "$SECONDS_TO_RUN" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$SECONDS_TO_RUN" ]; then break; fi
   sleep 2

@@ -140,4 +140,28 @@ grpc::Status AdminService::Resnapshot(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+// The whole switchover runs in this call (ferryctl waits for it); the timeout bounds the part
+// before the flip, after which the switchover completes.
+grpc::Status AdminService::Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
+                                   v1::ReverseReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
+  if (request->timeout_ms() < 0 || request->timeout_ms() > kMaxTimeoutMs) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "reverse: timeout must be between 0 (the default, 60 s) and 24 hours");
+  }
+  const absl::Duration timeout =
+      request->timeout_ms() == 0 ? absl::Seconds(60) : absl::Milliseconds(request->timeout_ms());
+  spdlog::warn("admin: reverse requested (timeout {})", absl::FormatDuration(timeout));
+  absl::StatusOr<v1::ReverseReply> done = backend_->Reverse(timeout);
+  if (!done.ok()) {
+    spdlog::warn("admin: reverse failed: {}", done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  spdlog::warn("admin: reverse {} done: {} is primary under epoch {}", reply->operation(),
+               reply->new_primary(), reply->epoch());
+  return grpc::Status::OK;
+}
+
 }  // namespace ferry

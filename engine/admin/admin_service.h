@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proto/admin.grpc.pb.h"
 
 namespace ferry {
@@ -36,6 +37,12 @@ class AdminBackend {
     (void)table;
     return absl::UnimplementedError("resnapshot is not supported here");
   }
+  // A planned switchover, sent to either region, waiting at most `timeout`. Errors as the
+  // Reverse RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::ReverseReply> Reverse(absl::Duration timeout) {
+    (void)timeout;
+    return absl::UnimplementedError("reverse is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -57,6 +64,8 @@ class AdminService final : public v1::Admin::Service {
                       v1::ReseedReply* reply) override;
   grpc::Status Resnapshot(grpc::ServerContext* context, const v1::ResnapshotRequest* request,
                           v1::ResnapshotReply* reply) override;
+  grpc::Status Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
+                       v1::ReverseReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

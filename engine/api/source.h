@@ -163,6 +163,24 @@ class Source {
     (void)table;
     return absl::UnimplementedError("this source cannot re-snapshot a table");
   }
+
+  // Called when this region is about to become primary by a change of direction (a switchover
+  // or a promote), before the change is made durable and before the database's fence is lifted,
+  // and never while Run() runs: makes upstream keep everything committed from now on for this
+  // source (Postgres: a new slot at the current end of the WAL, replacing any earlier one) and
+  // records in `target` that capture starts there, without an initial snapshot (the region's
+  // database already holds what the previous primary had). What this region's apply wrote is
+  // never captured again either way (invariant 5). Idempotent: a second call starts anew.
+  // Default: nothing to prepare.
+  [[nodiscard]] virtual absl::Status PrepareTakeover(CaptureTarget& target) {
+    (void)target;
+    return absl::OkStatus();
+  }
+
+  // Called when this region stopped being primary (a switchover completed, or at a standby's
+  // start): upstream need no longer keep anything for this source (Postgres: the slot is dropped,
+  // so that it does not retain WAL). Never while Run() runs. Idempotent. Default: nothing held.
+  [[nodiscard]] virtual absl::Status ReleaseCapture() { return absl::OkStatus(); }
 };
 
 }  // namespace ferry

@@ -4,12 +4,17 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
+#include "engine/capture/log_capture_target.h"
 #include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
@@ -20,6 +25,8 @@
 #include "engine/log/log_names.h"
 #include "engine/metrics/metrics.h"
 #include "engine/region/role_controller.h"
+#include "engine/replication/receiver_router.h"
+#include "engine/replication/server.h"
 
 namespace ferry {
 namespace {
@@ -91,8 +98,43 @@ absl::Status Daemon::StartParts() {
       clock_, absl::Seconds(config_.log.retention_seconds), config_.log.retention_bytes);
   inbound_retention_ = std::make_unique<LogRetention>(
       clock_, absl::Seconds(config_.log.retention_seconds), config_.log.retention_bytes);
+  if (factories_.fence) {
+    FERRY_ASSIGN_OR_RETURN(fence_, factories_.fence(config_));
+  }
 
-  FERRY_RETURN_IF_ERROR(StartPipeline(roles_->role()));
+  // The replication listener, in both roles: the peer's stream and its control calls.
+  replication::TlsOptions& tls = tls_;
+  FERRY_ASSIGN_OR_RETURN(tls.ca_pem, ReadPem(config_.security.tls.ca_file));
+  FERRY_ASSIGN_OR_RETURN(tls.cert_pem, ReadPem(config_.security.tls.cert_file));
+  FERRY_ASSIGN_OR_RETURN(tls.key_pem, ReadPem(config_.security.tls.key_file));
+  router_ = std::make_unique<replication::ReceiverRouter>([this] {
+    const RegionRecord r = roles_->Get();
+    return absl::StrCat("region ", config_.region, " is ", std::string(RoleName(r.role)), " and ",
+                        std::string(RegionPhaseName(r.phase)), " under epoch ", r.epoch,
+                        ": it takes no stream now");
+  });
+  control_service_ = std::make_unique<RegionControlService>(
+      this, config_.region, config_.security.token.value, config_.peer.region);
+  replication::ReplicationServerOptions server_options;
+  server_options.listen_address = config_.listen.replication.ToString();
+  server_options.tls = tls;
+  server_options.max_message_bytes = config_.stream.max_message_bytes;
+  const std::vector<grpc::Service*> services = {router_.get(), control_service_.get()};
+  FERRY_ASSIGN_OR_RETURN(replication_server_,
+                         replication::ReplicationServer::Start(server_options, services, nullptr));
+  FERRY_ASSIGN_OR_RETURN(peer_,
+                         RegionControlClient::Create(config_.peer.replication.ToString(), tls,
+                                                     config_.security.token.value, config_.region));
+
+  if (region.phase == RegionPhase::kSwitching) {
+    // A switchover this primary began: no pipeline until the peer says whether it flipped
+    // (the maintenance thread asks); the database stays fenced meanwhile.
+    spdlog::warn("region {}: switchover {} is unsettled; asking {} whether it flipped",
+                 config_.region, region.operation, config_.peer.region);
+    SettleFence();
+  } else {
+    FERRY_RETURN_IF_ERROR(StartPipeline(roles_->role()));
+  }
 
   // Admin service, with reflection so that grpcurl and friends can discover it.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -131,10 +173,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   const bool paused = roles_->paused();
   RoleController* roles = roles_.get();
   auto epoch = [roles] { return roles->epoch(); };
-  replication::TlsOptions tls;
-  FERRY_ASSIGN_OR_RETURN(tls.ca_pem, ReadPem(config_.security.tls.ca_file));
-  FERRY_ASSIGN_OR_RETURN(tls.cert_pem, ReadPem(config_.security.tls.cert_file));
-  FERRY_ASSIGN_OR_RETURN(tls.key_pem, ReadPem(config_.security.tls.key_file));
+  const replication::TlsOptions& tls = tls_;
 
   if (role == Role::kPrimary) {
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Source> source, factories_.source(config_, context));
@@ -163,11 +202,25 @@ absl::Status Daemon::StartPipeline(Role role) {
         std::unique_ptr<PrimaryPipeline> primary,
         PrimaryPipeline::Start(std::move(po), outbound_.get(), std::move(source)));
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventPipeline> events, StartEvents(role, context));
-    absl::MutexLock lock(&pipeline_mu_);
-    primary_ = std::move(primary);
-    events_ = std::move(events);
-    pipeline_error_.clear();
+    {
+      absl::MutexLock lock(&pipeline_mu_);
+      primary_ = std::move(primary);
+      events_ = std::move(events);
+      pipeline_error_.clear();
+    }
+    SettleFence();  // lifted: the database takes writes
     return absl::OkStatus();
+  }
+  // A standby's database is fenced, and holds nothing for a capture (the slot of its last turn
+  // as primary, or of a switchover rolled back, would retain WAL).
+  SettleFence();
+  {
+    absl::StatusOr<std::unique_ptr<Source>> source = factories_.source(config_, context);
+    absl::Status released = source.ok() ? (*source)->ReleaseCapture() : source.status();
+    if (!released.ok()) {
+      spdlog::warn("region {}: releasing the capture's upstream position failed: {}",
+                   config_.region, released.ToString());
+    }
   }
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Sink> sink, factories_.sink(config_, context));
   StandbyPipelineOptions options;
@@ -180,9 +233,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ro.epoch = epoch;
   ro.adopt_epoch = [roles](uint64_t e) { return roles->AdoptEpoch(e).status(); };
   ro.max_uncompressed_batch_bytes = config_.stream.max_message_bytes * 4;
-  options.server.listen_address = config_.listen.replication.ToString();
-  options.server.tls = tls;
-  options.server.max_message_bytes = config_.stream.max_message_bytes;
+  options.router = router_.get();
   ApplyOptions& ao = options.apply;
   ao.workers = config_.apply.workers;
   ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
@@ -296,11 +347,15 @@ void Daemon::RestartFailedPipeline() {
 
 void Daemon::RestartFailedPipelineLocked() {
   if (shut_down_) return;
+  const RegionRecord region = roles_->Get();
+  if (region.phase == RegionPhase::kSwitching && region.role == Role::kPrimary) {
+    (void)ResolveSwitchover(clock_->Now() + absl::Seconds(2));
+    return;
+  }
   {
     absl::MutexLock lock(&pipeline_mu_);
     if (primary_ != nullptr || standby_ != nullptr || pipeline_error_.empty()) return;
   }
-  const RegionRecord region = roles_->Get();
   if (region.phase != RegionPhase::kReplicating) return;
   absl::Status s = StartPipeline(region.role);
   if (s.ok()) {
@@ -316,6 +371,7 @@ void Daemon::MaintenanceLoop() {
   SetCurrentThreadName("maintenance");
   while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
     RestartFailedPipeline();
+    SettleFence();
     CountErrors();
     Trim();
   }
@@ -418,7 +474,12 @@ v1::StatusReply Daemon::Status() {
   {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;
-    if (!reseed_operation_.empty()) s.state.operation = reseed_operation_;
+    {
+      absl::MutexLock fence_lock(&fence_mu_);
+      s.fence = fence_applied_.empty() ? "" : fence_applied_ == "lifted" ? "lifted" : "raised";
+      s.fence_error = fence_error_;
+    }
+    if (!operation_note_.empty()) s.state.operation = operation_note_;
     if (primary_) {
       PrimarySnapshot& p = s.primary.emplace();
       p.captured_position = primary_->capture().CapturedPosition();
@@ -613,8 +674,8 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
   const std::string operation = absl::StrCat("reseed-", region.epoch, "-", ++operations_);
   {
     absl::MutexLock lock(&pipeline_mu_);
-    reseed_operation_ = absl::StrCat(operation, ": discarding the target's progress of log ",
-                                     discard_log_id.empty() ? "unrecorded" : discard_log_id);
+    operation_note_ = absl::StrCat(operation, ": discarding the target's progress of log ",
+                                   discard_log_id.empty() ? "unrecorded" : discard_log_id);
   }
   spdlog::warn(
       "region {}: {}: stopping the standby pipeline to discard the target's progress of "
@@ -630,7 +691,7 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
   absl::Status started = StartPipeline(Role::kStandby);
   {
     absl::MutexLock lock(&pipeline_mu_);
-    reseed_operation_.clear();
+    operation_note_.clear();
     pipeline_error_ = started.ok() ? "" : started.ToString();
   }
   if (!discarded.ok()) {
@@ -643,11 +704,454 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
   return reply;
 }
 
+// --- The database fence --------------------------------------------------------------------
+
+FenceNotice Daemon::NoticeFor(const RegionRecord& region) const {
+  const std::string& peer = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  if (region.phase == RegionPhase::kSwitching) {
+    return {absl::StrCat("ferry: region ", config_.region, " is fenced (switchover ",
+                         region.operation, " in progress): write to region ", peer),
+            absl::StrCat("region ", peer, " takes writes once the switchover completes")};
+  }
+  return {absl::StrCat("ferry: region ", config_.region, " is fenced (",
+                       std::string(RoleName(region.role)), ", ",
+                       std::string(RegionPhaseName(region.phase)), ", epoch ", region.epoch,
+                       "): write to region ", peer),
+          absl::StrCat("region ", peer, " is the primary; only Ferry writes here")};
+}
+
+void Daemon::SettleFence() {
+  if (fence_ == nullptr) return;
+  // Writable exactly while primary and replicating, whether or not ferryd's capture runs: its
+  // slot keeps what is written meanwhile (a takeover creates it before the flip), and a
+  // stopped ferryd must not stop the primary's application.
+  const RegionRecord region = roles_->Get();
+  const bool writable = region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating;
+  const FenceNotice notice = writable ? FenceNotice{} : NoticeFor(region);
+  const std::string want = writable ? "lifted" : notice.message;
+  absl::MutexLock lock(&fence_mu_);
+  if (fence_applied_ == want) return;
+  absl::Status s = writable ? fence_->Lift() : fence_->Raise(notice, /*end_sessions=*/false);
+  if (!s.ok()) {
+    if (fence_error_.empty()) {
+      spdlog::error("region {}: {} the database fence failed: {}", config_.region,
+                    writable ? "lifting" : "raising", s.ToString());
+    }
+    fence_error_ = s.ToString();
+    return;
+  }
+  spdlog::info("region {}: database fence {}", config_.region,
+               writable ? "lifted: it takes application writes" : "raised: " + notice.message);
+  fence_applied_ = want;
+  fence_error_.clear();
+}
+
+void Daemon::SetOperationNote(std::string note) {
+  if (!note.empty()) spdlog::info("region {}: {}", config_.region, note);
+  absl::MutexLock lock(&pipeline_mu_);
+  operation_note_ = std::move(note);
+}
+
+v1::RegionInfo Daemon::Info() {
+  const RegionRecord r = roles_->Get();
+  v1::RegionInfo info;
+  info.set_region(config_.region);
+  info.set_role(std::string(RoleName(r.role)));
+  info.set_epoch(r.epoch);
+  info.set_state(std::string(RegionPhaseName(r.phase)));
+  info.set_operation(r.operation);
+  info.set_paused(r.paused);
+  absl::MutexLock lock(&pipeline_mu_);
+  info.set_flipped_operation(flipped_operation_);
+  if (standby_) {
+    const ApplyStatus apply = standby_->apply().status();
+    info.set_applied_seq(apply.applied_seq);
+    info.set_stopped_tables(apply.stopped_tables.size());
+  }
+  return info;
+}
+
+// --- Planned switchover: the primary's side ------------------------------------------------
+
+absl::StatusOr<v1::ReverseReply> Daemon::Reverse(absl::Duration timeout) {
+  absl::StatusOr<v1::ReverseOutcome> done;
+  const RegionRecord region = roles_->Get();
+  if (region.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, " is ", std::string(RegionPhaseName(region.phase)),
+                     region.operation.empty() ? "" : " (operation " + region.operation + ")",
+                     ": reverse refused"));
+  }
+  if (region.role == Role::kStandby) {
+    // Sent to the standby: the primary runs it (it holds the database to fence).
+    done = peer_->Reverse(timeout, absl::Now() + timeout + absl::Seconds(30));
+  } else {
+    done = RunReverse(timeout);
+  }
+  if (!done.ok()) return done.status();
+  v1::ReverseReply reply;
+  reply.set_operation(done->operation());
+  reply.set_new_primary(done->new_primary());
+  reply.set_epoch(done->epoch());
+  reply.set_through_seq(done->through_seq());
+  *reply.mutable_steps() = done->steps();
+  return reply;
+}
+
+absl::StatusOr<v1::ReverseOutcome> Daemon::ReverseForPeer(absl::Duration timeout) {
+  if (roles_->role() != Role::kPrimary) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, " is not the primary either"));
+  }
+  return RunReverse(timeout);
+}
+
+absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
+  if (reversing_.exchange(true)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a switchover is already running on region ", config_.region));
+  }
+  struct Done {
+    std::atomic<bool>* flag;
+    ~Done() { flag->store(false); }
+  } done{&reversing_};
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  // gRPC deadlines and the peer's clock are real time, whatever clock the daemon runs on.
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout;
+  const RegionRecord r = roles_->Get();
+  const std::string& peer_name = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  if (r.role != Role::kPrimary || r.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is ", std::string(RoleName(r.role)), " and ",
+        std::string(RegionPhaseName(r.phase)),
+        (r.operation.empty() ? "" : " (operation " + r.operation + ")"), ": reverse refused"));
+  }
+  if (r.paused) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is paused: resume it first (a paused region ships nothing)"));
+  }
+  PrimaryPipeline* primary;
+  std::string pipeline_error;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    primary = primary_.get();
+    pipeline_error = pipeline_error_;
+  }
+  if (primary == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, "'s capture is not running: ", pipeline_error));
+  }
+  absl::StatusOr<v1::RegionInfo> peer =
+      peer_->Probe("", std::min(deadline, absl::Now() + absl::Seconds(5)));
+  if (!peer.ok()) {
+    return absl::UnavailableError(absl::StrCat("region ", peer_name, " cannot be reached (",
+                                               peer.status().message(), "): nothing changed"));
+  }
+  if (peer->role() != "standby" || peer->state() != "replicating" || peer->epoch() != r.epoch ||
+      peer->paused() || peer->stopped_tables() > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", peer->region(), " is ", peer->role(), " and ", peer->state(), " under epoch ",
+        peer->epoch(), " (this region: epoch ", r.epoch, ")",
+        peer->paused() ? ", paused: resume it first" : "",
+        peer->stopped_tables() > 0
+            ? absl::StrCat(", with ", peer->stopped_tables(),
+                           " stopped table(s): resume or re-snapshot them first")
+            : "",
+        "; a switchover needs a replicating, unpaused standby at the same epoch: nothing "
+        "changed"));
+  }
+
+  const std::string operation = absl::StrFormat("%s%d-%08x", kReverseOperationPrefix, r.epoch,
+                                                absl::Uniform<uint32_t>(absl::BitGen()));
+  v1::ReverseOutcome outcome;
+  outcome.set_operation(operation);
+  auto step = [&](const std::string& what) {
+    outcome.add_steps(
+        absl::StrFormat("%8.3fs %s", absl::ToDoubleSeconds(absl::Now() - start), what));
+    SetOperationNote(absl::StrCat(operation, ": ", what));
+  };
+  FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(operation));
+  step("switching");
+
+  // 1. Fence: application writes are refused from here on; sessions that may have passed the
+  // fence's check end; a marker after everything committed carries the sequences' values.
+  uint64_t marker = 0;
+  if (fence_ != nullptr) {
+    absl::Status fenced;
+    {
+      absl::MutexLock lock(&fence_mu_);
+      const FenceNotice notice = NoticeFor(roles_->Get());
+      fenced = fence_->Raise(notice, /*end_sessions=*/true);
+      fence_applied_ = fenced.ok() ? notice.message : "";
+    }
+    if (!fenced.ok()) return RollBackReverse(operation, Annotate(fenced, "fencing the database"));
+    KillPoint("reverse.fenced");
+    absl::StatusOr<uint64_t> marked = fence_->Mark(operation);
+    if (!marked.ok()) {
+      return RollBackReverse(operation, Annotate(marked.status(), "writing the fence's marker"));
+    }
+    marker = *marked;
+    step(absl::StrCat("fenced; marker at ", primary->source().FormatPosition(marker)));
+  }
+
+  // 2. Drain: everything up to the marker captured, shipped and acknowledged.
+  while (primary->capture().CapturedPosition() <= marker && marker != 0) {
+    if (absl::Now() >= deadline) {
+      return RollBackReverse(
+          operation,
+          absl::DeadlineExceededError(absl::StrCat(
+              "the capture did not reach the fence's marker within the timeout (captured ",
+              primary->source().FormatPosition(primary->capture().CapturedPosition()),
+              primary->capture_error().empty() ? "" : "; " + primary->capture_error(), ")")));
+    }
+    absl::SleepFor(absl::Milliseconds(2));  // the capture appends on its own thread
+  }
+  const uint64_t through = outbound_->next_seq();
+  outcome.set_through_seq(through);
+  if (!primary->shipper().WaitForAck(through, clock_->Now() + (deadline - absl::Now()))) {
+    return RollBackReverse(operation, absl::DeadlineExceededError(absl::StrCat(
+                                          "region ", peer_name, " did not acknowledge seq ",
+                                          through - 1, " within the timeout (acknowledged below ",
+                                          primary->shipper().status().acked_next_seq, ")")));
+  }
+  step(absl::StrCat("drained: ", peer_name, " holds every record below seq ", through));
+  KillPoint("reverse.drained");
+
+  // 3. The standby applies it all and flips (its durable record of the new epoch).
+  v1::SwitchoverRequest request;
+  request.set_epoch(r.epoch);
+  request.set_operation(operation);
+  request.set_new_epoch(r.epoch + 1);
+  request.set_through_seq(through);
+  absl::StatusOr<v1::RegionInfo> flipped = peer_->Switchover(request, deadline);
+  if (!flipped.ok()) {
+    const absl::StatusCode code = flipped.status().code();
+    if (code == absl::StatusCode::kFailedPrecondition ||
+        code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kPermissionDenied ||
+        code == absl::StatusCode::kUnauthenticated) {
+      return RollBackReverse(operation, flipped.status());  // refused before anything changed
+    }
+    // The answer was lost or late: only the peer knows whether it flipped.
+    step(absl::StrCat("no answer from ", peer_name, " (", flipped.status().message(),
+                      "); asking whether it flipped"));
+    absl::StatusOr<bool> settled = ResolveSwitchover(absl::Now() + absl::Seconds(10));
+    if (!settled.ok()) return settled.status();
+    if (!*settled) {
+      return absl::UnavailableError(absl::StrCat(
+          "switchover ", operation, ": region ", peer_name,
+          " did not answer whether it flipped; this region stays fenced until it does (status "
+          "shows the operation)"));
+    }
+    const RegionRecord now = roles_->Get();
+    if (now.role == Role::kPrimary) {
+      return absl::Status(code, absl::StrCat("switchover ", operation,
+                                             " rolled back: ", flipped.status().message()));
+    }
+    flipped = Info();  // completed: report the flip
+    flipped->set_region(peer_name);
+    flipped->set_epoch(now.epoch);
+  } else {
+    KillPoint("reverse.peer_flipped");
+    step(absl::StrCat(peer_name, " flipped: primary under epoch ", flipped->epoch()));
+    FERRY_RETURN_IF_ERROR(CompleteReverse(operation, flipped->epoch()));
+  }
+  step(absl::StrCat(config_.region, " is a fenced standby of ", peer_name));
+  SetOperationNote("");
+  outcome.set_new_primary(peer_name);
+  outcome.set_epoch(flipped->epoch());
+  return outcome;
+}
+
+absl::Status Daemon::RollBackReverse(const std::string& operation, const absl::Status& why) {
+  FERRY_RETURN_IF_ERROR(roles_->RollBackSwitch(operation));
+  SetOperationNote("");
+  SettleFence();  // lifted again: the primary pipeline still runs
+  absl::MutexLock lock(&fence_mu_);
+  const std::string lifted =
+      fence_applied_ == "lifted"
+          ? "the fence is lifted"
+          : "the fence could not be lifted yet (tried again each second): " + fence_error_;
+  return absl::Status(why.code(),
+                      absl::StrCat("switchover ", operation, " rolled back (", config_.region,
+                                   " is primary as before; ", lifted, "): ", why.message()));
+}
+
+absl::Status Daemon::CompleteReverse(const std::string& operation, uint64_t peer_epoch) {
+  // Whatever was captured after the marker (a superuser's write past the fence) stays in the
+  // outbound log: it is never shipped under the old epoch.
+  StopPipeline(clock_->Now(), /*apply_backlog=*/false);
+  FERRY_RETURN_IF_ERROR(roles_->CompleteSwitch(operation, peer_epoch));
+  spdlog::warn("region {}: switchover {} complete: standby under epoch {}", config_.region,
+               operation, peer_epoch);
+  absl::Status started = StartPipeline(Role::kStandby);  // fenced; the old slot released
+  if (!started.ok()) {
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = started.ToString();
+  }
+  return absl::OkStatus();  // a pipeline that did not start is retried each second
+}
+
+absl::StatusOr<bool> Daemon::ResolveSwitchover(absl::Time deadline) {
+  const RegionRecord r = roles_->Get();
+  if (r.phase != RegionPhase::kSwitching || r.role != Role::kPrimary) return true;
+  absl::StatusOr<v1::RegionInfo> peer = absl::UnavailableError("not asked");
+  while (true) {
+    peer = peer_->Probe(r.operation, std::min(deadline, absl::Now() + absl::Seconds(2)));
+    if (peer.ok() || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));  // the peer restarting: ask again
+  }
+  if (!peer.ok()) {
+    SetOperationNote(absl::StrCat(r.operation, ": waiting for ", config_.peer.region,
+                                  " to say whether it flipped (", peer.status().message(), ")"));
+    return false;
+  }
+  if (peer->role() == "primary" && peer->epoch() > r.epoch) {
+    FERRY_RETURN_IF_ERROR(CompleteReverse(r.operation, peer->epoch()));
+    SetOperationNote("");
+    return true;
+  }
+  if (peer->role() == "standby" && peer->epoch() == r.epoch) {
+    // It did not flip, and after this answer it never will in this operation.
+    FERRY_RETURN_IF_ERROR(roles_->RollBackSwitch(r.operation));
+    SetOperationNote("");
+    spdlog::warn("region {}: switchover {} rolled back: {} did not flip; primary as before",
+                 config_.region, r.operation, config_.peer.region);
+    bool running;
+    {
+      absl::MutexLock lock(&pipeline_mu_);
+      running = primary_ != nullptr;
+    }
+    absl::Status started = running ? absl::OkStatus() : StartPipeline(Role::kPrimary);
+    if (!started.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = started.ToString();
+    }
+    SettleFence();  // lifted
+    return true;
+  }
+  SetOperationNote(absl::StrCat(r.operation, ": ", config_.peer.region, " is ", peer->role(),
+                                " under epoch ", peer->epoch(), "; staying fenced"));
+  return false;
+}
+
+// --- Planned switchover: the standby's side ------------------------------------------------
+
+v1::RegionInfo Daemon::Probe(const std::string& abort_operation) {
+  absl::MutexLock change(&change_mu_);  // after a Switchover call in flight
+  if (!abort_operation.empty()) {
+    bool flipped;
+    {
+      absl::MutexLock lock(&pipeline_mu_);
+      flipped = flipped_operation_ == abort_operation;
+    }
+    if (!flipped && std::find(aborted_switchovers_.begin(), aborted_switchovers_.end(),
+                              abort_operation) == aborted_switchovers_.end()) {
+      spdlog::warn("region {}: switchover {} aborted by {}", config_.region, abort_operation,
+                   config_.peer.region);
+      aborted_switchovers_.push_back(abort_operation);
+    }
+  }
+  return Info();
+}
+
+absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequest& request,
+                                                        absl::Time deadline) {
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const std::string& op = request.operation();
+  const RegionRecord r = roles_->Get();
+  if (std::find(aborted_switchovers_.begin(), aborted_switchovers_.end(), op) !=
+      aborted_switchovers_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("switchover ", op, " was aborted"));
+  }
+  if (r.role != Role::kStandby || r.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, " is ", std::string(RoleName(r.role)), " and ",
+                     std::string(RegionPhaseName(r.phase)), ", not a replicating standby"));
+  }
+  if (r.epoch != request.epoch()) {
+    return absl::FailedPreconditionError(absl::StrCat("region ", config_.region, " runs epoch ",
+                                                      r.epoch, ", the caller ", request.epoch()));
+  }
+  if (r.paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, " is paused: resume it first"));
+  }
+  StandbyPipeline* standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    standby = standby_.get();
+  }
+  if (standby == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, "'s apply is not running"));
+  }
+  const uint64_t through = request.through_seq();
+  SetOperationNote(absl::StrCat(op, ": applying through seq ", through - 1));
+  if (!standby->apply().WaitForApplied(through - 1, deadline - absl::Now())) {
+    SetOperationNote("");
+    return absl::DeadlineExceededError(
+        absl::StrCat("region ", config_.region, " applied through seq ",
+                     standby->apply().status().applied_seq, " of ", through - 1, " in time"));
+  }
+  if (!standby->apply().status().stopped_tables.empty()) {
+    SetOperationNote("");
+    return absl::FailedPreconditionError(absl::StrCat("region ", config_.region,
+                                                      " has stopped tables: their changes are not "
+                                                      "applied; resume or re-snapshot them first"));
+  }
+  FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(op));
+  KillPoint("switchover.begun");
+  StopPipeline(clock_->Now(), /*apply_backlog=*/true);
+  // The capture starts at the database's current end, before the flip and before the fence
+  // lifts, so nothing written after the flip is missed; what apply wrote is never captured.
+  absl::Status prepared;
+  {
+    absl::StatusOr<std::unique_ptr<Source>> source =
+        factories_.source(config_, PipelineContext{.epoch = request.new_epoch()});
+    prepared = source.status();
+    if (source.ok()) {
+      LogCaptureTarget target(outbound_.get(), config_.region,
+                              [e = request.new_epoch()] { return e; });
+      prepared = target.Load();
+      if (prepared.ok()) prepared = (*source)->PrepareTakeover(target);
+    }
+  }
+  if (!prepared.ok()) {
+    (void)roles_->RollBackSwitch(op);
+    absl::Status restarted = StartPipeline(Role::kStandby);
+    SetOperationNote("");
+    if (!restarted.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = restarted.ToString();
+    }
+    return absl::FailedPreconditionError(absl::StrCat("region ", config_.region,
+                                                      " could not prepare its capture (",
+                                                      prepared.message(), "): nothing changed"));
+  }
+  KillPoint("switchover.capture_prepared");
+  FERRY_RETURN_IF_ERROR(roles_->CompleteSwitch(op, request.new_epoch()));  // the flip
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    flipped_operation_ = op;
+  }
+  spdlog::warn("region {}: switchover {}: now primary under epoch {}", config_.region, op,
+               request.new_epoch());
+  absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence once it runs
+  if (!started.ok()) {
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = started.ToString();
+  }
+  SetOperationNote("");
+  return Info();
+}
+
 int Daemon::admin_port() const { return admin_port_; }
 int Daemon::metrics_port() const { return http_ != nullptr ? http_->port() : 0; }
 int Daemon::replication_port() const {
-  absl::MutexLock lock(&pipeline_mu_);
-  return standby_ ? standby_->port() : 0;
+  return replication_server_ != nullptr ? replication_server_->port() : 0;
 }
 
 void Daemon::Shutdown(absl::Duration drain) {
@@ -664,6 +1168,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
   // gRPC's deadlines are on the system clock, whatever clock the daemon runs on.
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  if (replication_server_) replication_server_->Shutdown();
   if (http_) http_->Stop();  // no handler runs after this
   metrics_.store(nullptr);
   metrics_owner_.reset();

@@ -5,8 +5,20 @@
 //   PrimaryPipeline  Source -> capture -> outbound log -> Shipper ==> peer   (while primary)
 //   StandbyPipeline  peer ==> Receiver -> inbound log -> apply -> Sink       (while standby)
 //   LogRetention     trims each log (one per log, on the maintenance thread)
-//   admin gRPC service (status, pause, resume); one HTTP server (engine/http) on listen.metrics
-//   for /metrics, /healthz (liveness) and /primary (200 only on the writable primary)
+//   admin gRPC service (status, pause, resume, reverse, ...); one HTTP server (engine/http) on
+//   listen.metrics for /metrics, /healthz (liveness) and /primary (200 only on the writable
+//   primary)
+//   the replication listener, in both roles: the peer's stream (to the standby pipeline's
+//   receiver, through a ReceiverRouter) and the peer's control calls (RegionControl)
+//   DatabaseFence  the database refuses application writes unless this region is the writable
+//                  primary (invariant 8); raised and lifted with the role
+//
+// A planned switchover (Reverse, docs/operations.md "Switchover") runs on the primary: it fences
+// its database, drains what it captured to the standby, and asks the standby to flip
+// (AcceptSwitchover: apply everything, prepare the capture, raise the epoch durably, become
+// primary, lift its fence); then it becomes the new primary's standby. Before the standby's
+// flip, a failure rolls both back; after it, the old primary completes, on restart if need be,
+// by asking the peer (ResolveSwitchover).
 //
 // Exactly one pipeline runs at a time. A role change is: stop the running pipeline (drained),
 // persist the new role and epoch, start the other pipeline (ChangeRole). The daemon knows
@@ -36,11 +48,13 @@
 #include "absl/time/time.h"
 #include "engine/admin/admin_service.h"
 #include "engine/api/event_sink.h"
+#include "engine/api/fence.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
 #include "engine/config/config.h"
 #include "engine/daemon/data_dir_lock.h"
+#include "engine/daemon/region_control.h"
 
 namespace ferry {
 
@@ -53,7 +67,12 @@ class EventPipeline;
 class LogRetention;
 class PrimaryPipeline;
 class RoleController;
+struct RegionRecord;
 class StandbyPipeline;
+namespace replication {
+class ReceiverRouter;
+class ReplicationServer;
+}  // namespace replication
 
 // What a factory learns of the region when the daemon starts a pipeline.
 struct PipelineContext {
@@ -71,6 +90,9 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&,
                                                       const PipelineContext&)>
       sink;
+  // Builds the region's database fence. Optional: unset, the database is never fenced (tests
+  // whose databases are doubles).
+  std::function<absl::StatusOr<std::unique_ptr<DatabaseFence>>(const config::Config&)> fence;
   // Optional (null: none): a second source of non-transaction events (a bucket's object
   // events) and its apply target, run beside the database pipeline by an EventPipeline
   // (engine/daemon/event_pipeline.h). Called each time the matching pipeline starts.
@@ -82,7 +104,7 @@ struct DaemonFactories {
       event_sink;
 };
 
-class Daemon final : public AdminBackend {
+class Daemon final : public AdminBackend, public RegionControlBackend {
  public:
   // Opens the region state and logs, settles a role change a crash interrupted, starts the
   // listeners and the role's pipeline. Fails when a listener cannot bind, the data_dir belongs
@@ -123,8 +145,17 @@ class Daemon final : public AdminBackend {
   // copy the table at a consistent cut (Source::Resnapshot); refused on a standby. Serialised
   // with role changes, so the primary pipeline stays while the copy runs.
   absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) override;
+  // A planned switchover (see the top of this file), sent to either region: a standby has its
+  // primary run it. Errors as the Reverse RPC in proto/admin.proto.
+  absl::StatusOr<v1::ReverseReply> Reverse(absl::Duration timeout) override;
 
-  // Bound ports (listen addresses may use port 0). replication_port() is 0 while primary.
+  // RegionControlBackend (the peer's calls).
+  absl::StatusOr<v1::RegionInfo> AcceptSwitchover(const v1::SwitchoverRequest& request,
+                                                  absl::Time deadline) override;
+  v1::RegionInfo Probe(const std::string& abort_operation) override;
+  absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
+
+  // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
   int admin_port() const;
   int metrics_port() const;
   int replication_port() const;
@@ -132,6 +163,26 @@ class Daemon final : public AdminBackend {
  private:
   explicit Daemon(const config::Config& config, DaemonFactories factories, Clock* clock);
   absl::Status StartParts();
+  // The primary's side of a switchover (Reverse on the primary, or asked by the peer).
+  absl::StatusOr<v1::ReverseOutcome> RunReverse(absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(change_mu_);
+  // Before the flip: lifts the fence and returns to replicating as primary; `why` annotated.
+  absl::Status RollBackReverse(const std::string& operation, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  // After the peer flipped to `peer_epoch`: stops the primary pipeline and becomes its standby.
+  absl::Status CompleteReverse(const std::string& operation, uint64_t peer_epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  // A primary left switching (a crash, or the peer's answer lost): asks the peer whether it
+  // flipped (aborting the switchover there if it did not) and completes or rolls back. Returns
+  // false when the peer did not answer (the region stays switching and fenced).
+  absl::StatusOr<bool> ResolveSwitchover(absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  // Brings the database fence to what the region's state requires (raised unless replicating
+  // as primary). Failures are kept for status and retried by the maintenance thread.
+  void SettleFence() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  FenceNotice NoticeFor(const RegionRecord& region) const;
+  v1::RegionInfo Info() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  void SetOperationNote(std::string note) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   // The role's event pipeline (null when the factories make none).
   absl::StatusOr<std::unique_ptr<EventPipeline>> StartEvents(Role role,
@@ -161,6 +212,12 @@ class Daemon final : public AdminBackend {
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> admin_server_;
   int admin_port_ = 0;
+  replication::TlsOptions tls_;           // the replication listener's and its clients'
+  std::unique_ptr<DatabaseFence> fence_;  // null: the database is not fenced
+  std::unique_ptr<replication::ReceiverRouter> router_;
+  std::unique_ptr<RegionControlService> control_service_;
+  std::unique_ptr<replication::ReplicationServer> replication_server_;
+  std::unique_ptr<RegionControlClient> peer_;
   std::unique_ptr<Metrics> metrics_owner_;
   std::unique_ptr<HttpServer> http_;  // listen.metrics: /metrics, /healthz, /primary
   // The metrics endpoint once it runs; pipeline hooks read it (they may start first, and a
@@ -179,8 +236,18 @@ class Daemon final : public AdminBackend {
   std::unique_ptr<EventPipeline> events_ ABSL_GUARDED_BY(pipeline_mu_);
   std::string pipeline_error_ ABSL_GUARDED_BY(pipeline_mu_);
   uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
-  // The re-seed running now ("" when none), for status' operation field.
-  std::string reseed_operation_ ABSL_GUARDED_BY(pipeline_mu_);
+  // A switchover runs on this region (RunReverse): a second one is refused, not queued.
+  std::atomic<bool> reversing_{false};
+  // Switchovers the peer aborted before they flipped here (Probe): never flipped any more.
+  std::vector<std::string> aborted_switchovers_ ABSL_GUARDED_BY(change_mu_);
+  // The operation running now with its step ("" when none), for status' operation field.
+  std::string operation_note_ ABSL_GUARDED_BY(pipeline_mu_);
+  // The last switchover this region flipped in (as the standby).
+  std::string flipped_operation_ ABSL_GUARDED_BY(pipeline_mu_);
+  // The database fence as last set: "" unknown, "lifted", or the notice's message.
+  std::string fence_applied_ ABSL_GUARDED_BY(fence_mu_);
+  std::string fence_error_ ABSL_GUARDED_BY(fence_mu_);
+  absl::Mutex fence_mu_ ABSL_ACQUIRED_AFTER(change_mu_);
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

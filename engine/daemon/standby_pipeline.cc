@@ -41,8 +41,13 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
   // A new inbound log may start where the target's progress is (item: lost standby data_dir).
   options.receiver.target_progress = [sink = p->sink_.get()] { return sink->CommittedProgress(); };
   FERRY_ASSIGN_OR_RETURN(p->receiver_, replication::Receiver::Create(options.receiver, inbound));
-  FERRY_ASSIGN_OR_RETURN(p->server_,
-                         replication::ReplicationServer::Start(options.server, p->receiver_.get()));
+  if (options.router != nullptr) {
+    p->router_ = options.router;
+    p->router_->Attach(p->receiver_.get());
+  } else {
+    FERRY_ASSIGN_OR_RETURN(
+        p->server_, replication::ReplicationServer::Start(options.server, p->receiver_.get()));
+  }
   FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
   p->apply_for_peer_.store(p->apply_.get());
   if (options.start_paused) p->SetPaused(true);
@@ -50,13 +55,18 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
 }
 
 StandbyPipeline::~StandbyPipeline() {
-  if (apply_ != nullptr && server_ != nullptr) {
+  if (apply_ != nullptr) {
     Stop(clock_->Now());
   } else {
     // A Start() that failed half-way: shut down what runs, in order.
-    if (receiver_) receiver_->Shutdown();
-    if (server_) server_->Shutdown();
+    StopReceiving();
   }
+}
+
+void StandbyPipeline::StopReceiving() {
+  if (receiver_) receiver_->Shutdown();
+  if (router_) router_->Detach();
+  if (server_) server_->Shutdown();
 }
 
 void StandbyPipeline::SetPaused(bool paused) {
@@ -75,8 +85,7 @@ bool StandbyPipeline::Stop(absl::Time deadline, bool apply_backlog) {
     stopped_ = true;
     paused = paused_;
   }
-  receiver_->Shutdown();
-  server_->Shutdown();
+  StopReceiving();
   const uint64_t next = inbound_->next_seq();
   bool applied = next <= 1 || apply_->status().applied_seq + 1 >= next;
   // A paused apply makes no progress: do not wait for it (the records stay in the inbound log).

@@ -28,6 +28,7 @@
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/receiver.h"
+#include "engine/replication/receiver_router.h"
 #include "engine/replication/server.h"
 
 namespace ferry {
@@ -35,6 +36,9 @@ namespace ferry {
 struct StandbyPipelineOptions {
   replication::ReceiverOptions receiver;
   replication::ReplicationServerOptions server;
+  // When set, the receiver is attached to this router of a listener the owner runs (the
+  // daemon's, which listens in both roles), and `server` is not used. Must outlive the pipeline.
+  replication::ReceiverRouter* router = nullptr;
   ApplyOptions apply;
   // Start with apply held back (receiving goes on).
   bool start_paused = false;
@@ -66,20 +70,24 @@ class StandbyPipeline {
   // the restart; the backlog never holds a shutdown back.
   bool Stop(absl::Time deadline, bool apply_backlog = true);
 
-  int port() const { return server_->port(); }
+  // The port of the pipeline's own server (0 when attached to a router).
+  int port() const { return server_ != nullptr ? server_->port() : 0; }
   const replication::Receiver& receiver() const { return *receiver_; }
   const ApplyScheduler& apply() const { return *apply_; }
   ApplyScheduler& apply() { return *apply_; }
 
  private:
   StandbyPipeline(DurableLog* inbound, Clock* clock) : inbound_(inbound), clock_(clock) {}
+  // Ends the stream and refuses new ones (the receiver, then the router or own server).
+  void StopReceiving();
 
   DurableLog* const inbound_;
   Clock* const clock_;
   // Constant after Start(); destroyed in reverse order of declaration.
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<replication::Receiver> receiver_;
-  std::unique_ptr<replication::ReplicationServer> server_;
+  std::unique_ptr<replication::ReplicationServer> server_;  // unless attached to router_
+  replication::ReceiverRouter* router_ = nullptr;
   std::unique_ptr<ApplyScheduler> apply_;
 
   // apply_ once it runs, for the receiver's apply_state callback (the receiver starts first).

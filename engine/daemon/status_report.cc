@@ -148,7 +148,12 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   if (r.last_error().empty() && !s.outbound.write_error.empty()) {
     r.set_last_error("outbound log refuses appends until it recovers: " + s.outbound.write_error);
   }
-  if (s.state.phase == RegionPhase::kFenced) r.set_fenced(true);
+  if (s.state.phase == RegionPhase::kFenced || s.fence == "raised") r.set_fenced(true);
+  r.set_fence(s.fence);
+  r.set_fence_error(s.fence_error);
+  if (r.last_error().empty() && !s.fence_error.empty()) {
+    r.set_last_error("the database fence could not be set: " + s.fence_error);
+  }
   return r;
 }
 

@@ -53,6 +53,8 @@ struct StatusSnapshot {
   std::optional<PrimarySnapshot> primary;
   std::optional<StandbySnapshot> standby;
   std::string pipeline_error;  // the role's pipeline could not start
+  std::string fence;           // "raised", "lifted" or "" (StatusReply.fence)
+  std::string fence_error;
   // The source commit (or heartbeat) time in microseconds of the record at `seq` of the
   // outbound (true) or inbound (false) log; 0 when unknown. Used for lag and RPO seconds.
   std::function<int64_t(bool outbound, uint64_t seq)> record_time_us;

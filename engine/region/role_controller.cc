@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
@@ -29,6 +30,14 @@ absl::StatusOr<RegionRecord> RoleController::RecoverAfterRestart() {
   RegionRecord r = state_->Get();
   switch (r.phase) {
     case RegionPhase::kSwitching:
+      if (r.role == Role::kPrimary && absl::StartsWith(r.operation, kReverseOperationPrefix)) {
+        // The peer may have flipped already: only it can say (Daemon::ResolveSwitchover).
+        spdlog::warn(
+            "region {}: switchover {} was interrupted; staying fenced until the peer says "
+            "whether it flipped",
+            state_->region(), r.operation);
+        break;
+      }
       spdlog::warn("region {}: switchover {} was interrupted before the flip; rolling back",
                    state_->region(), r.operation);
       r.phase = RegionPhase::kReplicating;

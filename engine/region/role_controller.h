@@ -27,6 +27,9 @@
 
 namespace ferry {
 
+// Operation ids of a planned switchover (ferryctl reverse) start with this.
+inline constexpr char kReverseOperationPrefix[] = "reverse-";
+
 class RoleController {
  public:
   // Opens (or creates) data_dir/region.state; errors as RegionState::Open.
@@ -39,7 +42,9 @@ class RoleController {
   bool paused() const { return state_->Get().paused; }
 
   // Settles a transitional phase a crash left behind: switching rolls back (the flip never
-  // happened: same role, same epoch, replicating); promoting completes (the epoch was raised
+  // happened: same role, same epoch, replicating), except a primary's switchover (operation
+  // kReverseOperationPrefix...), which stays: its peer may have flipped already, and the daemon
+  // asks it before rolling back or completing; promoting completes (the epoch was raised
   // first: primary, replicating); rejoining stays (the rejoin resumes when asked again). Returns
   // the record afterwards. Call once at start, before any pipeline runs.
   [[nodiscard]] absl::StatusOr<RegionRecord> RecoverAfterRestart();

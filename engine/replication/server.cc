@@ -10,15 +10,21 @@
 
 namespace ferry::replication {
 
-ReplicationServer::ReplicationServer(Receiver* receiver, std::unique_ptr<grpc::Server> server,
-                                     int port)
-    : receiver_(receiver), server_(std::move(server)), port_(port) {}
+ReplicationServer::ReplicationServer(std::function<void()> before_shutdown,
+                                     std::unique_ptr<grpc::Server> server, int port)
+    : before_shutdown_(std::move(before_shutdown)), server_(std::move(server)), port_(port) {}
 
 ReplicationServer::~ReplicationServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<ReplicationServer>> ReplicationServer::Start(
     const ReplicationServerOptions& options, Receiver* receiver) {
   if (receiver == nullptr) return absl::InvalidArgumentError("replication server: no receiver");
+  return Start(options, {receiver}, [receiver] { receiver->Shutdown(); });
+}
+
+absl::StatusOr<std::unique_ptr<ReplicationServer>> ReplicationServer::Start(
+    const ReplicationServerOptions& options, const std::vector<grpc::Service*>& services,
+    std::function<void()> before_shutdown) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentialsFor(options.tls);
   if (!credentials.ok()) return credentials.status();
@@ -30,19 +36,19 @@ absl::StatusOr<std::unique_ptr<ReplicationServer>> ReplicationServer::Start(
   builder.SetMaxSendMessageSize(1 << 20);  // acks only
   // The shipper's own keepalive is the Ping frame; allow gRPC pings too without GOAWAY.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  builder.RegisterService(receiver);
+  for (grpc::Service* service : services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen for replication on ", options.listen_address));
   }
   return std::unique_ptr<ReplicationServer>(
-      new ReplicationServer(receiver, std::move(server), port));
+      new ReplicationServer(std::move(before_shutdown), std::move(server), port));
 }
 
 void ReplicationServer::Shutdown() {
   if (server_ == nullptr) return;
-  receiver_->Shutdown();
+  if (before_shutdown_) before_shutdown_();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_->Wait();
 }

@@ -9,14 +9,17 @@
 //   server->Shutdown();  // before the receiver is destroyed
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/replication/credentials.h"
 
 namespace grpc {
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace ferry::replication {
@@ -40,6 +43,11 @@ class ReplicationServer {
   // kInvalidArgument for incomplete TLS options.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ReplicationServer>> Start(
       const ReplicationServerOptions& options, Receiver* receiver);
+  // Hosts `services` (which must outlive the server; a daemon's ReceiverRouter and control
+  // service). `before_shutdown` runs first in Shutdown() (it ends long-running streams).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ReplicationServer>> Start(
+      const ReplicationServerOptions& options, const std::vector<grpc::Service*>& services,
+      std::function<void()> before_shutdown);
   ~ReplicationServer();  // Shutdown()
 
   int port() const { return port_; }
@@ -47,8 +55,9 @@ class ReplicationServer {
   void Shutdown();
 
  private:
-  ReplicationServer(Receiver* receiver, std::unique_ptr<grpc::Server> server, int port);
-  Receiver* const receiver_;
+  ReplicationServer(std::function<void()> before_shutdown, std::unique_ptr<grpc::Server> server,
+                    int port);
+  const std::function<void()> before_shutdown_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
 };

@@ -93,7 +93,7 @@ TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
   StartRegions();
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   // Out of band on the standby: the row the next update needs disappears.
-  ASSERT_TRUE(west().Exec("DELETE FROM accounts WHERE id = 5").ok());
+  ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM accounts WHERE id = 5").ok());
   ASSERT_TRUE(east()
                   .Exec("UPDATE accounts SET balance = 1 WHERE id = 5;"
                         "UPDATE accounts SET balance = 2 WHERE id = 6;"
@@ -152,7 +152,9 @@ TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
   EXPECT_NE(refused->output.find("stays stopped"), std::string::npos) << refused->output;
 
   // The operator puts the row back as it was, then resumes.
-  ASSERT_TRUE(west().Exec("INSERT INTO accounts VALUES (5, 'owner 5', 50)").ok());
+  ASSERT_TRUE(
+      regions_->ExecBehindFence(Region::kWest, "INSERT INTO accounts VALUES (5, 'owner 5', 50)")
+          .ok());
   auto resumed = regions_->Ctl(Region::kWest, {"resume-table", "public.accounts", "--json"});
   ASSERT_TRUE(resumed.ok());
   EXPECT_EQ(resumed->exit_code, 0) << resumed->output;
@@ -261,7 +263,7 @@ TEST_F(ReplicationE2ETest, AStoppedTableOverItsBoundNeedsAResnapshotAndNoLongerP
   StartRegions({.apply_yaml = "  stopped_table_retention_bytes: 64KiB\n",
                 .extra_yaml = "log:\n  retention_bytes: 0\n  retention_seconds: 0\n"});
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
-  ASSERT_TRUE(west().Exec("DELETE FROM accounts WHERE id = 5").ok());
+  ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM accounts WHERE id = 5").ok());
   ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 1 WHERE id = 5").ok());
   // Then far more than 64 KiB of the stopped table's changes, and the other table's.
   ASSERT_TRUE(east()

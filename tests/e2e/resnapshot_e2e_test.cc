@@ -106,7 +106,7 @@ class ResnapshotE2ETest : public ::testing::Test {
 
   // Out of band on the standby, a row disappears; the primary's update of it stops t there.
   void StopTable() {
-    ASSERT_TRUE(west().Exec("DELETE FROM t WHERE id = 5").ok());
+    ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM t WHERE id = 5").ok());
     ASSERT_TRUE(east().Exec("UPDATE t SET v = 'stopper' WHERE id = 5").ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (absl::Now() < deadline) {
@@ -238,7 +238,7 @@ TEST_F(ResnapshotE2ETest, HostileNamesTheStandbyAndForgedMarkersAreRefusedOrIgno
   EXPECT_EQ(still->value_or(""), "200");
 
   // A table whose name holds a quote and a semicolon is re-snapshotted like any other.
-  ASSERT_TRUE(west().Exec("DELETE FROM \"odd; name\"\"q\"").ok());
+  ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM \"odd; name\"\"q\"").ok());
   auto odd = regions_->Ctl(Region::kEast, {"resnapshot", "public.odd; name\"q"});
   ASSERT_TRUE(odd.ok());
   EXPECT_EQ(odd->exit_code, 0) << odd->output;
@@ -255,7 +255,8 @@ TEST_F(ResnapshotE2ETest, HostileNamesTheStandbyAndForgedMarkersAreRefusedOrIgno
                         std::string(64, 'a') + " " + payload +
                         "'); UPDATE t SET v = 'after forgery' WHERE id = 7")
                   .ok());
-  ASSERT_TRUE(west().Exec("INSERT INTO t VALUES (9999, 'only on west')").ok());
+  ASSERT_TRUE(
+      regions_->ExecBehindFence(Region::kWest, "INSERT INTO t VALUES (9999, 'only on west')").ok());
   ASSERT_TRUE(east().Exec("INSERT INTO other VALUES (2)").ok());
   ASSERT_TRUE(regions_->WaitForTablesEqual({"public.other"}, absl::Seconds(60)).ok());
   auto kept = west().QueryValue("SELECT v FROM t WHERE id = 9999");
@@ -274,7 +275,7 @@ TEST_F(ResnapshotE2ETest, ALostCopyStopsTheTableUntilTheResnapshotIsRunAgain) {
   ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
   ASSERT_TRUE(
       regions_->StartDaemon(Region::kEast, {"FERRY_KILL_POINT=capture.resnapshot_read"}).ok());
-  ASSERT_TRUE(west().Exec("DELETE FROM t WHERE id > 100").ok());
+  ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM t WHERE id > 100").ok());
   auto call = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
   ASSERT_TRUE(call.ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(60);

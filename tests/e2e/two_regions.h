@@ -65,6 +65,13 @@ class TwoRegions {
   // The process id of a region's ferryd (0 when it never started).
   int pid(Region r) const;
 
+  // Runs `sql` on a region's database the way a superuser can behind Ferry's back
+  // (session_replication_role = replica: the fence's trigger does not fire): how tests plant a
+  // difference on a standby, whose database refuses application writes.
+  [[nodiscard]] absl::Status ExecBehindFence(Region r, const std::string& sql) {
+    return pg(r).Exec("SET session_replication_role = replica; " + sql);
+  }
+
   // Admin calls (with the configured token).
   [[nodiscard]] absl::StatusOr<v1::StatusReply> Status(Region r);
   [[nodiscard]] absl::Status Pause(Region r);

@@ -13,5 +13,14 @@ inline constexpr char kDdlMessagePrefix[] = "ferry.ddl";
 inline constexpr char kTruncateMessagePrefix[] = "ferry.truncate";
 // A table's re-snapshot (ferryctl resnapshot); payload PgResnapshotMessage.
 inline constexpr char kResnapshotMessagePrefix[] = "ferry.resnapshot";
+// Sequence values, periodically and at a switchover's fence; payload PgSequencesMessage.
+inline constexpr char kSequencesMessagePrefix[] = "ferry.sequences";
+
+// Gives every table without it the fence's trigger (sql/ddl_capture.sql, ferry.fence_guard), when
+// Ferry's schema is installed. Apply runs it after creating a table: the capture's event trigger
+// adds the trigger on the primary, but event triggers do not fire for apply.
+inline constexpr char kAddFenceTriggers[] =
+    "DO $ferry$BEGIN IF to_regprocedure('ferry.add_fence_triggers()') IS NOT NULL THEN "
+    "PERFORM ferry.add_fence_triggers(); END IF; END$ferry$";
 
 }  // namespace ferry::pg

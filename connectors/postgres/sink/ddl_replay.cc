@@ -447,4 +447,19 @@ absl::StatusOr<v1::PgResnapshotMessage> ParseResnapshotMessage(std::string_view 
   return m;
 }
 
+absl::StatusOr<v1::PgSequencesMessage> ParseSequencesMessage(std::string_view json) {
+  auto m = ParseJson<v1::PgSequencesMessage>(json, "sequence values");
+  if (!m.ok()) return m.status();
+  if (m->sequences_size() > kMaxSequences) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence values message names ", m->sequences_size(), " sequences"));
+  }
+  for (const auto& v : m->sequences()) {
+    if (v.schema().empty() || v.name().empty()) {
+      return absl::InvalidArgumentError("sequence values message names a sequence without a name");
+    }
+  }
+  return m;
+}
+
 }  // namespace ferry::pg_sink

@@ -56,5 +56,8 @@ absl::StatusOr<v1::PgDdlMessage> ParseDdlMessage(std::string_view json);
 absl::StatusOr<v1::PgTruncateMessage> ParseTruncateMessage(std::string_view json);
 // "ferry.resnapshot" (proto/pg_messages.proto): kInvalidArgument without a table.
 absl::StatusOr<v1::PgResnapshotMessage> ParseResnapshotMessage(std::string_view json);
+// At most kMaxSequences values, each naming its sequence.
+inline constexpr int kMaxSequences = 100000;
+absl::StatusOr<v1::PgSequencesMessage> ParseSequencesMessage(std::string_view json);
 
 }  // namespace ferry::pg_sink

@@ -108,6 +108,8 @@ class PostgresSession final : public SinkSession {
   // "ferry.resnapshot": the table's TRUNCATE and rows follow in this transaction; from here on
   // the table is not skipped, and Commit clears its stop.
   absl::Status ApplyResnapshot(const v1::PgResnapshotMessage& message);
+  // "ferry.sequences": sequences set forward to the source's values.
+  absl::Status ApplySequences(const std::string& json);
 
   // --- fast_path.cc: set-based statements, queued statements, one round trip.
   // Adds the change to batch_ when its table is batchable and the batch takes it; false: the

@@ -74,6 +74,13 @@ absl::Status PostgresSession::ApplyFerryMessage(uint64_t seq, const v1::Change& 
     }
     return ApplyResnapshot(*m);
   }
+  if (prefix == pg::kSequencesMessagePrefix) {
+    absl::StatusOr<v1::PgSequencesMessage> m = ParseSequencesMessage(change.message_content());
+    if (!m.ok()) {
+      return absl::DataLossError(absl::StrCat("inbound record ", seq, ": ", m.status().message()));
+    }
+    return ApplySequences(change.message_content());
+  }
   return absl::DataLossError(absl::StrCat("inbound record ", seq,
                                           ": a Ferry message with the unknown prefix \"", prefix,
                                           "\" (written by a newer source?)"));
@@ -160,6 +167,11 @@ absl::Status PostgresSession::ApplyDdl(const v1::PgDdlMessage& m) {
     FERRY_RETURN_IF_ERROR(pipe_->Run("RELEASE SAVEPOINT ferry_ddl").status());
     FERRY_RETURN_IF_ERROR(pipe_->Run("RESET role").status());
     FERRY_RETURN_IF_ERROR(pipe_->Run("RESET search_path").status());
+    if (m.tag() == "CREATE TABLE" || CreatesFilledTable(m.tag())) {
+      // A table created while this region is fenced gets the fence's trigger (on the primary
+      // the capture's event trigger adds it; apply runs where event triggers do not fire).
+      FERRY_RETURN_IF_ERROR(pipe_->Run(pg::kAddFenceTriggers).status());
+    }
     // Every session re-reads the tables it knows; statements prepared for old shapes go.
     tables_.Clear();
     pipe_->ForgetPrepared();
@@ -200,6 +212,26 @@ absl::Status PostgresSession::ApplyPartitionTruncate(const v1::PgTruncateMessage
   FERRY_RETURN_IF_ERROR(FlushInserts());
   FERRY_RETURN_IF_ERROR(FlushBatch());
   return Statement(root, "TRUNCATE ONLY " + Qualified(table), {}, -1, "TRUNCATE", nullptr);
+}
+
+// Sets each sequence that exists here forward to the source's value, never back (setval is not
+// transactional: a group that rolls back leaves it forward, which is harmless). `json` is the
+// checked PgSequencesMessage.
+absl::Status PostgresSession::ApplySequences(const std::string& json) {
+  if (ctx_.only_table) return absl::OkStatus();
+  FERRY_RETURN_IF_ERROR(EnsureBegun());
+  FERRY_RETURN_IF_ERROR(FlushInserts());
+  FERRY_RETURN_IF_ERROR(FlushBatch());
+  return pipe_
+      ->Run(
+          "SELECT count(setval(c.oid, x.value::bigint)) "
+          "FROM jsonb_to_recordset($1::jsonb -> 'sequences') AS x(schema text, name text, value "
+          "text) "
+          "JOIN pg_namespace n ON n.nspname = x.schema "
+          "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.name AND c.relkind = 'S' "
+          "WHERE coalesce(pg_sequence_last_value(c.oid) < x.value::bigint, true)",
+          {json})
+      .status();
 }
 
 absl::Status PostgresSession::ApplyResnapshot(const v1::PgResnapshotMessage& m) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/sqlstate.h"
 #include "engine/base/status_macros.h"
 
@@ -100,6 +101,7 @@ absl::Status TargetTables::Reshape(Pipeline& pipe, const v1::Relation& rel, Targ
     if (IsFull(rel)) {
       FERRY_RETURN_IF_ERROR(ddl("ALTER TABLE " + Qualified(name) + " REPLICA IDENTITY FULL"));
     }
+    FERRY_RETURN_IF_ERROR(ddl(pg::kAddFenceTriggers));
   } else {
     for (const auto& target_pk : pk) {
       bool present = false;

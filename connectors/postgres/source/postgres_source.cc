@@ -24,6 +24,7 @@
 #include "connectors/postgres/source/transaction_assembler.h"
 #include "connectors/postgres/source/walsender_messages.h"
 #include "engine/base/backoff.h"
+#include "engine/base/log_limiter.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
@@ -81,6 +82,33 @@ struct SlotIdentity {
   }
 };
 
+// Creates the publication when it is missing (FOR ALL TABLES needs a superuser).
+absl::Status EnsurePublication(PgConnection& conn, const PostgresSourceOptions& options_) {
+  FERRY_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams("SELECT 1 FROM pg_publication WHERE "
+                                                     "pubname = $1",
+                                                     {options_.publication}));
+  if (r.rows() > 0) return absl::OkStatus();
+  std::string what = "ALL TABLES";
+  if (!options_.tables.empty()) {
+    std::vector<std::string> names;
+    for (const std::string& t : options_.tables) {
+      size_t dot = t.find('.');
+      names.push_back(dot == std::string::npos
+                          ? QuoteIdentifier(t)
+                          : QualifiedName(t.substr(0, dot), t.substr(dot + 1)));
+    }
+    what = absl::StrCat("TABLE ", absl::StrJoin(names, ", "));
+  }
+  auto created =
+      conn.Exec(absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options_.publication), " FOR ",
+                             what, " WITH (publish_via_partition_root = true)"));
+  // Another process may have created it at the same moment (42710 duplicate_object).
+  if (!created.ok() && !absl::StrContains(created.status().message(), "[42710]")) {
+    return Annotate(created.status(), "creating the publication");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // One replication session: connect, check or create the slot (and snapshot), stream until
@@ -102,7 +130,7 @@ class PostgresSource::Session {
     FERRY_RETURN_IF_ERROR(CheckPrivileges(*conn));
     FERRY_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(options_.dsn));
     FERRY_ASSIGN_OR_RETURN(SystemIdentity system, repl_->IdentifySystem());
-    FERRY_RETURN_IF_ERROR(EnsurePublication(*conn));
+    FERRY_RETURN_IF_ERROR(EnsurePublication(*conn, options_));
     FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
     FERRY_ASSIGN_OR_RETURN(std::string message_key, LoadMessageKey(*conn));
     FERRY_ASSIGN_OR_RETURN(std::vector<std::string> keys, KnownMessageKeys(message_key));
@@ -165,32 +193,6 @@ class PostgresSource::Session {
       FERRY_RETURN_IF_ERROR(target_.PutSourceState(source_.StateKey("message_keys"), joined));
     }
     return keys;
-  }
-
-  absl::Status EnsurePublication(PgConnection& conn) {
-    FERRY_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams("SELECT 1 FROM pg_publication WHERE "
-                                                       "pubname = $1",
-                                                       {options_.publication}));
-    if (r.rows() > 0) return absl::OkStatus();
-    std::string what = "ALL TABLES";
-    if (!options_.tables.empty()) {
-      std::vector<std::string> names;
-      for (const std::string& t : options_.tables) {
-        size_t dot = t.find('.');
-        names.push_back(dot == std::string::npos
-                            ? QuoteIdentifier(t)
-                            : QualifiedName(t.substr(0, dot), t.substr(dot + 1)));
-      }
-      what = absl::StrCat("TABLE ", absl::StrJoin(names, ", "));
-    }
-    auto created =
-        conn.Exec(absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options_.publication),
-                               " FOR ", what, " WITH (publish_via_partition_root = true)"));
-    // Another process may have created it at the same moment (42710 duplicate_object).
-    if (!created.ok() && !absl::StrContains(created.status().message(), "[42710]")) {
-      return Annotate(created.status(), "creating the publication");
-    }
-    return absl::OkStatus();
   }
 
   absl::StatusOr<std::optional<SlotInfo>> LookupSlot(PgConnection& conn) {
@@ -356,6 +358,7 @@ class PostgresSource::Session {
         FERRY_RETURN_IF_ERROR(assembler_.Tick());
         FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
         MaybeMeasureRetained();
+        MaybeEmitSequences();
         FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(kPollInterval));
         if (!data.has_value()) continue;
       }
@@ -420,6 +423,25 @@ class PostgresSource::Session {
     source_.health_.retained_bytes = retained;
   }
 
+  // Sequence values travel as a signed message (logical decoding does not carry sequences);
+  // the function emits one only when a value changed. A failure is logged, not fatal: the
+  // values are carried at the next success and at a switchover's fence.
+  void MaybeEmitSequences() {
+    const absl::Time now = source_.clock_->Now();
+    if (options_.sequence_interval <= absl::ZeroDuration() ||
+        now - last_sequences_ < options_.sequence_interval) {
+      return;
+    }
+    last_sequences_ = now;
+    absl::Status s = catalog_.Connection().status();
+    if (s.ok()) {
+      s = (*catalog_.Connection())->Exec("SELECT ferry.emit_sequences('', true)").status();
+    }
+    if (!s.ok() && sequence_log_.Due(s.ToString()).has_value()) {
+      spdlog::warn("capture: emitting sequence values failed: {}", s.ToString());
+    }
+  }
+
   PostgresSource& source_;
   const PostgresSourceOptions& options_;
   CaptureTarget& target_;
@@ -432,6 +454,8 @@ class PostgresSource::Session {
   uint64_t last_confirmed_ = 0;
   absl::Time last_status_ = absl::InfinitePast();
   absl::Time last_retained_ = absl::InfinitePast();
+  absl::Time last_sequences_ = absl::InfinitePast();
+  LogLimiter sequence_log_{source_.clock_, absl::Minutes(1)};
 };
 
 absl::StatusOr<std::unique_ptr<PostgresSource>> PostgresSource::Create(
@@ -549,6 +573,61 @@ absl::StatusOr<Source::ResnapshotResult> PostgresSource::Resnapshot(const std::s
   o.lock_timeout = options_.resnapshot_lock_timeout;
   FERRY_ASSIGN_OR_RETURN(ResnapshotDone done, ResnapshotTable(o, table));
   return ResnapshotResult{done.rows, done.id};
+}
+
+absl::Status PostgresSource::PrepareTakeover(CaptureTarget& target) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(options_.dsn));
+  FERRY_RETURN_IF_ERROR(EnsurePublication(*conn, options_));
+  FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
+  FERRY_RETURN_IF_ERROR(DropSlot(*conn));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<ReplicationConnection> repl,
+                         ReplicationConnection::Connect(options_.dsn));
+  FERRY_ASSIGN_OR_RETURN(SystemIdentity system, repl->IdentifySystem());
+  FERRY_ASSIGN_OR_RETURN(CreatedSlot created, repl->CreateSlot(options_.slot, false));
+  FERRY_RETURN_IF_ERROR(target.PutSourceState(
+      StateKey("identity"), SlotIdentity{system.system_id, created.consistent_point}.Encode()));
+  FERRY_RETURN_IF_ERROR(target.PutSourceState(
+      StateKey("snapshot"), absl::StrCat("done ", FormatLsn(created.consistent_point))));
+  if (created.consistent_point > target.CapturedPosition()) {
+    FERRY_RETURN_IF_ERROR(target.AdvanceTo(created.consistent_point));
+  }
+  spdlog::info("capture: slot {} created at {} for this region's turn as primary", options_.slot,
+               FormatLsn(created.consistent_point));
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSource::ReleaseCapture() {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(options_.dsn));
+  FERRY_RETURN_IF_ERROR(DropSlot(*conn));
+  // A standby creates the publication at its first start too: FOR ALL TABLES needs a
+  // superuser, which apply's role is, and a later takeover then needs none.
+  return EnsurePublication(*conn, options_);
+}
+
+absl::Status PostgresSource::DropSlot(PgConnection& conn) {
+  const absl::Time give_up = clock_->Now() + absl::Seconds(10);
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(
+        PgResult r, conn.ExecParams("SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                                    {options_.slot}));
+    if (r.rows() == 0) return absl::OkStatus();
+    if (r.Get(0, 0) != "t") {
+      auto dropped = conn.ExecParams("SELECT pg_drop_replication_slot($1)", {options_.slot});
+      // 42704: dropped meanwhile; 55006: became active meanwhile (the loop looks again).
+      if (dropped.ok() || absl::StrContains(dropped.status().message(), "[42704]")) {
+        spdlog::info("capture: slot {} dropped (this region no longer captures)", options_.slot);
+        return absl::OkStatus();
+      }
+      if (!absl::StrContains(dropped.status().message(), "[55006]")) {
+        return Annotate(dropped.status(), "dropping the slot");
+      }
+    }
+    if (clock_->Now() >= give_up) {
+      return absl::UnavailableError(
+          absl::StrCat("slot ", options_.slot, " is still in use: its walsender did not exit"));
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // the walsender exits once its client is gone
+  }
 }
 
 }  // namespace ferry::pg

@@ -31,6 +31,8 @@
 
 namespace ferry::pg {
 
+class PgConnection;
+
 struct PostgresSourceOptions {
   // libpq connection string (key=value or URI) of the database to capture. Required.
   std::string dsn;
@@ -59,6 +61,9 @@ struct PostgresSourceOptions {
   absl::Duration status_interval = absl::Seconds(1);
   // How often the slot's retained WAL is measured for Health().retained_bytes.
   absl::Duration retained_bytes_interval = absl::Seconds(10);
+  // How often the capture emits sequence values when any changed (ferry.emit_sequences; a
+  // switchover's fence emits them too). Zero: never periodically (ferryd: 5 s).
+  absl::Duration sequence_interval = absl::ZeroDuration();
   // What to do about a published table without a usable replica identity
   // (connectors/postgres/source/README.md, "Tables without a primary key").
   KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
@@ -93,12 +98,20 @@ class PostgresSource final : public Source {
   // Copies one table at a consistent cut on its own connection (resnapshot.h); the running
   // capture delivers it. Thread-safe.
   absl::StatusOr<ResnapshotResult> Resnapshot(const std::string& table) override;
+  // A new slot at the current end of the WAL (the old one dropped), recorded as captured from
+  // there with the initial snapshot done.
+  absl::Status PrepareTakeover(CaptureTarget& target) override;
+  // Drops the slot (waiting up to 10 s for its walsender to exit); creates the publication when
+  // it is missing (a standby's first start: a later takeover then needs no superuser).
+  absl::Status ReleaseCapture() override;
 
   // Keys of the source state this source keeps in the CaptureTarget.
   std::string StateKey(const std::string& name) const;
 
  private:
   explicit PostgresSource(const PostgresSourceOptions& options);
+  // Drops the slot when it exists, waiting up to 10 s for its walsender to exit.
+  absl::Status DropSlot(PgConnection& conn);
   class Session;
   friend class Session;
   absl::Status RunSessions(CaptureTarget& target, const StopSignal& stop);

@@ -46,7 +46,8 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION ferry.sign_and_emit(prefix text, payload text) RETURNS void
+-- Emits a signed transactional message; returns the message's WAL position.
+CREATE OR REPLACE FUNCTION ferry.emit_signed(prefix text, payload text) RETURNS pg_lsn
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   k record;
@@ -56,12 +57,158 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'Ferry''s capture key is missing: start ferryd to install it again';
   END IF;
-  PERFORM pg_logical_emit_message(true, prefix,
+  RETURN pg_logical_emit_message(true, prefix,
     convert_to(encode(sha256(k.outer_pad || sha256(k.inner_pad || bytes)), 'hex') || ' ', 'UTF8')
     || bytes);
 END
 $fn$;
+REVOKE ALL ON FUNCTION ferry.emit_signed(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ferry.sign_and_emit(prefix text, payload text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  PERFORM ferry.emit_signed(prefix, payload);
+END
+$fn$;
 REVOKE ALL ON FUNCTION ferry.sign_and_emit(text, text) FROM PUBLIC;
+
+-- Sequence values ("ferry.sequences"): logical decoding does not carry sequences, so the capture
+-- role emits every sequence's last value periodically (when any changed) and at a switchover's
+-- fence (docs/operations.md, "Switchover"); the standby sets its sequences forward to them.
+CREATE TABLE IF NOT EXISTS ferry.sequence_sync (
+  id int PRIMARY KEY CHECK (id = 1), digest text NOT NULL);
+REVOKE ALL ON ferry.sequence_sync FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ferry.sequence_values() RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT coalesce(jsonb_agg(jsonb_build_object('schema', schemaname, 'name', sequencename,
+                                               'value', last_value::text)
+                            ORDER BY schemaname, sequencename), '[]')
+    FROM pg_sequences
+   WHERE last_value IS NOT NULL AND schemaname <> 'ferry' AND schemaname NOT LIKE 'pg\_temp%'
+$fn$;
+REVOKE ALL ON FUNCTION ferry.sequence_values() FROM PUBLIC;
+
+-- `fence_operation`: the switchover whose fence this marks ('' for a periodic emission). Returns
+-- the message's WAL position, or NULL when `only_if_changed` and nothing changed since the last.
+CREATE OR REPLACE FUNCTION ferry.emit_sequences(fence_operation text, only_if_changed boolean)
+RETURNS pg_lsn
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  vals jsonb := ferry.sequence_values();
+  vals_digest text := md5(vals::text);
+BEGIN
+  PERFORM ferry.require_replication('emit sequence values');
+  IF only_if_changed AND (EXISTS (SELECT 1 FROM ferry.sequence_sync s
+                                   WHERE s.id = 1 AND s.digest = vals_digest) OR
+                           (vals = '[]' AND NOT EXISTS (SELECT 1 FROM ferry.sequence_sync))) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO ferry.sequence_sync VALUES (1, vals_digest)
+    ON CONFLICT (id) DO UPDATE SET digest = excluded.digest;
+  RETURN ferry.emit_signed('ferry.sequences', jsonb_build_object(
+    'v', 1, 'fence_operation', coalesce(fence_operation, ''), 'sequences', vals)::text);
+END
+$fn$;
+
+-- The fence (invariant 8; docs/operations.md, "Fencing"): every permanent table has the
+-- statement trigger ferry_fence (BEFORE INSERT, UPDATE, DELETE, TRUNCATE), which calls
+-- ferry.fence_guard(). While the fence is down the guard is an empty function; ferry.set_fence
+-- replaces it by one that raises the fence's error. Ferry's apply runs with
+-- session_replication_role = replica, where these triggers do not fire. ferry.fence keeps the
+-- state for readers.
+CREATE TABLE IF NOT EXISTS ferry.fence (
+  id int PRIMARY KEY CHECK (id = 1), raised boolean NOT NULL, message text NOT NULL,
+  hint text NOT NULL, changed_at timestamptz NOT NULL);
+REVOKE ALL ON ferry.fence FROM PUBLIC;
+GRANT SELECT ON ferry.fence TO PUBLIC;
+
+DO $do$
+BEGIN
+  -- Created once: a re-install must not lift a raised fence.
+  IF to_regprocedure('ferry.fence_guard()') IS NULL THEN
+    CREATE FUNCTION ferry.fence_guard() RETURNS trigger LANGUAGE plpgsql
+      AS 'BEGIN RETURN NULL; END';
+  END IF;
+END
+$do$;
+
+CREATE OR REPLACE FUNCTION ferry.add_fence_triggers() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  rel oid;
+  saved_role text := current_setting('session_replication_role');
+BEGIN
+  PERFORM set_config('session_replication_role', 'replica', true);
+  FOR rel IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND
+                    n.nspname NOT IN ('ferry', 'pg_catalog', 'information_schema') AND
+                    n.nspname NOT LIKE 'pg\_toast%' AND NOT EXISTS (
+                      SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND
+                                                       t.tgname = 'ferry_fence') LOOP
+    EXECUTE format('CREATE TRIGGER ferry_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE '
+                   'ON %s FOR EACH STATEMENT EXECUTE FUNCTION ferry.fence_guard()', rel::regclass);
+  END LOOP;
+  PERFORM set_config('session_replication_role', saved_role, true);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ferry.add_fence_triggers() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ferry.set_fence(raise boolean, message text, hint text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  saved_role text := current_setting('session_replication_role');
+BEGIN
+  PERFORM ferry.require_replication('raise or lift Ferry''s fence');
+  PERFORM pg_advisory_xact_lock(7302719482);
+  IF raise THEN
+    PERFORM ferry.add_fence_triggers();
+  END IF;
+  PERFORM set_config('session_replication_role', 'replica', true);
+  EXECUTE format('CREATE OR REPLACE FUNCTION ferry.fence_guard() RETURNS trigger '
+                 'LANGUAGE plpgsql AS %L',
+                 CASE WHEN raise THEN format(
+                   'BEGIN RAISE EXCEPTION USING ERRCODE = %L, MESSAGE = %L, HINT = %L; END',
+                   'read_only_sql_transaction', message, hint)
+                 ELSE 'BEGIN RETURN NULL; END' END);
+  INSERT INTO ferry.fence VALUES (1, raise, message, hint, now())
+    ON CONFLICT (id) DO UPDATE SET raised = excluded.raised, message = excluded.message,
+                                   hint = excluded.hint, changed_at = excluded.changed_at;
+  PERFORM set_config('session_replication_role', saved_role, true);
+END
+$fn$;
+
+-- Ends the sessions whose transaction began before the fence was raised (they may have passed
+-- the guard already) and waits up to `wait_ms` until none of them is left: a session whose entry
+-- in pg_stat_activity is gone has aborted its transaction (its process may linger a moment).
+-- Returns the sessions still there then ('' when none): pid, application_name, state, wait
+-- event and query.
+DROP FUNCTION IF EXISTS ferry.end_fenced_sessions(bigint);
+CREATE FUNCTION ferry.end_fenced_sessions(wait_ms bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  pids int[];
+  left_running text;
+  give_up timestamptz := clock_timestamp() + wait_ms * interval '1 millisecond';
+BEGIN
+  PERFORM ferry.require_replication('end sessions at Ferry''s fence');
+  SELECT coalesce(array_agg(pid), '{}') INTO pids FROM pg_stat_activity
+   WHERE datname = current_database() AND pid <> pg_backend_pid() AND
+         backend_type = 'client backend' AND xact_start < statement_timestamp() AND
+         coalesce(application_name, '') NOT LIKE 'ferry%';
+  PERFORM pg_terminate_backend(pid) FROM unnest(pids) AS pid;
+  LOOP
+    PERFORM pg_stat_clear_snapshot();  -- pg_stat_activity is read once per transaction otherwise
+    SELECT string_agg(format('pid %s (application %L, %s, waiting on %s, query %L)', a.pid,
+                             a.application_name, a.state, coalesce(a.wait_event, 'nothing'),
+                             left(a.query, 200)), '; ')
+      INTO left_running FROM pg_stat_activity a WHERE a.pid = ANY (pids);
+    EXIT WHEN left_running IS NULL OR clock_timestamp() >= give_up;
+    PERFORM pg_sleep(0.005);
+  END LOOP;
+  RETURN coalesce(left_running, '');
+END
+$fn$;
 
 -- A re-snapshot's marker ("ferry.resnapshot", ferryctl resnapshot): called by the capture role
 -- in the transaction that copied the table under a SHARE lock; the copy is staged by ferryd.
@@ -181,9 +328,11 @@ BEGIN
     'search_path', coalesce(caller->>'search_path', ''), 'role', who,
     'tables', tables)::text);
 
-  -- New partitions get the trigger that reports their TRUNCATE (ferry.capture_truncate).
-  IF tg_tag IN ('CREATE TABLE', 'ALTER TABLE') THEN
+  -- New partitions get the trigger that reports their TRUNCATE (ferry.capture_truncate), new
+  -- tables the fence's trigger.
+  IF tg_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO') THEN
     PERFORM ferry.add_truncate_triggers();
+    PERFORM ferry.add_fence_triggers();
   END IF;
 END
 $fn$;
@@ -227,6 +376,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
   PERFORM ferry.require_replication('add Ferry''s TRUNCATE triggers');
   PERFORM ferry.add_truncate_triggers();
+  PERFORM ferry.add_fence_triggers();
 END
 $fn$;
 
@@ -263,5 +413,6 @@ ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
 SELECT ferry.add_truncate_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v4';
+SELECT ferry.add_fence_triggers();
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v5';
 COMMIT;

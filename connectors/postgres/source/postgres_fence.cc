@@ -1,0 +1,58 @@
+#include "connectors/postgres/source/postgres_fence.h"
+
+#include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/common/pg_connection.h"
+#include "connectors/postgres/source/ddl_capture.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::pg {
+namespace {
+
+absl::StatusOr<std::unique_ptr<PgConnection>> ConnectForFence(const std::string& dsn) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                         PgConnection::Connect(absl::StrCat(dsn, " application_name=ferry_fence")));
+  FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
+  return conn;
+}
+
+}  // namespace
+
+absl::Status PostgresFence::Set(bool raise, const FenceNotice& notice) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
+  return Annotate(conn->ExecParams("SELECT ferry.set_fence($1::boolean, $2, $3)",
+                                   {raise ? "true" : "false", notice.message, notice.hint})
+                      .status(),
+                  raise ? "raising the fence" : "lifting the fence");
+}
+
+absl::Status PostgresFence::Raise(const FenceNotice& notice, bool end_sessions) {
+  FERRY_RETURN_IF_ERROR(Set(true, notice));
+  if (!end_sessions) return absl::OkStatus();
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
+  FERRY_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn->ExecParams("SELECT ferry.end_fenced_sessions($1::bigint)",
+                       {std::to_string(absl::ToInt64Milliseconds(session_exit_wait_))}));
+  if (r.rows() != 1 || !r.Get(0, 0).empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("sessions whose transaction began before the fence did not exit within ",
+                     absl::FormatDuration(session_exit_wait_), ": ",
+                     r.rows() == 1 ? std::string(r.Get(0, 0)) : "(unknown)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresFence::Lift() { return Set(false, {}); }
+
+absl::StatusOr<uint64_t> PostgresFence::Mark(const std::string& operation) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
+  FERRY_ASSIGN_OR_RETURN(
+      PgResult r, conn->ExecParams("SELECT ferry.emit_sequences($1, false)::text", {operation}));
+  if (r.rows() != 1 || r.IsNull(0, 0)) {
+    return absl::InternalError("ferry.emit_sequences returned no position");
+  }
+  return ParseLsn(r.Get(0, 0));
+}
+
+}  // namespace ferry::pg

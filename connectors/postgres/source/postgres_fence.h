@@ -1,0 +1,40 @@
+// PostgresFence: the database fence of a Postgres region (engine/api/fence.h), built on the
+// functions of sql/ddl_capture.sql (installed on first use; that needs a superuser):
+//   Raise  ferry.set_fence(true, message, hint): every permanent table outside schema ferry has
+//          the statement trigger ferry_fence (BEFORE INSERT, UPDATE, DELETE, TRUNCATE), whose
+//          function is replaced by one raising SQLSTATE 25006 read_only_sql_transaction with the
+//          notice; with end_sessions, ferry.end_fenced_sessions() then ends (and waits for) every
+//          client session whose transaction began before the fence.
+//   Lift   ferry.set_fence(false, ...): the trigger's function is empty again.
+//   Mark   ferry.emit_sequences(operation): a signed "ferry.sequences" message with every
+//          sequence's value; returns its LSN.
+// Not stopped by the fence (docs/operations.md, "Fencing"): superusers that disable triggers or
+// set session_replication_role, DDL, nextval(), and tables of schema ferry.
+// Each call opens its own short connection (application_name ferry_fence).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "engine/api/fence.h"
+
+namespace ferry::pg {
+
+class PostgresFence final : public DatabaseFence {
+ public:
+  // `dsn`: a normal connection string of the region's database.
+  explicit PostgresFence(std::string dsn, absl::Duration session_exit_wait = absl::Seconds(5))
+      : dsn_(std::move(dsn)), session_exit_wait_(session_exit_wait) {}
+
+  absl::Status Raise(const FenceNotice& notice, bool end_sessions) override;
+  absl::Status Lift() override;
+  absl::StatusOr<uint64_t> Mark(const std::string& operation) override;
+
+ private:
+  absl::Status Set(bool raise, const FenceNotice& notice);
+  const std::string dsn_;
+  const absl::Duration session_exit_wait_;
+};
+
+}  // namespace ferry::pg

@@ -1,0 +1,144 @@
+#include "engine/daemon/region_control.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "engine/admin/admin_service.h"
+#include "engine/base/status_macros.h"
+#include "engine/region/role_controller.h"
+
+namespace ferry {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const char* call) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("peer's ", call, ": ", s.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
+  // gRPC's deadlines are on the system clock.
+  context.set_deadline(absl::ToChronoTime(deadline));
+}
+
+}  // namespace
+
+bool IsValidOperationId(const std::string& id) {
+  if (!absl::StartsWith(id, kReverseOperationPrefix)) return false;
+  const size_t rest = id.size() - std::string(kReverseOperationPrefix).size();
+  if (rest < 1 || rest > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
+  }
+  return true;
+}
+
+grpc::Status RegionControlService::Check(const std::string& token,
+                                         const std::string& region) const {
+  if (!token_.empty() && !ConstantTimeEquals(token, token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong replication token");
+  }
+  if (region == region_ || (!peer_region_.empty() && region != peer_region_)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("region \"", absl::CHexEscape(region.substr(0, 64)),
+                                     "\" is not this region's peer"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RegionControlService::Switchover(grpc::ServerContext* context,
+                                              const v1::SwitchoverRequest* request,
+                                              v1::RegionInfo* reply) {
+  if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
+  if (!IsValidOperationId(request->operation())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed switchover operation id");
+  }
+  if (request->new_epoch() != request->epoch() + 1 || request->through_seq() == 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a switchover raises the epoch by one and names a through_seq >= 1");
+  }
+  absl::StatusOr<v1::RegionInfo> info =
+      backend_->AcceptSwitchover(*request, absl::FromChrono(context->deadline()));
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  *reply = *std::move(info);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegionControlService::Probe(grpc::ServerContext* context,
+                                         const v1::ProbeRequest* request, v1::RegionInfo* reply) {
+  (void)context;
+  if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
+  if (!request->abort_operation().empty() && !IsValidOperationId(request->abort_operation())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed switchover operation id");
+  }
+  *reply = backend_->Probe(request->abort_operation());
+  return grpc::Status::OK;
+}
+
+grpc::Status RegionControlService::Reverse(grpc::ServerContext* context,
+                                           const v1::ReverseCall* request,
+                                           v1::ReverseOutcome* reply) {
+  (void)context;
+  if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
+  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
+  if (request->timeout_ms() <= 0 || request->timeout_ms() > kMaxTimeoutMs) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "reverse: timeout out of range");
+  }
+  absl::StatusOr<v1::ReverseOutcome> done =
+      backend_->ReverseForPeer(absl::Milliseconds(request->timeout_ms()));
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  *reply = *std::move(done);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::unique_ptr<RegionControlClient>> RegionControlClient::Create(
+    const std::string& peer_address, const replication::TlsOptions& tls, std::string token,
+    std::string region) {
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                         replication::ChannelCredentialsFor(tls));
+  auto channel = grpc::CreateChannel(peer_address, credentials);
+  return std::unique_ptr<RegionControlClient>(new RegionControlClient(
+      v1::RegionControl::NewStub(channel), std::move(token), std::move(region)));
+}
+
+absl::StatusOr<v1::RegionInfo> RegionControlClient::Switchover(v1::SwitchoverRequest request,
+                                                               absl::Time deadline) const {
+  request.set_token(token_);
+  request.set_region(region_);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::RegionInfo reply;
+  FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Switchover(&context, request, &reply), "switchover"));
+  return reply;
+}
+
+absl::StatusOr<v1::RegionInfo> RegionControlClient::Probe(const std::string& abort_operation,
+                                                          absl::Time deadline) const {
+  v1::ProbeRequest request;
+  request.set_token(token_);
+  request.set_region(region_);
+  request.set_abort_operation(abort_operation);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::RegionInfo reply;
+  FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Probe(&context, request, &reply), "probe"));
+  return reply;
+}
+
+absl::StatusOr<v1::ReverseOutcome> RegionControlClient::Reverse(absl::Duration timeout,
+                                                                absl::Time deadline) const {
+  v1::ReverseCall request;
+  request.set_token(token_);
+  request.set_region(region_);
+  request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::ReverseOutcome reply;
+  FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Reverse(&context, request, &reply), "reverse"));
+  return reply;
+}
+
+}  // namespace ferry
