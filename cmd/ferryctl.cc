@@ -6,6 +6,7 @@
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reverse [--timeout SECONDS] [--json]
+//   ferryctl --admin HOST:PORT promote [--force] [--timeout SECONDS] [--json]
 //
 // The admin token comes from --token-file or the FERRY_ADMIN_TOKEN environment variable, never
 // from the command line itself (it would show in `ps`). Exit codes (DESIGN.md's operator
@@ -51,6 +52,11 @@ Commands:
                     the roles; returns when the former standby is the writable primary and
                     the former primary its fenced standby. --timeout (default 60) bounds the
                     part before the flip: past it everything is rolled back
+  promote [--force] unplanned failover, sent to the standby while the primary is lost:
+                    apply what was received, become primary under a new epoch, move
+                    sequences past what the lost primary may have used, take writes, and
+                    print the loss bound. Refused while the primary answers as healthy,
+                    unless --force
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -71,6 +77,7 @@ struct Args {
   std::string table;   // resume-table's and resnapshot's operand
   std::string log_id;  // reseed's operand
   bool json = false;
+  bool force = false;  // promote
 };
 
 int Usage(const std::string& error) {
@@ -287,6 +294,8 @@ int main(int argc, char** argv) {
       args.timeout_set = true;
     } else if (a == "--json") {
       args.json = true;
+    } else if (a == "--force") {
+      args.force = true;
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -297,7 +306,7 @@ int main(int argc, char** argv) {
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
       args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
-      args.command != "reverse") {
+      args.command != "reverse" && args.command != "promote") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   const size_t operands =
@@ -316,11 +325,14 @@ int main(int argc, char** argv) {
     // A replay can take a while: the call's own deadline, unless --timeout says otherwise.
     if (!args.timeout_set) args.timeout_s = 300;
   }
+  if (args.force && args.command != "promote") return Usage("--force is for promote only");
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
   // reverse's --timeout bounds the switchover before its flip; the call itself may take that
   // long plus the completion.
   const double reverse_timeout_s = args.timeout_set ? args.timeout_s : 60;
-  if (args.command == "reverse") args.timeout_s = reverse_timeout_s + 60;
+  if (args.command == "reverse" || args.command == "promote") {
+    args.timeout_s = reverse_timeout_s + 60;
+  }
 
   auto channel = grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials());
   auto stub = ferry::v1::Admin::NewStub(channel);
@@ -426,6 +438,46 @@ int main(int argc, char** argv) {
       std::printf("switchover %s done: %s is the primary under epoch %llu\n",
                   reply.operation().c_str(), reply.new_primary().c_str(),
                   static_cast<unsigned long long>(reply.epoch()));
+    }
+  } else if (args.command == "promote") {
+    ferry::v1::PromoteRequest request;
+    request.set_force(args.force);
+    request.set_timeout_ms(static_cast<int64_t>(reverse_timeout_s * 1000));
+    ferry::v1::PromoteReply reply;
+    status = stub->Promote(&ctx, request, &reply);
+    const ferry::v1::LossBound& loss = reply.loss();
+    if (status.ok() && args.json) {
+      std::string stopped;
+      for (const std::string& t : reply.stopped_tables()) {
+        absl::StrAppend(&stopped, stopped.empty() ? "" : ", ", JsonString(t));
+      }
+      std::printf(
+          "{\"operation\": %s, \"epoch\": %llu, \"loss\": {\"known\": %s, \"records\": %llu, "
+          "\"bytes\": %llu, \"seconds\": %.3f, \"last_contact_seconds_ago\": %.3f}, "
+          "\"stopped_tables\": [%s], \"kept_records\": %llu}\n",
+          JsonString(reply.operation()).c_str(), static_cast<unsigned long long>(reply.epoch()),
+          loss.known() ? "true" : "false", static_cast<unsigned long long>(loss.records()),
+          static_cast<unsigned long long>(loss.bytes()), loss.seconds(),
+          loss.last_contact_seconds_ago(), stopped.c_str(),
+          static_cast<unsigned long long>(reply.kept_records()));
+    } else if (status.ok()) {
+      for (const std::string& step : reply.steps()) std::printf("  %s\n", step.c_str());
+      std::printf("promote %s done: this region is the primary under epoch %llu\n",
+                  reply.operation().c_str(), static_cast<unsigned long long>(reply.epoch()));
+      if (!loss.known()) {
+        std::printf("loss bound: unknown (the lost primary never reported on the stream)\n");
+      } else {
+        std::printf(
+            "loss bound: %llu record(s), at most %llu bytes, %.3f s of changes the lost primary "
+            "had and never shipped, as of its last contact %.3f s ago (plus anything it "
+            "captured after that)\n",
+            static_cast<unsigned long long>(loss.records()),
+            static_cast<unsigned long long>(loss.bytes()), loss.seconds(),
+            loss.last_contact_seconds_ago());
+      }
+      for (const std::string& t : reply.stopped_tables()) {
+        std::printf("received, not applied (kept in the inbound log): %s\n", t.c_str());
+      }
     }
   } else if (args.command == "resume-table") {
     ferry::v1::ResumeTableRequest request;

@@ -164,4 +164,26 @@ grpc::Status AdminService::Reverse(grpc::ServerContext* context, const v1::Rever
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Promote(grpc::ServerContext* context, const v1::PromoteRequest* request,
+                                   v1::PromoteReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
+  if (request->timeout_ms() < 0 || request->timeout_ms() > kMaxTimeoutMs) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "promote: timeout must be between 0 (the default, 60 s) and 24 hours");
+  }
+  const absl::Duration timeout =
+      request->timeout_ms() == 0 ? absl::Seconds(60) : absl::Milliseconds(request->timeout_ms());
+  spdlog::warn("admin: promote requested{}", request->force() ? " (--force)" : "");
+  absl::StatusOr<v1::PromoteReply> done = backend_->Promote(request->force(), timeout);
+  if (!done.ok()) {
+    spdlog::warn("admin: promote failed: {}", done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  spdlog::warn("admin: promote {} done: primary under epoch {}", reply->operation(),
+               reply->epoch());
+  return grpc::Status::OK;
+}
+
 }  // namespace ferry

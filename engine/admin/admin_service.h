@@ -43,6 +43,12 @@ class AdminBackend {
     (void)timeout;
     return absl::UnimplementedError("reverse is not supported here");
   }
+  // An unplanned failover of this standby. Errors as the Promote RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::PromoteReply> Promote(bool force, absl::Duration timeout) {
+    (void)force;
+    (void)timeout;
+    return absl::UnimplementedError("promote is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -66,6 +72,8 @@ class AdminService final : public v1::Admin::Service {
                           v1::ResnapshotReply* reply) override;
   grpc::Status Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
                        v1::ReverseReply* reply) override;
+  grpc::Status Promote(grpc::ServerContext* context, const v1::PromoteRequest* request,
+                       v1::PromoteReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

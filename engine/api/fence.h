@@ -41,6 +41,13 @@ class DatabaseFence {
   // source position: the capture holds everything committed before the fence once its
   // CapturedPosition() is past it.
   [[nodiscard]] virtual absl::StatusOr<uint64_t> Mark(const std::string& operation) = 0;
+  // A promote's last step before this database takes writes as the new primary: moves every
+  // sequence `gap` increments past its value, beyond what the lost primary may have handed out
+  // after its last report. Default: nothing to move.
+  [[nodiscard]] virtual absl::Status AdvanceSequences(int64_t gap) {
+    (void)gap;
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace ferry

@@ -131,6 +131,15 @@ struct ApplyConfig {
   uint64_t stopped_table_retention_bytes = 1ull << 30;
 };
 
+struct FailoverConfig {
+  // A promote sets every sequence of the new primary this many increments past the last value
+  // the stream carried (the old primary may have handed out more since its last report).
+  int64_t sequence_gap = 100000;
+  // A primary that has not reached its peer for this long fences its own database (bounding
+  // writes during a partition in which the peer may be promoted). 0: never (the default).
+  int64_t self_fence_after_seconds = 0;
+};
+
 struct DurableLogConfig {
   // Acknowledged records are kept until they are older than retention_seconds or the kept
   // acknowledged bytes exceed retention_bytes, whichever comes first. 0 = trim as soon as
@@ -152,6 +161,7 @@ struct Config {
   SecurityConfig security;
   StreamConfig stream;
   ApplyConfig apply;
+  FailoverConfig failover;
   DurableLogConfig log;
 
   // Not configuration: where it came from (the path or source name), and the warnings found

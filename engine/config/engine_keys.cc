@@ -148,6 +148,11 @@ constexpr Key<Config> kKeys[] = {
       .max = int64_t{1} << 50},
      Field<&Config::apply, &ApplyConfig::stopped_table_retention_bytes>},
 
+    {{.section = "failover", .name = "sequence_gap", .min = 0, .max = int64_t{1} << 40},
+     Field<&Config::failover, &FailoverConfig::sequence_gap>},
+    {{.section = "failover", .name = "self_fence_after_seconds", .min = 0, .max = 86400},
+     Field<&Config::failover, &FailoverConfig::self_fence_after_seconds>},
+
     {{.section = "log", .name = "retention_bytes", .min = 0, .max = int64_t{1} << 50},
      Field<&Config::log, &DurableLogConfig::retention_bytes>},
     {{.section = "log", .name = "retention_seconds", .min = 0, .max = int64_t{30} * 86400},

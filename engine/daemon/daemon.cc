@@ -133,7 +133,17 @@ absl::Status Daemon::StartParts() {
                  config_.region, region.operation, config_.peer.region);
     SettleFence();
   } else {
-    FERRY_RETURN_IF_ERROR(StartPipeline(roles_->role()));
+    if (region.role == Role::kPrimary) {
+      // A primary that restarts while its peer was promoted must not take a write first.
+      absl::MutexLock change(&change_mu_);
+      CheckPeerEpoch(clock_->Now() + absl::Seconds(1));
+    }
+    const RegionRecord now = roles_->Get();
+    if (now.phase == RegionPhase::kFenced) {
+      SettleFence();
+    } else {
+      FERRY_RETURN_IF_ERROR(StartPipeline(now.role));
+    }
   }
 
   // Admin service, with reflection so that grpcurl and friends can discover it.
@@ -347,9 +357,10 @@ void Daemon::RestartFailedPipeline() {
 
 void Daemon::RestartFailedPipelineLocked() {
   if (shut_down_) return;
+  CheckPeerEpoch(clock_->Now() + absl::Milliseconds(500));
   const RegionRecord region = roles_->Get();
   if (region.phase == RegionPhase::kSwitching && region.role == Role::kPrimary) {
-    (void)ResolveSwitchover(clock_->Now() + absl::Seconds(2));
+    (void)ResolveSwitchover(absl::Now() + absl::Seconds(2));
     return;
   }
   {
@@ -475,7 +486,7 @@ v1::StatusReply Daemon::Status() {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;
     {
-      absl::MutexLock fence_lock(&fence_mu_);
+      absl::MutexLock fence_lock(&fence_state_mu_);
       s.fence = fence_applied_.empty() ? "" : fence_applied_ == "lifted" ? "lifted" : "raised";
       s.fence_error = fence_error_;
     }
@@ -558,7 +569,8 @@ HttpResponse Daemon::PrimaryCheck() {
     absl::MutexLock lock(&pipeline_mu_);
     shipping = primary_ != nullptr;
   }
-  if (region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating && shipping) {
+  if (region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating && shipping &&
+      !self_fenced_.load()) {
     return {200, absl::StrCat("primary ", config_.region, " epoch ", region.epoch, "\n")};
   }
   return {503,
@@ -708,6 +720,19 @@ absl::StatusOr<v1::ReseedReply> Daemon::Reseed(const std::string& discard_log_id
 
 FenceNotice Daemon::NoticeFor(const RegionRecord& region) const {
   const std::string& peer = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  if (region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating &&
+      self_fenced_.load()) {
+    return {absl::StrCat("ferry: region ", config_.region, " fenced itself: no answer from region ",
+                         peer, " for ", config_.failover.self_fence_after_seconds,
+                         " s, which may have been promoted"),
+            "writes resume here once the peer answers and was not promoted; otherwise write there"};
+  }
+  if (region.phase == RegionPhase::kFenced) {
+    return {absl::StrCat("ferry: region ", config_.region, " is fenced: region ", peer,
+                         " was promoted under a higher epoch (this region's is ", region.epoch,
+                         "): write to region ", peer),
+            "ferryctl rejoin makes this region the new primary's standby"};
+  }
   if (region.phase == RegionPhase::kSwitching) {
     return {absl::StrCat("ferry: region ", config_.region, " is fenced (switchover ",
                          region.operation, " in progress): write to region ", peer),
@@ -722,26 +747,35 @@ FenceNotice Daemon::NoticeFor(const RegionRecord& region) const {
 
 void Daemon::SettleFence() {
   if (fence_ == nullptr) return;
+  absl::MutexLock io(&fence_mu_);
   // Writable exactly while primary and replicating, whether or not ferryd's capture runs: its
   // slot keeps what is written meanwhile (a takeover creates it before the flip), and a
-  // stopped ferryd must not stop the primary's application.
+  // stopped ferryd must not stop the primary's application. Read under fence_mu_, so that a
+  // switchover that raised the fence meanwhile is seen.
   const RegionRecord region = roles_->Get();
-  const bool writable = region.role == Role::kPrimary && region.phase == RegionPhase::kReplicating;
+  const bool writable = region.role == Role::kPrimary &&
+                        region.phase == RegionPhase::kReplicating && !self_fenced_.load();
   const FenceNotice notice = writable ? FenceNotice{} : NoticeFor(region);
   const std::string want = writable ? "lifted" : notice.message;
-  absl::MutexLock lock(&fence_mu_);
-  if (fence_applied_ == want) return;
+  bool logged_error;
+  {
+    absl::MutexLock lock(&fence_state_mu_);
+    if (fence_applied_ == want) return;
+    logged_error = !fence_error_.empty();
+  }
   absl::Status s = writable ? fence_->Lift() : fence_->Raise(notice, /*end_sessions=*/false);
   if (!s.ok()) {
-    if (fence_error_.empty()) {
+    if (!logged_error) {
       spdlog::error("region {}: {} the database fence failed: {}", config_.region,
                     writable ? "lifting" : "raising", s.ToString());
     }
+    absl::MutexLock lock(&fence_state_mu_);
     fence_error_ = s.ToString();
     return;
   }
   spdlog::info("region {}: database fence {}", config_.region,
                writable ? "lifted: it takes application writes" : "raised: " + notice.message);
+  absl::MutexLock lock(&fence_state_mu_);
   fence_applied_ = want;
   fence_error_.clear();
 }
@@ -881,14 +915,19 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
   if (fence_ != nullptr) {
     absl::Status fenced;
     {
-      absl::MutexLock lock(&fence_mu_);
+      absl::MutexLock io(&fence_mu_);
       const FenceNotice notice = NoticeFor(roles_->Get());
       fenced = fence_->Raise(notice, /*end_sessions=*/true);
+      absl::MutexLock lock(&fence_state_mu_);
       fence_applied_ = fenced.ok() ? notice.message : "";
     }
     if (!fenced.ok()) return RollBackReverse(operation, Annotate(fenced, "fencing the database"));
     KillPoint("reverse.fenced");
-    absl::StatusOr<uint64_t> marked = fence_->Mark(operation);
+    absl::StatusOr<uint64_t> marked;
+    {
+      absl::MutexLock io(&fence_mu_);
+      marked = fence_->Mark(operation);
+    }
     if (!marked.ok()) {
       return RollBackReverse(operation, Annotate(marked.status(), "writing the fence's marker"));
     }
@@ -896,7 +935,9 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
     step(absl::StrCat("fenced; marker at ", primary->source().FormatPosition(marker)));
   }
 
-  // 2. Drain: everything up to the marker captured, shipped and acknowledged.
+  // 2. Drain: the capture passes the marker, then stops (nothing after the marker is ever
+  // shipped under this epoch: it stays in the slot, which a rollback resumes and the flip
+  // drops), and the shipper gets everything captured acknowledged.
   while (primary->capture().CapturedPosition() <= marker && marker != 0) {
     if (absl::Now() >= deadline) {
       return RollBackReverse(
@@ -908,13 +949,21 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(2));  // the capture appends on its own thread
   }
+  std::unique_ptr<PrimaryPipeline> stopped;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    stopped = std::move(primary_);
+  }
+  const bool acknowledged = stopped->Stop(clock_->Now() + (deadline - absl::Now()));
   const uint64_t through = outbound_->next_seq();
+  const uint64_t acked = stopped->shipper().status().acked_next_seq;
+  stopped.reset();
   outcome.set_through_seq(through);
-  if (!primary->shipper().WaitForAck(through, clock_->Now() + (deadline - absl::Now()))) {
-    return RollBackReverse(operation, absl::DeadlineExceededError(absl::StrCat(
-                                          "region ", peer_name, " did not acknowledge seq ",
-                                          through - 1, " within the timeout (acknowledged below ",
-                                          primary->shipper().status().acked_next_seq, ")")));
+  if (!acknowledged || acked < through) {
+    return RollBackReverse(
+        operation, absl::DeadlineExceededError(
+                       absl::StrCat("region ", peer_name, " did not acknowledge seq ", through - 1,
+                                    " within the timeout (acknowledged below ", acked, ")")));
   }
   step(absl::StrCat("drained: ", peer_name, " holds every record below seq ", through));
   KillPoint("reverse.drained");
@@ -967,8 +1016,21 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
 absl::Status Daemon::RollBackReverse(const std::string& operation, const absl::Status& why) {
   FERRY_RETURN_IF_ERROR(roles_->RollBackSwitch(operation));
   SetOperationNote("");
-  SettleFence();  // lifted again: the primary pipeline still runs
-  absl::MutexLock lock(&fence_mu_);
+  bool running;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    running = primary_ != nullptr;
+  }
+  if (!running) {
+    // The drain stopped it: capture resumes from the slot, nothing after the marker lost.
+    absl::Status started = StartPipeline(Role::kPrimary);
+    if (!started.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = started.ToString();
+    }
+  }
+  SettleFence();  // lifted again
+  absl::MutexLock lock(&fence_state_mu_);
   const std::string lifted =
       fence_applied_ == "lifted"
           ? "the fence is lifted"
@@ -1012,23 +1074,11 @@ absl::StatusOr<bool> Daemon::ResolveSwitchover(absl::Time deadline) {
     SetOperationNote("");
     return true;
   }
-  if (peer->role() == "standby" && peer->epoch() == r.epoch) {
+  if (peer->role() == "standby" && peer->epoch() == r.epoch && peer->state() == "replicating") {
     // It did not flip, and after this answer it never will in this operation.
-    FERRY_RETURN_IF_ERROR(roles_->RollBackSwitch(r.operation));
-    SetOperationNote("");
-    spdlog::warn("region {}: switchover {} rolled back: {} did not flip; primary as before",
-                 config_.region, r.operation, config_.peer.region);
-    bool running;
-    {
-      absl::MutexLock lock(&pipeline_mu_);
-      running = primary_ != nullptr;
-    }
-    absl::Status started = running ? absl::OkStatus() : StartPipeline(Role::kPrimary);
-    if (!started.ok()) {
-      absl::MutexLock lock(&pipeline_mu_);
-      pipeline_error_ = started.ToString();
-    }
-    SettleFence();  // lifted
+    absl::Status s = RollBackReverse(
+        r.operation, absl::AbortedError(absl::StrCat(config_.peer.region, " did not flip")));
+    spdlog::warn("region {}: {}", config_.region, s.ToString());
     return true;
   }
   SetOperationNote(absl::StrCat(r.operation, ": ", config_.peer.region, " is ", peer->role(),
@@ -1102,9 +1152,35 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
                                                       " has stopped tables: their changes are not "
                                                       "applied; resume or re-snapshot them first"));
   }
+  if (inbound_->next_seq() != through) {
+    SetOperationNote("");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " holds inbound records up to seq ", inbound_->next_seq() - 1,
+        ", the primary's drain counted them up to ", through - 1));
+  }
   FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(op));
   KillPoint("switchover.begun");
   StopPipeline(clock_->Now(), /*apply_backlog=*/true);
+  // Any failure from here to the flip: back to a replicating standby, the capture released.
+  auto roll_back = [&](const absl::Status& why) -> absl::Status {
+    absl::Status back = roles_->RollBackSwitch(op);
+    absl::Status restarted = back.ok() ? StartPipeline(Role::kStandby) : back;
+    if (!restarted.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = restarted.ToString();
+    }
+    SetOperationNote("");
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, " ", why.message(), ": nothing changed"));
+  };
+  // Sequences a little past the marker's values: nextval() is not fenced, so a value handed out
+  // on the old primary after its marker must not be handed out here again.
+  if (fence_ != nullptr) {
+    absl::MutexLock io(&fence_mu_);
+    if (absl::Status s = fence_->AdvanceSequences(config_.failover.sequence_gap); !s.ok()) {
+      return roll_back(Annotate(s, "could not advance its sequences"));
+    }
+  }
   // The capture starts at the database's current end, before the flip and before the fence
   // lifts, so nothing written after the flip is missed; what apply wrote is never captured.
   absl::Status prepared;
@@ -1119,20 +1195,11 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
       if (prepared.ok()) prepared = (*source)->PrepareTakeover(target);
     }
   }
-  if (!prepared.ok()) {
-    (void)roles_->RollBackSwitch(op);
-    absl::Status restarted = StartPipeline(Role::kStandby);
-    SetOperationNote("");
-    if (!restarted.ok()) {
-      absl::MutexLock lock(&pipeline_mu_);
-      pipeline_error_ = restarted.ToString();
-    }
-    return absl::FailedPreconditionError(absl::StrCat("region ", config_.region,
-                                                      " could not prepare its capture (",
-                                                      prepared.message(), "): nothing changed"));
-  }
+  if (!prepared.ok()) return roll_back(Annotate(prepared, "could not prepare its capture"));
   KillPoint("switchover.capture_prepared");
-  FERRY_RETURN_IF_ERROR(roles_->CompleteSwitch(op, request.new_epoch()));  // the flip
+  if (absl::Status flip = roles_->CompleteSwitch(op, request.new_epoch()); !flip.ok()) {
+    return roll_back(Annotate(flip, "could not record the flip"));  // not written: still standby
+  }
   {
     absl::MutexLock lock(&pipeline_mu_);
     flipped_operation_ = op;
@@ -1146,6 +1213,160 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   }
   SetOperationNote("");
   return Info();
+}
+
+// --- Unplanned failover --------------------------------------------------------------------
+
+void Daemon::CheckPeerEpoch(absl::Time deadline) {
+  const RegionRecord r = roles_->Get();
+  if (r.role != Role::kPrimary || r.phase != RegionPhase::kReplicating) return;
+  absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", deadline);
+  const absl::Time now = clock_->Now();
+  if (peer.ok()) {
+    peer_answered_ = now;
+    if (peer->epoch() > r.epoch) {
+      absl::StatusOr<bool> fenced = roles_->AdoptEpoch(peer->epoch());
+      if (!fenced.ok() || !*fenced) return;
+      spdlog::error(
+          "region {}: region {} is {} under epoch {} (this region's was {}): fenced; this "
+          "region ships no more and its database refuses writes (ferryctl rejoin)",
+          config_.region, peer->region(), peer->role(), peer->epoch(), r.epoch);
+      StopPipeline(now, /*apply_backlog=*/false);
+      self_fenced_ = false;
+      SettleFence();
+      return;
+    }
+    if (self_fenced_.exchange(false)) {
+      spdlog::warn("region {}: region {} answers again and was not promoted: fence lifted",
+                   config_.region, peer->region());
+      SettleFence();
+    }
+    return;
+  }
+  const int64_t after = config_.failover.self_fence_after_seconds;
+  if (after <= 0) return;
+  if (peer_answered_ == absl::InfinitePast()) peer_answered_ = now;  // counted from the start
+  if (now - peer_answered_ >= absl::Seconds(after) && !self_fenced_.exchange(true)) {
+    spdlog::error(
+        "region {}: no answer from region {} for {} s (failover.self_fence_after_seconds): "
+        "fencing this database, since the peer may have been promoted",
+        config_.region, config_.peer.region, after);
+    SettleFence();
+  }
+}
+
+absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration timeout) {
+  absl::MutexLock change(&change_mu_);
+  if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const absl::Time start = absl::Now();
+  const RegionRecord r = roles_->Get();
+  if (r.role != Role::kStandby || r.phase != RegionPhase::kReplicating) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, " is ", std::string(RoleName(r.role)), " and ",
+        std::string(RegionPhaseName(r.phase)), ": only a replicating standby is promoted"));
+  }
+  const std::string& peer_name = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  if (!force) {
+    absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(2));
+    if (peer.ok() && peer->role() == "primary" && peer->state() == "replicating" &&
+        peer->epoch() >= r.epoch) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "region ", peer_name, " answers as the replicating primary under epoch ", peer->epoch(),
+          ": promoting this region now would make two primaries. For a planned change use "
+          "ferryctl reverse; if ",
+          peer_name,
+          " is unusable although it answers, promote --force (it fences itself when "
+          "it learns of the new epoch)"));
+    }
+  }
+  StandbyPipeline* standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    standby = standby_.get();
+  }
+  if (standby == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, "'s apply is not running"));
+  }
+  const std::string operation =
+      absl::StrFormat("promote-%d-%08x", r.epoch + 1, absl::Uniform<uint32_t>(absl::BitGen()));
+  v1::PromoteReply reply;
+  reply.set_operation(operation);
+  auto step = [&](const std::string& what) {
+    reply.add_steps(absl::StrFormat("%8.3fs %s", absl::ToDoubleSeconds(absl::Now() - start), what));
+    SetOperationNote(absl::StrCat(operation, ": ", what));
+  };
+
+  // The loss bound, from the lost primary's last report on the stream.
+  const uint64_t next = inbound_->next_seq();
+  *reply.mutable_loss() = LossBoundOf(standby->receiver().status(), next, absl::Now());
+
+  // 1. Everything received is applied (a paused apply too: a promote needs it).
+  step(absl::StrCat("applying what was received (through seq ", next - 1, ")"));
+  if (r.paused) standby->SetPaused(false);
+  if (next > 1 && !standby->apply().WaitForApplied(next - 1, timeout)) {
+    if (r.paused) standby->SetPaused(true);
+    SetOperationNote("");
+    return absl::DeadlineExceededError(absl::StrCat(
+        "region ", config_.region, " applied through seq ", standby->apply().status().applied_seq,
+        " of ", next - 1, " within the timeout: nothing changed (promote again to go on)"));
+  }
+  const ApplyStatus applied = standby->apply().status();
+  for (const auto& [table, stop] : applied.stopped_tables) {
+    reply.add_stopped_tables(
+        absl::StrCat(table.ToString(), " (stopped at seq ", stop.seq, ": ", stop.reason, ")"));
+    const uint64_t kept = next > stop.seq ? next - stop.seq : 0;
+    reply.set_kept_records(std::max(reply.kept_records(), kept));
+  }
+  StopPipeline(clock_->Now(), /*apply_backlog=*/false);
+  step("applied; the standby pipeline stopped");
+
+  // 2. Sequences past what the lost primary may have handed out; the capture's slot. Both are
+  // redone by a promote that starts again after a crash before the epoch is raised.
+  auto undo = [&](const absl::Status& why) -> absl::Status {
+    absl::Status restarted = StartPipeline(Role::kStandby);
+    if (!restarted.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = restarted.ToString();
+    }
+    SetOperationNote("");
+    return absl::Status(why.code(), absl::StrCat("promote ", operation, ": ", why.message(),
+                                                 ": nothing changed, still a standby"));
+  };
+  if (fence_ != nullptr) {
+    if (absl::Status s = fence_->AdvanceSequences(config_.failover.sequence_gap); !s.ok()) {
+      return undo(s);
+    }
+    step(absl::StrCat("sequences advanced by ", config_.failover.sequence_gap));
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Source>> source =
+        factories_.source(config_, PipelineContext{.epoch = r.epoch + 1});
+    absl::Status prepared = source.status();
+    if (source.ok()) {
+      LogCaptureTarget target(outbound_.get(), config_.region, [e = r.epoch + 1] { return e; });
+      prepared = target.Load();
+      if (prepared.ok()) prepared = (*source)->PrepareTakeover(target);
+    }
+    if (!prepared.ok()) return undo(Annotate(prepared, "preparing the capture"));
+  }
+  step("capture prepared");
+
+  // 3. The epoch, durably; then primary.
+  FERRY_RETURN_IF_ERROR(roles_->BeginPromote(operation, r.epoch + 1));
+  FERRY_RETURN_IF_ERROR(roles_->CompletePromote(operation));
+  reply.set_epoch(r.epoch + 1);
+  spdlog::warn("region {}: promote {}: primary under epoch {}", config_.region, operation,
+               r.epoch + 1);
+  absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence
+  if (!started.ok()) {
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = started.ToString();
+  }
+  step(
+      absl::StrCat("primary under epoch ", r.epoch + 1, started.ok() ? "" : " (capture retrying)"));
+  SetOperationNote("");
+  return reply;
 }
 
 int Daemon::admin_port() const { return admin_port_; }

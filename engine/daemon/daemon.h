@@ -148,6 +148,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // A planned switchover (see the top of this file), sent to either region: a standby has its
   // primary run it. Errors as the Reverse RPC in proto/admin.proto.
   absl::StatusOr<v1::ReverseReply> Reverse(absl::Duration timeout) override;
+  // An unplanned failover of this standby (docs/operations.md, "Promote"). Errors as the
+  // Promote RPC in proto/admin.proto.
+  absl::StatusOr<v1::PromoteReply> Promote(bool force, absl::Duration timeout) override;
 
   // RegionControlBackend (the peer's calls).
   absl::StatusOr<v1::RegionInfo> AcceptSwitchover(const v1::SwitchoverRequest& request,
@@ -180,6 +183,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // Brings the database fence to what the region's state requires (raised unless replicating
   // as primary). Failures are kept for status and retried by the maintenance thread.
   void SettleFence() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  // A replicating primary asks its peer for its epoch: a higher one fences this region for good
+  // (invariant 8: it was promoted elsewhere); with failover.self_fence_after_seconds, no answer
+  // for that long fences the database until the peer answers again. `deadline` bounds the call.
+  void CheckPeerEpoch(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   FenceNotice NoticeFor(const RegionRecord& region) const;
   v1::RegionInfo Info() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void SetOperationNote(std::string note) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
@@ -244,10 +251,16 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   std::string operation_note_ ABSL_GUARDED_BY(pipeline_mu_);
   // The last switchover this region flipped in (as the standby).
   std::string flipped_operation_ ABSL_GUARDED_BY(pipeline_mu_);
-  // The database fence as last set: "" unknown, "lifted", or the notice's message.
-  std::string fence_applied_ ABSL_GUARDED_BY(fence_mu_);
-  std::string fence_error_ ABSL_GUARDED_BY(fence_mu_);
+  // Serialises the fence's database calls (held across them; never while pipeline_mu_ is).
   absl::Mutex fence_mu_ ABSL_ACQUIRED_AFTER(change_mu_);
+  // The database fence as last set: "" unknown, "lifted", or the notice's message; and why the
+  // last attempt failed. Held briefly, never across a database call.
+  mutable absl::Mutex fence_state_mu_;
+  std::string fence_applied_ ABSL_GUARDED_BY(fence_state_mu_);
+  std::string fence_error_ ABSL_GUARDED_BY(fence_state_mu_);
+  // The primary has not heard from its peer for failover.self_fence_after_seconds.
+  std::atomic<bool> self_fenced_{false};
+  absl::Time peer_answered_ ABSL_GUARDED_BY(change_mu_) = absl::InfinitePast();
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

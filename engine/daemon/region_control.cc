@@ -20,8 +20,10 @@ absl::Status FromGrpc(const grpc::Status& s, const char* call) {
 }
 
 void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
-  // gRPC's deadlines are on the system clock.
+  // gRPC's deadlines are on the system clock. A peer that was down a moment ago is waited for
+  // until the deadline, not failed at once while the channel backs off.
   context.set_deadline(absl::ToChronoTime(deadline));
+  context.set_wait_for_ready(true);
 }
 
 }  // namespace
@@ -99,7 +101,11 @@ absl::StatusOr<std::unique_ptr<RegionControlClient>> RegionControlClient::Create
     std::string region) {
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                          replication::ChannelCredentialsFor(tls));
-  auto channel = grpc::CreateChannel(peer_address, credentials);
+  grpc::ChannelArguments args;
+  // Reconnect within a second of the peer coming back (gRPC's default backoff grows to 2 min).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(peer_address, credentials, args);
   return std::unique_ptr<RegionControlClient>(new RegionControlClient(
       v1::RegionControl::NewStub(channel), std::move(token), std::move(region)));
 }

@@ -99,6 +99,7 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   }
   if (s.standby.has_value()) {
     const replication::ReceiverStatus& rc = s.standby->receiver;
+    *r.mutable_primary_unshipped() = LossBoundOf(rc, s.inbound.next_seq, s.now);
     peer->set_address(rc.peer_address);
     peer->set_connected(rc.connected);
     peer->set_last_error(rc.last_error);
@@ -155,6 +156,25 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     r.set_last_error("the database fence could not be set: " + s.fence_error);
   }
   return r;
+}
+
+v1::LossBound LossBoundOf(const replication::ReceiverStatus& received, uint64_t inbound_next_seq,
+                          absl::Time now) {
+  v1::LossBound loss;
+  loss.set_known(received.peer_progress_at != absl::InfinitePast());
+  if (!loss.known()) return loss;
+  if (received.peer_outbound_next_seq > inbound_next_seq) {
+    loss.set_records(received.peer_outbound_next_seq - inbound_next_seq);
+    loss.set_bytes(received.peer_unacked_bytes);
+    if (received.peer_oldest_unacked_us > 0) {
+      loss.set_seconds(std::max(
+          0.0, absl::ToDoubleSeconds(received.peer_progress_at -
+                                     absl::FromUnixMicros(received.peer_oldest_unacked_us))));
+    }
+  }
+  loss.set_last_contact_seconds_ago(
+      std::max(0.0, absl::ToDoubleSeconds(now - received.last_frame_at)));
+  return loss;
 }
 
 }  // namespace ferry

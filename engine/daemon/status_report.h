@@ -65,4 +65,9 @@ struct StatusSnapshot {
 
 v1::StatusReply AssembleStatus(const StatusSnapshot& s);
 
+// What the primary last reported holding beyond `inbound_next_seq` (its ShipperProgress, as the
+// receiver kept it), as of `now`: a promote's loss bound.
+v1::LossBound LossBoundOf(const replication::ReceiverStatus& received, uint64_t inbound_next_seq,
+                          absl::Time now);
+
 }  // namespace ferry

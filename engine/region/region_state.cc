@@ -1,10 +1,12 @@
 #include "engine/region/region_state.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -198,9 +200,17 @@ absl::Status RegionState::WriteLocked(const RegionRecord& record) {
     }
   }
   if (::rename(tmp.c_str(), path_.c_str()) != 0) return ErrnoError(absl::StrCat("rename ", tmp));
-  FERRY_RETURN_IF_ERROR(
-      SyncPath(std::filesystem::path(path_).parent_path().string(), O_RDONLY | O_DIRECTORY));
+  // From here the new record is what a restart reads, unless the directory's sync fails; then
+  // nobody knows which one survives a crash, and a region must never act on a state it may not
+  // be in (two primaries): stop, as Postgres does on a failed fsync, and let the restart read it.
   record_ = record;
+  if (absl::Status s =
+          SyncPath(std::filesystem::path(path_).parent_path().string(), O_RDONLY | O_DIRECTORY);
+      !s.ok()) {
+    spdlog::critical("region state {}: {}; stopping so that a restart reads what is on disk", path_,
+                     s.ToString());
+    std::abort();
+  }
   return absl::OkStatus();
 }
 

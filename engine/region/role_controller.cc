@@ -118,6 +118,37 @@ absl::Status RoleController::CompleteSwitch(const std::string& operation, uint64
   return absl::OkStatus();
 }
 
+absl::Status RoleController::BeginPromote(const std::string& operation, uint64_t new_epoch) {
+  absl::MutexLock lock(&mu_);
+  RegionRecord r = state_->Get();
+  if (r.role != Role::kStandby || r.phase != RegionPhase::kReplicating) {
+    return NotFrom(r, "a promote");
+  }
+  if (operation.empty()) return absl::InvalidArgumentError("a promote needs an operation id");
+  if (new_epoch <= r.epoch) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a promote must raise the epoch past ", r.epoch, ", got ", new_epoch));
+  }
+  r.epoch = new_epoch;
+  r.phase = RegionPhase::kPromoting;
+  r.operation = operation;
+  FERRY_RETURN_IF_ERROR(state_->Write(r));
+  KillPoint("role.promoting");
+  return absl::OkStatus();
+}
+
+absl::Status RoleController::CompletePromote(const std::string& operation) {
+  absl::MutexLock lock(&mu_);
+  RegionRecord r = state_->Get();
+  if (r.phase != RegionPhase::kPromoting || r.operation != operation) {
+    return NotFrom(r, absl::StrCat("completing promote ", operation).c_str());
+  }
+  r.role = Role::kPrimary;
+  r.phase = RegionPhase::kReplicating;
+  r.operation.clear();
+  return state_->Write(r);
+}
+
 absl::Status RoleController::RollBackSwitch(const std::string& operation) {
   absl::MutexLock lock(&mu_);
   RegionRecord r = state_->Get();

@@ -66,6 +66,12 @@ class RoleController {
   [[nodiscard]] absl::Status CompleteSwitch(const std::string& operation, uint64_t new_epoch);
   [[nodiscard]] absl::Status RollBackSwitch(const std::string& operation);
 
+  // An unplanned failover on a standby, in two durable steps. BeginPromote: replicating
+  // standby -> promoting under `new_epoch` (> the current epoch: raised first, so a restart
+  // completes the promote). CompletePromote: promoting -> replicating primary.
+  [[nodiscard]] absl::Status BeginPromote(const std::string& operation, uint64_t new_epoch);
+  [[nodiscard]] absl::Status CompletePromote(const std::string& operation);
+
  private:
   explicit RoleController(std::unique_ptr<RegionState> state) : state_(std::move(state)) {}
 

@@ -322,6 +322,16 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
   absl::Status result;
   while (result.ok() && rw->Read(&frame)) {
     Stream::Item item;
+    {
+      absl::MutexLock lock(&mu_);
+      stats_.last_frame_at = absl::Now();
+      if (frame.has_progress()) {
+        stats_.peer_outbound_next_seq = frame.progress().outbound_next_seq();
+        stats_.peer_unacked_bytes = frame.progress().unacked_bytes();
+        stats_.peer_oldest_unacked_us = frame.progress().oldest_unacked_us();
+        stats_.peer_progress_at = stats_.last_frame_at;
+      }
+    }
     if (frame.has_batch()) {
       const ferry::v1::Batch& batch = frame.batch();
       if (const uint64_t ours = options_.epoch(); ours > stream.epoch) {

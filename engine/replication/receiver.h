@@ -39,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/log/durable_log.h"
 #include "proto/replication.grpc.pb.h"
@@ -90,6 +91,12 @@ struct ReceiverStatus {
   uint64_t streams_refused = 0;
   uint64_t streams_replaced = 0;
   std::string last_error;  // the last refusal or stream error, empty when none
+  // The shipper's last ShipperProgress and when any frame last arrived (a promote's loss bound).
+  uint64_t peer_outbound_next_seq = 0;
+  uint64_t peer_unacked_bytes = 0;
+  int64_t peer_oldest_unacked_us = 0;
+  absl::Time peer_progress_at = absl::InfinitePast();
+  absl::Time last_frame_at = absl::InfinitePast();
 };
 
 // Thread safety: all methods are thread-safe.

@@ -55,6 +55,7 @@ struct Shipper::Session {
   absl::Status error;  // the first local or peer-reported error; wins over the stream's status
   uint64_t next_to_send = 0;
   absl::Time last_send = absl::InfinitePast();
+  absl::Time last_progress = absl::InfinitePast();  // a ShipperProgress was sent
   // When the oldest thing still unacknowledged (a batch or a Ping) was sent, or the last ack
   // progress after it; InfiniteFuture when nothing is awaited.
   absl::Time awaiting_since = absl::InfiniteFuture();
@@ -193,6 +194,17 @@ void Shipper::ObserveLog() const {
   if (stats_.acked_next_seq >= observed_next_) seen_.clear();  // every older range is acked
   seen_.emplace_back(observed_next_, clock_->Now());
   observed_next_ = next;
+}
+
+void Shipper::FillProgress(ferry::v1::ShipperProgress& progress) const {
+  ObserveLog();
+  const uint64_t acked = stats_.acked_next_seq;
+  progress.set_outbound_next_seq(outbound_->next_seq());
+  absl::StatusOr<uint64_t> bytes = outbound_->PayloadBytesFrom(std::max<uint64_t>(acked, 1));
+  progress.set_unacked_bytes(bytes.ok() ? *bytes : 0);
+  if (acked < observed_next_ && !seen_.empty()) {
+    progress.set_oldest_unacked_us(absl::ToUnixMicros(seen_.front().second));
+  }
 }
 
 ShipperStatus Shipper::status() const {
@@ -464,6 +476,10 @@ void Shipper::WriteLoop(Session* session) {
     {
       absl::MutexLock lock(&mu_);
       const absl::Time now = clock_->Now();
+      if (!send_batch || now - session->last_progress >= absl::Seconds(1)) {
+        FillProgress(*frame.mutable_progress());
+        session->last_progress = now;
+      }
       if (inflight_.empty() && !session->ping_outstanding) session->awaiting_since = now;
       session->last_send = now;
       if (send_batch) {

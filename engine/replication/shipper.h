@@ -200,6 +200,8 @@ class Shipper {
   void ReadLoop(Session* session);
   // Records the first error of the session and wakes everyone.
   void Fail(Session* session, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What the log holds beyond the peer's acknowledgement (ShipperProgress).
+  void FillProgress(ferry::v1::ShipperProgress& progress) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleAck(Session* session, uint64_t durable_next, uint64_t applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistCursors(bool force) ABSL_LOCKS_EXCLUDED(mu_);

@@ -84,7 +84,10 @@ class AckedWriter {
     while (!stop_) {
       if (conn == nullptr || conn->broken()) {
         auto c = pg::PgConnection::Connect(regions_->pg(region).dsn());
-        if (!c.ok()) continue;
+        if (!c.ok()) {
+          absl::SleepFor(absl::Milliseconds(10));  // a backoff, not a synchronisation
+          continue;
+        }
         conn = *std::move(c);
       }
       auto r = conn->ExecParams("INSERT INTO acked (writer, note) VALUES ($1, $2) RETURNING id",

@@ -214,7 +214,8 @@ absl::Status PostgresSession::ApplyPartitionTruncate(const v1::PgTruncateMessage
   return Statement(root, "TRUNCATE ONLY " + Qualified(table), {}, -1, "TRUNCATE", nullptr);
 }
 
-// Sets each sequence that exists here forward to the source's value, never back (setval is not
+// Sets each sequence that exists here forward (in its direction) to the source's value, never
+// back (setval is not
 // transactional: a group that rolls back leaves it forward, which is harmless). `json` is the
 // checked PgSequencesMessage.
 absl::Status PostgresSession::ApplySequences(const std::string& json) {
@@ -229,7 +230,9 @@ absl::Status PostgresSession::ApplySequences(const std::string& json) {
           "text) "
           "JOIN pg_namespace n ON n.nspname = x.schema "
           "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.name AND c.relkind = 'S' "
-          "WHERE coalesce(pg_sequence_last_value(c.oid) < x.value::bigint, true)",
+          "JOIN pg_sequence q ON q.seqrelid = c.oid "
+          "WHERE coalesce(CASE WHEN q.seqincrement > 0 THEN pg_sequence_last_value(c.oid) < "
+          "x.value::bigint ELSE pg_sequence_last_value(c.oid) > x.value::bigint END, true)",
           {json})
       .status();
 }

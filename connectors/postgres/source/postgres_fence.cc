@@ -9,9 +9,14 @@
 namespace ferry::pg {
 namespace {
 
+// Bounded: a fence call must not hang a switchover or the daemon's maintenance on a database
+// that does not answer or a lock it waits for.
 absl::StatusOr<std::unique_ptr<PgConnection>> ConnectForFence(const std::string& dsn) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                         PgConnection::Connect(absl::StrCat(dsn, " application_name=ferry_fence")));
+  FERRY_ASSIGN_OR_RETURN(
+      std::unique_ptr<PgConnection> conn,
+      PgConnection::Connect(absl::StrCat(dsn, " application_name=ferry_fence connect_timeout=10")));
+  FERRY_RETURN_IF_ERROR(
+      conn->Exec("SET statement_timeout = '60s'; SET lock_timeout = '10s'").status());
   FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
   return conn;
 }
@@ -45,14 +50,30 @@ absl::Status PostgresFence::Raise(const FenceNotice& notice, bool end_sessions) 
 
 absl::Status PostgresFence::Lift() { return Set(false, {}); }
 
+// Two transactions: the marker (the sequences' values), then a plain message after its commit.
+// The second's position is what is returned: the capture is past it only once every transaction
+// that committed before it (the marker included) is captured, whatever committed between the
+// marker's message and its commit (its own position would not say that).
 absl::StatusOr<uint64_t> PostgresFence::Mark(const std::string& operation) {
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
+  FERRY_RETURN_IF_ERROR(
+      conn->ExecParams("SELECT ferry.emit_sequences($1, false)", {operation}).status());
   FERRY_ASSIGN_OR_RETURN(
-      PgResult r, conn->ExecParams("SELECT ferry.emit_sequences($1, false)::text", {operation}));
+      PgResult r,
+      conn->ExecParams("SELECT pg_logical_emit_message(true, 'ferry-fence-sync', $1)::text",
+                       {operation}));
   if (r.rows() != 1 || r.IsNull(0, 0)) {
-    return absl::InternalError("ferry.emit_sequences returned no position");
+    return absl::InternalError("pg_logical_emit_message returned no position");
   }
   return ParseLsn(r.Get(0, 0));
+}
+
+absl::Status PostgresFence::AdvanceSequences(int64_t gap) {
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
+  return Annotate(
+      conn->ExecParams("SELECT ferry.advance_sequences($1::bigint)", {std::to_string(gap)})
+          .status(),
+      "advancing the sequences");
 }
 
 }  // namespace ferry::pg

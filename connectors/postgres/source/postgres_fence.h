@@ -30,6 +30,8 @@ class PostgresFence final : public DatabaseFence {
   absl::Status Raise(const FenceNotice& notice, bool end_sessions) override;
   absl::Status Lift() override;
   absl::StatusOr<uint64_t> Mark(const std::string& operation) override;
+  // ferry.advance_sequences(gap).
+  absl::Status AdvanceSequences(int64_t gap) override;
 
  private:
   absl::Status Set(bool raise, const FenceNotice& notice);

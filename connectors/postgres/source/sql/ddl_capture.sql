@@ -95,10 +95,12 @@ CREATE OR REPLACE FUNCTION ferry.emit_sequences(fence_operation text, only_if_ch
 RETURNS pg_lsn
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  vals jsonb := ferry.sequence_values();
-  vals_digest text := md5(vals::text);
+  vals jsonb;
+  vals_digest text;
 BEGIN
   PERFORM ferry.require_replication('emit sequence values');
+  vals := ferry.sequence_values();
+  vals_digest := md5(vals::text);
   IF only_if_changed AND (EXISTS (SELECT 1 FROM ferry.sequence_sync s
                                    WHERE s.id = 1 AND s.digest = vals_digest) OR
                            (vals = '[]' AND NOT EXISTS (SELECT 1 FROM ferry.sequence_sync))) THEN
@@ -108,6 +110,33 @@ BEGIN
     ON CONFLICT (id) DO UPDATE SET digest = excluded.digest;
   RETURN ferry.emit_signed('ferry.sequences', jsonb_build_object(
     'v', 1, 'fence_operation', coalesce(fence_operation, ''), 'sequences', vals)::text);
+END
+$fn$;
+
+-- A promote's last step before the new primary takes writes: every sequence `gap` increments
+-- past its value (the values the stream carried; the lost primary may have handed out more
+-- since). Clamped to the sequence's bounds. Returns how many sequences were set.
+CREATE OR REPLACE FUNCTION ferry.advance_sequences(gap bigint) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  s record;
+  n int := 0;
+BEGIN
+  PERFORM ferry.require_replication('advance sequences');
+  FOR s IN SELECT format('%I.%I', schemaname, sequencename) AS name, last_value, increment_by,
+                  min_value, max_value
+             FROM pg_sequences
+            WHERE schemaname <> 'ferry' AND schemaname NOT LIKE 'pg\_temp%' LOOP
+    PERFORM setval(s.name::regclass, CASE WHEN s.increment_by > 0 THEN
+      least(s.max_value::numeric,
+            coalesce(s.last_value, s.min_value)::numeric + gap::numeric * s.increment_by)
+    ELSE
+      greatest(s.min_value::numeric,
+               coalesce(s.last_value, s.max_value)::numeric + gap::numeric * s.increment_by)
+    END::bigint);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
 END
 $fn$;
 
@@ -192,10 +221,21 @@ DECLARE
   give_up timestamptz := clock_timestamp() + wait_ms * interval '1 millisecond';
 BEGIN
   PERFORM ferry.require_replication('end sessions at Ferry''s fence');
+  -- A transaction prepared before the fence may have passed the guard; COMMIT PREPARED would
+  -- land after the marker. Ferry does not decide it: the switchover stops, naming it.
+  IF EXISTS (SELECT 1 FROM pg_prepared_xacts
+              WHERE database = current_database() AND prepared < statement_timestamp()) THEN
+    RETURN (SELECT 'prepared transaction(s) ' || string_agg(format('%L', gid), ', ') ||
+                   ': commit or roll them back first'
+              FROM pg_prepared_xacts WHERE database = current_database());
+  END IF;
+  -- Every session with a transaction open since before the fence, background workers too;
+  -- spared: this session and Ferry's own capture and fence sessions (by their exact names).
   SELECT coalesce(array_agg(pid), '{}') INTO pids FROM pg_stat_activity
    WHERE datname = current_database() AND pid <> pg_backend_pid() AND
-         backend_type = 'client backend' AND xact_start < statement_timestamp() AND
-         coalesce(application_name, '') NOT LIKE 'ferry%';
+         backend_type IN ('client backend', 'background worker') AND
+         xact_start < statement_timestamp() AND
+         coalesce(application_name, '') NOT IN ('ferry_capture', 'ferry_fence');
   PERFORM pg_terminate_backend(pid) FROM unnest(pids) AS pid;
   LOOP
     PERFORM pg_stat_clear_snapshot();  -- pg_stat_activity is read once per transaction otherwise
@@ -414,5 +454,5 @@ ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
 SELECT ferry.add_truncate_triggers();
 SELECT ferry.add_fence_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v5';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v7';
 COMMIT;

@@ -1,0 +1,211 @@
+// Unplanned failover end to end (`ferryctl promote`, docs/operations.md "Promote"): two Postgres
+// 15 clusters, two ferryd processes. The primary is lost with changes it never shipped; the
+// standby is promoted and reports the loss bound against the test's own count; the old primary
+// comes back and fences itself; the promote is refused while the primary is healthy.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/two_regions.h"
+#include "tests/support/http_get.h"
+
+namespace ferry::testing {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+  CREATE TABLE acked (id bigserial PRIMARY KEY, note text);
+  INSERT INTO acked (note) SELECT 'before' FROM generate_series(1, 50);
+)sql";
+
+const std::vector<std::string> kTables = {"acked"};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The number after `"key": ` in a flat JSON text (-1 when absent).
+double JsonNumber(const std::string& json, const std::string& key) {
+  const std::string needle = absl::StrCat("\"", key, "\": ");
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return -1;
+  double value = -1;
+  const size_t from = at + needle.size();
+  const size_t end = json.find_first_of(",}", from);
+  return absl::SimpleAtod(json.substr(from, end - from), &value) ? value : -1;
+}
+
+class FailoverE2ETest : public ::testing::Test {
+ protected:
+  void StartRegions(const std::string& extra_yaml = "") {
+    TwoRegionsOptions options;
+    options.schema_sql = kSchema;
+    options.extra_yaml = extra_yaml;
+    // A primary whose peer is fenced (it refuses the stream) would wait all of its drain.
+    options.ferryd_args = {"--drain", "2"};
+    auto regions = TwoRegions::Start(options);
+    ASSERT_TRUE(regions.ok()) << regions.status();
+    regions_ = std::move(*regions);
+    ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
+  }
+  PgCluster& pg(Region r) { return regions_->pg(r); }
+
+  absl::StatusOr<v1::StatusReply> Poll(Region r,
+                                       const std::function<bool(const v1::StatusReply&)>& ok,
+                                       absl::Duration timeout = absl::Seconds(60)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::StatusOr<v1::StatusReply> s;
+    while (absl::Now() < deadline) {
+      s = regions_->Status(r);
+      if (s.ok() && ok(*s)) return s;
+      absl::SleepFor(absl::Milliseconds(100));  // polling a condition, not synchronisation
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "condition not met; last status: ", s.ok() ? s->DebugString() : s.status().ToString()));
+  }
+
+  long PrimaryCheck(Region r) {
+    auto got = HttpGet(absl::StrCat("http://", regions_->metrics_address(r), "/primary"));
+    return got.ok() ? got->status : 0;
+  }
+
+  int64_t Count(Region r, const std::string& where = "true") {
+    auto rows = pg(r).Query(absl::StrCat("SELECT count(*) FROM acked WHERE ", where));
+    if (!rows.ok() || rows->empty()) return -1;
+    int64_t n = -1;
+    return absl::SimpleAtoi((*rows)[0][0].value_or(""), &n) ? n : -1;
+  }
+
+  void TearDown() override {
+    if (HasFailure() && regions_) {
+      for (Region r : {Region::kEast, Region::kWest}) {
+        const std::string log = ReadFile(regions_->log_path(r));
+        std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
+                  << log.substr(log.size() > 10000 ? log.size() - 10000 : 0);
+      }
+    }
+  }
+  std::unique_ptr<TwoRegions> regions_;
+};
+
+// East commits ten transactions it never ships (shipping held), then its ferryd dies. West is
+// promoted: the loss bound names at least those ten (the truth the test counted), west takes
+// writes with keys past east's, and east, restarted, learns of the new epoch from west before
+// it takes a write and fences its database.
+TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) {
+  StartRegions();
+  ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
+  constexpr int kUnshipped = 10;
+  for (int i = 0; i < kUnshipped; ++i) {
+    ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('never shipped')").ok());
+  }
+  // West knows what it is missing from east's reports on the stream (every ping).
+  auto reported = Poll(Region::kWest, [](const v1::StatusReply& s) {
+    return s.primary_unshipped().known() && s.primary_unshipped().records() >= kUnshipped;
+  });
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  regions_->KillDaemon(Region::kEast);
+
+  auto promoted = regions_->Ctl(Region::kWest, {"promote", "--json"});
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  ASSERT_EQ(promoted->exit_code, 0) << promoted->output;
+  EXPECT_NE(promoted->output.find("\"known\": true"), std::string::npos) << promoted->output;
+  EXPECT_GE(JsonNumber(promoted->output, "records"), kUnshipped) << promoted->output;
+  EXPECT_GT(JsonNumber(promoted->output, "bytes"), 0) << promoted->output;
+  EXPECT_EQ(JsonNumber(promoted->output, "epoch"), 2) << promoted->output;
+
+  auto west = Poll(Region::kWest, [](const v1::StatusReply& s) {
+    return s.role() == "primary" && s.state() == "replicating" && s.fence() == "lifted";
+  });
+  ASSERT_TRUE(west.ok()) << west.status();
+  EXPECT_EQ(PrimaryCheck(Region::kWest), 200);
+  // West's keys continue past anything east handed out, the unshipped ones included.
+  ASSERT_TRUE(pg(Region::kWest).Exec("INSERT INTO acked (note) VALUES ('west after')").ok());
+  auto max_east = pg(Region::kEast).Query("SELECT max(id) FROM acked");
+  auto new_west = pg(Region::kWest).Query("SELECT id FROM acked WHERE note = 'west after'");
+  ASSERT_TRUE(max_east.ok() && new_west.ok());
+  int64_t east_max = 0, west_id = 0;
+  ASSERT_TRUE(absl::SimpleAtoi((*max_east)[0][0].value_or(""), &east_max));
+  ASSERT_TRUE(absl::SimpleAtoi((*new_west)[0][0].value_or(""), &west_id));
+  EXPECT_GT(west_id, east_max);
+
+  // East comes back: it asks west before it starts, and is fenced for good.
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  auto east = regions_->Status(Region::kEast);
+  ASSERT_TRUE(east.ok());
+  EXPECT_EQ(east->state(), "fenced");
+  EXPECT_EQ(east->epoch(), 2u);
+  EXPECT_TRUE(east->fenced());
+  EXPECT_EQ(PrimaryCheck(Region::kEast), 503);
+  const absl::Status refused = pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('x')");
+  EXPECT_NE(refused.message().find("was promoted"), std::string::npos) << refused;
+  // The changes east never shipped are still there (rejoin keeps them in the quarantine).
+  EXPECT_EQ(Count(Region::kEast, "note = 'never shipped'"), kUnshipped);
+  EXPECT_EQ(Count(Region::kWest, "note = 'never shipped'"), 0);
+}
+
+// Promote is refused while the primary answers as a healthy primary (a planned change is
+// reverse's job); --force promotes anyway, and the old primary, still running, learns the new
+// epoch from its peer and fences itself. A second promote is refused.
+TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndTwiceIsRefused) {
+  StartRegions();
+  auto refused = regions_->Ctl(Region::kWest, {"promote"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1) << refused->output;
+  EXPECT_NE(refused->output.find("answers as the replicating primary"), std::string::npos)
+      << refused->output;
+  auto west = regions_->Status(Region::kWest);
+  ASSERT_TRUE(west.ok());
+  EXPECT_EQ(west->role(), "standby");
+  EXPECT_EQ(west->epoch(), 1u);
+
+  auto forced = regions_->Ctl(Region::kWest, {"promote", "--force"});
+  ASSERT_TRUE(forced.ok());
+  ASSERT_EQ(forced->exit_code, 0) << forced->output;
+  auto east = Poll(Region::kEast, [](const v1::StatusReply& s) {
+    return s.state() == "fenced" && s.fence() == "raised";
+  });
+  ASSERT_TRUE(east.ok()) << east.status();
+  EXPECT_EQ(PrimaryCheck(Region::kEast), 503);
+  EXPECT_EQ(PrimaryCheck(Region::kWest), 200);
+  EXPECT_FALSE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('x')").ok());
+  ASSERT_TRUE(pg(Region::kWest).Exec("INSERT INTO acked (note) VALUES ('west')").ok());
+
+  auto twice = regions_->Ctl(Region::kWest, {"promote", "--force"});
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->exit_code, 1) << twice->output;
+  EXPECT_NE(twice->output.find("only a replicating standby is promoted"), std::string::npos)
+      << twice->output;
+}
+
+// failover.self_fence_after_seconds: a primary that cannot reach its peer for that long fences
+// its database (its standby may be promoted meanwhile), and lifts the fence once the peer
+// answers and was not promoted.
+TEST_F(FailoverE2ETest, APrimaryCutOffFromItsPeerFencesItselfWhenConfigured) {
+  StartRegions("failover:\n  self_fence_after_seconds: 2\n");
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  auto fenced = Poll(Region::kEast, [](const v1::StatusReply& s) { return s.fenced(); });
+  ASSERT_TRUE(fenced.ok()) << fenced.status();
+  EXPECT_EQ(fenced->role(), "primary");
+  EXPECT_EQ(fenced->state(), "replicating");
+  EXPECT_EQ(PrimaryCheck(Region::kEast), 503);
+  const absl::Status refused = pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('x')");
+  EXPECT_NE(refused.message().find("fenced itself"), std::string::npos) << refused;
+
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  auto lifted = Poll(Region::kEast,
+                     [](const v1::StatusReply& s) { return !s.fenced() && s.fence() == "lifted"; });
+  ASSERT_TRUE(lifted.ok()) << lifted.status();
+  EXPECT_EQ(PrimaryCheck(Region::kEast), 200);
+  ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('after')").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
+}
+
+}  // namespace
+}  // namespace ferry::testing
