@@ -5,6 +5,7 @@
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
+//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--max-keys N] [--json]
 //   ferryctl --admin HOST:PORT reverse [--timeout SECONDS] [--json]
 //   ferryctl --admin HOST:PORT promote [--force] [--timeout SECONDS] [--json]
 //
@@ -26,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cmd/ferryctl_verify.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -47,6 +49,14 @@ Commands:
   resnapshot TABLE  primary: copy one table (schema.name) at a consistent point of the history
                     and make the standby's copy equal, lifting its stop there; writers of the
                     table wait while it is copied (SHARE lock on the primary's database)
+  verify            primary: compare both regions' databases at one consistent cut, under
+                    live load; prints the differing keys (missing, extra or changed on the
+                    standby, schema differences); exit 0 equal, 2 different, 1 error.
+                    --table SCHEMA.TABLE (repeatable; default every table), --max-keys N
+                    (default 1000; the counts are complete), --timeout (default 3600),
+                    --repair (make the standby's differing keys equal to the primary's at
+                    the cut, then verify again: exit 0 when they end equal), --rate N (each
+                    side reads at most N rows a second)
   reverse           planned switchover, sent to either region: fence the primary's database,
                     drain it to the standby, carry sequences over, raise the epoch and flip
                     the roles; returns when the former standby is the writable primary and
@@ -77,7 +87,11 @@ struct Args {
   std::string table;   // resume-table's and resnapshot's operand
   std::string log_id;  // reseed's operand
   bool json = false;
-  bool force = false;  // promote
+  bool force = false;                      // promote
+  std::vector<std::string> verify_tables;  // verify's --table
+  uint32_t max_keys = 0;                   // verify's --max-keys
+  bool repair = false;                     // verify's --repair
+  uint64_t max_rows_per_second = 0;        // verify's --rate
 };
 
 int Usage(const std::string& error) {
@@ -296,6 +310,28 @@ int main(int argc, char** argv) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--table") {
+      const char* v = value("--table");
+      if (v == nullptr) return Usage("--table needs SCHEMA.TABLE");
+      args.verify_tables.push_back(v);
+    } else if (a == "--max-keys") {
+      const char* v = value("--max-keys");
+      char* end = nullptr;
+      const long n = v ? std::strtol(v, &end, 10) : 0;
+      if (v == nullptr || *end != '\0' || n < 1 || n > 1000000) {
+        return Usage("--max-keys needs a number between 1 and 1000000");
+      }
+      args.max_keys = static_cast<uint32_t>(n);
+    } else if (a == "--repair") {
+      args.repair = true;
+    } else if (a == "--rate") {
+      const char* v = value("--rate");
+      char* end = nullptr;
+      const long long n = v ? std::strtoll(v, &end, 10) : 0;
+      if (v == nullptr || *end != '\0' || n < 1) {
+        return Usage("--rate needs a number of rows a second (at least 1)");
+      }
+      args.max_rows_per_second = static_cast<uint64_t>(n);
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -306,7 +342,7 @@ int main(int argc, char** argv) {
   args.command = rest[0];
   if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
       args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
-      args.command != "reverse" && args.command != "promote") {
+      args.command != "verify" && args.command != "reverse" && args.command != "promote") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   const size_t operands =
@@ -327,6 +363,30 @@ int main(int argc, char** argv) {
   }
   if (args.force && args.command != "promote") return Usage("--force is for promote only");
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
+  if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair ||
+       args.max_rows_per_second != 0) &&
+      args.command != "verify") {
+    return Usage("--table, --max-keys and --repair are options of verify");
+  }
+  for (const std::string& t : args.verify_tables) {
+    const size_t dot = t.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == t.size()) {
+      return Usage(absl::StrCat("--table needs SCHEMA.TABLE, not '", t, "'"));
+    }
+  }
+  if (args.command == "verify") {
+    auto verify_stub = ferry::v1::Admin::NewStub(
+        grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials()));
+    return ferry::ctl::RunVerify(*verify_stub,
+                                 {.admin = args.admin,
+                                  .token = args.token,
+                                  .timeout_s = args.timeout_set ? args.timeout_s : 3600,
+                                  .json = args.json,
+                                  .tables = args.verify_tables,
+                                  .max_keys = args.max_keys,
+                                  .repair = args.repair,
+                                  .max_rows_per_second = args.max_rows_per_second});
+  }
   // reverse's --timeout bounds the switchover before its flip; the call itself may take that
   // long plus the completion.
   const double reverse_timeout_s = args.timeout_set ? args.timeout_s : 60;

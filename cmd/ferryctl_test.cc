@@ -49,12 +49,27 @@ TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
       {{"--admin", "127.0.0.1:1", "resnapshot"}, "resnapshot takes one TABLE"},
       {{"--admin", "127.0.0.1:1", "resnapshot", "public.a", "public.b"},
        "resnapshot takes one TABLE"},
+      {{"--admin", "127.0.0.1:1", "verify", "--table", "nodot"}, "--table needs SCHEMA.TABLE"},
+      {{"--admin", "127.0.0.1:1", "verify", "--table"}, "--table needs SCHEMA.TABLE"},
+      {{"--admin", "127.0.0.1:1", "verify", "--max-keys", "0"}, "--max-keys needs"},
+      {{"--admin", "127.0.0.1:1", "verify", "--rate", "x"}, "--rate needs"},
+      {{"--admin", "127.0.0.1:1", "status", "--repair"}, "are options of verify"},
+      {{"--admin", "127.0.0.1:1", "verify", "public.t"}, "one command at a time"},
   };
   for (const auto& [args, reason] : cases) {
     const CtlRun run = Ctl(args);
     EXPECT_EQ(run.exit_code, 1) << run.output;
     EXPECT_NE(run.output.find(reason), std::string::npos) << run.output;
   }
+}
+
+TEST(FerryctlTest, VerifyOfAnUnreachableFerrydExitsOne) {
+  const int port = ::ferry::testing::FreePort();
+  ASSERT_NE(port, 0);
+  const CtlRun run =
+      Ctl({"--admin", "127.0.0.1:" + std::to_string(port), "--timeout", "2", "verify"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("verify failed"), std::string::npos) << run.output;
 }
 
 TEST(FerryctlTest, HelpExitsZero) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/verify_factories.h"
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
@@ -170,6 +171,7 @@ int main(int argc, char** argv) {
   if (objects_section.present())
     ferry::s3::AddObjectFactories(objects_section.config(), &factories);
 
+  ferry::AddVerifyFactories(pg.ConnectionString(), &factories);
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));
   if (!daemon.ok()) {
     spdlog::critical("cannot start: {}", daemon.status().ToString());

@@ -140,6 +140,27 @@ grpc::Status AdminService::Resnapshot(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
+                                  grpc::ServerWriter<v1::VerifyEvent>* writer) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  if (request->tables_size() > 10000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "verify: at most 10000 tables");
+  }
+  for (const std::string& table : request->tables()) {
+    const size_t dot = table.find('.');
+    if (table.size() > 1024 || dot == std::string::npos || dot == 0 || dot + 1 == table.size() ||
+        table.find('\0') != std::string::npos) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "verify needs tables as schema.name (at most 1024 bytes)");
+    }
+  }
+  absl::Status done = backend_->Verify(
+      *request, [writer](const v1::VerifyEvent& event) { writer->Write(event); },
+      [context] { return context->IsCancelled(); });
+  if (!done.ok()) spdlog::warn("admin: verify failed: {}", done.ToString());
+  return ToGrpcStatus(done);
+}
+
 // The whole switchover runs in this call (ferryctl waits for it); the timeout bounds the part
 // before the flip, after which the switchover completes.
 grpc::Status AdminService::Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,

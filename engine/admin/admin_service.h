@@ -5,6 +5,7 @@
 // Thread safety: gRPC calls the service from its own threads; the backend must be thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,17 @@ class AdminBackend {
   virtual absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) {
     (void)table;
     return absl::UnimplementedError("resnapshot is not supported here");
+  }
+  // Verifies the regions (docs/verify.md): `emit` receives the progress events and the last
+  // one with the summary; `cancelled` says whether the caller went away. Errors as the Verify
+  // RPC in proto/admin.proto.
+  virtual absl::Status Verify(const v1::VerifyRequest& request,
+                              const std::function<void(const v1::VerifyEvent&)>& emit,
+                              const std::function<bool()>& cancelled) {
+    (void)request;
+    (void)emit;
+    (void)cancelled;
+    return absl::UnimplementedError("verify is not supported here");
   }
   // A planned switchover, sent to either region, waiting at most `timeout`. Errors as the
   // Reverse RPC in proto/admin.proto.
@@ -70,6 +82,8 @@ class AdminService final : public v1::Admin::Service {
                       v1::ReseedReply* reply) override;
   grpc::Status Resnapshot(grpc::ServerContext* context, const v1::ResnapshotRequest* request,
                           v1::ResnapshotReply* reply) override;
+  grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
+                      grpc::ServerWriter<v1::VerifyEvent>* writer) override;
   grpc::Status Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
                        v1::ReverseReply* reply) override;
   grpc::Status Promote(grpc::ServerContext* context, const v1::PromoteRequest* request,

@@ -45,10 +45,25 @@ class FakeBackend : public AdminBackend {
     reply.set_id("00112233445566778899aabbccddeeff");
     return reply;
   }
+  absl::Status Verify(const v1::VerifyRequest& request,
+                      const std::function<void(const v1::VerifyEvent&)>& emit,
+                      const std::function<bool()>&) override {
+    verifies_.push_back(request);
+    v1::VerifyEvent progress;
+    progress.set_operation("verify-3-1");
+    progress.mutable_table()->set_table("public.t");
+    emit(progress);
+    v1::VerifyEvent last;
+    last.set_operation("verify-3-1");
+    last.mutable_summary()->set_equal(true);
+    emit(last);
+    return absl::OkStatus();
+  }
   std::atomic<bool> paused_{false};
   std::atomic<bool> fail_{false};
-  std::vector<std::string> reseeds_;      // what reached the backend
-  std::vector<std::string> resnapshots_;  // what reached the backend
+  std::vector<v1::VerifyRequest> verifies_;  // what reached the backend
+  std::vector<std::string> reseeds_;         // what reached the backend
+  std::vector<std::string> resnapshots_;     // what reached the backend
 };
 
 class AdminServiceTest : public ::testing::Test {
@@ -150,6 +165,38 @@ TEST_F(AdminServiceTest, ResnapshotChecksTheNameAndPassesTheBackendAnswerThrough
   EXPECT_EQ(call("public.x'; DROP TABLE t; --", &reply).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(backend_.resnapshots_,
             (std::vector<std::string>{"public.t", "public.x'; DROP TABLE t; --"}));
+}
+
+TEST_F(AdminServiceTest, VerifyChecksTheTablesAndStreamsTheBackendsEvents) {
+  StartServer("tok");
+  auto call = [&](const std::vector<std::string>& tables, const std::string& token,
+                  std::vector<v1::VerifyEvent>* events) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) WithToken(&ctx, token);
+    v1::VerifyRequest request;
+    for (const auto& t : tables) request.add_tables(t);
+    auto reader = stub_->Verify(&ctx, request);
+    v1::VerifyEvent event;
+    while (reader->Read(&event)) events->push_back(event);
+    return reader->Finish();
+  };
+  std::vector<v1::VerifyEvent> events;
+  EXPECT_EQ(call({"public.t"}, "wrong", &events).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  for (const std::string& bad : {std::string("nodot"), std::string(".t"), std::string("s."),
+                                 std::string(2000, 'x') + ".t", std::string("public.t\0x", 10)}) {
+    EXPECT_EQ(call({"public.ok", bad}, "tok", &events).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << bad.size();
+  }
+  EXPECT_EQ(call(std::vector<std::string>(10001, "public.t"), "tok", &events).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(backend_.verifies_.empty());
+  EXPECT_TRUE(events.empty());
+  ASSERT_TRUE(call({"public.t"}, "tok", &events).ok());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].table().table(), "public.t");
+  EXPECT_TRUE(events[1].summary().equal());
+  ASSERT_EQ(backend_.verifies_.size(), 1u);
 }
 
 // Regression: a pause whose persistence failed was reported as done.

@@ -110,6 +110,11 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
 ApplyScheduler::~ApplyScheduler() { Stop(); }
 
 void ApplyScheduler::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    cut_stop_ = true;
+    cut_changed_.SignalAll();
+  }
   if (order_->Stop() && !reader_.joinable()) return;
   if (!stop_notification_.HasBeenNotified()) stop_notification_.Notify();
   if (reader_.joinable()) reader_.join();
@@ -358,6 +363,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
             "apply: inbound record ", record.seq, " is fragment ", txn.fragment(),
             " of a transaction whose fragment 0 precedes the applied progress or is missing"));
       }
+      if (!PassCut(txn.source_position())) return absl::OkStatus();
       if (!txn.last_fragment()) {
         // A large transaction: its own group, streamed by the worker, after everything before
         // it committed; nothing after it is read until it committed.

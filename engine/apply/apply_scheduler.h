@@ -184,6 +184,20 @@ class ApplyScheduler {
   // stopped (with the new reason). Defined in table_replay.cc.
   [[nodiscard]] absl::Status ResumeTable(const TableName& table);
 
+  // The verify's cut (docs/verify.md), in three steps, one cut at a time:
+  //   FreezeForCut(): no further record is dispatched (groups in flight still commit), so that
+  //     nothing the source commits from now on is applied before the cut is known;
+  //   SetCut(position): apply goes on with every record the source committed before `position`
+  //     and holds before the first record at or after it, once everything before it committed;
+  //   WaitForCut(timeout): true once held there (the target then holds exactly the source's
+  //     transactions committed before `position`); false after `timeout` or Stop().
+  // ReleaseCut() lets apply go on; it must follow every FreezeForCut. kFailedPrecondition when a
+  // cut is already set. Defined in verify_cut.cc.
+  [[nodiscard]] absl::Status FreezeForCut();
+  void SetCut(uint64_t position);
+  bool WaitForCut(absl::Duration timeout);
+  void ReleaseCut();
+
   ApplyStatus status() const;
   // Waits (real time) until applied_seq >= seq or apply failed for good. True when applied.
   bool WaitForApplied(uint64_t seq, absl::Duration timeout) const;
@@ -205,6 +219,9 @@ class ApplyScheduler {
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
   void MaybeWriteCursors();
+  // Reader thread, before a transaction the source committed at `position`: holds at the cut
+  // (verify_cut.cc). False when the round ended or Stop() was called meanwhile.
+  bool PassCut(uint64_t position);
   // Measures what each stopped table holds of the log below `safe_below` and releases the
   // tables over stopped_table_retention_bytes (or whose log is trimmed already).
   void CheckStoppedTables(uint64_t safe_below);
@@ -268,6 +285,15 @@ class ApplyScheduler {
   bool identity_mismatch_ ABSL_GUARDED_BY(mu_) = false;
   std::string target_log_id_ ABSL_GUARDED_BY(mu_);
   uint64_t target_applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The verify's cut (verify_cut.cc); its position is 0 while frozen.
+  struct Cut {
+    uint64_t position = 0;
+    bool reached = false;
+  };
+  std::optional<Cut> cut_ ABSL_GUARDED_BY(mu_);
+  bool cut_stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar cut_changed_;
 
   // Constant after construction: workers_[i] runs apply_workers_[i].
   std::vector<std::unique_ptr<ApplyWorker>> apply_workers_;

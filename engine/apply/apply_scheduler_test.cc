@@ -321,3 +321,53 @@ TEST_F(ApplySchedulerTest, TransientFailuresBackOffOnTheInjectedClock) {
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// Appends `n` transactions whose source commit positions are 10 x their seq.
+void AppendPositioned(DurableLog& log, int n) {
+  AppendRequest req;
+  const uint64_t first = log.next_seq();
+  for (int i = 0; i < n; ++i) {
+    v1::Transaction txn;
+    txn.set_fragment(0);
+    txn.set_last_fragment(true);
+    txn.set_source_position((first + i) * 10);
+    req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+  }
+  ASSERT_TRUE(log.Append(std::move(req)).ok());
+}
+
+// The verify's cut (docs/verify.md): frozen, apply dispatches nothing new; at the cut it holds
+// with exactly the transactions committed before the cut position applied; released, it goes on.
+TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
+  RecordingSink sink(std::nullopt);
+  auto apply =
+      ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  ASSERT_TRUE((*apply)->FreezeForCut().ok());
+  EXPECT_EQ((*apply)->FreezeForCut().code(), absl::StatusCode::kFailedPrecondition);
+  AppendPositioned(*log_, 100);  // seqs 101..200 at positions 1010..2000
+  // Frozen with no cut known: never reached, nothing of the new records applied.
+  EXPECT_FALSE((*apply)->WaitForCut(absl::Milliseconds(100)));
+  EXPECT_EQ((*apply)->status().applied_seq, 100u);
+  (*apply)->SetCut(1505);  // seq 150 (1500) is before the cut, seq 151 (1510) after it
+  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)));
+  EXPECT_EQ((*apply)->status().applied_seq, 150u);
+  (*apply)->ReleaseCut();
+  ASSERT_TRUE((*apply)->WaitForApplied(200, absl::Seconds(30)));
+  // A second cut, at a position apply has not reached yet, is reached once records arrive.
+  ASSERT_TRUE((*apply)->FreezeForCut().ok());
+  (*apply)->SetCut(2105);
+  AppendPositioned(*log_, 20);  // 201..220 at 2010..2200
+  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)));
+  EXPECT_EQ((*apply)->status().applied_seq, 210u);
+  // Stop while held: returns (the destructor would hang otherwise).
+  (*apply)->Stop();
+  EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)));
+}
+
+}  // namespace
+}  // namespace ferry

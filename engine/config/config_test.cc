@@ -143,6 +143,9 @@ apply:
   group_max_delay_ms: 0
   max_value_bytes: 64MiB
   stopped_table_retention_bytes: 4MiB
+failover:
+  sequence_gap: 5000
+  self_fence_after_seconds: 30
 log:
   retention_bytes: 0
   retention_seconds: 86400
@@ -216,6 +219,9 @@ apply:
   synchronous_commit: false
   max_value_bytes: 64MiB
   stopped_table_retention_bytes: 4MiB
+failover:
+  sequence_gap: 5000
+  self_fence_after_seconds: 30
 log:
   retention_bytes: 0
   retention_seconds: 86400
@@ -302,6 +308,13 @@ TEST_F(ConfigTest, WrongTypes) {
     SCOPED_TRACE(value);
     p.extra = absl::StrCat("apply:\n  stopped_table_retention_bytes: ", value, "\n");
     ExpectError(Parse(p), "key 'apply.stopped_table_retention_bytes'");
+  }
+  for (const char* bad : {"failover:\n  sequence_gap: -1\n",
+                          "failover:\n  self_fence_after_seconds: 86401\n",
+                          "failover:\n  self_fence_after_seconds: soon\n",
+                          "failover:\n  sequence_gaps: 10\n"}) {
+    p.extra = bad;
+    ExpectError(Parse(p), "failover.");
   }
   p.extra = "apply:\n  stopped_table_retention_bytes: 64KiB\n";
   ASSERT_TRUE(Parse(p).ok());

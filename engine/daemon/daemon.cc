@@ -11,10 +11,12 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "consistency/grpc/verify_service.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 #include "engine/capture/log_capture_target.h"
+#include "engine/daemon/apply_cut_barrier.h"
 #include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
@@ -119,7 +121,20 @@ absl::Status Daemon::StartParts() {
   server_options.listen_address = config_.listen.replication.ToString();
   server_options.tls = tls;
   server_options.max_message_bytes = config_.stream.max_message_bytes;
-  const std::vector<grpc::Service*> services = {router_.get(), control_service_.get()};
+  std::vector<grpc::Service*> services = {router_.get(), control_service_.get()};
+  if (factories_.verify_peer) {
+    // The verifier's standby half (docs/verify.md): its cut barrier is lent the apply of each
+    // standby pipeline while it runs; its replies carry rows.
+    cut_barrier_ = std::make_unique<ApplyCutBarrier>(config_.region);
+    consistency::VerifyServiceOptions verify;
+    verify.region = config_.region;
+    verify.token = config_.security.token.value;
+    verify.barrier = cut_barrier_.get();
+    verify.open_peer = [this] { return factories_.verify_peer(config_); };
+    verify_service_ = std::make_unique<consistency::VerifyPeerService>(std::move(verify));
+    services.push_back(verify_service_.get());
+    server_options.max_send_message_bytes = config_.stream.max_message_bytes;
+  }
   FERRY_ASSIGN_OR_RETURN(replication_server_,
                          replication::ReplicationServer::Start(server_options, services, nullptr));
   FERRY_ASSIGN_OR_RETURN(peer_,
@@ -244,6 +259,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ro.adopt_epoch = [roles](uint64_t e) { return roles->AdoptEpoch(e).status(); };
   ro.max_uncompressed_batch_bytes = config_.stream.max_message_bytes * 4;
   options.router = router_.get();
+  options.cut_barrier = cut_barrier_.get();
   ApplyOptions& ao = options.apply;
   ao.workers = config_.apply.workers;
   ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
@@ -482,6 +498,7 @@ v1::StatusReply Daemon::Status() {
     auto records = (outbound ? *outbound_ : *inbound_).Read(seq, 1, 1);
     return records.ok() && !records->empty() ? RecordTimeUs(records->front()) : 0;
   };
+  if (std::string verify = VerifyOperation(); !verify.empty()) s.state.operation = verify;
   {
     absl::MutexLock lock(&pipeline_mu_);
     s.pipeline_error = pipeline_error_;

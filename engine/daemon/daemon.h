@@ -46,6 +46,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "consistency/grpc/verify_client.h"
+#include "consistency/verify_report.h"
 #include "engine/admin/admin_service.h"
 #include "engine/api/event_sink.h"
 #include "engine/api/fence.h"
@@ -57,6 +59,10 @@
 #include "engine/daemon/region_control.h"
 
 namespace ferry {
+namespace consistency {
+class VerifyPeerService;
+}  // namespace consistency
+class ApplyCutBarrier;
 
 class HttpServer;
 struct HttpResponse;
@@ -90,6 +96,14 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<Sink>>(const config::Config&,
                                                       const PipelineContext&)>
       sink;
+  // The verifier (docs/verify.md); without both, verify is refused. Standby: a session on this
+  // region's database (its snapshot taken as it opens). Primary: runs a verify as coordinator
+  // against `standby`, filling in the database's part of the options.
+  std::function<absl::StatusOr<std::unique_ptr<consistency::StandbyPeer>>(const config::Config&)>
+      verify_peer;
+  std::function<absl::StatusOr<consistency::RegionVerifyResult>(
+      const config::Config&, consistency::RegionVerifyOptions, consistency::GrpcStandbyPeer&)>
+      verify;
   // Builds the region's database fence. Optional: unset, the database is never fenced (tests
   // whose databases are doubles).
   std::function<absl::StatusOr<std::unique_ptr<DatabaseFence>>(const config::Config&)> fence;
@@ -145,6 +159,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // copy the table at a consistent cut (Source::Resnapshot); refused on a standby. Serialised
   // with role changes, so the primary pipeline stays while the copy runs.
   absl::StatusOr<v1::ResnapshotReply> Resnapshot(const std::string& table) override;
+  // Verifying the regions (docs/verify.md, daemon_verify.cc): on the replicating primary, one at
+  // a time, under an operation id that status shows; refused while paused.
+  absl::Status Verify(const v1::VerifyRequest& request,
+                      const std::function<void(const v1::VerifyEvent&)>& emit,
+                      const std::function<bool()>& cancelled) override;
   // A planned switchover (see the top of this file), sent to either region: a standby has its
   // primary run it. Errors as the Reverse RPC in proto/admin.proto.
   absl::StatusOr<v1::ReverseReply> Reverse(absl::Duration timeout) override;
@@ -221,6 +240,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   int admin_port_ = 0;
   replication::TlsOptions tls_;           // the replication listener's and its clients'
   std::unique_ptr<DatabaseFence> fence_;  // null: the database is not fenced
+  // The verifier's standby half (daemon_verify.cc); before the listener that hosts it.
+  std::unique_ptr<ApplyCutBarrier> cut_barrier_;
+  std::unique_ptr<consistency::VerifyPeerService> verify_service_;
   std::unique_ptr<replication::ReceiverRouter> router_;
   std::unique_ptr<RegionControlService> control_service_;
   std::unique_ptr<replication::ReplicationServer> replication_server_;
@@ -261,6 +283,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // The primary has not heard from its peer for failover.self_fence_after_seconds.
   std::atomic<bool> self_fenced_{false};
   absl::Time peer_answered_ ABSL_GUARDED_BY(change_mu_) = absl::InfinitePast();
+
+  // The verify running now ("" when none) and its step, for status' operation field.
+  absl::Mutex verify_mu_;
+  std::string verify_operation_ ABSL_GUARDED_BY(verify_mu_);
+  std::string VerifyOperation() ABSL_LOCKS_EXCLUDED(verify_mu_);
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

@@ -50,6 +50,8 @@ absl::StatusOr<std::unique_ptr<StandbyPipeline>> StandbyPipeline::Start(
   }
   FERRY_ASSIGN_OR_RETURN(p->apply_, ApplyScheduler::Start(options.apply, inbound, p->sink_.get()));
   p->apply_for_peer_.store(p->apply_.get());
+  p->cut_barrier_ = options.cut_barrier;
+  if (p->cut_barrier_) p->cut_barrier_->Attach(p->apply_.get());
   if (options.start_paused) p->SetPaused(true);
   return p;
 }
@@ -64,6 +66,7 @@ StandbyPipeline::~StandbyPipeline() {
 }
 
 void StandbyPipeline::StopReceiving() {
+  if (cut_barrier_) cut_barrier_->Shutdown();  // a verify's cut never holds the stop
   if (receiver_) receiver_->Shutdown();
   if (router_) router_->Detach();
   if (server_) server_->Shutdown();

@@ -26,6 +26,7 @@
 #include "engine/api/sink.h"
 #include "engine/apply/apply_scheduler.h"
 #include "engine/base/clock.h"
+#include "engine/daemon/apply_cut_barrier.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/receiver_router.h"
@@ -40,6 +41,9 @@ struct StandbyPipelineOptions {
   // daemon's, which listens in both roles), and `server` is not used. Must outlive the pipeline.
   replication::ReceiverRouter* router = nullptr;
   ApplyOptions apply;
+  // The verifier's cut barrier (docs/verify.md), owned by the daemon with the verify service on
+  // its listener: this pipeline lends it its apply while it runs. Null: none.
+  ApplyCutBarrier* cut_barrier = nullptr;
   // Start with apply held back (receiving goes on).
   bool start_paused = false;
   // Time for Stop()'s deadline; also given to apply (options.apply.clock). Not owned.
@@ -88,6 +92,7 @@ class StandbyPipeline {
   std::unique_ptr<replication::Receiver> receiver_;
   std::unique_ptr<replication::ReplicationServer> server_;  // unless attached to router_
   replication::ReceiverRouter* router_ = nullptr;
+  ApplyCutBarrier* cut_barrier_ = nullptr;  // not owned
   std::unique_ptr<ApplyScheduler> apply_;
 
   // apply_ once it runs, for the receiver's apply_state callback (the receiver starts first).

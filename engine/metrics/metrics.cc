@@ -231,12 +231,43 @@ std::unique_ptr<Metrics> Metrics::Create(std::function<v1::StatusReply()> status
                            .Name("ferry_objects_errors_total")
                            .Help("Object path failures by kind (the status code's name)")
                            .Register(*m->registry_);
+  m->verify_runs_ = &prometheus::BuildCounter()
+                         .Name("ferry_verify_runs_total")
+                         .Help("Verifies run here (as coordinator), by result")
+                         .Register(*m->registry_);
+  for (const char* result : {"equal", "different", "error"})
+    m->verify_runs_->Add({{"result", result}});
+  auto gauge = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*m->registry_).Add({});
+  };
+  m->verify_last_time_ =
+      gauge("ferry_verify_last_timestamp_seconds", "When the last verify ended (unix time)");
+  m->verify_last_equal_ =
+      gauge("ferry_verify_last_equal", "1 when the last verify found the regions equal, else 0");
+  m->verify_last_differences_ =
+      gauge("ferry_verify_last_differences", "Differences the last verify found");
+  auto counter = [&](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(*m->registry_).Add({});
+  };
+  m->verify_rows_ = counter("ferry_verify_rows_compared_total", "Rows verifies compared");
+  m->verify_bytes_ =
+      counter("ferry_verify_bytes_compared_total", "Bytes of values verifies compared");
   m->status_collector_ = std::make_shared<StatusCollector>(std::move(status), std::move(counters));
   return m;
 }
 
 void Metrics::CountObjectError(const std::string& kind) {
   object_errors_->Add({{"kind", kind}}).Increment();
+}
+
+void Metrics::RecordVerify(const std::string& result, double end_unix_seconds, uint64_t differences,
+                           uint64_t rows, uint64_t bytes) {
+  verify_runs_->Add({{"result", result}}).Increment();
+  verify_last_time_->Set(end_unix_seconds);
+  verify_last_equal_->Set(result == "equal" ? 1 : 0);
+  verify_last_differences_->Set(static_cast<double>(differences));
+  verify_rows_->Increment(static_cast<double>(rows));
+  verify_bytes_->Increment(static_cast<double>(bytes));
 }
 
 std::string Metrics::Scrape() const {

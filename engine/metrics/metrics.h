@@ -9,6 +9,7 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -56,6 +57,11 @@ class Metrics {
   // Counts an error of a kind ("source", "stream", "apply", "log", "config", "admin").
   void CountError(const std::string& kind);
 
+  // A verify ended (docs/verify.md): `result` is "equal", "different" or "error"; the counts are
+  // those of an equal or different verify (0 on error). Thread-safe.
+  void RecordVerify(const std::string& result, double end_unix_seconds, uint64_t differences,
+                    uint64_t rows, uint64_t bytes);
+
   // The content type of Scrape()'s text.
   static constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -68,6 +74,12 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* errors_ = nullptr;
   prometheus::Histogram* object_latency_ = nullptr;
   prometheus::Family<prometheus::Counter>* object_errors_ = nullptr;
+  prometheus::Family<prometheus::Counter>* verify_runs_ = nullptr;
+  prometheus::Gauge* verify_last_time_ = nullptr;
+  prometheus::Gauge* verify_last_equal_ = nullptr;
+  prometheus::Gauge* verify_last_differences_ = nullptr;
+  prometheus::Counter* verify_rows_ = nullptr;
+  prometheus::Counter* verify_bytes_ = nullptr;
 };
 
 }  // namespace ferry

@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<ReplicationServer>> ReplicationServer::Start(
   builder.AddListeningPort(options.listen_address, *credentials, &port);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(options.max_message_bytes, INT_MAX)));
-  builder.SetMaxSendMessageSize(1 << 20);  // acks only
+  builder.SetMaxSendMessageSize(
+      static_cast<int>(std::min<size_t>(options.max_send_message_bytes, INT_MAX)));
   // The shipper's own keepalive is the Ping frame; allow gRPC pings too without GOAWAY.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);

@@ -34,6 +34,9 @@ struct ReplicationServerOptions {
   // Largest message accepted from the shipper; larger ones end the stream with
   // RESOURCE_EXHAUSTED.
   size_t max_message_bytes = size_t{16} << 20;
+  // Largest reply: acks only (1 MiB), unless a service with larger replies shares the listener
+  // (the verifier's carry rows: the daemon raises it to max_message_bytes).
+  size_t max_send_message_bytes = size_t{1} << 20;
 };
 
 // Thread safety: port() from any thread; Shutdown() from the owner (not concurrently with itself).

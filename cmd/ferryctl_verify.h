@@ -1,0 +1,27 @@
+// `ferryctl verify` (docs/verify.md): streams the primary's Verify call, prints progress on
+// stderr and the result on stdout (readable, or --json), and maps it to the exit code: 0 equal,
+// 2 different, 1 error. Ctrl-C cancels the call (the verify stops on the primary).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/admin.grpc.pb.h"
+
+namespace ferry::ctl {
+
+struct VerifyArgs {
+  std::string admin;
+  std::string token;
+  double timeout_s = 3600;
+  bool json = false;
+  std::vector<std::string> tables;
+  uint32_t max_keys = 0;
+  bool repair = false;
+  uint64_t max_rows_per_second = 0;
+};
+
+int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args);
+
+}  // namespace ferry::ctl

@@ -1,0 +1,158 @@
+#include "consistency/comparison.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::consistency {
+namespace {
+
+// A run of the primary's leaves [first, last).
+struct Node {
+  size_t first;
+  size_t last;
+};
+
+KeyRange RangeOf(const LeafIndex& index, const Node& node) {
+  KeyRange range;
+  if (node.first > 0) range.begin = index.start_key(node.first);
+  if (node.last < index.leaves()) range.end = index.start_key(node.last);
+  return range;
+}
+
+class Collector {
+ public:
+  Collector(const CompareOptions& options, TableDifferences* out) : options_(options), out_(out) {}
+
+  // Keys are kept with their leaf, and Finish puts them in key order (the rounds find them
+  // level by level).
+  void Keep(std::vector<std::pair<size_t, Values>>* list, const Values& key,
+            std::optional<Hash128> standby_row_hash, bool remove) {
+    if (kept_ < options_.max_keys) {
+      list->emplace_back(leaf_, key);
+      out_->repair_targets.push_back({key, standby_row_hash, remove});
+      ++kept_;
+    } else {
+      out_->truncated = true;
+    }
+  }
+
+  void Finish() {
+    for (auto [from, to] : {std::pair{&missing_, &out_->missing}, std::pair{&extra_, &out_->extra},
+                            std::pair{&changed_, &out_->changed}}) {
+      std::stable_sort(from->begin(), from->end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& [leaf, key] : *from) to->push_back(std::move(key));
+    }
+  }
+
+  void CompareRows(size_t leaf, const std::vector<ScannedRow>& primary,
+                   const std::vector<ScannedRow>& standby) {
+    leaf_ = leaf;
+    if (out_->keyless) {
+      // Multisets: count each row hash on both sides.
+      absl::flat_hash_map<Hash128, int64_t> balance;
+      for (const auto& r : primary) ++balance[r.row_hash];
+      for (const auto& r : standby) --balance[r.row_hash];
+      for (const auto& [hash, n] : balance) {
+        if (n > 0) out_->missing_count += static_cast<uint64_t>(n);
+        if (n < 0) out_->extra_count += static_cast<uint64_t>(-n);
+      }
+      return;
+    }
+    absl::flat_hash_map<Hash128, const ScannedRow*> on_standby;
+    on_standby.reserve(standby.size());
+    for (const auto& r : standby) on_standby.emplace(r.key_hash, &r);
+    for (const auto& r : primary) {
+      auto it = on_standby.find(r.key_hash);
+      if (it == on_standby.end()) {
+        ++out_->missing_count;
+        Keep(&missing_, r.key, std::nullopt, false);
+        continue;
+      }
+      if (!(it->second->row_hash == r.row_hash)) {
+        ++out_->changed_count;
+        Keep(&changed_, r.key, it->second->row_hash, false);
+      }
+      on_standby.erase(it);
+    }
+    // What is left is extra, reported in the standby's key order.
+    for (const auto& r : standby) {
+      if (on_standby.contains(r.key_hash)) {
+        ++out_->extra_count;
+        Keep(&extra_, r.key, r.row_hash, true);
+      }
+    }
+  }
+
+ private:
+  const CompareOptions& options_;
+  TableDifferences* out_;
+  uint64_t kept_ = 0;
+  size_t leaf_ = 0;
+  std::vector<std::pair<size_t, Values>> missing_, extra_, changed_;
+};
+
+}  // namespace
+
+absl::Status CompareTable(IndexedTableSide& primary, TableSide& standby,
+                          const CompareOptions& options, TableDifferences* out,
+                          CompareStats* stats) {
+  const LeafIndex& index = primary.index();
+  const size_t fanout = static_cast<size_t>(std::max(2, options.fanout));
+  auto check = [&]() -> absl::Status {
+    return options.check_cancelled ? options.check_cancelled() : absl::OkStatus();
+  };
+  Collector collector(options, out);
+
+  std::vector<Node> level{{0, index.leaves()}};
+  while (!level.empty()) {
+    // Ask the standby for this level's digests.
+    std::vector<Node> differing;
+    for (size_t start = 0; start < level.size(); start += options.ranges_per_call) {
+      FERRY_RETURN_IF_ERROR(check());
+      const size_t end = std::min(level.size(), start + options.ranges_per_call);
+      std::vector<KeyRange> ranges;
+      ranges.reserve(end - start);
+      for (size_t i = start; i < end; ++i) ranges.push_back(RangeOf(index, level[i]));
+      FERRY_ASSIGN_OR_RETURN(std::vector<Digest> digests, standby.RangeDigests(ranges));
+      ++stats->rounds;
+      stats->ranges_compared += ranges.size();
+      if (digests.size() != ranges.size()) {
+        return absl::DataLossError(absl::StrCat("the standby answered ", digests.size(),
+                                                " digests for ", ranges.size(), " ranges"));
+      }
+      for (size_t i = start; i < end; ++i) {
+        if (!(digests[i - start] == index.LeavesDigest(level[i].first, level[i].last))) {
+          differing.push_back(level[i]);
+        }
+      }
+    }
+    std::vector<Node> next;
+    for (const Node& node : differing) {
+      const size_t width = node.last - node.first;
+      if (width <= 1) {
+        FERRY_RETURN_IF_ERROR(check());
+        const KeyRange range = RangeOf(index, node);
+        FERRY_ASSIGN_OR_RETURN(auto mine, primary.RangeRows(range, options.max_leaf_rows));
+        FERRY_ASSIGN_OR_RETURN(auto theirs, standby.RangeRows(range, options.max_leaf_rows));
+        ++stats->leaves_compared;
+        stats->rows_exchanged += mine.size() + theirs.size();
+        collector.CompareRows(node.first, mine, theirs);
+        continue;
+      }
+      const size_t step = (width + fanout - 1) / fanout;
+      for (size_t first = node.first; first < node.last; first += step) {
+        next.push_back({first, std::min(node.last, first + step)});
+      }
+    }
+    level = std::move(next);
+  }
+  collector.Finish();
+  return absl::OkStatus();
+}
+
+}  // namespace ferry::consistency

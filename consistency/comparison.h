@@ -1,0 +1,105 @@
+// CompareTable: the coordinator's top-down comparison of one table between the primary (whose
+// LeafIndex it holds) and the standby (a TableSide, local or over gRPC).
+//
+// The primary's leaves are the tree's leaves; an inner node is a run of consecutive leaves and
+// its range runs from its first leaf's start key to the next node's (the first node from the
+// first row, the last to the last row), so the ranges of one level cover every key. Each round
+// asks the standby for the digests of the nodes that differed in the round before (one call a
+// round, in chunks), splitting each into `fanout` children; a differing single leaf is compared
+// row by row (key hash -> row hash). Identical tables cost one digest; the bytes on the wire
+// grow with the differences times the tree's depth, not with the table.
+//
+// Keyed tables report keys missing on the standby, extra on the standby and changed; keyless
+// tables (multisets) report counts of rows missing and extra. At most `max_keys` keys are kept
+// over the three lists; counts are always complete.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "consistency/leaf_index.h"
+#include "consistency/table_side.h"
+
+namespace ferry::consistency {
+
+struct CompareOptions {
+  // Children of a differing node.
+  int fanout = 16;
+  // Ranges a RangeDigests call carries at most.
+  size_t ranges_per_call = 1024;
+  // Keys kept in a report (the counts go on).
+  uint64_t max_keys = 1000;
+  // Rows a differing leaf may hold on the standby before the table fails (kResourceExhausted):
+  // bounds the memory of a leaf comparison.
+  uint64_t max_leaf_rows = 1 << 20;
+  // Called between calls to the standby; a non-OK status (cancelled, deadline) stops the
+  // comparison with that status.
+  std::function<absl::Status()> check_cancelled;
+};
+
+// What a repair does for one differing key (keyed tables only): make the standby's row equal to
+// the primary's at the cut, unless the standby's row changed since the cut (its hash then
+// differs from `standby_row_hash`, or it appeared or vanished).
+struct RepairTarget {
+  Values key;
+  std::optional<Hash128> standby_row_hash;  // the standby's row at the cut; nullopt: absent
+  bool remove = false;                      // the primary has no such key: delete it
+};
+
+// A target with the primary's row at the cut (the compared columns' values, TableSpec order);
+// `values` is nullopt when the key is to be deleted.
+struct RepairRow {
+  RepairTarget target;
+  std::optional<Values> values;
+};
+
+struct RepairCounts {
+  uint64_t applied = 0;  // rows written (inserted, updated or deleted)
+  uint64_t skipped = 0;  // rows the standby changed since the cut: left to apply
+};
+
+struct TableDifferences {
+  std::string table;  // schema.name
+  bool keyless = false;
+  std::vector<std::string> key_columns;  // names of a key's values
+  std::vector<Values> missing;           // keys the primary holds and the standby not
+  std::vector<Values> extra;             // keys the standby holds and the primary not
+  std::vector<Values> changed;           // keys both hold with different values
+  uint64_t missing_count = 0;            // keyless: rows (a duplicate counts each time)
+  uint64_t extra_count = 0;
+  uint64_t changed_count = 0;
+  std::vector<std::string> schema;  // schema differences, one sentence each
+  std::vector<std::string> notes;   // e.g. "key collations differ: ordered by COLLATE C"
+  bool truncated = false;           // some keys were not kept (max_keys)
+  // One per kept key of a keyed table, in the order found (for --repair).
+  std::vector<RepairTarget> repair_targets;
+  // --repair: what it did to this table, or why it did nothing.
+  bool repair_attempted = false;
+  RepairCounts repaired;
+  std::string repair_note;
+
+  uint64_t differences() const {
+    return missing_count + extra_count + changed_count + schema.size();
+  }
+  bool equal() const { return differences() == 0; }
+};
+
+struct CompareStats {
+  uint64_t rounds = 0;           // calls to RangeDigests
+  uint64_t ranges_compared = 0;  // digests asked of the standby
+  uint64_t leaves_compared = 0;  // leaves compared row by row
+  uint64_t rows_exchanged = 0;   // rows of those leaves, both sides
+};
+
+// Compares the rows of one table; fills the row lists and counts of `out` (its table, schema
+// and notes are the caller's). `primary` has built its index. Errors: those of the sides, and
+// `check_cancelled`'s.
+[[nodiscard]] absl::Status CompareTable(IndexedTableSide& primary, TableSide& standby,
+                                        const CompareOptions& options, TableDifferences* out,
+                                        CompareStats* stats);
+
+}  // namespace ferry::consistency

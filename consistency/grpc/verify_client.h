@@ -1,0 +1,58 @@
+// GrpcStandbyPeer: the coordinator's view of the standby's VerifyPeerService
+// (proto/verify.proto). Every call carries the verify id and the replication token and has its
+// own deadline; replies are checked (sizes, counts) before use.
+//
+// Thread safety: as StandbyPeer (one call at a time).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "consistency/peer.h"
+#include "proto/verify.grpc.pb.h"
+
+namespace ferry::consistency {
+
+struct GrpcPeerOptions {
+  std::string verify_id;
+  std::string token;  // "" sends none
+  // Deadline of a scan (OpenTable) and of every other call.
+  absl::Duration scan_timeout = absl::Hours(2);
+  absl::Duration call_timeout = absl::Minutes(5);
+};
+
+class GrpcStandbyPeer : public StandbyPeer, private TableSide {
+ public:
+  GrpcStandbyPeer(std::shared_ptr<grpc::Channel> channel, GrpcPeerOptions options);
+
+  // The cut's two steps on the standby (VerifyPeer.BeginCut / SetCut). The region's name.
+  [[nodiscard]] absl::StatusOr<std::string> BeginCut(absl::Duration cut_timeout);
+  [[nodiscard]] absl::Status SetCut(uint64_t position, absl::Duration timeout);
+  // Ends the verify on the standby (best effort: a new verify ends it too).
+  void End();
+  // The next verify's id (a --repair's re-check).
+  void set_verify_id(std::string id) { verify_id_ = std::move(id); }
+
+  absl::StatusOr<std::vector<TableName>> ListTables() override;
+  absl::StatusOr<TableSchema> ReadSchema(const TableName& table) override;
+  absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
+  absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
+                                      const std::vector<RepairRow>& rows) override;
+
+  // Bytes of the messages sent and received (serialized protobuf sizes).
+  uint64_t wire_bytes() const { return wire_bytes_; }
+
+ private:
+  absl::StatusOr<std::vector<Digest>> RangeDigests(const std::vector<KeyRange>& ranges) override;
+  absl::StatusOr<std::vector<ScannedRow>> RangeRows(const KeyRange& range, uint64_t limit) override;
+  void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
+
+  std::unique_ptr<v1::VerifyPeer::Stub> stub_;
+  const GrpcPeerOptions options_;
+  std::string verify_id_;
+  uint64_t wire_bytes_ = 0;
+};
+
+}  // namespace ferry::consistency

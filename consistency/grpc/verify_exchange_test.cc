@@ -1,0 +1,353 @@
+// The verify exchange over real gRPC (TCP on loopback) between a coordinator and the standby's
+// VerifyPeerService, with two real Postgres clusters; and hostile peers on both ends. The
+// standby's apply is a recording CutBarrier here (the real one: engine/apply's tests and the
+// two-ferryd tests in tests/e2e/verify_e2e_test.cc).
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "consistency/grpc/verify_client.h"
+#include "consistency/grpc/verify_service.h"
+#include "consistency/postgres/region_verify.h"
+#include "consistency/testing/memory_table_side.h"
+#include "tests/support/pg_cluster.h"
+
+namespace ferry::consistency {
+namespace {
+
+using ferry::testing::PgCluster;
+namespace testing = ::ferry::consistency::testing;
+
+class RecordingBarrier : public CutBarrier {
+ public:
+  absl::Status Freeze() override {
+    absl::MutexLock lock(&mu_);
+    if (!refuse_.empty()) return absl::FailedPreconditionError(refuse_);
+    ++freezes_;
+    return absl::OkStatus();
+  }
+  void SetCut(uint64_t position) override {
+    absl::MutexLock lock(&mu_);
+    position_ = position;
+  }
+  bool WaitForCut(absl::Duration) override { return true; }
+  void Release() override {
+    absl::MutexLock lock(&mu_);
+    ++releases_;
+    if (!released_.HasBeenNotified()) released_.Notify();
+  }
+  uint64_t applied_seq() override { return 7; }
+  void Refuse(const std::string& why) {
+    absl::MutexLock lock(&mu_);
+    refuse_ = why;
+  }
+  int freezes() {
+    absl::MutexLock lock(&mu_);
+    return freezes_;
+  }
+  int releases() {
+    absl::MutexLock lock(&mu_);
+    return releases_;
+  }
+  uint64_t position() {
+    absl::MutexLock lock(&mu_);
+    return position_;
+  }
+  absl::Notification released_;
+
+ private:
+  absl::Mutex mu_;
+  std::string refuse_;
+  int freezes_ = 0;
+  int releases_ = 0;
+  uint64_t position_ = 0;
+};
+
+constexpr char kToken[] = "s3cret-token";
+
+class VerifyExchangeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto p = PgCluster::Start();
+    ASSERT_TRUE(p.ok()) << p.status();
+    primary_ = p->release();
+    auto s = PgCluster::Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    standby_ = s->release();
+  }
+  static void TearDownTestSuite() {
+    delete primary_;
+    delete standby_;
+  }
+
+  void SetUp() override {
+    VerifyServiceOptions options;
+    options.region = "west";
+    options.token = kToken;
+    options.barrier = &barrier_;
+    options.max_ranges = 64;
+    options.open_peer = []() -> absl::StatusOr<std::unique_ptr<StandbyPeer>> {
+      auto session = VerifySession::Open(standby_->dsn(), std::nullopt);
+      if (!session.ok()) return session.status();
+      return std::unique_ptr<StandbyPeer>(new LocalStandbyPeer(std::move(*session)));
+    };
+    service_ = std::make_unique<VerifyPeerService>(options);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(1 << 20);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    server_.reset();
+    service_.reset();
+  }
+
+  std::unique_ptr<GrpcStandbyPeer> Peer(const std::string& id, const std::string& token = kToken) {
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
+    return std::make_unique<GrpcStandbyPeer>(channel,
+                                             GrpcPeerOptions{.verify_id = id, .token = token});
+  }
+  std::unique_ptr<v1::VerifyPeer::Stub> Stub() {
+    return v1::VerifyPeer::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
+  }
+
+  static absl::StatusOr<RegionVerifyResult> Run(GrpcStandbyPeer& peer, const std::string& id,
+                                                std::vector<TableName> tables) {
+    RegionVerifyOptions options;
+    options.primary_dsn = primary_->dsn();
+    options.verify_id = id;
+    options.verify.tables = std::move(tables);
+    options.verify.leaf_bits = 6;
+    return RunRegionVerify(options, peer);
+  }
+
+  static PgCluster* primary_;
+  static PgCluster* standby_;
+  RecordingBarrier barrier_;
+  std::unique_ptr<VerifyPeerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+PgCluster* VerifyExchangeTest::primary_ = nullptr;
+PgCluster* VerifyExchangeTest::standby_ = nullptr;
+
+void Both(PgCluster* a, PgCluster* b, const std::string& sql) {
+  ASSERT_TRUE(a->Exec(sql).ok()) << sql;
+  ASSERT_TRUE(b->Exec(sql).ok()) << sql;
+}
+
+TEST_F(VerifyExchangeTest, AVerifyOverGrpcReportsExactlyAndCostsLittleWhenEqual) {
+  Both(primary_, standby_,
+       "CREATE TABLE big (id int PRIMARY KEY, v text);"
+       "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;"
+       "CREATE TABLE small (id int PRIMARY KEY, v text);"
+       "INSERT INTO small SELECT g, 'v' FROM generate_series(1, 1000) g");
+  ASSERT_TRUE(standby_->Exec("UPDATE small SET v = 'w' WHERE id = 500").ok());
+  auto peer = Peer("v1");
+  auto result = Run(*peer, "v1", {{"public", "big"}, {"public", "small"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->report.tables.size(), 2u);
+  EXPECT_TRUE(result->report.tables[0].equal());
+  EXPECT_EQ(result->report.tables[1].changed, (std::vector<Values>{{"500"}}));
+  EXPECT_EQ(result->report.differences(), 1u);
+  EXPECT_EQ(result->standby_region, "west");
+  // The cut: frozen once, released once, at the primary's slot position.
+  EXPECT_EQ(barrier_.freezes(), 1);
+  EXPECT_EQ(barrier_.releases(), 1);
+  EXPECT_EQ(barrier_.position(), result->cut_position);
+  EXPECT_GT(result->cut_position, 0u);
+  // 51,000 rows, one difference: a few kilobytes on the wire.
+  EXPECT_LT(result->wire_bytes, 64u * 1024) << result->wire_bytes;
+  // The marker committed after the cut, and no slot is left behind.
+  auto slots = primary_->QueryValue("SELECT count(*) FROM pg_replication_slots");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+}
+
+TEST_F(VerifyExchangeTest, ADifferentTableSetIsReported) {
+  ASSERT_TRUE(primary_->Exec("CREATE TABLE only_primary (id int PRIMARY KEY)").ok());
+  ASSERT_TRUE(standby_->Exec("CREATE TABLE only_standby (id int PRIMARY KEY)").ok());
+  auto peer = Peer("v2");
+  auto result = Run(*peer, "v2", {});  // every table of either region
+  ASSERT_TRUE(result.ok()) << result.status();
+  std::map<std::string, std::vector<std::string>> schema;
+  for (const auto& t : result->report.tables) schema[t.table] = t.schema;
+  EXPECT_EQ(schema["public.only_primary"],
+            (std::vector<std::string>{"table missing on the standby"}));
+  EXPECT_EQ(schema["public.only_standby"],
+            (std::vector<std::string>{"table extra on the standby"}));
+}
+
+TEST_F(VerifyExchangeTest, AWrongOrMissingTokenIsRefused) {
+  auto peer = Peer("v3", "wrong");
+  EXPECT_EQ(peer->BeginCut(absl::Seconds(5)).status().code(), absl::StatusCode::kUnauthenticated);
+  auto none = Peer("v3", "");
+  EXPECT_EQ(none->BeginCut(absl::Seconds(5)).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(barrier_.freezes(), 0);
+}
+
+TEST_F(VerifyExchangeTest, ANewVerifyEndsTheOldOneWhoseCallsAreThenRefused) {
+  // The primary runs one verify at a time: a new BeginCut means the old coordinator is gone.
+  auto first = Peer("first");
+  ASSERT_TRUE(first->BeginCut(absl::Seconds(30)).ok());
+  auto second = Peer("second");
+  ASSERT_TRUE(second->BeginCut(absl::Seconds(30)).ok());
+  EXPECT_EQ(barrier_.releases(), 1);  // the first's freeze was lifted
+  EXPECT_EQ(first->SetCut(1, absl::Seconds(5)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(first->ListTables().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second->ListTables().status().code(), absl::StatusCode::kFailedPrecondition)
+      << "no cut taken yet";
+  ASSERT_TRUE(second->SetCut(99, absl::Seconds(5)).ok());
+  EXPECT_TRUE(second->ListTables().ok());
+  first->End();  // ends nothing: not the running verify
+  EXPECT_TRUE(second->ListTables().ok());
+  second->End();
+  EXPECT_EQ(second->ListTables().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(VerifyExchangeTest, APausedStandbyRefusesWithTheReason) {
+  barrier_.Refuse("apply is paused on west: resume it first");
+  auto peer = Peer("v4");
+  auto r = peer->BeginCut(absl::Seconds(5));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("paused"), std::string::npos);
+}
+
+TEST_F(VerifyExchangeTest, AFreezeWithoutACutIsLiftedByItself) {
+  // The coordinator dies after BeginCut: apply must not stay frozen.
+  auto peer = Peer("v5");
+  ASSERT_TRUE(peer->BeginCut(absl::Milliseconds(200)).ok());
+  ASSERT_TRUE(barrier_.released_.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(barrier_.releases(), 1);
+  EXPECT_EQ(peer->SetCut(5, absl::Seconds(5)).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(VerifyExchangeTest, HostileRequestsAreRefused) {
+  Both(primary_, standby_, "CREATE TABLE h (id int PRIMARY KEY, v text)");
+  auto stub = Stub();
+  auto call = [&](auto method, const auto& request, auto* reply) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    return (stub.get()->*method)(&context, request, reply);
+  };
+  v1::BeginCutRequest begin;
+  begin.set_verify_id("bad id; drop");
+  begin.set_cut_timeout_ms(1000);
+  v1::BeginCutReply begin_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::BeginCut, begin, &begin_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  begin.set_verify_id("h1");
+  begin.set_cut_timeout_ms(0);
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::BeginCut, begin, &begin_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  begin.set_cut_timeout_ms(30000);
+  ASSERT_TRUE(call(&v1::VerifyPeer::Stub::BeginCut, begin, &begin_reply).ok());
+  v1::SetCutRequest set;
+  set.set_verify_id("h1");
+  set.set_position(0);
+  v1::SetCutReply set_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::SetCut, set, &set_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  set.set_position(12345);
+  ASSERT_TRUE(call(&v1::VerifyPeer::Stub::SetCut, set, &set_reply).ok());
+  // Digests before a table is open; a table spec naming columns it lacks; leaf_bits too large.
+  v1::RangeDigestsRequest digests;
+  digests.set_verify_id("h1");
+  digests.add_ranges();
+  v1::RangeDigestsReply digests_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeDigests, digests, &digests_reply).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::OpenTableRequest open;
+  open.set_verify_id("h1");
+  open.mutable_table()->set_schema("public");
+  open.mutable_table()->set_name("h");
+  open.add_columns("id");
+  open.add_columns("password");
+  open.add_key_columns("id");
+  v1::OpenTableReply open_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::OpenTable, open, &open_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  open.set_columns(1, "v");
+  open.set_leaf_bits(31);
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::OpenTable, open, &open_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  open.set_leaf_bits(4);
+  ASSERT_TRUE(call(&v1::VerifyPeer::Stub::OpenTable, open, &open_reply).ok());
+  // More ranges than allowed; a message over the server's size limit.
+  for (int i = 0; i < 100; ++i) digests.add_ranges();
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeDigests, digests, &digests_reply).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  v1::RangeRowsRequest rows;
+  rows.set_verify_id("h1");
+  rows.mutable_range()->mutable_begin()->add_values()->set_text(std::string(2 << 20, 'x'));
+  v1::RangeRowsReply rows_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeRows, rows, &rows_reply).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // A key of the wrong width.
+  rows.mutable_range()->mutable_begin()->clear_values();
+  rows.mutable_range()->mutable_begin()->add_values()->set_text("1");
+  rows.mutable_range()->mutable_begin()->add_values()->set_text("2");
+  rows.set_limit(10);
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeRows, rows, &rows_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::VerifyCall end;
+  end.set_verify_id("h1");
+  v1::EndVerifyReply end_reply;
+  EXPECT_TRUE(call(&v1::VerifyPeer::Stub::EndVerify, end, &end_reply).ok());
+}
+
+// A standby that forges its answers: too few digests, too many rows.
+class ForgingService final : public v1::VerifyPeer::Service {
+ public:
+  grpc::Status RangeDigests(grpc::ServerContext*, const v1::RangeDigestsRequest*,
+                            v1::RangeDigestsReply* reply) override {
+    reply->add_digests()->set_count(1);
+    reply->add_digests()->set_count(2);
+    return grpc::Status::OK;
+  }
+  grpc::Status RangeRows(grpc::ServerContext*, const v1::RangeRowsRequest* request,
+                         v1::RangeRowsReply* reply) override {
+    for (uint64_t i = 0; i <= request->limit(); ++i) reply->add_rows();
+    return grpc::Status::OK;
+  }
+  grpc::Status OpenTable(grpc::ServerContext*, const v1::OpenTableRequest*,
+                         v1::OpenTableReply*) override {
+    return grpc::Status::OK;
+  }
+};
+
+TEST(VerifyClientTest, ForgedAnswersAreRefused) {
+  ForgingService forging;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&forging);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  GrpcStandbyPeer peer(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()),
+      {.verify_id = "f"});
+  auto side = peer.OpenTable(TableSpec{.schema = "public", .name = "t"});
+  ASSERT_TRUE(side.ok()) << side.status();
+  // One range asked, two digests answered: the comparison refuses the answer.
+  std::vector<testing::MemoryRow> rows;
+  for (int i = 0; i < 100; ++i) rows.push_back({{std::to_string(i)}, {std::to_string(i)}});
+  testing::MemoryTableSide primary(rows);
+  ASSERT_TRUE(primary.BuildIndex(3).ok());
+  TableDifferences diff;
+  CompareStats stats;
+  EXPECT_EQ(CompareTable(primary, **side, {}, &diff, &stats).code(), absl::StatusCode::kDataLoss);
+  // More rows than the limit.
+  EXPECT_EQ((*side)->RangeRows(KeyRange{}, 5).status().code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace ferry::consistency

@@ -1,0 +1,120 @@
+#include "consistency/postgres/coordinator.h"
+
+#include <future>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "consistency/postgres/repair.h"
+#include "engine/base/kill_point.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::consistency {
+
+absl::StatusOr<TableSide*> LocalStandbyPeer::OpenTable(const TableSpec& spec) {
+  if (table_ != nullptr) rows_read_ += table_->rows_read();
+  table_.reset();
+  FERRY_ASSIGN_OR_RETURN(table_, PgTableSide::Create(*session_, spec));
+  FERRY_RETURN_IF_ERROR(table_->BuildIndex(spec.leaf_bits));
+  return table_.get();
+}
+
+absl::StatusOr<RepairCounts> LocalStandbyPeer::Repair(const TableSpec& spec,
+                                                      const std::vector<RepairRow>& rows) {
+  if (repair_dsn_.empty()) return absl::UnimplementedError("this standby cannot repair");
+  return RepairOnStandby(repair_dsn_, spec, rows);
+}
+
+namespace {
+
+// --repair of one compared table (docs/verify.md): keyed tables whose schemas agree.
+absl::Status RepairOne(VerifySession& primary, StandbyPeer& standby, const TableSpec& spec,
+                       TableDifferences* out) {
+  if (out->equal()) return absl::OkStatus();
+  if (out->keyless) {
+    out->repair_note = "not repaired: a keyless table (repair it with ferryctl resnapshot)";
+    return absl::OkStatus();
+  }
+  if (!out->schema.empty()) {
+    out->repair_note = "not repaired: the schemas differ (fix them first)";
+    return absl::OkStatus();
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<RepairRow> rows,
+                         ReadRepairRows(primary, spec, out->repair_targets));
+  FERRY_ASSIGN_OR_RETURN(out->repaired, standby.Repair(spec, rows));
+  out->repair_attempted = true;
+  if (out->truncated) {
+    out->repair_note = "only the keys listed were repaired (--max-keys): run verify --repair again";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const TableName& name,
+                       const VerifyOptions& options, VerifyReport* report, TableDifferences* out) {
+  auto mine = primary.ReadSchema(name);
+  auto theirs = standby.ReadSchema(name);
+  if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
+  if (!theirs.ok() && !absl::IsNotFound(theirs.status())) return theirs.status();
+  if (!mine.ok() && !theirs.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("no table ", name.schema, ".", name.name, " in either region"));
+  }
+  if (!theirs.ok()) {
+    out->schema.push_back("table missing on the standby");
+    return absl::OkStatus();
+  }
+  if (!mine.ok()) {
+    out->schema.push_back("table extra on the standby");
+    return absl::OkStatus();
+  }
+  TablePlan plan = PlanTable(*mine, *theirs, options.leaf_bits);
+  out->schema = plan.schema_differences;
+  out->notes = plan.notes;
+  out->keyless = plan.spec.keyless();
+  out->key_columns = plan.spec.key_columns;
+  if (!plan.compare_rows) return absl::OkStatus();
+
+  plan.spec.max_rows_per_second = options.max_rows_per_second;
+  FERRY_ASSIGN_OR_RETURN(auto side, PgTableSide::Create(primary, plan.spec));
+  // Ctrl-C or --timeout stops the primary's scan within a batch.
+  if (options.compare.check_cancelled) side->set_between_batches(options.compare.check_cancelled);
+  // Both regions scan at once: the standby on another thread (or process).
+  auto remote = std::async(std::launch::async, [&] { return standby.OpenTable(plan.spec); });
+  absl::Status scanned = side->BuildIndex(plan.spec.leaf_bits);
+  absl::StatusOr<TableSide*> standby_side = remote.get();
+  FERRY_RETURN_IF_ERROR(scanned);
+  FERRY_RETURN_IF_ERROR(standby_side.status());
+  KillPoint("verify.tables_scanned");
+  FERRY_RETURN_IF_ERROR(CompareTable(*side, **standby_side, options.compare, out, &report->stats));
+  if (options.repair) FERRY_RETURN_IF_ERROR(RepairOne(primary, standby, plan.spec, out));
+  report->primary_rows_read += side->rows_read();
+  report->primary_bytes_read += side->bytes_read();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<VerifyReport> RunVerify(VerifySession& primary, StandbyPeer& standby,
+                                       const VerifyOptions& options) {
+  std::vector<TableName> tables = options.tables;
+  if (tables.empty()) {
+    FERRY_ASSIGN_OR_RETURN(auto mine, primary.ListTables());
+    FERRY_ASSIGN_OR_RETURN(auto theirs, standby.ListTables());
+    std::set<TableName> all(mine.begin(), mine.end());
+    all.insert(theirs.begin(), theirs.end());
+    tables.assign(all.begin(), all.end());
+  }
+  VerifyReport report;
+  for (const TableName& name : tables) {
+    if (options.compare.check_cancelled) FERRY_RETURN_IF_ERROR(options.compare.check_cancelled());
+    TableDifferences diff;
+    diff.table = absl::StrCat(name.schema, ".", name.name);
+    FERRY_RETURN_IF_ERROR(
+        Annotate(VerifyOne(primary, standby, name, options, &report, &diff), diff.table));
+    if (options.on_table) options.on_table(diff);
+    report.tables.push_back(std::move(diff));
+  }
+  return report;
+}
+
+}  // namespace ferry::consistency

@@ -1,0 +1,250 @@
+#include "consistency/postgres/pg_verify_session.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "connectors/postgres/common/identifiers.h"
+#include "engine/base/status_macros.h"
+
+namespace ferry::consistency {
+namespace {
+
+// Settings that shape the text of values; the same on both regions (docs/verify.md).
+constexpr const char* kSessionSettings =
+    "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; "
+    "SET extra_float_digits = 1; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'; "
+    "SET standard_conforming_strings = on; SET search_path = pg_catalog; "
+    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+
+constexpr const char* kCursor = "ferry_verify_scan";
+
+}  // namespace
+
+const char* VerifySessionSettings() { return kSessionSettings; }
+
+absl::StatusOr<std::unique_ptr<VerifySession>> VerifySession::Open(
+    const std::string& dsn, const std::optional<std::string>& snapshot) {
+  FERRY_ASSIGN_OR_RETURN(auto conn, pg::PgConnection::Connect(dsn));
+  FERRY_RETURN_IF_ERROR(conn->Exec(kSessionSettings).status());
+  FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").status());
+  if (snapshot.has_value()) {
+    auto set = conn->Exec(absl::StrCat("SET TRANSACTION SNAPSHOT ", pg::QuoteLiteral(*snapshot)));
+    if (!set.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot read at the verify's cut (snapshot ", *snapshot, "): ", set.status().message()));
+    }
+  }
+  // The snapshot is taken now (the first statement of a REPEATABLE READ transaction), while the
+  // caller holds the cut.
+  FERRY_RETURN_IF_ERROR(conn->Exec("SELECT 1").status());
+  return std::unique_ptr<VerifySession>(new VerifySession(std::move(conn)));
+}
+
+absl::StatusOr<std::vector<TableName>> VerifySession::ListTables() {
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult r,
+      conn_->Exec("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON "
+                  "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                  "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ferry') AND "
+                  "n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
+                  "ORDER BY 1, 2"));
+  std::vector<TableName> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back({std::string(r.Get(i, 0)), std::string(r.Get(i, 1))});
+  }
+  return out;
+}
+
+absl::StatusOr<TableSchema> VerifySession::ReadSchema(const TableName& table) {
+  const std::string qualified = pg::QualifiedName(table.schema, table.name);
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult cols,
+      conn_->ExecParams(
+          "SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+          "coalesce((SELECT collname FROM pg_collation WHERE oid = a.attcollation), '') "
+          "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND "
+          "c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+          {table.schema, table.name}));
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult exists,
+      conn_->ExecParams("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                        {table.schema, table.name}));
+  if (exists.rows() == 0) return absl::NotFoundError(absl::StrCat("no table ", qualified));
+  TableSchema schema{.schema = table.schema, .name = table.name};
+  for (int i = 0; i < cols.rows(); ++i) {
+    schema.columns.push_back(
+        {std::string(cols.Get(i, 0)), std::string(cols.Get(i, 1)), std::string(cols.Get(i, 2))});
+  }
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult key,
+      conn_->ExecParams("SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+                        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+                        "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary ORDER BY k.ord",
+                        {table.schema, table.name}));
+  for (int i = 0; i < key.rows(); ++i) schema.key_columns.emplace_back(key.Get(i, 0));
+  return schema;
+}
+
+PgTableSide::PgTableSide(VerifySession& session, TableSpec spec, std::vector<bool> key_collatable)
+    : session_(session), spec_(std::move(spec)), key_collatable_(std::move(key_collatable)) {
+  for (const std::string& k : spec_.key_columns) {
+    key_positions_.push_back(static_cast<int>(
+        std::find(spec_.columns.begin(), spec_.columns.end(), k) - spec_.columns.begin()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PgTableSide>> PgTableSide::Create(VerifySession& session,
+                                                                 const TableSpec& spec) {
+  FERRY_ASSIGN_OR_RETURN(TableSchema schema, session.ReadSchema({spec.schema, spec.name}));
+  auto find = [&](const std::string& name) -> const ColumnSchema* {
+    for (const auto& c : schema.columns) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  };
+  for (const std::string& c : spec.columns) {
+    if (find(c) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("table ", spec.qualified(), " has no column ", c));
+    }
+  }
+  std::vector<bool> collatable;
+  for (const std::string& k : spec.key_columns) {
+    const ColumnSchema* c = find(k);
+    if (c == nullptr ||
+        std::find(spec.columns.begin(), spec.columns.end(), k) == spec.columns.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key column ", k, " of ", spec.qualified(), " is not a compared column"));
+    }
+    collatable.push_back(!c->collation.empty());
+  }
+  if (spec.leaf_bits < 0 || spec.leaf_bits > 30) {
+    return absl::InvalidArgumentError("leaf_bits outside [0, 30]");
+  }
+  return std::unique_ptr<PgTableSide>(new PgTableSide(session, spec, std::move(collatable)));
+}
+
+std::string PgTableSide::KeyExpressions() const {
+  if (spec_.keyless()) {
+    std::vector<std::string> cols;
+    for (const auto& c : spec_.columns) cols.push_back(pg::QuoteIdentifier(c));
+    return absl::StrCat("(ROW(", absl::StrJoin(cols, ", "), ")::text COLLATE \"C\")");
+  }
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < spec_.key_columns.size(); ++i) {
+    std::string k = pg::QuoteIdentifier(spec_.key_columns[i]);
+    if (spec_.key_collate_c && key_collatable_[i]) absl::StrAppend(&k, " COLLATE \"C\"");
+    keys.push_back(std::move(k));
+  }
+  return absl::StrJoin(keys, ", ");
+}
+
+absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bits,
+                               const RowCallback& row) {
+  pg::PgConnection& conn = session_.connection();
+  const size_t key_width = spec_.keyless() ? 1 : spec_.key_columns.size();
+  auto bound = [&](const Values& key, const char* op) -> absl::StatusOr<std::string> {
+    if (key.size() != key_width) {
+      return absl::InvalidArgumentError(absl::StrCat("a key of ", key.size(), " values for ",
+                                                     spec_.qualified(), " (", key_width, ")"));
+    }
+    std::vector<std::string> literals;
+    for (const auto& v : key) {
+      if (!v.has_value()) return absl::InvalidArgumentError("a NULL key value");
+      if (v->find('\0') != std::string::npos) {
+        return absl::InvalidArgumentError("a key value holds a NUL byte");
+      }
+      literals.push_back(pg::QuoteLiteral(*v));
+    }
+    return absl::StrCat("ROW(", KeyExpressions(), ") ", op, " ROW(", absl::StrJoin(literals, ", "),
+                        ")");
+  };
+  std::vector<std::string> where;
+  if (range.begin.has_value()) {
+    FERRY_ASSIGN_OR_RETURN(std::string b, bound(*range.begin, ">="));
+    where.push_back(std::move(b));
+  }
+  if (range.end.has_value()) {
+    FERRY_ASSIGN_OR_RETURN(std::string e, bound(*range.end, "<"));
+    where.push_back(std::move(e));
+  }
+  std::vector<std::string> select;
+  if (spec_.keyless()) select.push_back(KeyExpressions());
+  for (const auto& c : spec_.columns) select.push_back(pg::QuoteIdentifier(c));
+  const std::string query = absl::StrCat(
+      "DECLARE ", kCursor, " NO SCROLL CURSOR FOR SELECT ", absl::StrJoin(select, ", "), " FROM ",
+      pg::QualifiedName(spec_.schema, spec_.name), where.empty() ? "" : " WHERE ",
+      absl::StrJoin(where, " AND "), " ORDER BY ", KeyExpressions());
+  FERRY_RETURN_IF_ERROR(conn.Exec(query).status());
+
+  const int first_column = spec_.keyless() ? 1 : 0;
+  const int ncols = static_cast<int>(spec_.columns.size());
+  std::string encoded;
+  std::string key_encoded;
+  int batch = 512;
+  bool more = true;
+  ScannedRow s;  // reused: its key's storage too
+  const absl::Time started = absl::Now();
+  uint64_t scanned = 0;
+  while (more) {
+    FERRY_ASSIGN_OR_RETURN(pg::PgResult r,
+                           conn.Exec(absl::StrCat("FETCH ", batch, " FROM ", kCursor)));
+    batch = std::min(batch * 2, 2048);
+    if (r.rows() == 0) break;
+    if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
+    scanned += static_cast<uint64_t>(r.rows());
+    if (spec_.max_rows_per_second > 0) {
+      // Rate limit (not synchronisation): sleep until this many rows are due.
+      const absl::Time due =
+          started + absl::Seconds(static_cast<double>(scanned) /
+                                  static_cast<double>(spec_.max_rows_per_second));
+      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    }
+    for (int i = 0; i < r.rows() && more; ++i) {
+      encoded.clear();
+      for (int c = 0; c < ncols; ++c) {
+        const int col = first_column + c;
+        if (r.IsNull(i, col)) {
+          AppendValue(&encoded, std::nullopt);
+        } else {
+          absl::string_view v = r.Get(i, col);
+          bytes_read_ += v.size();
+          AppendValue(&encoded, v);
+        }
+      }
+      s.row_hash = HashBytes(encoded);
+      key_encoded.clear();
+      if (spec_.keyless()) {
+        AppendValue(&key_encoded, r.Get(i, 0));
+      } else {
+        for (int p : key_positions_) {
+          AppendValue(&key_encoded, r.IsNull(i, p) ? std::nullopt
+                                                   : std::optional<absl::string_view>(r.Get(i, p)));
+        }
+      }
+      s.key_hash = HashBytes(key_encoded);
+      s.key.clear();
+      if (all_keys || IsLeafBoundary(s.key_hash, leaf_bits)) {
+        if (spec_.keyless()) {
+          s.key.emplace_back(std::string(r.Get(i, 0)));
+        } else {
+          for (int p : key_positions_) {
+            s.key.push_back(r.IsNull(i, p) ? std::nullopt
+                                           : std::optional<std::string>(std::string(r.Get(i, p))));
+          }
+        }
+      }
+      more = row(s);
+    }
+  }
+  return conn.Exec(absl::StrCat("CLOSE ", kCursor)).status();
+}
+
+}  // namespace ferry::consistency

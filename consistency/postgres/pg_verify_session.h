@@ -1,0 +1,80 @@
+// The Postgres side of the verifier: a session that reads one region's database at the verify's
+// cut, its catalog (TableSchema), and its tables in key order (PgTableSide).
+//
+// A VerifySession holds one connection inside a REPEATABLE READ READ ONLY transaction, either on
+// a snapshot exported by the cut (SET TRANSACTION SNAPSHOT) or on its own. The session fixes the
+// settings that shape values' text (DateStyle, IntervalStyle, TimeZone, extra_float_digits,
+// bytea_output, client_encoding), so both regions print the same value the same way.
+//
+// Thread safety: one thread at a time; a PgTableSide uses its session's connection.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "connectors/postgres/common/pg_connection.h"
+#include "consistency/leaf_index.h"
+#include "consistency/peer.h"
+#include "consistency/schema.h"
+
+namespace ferry::consistency {
+
+// The SET statements that fix values' text (both regions, every verify connection).
+const char* VerifySessionSettings();
+
+class VerifySession {
+ public:
+  // Connects and begins the transaction, on `snapshot` when given (kFailedPrecondition when
+  // Postgres no longer knows it: the exporting transaction ended). kUnavailable: no database.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<VerifySession>> Open(
+      const std::string& dsn, const std::optional<std::string>& snapshot);
+
+  // The ordinary tables and partitioned roots outside the system schemas and `ferry`.
+  [[nodiscard]] absl::StatusOr<std::vector<TableName>> ListTables();
+  // kNotFound when the table does not exist.
+  [[nodiscard]] absl::StatusOr<TableSchema> ReadSchema(const TableName& table);
+
+  pg::PgConnection& connection() { return *conn_; }
+
+ private:
+  explicit VerifySession(std::unique_ptr<pg::PgConnection> conn) : conn_(std::move(conn)) {}
+  std::unique_ptr<pg::PgConnection> conn_;
+};
+
+// One table read through a VerifySession. Rows are fetched through a cursor in batches; only
+// the rows a digest or a differing leaf needs are read after the index scan.
+class PgTableSide : public IndexedTableSide {
+ public:
+  // `spec` comes from PlanTable (and on the standby from the primary, so it is checked here:
+  // kInvalidArgument names a column or key this table lacks).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<PgTableSide>> Create(VerifySession& session,
+                                                                           const TableSpec& spec);
+  // Bytes of values read (text), for the metrics.
+  uint64_t bytes_read() const { return bytes_read_; }
+  // Called after each batch of rows a scan fetches; a non-OK status (the verify was cancelled)
+  // ends the scan with it.
+  void set_between_batches(std::function<absl::Status()> check) {
+    between_batches_ = std::move(check);
+  }
+
+ protected:
+  absl::Status Scan(const KeyRange& range, bool all_keys, int leaf_bits,
+                    const RowCallback& row) override;
+
+ private:
+  PgTableSide(VerifySession& session, TableSpec spec, std::vector<bool> key_collatable);
+  std::string KeyExpressions() const;
+
+  VerifySession& session_;
+  const TableSpec spec_;
+  const std::vector<bool> key_collatable_;  // per key column: has a collation here
+  std::vector<int> key_positions_;          // of the key columns among spec_.columns
+  uint64_t bytes_read_ = 0;
+  std::function<absl::Status()> between_batches_;
+};
+
+}  // namespace ferry::consistency

@@ -1,0 +1,298 @@
+// `ferryctl verify` over two real ferryd and two real Postgres clusters (docs/verify.md):
+// planted differences on the standby (written out of band) are each reported exactly and
+// nothing else; no false difference while a writer writes at full speed on the primary and the
+// standby lags; refusals (standby, paused); a verify interrupted by a SIGKILL of either ferryd
+// (at named kill points, never at a wall-clock moment) fails cleanly and the next one works.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "tests/e2e/two_regions.h"
+
+namespace ferry::testing {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+  CREATE TABLE planted (id int PRIMARY KEY, t text, f float8, n numeric);
+  INSERT INTO planted SELECT g, 'v' || g, g, g FROM generate_series(1, 3000) g;
+  UPDATE planted SET t = '' WHERE id = 10;
+  UPDATE planted SET f = 0 WHERE id = 20;
+  UPDATE planted SET n = 1.0 WHERE id = 30;
+  CREATE TABLE bag (a int, b text);
+  INSERT INTO bag SELECT g % 50, 'x' FROM generate_series(1, 1000) g;
+  INSERT INTO bag VALUES (NULL, ''), (NULL, NULL);
+  CREATE TABLE widened (id int PRIMARY KEY, v text);
+  INSERT INTO widened SELECT g, 'v' FROM generate_series(1, 100) g;
+  CREATE TABLE busy (id int PRIMARY KEY, v bigint, note text);
+  INSERT INTO busy SELECT g, 0, 'n' FROM generate_series(1, 20000) g;
+  CREATE TABLE fixme (id int PRIMARY KEY, v text, n numeric);
+  INSERT INTO fixme SELECT g, 'v' || g, g FROM generate_series(1, 4000) g;
+  CREATE TABLE quiet (id int PRIMARY KEY, v text);
+  INSERT INTO quiet SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+)sql";
+
+const std::vector<std::string> kTables = {"public.planted", "public.bag",   "public.widened",
+                                          "public.busy",    "public.quiet", "public.fixme"};
+
+class VerifyE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto regions = TwoRegions::Start({.schema_sql = kSchema});
+    ASSERT_TRUE(regions.ok()) << regions.status();
+    regions_ = regions->release();
+    ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
+  }
+  static void TearDownTestSuite() { delete regions_; }
+
+  // Runs ferryctl verify on `r`; returns the exit code and the JSON line (if any).
+  struct Verified {
+    int exit_code = -1;
+    std::string json;
+    std::string output;
+  };
+  static Verified Verify(Region r, const std::vector<std::string>& tables,
+                         std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"verify", "--json"};
+    for (const auto& t : tables) {
+      args.push_back("--table");
+      args.push_back(t);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto done = regions_->Ctl(r, args);
+    EXPECT_TRUE(done.ok()) << done.status();
+    Verified v;
+    if (!done.ok()) return v;
+    v.exit_code = done->exit_code;
+    v.output = done->output;
+    for (absl::string_view line : absl::StrSplit(done->output, '\n')) {
+      if (absl::StartsWith(line, "{\"equal\"")) v.json = std::string(line);
+    }
+    return v;
+  }
+
+  // Writes on the standby's database behind apply's back (the plants).
+  static void OnStandby(const std::string& sql) {
+    absl::Status s =
+        regions_->pg(Region::kWest).Exec("SET session_replication_role = replica; " + sql);
+    ASSERT_TRUE(s.ok()) << s << "\n" << sql;
+  }
+
+  static TwoRegions* regions_;
+};
+
+TwoRegions* VerifyE2eTest::regions_ = nullptr;
+
+TEST_F(VerifyE2eTest, EqualRegionsAreEqual) {
+  Verified v = Verify(Region::kEast, {"public.quiet"});
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  EXPECT_NE(v.json.find("\"equal\": true, \"differences\": 0, \"truncated\": false"),
+            std::string::npos)
+      << v.json;
+  EXPECT_NE(v.json.find("\"table\": \"public.quiet\", \"equal\": true"), std::string::npos);
+}
+
+TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
+  OnStandby(
+      "UPDATE planted SET t = 'changed' WHERE id = 5;"
+      "DELETE FROM planted WHERE id = 1500;"
+      "INSERT INTO planted VALUES (4000, 'extra', 0, 0);"
+      "UPDATE planted SET t = NULL WHERE id = 10;"  // NULL where the primary has ''
+      "UPDATE planted SET f = '-0' WHERE id = 20;"  // -0 where the primary has 0
+      "UPDATE planted SET n = 1.00 WHERE id = 30;"  // 1.00 where the primary has 1.0
+      // The standby publishes too (for a switchover): a keyless delete needs a replica identity.
+      "ALTER TABLE bag REPLICA IDENTITY FULL;"
+      "DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = 7 LIMIT 1);"
+      "INSERT INTO bag VALUES (8, 'x'), (8, 'x');"
+      "ALTER TABLE widened ADD COLUMN only_on_standby int DEFAULT 1;");
+  Verified v = Verify(Region::kEast, {"public.planted", "public.bag", "public.widened"});
+  EXPECT_EQ(v.exit_code, 2) << v.output;
+  EXPECT_NE(v.json.find("\"equal\": false, \"differences\": 10,"), std::string::npos) << v.json;
+  EXPECT_NE(v.json.find("{\"table\": \"public.planted\", \"equal\": false, \"keyless\": false, "
+                        "\"missing\": [{\"id\": \"1500\"}], \"extra\": [{\"id\": \"4000\"}], "
+                        "\"changed\": [{\"id\": \"5\"}, {\"id\": \"10\"}, {\"id\": \"20\"}, "
+                        "{\"id\": \"30\"}], \"missing_count\": 1, \"extra_count\": 1, "
+                        "\"changed_count\": 4, \"truncated\": false, \"repaired_rows\": 0, "
+                        "\"repair_skipped\": 0, \"schema\": []"),
+            std::string::npos)
+      << v.json;
+  EXPECT_NE(v.json.find("{\"table\": \"public.bag\", \"equal\": false, \"keyless\": true, "
+                        "\"missing\": [], \"extra\": [], \"changed\": [], \"missing_count\": 1, "
+                        "\"extra_count\": 2, \"changed_count\": 0"),
+            std::string::npos)
+      << v.json;
+  EXPECT_NE(v.json.find("{\"table\": \"public.widened\", \"equal\": false, \"keyless\": false, "
+                        "\"missing\": [], \"extra\": [], \"changed\": [], \"missing_count\": 0, "
+                        "\"extra_count\": 0, \"changed_count\": 0, \"truncated\": false, "
+                        "\"repaired_rows\": 0, \"repair_skipped\": 0, "
+                        "\"schema\": [\"column only_on_standby extra on the standby\"]"),
+            std::string::npos)
+      << v.json;
+  // The readable form names the same keys.
+  auto human = regions_->Ctl(Region::kEast, {"verify", "--table", "public.planted"});
+  ASSERT_TRUE(human.ok());
+  EXPECT_EQ(human->exit_code, 2);
+  EXPECT_NE(human->output.find("missing  id=1500"), std::string::npos) << human->output;
+  EXPECT_NE(human->output.find("extra    id=4000"), std::string::npos);
+  EXPECT_NE(human->output.find("changed  id=30"), std::string::npos);
+  // The key cap: one key listed, every difference counted.
+  Verified capped = Verify(Region::kEast, {"public.planted"}, {"--max-keys", "1"});
+  EXPECT_EQ(capped.exit_code, 2);
+  EXPECT_NE(capped.json.find("\"differences\": 6, \"truncated\": true"), std::string::npos)
+      << capped.json;
+}
+
+TEST_F(VerifyE2eTest, NoFalseDifferenceWhileTheWriterWritesAtFullSpeed) {
+  std::atomic<bool> stop{false};
+  absl::Mutex mu;
+  int commits = 0;
+  std::thread writer([&] {
+    // As fast as the primary takes them: updates spread over the table, and inserts.
+    for (int i = 0; !stop.load(); ++i) {
+      absl::Status s =
+          regions_->pg(Region::kEast)
+              .Exec(absl::StrCat("UPDATE busy SET v = v + 1, note = 'w", i,
+                                 "' WHERE id % 97 = ", i % 97, "; INSERT INTO busy VALUES (",
+                                 100000 + i, ", ", i, ", 'new')"));
+      if (s.ok()) {
+        absl::MutexLock lock(&mu);
+        ++commits;
+      }
+    }
+  });
+  auto wait_for_commits = [&](int n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return commits >= n; };
+    mu.Await(absl::Condition(&reached));
+  };
+  int verified = 0;
+  for (int round = 0; round < 3; ++round) {
+    if (round == 1) {
+      // Make the standby lag for sure: hold its apply back while 300 more transactions commit,
+      // then verify at once (apply must first work through that backlog to reach the cut).
+      ASSERT_TRUE(regions_->Pause(Region::kWest).ok());
+      int now;
+      {
+        absl::MutexLock lock(&mu);
+        now = commits;
+      }
+      wait_for_commits(now + 300);
+      // The backlog reached the standby's inbound log (received, not applied).
+      uint64_t lag = 0;
+      for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+           lag == 0 && absl::Now() < deadline;) {
+        auto status = regions_->Status(Region::kWest);
+        ASSERT_TRUE(status.ok());
+        lag = status->apply_lag().records();
+      }
+      EXPECT_GT(lag, 0u);
+      ASSERT_TRUE(regions_->Resume(Region::kWest).ok());
+    }
+    Verified v = Verify(Region::kEast, {"public.busy"});
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    EXPECT_NE(v.json.find("\"equal\": true"), std::string::npos) << v.json;
+    if (v.exit_code == 0) ++verified;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(verified, 3);
+}
+
+TEST_F(VerifyE2eTest, RepairMakesTheStandbyEqualThroughItsOwnOrigin) {
+  OnStandby(
+      "UPDATE fixme SET v = 'changed', n = 1.00 WHERE id = 7;"
+      "UPDATE fixme SET v = NULL WHERE id = 8;"
+      "DELETE FROM fixme WHERE id IN (100, 2000);"
+      "INSERT INTO fixme VALUES (5000, 'extra', 0), (-1, 'extra', NULL);");
+  auto repaired = regions_->Ctl(Region::kEast, {"verify", "--repair", "--table", "public.fixme"});
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_EQ(repaired->exit_code, 0) << repaired->output;
+  EXPECT_NE(repaired->output.find("repaired 6 row(s) on the standby, 0 left to apply"),
+            std::string::npos)
+      << repaired->output;
+  EXPECT_NE(repaired->output.find("the repaired tables are now EQUAL"), std::string::npos);
+  Verified after = Verify(Region::kEast, {"public.fixme"});
+  EXPECT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_EQ(regions_->TableRows(Region::kEast, "public.fixme").value(),
+            regions_->TableRows(Region::kWest, "public.fixme").value());
+  // The repair wrote under its own origin.
+  auto origin = regions_->pg(Region::kWest)
+                    .QueryValue(
+                        "SELECT count(*) FROM pg_replication_origin WHERE roname = "
+                        "'ferry_verify_repair'");
+  ASSERT_TRUE(origin.ok());
+  EXPECT_EQ(**origin, "1");
+  // Replication goes on afterwards: a change on the primary reaches the repaired row.
+  ASSERT_TRUE(regions_->pg(Region::kEast).Exec("UPDATE fixme SET v = 'later' WHERE id = 7").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"public.fixme"}, absl::Seconds(60)).ok());
+}
+
+TEST_F(VerifyE2eTest, RefusedOnTheStandbyAndWhilePaused) {
+  Verified on_standby = Verify(Region::kWest, {"public.quiet"});
+  EXPECT_EQ(on_standby.exit_code, 1);
+  EXPECT_NE(on_standby.output.find("send verify to the replicating primary"), std::string::npos)
+      << on_standby.output;
+
+  ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
+  Verified paused = Verify(Region::kEast, {"public.quiet"});
+  ASSERT_TRUE(regions_->Resume(Region::kEast).ok());
+  EXPECT_EQ(paused.exit_code, 1);
+  EXPECT_NE(paused.output.find("paused on east"), std::string::npos) << paused.output;
+
+  ASSERT_TRUE(regions_->Pause(Region::kWest).ok());
+  Verified standby_paused = Verify(Region::kEast, {"public.quiet"});
+  ASSERT_TRUE(regions_->Resume(Region::kWest).ok());
+  EXPECT_EQ(standby_paused.exit_code, 1);
+  EXPECT_NE(standby_paused.output.find("apply is paused on west"), std::string::npos)
+      << standby_paused.output;
+
+  // Usage errors are exit 1 too.
+  auto bad = regions_->Ctl(Region::kEast, {"verify", "--table", "nodot"});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->exit_code, 1);
+  // And after all that, a verify runs.
+  EXPECT_EQ(Verify(Region::kEast, {"public.quiet"}).exit_code, 0);
+}
+
+TEST_F(VerifyE2eTest, ASigkillOfTheStandbyDuringAVerifyFailsItCleanly) {
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  ASSERT_TRUE(
+      regions_->StartDaemon(Region::kWest, {"FERRY_KILL_POINT=verify.standby_cut_taken"}).ok());
+  Verified v = Verify(Region::kEast, {"public.quiet"});
+  EXPECT_EQ(v.exit_code, 1) << v.output;
+  EXPECT_FALSE(regions_->running(Region::kWest));
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  // East's status no longer shows the verify; the next one works.
+  auto status = regions_->Status(Region::kEast);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->operation().find("verify"), std::string::npos) << status->operation();
+  Verified again = Verify(Region::kEast, {"public.quiet"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+}
+
+TEST_F(VerifyE2eTest, ASigkillOfThePrimaryDuringAVerifyFailsItCleanly) {
+  ASSERT_TRUE(regions_->StopDaemon(Region::kEast).ok());
+  ASSERT_TRUE(
+      regions_->StartDaemon(Region::kEast, {"FERRY_KILL_POINT=verify.tables_scanned"}).ok());
+  Verified v = Verify(Region::kEast, {"public.quiet"});
+  EXPECT_EQ(v.exit_code, 1) << v.output;
+  EXPECT_FALSE(regions_->running(Region::kEast));
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  // The standby ended the dead coordinator's verify when the new one began.
+  Verified again = Verify(Region::kEast, {"public.quiet"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  // No slot is left behind on the primary (temporary slots die with their connection).
+  auto slots = regions_->pg(Region::kEast)
+                   .QueryValue(
+                       "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE "
+                       "'ferry_verify%'");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+}
+
+}  // namespace
+}  // namespace ferry::testing
