@@ -262,6 +262,18 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
     }
   }
   if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
+  if (r.has_objects()) {
+    const auto& o = r.objects();
+    if (o.mode() == "capture") {
+      std::printf("objects     capturing bucket %s (%s)\n", o.bucket().c_str(),
+                  o.connected() ? "connected" : "NOT CONNECTED");
+    } else {
+      std::printf("objects     applying: %llu events applied, %llu log records pending\n",
+                  static_cast<unsigned long long>(o.events_applied()),
+                  static_cast<unsigned long long>(o.records_pending()));
+    }
+    if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
+  }
   if (r.tables_size() > 0) {
     std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
                 "REASON");

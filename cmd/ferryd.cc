@@ -25,6 +25,7 @@
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_fence.h"
 #include "connectors/postgres/source/postgres_source.h"
+#include "connectors/s3/objects_wiring.h"
 #include "engine/daemon/daemon.h"
 
 namespace {
@@ -105,7 +106,9 @@ int main(int argc, char** argv) {
 
   // Every connector section this ferryd links, read and checked with the rest of the file.
   ferry::pg::PostgresConfigSection postgres_section;
-  auto config = ferry::config::LoadConfigFile(config_path, {.connectors = {&postgres_section}});
+  ferry::s3::ObjectsConfigSection objects_section;
+  auto config = ferry::config::LoadConfigFile(
+      config_path, {.connectors = {&postgres_section, &objects_section}});
   if (!config.ok()) {
     std::fprintf(stderr, "ferryd: %s\n", std::string(config.status().message()).c_str());
     return 1;
@@ -165,6 +168,8 @@ int main(int argc, char** argv) {
       [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
     return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
   };
+  if (objects_section.present())
+    ferry::s3::AddObjectFactories(objects_section.config(), &factories);
 
   ferry::AddVerifyFactories(pg.ConnectionString(), &factories);
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));

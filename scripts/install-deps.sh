@@ -14,6 +14,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 prometheus
   libjemalloc-dev
   openssl procps iproute2 python3
+  radosgw ceph-mon ceph-osd rclone
 )
 
 missing=()

@@ -39,6 +39,11 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record) {
     case RecordKind::kHeartbeat:
       decoded.heartbeat = true;
       return decoded;
+    case RecordKind::kSourceEvent:
+      // Not a transaction: the daemon's event pipeline applies it (engine/daemon/
+      // event_pipeline.h); for the database apply it is passed over like a heartbeat.
+      decoded.heartbeat = true;
+      return decoded;
     case RecordKind::kTransaction:
     case RecordKind::kSnapshotRows:
       break;

@@ -3,8 +3,9 @@
 // all read through it, so they share its batch limits, its decoding and its errors:
 //   - a read below the log's first seq (trimmed) is kDataLoss: apply needs every record from the
 //     target's progress on, and one it can no longer read is lost for it;
-//   - a record is a heartbeat or one fragment of a source transaction (kTransaction,
-//     kSnapshotRows); any other kind, or a payload that does not parse, is kDataLoss.
+//   - a record is a heartbeat, a source event (passed over like a heartbeat: the daemon's event
+//     pipeline applies it) or one fragment of a source transaction (kTransaction,
+//     kSnapshotRows); any other kind, or a transaction payload that does not parse, is kDataLoss.
 // Waits for new records are on the injected clock.
 //
 // Thread safety: const and thread-safe (the log is); one reader is shared by every thread of an
@@ -37,9 +38,11 @@ namespace ferry {
 // One decoded inbound record.
 struct InboundRecord {
   uint64_t seq = 0;
-  bool heartbeat = false;  // a heartbeat carries no transaction
-  v1::Transaction txn;     // one fragment of a source transaction, unless heartbeat
-  size_t bytes = 0;        // payload bytes in the log
+  // A heartbeat, or a source event (applied by the daemon's event pipeline, not here): no
+  // transaction, the progress passes it.
+  bool heartbeat = false;
+  v1::Transaction txn;  // one fragment of a source transaction, unless heartbeat
+  size_t bytes = 0;     // payload bytes in the log
 };
 
 struct InboundReaderOptions {

@@ -71,6 +71,12 @@ TEST_F(InboundReaderTest, DecodesHeartbeatsAndTransactionsAndRefusesTheRest) {
   ASSERT_TRUE(heartbeat.ok()) << heartbeat.status();
   EXPECT_TRUE(heartbeat->heartbeat);
   EXPECT_EQ(heartbeat->seq, 7u);
+  // A source event (a bucket's object event) is the event pipeline's: the database apply
+  // passes over it like a heartbeat, whatever its payload.
+  auto event = InboundReader::Decode(
+      {.seq = 9, .kind = RecordKind::kSourceEvent, .payload = "not a transaction"});
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_TRUE(event->heartbeat);
   for (RecordKind kind : {RecordKind::kTransaction, RecordKind::kSnapshotRows}) {
     auto decoded = InboundReader::Decode({8, kind, txn.SerializeAsString()});
     ASSERT_TRUE(decoded.ok()) << decoded.status();

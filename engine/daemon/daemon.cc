@@ -13,6 +13,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
 #include "engine/daemon/apply_cut_barrier.h"
+#include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/log_retention.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
@@ -221,9 +222,11 @@ absl::Status Daemon::StartPipeline(Role role) {
     FERRY_ASSIGN_OR_RETURN(
         std::unique_ptr<PrimaryPipeline> primary,
         PrimaryPipeline::Start(std::move(po), outbound_.get(), std::move(source)));
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventPipeline> events, StartEvents(role, context));
     {
       absl::MutexLock lock(&pipeline_mu_);
       primary_ = std::move(primary);
+      events_ = std::move(events);
       pipeline_error_.clear();
     }
     SettleFence();  // lifted: the database takes writes
@@ -268,22 +271,56 @@ absl::Status Daemon::StartPipeline(Role role) {
   FERRY_ASSIGN_OR_RETURN(
       std::unique_ptr<StandbyPipeline> standby,
       StandbyPipeline::Start(std::move(options), inbound_.get(), std::move(sink)));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventPipeline> events, StartEvents(role, context));
   absl::MutexLock lock(&pipeline_mu_);
   standby_ = std::move(standby);
+  events_ = std::move(events);
   pipeline_error_.clear();
   return absl::OkStatus();
 }
 
 // Detaches the running pipeline (status then shows none) and stops it, draining until
 // `deadline`, without holding pipeline_mu_. REQUIRES: change_mu_ held.
+absl::StatusOr<std::unique_ptr<EventPipeline>> Daemon::StartEvents(Role role,
+                                                                   const PipelineContext& context) {
+  const bool primary = role == Role::kPrimary;
+  if (primary ? !factories_.event_source : !factories_.event_sink) {
+    return std::unique_ptr<EventPipeline>();
+  }
+  RoleController* roles = roles_.get();
+  EventPipelineOptions options{
+      .region = config_.region, .epoch = [roles] { return roles->epoch(); }, .clock = clock_};
+  options.on_event_applied = [this](absl::Duration latency) {
+    if (Metrics* m = metrics_.load()) m->ObserveObjectLatency(absl::ToDoubleSeconds(latency));
+  };
+  options.on_error = [this](const absl::Status& s) {
+    if (Metrics* m = metrics_.load()) {
+      std::string kind = absl::StatusCodeToString(s.code());
+      for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      m->CountObjectError(kind);
+    }
+  };
+  if (primary) {
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Source> source,
+                           factories_.event_source(config_, context));
+    return EventPipeline::StartCapture(std::move(options), outbound_.get(), std::move(source));
+  }
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<EventSink> sink, factories_.event_sink(config_, context));
+  options.start_paused = roles_->paused();
+  return EventPipeline::StartApply(std::move(options), inbound_.get(), std::move(sink));
+}
+
 void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
   std::unique_ptr<PrimaryPipeline> primary;
   std::unique_ptr<StandbyPipeline> standby;
+  std::unique_ptr<EventPipeline> events;
   {
     absl::MutexLock lock(&pipeline_mu_);
     primary = std::move(primary_);
     standby = std::move(standby_);
+    events = std::move(events_);
   }
+  if (events) events->Stop();  // before the primary's drain: what it captured is then shipped
   if (primary) primary->Stop(deadline);
   if (standby) standby->Stop(deadline, apply_backlog);
 }
@@ -394,6 +431,9 @@ void Daemon::Trim() {
     absl::MutexLock lock(&pipeline_mu_);
     if (primary_) outbound_safe = primary_->shipper().status().acked_next_seq;
     if (standby_) inbound_safe = standby_->apply().status().applied_seq + 1;
+    if (standby_ && events_) {
+      inbound_safe = std::min(*inbound_safe, events_->applied_next_seq());
+    }
   }
   if (inbound_safe.has_value()) {
     auto retain = inbound_->GetCursor(kApplyRetainCursor);
@@ -436,6 +476,7 @@ EngineCounters Daemon::Counters() {
 
 v1::StatusReply Daemon::Status() {
   StatusSnapshot s;
+  std::optional<EventPipelineStatus> events;
   s.region = config_.region;
   s.version = kVersion;
   s.state = roles_->Get();
@@ -482,8 +523,21 @@ v1::StatusReply Daemon::Status() {
         if (id.ok() && id->has_value()) s.standby->apply.log_id = **id;
       }
     }
+    if (events_) events = events_->status();
   }
-  return AssembleStatus(s);
+  v1::StatusReply reply = AssembleStatus(s);
+  if (events) {
+    v1::ObjectsState* o = reply.mutable_objects();
+    o->set_mode(events->capturing ? "capture" : "apply");
+    o->set_bucket(events->source.upstream_name);
+    o->set_connected(events->source.connected);
+    o->set_events_applied(events->events_applied);
+    if (!events->capturing && s.inbound.next_seq > events->applied_next_seq) {
+      o->set_records_pending(s.inbound.next_seq - events->applied_next_seq);
+    }
+    o->set_last_error(!events->last_error.empty() ? events->last_error : events->source.last_error);
+  }
+  return reply;
 }
 
 absl::StatusOr<bool> Daemon::Pause() { return SetPaused(true); }
@@ -503,6 +557,7 @@ absl::StatusOr<bool> Daemon::SetPaused(bool paused) {
   absl::MutexLock lock(&pipeline_mu_);
   if (primary_) primary_->SetPaused(paused);
   if (standby_) standby_->SetPaused(paused);
+  if (events_) events_->SetPaused(paused);
   return was;
 }
 

@@ -49,6 +49,7 @@
 #include "consistency/grpc/verify_client.h"
 #include "consistency/verify_report.h"
 #include "engine/admin/admin_service.h"
+#include "engine/api/event_sink.h"
 #include "engine/api/fence.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
@@ -68,6 +69,7 @@ struct HttpResponse;
 class Metrics;
 struct EngineCounters;
 class DurableLog;
+class EventPipeline;
 class LogRetention;
 class PrimaryPipeline;
 class RoleController;
@@ -105,6 +107,15 @@ struct DaemonFactories {
   // Builds the region's database fence. Optional: unset, the database is never fenced (tests
   // whose databases are doubles).
   std::function<absl::StatusOr<std::unique_ptr<DatabaseFence>>(const config::Config&)> fence;
+  // Optional (null: none): a second source of non-transaction events (a bucket's object
+  // events) and its apply target, run beside the database pipeline by an EventPipeline
+  // (engine/daemon/event_pipeline.h). Called each time the matching pipeline starts.
+  std::function<absl::StatusOr<std::unique_ptr<Source>>(const config::Config&,
+                                                        const PipelineContext&)>
+      event_source;
+  std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
+                                                           const PipelineContext&)>
+      event_sink;
 };
 
 class Daemon final : public AdminBackend, public RegionControlBackend {
@@ -205,6 +216,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   v1::RegionInfo Info() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void SetOperationNote(std::string note) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  // The role's event pipeline (null when the factories make none).
+  absl::StatusOr<std::unique_ptr<EventPipeline>> StartEvents(Role role,
+                                                             const PipelineContext& context);
   // `apply_backlog`: a standby applies what it received before it stops (a role change).
   void StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
@@ -253,6 +267,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   mutable absl::Mutex pipeline_mu_;
   std::unique_ptr<PrimaryPipeline> primary_ ABSL_GUARDED_BY(pipeline_mu_);
   std::unique_ptr<StandbyPipeline> standby_ ABSL_GUARDED_BY(pipeline_mu_);
+  // The event pipeline of the role, when the factories make one.
+  std::unique_ptr<EventPipeline> events_ ABSL_GUARDED_BY(pipeline_mu_);
   std::string pipeline_error_ ABSL_GUARDED_BY(pipeline_mu_);
   uint64_t operations_ ABSL_GUARDED_BY(change_mu_) = 0;
   // A switchover runs on this region (RunReverse): a second one is refused, not queued.

@@ -9,6 +9,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/daemon/status_report.h"
@@ -257,10 +258,14 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(2));  // the capture appends on its own thread
   }
   std::unique_ptr<PrimaryPipeline> stopped;
+  std::unique_ptr<EventPipeline> events;
   {
     absl::MutexLock lock(&pipeline_mu_);
     stopped = std::move(primary_);
+    events = std::move(events_);
   }
+  // A bucket's events stop capturing first, so that what they captured is drained too.
+  if (events) events->Stop();
   const bool acknowledged = stopped->Stop(clock_->Now() + (deadline - absl::Now()));
   const uint64_t through = outbound_->next_seq();
   const uint64_t acked = stopped->shipper().status().acked_next_seq;

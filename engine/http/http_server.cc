@@ -4,6 +4,7 @@
 
 #include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -24,8 +25,12 @@ const char* StatusText(int status) {
       return "Bad Request";
     case 404:
       return "Not Found";
+    case 401:
+      return "Unauthorized";
     case 405:
       return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
     case 500:
       return "Internal Server Error";
     case 503:
@@ -71,6 +76,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     return absl::UnavailableError(absl::StrCat("cannot learn the bound port of ", address));
   }
   server->port_ = ports[0].port;
+  server->max_body_bytes_ = options.max_body_bytes;
   // One catch-all handler: exact paths are looked up in handlers_, everything else is a 404.
   mg_set_request_handler(server->context_, "/", &HttpServer::Dispatch, server.get());
   return server;
@@ -81,6 +87,11 @@ HttpServer::~HttpServer() { Stop(); }
 void HttpServer::Handle(const std::string& path, HttpHandler handler) {
   absl::MutexLock lock(&mu_);
   handlers_[path] = std::move(handler);
+}
+
+void HttpServer::HandleOthers(HttpHandler handler) {
+  absl::MutexLock lock(&mu_);
+  others_ = std::move(handler);
 }
 
 void HttpServer::Stop() {
@@ -96,14 +107,41 @@ int HttpServer::Dispatch(mg_connection* connection, void* self) {
   request.method = info->request_method != nullptr ? info->request_method : "";
   request.path = info->local_uri != nullptr ? info->local_uri : "";
   request.query = info->query_string != nullptr ? info->query_string : "";
+  for (int i = 0; i < info->num_headers && i < 64; ++i) {
+    if (info->http_headers[i].name == nullptr || info->http_headers[i].value == nullptr) continue;
+    request.headers[absl::AsciiStrToLower(info->http_headers[i].name)] =
+        info->http_headers[i].value;
+  }
+  bool too_large = false;
+  if (server->max_body_bytes_ > 0 && info->content_length >= 0 &&
+      static_cast<uint64_t>(info->content_length) > server->max_body_bytes_) {
+    too_large = true;  // refused from its declared length, unread
+  } else if (server->max_body_bytes_ > 0) {
+    char buffer[16384];
+    while (true) {
+      int n = mg_read(connection, buffer, sizeof(buffer));
+      if (n <= 0) break;
+      if (request.body.size() + static_cast<size_t>(n) > server->max_body_bytes_) {
+        too_large = true;  // keep reading (and dropping) so the answer reaches the client
+        continue;
+      }
+      request.body.append(buffer, static_cast<size_t>(n));
+    }
+  }
   HttpHandler handler;
   {
     absl::MutexLock lock(&server->mu_);
     auto it = server->handlers_.find(request.path);
-    if (it != server->handlers_.end()) handler = it->second;
+    if (it != server->handlers_.end()) {
+      handler = it->second;
+    } else {
+      handler = server->others_;
+    }
   }
   HttpResponse response;
-  if (!handler) {
+  if (too_large) {
+    response = {413, absl::StrCat("body over ", server->max_body_bytes_, " bytes\n")};
+  } else if (!handler) {
     response = {404, "not found\n"};
   } else {
     response = handler(request);

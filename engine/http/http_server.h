@@ -29,6 +29,11 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string
   std::string query;   // after '?', undecoded; "" when none
+  // The request body, read only when HttpServerOptions::max_body_bytes > 0 (a longer body is
+  // answered 413 without calling a handler).
+  std::string body;
+  // Request headers, names lowercase (a repeated header keeps its last value).
+  std::map<std::string, std::string> headers;
 };
 
 struct HttpResponse {
@@ -43,6 +48,8 @@ struct HttpServerOptions {
   // HOST:PORT; port 0 picks a free port (see port()). IPv6 hosts in brackets: [::1]:9400.
   std::string listen_address = "127.0.0.1:0";
   int threads = 4;
+  // Bodies up to this many bytes are read into HttpRequest::body; 0: bodies are not read.
+  size_t max_body_bytes = 0;
 };
 
 class HttpServer {
@@ -56,6 +63,8 @@ class HttpServer {
   // Serves `path` (exact match) with `handler` from now on; replaces an earlier handler.
   // Thread-safe.
   void Handle(const std::string& path, HttpHandler handler);
+  // Serves every path that has no handler of its own (instead of a 404). Thread-safe.
+  void HandleOthers(HttpHandler handler);
 
   // Stops listening and waits for running handlers. Idempotent.
   void Stop();
@@ -70,6 +79,8 @@ class HttpServer {
   int port_ = 0;
   absl::Mutex mu_;
   std::map<std::string, HttpHandler> handlers_ ABSL_GUARDED_BY(mu_);
+  HttpHandler others_ ABSL_GUARDED_BY(mu_);
+  size_t max_body_bytes_ = 0;  // constant after Start
 };
 
 }  // namespace ferry

@@ -14,6 +14,7 @@ namespace ferry {
 namespace {
 
 using ::ferry::testing::HttpGet;
+using ::ferry::testing::HttpPost;
 
 TEST(HttpServerTest, ServesExactPathsAndAnswers404Otherwise) {
   auto server = HttpServer::Start({.listen_address = "127.0.0.1:0"});
@@ -55,6 +56,38 @@ TEST(HttpServerTest, TakenPortAndMalformedAddressAreRefused) {
     auto refused = HttpServer::Start({.listen_address = bad});
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// A webhook's needs: any path, the body (bounded: 413 above the bound, the handler not called),
+// and the headers.
+TEST(HttpServerTest, ReadsBoundedBodiesAndHeadersAndServesOtherPaths) {
+  auto server = HttpServer::Start({.listen_address = "127.0.0.1:0", .max_body_bytes = 100});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::atomic<int> calls{0};
+  (*server)->HandleOthers([&](const HttpRequest& r) {
+    ++calls;
+    auto auth = r.headers.find("authorization");
+    return HttpResponse{200, absl::StrCat(r.method, " ", r.path, " ", r.body, " ",
+                                          auth == r.headers.end() ? "-" : auth->second)};
+  });
+  const std::string base = absl::StrCat("http://127.0.0.1:", (*server)->port());
+  auto ok = HttpPost(base + "/any/path", "hello", {"Authorization: Bearer t"});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "POST /any/path hello Bearer t");
+  auto big = HttpPost(base + "/x", std::string(101, 'b'));
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(calls.load(), 1);
+  auto exact = HttpPost(base + "/x", std::string(100, 'b'));
+  ASSERT_TRUE(exact.ok());
+  EXPECT_EQ(exact->status, 200);
 }
 
 }  // namespace

@@ -118,6 +118,15 @@ class StatusCollector final : public prometheus::Collectable {
     add("ferry_applied_transactions_total", "Source transactions applied to the local database", C,
         static_cast<double>(c.applied_transactions));
     add("ferry_conflicts_total", "Apply conflicts recorded", C, static_cast<double>(s.conflicts()));
+    if (s.has_objects()) {
+      add("ferry_objects_connected", "1 while the region's bucket answers (capture)", G,
+          s.objects().connected());
+      add("ferry_objects_events_applied_total", "Object events applied since ferryd started", C,
+          static_cast<double>(s.objects().events_applied()));
+      add("ferry_objects_records_pending",
+          "Inbound log records the object apply has not looked at (bounds the events pending)", G,
+          static_cast<double>(s.objects().records_pending()));
+    }
     int stopped = 0;
     // The family is declared even while no table is stopped, so dashboards and alert rules
     // always find it; it has one series per stopped table.
@@ -212,6 +221,16 @@ std::unique_ptr<Metrics> Metrics::Create(std::function<v1::StatusReply()> status
   for (const char* kind : {"source", "stream", "apply", "log", "admin"}) {
     m->errors_->Add({{"kind", kind}});  // present from the start, so rate() works
   }
+  m->object_latency_ = &prometheus::BuildHistogram()
+                            .Name("ferry_objects_apply_latency_seconds")
+                            .Help("Object event captured on the primary to applied on the standby")
+                            .Register(*m->registry_)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300});
+  m->object_errors_ = &prometheus::BuildCounter()
+                           .Name("ferry_objects_errors_total")
+                           .Help("Object path failures by kind (the status code's name)")
+                           .Register(*m->registry_);
   m->verify_runs_ = &prometheus::BuildCounter()
                          .Name("ferry_verify_runs_total")
                          .Help("Verifies run here (as coordinator), by result")
@@ -235,6 +254,10 @@ std::unique_ptr<Metrics> Metrics::Create(std::function<v1::StatusReply()> status
       counter("ferry_verify_bytes_compared_total", "Bytes of values verifies compared");
   m->status_collector_ = std::make_shared<StatusCollector>(std::move(status), std::move(counters));
   return m;
+}
+
+void Metrics::CountObjectError(const std::string& kind) {
+  object_errors_->Add({{"kind", kind}}).Increment();
 }
 
 void Metrics::RecordVerify(const std::string& result, double end_unix_seconds, uint64_t differences,

@@ -50,6 +50,10 @@ class Metrics {
   // Observed as they happen; thread-safe.
   void ObserveApplyLatency(double seconds) { apply_latency_->Observe(seconds); }
   void ObserveBatchRecords(double records) { batch_records_->Observe(records); }
+  // The object path (docs/objects.md): bucket capture to bucket apply, per applied event; and
+  // its failures by kind (the status code's name, e.g. "unavailable", "permission_denied").
+  void ObserveObjectLatency(double seconds) { object_latency_->Observe(seconds); }
+  void CountObjectError(const std::string& kind);
   // Counts an error of a kind ("source", "stream", "apply", "log", "config", "admin").
   void CountError(const std::string& kind);
 
@@ -68,6 +72,8 @@ class Metrics {
   prometheus::Histogram* apply_latency_ = nullptr;
   prometheus::Histogram* batch_records_ = nullptr;
   prometheus::Family<prometheus::Counter>* errors_ = nullptr;
+  prometheus::Histogram* object_latency_ = nullptr;
+  prometheus::Family<prometheus::Counter>* object_errors_ = nullptr;
   prometheus::Family<prometheus::Counter>* verify_runs_ = nullptr;
   prometheus::Gauge* verify_last_time_ = nullptr;
   prometheus::Gauge* verify_last_equal_ = nullptr;

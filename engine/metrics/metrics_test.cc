@@ -48,5 +48,24 @@ TEST(MetricsTest, FamiliesAreDeclaredWithoutStoppedTables) {
   EXPECT_THAT(text, HasSubstr("ferry_tables_needing_resnapshot 0"));
 }
 
+// The object path's series: present only when the region has one, fed by status and by the
+// event pipeline's observations.
+TEST(MetricsTest, ObjectPathSeries) {
+  v1::StatusReply reply;
+  reply.set_region("west");
+  auto metrics = Metrics::Create([&] { return reply; }, [] { return EngineCounters{}; });
+  EXPECT_THAT(metrics->Scrape(), Not(HasSubstr("ferry_objects_records_pending")));
+  reply.mutable_objects()->set_mode("apply");
+  reply.mutable_objects()->set_events_applied(7);
+  reply.mutable_objects()->set_records_pending(3);
+  metrics->ObserveObjectLatency(0.2);
+  metrics->CountObjectError("unavailable");
+  const std::string text = metrics->Scrape();
+  EXPECT_THAT(text, HasSubstr("ferry_objects_events_applied_total 7"));
+  EXPECT_THAT(text, HasSubstr("ferry_objects_records_pending 3"));
+  EXPECT_THAT(text, HasSubstr("ferry_objects_apply_latency_seconds_count 1"));
+  EXPECT_THAT(text, HasSubstr("ferry_objects_errors_total{kind=\"unavailable\"} 1"));
+}
+
 }  // namespace
 }  // namespace ferry

@@ -88,6 +88,20 @@ TEST_F(FerrydCheckConfigTest, PostgresKeysAreCheckedAtStartWithLineAndColumn) {
   EXPECT_THAT(o.output, Not(HasSubstr("topsecret")));
 }
 
+// ferryd declares the objects: section too (connectors/s3/objects_config.h): its keys are
+// checked at start, and its secrets are read then (a missing variable is named).
+TEST_F(FerrydCheckConfigTest, ObjectsKeysAreCheckedAtStart) {
+  const std::string objects =
+      "objects:\n  endpoint: http://127.0.0.1:7480\n  bucket: Assets\n"
+      "  access_key_env: FERRY_CHECK_CONFIG_UNSET_VAR\n";
+  Outcome o = Check("bucket", absl::StrCat(kTop, kPostgres, kRest, objects));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.output, HasSubstr("key 'objects.bucket': expected an S3 bucket name"));
+  o = Check("objects_typo", absl::StrCat(kTop, kPostgres, kRest, "objects:\n  endpont: x\n"));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.output, HasSubstr("key 'objects.endpont': unknown key"));
+}
+
 TEST_F(FerrydCheckConfigTest, UnknownSectionsAndMisplacedKeysAreErrors) {
   Outcome o = Check("section", absl::StrCat(kTop, kPostgres, kRest, "postgress:\n  dsn: x\n"));
   EXPECT_EQ(o.exit_code, 1);

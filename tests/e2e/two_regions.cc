@@ -112,7 +112,8 @@ absl::Status TwoRegions::WriteConfigs() {
     if (options_.apply_group_max_transactions > 0) {
       out << "  group_max_transactions: " << options_.apply_group_max_transactions << "\n";
     }
-    out << options_.apply_yaml << options_.extra_yaml;
+    out << options_.apply_yaml << options_.extra_yaml
+        << (east ? options_.east_yaml : options_.west_yaml);
     if (!out) return absl::InternalError("cannot write " + config_path(r));
   }
   return absl::OkStatus();

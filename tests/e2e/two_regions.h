@@ -35,6 +35,7 @@ struct TwoRegionsOptions {
   std::string standby_data_dir;          // west's data_dir ("" = one in the fixture's folder)
   std::string apply_yaml;                // more lines of both configs' apply section
   std::string extra_yaml;                // more sections at the end of both configs
+  std::string east_yaml, west_yaml;      // more sections at the end of one region's config
 };
 
 enum class Region { kEast, kWest };

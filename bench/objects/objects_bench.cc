@@ -1,0 +1,186 @@
+// objects_bench: Ferry's object apply step against rclone, both copying one bucket into an
+// empty one on the same radosgw (tests/support/radosgw.h), alternating, the same objects each
+// time. Ferry: EventBatchApplier over one "s3.object" event per key (what the standby does with
+// a backfill's events: HEAD both sides, GET, PUT or streamed multipart). rclone: `rclone sync`
+// with as many transfers as Ferry's parallelism. Only ratios count on this machine (shared,
+// noisy): each repetition runs both, and the median of the per-repetition ratios is reported.
+//
+// Usage: objects_bench [--objects N] [--size BYTES] [--big N] [--big-size BYTES]
+//                      [--parallelism P] [--reps R]
+// Needs radosgw, ceph-mon, ceph-osd and rclone (scripts/install-deps.sh).
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "connectors/s3/bucket_compare.h"
+#include "connectors/s3/bucket_source.h"
+#include "connectors/s3/event_batch_applier.h"
+#include "tests/support/child_process.h"
+#include "tests/support/radosgw.h"
+#include "tests/support/temp_dir.h"
+
+namespace {
+
+using ferry::s3::S3Client;
+
+struct Args {
+  int objects = 300;
+  uint64_t size = 64 << 10;
+  int big = 2;
+  uint64_t big_size = uint64_t{24} << 20;
+  int parallelism = 4;
+  int reps = 3;
+};
+
+bool Parse(int argc, char** argv, Args* a) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    uint64_t v = 0;
+    if (!absl::SimpleAtoi(argv[i + 1], &v)) return false;
+    if (k == "--objects")
+      a->objects = static_cast<int>(v);
+    else if (k == "--size")
+      a->size = v;
+    else if (k == "--big")
+      a->big = static_cast<int>(v);
+    else if (k == "--big-size")
+      a->big_size = v;
+    else if (k == "--parallelism")
+      a->parallelism = static_cast<int>(v);
+    else if (k == "--reps")
+      a->reps = static_cast<int>(v);
+    else
+      return false;
+  }
+  return argc % 2 == 1;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!Parse(argc, argv, &args)) {
+    std::fprintf(stderr,
+                 "usage: %s [--objects N] [--size B] [--big N] [--big-size B] "
+                 "[--parallelism P] [--reps R]\n",
+                 argv[0]);
+    return 2;
+  }
+  ferry::testing::TempDir dir("ferry-objects-bench");
+  auto rgw = ferry::testing::RadosGateway::Start();
+  if (!rgw.ok()) {
+    std::fprintf(stderr, "%s\n", rgw.status().ToString().c_str());
+    return 1;
+  }
+  auto opened = S3Client::Open(
+      {.endpoint = (*rgw)->endpoint(),
+       .credentials = {.access_key = (*rgw)->access_key(), .secret_key = (*rgw)->secret_key()}});
+  if (!opened.ok()) return 1;
+  S3Client& s3 = **opened;
+  if (!s3.CreateBucket("bench-src").ok()) return 1;
+  uint64_t total_bytes = 0;
+  std::vector<std::string> keys;
+  std::string body(args.size, 'x');
+  for (int i = 0; i < args.objects; ++i) {
+    keys.push_back(absl::StrCat("small/", i));
+    body[0] = static_cast<char>(i);
+    if (!s3.PutObject("bench-src", keys.back(), body, {}).ok()) return 1;
+    total_bytes += body.size();
+  }
+  std::string big(args.big_size, 'B');
+  for (int i = 0; i < args.big; ++i) {
+    keys.push_back(absl::StrCat("big/", i));
+    big[0] = static_cast<char>(i);
+    if (!s3.PutObject("bench-src", keys.back(), big, {}).ok()) return 1;
+    total_bytes += big.size();
+  }
+  std::vector<ferry::v1::SourceEvent> events;
+  for (const std::string& k : keys) {
+    ferry::s3::ObjectEvent e;
+    e.set_format(1);
+    e.set_bucket("bench-src");
+    e.set_key(k);
+    e.set_kind(ferry::s3::ObjectEvent::PUT);
+    ferry::v1::SourceEvent se;
+    se.set_type(ferry::s3::kObjectEventType);
+    e.SerializeToString(se.mutable_body());
+    events.push_back(std::move(se));
+  }
+  const double mb = static_cast<double>(total_bytes) / 1e6;
+  std::printf("%zu objects, %.1f MB (%d of %llu B, %d of %llu B), parallelism %d\n", keys.size(),
+              mb, args.objects, static_cast<unsigned long long>(args.size), args.big,
+              static_cast<unsigned long long>(args.big_size), args.parallelism);
+  std::printf("%-4s %12s %12s %12s %12s %8s\n", "rep", "ferry s", "ferry MB/s", "rclone s",
+              "rclone MB/s", "ratio");
+  std::vector<double> ratios, ferry_mbs, rclone_mbs;
+  for (int rep = 1; rep <= args.reps; ++rep) {
+    const std::string ferry_dst = absl::StrCat("bench-ferry-", rep);
+    const std::string rclone_dst = absl::StrCat("bench-rclone-", rep);
+    if (!s3.CreateBucket(ferry_dst).ok() || !s3.CreateBucket(rclone_dst).ok()) return 1;
+
+    auto applier = ferry::s3::ObjectApplier::Create({.source = &s3,
+                                                     .source_bucket = "bench-src",
+                                                     .target = &s3,
+                                                     .target_bucket = ferry_dst,
+                                                     .origin_region = "east"});
+    if (!applier.ok()) return 1;
+    ferry::s3::EventBatchApplier batch(applier->get(), "bench-src", args.parallelism);
+    absl::Time start = absl::Now();
+    auto applied = batch.Apply(events);
+    const double ferry_s = absl::ToDoubleSeconds(absl::Now() - start);
+    if (!applied.ok()) {
+      std::fprintf(stderr, "ferry: %s\n", applied.status().ToString().c_str());
+      return 1;
+    }
+
+    const std::string remote = absl::StrCat(
+        ":s3,provider=Ceph,access_key_id=", (*rgw)->access_key(),
+        ",secret_access_key=", (*rgw)->secret_key(), ",endpoint='", (*rgw)->endpoint(), "':");
+    start = absl::Now();
+    auto child = ferry::testing::ChildProcess::Spawn(
+        // rclone's AWS SDK refuses to start when AWS_CA_BUNDLE is set (as it is on some
+        // machines) with a plain-HTTP endpoint: "LoadCustomCABundleError".
+        {"env", "-u", "AWS_CA_BUNDLE", "rclone", "sync", remote + "bench-src", remote + rclone_dst,
+         "--transfers", absl::StrCat(args.parallelism), "--checkers",
+         absl::StrCat(args.parallelism), "--config", "/dev/null"},
+        dir.File("rclone.log"));
+    if (!child.ok()) {
+      std::fprintf(stderr, "rclone: %s\n", child.status().ToString().c_str());
+      return 1;
+    }
+    int status = (*child)->Wait();
+    const double rclone_s = absl::ToDoubleSeconds(absl::Now() - start);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "rclone failed (%d), see %s\n", status, dir.File("rclone.log").c_str());
+      dir.Keep();
+      return 1;
+    }
+    for (const std::string& dst : {ferry_dst, rclone_dst}) {
+      auto cmp = ferry::s3::CompareBuckets(s3, "bench-src", s3, dst, {.compare_bodies = false});
+      if (!cmp.ok() || !cmp->equal()) {
+        std::fprintf(stderr, "%s is not equal to the source\n", dst.c_str());
+        return 1;
+      }
+    }
+    std::printf("%-4d %12.2f %12.1f %12.2f %12.1f %8.2f\n", rep, ferry_s, mb / ferry_s, rclone_s,
+                mb / rclone_s, rclone_s / ferry_s);
+    ratios.push_back(rclone_s / ferry_s);
+    ferry_mbs.push_back(mb / ferry_s);
+    rclone_mbs.push_back(mb / rclone_s);
+  }
+  std::printf("median: ferry %.1f MB/s, rclone %.1f MB/s, rclone time / ferry time %.2f\n",
+              Median(ferry_mbs), Median(rclone_mbs), Median(ratios));
+  return 0;
+}
