@@ -23,13 +23,6 @@ constexpr char kSchema[] = R"sql(
 
 const std::vector<std::string> kTables = {"acked"};
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The number after `"key": ` in a flat JSON text (-1 when absent).
 double JsonNumber(const std::string& json, const std::string& key) {
   const std::string needle = absl::StrCat("\"", key, "\": ");
@@ -56,20 +49,6 @@ class FailoverE2ETest : public ::testing::Test {
   }
   PgCluster& pg(Region r) { return regions_->pg(r); }
 
-  absl::StatusOr<v1::StatusReply> Poll(Region r,
-                                       const std::function<bool(const v1::StatusReply&)>& ok,
-                                       absl::Duration timeout = absl::Seconds(60)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::StatusOr<v1::StatusReply> s;
-    while (absl::Now() < deadline) {
-      s = regions_->Status(r);
-      if (s.ok() && ok(*s)) return s;
-      absl::SleepFor(absl::Milliseconds(100));  // polling a condition, not synchronisation
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "condition not met; last status: ", s.ok() ? s->DebugString() : s.status().ToString()));
-  }
-
   long PrimaryCheck(Region r) {
     auto got = HttpGet(absl::StrCat("http://", regions_->metrics_address(r), "/primary"));
     return got.ok() ? got->status : 0;
@@ -85,9 +64,8 @@ class FailoverE2ETest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure() && regions_) {
       for (Region r : {Region::kEast, Region::kWest}) {
-        const std::string log = ReadFile(regions_->log_path(r));
         std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
-                  << log.substr(log.size() > 10000 ? log.size() - 10000 : 0);
+                  << regions_->LogTail(r, 10000);
       }
     }
   }
@@ -106,7 +84,7 @@ TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) 
     ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('never shipped')").ok());
   }
   // West knows what it is missing from east's reports on the stream (every ping).
-  auto reported = Poll(Region::kWest, [](const v1::StatusReply& s) {
+  auto reported = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& s) {
     return s.primary_unshipped().known() && s.primary_unshipped().records() >= kUnshipped;
   });
   ASSERT_TRUE(reported.ok()) << reported.status();
@@ -120,7 +98,7 @@ TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) 
   EXPECT_GT(JsonNumber(promoted->output, "bytes"), 0) << promoted->output;
   EXPECT_EQ(JsonNumber(promoted->output, "epoch"), 2) << promoted->output;
 
-  auto west = Poll(Region::kWest, [](const v1::StatusReply& s) {
+  auto west = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& s) {
     return s.role() == "primary" && s.state() == "replicating" && s.fence() == "lifted";
   });
   ASSERT_TRUE(west.ok()) << west.status();
@@ -174,7 +152,7 @@ TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndT
   ASSERT_TRUE(forced.ok());
   ASSERT_EQ(forced->exit_code, 0) << forced->output;
   // Nothing beyond what west applied: fenced, not diverged.
-  auto east = Poll(Region::kEast, [](const v1::StatusReply& s) {
+  auto east = regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) {
     return s.state() == "fenced" && s.fence() == "raised" && s.divergence().known();
   });
   ASSERT_TRUE(east.ok()) << east.status();
@@ -197,7 +175,8 @@ TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndT
 TEST_F(FailoverE2ETest, APrimaryCutOffFromItsPeerFencesItselfWhenConfigured) {
   StartRegions("failover:\n  self_fence_after_seconds: 2\n");
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
-  auto fenced = Poll(Region::kEast, [](const v1::StatusReply& s) { return s.fenced(); });
+  auto fenced =
+      regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) { return s.fenced(); });
   ASSERT_TRUE(fenced.ok()) << fenced.status();
   EXPECT_EQ(fenced->role(), "primary");
   EXPECT_EQ(fenced->state(), "replicating");
@@ -206,8 +185,8 @@ TEST_F(FailoverE2ETest, APrimaryCutOffFromItsPeerFencesItselfWhenConfigured) {
   EXPECT_NE(refused.message().find("fenced itself"), std::string::npos) << refused;
 
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
-  auto lifted = Poll(Region::kEast,
-                     [](const v1::StatusReply& s) { return !s.fenced() && s.fence() == "lifted"; });
+  auto lifted = regions_->PollStatus(
+      Region::kEast, [](const v1::StatusReply& s) { return !s.fenced() && s.fence() == "lifted"; });
   ASSERT_TRUE(lifted.ok()) << lifted.status();
   EXPECT_EQ(PrimaryCheck(Region::kEast), 200);
   ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO acked (note) VALUES ('after')").ok());

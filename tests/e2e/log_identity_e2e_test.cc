@@ -66,26 +66,11 @@ class LogIdentityE2ETest : public ::testing::Test {
                       .ok());
     }
   }
-  absl::StatusOr<v1::StatusReply> Poll(Region r,
-                                       const std::function<bool(const v1::StatusReply&)>& ok,
-                                       absl::Duration timeout = absl::Seconds(90)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::StatusOr<v1::StatusReply> s;
-    while (absl::Now() < deadline) {
-      s = regions_->Status(r);
-      if (s.ok() && ok(*s)) return s;
-      absl::SleepFor(absl::Milliseconds(100));  // polling a condition, not synchronisation
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "condition not met; last status: ", s.ok() ? s->DebugString() : s.status().ToString()));
-  }
-
   void TearDown() override {
     if (HasFailure() && regions_) {
       for (Region r : {Region::kEast, Region::kWest}) {
-        const std::string log = ReadFile(regions_->log_path(r));
         std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
-                  << log.substr(log.size() > 8000 ? log.size() - 8000 : 0);
+                  << regions_->LogTail(r, 8000);
       }
     }
   }
@@ -98,14 +83,18 @@ TEST_F(LogIdentityE2ETest, AStandbyThatLostItsDataDirResumesFromItsTargetsProgre
   Write(1);
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   // East trims what west acknowledged: its log no longer starts at 1.
-  ASSERT_TRUE(Poll(Region::kEast, [](const v1::StatusReply& s) {
-                return s.positions().outbound_first_seq() > 1 &&
-                       s.positions().outbound_first_seq() == s.positions().acked_seq() + 1;
-              }).ok());
+  ASSERT_TRUE(regions_
+                  ->PollStatus(Region::kEast,
+                               [](const v1::StatusReply& s) {
+                                 return s.positions().outbound_first_seq() > 1 &&
+                                        s.positions().outbound_first_seq() ==
+                                            s.positions().acked_seq() + 1;
+                               })
+                  .ok());
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
   std::filesystem::remove_all(regions_->data_dir(Region::kWest));
   Write(2);  // not acknowledged by anyone: east keeps it
-  auto east_status = Poll(Region::kEast, [](const v1::StatusReply& s) {
+  auto east_status = regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) {
     return s.rpo().records() > 0 && s.positions().outbound_first_seq() > 1;
   });
   ASSERT_TRUE(east_status.ok()) << east_status.status();
@@ -148,8 +137,8 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
   ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
 
-  auto refused =
-      Poll(Region::kWest, [](const v1::StatusReply& s) { return s.log_identity().mismatch(); });
+  auto refused = regions_->PollStatus(
+      Region::kWest, [](const v1::StatusReply& s) { return s.log_identity().mismatch(); });
   ASSERT_TRUE(refused.ok()) << refused.status();
   const std::string new_log = refused->log_identity().inbound_log_id();
   EXPECT_NE(new_log, old_log);
@@ -185,9 +174,10 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
   ASSERT_TRUE(
       regions_->StartDaemon(Region::kWest, {"FERRY_KILL_POINT=reseed.origin_dropped"}).ok());
-  ASSERT_TRUE(Poll(Region::kWest, [](const v1::StatusReply& s) {
-                return s.log_identity().mismatch();
-              }).ok());
+  ASSERT_TRUE(regions_
+                  ->PollStatus(Region::kWest,
+                               [](const v1::StatusReply& s) { return s.log_identity().mismatch(); })
+                  .ok());
   auto killed = regions_->Ctl(Region::kWest, {"reseed", old_log});
   ASSERT_TRUE(killed.ok());
   EXPECT_EQ(killed->exit_code, 1) << killed->output;
@@ -198,7 +188,7 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
   EXPECT_NE(ReadFile(regions_->log_path(Region::kWest)).find("kill point reseed.origin_dropped"),
             std::string::npos);
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
-  auto settled = Poll(Region::kWest, [](const v1::StatusReply& s) {
+  auto settled = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& s) {
     return s.log_identity().mismatch() || s.positions().applied_seq() > 0;
   });
   ASSERT_TRUE(settled.ok()) << settled.status();

@@ -30,13 +30,6 @@ constexpr char kSchema[] = R"sql(
 
 const std::vector<std::string> kTables = {"acked", "kv"};
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Region Other(Region r) { return r == Region::kEast ? Region::kWest : Region::kEast; }
 
 // Inserts into `acked` as fast as it can, on the region that takes writes, and records every id
@@ -134,28 +127,14 @@ class SwitchoverE2ETest : public ::testing::Test {
   }
   PgCluster& pg(Region r) { return regions_->pg(r); }
 
-  absl::StatusOr<v1::StatusReply> Poll(Region r,
-                                       const std::function<bool(const v1::StatusReply&)>& ok,
-                                       absl::Duration timeout = absl::Seconds(90)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::StatusOr<v1::StatusReply> s;
-    while (absl::Now() < deadline) {
-      s = regions_->Status(r);
-      if (s.ok() && ok(*s)) return s;
-      absl::SleepFor(absl::Milliseconds(100));  // polling a condition, not synchronisation
-    }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "condition not met; last status: ", s.ok() ? s->DebugString() : s.status().ToString()));
-  }
-
   // Both regions settled: `primary` is the replicating primary with its fence lifted, the other
   // a replicating, fenced standby, both under the same epoch.
   void ExpectSettled(Region primary) {
-    auto p = Poll(primary, [](const v1::StatusReply& s) {
+    auto p = regions_->PollStatus(primary, [](const v1::StatusReply& s) {
       return s.role() == "primary" && s.state() == "replicating" && s.fence() == "lifted";
     });
     ASSERT_TRUE(p.ok()) << p.status();
-    auto s = Poll(Other(primary), [](const v1::StatusReply& r) {
+    auto s = regions_->PollStatus(Other(primary), [](const v1::StatusReply& r) {
       return r.role() == "standby" && r.state() == "replicating" && r.fence() == "raised";
     });
     ASSERT_TRUE(s.ok()) << s.status();
@@ -197,9 +176,8 @@ class SwitchoverE2ETest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure() && regions_) {
       for (Region r : {Region::kEast, Region::kWest}) {
-        const std::string log = ReadFile(regions_->log_path(r));
         std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
-                  << log.substr(log.size() > 12000 ? log.size() - 12000 : 0);
+                  << regions_->LogTail(r, 12000);
       }
     }
   }
@@ -340,7 +318,7 @@ TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries)
 
   absl::StatusOr<TwoRegions::CtlResult> reversed = absl::UnknownError("not run");
   std::thread ctl([&] { reversed = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "60"}); });
-  auto waiting = Poll(Region::kWest, [](const v1::StatusReply& st) {
+  auto waiting = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& st) {
     return absl::StrContains(st.operation(), "applying through");
   });
   EXPECT_TRUE(waiting.ok()) << waiting.status();
@@ -352,7 +330,7 @@ TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries)
   EXPECT_EQ(reversed->exit_code, 1) << reversed->output;
   EXPECT_NE(reversed->output.find("stays fenced"), std::string::npos) << reversed->output;
 
-  auto west = Poll(Region::kWest, [](const v1::StatusReply& st) {
+  auto west = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& st) {
     return st.role() == "primary" && st.fence() == "lifted";
   });
   ASSERT_TRUE(west.ok()) << west.status();

@@ -257,4 +257,25 @@ absl::StatusOr<TwoRegions::CtlResult> TwoRegions::Ctl(Region r,
   return CtlResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
 }
 
+absl::StatusOr<v1::StatusReply> TwoRegions::PollStatus(
+    Region r, const std::function<bool(const v1::StatusReply&)>& ok, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<v1::StatusReply> s;
+  while (absl::Now() < deadline) {
+    s = Status(r);
+    if (s.ok() && ok(*s)) return s;
+    absl::SleepFor(absl::Milliseconds(100));  // polling a condition, not synchronisation
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "condition not met; last status: ", s.ok() ? s->DebugString() : s.status().ToString()));
+}
+
+std::string TwoRegions::LogTail(Region r, size_t bytes) const {
+  std::ifstream in(log_path(r));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string log = ss.str();
+  return log.substr(log.size() > bytes ? log.size() - bytes : 0);
+}
+
 }  // namespace ferry::testing

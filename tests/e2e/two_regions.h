@@ -8,6 +8,7 @@
 //   ASSERT_TRUE((*regions)->WaitForTablesEqual({"public.t"}, absl::Seconds(60)).ok());
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +72,14 @@ class TwoRegions {
   [[nodiscard]] absl::Status ExecBehindFence(Region r, const std::string& sql) {
     return pg(r).Exec("SET session_replication_role = replica; " + sql);
   }
+
+  // Polls the region's status every 100 ms until `ok` holds (returns that status) or `timeout`
+  // passes (kDeadlineExceeded with the last status).
+  [[nodiscard]] absl::StatusOr<v1::StatusReply> PollStatus(
+      Region r, const std::function<bool(const v1::StatusReply&)>& ok,
+      absl::Duration timeout = absl::Seconds(90));
+  // The last `bytes` of a region's ferryd log, for a failed test's output.
+  std::string LogTail(Region r, size_t bytes = 10000) const;
 
   // Admin calls (with the configured token).
   [[nodiscard]] absl::StatusOr<v1::StatusReply> Status(Region r);
