@@ -147,7 +147,7 @@ absl::Status Daemon::StartParts() {
     if (region.role == Role::kPrimary) {
       // A primary that restarts while its peer was promoted must not take a write first.
       absl::MutexLock change(&change_mu_);
-      CheckPeerEpoch(clock_->Now() + absl::Seconds(1));
+      CheckPeerEpoch(absl::Now() + absl::Seconds(1));
     }
     const RegionRecord now = roles_->Get();
     if (now.phase == RegionPhase::kFenced) {
@@ -369,7 +369,7 @@ void Daemon::RestartFailedPipeline() {
 
 void Daemon::RestartFailedPipelineLocked() {
   if (shut_down_) return;
-  CheckPeerEpoch(clock_->Now() + absl::Milliseconds(500));
+  CheckPeerEpoch(absl::Now() + absl::Milliseconds(500));
   const RegionRecord region = roles_->Get();
   if (region.phase == RegionPhase::kSwitching && region.role == Role::kPrimary) {
     (void)ResolveSwitchover(absl::Now() + absl::Seconds(2));

@@ -52,6 +52,10 @@ void Daemon::CheckPeerEpoch(absl::Time deadline) {
   if (peer.ok()) {
     peer_answered_ = now;
     if (peer->epoch() > r.epoch) {
+      // The database first: even if the higher epoch cannot be made durable now, this region
+      // must not take another write.
+      self_fenced_ = true;
+      SettleFence();
       absl::StatusOr<bool> fenced = roles_->AdoptEpoch(peer->epoch());
       if (!fenced.ok() || !*fenced) return;
       spdlog::error(
@@ -73,7 +77,11 @@ void Daemon::CheckPeerEpoch(absl::Time deadline) {
   }
   const int64_t after = config_.failover.self_fence_after_seconds;
   if (after <= 0) return;
-  if (peer_answered_ == absl::InfinitePast()) peer_answered_ = now;  // counted from the start
+  if (peer_answered_ == absl::InfinitePast()) {
+    // Never heard from the peer since this start: a restart must not reopen the window the
+    // self-fence closes (the peer may have been promoted while this region was cut off).
+    peer_answered_ = now - absl::Seconds(after);
+  }
   if (now - peer_answered_ >= absl::Seconds(after) && !self_fenced_.exchange(true)) {
     spdlog::error(
         "region {}: no answer from region {} for {} s (failover.self_fence_after_seconds): "
@@ -94,7 +102,25 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
         std::string(RegionPhaseName(r.phase)), ": only a replicating standby is promoted"));
   }
   const std::string& peer_name = config_.peer.region.empty() ? "the peer" : config_.peer.region;
+  StandbyPipeline* standby;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    standby = standby_.get();
+  }
+  if (standby == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", config_.region, "'s apply is not running"));
+  }
   if (!force) {
+    // The stream is the other direction's evidence: a primary still shipping here is alive
+    // even if this region cannot reach its listener.
+    const replication::ReceiverStatus received = standby->receiver().status();
+    if (received.connected && absl::Now() - received.last_frame_at < absl::Seconds(10)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("region ", peer_name, " is shipping to this region (last frame ",
+                       absl::FormatDuration(absl::Now() - received.last_frame_at),
+                       " ago): it is alive; use ferryctl reverse, or promote --force"));
+    }
     absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(2));
     if (peer.ok() && peer->role() == "primary" && peer->state() == "replicating" &&
         peer->epoch() >= r.epoch) {
@@ -106,15 +132,6 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
           " is unusable although it answers, promote --force (it fences itself when "
           "it learns of the new epoch)"));
     }
-  }
-  StandbyPipeline* standby;
-  {
-    absl::MutexLock lock(&pipeline_mu_);
-    standby = standby_.get();
-  }
-  if (standby == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("region ", config_.region, "'s apply is not running"));
   }
   const std::string operation =
       absl::StrFormat("promote-%d-%08x", r.epoch + 1, absl::Uniform<uint32_t>(absl::BitGen()));
@@ -167,24 +184,32 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     }
     step(absl::StrCat("sequences advanced by ", config_.failover.sequence_gap));
   }
-  if (absl::Status prepared = PrepareCapture(r.epoch + 1); !prepared.ok()) {
+  // Read after the stop: the receiver may have adopted a higher epoch meanwhile.
+  const uint64_t new_epoch = roles_->epoch() + 1;
+  if (absl::Status prepared = PrepareCapture(new_epoch); !prepared.ok()) {
     return undo(Annotate(prepared, "preparing the capture"));
   }
   step("capture prepared");
 
   // 3. The epoch, durably; then primary.
-  FERRY_RETURN_IF_ERROR(roles_->BeginPromote(operation, r.epoch + 1));
-  FERRY_RETURN_IF_ERROR(roles_->CompletePromote(operation));
-  reply.set_epoch(r.epoch + 1);
+  if (absl::Status begun = roles_->BeginPromote(operation, new_epoch); !begun.ok()) {
+    return undo(Annotate(begun, "raising the epoch"));  // not written: still a standby
+  }
+  if (absl::Status completed = roles_->CompletePromote(operation); !completed.ok()) {
+    // The raised epoch is durable: a restart completes the promote (RecoverAfterRestart).
+    SetOperationNote(absl::StrCat(operation, ": ", completed.message(), "; restart ferryd"));
+    return Annotate(completed, absl::StrCat("promote ", operation, " raised the epoch to ",
+                                            new_epoch, "; restart ferryd to complete it"));
+  }
+  reply.set_epoch(new_epoch);
   spdlog::warn("region {}: promote {}: primary under epoch {}", config_.region, operation,
-               r.epoch + 1);
+               new_epoch);
   absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence
   if (!started.ok()) {
     absl::MutexLock lock(&pipeline_mu_);
     pipeline_error_ = started.ToString();
   }
-  step(
-      absl::StrCat("primary under epoch ", r.epoch + 1, started.ok() ? "" : " (capture retrying)"));
+  step(absl::StrCat("primary under epoch ", new_epoch, started.ok() ? "" : " (capture retrying)"));
   SetOperationNote("");
   return reply;
 }

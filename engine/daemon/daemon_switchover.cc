@@ -401,19 +401,20 @@ absl::StatusOr<bool> Daemon::ResolveSwitchover(absl::Time deadline) {
 // --- Planned switchover: the standby's side ------------------------------------------------
 
 v1::RegionInfo Daemon::Probe(const std::string& abort_operation) {
+  // A plain probe never waits for change_mu_: the peer's maintenance probes every second while
+  // holding its own, and two primaries probing each other must not block each other.
+  if (abort_operation.empty()) return Info();
   absl::MutexLock change(&change_mu_);  // after a Switchover call in flight
-  if (!abort_operation.empty()) {
-    bool flipped;
-    {
-      absl::MutexLock lock(&pipeline_mu_);
-      flipped = flipped_operation_ == abort_operation;
-    }
-    if (!flipped && std::find(aborted_switchovers_.begin(), aborted_switchovers_.end(),
-                              abort_operation) == aborted_switchovers_.end()) {
-      spdlog::warn("region {}: switchover {} aborted by {}", config_.region, abort_operation,
-                   config_.peer.region);
-      aborted_switchovers_.push_back(abort_operation);
-    }
+  bool flipped;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    flipped = flipped_operation_ == abort_operation;
+  }
+  if (!flipped && std::find(aborted_switchovers_.begin(), aborted_switchovers_.end(),
+                            abort_operation) == aborted_switchovers_.end()) {
+    spdlog::warn("region {}: switchover {} aborted by {}", config_.region, abort_operation,
+                 config_.peer.region);
+    aborted_switchovers_.push_back(abort_operation);
   }
   return Info();
 }

@@ -120,21 +120,32 @@ CREATE OR REPLACE FUNCTION ferry.advance_sequences(gap bigint) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   s record;
+  cur numeric;
+  called boolean;
+  target numeric;
   n int := 0;
 BEGIN
   PERFORM ferry.require_replication('advance sequences');
-  FOR s IN SELECT format('%I.%I', schemaname, sequencename) AS name, last_value, increment_by,
-                  min_value, max_value
-             FROM pg_sequences
-            WHERE schemaname <> 'ferry' AND schemaname NOT LIKE 'pg\_temp%' LOOP
-    PERFORM setval(s.name::regclass, CASE WHEN s.increment_by > 0 THEN
-      least(s.max_value::numeric,
-            coalesce(s.last_value, s.min_value)::numeric + gap::numeric * s.increment_by)
-    ELSE
-      greatest(s.min_value::numeric,
-               coalesce(s.last_value, s.max_value)::numeric + gap::numeric * s.increment_by)
-    END::bigint);
-    n := n + 1;
+  FOR s IN SELECT q.seqrelid::regclass AS name, q.seqincrement AS inc, q.seqmin AS lo,
+                  q.seqmax AS hi, q.seqcycle AS cycles
+             FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid
+             JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE ns.nspname <> 'ferry' AND ns.nspname NOT LIKE 'pg\_temp%' LOOP
+    -- The sequence's own state (pg_sequences hides it when not yet called).
+    EXECUTE format('SELECT last_value, is_called FROM %s', s.name) INTO cur, called;
+    target := cur + gap::numeric * s.inc;
+    IF target > s.hi OR target < s.lo THEN
+      IF s.cycles THEN
+        RAISE EXCEPTION 'sequence % cycles and cannot be moved % increments past %: move it by hand',
+          s.name, gap, cur;
+      END IF;
+      target := CASE WHEN s.inc > 0 THEN s.hi ELSE s.lo END;  -- its next nextval() fails
+    END IF;
+    -- Never back: a sequence already past the target keeps its value.
+    IF (s.inc > 0 AND target > cur) OR (s.inc < 0 AND target < cur) OR NOT called THEN
+      PERFORM setval(s.name, target::bigint, true);
+      n := n + 1;
+    END IF;
   END LOOP;
   RETURN n;
 END
@@ -454,5 +465,5 @@ ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
 SELECT ferry.add_truncate_triggers();
 SELECT ferry.add_fence_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v7';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v8';
 COMMIT;
