@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cmd/ferryctl_verify.h"
+#include "cmd/json_text.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -113,21 +114,7 @@ bool ReadTokenFile(const std::string& path, std::string* token, std::string* err
   return true;
 }
 
-// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+using ferry::ctl::JsonString;
 
 // The outcome of pause (paused = true) or resume.
 void PrintPaused(bool paused, bool was_paused, bool json) {

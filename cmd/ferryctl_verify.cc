@@ -12,24 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cmd/json_text.h"
 
 namespace ferry::ctl {
 namespace {
 
-std::string Json(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+std::string Json(const std::string& text) { return JsonString(text); }
 
 // A key as {"column": "value", ...}.
 std::string KeyJson(const v1::VerifyTableResult& t, const v1::VerifyKey& key) {

@@ -17,6 +17,17 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+absl::StatusOr<absl::Duration> LongVerbTimeout(int64_t timeout_ms, absl::Duration fallback,
+                                               const char* verb) {
+  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
+  if (timeout_ms < 0 || timeout_ms > kMaxTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(verb, ": timeout must be between 0 (the default, ",
+                     absl::FormatDuration(fallback), ") and 24 hours"));
+  }
+  return timeout_ms == 0 ? fallback : absl::Milliseconds(timeout_ms);
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& s) {
   // absl and gRPC share the canonical codes (google.rpc.Code).
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
@@ -166,15 +177,11 @@ grpc::Status AdminService::Verify(grpc::ServerContext* context, const v1::Verify
 grpc::Status AdminService::Reverse(grpc::ServerContext* context, const v1::ReverseRequest* request,
                                    v1::ReverseReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
-  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
-  if (request->timeout_ms() < 0 || request->timeout_ms() > kMaxTimeoutMs) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "reverse: timeout must be between 0 (the default, 60 s) and 24 hours");
-  }
-  const absl::Duration timeout =
-      request->timeout_ms() == 0 ? absl::Seconds(60) : absl::Milliseconds(request->timeout_ms());
-  spdlog::warn("admin: reverse requested (timeout {})", absl::FormatDuration(timeout));
-  absl::StatusOr<v1::ReverseReply> done = backend_->Reverse(timeout);
+  absl::StatusOr<absl::Duration> timeout =
+      LongVerbTimeout(request->timeout_ms(), absl::Seconds(60), "reverse");
+  if (!timeout.ok()) return ToGrpcStatus(timeout.status());
+  spdlog::warn("admin: reverse requested (timeout {})", absl::FormatDuration(*timeout));
+  absl::StatusOr<v1::ReverseReply> done = backend_->Reverse(*timeout);
   if (!done.ok()) {
     spdlog::warn("admin: reverse failed: {}", done.status().ToString());
     return ToGrpcStatus(done.status());
@@ -188,15 +195,11 @@ grpc::Status AdminService::Reverse(grpc::ServerContext* context, const v1::Rever
 grpc::Status AdminService::Promote(grpc::ServerContext* context, const v1::PromoteRequest* request,
                                    v1::PromoteReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
-  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
-  if (request->timeout_ms() < 0 || request->timeout_ms() > kMaxTimeoutMs) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "promote: timeout must be between 0 (the default, 60 s) and 24 hours");
-  }
-  const absl::Duration timeout =
-      request->timeout_ms() == 0 ? absl::Seconds(60) : absl::Milliseconds(request->timeout_ms());
+  absl::StatusOr<absl::Duration> timeout =
+      LongVerbTimeout(request->timeout_ms(), absl::Seconds(60), "promote");
+  if (!timeout.ok()) return ToGrpcStatus(timeout.status());
   spdlog::warn("admin: promote requested{}", request->force() ? " (--force)" : "");
-  absl::StatusOr<v1::PromoteReply> done = backend_->Promote(request->force(), timeout);
+  absl::StatusOr<v1::PromoteReply> done = backend_->Promote(request->force(), *timeout);
   if (!done.ok()) {
     spdlog::warn("admin: promote failed: {}", done.status().ToString());
     return ToGrpcStatus(done.status());

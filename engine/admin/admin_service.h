@@ -96,6 +96,11 @@ class AdminService final : public v1::Admin::Service {
   const std::string token_;
 };
 
+// A long verb's timeout_ms: 0 gives `fallback`; 1 ms to 24 hours; INVALID_ARGUMENT naming `verb`
+// otherwise.
+absl::StatusOr<absl::Duration> LongVerbTimeout(int64_t timeout_ms, absl::Duration fallback,
+                                               const char* verb);
+
 // The gRPC status of the same code and message.
 grpc::Status ToGrpcStatus(const absl::Status& s);
 

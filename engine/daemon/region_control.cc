@@ -85,12 +85,10 @@ grpc::Status RegionControlService::Reverse(grpc::ServerContext* context,
                                            v1::ReverseOutcome* reply) {
   (void)context;
   if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
-  constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;
-  if (request->timeout_ms() <= 0 || request->timeout_ms() > kMaxTimeoutMs) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "reverse: timeout out of range");
-  }
-  absl::StatusOr<v1::ReverseOutcome> done =
-      backend_->ReverseForPeer(absl::Milliseconds(request->timeout_ms()));
+  absl::StatusOr<absl::Duration> timeout =
+      LongVerbTimeout(request->timeout_ms(), absl::Seconds(60), "reverse");
+  if (!timeout.ok()) return ToGrpcStatus(timeout.status());
+  absl::StatusOr<v1::ReverseOutcome> done = backend_->ReverseForPeer(*timeout);
   if (!done.ok()) return ToGrpcStatus(done.status());
   *reply = *std::move(done);
   return grpc::Status::OK;
