@@ -116,6 +116,19 @@ bool ReadTokenFile(const std::string& path, std::string* token, std::string* err
 
 using ferry::ctl::JsonString;
 
+// "812 B", "3.1 MiB", "5.0 GiB".
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3) {
+    v /= 1024;
+    ++u;
+  }
+  return absl::StrFormat("%.1f %s", v, units[u]);
+}
+
 // The outcome of pause (paused = true) or resume.
 void PrintPaused(bool paused, bool was_paused, bool json) {
   if (json) {
@@ -255,9 +268,13 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
       std::printf("objects     capturing bucket %s (%s)\n", o.bucket().c_str(),
                   o.connected() ? "connected" : "NOT CONNECTED");
     } else {
-      std::printf("objects     applying: %llu events applied, %llu log records pending\n",
-                  static_cast<unsigned long long>(o.events_applied()),
-                  static_cast<unsigned long long>(o.records_pending()));
+      std::printf(
+          "objects     applying to bucket %s: %llu objects (%s) pending, %llu events applied, "
+          "%llu log records pending\n",
+          o.target_bucket().c_str(), static_cast<unsigned long long>(o.objects_pending()),
+          HumanBytes(o.bytes_pending()).c_str(),
+          static_cast<unsigned long long>(o.events_applied()),
+          static_cast<unsigned long long>(o.records_pending()));
     }
     if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
   }

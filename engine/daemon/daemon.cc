@@ -536,6 +536,12 @@ v1::StatusReply Daemon::Status() {
       o->set_records_pending(s.inbound.next_seq - events->applied_next_seq);
     }
     o->set_last_error(!events->last_error.empty() ? events->last_error : events->source.last_error);
+    if (!events->capturing) {
+      o->set_target_bucket(events->target);
+      o->set_objects_pending(events->objects_pending);
+      o->set_bytes_pending(events->bytes_pending);
+      o->set_pending_scanned_seq(events->pending_scanned_seq);
+    }
   }
   return reply;
 }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "engine/base/backoff.h"
 #include "engine/base/status_macros.h"
@@ -31,9 +33,12 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> EventPipeline::StartApply(
   uint64_t next = cursor.value_or(1);
   if (next == 0) next = 1;
   p->applied_next_.store(next);
+  p->scanned_next_ = next;
   {
     absl::MutexLock lock(&p->mu_);
     p->status_.paused = p->options_.start_paused;
+    p->status_.target = p->sink_->target_name();
+    p->status_.pending_scanned_seq = next;
   }
   p->worker_ = std::thread([raw = p.get(), inbound] { raw->ApplyLoop(inbound); });
   return p;
@@ -80,6 +85,30 @@ void EventPipeline::CaptureLoop(DurableLog* outbound) {
   }
 }
 
+absl::Status EventPipeline::ScanPending(DurableLog* inbound) {
+  const uint64_t from = std::max(scanned_next_, applied_next_.load());
+  const LogStats bounds = inbound->stats();
+  if (from >= bounds.next_seq || from < bounds.first_seq) return absl::OkStatus();
+  FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
+                         inbound->Read(from, kPendingScanRecords, options_.max_batch_bytes * 4));
+  EventWeight added;
+  for (const LogRecord& r : records) {
+    if (r.kind != RecordKind::kSourceEvent) continue;
+    v1::SourceEvent e;
+    if (!e.ParseFromString(r.payload)) continue;  // apply reports it when it gets there
+    const EventWeight w = sink_->Weigh(e);
+    added.objects += w.objects;
+    added.bytes += w.bytes;
+  }
+  if (records.empty()) return absl::OkStatus();
+  scanned_next_ = records.back().seq + 1;
+  absl::MutexLock lock(&mu_);
+  status_.objects_pending += added.objects;
+  status_.bytes_pending += added.bytes;
+  status_.pending_scanned_seq = scanned_next_;
+  return absl::OkStatus();
+}
+
 absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
   uint64_t from = applied_next_.load();
   const LogStats bounds = inbound->stats();
@@ -96,12 +125,18 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
     return absl::OkStatus();
   }
   std::vector<v1::SourceEvent> events;
+  EventWeight applied;  // of the events the scan had counted as pending
   for (const LogRecord& r : records) {
     if (r.kind != RecordKind::kSourceEvent) continue;
     v1::SourceEvent e;
     if (!e.ParseFromString(r.payload)) {
       return absl::DataLossError(
           absl::StrCat("events: inbound record ", r.seq, " is not a valid SourceEvent"));
+    }
+    if (r.seq < scanned_next_) {
+      const EventWeight w = sink_->Weigh(e);
+      applied.objects += w.objects;
+      applied.bytes += w.bytes;
     }
     events.push_back(std::move(e));
   }
@@ -121,9 +156,13 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
   const uint64_t next = records.back().seq + 1;
   FERRY_RETURN_IF_ERROR(inbound->SetCursor(kEventsAppliedCursor, next));
   applied_next_.store(next);
+  scanned_next_ = std::max(scanned_next_, next);
   absl::MutexLock lock(&mu_);
   status_.events_applied += events.size();
   status_.events_pending = 0;
+  status_.objects_pending -= std::min(status_.objects_pending, applied.objects);
+  status_.bytes_pending -= std::min(status_.bytes_pending, applied.bytes);
+  status_.pending_scanned_seq = scanned_next_;
   status_.last_error.clear();
   return absl::OkStatus();
 }
@@ -132,6 +171,10 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
   SetCurrentThreadName("events-apply");
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max}, /*seed=*/11);
   while (!stop_.stopped()) {
+    // Counted before the pause check: what is pending while paused is what an operator asks.
+    if (absl::Status s = ScanPending(inbound); !s.ok()) {
+      spdlog::warn("event apply: counting what is pending: {}", s.ToString());
+    }
     {
       absl::MutexLock lock(&mu_);
       if (status_.paused) {

@@ -55,6 +55,14 @@ struct EventPipelineStatus {
   uint64_t applied_next_seq = 0;  // apply mode: inbound records below are applied
   uint64_t events_applied = 0;    // since start
   uint64_t events_pending = 0;    // apply mode: SourceEvent records not applied yet (last scan)
+  // Apply mode: what the events not applied yet will write (EventSink::Weigh), counted over the
+  // inbound log from applied_next_seq up to pending_scanned_seq (exclusive): the scan runs ahead
+  // of apply on the apply thread, at most kPendingScanRecords records a turn, so a large
+  // backlog is counted in a few turns and a backlog still arriving is counted as it arrives.
+  uint64_t objects_pending = 0;
+  uint64_t bytes_pending = 0;
+  uint64_t pending_scanned_seq = 0;
+  std::string target;  // apply mode: EventSink::target_name()
   std::string last_error;
   SourceHealth source;  // capture mode: the source's own report
 };
@@ -82,6 +90,10 @@ class EventPipeline {
   void CaptureLoop(DurableLog* outbound);
   void ApplyLoop(DurableLog* inbound);
   absl::Status ApplyOnce(DurableLog* inbound, bool* idle);
+  // Counts the weight of the records from scanned_next_ on (at most kPendingScanRecords) into
+  // the pending totals. Apply thread only.
+  absl::Status ScanPending(DurableLog* inbound);
+  static constexpr size_t kPendingScanRecords = 5000;
   void SetError(const absl::Status& s);
 
   const EventPipelineOptions options_;
@@ -90,6 +102,8 @@ class EventPipeline {
   StopSignal stop_;
   std::thread worker_;
   std::atomic<uint64_t> applied_next_{UINT64_MAX};
+  // Apply thread only: the first record ScanPending has not weighed.
+  uint64_t scanned_next_ = 0;
   mutable absl::Mutex mu_;
   EventPipelineStatus status_ ABSL_GUARDED_BY(mu_);
 };

@@ -70,6 +70,37 @@ TEST(BucketOnlyE2eTest, TwoFerrydWithoutPostgresReplicateTheBucket) {
     EXPECT_NE(ctl->output.find("objects "), std::string::npos) << ctl->output;
   }
 
+  // Objects and bytes pending, as S3 replication reports them: west paused holds its apply,
+  // the events arrive and are counted (status, ferryctl status, /metrics), resume applies them.
+  ASSERT_TRUE(r.Pause(Region::kWest).ok());
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+        s3.PutObject(kEast, absl::StrCat("pending/", i), std::string(1000 * i, 'p'), {}).ok());
+  }
+  auto pending = r.PollStatus(Region::kWest, [](const v1::StatusReply& s) {
+    return s.objects().objects_pending() == 3 && s.objects().bytes_pending() == 6000;
+  });
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->objects().target_bucket(), "west-assets");
+  auto ctl = r.Ctl(Region::kWest, {"status"});
+  ASSERT_TRUE(ctl.ok()) << ctl.status();
+  EXPECT_NE(ctl->output.find("objects     applying to bucket west-assets: 3 objects (5.9 KiB) "
+                             "pending"),
+            std::string::npos)
+      << ctl->output;
+  auto metrics = HttpGet(absl::StrCat("http://", r.metrics_address(Region::kWest), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("\nferry_objects_pending 3\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("\nferry_objects_pending_bytes 6000\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("ferry_objects_apply_latency_seconds_bucket"), std::string::npos);
+  ASSERT_TRUE(r.Resume(Region::kWest).ok());
+  equal = b.WaitForEqual(absl::Seconds(40));
+  ASSERT_TRUE(equal.ok()) << equal << r.LogTail(Region::kWest);
+  pending = r.PollStatus(Region::kWest, [](const v1::StatusReply& s) {
+    return s.objects().objects_pending() == 0 && s.objects().bytes_pending() == 0;
+  });
+  ASSERT_TRUE(pending.ok()) << pending.status();
+
   // Restarts: west's apply resumes from its trimmed inbound log with nothing stored by the
   // database side, east's capture from its log; what was written meanwhile arrives.
   auto trimmed = r.PollStatus(Region::kWest, [](const v1::StatusReply& s) {
