@@ -5,7 +5,7 @@
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
-//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--max-keys N] [--json]
+//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--bucket] [--max-keys N] [--json]
 //   ferryctl --admin HOST:PORT reverse [--timeout SECONDS] [--json]
 //   ferryctl --admin HOST:PORT promote [--force] [--timeout SECONDS] [--json]
 //
@@ -57,7 +57,9 @@ Commands:
                     (default 1000; the counts are complete), --timeout (default 3600),
                     --repair (make the standby's differing keys equal to the primary's at
                     the cut, then verify again: exit 0 when they end equal), --rate N (each
-                    side reads at most N rows a second)
+                    side reads at most N rows a second); --bucket compares the two
+                    regions' buckets instead (keys, size, content type, user metadata and
+                    the SHA-256 of each body; docs/objects.md, "Verify")
   reverse           planned switchover, sent to either region: fence the primary's database,
                     drain it to the standby, carry sequences over, raise the epoch and flip
                     the roles; returns when the former standby is the writable primary and
@@ -90,6 +92,7 @@ struct Args {
   bool json = false;
   bool force = false;                      // promote
   std::vector<std::string> verify_tables;  // verify's --table
+  bool verify_bucket = false;              // verify's --bucket
   uint32_t max_keys = 0;                   // verify's --max-keys
   bool repair = false;                     // verify's --repair
   uint64_t max_rows_per_second = 0;        // verify's --rate
@@ -331,6 +334,8 @@ int main(int argc, char** argv) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--bucket") {
+      args.verify_bucket = true;
     } else if (a == "--table") {
       const char* v = value("--table");
       if (v == nullptr) return Usage("--table needs SCHEMA.TABLE");
@@ -385,9 +390,12 @@ int main(int argc, char** argv) {
   if (args.force && args.command != "promote") return Usage("--force is for promote only");
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
   if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair ||
-       args.max_rows_per_second != 0) &&
+       args.max_rows_per_second != 0 || args.verify_bucket) &&
       args.command != "verify") {
-    return Usage("--table, --max-keys and --repair are options of verify");
+    return Usage("--table, --bucket, --max-keys and --repair are options of verify");
+  }
+  if (args.verify_bucket && (!args.verify_tables.empty() || args.max_rows_per_second != 0)) {
+    return Usage("--bucket compares the buckets: --table and --rate are for the databases");
   }
   for (const std::string& t : args.verify_tables) {
     const size_t dot = t.find('.');
@@ -404,6 +412,7 @@ int main(int argc, char** argv) {
                                   .timeout_s = args.timeout_set ? args.timeout_s : 3600,
                                   .json = args.json,
                                   .tables = args.verify_tables,
+                                  .bucket = args.verify_bucket,
                                   .max_keys = args.max_keys,
                                   .repair = args.repair,
                                   .max_rows_per_second = args.max_rows_per_second});

@@ -109,6 +109,7 @@ v1::RegionInfo Daemon::Info() {
     const ApplyStatus apply = standby_->apply().status();
     info.set_applied_seq(apply.applied_seq);
     info.set_stopped_tables(apply.stopped_tables.size());
+    if (events_) info.set_events_applied_next_seq(events_->applied_next_seq());
   }
   return info;
 }
