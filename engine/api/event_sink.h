@@ -35,8 +35,8 @@ class EventSink {
   // Called from one thread at a time.
   [[nodiscard]] virtual absl::Status ApplyEvents(const std::vector<v1::SourceEvent>& events) = 0;
   // The weight of one event (an event it cannot read weighs what the default says). Pure: reads
-  // nothing but the event. Called from the thread that calls ApplyEvents. Default: one object,
-  // no bytes.
+  // nothing but the event; thread-safe (called beside ApplyEvents). Default: one object, no
+  // bytes.
   virtual EventWeight Weigh(const v1::SourceEvent& event) const {
     (void)event;
     return {.objects = 1, .bytes = 0};

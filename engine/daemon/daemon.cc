@@ -397,6 +397,10 @@ void Daemon::MaintenanceLoop() {
     SettleFence();
     CountErrors();
     Trim();
+    {
+      absl::MutexLock lock(&pipeline_mu_);  // held briefly: one bounded read of the log
+      if (events_) events_->CountPending();
+    }
   }
 }
 

@@ -33,7 +33,11 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> EventPipeline::StartApply(
   uint64_t next = cursor.value_or(1);
   if (next == 0) next = 1;
   p->applied_next_.store(next);
-  p->scanned_next_ = next;
+  p->inbound_ = inbound;
+  {
+    absl::MutexLock scan(&p->scan_mu_);
+    p->scanned_next_ = next;
+  }
   {
     absl::MutexLock lock(&p->mu_);
     p->status_.paused = p->options_.start_paused;
@@ -57,6 +61,14 @@ EventPipelineStatus EventPipeline::status() const {
   s.applied_next_seq = applied_next_.load();
   if (source_) s.source = source_->Health();
   return s;
+}
+
+bool EventPipeline::WaitForApplied(uint64_t next_seq, absl::Duration timeout) const {
+  // ApplyOnce takes mu_ after each batch's progress is stored: the condition is evaluated then.
+  auto applied = [this, next_seq]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return applied_next_.load() >= next_seq; };
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&applied), timeout);
 }
 
 void EventPipeline::SetPaused(bool paused) {
@@ -85,7 +97,15 @@ void EventPipeline::CaptureLoop(DurableLog* outbound) {
   }
 }
 
+void EventPipeline::CountPending() {
+  if (inbound_ == nullptr) return;
+  if (absl::Status s = ScanPending(inbound_); !s.ok()) {
+    spdlog::warn("event apply: counting what is pending: {}", s.ToString());
+  }
+}
+
 absl::Status EventPipeline::ScanPending(DurableLog* inbound) {
+  absl::MutexLock scan(&scan_mu_);
   const uint64_t from = std::max(scanned_next_, applied_next_.load());
   const LogStats bounds = inbound->stats();
   if (from >= bounds.next_seq || from < bounds.first_seq) return absl::OkStatus();
@@ -125,7 +145,7 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
     return absl::OkStatus();
   }
   std::vector<v1::SourceEvent> events;
-  EventWeight applied;  // of the events the scan had counted as pending
+  std::vector<std::pair<uint64_t, EventWeight>> weights;  // seq, weight
   for (const LogRecord& r : records) {
     if (r.kind != RecordKind::kSourceEvent) continue;
     v1::SourceEvent e;
@@ -133,11 +153,7 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
       return absl::DataLossError(
           absl::StrCat("events: inbound record ", r.seq, " is not a valid SourceEvent"));
     }
-    if (r.seq < scanned_next_) {
-      const EventWeight w = sink_->Weigh(e);
-      applied.objects += w.objects;
-      applied.bytes += w.bytes;
-    }
+    weights.emplace_back(r.seq, sink_->Weigh(e));
     events.push_back(std::move(e));
   }
   {
@@ -155,6 +171,14 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
   }
   const uint64_t next = records.back().seq + 1;
   FERRY_RETURN_IF_ERROR(inbound->SetCursor(kEventsAppliedCursor, next));
+  // Progress and the pending count move together: a scan sees either both or neither.
+  absl::MutexLock scan(&scan_mu_);
+  EventWeight applied;  // of the events a scan had counted as pending
+  for (const auto& [seq, w] : weights) {
+    if (seq >= scanned_next_) break;
+    applied.objects += w.objects;
+    applied.bytes += w.bytes;
+  }
   applied_next_.store(next);
   scanned_next_ = std::max(scanned_next_, next);
   absl::MutexLock lock(&mu_);
@@ -172,9 +196,7 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max}, /*seed=*/11);
   while (!stop_.stopped()) {
     // Counted before the pause check: what is pending while paused is what an operator asks.
-    if (absl::Status s = ScanPending(inbound); !s.ok()) {
-      spdlog::warn("event apply: counting what is pending: {}", s.ToString());
-    }
+    CountPending();
     {
       absl::MutexLock lock(&mu_);
       if (status_.paused) {
