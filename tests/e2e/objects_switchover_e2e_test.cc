@@ -11,8 +11,11 @@
 // backfill's reconcile had east delete them (acknowledged objects lost in both regions).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -130,6 +133,57 @@ TEST_F(ObjectsSwitchoverE2eTest, TheBucketFlipsWithTheDatabaseAndNoAcknowledgedW
   auto rows = r.TableRows(Region::kEast, "public.notes");
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ(rows->size(), 2u);
+}
+
+// Promote with a bucket (bucket-only regions): east's ferryd is lost, west is promoted and
+// captures its own bucket from then on (a backfill at the start of its capture, then the
+// notices). East's region is then rebuilt empty as west's standby: everything west holds,
+// written before or after the promote, reaches east's bucket, and what west does not hold is
+// removed from it (the backfill's reconcile).
+TEST_F(ObjectsSwitchoverE2eTest, APromotedRegionCapturesItsBucketFromThenOn) {
+  auto buckets = BucketPair::Start();
+  ASSERT_TRUE(buckets.ok()) << buckets.status();
+  buckets_ = std::move(*buckets);
+  auto regions = TwoRegions::Start(buckets_->RegionOptions(/*without_postgres=*/true));
+  ASSERT_TRUE(regions.ok()) << regions.status();
+  TwoRegions& r = **regions;
+  ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
+  ASSERT_TRUE(buckets_->PushTo(Region::kWest).ok());
+  for (int i = 0; i < 5; ++i) Put(Region::kEast, absl::StrCat("before/", i), absl::StrCat("b", i));
+  ASSERT_TRUE(buckets_->WaitForEqual(absl::Seconds(60)).ok());
+
+  r.KillDaemon(Region::kEast);
+  auto promoted = r.Ctl(Region::kWest, {"promote", "--json"});
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  ASSERT_EQ(promoted->exit_code, 0) << promoted->output;
+  auto west = r.PollStatus(Region::kWest, [](const v1::StatusReply& s) {
+    return s.role() == "primary" && s.objects().mode() == "capture" && s.objects().connected();
+  });
+  ASSERT_TRUE(west.ok()) << west.status();
+  for (int i = 0; i < 5; ++i) Put(Region::kWest, absl::StrCat("after/", i), absl::StrCat("a", i));
+  Delete(Region::kWest, "before/1");
+  // East's data_dir is lost with its ferryd; its bucket holds an object west never had.
+  ASSERT_TRUE(buckets_->s3().PutObject(BucketPair::Bucket(Region::kEast), "stale", "s", {}).ok());
+  std::filesystem::remove_all(r.data_dir(Region::kEast));
+  {
+    std::ifstream in(r.config_path(Region::kEast));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    const size_t at = yaml.find("role: primary");
+    ASSERT_NE(at, std::string::npos);
+    yaml.replace(at, 13, "role: standby");
+    std::ofstream(r.config_path(Region::kEast)) << yaml;
+  }
+  ASSERT_TRUE(r.StartDaemon(Region::kEast).ok());
+  absl::Status equal = buckets_->WaitForEqual(absl::Seconds(60));
+  ASSERT_TRUE(equal.ok()) << equal << r.LogTail(Region::kEast);
+  ExpectOracleIn(Region::kWest);
+  ExpectOracleIn(Region::kEast);
+  auto east = r.Status(Region::kEast);
+  ASSERT_TRUE(east.ok());
+  EXPECT_EQ(east->role(), "standby");
+  EXPECT_EQ(east->objects().mode(), "apply");
 }
 
 }  // namespace
