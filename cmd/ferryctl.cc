@@ -280,6 +280,7 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
           static_cast<unsigned long long>(o.records_pending()));
     }
     if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
+    for (const auto& w : o.warnings()) std::printf("WARNING     objects: %s\n", w.c_str());
   }
   if (r.tables_size() > 0) {
     std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",

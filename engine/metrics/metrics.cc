@@ -132,6 +132,9 @@ class StatusCollector final : public prometheus::Collectable {
       add("ferry_objects_pending_bytes",
           "Body bytes of the objects pending, as the source reported them at capture", G,
           static_cast<double>(s.objects().bytes_pending()));
+      add("ferry_objects_dead_letters_total",
+          "Bucket notification records kept as dead letters (unreadable) since ferryd started", C,
+          static_cast<double>(s.objects().dead_letters()));
     }
     int stopped = 0;
     // The family is declared even while no table is stopped, so dashboards and alert rules

@@ -31,13 +31,17 @@ absl::StatusOr<std::unique_ptr<BucketPair>> BucketPair::Start() {
 
 std::string BucketPair::ObjectsYaml(Region r, const std::string& peer_endpoint) const {
   const Region peer = r == Region::kEast ? Region::kWest : Region::kEast;
+  std::string events = events_[r == Region::kEast ? 0 : 1];
+  if (events.empty()) {
+    events = absl::StrCat("webhook: { listen: \"127.0.0.1:", webhook_port(r), "\" }");
+  }
   return absl::StrCat(
       "objects:\n  endpoint: ", rgw_->endpoint(), "\n  bucket: ", Bucket(r),
       "\n  access_key_file: ", access_file_, "\n  secret_key_file: ", secret_file_,
-      "\n  part_size: 5MiB\n  events:\n    webhook: { listen: \"127.0.0.1:", webhook_port(r),
-      "\" }\n  peer_bucket:\n    endpoint: ",
-      peer_endpoint.empty() ? rgw_->endpoint() : peer_endpoint, "\n    bucket: ", Bucket(peer),
-      "\n    access_key_file: ", access_file_, "\n    secret_key_file: ", secret_file_, "\n");
+      "\n  part_size: 5MiB\n  events:\n    ", events,
+      "\n  peer_bucket:\n    endpoint: ", peer_endpoint.empty() ? rgw_->endpoint() : peer_endpoint,
+      "\n    bucket: ", Bucket(peer), "\n    access_key_file: ", access_file_,
+      "\n    secret_key_file: ", secret_file_, "\n");
 }
 
 TwoRegionsOptions BucketPair::RegionOptions(bool without_postgres,

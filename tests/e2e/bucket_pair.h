@@ -36,6 +36,9 @@ class BucketPair {
   RadosGateway& gateway() { return *rgw_; }
   int webhook_port(Region r) const { return r == Region::kEast ? east_webhook_ : west_webhook_; }
 
+  // Replaces region r's `events:` entries (default: `webhook: { listen: ... }` on
+  // webhook_port(r)), e.g. with `kafka: { brokers: ..., topic: ... }`; one line each.
+  void SetEvents(Region r, std::string entries) { events_[r == Region::kEast ? 0 : 1] = entries; }
   // A region's objects: section (part size 5 MiB, the webhook on webhook_port(r)).
   // `peer_endpoint`: where the region reads the peer's bucket ("": radosgw itself).
   std::string ObjectsYaml(Region r, const std::string& peer_endpoint = "") const;
@@ -60,6 +63,7 @@ class BucketPair {
   std::unique_ptr<TempDir> keys_;
   std::string access_file_, secret_file_;
   int east_webhook_ = 0, west_webhook_ = 0;
+  std::string events_[2];
 };
 
 }  // namespace ferry::testing
