@@ -31,6 +31,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
@@ -294,6 +295,16 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     if (absl::Status s = roles_->RejoinAsStandby(operation, peer->epoch()); !s.ok()) {
       return failed(s);
     }
+  }
+  if (roles_->paused()) {
+    // A pause held this region's shipping as primary; as a rejoining standby it must apply.
+    if (absl::Status s = roles_->SetPaused(false); !s.ok()) return failed(s);
+    {
+      absl::MutexLock lock(&pipeline_mu_);
+      if (standby_) standby_->SetPaused(false);
+      if (events_) events_->SetPaused(false);
+    }
+    step("the pause lifted: a rejoining standby applies");
   }
   bool running;
   {
