@@ -99,6 +99,9 @@ absl::Status Daemon::StartParts() {
   if (factories_.fence) {
     FERRY_ASSIGN_OR_RETURN(fence_, factories_.fence(config_));
   }
+  if (factories_.quarantine) {
+    FERRY_ASSIGN_OR_RETURN(quarantine_, factories_.quarantine(config_));
+  }
 
   // The replication listener, in both roles: the peer's stream and its control calls.
   replication::TlsOptions& tls = tls_;
@@ -150,7 +153,10 @@ absl::Status Daemon::StartParts() {
       CheckPeerEpoch(absl::Now() + absl::Seconds(1));
     }
     const RegionRecord now = roles_->Get();
-    if (now.phase == RegionPhase::kFenced) {
+    if (now.phase == RegionPhase::kFenced ||
+        (now.phase == RegionPhase::kRejoining && now.role == Role::kPrimary)) {
+      // No pipeline until an operator rejoins (a rejoin that was running goes on when asked
+      // again); the database stays fenced.
       SettleFence();
     } else {
       FERRY_RETURN_IF_ERROR(StartPipeline(now.role));
@@ -190,7 +196,9 @@ absl::Status Daemon::StartParts() {
 // Builds the role's pipeline without holding pipeline_mu_ (a factory may connect to a database,
 // the server binds), then installs it. REQUIRES: change_mu_ held, or the daemon is starting.
 absl::Status Daemon::StartPipeline(Role role) {
-  const PipelineContext context{.epoch = roles_->epoch()};
+  const RegionRecord now = roles_->Get();
+  const PipelineContext context{.epoch = now.epoch,
+                                .rejoining = now.phase == RegionPhase::kRejoining};
   const bool paused = roles_->paused();
   RoleController* roles = roles_.get();
   auto epoch = [roles] { return roles->epoch(); };
@@ -379,7 +387,10 @@ void Daemon::RestartFailedPipelineLocked() {
     absl::MutexLock lock(&pipeline_mu_);
     if (primary_ != nullptr || standby_ != nullptr || pipeline_error_.empty()) return;
   }
-  if (region.phase != RegionPhase::kReplicating) return;
+  if (region.phase != RegionPhase::kReplicating &&
+      !(region.phase == RegionPhase::kRejoining && region.role == Role::kStandby)) {
+    return;
+  }
   absl::Status s = StartPipeline(region.role);
   if (s.ok()) {
     spdlog::info("region {}: the {} pipeline started on a retry", config_.region,

@@ -51,6 +51,7 @@
 #include "engine/admin/admin_service.h"
 #include "engine/api/event_sink.h"
 #include "engine/api/fence.h"
+#include "engine/api/quarantine.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
@@ -85,6 +86,9 @@ struct PipelineContext {
   // The region's epoch now (a sink names its progress with it: the fence against an applier of
   // an older epoch).
   uint64_t epoch = 0;
+  // A rejoin runs (docs/operations.md, "Rejoin"): until its repair, apply's conflicts take the
+  // new primary's version (the former primary's own changes are in the quarantine).
+  bool rejoining = false;
 };
 
 // `ferryctl verify --bucket` on the primary (docs/objects.md, "Verify"): what the daemon gives
@@ -129,6 +133,9 @@ struct DaemonFactories {
   // Builds the region's database fence. Optional: unset, the database is never fenced (tests
   // whose databases are doubles).
   std::function<absl::StatusOr<std::unique_ptr<DatabaseFence>>(const config::Config&)> fence;
+  // The quarantine on the region's database (rejoin and ferryctl quarantine). Optional: unset,
+  // both are refused.
+  std::function<absl::StatusOr<std::unique_ptr<QuarantineStore>>(const config::Config&)> quarantine;
   // Optional (null: none): a second source of non-transaction events (a bucket's object
   // events) and its apply target, run beside the database pipeline by an EventPipeline
   // (engine/daemon/event_pipeline.h). Called each time the matching pipeline starts.
@@ -192,12 +199,19 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // An unplanned failover of this standby (docs/operations.md, "Promote"). Errors as the
   // Promote RPC in proto/admin.proto.
   absl::StatusOr<v1::PromoteReply> Promote(bool force, absl::Duration timeout) override;
+  // A failback of this former primary (docs/operations.md, "Rejoin"; daemon_rejoin.cc). Errors
+  // as the Rejoin RPC in proto/admin.proto.
+  absl::StatusOr<v1::RejoinReply> Rejoin(absl::Duration timeout) override;
+  absl::StatusOr<v1::QuarantineReply> Quarantine(const v1::QuarantineRequest& request) override;
 
   // RegionControlBackend (the peer's calls).
   absl::StatusOr<v1::RegionInfo> AcceptSwitchover(const v1::SwitchoverRequest& request,
                                                   absl::Time deadline) override;
   v1::RegionInfo Probe(const std::string& abort_operation) override;
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
+  absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
+  absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                        absl::Duration timeout) override;
 
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
   int admin_port() const;
@@ -232,6 +246,19 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // primary's inbound log copies this region's outbound log.
   void NoteDivergence(const v1::RegionInfo& peer) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   FenceNotice NoticeFor(const RegionRecord& region) const;
+  // A rejoin's steps on the former primary (daemon_rejoin.cc): capture what the slot still
+  // holds into the outbound log (the database is fenced: up to a marker), then keep every record
+  // from `from` on in the peer's quarantine. Return the outbound log's end / the changes kept.
+  absl::StatusOr<uint64_t> DrainSlot(const std::string& operation, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  struct Quarantined {
+    uint64_t changes = 0;
+    uint64_t transactions = 0;
+    uint64_t skipped = 0;  // not row changes (messages, schema changes): named in the steps
+  };
+  absl::StatusOr<Quarantined> QuarantineFrom(uint64_t from, const std::string& operation,
+                                             absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   // Has a new source make upstream keep everything from now on for this region's turn as
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).
   absl::Status PrepareCapture(uint64_t epoch);
@@ -266,8 +293,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> admin_server_;
   int admin_port_ = 0;
-  replication::TlsOptions tls_;           // the replication listener's and its clients'
-  std::unique_ptr<DatabaseFence> fence_;  // null: the database is not fenced
+  replication::TlsOptions tls_;                  // the replication listener's and its clients'
+  std::unique_ptr<DatabaseFence> fence_;         // null: the database is not fenced
+  std::unique_ptr<QuarantineStore> quarantine_;  // null: no rejoin, no quarantine verbs
+  absl::Mutex quarantine_mu_;  // one quarantine call at a time (QuarantineStore is not shared)
   // The verifier's standby half (daemon_verify.cc); before the listener that hosts it.
   std::unique_ptr<ApplyCutBarrier> cut_barrier_;
   std::unique_ptr<consistency::VerifyPeerService> verify_service_;
