@@ -35,6 +35,11 @@ class BucketEventSink final : public EventSink {
   // parse weighs one object (apply will refuse it, naming it).
   EventWeight Weigh(const v1::SourceEvent& event) const override;
   std::string target_name() const override { return options_.local_bucket; }
+  // Cancels both clients' calls (S3Client::Cancel).
+  void Cancel() override {
+    options_.peer->Cancel();
+    options_.local->Cancel();
+  }
   // What the last successful batch did (for status).
   BatchResult last_batch() const { return last_; }
 

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -304,6 +305,39 @@ TEST_F(S3ClientTest, ResetConnectionsAndPartitionsThroughTheFaultProxy) {
   EXPECT_EQ(limited->HeadObject(bucket, "k").status().code(), absl::StatusCode::kUnavailable);
   (*proxy)->SetBlackhole(false);
   EXPECT_TRUE(limited->HeadObject(bucket, "k").ok());
+}
+
+// Cancel() from another thread ends a call stalled on a partition well before its stall
+// timeout and retries would (here 30 s a try, 5 tries), with kCancelled; later calls fail at once.
+TEST_F(S3ClientTest, CancelEndsAStalledCallAndEveryLaterOne) {
+  const std::string bucket = Bucket(false);
+  ASSERT_TRUE(client_->PutObject(bucket, "k", "v", {}).ok());
+  auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto c = S3Client::Open(
+      {.endpoint = absl::StrCat("http://", (*proxy)->address()),
+       .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()},
+       .stall_timeout = absl::Seconds(30)});
+  ASSERT_TRUE(c.ok()) << c.status();
+  (*proxy)->SetBlackhole(true);
+  absl::Status stalled;
+  absl::Time ended;
+  std::thread call([&] {
+    stalled = (*c)->HeadObject(bucket, "k").status();
+    ended = absl::Now();
+  });
+  // The call is in flight once the proxy holds its connection.
+  const absl::Time wait_until = absl::Now() + absl::Seconds(10);
+  while ((*proxy)->stats().connections_accepted == 0 && absl::Now() < wait_until) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const absl::Time cancelled = absl::Now();
+  (*c)->Cancel();
+  call.join();
+  EXPECT_EQ(stalled.code(), absl::StatusCode::kCancelled) << stalled;
+  EXPECT_LT(ended - cancelled, absl::Seconds(5));
+  (*proxy)->SetBlackhole(false);
+  EXPECT_EQ((*c)->HeadObject(bucket, "k").status().code(), absl::StatusCode::kCancelled);
 }
 
 }  // namespace

@@ -43,6 +43,11 @@ class EventSink {
   }
   // What the sink writes, for status (a bucket's name). Default: "".
   virtual std::string target_name() const { return ""; }
+  // Called from another thread when the owner stops: a running ApplyEvents returns soon (within
+  // about a second, kCancelled, nothing recorded: its events are applied again by the next
+  // sink), and later calls fail. A copy stalled on an unreachable bucket must not hold a role
+  // change or a shutdown. Default: nothing (ApplyEvents returns when it returns).
+  virtual void Cancel() {}
 };
 
 }  // namespace ferry

@@ -52,6 +52,7 @@ EventPipeline::~EventPipeline() { Stop(); }
 
 void EventPipeline::Stop() {
   stop_.Stop();
+  if (sink_ && worker_.joinable()) sink_->Cancel();  // a copy in flight must not hold the stop
   if (worker_.joinable()) worker_.join();
 }
 
