@@ -186,5 +186,49 @@ TEST_F(ObjectsSwitchoverE2eTest, APromotedRegionCapturesItsBucketFromThenOn) {
   EXPECT_EQ(east->objects().mode(), "apply");
 }
 
+// Promote while the lost primary's bucket does not answer (west's reads of it are cut): the
+// object events west received but could not copy are reported in promote's reply, objects and
+// bytes, and those objects are indeed not in west's bucket; west is primary all the same.
+TEST_F(ObjectsSwitchoverE2eTest, APromoteReportsTheObjectsItCouldNotCopy) {
+  auto buckets = BucketPair::Start();
+  ASSERT_TRUE(buckets.ok()) << buckets.status();
+  buckets_ = std::move(*buckets);
+  auto proxy = FaultProxy::Start("127.0.0.1", buckets_->gateway().port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto regions = TwoRegions::Start(buckets_->RegionOptions(
+      /*without_postgres=*/true, absl::StrCat("http://", (*proxy)->address())));
+  ASSERT_TRUE(regions.ok()) << regions.status();
+  TwoRegions& r = **regions;
+  ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
+  Put(Region::kEast, "copied", "c");
+  ASSERT_TRUE(buckets_->WaitForEqual(absl::Seconds(60)).ok());
+  (*proxy)->SetBlackhole(true);
+  (*proxy)->DropConnections();
+  for (int i = 1; i <= 3; ++i)
+    Put(Region::kEast, absl::StrCat("lost/", i), std::string(100 * i, 'l'));
+  auto pending = r.PollStatus(
+      Region::kWest, [](const v1::StatusReply& s) { return s.objects().objects_pending() == 3; });
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  r.KillDaemon(Region::kEast);
+  auto promoted = r.Ctl(Region::kWest, {"promote", "--json"});
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  ASSERT_EQ(promoted->exit_code, 0) << promoted->output;
+  EXPECT_NE(promoted->output.find("\"objects_not_applied\": {\"objects\": 3, \"bytes\": 600, "),
+            std::string::npos)
+      << promoted->output;
+  auto west = r.PollStatus(Region::kWest, [](const v1::StatusReply& s) {
+    return s.role() == "primary" && s.objects().mode() == "capture";
+  });
+  ASSERT_TRUE(west.ok()) << west.status();
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(buckets_->s3()
+                  .HeadObject(BucketPair::Bucket(Region::kWest), absl::StrCat("lost/", i))
+                  .status()
+                  .code(),
+              absl::StatusCode::kNotFound);
+  }
+  EXPECT_TRUE(buckets_->s3().HeadObject(BucketPair::Bucket(Region::kWest), "copied").ok());
+}
+
 }  // namespace
 }  // namespace ferry::testing
