@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/gateway_suite.h"
 #include "engine/http/http_server.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/radosgw.h"
@@ -25,19 +26,9 @@ namespace ferry::s3 {
 namespace {
 
 using ::ferry::testing::FaultProxy;
-using ::ferry::testing::RadosGateway;
 
-class S3ClientTest : public ::testing::Test {
+class S3ClientTest : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = rgw->release();
-  }
-  static void TearDownTestSuite() {
-    delete rgw_;
-    rgw_ = nullptr;
-  }
   void SetUp() override {
     ASSERT_NE(rgw_, nullptr);
     client_ = Client(rgw_->endpoint());
@@ -47,8 +38,7 @@ class S3ClientTest : public ::testing::Test {
                                           const std::string& secret = "", int attempts = 5) {
     auto c =
         S3Client::Open({.endpoint = endpoint,
-                        .credentials = {.access_key = rgw_->access_key(),
-                                        .secret_key = secret.empty() ? rgw_->secret_key() : secret},
+                        .credentials = Keys(secret),
                         .stall_timeout = absl::Seconds(1),
                         .max_attempts = attempts,
                         .backoff = {.min = absl::Milliseconds(1), .max = absl::Milliseconds(10)}});
@@ -66,11 +56,8 @@ class S3ClientTest : public ::testing::Test {
     return bucket;
   }
 
-  static RadosGateway* rgw_;
   std::unique_ptr<S3Client> client_;
 };
-
-RadosGateway* S3ClientTest::rgw_ = nullptr;
 
 TEST_F(S3ClientTest, AwkwardKeysRoundTripExactly) {
   const std::string bucket = Bucket(false);
@@ -314,10 +301,9 @@ TEST_F(S3ClientTest, CancelEndsAStalledCallAndEveryLaterOne) {
   ASSERT_TRUE(client_->PutObject(bucket, "k", "v", {}).ok());
   auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
-  auto c = S3Client::Open(
-      {.endpoint = absl::StrCat("http://", (*proxy)->address()),
-       .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()},
-       .stall_timeout = absl::Seconds(30)});
+  auto c = S3Client::Open({.endpoint = absl::StrCat("http://", (*proxy)->address()),
+                           .credentials = Keys(),
+                           .stall_timeout = absl::Seconds(30)});
   ASSERT_TRUE(c.ok()) << c.status();
   (*proxy)->SetBlackhole(true);
   absl::Status stalled;
