@@ -27,10 +27,13 @@ bool IsOp(const std::string& op) {
   return op == "insert" || op == "update" || op == "delete" || op == "truncate";
 }
 
-// A row as JSON text, every value as text (the stream's form); `alias` names the table's row.
+// A row as JSON text, every value as text, in column order, written as the engine writes the
+// stream's rows ({"id": "2", "v": "two"}); `alias` names the table's row.
 std::string RowJsonExpr(const std::string& alias) {
-  return absl::StrCat("(SELECT json_object_agg(e.key, e.value) FROM json_each_text(row_to_json(",
-                      alias, ")) e)::text");
+  return absl::StrCat(
+      "(SELECT '{' || string_agg(to_json(e.key)::text || ': ' || coalesce(to_json(e.value)::text, "
+      "'null'), ', ' ORDER BY e.n) || '}' FROM json_each_text(row_to_json(",
+      alias, ")) WITH ORDINALITY e(key, value, n))");
 }
 
 // An error of one change's SQL: the database's own message, as kInvalidArgument (the change
