@@ -121,7 +121,8 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
                        absl::FormatDuration(absl::Now() - received.last_frame_at),
                        " ago): it is alive; use ferryctl reverse, or promote --force"));
     }
-    absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(2));
+    absl::StatusOr<v1::RegionInfo> peer =
+        peer_->Probe("", absl::Now() + absl::Seconds(2), /*wait_for_ready=*/false);
     if (peer.ok() && peer->role() == "primary" && peer->state() == "replicating" &&
         peer->epoch() >= r.epoch) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -130,13 +130,15 @@ absl::StatusOr<v1::RegionInfo> RegionControlClient::Switchover(v1::SwitchoverReq
 }
 
 absl::StatusOr<v1::RegionInfo> RegionControlClient::Probe(const std::string& abort_operation,
-                                                          absl::Time deadline) const {
+                                                          absl::Time deadline,
+                                                          bool wait_for_ready) const {
   v1::ProbeRequest request;
   request.set_token(token_);
   request.set_region(region_);
   request.set_abort_operation(abort_operation);
   grpc::ClientContext context;
   SetDeadline(context, deadline);
+  context.set_wait_for_ready(wait_for_ready);
   v1::RegionInfo reply;
   FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Probe(&context, request, &reply), "probe"));
   return reply;

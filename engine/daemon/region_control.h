@@ -84,8 +84,11 @@ class RegionControlClient {
 
   [[nodiscard]] absl::StatusOr<v1::RegionInfo> Switchover(v1::SwitchoverRequest request,
                                                           absl::Time deadline) const;
+  // `wait_for_ready` false: a peer that refuses connections fails the call at once (a promote's
+  // check of a lost primary) instead of at the deadline.
   [[nodiscard]] absl::StatusOr<v1::RegionInfo> Probe(const std::string& abort_operation,
-                                                     absl::Time deadline) const;
+                                                     absl::Time deadline,
+                                                     bool wait_for_ready = true) const;
   [[nodiscard]] absl::StatusOr<v1::ReverseOutcome> Reverse(absl::Duration timeout,
                                                            absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::QuarantineKept> Quarantine(v1::QuarantineBatch batch,
