@@ -57,6 +57,7 @@
 #include "engine/base/clock.h"
 #include "engine/config/config.h"
 #include "engine/daemon/data_dir_lock.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/region_control.h"
 
 namespace ferry {
@@ -229,13 +230,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // from `from` on in the peer's quarantine. Return the outbound log's end / the changes kept.
   absl::StatusOr<uint64_t> DrainSlot(const std::string& operation, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
-  struct Quarantined {
-    uint64_t changes = 0;
-    uint64_t transactions = 0;
-    uint64_t skipped = 0;  // not row changes (messages, schema changes): named in the steps
-  };
-  absl::StatusOr<Quarantined> QuarantineFrom(uint64_t from, const std::string& operation,
-                                             absl::Time deadline)
+  absl::StatusOr<KeptCount> QuarantineFrom(uint64_t from, const std::string& operation,
+                                           absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   // Has a new source make upstream keep everything from now on for this region's turn as
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).

@@ -9,6 +9,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/daemon/status_report.h"
@@ -179,6 +180,36 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     return absl::Status(why.code(), absl::StrCat("promote ", operation, ": ", why.message(),
                                                  ": nothing changed, still a standby"));
   };
+  // The changes received for tables stopped here never reached this database: kept in the
+  // quarantine, for an operator to reapply or discard (idempotent: a promote that runs again
+  // keeps nothing twice).
+  if (!applied.stopped_tables.empty() && quarantine_ != nullptr) {
+    uint64_t from = UINT64_MAX;
+    for (const auto& [table, stop] : applied.stopped_tables) from = std::min(from, stop.seq);
+    auto stopped = [&](const v1::Relation& rel) {
+      auto it = applied.stopped_tables.find(TableName{rel.schema(), rel.name()});
+      return it != applied.stopped_tables.end();
+    };
+    const std::string source = config_.peer.region.empty() ? "peer" : config_.peer.region;
+    absl::StatusOr<KeptCount> kept = CollectKeptChanges(
+        *inbound_, std::max<uint64_t>(from, inbound_->first_seq()), stopped,
+        [&](v1::QuarantineBatch& batch) -> absl::Status {
+          // Only the changes at or after each table's own stop.
+          std::vector<v1::QuarantinedChange> changes;
+          for (const v1::QuarantinedChange& c : batch.changes()) {
+            auto it = applied.stopped_tables.find(TableName{c.table_schema(), c.table_name()});
+            if (it != applied.stopped_tables.end() && c.log_seq() >= it->second.seq) {
+              changes.push_back(c);
+            }
+          }
+          absl::MutexLock lock(&quarantine_mu_);
+          return quarantine_->Keep(source, changes).status();
+        });
+    if (!kept.ok()) return undo(Annotate(kept.status(), "keeping the stopped tables' changes"));
+    reply.set_quarantined(kept->changes);
+    step(
+        absl::StrCat(kept->changes, " change(s) of the stopped table(s) kept in ferry.quarantine"));
+  }
   if (fence_ != nullptr) {
     if (absl::Status s = fence_->AdvanceSequences(config_.failover.sequence_gap); !s.ok()) {
       return undo(s);

@@ -32,6 +32,7 @@
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
 #include "engine/daemon/event_pipeline.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
@@ -42,43 +43,7 @@
 namespace ferry {
 namespace {
 
-constexpr size_t kBatchChanges = 500;
-constexpr size_t kBatchBytes = 1 << 20;
 constexpr int kMaxAnomalies = 100;
-
-// {"column": "value as text" | null, ...} of `tuple`: the key's columns only, or every column
-// the tuple carries (an unchanged TOAST value is left out: the row keeps it).
-std::string RowJson(const v1::Relation& rel, const v1::Tuple& tuple, bool key_only) {
-  std::vector<std::string> fields;
-  for (int i = 0; i < rel.columns_size() && i < tuple.values_size(); ++i) {
-    if (key_only && !rel.columns(i).part_of_key()) continue;
-    const v1::Value& v = tuple.values(i);
-    if (v.kind_case() == v1::Value::kUnchangedToast) continue;
-    const std::string value =
-        v.kind_case() == v1::Value::kText ? JsonString(v.text())
-        : v.kind_case() == v1::Value::kBinary
-            ? JsonString(absl::StrCat("\\x", absl::BytesToHexString(v.binary())))
-            : std::string("null");
-    fields.push_back(absl::StrCat(JsonString(rel.columns(i).name()), ": ", value));
-  }
-  if (fields.empty()) return "";
-  return absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
-}
-
-const char* OpName(v1::Operation op) {
-  switch (op) {
-    case v1::INSERT:
-      return "insert";
-    case v1::UPDATE:
-      return "update";
-    case v1::DELETE:
-      return "delete";
-    case v1::TRUNCATE:
-      return "truncate";
-    default:
-      return nullptr;
-  }
-}
 
 }  // namespace
 
@@ -117,93 +82,23 @@ absl::StatusOr<uint64_t> Daemon::DrainSlot(const std::string& operation, absl::T
   return outbound_->next_seq();
 }
 
-absl::StatusOr<Daemon::Quarantined> Daemon::QuarantineFrom(uint64_t from,
-                                                           const std::string& operation,
-                                                           absl::Time deadline) {
-  Quarantined done;
-  v1::QuarantineBatch batch;
-  batch.set_operation(operation);
-  size_t batch_bytes = 0;
-  std::set<std::pair<uint32_t, uint64_t>> transactions;
-  auto flush = [&]() -> absl::Status {
-    if (batch.changes_size() == 0) return absl::OkStatus();
-    std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
-    absl::StatusOr<std::vector<std::optional<std::string>>> rows;
-    {
-      absl::MutexLock lock(&quarantine_mu_);
-      rows = quarantine_->CurrentRows(changes);
-    }
-    FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
-    for (int i = 0; i < batch.changes_size(); ++i) {
-      if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
-    }
-    FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, peer_->Quarantine(batch, deadline));
-    done.changes += kept.kept() + kept.present();
-    batch.clear_changes();
-    batch_bytes = 0;
-    return absl::OkStatus();
-  };
-  for (uint64_t seq = from; seq < outbound_->next_seq();) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records, outbound_->Read(seq, 256, 8 << 20));
-    if (records.empty()) break;
-    for (const LogRecord& record : records) {
-      seq = record.seq + 1;
-      if (record.kind != RecordKind::kTransaction) continue;
-      v1::Transaction txn;
-      if (!txn.ParseFromString(record.payload)) {
-        return absl::DataLossError(
-            absl::StrCat("outbound record ", record.seq, " is not a transaction"));
-      }
-      uint32_t index = 0;  // the kept change's place in its record
-      absl::flat_hash_map<uint32_t, const v1::Relation*> relations;
-      for (const v1::Relation& r : txn.relations()) relations[r.relation_id()] = &r;
-      for (int i = 0; i < txn.changes_size(); ++i) {
-        const v1::Change& change = txn.changes(i);
-        const char* op = OpName(change.op());
-        auto rel = relations.find(change.relation_id());
-        if (op == nullptr || rel == relations.end()) {
-          ++done.skipped;  // a message (a schema change, sequences): not a row
-          continue;
+absl::StatusOr<KeptCount> Daemon::QuarantineFrom(uint64_t from, const std::string& operation,
+                                                 absl::Time deadline) {
+  return CollectKeptChanges(
+      *outbound_, from, nullptr, [&](v1::QuarantineBatch& batch) -> absl::Status {
+        std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+        absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+        {
+          absl::MutexLock lock(&quarantine_mu_);
+          rows = quarantine_->CurrentRows(changes);
         }
-        std::vector<uint32_t> targets = {change.relation_id()};
-        if (change.op() == v1::TRUNCATE) {
-          targets.assign(change.truncate_relation_ids().begin(),
-                         change.truncate_relation_ids().end());
+        FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+        for (int i = 0; i < batch.changes_size(); ++i) {
+          if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
         }
-        for (uint32_t id : targets) {
-          auto target = relations.find(id);
-          if (target == relations.end()) continue;
-          v1::QuarantinedChange* q = batch.add_changes();
-          q->set_epoch(txn.epoch());
-          q->set_log_seq(record.seq);
-          q->set_index(index++);
-          q->set_source_xid(txn.source_xid());
-          q->set_commit_position(txn.source_position());
-          q->set_commit_time_us(txn.commit_time_us());
-          q->set_table_schema(target->second->schema());
-          q->set_table_name(target->second->name());
-          q->set_op(op);
-          if (change.op() != v1::TRUNCATE) {
-            const bool old_key = change.old_tuple().values_size() > 0;
-            q->set_key(RowJson(*target->second, old_key ? change.old_tuple() : change.new_tuple(),
-                               /*key_only=*/true));
-            if (change.op() != v1::DELETE) {
-              q->set_after(RowJson(*target->second, change.new_tuple(), /*key_only=*/false));
-            }
-          }
-          batch_bytes += q->ByteSizeLong();
-          transactions.insert({txn.source_xid(), txn.source_position()});
-        }
-        if (static_cast<size_t>(batch.changes_size()) >= kBatchChanges ||
-            batch_bytes >= kBatchBytes) {
-          FERRY_RETURN_IF_ERROR(flush());
-        }
-      }
-    }
-  }
-  FERRY_RETURN_IF_ERROR(flush());
-  done.transactions = transactions.size();
-  return done;
+        batch.set_operation(operation);
+        return peer_->Quarantine(batch, deadline).status();
+      });
 }
 
 absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
@@ -276,7 +171,7 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     step(absl::StrCat("slot drained: the outbound log ends at seq ", *end - 1));
 
     // 3. Kept on the new primary, then gone from the outbound log.
-    absl::StatusOr<Quarantined> kept = QuarantineFrom(point + 1, operation, deadline);
+    absl::StatusOr<KeptCount> kept = QuarantineFrom(point + 1, operation, deadline);
     if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the changes in the quarantine"));
     reply.set_quarantined(kept->changes);
     reply.set_transactions(kept->transactions);
