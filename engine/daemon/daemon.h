@@ -190,6 +190,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
   absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
   absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                        const std::string& region,
                                                         absl::Duration timeout) override;
 
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
@@ -230,6 +231,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // from `from` on in the peer's quarantine. Return the outbound log's end / the changes kept.
   absl::StatusOr<uint64_t> DrainSlot(const std::string& operation, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  // A promote's last step: the changes received for the `stopped` tables (never applied here)
+  // kept in this region's quarantine. Returns how many.
+  absl::StatusOr<uint64_t> KeepStoppedTables(const StoppedTables& stopped,
+                                             const std::string& source_region);
   absl::StatusOr<KeptCount> QuarantineFrom(uint64_t from, const std::string& operation,
                                            absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);

@@ -44,6 +44,9 @@ namespace ferry {
 namespace {
 
 constexpr int kMaxAnomalies = 100;
+// Differing keys a rejoin's repair lists (and matches with the quarantine) at most; past it the
+// anomalies are counted as unknown.
+constexpr uint32_t kMaxRepairKeys = 200000;
 
 }  // namespace
 
@@ -171,20 +174,32 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     step(absl::StrCat("slot drained: the outbound log ends at seq ", *end - 1));
 
     // 3. Kept on the new primary, then gone from the outbound log.
-    absl::StatusOr<KeptCount> kept = QuarantineFrom(point + 1, operation, deadline);
+    // Below the outbound log's start, the peer acknowledged everything (it was trimmed only
+    // then), and the promote applied everything it received.
+    absl::StatusOr<KeptCount> kept =
+        QuarantineFrom(std::max(point + 1, outbound_->first_seq()), operation, deadline);
     if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the changes in the quarantine"));
     reply.set_quarantined(kept->changes);
     reply.set_transactions(kept->transactions);
-    step(absl::StrCat(kept->changes, " change(s) of ", kept->transactions,
-                      " transaction(s) kept in ", peer_name, "'s ferry.quarantine",
-                      kept->skipped > 0
-                          ? absl::StrCat(" (", kept->skipped, " non-row message(s) not kept)")
-                          : ""));
+    step(absl::StrCat(
+        kept->changes, " change(s) of ", kept->transactions, " transaction(s) kept in ", peer_name,
+        "'s ferry.quarantine",
+        kept->skipped > 0 ? absl::StrCat("; ", kept->skipped, " non-row message(s) not kept") : "",
+        kept->partial > 0
+            ? absl::StrCat("; ", kept->partial,
+                           " change(s) of transaction copies without their end not kept")
+            : "",
+        kept->other_records > 0
+            ? absl::StrCat("; ", kept->other_records,
+                           " bucket event record(s) not kept: their objects stay in this "
+                           "region's bucket")
+            : ""));
     KillPoint("rejoin.quarantined");
     const uint64_t keep_below = std::max(point + 1, peer->inbound_next_seq());
     if (absl::Status s = outbound_->DropFrom(keep_below); !s.ok()) {
       return failed(Annotate(s, "dropping the quarantined records from the outbound log"));
     }
+    KillPoint("rejoin.dropped");
 
     // 4. The new primary's standby.
     if (absl::Status s = roles_->RejoinAsStandby(operation, peer->epoch()); !s.ok()) {
@@ -240,7 +255,13 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
 
   // 6. A replicating standby, apply's conflict policy the configured one again.
   StopPipeline(clock_->Now(), /*apply_backlog=*/false);
-  if (absl::Status s = roles_->CompleteRejoin(operation); !s.ok()) return failed(s);
+  if (absl::Status s = roles_->CompleteRejoin(operation); !s.ok()) {
+    if (absl::Status started = StartPipeline(Role::kStandby); !started.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = started.ToString();
+    }
+    return failed(s);
+  }
   if (absl::Status s = StartPipeline(Role::kStandby); !s.ok()) {
     absl::MutexLock lock(&pipeline_mu_);
     pipeline_error_ = s.ToString();
@@ -279,10 +300,11 @@ absl::StatusOr<v1::QuarantineKept> Daemon::KeepQuarantined(const v1::QuarantineB
 }
 
 absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string& operation,
+                                                              const std::string& region,
                                                               absl::Duration timeout) {
   v1::VerifyRequest request;
   request.set_repair(true);
-  request.set_max_keys(10000);
+  request.set_max_keys(kMaxRepairKeys);
   request.set_timeout_ms(static_cast<uint32_t>(
       std::min<int64_t>(absl::ToInt64Milliseconds(timeout), int64_t{UINT32_MAX})));
   v1::RejoinRepairReply reply;
@@ -313,6 +335,7 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
         }
         if (event.has_summary()) {
           reply.set_differences(event.summary().differences());
+          reply.set_truncated(event.summary().truncated());
           rechecked = event.summary().rechecked();
           recheck_equal = event.summary().recheck_equal();
         }
@@ -324,7 +347,7 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
     absl::StatusOr<std::vector<bool>> explained;
     {
       absl::MutexLock lock(&quarantine_mu_);
-      explained = quarantine_->Explains(config_.peer.region, keys);
+      explained = quarantine_->Explains(region, keys);
     }
     if (!explained.ok())
       return Annotate(explained.status(), "matching the keys with the quarantine");

@@ -76,18 +76,31 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
     batch_bytes = 0;
     return absl::OkStatus();
   };
+  // The transaction being read: its fragments' changes wait for its last fragment, because a
+  // capture that restarted captures a transaction again from its first fragment, and the
+  // partial copy before must not be kept too (as apply's reader drops it).
+  std::vector<v1::QuarantinedChange> open;
+  bool in_transaction = false;
   for (uint64_t seq = from; seq < log.next_seq();) {
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records, log.Read(seq, 256, 8 << 20));
     if (records.empty()) break;
     for (const LogRecord& record : records) {
       seq = record.seq + 1;
-      if (record.kind != RecordKind::kTransaction) continue;
+      if (record.kind != RecordKind::kTransaction) {
+        ++done.other_records;  // a bucket's events: not rows of the database
+        continue;
+      }
       v1::Transaction txn;
       if (!txn.ParseFromString(record.payload)) {
         return absl::DataLossError(
             absl::StrCat("log record ", record.seq, " is not a transaction"));
       }
-      uint32_t index = 0;  // the kept change's place in its record
+      if (txn.fragment() == 0 && in_transaction) {
+        done.partial += open.size();  // captured again from its start: this copy is incomplete
+        open.clear();
+      }
+      in_transaction = true;
+      uint32_t index = 0;  // every row change's place in its record (kept or not: one numbering)
       absl::flat_hash_map<uint32_t, const v1::Relation*> relations;
       for (const v1::Relation& r : txn.relations()) relations[r.relation_id()] = &r;
       for (const v1::Change& change : txn.changes()) {
@@ -103,37 +116,45 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
         }
         for (uint32_t id : targets) {
           auto target = relations.find(id);
+          const uint32_t at = index++;
           if (target == relations.end()) continue;
           const v1::Relation& rel = *target->second;
           if (wanted && !wanted(rel)) continue;
-          v1::QuarantinedChange* q = batch.add_changes();
-          q->set_epoch(txn.epoch());
-          q->set_log_seq(record.seq);
-          q->set_index(index++);
-          q->set_source_xid(txn.source_xid());
-          q->set_commit_position(txn.source_position());
-          q->set_commit_time_us(txn.commit_time_us());
-          q->set_table_schema(rel.schema());
-          q->set_table_name(rel.name());
-          q->set_op(op);
+          v1::QuarantinedChange& q = open.emplace_back();
+          q.set_epoch(txn.epoch());
+          q.set_log_seq(record.seq);
+          q.set_index(at);
+          q.set_source_xid(txn.source_xid());
+          q.set_commit_position(txn.source_position());
+          q.set_commit_time_us(txn.commit_time_us());
+          q.set_table_schema(rel.schema());
+          q.set_table_name(rel.name());
+          q.set_op(op);
           if (change.op() != v1::TRUNCATE) {
             const bool old_key = change.old_tuple().values_size() > 0;
-            q->set_key(RowJson(rel, old_key ? change.old_tuple() : change.new_tuple(),
-                               /*key_only=*/true));
+            q.set_key(RowJson(rel, old_key ? change.old_tuple() : change.new_tuple(),
+                              /*key_only=*/true));
             if (change.op() != v1::DELETE) {
-              q->set_after(RowJson(rel, change.new_tuple(), /*key_only=*/false));
+              q.set_after(RowJson(rel, change.new_tuple(), /*key_only=*/false));
             }
           }
-          batch_bytes += q->ByteSizeLong();
-          transactions.insert({txn.source_xid(), txn.source_position()});
         }
-        if (static_cast<size_t>(batch.changes_size()) >= kBatchChanges ||
-            batch_bytes >= kBatchBytes) {
-          FERRY_RETURN_IF_ERROR(flush());
-        }
+      }
+      if (!txn.last_fragment()) continue;
+      in_transaction = false;
+      if (!open.empty()) transactions.insert({txn.source_xid(), txn.source_position()});
+      for (v1::QuarantinedChange& q : open) {
+        batch_bytes += q.ByteSizeLong();
+        *batch.add_changes() = std::move(q);
+      }
+      open.clear();
+      if (static_cast<size_t>(batch.changes_size()) >= kBatchChanges ||
+          batch_bytes >= kBatchBytes) {
+        FERRY_RETURN_IF_ERROR(flush());
       }
     }
   }
+  done.partial += open.size();  // a transaction whose last fragment the log does not hold
   FERRY_RETURN_IF_ERROR(flush());
   done.transactions = transactions.size();
   return done;

@@ -6,7 +6,8 @@
 // Each insert, update and delete becomes one QuarantinedChange (its key as a JSON object of the
 // key's columns, the new row where the stream carries one; unchanged TOAST values left out);
 // a truncate, one per truncated table. Messages (schema changes, sequence values) are counted as
-// skipped.
+// skipped. Changes are numbered by their place among the record's row changes, whichever tables
+// are wanted, so that two collections of one record name a change alike.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,13 @@
 namespace ferry {
 
 struct KeptCount {
-  uint64_t changes = 0;       // handed to `keep`
-  uint64_t transactions = 0;  // their source transactions
-  uint64_t skipped = 0;       // messages, not rows
+  uint64_t changes = 0;        // handed to `keep`
+  uint64_t transactions = 0;   // their source transactions
+  uint64_t skipped = 0;        // messages, not rows
+  uint64_t other_records = 0;  // records that are not transactions (a bucket's events)
+  // Changes of a transaction copy without its last fragment (captured again after a restart
+  // of the capture, or cut off at the log's end): not kept.
+  uint64_t partial = 0;
 };
 
 // Reads `log`'s transaction records from `from` to its end. The changes of the tables `wanted`

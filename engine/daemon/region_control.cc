@@ -183,7 +183,7 @@ grpc::Status RegionControlService::RejoinRepair(grpc::ServerContext* context,
       LongVerbTimeout(request->timeout_ms(), absl::Seconds(300), "rejoin repair");
   if (!timeout.ok()) return ToGrpcStatus(timeout.status());
   absl::StatusOr<v1::RejoinRepairReply> done =
-      backend_->RepairForRejoin(request->operation(), *timeout);
+      backend_->RepairForRejoin(request->operation(), request->region(), *timeout);
   if (!done.ok()) return ToGrpcStatus(done.status());
   *reply = *std::move(done);
   return grpc::Status::OK;

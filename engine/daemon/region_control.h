@@ -35,6 +35,7 @@ class RegionControlBackend {
   // here. RegionControl.RejoinRepair: compare with the peer and repair it (a verify).
   virtual absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) = 0;
   virtual absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                                const std::string& region,
                                                                 absl::Duration timeout) = 0;
 };
 
