@@ -190,7 +190,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
   absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
   absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
-                                                        const std::string& region,
+                                                        const std::string& region, bool repair,
                                                         absl::Duration timeout) override;
 
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
@@ -235,6 +235,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // kept in this region's quarantine. Returns how many.
   absl::StatusOr<uint64_t> KeepStoppedTables(const StoppedTables& stopped,
                                              const std::string& source_region);
+  // A rejoin's anomalies (`compared`: a comparison without repair) kept in the peer's
+  // quarantine with this region's rows. Returns how many.
+  absl::StatusOr<uint64_t> KeepAnomalies(const v1::RejoinRepairReply& compared,
+                                         const std::string& operation, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   absl::StatusOr<KeptCount> QuarantineFrom(uint64_t from, const std::string& operation,
                                            absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);

@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "consistency/row_hash.h"
 #include "engine/base/json_text.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
@@ -102,6 +103,38 @@ absl::StatusOr<KeptCount> Daemon::QuarantineFrom(uint64_t from, const std::strin
         batch.set_operation(operation);
         return peer_->Quarantine(batch, deadline).status();
       });
+}
+
+absl::StatusOr<uint64_t> Daemon::KeepAnomalies(const v1::RejoinRepairReply& compared,
+                                               const std::string& operation, absl::Time deadline) {
+  v1::QuarantineBatch batch;
+  batch.set_operation(operation);
+  for (const v1::QuarantinedChange& key : compared.anomaly_keys()) {
+    v1::QuarantinedChange* q = batch.add_changes();
+    q->set_table_schema(key.table_schema());
+    q->set_table_name(key.table_name());
+    q->set_key(key.key());
+    q->set_op("anomaly");
+    q->set_epoch(roles_->epoch());
+    // Named by the key, so that a rejoin that runs again keeps each once.
+    q->set_index(
+        static_cast<uint32_t>(consistency::HashBytes(absl::StrCat(key.table_schema(), ".",
+                                                                  key.table_name(), " ", key.key()))
+                                  .low &
+                              0x7fffffff));
+  }
+  std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+  absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+  {
+    absl::MutexLock lock(&quarantine_mu_);
+    rows = quarantine_->CurrentRows(changes);
+  }
+  FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+  for (int i = 0; i < batch.changes_size(); ++i) {
+    if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
+  }
+  FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, peer_->Quarantine(batch, deadline));
+  return kept.kept() + kept.present();
 }
 
 absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
@@ -230,21 +263,41 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
                     ", applying its stream"));
   KillPoint("rejoin.standby");
 
-  // 5. Repaired at one cut.
-  absl::StatusOr<v1::RejoinRepairReply> repaired = peer_->RejoinRepair(operation, deadline);
+  // 5. Compared at one cut first: a differing key no kept change explains is an anomaly, and
+  // this region's row for it is kept too (op "anomaly") before the repair overwrites it.
+  absl::StatusOr<v1::RejoinRepairReply> compared =
+      peer_->RejoinRepair(operation, /*repair=*/false, deadline);
+  if (!compared.ok()) return failed(Annotate(compared.status(), "comparing at one cut"));
+  if (compared->anomaly_keys_size() > 0) {
+    absl::StatusOr<uint64_t> kept = KeepAnomalies(*compared, operation, deadline);
+    if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the anomalies"));
+    step(absl::StrCat(*kept, " anomal", *kept == 1 ? "y" : "ies",
+                      " (differing rows no kept change explains) kept with this region's row"));
+  }
+
+  // 6. Repaired at one cut.
+  absl::StatusOr<v1::RejoinRepairReply> repaired =
+      peer_->RejoinRepair(operation, /*repair=*/true, deadline);
   if (!repaired.ok()) return failed(Annotate(repaired.status(), "repairing at one cut"));
-  reply.set_differences(repaired->differences());
+  // The differences and anomalies as the comparison before the repair found them.
+  reply.set_differences(compared->differences());
   reply.set_repaired_rows(repaired->repaired_rows());
-  *reply.mutable_anomalies() = repaired->anomalies();
-  reply.set_anomaly_count(repaired->anomaly_count());
+  *reply.mutable_anomalies() = compared->anomalies();
+  reply.set_anomaly_count(compared->anomaly_count());
   step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
-                    "): ", repaired->differences(), " differing key(s), ",
-                    repaired->repaired_rows(), " row(s) repaired here, ", repaired->anomaly_count(),
-                    " not explained by the quarantine"));
-  if (repaired->anomaly_count() > 0) {
-    spdlog::warn("region {}: rejoin {}: {} differing key(s) no quarantined change explains: {}",
-                 config_.region, operation, repaired->anomaly_count(),
-                 absl::StrJoin(repaired->anomalies(), "; "));
+                    "): ", compared->differences(), " differing key(s), ",
+                    compared->anomaly_count(), " not explained by a kept change; ",
+                    repaired->repaired_rows(), " row(s) repaired here"));
+  if (compared->anomaly_count() > 0) {
+    spdlog::warn(
+        "region {}: rejoin {}: {} differing key(s) no quarantined change explains (kept "
+        "as anomalies): {}",
+        config_.region, operation, compared->anomaly_count(),
+        absl::StrJoin(compared->anomalies(), "; "));
+  }
+  if (compared->truncated()) {
+    step(absl::StrCat("more keys differed than the ", kMaxRepairKeys,
+                      " matched with the quarantine: anomalies among the rest are not known"));
   }
   if (!repaired->equal_after()) {
     return failed(absl::AbortedError(
@@ -253,7 +306,7 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
   }
   KillPoint("rejoin.repaired");
 
-  // 6. A replicating standby, apply's conflict policy the configured one again.
+  // 7. A replicating standby, apply's conflict policy the configured one again.
   StopPipeline(clock_->Now(), /*apply_backlog=*/false);
   if (absl::Status s = roles_->CompleteRejoin(operation); !s.ok()) {
     if (absl::Status started = StartPipeline(Role::kStandby); !started.ok()) {
@@ -301,9 +354,9 @@ absl::StatusOr<v1::QuarantineKept> Daemon::KeepQuarantined(const v1::QuarantineB
 
 absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string& operation,
                                                               const std::string& region,
-                                                              absl::Duration timeout) {
+                                                              bool repair, absl::Duration timeout) {
   v1::VerifyRequest request;
-  request.set_repair(true);
+  request.set_repair(repair);
   request.set_max_keys(kMaxRepairKeys);
   request.set_timeout_ms(static_cast<uint32_t>(
       std::min<int64_t>(absl::ToInt64Milliseconds(timeout), int64_t{UINT32_MAX})));
@@ -353,6 +406,7 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
       return Annotate(explained.status(), "matching the keys with the quarantine");
     for (size_t i = 0; i < keys.size(); ++i) {
       if ((*explained)[i]) continue;
+      *reply.add_anomaly_keys() = keys[i];
       reply.set_anomaly_count(reply.anomaly_count() + 1);
       if (reply.anomalies_size() < kMaxAnomalies) {
         reply.add_anomalies(

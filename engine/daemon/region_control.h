@@ -36,6 +36,7 @@ class RegionControlBackend {
   virtual absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) = 0;
   virtual absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
                                                                 const std::string& region,
+                                                                bool repair,
                                                                 absl::Duration timeout) = 0;
 };
 
@@ -95,6 +96,7 @@ class RegionControlClient {
   [[nodiscard]] absl::StatusOr<v1::QuarantineKept> Quarantine(v1::QuarantineBatch batch,
                                                               absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::RejoinRepairReply> RejoinRepair(const std::string& operation,
+                                                                   bool repair,
                                                                    absl::Time deadline) const;
 
  private:

@@ -209,6 +209,18 @@ TEST_F(FailoverE2ETest, PromoteKeepsTheChangesOfATableStoppedOnTheStandby) {
                                             "east insert {\"id\": \"1001\"}",
                                             "east insert {\"id\": \"1002\"}"}));
   EXPECT_EQ(Count(Region::kWest, "id >= 1000"), 1);  // only the planted row
+
+  // East rejoins: the kept changes replicate to it (written once the new primary's slot
+  // existed), its rows for those keys are repaired, and nothing is kept twice.
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  auto rejoined = regions_->Ctl(Region::kEast, {"rejoin", "--json"});
+  ASSERT_TRUE(rejoined.ok()) << rejoined.status();
+  ASSERT_EQ(rejoined->exit_code, 0) << rejoined->output;
+  EXPECT_NE(rejoined->output.find("\"anomaly_count\": 0,"), std::string::npos) << rejoined->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"acked", "ferry.quarantine"}, absl::Seconds(60)).ok());
+  auto total = pg(Region::kEast).QueryValue("SELECT count(*) FROM ferry.quarantine");
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(total->value_or(""), "3");
 }
 
 // failover.self_fence_after_seconds: a primary that cannot reach its peer for that long fences

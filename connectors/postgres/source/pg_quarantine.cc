@@ -25,7 +25,7 @@ constexpr uint32_t kDefaultListLimit = 1000;
 constexpr uint32_t kMaxListLimit = 100000;
 
 bool IsOp(const std::string& op) {
-  return op == "insert" || op == "update" || op == "delete" || op == "truncate";
+  return op == "insert" || op == "update" || op == "delete" || op == "truncate" || op == "anomaly";
 }
 
 // A row as JSON text, every value as text, in column order, written as the engine writes the
@@ -179,6 +179,11 @@ absl::Status ReapplyChange(PgConnection& conn, const v1::QuarantineEntry& e,
   auto conflict = [&](const std::string& why) {
     return absl::FailedPreconditionError(absl::StrCat(where, " conflicts: ", why));
   };
+  if (e.op() == "anomaly") {
+    return conflict(
+        "an anomaly is the old primary's row, not a change it shipped: write it by "
+        "hand if wanted, then discard it");
+  }
   if (e.op() == "truncate") {
     // It would erase whatever the primary holds now, rows acknowledged since the failover
     // included: an operator truncates by hand, having looked, and discards the entry.
@@ -410,10 +415,17 @@ absl::StatusOr<std::vector<bool>> PostgresQuarantine::Explains(
       "WITH k AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
       "AS k(s, n, key, i)) "
       "SELECT k.i FROM k WHERE EXISTS (SELECT 1 FROM ferry.quarantine q WHERE q.source_region = "
-      "$1 AND q.table_schema = k.s AND q.table_name = k.n AND q.op = 'truncate') "
+      "$1 AND q.status = 'pending' AND q.table_schema = k.s AND q.table_name = k.n AND q.op = "
+      "'truncate') "
       "UNION SELECT k.i FROM k JOIN (SELECT DISTINCT table_schema, table_name, key::jsonb AS kj "
-      "FROM ferry.quarantine WHERE source_region = $1 AND key IS NOT NULL) q ON q.table_schema "
-      "= k.s AND q.table_name = k.n AND q.kj = k.key::jsonb",
+      "FROM ferry.quarantine WHERE source_region = $1 AND status = 'pending' AND key IS NOT "
+      "NULL) q ON q.table_schema = k.s AND q.table_name = k.n AND q.kj = k.key::jsonb "
+      // An update that moved its row to a new key explains the new key too (few of them: a
+      // nested loop over those is cheap).
+      "UNION SELECT k.i FROM k JOIN (SELECT table_schema, table_name, after::jsonb AS aj FROM "
+      "ferry.quarantine WHERE source_region = $1 AND status = 'pending' AND op = 'update' AND "
+      "after IS NOT NULL AND key IS NOT NULL AND NOT after::jsonb @> key::jsonb) q ON "
+      "q.table_schema = k.s AND q.table_name = k.n AND q.aj @> k.key::jsonb",
       {source_region, ArrayLiteral(schemas), ArrayLiteral(names), ArrayLiteral(key_texts)});
   if (!r.ok()) return ChangeError(*conn, r.status(), "matching keys with the quarantine");
   std::vector<bool> out(keys.size(), false);
