@@ -64,11 +64,14 @@ sql east "DELETE FROM orders WHERE id <= $DELETES"
 TRUTH_CHANGES=$((INSERTS + UPDATES + DELETES))
 TRUTH_TXNS=$((1 + UPDATES + 1))
 echo "  east committed $TRUTH_CHANGES changes in $TRUTH_TXNS transactions after the hold"
-# West learns what it misses from east's reports on the stream.
+# West learns what it misses from east's reports on the stream (polled for up to 20 s).
+REPORTED=0
 for _ in $(seq 100); do
-  [ "$(ctl west status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s.get("primary_unshipped",{}).get("records",0))')" -ge "$TRUTH_TXNS" ] && break
+  REPORTED=$(ctl west status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s.get("primary_unshipped",{}).get("records",0))')
+  [ "$REPORTED" -ge "$TRUTH_TXNS" ] && break
   sleep 0.2
 done
+[ "$REPORTED" -ge "$TRUTH_TXNS" ] || echo "  (west's last report of what east holds unshipped: $REPORTED record(s))"
 
 echo "gameday: 3. east is lost (ferryd SIGKILLed, Postgres stopped)"
 regions_kill_ferryd east
