@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -76,8 +77,9 @@ std::string ParseQuarantine(const std::vector<std::string>& operands, Quarantine
   }
   if (operands.size() != 2) return absl::StrCat("quarantine ", args->verb, " takes one ID");
   char* end = nullptr;
+  errno = 0;
   const long long id = std::strtoll(operands[1].c_str(), &end, 10);
-  if (operands[1].empty() || *end != '\0' || id < 1) {
+  if (operands[1].empty() || *end != '\0' || id < 1 || errno == ERANGE) {
     return absl::StrCat("quarantine ", args->verb, ": '", operands[1], "' is not an entry id");
   }
   args->id = id;
