@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/support/flags.h"
 #include "tests/e2e/two_regions.h"
 
 namespace {
@@ -27,15 +28,7 @@ namespace {
 using ferry::testing::Region;
 using ferry::testing::TwoRegions;
 
-double Flag(int argc, char** argv, const char* name, double fallback) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (absl::StartsWith(a, prefix)) return std::atof(a.c_str() + prefix.size());
-    if (a == absl::StrCat("--", name) && i + 1 < argc) return std::atof(argv[i + 1]);
-  }
-  return fallback;
-}
+using ferry::bench::Flag;
 
 bool Run(TwoRegions& regions, Region r, const std::vector<std::string>& args, double* seconds) {
   const absl::Time start = absl::Now();

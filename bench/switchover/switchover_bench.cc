@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/support/flags.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "tests/e2e/two_regions.h"
 
@@ -93,15 +94,7 @@ class PacedWriters {
   std::vector<std::thread> threads_;
 };
 
-double Flag(int argc, char** argv, const char* name, double fallback) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (absl::StartsWith(a, prefix)) return std::atof(a.c_str() + prefix.size());
-    if (a == absl::StrCat("--", name) && i + 1 < argc) return std::atof(argv[i + 1]);
-  }
-  return fallback;
-}
+using ferry::bench::Flag;
 
 }  // namespace
 

@@ -257,6 +257,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // kept in this region's quarantine. Returns how many.
   absl::StatusOr<uint64_t> KeepStoppedTables(const StoppedTables& stopped,
                                              const std::string& source_region);
+  // Reads this region's row for each change of `batch` (old_primary_row) and has the peer keep
+  // them in its quarantine under `operation`.
+  absl::StatusOr<v1::QuarantineKept> SendToQuarantine(v1::QuarantineBatch& batch,
+                                                      const std::string& operation,
+                                                      absl::Time deadline);
   // A rejoin's anomalies (`compared`: a comparison without repair) kept in the peer's
   // quarantine with this region's rows. Returns how many.
   absl::StatusOr<uint64_t> KeepAnomalies(const v1::RejoinRepairReply& compared,

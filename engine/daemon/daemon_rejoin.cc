@@ -86,29 +86,34 @@ absl::StatusOr<uint64_t> Daemon::DrainSlot(const std::string& operation, absl::T
   return outbound_->next_seq();
 }
 
+absl::StatusOr<v1::QuarantineKept> Daemon::SendToQuarantine(v1::QuarantineBatch& batch,
+                                                            const std::string& operation,
+                                                            absl::Time deadline) {
+  std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+  absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+  {
+    absl::MutexLock lock(&quarantine_mu_);
+    rows = quarantine_->CurrentRows(changes);
+  }
+  FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+  for (int i = 0; i < batch.changes_size(); ++i) {
+    if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
+  }
+  batch.set_operation(operation);
+  return peer_->Quarantine(batch, deadline);
+}
+
 absl::StatusOr<KeptCount> Daemon::QuarantineFrom(uint64_t from, const std::string& operation,
                                                  absl::Time deadline) {
-  return CollectKeptChanges(
-      *outbound_, from, nullptr, [&](v1::QuarantineBatch& batch) -> absl::Status {
-        std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
-        absl::StatusOr<std::vector<std::optional<std::string>>> rows;
-        {
-          absl::MutexLock lock(&quarantine_mu_);
-          rows = quarantine_->CurrentRows(changes);
-        }
-        FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
-        for (int i = 0; i < batch.changes_size(); ++i) {
-          if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
-        }
-        batch.set_operation(operation);
-        return peer_->Quarantine(batch, deadline).status();
-      });
+  return CollectKeptChanges(*outbound_, from, nullptr,
+                            [&](v1::QuarantineBatch& batch) -> absl::Status {
+                              return SendToQuarantine(batch, operation, deadline).status();
+                            });
 }
 
 absl::StatusOr<uint64_t> Daemon::KeepAnomalies(const v1::RejoinRepairReply& compared,
                                                const std::string& operation, absl::Time deadline) {
   v1::QuarantineBatch batch;
-  batch.set_operation(operation);
   for (const v1::QuarantinedChange& key : compared.anomaly_keys()) {
     v1::QuarantinedChange* q = batch.add_changes();
     q->set_table_schema(key.table_schema());
@@ -123,17 +128,7 @@ absl::StatusOr<uint64_t> Daemon::KeepAnomalies(const v1::RejoinRepairReply& comp
                                   .low &
                               0x7fffffff));
   }
-  std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
-  absl::StatusOr<std::vector<std::optional<std::string>>> rows;
-  {
-    absl::MutexLock lock(&quarantine_mu_);
-    rows = quarantine_->CurrentRows(changes);
-  }
-  FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
-  for (int i = 0; i < batch.changes_size(); ++i) {
-    if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
-  }
-  FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, peer_->Quarantine(batch, deadline));
+  FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, SendToQuarantine(batch, operation, deadline));
   return kept.kept() + kept.present();
 }
 

@@ -67,12 +67,7 @@ class LogIdentityE2ETest : public ::testing::Test {
     }
   }
   void TearDown() override {
-    if (HasFailure() && regions_) {
-      for (Region r : {Region::kEast, Region::kWest}) {
-        std::cerr << "---- ferryd log " << (r == Region::kEast ? "east" : "west") << " (tail)\n"
-                  << regions_->LogTail(r, 8000);
-      }
-    }
+    if (HasFailure() && regions_) std::cerr << regions_->BothLogTails(8000);
   }
   std::unique_ptr<TwoRegions> regions_;
 };

@@ -282,4 +282,13 @@ std::string TwoRegions::LogTail(Region r, size_t bytes) const {
   return log.substr(log.size() > bytes ? log.size() - bytes : 0);
 }
 
+std::string TwoRegions::BothLogTails(size_t bytes) const {
+  std::string out;
+  for (Region r : {Region::kEast, Region::kWest}) {
+    absl::StrAppend(&out, "---- ferryd log ", r == Region::kEast ? "east" : "west", " (tail)\n",
+                    LogTail(r, bytes));
+  }
+  return out;
+}
+
 }  // namespace ferry::testing

@@ -84,6 +84,8 @@ class TwoRegions {
       absl::Duration timeout = absl::Seconds(90));
   // The last `bytes` of a region's ferryd log, for a failed test's output.
   std::string LogTail(Region r, size_t bytes = 10000) const;
+  // Both regions' log tails, headed by their names: what a failed test prints in TearDown.
+  std::string BothLogTails(size_t bytes = 12000) const;
 
   // Admin calls (with the configured token).
   [[nodiscard]] absl::StatusOr<v1::StatusReply> Status(Region r);
