@@ -5,7 +5,7 @@
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
 //   ferryctl --admin HOST:PORT resnapshot SCHEMA.TABLE [--json]
-//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--max-keys N] [--json]
+//   ferryctl --admin PRIMARY verify [--table SCHEMA.TABLE]... [--bucket] [--max-keys N] [--json]
 //   ferryctl --admin HOST:PORT reverse [--timeout SECONDS] [--json]
 //   ferryctl --admin HOST:PORT promote [--force] [--timeout SECONDS] [--json]
 //
@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cmd/ferryctl_failback.h"
+#include "cmd/ferryctl_status.h"
 #include "cmd/ferryctl_verify.h"
 #include "engine/base/json_text.h"
 #include "google/protobuf/util/json_util.h"
@@ -58,7 +59,9 @@ Commands:
                     (default 1000; the counts are complete), --timeout (default 3600),
                     --repair (make the standby's differing keys equal to the primary's at
                     the cut, then verify again: exit 0 when they end equal), --rate N (each
-                    side reads at most N rows a second)
+                    side reads at most N rows a second); --bucket compares the two
+                    regions' buckets instead (keys, size, content type, user metadata and
+                    the SHA-256 of each body; docs/objects.md, "Verify")
   reverse           planned switchover, sent to either region: fence the primary's database,
                     drain it to the standby, carry sequences over, raise the epoch and flip
                     the roles; returns when the former standby is the writable primary and
@@ -102,6 +105,7 @@ struct Args {
   bool json = false;
   bool force = false;                      // promote
   std::vector<std::string> verify_tables;  // verify's --table
+  bool verify_bucket = false;              // verify's --bucket
   uint32_t max_keys = 0;                   // verify's --max-keys
   bool repair = false;                     // verify's --repair
   uint64_t max_rows_per_second = 0;        // verify's --rate
@@ -138,153 +142,6 @@ void PrintPaused(bool paused, bool was_paused, bool json) {
     std::printf("paused%s\n", was_paused ? " (already)" : "");
   } else {
     std::printf("resumed%s\n", was_paused ? "" : " (was not paused)");
-  }
-}
-
-std::string Seconds(double s) {
-  if (s < 0) return "-";
-  return absl::StrFormat("%.3fs", s);
-}
-
-void PrintHuman(const ferry::v1::StatusReply& r) {
-  const auto& p = r.positions();
-  std::printf("region      %s (%s, epoch %llu)%s\n", r.region().c_str(), r.role().c_str(),
-              static_cast<unsigned long long>(r.epoch()), r.paused() ? "  PAUSED" : "");
-  std::printf("state       %s%s%s\n", r.state().c_str(), r.fenced() ? "  fenced" : "",
-              r.operation().empty() ? "" : ("  operation " + r.operation()).c_str());
-  if (r.divergence().known()) {
-    const auto& d = r.divergence();
-    std::printf(
-        "divergence  %s applied this region's log through seq %llu; %llu record(s), %llu bytes "
-        "beyond it never reached it\n",
-        d.new_primary().c_str(), static_cast<unsigned long long>(d.point_seq()),
-        static_cast<unsigned long long>(d.records_beyond()),
-        static_cast<unsigned long long>(d.bytes_beyond()));
-  }
-  if (r.role() == "standby" && r.primary_unshipped().known()) {
-    const auto& l = r.primary_unshipped();
-    std::printf(
-        "loss bound  the primary reported %llu record(s), %llu bytes not received here "
-        "(last contact %.1fs ago): what a promote now would lose\n",
-        static_cast<unsigned long long>(l.records()), static_cast<unsigned long long>(l.bytes()),
-        l.last_contact_seconds_ago());
-  }
-  std::printf("uptime      %llds   version %s\n", static_cast<long long>(r.uptime_seconds()),
-              r.version().c_str());
-  if (r.role() == "primary") {
-    std::printf(
-        "source      %s  captured %s  slot %s  retained WAL %lld bytes%s%s\n",
-        r.source().connected() ? "connected" : "DISCONNECTED", p.captured_source_lsn().c_str(),
-        r.source().slot().c_str(), static_cast<long long>(r.source().slot_retained_wal_bytes()),
-        r.source().snapshot_in_progress() ? "  (snapshot in progress)" : "",
-        r.source().last_error().empty() ? "" : (" error: " + r.source().last_error()).c_str());
-    std::printf("outbound    seq %llu..%llu  shipped %llu  acked %llu  peer applied %llu\n",
-                static_cast<unsigned long long>(p.outbound_first_seq()),
-                static_cast<unsigned long long>(p.outbound_next_seq()),
-                static_cast<unsigned long long>(p.shipped_seq()),
-                static_cast<unsigned long long>(p.acked_seq()),
-                static_cast<unsigned long long>(p.peer_applied_seq()));
-    std::printf("RPO         %llu records, %llu bytes, %s\n",
-                static_cast<unsigned long long>(r.rpo().records()),
-                static_cast<unsigned long long>(r.rpo().bytes()),
-                Seconds(r.rpo().seconds()).c_str());
-    // Beside the RPO: what the source committed and capture has not taken yet.
-    if (r.uncaptured().known()) {
-      std::printf("uncaptured  %llu bytes, behind %s  (source at %s, measured %s ago)\n",
-                  static_cast<unsigned long long>(r.uncaptured().bytes()),
-                  Seconds(r.uncaptured().seconds()).c_str(),
-                  r.uncaptured().source_position().c_str(),
-                  Seconds(r.uncaptured().measured_seconds_ago()).c_str());
-    } else {
-      std::printf("uncaptured  UNKNOWN (the source's position was not measured yet)\n");
-    }
-    if (r.source().unreplicated_objects() > 0) {
-      std::printf("NOT REPLICATED  %lld large object(s) in the source database\n",
-                  static_cast<long long>(r.source().unreplicated_objects()));
-    }
-    for (const auto& w : r.source().warnings()) std::printf("WARNING     %s\n", w.c_str());
-  } else {
-    std::printf("inbound     seq %llu..%llu  applied %llu\n",
-                static_cast<unsigned long long>(p.inbound_first_seq()),
-                static_cast<unsigned long long>(p.inbound_next_seq()),
-                static_cast<unsigned long long>(p.applied_seq()));
-  }
-  std::printf("apply lag   %llu records, %llu bytes, %s%s\n",
-              static_cast<unsigned long long>(r.apply_lag().records()),
-              static_cast<unsigned long long>(r.apply_lag().bytes()),
-              Seconds(r.apply_lag().seconds()).c_str(),
-              r.apply_lag().stopped_tables() > 0
-                  ? absl::StrFormat("  (counting %u STOPPED table(s) from their first change)",
-                                    r.apply_lag().stopped_tables())
-                        .c_str()
-                  : "");
-  // While connected, the last error is history: show it only while the peer is away.
-  const bool show_peer_error = !r.peer().connected() && !r.peer().last_error().empty();
-  std::printf("peer        %s  %s%s\n", r.peer().address().c_str(),
-              r.peer().connected() ? "connected" : "DISCONNECTED",
-              show_peer_error ? (" error: " + r.peer().last_error()).c_str() : "");
-  if (r.role() == "primary") {
-    // The standby's trouble, as its receiver reported it.
-    const auto& peer = r.peer();
-    if (!peer.apply_state_known()) {
-      std::printf("peer apply  not reported yet\n");
-    } else {
-      std::printf("peer apply  %llu table(s) stopped, %llu conflicts%s%s\n",
-                  static_cast<unsigned long long>(peer.stopped_tables_total()),
-                  static_cast<unsigned long long>(peer.conflicts()),
-                  peer.apply_failed() ? "  FAILED" : "",
-                  peer.apply_error().empty() ? "" : ("  error: " + peer.apply_error()).c_str());
-    }
-    if (peer.applied_beyond_log_end()) {
-      std::printf(
-          "PEER APPLIED BEYOND THIS LOG'S END: the standby applied sequence %llu, this log ends "
-          "at %llu: its database holds changes this region's log does not\n",
-          static_cast<unsigned long long>(p.peer_applied_seq()),
-          static_cast<unsigned long long>(p.outbound_next_seq()));
-    }
-    for (const auto& t : peer.stopped_tables()) {
-      std::printf("peer table  %s STOPPED at seq %llu: %s\n", t.table().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()), t.reason().c_str());
-    }
-  } else {
-    std::printf("conflicts   %llu\n", static_cast<unsigned long long>(r.conflicts()));
-    if (!r.log_identity().inbound_log_id().empty()) {
-      const auto& id = r.log_identity();
-      if (id.mismatch()) {
-        std::printf(
-            "log         IDENTITY MISMATCH: inbound log %s, target progress %llu counts log %s: "
-            "nothing is applied (docs/operations.md, Re-seeding a region)\n",
-            id.inbound_log_id().c_str(), static_cast<unsigned long long>(id.target_applied_seq()),
-            id.target_log_id().empty() ? "unrecorded" : id.target_log_id().c_str());
-      } else {
-        std::printf("log         %s\n", id.inbound_log_id().c_str());
-      }
-    }
-  }
-  if (!r.last_error().empty()) std::printf("last error  %s\n", r.last_error().c_str());
-  if (r.has_objects()) {
-    const auto& o = r.objects();
-    if (o.mode() == "capture") {
-      std::printf("objects     capturing bucket %s (%s)\n", o.bucket().c_str(),
-                  o.connected() ? "connected" : "NOT CONNECTED");
-    } else {
-      std::printf("objects     applying: %llu events applied, %llu log records pending\n",
-                  static_cast<unsigned long long>(o.events_applied()),
-                  static_cast<unsigned long long>(o.records_pending()));
-    }
-    if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
-  }
-  if (r.tables_size() > 0) {
-    std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
-                "REASON");
-    for (const auto& t : r.tables()) {
-      std::printf("%-40s %-16s %-10llu %-12s %s\n", t.table().c_str(), t.state().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()),
-                  absl::StrCat(t.retained_log_bytes(), "B").c_str(), t.reason().c_str());
-      if (!t.resnapshot_reason().empty()) {
-        std::printf("%-40s needs a re-snapshot: %s\n", "", t.resnapshot_reason().c_str());
-      }
-    }
   }
 }
 
@@ -327,6 +184,8 @@ int main(int argc, char** argv) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--bucket") {
+      args.verify_bucket = true;
     } else if (a == "--table") {
       const char* v = value("--table");
       if (v == nullptr) return Usage("--table needs SCHEMA.TABLE");
@@ -410,9 +269,12 @@ int main(int argc, char** argv) {
   if (args.force && args.command != "promote") return Usage("--force is for promote only");
   if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
   if ((!args.verify_tables.empty() || args.max_keys != 0 || args.repair ||
-       args.max_rows_per_second != 0) &&
+       args.max_rows_per_second != 0 || args.verify_bucket) &&
       args.command != "verify") {
-    return Usage("--table, --max-keys and --repair are options of verify");
+    return Usage("--table, --bucket, --max-keys and --repair are options of verify");
+  }
+  if (args.verify_bucket && (!args.verify_tables.empty() || args.max_rows_per_second != 0)) {
+    return Usage("--bucket compares the buckets: --table and --rate are for the databases");
   }
   for (const std::string& t : args.verify_tables) {
     const size_t dot = t.find('.');
@@ -435,6 +297,7 @@ int main(int argc, char** argv) {
                                   .timeout_s = args.timeout_set ? args.timeout_s : 3600,
                                   .json = args.json,
                                   .tables = args.verify_tables,
+                                  .bucket = args.verify_bucket,
                                   .max_keys = args.max_keys,
                                   .repair = args.repair,
                                   .max_rows_per_second = args.max_rows_per_second});
@@ -467,7 +330,7 @@ int main(int argc, char** argv) {
         (void)google::protobuf::util::MessageToJsonString(reply, &json, options);
         std::fputs(json.c_str(), stdout);
       } else {
-        PrintHuman(reply);
+        ferry::ctl::PrintStatus(reply);
       }
     }
   } else if (args.command == "pause") {
@@ -566,13 +429,17 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"operation\": %s, \"epoch\": %llu, \"loss\": {\"known\": %s, \"records\": %llu, "
           "\"bytes\": %llu, \"seconds\": %.3f, \"last_contact_seconds_ago\": %.3f}, "
-          "\"stopped_tables\": [%s], \"kept_records\": %llu, \"quarantined\": %llu}\n",
+          "\"stopped_tables\": [%s], \"kept_records\": %llu, \"quarantined\": %llu, "
+          "\"objects_not_applied\": {\"objects\": %llu, \"bytes\": %llu, \"records\": %llu}}\n",
           JsonString(reply.operation()).c_str(), static_cast<unsigned long long>(reply.epoch()),
           loss.known() ? "true" : "false", static_cast<unsigned long long>(loss.records()),
           static_cast<unsigned long long>(loss.bytes()), loss.seconds(),
           loss.last_contact_seconds_ago(), stopped.c_str(),
           static_cast<unsigned long long>(reply.kept_records()),
-          static_cast<unsigned long long>(reply.quarantined()));
+          static_cast<unsigned long long>(reply.quarantined()),
+          static_cast<unsigned long long>(reply.objects_not_applied().objects()),
+          static_cast<unsigned long long>(reply.objects_not_applied().bytes()),
+          static_cast<unsigned long long>(reply.objects_not_applied().records()));
     } else if (status.ok()) {
       for (const std::string& step : reply.steps()) std::printf("  %s\n", step.c_str());
       std::printf("promote %s done: this region is the primary under epoch %llu\n",
@@ -596,6 +463,14 @@ int main(int argc, char** argv) {
             "%llu change(s) of the stopped table(s) kept in ferry.quarantine (ferryctl "
             "quarantine list)\n",
             static_cast<unsigned long long>(reply.quarantined()));
+      }
+      if (reply.has_objects_not_applied()) {
+        const ferry::v1::ObjectsNotApplied& o = reply.objects_not_applied();
+        std::printf(
+            "bucket: %llu object(s), %s, received and NOT copied (the lost primary's bucket did "
+            "not answer: %s); they are not in this region's bucket\n",
+            static_cast<unsigned long long>(o.objects()), ferry::ctl::HumanBytes(o.bytes()).c_str(),
+            o.last_error().c_str());
       }
     }
   } else if (args.command == "resume-table") {

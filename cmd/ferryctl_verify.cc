@@ -116,6 +116,7 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
   v1::VerifyRequest request;
   for (const auto& t : args.tables) request.add_tables(t);
   request.set_max_keys(args.max_keys);
+  request.set_bucket(args.bucket);
   request.set_repair(args.repair);
   request.set_max_rows_per_second(args.max_rows_per_second);
   request.set_timeout_ms(static_cast<uint32_t>(args.timeout_s * 1000));
@@ -178,6 +179,15 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
         summary->rechecked() ? "true" : "false", summary->recheck_equal() ? "true" : "false",
         static_cast<unsigned long long>(summary->recheck_differences()),
         absl::StrJoin(out, ", ").c_str());
+  } else if (args.bucket) {
+    for (const auto& t : tables) PrintTableHuman(t);
+    std::printf(
+        "%s: %llu difference(s); %llu keys compared (%llu body bytes read) with %s, cut %s\n",
+        summary->equal() ? "EQUAL" : "DIFFERENT",
+        static_cast<unsigned long long>(summary->differences()),
+        static_cast<unsigned long long>(summary->rows_compared()),
+        static_cast<unsigned long long>(summary->bytes_compared()),
+        summary->standby_region().c_str(), summary->cut().c_str());
   } else {
     for (const auto& t : tables) PrintTableHuman(t);
     std::printf(

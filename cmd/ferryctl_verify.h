@@ -17,6 +17,7 @@ struct VerifyArgs {
   double timeout_s = 3600;
   bool json = false;
   std::vector<std::string> tables;
+  bool bucket = false;  // compare the buckets (VerifyRequest.bucket)
   uint32_t max_keys = 0;
   bool repair = false;
   uint64_t max_rows_per_second = 0;

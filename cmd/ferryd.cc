@@ -28,6 +28,7 @@
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/s3/objects_wiring.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/no_database.h"
 
 namespace {
 
@@ -59,6 +60,56 @@ spdlog::level::level_enum Level(ferry::config::LogLevel level) {
       return spdlog::level::err;
   }
   return spdlog::level::info;
+}
+
+// The database's source, sink and fence (the postgres: section).
+void AddPostgresFactories(const ferry::pg::PostgresConfig& pg, ferry::DaemonFactories* out) {
+  ferry::DaemonFactories& factories = *out;
+  factories.source =
+      [pg](const ferry::config::Config& c,
+           const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
+    ferry::pg::PostgresSourceOptions o;
+    // Named, so that a switchover's fence does not end the capture's own sessions.
+    o.dsn = pg.ConnectionString() + " application_name=ferry_capture";
+    o.publication = pg.publication;
+    o.slot = pg.slot;
+    o.tables = pg.tables;
+    o.origin_region = c.region;
+    o.snapshot = pg.snapshot;
+    o.keyless_tables = pg.keyless_tables;
+    o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
+    o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
+    auto source = ferry::pg::PostgresSource::Create(o);
+    if (!source.ok()) return source.status();
+    return std::unique_ptr<ferry::Source>(std::move(*source));
+  };
+  factories.sink =
+      [pg](const ferry::config::Config& c,
+           const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
+    ferry::PostgresSinkOptions o;
+    o.dsn = pg.ConnectionString();
+    o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
+    o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
+    // A rejoin applies the new primary's stream over the former primary's own changes (kept in
+    // the quarantine) until its repair: conflicts take the new primary's version then.
+    o.conflict_policy =
+        context.rejoining ? ferry::ConflictPolicy::kApplyRemote : c.apply.conflict_policy;
+    o.synchronous_commit = c.apply.synchronous_commit;
+    o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
+    auto sink = ferry::PostgresSink::Open(o);
+    if (!sink.ok()) return sink.status();
+    return std::unique_ptr<ferry::Sink>(std::move(*sink));
+  };
+
+  factories.fence =
+      [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
+    return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
+  };
+  factories.quarantine =
+      [pg](
+          const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::QuarantineStore>> {
+    return std::make_unique<ferry::pg::PostgresQuarantine>(pg.ConnectionString());
+  };
 }
 
 }  // namespace
@@ -114,6 +165,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferryd: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
+  // A region replicates its database, its bucket, or both (DESIGN.md: objects: is valid with or
+  // without postgres:); a config with neither replicates nothing.
+  if (!postgres_section.present() && !objects_section.present()) {
+    std::fprintf(stderr,
+                 "ferryd: config %s: key 'postgres': is required unless the config has an "
+                 "'objects:' section (a region replicates its database, its bucket, or both)\n",
+                 config_path.c_str());
+    return 1;
+  }
   spdlog::set_level(Level(config->log_level));
   spdlog::set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [", config->region, "] %v"));
   for (const auto& w : config->warnings) spdlog::warn("config: {}", w);
@@ -132,55 +192,19 @@ int main(int argc, char** argv) {
 
   const ferry::pg::PostgresConfig pg = postgres_section.config();
   ferry::DaemonFactories factories;
-  factories.source =
-      [pg](const ferry::config::Config& c,
-           const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
-    ferry::pg::PostgresSourceOptions o;
-    // Named, so that a switchover's fence does not end the capture's own sessions.
-    o.dsn = pg.ConnectionString() + " application_name=ferry_capture";
-    o.publication = pg.publication;
-    o.slot = pg.slot;
-    o.tables = pg.tables;
-    o.origin_region = c.region;
-    o.snapshot = pg.snapshot;
-    o.keyless_tables = pg.keyless_tables;
-    o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
-    o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
-    auto source = ferry::pg::PostgresSource::Create(o);
-    if (!source.ok()) return source.status();
-    return std::unique_ptr<ferry::Source>(std::move(*source));
-  };
-  factories.sink =
-      [pg](const ferry::config::Config& c,
-           const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
-    ferry::PostgresSinkOptions o;
-    o.dsn = pg.ConnectionString();
-    o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
-    o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
-    // A rejoin applies the new primary's stream over the former primary's own changes (kept in
-    // the quarantine) until its repair: conflicts take the new primary's version then.
-    o.conflict_policy =
-        context.rejoining ? ferry::ConflictPolicy::kApplyRemote : c.apply.conflict_policy;
-    o.synchronous_commit = c.apply.synchronous_commit;
-    o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
-    auto sink = ferry::PostgresSink::Open(o);
-    if (!sink.ok()) return sink.status();
-    return std::unique_ptr<ferry::Sink>(std::move(*sink));
-  };
-
-  factories.fence =
-      [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
-    return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
-  };
-  factories.quarantine =
-      [pg](
-          const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::QuarantineStore>> {
-    return std::make_unique<ferry::pg::PostgresQuarantine>(pg.ConnectionString());
-  };
+  if (!postgres_section.present()) {
+    // A bucket-only region: the database pipelines carry the object path's events and run
+    // with stand-ins (engine/daemon/no_database.h); no fence, no database verifier.
+    spdlog::info("no postgres: section: this region replicates its bucket only");
+    factories.source = ferry::NoDatabaseSource::Factory();
+    factories.sink = ferry::NoDatabaseSink::Factory();
+  } else {
+    AddPostgresFactories(pg, &factories);
+  }
   if (objects_section.present())
     ferry::s3::AddObjectFactories(objects_section.config(), &factories);
 
-  ferry::AddVerifyFactories(pg.ConnectionString(), &factories);
+  if (postgres_section.present()) ferry::AddVerifyFactories(pg.ConnectionString(), &factories);
   auto daemon = ferry::Daemon::Start(*config, std::move(factories));
   if (!daemon.ok()) {
     spdlog::critical("cannot start: {}", daemon.status().ToString());

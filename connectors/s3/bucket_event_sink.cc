@@ -1,5 +1,7 @@
 #include "connectors/s3/bucket_event_sink.h"
 
+#include "connectors/s3/bucket_source.h"
+#include "connectors/s3/object_event.pb.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -25,6 +27,13 @@ absl::StatusOr<std::unique_ptr<BucketEventSink>> BucketEventSink::Create(
 absl::Status BucketEventSink::ApplyEvents(const std::vector<v1::SourceEvent>& events) {
   FERRY_ASSIGN_OR_RETURN(last_, batch_->Apply(events));
   return absl::OkStatus();
+}
+
+EventWeight BucketEventSink::Weigh(const v1::SourceEvent& event) const {
+  if (event.type() != kObjectEventType) return {};
+  ObjectEvent object;
+  if (!object.ParseFromString(event.body())) return {.objects = 1, .bytes = 0};
+  return {.objects = 1, .bytes = object.kind() == ObjectEvent::PUT ? object.size() : 0};
 }
 
 }  // namespace ferry::s3

@@ -30,6 +30,16 @@ class BucketEventSink final : public EventSink {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<BucketEventSink>> Create(
       BucketEventSinkOptions options);
   absl::Status ApplyEvents(const std::vector<v1::SourceEvent>& events) override;
+  // An object event: one object, its size as the source said when it PUT (0 for a DELETE).
+  // Dead letters and reconciles write nothing known in advance: 0. An event that does not
+  // parse weighs one object (apply will refuse it, naming it).
+  EventWeight Weigh(const v1::SourceEvent& event) const override;
+  std::string target_name() const override { return options_.local_bucket; }
+  // Cancels both clients' calls (S3Client::Cancel).
+  void Cancel() override {
+    options_.peer->Cancel();
+    options_.local->Cancel();
+  }
   // What the last successful batch did (for status).
   BatchResult last_batch() const { return last_; }
 

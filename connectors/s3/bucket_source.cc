@@ -15,6 +15,13 @@
 namespace ferry::s3 {
 namespace {
 
+// The first line of a dead letter's reason, at most 200 bytes, for status.
+std::string FirstLine(absl::string_view text) {
+  text = text.substr(0, text.find('\n'));
+  if (text.size() > 200) return absl::StrCat(text.substr(0, 200), "...");
+  return std::string(text);
+}
+
 // A dead letter keeps this much of the record that could not be read.
 constexpr size_t kDeadLetterBytes = 4096;
 
@@ -71,6 +78,16 @@ SourceHealth BucketSource::Health() const {
   h.connected = connected_;
   h.last_error = last_error_;
   h.upstream_name = options_.bucket;
+  h.dead_letters = counters_.dead_letters;
+  if (counters_.dead_letters > 0) {
+    h.warnings.push_back(absl::StrCat(
+        counters_.dead_letters,
+        " notification record(s) could not be read and were kept in the log as dead letters "
+        "(type s3.dead_letter, with their first bytes); the last: ",
+        last_dead_letter_,
+        ". Nothing was skipped silently: a backfill (at the next start, or every "
+        "objects.backfill_interval_seconds) finds the changes they stood for"));
+  }
   return h;
 }
 
@@ -116,6 +133,7 @@ HttpResponse BucketSource::OnPush(const HttpRequest& request) {
     if (s.ok()) {
       absl::MutexLock lock(&mu_);
       ++counters_.dead_letters;
+      last_dead_letter_ = FirstLine(parsed.status().message());
     }
     response = s.ok() ? HttpResponse{400, absl::StrCat(parsed.status().message(), "\n")}
                       : HttpResponse{503, absl::StrCat(s.message(), "\n")};
@@ -186,6 +204,7 @@ absl::Status BucketSource::CaptureNotices(
     events.push_back(std::move(e));
   }
   const uint64_t dead = dead_letters.size();
+  const std::string last_dead = dead > 0 ? dead_letters.back() : "";
   for (const std::string& d : dead_letters) events.push_back(DeadLetter(d));
   const uint64_t made = events.size() - dead;
   if (!events.empty() || !source_state.empty()) {
@@ -199,6 +218,7 @@ absl::Status BucketSource::CaptureNotices(
   absl::MutexLock lock(&mu_);
   counters_.own_writes_skipped += own;
   counters_.dead_letters += dead;
+  if (dead > 0) last_dead_letter_ = FirstLine(last_dead);
   counters_.events += made;
   return absl::OkStatus();
 }

@@ -118,6 +118,7 @@ class BucketSource final : public Source {
   int pushes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;         // Run() returns once none uses target_
   BucketSourceCounters counters_ ABSL_GUARDED_BY(mu_);
   std::string last_error_ ABSL_GUARDED_BY(mu_);
+  std::string last_dead_letter_ ABSL_GUARDED_BY(mu_);  // its first line, cut
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
 };
 

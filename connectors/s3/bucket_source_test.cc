@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/bucket_compare.h"
 #include "connectors/s3/event_batch_applier.h"
+#include "connectors/s3/gateway_suite.h"
 #include "connectors/s3/replica_marker.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/log/durable_log.h"
@@ -28,7 +29,6 @@ namespace ferry::s3 {
 namespace {
 
 using ::ferry::testing::HttpPost;
-using ::ferry::testing::RadosGateway;
 using ::ferry::testing::TempDir;
 
 constexpr char kToken[] = "t0ken-for-the-webhook";
@@ -60,22 +60,11 @@ class FailingAfter final : public CaptureTarget {
   int left_;
 };
 
-class BucketSourceTest : public ::testing::Test {
+class BucketSourceTest : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = rgw->release();
-  }
-  static void TearDownTestSuite() {
-    delete rgw_;
-    rgw_ = nullptr;
-  }
   void SetUp() override {
     ASSERT_NE(rgw_, nullptr);
-    auto c = S3Client::Open(
-        {.endpoint = rgw_->endpoint(),
-         .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()}});
+    auto c = S3Client::Open({.endpoint = rgw_->endpoint(), .credentials = Keys()});
     ASSERT_TRUE(c.ok()) << c.status();
     client_ = std::shared_ptr<S3Client>(std::move(*c));
     static int n = 0;
@@ -164,7 +153,6 @@ class BucketSourceTest : public ::testing::Test {
                         R"(","size":1,"eTag":")", etag, R"("}}}]})");
   }
 
-  static RadosGateway* rgw_;
   TempDir dir_{"ferry-bucket-source"};
   std::shared_ptr<S3Client> client_;
   std::string east_, west_;
@@ -174,8 +162,6 @@ class BucketSourceTest : public ::testing::Test {
   std::thread run_;
   absl::Status run_status_;
 };
-
-RadosGateway* BucketSourceTest::rgw_ = nullptr;
 
 TEST_F(BucketSourceTest, RadosgwPushesDriveCaptureAndTheCopyConverges) {
   ASSERT_TRUE(client_->PutObject(east_, "before-start", "old", {}).ok());

@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -193,6 +194,7 @@ absl::Status KafkaNoticeReader::Run(CaptureTarget& target, const StopSignal& sto
     }
     FERRY_RETURN_IF_ERROR(
         capture_->CaptureNotices(target, ours, "kafka", std::move(dead), std::move(state)));
+    KillPoint("kafka.appended");  // durable in the log, not committed to Kafka yet
     {
       absl::MutexLock lock(&mu_);
       counters_.messages += static_cast<uint64_t>(taken);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/gateway_suite.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/log/durable_log.h"
 #include "tests/support/radosgw.h"
@@ -24,7 +25,6 @@
 namespace ferry::s3 {
 namespace {
 
-using ::ferry::testing::RadosGateway;
 using ::ferry::testing::TempDir;
 
 constexpr int16_t kApiFetch = 1;
@@ -37,22 +37,11 @@ std::string RgwRecord(const std::string& bucket, const std::string& key) {
                       R"("},"object":{"key":")", key, R"(","size":"3","sequencer":"01"}}}]})");
 }
 
-class KafkaNoticeReaderTest : public ::testing::Test {
+class KafkaNoticeReaderTest : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = rgw->release();
-  }
-  static void TearDownTestSuite() {
-    delete rgw_;
-    rgw_ = nullptr;
-  }
   void SetUp() override {
     ASSERT_NE(rgw_, nullptr);
-    auto c = S3Client::Open(
-        {.endpoint = rgw_->endpoint(),
-         .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()}});
+    auto c = S3Client::Open({.endpoint = rgw_->endpoint(), .credentials = Keys()});
     ASSERT_TRUE(c.ok());
     client_ = std::shared_ptr<S3Client>(std::move(*c));
     static int n = 0;
@@ -141,7 +130,6 @@ class KafkaNoticeReaderTest : public ::testing::Test {
     return keys;
   }
 
-  static RadosGateway* rgw_;
   TempDir dir_{"ferry-kafka-notices"};
   std::shared_ptr<S3Client> client_;
   std::string bucket_;
@@ -152,8 +140,6 @@ class KafkaNoticeReaderTest : public ::testing::Test {
   rd_kafka_mock_cluster_t* mock_ = nullptr;
   rd_kafka_t* producer_ = nullptr;
 };
-
-RadosGateway* KafkaNoticeReaderTest::rgw_ = nullptr;
 
 TEST_F(KafkaNoticeReaderTest, EachMessageOnceAndARestartAfterACrashBeforeTheCommitRereadsNothing) {
   for (int i = 0; i < 5; ++i) {

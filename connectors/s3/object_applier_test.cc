@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/bucket_compare.h"
+#include "connectors/s3/gateway_suite.h"
 #include "connectors/s3/replica_marker.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/radosgw.h"
@@ -23,27 +24,17 @@ namespace ferry::s3 {
 namespace {
 
 using ::ferry::testing::FaultProxy;
-using ::ferry::testing::RadosGateway;
 
 constexpr uint64_t kPart = uint64_t{5} << 20;
 
-class ObjectApplierTest : public ::testing::Test {
+class ObjectApplierTest : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = rgw->release();
-  }
-  static void TearDownTestSuite() {
-    delete rgw_;
-    rgw_ = nullptr;
-  }
   static std::unique_ptr<S3Client> Client(const std::string& endpoint) {
-    auto c = S3Client::Open(
-        {.endpoint = endpoint,
-         .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()},
-         .max_attempts = 3,
-         .backoff = {.min = absl::Milliseconds(1), .max = absl::Milliseconds(10)}});
+    auto c =
+        S3Client::Open({.endpoint = endpoint,
+                        .credentials = Keys(),
+                        .max_attempts = 3,
+                        .backoff = {.min = absl::Milliseconds(1), .max = absl::Milliseconds(10)}});
     EXPECT_TRUE(c.ok()) << c.status();
     return std::move(*c);
   }
@@ -89,13 +80,10 @@ class ObjectApplierTest : public ::testing::Test {
     return r.ok() ? r->outcome : ApplyOutcome::kAlreadyEqual;
   }
 
-  static RadosGateway* rgw_;
   std::unique_ptr<S3Client> client_;
   std::unique_ptr<ObjectApplier> applier_;
   std::string east_, west_;
 };
-
-RadosGateway* ObjectApplierTest::rgw_ = nullptr;
 
 TEST_F(ObjectApplierTest, PutsOverwritesAndDeletesConverge) {
   ASSERT_TRUE(client_->PutObject(east_, "a", "one", {}).ok());

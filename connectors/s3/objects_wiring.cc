@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/bucket_event_sink.h"
 #include "connectors/s3/bucket_source.h"
+#include "connectors/s3/bucket_verify.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -20,6 +21,40 @@ absl::StatusOr<std::shared_ptr<S3Client>> Client(const std::string& endpoint,
                       .credentials = {.access_key = access.value, .secret_key = secret.value},
                       .ca_file = ca_file}));
   return std::shared_ptr<S3Client>(std::move(client));
+}
+
+// The report as the daemon's verify stream carries it (proto/admin.proto, VerifyRequest.bucket).
+BucketVerifyOutcome ToOutcome(const BucketVerifyReport& r, const std::string& table) {
+  BucketVerifyOutcome out;
+  v1::VerifyTableResult& t = out.bucket;
+  t.set_table(table);
+  t.add_key_columns("key");
+  for (const KeyDifference& d : r.shown) {
+    auto* keys = d.kind == KeyDifferenceKind::kMissing ? t.mutable_missing()
+                 : d.kind == KeyDifferenceKind::kExtra ? t.mutable_extra()
+                                                       : t.mutable_changed();
+    keys->Add()->add_values(d.key);
+    if (d.kind == KeyDifferenceKind::kChanged) t.add_notes(absl::StrCat(d.key, ": ", d.what));
+  }
+  t.set_missing_count(r.missing);
+  t.set_extra_count(r.extra);
+  t.set_changed_count(r.changed);
+  t.set_truncated(r.truncated);
+  if (r.settled > 0) {
+    t.add_notes(absl::StrCat(r.settled,
+                             " key(s) differed in the first pass but not once the standby "
+                             "reached the cut (lag, or written since): not differences"));
+  }
+  t.set_repaired_rows(r.repaired);
+  if (r.repair_failed > 0) {
+    t.set_repair_note(
+        absl::StrCat(r.repair_failed, " key(s) not repaired; first: ", r.repair_note));
+  }
+  out.keys_compared = r.keys_compared;
+  out.bytes_read = r.bytes_read;
+  out.rechecked = r.rechecked;
+  out.recheck_differences = r.recheck_differences;
+  return out;
 }
 
 }  // namespace
@@ -64,6 +99,30 @@ void AddObjectFactories(const ObjectsConfig& objects, DaemonFactories* factories
                                  .local_bucket = objects.bucket,
                                  .part_size = objects.part_size}));
     return std::unique_ptr<EventSink>(std::move(sink));
+  };
+  // On the primary: this region's bucket against the peer's (objects.peer_bucket).
+  factories->verify_bucket =
+      [objects](const config::Config& c,
+                const BucketVerifyRun& run) -> absl::StatusOr<BucketVerifyOutcome> {
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<S3Client> local,
+                           Client(objects.endpoint, objects.signing_region, objects.access_key,
+                                  objects.secret_key, objects.ca_file));
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<S3Client> peer,
+                           Client(objects.peer.endpoint, objects.peer.signing_region,
+                                  objects.peer.access_key, objects.peer.secret_key, ""));
+    FERRY_ASSIGN_OR_RETURN(BucketVerifyReport report,
+                           VerifyBuckets({.primary = local.get(),
+                                          .primary_bucket = objects.bucket,
+                                          .standby = peer.get(),
+                                          .standby_bucket = objects.peer.bucket,
+                                          .primary_region = c.region,
+                                          .part_size = objects.part_size,
+                                          .max_keys = run.max_keys,
+                                          .repair = run.repair,
+                                          .wait_for_cut = run.wait_for_cut,
+                                          .check_cancelled = run.check_cancelled,
+                                          .step = run.step}));
+    return ToOutcome(report, absl::StrCat("bucket ", objects.bucket, " -> ", objects.peer.bucket));
   };
 }
 

@@ -10,35 +10,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "connectors/s3/s3_request.h"
 #include "connectors/s3/xml_scan.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
 
-struct S3Client::Request {
-  std::string method;
-  std::string bucket;
-  std::string key;  // raw; "" for a bucket request
-  std::vector<std::pair<std::string, std::string>> query;
-  std::map<std::string, std::string> headers;  // lowercase names
-  std::string_view body;
-  bool no_body_answer = false;  // HEAD
-  // Streams the answer's body (2xx only); null: collected in Response::body.
-  const std::function<absl::Status(std::string_view)>* on_data = nullptr;
-  std::string what() const {
-    return absl::StrCat(method, " ", bucket, key.empty() ? "" : "/", key);
-  }
-};
-
-struct S3Client::Response {
-  long status = 0;
-  std::map<std::string, std::string> headers;  // lowercase names
-  std::string body;
-  std::string header(const std::string& name) const {
-    auto it = headers.find(name);
-    return it == headers.end() ? "" : it->second;
-  }
-};
+using internal::AddPutHeaders;
+using internal::CheckKey;
+using internal::Unquote;
 
 namespace {
 
@@ -106,6 +86,11 @@ int OnSeek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+// Called by curl about once a second and on progress: a non-zero answer aborts the transfer.
+int OnProgress(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(cancelled)->load() ? 1 : 0;
+}
+
 bool Retryable(long status, const std::string& code) {
   return status == 500 || status == 502 || status == 503 || status == 504 || code == "SlowDown" ||
          code == "RequestTimeout" || code == "InternalError";
@@ -132,6 +117,10 @@ absl::Status ErrorOf(const S3Client::Request& request, const S3Client::Response&
       return absl::InternalError(message);
   }
 }
+
+}  // namespace
+
+namespace internal {
 
 std::string Unquote(std::string etag) {
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
@@ -172,6 +161,10 @@ absl::Status AddPutHeaders(const PutOptions& options, std::map<std::string, std:
   }
   return absl::OkStatus();
 }
+
+}  // namespace internal
+
+namespace {
 
 ObjectInfo InfoOf(const S3Client::Response& r) {
   ObjectInfo info;
@@ -277,6 +270,9 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& request, vo
       curl, CURLOPT_LOW_SPEED_TIME,
       static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
   if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancelled_);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
@@ -319,6 +315,9 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& request, vo
   curl_slist_free_all(list);
   *delivered = transfer.delivered;
   if (!transfer.callback_error.ok()) return transfer.callback_error;
+  if (rc == CURLE_ABORTED_BY_CALLBACK && cancelled_.load()) {
+    return absl::CancelledError(absl::StrCat(request.what(), ": cancelled (the caller stops)"));
+  }
   if (rc != CURLE_OK) {
     return absl::UnavailableError(
         absl::StrCat(request.what(), ": ", curl_easy_strerror(rc), " (", options_.endpoint, ")"));
@@ -336,6 +335,9 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
   Backoff backoff(options_.backoff, seed);
   absl::Status last;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    if (cancelled_.load()) {
+      return absl::CancelledError(absl::StrCat(request.what(), ": cancelled (the caller stops)"));
+    }
     void* handle = TakeHandle();
     if (handle == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
     bool delivered = false;
@@ -429,184 +431,6 @@ absl::StatusOr<DeleteResult> S3Client::DeleteObject(const std::string& bucket,
   FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
   return DeleteResult{.version_id = r.header("x-amz-version-id"),
                       .delete_marker = r.header("x-amz-delete-marker") == "true"};
-}
-
-absl::StatusOr<ListPage> S3Client::ListObjectsV2(const std::string& bucket,
-                                                 const std::string& prefix,
-                                                 const std::string& continuation_token,
-                                                 int max_keys) {
-  Request request{.method = "GET",
-                  .bucket = bucket,
-                  .query = {{"list-type", "2"}, {"max-keys", absl::StrCat(max_keys)}}};
-  if (!prefix.empty()) request.query.emplace_back("prefix", prefix);
-  if (!continuation_token.empty()) {
-    request.query.emplace_back("continuation-token", continuation_token);
-  }
-  FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
-  ListPage page;
-  for (const XmlElement& e : XmlChildren(r.body, {"Contents"})) {
-    ListedObject o{.key = XmlText(e.inner, "Key"),
-                   .etag = Unquote(XmlText(e.inner, "ETag")),
-                   .last_modified = XmlText(e.inner, "LastModified")};
-    (void)absl::SimpleAtoi(XmlText(e.inner, "Size"), &o.size);
-    page.objects.push_back(std::move(o));
-  }
-  if (XmlText(r.body, "IsTruncated") == "true") {
-    page.next_continuation_token = XmlText(r.body, "NextContinuationToken");
-    if (page.next_continuation_token.empty()) {
-      return absl::DataLossError(
-          absl::StrCat(request.what(), ": a truncated listing without a continuation"));
-    }
-  }
-  return page;
-}
-
-absl::StatusOr<VersionsPage> S3Client::ListObjectVersions(const std::string& bucket,
-                                                          const std::string& prefix,
-                                                          const std::string& key_marker,
-                                                          const std::string& version_id_marker,
-                                                          int max_keys) {
-  Request request{.method = "GET",
-                  .bucket = bucket,
-                  .query = {{"versions", ""}, {"max-keys", absl::StrCat(max_keys)}}};
-  if (!prefix.empty()) request.query.emplace_back("prefix", prefix);
-  if (!key_marker.empty()) request.query.emplace_back("key-marker", key_marker);
-  if (!version_id_marker.empty()) {
-    request.query.emplace_back("version-id-marker", version_id_marker);
-  }
-  FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
-  VersionsPage page;
-  for (const XmlElement& e : XmlChildren(r.body, {"Version", "DeleteMarker"})) {
-    ListedVersion v{.key = XmlText(e.inner, "Key"),
-                    .version_id = XmlText(e.inner, "VersionId"),
-                    .is_latest = XmlText(e.inner, "IsLatest") == "true",
-                    .delete_marker = e.name == "DeleteMarker",
-                    .etag = Unquote(XmlText(e.inner, "ETag")),
-                    .last_modified = XmlText(e.inner, "LastModified")};
-    (void)absl::SimpleAtoi(XmlText(e.inner, "Size"), &v.size);
-    page.versions.push_back(std::move(v));
-  }
-  page.truncated = XmlText(r.body, "IsTruncated") == "true";
-  page.next_key_marker = XmlText(r.body, "NextKeyMarker");
-  page.next_version_id_marker = XmlText(r.body, "NextVersionIdMarker");
-  return page;
-}
-
-absl::StatusOr<std::string> S3Client::CreateMultipartUpload(const std::string& bucket,
-                                                            const std::string& key,
-                                                            const PutOptions& options) {
-  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  Request request{.method = "POST", .bucket = bucket, .key = key, .query = {{"uploads", ""}}};
-  FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
-  FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
-  std::string id = XmlText(r.body, "UploadId");
-  if (id.empty()) {
-    return absl::DataLossError(absl::StrCat(request.what(), ": no UploadId in the answer"));
-  }
-  return id;
-}
-
-absl::StatusOr<std::string> S3Client::UploadPart(const std::string& bucket, const std::string& key,
-                                                 const std::string& upload_id, int number,
-                                                 std::string_view body) {
-  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  FERRY_ASSIGN_OR_RETURN(
-      Response r,
-      Send(Request{.method = "PUT",
-                   .bucket = bucket,
-                   .key = key,
-                   .query = {{"partNumber", absl::StrCat(number)}, {"uploadId", upload_id}},
-                   .body = body}));
-  return Unquote(r.header("etag"));
-}
-
-absl::StatusOr<PutResult> S3Client::CompleteMultipartUpload(
-    const std::string& bucket, const std::string& key, const std::string& upload_id,
-    const std::vector<CompletedPart>& parts) {
-  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  std::string body = "<CompleteMultipartUpload>";
-  for (const CompletedPart& p : parts) {
-    absl::StrAppend(&body, "<Part><PartNumber>", p.number, "</PartNumber><ETag>\"",
-                    XmlEscape(p.etag), "\"</ETag></Part>");
-  }
-  body += "</CompleteMultipartUpload>";
-  FERRY_ASSIGN_OR_RETURN(Response r, Send(Request{.method = "POST",
-                                                  .bucket = bucket,
-                                                  .key = key,
-                                                  .query = {{"uploadId", upload_id}},
-                                                  .headers = {{"content-type", "application/xml"}},
-                                                  .body = body}));
-  // S3 may answer 200 with an <Error> body once the assembly has started.
-  if (!XmlText(r.body, "Code").empty() && XmlText(r.body, "ETag").empty()) {
-    return absl::UnavailableError(
-        absl::StrCat("complete multipart ", bucket, "/", key, ": ", XmlText(r.body, "Code")));
-  }
-  PutResult result{.etag = Unquote(XmlText(r.body, "ETag")),
-                   .version_id = r.header("x-amz-version-id")};
-  if (result.etag.empty()) {
-    // radosgw 16 answers <ETag></ETag> on a versioned bucket: ask for the version made.
-    FERRY_ASSIGN_OR_RETURN(ObjectInfo info, HeadObject(bucket, key, result.version_id));
-    result.etag = info.etag;
-    if (result.version_id.empty()) result.version_id = info.version_id;
-  }
-  return result;
-}
-
-absl::Status S3Client::AbortMultipartUpload(const std::string& bucket, const std::string& key,
-                                            const std::string& upload_id) {
-  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  absl::StatusOr<Response> r = Send(Request{
-      .method = "DELETE", .bucket = bucket, .key = key, .query = {{"uploadId", upload_id}}});
-  if (!r.ok() && r.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();
-  return r.status();
-}
-
-}  // namespace ferry::s3
-
-namespace ferry::s3 {
-
-absl::StatusOr<std::vector<std::string>> S3Client::ListMultipartUploads(const std::string& bucket,
-                                                                        const std::string& key) {
-  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  FERRY_ASSIGN_OR_RETURN(Response r, Send(Request{.method = "GET",
-                                                  .bucket = bucket,
-                                                  .query = {{"uploads", ""}, {"prefix", key}}}));
-  std::vector<std::string> ids;
-  for (const XmlElement& e : XmlChildren(r.body, {"Upload"})) {
-    if (XmlText(e.inner, "Key") == key) ids.push_back(XmlText(e.inner, "UploadId"));
-  }
-  return ids;
-}
-
-absl::StatusOr<std::string> S3Client::CreateTopic(const std::string& name,
-                                                  const std::string& push_endpoint) {
-  const std::string body = CanonicalQuery({{"Action", "CreateTopic"},
-                                           {"Name", name},
-                                           {"Attributes.entry.1.key", "push-endpoint"},
-                                           {"Attributes.entry.1.value", push_endpoint}});
-  FERRY_ASSIGN_OR_RETURN(
-      Response r, Send(Request{.method = "POST",
-                               .headers = {{"content-type", "application/x-www-form-urlencoded"}},
-                               .body = body}));
-  std::string arn = XmlText(r.body, "TopicArn");
-  if (arn.empty()) return absl::DataLossError("CreateTopic: no TopicArn in the answer");
-  return arn;
-}
-
-absl::Status S3Client::PutBucketNotification(const std::string& bucket, const std::string& id,
-                                             const std::string& topic_arn) {
-  const std::string body = absl::StrCat(
-      "<NotificationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-      "<TopicConfiguration><Id>",
-      XmlEscape(id), "</Id><Topic>", XmlEscape(topic_arn),
-      "</Topic><Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>"
-      "</TopicConfiguration></NotificationConfiguration>");
-  return Send(Request{.method = "PUT",
-                      .bucket = bucket,
-                      .query = {{"notification", ""}},
-                      .headers = {{"content-type", "application/xml"}},
-                      .body = body})
-      .status();
 }
 
 }  // namespace ferry::s3

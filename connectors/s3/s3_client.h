@@ -24,6 +24,7 @@
 //   FERRY_ASSIGN_OR_RETURN(ObjectInfo head, (*client)->HeadObject("bucket", "a b+c"));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -195,6 +196,11 @@ class S3Client {
   // Requests sent (each attempt counts), for tests and metrics.
   uint64_t requests_sent() const;
 
+  // Ends every call in flight within about a second (a transfer stalled on an unreachable
+  // endpoint included) and makes every later call fail at once, with kCancelled: what an owner
+  // that stops calls from another thread (EventSink::Cancel). Thread-safe; for good.
+  void Cancel() { cancelled_.store(true); }
+
   // The S3 limit on a key's length, in bytes.
   static constexpr size_t kMaxKeyBytes = 1024;
 
@@ -213,6 +219,7 @@ class S3Client {
   Clock* clock_;
   std::string host_;  // Host header: "host[:port]"
 
+  std::atomic<bool> cancelled_{false};
   mutable absl::Mutex mu_;
   std::vector<void*> idle_ ABSL_GUARDED_BY(mu_);  // CURL* handles, connections kept alive
   uint64_t requests_sent_ ABSL_GUARDED_BY(mu_) = 0;

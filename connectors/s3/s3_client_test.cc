@@ -13,9 +13,11 @@
 
 #include <atomic>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/gateway_suite.h"
 #include "engine/http/http_server.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/radosgw.h"
@@ -24,19 +26,9 @@ namespace ferry::s3 {
 namespace {
 
 using ::ferry::testing::FaultProxy;
-using ::ferry::testing::RadosGateway;
 
-class S3ClientTest : public ::testing::Test {
+class S3ClientTest : public GatewaySuite {
  protected:
-  static void SetUpTestSuite() {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = rgw->release();
-  }
-  static void TearDownTestSuite() {
-    delete rgw_;
-    rgw_ = nullptr;
-  }
   void SetUp() override {
     ASSERT_NE(rgw_, nullptr);
     client_ = Client(rgw_->endpoint());
@@ -46,8 +38,7 @@ class S3ClientTest : public ::testing::Test {
                                           const std::string& secret = "", int attempts = 5) {
     auto c =
         S3Client::Open({.endpoint = endpoint,
-                        .credentials = {.access_key = rgw_->access_key(),
-                                        .secret_key = secret.empty() ? rgw_->secret_key() : secret},
+                        .credentials = Keys(secret),
                         .stall_timeout = absl::Seconds(1),
                         .max_attempts = attempts,
                         .backoff = {.min = absl::Milliseconds(1), .max = absl::Milliseconds(10)}});
@@ -65,11 +56,8 @@ class S3ClientTest : public ::testing::Test {
     return bucket;
   }
 
-  static RadosGateway* rgw_;
   std::unique_ptr<S3Client> client_;
 };
-
-RadosGateway* S3ClientTest::rgw_ = nullptr;
 
 TEST_F(S3ClientTest, AwkwardKeysRoundTripExactly) {
   const std::string bucket = Bucket(false);
@@ -304,6 +292,38 @@ TEST_F(S3ClientTest, ResetConnectionsAndPartitionsThroughTheFaultProxy) {
   EXPECT_EQ(limited->HeadObject(bucket, "k").status().code(), absl::StatusCode::kUnavailable);
   (*proxy)->SetBlackhole(false);
   EXPECT_TRUE(limited->HeadObject(bucket, "k").ok());
+}
+
+// Cancel() from another thread ends a call stalled on a partition well before its stall
+// timeout and retries would (here 30 s a try, 5 tries), with kCancelled; later calls fail at once.
+TEST_F(S3ClientTest, CancelEndsAStalledCallAndEveryLaterOne) {
+  const std::string bucket = Bucket(false);
+  ASSERT_TRUE(client_->PutObject(bucket, "k", "v", {}).ok());
+  auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto c = S3Client::Open({.endpoint = absl::StrCat("http://", (*proxy)->address()),
+                           .credentials = Keys(),
+                           .stall_timeout = absl::Seconds(30)});
+  ASSERT_TRUE(c.ok()) << c.status();
+  (*proxy)->SetBlackhole(true);
+  absl::Status stalled;
+  absl::Time ended;
+  std::thread call([&] {
+    stalled = (*c)->HeadObject(bucket, "k").status();
+    ended = absl::Now();
+  });
+  // The call is in flight once the proxy holds its connection.
+  const absl::Time wait_until = absl::Now() + absl::Seconds(10);
+  while ((*proxy)->stats().connections_accepted == 0 && absl::Now() < wait_until) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const absl::Time cancelled = absl::Now();
+  (*c)->Cancel();
+  call.join();
+  EXPECT_EQ(stalled.code(), absl::StatusCode::kCancelled) << stalled;
+  EXPECT_LT(ended - cancelled, absl::Seconds(5));
+  (*proxy)->SetBlackhole(false);
+  EXPECT_EQ((*c)->HeadObject(bucket, "k").status().code(), absl::StatusCode::kCancelled);
 }
 
 }  // namespace

@@ -108,6 +108,9 @@ struct SourceHealth {
   // What upstream holds that this source does not replicate, as last counted (Postgres: large
   // objects, lo_*); -1 unknown or not applicable.
   int64_t unreplicated_objects = -1;
+  // Records the source could not read (a poison message, a malformed notification) and kept in
+  // the log as dead letters instead of dropping them, since it started. An event source's.
+  uint64_t dead_letters = 0;
   // Tables whose writes upstream fail or are not captured because of how they are defined
   // (Postgres: tables of the publication without a usable replica identity), "schema.name".
   std::vector<std::string> blocked_tables;

@@ -408,6 +408,10 @@ void Daemon::MaintenanceLoop() {
     SettleFence();
     CountErrors();
     Trim();
+    {
+      absl::MutexLock lock(&pipeline_mu_);  // held briefly: one bounded read of the log
+      if (events_) events_->CountPending();
+    }
   }
 }
 
@@ -547,6 +551,14 @@ v1::StatusReply Daemon::Status() {
       o->set_records_pending(s.inbound.next_seq - events->applied_next_seq);
     }
     o->set_last_error(!events->last_error.empty() ? events->last_error : events->source.last_error);
+    o->set_dead_letters(events->source.dead_letters);
+    for (const std::string& w : events->source.warnings) o->add_warnings(w);
+    if (!events->capturing) {
+      o->set_target_bucket(events->target);
+      o->set_objects_pending(events->objects_pending);
+      o->set_bytes_pending(events->bytes_pending);
+      o->set_pending_scanned_seq(events->pending_scanned_seq);
+    }
   }
   return reply;
 }

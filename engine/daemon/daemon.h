@@ -92,6 +92,25 @@ struct PipelineContext {
   bool rejoining = false;
 };
 
+// `ferryctl verify --bucket` on the primary (docs/objects.md, "Verify"): what the daemon gives
+// the object path's verifier, and what it gets back.
+struct BucketVerifyRun {
+  uint32_t max_keys = 1000;
+  bool repair = false;
+  // Takes the cut (the outbound log's end now) and returns once the standby's bucket apply
+  // reached it; kDeadlineExceeded, kCancelled or kFailedPrecondition (no bucket apply there).
+  std::function<absl::Status()> wait_for_cut;
+  std::function<absl::Status()> check_cancelled;
+  std::function<void(const std::string&)> step;
+};
+struct BucketVerifyOutcome {
+  v1::VerifyTableResult bucket;  // keys as one "key" column
+  uint64_t keys_compared = 0;
+  uint64_t bytes_read = 0;
+  bool rechecked = false;
+  uint64_t recheck_differences = 0;
+};
+
 struct DaemonFactories {
   // Builds the region's change source. Called each time the primary pipeline starts.
   std::function<absl::StatusOr<std::unique_ptr<Source>>(const config::Config&,
@@ -106,6 +125,9 @@ struct DaemonFactories {
   // against `standby`, filling in the database's part of the options.
   std::function<absl::StatusOr<std::unique_ptr<consistency::StandbyPeer>>(const config::Config&)>
       verify_peer;
+  // The bucket's verifier (set with objects:); without it, verify --bucket is refused.
+  std::function<absl::StatusOr<BucketVerifyOutcome>(const config::Config&, const BucketVerifyRun&)>
+      verify_bucket;
   std::function<absl::StatusOr<consistency::RegionVerifyResult>(
       const config::Config&, consistency::RegionVerifyOptions, consistency::GrpcStandbyPeer&)>
       verify;
@@ -336,6 +358,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::Mutex verify_mu_;
   std::string verify_operation_ ABSL_GUARDED_BY(verify_mu_);
   std::string VerifyOperation() ABSL_LOCKS_EXCLUDED(verify_mu_);
+  // verify --bucket (daemon_verify_bucket.cc), under `operation`; `step` reports progress.
+  absl::Status VerifyBucket(const v1::VerifyRequest& request, const std::string& operation,
+                            const std::function<void(const std::string&)>& step,
+                            const std::function<void(const v1::VerifyEvent&)>& emit,
+                            const std::function<bool()>& cancelled);
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

@@ -9,6 +9,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/event_pipeline.h"
 #include "engine/daemon/kept_changes.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
@@ -200,6 +201,34 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   if (absl::Status s = inbound_->SetCursor(kAppliedCursor, applied.applied_seq); !s.ok()) {
     spdlog::warn("region {}: promote: recording the applied position: {}", config_.region,
                  s.ToString());
+  }
+  // The bucket: its events received are applied while the lost primary's bucket answers (it
+  // may, when only its ferryd is lost), for at most 10 s of the timeout; a promote never waits
+  // for a bucket of a lost region. What is left is reported: those objects are not in this
+  // region's bucket, and once it captures its own bucket they are lost to it unless the old
+  // bucket comes back (docs/objects.md, "Where bodies travel").
+  EventPipeline* events;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    events = events_.get();
+  }
+  if (events != nullptr) {
+    step(absl::StrCat("applying the bucket's events received (through seq ", next - 1, ")"));
+    if (r.paused) events->SetPaused(false);
+    if (!events->WaitForApplied(next, std::min(timeout, absl::Seconds(10)))) {
+      // Count all of it (CountPending reads a bounded number of records a call).
+      for (int i = 0; i < 1000 && events->status().pending_scanned_seq < next; ++i) {
+        events->CountPending();
+      }
+      const EventPipelineStatus e = events->status();
+      v1::ObjectsNotApplied* lost = reply.mutable_objects_not_applied();
+      lost->set_objects(e.objects_pending);
+      lost->set_bytes(e.bytes_pending);
+      lost->set_records(next > e.applied_next_seq ? next - e.applied_next_seq : 0);
+      lost->set_last_error(e.last_error);
+      step(absl::StrCat("the bucket's events could not all be applied: ", e.objects_pending,
+                        " object(s), ", e.bytes_pending, " bytes not copied (", e.last_error, ")"));
+    }
   }
   StopPipeline(clock_->Now(), /*apply_backlog=*/false);
   step("applied; the standby pipeline stopped");

@@ -110,6 +110,7 @@ v1::RegionInfo Daemon::Info() {
     const ApplyStatus apply = standby_->apply().status();
     info.set_applied_seq(apply.applied_seq);
     info.set_stopped_tables(apply.stopped_tables.size());
+    if (events_) info.set_events_applied_next_seq(events_->applied_next_seq());
   }
   return info;
 }
@@ -444,9 +445,11 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
         absl::StrCat("region ", config_.region, " is paused: resume it first"));
   }
   StandbyPipeline* standby;
+  EventPipeline* events;  // the bucket's apply (null without objects:)
   {
     absl::MutexLock lock(&pipeline_mu_);
     standby = standby_.get();
+    events = events_.get();
   }
   if (standby == nullptr) {
     return absl::FailedPreconditionError(
@@ -459,6 +462,21 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
     return absl::DeadlineExceededError(
         absl::StrCat("region ", config_.region, " applied through seq ",
                      standby->apply().status().applied_seq, " of ", through - 1, " in time"));
+  }
+  // The bucket too: an object event received but not applied here would be lost for good once
+  // this region captures its own bucket (and the backfill's reconcile would then have the old
+  // primary delete the object). Changes since the drain are not captured yet: `through` counts
+  // every event the old primary captured.
+  if (events != nullptr) {
+    SetOperationNote(absl::StrCat(op, ": applying the bucket's events through seq ", through - 1));
+  }
+  if (events != nullptr && !events->WaitForApplied(through, deadline - absl::Now())) {
+    SetOperationNote("");
+    const EventPipelineStatus e = events->status();
+    return absl::DeadlineExceededError(
+        absl::StrCat("region ", config_.region, " applied its bucket's events through seq ",
+                     e.applied_next_seq - 1, " of ", through - 1, " in time",
+                     e.last_error.empty() ? "" : absl::StrCat(" (", e.last_error, ")")));
   }
   if (!standby->apply().status().stopped_tables.empty()) {
     SetOperationNote("");

@@ -68,7 +68,16 @@ std::string Daemon::VerifyOperation() {
 absl::Status Daemon::Verify(const v1::VerifyRequest& request,
                             const std::function<void(const v1::VerifyEvent&)>& emit,
                             const std::function<bool()>& cancelled) {
-  if (!factories_.verify) return absl::UnimplementedError("this ferryd has no verifier");
+  if (request.bucket() && !factories_.verify_bucket) {
+    return absl::UnimplementedError(
+        "verify --bucket: this region replicates no bucket (no objects: section)");
+  }
+  if (!request.bucket() && !factories_.verify) {
+    return absl::UnimplementedError(
+        factories_.verify_bucket
+            ? "this region has no database (no postgres: section): use verify --bucket"
+            : "this ferryd has no verifier");
+  }
   const RegionRecord region = roles_->Get();
   if (region.role != Role::kPrimary || region.phase != RegionPhase::kReplicating) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -107,6 +116,9 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
     verify_operation_.clear();
     return s;
   };
+  if (request.bucket()) {
+    return finish(VerifyBucket(request, operation, step, emit, cancelled));
+  }
   step("taking the cut");
 
   // The standby's verifier, on its replication listener.

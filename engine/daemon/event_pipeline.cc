@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "engine/base/backoff.h"
 #include "engine/base/status_macros.h"
@@ -31,9 +33,16 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> EventPipeline::StartApply(
   uint64_t next = cursor.value_or(1);
   if (next == 0) next = 1;
   p->applied_next_.store(next);
+  p->inbound_ = inbound;
+  {
+    absl::MutexLock scan(&p->scan_mu_);
+    p->scanned_next_ = next;
+  }
   {
     absl::MutexLock lock(&p->mu_);
     p->status_.paused = p->options_.start_paused;
+    p->status_.target = p->sink_->target_name();
+    p->status_.pending_scanned_seq = next;
   }
   p->worker_ = std::thread([raw = p.get(), inbound] { raw->ApplyLoop(inbound); });
   return p;
@@ -43,6 +52,7 @@ EventPipeline::~EventPipeline() { Stop(); }
 
 void EventPipeline::Stop() {
   stop_.Stop();
+  if (sink_ && worker_.joinable()) sink_->Cancel();  // a copy in flight must not hold the stop
   if (worker_.joinable()) worker_.join();
 }
 
@@ -52,6 +62,14 @@ EventPipelineStatus EventPipeline::status() const {
   s.applied_next_seq = applied_next_.load();
   if (source_) s.source = source_->Health();
   return s;
+}
+
+bool EventPipeline::WaitForApplied(uint64_t next_seq, absl::Duration timeout) const {
+  // ApplyOnce takes mu_ after each batch's progress is stored: the condition is evaluated then.
+  auto applied = [this, next_seq]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return applied_next_.load() >= next_seq; };
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&applied), timeout);
 }
 
 void EventPipeline::SetPaused(bool paused) {
@@ -80,6 +98,38 @@ void EventPipeline::CaptureLoop(DurableLog* outbound) {
   }
 }
 
+void EventPipeline::CountPending() {
+  if (inbound_ == nullptr) return;
+  if (absl::Status s = ScanPending(inbound_); !s.ok()) {
+    spdlog::warn("event apply: counting what is pending: {}", s.ToString());
+  }
+}
+
+absl::Status EventPipeline::ScanPending(DurableLog* inbound) {
+  absl::MutexLock scan(&scan_mu_);
+  const uint64_t from = std::max(scanned_next_, applied_next_.load());
+  const LogStats bounds = inbound->stats();
+  if (from >= bounds.next_seq || from < bounds.first_seq) return absl::OkStatus();
+  FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
+                         inbound->Read(from, kPendingScanRecords, options_.max_batch_bytes * 4));
+  EventWeight added;
+  for (const LogRecord& r : records) {
+    if (r.kind != RecordKind::kSourceEvent) continue;
+    v1::SourceEvent e;
+    if (!e.ParseFromString(r.payload)) continue;  // apply reports it when it gets there
+    const EventWeight w = sink_->Weigh(e);
+    added.objects += w.objects;
+    added.bytes += w.bytes;
+  }
+  if (records.empty()) return absl::OkStatus();
+  scanned_next_ = records.back().seq + 1;
+  absl::MutexLock lock(&mu_);
+  status_.objects_pending += added.objects;
+  status_.bytes_pending += added.bytes;
+  status_.pending_scanned_seq = scanned_next_;
+  return absl::OkStatus();
+}
+
 absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
   uint64_t from = applied_next_.load();
   const LogStats bounds = inbound->stats();
@@ -96,6 +146,7 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
     return absl::OkStatus();
   }
   std::vector<v1::SourceEvent> events;
+  std::vector<std::pair<uint64_t, EventWeight>> weights;  // seq, weight
   for (const LogRecord& r : records) {
     if (r.kind != RecordKind::kSourceEvent) continue;
     v1::SourceEvent e;
@@ -103,6 +154,7 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
       return absl::DataLossError(
           absl::StrCat("events: inbound record ", r.seq, " is not a valid SourceEvent"));
     }
+    weights.emplace_back(r.seq, sink_->Weigh(e));
     events.push_back(std::move(e));
   }
   {
@@ -120,10 +172,22 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
   }
   const uint64_t next = records.back().seq + 1;
   FERRY_RETURN_IF_ERROR(inbound->SetCursor(kEventsAppliedCursor, next));
+  // Progress and the pending count move together: a scan sees either both or neither.
+  absl::MutexLock scan(&scan_mu_);
+  EventWeight applied;  // of the events a scan had counted as pending
+  for (const auto& [seq, w] : weights) {
+    if (seq >= scanned_next_) break;
+    applied.objects += w.objects;
+    applied.bytes += w.bytes;
+  }
   applied_next_.store(next);
+  scanned_next_ = std::max(scanned_next_, next);
   absl::MutexLock lock(&mu_);
   status_.events_applied += events.size();
   status_.events_pending = 0;
+  status_.objects_pending -= std::min(status_.objects_pending, applied.objects);
+  status_.bytes_pending -= std::min(status_.bytes_pending, applied.bytes);
+  status_.pending_scanned_seq = scanned_next_;
   status_.last_error.clear();
   return absl::OkStatus();
 }
@@ -132,6 +196,8 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
   SetCurrentThreadName("events-apply");
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max}, /*seed=*/11);
   while (!stop_.stopped()) {
+    // Counted before the pause check: what is pending while paused is what an operator asks.
+    CountPending();
     {
       absl::MutexLock lock(&mu_);
       if (status_.paused) {

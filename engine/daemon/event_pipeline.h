@@ -55,6 +55,15 @@ struct EventPipelineStatus {
   uint64_t applied_next_seq = 0;  // apply mode: inbound records below are applied
   uint64_t events_applied = 0;    // since start
   uint64_t events_pending = 0;    // apply mode: SourceEvent records not applied yet (last scan)
+  // Apply mode: what the events not applied yet will write (EventSink::Weigh), counted over the
+  // inbound log from applied_next_seq up to pending_scanned_seq (exclusive): the scan runs ahead
+  // of apply (CountPending: on the apply thread between batches, and from the daemon's
+  // maintenance thread, so that a batch stuck on a slow or unreachable bucket does not hide
+  // what arrives behind it), at most kPendingScanRecords records a turn.
+  uint64_t objects_pending = 0;
+  uint64_t bytes_pending = 0;
+  uint64_t pending_scanned_seq = 0;
+  std::string target;  // apply mode: EventSink::target_name()
   std::string last_error;
   SourceHealth source;  // capture mode: the source's own report
 };
@@ -76,12 +85,23 @@ class EventPipeline {
   EventPipelineStatus status() const;
   // Apply mode: the inbound log may be trimmed below this. Capture mode: UINT64_MAX.
   uint64_t applied_next_seq() const { return applied_next_.load(); }
+  // Apply mode: waits until every inbound record below `next_seq` is applied (a switchover's
+  // drain, a bucket verify's cut), at most `timeout`. True when they are; capture mode: at once.
+  bool WaitForApplied(uint64_t next_seq, absl::Duration timeout) const;
+  // Apply mode: counts what arrived in the inbound log since the last count into the pending
+  // totals (see EventPipelineStatus). Thread-safe; reads at most kPendingScanRecords records.
+  // Capture mode: nothing.
+  void CountPending();
 
  private:
   explicit EventPipeline(EventPipelineOptions options) : options_(std::move(options)) {}
   void CaptureLoop(DurableLog* outbound);
   void ApplyLoop(DurableLog* inbound);
   absl::Status ApplyOnce(DurableLog* inbound, bool* idle);
+  // Counts the weight of the records from scanned_next_ on (at most kPendingScanRecords) into
+  // the pending totals.
+  absl::Status ScanPending(DurableLog* inbound) ABSL_LOCKS_EXCLUDED(scan_mu_);
+  static constexpr size_t kPendingScanRecords = 5000;
   void SetError(const absl::Status& s);
 
   const EventPipelineOptions options_;
@@ -90,6 +110,11 @@ class EventPipeline {
   StopSignal stop_;
   std::thread worker_;
   std::atomic<uint64_t> applied_next_{UINT64_MAX};
+  DurableLog* inbound_ = nullptr;  // apply mode; constant after StartApply
+  // Held across a scan's read of the log and while apply moves its progress: the first record
+  // no scan has weighed. Before mu_.
+  absl::Mutex scan_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  uint64_t scanned_next_ ABSL_GUARDED_BY(scan_mu_) = 0;
   mutable absl::Mutex mu_;
   EventPipelineStatus status_ ABSL_GUARDED_BY(mu_);
 };

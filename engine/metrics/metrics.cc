@@ -126,6 +126,15 @@ class StatusCollector final : public prometheus::Collectable {
       add("ferry_objects_records_pending",
           "Inbound log records the object apply has not looked at (bounds the events pending)", G,
           static_cast<double>(s.objects().records_pending()));
+      // As S3 replication reports them (OperationsPendingReplication, BytesPendingReplication).
+      add("ferry_objects_pending", "Objects the standby's bucket apply has still to make equal", G,
+          static_cast<double>(s.objects().objects_pending()));
+      add("ferry_objects_pending_bytes",
+          "Body bytes of the objects pending, as the source reported them at capture", G,
+          static_cast<double>(s.objects().bytes_pending()));
+      add("ferry_objects_dead_letters_total",
+          "Bucket notification records kept as dead letters (unreadable) since ferryd started", C,
+          static_cast<double>(s.objects().dead_letters()));
     }
     int stopped = 0;
     // The family is declared even while no table is stopped, so dashboards and alert rules

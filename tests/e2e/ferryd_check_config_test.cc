@@ -5,6 +5,7 @@
 // declare the section would call `postgres` an unknown key; one that read it after the load
 // would accept a bad slot (both mutants fail PostgresKeysAreChecked... and UnknownSections...).
 // Needs no database.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/child_process.h"
@@ -76,7 +78,7 @@ TEST_F(FerrydCheckConfigTest, PostgresKeysAreCheckedAtStartWithLineAndColumn) {
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_EQ(o.output, Refusal("key 'postgres.publicaton': unknown key; did you mean "
                               "'publication'? (line 6, column 3)"));
-  o = Check("nodsn", absl::StrCat(kTop, kRest));
+  o = Check("nodsn", absl::StrCat(kTop, "postgres:\n  slot: ferry_east\n", kRest));
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_EQ(o.output, Refusal("key 'postgres.dsn': is required"));
   o = Check("password",
@@ -100,6 +102,39 @@ TEST_F(FerrydCheckConfigTest, ObjectsKeysAreCheckedAtStart) {
   o = Check("objects_typo", absl::StrCat(kTop, kPostgres, kRest, "objects:\n  endpont: x\n"));
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_THAT(o.output, HasSubstr("key 'objects.endpont': unknown key"));
+}
+
+// DESIGN.md: objects: is valid with or without postgres: (a bucket-only region); a config with
+// neither (or with only empty sections) replicates nothing and is refused, naming both.
+TEST_F(FerrydCheckConfigTest, ObjectsWithoutPostgresIsValidAndNeitherIsRefused) {
+  const std::string access = dir_.File("access"), secret = dir_.File("secret");
+  std::ofstream(access) << "AKIDEXAMPLE\n";
+  std::ofstream(secret) << "wJalrXUtnFEMI/K7MDENG\n";
+  chmod(access.c_str(), 0600);
+  chmod(secret.c_str(), 0600);
+  const std::string objects = absl::StrCat(
+      "objects:\n  endpoint: http://127.0.0.1:7480\n  bucket: assets\n  access_key_file: ", access,
+      "\n  secret_key_file: ", secret, "\n  events:\n    webhook: { listen: \"127.0.0.1:7403\" }\n",
+      "  peer_bucket:\n    endpoint: http://127.0.0.1:7481\n    bucket: west-assets\n"
+      "    access_key_file: ",
+      access, "\n    secret_key_file: ", secret, "\n");
+  Outcome o = Check("bucket_only", absl::StrCat(kTop, kRest, objects));
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("config " + path_ + " is valid\n"));
+  const std::string neither =
+      "key 'postgres': is required unless the config has an 'objects:' section (a region "
+      "replicates its database, its bucket, or both)";
+  o = Check("neither", absl::StrCat(kTop, kRest));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.output, Refusal(neither));
+  o = Check("both_empty", absl::StrCat(kTop, "postgres:\n", kRest, "objects:\n"));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.output, Refusal(neither));
+  // A bucket-only config is checked like any other: a bad objects key is still refused.
+  o = Check("bucket_only_bad",
+            absl::StrCat(kTop, kRest, absl::StrReplaceAll(objects, {{"assets", "A"}})));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_THAT(o.output, HasSubstr("key 'objects.bucket': expected an S3 bucket name"));
 }
 
 TEST_F(FerrydCheckConfigTest, UnknownSectionsAndMisplacedKeysAreErrors) {

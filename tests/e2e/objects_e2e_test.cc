@@ -11,13 +11,11 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "connectors/s3/bucket_compare.h"
 #include "connectors/s3/s3_client.h"
+#include "tests/e2e/bucket_pair.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/fault_proxy.h"
-#include "tests/support/free_port.h"
 #include "tests/support/http_get.h"
-#include "tests/support/radosgw.h"
 
 namespace ferry::testing {
 namespace {
@@ -29,63 +27,27 @@ constexpr uint64_t kPart = uint64_t{5} << 20;
 class ObjectsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto rgw = RadosGateway::Start();
-    ASSERT_TRUE(rgw.ok()) << rgw.status();
-    rgw_ = std::move(*rgw);
-    auto c = S3Client::Open(
-        {.endpoint = rgw_->endpoint(),
-         .credentials = {.access_key = rgw_->access_key(), .secret_key = rgw_->secret_key()}});
-    ASSERT_TRUE(c.ok());
-    s3_ = std::move(*c);
-    for (const char* b : {"east-assets", "west-assets"}) {
-      ASSERT_TRUE(s3_->CreateBucket(b).ok());
-      ASSERT_TRUE(s3_->SetVersioning(b, true).ok());
-    }
-    access_ = keys_.Write("access", rgw_->access_key());
-    secret_ = keys_.Write("secret", rgw_->secret_key());
-    webhook_port_ = FreePort();
-    ASSERT_NE(webhook_port_, 0);
-  }
-  std::string Objects(const std::string& bucket, const std::string& peer_bucket, int port,
-                      std::string peer_endpoint = "") {
-    if (peer_endpoint.empty()) peer_endpoint = rgw_->endpoint();
-    return absl::StrCat("objects:\n  endpoint: ", rgw_->endpoint(), "\n  bucket: ", bucket,
-                        "\n  access_key_file: ", access_, "\n  secret_key_file: ", secret_,
-                        "\n  part_size: 5MiB\n  events:\n    webhook: { listen: \"127.0.0.1:", port,
-                        "\" }\n  peer_bucket:\n    endpoint: ", peer_endpoint,
-                        "\n    bucket: ", peer_bucket, "\n    access_key_file: ", access_,
-                        "\n    secret_key_file: ", secret_, "\n");
+    auto buckets = BucketPair::Start();
+    ASSERT_TRUE(buckets.ok()) << buckets.status();
+    buckets_ = std::move(*buckets);
+    s3_ = &buckets_->s3();
+    webhook_port_ = buckets_->webhook_port(Region::kEast);
   }
   // `west_reads_east`: the endpoint west reads east's bucket through ("": radosgw itself).
   absl::StatusOr<std::unique_ptr<TwoRegions>> StartRegions(
       const std::string& west_reads_east = "") {
-    TwoRegionsOptions o;
-    o.east_yaml = Objects("east-assets", "west-assets", webhook_port_);
-    o.west_yaml = Objects("west-assets", "east-assets", FreePort(), west_reads_east);
-    return TwoRegions::Start(o);
+    return TwoRegions::Start(buckets_->RegionOptions(/*without_postgres=*/false, west_reads_east));
   }
   absl::Status WaitForBucketsEqual(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    std::string last;
-    while (absl::Now() < deadline) {
-      auto cmp = s3::CompareBuckets(*s3_, "east-assets", *s3_, "west-assets");
-      if (cmp.ok() && cmp->equal()) return absl::OkStatus();
-      last = cmp.ok() ? absl::StrCat(cmp->differences, " differences, first: ", cmp->shown[0])
-                      : cmp.status().ToString();
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-    return absl::DeadlineExceededError(last);
+    return buckets_->WaitForEqual(timeout);
   }
   void PushTo(int port) {
-    auto arn = s3_->CreateTopic("ferry-east", absl::StrCat("http://127.0.0.1:", port, "/"));
-    ASSERT_TRUE(arn.ok()) << arn.status();
-    ASSERT_TRUE(s3_->PutBucketNotification("east-assets", "ferry", *arn).ok());
+    ASSERT_EQ(port, webhook_port_);
+    ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
   }
 
-  std::unique_ptr<RadosGateway> rgw_;
-  std::unique_ptr<S3Client> s3_;
-  TempDir keys_{"ferry-objects-keys"};
-  std::string access_, secret_;
+  std::unique_ptr<BucketPair> buckets_;
+  S3Client* s3_ = nullptr;
   int webhook_port_ = 0;
 };
 
@@ -187,7 +149,7 @@ TEST_F(ObjectsE2eTest, NoticesLostWhileThePrimaryIsDownAreFoundByTheBackfill) {
 // not match the source's ETag, so nothing is written, the event pipeline counts the failure
 // (kind "aborted") and tries again, and the buckets end equal, byte for byte.
 TEST_F(ObjectsE2eTest, ACorruptedBodyIsNeverWrittenAndTheCopyIsRetried) {
-  auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
+  auto proxy = FaultProxy::Start("127.0.0.1", buckets_->gateway().port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   auto regions = StartRegions(absl::StrCat("http://", (*proxy)->address()));
   ASSERT_TRUE(regions.ok()) << regions.status();

@@ -26,11 +26,13 @@ absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOp
   std::unique_ptr<TwoRegions> t(new TwoRegions());
   t->options_ = options;
   t->dir_ = std::make_unique<TempDir>("ferry-e2e");
-  FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
-  FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
-  if (!options.schema_sql.empty()) FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
-  if (!options.standby_sql.empty()) {
-    FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
+  if (!options.without_postgres) {
+    FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
+    FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
+    if (!options.schema_sql.empty()) FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
+    if (!options.standby_sql.empty()) {
+      FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
+    }
   }
   t->east_admin_ = FreePort();
   t->west_admin_ = FreePort();
@@ -90,12 +92,14 @@ absl::Status TwoRegions::WriteConfigs() {
     out << "region: " << Name(r) << "\n"
         << "data_dir: " << data_dir(r) << "\n"
         << "role: " << (east ? "primary" : "standby") << "\n"
-        << "log_level: info\n"
-        << "postgres:\n"
-        << "  dsn: \"" << pg(r).dsn() << "\"\n"
-        << "  publication: ferry\n"
-        << "  slot: ferry_" << Name(r) << "\n"
-        << "listen:\n"
+        << "log_level: info\n";
+    if (!options_.without_postgres) {
+      out << "postgres:\n"
+          << "  dsn: \"" << pg(r).dsn() << "\"\n"
+          << "  publication: ferry\n"
+          << "  slot: ferry_" << Name(r) << "\n";
+    }
+    out << "listen:\n"
         << "  replication: 127.0.0.1:" << (east ? east_replication_ : west_replication_) << "\n"
         << "  admin: " << admin_address(r) << "\n"
         << "  metrics: " << metrics_address(r) << "\n"

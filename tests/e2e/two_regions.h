@@ -1,6 +1,7 @@
 // TwoRegions: the end-to-end fixture. Two throwaway Postgres 15 clusters (east and west) and
 // two ferryd processes built by this project, east primary and west standby, talking over
 // loopback. Optionally a FaultProxy sits on the replication path (east -> proxy -> west).
+// Without Postgres (TwoRegionsOptions::without_postgres) the regions replicate buckets only.
 //
 // Example:
 //   auto regions = TwoRegions::Start({});
@@ -37,6 +38,9 @@ struct TwoRegionsOptions {
   std::string apply_yaml;                // more lines of both configs' apply section
   std::string extra_yaml;                // more sections at the end of both configs
   std::string east_yaml, west_yaml;      // more sections at the end of one region's config
+  // No Postgres clusters and no postgres: sections: bucket-only regions (the objects: section
+  // comes from east_yaml / west_yaml). pg() must not be called then.
+  bool without_postgres = false;
 };
 
 enum class Region { kEast, kWest };

@@ -36,7 +36,8 @@ std::string Tail(const std::string& text, size_t bytes) {
 // Ceph daemons off, memstore, pools of size 1, a fast Paxos (12 s start without it), crc mode
 // for the gateway's monitor client (it loops on "get_initial_auth_request returned -13"
 // otherwise).
-std::string CephConf(const std::string& dir, const std::string& fsid, int mon_port, int rgw_port) {
+std::string CephConf(const std::string& dir, const std::string& fsid, int mon_port, int rgw_port,
+                     uint64_t memstore_bytes) {
   return absl::StrCat(R"([global]
 fsid = )",
                       fsid, R"(
@@ -63,7 +64,8 @@ mon data = )",
 osd data = )",
                       dir, R"(/osd$id
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = )",
+                      memstore_bytes, R"(
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg autoscale mode = off
@@ -186,7 +188,8 @@ absl::Status RadosGateway::StartOnce() {
   if (mon_port_ == 0 || rgw_port_ == 0 || mon_port_ == rgw_port_) {
     return absl::UnavailableError("no free loopback ports");
   }
-  const std::string conf = dir_->Write("ceph.conf", CephConf(d, fsid, mon_port_, rgw_port_), 0644);
+  const std::string conf = dir_->Write(
+      "ceph.conf", CephConf(d, fsid, mon_port_, rgw_port_, options_.memstore_bytes), 0644);
   const absl::Time deadline = absl::Now() + options_.start_timeout;
   auto left = [&] { return std::max(deadline - absl::Now(), absl::Seconds(1)); };
 

@@ -38,6 +38,8 @@ struct RadosGatewayOptions {
   // The S3 user's keys.
   std::string access_key = "FERRYTESTACCESSKEY01";
   std::string secret_key = "ferry-test-secret-key-0123456789abcdef0000";
+  // The in-memory object store's capacity (it is RAM): every bucket's objects, all versions.
+  uint64_t memstore_bytes = uint64_t{2} << 30;
 };
 
 // Thread safety: the accessors may be called from any thread; nothing else is shared.

@@ -195,8 +195,16 @@ absl::Status PostgresConfigSection::Read(const config::Section& section,
                                          const config::ConnectorContext& context) {
   PostgresConfig c;
   c.slot = DefaultSlotName(context.region);
+  present_ = false;
+  bool any = false;
+  for (const std::string& key : keys()) any = any || section.Has(key);
+  if (!any) {  // no postgres: section (or an empty one): no database
+    config_ = std::move(c);
+    return absl::OkStatus();
+  }
   FERRY_RETURN_IF_ERROR(config::ReadSectionKeys<PostgresConfig>(section, kKeys, "", &c));
   config_ = std::move(c);
+  present_ = true;
   return absl::OkStatus();
 }
 

@@ -85,9 +85,14 @@ class PostgresConfigSection final : public config::ConnectorSection {
 
   // What the last successful Read produced.
   const PostgresConfig& config() const { return config_; }
+  // Whether the file has the section with at least one key. Without it the region has no
+  // database (a bucket-only region, docs/objects.md): Read succeeds and config() is the
+  // defaults; the program decides whether the config replicates anything at all.
+  bool present() const { return present_; }
 
  private:
   PostgresConfig config_;
+  bool present_ = false;
 };
 
 }  // namespace ferry::pg

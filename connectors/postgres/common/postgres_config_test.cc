@@ -43,6 +43,7 @@ struct Parts {
 struct Loaded {
   config::Config engine;
   PostgresConfig postgres;
+  bool present = false;  // PostgresConfigSection::present()
 };
 
 absl::StatusOr<Loaded> ParseText(const std::string& text) {
@@ -50,7 +51,7 @@ absl::StatusOr<Loaded> ParseText(const std::string& text) {
   absl::StatusOr<config::Config> c =
       config::ParseConfig(text, "test.yaml", {.connectors = {&section}});
   if (!c.ok()) return c.status();
-  return Loaded{*std::move(c), section.config()};
+  return Loaded{*std::move(c), section.config(), section.present()};
 }
 
 absl::StatusOr<Loaded> Parse(const Parts& parts) { return ParseText(parts.Text()); }
@@ -139,16 +140,30 @@ TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
   EXPECT_THAT(c.DebugString(), AllOf(HasSubstr("<secret from env X>"), Not(HasSubstr("secret)"))));
 }
 
-TEST_F(PostgresConfigTest, DsnIsRequired) {
+TEST_F(PostgresConfigTest, DsnIsRequiredInASection) {
   Parts p;
   p.postgres = "  publication: ferry\n";
   ExpectError(Parse(p), "key 'postgres.dsn': is required");
-  // No section at all: the same.
-  ExpectError(ParseText("region: east\ndata_dir: /d\nrole: primary\nlisten:\n  replication: "
-                        "127.0.0.1:7401\npeer:\n  replication: 127.0.0.1:7411\n"),
-              "key 'postgres.dsn': is required");
+  absl::StatusOr<Loaded> with = Parse(Parts());
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_TRUE(with->present);
+}
+
+// No section, or "postgres:" with no value: no database (a bucket-only region). The section
+// reads fine and says it is absent; whether the config replicates anything at all is ferryd's
+// check (ferryd_check_config_test), since it spans every connector.
+TEST_F(PostgresConfigTest, AnAbsentOrEmptySectionIsNoDatabase) {
+  absl::StatusOr<Loaded> none = ParseText(
+      "region: east\ndata_dir: /d\nrole: primary\nlisten:\n  replication: "
+      "127.0.0.1:7401\npeer:\n  replication: 127.0.0.1:7411\n");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->present);
+  EXPECT_EQ(none->postgres.dsn, "");
+  Parts p;
   p.postgres = "";  // "postgres:" with no value counts as an empty section
-  ExpectError(Parse(p), "key 'postgres.dsn': is required");
+  absl::StatusOr<Loaded> empty = Parse(p);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->present);
 }
 
 // postgres.keyless_tables: one of two names; anything else (another spelling, a number, a
