@@ -1,6 +1,7 @@
 // ferryctl: the operator's command line for ferryd's admin service.
 //
 //   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
+//   ferryctl --admin HOST:PORT tables [--json]
 //   ferryctl --admin HOST:PORT pause | resume [--json]
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
@@ -27,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cmd/ferryctl_tables.h"
 #include "cmd/ferryctl_verify.h"
 #include "cmd/json_text.h"
 #include "google/protobuf/util/json_util.h"
@@ -37,7 +39,11 @@ namespace {
 constexpr char kUsage[] = R"(usage: ferryctl --admin HOST:PORT [options] COMMAND
 
 Commands:
-  status            role, epoch, state, positions, lag, RPO, peer and per-table state
+  status            role, epoch, state, positions, lag, RPO, peer, the last switchover or
+                    promote, the last verify, the quarantine, and every table
+  tables            every replicated table: state (snapshotting with rows copied of the
+                    estimated total and an ETA, replicating, stopped with the reason),
+                    changes captured or applied, last applied source commit time, lag
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
   resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
@@ -261,18 +267,9 @@ void PrintHuman(const ferry::v1::StatusReply& r) {
     }
     if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
   }
-  if (r.tables_size() > 0) {
-    std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
-                "REASON");
-    for (const auto& t : r.tables()) {
-      std::printf("%-40s %-16s %-10llu %-12s %s\n", t.table().c_str(), t.state().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()),
-                  absl::StrCat(t.retained_log_bytes(), "B").c_str(), t.reason().c_str());
-      if (!t.resnapshot_reason().empty()) {
-        std::printf("%-40s needs a re-snapshot: %s\n", "", t.resnapshot_reason().c_str());
-      }
-    }
-  }
+  std::fputs(ferry::ctl::DrSummaryText(r).c_str(), stdout);
+  const std::string tables = ferry::ctl::TablesText(r, /*peer_stops=*/false);
+  if (!tables.empty()) std::printf("\n%s", tables.c_str());
 }
 
 }  // namespace
@@ -344,9 +341,10 @@ int main(int argc, char** argv) {
   }
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
-  if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
-      args.command != "verify" && args.command != "reverse" && args.command != "promote") {
+  if (args.command != "status" && args.command != "tables" && args.command != "pause" &&
+      args.command != "resume" && args.command != "resume-table" && args.command != "reseed" &&
+      args.command != "resnapshot" && args.command != "verify" && args.command != "reverse" &&
+      args.command != "promote") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   const size_t operands =
@@ -406,7 +404,15 @@ int main(int argc, char** argv) {
   if (!args.token.empty()) ctx.AddMetadata("authorization", "Bearer " + args.token);
 
   grpc::Status status;
-  if (args.command == "status") {
+  if (args.command == "tables") {
+    ferry::v1::StatusReply reply;
+    status = stub->Status(&ctx, ferry::v1::StatusRequest(), &reply);
+    if (status.ok()) {
+      const std::string text = args.json ? ferry::ctl::TablesJson(reply)
+                                         : ferry::ctl::TablesText(reply, /*peer_stops=*/true);
+      std::fputs(text.empty() ? "no replicated table known yet\n" : text.c_str(), stdout);
+    }
+  } else if (args.command == "status") {
     ferry::v1::StatusReply reply;
     status = stub->Status(&ctx, ferry::v1::StatusRequest(), &reply);
     if (status.ok()) {

@@ -55,6 +55,9 @@ TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
       {{"--admin", "127.0.0.1:1", "verify", "--rate", "x"}, "--rate needs"},
       {{"--admin", "127.0.0.1:1", "status", "--repair"}, "are options of verify"},
       {{"--admin", "127.0.0.1:1", "verify", "public.t"}, "one command at a time"},
+      {{"--admin", "127.0.0.1:1", "tables", "public.t"}, "one command at a time"},
+      {{"--admin", "127.0.0.1:1", "tables", "--repair"}, "are options of verify"},
+      {{"--admin", "127.0.0.1:1", "tables", "--force"}, "--force is for promote only"},
   };
   for (const auto& [args, reason] : cases) {
     const CtlRun run = Ctl(args);

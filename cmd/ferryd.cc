@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/verify_factories.h"
 #include "connectors/postgres/common/postgres_config.h"
+#include "connectors/postgres/common/quarantine_count.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_fence.h"
@@ -167,6 +168,10 @@ int main(int argc, char** argv) {
   factories.fence =
       [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
     return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
+  };
+  factories.count_quarantine_pending = [counter = std::make_shared<ferry::pg::QuarantineCounter>(
+                                            pg.ConnectionString() + " connect_timeout=2")] {
+    return counter->Pending();
   };
   if (objects_section.present())
     ferry::s3::AddObjectFactories(objects_section.config(), &factories);

@@ -82,6 +82,8 @@ absl::Status Daemon::StartParts() {
                  RoleName(region.role), RoleName(initial));
   }
   FERRY_ASSIGN_OR_RETURN(outbound_, DurableLog::Open({.path = config_.data_dir + "/outbound"}));
+  dr_history_ = std::make_unique<DrHistory>(outbound_.get());
+  dr_history_->Load();
   FERRY_ASSIGN_OR_RETURN(inbound_, DurableLog::Open({.path = config_.data_dir + "/inbound"}));
   // The paused flag moved from the outbound log into the region state: carry it over once.
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> legacy_paused,
@@ -203,6 +205,7 @@ absl::Status Daemon::StartPipeline(Role role) {
     po.epoch = epoch;
     po.start_paused = paused;
     po.clock = clock_;
+    po.table_counts = &captured_tables_;
     po.on_source_error = [this](const absl::Status&) {
       if (Metrics* m = metrics_.load()) m->CountError("source");
     };
@@ -262,6 +265,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ao.max_group_bytes = config_.apply.group_max_bytes;
   ao.max_group_delay = absl::Milliseconds(config_.apply.group_max_delay_ms);
   ao.stopped_table_retention_bytes = config_.apply.stopped_table_retention_bytes;
+  ao.table_counts = &applied_tables_;
   ao.on_group_committed = [this](absl::Duration latency, size_t transactions) {
     if (Metrics* m = metrics_.load()) {
       m->ObserveApplyLatency(absl::ToDoubleSeconds(latency));
@@ -525,7 +529,11 @@ v1::StatusReply Daemon::Status() {
     }
     if (events_) events = events_->status();
   }
+  s.table_counts = (s.primary.has_value() ? captured_tables_ : applied_tables_).Snapshot();
   v1::StatusReply reply = AssembleStatus(s);
+  *reply.mutable_last_change() = dr_history_->last_change();
+  *reply.mutable_last_verify() = dr_history_->last_verify();
+  reply.set_quarantine_pending(QuarantinePending());
   if (events) {
     v1::ObjectsState* o = reply.mutable_objects();
     o->set_mode(events->capturing ? "capture" : "apply");

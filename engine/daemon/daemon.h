@@ -56,7 +56,9 @@
 #include "engine/base/clock.h"
 #include "engine/config/config.h"
 #include "engine/daemon/data_dir_lock.h"
+#include "engine/daemon/dr_history.h"
 #include "engine/daemon/region_control.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 namespace consistency {
@@ -116,6 +118,10 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
                                                            const PipelineContext&)>
       event_sink;
+  // Optional (null: the quarantine is not counted, status shows 0): the rows of
+  // ferry.quarantine with status 'pending' (0 while the table does not exist). Called from
+  // status at most every couple of seconds (Daemon::QuarantinePending); must be thread-safe.
+  std::function<absl::StatusOr<int64_t>()> count_quarantine_pending;
 };
 
 class Daemon final : public AdminBackend, public RegionControlBackend {
@@ -177,6 +183,12 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   v1::RegionInfo Probe(const std::string& abort_operation) override;
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
 
+  // Changes kept in ferry.quarantine awaiting an operator's decision: 0 while the table does
+  // not exist (or the factories count none), -1 when the database could not be asked. Counted
+  // at most every 2 s (one caller counts, concurrent callers get the last count), so a status
+  // call never queues behind a slow database. Thread-safe.
+  int64_t QuarantinePending() ABSL_LOCKS_EXCLUDED(quarantine_mu_);  // daemon_view.cc
+
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
   int admin_port() const;
   int metrics_port() const;
@@ -231,6 +243,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   EngineCounters Counters();
   HttpResponse Healthz();
   HttpResponse PrimaryCheck();
+  // Records a change of direction this region took part in (status' last_change).
+  void RecordChange(const std::string& kind, const std::string& operation, absl::Time started,
+                    uint64_t epoch, const std::string& new_primary, const v1::LossBound* loss);
 
   const config::Config config_;
   const DaemonFactories factories_;
@@ -296,6 +311,18 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::Mutex verify_mu_;
   std::string verify_operation_ ABSL_GUARDED_BY(verify_mu_);
   std::string VerifyOperation() ABSL_LOCKS_EXCLUDED(verify_mu_);
+
+  // Per-table counts (status' tables): what capture made durable and what apply committed,
+  // since ferryd started; both kept across role changes.
+  TableCounts captured_tables_;
+  TableCounts applied_tables_;
+  // The last switchover or promote and the last verify (constant pointer after StartParts()).
+  std::unique_ptr<DrHistory> dr_history_;
+  // QuarantinePending: the caller counting holds quarantine_mu_ (others never wait for it and
+  // read the last count).
+  absl::Mutex quarantine_mu_;
+  std::atomic<int64_t> quarantine_pending_{0};
+  absl::Time quarantine_counted_ ABSL_GUARDED_BY(quarantine_mu_) = absl::InfinitePast();
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

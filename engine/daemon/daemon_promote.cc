@@ -211,6 +211,7 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   }
   step(absl::StrCat("primary under epoch ", new_epoch, started.ok() ? "" : " (capture retrying)"));
   SetOperationNote("");
+  RecordChange("promote", operation, start, new_epoch, config_.region, &reply.loss());
   return reply;
 }
 
