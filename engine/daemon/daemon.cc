@@ -181,6 +181,8 @@ absl::Status Daemon::StartParts() {
   });
   http_->Handle("/healthz", [this](const HttpRequest&) { return Healthz(); });
   http_->Handle("/primary", [this](const HttpRequest&) { return PrimaryCheck(); });
+  http_->Handle("/status", [this](const HttpRequest&) { return StatusPage(); });
+  http_->Handle("/status.json", [this](const HttpRequest&) { return StatusJson(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   spdlog::info("region {} started as {} (epoch {}): admin {}, metrics {}, replication {}",
                config_.region, RoleName(region.role), roles_->epoch(), admin_port(), metrics_port(),

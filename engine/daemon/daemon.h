@@ -243,6 +243,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   EngineCounters Counters();
   HttpResponse Healthz();
   HttpResponse PrimaryCheck();
+  HttpResponse StatusPage();  // /status (daemon_view.cc)
+  HttpResponse StatusJson();  // /status.json: Status() in protobuf's JSON form
   // Records a change of direction this region took part in (status' last_change).
   void RecordChange(const std::string& kind, const std::string& operation, absl::Time started,
                     uint64_t epoch, const std::string& new_primary, const v1::LossBound* loss);

@@ -1,8 +1,11 @@
-// The operator's view (issue #20): the quarantine count and the record of the last change of
-// direction.
+// The operator's view (issue #20): the quarantine count, the record of the last change of
+// direction, and the status page on listen.metrics (/status, /status.json).
+#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/status_page.h"
+#include "engine/http/http_server.h"
 
 namespace ferry {
 
@@ -38,6 +41,25 @@ void Daemon::RecordChange(const std::string& kind, const std::string& operation,
   event.set_new_primary(new_primary);
   if (loss != nullptr) *event.mutable_loss() = *loss;
   dr_history_->RecordChange(event);
+}
+
+HttpResponse Daemon::StatusPage() {
+  const v1::StatusReply self = Status();
+  // The peer answers its role and epoch on the replication listener; a peer that does not
+  // answer within a second is shown as unreachable.
+  absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(1));
+  return {200, RenderStatusPage(self, peer, absl::Now()), "text/html; charset=utf-8"};
+}
+
+HttpResponse Daemon::StatusJson() {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(Status(), &json, options).ok()) {
+    return {500, "cannot render the status as JSON\n"};
+  }
+  return {200, json + "\n", "application/json"};
 }
 
 }  // namespace ferry
