@@ -28,9 +28,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cmd/ferryctl_failback.h"
 #include "cmd/ferryctl_tables.h"
 #include "cmd/ferryctl_verify.h"
-#include "cmd/json_text.h"
+#include "engine/base/json_text.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -74,6 +75,17 @@ Commands:
                     sequences past what the lost primary may have used, take writes, and
                     print the loss bound. Refused while the primary answers as healthy,
                     unless --force
+  rejoin            failback, sent to a former primary fenced by a promote elsewhere: keep
+                    every change it committed and never shipped in ferry.quarantine on the
+                    new primary, repair its database to match the new primary at one cut
+                    and make it the new primary's standby. --timeout (default 300). Sent
+                    again after a failure, it goes on from where it stopped
+  quarantine list | show ID | reapply ID | discard ID
+                    primary: the kept changes of a rejoin and the operator's decision on
+                    each source transaction (reapply: all or nothing through normal SQL,
+                    refused with the reason when it conflicts with the primary's rows now).
+                    --status pending|reapplied|discarded, --limit N (list); --note TEXT
+                    (recorded with a decision)
 
 Options:
   --admin HOST:PORT     ferryd's admin listener (listen.admin in its config); or FERRY_ADMIN
@@ -99,6 +111,7 @@ struct Args {
   uint32_t max_keys = 0;                   // verify's --max-keys
   bool repair = false;                     // verify's --repair
   uint64_t max_rows_per_second = 0;        // verify's --rate
+  ferry::ctl::QuarantineArgs quarantine;   // quarantine's verb, id and options
 };
 
 int Usage(const std::string& error) {
@@ -120,7 +133,7 @@ bool ReadTokenFile(const std::string& path, std::string* token, std::string* err
   return true;
 }
 
-using ferry::ctl::JsonString;
+using ferry::JsonString;
 
 // The outcome of pause (paused = true) or resume.
 void PrintPaused(bool paused, bool was_paused, bool json) {
@@ -333,6 +346,19 @@ int main(int argc, char** argv) {
         return Usage("--rate needs a number of rows a second (at least 1)");
       }
       args.max_rows_per_second = static_cast<uint64_t>(n);
+    } else if (a == "--note" || a == "--status" || a == "--limit") {
+      const char* v = value(a.c_str());
+      if (v == nullptr) return Usage(absl::StrCat(a, " needs a value"));
+      if (a == "--note") args.quarantine.note = v;
+      if (a == "--status") args.quarantine.status = v;
+      if (a == "--limit") {
+        char* end = nullptr;
+        const long n = std::strtol(v, &end, 10);
+        if (*end != '\0' || n < 1 || n > 100000) {
+          return Usage("--limit needs a number between 1 and 100000");
+        }
+        args.quarantine.limit = static_cast<uint32_t>(n);
+      }
     } else if (!a.empty() && a[0] == '-') {
       return Usage(absl::StrCat("unknown option ", a));
     } else {
@@ -344,8 +370,23 @@ int main(int argc, char** argv) {
   if (args.command != "status" && args.command != "tables" && args.command != "pause" &&
       args.command != "resume" && args.command != "resume-table" && args.command != "reseed" &&
       args.command != "resnapshot" && args.command != "verify" && args.command != "reverse" &&
-      args.command != "promote") {
+      args.command != "promote" && args.command != "rejoin" && args.command != "quarantine") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
+  }
+  if (args.command != "quarantine" &&
+      (!args.quarantine.note.empty() || !args.quarantine.status.empty() || args.quarantine.limit)) {
+    return Usage("--note, --status and --limit are options of quarantine");
+  }
+  if (args.command == "quarantine") {
+    std::string error = ferry::ctl::ParseQuarantine(
+        std::vector<std::string>(rest.begin() + 1, rest.end()), &args.quarantine);
+    if (!error.empty()) return Usage(error);
+    if (args.admin.empty()) return Usage("--admin HOST:PORT is required");
+    auto stub = ferry::v1::Admin::NewStub(
+        grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials()));
+    return ferry::ctl::RunQuarantine(*stub, args.admin, args.token,
+                                     args.timeout_set ? args.timeout_s : 120, args.json,
+                                     args.quarantine);
   }
   const size_t operands =
       args.command == "resume-table" || args.command == "reseed" || args.command == "resnapshot"
@@ -375,6 +416,12 @@ int main(int argc, char** argv) {
     if (dot == std::string::npos || dot == 0 || dot + 1 == t.size()) {
       return Usage(absl::StrCat("--table needs SCHEMA.TABLE, not '", t, "'"));
     }
+  }
+  if (args.command == "rejoin") {
+    auto stub = ferry::v1::Admin::NewStub(
+        grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials()));
+    return ferry::ctl::RunRejoin(*stub, args.token, args.timeout_set ? args.timeout_s : 300,
+                                 args.json);
   }
   if (args.command == "verify") {
     auto verify_stub = ferry::v1::Admin::NewStub(

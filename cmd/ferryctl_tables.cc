@@ -3,10 +3,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "cmd/json_text.h"
+#include "engine/base/json_text.h"
 
 namespace ferry::ctl {
 namespace {
+
+using ::ferry::JsonString;
 
 std::string Rfc3339(int64_t unix_us) {
   if (unix_us <= 0) return "";

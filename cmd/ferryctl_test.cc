@@ -58,6 +58,21 @@ TEST(FerryctlTest, UsageErrorsExitOneWithTheReason) {
       {{"--admin", "127.0.0.1:1", "tables", "public.t"}, "one command at a time"},
       {{"--admin", "127.0.0.1:1", "tables", "--repair"}, "are options of verify"},
       {{"--admin", "127.0.0.1:1", "tables", "--force"}, "--force is for promote only"},
+      {{"--admin", "127.0.0.1:1", "rejoin", "west"}, "one command at a time"},
+      {{"--admin", "127.0.0.1:1", "quarantine"}, "quarantine needs list, show ID"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "drop", "1"}, "unknown quarantine verb 'drop'"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "show"}, "quarantine show takes one ID"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "list", "4"}, "quarantine list takes no operand"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "reapply", "1x"}, "'1x' is not an entry id"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "discard", "0"}, "'0' is not an entry id"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "reapply", "99999999999999999999"},
+       "is not an entry id"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "list", "--limit", "0"}, "--limit needs"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "list", "--note", "x"},
+       "--note is for reapply and discard"},
+      {{"--admin", "127.0.0.1:1", "quarantine", "show", "3", "--status", "pending"},
+       "--status and --limit are for list"},
+      {{"--admin", "127.0.0.1:1", "status", "--note", "x"}, "are options of quarantine"},
   };
   for (const auto& [args, reason] : cases) {
     const CtlRun run = Ctl(args);

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "cmd/json_text.h"
+#include "engine/base/json_text.h"
 
 namespace ferry::ctl {
 namespace {

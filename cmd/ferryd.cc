@@ -21,9 +21,9 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/verify_factories.h"
 #include "connectors/postgres/common/postgres_config.h"
-#include "connectors/postgres/common/quarantine_count.h"
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/source/ddl_capture.h"
+#include "connectors/postgres/source/pg_quarantine.h"
 #include "connectors/postgres/source/postgres_fence.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/s3/objects_wiring.h"
@@ -159,7 +159,10 @@ int main(int argc, char** argv) {
     o.dsn = pg.ConnectionString();
     o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
     o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
-    o.conflict_policy = c.apply.conflict_policy;
+    // A rejoin applies the new primary's stream over the former primary's own changes (kept in
+    // the quarantine) until its repair: conflicts take the new primary's version then.
+    o.conflict_policy =
+        context.rejoining ? ferry::ConflictPolicy::kApplyRemote : c.apply.conflict_policy;
     o.synchronous_commit = c.apply.synchronous_commit;
     o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
     auto sink = ferry::PostgresSink::Open(o);
@@ -171,9 +174,10 @@ int main(int argc, char** argv) {
       [pg](const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::DatabaseFence>> {
     return std::make_unique<ferry::pg::PostgresFence>(pg.ConnectionString());
   };
-  factories.count_quarantine_pending = [counter = std::make_shared<ferry::pg::QuarantineCounter>(
-                                            pg.ConnectionString() + " connect_timeout=2")] {
-    return counter->Pending();
+  factories.quarantine =
+      [pg](
+          const ferry::config::Config&) -> absl::StatusOr<std::unique_ptr<ferry::QuarantineStore>> {
+    return std::make_unique<ferry::pg::PostgresQuarantine>(pg.ConnectionString());
   };
   if (objects_section.present())
     ferry::s3::AddObjectFactories(objects_section.config(), &factories);

@@ -210,4 +210,39 @@ grpc::Status AdminService::Promote(grpc::ServerContext* context, const v1::Promo
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Rejoin(grpc::ServerContext* context, const v1::RejoinRequest* request,
+                                  v1::RejoinReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  absl::StatusOr<absl::Duration> timeout =
+      LongVerbTimeout(request->timeout_ms(), absl::Seconds(300), "rejoin");
+  if (!timeout.ok()) return ToGrpcStatus(timeout.status());
+  spdlog::warn("admin: rejoin requested");
+  absl::StatusOr<v1::RejoinReply> done = backend_->Rejoin(*timeout);
+  if (!done.ok()) {
+    spdlog::warn("admin: rejoin failed: {}", done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  spdlog::warn("admin: rejoin {} done: standby of {} under epoch {}, {} change(s) quarantined",
+               reply->operation(), reply->new_primary(), reply->epoch(), reply->quarantined());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Quarantine(grpc::ServerContext* context,
+                                      const v1::QuarantineRequest* request,
+                                      v1::QuarantineReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  const bool decision = request->verb() == "reapply" || request->verb() == "discard";
+  if (decision) spdlog::warn("admin: quarantine {} {}", request->verb(), request->id());
+  absl::StatusOr<v1::QuarantineReply> done = backend_->Quarantine(*request);
+  if (!done.ok()) {
+    if (decision)
+      spdlog::warn("admin: quarantine {} refused: {}", request->verb(), done.status().ToString());
+    return ToGrpcStatus(done.status());
+  }
+  *reply = *std::move(done);
+  if (decision) spdlog::warn("admin: quarantine: {}", reply->outcome());
+  return grpc::Status::OK;
+}
+
 }  // namespace ferry

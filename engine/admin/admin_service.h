@@ -61,6 +61,16 @@ class AdminBackend {
     (void)timeout;
     return absl::UnimplementedError("promote is not supported here");
   }
+  // A failback of this former primary. Errors as the Rejoin RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::RejoinReply> Rejoin(absl::Duration timeout) {
+    (void)timeout;
+    return absl::UnimplementedError("rejoin is not supported here");
+  }
+  // An operator's verb on the quarantine. Errors as the Quarantine RPC in proto/admin.proto.
+  virtual absl::StatusOr<v1::QuarantineReply> Quarantine(const v1::QuarantineRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("the quarantine is not supported here");
+  }
 };
 
 class AdminService final : public v1::Admin::Service {
@@ -88,6 +98,10 @@ class AdminService final : public v1::Admin::Service {
                        v1::ReverseReply* reply) override;
   grpc::Status Promote(grpc::ServerContext* context, const v1::PromoteRequest* request,
                        v1::PromoteReply* reply) override;
+  grpc::Status Rejoin(grpc::ServerContext* context, const v1::RejoinRequest* request,
+                      v1::RejoinReply* reply) override;
+  grpc::Status Quarantine(grpc::ServerContext* context, const v1::QuarantineRequest* request,
+                          v1::QuarantineReply* reply) override;
 
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context) const;

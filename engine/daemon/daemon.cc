@@ -101,6 +101,9 @@ absl::Status Daemon::StartParts() {
   if (factories_.fence) {
     FERRY_ASSIGN_OR_RETURN(fence_, factories_.fence(config_));
   }
+  if (factories_.quarantine) {
+    FERRY_ASSIGN_OR_RETURN(quarantine_, factories_.quarantine(config_));
+  }
 
   // The replication listener, in both roles: the peer's stream and its control calls.
   replication::TlsOptions& tls = tls_;
@@ -152,7 +155,10 @@ absl::Status Daemon::StartParts() {
       CheckPeerEpoch(absl::Now() + absl::Seconds(1));
     }
     const RegionRecord now = roles_->Get();
-    if (now.phase == RegionPhase::kFenced) {
+    if (now.phase == RegionPhase::kFenced ||
+        (now.phase == RegionPhase::kRejoining && now.role == Role::kPrimary)) {
+      // No pipeline until an operator rejoins (a rejoin that was running goes on when asked
+      // again); the database stays fenced.
       SettleFence();
     } else {
       FERRY_RETURN_IF_ERROR(StartPipeline(now.role));
@@ -184,6 +190,7 @@ absl::Status Daemon::StartParts() {
   http_->Handle("/status", [this](const HttpRequest&) { return StatusPage(); });
   http_->Handle("/status.json", [this](const HttpRequest&) { return StatusJson(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
+  if (quarantine_ != nullptr) quarantine_thread_ = std::thread([this] { QuarantineCountLoop(); });
   spdlog::info("region {} started as {} (epoch {}): admin {}, metrics {}, replication {}",
                config_.region, RoleName(region.role), roles_->epoch(), admin_port(), metrics_port(),
                region.role == Role::kPrimary ? "-> " + config_.peer.replication.ToString()
@@ -194,7 +201,9 @@ absl::Status Daemon::StartParts() {
 // Builds the role's pipeline without holding pipeline_mu_ (a factory may connect to a database,
 // the server binds), then installs it. REQUIRES: change_mu_ held, or the daemon is starting.
 absl::Status Daemon::StartPipeline(Role role) {
-  const PipelineContext context{.epoch = roles_->epoch()};
+  const RegionRecord now = roles_->Get();
+  const PipelineContext context{.epoch = now.epoch,
+                                .rejoining = now.phase == RegionPhase::kRejoining};
   const bool paused = roles_->paused();
   RoleController* roles = roles_.get();
   auto epoch = [roles] { return roles->epoch(); };
@@ -385,7 +394,10 @@ void Daemon::RestartFailedPipelineLocked() {
     absl::MutexLock lock(&pipeline_mu_);
     if (primary_ != nullptr || standby_ != nullptr || pipeline_error_.empty()) return;
   }
-  if (region.phase != RegionPhase::kReplicating) return;
+  if (region.phase != RegionPhase::kReplicating &&
+      !(region.phase == RegionPhase::kRejoining && region.role == Role::kStandby)) {
+    return;
+  }
   absl::Status s = StartPipeline(region.role);
   if (s.ok()) {
     spdlog::info("region {}: the {} pipeline started on a retry", config_.region,
@@ -758,6 +770,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  if (quarantine_thread_.joinable()) quarantine_thread_.join();
   // gRPC's deadlines are on the system clock, whatever clock the daemon runs on.
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   if (replication_server_) replication_server_->Shutdown();

@@ -51,6 +51,7 @@
 #include "engine/admin/admin_service.h"
 #include "engine/api/event_sink.h"
 #include "engine/api/fence.h"
+#include "engine/api/quarantine.h"
 #include "engine/api/sink.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
@@ -87,6 +88,9 @@ struct PipelineContext {
   // The region's epoch now (a sink names its progress with it: the fence against an applier of
   // an older epoch).
   uint64_t epoch = 0;
+  // A rejoin runs (docs/operations.md, "Rejoin"): until its repair, apply's conflicts take the
+  // new primary's version (the former primary's own changes are in the quarantine).
+  bool rejoining = false;
 };
 
 struct DaemonFactories {
@@ -109,6 +113,9 @@ struct DaemonFactories {
   // Builds the region's database fence. Optional: unset, the database is never fenced (tests
   // whose databases are doubles).
   std::function<absl::StatusOr<std::unique_ptr<DatabaseFence>>(const config::Config&)> fence;
+  // The quarantine on the region's database (rejoin and ferryctl quarantine). Optional: unset,
+  // both are refused.
+  std::function<absl::StatusOr<std::unique_ptr<QuarantineStore>>(const config::Config&)> quarantine;
   // Optional (null: none): a second source of non-transaction events (a bucket's object
   // events) and its apply target, run beside the database pipeline by an EventPipeline
   // (engine/daemon/event_pipeline.h). Called each time the matching pipeline starts.
@@ -118,10 +125,6 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
                                                            const PipelineContext&)>
       event_sink;
-  // Optional (null: the quarantine is not counted, status shows 0): the rows of
-  // ferry.quarantine with status 'pending' (0 while the table does not exist). Called from
-  // status at most every couple of seconds (Daemon::QuarantinePending); must be thread-safe.
-  std::function<absl::StatusOr<int64_t>()> count_quarantine_pending;
 };
 
 class Daemon final : public AdminBackend, public RegionControlBackend {
@@ -176,18 +179,26 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // An unplanned failover of this standby (docs/operations.md, "Promote"). Errors as the
   // Promote RPC in proto/admin.proto.
   absl::StatusOr<v1::PromoteReply> Promote(bool force, absl::Duration timeout) override;
+  // A failback of this former primary (docs/operations.md, "Rejoin"; daemon_rejoin.cc). Errors
+  // as the Rejoin RPC in proto/admin.proto.
+  absl::StatusOr<v1::RejoinReply> Rejoin(absl::Duration timeout) override;
+  absl::StatusOr<v1::QuarantineReply> Quarantine(const v1::QuarantineRequest& request) override;
 
   // RegionControlBackend (the peer's calls).
   absl::StatusOr<v1::RegionInfo> AcceptSwitchover(const v1::SwitchoverRequest& request,
                                                   absl::Time deadline) override;
   v1::RegionInfo Probe(const std::string& abort_operation) override;
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
+  absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
+  absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                        absl::Duration timeout) override;
 
-  // Changes kept in ferry.quarantine awaiting an operator's decision: 0 while the table does
-  // not exist (or the factories count none), -1 when the database could not be asked. Counted
-  // at most every 2 s (one caller counts, concurrent callers get the last count), so a status
-  // call never queues behind a slow database. Thread-safe.
-  int64_t QuarantinePending() ABSL_LOCKS_EXCLUDED(quarantine_mu_);  // daemon_view.cc
+  // Changes kept in ferry.quarantine awaiting an operator's decision (QuarantineStore::Pending),
+  // as last counted: 0 while the table does not exist (or the factories make no quarantine),
+  // -1 when the database could not be asked. A thread of its own counts every 2 s, when no
+  // other quarantine call runs (a rejoin keeping changes, an operator's decision), so status
+  // never waits for them or for a slow database. Thread-safe.
+  int64_t QuarantinePending() const { return quarantine_pending_.load(); }
 
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
   int admin_port() const;
@@ -222,6 +233,19 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // primary's inbound log copies this region's outbound log.
   void NoteDivergence(const v1::RegionInfo& peer) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   FenceNotice NoticeFor(const RegionRecord& region) const;
+  // A rejoin's steps on the former primary (daemon_rejoin.cc): capture what the slot still
+  // holds into the outbound log (the database is fenced: up to a marker), then keep every record
+  // from `from` on in the peer's quarantine. Return the outbound log's end / the changes kept.
+  absl::StatusOr<uint64_t> DrainSlot(const std::string& operation, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  struct Quarantined {
+    uint64_t changes = 0;
+    uint64_t transactions = 0;
+    uint64_t skipped = 0;  // not row changes (messages, schema changes): named in the steps
+  };
+  absl::StatusOr<Quarantined> QuarantineFrom(uint64_t from, const std::string& operation,
+                                             absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   // Has a new source make upstream keep everything from now on for this region's turn as
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).
   absl::Status PrepareCapture(uint64_t epoch);
@@ -235,6 +259,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   void StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
+  // Counts the quarantine's pending entries every 2 s until maintenance_stop_ (daemon_view.cc).
+  void QuarantineCountLoop() ABSL_LOCKS_EXCLUDED(quarantine_mu_);
   void RestartFailedPipeline() ABSL_LOCKS_EXCLUDED(change_mu_);
   void RestartFailedPipelineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   void Trim();
@@ -261,8 +287,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> admin_server_;
   int admin_port_ = 0;
-  replication::TlsOptions tls_;           // the replication listener's and its clients'
-  std::unique_ptr<DatabaseFence> fence_;  // null: the database is not fenced
+  replication::TlsOptions tls_;                  // the replication listener's and its clients'
+  std::unique_ptr<DatabaseFence> fence_;         // null: the database is not fenced
+  std::unique_ptr<QuarantineStore> quarantine_;  // null: no rejoin, no quarantine verbs
+  absl::Mutex quarantine_mu_;  // one quarantine call at a time (QuarantineStore is not shared)
   // The verifier's standby half (daemon_verify.cc); before the listener that hosts it.
   std::unique_ptr<ApplyCutBarrier> cut_barrier_;
   std::unique_ptr<consistency::VerifyPeerService> verify_service_;
@@ -320,11 +348,9 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   TableCounts applied_tables_;
   // The last switchover or promote and the last verify (constant pointer after StartParts()).
   std::unique_ptr<DrHistory> dr_history_;
-  // QuarantinePending: the caller counting holds quarantine_mu_ (others never wait for it and
-  // read the last count).
-  absl::Mutex quarantine_mu_;
+  // QuarantinePending's last count, written by the quarantine thread only (daemon_view.cc).
   std::atomic<int64_t> quarantine_pending_{0};
-  absl::Time quarantine_counted_ ABSL_GUARDED_BY(quarantine_mu_) = absl::InfinitePast();
+  std::thread quarantine_thread_;  // runs QuarantineCountLoop while quarantine_ is set
 
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;

@@ -101,6 +101,7 @@ v1::RegionInfo Daemon::Info() {
   info.set_paused(r.paused);
   auto applied = inbound_->GetCursor(kAppliedCursor);
   if (applied.ok() && applied->has_value()) info.set_inbound_applied_seq(**applied);
+  info.set_inbound_next_seq(inbound_->next_seq());
   auto copied = inbound_->GetState(kPeerLogIdState);
   if (copied.ok() && copied->has_value()) info.set_inbound_log_id(**copied);
   absl::MutexLock lock(&pipeline_mu_);

@@ -3,29 +3,27 @@
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/base/thread_name.h"
 #include "engine/daemon/daemon.h"
 #include "engine/daemon/status_page.h"
 #include "engine/http/http_server.h"
 
 namespace ferry {
 
-int64_t Daemon::QuarantinePending() {
-  if (!factories_.count_quarantine_pending) return 0;
-  // One caller counts; the others (and every caller within 2 s of the last count) take the
-  // last count instead of queueing behind the database.
-  if (!quarantine_mu_.TryLock()) return quarantine_pending_.load();
-  const absl::Time now = clock_->Now();
-  if (now - quarantine_counted_ >= absl::Seconds(2)) {
-    absl::StatusOr<int64_t> count = factories_.count_quarantine_pending();
+void Daemon::QuarantineCountLoop() {
+  SetCurrentThreadName("quarantine");
+  do {
+    // Never waits for another quarantine call (a rejoin may hold the store for long): counts at
+    // the next round instead.
+    if (!quarantine_mu_.TryLock()) continue;
+    absl::StatusOr<uint64_t> count = quarantine_->Pending();
+    quarantine_mu_.Unlock();
     if (!count.ok() && quarantine_pending_.load() >= 0) {
       spdlog::warn("region {}: cannot count ferry.quarantine: {}", config_.region,
                    count.status().ToString());
     }
-    quarantine_pending_.store(count.ok() ? *count : -1);
-    quarantine_counted_ = now;
-  }
-  quarantine_mu_.Unlock();
-  return quarantine_pending_.load();
+    quarantine_pending_.store(count.ok() ? static_cast<int64_t>(*count) : -1);
+  } while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(2)));
 }
 
 void Daemon::RecordChange(const std::string& kind, const std::string& operation, absl::Time started,

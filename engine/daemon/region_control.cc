@@ -38,6 +38,16 @@ bool IsValidOperationId(const std::string& id) {
   return true;
 }
 
+bool IsValidRejoinId(const std::string& id) {
+  if (!absl::StartsWith(id, kRejoinOperationPrefix)) return false;
+  const size_t rest = id.size() - std::string(kRejoinOperationPrefix).size();
+  if (rest < 1 || rest > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
+  }
+  return true;
+}
+
 grpc::Status RegionControlService::Check(const std::string& token,
                                          const std::string& region) const {
   if (!token_.empty() && !ConstantTimeEquals(token, token_)) {
@@ -142,6 +152,63 @@ absl::StatusOr<v1::ReverseOutcome> RegionControlClient::Reverse(absl::Duration t
   SetDeadline(context, deadline);
   v1::ReverseOutcome reply;
   FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Reverse(&context, request, &reply), "reverse"));
+  return reply;
+}
+
+grpc::Status RegionControlService::Quarantine(grpc::ServerContext* context,
+                                              const v1::QuarantineBatch* request,
+                                              v1::QuarantineKept* reply) {
+  (void)context;
+  if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
+  if (!IsValidRejoinId(request->operation())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed rejoin operation id");
+  }
+  absl::StatusOr<v1::QuarantineKept> kept = backend_->KeepQuarantined(*request);
+  if (!kept.ok()) return ToGrpcStatus(kept.status());
+  *reply = *std::move(kept);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegionControlService::RejoinRepair(grpc::ServerContext* context,
+                                                const v1::RejoinRepairRequest* request,
+                                                v1::RejoinRepairReply* reply) {
+  (void)context;
+  if (auto s = Check(request->token(), request->region()); !s.ok()) return s;
+  if (!IsValidRejoinId(request->operation())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed rejoin operation id");
+  }
+  absl::StatusOr<absl::Duration> timeout =
+      LongVerbTimeout(request->timeout_ms(), absl::Seconds(300), "rejoin repair");
+  if (!timeout.ok()) return ToGrpcStatus(timeout.status());
+  absl::StatusOr<v1::RejoinRepairReply> done =
+      backend_->RepairForRejoin(request->operation(), *timeout);
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  *reply = *std::move(done);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<v1::QuarantineKept> RegionControlClient::Quarantine(v1::QuarantineBatch batch,
+                                                                   absl::Time deadline) const {
+  batch.set_token(token_);
+  batch.set_region(region_);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::QuarantineKept reply;
+  FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Quarantine(&context, batch, &reply), "quarantine"));
+  return reply;
+}
+
+absl::StatusOr<v1::RejoinRepairReply> RegionControlClient::RejoinRepair(
+    const std::string& operation, absl::Time deadline) const {
+  v1::RejoinRepairRequest request;
+  request.set_token(token_);
+  request.set_region(region_);
+  request.set_operation(operation);
+  request.set_timeout_ms(std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())));
+  grpc::ClientContext context;
+  SetDeadline(context, deadline + absl::Seconds(5));
+  v1::RejoinRepairReply reply;
+  FERRY_RETURN_IF_ERROR(FromGrpc(stub_->RejoinRepair(&context, request, &reply), "rejoin repair"));
   return reply;
 }
 

@@ -31,10 +31,18 @@ class RegionControlBackend {
   virtual v1::RegionInfo Probe(const std::string& abort_operation) = 0;
   // RegionControl.Reverse: the peer (a standby) was asked to reverse; run it here.
   virtual absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) = 0;
+  // RegionControl.Quarantine: the peer (a rejoining former primary) has these changes kept
+  // here. RegionControl.RejoinRepair: compare with the peer and repair it (a verify).
+  virtual absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) = 0;
+  virtual absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                                absl::Duration timeout) = 0;
 };
 
 // A switchover's operation id as the daemons make them: "reverse-", then 1 to 64 of [a-z0-9-].
 bool IsValidOperationId(const std::string& id);
+// A rejoin's id: kRejoinOperationPrefix, then at most 64 of [a-z0-9-].
+bool IsValidRejoinId(const std::string& id);
+inline constexpr char kRejoinOperationPrefix[] = "rejoin-";
 
 class RegionControlService final : public v1::RegionControl::Service {
  public:
@@ -53,6 +61,10 @@ class RegionControlService final : public v1::RegionControl::Service {
                      v1::RegionInfo* reply) override;
   grpc::Status Reverse(grpc::ServerContext* context, const v1::ReverseCall* request,
                        v1::ReverseOutcome* reply) override;
+  grpc::Status Quarantine(grpc::ServerContext* context, const v1::QuarantineBatch* request,
+                          v1::QuarantineKept* reply) override;
+  grpc::Status RejoinRepair(grpc::ServerContext* context, const v1::RejoinRepairRequest* request,
+                            v1::RejoinRepairReply* reply) override;
 
  private:
   grpc::Status Check(const std::string& token, const std::string& region) const;
@@ -76,6 +88,10 @@ class RegionControlClient {
                                                      absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::ReverseOutcome> Reverse(absl::Duration timeout,
                                                            absl::Time deadline) const;
+  [[nodiscard]] absl::StatusOr<v1::QuarantineKept> Quarantine(v1::QuarantineBatch batch,
+                                                              absl::Time deadline) const;
+  [[nodiscard]] absl::StatusOr<v1::RejoinRepairReply> RejoinRepair(const std::string& operation,
+                                                                   absl::Time deadline) const;
 
  private:
   RegionControlClient(std::unique_ptr<v1::RegionControl::Stub> stub, std::string token,

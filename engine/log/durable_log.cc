@@ -703,6 +703,32 @@ absl::Status DurableLog::TrimBelow(uint64_t seq) {
   return absl::OkStatus();
 }
 
+absl::Status DurableLog::DropFrom(uint64_t seq) {
+  uint64_t first, next;
+  {
+    absl::MutexLock lock(&mu_);
+    first = first_seq_;
+    next = next_seq_;
+  }
+  if (seq >= next) return absl::OkStatus();
+  if (seq < first) {
+    return absl::OutOfRangeError(absl::StrCat("cannot drop the records from ", seq, " of log ",
+                                              options_.path, ": it starts at ", first));
+  }
+  {
+    absl::ReaderMutexLock db(&db_mu_);
+    FERRY_RETURN_IF_ERROR(CheckOpen());
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(records_, log_format::EncodeKey(seq), log_format::EncodeKey(next));
+    // With no record left below `seq`, the trim position keeps the next sequence at `seq`.
+    if (seq == first) batch.Put(meta_, log_format::kTrimmedBelowKey, log_format::EncodeU64(seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    FERRY_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "drop the log's tail"));
+  }
+  return Recover();  // the ends and the size index, as an open reads them
+}
+
 absl::Status DurableLog::CompactTrimmed() { return CompactBelow(first_seq()); }
 
 // Compacts the records family below `seq` (everything there is trimmed) down to the last

@@ -173,6 +173,12 @@ class DurableLog {
   // (the records are trimmed; the next trim tries again).
   [[nodiscard]] absl::Status TrimBelow(uint64_t seq);
 
+  // Removes every record from `seq` on, durably: the next append gets `seq`. For a rejoin
+  // (docs/operations.md, "Rejoin"): a former primary's records its peer never received, once
+  // they are kept elsewhere, so that they are never shipped. kOutOfRange when `seq` is below
+  // first_seq() (trimmed). REQUIRES: nothing appends meanwhile. Idempotent.
+  [[nodiscard]] absl::Status DropFrom(uint64_t seq);
+
   // Compacts every trimmed record away now, whatever compact_trimmed_bytes says.
   [[nodiscard]] absl::Status CompactTrimmed();
 

@@ -249,6 +249,41 @@ TEST_F(DurableLogTest, TrimEverythingKeepsSequenceGoing) {
   EXPECT_EQ(*seq, 5u);
 }
 
+// A rejoin drops a former primary's records its peer never received (docs/operations.md): the
+// next append takes their place, the byte count forgets them, and a reopen agrees.
+TEST_F(DurableLogTest, DropFromRemovesTheTailDurably) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Append(Records(10, "t")).ok());
+    ASSERT_TRUE(log->TrimBelow(3).ok());
+    EXPECT_EQ(log->DropFrom(2).code(), absl::StatusCode::kOutOfRange);  // trimmed
+    ASSERT_TRUE(log->DropFrom(7).ok());
+    EXPECT_EQ(log->next_seq(), 7u);
+    ASSERT_TRUE(log->DropFrom(9).ok());  // past the end: nothing to drop
+    EXPECT_EQ(log->next_seq(), 7u);
+    auto bytes = log->PayloadBytesFrom(3);
+    ASSERT_TRUE(bytes.ok());
+    EXPECT_EQ(*bytes, 4u * 2);  // t2..t5
+    auto seq = log->Append(Records(1, "n"));
+    ASSERT_TRUE(seq.ok());
+    EXPECT_EQ(*seq, 7u);
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->first_seq(), 3u);
+  EXPECT_EQ(log->next_seq(), 8u);
+  auto rest = log->Read(3, 10, 1 << 20);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 5u);
+  EXPECT_EQ(rest->back().payload, "n0");
+  // Everything retained dropped: the sequence still goes on from there.
+  ASSERT_TRUE(log->DropFrom(3).ok());
+  EXPECT_EQ(log->next_seq(), 3u);
+  log.reset();
+  log = OpenLog();
+  EXPECT_EQ(log->first_seq(), 3u);
+  EXPECT_EQ(log->next_seq(), 3u);
+}
+
 TEST_F(DurableLogTest, CursorOnlyAppendWritesNoRecords) {
   auto log = OpenLog();
   ASSERT_TRUE(log->SetCursor("acked", 9).ok());

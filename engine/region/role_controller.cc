@@ -160,4 +160,46 @@ absl::Status RoleController::RollBackSwitch(const std::string& operation) {
   return state_->Write(r);
 }
 
+absl::Status RoleController::BeginRejoin(const std::string& operation) {
+  absl::MutexLock lock(&mu_);
+  RegionRecord r = state_->Get();
+  if (r.role == Role::kPrimary && r.phase == RegionPhase::kRejoining && r.operation == operation) {
+    return absl::OkStatus();  // a rejoin that runs again
+  }
+  if (r.role != Role::kPrimary || r.phase != RegionPhase::kFenced) return NotFrom(r, "a rejoin");
+  if (operation.empty()) return absl::InvalidArgumentError("a rejoin needs an operation id");
+  r.phase = RegionPhase::kRejoining;
+  r.operation = operation;
+  return state_->Write(r);
+}
+
+absl::Status RoleController::RejoinAsStandby(const std::string& operation, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  RegionRecord r = state_->Get();
+  if (r.phase != RegionPhase::kRejoining || r.operation != operation) {
+    return NotFrom(r, absl::StrCat("rejoin ", operation, " becoming a standby").c_str());
+  }
+  if (r.role == Role::kStandby) return absl::OkStatus();
+  if (epoch < r.epoch) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a rejoin must not lower the epoch ", r.epoch, " to ", epoch));
+  }
+  r.role = Role::kStandby;
+  r.epoch = epoch;
+  FERRY_RETURN_IF_ERROR(state_->Write(r));
+  KillPoint("role.rejoined_as_standby");
+  return absl::OkStatus();
+}
+
+absl::Status RoleController::CompleteRejoin(const std::string& operation) {
+  absl::MutexLock lock(&mu_);
+  RegionRecord r = state_->Get();
+  if (r.role != Role::kStandby || r.phase != RegionPhase::kRejoining || r.operation != operation) {
+    return NotFrom(r, absl::StrCat("completing rejoin ", operation).c_str());
+  }
+  r.phase = RegionPhase::kReplicating;
+  r.operation.clear();
+  return state_->Write(r);
+}
+
 }  // namespace ferry

@@ -72,6 +72,15 @@ class RoleController {
   [[nodiscard]] absl::Status BeginPromote(const std::string& operation, uint64_t new_epoch);
   [[nodiscard]] absl::Status CompletePromote(const std::string& operation);
 
+  // A failback of a former primary fenced by a promote elsewhere (ferryctl rejoin), in three
+  // durable steps. BeginRejoin: fenced primary -> rejoining primary (its database stays fenced,
+  // no pipeline runs; again with the same operation: no change). RejoinAsStandby: rejoining
+  // primary -> rejoining standby under `epoch` (the new primary's, never lower; again: no
+  // change). CompleteRejoin: rejoining standby -> replicating standby.
+  [[nodiscard]] absl::Status BeginRejoin(const std::string& operation);
+  [[nodiscard]] absl::Status RejoinAsStandby(const std::string& operation, uint64_t epoch);
+  [[nodiscard]] absl::Status CompleteRejoin(const std::string& operation);
+
  private:
   explicit RoleController(std::unique_ptr<RegionState> state) : state_(std::move(state)) {}
 

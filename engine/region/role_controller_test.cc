@@ -103,6 +103,37 @@ TEST_F(RoleControllerTest, PrimaryThatLearnsAHigherEpochIsFenced) {
   EXPECT_EQ(roles->BeginSwitch("op-1").code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(RoleControllerTest, RejoinTurnsAFencedPrimaryIntoAStandbyInDurableSteps) {
+  {
+    auto roles = Open();
+    EXPECT_EQ(roles->BeginRejoin("rejoin-1").code(), absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(roles->AdoptEpoch(3).ok());
+    ASSERT_TRUE(roles->BeginRejoin("rejoin-1").ok());
+    ASSERT_TRUE(roles->BeginRejoin("rejoin-1").ok());  // again: no change
+    EXPECT_EQ(roles->BeginRejoin("rejoin-2").code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(roles->CompleteRejoin("rejoin-1").code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(roles->RejoinAsStandby("rejoin-1", 2).code(), absl::StatusCode::kFailedPrecondition);
+  }
+  {
+    auto roles = Open();
+    ASSERT_TRUE(roles->RecoverAfterRestart().ok());  // rejoining stays
+    EXPECT_EQ(roles->Get(), (RegionRecord{.role = Role::kPrimary,
+                                          .epoch = 3,
+                                          .phase = RegionPhase::kRejoining,
+                                          .operation = "rejoin-1"}));
+    ASSERT_TRUE(roles->RejoinAsStandby("rejoin-1", 4).ok());
+    ASSERT_TRUE(roles->RejoinAsStandby("rejoin-1", 4).ok());
+  }
+  auto roles = Open();
+  EXPECT_EQ(roles->Get(), (RegionRecord{.role = Role::kStandby,
+                                        .epoch = 4,
+                                        .phase = RegionPhase::kRejoining,
+                                        .operation = "rejoin-1"}));
+  EXPECT_EQ(roles->CompleteRejoin("rejoin-9").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(roles->CompleteRejoin("rejoin-1").ok());
+  EXPECT_EQ(Open()->Get(), (RegionRecord{.role = Role::kStandby, .epoch = 4}));
+}
+
 TEST_F(RoleControllerTest, StandbyAdoptsAHigherEpochAndStaysReplicating) {
   auto roles = Open(Role::kStandby);
   auto fenced = roles->AdoptEpoch(6);

@@ -127,32 +127,24 @@ TEST_F(OperatorViewE2ETest, EveryTableIsListedWithItsCountsInStatusTablesAndMetr
   }
 }
 
-TEST_F(OperatorViewE2ETest, QuarantinePendingCountsThePendingRowsOnceTheTableExists) {
-  // Before the table exists (no rejoin ever ran): 0, not an error.
+TEST_F(OperatorViewE2ETest, QuarantinePendingCountsThePendingEntries) {
+  // Nothing kept yet (ferry.quarantine is installed with the fence's functions, empty).
   auto before = regions_->Status(Region::kWest);
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->quarantine_pending(), 0);
-  // The contract's columns (DESIGN.md); the rejoin creates the table, the test stands in.
+  // Two pending entries and a decided one, as a rejoin and a decision would leave them.
   ASSERT_TRUE(regions_
                   ->ExecBehindFence(
                       Region::kWest,
-                      "CREATE SCHEMA IF NOT EXISTS ferry;"
-                      "CREATE TABLE IF NOT EXISTS ferry.quarantine (id bigserial PRIMARY KEY, "
-                      "source_region text, epoch bigint, xact bigint, commit_position text, "
-                      "committed_at timestamptz, table_schema text, table_name text, op text, "
-                      "key text, after text, old_primary_row text, current_row text, "
-                      "status text, decided_at timestamptz, note text);"
-                      "INSERT INTO ferry.quarantine (source_region, epoch, xact, "
+                      "INSERT INTO ferry.quarantine (id, source_region, epoch, xact, "
                       "commit_position, committed_at, table_schema, table_name, op, key, after, "
-                      "old_primary_row, current_row, status) VALUES "
-                      "('east', '2', '700', '0/1A2B3C', '2026-12-05 07:00:00+00', 'public', "
-                      "'orders', 'insert', '[\"9001\"]', '{\"id\": 9001}', NULL, NULL, "
-                      "'pending'), "
-                      "('east', '2', '700', '0/1A2B3C', '2026-12-05 07:00:00+00', 'public', "
-                      "'orders', 'insert', '[\"9002\"]', '{\"id\": 9002}', NULL, NULL, "
-                      "'pending'), "
-                      "('east', '2', '701', '0/1A2B4C', '2026-12-05 07:00:01+00', 'public', "
-                      "'orders', 'delete', '[\"3\"]', NULL, NULL, NULL, 'discarded')")
+                      "status, log_seq, change_index) VALUES "
+                      "(1, 'east', 1, '700', '0/1A2B3C', '2026-12-05 07:00:00+00', 'public', "
+                      "'orders', 'insert', '[\"9001\"]', '{\"id\": 9001}', 'pending', 40, 0), "
+                      "(2, 'east', 1, '700', '0/1A2B3C', '2026-12-05 07:00:00+00', 'public', "
+                      "'orders', 'insert', '[\"9002\"]', '{\"id\": 9002}', 'pending', 40, 1), "
+                      "(3, 'east', 1, '701', '0/1A2B4C', '2026-12-05 07:00:01+00', 'public', "
+                      "'orders', 'delete', '[\"3\"]', NULL, 'discarded', 41, 0)")
                   .ok());
   auto counted = regions_->PollStatus(
       Region::kWest, [](const v1::StatusReply& s) { return s.quarantine_pending() == 2; });

@@ -399,8 +399,11 @@ TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
   StartRegions();
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
-  auto paused = regions_->Status(Region::kEast);
-  ASSERT_TRUE(paused.ok());
+  // What was sent before the pause may still be acknowledged: wait until nothing is in flight.
+  auto paused = regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) {
+    return s.positions().acked_seq() >= s.positions().shipped_seq();
+  });
+  ASSERT_TRUE(paused.ok()) << paused.status();
   EXPECT_TRUE(paused->paused());
   const uint64_t acked_before = paused->positions().acked_seq();
 

@@ -5,8 +5,10 @@
 
 namespace ferry::pg {
 
-// The schema of Ferry's own objects on each region's database; its tables are not replicated.
+// The schema of Ferry's own objects on each region's database; its tables are not replicated,
+// except the quarantine (docs/operations.md, "Rejoin"), which both regions keep.
 inline constexpr char kFerrySchema[] = "ferry";
+inline constexpr char kQuarantineTable[] = "quarantine";
 
 inline constexpr char kFerryMessagePrefix[] = "ferry.";
 inline constexpr char kDdlMessagePrefix[] = "ferry.ddl";

@@ -314,10 +314,12 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
 absl::Status TransactionAssembler::AddChange(v1::Change change,
                                              const std::vector<const v1::Relation*>& relations) {
   // Ferry's own tables (schema "ferry": apply's bookkeeping, the capture key) stay in their
-  // region: FOR ALL TABLES publishes them, the capture drops their changes.
+  // region: FOR ALL TABLES publishes them, the capture drops their changes. The quarantine is
+  // the exception: both regions keep it.
   if (!relations.empty() &&
-      std::all_of(relations.begin(), relations.end(),
-                  [](const v1::Relation* r) { return r->schema() == kFerrySchema; })) {
+      std::all_of(relations.begin(), relations.end(), [](const v1::Relation* r) {
+        return r->schema() == kFerrySchema && r->name() != kQuarantineTable;
+      })) {
     return absl::OkStatus();
   }
   // A full fragment is closed when the next change arrives, so that the final fragment (closed

@@ -463,7 +463,34 @@ $do$;
 ALTER EVENT TRIGGER ferry_ddl_0_drop ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_1_caller ENABLE;
 ALTER EVENT TRIGGER ferry_ddl_2_capture ENABLE;
+-- The quarantine (docs/operations.md, "Rejoin"): every change a former primary committed and
+-- never shipped, kept on the new primary by `ferryctl rejoin` until an operator reapplies or
+-- discards it (`ferryctl quarantine`). Unlike Ferry's other tables it replicates (the capture
+-- lets it through), so it survives the next switchover. JSON values are kept as text.
+CREATE TABLE IF NOT EXISTS ferry.quarantine (
+  id bigint PRIMARY KEY,
+  source_region text NOT NULL,
+  epoch bigint NOT NULL,
+  xact text NOT NULL,
+  commit_position text NOT NULL,
+  committed_at timestamptz,
+  table_schema text NOT NULL,
+  table_name text NOT NULL,
+  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate')),
+  key text,
+  after text,
+  old_primary_row text,
+  current_row text,
+  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'reapplied', 'discarded')),
+  decided_at timestamptz,
+  note text,
+  log_seq bigint NOT NULL,      -- the record of the old primary's outbound log
+  change_index int NOT NULL,    -- the change's place in its source transaction
+  kept_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (source_region, epoch, log_seq, change_index));
+REVOKE ALL ON ferry.quarantine FROM PUBLIC;
+
 SELECT ferry.add_truncate_triggers();
 SELECT ferry.add_fence_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v8';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v9';
 COMMIT;

@@ -1,12 +1,12 @@
-// `text` as a JSON string literal (quotes, backslashes and control characters escaped), for
-// ferryctl's --json output.
+// `text` as a JSON string literal (quotes, backslashes and control characters escaped): for
+// ferryctl's --json output and the rows a rejoin keeps in the quarantine.
 #pragma once
 
 #include <string>
 
 #include "absl/strings/str_format.h"
 
-namespace ferry::ctl {
+namespace ferry {
 
 inline std::string JsonString(const std::string& text) {
   std::string out = "\"";
@@ -23,4 +23,4 @@ inline std::string JsonString(const std::string& text) {
   return out + "\"";
 }
 
-}  // namespace ferry::ctl
+}  // namespace ferry

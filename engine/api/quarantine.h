@@ -1,0 +1,61 @@
+// The quarantine (invariant 9 of DESIGN.md; docs/operations.md, "Rejoin"): the changes a former
+// primary committed and never shipped, kept on the new primary's database until an operator
+// reapplies or discards them. The engine owns the interface, a connector implements it
+// (Postgres: connectors/postgres/source/pg_quarantine.h, the table ferry.quarantine).
+//
+// A rejoin uses both halves: the old primary reads its own row for each change's key
+// (CurrentRows) and sends the changes to the new primary, which keeps them with its own current
+// row in one transaction (Keep). The operator's verbs (Decide) run on the primary.
+//
+// Example (the new primary's side of RegionControl.Quarantine):
+//   FERRY_ASSIGN_OR_RETURN(QuarantineStore::Kept kept, store->Keep("east", changes));
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/admin.pb.h"
+#include "proto/replication.pb.h"
+
+namespace ferry {
+
+// Thread-compatible: the daemon calls it from one thread at a time.
+class QuarantineStore {
+ public:
+  virtual ~QuarantineStore() = default;
+  // This database's row now for each change's key, as JSON text (nullopt: no such row, or a
+  // truncate). Errors: kInvalidArgument for a change that names no table here or a malformed
+  // key; kUnavailable when the database cannot be reached.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::optional<std::string>>> CurrentRows(
+      const std::vector<v1::QuarantinedChange>& changes) = 0;
+
+  struct Kept {
+    uint64_t kept = 0;     // newly kept
+    uint64_t present = 0;  // kept before (a rejoin that runs again)
+  };
+  // Keeps `changes` of `source_region`, each with this database's current row for its key, in
+  // one transaction: all or none. A change kept before (same source region, epoch, log sequence
+  // and index) is not kept twice. Errors as CurrentRows'.
+  [[nodiscard]] virtual absl::StatusOr<Kept> Keep(
+      const std::string& source_region, const std::vector<v1::QuarantinedChange>& changes) = 0;
+
+  // `ferryctl quarantine` (proto/admin.proto, Quarantine): list, show, reapply, discard.
+  // kInvalidArgument for an unknown verb or a bad limit, kNotFound for an unknown id,
+  // kFailedPrecondition for an entry decided already or a reapply that conflicts (nothing
+  // written then; the message says why).
+  [[nodiscard]] virtual absl::StatusOr<v1::QuarantineReply> Decide(
+      const v1::QuarantineRequest& request) = 0;
+
+  // For each of `keys` (table and key only), whether the quarantine holds a change of
+  // `source_region` to that key: a rejoin's repair explains a differing key with it.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<bool>> Explains(
+      const std::string& source_region, const std::vector<v1::QuarantinedChange>& keys) = 0;
+
+  // Entries awaiting a decision (0 when the quarantine does not exist yet).
+  [[nodiscard]] virtual absl::StatusOr<uint64_t> Pending() = 0;
+};
+
+}  // namespace ferry
