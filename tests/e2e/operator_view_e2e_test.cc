@@ -3,6 +3,8 @@
 // in /metrics from the start, the quarantine count from ferry.quarantine, the status page as
 // headless Chromium renders it (a screenshot is kept as an artifact), and log.format: json.
 #include <gmock/gmock.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -26,6 +28,12 @@ const v1::TableState* Find(const v1::StatusReply& s, const std::string& name) {
     if (t.table() == name) return &t;
   }
   return nullptr;
+}
+
+// Whether `text` is one JSON object (protobuf's parser, into a Struct).
+bool ValidJson(const std::string& text) {
+  google::protobuf::Struct parsed;
+  return google::protobuf::util::JsonStringToMessage(text, &parsed).ok();
 }
 
 std::string ReadFile(const std::string& path) {
@@ -106,6 +114,7 @@ TEST_F(OperatorViewE2ETest, EveryTableIsListedWithItsCountsInStatusTablesAndMetr
   EXPECT_THAT(json->output, HasSubstr("{\"table\": \"public.orders\", \"state\": \"replicating\", "
                                       "\"changes_applied\": 20, \"changes_captured\": 0, "));
   EXPECT_THAT(json->output, HasSubstr("\"rows_copied\": 500"));
+  EXPECT_TRUE(ValidJson(json->output)) << json->output;
   auto text = regions_->Ctl(Region::kEast, {"tables"});
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(text->exit_code, 0) << text->output;
@@ -220,6 +229,7 @@ TEST_F(OperatorViewE2ETest, JsonLogFormatCarriesTheSameEventsOneObjectALine) {
     if (line.empty() || line[0] != '{') continue;  // gRPC's own lines are not ferryd's
     ++objects;
     EXPECT_TRUE(absl::EndsWith(line, "\"}")) << line;
+    EXPECT_TRUE(ValidJson(std::string(line))) << line;
     EXPECT_THAT(std::string(line),
                 ::testing::ContainsRegex("^\\{\"time\":\"[0-9T:.-]+Z\",\"level\":\"[a-z]+\","
                                          "\"region\":\"east\",\"thread\":[0-9]+,\"message\":\""));
