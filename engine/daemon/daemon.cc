@@ -85,6 +85,7 @@ absl::Status Daemon::StartParts() {
   dr_history_ = std::make_unique<DrHistory>(outbound_.get());
   dr_history_->Load();
   FERRY_ASSIGN_OR_RETURN(inbound_, DurableLog::Open({.path = config_.data_dir + "/inbound"}));
+  LoadAppliedTableNames();
   // The paused flag moved from the outbound log into the region state: carry it over once.
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> legacy_paused,
                          outbound_->GetState(kLegacyPausedState));
@@ -414,6 +415,7 @@ void Daemon::MaintenanceLoop() {
     RestartFailedPipeline();
     SettleFence();
     CountErrors();
+    SaveAppliedTableNames();
     Trim();
   }
 }
@@ -770,6 +772,7 @@ void Daemon::Shutdown(absl::Duration drain) {
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  SaveAppliedTableNames();  // names that appeared since its last round
   if (quarantine_thread_.joinable()) quarantine_thread_.join();
   // gRPC's deadlines are on the system clock, whatever clock the daemon runs on.
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));

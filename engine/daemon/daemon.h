@@ -259,6 +259,12 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   void StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
+  // The names of every table apply has applied here, kept in the inbound log's state
+  // (kAppliedTablesState), so that a restarted standby lists them, and has their series, from
+  // its start (daemon_view.cc). Load: at start; Save: maintenance thread, when names appeared,
+  // and once more at shutdown after it stopped.
+  void LoadAppliedTableNames();
+  void SaveAppliedTableNames();
   // Counts the quarantine's pending entries every 2 s until maintenance_stop_ (daemon_view.cc).
   void QuarantineCountLoop() ABSL_LOCKS_EXCLUDED(quarantine_mu_);
   void RestartFailedPipeline() ABSL_LOCKS_EXCLUDED(change_mu_);
@@ -356,6 +362,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   std::unique_ptr<LogRetention> outbound_retention_;
   std::unique_ptr<LogRetention> inbound_retention_;
   uint64_t stream_errors_seen_ = 0;
+  size_t applied_tables_saved_ = 0;  // names in kAppliedTablesState
   uint64_t apply_errors_seen_ = 0;
   absl::Notification maintenance_stop_;
   std::thread maintenance_thread_;

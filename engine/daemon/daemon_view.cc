@@ -3,10 +3,14 @@
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "engine/base/thread_name.h"
 #include "engine/daemon/daemon.h"
 #include "engine/daemon/status_page.h"
 #include "engine/http/http_server.h"
+#include "engine/log/durable_log.h"
+#include "engine/log/log_names.h"
 
 namespace ferry {
 
@@ -24,6 +28,36 @@ void Daemon::QuarantineCountLoop() {
     }
     quarantine_pending_.store(count.ok() ? static_cast<int64_t>(*count) : -1);
   } while (!maintenance_stop_.WaitForNotificationWithTimeout(absl::Seconds(2)));
+}
+
+void Daemon::LoadAppliedTableNames() {
+  absl::StatusOr<std::optional<std::string>> names = inbound_->GetState(kAppliedTablesState);
+  if (!names.ok()) {
+    spdlog::warn("region {}: cannot read the applied tables' names: {}", config_.region,
+                 names.status().ToString());
+    return;
+  }
+  TableCountDelta known;
+  for (absl::string_view name : absl::StrSplit(names->value_or(""), '\n', absl::SkipEmpty())) {
+    known[std::string(name)];  // listed with zero counts
+  }
+  applied_tables_.Add(known);
+  applied_tables_saved_ = known.size();
+}
+
+void Daemon::SaveAppliedTableNames() {
+  const std::map<std::string, TableCount> tables = applied_tables_.Snapshot();
+  if (tables.size() == applied_tables_saved_) return;  // names are only ever added
+  std::string names;
+  for (const auto& [name, count] : tables) absl::StrAppend(&names, name, "\n");
+  AppendRequest request;
+  request.state.emplace_back(kAppliedTablesState, std::move(names));
+  if (absl::Status s = inbound_->Append(std::move(request)).status(); !s.ok()) {
+    spdlog::warn("region {}: cannot keep the applied tables' names (tried again): {}",
+                 config_.region, s.ToString());
+    return;
+  }
+  applied_tables_saved_ = tables.size();
 }
 
 void Daemon::RecordChange(const std::string& kind, const std::string& operation, absl::Time started,

@@ -14,6 +14,8 @@
 // Inbound log (what the peer shipped here):
 //   applied         cursor: maintained by apply; the receiver reports it to the shipper
 //   apply_retain_from  cursor: records from here on are kept for stopped tables
+//   stats/applied_tables  state: every table apply has applied here, one schema.name a line
+//                   (status lists them from a restarted standby's start; engine/daemon)
 //   replication/peer_log_id, replication/peer_log_epoch  state: the shipper whose log this copies
 //                   (the identity apply binds the target's progress to: engine/api/sink.h)
 #pragma once
@@ -31,6 +33,7 @@ inline constexpr char kDrLastVerifyState[] = "dr/last_verify";
 
 inline constexpr char kAppliedCursor[] = "applied";
 inline constexpr char kApplyRetainCursor[] = "apply_retain_from";
+inline constexpr char kAppliedTablesState[] = "stats/applied_tables";
 inline constexpr char kPeerLogIdState[] = "replication/peer_log_id";
 inline constexpr char kPeerLogEpochState[] = "replication/peer_log_epoch";
 

@@ -2,7 +2,8 @@
 // for `ferryctl tables`, status and the per-table /metrics series (issue #20). Keyed by table
 // ("schema.name", as stored, unquoted) and never by anything finer: its size is bounded by the
 // number of replicated tables (tables dropped upstream keep their entry until ferryd restarts).
-// In memory only: the counts start at 0 when ferryd starts.
+// In memory only: the counts start at 0 when ferryd starts (the daemon keeps the applied
+// tables' names, not their counts).
 //
 // Thread-safe. Callers count a whole group of transactions at once (one lock per group).
 //

@@ -134,6 +134,20 @@ TEST_F(OperatorViewE2ETest, EveryTableIsListedWithItsCountsInStatusTablesAndMetr
     EXPECT_THAT(metrics->body, HasSubstr("ferry_table_changes_total{table=\"public.orders\"} 20"));
     EXPECT_THAT(metrics->body, HasSubstr("ferry_quarantine_pending 0"));
   }
+
+  // A restarted standby lists every table it applied before, and has their series, from its
+  // start: before any change arrives (counts start again at 0).
+  ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
+  ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
+  auto restarted = regions_->Status(Region::kWest);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  ASSERT_NE(Find(*restarted, "public.idle"), nullptr) << restarted->DebugString();
+  ASSERT_NE(Find(*restarted, "public.orders"), nullptr) << restarted->DebugString();
+  EXPECT_EQ(Find(*restarted, "public.orders")->changes_applied(), 0u);
+  auto metrics =
+      HttpGet(absl::StrCat("http://", regions_->metrics_address(Region::kWest), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(metrics->body, HasSubstr("ferry_table_stopped{table=\"public.idle\"} 0"));
 }
 
 TEST_F(OperatorViewE2ETest, QuarantinePendingCountsThePendingEntries) {
