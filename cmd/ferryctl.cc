@@ -571,12 +571,13 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"operation\": %s, \"epoch\": %llu, \"loss\": {\"known\": %s, \"records\": %llu, "
           "\"bytes\": %llu, \"seconds\": %.3f, \"last_contact_seconds_ago\": %.3f}, "
-          "\"stopped_tables\": [%s], \"kept_records\": %llu}\n",
+          "\"stopped_tables\": [%s], \"kept_records\": %llu, \"quarantined\": %llu}\n",
           JsonString(reply.operation()).c_str(), static_cast<unsigned long long>(reply.epoch()),
           loss.known() ? "true" : "false", static_cast<unsigned long long>(loss.records()),
           static_cast<unsigned long long>(loss.bytes()), loss.seconds(),
           loss.last_contact_seconds_ago(), stopped.c_str(),
-          static_cast<unsigned long long>(reply.kept_records()));
+          static_cast<unsigned long long>(reply.kept_records()),
+          static_cast<unsigned long long>(reply.quarantined()));
     } else if (status.ok()) {
       for (const std::string& step : reply.steps()) std::printf("  %s\n", step.c_str());
       std::printf("promote %s done: this region is the primary under epoch %llu\n",
@@ -594,6 +595,12 @@ int main(int argc, char** argv) {
       }
       for (const std::string& t : reply.stopped_tables()) {
         std::printf("received, not applied (kept in the inbound log): %s\n", t.c_str());
+      }
+      if (reply.quarantined() > 0) {
+        std::printf(
+            "%llu change(s) of the stopped table(s) kept in ferry.quarantine (ferryctl "
+            "quarantine list)\n",
+            static_cast<unsigned long long>(reply.quarantined()));
       }
     }
   } else if (args.command == "resume-table") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/common/identifiers.h"
@@ -46,29 +47,69 @@ std::string SelectColumns(const TableSpec& spec) {
   return cols.empty() ? "1" : absl::StrJoin(cols, ", ");
 }
 
+// Keys are read and written this many at a time: one statement (or one batch of statements)
+// per chunk, not per row (a rejoin repairs thousands).
+constexpr size_t kChunk = 500;
+
+// The key's values of a row read with SelectColumns, encoded as the map key below.
+std::string KeyOfRow(const TableSpec& spec, const pg::PgResult& r, int row) {
+  std::string out;
+  for (const std::string& k : spec.key_columns) {
+    const int c = static_cast<int>(std::find(spec.columns.begin(), spec.columns.end(), k) -
+                                   spec.columns.begin());
+    AppendValue(&out,
+                r.IsNull(row, c) ? std::nullopt : std::optional<absl::string_view>(r.Get(row, c)));
+  }
+  return out;
+}
+
+std::string KeyOf(const Values& key) { return EncodeValues(key); }
+
+// "(cond) OR (cond) ..." over the keys of `targets[from, to)` that `wanted` selects.
+template <typename T, typename F>
+std::string AnyKey(const TableSpec& spec, const std::vector<T>& items, size_t from, size_t to,
+                   const F& key_of) {
+  std::vector<std::string> conds;
+  for (size_t i = from; i < to; ++i) conds.push_back(KeyCondition(spec, key_of(items[i])));
+  return absl::StrCat("(", absl::StrJoin(conds, ") OR ("), ")");
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<RepairRow>> ReadRepairRows(VerifySession& primary, const TableSpec& spec,
                                                       const std::vector<RepairTarget>& targets) {
   std::vector<RepairRow> out;
-  const std::string table = pg::QualifiedName(spec.schema, spec.name);
+  out.reserve(targets.size());
+  std::vector<const RepairTarget*> wanted;  // the rows to read: not the removals
   for (const RepairTarget& t : targets) {
-    RepairRow row{.target = t};
-    if (!t.remove) {
-      FERRY_ASSIGN_OR_RETURN(pg::PgResult r, primary.connection().Exec(absl::StrCat(
-                                                 "SELECT ", SelectColumns(spec), " FROM ", table,
-                                                 " WHERE ", KeyCondition(spec, t.key))));
-      if (r.rows() != 1) {
-        return absl::InternalError(absl::StrCat("repair: the primary's row for a key of ",
-                                                spec.qualified(), " vanished from the cut"));
-      }
+    out.push_back(RepairRow{.target = t});
+    if (!t.remove) wanted.push_back(&t);
+  }
+  const std::string table = pg::QualifiedName(spec.schema, spec.name);
+  absl::flat_hash_map<std::string, Values> read;
+  for (size_t from = 0; from < wanted.size(); from += kChunk) {
+    const size_t to = std::min(wanted.size(), from + kChunk);
+    FERRY_ASSIGN_OR_RETURN(
+        pg::PgResult r,
+        primary.connection().Exec(absl::StrCat(
+            "SELECT ", SelectColumns(spec), " FROM ", table, " WHERE ",
+            AnyKey(spec, wanted, from, to, [](const RepairTarget* t) { return t->key; }))));
+    for (int row = 0; row < r.rows(); ++row) {
       Values values;
       for (int c = 0; c < static_cast<int>(spec.columns.size()); ++c) {
-        values.push_back(r.GetOptional(0, c));
+        values.push_back(r.GetOptional(row, c));
       }
-      row.values = std::move(values);
+      read[KeyOfRow(spec, r, row)] = std::move(values);
     }
-    out.push_back(std::move(row));
+  }
+  for (RepairRow& row : out) {
+    if (row.target.remove) continue;
+    auto it = read.find(KeyOf(row.target.key));
+    if (it == read.end()) {
+      return absl::InternalError(absl::StrCat("repair: the primary's row for a key of ",
+                                              spec.qualified(), " vanished from the cut"));
+    }
+    row.values = it->second;
   }
   return out;
 }
@@ -116,42 +157,57 @@ absl::StatusOr<RepairCounts> RepairOnStandby(const std::string& dsn, const Table
   FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN").status());
   const std::string table = pg::QualifiedName(spec.schema, spec.name);
   RepairCounts counts;
-  for (const RepairRow& r : rows) {
-    const std::string where = KeyCondition(spec, r.target.key);
-    FERRY_ASSIGN_OR_RETURN(pg::PgResult now,
-                           conn->Exec(absl::StrCat("SELECT ", SelectColumns(spec), " FROM ", table,
-                                                   " WHERE ", where, " FOR UPDATE")));
-    std::optional<Hash128> current;
-    if (now.rows() == 1) {
+  for (size_t from = 0; from < rows.size(); from += kChunk) {
+    const size_t to = std::min(rows.size(), from + kChunk);
+    // Each key's row now, locked, hashed as the verify hashed it.
+    FERRY_ASSIGN_OR_RETURN(
+        pg::PgResult now,
+        conn->Exec(absl::StrCat(
+            "SELECT ", SelectColumns(spec), " FROM ", table, " WHERE ",
+            AnyKey(spec, rows, from, to, [](const RepairRow& r) { return r.target.key; }),
+            " FOR UPDATE")));
+    absl::flat_hash_map<std::string, Hash128> current_rows;
+    for (int row = 0; row < now.rows(); ++row) {
       std::string encoded;
       for (int c = 0; c < static_cast<int>(spec.columns.size()); ++c) {
-        AppendValue(&encoded, now.IsNull(0, c) ? std::nullopt
-                                               : std::optional<absl::string_view>(now.Get(0, c)));
+        AppendValue(&encoded, now.IsNull(row, c)
+                                  ? std::nullopt
+                                  : std::optional<absl::string_view>(now.Get(row, c)));
       }
-      current = HashBytes(encoded);
+      current_rows[KeyOfRow(spec, now, row)] = HashBytes(encoded);
     }
-    if (current != r.target.standby_row_hash) {
-      ++counts.skipped;  // apply changed it since the cut
-      continue;
-    }
-    std::string sql;
-    if (r.target.remove) {
-      sql = absl::StrCat("DELETE FROM ", table, " WHERE ", where);
-    } else if (current.has_value()) {
-      std::vector<std::string> sets;
-      for (size_t c = 0; c < spec.columns.size(); ++c) {
-        sets.push_back(
-            absl::StrCat(pg::QuoteIdentifier(spec.columns[c]), " = ", Literal((*r.values)[c])));
+    std::vector<std::string> statements;
+    for (size_t i = from; i < to; ++i) {
+      const RepairRow& r = rows[i];
+      auto found = current_rows.find(KeyOf(r.target.key));
+      const std::optional<Hash128> current =
+          found == current_rows.end() ? std::nullopt : std::optional<Hash128>(found->second);
+      if (current != r.target.standby_row_hash) {
+        ++counts.skipped;  // apply changed it since the cut
+        continue;
       }
-      sql = absl::StrCat("UPDATE ", table, " SET ", absl::StrJoin(sets, ", "), " WHERE ", where);
-    } else {
-      std::vector<std::string> lits;
-      for (const auto& v : *r.values) lits.push_back(Literal(v));
-      sql = absl::StrCat("INSERT INTO ", table, " (", SelectColumns(spec), ") VALUES (",
-                         absl::StrJoin(lits, ", "), ")");
+      const std::string where = KeyCondition(spec, r.target.key);
+      if (r.target.remove) {
+        statements.push_back(absl::StrCat("DELETE FROM ", table, " WHERE ", where));
+      } else if (current.has_value()) {
+        std::vector<std::string> sets;
+        for (size_t c = 0; c < spec.columns.size(); ++c) {
+          sets.push_back(
+              absl::StrCat(pg::QuoteIdentifier(spec.columns[c]), " = ", Literal((*r.values)[c])));
+        }
+        statements.push_back(
+            absl::StrCat("UPDATE ", table, " SET ", absl::StrJoin(sets, ", "), " WHERE ", where));
+      } else {
+        std::vector<std::string> lits;
+        for (const auto& v : *r.values) lits.push_back(Literal(v));
+        statements.push_back(absl::StrCat("INSERT INTO ", table, " (", SelectColumns(spec),
+                                          ") VALUES (", absl::StrJoin(lits, ", "), ")"));
+      }
+      ++counts.applied;
     }
-    FERRY_RETURN_IF_ERROR(conn->Exec(sql).status());
-    ++counts.applied;
+    if (!statements.empty()) {
+      FERRY_RETURN_IF_ERROR(conn->Exec(absl::StrJoin(statements, "; ")).status());
+    }
   }
   FERRY_RETURN_IF_ERROR(conn->Exec("COMMIT").status());
   return counts;

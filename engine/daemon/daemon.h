@@ -58,6 +58,7 @@
 #include "engine/config/config.h"
 #include "engine/daemon/data_dir_lock.h"
 #include "engine/daemon/dr_history.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/region_control.h"
 #include "engine/stats/table_counts.h"
 
@@ -191,6 +192,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) override;
   absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
   absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                        const std::string& region, bool repair,
                                                         absl::Duration timeout) override;
 
   // Changes kept in ferry.quarantine awaiting an operator's decision (QuarantineStore::Pending),
@@ -238,13 +240,17 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // from `from` on in the peer's quarantine. Return the outbound log's end / the changes kept.
   absl::StatusOr<uint64_t> DrainSlot(const std::string& operation, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
-  struct Quarantined {
-    uint64_t changes = 0;
-    uint64_t transactions = 0;
-    uint64_t skipped = 0;  // not row changes (messages, schema changes): named in the steps
-  };
-  absl::StatusOr<Quarantined> QuarantineFrom(uint64_t from, const std::string& operation,
-                                             absl::Time deadline)
+  // A promote's last step: the changes received for the `stopped` tables (never applied here)
+  // kept in this region's quarantine. Returns how many.
+  absl::StatusOr<uint64_t> KeepStoppedTables(const StoppedTables& stopped,
+                                             const std::string& source_region);
+  // A rejoin's anomalies (`compared`: a comparison without repair) kept in the peer's
+  // quarantine with this region's rows. Returns how many.
+  absl::StatusOr<uint64_t> KeepAnomalies(const v1::RejoinRepairReply& compared,
+                                         const std::string& operation, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
+  absl::StatusOr<KeptCount> QuarantineFrom(uint64_t from, const std::string& operation,
+                                           absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   // Has a new source make upstream keep everything from now on for this region's turn as
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).

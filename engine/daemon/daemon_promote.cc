@@ -9,6 +9,7 @@
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/primary_pipeline.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/daemon/status_report.h"
@@ -91,6 +92,34 @@ void Daemon::CheckPeerEpoch(absl::Time deadline) {
   }
 }
 
+absl::StatusOr<uint64_t> Daemon::KeepStoppedTables(const StoppedTables& stopped,
+                                                   const std::string& source_region) {
+  uint64_t from = UINT64_MAX;
+  for (const auto& [table, stop] : stopped) from = std::min(from, stop.seq);
+  auto wanted = [&](const v1::Relation& rel) {
+    return stopped.contains(TableName{rel.schema(), rel.name()});
+  };
+  uint64_t kept = 0;
+  absl::StatusOr<KeptCount> collected =
+      CollectKeptChanges(*inbound_, std::max<uint64_t>(from, inbound_->first_seq()), wanted,
+                         [&](v1::QuarantineBatch& batch) -> absl::Status {
+                           // Only the changes at or after each table's own stop.
+                           std::vector<v1::QuarantinedChange> changes;
+                           for (const v1::QuarantinedChange& c : batch.changes()) {
+                             auto it = stopped.find(TableName{c.table_schema(), c.table_name()});
+                             if (it != stopped.end() && c.log_seq() >= it->second.seq)
+                               changes.push_back(c);
+                           }
+                           absl::MutexLock lock(&quarantine_mu_);
+                           absl::StatusOr<QuarantineStore::Kept> done = quarantine_->Keep(
+                               source_region.empty() ? "peer" : source_region, changes);
+                           if (done.ok()) kept += done->kept + done->present;
+                           return done.status();
+                         });
+  if (!collected.ok()) return collected.status();
+  return kept;
+}
+
 absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration timeout) {
   absl::MutexLock change(&change_mu_);
   if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
@@ -121,7 +150,8 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
                        absl::FormatDuration(absl::Now() - received.last_frame_at),
                        " ago): it is alive; use ferryctl reverse, or promote --force"));
     }
-    absl::StatusOr<v1::RegionInfo> peer = peer_->Probe("", absl::Now() + absl::Seconds(2));
+    absl::StatusOr<v1::RegionInfo> peer =
+        peer_->Probe("", absl::Now() + absl::Seconds(2), /*wait_for_ready=*/false);
     if (peer.ok() && peer->role() == "primary" && peer->state() == "replicating" &&
         peer->epoch() >= r.epoch) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -162,6 +192,14 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
         absl::StrCat(table.ToString(), " (stopped at seq ", stop.seq, ": ", stop.reason, ")"));
     const uint64_t kept = next > stop.seq ? next - stop.seq : 0;
     reply.set_kept_records(std::max(reply.kept_records(), kept));
+  }
+  // The region that shipped here (a rejoin and the quarantine name it), and how far its log was
+  // applied, made durable now: the divergence point the old primary's rejoin reads.
+  const std::string lost_region =
+      !config_.peer.region.empty() ? config_.peer.region : standby->receiver().status().peer_region;
+  if (absl::Status s = inbound_->SetCursor(kAppliedCursor, applied.applied_seq); !s.ok()) {
+    spdlog::warn("region {}: promote: recording the applied position: {}", config_.region,
+                 s.ToString());
   }
   StopPipeline(clock_->Now(), /*apply_backlog=*/false);
   step("applied; the standby pipeline stopped");
@@ -210,6 +248,18 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     pipeline_error_ = started.ToString();
   }
   step(absl::StrCat("primary under epoch ", new_epoch, started.ok() ? "" : " (capture retrying)"));
+
+  // 4. The changes received for tables stopped here never reached this database: kept in the
+  // quarantine for an operator to reapply or discard. Written now that the capture's slot
+  // exists, so that they replicate like any write of this primary.
+  if (!applied.stopped_tables.empty() && quarantine_ != nullptr) {
+    absl::StatusOr<uint64_t> kept = KeepStoppedTables(applied.stopped_tables, lost_region);
+    step(kept.ok()
+             ? absl::StrCat(*kept, " change(s) of the stopped table(s) kept in ferry.quarantine")
+             : absl::StrCat("the stopped tables' changes could not be kept (",
+                            kept.status().message(), "); they stay in the inbound log"));
+    if (kept.ok()) reply.set_quarantined(*kept);
+  }
   SetOperationNote("");
   RecordChange("promote", operation, start, new_epoch, config_.region, &reply.loss());
   return reply;

@@ -26,12 +26,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "consistency/row_hash.h"
 #include "engine/base/json_text.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 #include "engine/capture/log_capture_target.h"
 #include "engine/daemon/daemon.h"
 #include "engine/daemon/event_pipeline.h"
+#include "engine/daemon/kept_changes.h"
 #include "engine/daemon/standby_pipeline.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
@@ -42,43 +44,10 @@
 namespace ferry {
 namespace {
 
-constexpr size_t kBatchChanges = 500;
-constexpr size_t kBatchBytes = 1 << 20;
 constexpr int kMaxAnomalies = 100;
-
-// {"column": "value as text" | null, ...} of `tuple`: the key's columns only, or every column
-// the tuple carries (an unchanged TOAST value is left out: the row keeps it).
-std::string RowJson(const v1::Relation& rel, const v1::Tuple& tuple, bool key_only) {
-  std::vector<std::string> fields;
-  for (int i = 0; i < rel.columns_size() && i < tuple.values_size(); ++i) {
-    if (key_only && !rel.columns(i).part_of_key()) continue;
-    const v1::Value& v = tuple.values(i);
-    if (v.kind_case() == v1::Value::kUnchangedToast) continue;
-    const std::string value =
-        v.kind_case() == v1::Value::kText ? JsonString(v.text())
-        : v.kind_case() == v1::Value::kBinary
-            ? JsonString(absl::StrCat("\\x", absl::BytesToHexString(v.binary())))
-            : std::string("null");
-    fields.push_back(absl::StrCat(JsonString(rel.columns(i).name()), ": ", value));
-  }
-  if (fields.empty()) return "";
-  return absl::StrCat("{", absl::StrJoin(fields, ", "), "}");
-}
-
-const char* OpName(v1::Operation op) {
-  switch (op) {
-    case v1::INSERT:
-      return "insert";
-    case v1::UPDATE:
-      return "update";
-    case v1::DELETE:
-      return "delete";
-    case v1::TRUNCATE:
-      return "truncate";
-    default:
-      return nullptr;
-  }
-}
+// Differing keys a rejoin's repair lists (and matches with the quarantine) at most; past it the
+// anomalies are counted as unknown.
+constexpr uint32_t kMaxRepairKeys = 200000;
 
 }  // namespace
 
@@ -117,93 +86,55 @@ absl::StatusOr<uint64_t> Daemon::DrainSlot(const std::string& operation, absl::T
   return outbound_->next_seq();
 }
 
-absl::StatusOr<Daemon::Quarantined> Daemon::QuarantineFrom(uint64_t from,
-                                                           const std::string& operation,
-                                                           absl::Time deadline) {
-  Quarantined done;
+absl::StatusOr<KeptCount> Daemon::QuarantineFrom(uint64_t from, const std::string& operation,
+                                                 absl::Time deadline) {
+  return CollectKeptChanges(
+      *outbound_, from, nullptr, [&](v1::QuarantineBatch& batch) -> absl::Status {
+        std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+        absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+        {
+          absl::MutexLock lock(&quarantine_mu_);
+          rows = quarantine_->CurrentRows(changes);
+        }
+        FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+        for (int i = 0; i < batch.changes_size(); ++i) {
+          if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
+        }
+        batch.set_operation(operation);
+        return peer_->Quarantine(batch, deadline).status();
+      });
+}
+
+absl::StatusOr<uint64_t> Daemon::KeepAnomalies(const v1::RejoinRepairReply& compared,
+                                               const std::string& operation, absl::Time deadline) {
   v1::QuarantineBatch batch;
   batch.set_operation(operation);
-  size_t batch_bytes = 0;
-  std::set<std::pair<uint32_t, uint64_t>> transactions;
-  auto flush = [&]() -> absl::Status {
-    if (batch.changes_size() == 0) return absl::OkStatus();
-    std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
-    absl::StatusOr<std::vector<std::optional<std::string>>> rows;
-    {
-      absl::MutexLock lock(&quarantine_mu_);
-      rows = quarantine_->CurrentRows(changes);
-    }
-    FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
-    for (int i = 0; i < batch.changes_size(); ++i) {
-      if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
-    }
-    FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, peer_->Quarantine(batch, deadline));
-    done.changes += kept.kept() + kept.present();
-    batch.clear_changes();
-    batch_bytes = 0;
-    return absl::OkStatus();
-  };
-  for (uint64_t seq = from; seq < outbound_->next_seq();) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records, outbound_->Read(seq, 256, 8 << 20));
-    if (records.empty()) break;
-    for (const LogRecord& record : records) {
-      seq = record.seq + 1;
-      if (record.kind != RecordKind::kTransaction) continue;
-      v1::Transaction txn;
-      if (!txn.ParseFromString(record.payload)) {
-        return absl::DataLossError(
-            absl::StrCat("outbound record ", record.seq, " is not a transaction"));
-      }
-      uint32_t index = 0;  // the kept change's place in its record
-      absl::flat_hash_map<uint32_t, const v1::Relation*> relations;
-      for (const v1::Relation& r : txn.relations()) relations[r.relation_id()] = &r;
-      for (int i = 0; i < txn.changes_size(); ++i) {
-        const v1::Change& change = txn.changes(i);
-        const char* op = OpName(change.op());
-        auto rel = relations.find(change.relation_id());
-        if (op == nullptr || rel == relations.end()) {
-          ++done.skipped;  // a message (a schema change, sequences): not a row
-          continue;
-        }
-        std::vector<uint32_t> targets = {change.relation_id()};
-        if (change.op() == v1::TRUNCATE) {
-          targets.assign(change.truncate_relation_ids().begin(),
-                         change.truncate_relation_ids().end());
-        }
-        for (uint32_t id : targets) {
-          auto target = relations.find(id);
-          if (target == relations.end()) continue;
-          v1::QuarantinedChange* q = batch.add_changes();
-          q->set_epoch(txn.epoch());
-          q->set_log_seq(record.seq);
-          q->set_index(index++);
-          q->set_source_xid(txn.source_xid());
-          q->set_commit_position(txn.source_position());
-          q->set_commit_time_us(txn.commit_time_us());
-          q->set_table_schema(target->second->schema());
-          q->set_table_name(target->second->name());
-          q->set_op(op);
-          if (change.op() != v1::TRUNCATE) {
-            const bool old_key = change.old_tuple().values_size() > 0;
-            q->set_key(RowJson(*target->second, old_key ? change.old_tuple() : change.new_tuple(),
-                               /*key_only=*/true));
-            if (change.op() != v1::DELETE) {
-              q->set_after(RowJson(*target->second, change.new_tuple(), /*key_only=*/false));
-            }
-          }
-          batch_bytes += q->ByteSizeLong();
-          transactions.insert({txn.source_xid(), txn.source_position()});
-        }
-        if (static_cast<size_t>(batch.changes_size()) >= kBatchChanges ||
-            batch_bytes >= kBatchBytes) {
-          FERRY_RETURN_IF_ERROR(flush());
-        }
-      }
-    }
+  for (const v1::QuarantinedChange& key : compared.anomaly_keys()) {
+    v1::QuarantinedChange* q = batch.add_changes();
+    q->set_table_schema(key.table_schema());
+    q->set_table_name(key.table_name());
+    q->set_key(key.key());
+    q->set_op("anomaly");
+    q->set_epoch(roles_->epoch());
+    // Named by the key, so that a rejoin that runs again keeps each once.
+    q->set_index(
+        static_cast<uint32_t>(consistency::HashBytes(absl::StrCat(key.table_schema(), ".",
+                                                                  key.table_name(), " ", key.key()))
+                                  .low &
+                              0x7fffffff));
   }
-  FERRY_RETURN_IF_ERROR(flush());
-  done.transactions = transactions.size();
-  return done;
+  std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+  absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+  {
+    absl::MutexLock lock(&quarantine_mu_);
+    rows = quarantine_->CurrentRows(changes);
+  }
+  FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+  for (int i = 0; i < batch.changes_size(); ++i) {
+    if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
+  }
+  FERRY_ASSIGN_OR_RETURN(v1::QuarantineKept kept, peer_->Quarantine(batch, deadline));
+  return kept.kept() + kept.present();
 }
 
 absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
@@ -276,20 +207,32 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     step(absl::StrCat("slot drained: the outbound log ends at seq ", *end - 1));
 
     // 3. Kept on the new primary, then gone from the outbound log.
-    absl::StatusOr<Quarantined> kept = QuarantineFrom(point + 1, operation, deadline);
+    // Below the outbound log's start, the peer acknowledged everything (it was trimmed only
+    // then), and the promote applied everything it received.
+    absl::StatusOr<KeptCount> kept =
+        QuarantineFrom(std::max(point + 1, outbound_->first_seq()), operation, deadline);
     if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the changes in the quarantine"));
     reply.set_quarantined(kept->changes);
     reply.set_transactions(kept->transactions);
-    step(absl::StrCat(kept->changes, " change(s) of ", kept->transactions,
-                      " transaction(s) kept in ", peer_name, "'s ferry.quarantine",
-                      kept->skipped > 0
-                          ? absl::StrCat(" (", kept->skipped, " non-row message(s) not kept)")
-                          : ""));
+    step(absl::StrCat(
+        kept->changes, " change(s) of ", kept->transactions, " transaction(s) kept in ", peer_name,
+        "'s ferry.quarantine",
+        kept->skipped > 0 ? absl::StrCat("; ", kept->skipped, " non-row message(s) not kept") : "",
+        kept->partial > 0
+            ? absl::StrCat("; ", kept->partial,
+                           " change(s) of transaction copies without their end not kept")
+            : "",
+        kept->other_records > 0
+            ? absl::StrCat("; ", kept->other_records,
+                           " bucket event record(s) not kept: their objects stay in this "
+                           "region's bucket")
+            : ""));
     KillPoint("rejoin.quarantined");
     const uint64_t keep_below = std::max(point + 1, peer->inbound_next_seq());
     if (absl::Status s = outbound_->DropFrom(keep_below); !s.ok()) {
       return failed(Annotate(s, "dropping the quarantined records from the outbound log"));
     }
+    KillPoint("rejoin.dropped");
 
     // 4. The new primary's standby.
     if (absl::Status s = roles_->RejoinAsStandby(operation, peer->epoch()); !s.ok()) {
@@ -320,21 +263,41 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
                     ", applying its stream"));
   KillPoint("rejoin.standby");
 
-  // 5. Repaired at one cut.
-  absl::StatusOr<v1::RejoinRepairReply> repaired = peer_->RejoinRepair(operation, deadline);
+  // 5. Compared at one cut first: a differing key no kept change explains is an anomaly, and
+  // this region's row for it is kept too (op "anomaly") before the repair overwrites it.
+  absl::StatusOr<v1::RejoinRepairReply> compared =
+      peer_->RejoinRepair(operation, /*repair=*/false, deadline);
+  if (!compared.ok()) return failed(Annotate(compared.status(), "comparing at one cut"));
+  if (compared->anomaly_keys_size() > 0) {
+    absl::StatusOr<uint64_t> kept = KeepAnomalies(*compared, operation, deadline);
+    if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the anomalies"));
+    step(absl::StrCat(*kept, " anomal", *kept == 1 ? "y" : "ies",
+                      " (differing rows no kept change explains) kept with this region's row"));
+  }
+
+  // 6. Repaired at one cut.
+  absl::StatusOr<v1::RejoinRepairReply> repaired =
+      peer_->RejoinRepair(operation, /*repair=*/true, deadline);
   if (!repaired.ok()) return failed(Annotate(repaired.status(), "repairing at one cut"));
-  reply.set_differences(repaired->differences());
+  // The differences and anomalies as the comparison before the repair found them.
+  reply.set_differences(compared->differences());
   reply.set_repaired_rows(repaired->repaired_rows());
-  *reply.mutable_anomalies() = repaired->anomalies();
-  reply.set_anomaly_count(repaired->anomaly_count());
+  *reply.mutable_anomalies() = compared->anomalies();
+  reply.set_anomaly_count(compared->anomaly_count());
   step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
-                    "): ", repaired->differences(), " differing key(s), ",
-                    repaired->repaired_rows(), " row(s) repaired here, ", repaired->anomaly_count(),
-                    " not explained by the quarantine"));
-  if (repaired->anomaly_count() > 0) {
-    spdlog::warn("region {}: rejoin {}: {} differing key(s) no quarantined change explains: {}",
-                 config_.region, operation, repaired->anomaly_count(),
-                 absl::StrJoin(repaired->anomalies(), "; "));
+                    "): ", compared->differences(), " differing key(s), ",
+                    compared->anomaly_count(), " not explained by a kept change; ",
+                    repaired->repaired_rows(), " row(s) repaired here"));
+  if (compared->anomaly_count() > 0) {
+    spdlog::warn(
+        "region {}: rejoin {}: {} differing key(s) no quarantined change explains (kept "
+        "as anomalies): {}",
+        config_.region, operation, compared->anomaly_count(),
+        absl::StrJoin(compared->anomalies(), "; "));
+  }
+  if (compared->truncated()) {
+    step(absl::StrCat("more keys differed than the ", kMaxRepairKeys,
+                      " matched with the quarantine: anomalies among the rest are not known"));
   }
   if (!repaired->equal_after()) {
     return failed(absl::AbortedError(
@@ -343,9 +306,15 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
   }
   KillPoint("rejoin.repaired");
 
-  // 6. A replicating standby, apply's conflict policy the configured one again.
+  // 7. A replicating standby, apply's conflict policy the configured one again.
   StopPipeline(clock_->Now(), /*apply_backlog=*/false);
-  if (absl::Status s = roles_->CompleteRejoin(operation); !s.ok()) return failed(s);
+  if (absl::Status s = roles_->CompleteRejoin(operation); !s.ok()) {
+    if (absl::Status started = StartPipeline(Role::kStandby); !started.ok()) {
+      absl::MutexLock lock(&pipeline_mu_);
+      pipeline_error_ = started.ToString();
+    }
+    return failed(s);
+  }
   if (absl::Status s = StartPipeline(Role::kStandby); !s.ok()) {
     absl::MutexLock lock(&pipeline_mu_);
     pipeline_error_ = s.ToString();
@@ -384,10 +353,11 @@ absl::StatusOr<v1::QuarantineKept> Daemon::KeepQuarantined(const v1::QuarantineB
 }
 
 absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string& operation,
-                                                              absl::Duration timeout) {
+                                                              const std::string& region,
+                                                              bool repair, absl::Duration timeout) {
   v1::VerifyRequest request;
-  request.set_repair(true);
-  request.set_max_keys(10000);
+  request.set_repair(repair);
+  request.set_max_keys(kMaxRepairKeys);
   request.set_timeout_ms(static_cast<uint32_t>(
       std::min<int64_t>(absl::ToInt64Milliseconds(timeout), int64_t{UINT32_MAX})));
   v1::RejoinRepairReply reply;
@@ -418,6 +388,7 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
         }
         if (event.has_summary()) {
           reply.set_differences(event.summary().differences());
+          reply.set_truncated(event.summary().truncated());
           rechecked = event.summary().rechecked();
           recheck_equal = event.summary().recheck_equal();
         }
@@ -429,12 +400,13 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
     absl::StatusOr<std::vector<bool>> explained;
     {
       absl::MutexLock lock(&quarantine_mu_);
-      explained = quarantine_->Explains(config_.peer.region, keys);
+      explained = quarantine_->Explains(region, keys);
     }
     if (!explained.ok())
       return Annotate(explained.status(), "matching the keys with the quarantine");
     for (size_t i = 0; i < keys.size(); ++i) {
       if ((*explained)[i]) continue;
+      *reply.add_anomaly_keys() = keys[i];
       reply.set_anomaly_count(reply.anomaly_count() + 1);
       if (reply.anomalies_size() < kMaxAnomalies) {
         reply.add_anomalies(

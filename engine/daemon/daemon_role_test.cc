@@ -496,8 +496,19 @@ TEST_F(DaemonRoleTest, HostileControlCallsAreRefused) {
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(forger->Reverse(absl::Seconds(5), deadline()).status().code(),
             absl::StatusCode::kUnauthenticated);
+  v1::QuarantineBatch kept;
+  kept.set_operation("rejoin-2-0000abcd");
+  kept.add_changes()->set_op("insert");
+  EXPECT_EQ(forger->Quarantine(kept, deadline()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(forger->RejoinRepair("rejoin-2-0000abcd", true, deadline()).status().code(),
+            absl::StatusCode::kUnauthenticated);
   auto mallory = ControlClient(1, token_, "mallory");
   ASSERT_NE(mallory, nullptr);
+  EXPECT_EQ(mallory->Quarantine(kept, deadline()).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(mallory->RejoinRepair("rejoin-2-0000abcd", false, deadline()).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(mallory->Probe("", deadline()).status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(mallory->Switchover(request, deadline()).status().code(),
             absl::StatusCode::kPermissionDenied);
@@ -513,6 +524,21 @@ TEST_F(DaemonRoleTest, HostileControlCallsAreRefused) {
     EXPECT_EQ(east->Switchover(bad, deadline()).status().code(), absl::StatusCode::kInvalidArgument)
         << op;
   }
+  for (const std::string& op : {std::string("rejoin-"), std::string("reverse-1-2"),
+                                std::string("rejoin-1'; --"), "rejoin-" + std::string(65, 'a')}) {
+    kept.set_operation(op);
+    EXPECT_EQ(east->Quarantine(kept, deadline()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << op;
+    EXPECT_EQ(east->RejoinRepair(op, true, deadline()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << op;
+  }
+  // Well formed, to a region that keeps no quarantine and runs no verifier: refused, nothing
+  // changed.
+  kept.set_operation("rejoin-2-0000abcd");
+  EXPECT_FALSE(east->Quarantine(kept, deadline()).ok());
+  EXPECT_FALSE(east->RejoinRepair("rejoin-2-0000abcd", true, deadline()).ok());
   bad = request;
   bad.set_new_epoch(7);  // not one past the epoch
   EXPECT_EQ(east->Switchover(bad, deadline()).status().code(), absl::StatusCode::kInvalidArgument);

@@ -130,13 +130,15 @@ absl::StatusOr<v1::RegionInfo> RegionControlClient::Switchover(v1::SwitchoverReq
 }
 
 absl::StatusOr<v1::RegionInfo> RegionControlClient::Probe(const std::string& abort_operation,
-                                                          absl::Time deadline) const {
+                                                          absl::Time deadline,
+                                                          bool wait_for_ready) const {
   v1::ProbeRequest request;
   request.set_token(token_);
   request.set_region(region_);
   request.set_abort_operation(abort_operation);
   grpc::ClientContext context;
   SetDeadline(context, deadline);
+  context.set_wait_for_ready(wait_for_ready);
   v1::RegionInfo reply;
   FERRY_RETURN_IF_ERROR(FromGrpc(stub_->Probe(&context, request, &reply), "probe"));
   return reply;
@@ -180,8 +182,8 @@ grpc::Status RegionControlService::RejoinRepair(grpc::ServerContext* context,
   absl::StatusOr<absl::Duration> timeout =
       LongVerbTimeout(request->timeout_ms(), absl::Seconds(300), "rejoin repair");
   if (!timeout.ok()) return ToGrpcStatus(timeout.status());
-  absl::StatusOr<v1::RejoinRepairReply> done =
-      backend_->RepairForRejoin(request->operation(), *timeout);
+  absl::StatusOr<v1::RejoinRepairReply> done = backend_->RepairForRejoin(
+      request->operation(), request->region(), request->repair(), *timeout);
   if (!done.ok()) return ToGrpcStatus(done.status());
   *reply = *std::move(done);
   return grpc::Status::OK;
@@ -199,11 +201,12 @@ absl::StatusOr<v1::QuarantineKept> RegionControlClient::Quarantine(v1::Quarantin
 }
 
 absl::StatusOr<v1::RejoinRepairReply> RegionControlClient::RejoinRepair(
-    const std::string& operation, absl::Time deadline) const {
+    const std::string& operation, bool repair, absl::Time deadline) const {
   v1::RejoinRepairRequest request;
   request.set_token(token_);
   request.set_region(region_);
   request.set_operation(operation);
+  request.set_repair(repair);
   request.set_timeout_ms(std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())));
   grpc::ClientContext context;
   SetDeadline(context, deadline + absl::Seconds(5));

@@ -35,6 +35,8 @@ class RegionControlBackend {
   // here. RegionControl.RejoinRepair: compare with the peer and repair it (a verify).
   virtual absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) = 0;
   virtual absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
+                                                                const std::string& region,
+                                                                bool repair,
                                                                 absl::Duration timeout) = 0;
 };
 
@@ -84,13 +86,17 @@ class RegionControlClient {
 
   [[nodiscard]] absl::StatusOr<v1::RegionInfo> Switchover(v1::SwitchoverRequest request,
                                                           absl::Time deadline) const;
+  // `wait_for_ready` false: a peer that refuses connections fails the call at once (a promote's
+  // check of a lost primary) instead of at the deadline.
   [[nodiscard]] absl::StatusOr<v1::RegionInfo> Probe(const std::string& abort_operation,
-                                                     absl::Time deadline) const;
+                                                     absl::Time deadline,
+                                                     bool wait_for_ready = true) const;
   [[nodiscard]] absl::StatusOr<v1::ReverseOutcome> Reverse(absl::Duration timeout,
                                                            absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::QuarantineKept> Quarantine(v1::QuarantineBatch batch,
                                                               absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::RejoinRepairReply> RejoinRepair(const std::string& operation,
+                                                                   bool repair,
                                                                    absl::Time deadline) const;
 
  private:

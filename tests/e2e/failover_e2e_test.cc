@@ -175,6 +175,59 @@ TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndT
       << twice->output;
 }
 
+// A table stopped on the standby (a conflict) received changes that were never applied: promote
+// lists it and keeps those changes in ferry.quarantine, never drops them.
+TEST_F(FailoverE2ETest, PromoteKeepsTheChangesOfATableStoppedOnTheStandby) {
+  StartRegions();
+  ASSERT_TRUE(
+      regions_
+          ->ExecBehindFence(Region::kWest, "INSERT INTO acked (id, note) VALUES (1000, 'planted')")
+          .ok());
+  ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO acked (id, note) VALUES (1000, 'east')").ok());
+  ASSERT_TRUE(pg(Region::kEast)
+                  .Exec("INSERT INTO acked (id, note) VALUES (1001, 'east'), (1002, 'east')")
+                  .ok());
+  auto stopped = regions_->PollStatus(Region::kWest, [](const v1::StatusReply& s) {
+    bool acked_stopped = false;
+    for (const v1::TableState& t : s.tables()) {
+      acked_stopped |= t.table() == "public.acked" && t.state() == "stopped";
+    }
+    return acked_stopped && s.positions().applied_seq() + 1 >= s.positions().inbound_next_seq();
+  });
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  regions_->KillDaemon(Region::kEast);
+
+  auto promoted = regions_->Ctl(Region::kWest, {"promote", "--json"});
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  ASSERT_EQ(promoted->exit_code, 0) << promoted->output;
+  EXPECT_NE(promoted->output.find("public.acked"), std::string::npos) << promoted->output;
+  EXPECT_EQ(JsonNumber(promoted->output, "quarantined"), 3) << promoted->output;
+  auto kept = pg(Region::kWest)
+                  .Query(
+                      "SELECT source_region || ' ' || op || ' ' || key FROM ferry.quarantine ORDER "
+                      "BY log_seq, "
+                      "change_index");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  std::vector<std::string> rows;
+  for (const auto& row : *kept) rows.push_back(row[0].value_or(""));
+  EXPECT_EQ(rows, (std::vector<std::string>{"east insert {\"id\": \"1000\"}",
+                                            "east insert {\"id\": \"1001\"}",
+                                            "east insert {\"id\": \"1002\"}"}));
+  EXPECT_EQ(Count(Region::kWest, "id >= 1000"), 1);  // only the planted row
+
+  // East rejoins: the kept changes replicate to it (written once the new primary's slot
+  // existed), its rows for those keys are repaired, and nothing is kept twice.
+  ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
+  auto rejoined = regions_->Ctl(Region::kEast, {"rejoin", "--json"});
+  ASSERT_TRUE(rejoined.ok()) << rejoined.status();
+  ASSERT_EQ(rejoined->exit_code, 0) << rejoined->output;
+  EXPECT_NE(rejoined->output.find("\"anomaly_count\": 0,"), std::string::npos) << rejoined->output;
+  ASSERT_TRUE(regions_->WaitForTablesEqual({"acked", "ferry.quarantine"}, absl::Seconds(60)).ok());
+  auto total = pg(Region::kEast).QueryValue("SELECT count(*) FROM ferry.quarantine");
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(total->value_or(""), "3");
+}
+
 // failover.self_fence_after_seconds: a primary that cannot reach its peer for that long fences
 // its database (its standby may be promoted meanwhile), and lifts the fence once the peer
 // answers and was not promoted.

@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -24,7 +25,7 @@ constexpr uint32_t kDefaultListLimit = 1000;
 constexpr uint32_t kMaxListLimit = 100000;
 
 bool IsOp(const std::string& op) {
-  return op == "insert" || op == "update" || op == "delete" || op == "truncate";
+  return op == "insert" || op == "update" || op == "delete" || op == "truncate" || op == "anomaly";
 }
 
 // A row as JSON text, every value as text, in column order, written as the engine writes the
@@ -43,6 +44,21 @@ absl::Status ChangeError(const PgConnection& conn, const absl::Status& s, const 
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", s.message()));
 }
 
+// A text[] literal of `items`: {"a","b\"c"}.
+std::string ArrayLiteral(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  quoted.reserve(items.size());
+  for (const std::string& item : items) {
+    std::string q = "\"";
+    for (char c : item) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    quoted.push_back(q + "\"");
+  }
+  return absl::StrCat("{", absl::StrJoin(quoted, ","), "}");
+}
+
 uint64_t Affected(const PgResult& r) {
   uint64_t n = 0;
   return absl::SimpleAtoi(PQcmdTuples(r.get()), &n) ? n : 0;
@@ -54,19 +70,27 @@ struct Target {
   std::vector<std::string> key_columns;
 };
 
+// The tables a call found to exist ("schema\0name"): looked up once per call, not per change.
+using KnownTables = absl::flat_hash_set<std::string>;
+
 absl::StatusOr<Target> TargetOf(PgConnection& conn, const std::string& schema,
-                                const std::string& name, const std::string& key) {
+                                const std::string& name, const std::string& key,
+                                KnownTables* known = nullptr) {
   const std::string where = absl::StrCat(schema, ".", name);
   if (schema.empty() || name.empty() || schema.size() > 63 || name.size() > 63) {
     return absl::InvalidArgumentError(absl::StrCat("not a table name: ", where.substr(0, 200)));
   }
   Target t{.table = QualifiedName(schema, name), .key_columns = {}};
-  absl::StatusOr<PgResult> found = conn.ExecParams(
-      "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-      {schema, name});
-  if (!found.ok()) return ChangeError(conn, found.status(), absl::StrCat("looking up ", where));
-  if (found->rows() == 0) return absl::InvalidArgumentError(absl::StrCat("no table ", where));
+  const std::string id = absl::StrCat(schema, std::string(1, '\0'), name);
+  if (known == nullptr || !known->contains(id)) {
+    absl::StatusOr<PgResult> found = conn.ExecParams(
+        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+        {schema, name});
+    if (!found.ok()) return ChangeError(conn, found.status(), absl::StrCat("looking up ", where));
+    if (found->rows() == 0) return absl::InvalidArgumentError(absl::StrCat("no table ", where));
+    if (known != nullptr) known->insert(id);
+  }
   if (key.empty()) return t;
   absl::StatusOr<PgResult> keys = conn.ExecParams(
       "SELECT k FROM json_object_keys(CASE WHEN json_typeof($1::json) = 'object' THEN $1::json "
@@ -85,19 +109,29 @@ absl::StatusOr<Target> TargetOf(PgConnection& conn, const std::string& schema,
 std::string KeyMatch(const Target& t) {
   std::vector<std::string> parts;
   for (const std::string& c : t.key_columns) {
-    parts.push_back(absl::StrCat("t.", QuoteIdentifier(c), " = k.", QuoteIdentifier(c)));
+    // NULL matches NULL (a key of REPLICA IDENTITY FULL may hold one); either branch can use
+    // an index on the column.
+    const std::string tc = absl::StrCat("t.", QuoteIdentifier(c));
+    const std::string kc = absl::StrCat("k.", QuoteIdentifier(c));
+    parts.push_back(
+        absl::StrCat("(", tc, " = ", kc, " OR (", tc, " IS NULL AND ", kc, " IS NULL))"));
   }
   return absl::StrJoin(parts, " AND ");
 }
 
+// A query of the row's JSON for the key in parameter `param` (text); `lock`: the row is locked
+// until the transaction ends.
+std::string RowQuery(const Target& t, int param, bool lock = false) {
+  return absl::StrCat("SELECT ", RowJsonExpr("t"), " FROM ONLY ", t.table,
+                      " t, json_populate_record(NULL::", t.table, ", $", param,
+                      "::text::json) k WHERE ", KeyMatch(t), " LIMIT 1",
+                      lock ? " FOR UPDATE OF t" : "");
+}
+
 // The row's JSON now, or nullopt when there is none.
 absl::StatusOr<std::optional<std::string>> RowFor(PgConnection& conn, const Target& t,
-                                                  const std::string& key) {
-  absl::StatusOr<PgResult> r =
-      conn.ExecParams(absl::StrCat("SELECT ", RowJsonExpr("t"), " FROM ONLY ", t.table,
-                                   " t, json_populate_record(NULL::", t.table,
-                                   ", $1::json) k WHERE ", KeyMatch(t), " LIMIT 1"),
-                      {key});
+                                                  const std::string& key, bool lock = false) {
+  absl::StatusOr<PgResult> r = conn.ExecParams(RowQuery(t, 1, lock), {key});
   if (!r.ok()) return ChangeError(conn, r.status(), absl::StrCat("reading ", t.table));
   if (r->rows() == 0) return std::optional<std::string>();
   return r->GetOptional(0, 0);
@@ -145,13 +179,24 @@ absl::Status ReapplyChange(PgConnection& conn, const v1::QuarantineEntry& e,
   auto conflict = [&](const std::string& why) {
     return absl::FailedPreconditionError(absl::StrCat(where, " conflicts: ", why));
   };
-  if (e.op() == "truncate") {
-    absl::StatusOr<PgResult> r = conn.Exec(absl::StrCat("TRUNCATE ", t->table));
-    return r.ok() ? absl::OkStatus() : conflict(std::string(r.status().message()));
+  if (e.op() == "anomaly") {
+    return conflict(
+        "an anomaly is the old primary's row, not a change it shipped: write it by "
+        "hand if wanted, then discard it");
   }
-  // The first change of each key: the primary's row must still be the one the rejoin saw.
-  if (seen.insert({t->table, e.key()}).second) {
-    absl::StatusOr<std::optional<std::string>> now = RowFor(conn, *t, e.key());
+  if (e.op() == "truncate") {
+    // It would erase whatever the primary holds now, rows acknowledged since the failover
+    // included: an operator truncates by hand, having looked, and discards the entry.
+    return conflict(
+        "a truncate is never reapplied (it would erase the primary's rows written "
+        "since); truncate by hand if wanted, then discard it");
+  }
+  if (t->key_columns.empty()) {
+    if (e.op() != "insert") return conflict("the kept change has no key to find its row by");
+  } else if (seen.insert({t->table, e.key()}).second) {
+    // The first change of each key: the primary's row must still be the one the rejoin saw
+    // (locked, so that nothing changes it between this check and the write).
+    absl::StatusOr<std::optional<std::string>> now = RowFor(conn, *t, e.key(), /*lock=*/true);
     if (!now.ok()) return conflict(std::string(now.status().message()));
     absl::StatusOr<PgResult> same = conn.ExecParams(
         "SELECT $1::jsonb IS NOT DISTINCT FROM $2::jsonb",
@@ -199,6 +244,48 @@ absl::Status ReapplyChange(PgConnection& conn, const v1::QuarantineEntry& e,
   return r.ok() ? absl::OkStatus() : conflict(std::string(r.status().message()));
 }
 
+// What every quarantined change must be, whoever sent it: a known op and a table name.
+absl::Status CheckChanges(const std::vector<v1::QuarantinedChange>& changes) {
+  for (const v1::QuarantinedChange& c : changes) {
+    if (!IsOp(c.op())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a quarantined change has the unknown op \"", c.op().substr(0, 64), "\""));
+    }
+    if (c.table_schema().empty() || c.table_name().empty() || c.table_schema().size() > 63 ||
+        c.table_name().size() > 63) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a quarantined change names no table: ",
+                       absl::StrCat(c.table_schema(), ".", c.table_name()).substr(0, 200)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every key, new row and old row given is a JSON object (one query for the batch): kept as
+// text, they are later read as JSON by a reapply and printed by ferryctl.
+absl::Status CheckJson(PgConnection& conn, const std::vector<v1::QuarantinedChange>& changes) {
+  std::vector<std::string> texts;
+  for (const v1::QuarantinedChange& c : changes) {
+    for (const std::string* t : {&c.key(), &c.after(), &c.old_primary_row()}) {
+      if (!t->empty()) texts.push_back(*t);
+    }
+  }
+  if (texts.empty()) return absl::OkStatus();
+  absl::StatusOr<PgResult> r = conn.ExecParams(
+      "SELECT count(*) FROM unnest($1::text[]) j WHERE json_typeof(j::json) <> 'object'",
+      {ArrayLiteral(texts)});
+  if (!r.ok()) {
+    if (conn.broken()) return r.status();
+    return absl::InvalidArgumentError(
+        absl::StrCat("a quarantined change holds malformed JSON: ", r.status().message()));
+  }
+  if (r->Get(0, 0) != "0") {
+    return absl::InvalidArgumentError(
+        "a quarantined change's key or row is JSON but not an object of columns");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PostgresQuarantine::Connect() const {
@@ -213,18 +300,22 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PostgresQuarantine::Connect() cons
 
 absl::StatusOr<std::vector<std::optional<std::string>>> PostgresQuarantine::CurrentRows(
     const std::vector<v1::QuarantinedChange>& changes) {
+  FERRY_RETURN_IF_ERROR(CheckChanges(changes));
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect());
+  FERRY_RETURN_IF_ERROR(CheckJson(*conn, changes));
   std::vector<std::optional<std::string>> rows;
   rows.reserve(changes.size());
+  KnownTables known;
   for (const v1::QuarantinedChange& c : changes) {
-    if (!IsOp(c.op())) return absl::InvalidArgumentError(absl::StrCat("unknown op ", c.op()));
-    if (c.op() == "truncate" || c.key().empty()) {
-      FERRY_RETURN_IF_ERROR(TargetOf(*conn, c.table_schema(), c.table_name(), "").status());
-      rows.emplace_back();
-      continue;
+    std::optional<std::string> row;
+    if (c.op() != "truncate" && !c.key().empty()) {
+      // A table or column this database no longer has (a schema change since): no row.
+      absl::StatusOr<Target> t = TargetOf(*conn, c.table_schema(), c.table_name(), c.key(), &known);
+      absl::StatusOr<std::optional<std::string>> now =
+          t.ok() ? RowFor(*conn, *t, c.key()) : t.status();
+      if (!now.ok() && conn->broken()) return now.status();
+      if (now.ok()) row = *now;
     }
-    FERRY_ASSIGN_OR_RETURN(Target t, TargetOf(*conn, c.table_schema(), c.table_name(), c.key()));
-    FERRY_ASSIGN_OR_RETURN(std::optional<std::string> row, RowFor(*conn, t, c.key()));
     rows.push_back(std::move(row));
   }
   return rows;
@@ -235,7 +326,9 @@ absl::StatusOr<QuarantineStore::Kept> PostgresQuarantine::Keep(
   if (source_region.empty() || source_region.size() > 256) {
     return absl::InvalidArgumentError("a quarantined change needs its source region");
   }
+  FERRY_RETURN_IF_ERROR(CheckChanges(changes));
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect());
+  FERRY_RETURN_IF_ERROR(CheckJson(*conn, changes));
   FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN").status());
   auto run = [&]() -> absl::StatusOr<Kept> {
     FERRY_RETURN_IF_ERROR(
@@ -245,46 +338,59 @@ absl::StatusOr<QuarantineStore::Kept> PostgresQuarantine::Keep(
     int64_t next_id = 0;
     (void)absl::SimpleAtoi(max.Get(0, 0), &next_id);
     Kept kept;
-    for (const v1::QuarantinedChange& c : changes) {
-      if (!IsOp(c.op())) return absl::InvalidArgumentError(absl::StrCat("unknown op ", c.op()));
-      const std::vector<std::optional<std::string>> id = {source_region, std::to_string(c.epoch()),
-                                                          std::to_string(c.log_seq()),
-                                                          std::to_string(c.index())};
-      FERRY_ASSIGN_OR_RETURN(
-          PgResult present,
-          conn->ExecParams("SELECT 1 FROM ferry.quarantine WHERE source_region = $1 AND epoch = "
-                           "$2::bigint AND log_seq = $3::bigint AND change_index = $4::int",
-                           id));
-      if (present.rows() > 0) {
-        ++kept.present;
-        continue;
-      }
-      const bool keyed = c.op() != "truncate" && !c.key().empty();
-      FERRY_ASSIGN_OR_RETURN(
-          Target t, TargetOf(*conn, c.table_schema(), c.table_name(), keyed ? c.key() : ""));
-      std::optional<std::string> current;
-      if (keyed) {
-        FERRY_ASSIGN_OR_RETURN(current, RowFor(*conn, t, c.key()));
-      }
-      auto opt = [](const std::string& s) {
-        return s.empty() ? std::nullopt : std::optional<std::string>(s);
-      };
-      absl::StatusOr<PgResult> inserted = conn->ExecParams(
-          "INSERT INTO ferry.quarantine (id, source_region, epoch, xact, commit_position, "
-          "committed_at, table_schema, table_name, op, key, after, old_primary_row, current_row, "
-          "log_seq, change_index) VALUES ($1::bigint, $2, $3::bigint, $4, $5, "
-          "to_timestamp($6::double precision / 1e6), $7, $8, $9, $10, $11, $12, $13, "
-          "$14::bigint, $15::int)",
-          {std::to_string(++next_id), source_region, std::to_string(c.epoch()),
+    KnownTables known;
+    auto opt = [](const std::string& text) {
+      return text.empty() ? std::nullopt : std::optional<std::string>(text);
+    };
+    // `current`: the SQL of the new primary's row for the key ("NULL" when unknown), read in the
+    // statement; a change kept before (same source region, epoch, log sequence and index) is
+    // left as it is.
+    auto insert = [&](const v1::QuarantinedChange& c, const std::string& current,
+                      const std::optional<std::string>& note) {
+      return conn->ExecParams(
+          absl::StrCat(
+              "INSERT INTO ferry.quarantine (id, source_region, epoch, xact, commit_position, "
+              "committed_at, table_schema, table_name, op, key, after, old_primary_row, "
+              "current_row, log_seq, change_index, note) VALUES ($1::bigint, $2, $3::bigint, $4, "
+              "$5, to_timestamp($6::double precision / 1e6), $7, $8, $9, $10, $11, $12, ",
+              current,
+              ", $13::bigint, $14::int, $15) ON CONFLICT (source_region, epoch, log_seq, "
+              "change_index) DO NOTHING"),
+          {std::to_string(next_id + 1), source_region, std::to_string(c.epoch()),
            std::to_string(c.source_xid()), FormatLsn(c.commit_position()),
            std::to_string(c.commit_time_us()), c.table_schema(), c.table_name(), c.op(),
-           opt(c.key()), opt(c.after()), opt(c.old_primary_row()), current,
-           std::to_string(c.log_seq()), std::to_string(c.index())});
-      if (!inserted.ok()) {
-        return ChangeError(*conn, inserted.status(),
-                           absl::StrCat("keeping ", c.table_schema(), ".", c.table_name()));
+           opt(c.key()), opt(c.after()), opt(c.old_primary_row()), std::to_string(c.log_seq()),
+           std::to_string(c.index()), note});
+    };
+    for (const v1::QuarantinedChange& c : changes) {
+      const bool keyed = c.op() != "truncate" && !c.key().empty();
+      absl::StatusOr<PgResult> inserted;
+      // A change to a table or column this region does not have (a schema change on either
+      // side) is kept all the same, its row here unknown and the reason noted: never dropped.
+      FERRY_RETURN_IF_ERROR(conn->Exec("SAVEPOINT keep").status());
+      absl::StatusOr<Target> t =
+          TargetOf(*conn, c.table_schema(), c.table_name(), keyed ? c.key() : "", &known);
+      if (t.ok())
+        inserted =
+            insert(c, keyed ? absl::StrCat("(", RowQuery(*t, 10), ")") : "NULL", std::nullopt);
+      const absl::Status failed = t.ok() ? inserted.status() : t.status();
+      if (!failed.ok()) {
+        if (conn->broken()) return absl::UnavailableError(failed.message());
+        FERRY_RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT keep").status());
+        inserted = insert(c, "NULL",
+                          absl::StrCat("this region's row could not be read when kept: ",
+                                       failed.message().substr(0, 500)));
+        if (!inserted.ok()) {
+          return ChangeError(*conn, inserted.status(),
+                             absl::StrCat("keeping ", c.table_schema(), ".", c.table_name()));
+        }
       }
-      ++kept.kept;
+      if (Affected(*inserted) == 1) {
+        ++next_id;
+        ++kept.kept;
+      } else {
+        ++kept.present;
+      }
     }
     FERRY_RETURN_IF_ERROR(conn->Exec("COMMIT").status());
     return kept;
@@ -297,17 +403,35 @@ absl::StatusOr<QuarantineStore::Kept> PostgresQuarantine::Keep(
 absl::StatusOr<std::vector<bool>> PostgresQuarantine::Explains(
     const std::string& source_region, const std::vector<v1::QuarantinedChange>& keys) {
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect());
-  std::vector<bool> out;
-  out.reserve(keys.size());
+  std::vector<std::string> schemas, names, key_texts;
   for (const v1::QuarantinedChange& k : keys) {
-    // A truncate of the table explains every key of it.
-    absl::StatusOr<PgResult> r = conn->ExecParams(
-        "SELECT EXISTS (SELECT 1 FROM ferry.quarantine WHERE source_region = $1 AND "
-        "table_schema = $2 AND table_name = $3 AND (op = 'truncate' OR (key IS NOT NULL AND "
-        "key::jsonb = $4::jsonb)))",
-        {source_region, k.table_schema(), k.table_name(), k.key()});
-    if (!r.ok()) return ChangeError(*conn, r.status(), "matching a key with the quarantine");
-    out.push_back(r->Get(0, 0) == "t");
+    schemas.push_back(k.table_schema());
+    names.push_back(k.table_name());
+    key_texts.push_back(k.key());
+  }
+  // One query for every key, matched as jsonb (the key's columns in any order): a kept change
+  // of the key, or a kept truncate of its table, explains it.
+  absl::StatusOr<PgResult> r = conn->ExecParams(
+      "WITH k AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+      "AS k(s, n, key, i)) "
+      "SELECT k.i FROM k WHERE EXISTS (SELECT 1 FROM ferry.quarantine q WHERE q.source_region = "
+      "$1 AND q.status = 'pending' AND q.table_schema = k.s AND q.table_name = k.n AND q.op = "
+      "'truncate') "
+      "UNION SELECT k.i FROM k JOIN (SELECT DISTINCT table_schema, table_name, key::jsonb AS kj "
+      "FROM ferry.quarantine WHERE source_region = $1 AND status = 'pending' AND key IS NOT "
+      "NULL) q ON q.table_schema = k.s AND q.table_name = k.n AND q.kj = k.key::jsonb "
+      // An update that moved its row to a new key explains the new key too (few of them: a
+      // nested loop over those is cheap).
+      "UNION SELECT k.i FROM k JOIN (SELECT table_schema, table_name, after::jsonb AS aj FROM "
+      "ferry.quarantine WHERE source_region = $1 AND status = 'pending' AND op = 'update' AND "
+      "after IS NOT NULL AND key IS NOT NULL AND NOT after::jsonb @> key::jsonb) q ON "
+      "q.table_schema = k.s AND q.table_name = k.n AND q.aj @> k.key::jsonb",
+      {source_region, ArrayLiteral(schemas), ArrayLiteral(names), ArrayLiteral(key_texts)});
+  if (!r.ok()) return ChangeError(*conn, r.status(), "matching keys with the quarantine");
+  std::vector<bool> out(keys.size(), false);
+  for (int row = 0; row < r->rows(); ++row) {
+    size_t i = 0;
+    if (absl::SimpleAtoi(r->Get(row, 0), &i) && i >= 1 && i <= out.size()) out[i - 1] = true;
   }
   return out;
 }
@@ -413,7 +537,9 @@ absl::StatusOr<v1::QuarantineReply> PostgresQuarantine::Decide(
     FERRY_ASSIGN_OR_RETURN(
         PgResult decided,
         conn->ExecParams(
-            "UPDATE ferry.quarantine SET status = $1, decided_at = now(), note = $2 "
+            "UPDATE ferry.quarantine SET status = $1, decided_at = now(), note = CASE WHEN "
+            "$2::text "
+            "IS NULL THEN note WHEN note IS NULL THEN $2 ELSE note || ' | ' || $2 END "
             "WHERE (source_region, epoch, xact, commit_position) = (SELECT "
             "source_region, epoch, xact, commit_position FROM ferry.quarantine WHERE "
             "id = $3::bigint)",

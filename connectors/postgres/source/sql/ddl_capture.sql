@@ -476,7 +476,7 @@ CREATE TABLE IF NOT EXISTS ferry.quarantine (
   committed_at timestamptz,
   table_schema text NOT NULL,
   table_name text NOT NULL,
-  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate')),
+  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate', 'anomaly')),
   key text,
   after text,
   old_primary_row text,

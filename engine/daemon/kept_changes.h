@@ -1,0 +1,40 @@
+// The row changes of a log's transaction records as quarantine entries (engine/api/quarantine.h;
+// docs/operations.md, "Rejoin" and "Promote"): what a rejoin keeps of the former primary's
+// outbound log beyond the divergence point, and what a promote keeps of the changes received for
+// tables stopped on the standby.
+//
+// Each insert, update and delete becomes one QuarantinedChange (its key as a JSON object of the
+// key's columns, the new row where the stream carries one; unchanged TOAST values left out);
+// a truncate, one per truncated table. Messages (schema changes, sequence values) are counted as
+// skipped. Changes are numbered by their place among the record's row changes, whichever tables
+// are wanted, so that two collections of one record name a change alike.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "engine/log/durable_log.h"
+#include "proto/change.pb.h"
+#include "proto/replication.pb.h"
+
+namespace ferry {
+
+struct KeptCount {
+  uint64_t changes = 0;        // handed to `keep`
+  uint64_t transactions = 0;   // their source transactions
+  uint64_t skipped = 0;        // messages, not rows
+  uint64_t other_records = 0;  // records that are not transactions (a bucket's events)
+  // Changes of a transaction copy without its last fragment (captured again after a restart
+  // of the capture, or cut off at the log's end): not kept.
+  uint64_t partial = 0;
+};
+
+// Reads `log`'s transaction records from `from` to its end. The changes of the tables `wanted`
+// accepts (null: every table) go to `keep` in batches (at most 500 changes or about 1 MiB), the
+// batch cleared after each call. kDataLoss for a record that is not a transaction.
+[[nodiscard]] absl::StatusOr<KeptCount> CollectKeptChanges(
+    const DurableLog& log, uint64_t from, const std::function<bool(const v1::Relation&)>& wanted,
+    const std::function<absl::Status(v1::QuarantineBatch&)>& keep);
+
+}  // namespace ferry
