@@ -1,6 +1,7 @@
 // ferryctl: the operator's command line for ferryd's admin service.
 //
 //   ferryctl --admin HOST:PORT [--token-file F] [--timeout SECONDS] status [--json]
+//   ferryctl --admin HOST:PORT tables [--json]
 //   ferryctl --admin HOST:PORT pause | resume [--json]
 //   ferryctl --admin HOST:PORT resume-table SCHEMA.TABLE [--json]
 //   ferryctl --admin HOST:PORT reseed LOG_ID [--json]
@@ -29,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "cmd/ferryctl_failback.h"
 #include "cmd/ferryctl_status.h"
+#include "cmd/ferryctl_tables.h"
 #include "cmd/ferryctl_verify.h"
 #include "engine/base/json_text.h"
 #include "google/protobuf/util/json_util.h"
@@ -39,7 +41,11 @@ namespace {
 constexpr char kUsage[] = R"(usage: ferryctl --admin HOST:PORT [options] COMMAND
 
 Commands:
-  status            role, epoch, state, positions, lag, RPO, peer and per-table state
+  status            role, epoch, state, positions, lag, RPO, peer, the last switchover or
+                    promote, the last verify, the quarantine, and every table
+  tables            every replicated table: state (snapshotting with rows copied of the
+                    estimated total and an ETA, replicating, stopped with the reason),
+                    changes captured or applied, last applied source commit time, lag
   pause             hold shipping and applying back (capture goes on)
   resume            undo pause
   resume-table TABLE  standby: re-apply a stopped table (schema.name) from the change that
@@ -229,10 +235,10 @@ int main(int argc, char** argv) {
   }
   if (rest.empty()) return Usage("no command given");
   args.command = rest[0];
-  if (args.command != "status" && args.command != "pause" && args.command != "resume" &&
-      args.command != "resume-table" && args.command != "reseed" && args.command != "resnapshot" &&
-      args.command != "verify" && args.command != "reverse" && args.command != "promote" &&
-      args.command != "rejoin" && args.command != "quarantine") {
+  if (args.command != "status" && args.command != "tables" && args.command != "pause" &&
+      args.command != "resume" && args.command != "resume-table" && args.command != "reseed" &&
+      args.command != "resnapshot" && args.command != "verify" && args.command != "reverse" &&
+      args.command != "promote" && args.command != "rejoin" && args.command != "quarantine") {
     return Usage(absl::StrCat("unknown command '", args.command, "'"));
   }
   if (args.command != "quarantine" &&
@@ -317,7 +323,15 @@ int main(int argc, char** argv) {
   if (!args.token.empty()) ctx.AddMetadata("authorization", "Bearer " + args.token);
 
   grpc::Status status;
-  if (args.command == "status") {
+  if (args.command == "tables") {
+    ferry::v1::StatusReply reply;
+    status = stub->Status(&ctx, ferry::v1::StatusRequest(), &reply);
+    if (status.ok()) {
+      const std::string text = args.json ? ferry::ctl::TablesJson(reply)
+                                         : ferry::ctl::TablesText(reply, /*peer_stops=*/true);
+      std::fputs(text.empty() ? "no replicated table known yet\n" : text.c_str(), stdout);
+    }
+  } else if (args.command == "status") {
     ferry::v1::StatusReply reply;
     status = stub->Status(&ctx, ferry::v1::StatusRequest(), &reply);
     if (status.ok()) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cmd/ferryctl_tables.h"
 
 namespace ferry::ctl {
 namespace {
@@ -160,18 +161,9 @@ void PrintStatus(const v1::StatusReply& r) {
     if (!o.last_error().empty()) std::printf("objects err %s\n", o.last_error().c_str());
     for (const auto& w : o.warnings()) std::printf("WARNING     objects: %s\n", w.c_str());
   }
-  if (r.tables_size() > 0) {
-    std::printf("\n%-40s %-16s %-10s %-12s %s\n", "TABLE", "STATE", "AT SEQ", "KEEPS LOG",
-                "REASON");
-    for (const auto& t : r.tables()) {
-      std::printf("%-40s %-16s %-10llu %-12s %s\n", t.table().c_str(), t.state().c_str(),
-                  static_cast<unsigned long long>(t.stopped_at_seq()),
-                  absl::StrCat(t.retained_log_bytes(), "B").c_str(), t.reason().c_str());
-      if (!t.resnapshot_reason().empty()) {
-        std::printf("%-40s needs a re-snapshot: %s\n", "", t.resnapshot_reason().c_str());
-      }
-    }
-  }
+  std::fputs(DrSummaryText(r).c_str(), stdout);
+  const std::string tables = TablesText(r, /*peer_stops=*/false);
+  if (!tables.empty()) std::printf("\n%s", tables.c_str());
 }
 
 }  // namespace ferry::ctl

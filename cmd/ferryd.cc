@@ -27,6 +27,7 @@
 #include "connectors/postgres/source/postgres_fence.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/s3/objects_wiring.h"
+#include "engine/base/log_setup.h"
 #include "engine/daemon/daemon.h"
 #include "engine/daemon/no_database.h"
 
@@ -175,7 +176,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::set_level(Level(config->log_level));
-  spdlog::set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [", config->region, "] %v"));
+  ferry::SetLogFormat(*spdlog::default_logger(), config->region,
+                      config->log_format == ferry::config::LogFormat::kJson);
   for (const auto& w : config->warnings) spdlog::warn("config: {}", w);
   if (check_only) {
     std::printf("config %s is valid\n", config_path.c_str());

@@ -15,6 +15,7 @@ PACKAGES=(
   libjemalloc-dev
   openssl procps iproute2 python3
   radosgw ceph-mon ceph-osd rclone
+  chromium  # headless, for the status page test (tests/e2e/operator_view_e2e_test.cc)
 )
 
 missing=()

@@ -95,6 +95,15 @@ class CaptureTarget {
       const std::string& key) const = 0;  // "" when never set
 };
 
+// One table's initial copy (SourceHealth::snapshot_tables).
+struct TableCopyProgress {
+  std::string table;                          // "schema.name"
+  uint64_t rows_copied = 0;                   // rows made durable in the log so far
+  int64_t rows_estimated = -1;                // upstream's estimate of the table's rows; -1 unknown
+  bool done = false;                          // every row is in the log
+  absl::Time started = absl::InfinitePast();  // when its first rows were made durable
+};
+
 // Health a source reports for status and metrics. Plain values; copied out under the source's
 // own lock.
 struct SourceHealth {
@@ -117,6 +126,12 @@ struct SourceHealth {
   // Conditions an operator must see, each a complete sentence naming what and what to do
   // (the same sentences are logged, rate limited). Empty when none.
   std::vector<std::string> warnings;
+  // Every table the source replicates ("schema.name", sorted), as last listed; empty when not
+  // known (a source without tables, or upstream never answered).
+  std::vector<std::string> tables;
+  // The tables of the initial snapshot running or last run since the source was created, in
+  // copy order; empty when none ran.
+  std::vector<TableCopyProgress> snapshot_tables;
 };
 
 // What upstream has committed that is not captured yet (Source::Uncaptured).

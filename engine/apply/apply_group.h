@@ -9,6 +9,7 @@
 
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 
@@ -25,6 +26,8 @@ struct ApplyGroup {
   int64_t commit_time_us = 0;
   absl::Time opened;  // when its first record was read (on the clock)
   GroupContext context;
+  // A streamed group's per-table counts, filled as the worker reads its fragments.
+  TableCountDelta streamed_counts;
 
   // Source transactions in the group.
   size_t transactions() const { return stream ? 1 : txns.size(); }

@@ -521,6 +521,16 @@ void ApplyScheduler::MaybeWriteCursors() {
 void ApplyScheduler::RecordCommit(int worker, const ApplyGroup& group, uint64_t new_conflicts,
                                   const std::vector<TableResnapshot>& resnapshotted,
                                   absl::Time committed) {
+  if (options_.table_counts != nullptr) {
+    // Outside mu_: counting walks the group's changes.
+    TableCountDelta delta = group.streamed_counts;
+    for (const auto& [seq, txn] : group.txns) CountTransaction(txn, delta);
+    if (group.context.stopped != nullptr) {
+      for (const auto& [table, stop] : *group.context.stopped) delta.erase(table.ToString());
+    }
+    for (const TableStop& stop : group.context.new_stops) delta.erase(stop.table.ToString());
+    options_.table_counts->Add(delta);
+  }
   absl::MutexLock lock(&mu_);
   if (!resnapshotted.empty()) {
     // The sink cleared these stops in the group's transaction (unless the table stopped again

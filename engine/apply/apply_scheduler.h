@@ -65,6 +65,7 @@
 #include "engine/base/log_limiter.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 
@@ -119,6 +120,9 @@ struct ApplyOptions {
   // source commit time of its last transaction) and its number of source transactions. Runs
   // on a worker thread; must be cheap and thread-safe (a metrics histogram).
   std::function<void(absl::Duration latency, size_t transactions)> on_group_committed;
+  // Per-table counts of the row changes committed (tables stopped in a group are not counted);
+  // not owned, may be null. Added to after every committed group, on a worker thread.
+  TableCounts* table_counts = nullptr;
 };
 
 // What a stopped table holds of the inbound log, and whether it has lost it.

@@ -121,6 +121,7 @@ absl::Status ApplyWorker::ExecuteStream(SinkSession& session, ApplyGroup& group)
           // The source restarted and sends the transaction again: discard what we have.
           session.Abort();
           FERRY_RETURN_IF_ERROR(session.Begin(group.context));
+          group.streamed_counts.clear();
         }
         started = true;
         expect = 0;
@@ -134,6 +135,7 @@ absl::Status ApplyWorker::ExecuteStream(SinkSession& session, ApplyGroup& group)
       const bool last = txn.last_fragment();
       const int64_t commit_time = txn.commit_time_us();
       FERRY_RETURN_IF_ERROR(session.Apply(record.seq, txn));
+      CountTransaction(txn, group.streamed_counts);
       if (last) {
         group.last_seq = record.seq;
         group.commit_time_us = commit_time;

@@ -23,7 +23,9 @@ absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
   const int64_t now_us = absl::ToUnixMicros(clock_->Now());
   const uint64_t epoch = epoch_();
   uint64_t completed = 0;
+  TableCountDelta counted;
   for (auto& fragment : fragments) {
+    if (counts_ != nullptr) CountTransaction(fragment, counted);
     fragment.set_origin_region(region_);
     fragment.set_epoch(epoch);
     fragment.set_capture_time_us(now_us);
@@ -40,6 +42,7 @@ absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
   FERRY_RETURN_IF_ERROR(log_->Append(std::move(request)).status());
   if (advances) captured_.store(captured_position);
   transactions_.fetch_add(completed);
+  if (counts_ != nullptr) counts_->Add(counted);
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 
@@ -38,6 +39,9 @@ class LogCaptureTarget final : public CaptureTarget {
   // Transactions appended since construction (for metrics).
   uint64_t transactions() const { return transactions_.load(); }
   uint64_t events() const { return events_.load(); }
+  // Counts what each successful Append() made durable, per table, into `counts` (not owned;
+  // null: not counted). Call before the source runs.
+  void CountTablesInto(TableCounts* counts) { counts_ = counts; }
 
  private:
   DurableLog* const log_;
@@ -47,6 +51,7 @@ class LogCaptureTarget final : public CaptureTarget {
   std::atomic<uint64_t> captured_{0};
   std::atomic<uint64_t> transactions_{0};
   std::atomic<uint64_t> events_{0};
+  TableCounts* counts_ = nullptr;
 };
 
 }  // namespace ferry

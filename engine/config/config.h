@@ -50,8 +50,11 @@ using ::ferry::ConflictPolicy;  // engine/api/sink.h: the apply engine's own enu
 using ::ferry::Role;
 using ::ferry::RoleName;
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+// ferryd's own log lines: readable text, or one JSON object a line (for log shippers).
+enum class LogFormat { kText, kJson };
 
-std::string_view LogLevelName(LogLevel level);  // "trace" ... "error"
+std::string_view LogLevelName(LogLevel level);     // "trace" ... "error"
+std::string_view LogFormatName(LogFormat format);  // "text" | "json"
 // The config's spelling of a conflict policy: "stop" (kStopTable) | "apply_remote".
 std::string_view ConflictPolicyName(ConflictPolicy policy);
 
@@ -156,6 +159,9 @@ struct Config {
   // Initial role only: after the first start the persisted role wins. Required.
   Role role = Role::kStandby;
   LogLevel log_level = LogLevel::kInfo;
+  // Key log.format: the format of ferryd's own log lines (the `log` section is otherwise the
+  // durable log's).
+  LogFormat log_format = LogFormat::kText;
   ListenConfig listen;
   PeerConfig peer;
   SecurityConfig security;

@@ -71,6 +71,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->data_dir, "/var/lib/ferry");
   EXPECT_EQ(c->role, Role::kPrimary);
   EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  EXPECT_EQ(c->log_format, LogFormat::kText);
   EXPECT_EQ(c->listen.replication, (HostPort{"127.0.0.1", 7401}));
   EXPECT_EQ(c->listen.admin, (HostPort{"127.0.0.1", 7400}));
   EXPECT_EQ(c->listen.metrics, (HostPort{"127.0.0.1", 9400}));
@@ -149,6 +150,7 @@ failover:
 log:
   retention_bytes: 0
   retention_seconds: 86400
+  format: json
 )");
   absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml", LoadOptions{});
   ASSERT_TRUE(c.ok()) << c.status();
@@ -179,6 +181,7 @@ log:
   EXPECT_EQ(c->apply.stopped_table_retention_bytes, 4u << 20);
   EXPECT_EQ(c->log.retention_bytes, 0u);
   EXPECT_EQ(c->log.retention_seconds, 86400);
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
   EXPECT_THAT(c->warnings, ::testing::IsEmpty());
 
   // Secrets are masked; everything else is shown, every key of the table once.
@@ -225,6 +228,7 @@ failover:
 log:
   retention_bytes: 0
   retention_seconds: 86400
+  format: json
 )"));
   ::unsetenv("FERRY_TEST_FULL_TOKEN");
   ::unsetenv("FERRY_TEST_FULL_ADMIN");
@@ -309,10 +313,9 @@ TEST_F(ConfigTest, WrongTypes) {
     p.extra = absl::StrCat("apply:\n  stopped_table_retention_bytes: ", value, "\n");
     ExpectError(Parse(p), "key 'apply.stopped_table_retention_bytes'");
   }
-  for (const char* bad : {"failover:\n  sequence_gap: -1\n",
-                          "failover:\n  self_fence_after_seconds: 86401\n",
-                          "failover:\n  self_fence_after_seconds: soon\n",
-                          "failover:\n  sequence_gaps: 10\n"}) {
+  for (const char* bad :
+       {"failover:\n  sequence_gap: -1\n", "failover:\n  self_fence_after_seconds: 86401\n",
+        "failover:\n  self_fence_after_seconds: soon\n", "failover:\n  sequence_gaps: 10\n"}) {
     p.extra = bad;
     ExpectError(Parse(p), "failover.");
   }
@@ -330,6 +333,17 @@ TEST_F(ConfigTest, WrongTypes) {
   p.top += "log_level: verbose\n";
   ExpectError(Parse(p),
               "key 'log_level': expected one of trace, debug, info, warn, error, got \"verbose\"");
+  // log.format: only the two names, in lower case; not a list, a map or a number.
+  for (const char* bad : {"xml", "JSON", "\"\"", "1", "[json]", "{a: b}", "json text"}) {
+    p = Parts{};
+    p.extra = absl::StrCat("log:\n  format: ", bad, "\n");
+    auto parsed = Parse(p);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("key 'log.format'")) << bad;
+  }
+  p = Parts{};
+  p.extra = "log:\n  format: xml\n";
+  ExpectError(Parse(p), "key 'log.format': expected one of text, json, got \"xml\"");
   p = Parts{};
   p.top = "region: east\ndata_dir: /d\nrole: leader\n";
   ExpectError(Parse(p), "key 'role': expected one of primary, standby, got \"leader\"");

@@ -34,6 +34,15 @@ struct EnumNames<LogLevel> {
 };
 
 template <>
+struct EnumNames<LogFormat> {
+  static constexpr LogFormat kValues[] = {LogFormat::kText, LogFormat::kJson};
+  static absl::string_view Name(LogFormat format) {
+    const std::string_view name = LogFormatName(format);
+    return absl::string_view(name.data(), name.size());
+  }
+};
+
+template <>
 struct EnumNames<ConflictPolicy> {
   static constexpr ConflictPolicy kValues[] = {ConflictPolicy::kStopTable,
                                                ConflictPolicy::kApplyRemote};
@@ -55,6 +64,16 @@ std::string_view LogLevelName(LogLevel level) {
       return "warn";
     case LogLevel::kError:
       return "error";
+  }
+  return "?";
+}
+
+std::string_view LogFormatName(LogFormat format) {
+  switch (format) {
+    case LogFormat::kText:
+      return "text";
+    case LogFormat::kJson:
+      return "json";
   }
   return "?";
 }
@@ -157,6 +176,7 @@ constexpr Key<Config> kKeys[] = {
      Field<&Config::log, &DurableLogConfig::retention_bytes>},
     {{.section = "log", .name = "retention_seconds", .min = 0, .max = int64_t{30} * 86400},
      Field<&Config::log, &DurableLogConfig::retention_seconds>},
+    {{.section = "log", .name = "format"}, Field<&Config::log_format>},
 };
 
 bool TlsShown(const Config& c) { return c.security.tls.enabled(); }

@@ -82,7 +82,10 @@ absl::Status Daemon::StartParts() {
                  RoleName(region.role), RoleName(initial));
   }
   FERRY_ASSIGN_OR_RETURN(outbound_, DurableLog::Open({.path = config_.data_dir + "/outbound"}));
+  dr_history_ = std::make_unique<DrHistory>(outbound_.get());
+  dr_history_->Load();
   FERRY_ASSIGN_OR_RETURN(inbound_, DurableLog::Open({.path = config_.data_dir + "/inbound"}));
+  LoadAppliedTableNames();
   // The paused flag moved from the outbound log into the region state: carry it over once.
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> legacy_paused,
                          outbound_->GetState(kLegacyPausedState));
@@ -185,7 +188,10 @@ absl::Status Daemon::StartParts() {
   });
   http_->Handle("/healthz", [this](const HttpRequest&) { return Healthz(); });
   http_->Handle("/primary", [this](const HttpRequest&) { return PrimaryCheck(); });
+  http_->Handle("/status", [this](const HttpRequest&) { return StatusPage(); });
+  http_->Handle("/status.json", [this](const HttpRequest&) { return StatusJson(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
+  if (quarantine_ != nullptr) quarantine_thread_ = std::thread([this] { QuarantineCountLoop(); });
   spdlog::info("region {} started as {} (epoch {}): admin {}, metrics {}, replication {}",
                config_.region, RoleName(region.role), roles_->epoch(), admin_port(), metrics_port(),
                region.role == Role::kPrimary ? "-> " + config_.peer.replication.ToString()
@@ -211,6 +217,7 @@ absl::Status Daemon::StartPipeline(Role role) {
     po.epoch = epoch;
     po.start_paused = paused;
     po.clock = clock_;
+    po.table_counts = &captured_tables_;
     po.on_source_error = [this](const absl::Status&) {
       if (Metrics* m = metrics_.load()) m->CountError("source");
     };
@@ -270,6 +277,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ao.max_group_bytes = config_.apply.group_max_bytes;
   ao.max_group_delay = absl::Milliseconds(config_.apply.group_max_delay_ms);
   ao.stopped_table_retention_bytes = config_.apply.stopped_table_retention_bytes;
+  ao.table_counts = &applied_tables_;
   ao.on_group_committed = [this](absl::Duration latency, size_t transactions) {
     if (Metrics* m = metrics_.load()) {
       m->ObserveApplyLatency(absl::ToDoubleSeconds(latency));
@@ -407,6 +415,7 @@ void Daemon::MaintenanceLoop() {
     RestartFailedPipeline();
     SettleFence();
     CountErrors();
+    SaveAppliedTableNames();
     Trim();
     {
       absl::MutexLock lock(&pipeline_mu_);  // held briefly: one bounded read of the log
@@ -540,7 +549,11 @@ v1::StatusReply Daemon::Status() {
     }
     if (events_) events = events_->status();
   }
+  s.table_counts = (s.primary.has_value() ? captured_tables_ : applied_tables_).Snapshot();
   v1::StatusReply reply = AssembleStatus(s);
+  *reply.mutable_last_change() = dr_history_->last_change();
+  *reply.mutable_last_verify() = dr_history_->last_verify();
+  reply.set_quarantine_pending(QuarantinePending());
   if (events) {
     v1::ObjectsState* o = reply.mutable_objects();
     o->set_mode(events->capturing ? "capture" : "apply");
@@ -771,6 +784,8 @@ void Daemon::Shutdown(absl::Duration drain) {
   }
   maintenance_stop_.Notify();
   if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  SaveAppliedTableNames();  // names that appeared since its last round
+  if (quarantine_thread_.joinable()) quarantine_thread_.join();
   // gRPC's deadlines are on the system clock, whatever clock the daemon runs on.
   if (admin_server_) admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   if (replication_server_) replication_server_->Shutdown();

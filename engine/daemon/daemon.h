@@ -57,8 +57,10 @@
 #include "engine/base/clock.h"
 #include "engine/config/config.h"
 #include "engine/daemon/data_dir_lock.h"
+#include "engine/daemon/dr_history.h"
 #include "engine/daemon/kept_changes.h"
 #include "engine/daemon/region_control.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 namespace consistency {
@@ -215,6 +217,13 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
                                                         const std::string& region, bool repair,
                                                         absl::Duration timeout) override;
 
+  // Changes kept in ferry.quarantine awaiting an operator's decision (QuarantineStore::Pending),
+  // as last counted: 0 while the table does not exist (or the factories make no quarantine),
+  // -1 when the database could not be asked. A thread of its own counts every 2 s, when no
+  // other quarantine call runs (a rejoin keeping changes, an operator's decision), so status
+  // never waits for them or for a slow database. Thread-safe.
+  int64_t QuarantinePending() const { return quarantine_pending_.load(); }
+
   // Bound ports (listen addresses may use port 0). The replication listener runs in both roles.
   int admin_port() const;
   int metrics_port() const;
@@ -283,6 +292,14 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   void StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
+  // The names of every table apply has applied here, kept in the inbound log's state
+  // (kAppliedTablesState), so that a restarted standby lists them, and has their series, from
+  // its start (daemon_view.cc). Load: at start; Save: maintenance thread, when names appeared,
+  // and once more at shutdown after it stopped.
+  void LoadAppliedTableNames();
+  void SaveAppliedTableNames();
+  // Counts the quarantine's pending entries every 2 s until maintenance_stop_ (daemon_view.cc).
+  void QuarantineCountLoop() ABSL_LOCKS_EXCLUDED(quarantine_mu_);
   void RestartFailedPipeline() ABSL_LOCKS_EXCLUDED(change_mu_);
   void RestartFailedPipelineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_);
   void Trim();
@@ -291,6 +308,11 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   EngineCounters Counters();
   HttpResponse Healthz();
   HttpResponse PrimaryCheck();
+  HttpResponse StatusPage();  // /status (daemon_view.cc)
+  HttpResponse StatusJson();  // /status.json: Status() in protobuf's JSON form
+  // Records a change of direction this region took part in (status' last_change).
+  void RecordChange(const std::string& kind, const std::string& operation, absl::Time started,
+                    uint64_t epoch, const std::string& new_primary, const v1::LossBound* loss);
 
   const config::Config config_;
   const DaemonFactories factories_;
@@ -364,10 +386,21 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
                             const std::function<void(const v1::VerifyEvent&)>& emit,
                             const std::function<bool()>& cancelled);
 
+  // Per-table counts (status' tables): what capture made durable and what apply committed,
+  // since ferryd started; both kept across role changes.
+  TableCounts captured_tables_;
+  TableCounts applied_tables_;
+  // The last switchover or promote and the last verify (constant pointer after StartParts()).
+  std::unique_ptr<DrHistory> dr_history_;
+  // QuarantinePending's last count, written by the quarantine thread only (daemon_view.cc).
+  std::atomic<int64_t> quarantine_pending_{0};
+  std::thread quarantine_thread_;  // runs QuarantineCountLoop while quarantine_ is set
+
   // Maintenance thread only.
   std::unique_ptr<LogRetention> outbound_retention_;
   std::unique_ptr<LogRetention> inbound_retention_;
   uint64_t stream_errors_seen_ = 0;
+  size_t applied_tables_saved_ = 0;  // names in kAppliedTablesState
   uint64_t apply_errors_seen_ = 0;
   absl::Notification maintenance_stop_;
   std::thread maintenance_thread_;

@@ -290,6 +290,7 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     if (kept.ok()) reply.set_quarantined(*kept);
   }
   SetOperationNote("");
+  RecordChange("promote", operation, start, new_epoch, config_.region, &reply.loss());
   return reply;
 }
 

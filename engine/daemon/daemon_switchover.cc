@@ -322,6 +322,7 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
   }
   step(absl::StrCat(config_.region, " is a fenced standby of ", peer_name));
   SetOperationNote("");
+  RecordChange("switchover", operation, start, flipped->epoch(), peer_name, nullptr);
   outcome.set_new_primary(peer_name);
   outcome.set_epoch(flipped->epoch());
   return outcome;
@@ -425,6 +426,7 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
                                                         absl::Time deadline) {
   absl::MutexLock change(&change_mu_);
   if (shut_down_) return absl::FailedPreconditionError("ferryd is shutting down");
+  const absl::Time accepted = absl::Now();
   const std::string& op = request.operation();
   const RegionRecord r = roles_->Get();
   if (std::find(aborted_switchovers_.begin(), aborted_switchovers_.end(), op) !=
@@ -533,6 +535,7 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
     pipeline_error_ = started.ToString();
   }
   SetOperationNote("");
+  RecordChange("switchover", op, accepted, request.new_epoch(), config_.region, nullptr);
   return Info();
 }
 

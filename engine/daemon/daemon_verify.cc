@@ -174,8 +174,13 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
       factories_.verify(config_, std::move(options), peer);
   Metrics* metrics = metrics_.load();
   if (!result.ok()) {
-    if (metrics != nullptr)
-      metrics->RecordVerify("error", absl::ToUnixSeconds(absl::Now()), 0, 0, 0);
+    if (metrics != nullptr) metrics->RecordVerify("error", 0, 0);
+    v1::VerifyOutcome outcome;
+    outcome.set_result("error");
+    outcome.set_operation(operation);
+    outcome.set_finished_at_us(absl::ToUnixMicros(absl::Now()));
+    outcome.set_error(std::string(result.status().message()));
+    dr_history_->RecordVerify(outcome);
     spdlog::warn("verify {}: {}", operation, result.status().ToString());
     return finish(Annotate(result.status(), operation));
   }
@@ -199,8 +204,29 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
   }
   if (metrics != nullptr) {
     metrics->RecordVerify(report.differences() == 0 ? "equal" : "different",
-                          absl::ToUnixSeconds(absl::Now()), report.differences(),
                           report.primary_rows_read, report.primary_bytes_read);
+  }
+  {
+    v1::VerifyOutcome outcome;
+    // A repair rechecks the tables it wrote; the others keep the differences found.
+    uint64_t remaining = 0;
+    for (const auto& t : report.tables) {
+      uint64_t left = t.differences();
+      if (result->recheck.has_value()) {
+        for (const auto& again : result->recheck->tables) {
+          if (again.table == t.table) left = again.differences();
+        }
+      }
+      remaining += left;
+    }
+    outcome.set_result(report.differences() == 0 ? "equal"
+                       : remaining == 0          ? "repaired"
+                                                 : "different");
+    outcome.set_operation(operation);
+    outcome.set_finished_at_us(absl::ToUnixMicros(absl::Now()));
+    outcome.set_differences(report.differences());
+    outcome.set_remaining(remaining);
+    dr_history_->RecordVerify(outcome);
   }
   spdlog::info("verify {}: {} differences over {} tables, {} rows", operation, report.differences(),
                report.tables.size(), report.primary_rows_read);

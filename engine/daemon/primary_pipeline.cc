@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<PrimaryPipeline>> PrimaryPipeline::Start(
   p->capture_ = std::make_unique<LogCaptureTarget>(outbound, p->options_.region, p->options_.epoch,
                                                    p->options_.clock);
   FERRY_RETURN_IF_ERROR(p->capture_->Load());
+  p->capture_->CountTablesInto(p->options_.table_counts);
   p->source_ = std::move(source);
   FERRY_ASSIGN_OR_RETURN(p->shipper_, replication::Shipper::Start(p->options_.shipper, outbound));
   p->capture_thread_ = std::thread([raw = p.get()] { raw->CaptureLoop(); });

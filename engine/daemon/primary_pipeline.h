@@ -29,6 +29,7 @@
 #include "engine/capture/log_capture_target.h"
 #include "engine/log/durable_log.h"
 #include "engine/replication/shipper.h"
+#include "engine/stats/table_counts.h"
 
 namespace ferry {
 
@@ -47,6 +48,8 @@ struct PrimaryPipelineOptions {
   absl::Duration restart_max = absl::Seconds(10);
   // Time for Stop()'s deadline and the shipper (options.shipper.clock). Not owned.
   Clock* clock = Clock::Real();
+  // Per-table counts of what capture made durable (status' tables). Not owned; may be null.
+  TableCounts* table_counts = nullptr;
 };
 
 class PrimaryPipeline {

@@ -20,11 +20,8 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   pos->set_outbound_first_seq(s.outbound.first_seq);
   pos->set_inbound_next_seq(s.inbound.next_seq);
   pos->set_inbound_first_seq(s.inbound.first_seq);
-  const int64_t now_us = absl::ToUnixMicros(s.now);
-  // Seconds since the source committed the record at `seq` (0 when unknown).
   auto age_seconds = [&](bool outbound, uint64_t seq) {
-    const int64_t t = s.record_time_us ? s.record_time_us(outbound, seq) : 0;
-    return t > 0 ? std::max(0.0, static_cast<double>(now_us - t) / 1e6) : 0.0;
+    return RecordAgeSeconds(s, outbound, seq);
   };
   if (!s.pipeline_error.empty()) r.set_last_error(s.pipeline_error);
   auto* peer = r.mutable_peer();
@@ -125,21 +122,6 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
     identity->set_target_log_id(a.identity_mismatch ? a.target_log_id : a.log_id);
     identity->set_target_applied_seq(a.identity_mismatch ? a.target_applied_seq : a.applied_seq);
     identity->set_mismatch(a.identity_mismatch);
-    for (const auto& [name, stop] : a.stopped_tables) {
-      auto* t = r.add_tables();
-      t->set_table(name.ToString());
-      t->set_state("stopped");
-      t->set_reason(stop.reason);
-      t->set_stopped_at_seq(stop.seq);
-      auto log = a.stopped_table_logs.find(name);
-      if (log == a.stopped_table_logs.end()) continue;
-      t->set_retained_log_bytes(log->second.retained_bytes);
-      if (log->second.needs_resnapshot) {
-        t->set_state("needs_resnapshot");
-        t->set_resnapshot_cause(log->second.cause);
-        t->set_resnapshot_reason(log->second.reason);
-      }
-    }
   }
   // A log that refuses appends (a full disk) is the cause of whatever else stalls: say so when
   // nothing more specific is shown.
@@ -159,7 +141,14 @@ v1::StatusReply AssembleStatus(const StatusSnapshot& s) {
   if (r.last_error().empty() && !s.fence_error.empty()) {
     r.set_last_error("the database fence could not be set: " + s.fence_error);
   }
+  AssembleTables(s, r);
   return r;
+}
+
+double RecordAgeSeconds(const StatusSnapshot& s, bool outbound, uint64_t seq) {
+  const int64_t t = s.record_time_us ? s.record_time_us(outbound, seq) : 0;
+  if (t <= 0) return 0.0;
+  return std::max(0.0, static_cast<double>(absl::ToUnixMicros(s.now) - t) / 1e6);
 }
 
 v1::LossBound LossBoundOf(const replication::ReceiverStatus& received, uint64_t inbound_next_seq,

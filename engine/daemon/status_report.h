@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,7 @@
 #include "engine/region/region_state.h"
 #include "engine/replication/receiver.h"
 #include "engine/replication/shipper.h"
+#include "engine/stats/table_counts.h"
 #include "proto/admin.pb.h"
 
 namespace ferry {
@@ -62,9 +64,19 @@ struct StatusSnapshot {
   // Payload bytes of the records from `seq` to the end of the outbound (true) or inbound
   // (false) log (DurableLog::PayloadBytesFrom); 0 when unknown. Used for lag bytes.
   std::function<uint64_t(bool outbound, uint64_t seq)> bytes_from;
+  // Per table, what this region captured (primary) or applied (standby) since ferryd started.
+  std::map<std::string, TableCount> table_counts;
 };
 
 v1::StatusReply AssembleStatus(const StatusSnapshot& s);
+
+// Fills r.tables (table_report.cc): every table the snapshot knows, by name, with its state,
+// counts and lag. Called by AssembleStatus once the region's lag is in `r`.
+void AssembleTables(const StatusSnapshot& s, v1::StatusReply& r);
+
+// Seconds since the source committed the record at `seq` of the outbound (true) or inbound log,
+// as of s.now; 0 when unknown.
+double RecordAgeSeconds(const StatusSnapshot& s, bool outbound, uint64_t seq);
 
 // What the primary last reported holding beyond `inbound_next_seq` (its ShipperProgress, as the
 // receiver kept it), as of `now`: a promote's loss bound.

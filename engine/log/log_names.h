@@ -9,9 +9,13 @@
 //   replication/log_id  state: random id of this outbound log (32 hex digits)
 //   admin/paused    state: where ferryd kept the paused flag before region.state version 2
 //                   (read once at start and migrated)
+//   dr/last_change, dr/last_verify  state: the last switchover or promote and the last verify
+//                   (serialized ferry.v1.DrEvent / VerifyOutcome; engine/daemon/dr_history.h)
 // Inbound log (what the peer shipped here):
 //   applied         cursor: maintained by apply; the receiver reports it to the shipper
 //   apply_retain_from  cursor: records from here on are kept for stopped tables
+//   stats/applied_tables  state: every table apply has applied here, one schema.name a line
+//                   (status lists them from a restarted standby's start; engine/daemon)
 //   replication/peer_log_id, replication/peer_log_epoch  state: the shipper whose log this copies
 //                   (the identity apply binds the target's progress to: engine/api/sink.h)
 #pragma once
@@ -24,9 +28,12 @@ inline constexpr char kAckedCursor[] = "acked";
 inline constexpr char kPeerAppliedCursor[] = "peer_applied";
 inline constexpr char kLogIdState[] = "replication/log_id";
 inline constexpr char kLegacyPausedState[] = "admin/paused";
+inline constexpr char kDrLastChangeState[] = "dr/last_change";
+inline constexpr char kDrLastVerifyState[] = "dr/last_verify";
 
 inline constexpr char kAppliedCursor[] = "applied";
 inline constexpr char kApplyRetainCursor[] = "apply_retain_from";
+inline constexpr char kAppliedTablesState[] = "stats/applied_tables";
 inline constexpr char kPeerLogIdState[] = "replication/peer_log_id";
 inline constexpr char kPeerLogEpochState[] = "replication/peer_log_epoch";
 

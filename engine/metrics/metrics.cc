@@ -48,6 +48,34 @@ class StatusCollector final : public prometheus::Collectable {
     add("ferry_is_primary", "1 when this region is the primary", G, s.role() == "primary");
     add("ferry_epoch", "Fencing epoch of this region", G, static_cast<double>(s.epoch()));
     add("ferry_paused", "1 while shipping and applying are paused", G, s.paused());
+    // DR at a glance (issue #20).
+    add("ferry_fenced", "1 while this region's database refuses application writes", G, s.fenced());
+    add("ferry_writable_primary",
+        "1 while this region is the replicating, unfenced primary (what /primary answers 200 to)",
+        G, s.role() == "primary" && s.state() == "replicating" && !s.fenced());
+    add("ferry_diverged",
+        "1 while this fenced old primary holds changes the new primary never applied", G,
+        s.state() == "diverged");
+    add("ferry_quarantine_pending",
+        "Changes in ferry.quarantine awaiting an operator's decision; -1 unknown", G,
+        static_cast<double>(s.quarantine_pending()));
+    const v1::DrEvent& change = s.last_change();
+    add("ferry_last_change_timestamp_seconds",
+        "When the last switchover or promote this region took part in ended (0: none)", G,
+        static_cast<double>(change.finished_at_us()) / 1e6);
+    add("ferry_last_change_duration_seconds", "How long the last switchover or promote took", G,
+        change.duration_seconds());
+    add("ferry_last_change_loss_records",
+        "Records the last promote's loss bound counted (0 for a switchover)", G,
+        static_cast<double>(change.loss().records()));
+    const v1::VerifyOutcome& verify = s.last_verify();
+    add("ferry_verify_last_timestamp_seconds", "When the last verify ended (unix time; 0: none)", G,
+        static_cast<double>(verify.finished_at_us()) / 1e6);
+    add("ferry_verify_last_equal",
+        "1 when the last verify left the regions equal (equal or repaired), else 0", G,
+        verify.result() == "equal" || verify.result() == "repaired");
+    add("ferry_verify_last_differences", "Differences the last verify left (after any repair)", G,
+        static_cast<double>(verify.remaining()));
     add("ferry_captured_source_position", "Highest source position durable in the outbound log", G,
         static_cast<double>(p.captured_source_position()));
     add("ferry_captured_transactions_total", "Source transactions captured", C,
@@ -157,12 +185,50 @@ class StatusCollector final : public prometheus::Collectable {
                                "(bounded by apply.stopped_table_retention_bytes)",
                                MetricType::Gauge,
                                {}});
+    // One series per replicated table (never per key: bounded by the number of tables), from
+    // the moment the region knows the table (docs/operations.md, "Metrics"). The families are
+    // declared even while no table is known.
+    for (const auto& [name, help, type] :
+         {std::tuple{"ferry_table_snapshotting", "1 while the table's initial copy runs (primary)",
+                     G},
+          std::tuple{"ferry_table_changes_total",
+                     "Row changes of the table captured (primary) or applied (standby) since "
+                     "ferryd started",
+                     C},
+          std::tuple{"ferry_table_lag_seconds",
+                     "How far the table is behind its source (a stopped table: since the change "
+                     "that stopped it)",
+                     G},
+          std::tuple{"ferry_table_rows_copied", "Rows of the table's snapshot captured or applied",
+                     G},
+          std::tuple{"ferry_table_last_commit_timestamp_seconds",
+                     "Source commit time of the latest change of the table captured or applied "
+                     "(0: none)",
+                     G}}) {
+      out.push_back(MetricFamily{name, help, type, {}});
+    }
+    const bool primary = s.role() == "primary";
     for (const auto& t : s.tables()) {
       const bool needs_resnapshot = t.state() == "needs_resnapshot";
       const bool is_stopped = t.state() == "stopped" || needs_resnapshot;
       stopped += is_stopped;
       add("ferry_table_stopped", "1 when apply stopped the table (reason in ferryctl status)", G,
           is_stopped, {{"table", t.table()}});
+      add("ferry_table_snapshotting", "1 while the table's initial copy runs (primary)", G,
+          t.state() == "snapshotting", {{"table", t.table()}});
+      add("ferry_table_changes_total",
+          "Row changes of the table captured (primary) or applied (standby) since ferryd started",
+          C, static_cast<double>(primary ? t.changes_captured() : t.changes_applied()),
+          {{"table", t.table()}});
+      add("ferry_table_lag_seconds",
+          "How far the table is behind its source (a stopped table: since the change that stopped "
+          "it)",
+          G, t.lag_seconds(), {{"table", t.table()}});
+      add("ferry_table_rows_copied", "Rows of the table's snapshot captured or applied", G,
+          static_cast<double>(t.rows_copied()), {{"table", t.table()}});
+      add("ferry_table_last_commit_timestamp_seconds",
+          "Source commit time of the latest change of the table captured or applied (0: none)", G,
+          static_cast<double>(t.last_commit_time_us()) / 1e6, {{"table", t.table()}});
       if (!is_stopped) continue;
       add("ferry_table_retained_log_bytes",
           "Inbound log bytes a stopped table keeps from being trimmed (bounded by "
@@ -246,15 +312,7 @@ std::unique_ptr<Metrics> Metrics::Create(std::function<v1::StatusReply()> status
                          .Register(*m->registry_);
   for (const char* result : {"equal", "different", "error"})
     m->verify_runs_->Add({{"result", result}});
-  auto gauge = [&](const char* name, const char* help) {
-    return &prometheus::BuildGauge().Name(name).Help(help).Register(*m->registry_).Add({});
-  };
-  m->verify_last_time_ =
-      gauge("ferry_verify_last_timestamp_seconds", "When the last verify ended (unix time)");
-  m->verify_last_equal_ =
-      gauge("ferry_verify_last_equal", "1 when the last verify found the regions equal, else 0");
-  m->verify_last_differences_ =
-      gauge("ferry_verify_last_differences", "Differences the last verify found");
+  // The last verify's gauges come from the status (kept in the data_dir across restarts).
   auto counter = [&](const char* name, const char* help) {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(*m->registry_).Add({});
   };
@@ -269,12 +327,8 @@ void Metrics::CountObjectError(const std::string& kind) {
   object_errors_->Add({{"kind", kind}}).Increment();
 }
 
-void Metrics::RecordVerify(const std::string& result, double end_unix_seconds, uint64_t differences,
-                           uint64_t rows, uint64_t bytes) {
+void Metrics::RecordVerify(const std::string& result, uint64_t rows, uint64_t bytes) {
   verify_runs_->Add({{"result", result}}).Increment();
-  verify_last_time_->Set(end_unix_seconds);
-  verify_last_equal_->Set(result == "equal" ? 1 : 0);
-  verify_last_differences_->Set(static_cast<double>(differences));
   verify_rows_->Increment(static_cast<double>(rows));
   verify_bytes_->Increment(static_cast<double>(bytes));
 }

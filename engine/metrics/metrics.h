@@ -58,9 +58,9 @@ class Metrics {
   void CountError(const std::string& kind);
 
   // A verify ended (docs/verify.md): `result` is "equal", "different" or "error"; the counts are
-  // those of an equal or different verify (0 on error). Thread-safe.
-  void RecordVerify(const std::string& result, double end_unix_seconds, uint64_t differences,
-                    uint64_t rows, uint64_t bytes);
+  // those of an equal or different verify (0 on error). The last verify's time and outcome are
+  // read from the status (StatusReply.last_verify). Thread-safe.
+  void RecordVerify(const std::string& result, uint64_t rows, uint64_t bytes);
 
   // The content type of Scrape()'s text.
   static constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -75,9 +75,6 @@ class Metrics {
   prometheus::Histogram* object_latency_ = nullptr;
   prometheus::Family<prometheus::Counter>* object_errors_ = nullptr;
   prometheus::Family<prometheus::Counter>* verify_runs_ = nullptr;
-  prometheus::Gauge* verify_last_time_ = nullptr;
-  prometheus::Gauge* verify_last_equal_ = nullptr;
-  prometheus::Gauge* verify_last_differences_ = nullptr;
   prometheus::Counter* verify_rows_ = nullptr;
   prometheus::Counter* verify_bytes_ = nullptr;
 };

@@ -98,6 +98,11 @@ TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) 
   });
   ASSERT_TRUE(west.ok()) << west.status();
   EXPECT_EQ(PrimaryCheck(Region::kWest), 200);
+  // The promote is west's last change, with the loss bound it reported (issue #20).
+  EXPECT_EQ(west->last_change().kind(), "promote");
+  EXPECT_EQ(west->last_change().epoch(), 2u);
+  EXPECT_TRUE(west->last_change().loss().known());
+  EXPECT_GE(west->last_change().loss().records(), static_cast<uint64_t>(kUnshipped));
   // West's keys continue past anything east handed out, the unshipped ones included.
   ASSERT_TRUE(pg(Region::kWest).Exec("INSERT INTO acked (note) VALUES ('west after')").ok());
   auto max_east = pg(Region::kEast).Query("SELECT max(id) FROM acked");

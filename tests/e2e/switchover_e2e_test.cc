@@ -207,6 +207,16 @@ TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitches
   EXPECT_NE(reversed->output.find("\"new_primary\": \"west\""), std::string::npos)
       << reversed->output;
   ExpectSettled(Region::kWest);
+  // Both regions keep the switchover as their last change (issue #20: status, metrics, page).
+  for (Region r : {Region::kEast, Region::kWest}) {
+    auto s = regions_->Status(r);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->last_change().kind(), "switchover") << s->DebugString();
+    EXPECT_EQ(s->last_change().new_primary(), "west");
+    EXPECT_EQ(s->last_change().epoch(), 2u);
+    EXPECT_GT(s->last_change().duration_seconds(), 0);
+    EXPECT_GT(s->last_change().finished_at_us(), 0);
+  }
   ASSERT_TRUE(writer.WaitForWritesOn(Region::kWest, 200));  // the writer moved to west
   (*bench)->Kill(SIGKILL);
   (void)(*bench)->Wait();

@@ -18,6 +18,14 @@
 
 namespace ferry::testing {
 
+std::vector<std::string> StoppedTables(const v1::StatusReply& status) {
+  std::vector<std::string> stopped;
+  for (const v1::TableState& t : status.tables()) {
+    if (t.state() == "stopped" || t.state() == "needs_resnapshot") stopped.push_back(t.table());
+  }
+  return stopped;
+}
+
 namespace {
 const char* Name(Region r) { return r == Region::kEast ? "east" : "west"; }
 }  // namespace

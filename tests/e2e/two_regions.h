@@ -45,6 +45,11 @@ struct TwoRegionsOptions {
 
 enum class Region { kEast, kWest };
 
+// The tables a status shows stopped by this region's apply ("stopped" or "needs_resnapshot"),
+// by name. Status lists every replicated table (issue #20); tests that check "nothing stopped"
+// ask this, not for an empty list.
+std::vector<std::string> StoppedTables(const v1::StatusReply& status);
+
 class TwoRegions {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<TwoRegions>> Start(

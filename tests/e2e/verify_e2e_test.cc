@@ -111,6 +111,12 @@ TEST_F(VerifyE2eTest, PlantedDifferencesAreReportedExactly) {
       "ALTER TABLE widened ADD COLUMN only_on_standby int DEFAULT 1;");
   Verified v = Verify(Region::kEast, {"public.planted", "public.bag", "public.widened"});
   EXPECT_EQ(v.exit_code, 2) << v.output;
+  // The primary keeps it as its last verify (issue #20: status, metrics, page).
+  auto status = regions_->Status(Region::kEast);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->last_verify().result(), "different");
+  EXPECT_EQ(status->last_verify().differences(), 10u);
+  EXPECT_EQ(status->last_verify().remaining(), 10u);
   EXPECT_NE(v.json.find("\"equal\": false, \"differences\": 10,"), std::string::npos) << v.json;
   EXPECT_NE(v.json.find("{\"table\": \"public.planted\", \"equal\": false, \"keyless\": false, "
                         "\"missing\": [{\"id\": \"1500\"}], \"extra\": [{\"id\": \"4000\"}], "
@@ -215,6 +221,11 @@ TEST_F(VerifyE2eTest, RepairMakesTheStandbyEqualThroughItsOwnOrigin) {
             std::string::npos)
       << repaired->output;
   EXPECT_NE(repaired->output.find("the repaired tables are now EQUAL"), std::string::npos);
+  auto status = regions_->Status(Region::kEast);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->last_verify().result(), "repaired");  // 6 found, none left
+  EXPECT_EQ(status->last_verify().differences(), 6u);
+  EXPECT_EQ(status->last_verify().remaining(), 0u);
   Verified after = Verify(Region::kEast, {"public.fixme"});
   EXPECT_EQ(after.exit_code, 0) << after.output;
   EXPECT_EQ(regions_->TableRows(Region::kEast, "public.fixme").value(),

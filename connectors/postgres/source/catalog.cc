@@ -97,7 +97,7 @@ absl::StatusOr<std::vector<PublishedTable>> ListPublishedTables(PgConnection& co
                                                                 const std::string& publication) {
   FERRY_ASSIGN_OR_RETURN(
       PgResult r,
-      conn.ExecParams("SELECT c.oid, n.nspname, c.relname, c.relkind = 'p' "
+      conn.ExecParams("SELECT c.oid, n.nspname, c.relname, c.relkind = 'p', c.reltuples::bigint "
                       "FROM pg_publication_tables pt "
                       "JOIN pg_namespace n ON n.nspname = pt.schemaname "
                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
@@ -113,6 +113,9 @@ absl::StatusOr<std::vector<PublishedTable>> ListPublishedTables(PgConnection& co
     t.schema = std::string(r.Get(i, 1));
     t.name = std::string(r.Get(i, 2));
     t.partitioned = r.Get(i, 3) == "t";
+    if (!absl::SimpleAtoi(r.Get(i, 4), &t.estimated_rows) || t.estimated_rows < 0) {
+      t.estimated_rows = -1;
+    }
     tables.push_back(std::move(t));
   }
   return tables;

@@ -49,7 +49,8 @@ struct PublishedTable {
   uint32_t relation_id = 0;
   std::string schema;
   std::string name;
-  bool partitioned = false;  // relkind 'p': read without ONLY
+  bool partitioned = false;     // relkind 'p': read without ONLY
+  int64_t estimated_rows = -1;  // pg_class.reltuples; -1 when never analyzed
 };
 
 // Largest tables first (so parallel copies finish together).

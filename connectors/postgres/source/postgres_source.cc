@@ -330,6 +330,15 @@ class PostgresSource::Session {
       FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
       tables.push_back({std::move(p), std::move(r)});
     }
+    {
+      absl::MutexLock lock(&source_.mu_);
+      source_.health_.snapshot_tables.clear();
+      for (const SnapshotTable& t : tables) {
+        source_.health_.snapshot_tables.push_back(
+            {.table = absl::StrCat(t.table.schema, ".", t.table.name),
+             .rows_estimated = t.table.estimated_rows});
+      }
+    }
     SnapshotOptions so;
     so.dsn = options_.dsn;
     so.snapshot_name = created.snapshot_name;
@@ -340,6 +349,17 @@ class PostgresSource::Session {
     so.max_chunk_bytes = options_.max_fragment_bytes;
     so.parallelism = options_.snapshot_parallelism;
     so.state_prefix = source_.StateKey("");
+    so.progress = [this](const PublishedTable& table, uint64_t rows, bool done) {
+      const std::string name = absl::StrCat(table.schema, ".", table.name);
+      const absl::Time now = source_.clock_->Now();
+      absl::MutexLock lock(&source_.mu_);
+      for (TableCopyProgress& p : source_.health_.snapshot_tables) {
+        if (p.table != name) continue;
+        if (p.started == absl::InfinitePast()) p.started = now;
+        p.rows_copied += rows;
+        p.done = p.done || done;
+      }
+    };
     absl::Status s = CopyTables(so, tables, target_, stop_);
     {
       absl::MutexLock lock(&source_.mu_);

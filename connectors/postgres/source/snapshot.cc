@@ -51,6 +51,7 @@ class TableCopy {
         return absl::UnavailableError(conn.ConnectionError("copying a snapshot").message());
       }
       v1::Change* change = chunk_.add_changes();
+      ++chunk_rows_;
       change->set_op(v1::INSERT);
       change->set_relation_id(table_.relation.relation_id());
       absl::Status parsed =
@@ -78,6 +79,7 @@ class TableCopy {
   void Start() {
     chunk_.Clear();
     chunk_bytes_ = 0;
+    chunk_rows_ = 0;
     chunk_.set_origin_region(options_.origin_region);
     chunk_.set_source_position(options_.consistent_point);
     chunk_.set_end_position(options_.consistent_point);
@@ -98,6 +100,7 @@ class TableCopy {
     std::vector<v1::Transaction> batch;
     batch.push_back(std::move(chunk_));
     FERRY_RETURN_IF_ERROR(target_.Append(std::move(batch), 0));
+    if (options_.progress && chunk_rows_ > 0) options_.progress(table_.table, chunk_rows_, false);
     Start();
     return absl::OkStatus();
   }
@@ -108,6 +111,7 @@ class TableCopy {
   const bool keyed_;
   v1::Transaction chunk_;
   size_t chunk_bytes_ = 0;
+  uint64_t chunk_rows_ = 0;
   uint32_t next_fragment_ = 0;
 };
 
@@ -153,6 +157,7 @@ class CopyWorkers {
                                    absl::StrCat("done ", FormatLsn(options_.consistent_point)));
       }
       if (!s.ok()) return Fail(s);
+      if (options_.progress) options_.progress(t.table, 0, true);
     }
     if (stop_.stopped()) Fail(absl::CancelledError("stopped during the snapshot"));
   }
@@ -195,7 +200,10 @@ absl::Status CopyTables(const SnapshotOptions& options, const std::vector<Snapsh
   for (const SnapshotTable& t : tables) {
     FERRY_ASSIGN_OR_RETURN(std::string state, target.GetSourceState(SnapshotTableStateKey(
                                                   options.state_prefix, t.table)));
-    if (state == done) continue;
+    if (state == done) {
+      if (options.progress) options.progress(t.table, 0, true);
+      continue;
+    }
     (HasUpsertKey(t.relation) ? keyed : keyless).push_back(&t);
   }
   FERRY_RETURN_IF_ERROR(CopyWorkers(options, keyed, target, stop).Run(options.parallelism));

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct SnapshotOptions {
   size_t max_chunk_bytes = 8 << 20;
   int parallelism = 2;       // connections copying keyed tables at once
   std::string state_prefix;  // prefix of the PutSourceState keys
+  // Called (from the copying threads) after each chunk of a table is durable with the rows it
+  // held, and once with done when the table is complete (or was complete already). Optional.
+  std::function<void(const PublishedTable& table, uint64_t rows, bool done)> progress;
 };
 
 struct SnapshotTable {

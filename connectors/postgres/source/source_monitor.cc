@@ -91,6 +91,15 @@ void SourceMonitor::Round(const std::function<uint64_t()>& captured) {
       s = keyless.status();
     }
   }
+  std::optional<std::vector<std::string>> tables;
+  if (s.ok()) {
+    auto listed = ListTables(*conn_);
+    if (listed.ok()) {
+      tables = *std::move(listed);
+    } else {
+      s = listed.status();
+    }
+  }
   std::optional<int64_t> large_objects;
   if (s.ok() && rounds_ % static_cast<uint64_t>(std::max(1, options_.large_object_rounds)) == 0) {
     auto count = CountLargeObjects(*conn_);
@@ -105,6 +114,7 @@ void SourceMonitor::Round(const std::function<uint64_t()>& captured) {
     {
       absl::MutexLock lock(&mu_);
       blocked_ = blocked;
+      if (tables.has_value()) tables_ = *std::move(tables);
       if (large_objects.has_value()) large_objects_ = *large_objects;
     }
     SourceHealth h;
@@ -202,6 +212,18 @@ absl::StatusOr<std::vector<SourceMonitor::Blocked>> SourceMonitor::CheckKeyless(
   return blocked;
 }
 
+absl::StatusOr<std::vector<std::string>> SourceMonitor::ListTables(PgConnection& conn) {
+  // Named as apply names them (schema.name, unquoted); Ferry's own tables are not replicated.
+  FERRY_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.ExecParams("SELECT schemaname || '.' || tablename FROM pg_publication_tables "
+                      "WHERE pubname = $1 AND schemaname <> 'ferry' ORDER BY 1",
+                      {options_.publication}));
+  std::vector<std::string> tables;
+  for (int i = 0; i < r.rows(); ++i) tables.emplace_back(r.Get(i, 0));
+  return tables;
+}
+
 absl::StatusOr<int64_t> SourceMonitor::CountLargeObjects(PgConnection& conn) {
   FERRY_ASSIGN_OR_RETURN(PgResult r, conn.Exec("SELECT count(*) FROM pg_largeobject_metadata"));
   int64_t count = 0;
@@ -232,6 +254,7 @@ UncapturedReport SourceMonitor::Uncaptured(uint64_t captured_position) const {
 void SourceMonitor::Fill(SourceHealth& health) const {
   absl::MutexLock lock(&mu_);
   health.unreplicated_objects = large_objects_;
+  health.tables = tables_;
   health.blocked_tables.clear();
   for (const Blocked& b : blocked_) {
     health.blocked_tables.push_back(b.table);

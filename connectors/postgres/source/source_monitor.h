@@ -8,6 +8,7 @@
 //     own UPDATE and DELETE fail on this primary: under KeylessTablePolicy::kReplicaIdentityFull
 //     a keyless table with the default identity gets REPLICA IDENTITY FULL (logged); every
 //     other one is named in status and in the log (a new table is noticed within one round);
+//   - the publication's tables, for status' table list (each round);
 //   - large objects (pg_largeobject_metadata rows, every `large_object_rounds` rounds): they are
 //     not replicated, and status and the log say so while any exist.
 //
@@ -83,6 +84,8 @@ class SourceMonitor {
   absl::Status MeasureWal(PgConnection& conn, uint64_t captured);
   absl::StatusOr<std::vector<Blocked>> CheckKeyless(PgConnection& conn);
   absl::StatusOr<int64_t> CountLargeObjects(PgConnection& conn);
+  // The publication's tables (schema.name, sorted).
+  absl::StatusOr<std::vector<std::string>> ListTables(PgConnection& conn);
   // Logs warnings that appeared, lasted `warning_repeat` or cleared.
   void LogWarnings(const std::vector<std::string>& now);
 
@@ -109,6 +112,7 @@ class SourceMonitor {
   absl::Time measured_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t large_objects_ ABSL_GUARDED_BY(mu_) = -1;
   std::vector<Blocked> blocked_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> tables_ ABSL_GUARDED_BY(mu_);  // the publication's, schema.name
 };
 
 }  // namespace ferry::pg
