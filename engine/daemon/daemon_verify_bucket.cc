@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/dr_history.h"
 #include "engine/log/durable_log.h"
 #include "engine/metrics/metrics.h"
 
@@ -55,9 +56,13 @@ absl::Status Daemon::VerifyBucket(const v1::VerifyRequest& request, const std::s
   absl::StatusOr<BucketVerifyOutcome> outcome = factories_.verify_bucket(config_, run);
   Metrics* metrics = metrics_.load();
   if (!outcome.ok()) {
-    if (metrics != nullptr) {
-      metrics->RecordVerify("error", absl::ToUnixSeconds(absl::Now()), 0, 0, 0);
-    }
+    if (metrics != nullptr) metrics->RecordVerify("error", 0, 0);
+    v1::VerifyOutcome failed;
+    failed.set_result("error");
+    failed.set_operation(operation);
+    failed.set_finished_at_us(absl::ToUnixMicros(absl::Now()));
+    failed.set_error(std::string(outcome.status().message()));
+    dr_history_->RecordVerify(failed);
     spdlog::warn("verify {}: {}", operation, outcome.status().ToString());
     return Annotate(outcome.status(), operation);
   }
@@ -83,9 +88,19 @@ absl::Status Daemon::VerifyBucket(const v1::VerifyRequest& request, const std::s
   summary->set_recheck_equal(outcome->rechecked && outcome->recheck_differences == 0);
   summary->set_recheck_differences(outcome->recheck_differences);
   if (metrics != nullptr) {
-    metrics->RecordVerify(differences == 0 ? "equal" : "different",
-                          absl::ToUnixSeconds(absl::Now()), differences, outcome->keys_compared,
+    metrics->RecordVerify(differences == 0 ? "equal" : "different", outcome->keys_compared,
                           outcome->bytes_read);
+  }
+  {
+    // A repair rechecks the keys it wrote: what it left is what the recheck found.
+    const uint64_t remaining = outcome->rechecked ? outcome->recheck_differences : differences;
+    v1::VerifyOutcome done;
+    done.set_result(differences == 0 ? "equal" : remaining == 0 ? "repaired" : "different");
+    done.set_operation(operation);
+    done.set_finished_at_us(absl::ToUnixMicros(absl::Now()));
+    done.set_differences(differences);
+    done.set_remaining(remaining);
+    dr_history_->RecordVerify(done);
   }
   spdlog::info("verify {}: {} differences over {} keys of the buckets", operation, differences,
                outcome->keys_compared);
