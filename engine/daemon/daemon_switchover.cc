@@ -102,6 +102,11 @@ v1::RegionInfo Daemon::Info() {
   auto applied = inbound_->GetCursor(kAppliedCursor);
   if (applied.ok() && applied->has_value()) info.set_inbound_applied_seq(**applied);
   info.set_inbound_next_seq(inbound_->next_seq());
+  {
+    absl::MutexLock fence(&fence_state_mu_);
+    info.set_fenced(r.phase == RegionPhase::kFenced ||
+                    (!fence_applied_.empty() && fence_applied_ != "lifted"));
+  }
   auto copied = inbound_->GetState(kPeerLogIdState);
   if (copied.ok() && copied->has_value()) info.set_inbound_log_id(**copied);
   absl::MutexLock lock(&pipeline_mu_);

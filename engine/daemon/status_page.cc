@@ -34,10 +34,9 @@ std::string Regions(const v1::StatusReply& self, const absl::StatusOr<v1::Region
               self.fenced() ? "yes" : "no", self.paused() ? "yes" : "no", self.operation()},
              "region-self");
   if (peer.ok()) {
-    out += Row(
-        {peer->region(), peer->role(), absl::StrCat(peer->epoch()), peer->state(),
-         peer->state() == "fenced" ? "yes" : "", peer->paused() ? "yes" : "no", peer->operation()},
-        "region-peer");
+    out += Row({peer->region(), peer->role(), absl::StrCat(peer->epoch()), peer->state(),
+                peer->fenced() ? "yes" : "no", peer->paused() ? "yes" : "no", peer->operation()},
+               "region-peer");
   } else {
     out += Row({self.peer().peer_region().empty() ? "peer" : self.peer().peer_region(),
                 "unreachable", "", std::string(peer.status().message()), "", "", ""},
@@ -171,8 +170,8 @@ std::string RenderStatusPage(const v1::StatusReply& self,
       HtmlEscape(self.region()), " (", HtmlEscape(self.role()), ")</h1>\n<p>as of ",
       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()), ", ferryd ",
       HtmlEscape(self.version()), "; read-only, refreshed every 5 s; JSON at /status.json</p>\n");
-  if (peer.ok() && self.role() == "primary" && peer->role() == "primary" &&
-      self.state() != "fenced" && peer->state() != "fenced") {
+  if (peer.ok() && self.role() == "primary" && peer->role() == "primary" && !self.fenced() &&
+      !peer->fenced() && self.state() != "fenced" && peer->state() != "fenced") {
     absl::StrAppend(&out,
                     "<p class=\"alert\" id=\"two-primaries\">Both regions claim to be "
                     "primary (epochs ",

@@ -82,6 +82,13 @@ TEST(StatusPageTest, TwoWritablePrimariesAreFlagged) {
   // A primary that learned of a higher epoch is fenced: not a second writable primary.
   EXPECT_THAT(RenderStatusPage(Primary(), Peer("primary", "fenced"), kNow),
               Not(HasSubstr("two-primaries")));
+  // Nor one that fenced itself (cut off from its peer) while still replicating; the peer's row
+  // says it is fenced.
+  v1::RegionInfo self_fenced = Peer("primary", "replicating");
+  self_fenced.set_fenced(true);
+  const std::string html = RenderStatusPage(Primary(), self_fenced, kNow);
+  EXPECT_THAT(html, Not(HasSubstr("two-primaries")));
+  EXPECT_THAT(html, HasSubstr("<td>replicating</td><td>yes</td>"));
 }
 
 TEST(StatusPageTest, AnUnreachablePeerIsShownWithTheReason) {

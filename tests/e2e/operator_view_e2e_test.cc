@@ -76,6 +76,9 @@ class OperatorViewE2ETest : public ::testing::Test {
          .east_yaml = "log:\n  format: json\n"});
     ASSERT_TRUE(started.ok()) << started.status();
     regions_ = *std::move(started);
+    // The initial copy first (500 rows on west), so that the 20 rows below are streamed
+    // changes, not part of a copy that began after them.
+    ASSERT_TRUE(regions_->WaitForTablesEqual({"orders", "idle"}, absl::Seconds(90)).ok());
     ASSERT_TRUE(regions_->pg(Region::kEast)
                     .Exec("INSERT INTO orders SELECT g, 'live' FROM generate_series(501, 520) g")
                     .ok());
