@@ -67,9 +67,14 @@ std::string Replication(const v1::StatusReply& s) {
                                      " bytes, ", Seconds(s.apply_lag().seconds()))},
           "lag");
   if (s.has_objects()) {
-    out += Row({"objects", absl::StrCat(s.objects().mode(), ": ", s.objects().events_applied(),
-                                        " events applied, ", s.objects().records_pending(),
-                                        " records pending")});
+    const v1::ObjectsState& o = s.objects();
+    out += Row(
+        {"objects", o.mode() == "capture"
+                        ? absl::StrCat("capturing bucket ", o.bucket())
+                        : absl::StrCat("applying to bucket ", o.target_bucket(), ": ",
+                                       o.objects_pending(), " objects, ", o.bytes_pending(),
+                                       " bytes pending; ", o.events_applied(), " events applied")},
+        "objects");
   }
   if (!s.last_error().empty()) out += Row({"last error", s.last_error()}, "last-error");
   return out + "</table>\n";

@@ -91,6 +91,20 @@ TEST(StatusPageTest, TwoWritablePrimariesAreFlagged) {
   EXPECT_THAT(html, HasSubstr("<td>replicating</td><td>yes</td>"));
 }
 
+TEST(StatusPageTest, ABucketShowsItsObjectsAndBytesPending) {
+  v1::StatusReply s = Primary();
+  s.set_role("standby");
+  v1::ObjectsState* o = s.mutable_objects();
+  o->set_mode("apply");
+  o->set_target_bucket("assets-west");
+  o->set_objects_pending(3);
+  o->set_bytes_pending(6000);
+  o->set_events_applied(41);
+  EXPECT_THAT(RenderStatusPage(s, Peer("primary", "replicating"), kNow),
+              HasSubstr("<tr id=\"objects\"><td>objects</td><td>applying to bucket assets-west: 3 "
+                        "objects, 6000 bytes pending; 41 events applied</td></tr>"));
+}
+
 TEST(StatusPageTest, AnUnreachablePeerIsShownWithTheReason) {
   v1::StatusReply s = Primary();
   s.mutable_peer()->set_peer_region("west");

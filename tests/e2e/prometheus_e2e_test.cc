@@ -108,6 +108,9 @@ TEST(PrometheusE2ETest, PrometheusScrapesEveryMetricTheDashboardAndRulesName) {
   }
   ASSERT_GT(referenced.size(), 10u);
   for (const auto& name : referenced) {
+    // A bucket's series exist only on regions with an objects: section (docs/objects.md);
+    // these regions have none.
+    if (name.rfind("ferry_objects_", 0) == 0) continue;
     EXPECT_TRUE(exposed.count(name))
         << name << " is named by the dashboard or rules but not exposed";
   }
