@@ -47,6 +47,7 @@ sql east "ALTER TABLE pgbench_history REPLICA IDENTITY FULL"
 regions_start_ferryd west
 regions_start_ferryd east
 echo "demo: ferryd east (admin ${ADMIN[east]}, metrics ${METRICS[east]}) and west (admin ${ADMIN[west]}, metrics ${METRICS[west]}) running"
+echo "demo: status pages at http://127.0.0.1:${METRICS[east]}/status and http://127.0.0.1:${METRICS[west]}/status"
 
 start_load() {
   $PGBIN/pgbench -h 127.0.0.1 -p "${PGPORT[$1]}" -U postgres -c 2 -j 2 -R "$RATE" -T 86400 -n \
