@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/base/markup_text.h"
 
 namespace ferry {
 namespace {
@@ -132,32 +133,7 @@ std::string Events(const v1::StatusReply& s) {
 
 }  // namespace
 
-std::string HtmlEscape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string HtmlEscape(const std::string& text) { return MarkupEscape(text); }
 
 std::string RenderStatusPage(const v1::StatusReply& self,
                              const absl::StatusOr<v1::RegionInfo>& peer, absl::Time now) {
