@@ -92,6 +92,16 @@ class BucketSourceTest : public GatewaySuite {
     EXPECT_TRUE(s.ok()) << s.status();
     return std::move(*s);
   }
+  // Copies east's objects to west, as the standby's sink does.
+  std::unique_ptr<ObjectApplier> MakeApplier() {
+    auto applier = ObjectApplier::Create({.source = client_.get(),
+                                          .source_bucket = east_,
+                                          .target = client_.get(),
+                                          .target_bucket = west_,
+                                          .origin_region = "east"});
+    EXPECT_TRUE(applier.ok()) << applier.status();
+    return applier.ok() ? std::move(*applier) : nullptr;
+  }
   void StartSource(BucketSource* source, CaptureTarget* target) {
     run_ = std::thread([this, source, target] { run_status_ = source->Run(*target, stop_); });
   }
@@ -188,13 +198,9 @@ TEST_F(BucketSourceTest, RadosgwPushesDriveCaptureAndTheCopyConverges) {
   })) << source->counters().events;
   EXPECT_TRUE(DeadLetters().empty()) << DeadLetters()[0];
 
-  auto applier = ObjectApplier::Create({.source = client_.get(),
-                                        .source_bucket = east_,
-                                        .target = client_.get(),
-                                        .target_bucket = west_,
-                                        .origin_region = "east"});
-  ASSERT_TRUE(applier.ok());
-  EventBatchApplier batch(applier->get(), east_);
+  std::unique_ptr<ObjectApplier> applier = MakeApplier();
+  ASSERT_NE(applier, nullptr);
+  EventBatchApplier batch(applier.get(), east_);
   auto applied = batch.Apply(LoggedEvents());
   ASSERT_TRUE(applied.ok()) << applied.status();
   EXPECT_LT(applied->written, applied->events);  // overwrites collapsed
@@ -288,13 +294,9 @@ TEST_F(BucketSourceTest, FerrysOwnWritesAreNotCapturedAgain) {
 
 TEST_F(BucketSourceTest, ABackfillFindsADeleteWhoseNoticeWasLost) {
   for (const char* k : {"a", "b", "stale"}) ASSERT_TRUE(client_->PutObject(east_, k, k, {}).ok());
-  auto applier = ObjectApplier::Create({.source = client_.get(),
-                                        .source_bucket = east_,
-                                        .target = client_.get(),
-                                        .target_bucket = west_,
-                                        .origin_region = "east"});
-  ASSERT_TRUE(applier.ok());
-  EventBatchApplier batch(applier->get(), east_);
+  std::unique_ptr<ObjectApplier> applier = MakeApplier();
+  ASSERT_NE(applier, nullptr);
+  EventBatchApplier batch(applier.get(), east_);
   {
     auto source = MakeSource();
     StartSource(source.get(), capture_.get());

@@ -525,7 +525,7 @@ v1::StatusReply Daemon::Status() {
     s.divergence = divergence_;
     {
       absl::MutexLock fence_lock(&fence_state_mu_);
-      s.fence = fence_applied_.empty() ? "" : fence_applied_ == "lifted" ? "lifted" : "raised";
+      s.fence = FenceWordLocked();
       s.fence_error = fence_error_;
     }
     if (!operation_note_.empty()) s.state.operation = operation_note_;

@@ -372,6 +372,8 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   mutable absl::Mutex fence_state_mu_;
   std::string fence_applied_ ABSL_GUARDED_BY(fence_state_mu_);
   std::string fence_error_ ABSL_GUARDED_BY(fence_state_mu_);
+  // status' `fence`: "" (never set), "lifted" or "raised".
+  std::string FenceWordLocked() const ABSL_SHARED_LOCKS_REQUIRED(fence_state_mu_);
   // The primary has not heard from its peer for failover.self_fence_after_seconds.
   std::atomic<bool> self_fenced_{false};
   absl::Time peer_answered_ ABSL_GUARDED_BY(change_mu_) = absl::InfinitePast();

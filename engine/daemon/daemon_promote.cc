@@ -97,26 +97,22 @@ absl::StatusOr<uint64_t> Daemon::KeepStoppedTables(const StoppedTables& stopped,
                                                    const std::string& source_region) {
   uint64_t from = UINT64_MAX;
   for (const auto& [table, stop] : stopped) from = std::min(from, stop.seq);
-  auto wanted = [&](const v1::Relation& rel) {
-    return stopped.contains(TableName{rel.schema(), rel.name()});
+  // A table's changes from its own stop on.
+  auto wanted = [&](const v1::Relation& rel, uint64_t seq) {
+    auto it = stopped.find(TableName{rel.schema(), rel.name()});
+    return it != stopped.end() && seq >= it->second.seq;
   };
   uint64_t kept = 0;
-  absl::StatusOr<KeptCount> collected =
-      CollectKeptChanges(*inbound_, std::max<uint64_t>(from, inbound_->first_seq()), wanted,
-                         [&](v1::QuarantineBatch& batch) -> absl::Status {
-                           // Only the changes at or after each table's own stop.
-                           std::vector<v1::QuarantinedChange> changes;
-                           for (const v1::QuarantinedChange& c : batch.changes()) {
-                             auto it = stopped.find(TableName{c.table_schema(), c.table_name()});
-                             if (it != stopped.end() && c.log_seq() >= it->second.seq)
-                               changes.push_back(c);
-                           }
-                           absl::MutexLock lock(&quarantine_mu_);
-                           absl::StatusOr<QuarantineStore::Kept> done = quarantine_->Keep(
-                               source_region.empty() ? "peer" : source_region, changes);
-                           if (done.ok()) kept += done->kept + done->present;
-                           return done.status();
-                         });
+  absl::StatusOr<KeptCount> collected = CollectKeptChanges(
+      *inbound_, std::max<uint64_t>(from, inbound_->first_seq()), wanted,
+      [&](v1::QuarantineBatch& batch) -> absl::Status {
+        std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
+        absl::MutexLock lock(&quarantine_mu_);
+        absl::StatusOr<QuarantineStore::Kept> done =
+            quarantine_->Keep(source_region.empty() ? "peer" : source_region, changes);
+        if (done.ok()) kept += done->kept + done->present;
+        return done.status();
+      });
   if (!collected.ok()) return collected.status();
   return kept;
 }

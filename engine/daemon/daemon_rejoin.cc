@@ -270,9 +270,14 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
                       " (differing rows no kept change explains) kept with this region's row"));
   }
 
-  // 6. Repaired at one cut.
-  absl::StatusOr<v1::RejoinRepairReply> repaired =
-      peer_->RejoinRepair(operation, /*repair=*/true, deadline);
+  // 6. Repaired at one cut (equal at the comparison's cut already: nothing to repair, and
+  // apply keeps them equal from there).
+  absl::StatusOr<v1::RejoinRepairReply> repaired = *compared;
+  if (compared->differences() > 0) {
+    repaired = peer_->RejoinRepair(operation, /*repair=*/true, deadline);
+  } else {
+    repaired->set_equal_after(true);
+  }
   if (!repaired.ok()) return failed(Annotate(repaired.status(), "repairing at one cut"));
   // The differences and anomalies as the comparison before the repair found them.
   reply.set_differences(compared->differences());

@@ -84,6 +84,10 @@ void Daemon::SettleFence() {
   fence_error_.clear();
 }
 
+std::string Daemon::FenceWordLocked() const {
+  return fence_applied_.empty() ? "" : fence_applied_ == "lifted" ? "lifted" : "raised";
+}
+
 void Daemon::SetOperationNote(std::string note) {
   if (!note.empty()) spdlog::info("region {}: {}", config_.region, note);
   absl::MutexLock lock(&pipeline_mu_);
@@ -104,8 +108,7 @@ v1::RegionInfo Daemon::Info() {
   info.set_inbound_next_seq(inbound_->next_seq());
   {
     absl::MutexLock fence(&fence_state_mu_);
-    info.set_fenced(r.phase == RegionPhase::kFenced ||
-                    (!fence_applied_.empty() && fence_applied_ != "lifted"));
+    info.set_fenced(r.phase == RegionPhase::kFenced || FenceWordLocked() == "raised");
   }
   auto copied = inbound_->GetState(kPeerLogIdState);
   if (copied.ok() && copied->has_value()) info.set_inbound_log_id(**copied);

@@ -62,7 +62,8 @@ const char* OpName(v1::Operation op) {
 }  // namespace
 
 absl::StatusOr<KeptCount> CollectKeptChanges(
-    const DurableLog& log, uint64_t from, const std::function<bool(const v1::Relation&)>& wanted,
+    const DurableLog& log, uint64_t from,
+    const std::function<bool(const v1::Relation&, uint64_t seq)>& wanted,
     const std::function<absl::Status(v1::QuarantineBatch&)>& keep) {
   KeptCount done;
   v1::QuarantineBatch batch;
@@ -119,7 +120,7 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
           const uint32_t at = index++;
           if (target == relations.end()) continue;
           const v1::Relation& rel = *target->second;
-          if (wanted && !wanted(rel)) continue;
+          if (wanted && !wanted(rel, record.seq)) continue;
           v1::QuarantinedChange& q = open.emplace_back();
           q.set_epoch(txn.epoch());
           q.set_log_seq(record.seq);

@@ -30,11 +30,12 @@ struct KeptCount {
   uint64_t partial = 0;
 };
 
-// Reads `log`'s transaction records from `from` to its end. The changes of the tables `wanted`
-// accepts (null: every table) go to `keep` in batches (at most 500 changes or about 1 MiB), the
-// batch cleared after each call. kDataLoss for a record that is not a transaction.
+// Reads `log`'s transaction records from `from` to its end. The changes `wanted` accepts, by
+// table and record seq (null: every one), go to `keep` in batches (at most 500 changes or about 1
+// MiB), the batch cleared after each call. kDataLoss for a record that is not a transaction.
 [[nodiscard]] absl::StatusOr<KeptCount> CollectKeptChanges(
-    const DurableLog& log, uint64_t from, const std::function<bool(const v1::Relation&)>& wanted,
+    const DurableLog& log, uint64_t from,
+    const std::function<bool(const v1::Relation&, uint64_t seq)>& wanted,
     const std::function<absl::Status(v1::QuarantineBatch&)>& keep);
 
 }  // namespace ferry

@@ -229,6 +229,34 @@ TEST_F(PgQuarantineTest, ReapplyWritesTheTransactionOrRefusesNamingTheConflict) 
   EXPECT_EQ(shown->entries(0).current_row(), R"({"id": "1", "v": "one"})");
 }
 
+// A rejoin explains a differing key with a pending kept change of the caller's region to it:
+// its key (in any column order), the new key of an update that moved its row, or a truncate of
+// its table; a decided entry or another region's explains nothing.
+TEST_F(PgQuarantineTest, ExplainsADifferingKeyOnlyWithAPendingChangeOfTheRegion) {
+  ASSERT_TRUE(
+      store_
+          ->Keep("east", {Change(30, 0, "public.items", "update", R"({"id": "1"})",
+                                 R"({"id": "1", "v": "x"})", 900),
+                          Change(31, 0, "public.items", "update", R"({"id": "2"})",
+                                 R"({"id": "7", "v": "moved"})", 901),
+                          Change(32, 0, "public.items", "delete", R"({"id": "3"})", "", 902),
+                          Change(33, 0, "public.scratch", "truncate", "", "", 903)})
+          .ok());
+  ASSERT_TRUE(
+      store_->Keep("north", {Change(40, 0, "public.items", "delete", R"({"id": "9"})")}).ok());
+  ASSERT_TRUE(Exec("UPDATE ferry.quarantine SET status = 'discarded' WHERE xact = '902'").ok());
+  auto key = [](const std::string& table, const std::string& k) {
+    return Change(0, 0, table, "update", k);
+  };
+  auto explained = store_->Explains(
+      "east", {key("public.items", R"({"id":"1"})"), key("public.items", R"({"id": "2"})"),
+               key("public.items", R"({"id": "7"})"), key("public.items", R"({"id": "3"})"),
+               key("public.items", R"({"id": "9"})"), key("public.items", R"({"id": "4"})"),
+               key("public.scratch", R"({"id": "12"})")});
+  ASSERT_TRUE(explained.ok()) << explained.status();
+  EXPECT_EQ(*explained, (std::vector<bool>{true, true, true, false, false, false, true}));
+}
+
 TEST_F(PgQuarantineTest, MalformedRequestsAreRefused) {
   EXPECT_EQ(Decide("drop", 1).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Decide("show", 0).status().code(), absl::StatusCode::kInvalidArgument);
