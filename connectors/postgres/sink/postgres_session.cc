@@ -17,13 +17,15 @@ namespace ferry::pg_sink {
 PostgresSession::PostgresSession(const PostgresSinkOptions& options, std::string dsn,
                                  std::string origin, std::atomic<uint64_t>* one_trip_groups,
                                  std::atomic<uint64_t>* schema_generation,
-                                 ResnapshotRegistry* resnapshots)
+                                 ResnapshotRegistry* resnapshots,
+                                 const TargetIncarnation* incarnation)
     : options_(options),
       dsn_(std::move(dsn)),
       origin_(std::move(origin)),
       one_trip_groups_(one_trip_groups),
       schema_generation_(schema_generation),
       resnapshots_(resnapshots),
+      incarnation_(incarnation),
       tables_(options.replica_role) {}
 
 absl::Status PostgresSession::Connect() {
@@ -44,6 +46,20 @@ absl::Status PostgresSession::Connect() {
   for (const auto& sql : setup) {
     auto r = pipe_->Run(sql);
     if (!r.ok()) return fail(Annotate(r.status(), "setting up the target session"));
+  }
+  if (!options_.synchronous_commit && incarnation_ != nullptr) {
+    // target_incarnation.h: a restarted server may have taken back commits of this round.
+    auto r = pipe_->Run("SELECT pg_postmaster_start_time()::text");
+    if (!r.ok()) return fail(Annotate(r.status(), "reading the target's start time"));
+    const std::string start(r->result.Get(0, 0));
+    if (!incarnation_->Matches(start)) {
+      return fail(absl::UnavailableError(
+          absl::StrCat("the target database restarted (at ", start,
+                       ", the apply round began on the run "
+                       "started at ",
+                       incarnation_->start(),
+                       "): its unflushed commits may be gone, so the progress is read again")));
+    }
   }
   if (!origin_.empty()) {
     absl::Status s = CreateOrigin(*pipe_, origin_);

@@ -41,6 +41,7 @@
 #include "connectors/postgres/sink/postgres_sink.h"
 #include "connectors/postgres/sink/resnapshots.h"
 #include "connectors/postgres/sink/sink_sql.h"
+#include "connectors/postgres/sink/target_incarnation.h"
 #include "connectors/postgres/sink/target_tables.h"
 #include "engine/api/sink.h"
 #include "proto/change.pb.h"
@@ -54,10 +55,11 @@ class PostgresSession final : public SinkSession {
   // `one_trip_groups`: the sink's counter of groups sent in one round trip;
   // `schema_generation`: the sink's count of schema changes replayed (a session that sees it
   // move forgets what it knew of target tables); `resnapshots`: the sink's committed
-  // re-snapshots (resnapshots.h).
+  // re-snapshots (resnapshots.h); `incarnation`: the server the sink's round began on
+  // (target_incarnation.h).
   PostgresSession(const PostgresSinkOptions& options, std::string dsn, std::string origin,
                   std::atomic<uint64_t>* one_trip_groups, std::atomic<uint64_t>* schema_generation,
-                  ResnapshotRegistry* resnapshots);
+                  ResnapshotRegistry* resnapshots, const TargetIncarnation* incarnation);
 
   absl::Status Begin(const GroupContext& context) override;
   absl::Status Apply(uint64_t seq, const v1::Transaction& fragment) override;
@@ -145,6 +147,7 @@ class PostgresSession final : public SinkSession {
   std::atomic<uint64_t>* const one_trip_groups_;    // the sink's counter
   std::atomic<uint64_t>* const schema_generation_;  // the sink's counter
   ResnapshotRegistry* const resnapshots_;           // the sink's
+  const TargetIncarnation* const incarnation_;      // the sink's
   uint64_t seen_schema_generation_ = 0;
 
   std::unique_ptr<Pipeline> pipe_;

@@ -91,6 +91,10 @@ absl::StatusOr<SinkState> PostgresSink::LoadState(const UpstreamLog& upstream) {
   resnapshots_.Clear();
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
+  // Before the progress is read: a restart after this reading makes sessions refuse.
+  FERRY_ASSIGN_OR_RETURN(pg_sink::StatementResult started,
+                         pipe->Run("SELECT pg_postmaster_start_time()::text"));
+  incarnation_.Set(std::string(started.result.Get(0, 0)));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
   SinkState state;
   FERRY_ASSIGN_OR_RETURN(
@@ -126,8 +130,9 @@ absl::StatusOr<uint64_t> PostgresSink::DiscardProgress(const std::string& discar
 }
 
 absl::StatusOr<std::unique_ptr<SinkSession>> PostgresSink::OpenSession(int worker) {
-  auto session = std::make_unique<pg_sink::PostgresSession>(
-      options_, Dsn(), OriginName(worker), &one_trip_groups_, &schema_generation_, &resnapshots_);
+  auto session = std::make_unique<pg_sink::PostgresSession>(options_, Dsn(), OriginName(worker),
+                                                            &one_trip_groups_, &schema_generation_,
+                                                            &resnapshots_, &incarnation_);
   return std::unique_ptr<SinkSession>(std::move(session));
 }
 

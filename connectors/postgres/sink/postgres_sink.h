@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "connectors/postgres/sink/pipeline.h"
 #include "connectors/postgres/sink/resnapshots.h"
+#include "connectors/postgres/sink/target_incarnation.h"
 #include "engine/api/sink.h"
 
 namespace ferry {
@@ -118,6 +119,7 @@ class PostgresSink final : public Sink {
   std::atomic<uint64_t> one_trip_groups_{0};
   std::atomic<uint64_t> schema_generation_{0};  // schema changes replayed (sessions re-read)
   pg_sink::ResnapshotRegistry resnapshots_;     // re-snapshots committed by any session
+  pg_sink::TargetIncarnation incarnation_;      // the server the round began on
 };
 
 }  // namespace ferry
