@@ -321,14 +321,22 @@ class PostgresSource::Session {
       absl::MutexLock lock(&source_.mu_);
       source_.health_.snapshot_in_progress = true;
     }
-    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
-    FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
-                           ListPublishedTables(*conn, options_.publication));
+    SnapshotOptions so;
+    so.dsn = options_.dsn;
+    so.snapshot_name = created.snapshot_name;
+    so.consistent_point = created.consistent_point;
+    // The tables and their shapes as of the snapshot: a table created after it (its CREATE and
+    // rows follow in the stream) must not be copied too, or the replayed CREATE finds it.
     std::vector<SnapshotTable> tables;
-    for (PublishedTable& p : published) {
-      FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
-      FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
-      tables.push_back({std::move(p), std::move(r)});
+    {
+      FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, OpenSnapshotConnection(so));
+      FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
+                             ListPublishedTables(*conn, options_.publication));
+      for (PublishedTable& p : published) {
+        FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
+        FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
+        tables.push_back({std::move(p), std::move(r)});
+      }
     }
     {
       absl::MutexLock lock(&source_.mu_);
@@ -339,10 +347,6 @@ class PostgresSource::Session {
              .rows_estimated = t.table.estimated_rows});
       }
     }
-    SnapshotOptions so;
-    so.dsn = options_.dsn;
-    so.snapshot_name = created.snapshot_name;
-    so.consistent_point = created.consistent_point;
     so.origin_region = options_.origin_region;
     so.snapshot_time_us = absl::ToUnixMicros(source_.clock_->Now());
     so.max_chunk_rows = options_.max_fragment_changes;

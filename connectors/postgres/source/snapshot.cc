@@ -115,16 +115,6 @@ class TableCopy {
   uint32_t next_fragment_ = 0;
 };
 
-absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
-    const SnapshotOptions& options) {
-  FERRY_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options.dsn));
-  FERRY_RETURN_IF_ERROR(conn->Exec(absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                                                "SET TRANSACTION SNAPSHOT ",
-                                                QuoteLiteral(options.snapshot_name)))
-                            .status());
-  return conn;
-}
-
 // Copies tables[i] for every index the shared cursor hands out, until done or failed.
 class CopyWorkers {
  public:
@@ -179,6 +169,16 @@ class CopyWorkers {
 };
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
+    const SnapshotOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options.dsn));
+  FERRY_RETURN_IF_ERROR(conn->Exec(absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                                                "SET TRANSACTION SNAPSHOT ",
+                                                QuoteLiteral(options.snapshot_name)))
+                            .status());
+  return conn;
+}
 
 bool HasUpsertKey(const v1::Relation& relation) {
   if (relation.primary_key_size() > 0) return true;

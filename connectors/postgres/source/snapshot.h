@@ -52,6 +52,12 @@ struct SnapshotTable {
   v1::Relation relation;  // as pgoutput would announce it (DescribeTable + BuildRelation)
 };
 
+// A connection inside a REPEATABLE READ transaction on the exported snapshot: what it reads
+// (the published tables and their definitions included) is the database at the consistent
+// point, not at the moment of the query.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
+    const SnapshotOptions& options);
+
 // True when the relation has a unique key apply can upsert on.
 bool HasUpsertKey(const v1::Relation& relation);
 
