@@ -10,7 +10,8 @@
 # Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
-#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine).
+#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
+#   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions).
 #
 # Every benchmark starts its own pair of Postgres 15 clusters (east = source, west = target),
 # copied from templates made once per run, with the same settings on both sides (fsync on,
@@ -258,6 +259,16 @@ perf_start() {
   PERF_PIDS=()
   [ -n "${FERRY_BENCH_PERF:-}" ] || return 0
   local r
+  if [ "$FERRY_BENCH_PERF" = stat ]; then  # per-event costs: syscalls and switches per thread
+    for r in east west; do
+      kill -0 "${FPID[$r]:-0}" 2> /dev/null || continue
+      perf record -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_write,syscalls:sys_enter_sendmsg,syscalls:sys_enter_futex,sched:sched_switch' \
+        -p "${FPID[$r]}" -o "$PAIR_DIR/perf-$r.data" > /dev/null 2>&1 &
+      PERF_PIDS+=($!)
+    done
+    sleep 0.3
+    return 0
+  fi
   if [ "$FERRY_BENCH_PERF" = system ]; then  # every process on the machine, Postgres included
     perf record -e cpu-clock -F 999 -a -o "$PAIR_DIR/perf-system.data" > /dev/null 2>&1 &
     PERF_PIDS+=($!)
@@ -276,6 +287,14 @@ perf_stop() {
   for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
   PERF_PIDS=()
   for r in east west system; do
+    if [ "${FERRY_BENCH_PERF:-}" = stat ] && [ -f "$PAIR_DIR/perf-$r.data" ]; then
+      # Events per thread name and kind (divide by the transactions of the run).
+      perf script -i "$PAIR_DIR/perf-$r.data" -F comm,event 2> /dev/null | sort | uniq -c | sort -rn \
+        > "$PAIR_DIR/perf-$r.txt" || true
+      mkdir -p "$WORK/profiles"; cp "$PAIR_DIR/perf-$r.txt" "$WORK/profiles/$(basename "$PAIR_DIR")-$r.txt"
+      log "counts: $WORK/profiles/$(basename "$PAIR_DIR")-$r.txt"
+      continue
+    fi
     [ -f "$PAIR_DIR/perf-$r.data" ] || continue
     perf report -i "$PAIR_DIR/perf-$r.data" --stdio --no-children --percent-limit 1.5 -g none \
       > "$PAIR_DIR/perf-$r.txt" 2> /dev/null || true

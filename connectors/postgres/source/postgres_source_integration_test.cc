@@ -169,6 +169,7 @@ class PostgresSourceTest : public ::testing::Test {
   inline static PgCluster* cluster_ = nullptr;
   std::string db_;
   MemoryCaptureTarget target_;
+  ManualClock manual_clock_{absl::FromUnixSeconds(1'800'000'000)};  // outlives the source
   std::unique_ptr<PostgresSource> source_;
   std::unique_ptr<StopSignal> stop_;
   std::thread thread_;
@@ -727,6 +728,53 @@ TEST_F(PostgresSourceTest, TheInitialCopyListsTheTablesAsOfTheSnapshot) {
   EXPECT_EQ(before_rows[1].txn->source_xid(), 0u);
   EXPECT_EQ(before_rows[1].relation->columns_size(), 2);
   EXPECT_EQ(before_rows[1].change->new_tuple().values_size(), 2);
+}
+
+// Issue #19: under load the walsender sends a keepalive after nearly every transaction (the
+// confirmed position trails what it sent), and flushing on each made every transaction its own
+// synced append, as did a socket that drains between transactions; everything downstream (a
+// frame, the peer's synced append, an apply group) followed suit. With a commit delay, appends
+// come at most about once per delay while transactions keep arriving.
+TEST_F(PostgresSourceTest, TransactionsArrivingTogetherShareAppends) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions o = Options();
+  o.commit_delay = absl::Milliseconds(200);
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();
+  const size_t before = target_.appends().size();
+  const absl::Time start = absl::Now();
+  auto conn = PgConnection::Connect(cluster_->dsn(db_));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  constexpr int kTransactions = 300;  // each its own commit, one after the other
+  for (int i = 1; i <= kTransactions; ++i) {
+    ASSERT_TRUE((*conn)->Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")")).ok());
+  }
+  Sync();
+  const absl::Duration elapsed = absl::Now() - start;
+  const size_t appends = target_.appends().size() - before;
+  // One per delay while they arrive, and the last ones' and the sync's.
+  EXPECT_LE(appends, static_cast<size_t>(elapsed / o.commit_delay) + 3)
+      << appends << " appends in " << elapsed;
+  EXPECT_EQ(ChangesOf(target_.fragments(), "t").size(), static_cast<size_t>(kTransactions));
+}
+
+// The delay never holds a transaction that comes after a quiet spell as long as the delay: with
+// a delay of a minute (on a clock the test moves), a transaction a minute after the previous
+// append is captured at once.
+TEST_F(PostgresSourceTest, ACommitDelayDoesNotHoldATransactionAfterAQuietSpell) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions o = Options();
+  o.commit_delay = absl::Seconds(60);
+  o.clock = &manual_clock_;
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();  // an append, at the clock's time
+  manual_clock_.Advance(absl::Seconds(61));
+  Exec("INSERT INTO t VALUES (1)");
+  EXPECT_TRUE(
+      WaitUntil([&] { return ChangesOf(target_.fragments(), "t").size() == 1; }, absl::Seconds(30)))
+      << run_status_;
 }
 
 TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
