@@ -20,6 +20,7 @@
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/postgres/testing/memory_capture_target.h"
+#include "engine/rows/copy_rows.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_cluster.h"
 
@@ -146,6 +147,14 @@ class PostgresSourceTest : public ::testing::Test {
         << token << "; source: " << run_status_ << " " << source_->Health().last_error;
   }
 
+  // What was captured, snapshot rows (COPY changes) expanded into INSERTs as apply's careful
+  // path reads them.
+  std::vector<v1::Transaction> Fragments() const {
+    std::vector<v1::Transaction> fragments = target_.fragments();
+    for (v1::Transaction& f : fragments) EXPECT_TRUE(ExpandCopyChanges(&f).ok());
+    return fragments;
+  }
+
   // Row changes of `table` in capture order (from `fragments`, kept alive by the caller).
   static std::vector<Captured> ChangesOf(const std::vector<v1::Transaction>& fragments,
                                          const std::string& table) {
@@ -206,7 +215,7 @@ TEST_F(PostgresSourceTest, EveryBuiltInTypeFamilyRoundTrips) {
       "CREATE TABLE types2 (LIKE types INCLUDING ALL); INSERT INTO types2 SELECT * FROM types; "
       "UPDATE types2 SET num = -0.5, m = 'sad' WHERE id = 1");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "types2");
   ASSERT_EQ(changes.size(), 3u);
   auto expected = Query("SELECT * FROM types2 ORDER BY id");
@@ -250,7 +259,7 @@ TEST_F(PostgresSourceTest, UnusualIdentifiers) {
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
   Exec(R"sql(INSERT INTO "My Schema"."select" VALUES (1, 'x', 2))sql");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "select");
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].relation->schema(), "My Schema");
@@ -270,7 +279,7 @@ TEST_F(PostgresSourceTest, UnchangedToastStaysUnchanged) {
       "g");
   Exec("UPDATE docs SET n = 2 WHERE id = 1");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "docs");
   ASSERT_EQ(changes.size(), 2u);
   auto body = Query("SELECT body FROM docs");
@@ -289,7 +298,7 @@ TEST_F(PostgresSourceTest, MultiStatementTransactionsAndRollbacks) {
       "UPDATE t SET id = 3 WHERE id = 2; DELETE FROM t WHERE id = 1; COMMIT;");
   Exec("BEGIN; INSERT INTO t VALUES (10, 'never'); ROLLBACK;");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "t");
   ASSERT_EQ(changes.size(), 5u);
   EXPECT_EQ(changes[0].txn, changes[4].txn);  // one transaction, one fragment
@@ -351,7 +360,7 @@ TEST_F(PostgresSourceTest, TruncateAndTablesWithoutPrimaryKey) {
   Exec("INSERT INTO full_t VALUES (1, 'one'); UPDATE full_t SET y = 'uno'; DELETE FROM full_t");
   Exec("INSERT INTO nokey VALUES (1, 'one')");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto truncates = ChangesOf(fragments, "a");
   ASSERT_EQ(truncates.size(), 2u);
   EXPECT_EQ(truncates[1].change->op(), v1::TRUNCATE);
@@ -380,7 +389,7 @@ TEST_F(PostgresSourceTest, PartitionedTablesArePublishedAsTheirRoot) {
   ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
   Exec("INSERT INTO events VALUES (1, '2023-05-01'), (2, '2024-05-01')");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   EXPECT_EQ(ChangesOf(fragments, "events").size(), 2u);
   EXPECT_EQ(ChangesOf(fragments, "events_2023").size(), 0u);
 }
@@ -395,7 +404,7 @@ TEST_F(PostgresSourceTest, FerryOriginTransactionsAreNotCaptured) {
       "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);");
   Exec("INSERT INTO t VALUES (3)");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "t");
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].change->new_tuple().values(0).text(), "3");
@@ -586,7 +595,7 @@ TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
   ASSERT_TRUE(cluster_->Restart(PgCluster::StopMode::kImmediate).ok());
   for (int i = 51; i <= 100; ++i) Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   std::map<std::string, int> seen;
   for (const auto& c : ChangesOf(fragments, "t")) ++seen[c.change->new_tuple().values(0).text()];
   EXPECT_EQ(seen.size(), 100u);
@@ -628,12 +637,17 @@ TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
     return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
   })) << run_status_;
   int at_snapshot_end = written.load();
+  // The rows travel as COPY gave them: snapshot records carry COPY changes, not INSERTs.
+  for (const auto& f : target_.fragments()) {
+    if (f.source_xid() != 0) continue;
+    for (const auto& c : f.changes()) EXPECT_NE(c.op(), v1::INSERT) << f.DebugString();
+  }
   ASSERT_TRUE(WaitUntil([&] { return written.load() > at_snapshot_end + 20; }));
   stop_writer = true;
   writer.join();
   Sync();
 
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   std::map<std::string, int> ids;
   int snapshot_records = 0, truncates = 0;
   for (const auto& c : ChangesOf(fragments, "keyed")) {
@@ -705,7 +719,7 @@ TEST_F(PostgresSourceTest, TheInitialCopyListsTheTablesAsOfTheSnapshot) {
     return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
   })) << run_status_;
   Sync();
-  const auto fragments = target_.fragments();
+  const auto fragments = Fragments();
   for (const auto& c : ChangesOf(fragments, "after_t")) {
     EXPECT_NE(c.txn->source_xid(), 0u)
         << "after_t copied by the snapshot: " << c.txn->DebugString();
@@ -796,7 +810,7 @@ TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
   })) << run_status_;
   Exec("INSERT INTO keyed VALUES (11)");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "keyed");
   ASSERT_EQ(changes.size(), 12u);  // TRUNCATE, 10 snapshot rows, 1 streamed
   EXPECT_EQ(changes[0].change->op(), v1::TRUNCATE);
@@ -880,7 +894,7 @@ TEST_F(PostgresSourceTest, KeylessTableGetsReplicaIdentityFullAndItsUpdatesWork)
   Exec("UPDATE nopk SET y = 'b' WHERE x = 1");
   Exec("DELETE FROM nopk WHERE x = 1");
   Sync();
-  auto fragments = target_.fragments();
+  auto fragments = Fragments();
   auto changes = ChangesOf(fragments, "nopk");
   ASSERT_EQ(changes.size(), 3u);
   EXPECT_EQ(changes[1].change->op(), v1::UPDATE);
