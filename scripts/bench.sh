@@ -556,6 +556,7 @@ bench_lag() {  # bench_lag SYSTEM [RATE TAG]: TAG suffixes the result keys (_low
     > "$PAIR_DIR/pgbench-probe.log" 2>&1 &
   local probe_pid=$!; BG_PIDS+=("$probe_pid")
   local cpu0; cpu0=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)
+  local split0; split0=$(cpu_split)
   [ "$sys" = ferry ] && perf_start
   wait "$bench_pid" || die "pgbench (lag) failed; see $PAIR_DIR/pgbench-lag.log"
   wait "$probe_pid" || die "pgbench (probe) failed"
@@ -564,6 +565,13 @@ bench_lag() {  # bench_lag SYSTEM [RATE TAG]: TAG suffixes the result keys (_low
   R[lag_cpu_$sys$tag]=$("$PY" -c "import sys; b0,i0=map(float,sys.argv[1].split()); b1,i1=map(float,sys.argv[2].split()); print('%.0f' % (100*(b1-b0)/((b1-b0)+(i1-i0))))" "$cpu0" "$cpu1")
   local n; n=$(q "$EAST_PG" "SELECT count(*) FROM probe")
   wait_until 120 0.2 target_rows_equal probe "$n" || die "probes did not all arrive ($sys)"
+  # CPU seconds per 1000 replicated transactions of everything but pgbench: both clusters
+  # (backends, walsender, apply) and both ferryd, until the last probe (after every transaction
+  # of the run, as commits apply in order) became visible.
+  local split1; split1=$(cpu_split)
+  local ntx; ntx=$(grep -m1 -oP 'number of transactions actually processed: \K[0-9]+' "$PAIR_DIR/pgbench-lag.log" || echo 0)
+  R[lag_cpu1k_$sys$tag]=$("$PY" -c "import sys; a=list(map(float,sys.argv[1].split())); b=list(map(float,sys.argv[2].split())); n=(float(sys.argv[3])+float(sys.argv[4]))/1000; d=[(y-x)/n for x,y in zip(a,b)]; print(' / '.join('%.3f' % v for v in d) + '; total %.3f' % sum(d))" "$split0" "$split1" "$ntx" "$n")
+  log "steady lag $sys: CPU seconds per 1000 transactions (ferryd east / west / postgres east / west; total): ${R[lag_cpu1k_$sys$tag]}"
   # Lag of a probe = when the target's listener saw it - the source's commit time of the row.
   psql -X -q -At -F ' ' -h 127.0.0.1 -p "$EAST_PG" \
     -c "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM probe" > "$PAIR_DIR/probe-source.txt"
@@ -644,6 +652,7 @@ write_results() {
     echo "| 3 | max | $(f2 lag_max_native) ms | $(f2 lag_max_ferry) ms | $(rv lag_max_ferry lag_max_native)x the time | | |"
     echo "| 3 | achieved pgbench tps (probes counted) | $(v lag_tps_native) ($(v lag_n_native)) | $(v lag_tps_ferry) ($(v lag_n_ferry)) | | | |"
     echo "| 3 | machine CPU busy during the run | $(v lag_cpu_native)% | $(v lag_cpu_ferry)% | | | |"
+    echo "| 3 | CPU seconds per 1000 transactions, all but pgbench (ferryd east / west / postgres east / west; total) | $(v lag_cpu1k_native) | $(v lag_cpu1k_ferry) | | Ferry's total <= native's | |"
     if [ "$LAG_LOW_RATE" -gt 0 ]; then
       echo "| 3b | steady lag at $LAG_LOW_RATE tps (a rate this machine sustains with room): p50 | $(f2 lag_p50_native_low) ms | $(f2 lag_p50_ferry_low) ms | $(rv lag_p50_ferry_low lag_p50_native_low)x the time | | |"
       echo "| 3b | p99 | $(f2 lag_p99_native_low) ms | $(f2 lag_p99_ferry_low) ms | $(rv lag_p99_ferry_low lag_p99_native_low)x the time | Ferry <= 20 ms | $(meets_le "${R[lag_p99_ferry_low]:-}" 20) |"
