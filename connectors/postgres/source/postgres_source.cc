@@ -380,10 +380,13 @@ class PostgresSource::Session {
           assembler_.has_pending()) {
         // Drained, but the previous append was moments ago: under load, wait a little for more
         // transactions so that they share one durable append (and, downstream, one frame, one
-        // receiving append and one apply group). Idle or lightly loaded, this never waits.
-        const absl::Duration since = source_.clock_->Now() - last_flush_;
-        if (since < options_.commit_delay) {
-          FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(options_.commit_delay - since));
+        // receiving append and one apply group). Idle or lightly loaded, this never waits. It
+        // sleeps rather than waking for every message that arrives meanwhile (the walsender
+        // sends a transaction as several), then reads them all.
+        const absl::Time due = last_flush_ + options_.commit_delay;
+        if (source_.clock_->Now() < due) {
+          source_.clock_->SleepUntil(due, nullptr);
+          continue;
         }
       }
       if (!data.has_value()) {
