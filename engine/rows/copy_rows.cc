@@ -125,12 +125,24 @@ RowScan ScanRow(absl::string_view row, const v1::Relation& relation, size_t max_
       char c = row[i++];
       ++length;
       if (c == '\0') nul = true;
+      if (c == '\r') {
+        // COPY TO escapes it; COPY FROM would take a row ending in one as a CRLF row ending.
+        scan.problem = absl::StrCat(
+            "malformed change: a COPY row has a raw carriage return in column \"", name(), "\"");
+        return scan;
+      }
       if (c != '\\') continue;
       if (i >= row.size()) {
         scan.problem = absl::StrCat("a COPY row ends inside an escape in column \"", name(), "\"");
         return scan;
       }
       const char e = row[i++];
+      if (e == '.') {
+        // COPY FROM (text format, Postgres 15) ends the data at an unescaped \. anywhere.
+        scan.problem = absl::StrCat(
+            "malformed change: a COPY row has the end-of-data marker in column \"", name(), "\"");
+        return scan;
+      }
       int v = -1;
       if (e == 'x') {
         int digits = 0;

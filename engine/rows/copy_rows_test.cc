@@ -80,6 +80,9 @@ TEST(CopyRows, MalformedOrHostileRowsAreRefused) {
   EXPECT_THAT(problem("1\ta\tb\n", 1), ::testing::HasSubstr("has 3 values"));
   EXPECT_THAT(problem("1\n", 1), ::testing::HasSubstr("has 1 values"));
   EXPECT_THAT(problem("\\.\n1\ta\n", 2), ::testing::HasSubstr("end-of-data marker"));
+  EXPECT_THAT(problem("1\tfoo\\.\n", 1), ::testing::HasSubstr("end-of-data marker"));
+  EXPECT_THAT(problem("1\ta\r\n", 1), ::testing::HasSubstr("carriage return"));
+  EXPECT_EQ(problem("1\tfoo\\\\.\\r\n", 1), "");  // an escaped backslash, then a dot; \r
   EXPECT_THAT(problem("1\ta\\\n", 1), ::testing::HasSubstr("ends inside an escape"));
   EXPECT_THAT(problem(std::string("1\ta\0b\n", 6), 1), ::testing::HasSubstr("NUL byte"));
   EXPECT_THAT(problem("1\ta\\000b\n", 1), ::testing::HasSubstr("NUL byte"));

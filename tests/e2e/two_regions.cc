@@ -36,17 +36,22 @@ absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOp
   std::unique_ptr<TwoRegions> t(new TwoRegions());
   t->options_ = options;
   t->dir_ = std::make_unique<TempDir>("ferry-e2e");
-  if (!options.without_postgres) {
-    FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
-    FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
-    if (!options.schema_sql.empty()) FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
-    if (!options.standby_sql.empty()) {
-      FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
-    }
-  }
   // A port FreePort() found free can be taken by another process before ferryd binds it (other
-  // test programs run beside this one): then both daemons start again on new ports.
+  // test programs run beside this one): then both daemons start again on new ports, with new
+  // clusters and data dirs (a daemon may have created its slot or shipped before it listened).
   for (int attempt = 1;; ++attempt) {
+    if (!options.without_postgres) {  // fresh clusters: a daemon may have begun its work
+      t->east_pg_.reset();
+      t->west_pg_.reset();
+      FERRY_ASSIGN_OR_RETURN(t->east_pg_, PgCluster::Start());
+      FERRY_ASSIGN_OR_RETURN(t->west_pg_, PgCluster::Start());
+      if (!options.schema_sql.empty()) {
+        FERRY_RETURN_IF_ERROR(t->east_pg_->Exec(options.schema_sql));
+      }
+      if (!options.standby_sql.empty()) {
+        FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
+      }
+    }
     t->east_admin_ = FreePort();
     t->west_admin_ = FreePort();
     t->east_metrics_ = FreePort();
@@ -62,7 +67,8 @@ absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOp
     if (started.ok()) started = t->StartDaemon(Region::kEast);
     if (started.ok()) return t;
     const bool port_taken = absl::StrContains(started.message(), "cannot listen");
-    if (!port_taken || attempt == 3) return started;
+    // A standby data dir the test brought is not ours to wipe: no second try then.
+    if (!port_taken || attempt == 3 || !options.standby_data_dir.empty()) return started;
     for (Region r : {Region::kEast, Region::kWest}) {
       if (t->running(r)) (void)t->StopDaemon(r, absl::Seconds(30));
       std::error_code ec;

@@ -33,6 +33,10 @@ constexpr const char* kBookkeeping[] = {
     " reason text NOT NULL,"
     " stopped_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (source_region, table_schema, table_name))",
+    // UNLOGGED: crash recovery empties it, a clean shutdown keeps it (target_incarnation.h).
+    "CREATE UNLOGGED TABLE IF NOT EXISTS ferry.target_run ("
+    " source_region text PRIMARY KEY,"
+    " token text NOT NULL)",
 };
 
 constexpr char kInsertConflict[] =

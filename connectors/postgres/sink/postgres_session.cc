@@ -48,17 +48,17 @@ absl::Status PostgresSession::Connect() {
     if (!r.ok()) return fail(Annotate(r.status(), "setting up the target session"));
   }
   if (!options_.synchronous_commit && incarnation_ != nullptr) {
-    // target_incarnation.h: a restarted server may have taken back commits of this round.
-    auto r = pipe_->Run("SELECT pg_postmaster_start_time()::text");
-    if (!r.ok()) return fail(Annotate(r.status(), "reading the target's start time"));
-    const std::string start(r->result.Get(0, 0));
-    if (!incarnation_->Matches(start)) {
-      return fail(absl::UnavailableError(
-          absl::StrCat("the target database restarted (at ", start,
-                       ", the apply round began on the run "
-                       "started at ",
-                       incarnation_->start(),
-                       "): its unflushed commits may be gone, so the progress is read again")));
+    // target_incarnation.h: a crash since the round began may have taken back its commits.
+    const std::string token = incarnation_->token();
+    if (!token.empty()) {
+      auto r = pipe_->Run("SELECT token FROM ferry.target_run WHERE source_region = $1",
+                          {options_.source_region});
+      if (!r.ok()) return fail(Annotate(r.status(), "reading the target's run"));
+      if (r->result.rows() != 1 || r->result.Get(0, 0) != token) {
+        return fail(absl::UnavailableError(
+            "the target database crashed or was restarted since this apply round began: its "
+            "unflushed commits may be gone, so the progress is read again"));
+      }
     }
   }
   if (!origin_.empty()) {

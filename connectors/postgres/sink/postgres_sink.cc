@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/common/identifiers.h"
@@ -91,11 +92,16 @@ absl::StatusOr<SinkState> PostgresSink::LoadState(const UpstreamLog& upstream) {
   resnapshots_.Clear();
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipe, Pipeline::Connect(Dsn()));
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
-  // Before the progress is read: a restart after this reading makes sessions refuse.
-  FERRY_ASSIGN_OR_RETURN(pg_sink::StatementResult started,
-                         pipe->Run("SELECT pg_postmaster_start_time()::text"));
-  incarnation_.Set(std::string(started.result.Get(0, 0)));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
+  // Before the progress is read: a crash after this makes sessions refuse (target_incarnation.h).
+  const std::string token = absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(bitgen_)),
+                                         absl::Hex(absl::Uniform<uint64_t>(bitgen_)));
+  FERRY_RETURN_IF_ERROR(
+      pipe->Run("INSERT INTO ferry.target_run (source_region, token) VALUES ($1, $2) "
+                "ON CONFLICT (source_region) DO UPDATE SET token = EXCLUDED.token",
+                {options_.source_region, token})
+          .status());
+  incarnation_.Set(token);
   SinkState state;
   FERRY_ASSIGN_OR_RETURN(
       pg_sink::LoadedProgress progress,

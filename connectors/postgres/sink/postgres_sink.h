@@ -35,6 +35,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -119,7 +120,8 @@ class PostgresSink final : public Sink {
   std::atomic<uint64_t> one_trip_groups_{0};
   std::atomic<uint64_t> schema_generation_{0};  // schema changes replayed (sessions re-read)
   pg_sink::ResnapshotRegistry resnapshots_;     // re-snapshots committed by any session
-  pg_sink::TargetIncarnation incarnation_;      // the server the round began on
+  pg_sink::TargetIncarnation incarnation_;      // the target's run the round began on
+  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);    // incarnation tokens
 };
 
 }  // namespace ferry

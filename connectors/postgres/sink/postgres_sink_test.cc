@@ -3,8 +3,10 @@
 #include "connectors/postgres/sink/postgres_sink.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/sink/apply_test_fixture.h"
 #include "connectors/postgres/testing/transaction_builders.h"
 #include "engine/apply/apply_scheduler.h"
@@ -729,19 +732,18 @@ TEST_F(ApplyTest, AsynchronousCommitsKeepTheInboundLogUntilDurable) {
 }
 
 // The case above where the lost commit and a later one are on different workers: a worker
-// that connects to the restarted server would commit a later group in the same round, and the
+// that connects to the recovered server would commit a later group in the same round, and the
 // progress (the maximum over the origins) would pass the group that was lost. Seen end to end:
 // a table created by apply vanished with a target crash while the progress stayed past it. A
-// session connecting to a restarted server refuses until the next round read the progress.
-TEST_F(ApplyTest, ASessionRefusesToCommitOnATargetThatRestartedDuringTheRound) {
-  // Created and flushed up front: apply's own creation of it could be lost with the restart.
+// session connecting after a crash refuses until the next round read the progress: after a
+// crash of one backend (Postgres restarts the others, its postmaster stays up) and after an
+// immediate restart of the whole server.
+TEST_F(ApplyTest, ASessionRefusesToCommitOnATargetThatCrashedDuringTheRound) {
+  // Created and flushed up front: apply's own creation of it could be lost with the crash.
   ASSERT_TRUE(
       pg_->Exec("CREATE TABLE items (id integer PRIMARY KEY, name text, doc text)", db_).ok());
   auto sink = PostgresSink::Open({.dsn = pg_->dsn(db_), .source_region = region_});
   ASSERT_TRUE(sink.ok()) << sink.status();
-  ASSERT_TRUE((*sink)->LoadState({}).ok());
-  auto first = (*sink)->OpenSession(0);
-  ASSERT_TRUE(first.ok()) << first.status();
   auto apply = [&](SinkSession& session, uint64_t seq) {
     GroupContext context;
     context.first_seq = seq;
@@ -753,22 +755,43 @@ TEST_F(ApplyTest, ASessionRefusesToCommitOnATargetThatRestartedDuringTheRound) {
     if (!s.ok()) session.Abort();
     return s;
   };
-  ASSERT_TRUE(apply(**first, 1).ok());
-  ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
-  auto second = (*sink)->OpenSession(1);
-  ASSERT_TRUE(second.ok()) << second.status();
-  absl::Status refused = apply(**second, 2);
-  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
-  EXPECT_NE(refused.message().find("restarted"), std::string::npos) << refused;
-  EXPECT_EQ(Value("SELECT count(*) FROM items WHERE id = 2"), "0");
-  // The worker whose connection the restart broke fails too, and reconnects to a refusal.
-  EXPECT_FALSE(apply(**first, 2).ok());
-  EXPECT_EQ(apply(**first, 2).code(), absl::StatusCode::kUnavailable);
-  // A new round read the progress again: both commit.
-  ASSERT_TRUE((*sink)->LoadState({}).ok());
-  EXPECT_TRUE(apply(**second, 2).ok());
-  EXPECT_TRUE(apply(**first, 3).ok());
-  EXPECT_EQ(Value("SELECT count(*) FROM items WHERE id IN (2, 3)"), "2");
+  auto kill_a_backend = [&] {
+    auto conn = pg::PgConnection::Connect(pg_->dsn(db_));
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    auto pid = (*conn)->Exec("SELECT pg_backend_pid()");
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    ASSERT_EQ(::kill(std::stoi(std::string(pid->Get(0, 0))), SIGKILL), 0);
+    // Postgres restarts every backend and recovers; until then it refuses connections.
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (!pg_->Exec("SELECT 1", db_).ok() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));  // polling for recovery, not synchronisation
+    }
+  };
+  auto restart = [&] { ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok()); };
+  uint64_t seq = 0;
+  for (const auto& crash : std::vector<std::function<void()>>{kill_a_backend, restart}) {
+    ASSERT_TRUE((*sink)->LoadState({}).ok());
+    auto first = (*sink)->OpenSession(0);
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_TRUE(apply(**first, ++seq).ok());
+    ASSERT_NO_FATAL_FAILURE(crash());
+    auto second = (*sink)->OpenSession(1);
+    ASSERT_TRUE(second.ok()) << second.status();
+    absl::Status refused = apply(**second, ++seq);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+    EXPECT_NE(refused.message().find("crashed or was restarted"), std::string::npos) << refused;
+    EXPECT_EQ(Value(absl::StrCat("SELECT count(*) FROM items WHERE id = ", seq)), "0");
+    // The worker whose connection the crash broke fails too, and reconnects to a refusal.
+    EXPECT_FALSE(apply(**first, seq).ok());
+    EXPECT_EQ(apply(**first, seq).code(), absl::StatusCode::kUnavailable);
+    // A new round read the progress again: both commit.
+    ASSERT_TRUE((*sink)->LoadState({}).ok());
+    EXPECT_TRUE(apply(**second, seq).ok());
+    EXPECT_TRUE(apply(**first, ++seq).ok());
+    EXPECT_EQ(
+        Value(absl::StrCat("SELECT count(*) FROM items WHERE id IN (", seq - 1, ", ", seq, ")")),
+        "2");
+  }
 }
 
 TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {

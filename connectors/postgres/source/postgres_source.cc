@@ -383,9 +383,10 @@ class PostgresSource::Session {
         // receiving append and one apply group). Idle or lightly loaded, this never waits. It
         // sleeps rather than waking for every message that arrives meanwhile (the walsender
         // sends a transaction as several), then reads them all.
+        const absl::Time now = source_.clock_->Now();
         const absl::Time due = last_flush_ + options_.commit_delay;
-        if (source_.clock_->Now() < due) {
-          source_.clock_->SleepUntil(due, nullptr);
+        if (now < due) {
+          stop_.WaitFor(due - now);  // at most the delay; a stop ends it
           continue;
         }
       }
@@ -420,6 +421,9 @@ class PostgresSource::Session {
         // asks for a reply, one that finds transactions pending is left to their append (when
         // the socket drains): flushing here made every transaction its own synced append.
         if (!k.reply_requested && (assembler_.has_pending() || assembler_.in_transaction())) {
+          // Status still goes out on its own timer: it writes nothing, and the walsender must
+          // hear from us while a long run of messages keeps the socket from draining.
+          FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
           absl::MutexLock lock(&source_.mu_);
           source_.health_.received_position = received_;
           continue;
