@@ -16,7 +16,9 @@
 //
 // Target-side bookkeeping (schema `ferry`, created when missing):
 //   ferry.conflicts    every conflict, written in the transaction that resolved it;
-//   ferry.table_state  stopped tables (a row = stopped; no row = applying).
+//   ferry.table_state  stopped tables (a row = stopped; no row = applying);
+//   ferry.target_run   UNLOGGED: the run of the target each apply round began on
+//                      (target_incarnation.h).
 //
 // Hot path: libpq pipeline mode, prepared statements, multi-row INSERTs; conflicts and errors
 // are detected from the results and the group is then re-applied change by change ("careful"),
