@@ -11,6 +11,10 @@
 namespace ferry::pg {
 
 absl::StatusOr<PgConnection*> PgRelationCatalog::Connection() {
+  if (borrowed_ != nullptr) {
+    if (borrowed_->broken()) return absl::UnavailableError("the catalog's connection broke");
+    return borrowed_;
+  }
   if (conn_ == nullptr || conn_->broken()) {
     conn_.reset();
     FERRY_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(dsn_));

@@ -23,6 +23,9 @@ namespace ferry::pg {
 class PgRelationCatalog final : public RelationCatalog {
  public:
   explicit PgRelationCatalog(std::string dsn) : dsn_(std::move(dsn)) {}
+  // Reads through `borrowed` (which must outlive it), never reconnecting: e.g. a connection on
+  // an exported snapshot, so that names and NOT NULL columns are those of the snapshot.
+  explicit PgRelationCatalog(PgConnection* borrowed) : borrowed_(borrowed) {}
 
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> TypeNames(
       const std::vector<TypeRef>& types) override;
@@ -36,6 +39,7 @@ class PgRelationCatalog final : public RelationCatalog {
 
  private:
   const std::string dsn_;
+  PgConnection* const borrowed_ = nullptr;
   std::unique_ptr<PgConnection> conn_;
   TypeNameCache types_;
 };

@@ -332,9 +332,10 @@ class PostgresSource::Session {
       FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, OpenSnapshotConnection(so));
       FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
                              ListPublishedTables(*conn, options_.publication));
+      PgRelationCatalog as_of_snapshot(conn.get());  // type names, NOT NULL columns too
       for (PublishedTable& p : published) {
         FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
-        FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
+        FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, as_of_snapshot));
         tables.push_back({std::move(p), std::move(r)});
       }
     }

@@ -120,6 +120,7 @@ TEST_F(PostgresSourceTest, TheInitialCopyListsTheTablesAsOfTheSnapshot) {
   ASSERT_TRUE(target_.WaitForStateKey(absl::Seconds(60))) << run_status_;
   Exec("CREATE TABLE after_t (id int PRIMARY KEY); INSERT INTO after_t VALUES (7)");
   Exec("ALTER TABLE before_t ADD COLUMN w int DEFAULT 5");
+  Exec("ALTER TABLE before_t ALTER COLUMN v SET NOT NULL");
   target_.ReleaseStateKey();
   ASSERT_TRUE(WaitUntil([&] {
     return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
@@ -147,6 +148,7 @@ TEST_F(PostgresSourceTest, TheInitialCopyListsTheTablesAsOfTheSnapshot) {
   ASSERT_EQ(before_rows.size(), 2u);  // TRUNCATE and the row
   EXPECT_EQ(before_rows[1].txn->source_xid(), 0u);
   EXPECT_EQ(before_rows[1].relation->columns_size(), 2);
+  EXPECT_FALSE(before_rows[1].relation->columns(1).not_null()) << "NOT NULL of after the snapshot";
   EXPECT_EQ(before_rows[1].change->new_tuple().values_size(), 2);
 }
 
