@@ -73,7 +73,8 @@ absl::Status PostgresSession::ApplyCopyRows(const v1::Relation& rel, const v1::C
     return Fault(NameOf(rel), *std::move(problem));
   }
   if (change.copy_row_count() == 0) return absl::OkStatus();
-  if (!ctx_.careful && tables_.Get(NameOf(rel)).batchable) {
+  // (COPY needs a column list: a table without columns takes its rows one by one.)
+  if (!ctx_.careful && tables_.Get(NameOf(rel)).batchable && rel.columns_size() > 0) {
     FERRY_RETURN_IF_ERROR(FlushInserts());
     FERRY_RETURN_IF_ERROR(FlushBatch());
     ChangeBatch::Statement copy;
