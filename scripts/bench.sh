@@ -10,6 +10,7 @@
 # Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
+#   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
 #   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions).
 #
@@ -329,6 +330,7 @@ postgres:
   dsn: "host=127.0.0.1 port=$pg dbname=app user=postgres"
   slot: ferry_$r
   snapshot: $1
+${FERRY_BENCH_COMMIT_DELAY_US:+  commit_delay_us: $FERRY_BENCH_COMMIT_DELAY_US}
 listen:
   replication: 127.0.0.1:${FREPL[$r]}
   admin: 127.0.0.1:${FADMIN[$r]}
