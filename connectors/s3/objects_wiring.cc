@@ -4,6 +4,7 @@
 #include "connectors/s3/bucket_event_sink.h"
 #include "connectors/s3/bucket_source.h"
 #include "connectors/s3/bucket_verify.h"
+#include "connectors/s3/kept_object.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -60,6 +61,7 @@ BucketVerifyOutcome ToOutcome(const BucketVerifyReport& r, const std::string& ta
 }  // namespace
 
 void AddObjectFactories(const ObjectsConfig& objects, DaemonFactories* factories) {
+  factories->kept_event = ObjectEventAsKept;
   factories->event_source = [objects](
                                 const config::Config&,
                                 const PipelineContext&) -> absl::StatusOr<std::unique_ptr<Source>> {

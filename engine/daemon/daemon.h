@@ -148,6 +148,10 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
                                                            const PipelineContext&)>
       event_sink;
+  // Optional (set with objects:): a source event of the outbound log as a quarantine entry
+  // (connectors/s3/kept_object.h), for a rejoin to keep the objects never shipped; nullopt for
+  // an event that names no object.
+  KeptEventFn kept_event;
 };
 
 class Daemon final : public AdminBackend, public RegionControlBackend {
@@ -215,6 +219,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
   absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
                                                         const std::string& region, bool repair,
+                                                        bool bucket,
                                                         absl::Duration timeout) override;
 
   // Changes kept in ferry.quarantine awaiting an operator's decision (QuarantineStore::Pending),
