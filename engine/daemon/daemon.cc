@@ -326,7 +326,7 @@ absl::StatusOr<std::unique_ptr<EventPipeline>> Daemon::StartEvents(Role role,
   return EventPipeline::StartApply(std::move(options), inbound_.get(), std::move(sink));
 }
 
-void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
+bool Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
   std::unique_ptr<PrimaryPipeline> primary;
   std::unique_ptr<StandbyPipeline> standby;
   std::unique_ptr<EventPipeline> events;
@@ -336,9 +336,22 @@ void Daemon::StopPipeline(absl::Time deadline, bool apply_backlog) {
     standby = std::move(standby_);
     events = std::move(events_);
   }
-  if (events) events->Stop();  // before the primary's drain: what it captured is then shipped
+  // The primary's capture first: what it captured is then shipped by the primary's drain.
+  if (events && primary) events->Stop();
   if (primary) primary->Stop(deadline);
-  if (standby) standby->Stop(deadline, apply_backlog);
+  if (standby) standby->Stop(deadline, apply_backlog);  // no more records arrive from here
+  bool bucket_applied = true;
+  if (events && standby) {
+    // The bucket's apply drains like the database's (as a switchover's does): an object event
+    // received and not applied here would be lost once this region captures its own bucket.
+    const uint64_t end = inbound_->next_seq();
+    bucket_applied = events->applied_next_seq() >= end;
+    if (apply_backlog && !bucket_applied && !roles_->paused() && clock_->Now() < deadline) {
+      bucket_applied = events->WaitForApplied(end, deadline - clock_->Now());
+    }
+  }
+  if (events && !primary) events->Stop();
+  return bucket_applied;
 }
 
 absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
@@ -353,7 +366,18 @@ absl::Status Daemon::ChangeRole(Role target, absl::Duration drain) {
   }
   const std::string operation = absl::StrCat("role-", before.epoch, "-", ++operations_);
   FERRY_RETURN_IF_ERROR(roles_->BeginSwitch(operation));
-  StopPipeline(clock_->Now() + drain, /*apply_backlog=*/true);
+  if (!StopPipeline(clock_->Now() + drain, /*apply_backlog=*/true) && target == Role::kPrimary) {
+    // A standby whose bucket apply did not drain would capture its bucket without those objects
+    // (and its backfill's reconcile would have the peer delete them): not flipped.
+    (void)roles_->RollBackSwitch(operation);
+    absl::Status restart = StartPipeline(before.role);
+    absl::MutexLock lock(&pipeline_mu_);
+    pipeline_error_ = restart.ok() ? "" : restart.ToString();
+    return absl::DeadlineExceededError(absl::StrCat(
+        "region ", config_.region, ": the bucket's events received were not all applied within ",
+        absl::FormatDuration(drain), before.paused ? " (the region is paused)" : "", ": still ",
+        std::string(RoleName(before.role))));
+  }
   // Read after the drain: a standby's receiver may have adopted a higher epoch meanwhile.
   const uint64_t new_epoch = roles_->epoch() + 1;
   if (absl::Status s = roles_->CompleteSwitch(operation, new_epoch); !s.ok()) {

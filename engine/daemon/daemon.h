@@ -293,8 +293,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // The role's event pipeline (null when the factories make none).
   absl::StatusOr<std::unique_ptr<EventPipeline>> StartEvents(Role role,
                                                              const PipelineContext& context);
-  // `apply_backlog`: a standby applies what it received before it stops (a role change).
-  void StopPipeline(absl::Time deadline, bool apply_backlog)
+  // `apply_backlog`: a standby applies what it received before it stops (a role change), its
+  // bucket's events too, until `deadline`. Returns false when a standby's bucket apply stopped
+  // short of the inbound log's end (not drained in time, paused, or not asked to drain).
+  bool StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
   // The names of every table apply has applied here, kept in the inbound log's state
