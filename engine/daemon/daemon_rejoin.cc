@@ -279,8 +279,11 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
 
   // 5. Compared at one cut first: a differing key no kept change explains is an anomaly, and
   // this region's row for it is kept too (op "anomaly") before the repair overwrites it.
+  // A region without a database (no verifier here, a bucket): no rows to compare.
+  const bool bucket_only = !factories_.verify_peer && factories_.event_sink;
   absl::StatusOr<v1::RejoinRepairReply> compared =
-      peer_->RejoinRepair(operation, /*repair=*/false, deadline);
+      bucket_only ? v1::RejoinRepairReply()
+                  : peer_->RejoinRepair(operation, /*repair=*/false, deadline);
   if (!compared.ok()) return failed(Annotate(compared.status(), "comparing at one cut"));
   if (compared->anomaly_keys_size() > 0) {
     absl::StatusOr<uint64_t> kept = KeepAnomalies(*compared, operation, deadline);
@@ -303,10 +306,12 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
   reply.set_repaired_rows(repaired->repaired_rows());
   *reply.mutable_anomalies() = compared->anomalies();
   reply.set_anomaly_count(compared->anomaly_count());
-  step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
-                    "): ", compared->differences(), " differing key(s), ",
-                    compared->anomaly_count(), " not explained by a kept change; ",
-                    repaired->repaired_rows(), " row(s) repaired here"));
+  if (!bucket_only) {
+    step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
+                      "): ", compared->differences(), " differing key(s), ",
+                      compared->anomaly_count(), " not explained by a kept change; ",
+                      repaired->repaired_rows(), " row(s) repaired here"));
+  }
   if (compared->anomaly_count() > 0) {
     spdlog::warn(
         "region {}: rejoin {}: {} differing key(s) no quarantined change explains (kept "
@@ -391,13 +396,6 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
                                                               const std::string& region,
                                                               bool repair, bool bucket,
                                                               absl::Duration timeout) {
-  if (!bucket && !factories_.verify) {
-    // A region without a database: its rejoin has no rows to compare (DESIGN: the objects:
-    // section is valid without a postgres: one). Equal, nothing repaired.
-    v1::RejoinRepairReply none;
-    none.set_equal_after(true);
-    return none;
-  }
   v1::VerifyRequest request;
   request.set_bucket(bucket);
   request.set_repair(repair);
