@@ -47,6 +47,12 @@ BucketVerifyOutcome ToOutcome(const BucketVerifyReport& r, const std::string& ta
                              "reached the cut (lag, or written since): not differences"));
   }
   t.set_repaired_rows(r.repaired);
+  if (r.repair_left > 0) {
+    t.add_notes(absl::StrCat(r.repair_left,
+                             " key(s) written on the primary on and on while the repair copied "
+                             "them: left to the standby's apply (their newer events are in its "
+                             "log)"));
+  }
   if (r.repair_failed > 0) {
     t.set_repair_note(
         absl::StrCat(r.repair_failed, " key(s) not repaired; first: ", r.repair_note));
