@@ -83,6 +83,7 @@ void AddObjectFactories(const ObjectsConfig& objects, DaemonFactories* factories
       o.kafka.brokers = objects.kafka_brokers;
       o.kafka.topic = objects.kafka_topic;
       o.kafka.group = objects.kafka_group;
+      o.kafka.session_timeout = absl::Milliseconds(objects.kafka_session_timeout_ms);
     }
     o.backfill_interval = absl::Seconds(objects.backfill_interval_seconds);
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<BucketSource> source,
