@@ -10,7 +10,8 @@
 # Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
-#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine).
+#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
+#   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions).
 #
 # Every benchmark starts its own pair of Postgres 15 clusters (east = source, west = target),
 # copied from templates made once per run, with the same settings on both sides (fsync on,
@@ -258,6 +259,16 @@ perf_start() {
   PERF_PIDS=()
   [ -n "${FERRY_BENCH_PERF:-}" ] || return 0
   local r
+  if [ "$FERRY_BENCH_PERF" = stat ]; then  # per-event costs: syscalls and switches per thread
+    for r in east west; do
+      kill -0 "${FPID[$r]:-0}" 2> /dev/null || continue
+      perf record -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_write,syscalls:sys_enter_sendmsg,syscalls:sys_enter_futex,sched:sched_switch' \
+        -p "${FPID[$r]}" -o "$PAIR_DIR/perf-$r.data" > /dev/null 2>&1 &
+      PERF_PIDS+=($!)
+    done
+    sleep 0.3
+    return 0
+  fi
   if [ "$FERRY_BENCH_PERF" = system ]; then  # every process on the machine, Postgres included
     perf record -e cpu-clock -F 999 -a -o "$PAIR_DIR/perf-system.data" > /dev/null 2>&1 &
     PERF_PIDS+=($!)
@@ -276,6 +287,14 @@ perf_stop() {
   for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
   PERF_PIDS=()
   for r in east west system; do
+    if [ "${FERRY_BENCH_PERF:-}" = stat ] && [ -f "$PAIR_DIR/perf-$r.data" ]; then
+      # Events per thread name and kind (divide by the transactions of the run).
+      perf script -i "$PAIR_DIR/perf-$r.data" -F comm,event 2> /dev/null | sort | uniq -c | sort -rn \
+        > "$PAIR_DIR/perf-$r.txt" || true
+      mkdir -p "$WORK/profiles"; cp "$PAIR_DIR/perf-$r.txt" "$WORK/profiles/$(basename "$PAIR_DIR")-$r.txt"
+      log "counts: $WORK/profiles/$(basename "$PAIR_DIR")-$r.txt"
+      continue
+    fi
     [ -f "$PAIR_DIR/perf-$r.data" ] || continue
     perf report -i "$PAIR_DIR/perf-$r.data" --stdio --no-children --percent-limit 1.5 -g none \
       > "$PAIR_DIR/perf-$r.txt" 2> /dev/null || true
@@ -537,6 +556,7 @@ bench_lag() {  # bench_lag SYSTEM [RATE TAG]: TAG suffixes the result keys (_low
     > "$PAIR_DIR/pgbench-probe.log" 2>&1 &
   local probe_pid=$!; BG_PIDS+=("$probe_pid")
   local cpu0; cpu0=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8, $5}' /proc/stat)
+  local split0; split0=$(cpu_split)
   [ "$sys" = ferry ] && perf_start
   wait "$bench_pid" || die "pgbench (lag) failed; see $PAIR_DIR/pgbench-lag.log"
   wait "$probe_pid" || die "pgbench (probe) failed"
@@ -545,6 +565,13 @@ bench_lag() {  # bench_lag SYSTEM [RATE TAG]: TAG suffixes the result keys (_low
   R[lag_cpu_$sys$tag]=$("$PY" -c "import sys; b0,i0=map(float,sys.argv[1].split()); b1,i1=map(float,sys.argv[2].split()); print('%.0f' % (100*(b1-b0)/((b1-b0)+(i1-i0))))" "$cpu0" "$cpu1")
   local n; n=$(q "$EAST_PG" "SELECT count(*) FROM probe")
   wait_until 120 0.2 target_rows_equal probe "$n" || die "probes did not all arrive ($sys)"
+  # CPU seconds per 1000 replicated transactions of everything but pgbench: both clusters
+  # (backends, walsender, apply) and both ferryd, until the last probe (after every transaction
+  # of the run, as commits apply in order) became visible.
+  local split1; split1=$(cpu_split)
+  local ntx; ntx=$(grep -m1 -oP 'number of transactions actually processed: \K[0-9]+' "$PAIR_DIR/pgbench-lag.log" || echo 0)
+  R[lag_cpu1k_$sys$tag]=$("$PY" -c "import sys; a=list(map(float,sys.argv[1].split())); b=list(map(float,sys.argv[2].split())); n=(float(sys.argv[3])+float(sys.argv[4]))/1000; d=[(y-x)/n for x,y in zip(a,b)]; print(' / '.join('%.3f' % v for v in d) + '; total %.3f' % sum(d))" "$split0" "$split1" "$ntx" "$n")
+  log "steady lag $sys: CPU seconds per 1000 transactions (ferryd east / west / postgres east / west; total): ${R[lag_cpu1k_$sys$tag]}"
   # Lag of a probe = when the target's listener saw it - the source's commit time of the row.
   psql -X -q -At -F ' ' -h 127.0.0.1 -p "$EAST_PG" \
     -c "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM probe" > "$PAIR_DIR/probe-source.txt"
@@ -625,6 +652,7 @@ write_results() {
     echo "| 3 | max | $(f2 lag_max_native) ms | $(f2 lag_max_ferry) ms | $(rv lag_max_ferry lag_max_native)x the time | | |"
     echo "| 3 | achieved pgbench tps (probes counted) | $(v lag_tps_native) ($(v lag_n_native)) | $(v lag_tps_ferry) ($(v lag_n_ferry)) | | | |"
     echo "| 3 | machine CPU busy during the run | $(v lag_cpu_native)% | $(v lag_cpu_ferry)% | | | |"
+    echo "| 3 | CPU seconds per 1000 transactions, all but pgbench (ferryd east / west / postgres east / west; total) | $(v lag_cpu1k_native) | $(v lag_cpu1k_ferry) | | Ferry's total <= native's | |"
     if [ "$LAG_LOW_RATE" -gt 0 ]; then
       echo "| 3b | steady lag at $LAG_LOW_RATE tps (a rate this machine sustains with room): p50 | $(f2 lag_p50_native_low) ms | $(f2 lag_p50_ferry_low) ms | $(rv lag_p50_ferry_low lag_p50_native_low)x the time | | |"
       echo "| 3b | p99 | $(f2 lag_p99_native_low) ms | $(f2 lag_p99_ferry_low) ms | $(rv lag_p99_ferry_low lag_p99_native_low)x the time | Ferry <= 20 ms | $(meets_le "${R[lag_p99_ferry_low]:-}" 20) |"

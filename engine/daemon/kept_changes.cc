@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/base/json_text.h"
 #include "engine/base/status_macros.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry {
 namespace {
@@ -118,6 +119,10 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
       if (!txn.ParseFromString(record.payload)) {
         return absl::DataLossError(
             absl::StrCat("log record ", record.seq, " is not a transaction"));
+      }
+      // Snapshot rows travel as COPY changes: kept one by one, as INSERTs.
+      if (absl::Status s = ExpandCopyChanges(&txn); !s.ok()) {
+        return Annotate(s, absl::StrCat("log record ", record.seq));
       }
       if (txn.fragment() == 0 && in_transaction) {
         done.partial += open.size();  // captured again from its start: this copy is incomplete

@@ -25,6 +25,7 @@ void CountTransaction(const v1::Transaction& txn, TableCountDelta& delta) {
     }
     if (txn.snapshot()) {
       if (c.op() == v1::INSERT) ++last->snapshot_rows;
+      if (c.op() == v1::COPY) last->snapshot_rows += c.copy_row_count();
       continue;
     }
     ++last->changes;

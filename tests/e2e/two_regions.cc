@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/status_macros.h"
@@ -42,19 +44,31 @@ absl::StatusOr<std::unique_ptr<TwoRegions>> TwoRegions::Start(const TwoRegionsOp
       FERRY_RETURN_IF_ERROR(t->west_pg_->Exec(options.standby_sql));
     }
   }
-  t->east_admin_ = FreePort();
-  t->west_admin_ = FreePort();
-  t->east_metrics_ = FreePort();
-  t->west_metrics_ = FreePort();
-  t->west_replication_ = FreePort();
-  t->east_replication_ = FreePort();
-  if (options.with_proxy) {
-    FERRY_ASSIGN_OR_RETURN(t->proxy_, FaultProxy::Start("127.0.0.1", t->west_replication_));
+  // A port FreePort() found free can be taken by another process before ferryd binds it (other
+  // test programs run beside this one): then both daemons start again on new ports.
+  for (int attempt = 1;; ++attempt) {
+    t->east_admin_ = FreePort();
+    t->west_admin_ = FreePort();
+    t->east_metrics_ = FreePort();
+    t->west_metrics_ = FreePort();
+    t->west_replication_ = FreePort();
+    t->east_replication_ = FreePort();
+    t->proxy_.reset();
+    if (options.with_proxy) {
+      FERRY_ASSIGN_OR_RETURN(t->proxy_, FaultProxy::Start("127.0.0.1", t->west_replication_));
+    }
+    FERRY_RETURN_IF_ERROR(t->WriteConfigs());
+    absl::Status started = t->StartDaemon(Region::kWest);
+    if (started.ok()) started = t->StartDaemon(Region::kEast);
+    if (started.ok()) return t;
+    const bool port_taken = absl::StrContains(started.message(), "cannot listen");
+    if (!port_taken || attempt == 3) return started;
+    for (Region r : {Region::kEast, Region::kWest}) {
+      if (t->running(r)) (void)t->StopDaemon(r, absl::Seconds(30));
+      std::error_code ec;
+      std::filesystem::remove_all(t->data_dir(r), ec);
+    }
   }
-  FERRY_RETURN_IF_ERROR(t->WriteConfigs());
-  FERRY_RETURN_IF_ERROR(t->StartDaemon(Region::kWest));
-  FERRY_RETURN_IF_ERROR(t->StartDaemon(Region::kEast));
-  return t;
 }
 
 TwoRegions::~TwoRegions() {
@@ -146,8 +160,11 @@ absl::Status TwoRegions::StartDaemon(Region r, const std::vector<std::string>& e
   absl::Status last;
   while (absl::Now() < deadline) {
     if (!child->running()) {
+      std::ifstream in(log_path(r));
+      std::string line, tail;
+      while (std::getline(in, line)) tail = line;  // its last line says why
       return absl::InternalError(
-          absl::StrCat("ferryd ", Name(r), " exited at start; see ", log_path(r)));
+          absl::StrCat("ferryd ", Name(r), " exited at start (", tail, "); see ", log_path(r)));
     }
     auto s = Status(r);
     if (s.ok()) return absl::OkStatus();

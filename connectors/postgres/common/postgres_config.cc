@@ -160,6 +160,8 @@ constexpr Key<PostgresConfig> kKeys[] = {
      Field<&PostgresConfig::tables>},
     {{.name = "snapshot"}, Field<&PostgresConfig::snapshot>},
     {{.name = "keyless_tables"}, Field<&PostgresConfig::keyless_tables>},
+    {{.name = "commit_delay_us", .min = 0, .max = 100'000},
+     Field<&PostgresConfig::commit_delay_us>},
 };
 
 }  // namespace

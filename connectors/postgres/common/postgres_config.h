@@ -64,6 +64,9 @@ struct PostgresConfig {
   bool snapshot = true;
   // postgres.keyless_tables: replica_identity_full (default) or refuse.
   KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
+  // postgres.commit_delay_us: how long the capture may wait for more transactions to share one
+  // durable append when the previous one was moments ago (0: never waits).
+  int commit_delay_us = 1000;
 
   // `dsn` with the password appended as a quoted keyword value (` password='...'`), or `dsn`
   // itself when no password is set. Holds the secret: never log it.

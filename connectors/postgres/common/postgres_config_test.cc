@@ -85,6 +85,7 @@ TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
   EXPECT_TRUE(c->postgres.tables.empty());
   EXPECT_TRUE(c->postgres.snapshot);
   EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kReplicaIdentityFull);
+  EXPECT_EQ(c->postgres.commit_delay_us, 1000);
   EXPECT_EQ(c->postgres.ConnectionString(), c->postgres.dsn);
   // The engine's part is read as before, warnings included.
   EXPECT_EQ(c->engine.region, "east");
@@ -129,7 +130,8 @@ TEST_F(PostgresConfigTest, FullSection) {
                          "  slot: ferry_slot_east\n"
                          "  tables: [public.accounts, billing.invoices]\n"
                          "  snapshot: false\n"
-                         "  keyless_tables: replica_identity_full\n"));
+                         "  keyless_tables: replica_identity_full\n"
+                         "  commit_delay_us: 1000\n"));
 }
 
 TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
@@ -191,6 +193,26 @@ TEST_F(PostgresConfigTest, KeylessTablesTakesOneOfTwoNames) {
   p = Parts{};
   p.postgres += "  keyless_tables: full\n";
   ExpectError(Parse(p), "expected one of replica_identity_full, refuse");
+}
+
+// postgres.commit_delay_us: microseconds, 0 (never wait) to 100,000; anything else is refused
+// with the key named.
+TEST_F(PostgresConfigTest, CommitDelayIsABoundedNumberOfMicroseconds) {
+  for (const auto& [text, want] :
+       std::vector<std::pair<std::string, int>>{{"0", 0}, {"250", 250}, {"100000", 100000}}) {
+    Parts p;
+    p.postgres += "  commit_delay_us: " + text + "\n";
+    absl::StatusOr<Loaded> c = Parse(p);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->postgres.commit_delay_us, want);
+  }
+  for (const std::string& hostile :
+       std::vector<std::string>{"-1", "100001", "1ms", "1.5", "\"\"", "[1]", "{a: b}",
+                                "99999999999999999999999", std::string(5000, '9')}) {
+    Parts p;
+    p.postgres += "  commit_delay_us: " + hostile + "\n";
+    ExpectError(Parse(p), "key 'postgres.commit_delay_us'");
+  }
 }
 
 TEST_F(PostgresConfigTest, WrongTypes) {

@@ -56,6 +56,8 @@ class ChangeBatch {
     std::vector<std::string> params;  // array literals, one per parameter (not for a COPY)
     bool copy = false;                // INSERT by COPY (kCopyRows rows or more)
     std::string copy_data;            // then: the rows in COPY text format
+    // Or, for a COPY change passed as it is: its rows (the change outlives the statement).
+    const std::string* copy_rows = nullptr;
     int64_t expect_rows = 0;
 
     // `types`: the target's column types (format_type), parallel to the relation's columns.

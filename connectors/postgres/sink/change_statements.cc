@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/sink/postgres_session.h"
 #include "engine/base/status_macros.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry::pg_sink {
 
@@ -64,6 +65,30 @@ absl::Status PostgresSession::FlushInserts() {
   }
   run_rel_ = nullptr;
   run_rows_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status PostgresSession::ApplyCopyRows(const v1::Relation& rel, const v1::Change& change) {
+  if (std::optional<std::string> problem = CopyRowsProblem(rel, change, options_.max_value_bytes)) {
+    return Fault(NameOf(rel), *std::move(problem));
+  }
+  if (change.copy_row_count() == 0) return absl::OkStatus();
+  if (!ctx_.careful && tables_.Get(NameOf(rel)).batchable) {
+    FERRY_RETURN_IF_ERROR(FlushInserts());
+    FERRY_RETURN_IF_ERROR(FlushBatch());
+    ChangeBatch::Statement copy;
+    copy.relation = &rel;
+    copy.kind = ChangeBatch::Kind::kInsert;
+    copy.copy = true;
+    copy.copy_rows = &change.copy_rows();
+    copy.expect_rows = change.copy_row_count();
+    return SendBatched({copy});
+  }
+  std::vector<v1::Change>& rows = expanded_.emplace_back();
+  rows.reserve(change.copy_row_count());
+  absl::Status expanded = ExpandCopyRows(change, rel.columns_size(), &rows);
+  if (!expanded.ok()) return Fault(NameOf(rel), std::string(expanded.message()));
+  for (const v1::Change& row : rows) FERRY_RETURN_IF_ERROR(ApplyChange(rel, row));
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include "connectors/postgres/sink/postgres_session.h"
 #include "connectors/postgres/sink/sink_sql.h"
 #include "engine/base/status_macros.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry::pg_sink {
 
@@ -24,6 +25,10 @@ std::shared_ptr<const GroupPlan> PlanGroup(const GroupTransactions& txns, size_t
   // By (schema, name): views into the relations, which outlive the plan.
   absl::flat_hash_map<std::pair<std::string_view, std::string_view>, const v1::Relation*> tables;
   std::map<uint32_t, const v1::Relation*> rels;
+  // COPY changes (snapshot rows) go as they are, after nothing else: a group that mixes them
+  // with other changes goes the long way, which keeps their order.
+  std::vector<ChangeBatch::Statement> copies;
+  bool others = false;
   for (const auto& [seq, txn] : txns) {
     if (txn.fragment() != 0 || !txn.last_fragment()) return nullptr;
     rels.clear();
@@ -36,6 +41,22 @@ std::shared_ptr<const GroupPlan> PlanGroup(const GroupTransactions& txns, size_t
       auto it = rels.find(change.relation_id());
       if (it == rels.end()) return nullptr;
       const v1::Relation& rel = *it->second;
+      if (change.op() == v1::COPY) {
+        if (CopyRowsProblem(rel, change, max_value_bytes)) return nullptr;  // Apply refuses it
+        if (others) return nullptr;
+        if (change.copy_row_count() > 0) {
+          ChangeBatch::Statement& copy = copies.emplace_back();
+          copy.relation = &rel;
+          copy.copy = true;
+          copy.copy_rows = &change.copy_rows();
+          copy.expect_rows = change.copy_row_count();
+        }
+        tables.try_emplace(std::pair<std::string_view, std::string_view>(rel.schema(), rel.name()),
+                           &rel);
+        continue;
+      }
+      if (!copies.empty()) return nullptr;
+      others = true;
       // Anything the session would refuse or treat specially goes the long way (Apply).
       if ((change.op() == v1::INSERT || change.op() == v1::UPDATE) &&
           TupleProblem(rel, change.new_tuple(), change.op() == v1::UPDATE, "", max_value_bytes)) {
@@ -51,7 +72,7 @@ std::shared_ptr<const GroupPlan> PlanGroup(const GroupTransactions& txns, size_t
     }
   }
   for (const auto& [name, rel] : tables) plan->relations.push_back(rel);
-  plan->statements = batch.Take();
+  plan->statements = copies.empty() ? batch.Take() : std::move(copies);
   return plan;
 }
 
@@ -104,7 +125,9 @@ absl::Status PostgresSession::SendBatched(const std::vector<ChangeBatch::Stateme
     }
     if (st.copy) {
       FERRY_RETURN_IF_ERROR(EnsureBegun());
-      FERRY_ASSIGN_OR_RETURN(StatementResult r, pipe_->Copy(st.Sql(types), st.copy_data));
+      FERRY_ASSIGN_OR_RETURN(
+          StatementResult r,
+          pipe_->Copy(st.Sql(types), st.copy_rows != nullptr ? *st.copy_rows : st.copy_data));
       FERRY_RETURN_IF_ERROR(deferred_);  // what ran before the COPY
       if (!r.ok && pg::IsTransient(pg::CodeForSqlState(r.sqlstate))) {
         return pg::SqlStateError(r.sqlstate, r.message, "COPY");

@@ -79,6 +79,7 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
   run_rel_ = nullptr;
   run_rows_.clear();
   batch_.Clear();
+  expanded_.clear();
   txn_seq_ = context.first_seq;
   planned_ = nullptr;
   resnapshots_in_group_.clear();
@@ -189,6 +190,10 @@ absl::Status PostgresSession::Apply(uint64_t seq, const v1::Transaction& fragmen
     const v1::Relation& rel = *it->second;
     if (Skipped(NameOf(rel))) continue;
     FERRY_RETURN_IF_ERROR(EnsureTable(rel));
+    if (change.op() == v1::COPY) {
+      FERRY_RETURN_IF_ERROR(ApplyCopyRows(rel, change));
+      continue;
+    }
     FERRY_RETURN_IF_ERROR(ApplyChange(rel, change));
   }
   FERRY_RETURN_IF_ERROR(FlushInserts());

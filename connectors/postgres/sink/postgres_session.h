@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -101,6 +102,9 @@ class PostgresSession final : public SinkSession {
   absl::Status ApplyChange(const v1::Relation& rel, const v1::Change& change);
   absl::Status ApplyTruncate(const v1::Change& change,
                              const std::map<uint32_t, const v1::Relation*>& rels);
+  // A COPY change (snapshot rows in COPY text format): checked, then one COPY FROM with the rows
+  // as they are; on the careful path, or for a table the batch does not take, row by row.
+  absl::Status ApplyCopyRows(const v1::Relation& rel, const v1::Change& change);
   absl::Status FlushInserts();
 
   // --- schema_changes.cc: Ferry's own messages (replayed DDL, partition TRUNCATE).
@@ -165,6 +169,8 @@ class PostgresSession final : public SinkSession {
   std::vector<const v1::Tuple*> run_rows_;
   // The fast path's net changes of tables where row order is not observable.
   ChangeBatch batch_;
+  // COPY changes expanded into INSERTs in this group (statements point into them until Begin).
+  std::deque<std::vector<v1::Change>> expanded_;
   // The group's plan, when this session uses it (Apply then has nothing to do).
   const PlannedGroup* planned_ = nullptr;
   // Re-snapshots in the open group, and those of the last committed group.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/common/lsn.h"
+#include "connectors/postgres/sink/apply_test_fixture.h"
 #include "connectors/postgres/testing/transaction_builders.h"
 #include "engine/apply/apply_scheduler.h"
 #include "tests/support/pg_cluster.h"
@@ -23,97 +24,6 @@ namespace {
 using namespace sink_test;  // NOLINT: test builders
 using ::ferry::testing::PgCluster;
 using ::ferry::testing::TempDir;
-
-std::string Dump(const std::vector<::ferry::testing::Row>& rows) {
-  std::string out;
-  for (const auto& row : rows) {
-    std::vector<std::string> cells;
-    for (const auto& c : row) cells.push_back(c ? *c : "NULL");
-    absl::StrAppend(&out, absl::StrJoin(cells, "|"), "\n");
-  }
-  return out;
-}
-
-class ApplyTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto pg = PgCluster::Start();
-    ASSERT_TRUE(pg.ok()) << pg.status();
-    pg_ = pg->release();
-  }
-  static void TearDownTestSuite() {
-    delete pg_;
-    pg_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(pg_, nullptr);
-    static int n = 0;
-    ++n;
-    db_ = absl::StrCat("apply_", n);
-    region_ = absl::StrCat("r", n);
-    ASSERT_TRUE(pg_->Exec("CREATE DATABASE " + db_, "postgres").ok());
-    auto log = DurableLog::Open({.path = dir_.File("inbound"), .sync = false});
-    ASSERT_TRUE(log.ok()) << log.status();
-    log_ = *std::move(log);
-  }
-  void TearDown() override {
-    apply_.reset();
-    sink_.reset();
-    // Every origin that ever held progress takes one of the cluster's replication state slots
-    // (max_replication_slots), also after its session is gone: free them for the next tests.
-    (void)pg_->Exec(
-        "DO $$ DECLARE o text; BEGIN FOR o IN SELECT roname FROM pg_replication_origin LOOP "
-        "BEGIN PERFORM pg_replication_origin_drop(o); EXCEPTION WHEN OTHERS THEN NULL; END; "
-        "END LOOP; END $$",
-        "postgres");
-  }
-
-  void StartApply(ApplyOptions options = {}, PostgresSinkOptions sink_options = {}) {
-    apply_.reset();
-    sink_options.dsn = pg_->dsn(db_);
-    sink_options.source_region = region_;
-    auto sink = PostgresSink::Open(sink_options);
-    ASSERT_TRUE(sink.ok()) << sink.status();
-    sink_ = *std::move(sink);
-    auto apply = ApplyScheduler::Start(options, log_.get(), sink_.get());
-    ASSERT_TRUE(apply.ok()) << apply.status();
-    apply_ = *std::move(apply);
-  }
-
-  void WaitApplied(uint64_t seq) {
-    ASSERT_TRUE(apply_->WaitForApplied(seq, absl::Seconds(120)))
-        << "applied " << apply_->status().applied_seq << " of " << seq
-        << ", last error: " << apply_->status().last_error;
-  }
-
-  uint64_t Append(const std::vector<v1::Transaction>& txns) {
-    auto seq = AppendTxns(*log_, txns);
-    EXPECT_TRUE(seq.ok()) << seq.status();
-    return seq.value_or(0);
-  }
-
-  std::string Table(const std::string& sql) {
-    auto rows = pg_->Query(sql, db_);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return rows.ok() ? Dump(*rows) : "<error>";
-  }
-  std::string Value(const std::string& sql) {
-    auto v = pg_->QueryValue(sql, db_);
-    EXPECT_TRUE(v.ok()) << v.status();
-    return v.ok() && v->has_value() ? **v : "NULL";
-  }
-
-  static PgCluster* pg_;
-  TempDir dir_{"ferry-apply-test"};
-  std::string db_;
-  std::string region_;
-  std::unique_ptr<DurableLog> log_;
-  std::unique_ptr<PostgresSink> sink_;
-  std::unique_ptr<ApplyScheduler> apply_;
-};
-
-PgCluster* ApplyTest::pg_ = nullptr;
 
 const v1::Relation kItems =
     Relation(1, "public", "items", {{"id", "integer", true}, {"name", "text"}, {"doc", "text"}});

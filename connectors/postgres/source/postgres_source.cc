@@ -321,14 +321,22 @@ class PostgresSource::Session {
       absl::MutexLock lock(&source_.mu_);
       source_.health_.snapshot_in_progress = true;
     }
-    FERRY_ASSIGN_OR_RETURN(PgConnection * conn, catalog_.Connection());
-    FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
-                           ListPublishedTables(*conn, options_.publication));
+    SnapshotOptions so;
+    so.dsn = options_.dsn;
+    so.snapshot_name = created.snapshot_name;
+    so.consistent_point = created.consistent_point;
+    // The tables and their shapes as of the snapshot: a table created after it (its CREATE and
+    // rows follow in the stream) must not be copied too, or the replayed CREATE finds it.
     std::vector<SnapshotTable> tables;
-    for (PublishedTable& p : published) {
-      FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
-      FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
-      tables.push_back({std::move(p), std::move(r)});
+    {
+      FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, OpenSnapshotConnection(so));
+      FERRY_ASSIGN_OR_RETURN(std::vector<PublishedTable> published,
+                             ListPublishedTables(*conn, options_.publication));
+      for (PublishedTable& p : published) {
+        FERRY_ASSIGN_OR_RETURN(RelationMessage m, DescribeTable(*conn, p.relation_id));
+        FERRY_ASSIGN_OR_RETURN(v1::Relation r, BuildRelation(m, catalog_));
+        tables.push_back({std::move(p), std::move(r)});
+      }
     }
     {
       absl::MutexLock lock(&source_.mu_);
@@ -339,10 +347,6 @@ class PostgresSource::Session {
              .rows_estimated = t.table.estimated_rows});
       }
     }
-    SnapshotOptions so;
-    so.dsn = options_.dsn;
-    so.snapshot_name = created.snapshot_name;
-    so.consistent_point = created.consistent_point;
     so.origin_region = options_.origin_region;
     so.snapshot_time_us = absl::ToUnixMicros(source_.clock_->Now());
     so.max_chunk_rows = options_.max_fragment_changes;
@@ -372,8 +376,19 @@ class PostgresSource::Session {
     while (!stop_.stopped()) {
       FERRY_ASSIGN_OR_RETURN(std::optional<absl::string_view> data,
                              repl_->Receive(absl::ZeroDuration()));
+      if (!data.has_value() && options_.commit_delay > absl::ZeroDuration() &&
+          assembler_.has_pending()) {
+        // Drained, but the previous append was moments ago: under load, wait a little for more
+        // transactions so that they share one durable append (and, downstream, one frame, one
+        // receiving append and one apply group). Idle or lightly loaded, this never waits.
+        const absl::Duration since = source_.clock_->Now() - last_flush_;
+        if (since < options_.commit_delay) {
+          FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(options_.commit_delay - since));
+        }
+      }
       if (!data.has_value()) {
         // Drained what the socket had: make it durable before waiting (group commit).
+        if (assembler_.has_pending()) last_flush_ = source_.clock_->Now();
         FERRY_RETURN_IF_ERROR(assembler_.Flush());
         FERRY_RETURN_IF_ERROR(assembler_.Tick());
         FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
@@ -397,6 +412,15 @@ class PostgresSource::Session {
       } else {
         const auto& k = std::get<PrimaryKeepalive>(message);
         received_ = std::max(received_, k.wal_end);
+        // The walsender sends a keepalive whenever it waits for WAL while our confirmed
+        // position is behind what it sent: under load, after nearly every transaction. Unless it
+        // asks for a reply, one that finds transactions pending is left to their append (when
+        // the socket drains): flushing here made every transaction its own synced append.
+        if (!k.reply_requested && (assembler_.has_pending() || assembler_.in_transaction())) {
+          absl::MutexLock lock(&source_.mu_);
+          source_.health_.received_position = received_;
+          continue;
+        }
         FERRY_RETURN_IF_ERROR(assembler_.Flush());
         FERRY_RETURN_IF_ERROR(assembler_.Heartbeat(k.wal_end, k.reply_requested));
         FERRY_RETURN_IF_ERROR(MaybeSendStatus(k.reply_requested));
@@ -473,6 +497,7 @@ class PostgresSource::Session {
   uint64_t received_ = 0;
   uint64_t last_confirmed_ = 0;
   absl::Time last_status_ = absl::InfinitePast();
+  absl::Time last_flush_ = absl::InfinitePast();
   absl::Time last_retained_ = absl::InfinitePast();
   absl::Time last_sequences_ = absl::InfinitePast();
   LogLimiter sequence_log_{source_.clock_, absl::Minutes(1)};

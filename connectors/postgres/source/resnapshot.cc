@@ -16,7 +16,7 @@
 #include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/source/catalog.h"
-#include "connectors/postgres/source/copy_text.h"
+#include "engine/rows/copy_rows.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/relation_cache.h"
 #include "connectors/postgres/source/staged_copy.h"

@@ -9,7 +9,6 @@
 #include "absl/synchronization/mutex.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/common/lsn.h"
-#include "connectors/postgres/source/copy_text.h"
 #include "connectors/postgres/source/table_definition.h"
 #include "engine/base/status_macros.h"
 
@@ -42,7 +41,8 @@ class TableCopy {
                      QualifiedName(table_.table.schema, table_.table.name), ") TO STDOUT");
     FERRY_ASSIGN_OR_RETURN(PgResult r, conn.Exec(select));
     if (r.status() != PGRES_COPY_OUT) return absl::InternalError("COPY did not start");
-    const int ncols = table_.relation.columns_size();
+    // The rows travel as COPY gave them (engine/rows/copy_rows.h): one COPY change per chunk,
+    // checked and inserted as they are by apply.
     while (true) {
       char* buf = nullptr;
       int n = PQgetCopyData(conn.raw(), &buf, /*async=*/0);
@@ -50,17 +50,17 @@ class TableCopy {
       if (n == -2) {
         return absl::UnavailableError(conn.ConnectionError("copying a snapshot").message());
       }
-      v1::Change* change = chunk_.add_changes();
-      ++chunk_rows_;
-      change->set_op(v1::INSERT);
-      change->set_relation_id(table_.relation.relation_id());
-      absl::Status parsed =
-          ParseCopyTextRow(absl::string_view(buf, n), ncols, change->mutable_new_tuple());
+      if (rows_ == nullptr) {
+        rows_ = chunk_.add_changes();
+        rows_->set_op(v1::COPY);
+        rows_->set_relation_id(table_.relation.relation_id());
+      }
+      rows_->mutable_copy_rows()->append(buf, n);
       PQfreemem(buf);
-      if (!parsed.ok()) return Annotate(parsed, Name());
-      chunk_bytes_ += change->ByteSizeLong();
-      if (static_cast<size_t>(chunk_.changes_size()) >= options_.max_chunk_rows ||
-          chunk_bytes_ >= options_.max_chunk_bytes) {
+      rows_->set_copy_row_count(rows_->copy_row_count() + 1);
+      ++chunk_rows_;
+      if (chunk_rows_ >= options_.max_chunk_rows ||
+          rows_->copy_rows().size() >= options_.max_chunk_bytes) {
         if (stop.stopped()) return absl::CancelledError("stopped during the snapshot");
         FERRY_RETURN_IF_ERROR(Emit(/*last=*/false));
       }
@@ -78,7 +78,7 @@ class TableCopy {
 
   void Start() {
     chunk_.Clear();
-    chunk_bytes_ = 0;
+    rows_ = nullptr;
     chunk_rows_ = 0;
     chunk_.set_origin_region(options_.origin_region);
     chunk_.set_source_position(options_.consistent_point);
@@ -110,20 +110,10 @@ class TableCopy {
   CaptureTarget& target_;
   const bool keyed_;
   v1::Transaction chunk_;
-  size_t chunk_bytes_ = 0;
+  v1::Change* rows_ = nullptr;  // the chunk's COPY change, once it has a row
   uint64_t chunk_rows_ = 0;
   uint32_t next_fragment_ = 0;
 };
-
-absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
-    const SnapshotOptions& options) {
-  FERRY_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options.dsn));
-  FERRY_RETURN_IF_ERROR(conn->Exec(absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-                                                "SET TRANSACTION SNAPSHOT ",
-                                                QuoteLiteral(options.snapshot_name)))
-                            .status());
-  return conn;
-}
 
 // Copies tables[i] for every index the shared cursor hands out, until done or failed.
 class CopyWorkers {
@@ -179,6 +169,16 @@ class CopyWorkers {
 };
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
+    const SnapshotOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options.dsn));
+  FERRY_RETURN_IF_ERROR(conn->Exec(absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                                                "SET TRANSACTION SNAPSHOT ",
+                                                QuoteLiteral(options.snapshot_name)))
+                            .status());
+  return conn;
+}
 
 bool HasUpsertKey(const v1::Relation& relation) {
   if (relation.primary_key_size() > 0) return true;

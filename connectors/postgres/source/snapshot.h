@@ -4,12 +4,15 @@
 //
 //   * A snapshot record is a Transaction with source_xid 0 (no Postgres transaction has xid 0),
 //     source_position = end_position = the slot's consistent point, commit_time_us = when the
-//     snapshot started, and exactly one relation (the table) whose changes are INSERTs.
+//     snapshot started, and exactly one relation (the table). Its rows are one COPY change:
+//     the rows as COPY TO gave them, in COPY text format (engine/rows/copy_rows.h), which apply
+//     checks and hands to COPY FROM as they are (expanded into INSERTs only where rows are
+//     taken one by one: the careful path, a rejoin's quarantine).
 //   * The first record of a table starts with a TRUNCATE of the table: the target table is
 //     emptied first, so a snapshot that is redone never leaves rows the source no longer has.
 //   * Tables with a unique key (a primary key or a replica identity index): every chunk is a
 //     complete transaction of its own (fragment 0, last_fragment), copied in parallel; apply
-//     applies its INSERTs as upserts on that key, so replaying any chunk changes nothing.
+//     applies its rows as upserts on that key, so replaying any chunk changes nothing.
 //   * Tables without one: the whole table is ONE transaction split into fragments (numbered,
 //     the last with last_fragment), appended contiguously after the keyed tables; apply treats
 //     it like any large transaction (all or nothing; its leading TRUNCATE makes a replay from
@@ -51,6 +54,12 @@ struct SnapshotTable {
   PublishedTable table;
   v1::Relation relation;  // as pgoutput would announce it (DescribeTable + BuildRelation)
 };
+
+// A connection inside a REPEATABLE READ transaction on the exported snapshot: what it reads
+// (the published tables and their definitions included) is the database at the consistent
+// point, not at the moment of the query.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotConnection(
+    const SnapshotOptions& options);
 
 // True when the relation has a unique key apply can upsert on.
 bool HasUpsertKey(const v1::Relation& relation);

@@ -43,6 +43,11 @@ class MemoryCaptureTarget final : public CaptureTarget {
   }
   absl::Status PutSourceState(const std::string& key, const std::string& value) override {
     absl::MutexLock lock(&mu_);
+    if (key == held_key_) {
+      held_key_reached_ = true;
+      mu_.Await(absl::Condition(
+          +[](std::string* held) { return held->empty(); }, &held_key_));
+    }
     state_[key] = value;
     return absl::OkStatus();
   }
@@ -56,6 +61,21 @@ class MemoryCaptureTarget final : public CaptureTarget {
   void HoldAppends(bool hold) {
     absl::MutexLock lock(&mu_);
     hold_appends_ = hold;
+  }
+  // A PutSourceState of `key` blocks (before storing) until ReleaseStateKey(): a test acts at
+  // that step of the source. WaitForStateKey() returns once a put of it is waiting.
+  void HoldStateKey(std::string key) {
+    absl::MutexLock lock(&mu_);
+    held_key_ = std::move(key);
+    held_key_reached_ = false;
+  }
+  bool WaitForStateKey(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&held_key_reached_), timeout);
+  }
+  void ReleaseStateKey() {
+    absl::MutexLock lock(&mu_);
+    held_key_.clear();
   }
   void FailNextAppend() {
     absl::MutexLock lock(&mu_);
@@ -101,6 +121,8 @@ class MemoryCaptureTarget final : public CaptureTarget {
   uint64_t captured_ ABSL_GUARDED_BY(mu_) = 0;
   bool fail_next_append_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_appends_ ABSL_GUARDED_BY(mu_) = false;
+  std::string held_key_ ABSL_GUARDED_BY(mu_);
+  bool held_key_reached_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ferry::pg::testing

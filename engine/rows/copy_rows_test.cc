@@ -1,0 +1,115 @@
+#include "engine/rows/copy_rows.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ferry {
+namespace {
+
+TEST(CopyText, ValuesNullsAndEscapes) {
+  v1::Tuple t;
+  ASSERT_TRUE(ParseCopyTextRow("1\t\\N\ta\\tb\\nc\\\\d\t\\x41\\101\\q\t\t\\\\N\n", 6, &t).ok());
+  ASSERT_EQ(t.values_size(), 6);
+  EXPECT_EQ(t.values(0).text(), "1");
+  EXPECT_TRUE(t.values(1).null());
+  EXPECT_EQ(t.values(2).text(), "a\tb\nc\\d");
+  EXPECT_EQ(t.values(3).text(), "AAq");
+  EXPECT_EQ(t.values(4).text(), "");
+  EXPECT_EQ(t.values(5).text(), "\\N");  // the text "\N", not NULL
+}
+
+TEST(CopyText, WrongColumnCountIsDataLoss) {
+  v1::Tuple t;
+  EXPECT_EQ(ParseCopyTextRow("1\t2\n", 3, &t).code(), absl::StatusCode::kDataLoss);
+  v1::Tuple u;
+  EXPECT_EQ(ParseCopyTextRow("1\\", 1, &u).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CopyText, ZeroColumnsAndOneEmpty) {
+  v1::Tuple t;
+  EXPECT_TRUE(ParseCopyTextRow("\n", 0, &t).ok());
+  EXPECT_EQ(t.values_size(), 0);
+  v1::Tuple u;
+  EXPECT_TRUE(ParseCopyTextRow("\n", 1, &u).ok());
+  EXPECT_EQ(u.values(0).text(), "");
+}
+
+v1::Relation TwoColumns() {
+  v1::Relation r;
+  r.set_relation_id(7);
+  r.set_schema("public");
+  r.set_name("t");
+  r.add_columns()->set_name("id");
+  r.add_columns()->set_name("v");
+  return r;
+}
+
+v1::Change Copy(std::string rows, uint32_t count) {
+  v1::Change c;
+  c.set_op(v1::COPY);
+  c.set_relation_id(7);
+  c.set_copy_rows(std::move(rows));
+  c.set_copy_row_count(count);
+  return c;
+}
+
+TEST(CopyRows, WellFormedRowsPassAndExpandToInserts) {
+  const v1::Change c = Copy("1\ta\n2\t\\N\n3\tx\\ty\n", 3);
+  EXPECT_EQ(CopyRowsProblem(TwoColumns(), c, 100), std::nullopt);
+  std::vector<v1::Change> out;
+  ASSERT_TRUE(ExpandCopyRows(c, 2, &out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].op(), v1::INSERT);
+  EXPECT_EQ(out[0].relation_id(), 7u);
+  EXPECT_TRUE(out[1].new_tuple().values(1).null());
+  EXPECT_EQ(out[2].new_tuple().values(1).text(), "x\ty");
+  // No rows at all is a valid (empty) change.
+  EXPECT_EQ(CopyRowsProblem(TwoColumns(), Copy("", 0), 100), std::nullopt);
+}
+
+// Rows from the peer are input from outside: each malformed or hostile form is named, and apply
+// refuses the change whole (the sink stops the table) instead of handing it to COPY FROM.
+TEST(CopyRows, MalformedOrHostileRowsAreRefused) {
+  const v1::Relation rel = TwoColumns();
+  auto problem = [&](std::string rows, uint32_t count, size_t max = 100) {
+    return CopyRowsProblem(rel, Copy(std::move(rows), count), max).value_or("");
+  };
+  EXPECT_THAT(problem("1\ta\n2\tb", 2), ::testing::HasSubstr("do not end with a newline"));
+  EXPECT_THAT(problem("1\ta\n", 2), ::testing::HasSubstr("1 COPY rows, but the change says 2"));
+  EXPECT_THAT(problem("1\ta\n", 0), ::testing::HasSubstr("says 0"));
+  EXPECT_THAT(problem("1\ta\tb\n", 1), ::testing::HasSubstr("has 3 values"));
+  EXPECT_THAT(problem("1\n", 1), ::testing::HasSubstr("has 1 values"));
+  EXPECT_THAT(problem("\\.\n1\ta\n", 2), ::testing::HasSubstr("end-of-data marker"));
+  EXPECT_THAT(problem("1\ta\\\n", 1), ::testing::HasSubstr("ends inside an escape"));
+  EXPECT_THAT(problem(std::string("1\ta\0b\n", 6), 1), ::testing::HasSubstr("NUL byte"));
+  EXPECT_THAT(problem("1\ta\\000b\n", 1), ::testing::HasSubstr("NUL byte"));
+  EXPECT_THAT(problem("1\ta\\x00\n", 1), ::testing::HasSubstr("NUL byte"));
+  EXPECT_THAT(problem("1\t" + std::string(101, 'v') + "\n", 1),
+              ::testing::HasSubstr("over apply.max_value_bytes"));
+  // The limit is on the value, not on its escaped form: 100 escaped bytes are 100 bytes.
+  std::string escaped;
+  for (int i = 0; i < 100; ++i) escaped += "\\101";
+  EXPECT_EQ(problem("1\t" + escaped + "\n", 1), "");
+  std::vector<v1::Change> out;
+  EXPECT_EQ(ExpandCopyRows(Copy("1\ta\n", 2), 2, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ExpandCopyRows(Copy("1\n", 1), 2, &out).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CopyRows, ATransactionsCopyChangesAreExpandedInPlace) {
+  v1::Transaction txn;
+  *txn.add_relations() = TwoColumns();
+  v1::Change* truncate = txn.add_changes();
+  truncate->set_op(v1::TRUNCATE);
+  truncate->set_relation_id(7);
+  *txn.add_changes() = Copy("1\ta\n2\tb\n", 2);
+  ASSERT_TRUE(ExpandCopyChanges(&txn).ok());
+  ASSERT_EQ(txn.changes_size(), 3);
+  EXPECT_EQ(txn.changes(0).op(), v1::TRUNCATE);
+  EXPECT_EQ(txn.changes(2).new_tuple().values(1).text(), "b");
+  v1::Transaction stray;
+  *stray.add_changes() = Copy("1\ta\n", 1);
+  EXPECT_EQ(ExpandCopyChanges(&stray).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace ferry
