@@ -103,8 +103,9 @@ int RunRejoin(v1::Admin::Stub& stub, const std::string& token, double timeout_s,
     std::printf(
         "{\"operation\": %s, \"new_primary\": %s, \"epoch\": %llu, \"divergence_seq\": %llu, "
         "\"quarantined\": %llu, \"transactions\": %llu, \"differences\": %llu, "
-        "\"repaired_rows\": %llu, \"anomaly_count\": %llu, \"anomalies\": [%s], \"steps\": "
-        "[%s]}\n",
+        "\"repaired_rows\": %llu, \"anomaly_count\": %llu, \"anomalies\": [%s], "
+        "\"objects_quarantined\": %llu, \"bucket_differences\": %llu, \"bucket_repaired\": "
+        "%llu, \"steps\": [%s]}\n",
         JsonString(reply.operation()).c_str(), JsonString(reply.new_primary()).c_str(),
         static_cast<unsigned long long>(reply.epoch()),
         static_cast<unsigned long long>(reply.divergence_seq()),
@@ -113,7 +114,11 @@ int RunRejoin(v1::Admin::Stub& stub, const std::string& token, double timeout_s,
         static_cast<unsigned long long>(reply.differences()),
         static_cast<unsigned long long>(reply.repaired_rows()),
         static_cast<unsigned long long>(reply.anomaly_count()),
-        absl::StrJoin(anomalies, ", ").c_str(), absl::StrJoin(steps, ", ").c_str());
+        absl::StrJoin(anomalies, ", ").c_str(),
+        static_cast<unsigned long long>(reply.objects_quarantined()),
+        static_cast<unsigned long long>(reply.bucket_differences()),
+        static_cast<unsigned long long>(reply.bucket_repaired()),
+        absl::StrJoin(steps, ", ").c_str());
     return 0;
   }
   for (const std::string& step : reply.steps()) std::printf("  %s\n", step.c_str());
@@ -124,6 +129,14 @@ int RunRejoin(v1::Admin::Stub& stub, const std::string& token, double timeout_s,
       static_cast<unsigned long long>(reply.epoch()),
       static_cast<unsigned long long>(reply.quarantined()),
       static_cast<unsigned long long>(reply.transactions()), reply.new_primary().c_str());
+  if (reply.objects_quarantined() > 0 || reply.bucket_differences() > 0) {
+    std::printf(
+        "bucket: %llu object event(s) never shipped kept in the quarantine (their versions stay "
+        "in this region's bucket); %llu key(s) differed, %llu repaired here\n",
+        static_cast<unsigned long long>(reply.objects_quarantined()),
+        static_cast<unsigned long long>(reply.bucket_differences()),
+        static_cast<unsigned long long>(reply.bucket_repaired()));
+  }
   for (const std::string& a : reply.anomalies()) {
     std::printf("anomaly (differed, not explained by the quarantine; repaired): %s\n", a.c_str());
   }

@@ -29,6 +29,7 @@
 #include "connectors/s3/objects_wiring.h"
 #include "engine/base/log_setup.h"
 #include "engine/daemon/daemon.h"
+#include "engine/daemon/file_quarantine.h"
 #include "engine/daemon/no_database.h"
 
 namespace {
@@ -201,6 +202,12 @@ int main(int argc, char** argv) {
     spdlog::info("no postgres: section: this region replicates its bucket only");
     factories.source = ferry::NoDatabaseSource::Factory();
     factories.sink = ferry::NoDatabaseSink::Factory();
+    // The object entries a rejoin keeps (no ferry.quarantine here): a file in the data dir.
+    factories.quarantine = [](const ferry::config::Config& c)
+        -> absl::StatusOr<std::unique_ptr<ferry::QuarantineStore>> {
+      return std::make_unique<ferry::FileQuarantine>(
+          (std::filesystem::path(c.data_dir) / "quarantine.pb").string());
+    };
   } else {
     AddPostgresFactories(pg, &factories);
   }

@@ -56,6 +56,10 @@ absl::StatusOr<std::unique_ptr<BucketSource>> BucketSource::Create(BucketSourceO
   if (options.list_page_keys < 1 || options.list_page_keys > 1000) {
     return absl::InvalidArgumentError("list_page_keys must be 1-1000");
   }
+  // A client of its own, with the given one's options: Run's stop cancels it (see Run) without
+  // cancelling the caller's.
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> own, S3Client::Open(options.client->options()));
+  options.client = std::shared_ptr<S3Client>(std::move(own));
   std::unique_ptr<BucketSource> source(new BucketSource(std::move(options)));
   if (!source->options_.webhook_listen.empty()) {
     FERRY_ASSIGN_OR_RETURN(source->http_,
@@ -294,10 +298,16 @@ absl::Status BucketSource::Run(CaptureTarget& target, const StopSignal& stop) {
       if (!kafka_status.ok()) inner.Stop();
     });
   }
-  std::thread forward([&] {
-    // Stops `inner` when the owner stops; returns when inner stops for any reason.
+  std::thread forward([&inner, &stop, client = options_.client] {
+    // Stops `inner` when the owner stops; returns when inner stops for any reason. The owner's
+    // stop also cancels the client: a call stalled on an unreachable bucket (a listing, a
+    // notice's HEAD) must not hold a stop, a role change or a SIGTERM drain for its timeouts
+    // and retries. The owner runs this source no more after its stop.
     while (!inner.WaitFor(absl::Milliseconds(100))) {
-      if (stop.stopped()) inner.Stop();
+      if (stop.stopped()) {
+        client->Cancel();
+        inner.Stop();
+      }
     }
   });
   absl::Status s = Backfill(target, inner);

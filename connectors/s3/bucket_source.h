@@ -50,6 +50,8 @@ inline constexpr char kDeadLetterType[] = "s3.dead_letter";
 inline constexpr char kReconcileType[] = "s3.reconcile";
 
 struct BucketSourceOptions {
+  // Its options make the source's own client (Run's stop cancels that one: a call stalled on an
+  // unreachable bucket never holds a stop).
   std::shared_ptr<S3Client> client;
   std::string bucket;
   // HOST:PORT of the webhook listener ("127.0.0.1:0" picks a port); "" for none.

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <map>
 #include <memory>
 #include <set>
 
@@ -69,6 +70,15 @@ absl::StatusOr<std::string> BodySha256(S3Client& client, const std::string& buck
   return std::string(reinterpret_cast<const char*>(digest), len);
 }
 
+// The primary's state of a key as Compare names it ("absent", or version, ETag and size).
+std::string StateOf(const std::optional<ObjectInfo>& p) {
+  return p ? absl::StrCat("v=", p->version_id, " e=", p->etag, " n=", p->size) : "absent";
+}
+
+// Times a repair copies one key whose primary state keeps changing under it before it leaves
+// the key to the standby's apply.
+constexpr int kRepairTries = 5;
+
 // One key compared: its difference if any, and the primary's state (to tell a key written
 // after the cut between the passes).
 struct KeyCompared {
@@ -84,8 +94,7 @@ class Verifier {
     FERRY_ASSIGN_OR_RETURN(std::optional<ObjectInfo> p, Head(*o_.primary, o_.primary_bucket, key));
     FERRY_ASSIGN_OR_RETURN(std::optional<ObjectInfo> s, Head(*o_.standby, o_.standby_bucket, key));
     KeyCompared out;
-    out.primary_state =
-        p ? absl::StrCat("v=", p->version_id, " e=", p->etag, " n=", p->size) : "absent";
+    out.primary_state = StateOf(p);
     auto differ = [&](KeyDifferenceKind kind, std::string what) {
       out.difference = KeyDifference{.key = key, .kind = kind, .what = std::move(what)};
       return out;
@@ -205,24 +214,68 @@ absl::StatusOr<BucketVerifyReport> VerifyBuckets(const BucketVerifyOptions& o) {
                                                   .target_bucket = o.standby_bucket,
                                                   .origin_region = o.primary_region,
                                                   .part_size = o.part_size}));
+    // Beside the standby's own apply, which keeps copying the primary's current state of each
+    // key it has an event for: a repair's copy that read a state the primary has since left
+    // could land after the apply copied the newer one, and nothing would copy it again. So a
+    // key counts as repaired only when the primary's state was the same before and after the
+    // copy (each write makes a new version: the copy wrote that state, the latest); otherwise it
+    // is copied again, at most kRepairTries times, then left to the apply (its newer event is
+    // in the standby's log: written after the cut).
+    std::map<std::string, std::string> repaired_state;  // key -> the primary's state copied
+    std::set<std::string> failed_keys;
     for (const KeyDifference& d : differences) {
       FERRY_RETURN_IF_ERROR(check());
-      absl::StatusOr<ApplyResult> applied = applier->ApplyKey(d.key);
-      if (applied.ok()) {
-        ++report.repaired;
-      } else {
-        ++report.repair_failed;
-        if (report.repair_note.empty()) {
-          report.repair_note = absl::StrCat("'", d.key, "': ", applied.status().ToString());
+      absl::Status failed;
+      for (int attempt = 1; attempt <= kRepairTries; ++attempt) {
+        absl::StatusOr<std::optional<ObjectInfo>> before =
+            Head(*o.primary, o.primary_bucket, d.key);
+        absl::StatusOr<ApplyResult> applied =
+            before.ok() ? applier->ApplyKey(d.key) : absl::StatusOr<ApplyResult>(before.status());
+        absl::StatusOr<std::optional<ObjectInfo>> after =
+            applied.ok() ? Head(*o.primary, o.primary_bucket, d.key)
+                         : absl::StatusOr<std::optional<ObjectInfo>>(applied.status());
+        if (!after.ok()) {
+          failed = after.status();
+          break;
+        }
+        if (StateOf(*before) == StateOf(*after)) {
+          repaired_state[d.key] = StateOf(*after);
+          break;
         }
       }
+      if (!failed.ok()) {
+        failed_keys.insert(d.key);
+        ++report.repair_failed;
+        if (report.repair_note.empty()) {
+          report.repair_note = absl::StrCat("'", d.key, "': ", failed.ToString());
+        }
+      } else if (repaired_state.contains(d.key)) {
+        ++report.repaired;
+      } else {
+        ++report.repair_left;  // written on and on meanwhile: the apply's
+      }
     }
+    // A copy by the apply that read an older state may still land after the repair's; its key's
+    // newer event is in the standby's log before this cut. Once the apply passed it, a repaired
+    // key the primary has not written since must be equal.
+    if (o.wait_for_cut) FERRY_RETURN_IF_ERROR(o.wait_for_cut());
     step("comparing the repaired keys again");
     report.rechecked = true;
     for (const KeyDifference& d : differences) {
       FERRY_RETURN_IF_ERROR(check());
+      auto it = repaired_state.find(d.key);
+      if (it == repaired_state.end()) {
+        if (failed_keys.contains(d.key)) ++report.recheck_differences;  // not repaired
+        continue;
+      }
       absl::StatusOr<KeyCompared> c = verifier.Compare(d.key);
-      if (!c.ok() || c->difference) ++report.recheck_differences;
+      if (c.status().code() == absl::StatusCode::kAborted) continue;  // being written now
+      if (!c.ok()) {
+        ++report.recheck_differences;
+        continue;
+      }
+      // Written on the primary since the repair copied it: lag, the apply's (not a difference).
+      if (c->difference && c->primary_state == it->second) ++report.recheck_differences;
     }
   }
   report.bytes_read = verifier.bytes_read();

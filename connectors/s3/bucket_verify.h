@@ -24,6 +24,10 @@
 // (radosgw's HTTP push is synchronous); a notice still on its way (Kafka's delay) when the cut is
 // taken can make a key written just before pass 1 read as a difference.
 //
+// The repair beside the standby's own apply: a key counts as repaired only when the primary's
+// state was the same before and after the copy (see VerifyBuckets' repair loop), so a copy of
+// a state the primary has left never lands after the apply copied the newer one.
+//
 // Thread safety: one call at a time per bucket pair; the clients are thread-safe.
 #pragma once
 
@@ -48,8 +52,9 @@ struct BucketVerifyOptions {
   size_t max_keys = 1000;  // differing keys listed at most; the counts are complete
   bool repair = false;
   // Takes the cut and returns once the standby applied every object event captured up to it; an
-  // error ends the verify (it could not tell lag from a difference). Called at most once, after
-  // pass 1, and only when pass 1 found differences.
+  // error ends the verify (it could not tell lag from a difference). Called after pass 1 when it
+  // found differences, and with `repair` once more before the repaired keys are compared again
+  // (each call takes a new cut).
   std::function<absl::Status()> wait_for_cut;
   // Checked between keys: an error ends the verify with it (cancelled, deadline).
   std::function<absl::Status()> check_cancelled;
@@ -74,6 +79,9 @@ struct BucketVerifyReport {
   // Repair.
   uint64_t repaired = 0;
   uint64_t repair_failed = 0;
+  // Keys the primary kept writing while the repair copied them (kRepairTries times): left to
+  // the standby's apply, which has their newer events (not counted as recheck differences).
+  uint64_t repair_left = 0;
   std::string repair_note;  // the first failure
   bool rechecked = false;
   uint64_t recheck_differences = 0;

@@ -224,5 +224,84 @@ TEST_F(KafkaNoticeReaderTest, BucketSourceRunsTheReaderBesideItsBackfill) {
   EXPECT_GE(LoggedKeys().count("listed"), 1u);  // the backfill at start
 }
 
+// Two live members of one consumer group (two consumers of a bucket's notices, each with its own
+// log), then one leaves: the group rebalances its partitions to the other, which reads them
+// from its own log's offsets or the group's committed ones (at least once: a duplicate is a
+// hint read twice, applied idempotently), and no notice is lost: every notice published is in
+// one of the two logs, and those after the leave in the remaining member's.
+TEST_F(KafkaNoticeReaderTest, TwoLiveMembersOfOneGroupLoseNothingWhenOneLeaves) {
+  auto log_b = DurableLog::Open({.path = dir_.File("outbound-b")});
+  ASSERT_TRUE(log_b.ok()) << log_b.status();
+  LogCaptureTarget capture_b(log_b->get(), "east", [] { return uint64_t{1}; });
+  ASSERT_TRUE(capture_b.Load().ok());
+  auto source_b = BucketSource::Create({.client = client_, .bucket = bucket_});
+  ASSERT_TRUE(source_b.ok()) << source_b.status();
+  std::unique_ptr<KafkaNoticeReader> a = Reader();
+  auto b = KafkaNoticeReader::Create({.brokers = rd_kafka_mock_cluster_bootstraps(mock_),
+                                      .topic = kTopic,
+                                      .group = "ferry-east",
+                                      .session_timeout = absl::Seconds(6)},
+                                     source_b->get());
+  ASSERT_TRUE(b.ok()) << b.status();
+  StopSignal stop_a, stop_b;
+  absl::Status status_a, status_b;
+  std::thread run_a([&] { status_a = a->Run(*capture_, stop_a); });
+  std::thread run_b([&] { status_b = (*b)->Run(capture_b, stop_b); });
+  std::set<std::string> published;
+  int n = 0;
+  auto publish = [&] {
+    const std::string key = absl::StrCat("g", n);
+    EXPECT_TRUE(client_->PutObject(bucket_, key, "abc", {}).ok());
+    Publish(n % 2, RgwRecord(bucket_, key));
+    published.insert(key);
+    ++n;
+  };
+  auto keys_of = [&](DurableLog& log) {
+    std::set<std::string> keys;
+    auto records = log.Read(1, 100000, 64 << 20);
+    EXPECT_TRUE(records.ok());
+    for (const LogRecord& r : *records) {
+      v1::SourceEvent e;
+      ObjectEvent o;
+      if (r.kind == RecordKind::kSourceEvent && e.ParseFromString(r.payload) &&
+          e.type() == kObjectEventType && o.ParseFromString(e.body())) {
+        keys.insert(o.key());
+      }
+    }
+    return keys;
+  };
+  // Both members live and consuming: notices go on until each has captured some.
+  const absl::Time both_by = absl::Now() + absl::Seconds(60);
+  while ((a->counters().messages == 0 || (*b)->counters().messages == 0) && absl::Now() < both_by) {
+    publish();
+    absl::SleepFor(absl::Milliseconds(100));  // paces the notices; the condition is polled
+  }
+  ASSERT_GT(a->counters().messages, 0u) << "member a never consumed";
+  ASSERT_GT((*b)->counters().messages, 0u) << "member b never consumed";
+
+  // B leaves (a clean close: its last batch durable in its log, then committed).
+  stop_b.Stop();
+  run_b.join();
+  EXPECT_TRUE(status_b.ok()) << status_b;
+  const std::set<std::string> b_keys = keys_of(**log_b);
+  for (int i = 0; i < 10; ++i) publish();
+  const absl::Time all_by = absl::Now() + absl::Seconds(60);
+  std::set<std::string> missing = published;
+  while (!missing.empty() && absl::Now() < all_by) {
+    missing = published;
+    for (const std::string& k : keys_of(*log_)) missing.erase(k);
+    for (const std::string& k : b_keys) missing.erase(k);
+    if (!missing.empty()) absl::SleepFor(absl::Milliseconds(50));
+  }
+  stop_a.Stop();
+  run_a.join();
+  EXPECT_TRUE(status_a.ok()) << status_a;
+  EXPECT_TRUE(missing.empty()) << missing.size() << " notice(s) lost, first " << *missing.begin();
+  // The notices after b left are all a's, from both partitions.
+  const std::set<std::string> a_keys = keys_of(*log_);
+  for (int i = n - 10; i < n; ++i) EXPECT_TRUE(a_keys.contains(absl::StrCat("g", i))) << i;
+  EXPECT_GE(a->counters().rebalances, 2u);  // its partitions changed when b came and went
+}
+
 }  // namespace
 }  // namespace ferry::s3

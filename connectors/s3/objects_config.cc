@@ -106,7 +106,7 @@ const std::vector<std::string>& PeerKeys() {
 }
 
 const std::vector<std::string>& KafkaKeys() {
-  static const std::vector<std::string> keys = {"brokers", "topic", "group"};
+  static const std::vector<std::string> keys = {"brokers", "topic", "group", "session_timeout_ms"};
   return keys;
 }
 
@@ -161,6 +161,10 @@ absl::Status ObjectsConfigSection::Read(const config::Section& section,
     c.kafka_group = absl::StrCat("ferry-", context.region);
     FERRY_RETURN_IF_ERROR(
         kafka.GetString("group", Need::kOptional, CheckKafkaName, &c.kafka_group));
+    // librdkafka's bounds; a broker refuses values outside its group.min/max.session.timeout.ms
+    // (6 s to 30 min by default) when the consumer joins (status shows the error).
+    FERRY_RETURN_IF_ERROR(kafka.GetInt("session_timeout_ms", int64_t{1000}, int64_t{3600000},
+                                       &c.kafka_session_timeout_ms));
     c.kafka = true;
   }
   if (events.Has("webhook")) {

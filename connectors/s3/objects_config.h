@@ -59,6 +59,9 @@ struct ObjectsConfig {
   std::string kafka_brokers;
   std::string kafka_topic;
   std::string kafka_group;
+  // events.kafka.session_timeout_ms: how long the group waits for a member that stopped without
+  // leaving (a SIGKILLed ferryd) before its partitions move (1,000 to 3,600,000; 10,000).
+  int64_t kafka_session_timeout_ms = 10000;
   // objects.peer_bucket. Required. (Not `peer`: that is the engine's top-level key.)
   ObjectsPeerConfig peer;
 };

@@ -93,6 +93,28 @@ TEST_F(ObjectsConfigTest, KafkaEvents) {
   EXPECT_EQ(c->kafka_brokers, "127.0.0.1:9092,k2:9093");
   EXPECT_EQ(c->kafka_topic, "app-events");
   EXPECT_EQ(c->kafka_group, "ferry-east");
+  EXPECT_EQ(c->kafka_session_timeout_ms, 10000);  // the default
+  auto timed = Parse(
+      Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
+            "    kafka: { brokers: \"127.0.0.1:9092\", topic: t, session_timeout_ms: 45000 }\n"));
+  ASSERT_TRUE(timed.ok()) << timed.status();
+  EXPECT_EQ(timed->kafka_session_timeout_ms, 45000);
+}
+
+// The session timeout is input from outside: out of librdkafka's range, not an integer, or
+// hostile text, each refused naming the key.
+TEST_F(ObjectsConfigTest, HostileKafkaSessionTimeoutsAreRefused) {
+  for (const std::string& bad :
+       {std::string("0"), std::string("-1"), std::string("999"), std::string("3600001"),
+        std::string("99999999999999999999999"), std::string("10s"), std::string("1e4"),
+        std::string("\"10000; rm -rf /\""), std::string("[10000]"), std::string("0x2710"),
+        std::string("10000.5")}) {
+    ExpectError(Valid("    webhook: { listen: \"127.0.0.1:7403\" }\n",
+                      absl::StrCat("    kafka: { brokers: \"127.0.0.1:9092\", topic: t, "
+                                   "session_timeout_ms: ",
+                                   bad, " }\n")),
+                "objects.events.kafka.session_timeout_ms", "");
+  }
 }
 
 TEST_F(ObjectsConfigTest, NoSectionMeansNoObjectPath) {

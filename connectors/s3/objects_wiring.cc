@@ -4,6 +4,7 @@
 #include "connectors/s3/bucket_event_sink.h"
 #include "connectors/s3/bucket_source.h"
 #include "connectors/s3/bucket_verify.h"
+#include "connectors/s3/kept_object.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::s3 {
@@ -46,6 +47,12 @@ BucketVerifyOutcome ToOutcome(const BucketVerifyReport& r, const std::string& ta
                              "reached the cut (lag, or written since): not differences"));
   }
   t.set_repaired_rows(r.repaired);
+  if (r.repair_left > 0) {
+    t.add_notes(absl::StrCat(r.repair_left,
+                             " key(s) written on the primary on and on while the repair copied "
+                             "them: left to the standby's apply (their newer events are in its "
+                             "log)"));
+  }
   if (r.repair_failed > 0) {
     t.set_repair_note(
         absl::StrCat(r.repair_failed, " key(s) not repaired; first: ", r.repair_note));
@@ -60,6 +67,7 @@ BucketVerifyOutcome ToOutcome(const BucketVerifyReport& r, const std::string& ta
 }  // namespace
 
 void AddObjectFactories(const ObjectsConfig& objects, DaemonFactories* factories) {
+  factories->kept_event = ObjectEventAsKept;
   factories->event_source = [objects](
                                 const config::Config&,
                                 const PipelineContext&) -> absl::StatusOr<std::unique_ptr<Source>> {
@@ -75,6 +83,7 @@ void AddObjectFactories(const ObjectsConfig& objects, DaemonFactories* factories
       o.kafka.brokers = objects.kafka_brokers;
       o.kafka.topic = objects.kafka_topic;
       o.kafka.group = objects.kafka_group;
+      o.kafka.session_timeout = absl::Milliseconds(objects.kafka_session_timeout_ms);
     }
     o.backfill_interval = absl::Seconds(objects.backfill_interval_seconds);
     FERRY_ASSIGN_OR_RETURN(std::unique_ptr<BucketSource> source,

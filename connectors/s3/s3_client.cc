@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -353,7 +354,11 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     }
     if (delivered) break;  // part of a streamed body went out: the caller restarts
     if (attempt < options_.max_attempts) {
-      clock_->SleepUntil(clock_->Now() + backoff.Next(), nullptr);
+      // In slices, so that a Cancel ends the wait within 100 ms too.
+      const absl::Time until = clock_->Now() + backoff.Next();
+      while (!cancelled_.load() && clock_->Now() < until) {
+        clock_->SleepUntil(std::min(until, clock_->Now() + absl::Milliseconds(100)), nullptr);
+      }
     }
   }
   return absl::UnavailableError(absl::StrCat(last.message(), " (after retries)"));

@@ -193,6 +193,7 @@ class S3Client {
   [[nodiscard]] absl::Status PutBucketNotification(const std::string& bucket, const std::string& id,
                                                    const std::string& topic_arn);
 
+  const S3ClientOptions& options() const { return options_; }
   // Requests sent (each attempt counts), for tests and metrics.
   uint64_t requests_sent() const;
 

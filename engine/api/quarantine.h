@@ -22,6 +22,17 @@
 
 namespace ferry {
 
+// The ops of a bucket's object entries (connectors/s3/kept_object.h): an object version the old
+// primary's bucket holds and never shipped. Not a row: no row is read for its key, and it is
+// never reapplied by Ferry (the operator copies the version, which stays in the old primary's
+// bucket, and discards the entry). Each is its own "transaction" (its xact is "object", its
+// commit_position "seq N", N its log record).
+inline constexpr char kObjectPutOp[] = "object_put";
+inline constexpr char kObjectDeleteOp[] = "object_delete";
+inline bool IsObjectOp(const std::string& op) {
+  return op == kObjectPutOp || op == kObjectDeleteOp;
+}
+
 // Thread-compatible: the daemon calls it from one thread at a time.
 class QuarantineStore {
  public:

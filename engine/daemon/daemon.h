@@ -148,6 +148,10 @@ struct DaemonFactories {
   std::function<absl::StatusOr<std::unique_ptr<EventSink>>(const config::Config&,
                                                            const PipelineContext&)>
       event_sink;
+  // Optional (set with objects:): a source event of the outbound log as a quarantine entry
+  // (connectors/s3/kept_object.h), for a rejoin to keep the objects never shipped; nullopt for
+  // an event that names no object.
+  KeptEventFn kept_event;
 };
 
 class Daemon final : public AdminBackend, public RegionControlBackend {
@@ -215,6 +219,7 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) override;
   absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
                                                         const std::string& region, bool repair,
+                                                        bool bucket,
                                                         absl::Duration timeout) override;
 
   // Changes kept in ferry.quarantine awaiting an operator's decision (QuarantineStore::Pending),
@@ -288,8 +293,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // The role's event pipeline (null when the factories make none).
   absl::StatusOr<std::unique_ptr<EventPipeline>> StartEvents(Role role,
                                                              const PipelineContext& context);
-  // `apply_backlog`: a standby applies what it received before it stops (a role change).
-  void StopPipeline(absl::Time deadline, bool apply_backlog)
+  // `apply_backlog`: a standby applies what it received before it stops (a role change), its
+  // bucket's events too, until `deadline`. Returns false when a standby's bucket apply stopped
+  // short of the inbound log's end (not drained in time, paused, or not asked to drain).
+  bool StopPipeline(absl::Time deadline, bool apply_backlog)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(change_mu_) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void MaintenanceLoop();
   // The names of every table apply has applied here, kept in the inbound log's state

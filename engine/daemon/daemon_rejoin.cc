@@ -15,7 +15,13 @@
 //   5. The new primary verifies both databases at one cut and repairs this one
 //      (RegionControl.RejoinRepair); differing keys no quarantined change explains are reported
 //      as anomalies. The recheck must find them equal.
-//   6. CompleteRejoin: a replicating standby; apply's conflict policy is the configured one again.
+//   6. With a bucket: the new primary compares both buckets (verify --bucket, two passes around a
+//      cut) and repairs this region's. The object events this region never shipped were kept in
+//      step 3 (kept_event); their versions stay in this bucket (an overwrite or a delete of a
+//      versioned bucket makes a version noncurrent, never removes it).
+//   7. CompleteRejoin: a replicating standby; apply's conflict policy is the configured one again.
+// A region without a database (bucket-only) skips 2 and 5: nothing to drain or compare there.
+// Its quarantine is the new primary's file quarantine (engine/daemon/file_quarantine.h).
 #include <algorithm>
 #include <set>
 #include <thread>
@@ -89,15 +95,24 @@ absl::StatusOr<uint64_t> Daemon::DrainSlot(const std::string& operation, absl::T
 absl::StatusOr<v1::QuarantineKept> Daemon::SendToQuarantine(v1::QuarantineBatch& batch,
                                                             const std::string& operation,
                                                             absl::Time deadline) {
-  std::vector<v1::QuarantinedChange> changes(batch.changes().begin(), batch.changes().end());
-  absl::StatusOr<std::vector<std::optional<std::string>>> rows;
-  {
-    absl::MutexLock lock(&quarantine_mu_);
-    rows = quarantine_->CurrentRows(changes);
-  }
-  FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+  // This region's row for each row change (an object entry has none: its version is `after`).
+  std::vector<v1::QuarantinedChange> changes;
+  std::vector<int> at;
   for (int i = 0; i < batch.changes_size(); ++i) {
-    if ((*rows)[i].has_value()) batch.mutable_changes(i)->set_old_primary_row(*(*rows)[i]);
+    if (IsObjectOp(batch.changes(i).op())) continue;
+    changes.push_back(batch.changes(i));
+    at.push_back(i);
+  }
+  if (!changes.empty()) {
+    absl::StatusOr<std::vector<std::optional<std::string>>> rows;
+    {
+      absl::MutexLock lock(&quarantine_mu_);
+      rows = quarantine_->CurrentRows(changes);
+    }
+    FERRY_RETURN_IF_ERROR(Annotate(rows.status(), "reading this region's rows"));
+    for (size_t i = 0; i < at.size() && i < rows->size(); ++i) {
+      if ((*rows)[i].has_value()) batch.mutable_changes(at[i])->set_old_primary_row(*(*rows)[i]);
+    }
   }
   batch.set_operation(operation);
   return peer_->Quarantine(batch, deadline);
@@ -105,10 +120,12 @@ absl::StatusOr<v1::QuarantineKept> Daemon::SendToQuarantine(v1::QuarantineBatch&
 
 absl::StatusOr<KeptCount> Daemon::QuarantineFrom(uint64_t from, const std::string& operation,
                                                  absl::Time deadline) {
-  return CollectKeptChanges(*outbound_, from, nullptr,
-                            [&](v1::QuarantineBatch& batch) -> absl::Status {
-                              return SendToQuarantine(batch, operation, deadline).status();
-                            });
+  return CollectKeptChanges(
+      *outbound_, from, nullptr,
+      [&](v1::QuarantineBatch& batch) -> absl::Status {
+        return SendToQuarantine(batch, operation, deadline).status();
+      },
+      factories_.kept_event);
 }
 
 absl::StatusOr<uint64_t> Daemon::KeepAnomalies(const v1::RejoinRepairReply& compared,
@@ -209,9 +226,11 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     if (!kept.ok()) return failed(Annotate(kept.status(), "keeping the changes in the quarantine"));
     reply.set_quarantined(kept->changes);
     reply.set_transactions(kept->transactions);
+    reply.set_objects_quarantined(kept->objects);
     step(absl::StrCat(
-        kept->changes, " change(s) of ", kept->transactions, " transaction(s) kept in ", peer_name,
-        "'s ferry.quarantine",
+        kept->changes - kept->objects, " change(s) of ", kept->transactions, " transaction(s) and ",
+        kept->objects, " object event(s) kept in ", peer_name, "'s quarantine",
+        kept->objects > 0 ? " (the objects' versions stay in this region's bucket)" : "",
         kept->skipped > 0 ? absl::StrCat("; ", kept->skipped, " non-row message(s) not kept") : "",
         kept->partial > 0
             ? absl::StrCat("; ", kept->partial,
@@ -219,8 +238,8 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
             : "",
         kept->other_records > 0
             ? absl::StrCat("; ", kept->other_records,
-                           " bucket event record(s) not kept: their objects stay in this "
-                           "region's bucket")
+                           " other event record(s) (heartbeats, reconciles, dead letters) not "
+                           "kept")
             : ""));
     KillPoint("rejoin.quarantined");
     const uint64_t keep_below = std::max(point + 1, peer->inbound_next_seq());
@@ -260,8 +279,11 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
 
   // 5. Compared at one cut first: a differing key no kept change explains is an anomaly, and
   // this region's row for it is kept too (op "anomaly") before the repair overwrites it.
+  // A region without a database (no verifier here, a bucket): no rows to compare.
+  const bool bucket_only = !factories_.verify_peer && factories_.event_sink;
   absl::StatusOr<v1::RejoinRepairReply> compared =
-      peer_->RejoinRepair(operation, /*repair=*/false, deadline);
+      bucket_only ? v1::RejoinRepairReply()
+                  : peer_->RejoinRepair(operation, /*repair=*/false, deadline);
   if (!compared.ok()) return failed(Annotate(compared.status(), "comparing at one cut"));
   if (compared->anomaly_keys_size() > 0) {
     absl::StatusOr<uint64_t> kept = KeepAnomalies(*compared, operation, deadline);
@@ -284,10 +306,12 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
   reply.set_repaired_rows(repaired->repaired_rows());
   *reply.mutable_anomalies() = compared->anomalies();
   reply.set_anomaly_count(compared->anomaly_count());
-  step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
-                    "): ", compared->differences(), " differing key(s), ",
-                    compared->anomaly_count(), " not explained by a kept change; ",
-                    repaired->repaired_rows(), " row(s) repaired here"));
+  if (!bucket_only) {
+    step(absl::StrCat(peer_name, " verified (", repaired->verify_operation(),
+                      "): ", compared->differences(), " differing key(s), ",
+                      compared->anomaly_count(), " not explained by a kept change; ",
+                      repaired->repaired_rows(), " row(s) repaired here"));
+  }
   if (compared->anomaly_count() > 0) {
     spdlog::warn(
         "region {}: rejoin {}: {} differing key(s) no quarantined change explains (kept "
@@ -303,6 +327,22 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
     return failed(absl::AbortedError(
         absl::StrCat("the regions still differ after the repair (apply changed the keys "
                      "meanwhile, or a repair was skipped)")));
+  }
+
+  // 6. The bucket, compared and repaired (this region's objects never shipped are kept above,
+  // and their versions stay in its bucket).
+  if (factories_.event_sink) {
+    absl::StatusOr<v1::RejoinRepairReply> bucket =
+        peer_->RejoinRepair(operation, /*repair=*/true, deadline, /*bucket=*/true);
+    if (!bucket.ok()) return failed(Annotate(bucket.status(), "repairing the bucket"));
+    reply.set_bucket_differences(bucket->differences());
+    reply.set_bucket_repaired(bucket->repaired_rows());
+    step(absl::StrCat(peer_name, " verified the buckets (", bucket->verify_operation(),
+                      "): ", bucket->differences(), " differing key(s), ", bucket->repaired_rows(),
+                      " repaired in this region's bucket (earlier versions kept)"));
+    if (!bucket->equal_after()) {
+      return failed(absl::AbortedError("the buckets still differ after the repair"));
+    }
   }
   KillPoint("rejoin.repaired");
 
@@ -354,8 +394,10 @@ absl::StatusOr<v1::QuarantineKept> Daemon::KeepQuarantined(const v1::QuarantineB
 
 absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string& operation,
                                                               const std::string& region,
-                                                              bool repair, absl::Duration timeout) {
+                                                              bool repair, bool bucket,
+                                                              absl::Duration timeout) {
   v1::VerifyRequest request;
+  request.set_bucket(bucket);
   request.set_repair(repair);
   request.set_max_keys(kMaxRepairKeys);
   request.set_timeout_ms(static_cast<uint32_t>(
@@ -370,6 +412,7 @@ absl::StatusOr<v1::RejoinRepairReply> Daemon::RepairForRejoin(const std::string&
         if (event.has_table()) {
           const v1::VerifyTableResult& t = event.table();
           reply.set_repaired_rows(reply.repaired_rows() + t.repaired_rows());
+          if (bucket) return;  // object keys: nothing of the quarantine explains them
           const size_t dot = t.table().find('.');
           for (const auto* list : {&t.missing(), &t.extra(), &t.changed()}) {
             for (const v1::VerifyKey& key : *list) {

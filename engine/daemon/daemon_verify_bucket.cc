@@ -4,6 +4,7 @@
 // reports (RegionControl.Probe, events_applied_next_seq) that it applied every record below it.
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
 #include "engine/daemon/daemon.h"
@@ -33,7 +34,8 @@ absl::Status Daemon::VerifyBucket(const v1::VerifyRequest& request, const std::s
   run.step = step;
   run.wait_for_cut = [&]() -> absl::Status {
     const uint64_t end = outbound_->next_seq();
-    cut = absl::StrCat("outbound seq ", end - 1);
+    // The first cut is the verify's (a repair's recheck takes another).
+    if (absl::StartsWith(cut, "none")) cut = absl::StrCat("outbound seq ", end - 1);
     step(absl::StrCat("waiting for ",
                       config_.peer.region.empty() ? "the standby" : config_.peer.region,
                       "'s bucket apply to reach seq ", end - 1));

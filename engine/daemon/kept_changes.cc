@@ -65,7 +65,7 @@ const char* OpName(v1::Operation op) {
 absl::StatusOr<KeptCount> CollectKeptChanges(
     const DurableLog& log, uint64_t from,
     const std::function<bool(const v1::Relation&, uint64_t seq)>& wanted,
-    const std::function<absl::Status(v1::QuarantineBatch&)>& keep) {
+    const std::function<absl::Status(v1::QuarantineBatch&)>& keep, const KeptEventFn& event) {
   KeptCount done;
   v1::QuarantineBatch batch;
   size_t batch_bytes = 0;
@@ -88,8 +88,31 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
     if (records.empty()) break;
     for (const LogRecord& record : records) {
       seq = record.seq + 1;
+      if (record.kind == RecordKind::kSourceEvent && event) {
+        v1::SourceEvent source_event;
+        if (!source_event.ParseFromString(record.payload)) {
+          return absl::DataLossError(
+              absl::StrCat("log record ", record.seq, " is not a source event"));
+        }
+        FERRY_ASSIGN_OR_RETURN(std::optional<v1::QuarantinedChange> kept, event(source_event));
+        if (!kept.has_value()) {
+          ++done.other_records;
+          continue;
+        }
+        kept->set_epoch(source_event.epoch());
+        kept->set_log_seq(record.seq);
+        kept->set_index(0);
+        batch_bytes += kept->ByteSizeLong();
+        *batch.add_changes() = *std::move(kept);
+        ++done.objects;
+        if (static_cast<size_t>(batch.changes_size()) >= kBatchChanges ||
+            batch_bytes >= kBatchBytes) {
+          FERRY_RETURN_IF_ERROR(flush());
+        }
+        continue;
+      }
       if (record.kind != RecordKind::kTransaction) {
-        ++done.other_records;  // a bucket's events: not rows of the database
+        ++done.other_records;  // heartbeats; a bucket's events nobody converts
         continue;
       }
       v1::Transaction txn;

@@ -183,7 +183,7 @@ grpc::Status RegionControlService::RejoinRepair(grpc::ServerContext* context,
       LongVerbTimeout(request->timeout_ms(), absl::Seconds(300), "rejoin repair");
   if (!timeout.ok()) return ToGrpcStatus(timeout.status());
   absl::StatusOr<v1::RejoinRepairReply> done = backend_->RepairForRejoin(
-      request->operation(), request->region(), request->repair(), *timeout);
+      request->operation(), request->region(), request->repair(), request->bucket(), *timeout);
   if (!done.ok()) return ToGrpcStatus(done.status());
   *reply = *std::move(done);
   return grpc::Status::OK;
@@ -201,8 +201,9 @@ absl::StatusOr<v1::QuarantineKept> RegionControlClient::Quarantine(v1::Quarantin
 }
 
 absl::StatusOr<v1::RejoinRepairReply> RegionControlClient::RejoinRepair(
-    const std::string& operation, bool repair, absl::Time deadline) const {
+    const std::string& operation, bool repair, absl::Time deadline, bool bucket) const {
   v1::RejoinRepairRequest request;
+  request.set_bucket(bucket);
   request.set_token(token_);
   request.set_region(region_);
   request.set_operation(operation);

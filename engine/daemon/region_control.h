@@ -32,11 +32,12 @@ class RegionControlBackend {
   // RegionControl.Reverse: the peer (a standby) was asked to reverse; run it here.
   virtual absl::StatusOr<v1::ReverseOutcome> ReverseForPeer(absl::Duration timeout) = 0;
   // RegionControl.Quarantine: the peer (a rejoining former primary) has these changes kept
-  // here. RegionControl.RejoinRepair: compare with the peer and repair it (a verify).
+  // here. RegionControl.RejoinRepair: compare with the peer and repair it (a verify); `bucket`:
+  // the buckets (verify --bucket), else the databases.
   virtual absl::StatusOr<v1::QuarantineKept> KeepQuarantined(const v1::QuarantineBatch& batch) = 0;
   virtual absl::StatusOr<v1::RejoinRepairReply> RepairForRejoin(const std::string& operation,
                                                                 const std::string& region,
-                                                                bool repair,
+                                                                bool repair, bool bucket,
                                                                 absl::Duration timeout) = 0;
 };
 
@@ -96,8 +97,8 @@ class RegionControlClient {
   [[nodiscard]] absl::StatusOr<v1::QuarantineKept> Quarantine(v1::QuarantineBatch batch,
                                                               absl::Time deadline) const;
   [[nodiscard]] absl::StatusOr<v1::RejoinRepairReply> RejoinRepair(const std::string& operation,
-                                                                   bool repair,
-                                                                   absl::Time deadline) const;
+                                                                   bool repair, absl::Time deadline,
+                                                                   bool bucket = false) const;
 
  private:
   RegionControlClient(std::unique_ptr<v1::RegionControl::Stub> stub, std::string token,

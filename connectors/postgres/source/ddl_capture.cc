@@ -15,7 +15,7 @@ namespace ferry::pg {
 namespace {
 
 // Must match the COMMENT at the end of sql/ddl_capture.sql: a newer script changes both.
-constexpr char kVersion[] = "ferry ddl capture v9";
+constexpr char kVersion[] = "ferry ddl capture v10";
 
 constexpr char kInstalled[] =
     "SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtenabled <> 'D' AND evtname IN "

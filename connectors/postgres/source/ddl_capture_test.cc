@@ -48,7 +48,7 @@ TEST(DdlCaptureTest, OnlyMessagesSignedWithTheKeyAreAuthenticated) {
 TEST(DdlCaptureTest, TheInstallScriptIsCompiledInAndVersioned) {
   const std::string_view sql = DdlCaptureSql();
   EXPECT_NE(sql.find("CREATE OR REPLACE FUNCTION ferry.capture_ddl()"), std::string::npos);
-  EXPECT_NE(sql.find("COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v9'"),
+  EXPECT_NE(sql.find("COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v10'"),
             std::string::npos);
   EXPECT_NE(sql.find("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"), std::string::npos);
 }

@@ -25,7 +25,8 @@ constexpr uint32_t kDefaultListLimit = 1000;
 constexpr uint32_t kMaxListLimit = 100000;
 
 bool IsOp(const std::string& op) {
-  return op == "insert" || op == "update" || op == "delete" || op == "truncate" || op == "anomaly";
+  return op == "insert" || op == "update" || op == "delete" || op == "truncate" ||
+         op == "anomaly" || IsObjectOp(op);
 }
 
 // A row as JSON text, every value as text, in column order, written as the engine writes the
@@ -173,12 +174,19 @@ absl::Status ReapplyChange(PgConnection& conn, const v1::QuarantineEntry& e,
                            std::set<std::pair<std::string, std::string>>& seen) {
   const std::string where = absl::StrCat("entry ", e.id(), " (", e.op(), " on ", e.table_schema(),
                                          ".", e.table_name(), " key ", e.key(), ")");
-  absl::StatusOr<Target> t = TargetOf(conn, e.table_schema(), e.table_name(), e.key());
-  if (!t.ok())
-    return absl::FailedPreconditionError(absl::StrCat(where, ": ", t.status().message()));
   auto conflict = [&](const std::string& why) {
     return absl::FailedPreconditionError(absl::StrCat(where, " conflicts: ", why));
   };
+  if (IsObjectOp(e.op())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        where,
+        ": an object version is not reapplied by Ferry: it stays in the old primary's bucket "
+        "(the entry names its version); copy it to the primary's bucket if wanted, then "
+        "discard the entry"));
+  }
+  absl::StatusOr<Target> t = TargetOf(conn, e.table_schema(), e.table_name(), e.key());
+  if (!t.ok())
+    return absl::FailedPreconditionError(absl::StrCat(where, ": ", t.status().message()));
   if (e.op() == "anomaly") {
     return conflict(
         "an anomaly is the old primary's row, not a change it shipped: write it by "
@@ -308,7 +316,7 @@ absl::StatusOr<std::vector<std::optional<std::string>>> PostgresQuarantine::Curr
   KnownTables known;
   for (const v1::QuarantinedChange& c : changes) {
     std::optional<std::string> row;
-    if (c.op() != "truncate" && !c.key().empty()) {
+    if (c.op() != "truncate" && !IsObjectOp(c.op()) && !c.key().empty()) {
       // A table or column this database no longer has (a schema change since): no row.
       absl::StatusOr<Target> t = TargetOf(*conn, c.table_schema(), c.table_name(), c.key(), &known);
       absl::StatusOr<std::optional<std::string>> now =
@@ -357,7 +365,9 @@ absl::StatusOr<QuarantineStore::Kept> PostgresQuarantine::Keep(
               ", $13::bigint, $14::int, $15) ON CONFLICT (source_region, epoch, log_seq, "
               "change_index) DO NOTHING"),
           {std::to_string(next_id + 1), source_region, std::to_string(c.epoch()),
-           std::to_string(c.source_xid()), FormatLsn(c.commit_position()),
+           // An object entry is its own "transaction" (engine/api/quarantine.h).
+           IsObjectOp(c.op()) ? std::string("object") : std::to_string(c.source_xid()),
+           IsObjectOp(c.op()) ? absl::StrCat("seq ", c.log_seq()) : FormatLsn(c.commit_position()),
            std::to_string(c.commit_time_us()), c.table_schema(), c.table_name(), c.op(),
            opt(c.key()), opt(c.after()), opt(c.old_primary_row()), std::to_string(c.log_seq()),
            std::to_string(c.index()), note});
@@ -365,6 +375,21 @@ absl::StatusOr<QuarantineStore::Kept> PostgresQuarantine::Keep(
     for (const v1::QuarantinedChange& c : changes) {
       const bool keyed = c.op() != "truncate" && !c.key().empty();
       absl::StatusOr<PgResult> inserted;
+      if (IsObjectOp(c.op())) {
+        // Not a row: nothing of this database to read for it (its version is in `after`).
+        inserted = insert(c, "NULL", std::nullopt);
+        if (!inserted.ok()) {
+          return ChangeError(*conn, inserted.status(),
+                             absl::StrCat("keeping an object of bucket ", c.table_name()));
+        }
+        if (Affected(*inserted) == 1) {
+          ++next_id;
+          ++kept.kept;
+        } else {
+          ++kept.present;
+        }
+        continue;
+      }
       // A change to a table or column this region does not have (a schema change on either
       // side) is kept all the same, its row here unknown and the reason noted: never dropped.
       FERRY_RETURN_IF_ERROR(conn->Exec("SAVEPOINT keep").status());
@@ -419,7 +444,8 @@ absl::StatusOr<std::vector<bool>> PostgresQuarantine::Explains(
       "'truncate') "
       "UNION SELECT k.i FROM k JOIN (SELECT DISTINCT table_schema, table_name, key::jsonb AS kj "
       "FROM ferry.quarantine WHERE source_region = $1 AND status = 'pending' AND key IS NOT "
-      "NULL) q ON q.table_schema = k.s AND q.table_name = k.n AND q.kj = k.key::jsonb "
+      "NULL AND op NOT IN ('object_put', 'object_delete')) q ON q.table_schema = k.s AND "
+      "q.table_name = k.n AND q.kj = k.key::jsonb "
       // An update that moved its row to a new key explains the new key too (few of them: a
       // nested loop over those is cheap).
       "UNION SELECT k.i FROM k JOIN (SELECT table_schema, table_name, after::jsonb AS aj FROM "

@@ -276,3 +276,53 @@ TEST_F(PgQuarantineTest, MalformedRequestsAreRefused) {
 
 }  // namespace
 }  // namespace ferry::pg
+
+namespace ferry::pg {
+namespace {
+
+// A bucket's object entries (connectors/s3/kept_object.h): kept without a row (a real table of
+// the same name is not read), each its own transaction, never reapplied, never explaining a
+// row's key; malformed ones refused with the batch.
+TEST_F(PgQuarantineTest, ObjectEntriesAreKeptAloneAndNeverReapplied) {
+  ASSERT_TRUE(Exec("CREATE SCHEMA s3; CREATE TABLE s3.\"east-assets\" (key text PRIMARY KEY); "
+                   "INSERT INTO s3.\"east-assets\" VALUES ('a')")
+                  .ok());
+  const std::string after = R"({"version_id": "v1", "size": "3", "etag": "e", "content_type": ""})";
+  std::vector<v1::QuarantinedChange> objects = {
+      Change(20, 0, "s3.east-assets", "object_put", R"({"key": "a"})", after, 0),
+      Change(21, 0, "s3.east-assets", "object_delete", R"({"key": "b"})", R"({"version_id": ""})",
+             0)};
+  auto rows = store_->CurrentRows(objects);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ((*rows)[0], std::nullopt);  // the table's row for 'a' is not an object's
+  auto kept = store_->Keep("east", objects);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->kept, 2u);
+  EXPECT_EQ(store_->Keep("east", objects)->present, 2u);
+  EXPECT_EQ(
+      Value("SELECT string_agg(xact || ' ' || commit_position || ' ' || coalesce(current_row, "
+            "'-') || ' ' || coalesce(note, '-'), ', ' ORDER BY id) FROM ferry.quarantine"),
+      "object seq 20 - -, object seq 21 - -");
+  const std::string id = Value("SELECT min(id) FROM ferry.quarantine");
+  auto reapply = Decide("reapply", std::stoll(id));
+  EXPECT_EQ(reapply.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reapply.status().message().find("not reapplied by Ferry"), std::string::npos)
+      << reapply.status();
+  auto discarded = Decide("discard", std::stoll(id));
+  ASSERT_TRUE(discarded.ok()) << discarded.status();
+  EXPECT_EQ(discarded->decided(), 1u);  // alone: not with the other object entry
+  v1::QuarantinedChange key = Change(0, 0, "s3.east-assets", "update", R"({"key": "b"})");
+  auto explained = store_->Explains("east", {key});
+  ASSERT_TRUE(explained.ok()) << explained.status();
+  EXPECT_EQ(*explained, std::vector<bool>{false});
+  v1::QuarantinedChange not_json =
+      Change(22, 0, "s3.east-assets", "object_put", R"("a")", after, 0);
+  EXPECT_EQ(store_->Keep("east", {objects[0], not_json}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::QuarantinedChange bad_op = Change(23, 0, "s3.east-assets", "object_move", R"({"key": "a"})");
+  EXPECT_EQ(store_->Keep("east", {bad_op}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Value("SELECT count(*) FROM ferry.quarantine"), "2");
+}
+
+}  // namespace
+}  // namespace ferry::pg

@@ -476,7 +476,8 @@ CREATE TABLE IF NOT EXISTS ferry.quarantine (
   committed_at timestamptz,
   table_schema text NOT NULL,
   table_name text NOT NULL,
-  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate', 'anomaly')),
+  op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate', 'anomaly',
+                                 'object_put', 'object_delete')),
   key text,
   after text,
   old_primary_row text,
@@ -489,8 +490,12 @@ CREATE TABLE IF NOT EXISTS ferry.quarantine (
   kept_at timestamptz NOT NULL DEFAULT now(),
   UNIQUE (source_region, epoch, log_seq, change_index));
 REVOKE ALL ON ferry.quarantine FROM PUBLIC;
+-- v10: a bucket's object entries (docs/objects.md, "Rejoin"); a table made by v9 takes them too.
+ALTER TABLE ferry.quarantine DROP CONSTRAINT IF EXISTS quarantine_op_check;
+ALTER TABLE ferry.quarantine ADD CONSTRAINT quarantine_op_check CHECK (op IN ('insert', 'update',
+  'delete', 'truncate', 'anomaly', 'object_put', 'object_delete'));
 
 SELECT ferry.add_truncate_triggers();
 SELECT ferry.add_fence_triggers();
-COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v9';
+COMMENT ON FUNCTION ferry.capture_ddl() IS 'ferry ddl capture v10';
 COMMIT;
