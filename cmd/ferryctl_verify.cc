@@ -163,9 +163,10 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
           ", \"missing\": ", KeysJson(t, t.missing()), ", \"extra\": ", KeysJson(t, t.extra()),
           ", \"changed\": ", KeysJson(t, t.changed()), ", \"missing_count\": ", t.missing_count(),
           ", \"extra_count\": ", t.extra_count(), ", \"changed_count\": ", t.changed_count(),
-          ", \"truncated\": ", t.truncated() ? "true" : "false", ", \"repaired_rows\": ",
-          t.repaired_rows(), ", \"repair_skipped\": ", t.repair_skipped(), ", \"schema\": [",
-          absl::StrJoin(schema, ", "), "], \"notes\": [", absl::StrJoin(notes, ", "), "]}"));
+          ", \"truncated\": ", t.truncated() ? "true" : "false",
+          ", \"repaired_rows\": ", t.repaired_rows(), ", \"repair_skipped\": ", t.repair_skipped(),
+          ", \"schema\": [", absl::StrJoin(schema, ", "), "], \"notes\": [",
+          absl::StrJoin(notes, ", "), "], \"repair_note\": ", Json(t.repair_note()), "}"));
     }
     std::printf(
         "{\"equal\": %s, \"differences\": %llu, \"truncated\": %s, \"operation\": %s, "

@@ -54,12 +54,37 @@ class Collector {
     leaf_ = leaf;
     if (out_->keyless) {
       // Multisets: count each row hash on both sides.
-      absl::flat_hash_map<Hash128, int64_t> balance;
-      for (const auto& r : primary) ++balance[r.row_hash];
-      for (const auto& r : standby) --balance[r.row_hash];
-      for (const auto& [hash, n] : balance) {
-        if (n > 0) out_->missing_count += static_cast<uint64_t>(n);
-        if (n < 0) out_->extra_count += static_cast<uint64_t>(-n);
+      struct Copies {
+        uint64_t primary = 0;
+        uint64_t standby = 0;
+        const ScannedRow* row = nullptr;  // one of its copies (its key is the row's text)
+      };
+      absl::flat_hash_map<Hash128, Copies> copies;
+      for (const auto& r : primary) {
+        Copies& c = copies[r.row_hash];
+        ++c.primary;
+        c.row = &r;
+      }
+      for (const auto& r : standby) {
+        Copies& c = copies[r.row_hash];
+        ++c.standby;
+        if (c.row == nullptr) c.row = &r;
+      }
+      for (const auto& [hash, c] : copies) {
+        if (c.primary == c.standby) continue;
+        if (c.primary > c.standby) out_->missing_count += c.primary - c.standby;
+        if (c.primary < c.standby) out_->extra_count += c.standby - c.primary;
+        if (kept_ < options_.max_keys) {
+          RepairTarget t{.key = c.row->key,
+                         .standby_row_hash = hash,
+                         .remove = c.primary < c.standby,
+                         .primary_copies = c.primary,
+                         .standby_copies = c.standby};
+          out_->repair_targets.push_back(std::move(t));
+          ++kept_;
+        } else {
+          out_->truncated = true;
+        }
       }
       return;
     }

@@ -41,13 +41,20 @@ struct CompareOptions {
   std::function<absl::Status()> check_cancelled;
 };
 
-// What a repair does for one differing key (keyed tables only): make the standby's row equal to
-// the primary's at the cut, unless the standby's row changed since the cut (its hash then
-// differs from `standby_row_hash`, or it appeared or vanished).
+// What a repair does for one differing key: make the standby's row equal to the primary's at
+// the cut, unless the standby's row changed since the cut (its hash then differs from
+// `standby_row_hash`, or it appeared or vanished).
+//
+// Keyless tables (multisets): one target per differing row value; `key` holds the row's text
+// (ROW(...)::text, the keyless order key), `standby_row_hash` its row hash, and the copies each
+// side held at the cut. The repair inserts or deletes copies until the standby holds
+// `primary_copies`, unless the standby's count of that row changed since the cut.
 struct RepairTarget {
   Values key;
   std::optional<Hash128> standby_row_hash;  // the standby's row at the cut; nullopt: absent
   bool remove = false;                      // the primary has no such key: delete it
+  uint64_t primary_copies = 0;              // keyless only
+  uint64_t standby_copies = 0;              // keyless only
 };
 
 // A target with the primary's row at the cut (the compared columns' values, TableSpec order);
@@ -73,9 +80,13 @@ struct TableDifferences {
   uint64_t extra_count = 0;
   uint64_t changed_count = 0;
   std::vector<std::string> schema;  // schema differences, one sentence each
-  std::vector<std::string> notes;   // e.g. "key collations differ: ordered by COLLATE C"
-  bool truncated = false;           // some keys were not kept (max_keys)
-  // One per kept key of a keyed table, in the order found (for --repair).
+  // The DDL that gives the standby's table the primary's schema (TablePlan::standby_ddl).
+  std::vector<std::string> standby_ddl;
+  std::vector<std::string> notes;  // e.g. "key collations differ: ordered by COLLATE C"
+  // Some keys were not kept (max_keys); keyless: more than max_keys distinct rows differ, and
+  // only max_keys of them are repair targets.
+  bool truncated = false;
+  // One per kept key (keyless: per kept differing row value), in the order found (--repair).
   std::vector<RepairTarget> repair_targets;
   // --repair: what it did to this table, or why it did nothing.
   bool repair_attempted = false;

@@ -143,6 +143,37 @@ TEST(CompareTableTest, KeylessTablesAreMultisets) {
   EXPECT_TRUE(r.diff.equal());
 }
 
+TEST(CompareTableTest, KeylessDifferencesBecomeRepairTargetsWithTheirCopies) {
+  auto row = [](const std::string& text) { return MemoryRow{{text}, {text}}; };
+  std::vector<MemoryRow> primary = {row("(1,a)"), row("(1,a)"), row("(2,b)"), row("(3,c)")};
+  std::vector<MemoryRow> standby = {row("(1,a)"), row("(2,b)"), row("(3,c)"),
+                                    row("(3,c)"), row("(3,c)"), row("(4,d)")};
+  Result r = Compare(primary, standby, 4, {}, /*keyless=*/true);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  std::map<std::string, RepairTarget> targets;
+  for (const RepairTarget& t : r.diff.repair_targets) targets[*t.key[0]] = t;
+  ASSERT_EQ(targets.size(), 3u);
+  EXPECT_EQ(targets["(1,a)"].primary_copies, 2u);
+  EXPECT_EQ(targets["(1,a)"].standby_copies, 1u);
+  EXPECT_FALSE(targets["(1,a)"].remove);
+  EXPECT_EQ(targets["(1,a)"].standby_row_hash, HashValues({"(1,a)"}));
+  EXPECT_EQ(targets["(3,c)"].primary_copies, 1u);
+  EXPECT_EQ(targets["(3,c)"].standby_copies, 3u);
+  EXPECT_TRUE(targets["(3,c)"].remove);
+  EXPECT_EQ(targets["(4,d)"].primary_copies, 0u);
+  EXPECT_EQ(targets["(4,d)"].standby_copies, 1u);
+  EXPECT_TRUE(r.diff.missing.empty() && r.diff.extra.empty());  // keyless: counts only
+  EXPECT_FALSE(r.diff.truncated);
+  // The cap bounds the targets (distinct rows), never the counts.
+  CompareOptions capped;
+  capped.max_keys = 1;
+  r = Compare(primary, standby, 4, capped, true);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.diff.repair_targets.size(), 1u);
+  EXPECT_TRUE(r.diff.truncated);
+  EXPECT_EQ(r.diff.missing_count + r.diff.extra_count, 4u);
+}
+
 TEST(CompareTableTest, KeylessDuplicatesOfABoundaryRowStayInOneLeaf) {
   // Many copies of every row: leaves never split equal keys, so the standby's answer for a
   // range starting at a duplicated key counts every copy.

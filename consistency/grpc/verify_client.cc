@@ -95,6 +95,7 @@ absl::StatusOr<TableSchema> GrpcStandbyPeer::ReadSchema(const TableName& table) 
   for (const auto& c : reply.columns())
     schema.columns.push_back({c.name(), c.type(), c.collation()});
   schema.key_columns.assign(reply.key_columns().begin(), reply.key_columns().end());
+  schema.key_constraint = reply.key_constraint();
   return schema;
 }
 

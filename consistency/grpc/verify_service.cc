@@ -186,6 +186,7 @@ grpc::Status VerifyPeerService::ReadSchema(grpc::ServerContext* context,
     info->set_collation(c.collation);
   }
   for (const std::string& k : schema->key_columns) reply->add_key_columns(k);
+  reply->set_key_constraint(schema->key_constraint);
   return grpc::Status::OK;
 }
 

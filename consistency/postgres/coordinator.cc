@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "consistency/postgres/repair.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
@@ -27,16 +28,18 @@ absl::StatusOr<RepairCounts> LocalStandbyPeer::Repair(const TableSpec& spec,
 
 namespace {
 
-// --repair of one compared table (docs/verify.md): keyed tables whose schemas agree.
+// --repair of one compared table (docs/verify.md): tables whose schemas agree, keyed or
+// keyless (multisets: copies of each differing row).
 absl::Status RepairOne(VerifySession& primary, StandbyPeer& standby, const TableSpec& spec,
                        TableDifferences* out) {
   if (out->equal()) return absl::OkStatus();
-  if (out->keyless) {
-    out->repair_note = "not repaired: a keyless table (repair it with ferryctl resnapshot)";
-    return absl::OkStatus();
-  }
   if (!out->schema.empty()) {
-    out->repair_note = "not repaired: the schemas differ (fix them first)";
+    // Refused (docs/verify.md): DDL on the standby is the operator's decision (a dropped column
+    // loses data), and rows written before it would be compared on the wrong columns.
+    out->repair_note = absl::StrCat(
+        "not repaired: the schemas differ; run on the standby (the primary is the reference), "
+        "then verify --repair again: ",
+        absl::StrJoin(out->standby_ddl, "; "));
     return absl::OkStatus();
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<RepairRow> rows,
@@ -44,7 +47,10 @@ absl::Status RepairOne(VerifySession& primary, StandbyPeer& standby, const Table
   FERRY_ASSIGN_OR_RETURN(out->repaired, standby.Repair(spec, rows));
   out->repair_attempted = true;
   if (out->truncated) {
-    out->repair_note = "only the keys listed were repaired (--max-keys): run verify --repair again";
+    out->repair_note = out->keyless ? "only --max-keys differing rows were repaired: run verify "
+                                      "--repair again"
+                                    : "only the keys listed were repaired (--max-keys): run "
+                                      "verify --repair again";
   }
   return absl::OkStatus();
 }
@@ -61,10 +67,22 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   }
   if (!theirs.ok()) {
     out->schema.push_back("table missing on the standby");
+    if (options.repair) {
+      out->repair_note = absl::StrCat(
+          "not repaired: create the table on the standby as on the primary (pg_dump "
+          "--schema-only --table ",
+          out->table, " of the primary), then verify --repair again");
+    }
     return absl::OkStatus();
   }
   if (!mine.ok()) {
     out->schema.push_back("table extra on the standby");
+    if (options.repair) {
+      out->repair_note = absl::StrCat(
+          "not repaired: the primary has no such table; drop it on "
+          "the standby (DROP TABLE ",
+          out->table, ") if the primary is right");
+    }
     return absl::OkStatus();
   }
   TablePlan plan = PlanTable(*mine, *theirs, options.leaf_bits);
@@ -72,7 +90,11 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   out->notes = plan.notes;
   out->keyless = plan.spec.keyless();
   out->key_columns = plan.spec.key_columns;
-  if (!plan.compare_rows) return absl::OkStatus();
+  out->standby_ddl = plan.standby_ddl;
+  if (!plan.compare_rows) {
+    if (options.repair) return RepairOne(primary, standby, plan.spec, out);  // the refusal
+    return absl::OkStatus();
+  }
 
   plan.spec.max_rows_per_second = options.max_rows_per_second;
   FERRY_ASSIGN_OR_RETURN(auto side, PgTableSide::Create(primary, plan.spec));

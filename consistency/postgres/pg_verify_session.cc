@@ -89,6 +89,13 @@ absl::StatusOr<TableSchema> VerifySession::ReadSchema(const TableName& table) {
                         "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary ORDER BY k.ord",
                         {table.schema, table.name}));
   for (int i = 0; i < key.rows(); ++i) schema.key_columns.emplace_back(key.Get(i, 0));
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult constraint,
+      conn_->ExecParams("SELECT co.conname FROM pg_constraint co JOIN pg_class c ON "
+                        "c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = $1 AND c.relname = $2 AND co.contype = 'p'",
+                        {table.schema, table.name}));
+  if (constraint.rows() > 0) schema.key_constraint = std::string(constraint.Get(0, 0));
   return schema;
 }
 
