@@ -36,8 +36,8 @@ struct CompareOptions {
   // Rows a differing leaf may hold on the standby before the table fails (kResourceExhausted):
   // bounds the memory of a leaf comparison.
   uint64_t max_leaf_rows = 1 << 20;
-  // Called between calls to the standby; a non-OK status (cancelled, deadline) stops the
-  // comparison with that status.
+  // Called between calls to the standby and during the scans (from their threads too: it must
+  // be thread-safe); a non-OK status (cancelled, deadline) stops the comparison with it.
   std::function<absl::Status()> check_cancelled;
 };
 

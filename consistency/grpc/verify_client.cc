@@ -99,6 +99,12 @@ absl::StatusOr<TableSchema> GrpcStandbyPeer::ReadSchema(const TableName& table) 
   return schema;
 }
 
+void GrpcStandbyPeer::CancelScan() {
+  absl::MutexLock lock(&scan_mu_);
+  scan_cancelled_ = true;
+  if (scan_call_ != nullptr) scan_call_->TryCancel();
+}
+
 absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
   grpc::ClientContext context;
   Prepare(&context, options_.scan_timeout);
@@ -106,11 +112,17 @@ absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
   request.set_verify_id(verify_id_);
   wire::ToProto(spec, &request);
   v1::OpenTableReply reply;
-  if (auto s =
-          FromGrpc(stub_->OpenTable(&context, request, &reply), "scanning " + spec.qualified());
-      !s.ok()) {
-    return s;
+  {
+    absl::MutexLock lock(&scan_mu_);
+    if (scan_cancelled_) return absl::CancelledError("verify: the scan was cancelled");
+    scan_call_ = &context;
   }
+  grpc::Status called = stub_->OpenTable(&context, request, &reply);
+  {
+    absl::MutexLock lock(&scan_mu_);
+    scan_call_ = nullptr;
+  }
+  if (auto s = FromGrpc(called, "scanning " + spec.qualified()); !s.ok()) return s;
   wire_bytes_ += request.ByteSizeLong() + reply.ByteSizeLong();
   return static_cast<TableSide*>(this);
 }

@@ -1,5 +1,6 @@
 #include "consistency/postgres/coordinator.h"
 
+#include <chrono>
 #include <future>
 #include <set>
 #include <utility>
@@ -12,11 +13,28 @@
 
 namespace ferry::consistency {
 
+absl::Status LocalStandbyPeer::CheckCancelled() const {
+  return cancelled_.load() ? absl::CancelledError("verify: the scan was cancelled")
+                           : absl::OkStatus();
+}
+
+void LocalStandbyPeer::CancelScan() {
+  cancelled_ = true;   // between batches
+  session_->Cancel();  // inside a statement (a sort, a lock wait)
+}
+
 absl::StatusOr<TableSide*> LocalStandbyPeer::OpenTable(const TableSpec& spec) {
   if (table_ != nullptr) rows_read_ += table_->rows_read();
   table_.reset();
+  FERRY_RETURN_IF_ERROR(CheckCancelled());
   FERRY_ASSIGN_OR_RETURN(table_, PgTableSide::Create(*session_, spec));
-  FERRY_RETURN_IF_ERROR(table_->BuildIndex(spec.leaf_bits));
+  table_->set_between_batches([this] { return CheckCancelled(); });
+  absl::Status scanned = table_->BuildIndex(spec.leaf_bits);
+  if (!scanned.ok()) {
+    table_.reset();
+    FERRY_RETURN_IF_ERROR(CheckCancelled());  // the cancel, not the statement's error
+    return scanned;
+  }
   return table_.get();
 }
 
@@ -100,10 +118,29 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   FERRY_ASSIGN_OR_RETURN(auto side, PgTableSide::Create(primary, plan.spec));
   // Ctrl-C or --timeout stops the primary's scan within a batch.
   if (options.compare.check_cancelled) side->set_between_batches(options.compare.check_cancelled);
-  // Both regions scan at once: the standby on another thread (or process).
+  // Both regions scan at once, each on its own thread; this one watches for a cancel, which
+  // stops both scans inside their statements (a sort or a lock wait can be long): the
+  // primary's in Postgres, the standby's by cancelling its call (it cancels its own).
+  auto local =
+      std::async(std::launch::async, [&] { return side->BuildIndex(plan.spec.leaf_bits); });
   auto remote = std::async(std::launch::async, [&] { return standby.OpenTable(plan.spec); });
-  absl::Status scanned = side->BuildIndex(plan.spec.leaf_bits);
+  absl::Status cancelled;
+  auto ready = [](auto& f) {
+    return f.wait_for(std::chrono::milliseconds(25)) == std::future_status::ready;
+  };
+  while (!(ready(local) && ready(remote))) {
+    if (cancelled.ok() && options.compare.check_cancelled) {
+      cancelled = options.compare.check_cancelled();
+    }
+    if (!cancelled.ok()) {
+      // Again each round: a cancel sent before a statement starts is lost.
+      primary.Cancel();
+      standby.CancelScan();
+    }
+  }
+  absl::Status scanned = local.get();
   absl::StatusOr<TableSide*> standby_side = remote.get();
+  FERRY_RETURN_IF_ERROR(cancelled);
   FERRY_RETURN_IF_ERROR(scanned);
   FERRY_RETURN_IF_ERROR(standby_side.status());
   KillPoint("verify.tables_scanned");

@@ -25,6 +25,19 @@ constexpr const char* kCursor = "ferry_verify_scan";
 
 const char* VerifySessionSettings() { return kSessionSettings; }
 
+VerifySession::VerifySession(std::unique_ptr<pg::PgConnection> conn)
+    : conn_(std::move(conn)), cancel_(PQgetCancel(conn_->raw())) {}
+
+VerifySession::~VerifySession() {
+  if (cancel_ != nullptr) PQfreeCancel(cancel_);
+}
+
+void VerifySession::Cancel() {
+  if (cancel_ == nullptr) return;
+  char error[256];
+  (void)PQcancel(cancel_, error, sizeof error);  // best effort: the scan checks a flag too
+}
+
 absl::StatusOr<std::unique_ptr<VerifySession>> VerifySession::Open(
     const std::string& dsn, const std::optional<std::string>& snapshot) {
   FERRY_ASSIGN_OR_RETURN(auto conn, pg::PgConnection::Connect(dsn));
@@ -189,6 +202,7 @@ absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bi
       "DECLARE ", kCursor, " NO SCROLL CURSOR FOR SELECT ", absl::StrJoin(select, ", "), " FROM ",
       pg::QualifiedName(spec_.schema, spec_.name), where.empty() ? "" : " WHERE ",
       absl::StrJoin(where, " AND "), " ORDER BY ", KeyExpressions());
+  if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
   FERRY_RETURN_IF_ERROR(conn.Exec(query).status());
 
   const int first_column = spec_.keyless() ? 1 : 0;

@@ -40,9 +40,19 @@ class VerifySession {
 
   pg::PgConnection& connection() { return *conn_; }
 
+  // Asks Postgres to cancel the statement this session runs now, if any (pg_cancel_backend of
+  // its backend; nothing when it runs none). Thread safety: any thread, at any time, while
+  // another uses the session (libpq's PQcancel is made for that).
+  void Cancel();
+
+  ~VerifySession();
+  VerifySession(const VerifySession&) = delete;
+  VerifySession& operator=(const VerifySession&) = delete;
+
  private:
-  explicit VerifySession(std::unique_ptr<pg::PgConnection> conn) : conn_(std::move(conn)) {}
+  explicit VerifySession(std::unique_ptr<pg::PgConnection> conn);
   std::unique_ptr<pg::PgConnection> conn_;
+  PGcancel* const cancel_;  // owned; made once, read-only for PQcancel
 };
 
 // One table read through a VerifySession. Rows are fetched through a cursor in batches; only
@@ -55,8 +65,8 @@ class PgTableSide : public IndexedTableSide {
                                                                            const TableSpec& spec);
   // Bytes of values read (text), for the metrics.
   uint64_t bytes_read() const { return bytes_read_; }
-  // Called after each batch of rows a scan fetches; a non-OK status (the verify was cancelled)
-  // ends the scan with it.
+  // Called before a scan's first statement and after each batch of rows it fetches; a non-OK
+  // status (the verify was cancelled) ends the scan with it.
   void set_between_batches(std::function<absl::Status()> check) {
     between_batches_ = std::move(check);
   }
