@@ -55,8 +55,23 @@ class VerifySession {
   PGcancel* const cancel_;  // owned; made once, read-only for PQcancel
 };
 
-// One table read through a VerifySession. Rows are fetched through a cursor in batches; only
-// the rows a digest or a differing leaf needs are read after the index scan.
+// One line of COPY's text format, split into its fields and unescaped (\N is NULL; \\, \b, \f,
+// \n, \r, \t, \v as COPY writes them). Fields are valid until the next Parse.
+class CopyLine {
+ public:
+  explicit CopyLine(int columns) : fields_(columns), unescaped_(columns) {}
+  // kDataLoss when the line does not hold exactly `columns` fields.
+  [[nodiscard]] absl::Status Parse(absl::string_view line);
+  const std::optional<absl::string_view>& field(int c) const { return fields_[c]; }
+
+ private:
+  std::vector<std::optional<absl::string_view>> fields_;
+  std::vector<std::string> unescaped_;
+};
+
+// One table read through a VerifySession. The index scan streams the whole table through COPY;
+// the ranges read afterwards (only the rows a digest or a differing leaf needs) go through a
+// cursor in batches.
 class PgTableSide : public IndexedTableSide {
  public:
   // `spec` comes from PlanTable (and on the standby from the primary, so it is checked here:
@@ -77,6 +92,9 @@ class PgTableSide : public IndexedTableSide {
 
  private:
   PgTableSide(VerifySession& session, TableSpec spec, std::vector<bool> key_collatable);
+  // The whole of `query` (a SELECT in key order of `columns` columns) through COPY.
+  template <typename HashRow, typename Paced>
+  absl::Status ScanByCopy(const std::string& query, int columns, HashRow& hash_row, Paced& paced);
   std::string KeyExpressions() const;
 
   VerifySession& session_;
