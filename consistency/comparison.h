@@ -5,8 +5,10 @@
 // its range runs from its first leaf's start key to the next node's (the first node from the
 // first row, the last to the last row), so the ranges of one level cover every key. Each round
 // asks the standby for the digests of the nodes that differed in the round before (one call a
-// round, in chunks), splitting each into `fanout` children; a differing single leaf is compared
-// row by row (key hash -> row hash). Identical tables cost one digest; the bytes on the wire
+// round, in chunks), splitting each into `fanout` children; a differing single leaf is cut into
+// runs of about 1/16th of it at content-defined boundaries of the primary's rows, the standby
+// answers each run's digest, and only the differing runs are compared row by row (key hash ->
+// row hash). Identical tables cost one digest; the bytes on the wire
 // grow with the differences times the tree's depth, not with the table.
 //
 // Keyed tables report keys missing on the standby, extra on the standby and changed; keyless
@@ -100,10 +102,10 @@ struct TableDifferences {
 };
 
 struct CompareStats {
-  uint64_t rounds = 0;           // calls to RangeDigests
+  uint64_t rounds = 0;           // calls to RangeDigests and CutDigests
   uint64_t ranges_compared = 0;  // digests asked of the standby
   uint64_t leaves_compared = 0;  // leaves compared row by row
-  uint64_t rows_exchanged = 0;   // rows of those leaves, both sides
+  uint64_t rows_exchanged = 0;   // rows of those leaves' differing runs, both sides
 };
 
 // Compares the rows of one table; fills the row lists and counts of `out` (its table, schema

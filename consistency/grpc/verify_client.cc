@@ -183,4 +183,32 @@ absl::StatusOr<std::vector<ScannedRow>> GrpcStandbyPeer::RangeRows(const KeyRang
   return out;
 }
 
+absl::StatusOr<std::vector<std::optional<Digest>>> GrpcStandbyPeer::CutDigests(
+    const KeyRange& range, const std::vector<Hash128>& cuts) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.call_timeout);
+  v1::CutDigestsRequest request;
+  request.set_verify_id(verify_id_);
+  wire::ToProto(range, request.mutable_range());
+  for (const Hash128& c : cuts) {
+    request.add_cut_low(c.low);
+    request.add_cut_high(c.high);
+  }
+  v1::CutDigestsReply reply;
+  if (auto s = FromGrpc(stub_->CutDigests(&context, request, &reply), "run digests"); !s.ok()) {
+    return s;
+  }
+  wire_bytes_ += request.ByteSizeLong() + reply.ByteSizeLong();
+  if (reply.digests_size() != reply.found_size()) {
+    return absl::DataLossError("standby verifier sent run digests and flags that disagree");
+  }
+  std::vector<std::optional<Digest>> out;
+  out.reserve(reply.digests_size());
+  for (int i = 0; i < reply.digests_size(); ++i) {
+    out.push_back(reply.found(i) ? std::optional<Digest>(wire::FromProto(reply.digests(i)))
+                                 : std::nullopt);
+  }
+  return out;  // the comparison checks the count
+}
+
 }  // namespace ferry::consistency

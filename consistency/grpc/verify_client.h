@@ -52,6 +52,8 @@ class GrpcStandbyPeer : public StandbyPeer, private TableSide {
  private:
   absl::StatusOr<std::vector<Digest>> RangeDigests(const std::vector<KeyRange>& ranges) override;
   absl::StatusOr<std::vector<ScannedRow>> RangeRows(const KeyRange& range, uint64_t limit) override;
+  absl::StatusOr<std::vector<std::optional<Digest>>> CutDigests(
+      const KeyRange& range, const std::vector<Hash128>& cuts) override;
   void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
 
   std::unique_ptr<v1::VerifyPeer::Stub> stub_;

@@ -293,6 +293,32 @@ TEST_F(VerifyExchangeTest, HostileRequestsAreRefused) {
             grpc::StatusCode::INVALID_ARGUMENT);
   open.set_leaf_bits(4);
   ASSERT_TRUE(call(&v1::VerifyPeer::Stub::OpenTable, open, &open_reply).ok());
+  // Run digests: cut halves of different lengths, more cuts than allowed, a malformed range.
+  v1::CutDigestsRequest cuts;
+  cuts.set_verify_id("h1");
+  cuts.add_cut_low(1);
+  v1::CutDigestsReply cuts_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  for (int i = 0; i < 100; ++i) {
+    cuts.add_cut_low(i);
+    cuts.add_cut_high(i);
+  }
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  cuts.clear_cut_low();
+  cuts.clear_cut_high();
+  cuts.mutable_range()->mutable_begin()->add_values()->set_text("1");
+  cuts.mutable_range()->mutable_begin()->add_values()->set_text("2");  // two values, one column
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  cuts.clear_range();
+  cuts.add_cut_low(7);
+  cuts.add_cut_high(7);  // a cut no row has: one run, and the cut not found
+  ASSERT_TRUE(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).ok());
+  ASSERT_EQ(cuts_reply.found_size(), 2);
+  EXPECT_TRUE(cuts_reply.found(0));
+  EXPECT_FALSE(cuts_reply.found(1));
   // More ranges than allowed; a message over the server's size limit.
   for (int i = 0; i < 100; ++i) digests.add_ranges();
   EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeDigests, digests, &digests_reply).error_code(),

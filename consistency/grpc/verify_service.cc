@@ -275,6 +275,37 @@ grpc::Status VerifyPeerService::RangeRows(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status VerifyPeerService::CutDigests(grpc::ServerContext* context,
+                                           const v1::CutDigestsRequest* request,
+                                           v1::CutDigestsReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  if (auto s = CheckVerify(request->verify_id(), true); !s.ok()) return s;
+  if (table_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "verify: no table open");
+  }
+  if (request->cut_low_size() > options_.max_ranges) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("verify: more than ", options_.max_ranges, " cuts"));
+  }
+  if (request->cut_low_size() != request->cut_high_size()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "verify: malformed cuts");
+  }
+  std::vector<Hash128> cuts;
+  cuts.reserve(request->cut_low_size());
+  for (int i = 0; i < request->cut_low_size(); ++i) {
+    cuts.push_back(Hash128{request->cut_low(i), request->cut_high(i)});
+  }
+  absl::StatusOr<std::vector<std::optional<Digest>>> digests =
+      table_->CutDigests(wire::FromProto(request->range()), cuts);
+  if (!digests.ok()) return ToGrpc(digests.status());
+  for (const std::optional<Digest>& d : *digests) {
+    wire::ToProto(d.value_or(Digest{}), reply->add_digests());
+    reply->add_found(d.has_value());
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status VerifyPeerService::Repair(grpc::ServerContext* context,
                                        const v1::RepairRequest* request, v1::RepairReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;

@@ -78,6 +78,8 @@ class VerifyPeerService final : public v1::VerifyPeer::Service {
                             v1::RangeDigestsReply* reply) override;
   grpc::Status RangeRows(grpc::ServerContext* context, const v1::RangeRowsRequest* request,
                          v1::RangeRowsReply* reply) override;
+  grpc::Status CutDigests(grpc::ServerContext* context, const v1::CutDigestsRequest* request,
+                          v1::CutDigestsReply* reply) override;
   grpc::Status Repair(grpc::ServerContext* context, const v1::RepairRequest* request,
                       v1::RepairReply* reply) override;
   grpc::Status EndVerify(grpc::ServerContext* context, const v1::VerifyCall* request,

@@ -286,7 +286,9 @@ absl::Status PgTableSide::ScanByCopy(const std::string& query, int columns, Hash
   // A whole table streams through COPY's text format: no round trip per batch and no result
   // set to build. Its values are the types' text output, as a SELECT's, escaped (CopyText).
   pg::PgConnection& conn = session_.connection();
-  FERRY_RETURN_IF_ERROR(conn.Exec(absl::StrCat("COPY (", query, ") TO STDOUT")).status());
+  // Named like the cursor, so that an operator finds it in pg_stat_activity.
+  FERRY_RETURN_IF_ERROR(
+      conn.Exec(absl::StrCat("COPY (", query, ") TO STDOUT /* ", kCursor, " */")).status());
   PGconn* raw = conn.raw();
   CopyLine line(columns);
   absl::Status stop;  // a cancel, or a malformed line: the rest is drained
