@@ -62,7 +62,15 @@ absl::Status RepairOne(VerifySession& primary, StandbyPeer& standby, const Table
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<RepairRow> rows,
                          ReadRepairRows(primary, spec, out->repair_targets));
-  FERRY_ASSIGN_OR_RETURN(out->repaired, standby.Repair(spec, rows));
+  absl::StatusOr<RepairCounts> repaired = standby.Repair(spec, rows);
+  if (absl::IsFailedPrecondition(repaired.status())) {
+    // The standby cannot write this table as it stands (e.g. a keyless table it publishes
+    // without a replica identity): this table is left aside with the reason, not the verify.
+    out->repair_note = absl::StrCat("not repaired: ", repaired.status().message());
+    return absl::OkStatus();
+  }
+  FERRY_RETURN_IF_ERROR(repaired.status());
+  out->repaired = *repaired;
   out->repair_attempted = true;
   if (out->truncated) {
     out->repair_note = out->keyless ? "only --max-keys differing rows were repaired: run verify "

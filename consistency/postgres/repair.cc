@@ -335,6 +335,30 @@ absl::Status RepairKeyed(pg::PgConnection& conn, const TableSpec& spec,
 absl::Status RepairKeyless(pg::PgConnection& conn, const TableSpec& spec,
                            const std::vector<RepairRow>& rows, RepairCounts* counts) {
   const std::string table = pg::QualifiedName(spec.schema, spec.name);
+  // Postgres refuses a DELETE on a table a publication publishes deletes of unless it has a
+  // replica identity (a keyless table: FULL). Said before anything is written, with the fix.
+  if (std::any_of(rows.begin(), rows.end(), [](const RepairRow& r) {
+        return r.target.standby_copies > r.target.primary_copies;
+      })) {
+    FERRY_ASSIGN_OR_RETURN(
+        pg::PgResult identity,
+        conn.Exec(absl::StrCat(
+            "SELECT c.relreplident IN ('d', 'n') AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE "
+            "i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) AND EXISTS (SELECT 1 "
+            "FROM pg_publication p WHERE p.pubdelete AND (p.puballtables OR EXISTS (SELECT 1 "
+            "FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = c.oid))) FROM "
+            "pg_class c WHERE c.oid = ",
+            pg::QuoteLiteral(table), "::regclass")));
+    if (identity.rows() == 1 && identity.Get(0, 0) == "t") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the standby publishes deletes of ", spec.qualified(),
+          ", which has no replica identity, so Postgres refuses the repair's deletes: run "
+          "ALTER TABLE ",
+          table,
+          " REPLICA IDENTITY FULL on the standby (what postgres.keyless_tables does on a "
+          "primary), then verify --repair again"));
+    }
+  }
   for (size_t from = 0; from < rows.size(); from += kChunk) {
     const size_t to = std::min(rows.size(), from + kChunk);
     FERRY_ASSIGN_OR_RETURN(

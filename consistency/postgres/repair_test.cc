@@ -175,6 +175,27 @@ TEST_F(RepairTest, KeylessRepairSkipsRowsWhoseCopiesChangedSinceTheCut) {
   EXPECT_EQ(**origin, "1");
 }
 
+TEST_F(RepairTest, AKeylessTableTheStandbyPublishesWithoutAnIdentityIsLeftAsideWithTheFix) {
+  Both("CREATE TABLE published_bag (a int); INSERT INTO published_bag VALUES (1), (2)");
+  ASSERT_TRUE(standby_
+                  ->Exec("CREATE PUBLICATION bag_pub FOR TABLE published_bag;"
+                         "INSERT INTO published_bag VALUES (2)")
+                  .ok());
+  VerifyReport r = Verify({{"public", "published_bag"}}, true);
+  ASSERT_EQ(r.tables.size(), 1u);
+  EXPECT_EQ(r.tables[0].extra_count, 1u);
+  EXPECT_FALSE(r.tables[0].repair_attempted);
+  EXPECT_NE(r.tables[0].repair_note.find(
+                "ALTER TABLE \"public\".\"published_bag\" REPLICA IDENTITY FULL on the standby"),
+            std::string::npos)
+      << r.tables[0].repair_note;
+  EXPECT_EQ(Rows(*standby_, "published_bag"), "(1)|(2)|(2)");  // nothing written
+  ASSERT_TRUE(standby_->Exec("ALTER TABLE published_bag REPLICA IDENTITY FULL").ok());
+  EXPECT_EQ(Verify({{"public", "published_bag"}}, true).tables[0].repaired.applied, 1u);
+  EXPECT_TRUE(Verify({{"public", "published_bag"}}, false).tables[0].equal());
+  ASSERT_TRUE(standby_->Exec("DROP PUBLICATION bag_pub").ok());
+}
+
 TEST_F(RepairTest, HostileKeylessRepairCallsAreRefusedAndWriteNothing) {
   Both("CREATE TABLE guarded (a int, b text)");
   ASSERT_TRUE(standby_->Exec("INSERT INTO guarded VALUES (1, 'x')").ok());
