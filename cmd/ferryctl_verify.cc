@@ -86,6 +86,14 @@ void PrintTableHuman(const v1::VerifyTableResult& t) {
 
 }  // namespace
 
+void BlockInterrupts() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
   // Ctrl-C cancels the call; a thread takes the signal (TryCancel is not signal-safe).
   sigset_t set;
