@@ -295,6 +295,7 @@ int main(int argc, char** argv) {
                                  args.json);
   }
   if (args.command == "verify") {
+    ferry::ctl::BlockInterrupts();  // before gRPC starts a thread (Ctrl-C cancels the verify)
     auto verify_stub = ferry::v1::Admin::NewStub(
         grpc::CreateChannel(args.admin, grpc::InsecureChannelCredentials()));
     return ferry::ctl::RunVerify(*verify_stub,

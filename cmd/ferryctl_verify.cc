@@ -86,6 +86,14 @@ void PrintTableHuman(const v1::VerifyTableResult& t) {
 
 }  // namespace
 
+void BlockInterrupts() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
   // Ctrl-C cancels the call; a thread takes the signal (TryCancel is not signal-safe).
   sigset_t set;
@@ -163,9 +171,10 @@ int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args) {
           ", \"missing\": ", KeysJson(t, t.missing()), ", \"extra\": ", KeysJson(t, t.extra()),
           ", \"changed\": ", KeysJson(t, t.changed()), ", \"missing_count\": ", t.missing_count(),
           ", \"extra_count\": ", t.extra_count(), ", \"changed_count\": ", t.changed_count(),
-          ", \"truncated\": ", t.truncated() ? "true" : "false", ", \"repaired_rows\": ",
-          t.repaired_rows(), ", \"repair_skipped\": ", t.repair_skipped(), ", \"schema\": [",
-          absl::StrJoin(schema, ", "), "], \"notes\": [", absl::StrJoin(notes, ", "), "]}"));
+          ", \"truncated\": ", t.truncated() ? "true" : "false",
+          ", \"repaired_rows\": ", t.repaired_rows(), ", \"repair_skipped\": ", t.repair_skipped(),
+          ", \"schema\": [", absl::StrJoin(schema, ", "), "], \"notes\": [",
+          absl::StrJoin(notes, ", "), "], \"repair_note\": ", Json(t.repair_note()), "}"));
     }
     std::printf(
         "{\"equal\": %s, \"differences\": %llu, \"truncated\": %s, \"operation\": %s, "

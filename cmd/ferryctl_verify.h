@@ -23,6 +23,11 @@ struct VerifyArgs {
   uint64_t max_rows_per_second = 0;
 };
 
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later: call it
+// before the first gRPC channel, so that no gRPC thread takes Ctrl-C with the default action
+// (killing ferryctl before it cancels the verify); RunVerify's own thread then takes them.
+void BlockInterrupts();
+
 int RunVerify(v1::Admin::Stub& stub, const VerifyArgs& args);
 
 }  // namespace ferry::ctl

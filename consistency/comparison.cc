@@ -10,6 +10,9 @@
 namespace ferry::consistency {
 namespace {
 
+// Cuts of a differing leaf a CutDigests call carries at most (about 16 expected).
+constexpr size_t kMaxCuts = 256;
+
 // A run of the primary's leaves [first, last).
 struct Node {
   size_t first;
@@ -54,12 +57,37 @@ class Collector {
     leaf_ = leaf;
     if (out_->keyless) {
       // Multisets: count each row hash on both sides.
-      absl::flat_hash_map<Hash128, int64_t> balance;
-      for (const auto& r : primary) ++balance[r.row_hash];
-      for (const auto& r : standby) --balance[r.row_hash];
-      for (const auto& [hash, n] : balance) {
-        if (n > 0) out_->missing_count += static_cast<uint64_t>(n);
-        if (n < 0) out_->extra_count += static_cast<uint64_t>(-n);
+      struct Copies {
+        uint64_t primary = 0;
+        uint64_t standby = 0;
+        const ScannedRow* row = nullptr;  // one of its copies (its key is the row's text)
+      };
+      absl::flat_hash_map<Hash128, Copies> copies;
+      for (const auto& r : primary) {
+        Copies& c = copies[r.row_hash];
+        ++c.primary;
+        c.row = &r;
+      }
+      for (const auto& r : standby) {
+        Copies& c = copies[r.row_hash];
+        ++c.standby;
+        if (c.row == nullptr) c.row = &r;
+      }
+      for (const auto& [hash, c] : copies) {
+        if (c.primary == c.standby) continue;
+        if (c.primary > c.standby) out_->missing_count += c.primary - c.standby;
+        if (c.primary < c.standby) out_->extra_count += c.standby - c.primary;
+        if (kept_ < options_.max_keys) {
+          RepairTarget t{.key = c.row->key,
+                         .standby_row_hash = hash,
+                         .remove = c.primary < c.standby,
+                         .primary_copies = c.primary,
+                         .standby_copies = c.standby};
+          out_->repair_targets.push_back(std::move(t));
+          ++kept_;
+        } else {
+          out_->truncated = true;
+        }
       }
       return;
     }
@@ -95,6 +123,59 @@ class Collector {
   size_t leaf_ = 0;
   std::vector<std::pair<size_t, Values>> missing_, extra_, changed_;
 };
+
+// A differing leaf: the primary's rows (`mine`, with their keys) cut into runs at the rows
+// whose key hashes are boundaries at 1/16th of a leaf; the standby answers each run's digest
+// (TableSide::CutDigests), and only the runs that differ are compared row by row. The bytes
+// on the wire per differing leaf are then a few digests and the rows of a sixteenth of it.
+absl::Status CompareLeaf(size_t leaf, const KeyRange& range, const std::vector<ScannedRow>& mine,
+                         TableSide& standby, int leaf_bits, const CompareOptions& options,
+                         Collector& collector, CompareStats* stats) {
+  auto whole = [&](const KeyRange& r, std::vector<ScannedRow> subset) -> absl::Status {
+    FERRY_ASSIGN_OR_RETURN(auto theirs, standby.RangeRows(r, options.max_leaf_rows));
+    stats->rows_exchanged += subset.size() + theirs.size();
+    collector.CompareRows(leaf, subset, theirs);
+    return absl::OkStatus();
+  };
+  const int sub_bits = std::max(0, leaf_bits - 4);
+  std::vector<size_t> starts = {0};  // where each of the primary's runs starts in `mine`
+  std::vector<Hash128> cuts;
+  for (size_t i = 1; i < mine.size(); ++i) {
+    if (IsLeafBoundary(mine[i].key_hash, sub_bits) && !(mine[i].key_hash == mine[i - 1].key_hash)) {
+      starts.push_back(i);
+      cuts.push_back(mine[i].key_hash);
+    }
+  }
+  if (cuts.size() < 2 || cuts.size() > kMaxCuts) return whole(range, mine);
+  absl::StatusOr<std::vector<std::optional<Digest>>> theirs = standby.CutDigests(range, cuts);
+  if (absl::IsUnimplemented(theirs.status()) || absl::IsResourceExhausted(theirs.status())) {
+    return whole(range, mine);  // an older standby, or a lower bound on cuts
+  }
+  FERRY_RETURN_IF_ERROR(theirs.status());
+  ++stats->rounds;
+  if (theirs->size() != cuts.size() + 1 || !(*theirs)[0].has_value()) {
+    return absl::DataLossError(absl::StrCat("the standby answered ", theirs->size(),
+                                            " run digests for ", cuts.size(), " cuts"));
+  }
+  // A group: a run starting at a cut the standby holds, up to the next such cut (the runs of
+  // cuts it lacks belong to the group before them, on both sides).
+  for (size_t j = 0; j <= cuts.size();) {
+    size_t k = j + 1;
+    while (k <= cuts.size() && !(*theirs)[k].has_value()) ++k;
+    const size_t from = starts[j];
+    const size_t to = k <= cuts.size() ? starts[k] : mine.size();
+    Digest ours;
+    for (size_t i = from; i < to; ++i) ours.Add(mine[i].row_hash);
+    if (!(ours == *(*theirs)[j])) {
+      KeyRange part{.begin = j == 0 ? range.begin : std::optional<Values>(mine[from].key),
+                    .end = k <= cuts.size() ? std::optional<Values>(mine[to].key) : range.end};
+      FERRY_RETURN_IF_ERROR(
+          whole(part, std::vector<ScannedRow>(mine.begin() + from, mine.begin() + to)));
+    }
+    j = k;
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -138,10 +219,9 @@ absl::Status CompareTable(IndexedTableSide& primary, TableSide& standby,
         FERRY_RETURN_IF_ERROR(check());
         const KeyRange range = RangeOf(index, node);
         FERRY_ASSIGN_OR_RETURN(auto mine, primary.RangeRows(range, options.max_leaf_rows));
-        FERRY_ASSIGN_OR_RETURN(auto theirs, standby.RangeRows(range, options.max_leaf_rows));
         ++stats->leaves_compared;
-        stats->rows_exchanged += mine.size() + theirs.size();
-        collector.CompareRows(node.first, mine, theirs);
+        FERRY_RETURN_IF_ERROR(CompareLeaf(node.first, range, mine, standby, index.leaf_bits(),
+                                          options, collector, stats));
         continue;
       }
       const size_t step = (width + fanout - 1) / fanout;

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 
 #include "consistency/testing/memory_table_side.h"
@@ -143,6 +144,37 @@ TEST(CompareTableTest, KeylessTablesAreMultisets) {
   EXPECT_TRUE(r.diff.equal());
 }
 
+TEST(CompareTableTest, KeylessDifferencesBecomeRepairTargetsWithTheirCopies) {
+  auto row = [](const std::string& text) { return MemoryRow{{text}, {text}}; };
+  std::vector<MemoryRow> primary = {row("(1,a)"), row("(1,a)"), row("(2,b)"), row("(3,c)")};
+  std::vector<MemoryRow> standby = {row("(1,a)"), row("(2,b)"), row("(3,c)"),
+                                    row("(3,c)"), row("(3,c)"), row("(4,d)")};
+  Result r = Compare(primary, standby, 4, {}, /*keyless=*/true);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  std::map<std::string, RepairTarget> targets;
+  for (const RepairTarget& t : r.diff.repair_targets) targets[*t.key[0]] = t;
+  ASSERT_EQ(targets.size(), 3u);
+  EXPECT_EQ(targets["(1,a)"].primary_copies, 2u);
+  EXPECT_EQ(targets["(1,a)"].standby_copies, 1u);
+  EXPECT_FALSE(targets["(1,a)"].remove);
+  EXPECT_EQ(targets["(1,a)"].standby_row_hash, HashValues({"(1,a)"}));
+  EXPECT_EQ(targets["(3,c)"].primary_copies, 1u);
+  EXPECT_EQ(targets["(3,c)"].standby_copies, 3u);
+  EXPECT_TRUE(targets["(3,c)"].remove);
+  EXPECT_EQ(targets["(4,d)"].primary_copies, 0u);
+  EXPECT_EQ(targets["(4,d)"].standby_copies, 1u);
+  EXPECT_TRUE(r.diff.missing.empty() && r.diff.extra.empty());  // keyless: counts only
+  EXPECT_FALSE(r.diff.truncated);
+  // The cap bounds the targets (distinct rows), never the counts.
+  CompareOptions capped;
+  capped.max_keys = 1;
+  r = Compare(primary, standby, 4, capped, true);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.diff.repair_targets.size(), 1u);
+  EXPECT_TRUE(r.diff.truncated);
+  EXPECT_EQ(r.diff.missing_count + r.diff.extra_count, 4u);
+}
+
 TEST(CompareTableTest, KeylessDuplicatesOfABoundaryRowStayInOneLeaf) {
   // Many copies of every row: leaves never split equal keys, so the standby's answer for a
   // range starting at a duplicated key counts every copy.
@@ -180,6 +212,70 @@ TEST(CompareTableTest, WorkGrowsWithDifferencesNotTableSize) {
   EXPECT_EQ(r.stats.leaves_compared, 1u);
   EXPECT_LT(r.stats.rows_exchanged, 20000u);        // a couple of leaves of ~1024 rows
   EXPECT_LE(r.stats.ranges_compared, 16u * 4 + 1);  // depth x fanout
+}
+
+TEST(CompareTableTest, ADifferingLeafExchangesOnlyItsDifferingRuns) {
+  // Leaves of ~1,024 rows cut into runs of ~64: one changed row costs about one run's rows.
+  auto standby = Rows(200000);
+  standby[123456] = Row(123456, "changed");
+  Result r = Compare(Rows(200000), standby, 10);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.diff.changed, Keys({123456}));
+  EXPECT_EQ(r.diff.differences(), 1u);
+  EXPECT_LT(r.stats.rows_exchanged, 2u * 64 * 4);  // a run on each side (a long one at worst)
+}
+
+// Rows whose key starts a run (a sub-leaf boundary at leaf_bits - 4) but not a leaf.
+std::vector<int> RunStarts(int n, int leaf_bits) {
+  std::vector<int> out;
+  for (int i = 0; i < n; ++i) {
+    const Hash128 h = HashValues({Key(i)});
+    if (IsLeafBoundary(h, leaf_bits - 4) && !IsLeafBoundary(h, leaf_bits)) out.push_back(i);
+  }
+  return out;
+}
+
+TEST(CompareTableTest, RunStartsMissingOrChangedOnTheStandbyAreReportedExactly) {
+  // The standby lacks the rows that start some runs (its runs there go on past them), has one
+  // changed and one extra right after another run start: each reported exactly.
+  const std::vector<int> starts = RunStarts(20000, 8);
+  ASSERT_GT(starts.size(), 40u);
+  std::vector<MemoryRow> standby;
+  std::set<int> missing = {starts[3], starts[4], starts[20]};
+  for (int i = 0; i < 20000; ++i) {
+    if (missing.contains(i)) continue;
+    standby.push_back(i == starts[30] ? Row(i, "changed") : Row(i));
+  }
+  standby.push_back({{Key(starts[40]) + "x"}, {Key(starts[40]) + "x", "extra"}});
+  Result r = Compare(Rows(20000), standby, 8);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.diff.missing, Keys({starts[3], starts[4], starts[20]}));
+  EXPECT_EQ(r.diff.changed, Keys({starts[30]}));
+  ASSERT_EQ(r.diff.extra.size(), 1u);
+  EXPECT_EQ(r.diff.extra[0], Values{Key(starts[40]) + "x"});
+  EXPECT_EQ(r.diff.differences(), 5u);
+}
+
+// A standby that answers run digests of the wrong number (a hostile or broken peer).
+class WrongRunsSide : public MemoryTableSide {
+ public:
+  using MemoryTableSide::MemoryTableSide;
+  absl::StatusOr<std::vector<std::optional<Digest>>> CutDigests(
+      const KeyRange&, const std::vector<Hash128>& cuts) override {
+    return std::vector<std::optional<Digest>>(cuts.size() + 2, Digest{});
+  }
+};
+
+TEST(CompareTableTest, AWrongNumberOfRunDigestsIsRefused) {
+  MemoryTableSide primary(Rows(5000));
+  ASSERT_TRUE(primary.BuildIndex(8).ok());
+  auto rows = Rows(5000);
+  rows[77] = Row(77, "changed");
+  WrongRunsSide standby(rows);
+  ASSERT_TRUE(standby.BuildIndex(8).ok());
+  TableDifferences diff;
+  CompareStats stats;
+  EXPECT_EQ(CompareTable(primary, standby, {}, &diff, &stats).code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(CompareTableTest, CancellationStopsTheComparison) {

@@ -112,4 +112,23 @@ absl::StatusOr<std::vector<ScannedRow>> IndexedTableSide::RangeRows(const KeyRan
   return rows;
 }
 
+absl::StatusOr<std::vector<std::optional<Digest>>> IndexedTableSide::CutDigests(
+    const KeyRange& range, const std::vector<Hash128>& cuts) {
+  absl::flat_hash_map<Hash128, size_t> where;  // cut -> its run (1-based)
+  for (size_t i = 0; i < cuts.size(); ++i) where.emplace(cuts[i], i + 1);
+  std::vector<std::optional<Digest>> out(cuts.size() + 1);
+  out[0] = Digest{};
+  size_t run = 0;
+  FERRY_RETURN_IF_ERROR(CountedScan(range, false, 30, [&](const ScannedRow& r) {
+    // A later cut starts a run; runs whose cut row is missing here stay nullopt.
+    if (auto it = where.find(r.key_hash); it != where.end() && it->second > run) {
+      run = it->second;
+      out[run] = Digest{};
+    }
+    out[run]->Add(r.row_hash);
+    return true;
+  }));
+  return out;
+}
+
 }  // namespace ferry::consistency

@@ -75,6 +75,8 @@ class IndexedTableSide : public TableSide {
       const std::vector<KeyRange>& ranges) override;
   [[nodiscard]] absl::StatusOr<std::vector<ScannedRow>> RangeRows(const KeyRange& range,
                                                                   uint64_t limit) override;
+  [[nodiscard]] absl::StatusOr<std::vector<std::optional<Digest>>> CutDigests(
+      const KeyRange& range, const std::vector<Hash128>& cuts) override;
 
  protected:
   // Reads the rows of `range` in key order at the cut. Errors end the verify. A row's key

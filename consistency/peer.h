@@ -22,7 +22,7 @@ struct TableName {
 };
 
 // Thread safety: OpenTable may run on another thread than the coordinator's (it scans while the
-// primary scans); one call at a time.
+// primary scans); one call at a time, except CancelScan.
 class StandbyPeer {
  public:
   virtual ~StandbyPeer() = default;
@@ -31,6 +31,10 @@ class StandbyPeer {
   [[nodiscard]] virtual absl::StatusOr<TableSchema> ReadSchema(const TableName& table) = 0;
   // Scans the table per `spec` and returns its side; valid until the next OpenTable.
   [[nodiscard]] virtual absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) = 0;
+  // Makes a running OpenTable end soon with kCancelled (its statement cancelled in Postgres,
+  // or its call cancelled), and every later one at once: the verify is over. Thread safety:
+  // any thread, while OpenTable runs on another; may be called again (idempotent).
+  virtual void CancelScan() {}
   // --repair: writes the primary's rows for the differing keys on the standby, skipping keys
   // its apply changed since the cut (docs/verify.md). kUnimplemented where not supported.
   [[nodiscard]] virtual absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,

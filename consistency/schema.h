@@ -6,7 +6,8 @@
 // difference and the column is still compared by its text. The primary's key is the key; a
 // standby whose key differs is a difference (the rows are still compared, ordered by the
 // primary's key columns). Key collations that differ are a note, and both sides then order
-// the key by COLLATE "C".
+// the key by COLLATE "C". A schema difference comes with the DDL that would remove it on the
+// standby (TablePlan::standby_ddl), for the operator: --repair leaves such a table alone.
 #pragma once
 
 #include <optional>
@@ -28,6 +29,7 @@ struct TableSchema {
   std::string name;
   std::vector<ColumnSchema> columns;     // in the table's order
   std::vector<std::string> key_columns;  // the primary key's columns in key order; empty: none
+  std::string key_constraint;            // the primary key constraint's name; empty: none
 };
 
 struct TablePlan {
@@ -36,6 +38,10 @@ struct TablePlan {
   std::vector<std::string> notes;
   // False when the rows cannot be compared (the primary's key has a column the standby lacks).
   bool compare_rows = true;
+  // What an operator runs on the standby to give its table the primary's schema (the primary is
+  // the reference), in order: columns added, types changed, the primary key replaced, columns
+  // dropped. Empty when the schemas agree. --repair never runs it (docs/verify.md).
+  std::vector<std::string> standby_ddl;
 };
 
 TablePlan PlanTable(const TableSchema& primary, const TableSchema& standby, int leaf_bits);

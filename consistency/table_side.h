@@ -63,6 +63,16 @@ class TableSide {
   // Every row of `range` in key order; at most `limit` rows (kResourceExhausted past it).
   [[nodiscard]] virtual absl::StatusOr<std::vector<ScannedRow>> RangeRows(const KeyRange& range,
                                                                           uint64_t limit) = 0;
+  // The rows of `range` cut into runs at the rows whose key hashes are `cuts` (in key order):
+  // one entry per cut plus one for the run before the first, each the digest of its run, or
+  // nullopt when no row here has that cut's key hash (the run before it then goes on past it).
+  // kUnimplemented where not supported (the comparison then reads the whole range's rows).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::optional<Digest>>> CutDigests(
+      const KeyRange& range, const std::vector<Hash128>& cuts) {
+    (void)range;
+    (void)cuts;
+    return absl::UnimplementedError("no cut digests");
+  }
 };
 
 }  // namespace ferry::consistency

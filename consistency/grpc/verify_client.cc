@@ -95,7 +95,14 @@ absl::StatusOr<TableSchema> GrpcStandbyPeer::ReadSchema(const TableName& table) 
   for (const auto& c : reply.columns())
     schema.columns.push_back({c.name(), c.type(), c.collation()});
   schema.key_columns.assign(reply.key_columns().begin(), reply.key_columns().end());
+  schema.key_constraint = reply.key_constraint();
   return schema;
+}
+
+void GrpcStandbyPeer::CancelScan() {
+  absl::MutexLock lock(&scan_mu_);
+  scan_cancelled_ = true;
+  if (scan_call_ != nullptr) scan_call_->TryCancel();
 }
 
 absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
@@ -105,11 +112,17 @@ absl::StatusOr<TableSide*> GrpcStandbyPeer::OpenTable(const TableSpec& spec) {
   request.set_verify_id(verify_id_);
   wire::ToProto(spec, &request);
   v1::OpenTableReply reply;
-  if (auto s =
-          FromGrpc(stub_->OpenTable(&context, request, &reply), "scanning " + spec.qualified());
-      !s.ok()) {
-    return s;
+  {
+    absl::MutexLock lock(&scan_mu_);
+    if (scan_cancelled_) return absl::CancelledError("verify: the scan was cancelled");
+    scan_call_ = &context;
   }
+  grpc::Status called = stub_->OpenTable(&context, request, &reply);
+  {
+    absl::MutexLock lock(&scan_mu_);
+    scan_call_ = nullptr;
+  }
+  if (auto s = FromGrpc(called, "scanning " + spec.qualified()); !s.ok()) return s;
   wire_bytes_ += request.ByteSizeLong() + reply.ByteSizeLong();
   return static_cast<TableSide*>(this);
 }
@@ -168,6 +181,34 @@ absl::StatusOr<std::vector<ScannedRow>> GrpcStandbyPeer::RangeRows(const KeyRang
   out.reserve(reply.rows_size());
   for (const auto& r : reply.rows()) out.push_back(wire::FromProto(r));
   return out;
+}
+
+absl::StatusOr<std::vector<std::optional<Digest>>> GrpcStandbyPeer::CutDigests(
+    const KeyRange& range, const std::vector<Hash128>& cuts) {
+  grpc::ClientContext context;
+  Prepare(&context, options_.call_timeout);
+  v1::CutDigestsRequest request;
+  request.set_verify_id(verify_id_);
+  wire::ToProto(range, request.mutable_range());
+  for (const Hash128& c : cuts) {
+    request.add_cut_low(c.low);
+    request.add_cut_high(c.high);
+  }
+  v1::CutDigestsReply reply;
+  if (auto s = FromGrpc(stub_->CutDigests(&context, request, &reply), "run digests"); !s.ok()) {
+    return s;
+  }
+  wire_bytes_ += request.ByteSizeLong() + reply.ByteSizeLong();
+  if (reply.digests_size() != reply.found_size()) {
+    return absl::DataLossError("standby verifier sent run digests and flags that disagree");
+  }
+  std::vector<std::optional<Digest>> out;
+  out.reserve(reply.digests_size());
+  for (int i = 0; i < reply.digests_size(); ++i) {
+    out.push_back(reply.found(i) ? std::optional<Digest>(wire::FromProto(reply.digests(i)))
+                                 : std::nullopt);
+  }
+  return out;  // the comparison checks the count
 }
 
 }  // namespace ferry::consistency

@@ -2,13 +2,15 @@
 // (proto/verify.proto). Every call carries the verify id and the replication token and has its
 // own deadline; replies are checked (sizes, counts) before use.
 //
-// Thread safety: as StandbyPeer (one call at a time).
+// Thread safety: as StandbyPeer (one call at a time; CancelScan from any thread).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "consistency/peer.h"
 #include "proto/verify.grpc.pb.h"
@@ -40,6 +42,9 @@ class GrpcStandbyPeer : public StandbyPeer, private TableSide {
   absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
   absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
                                       const std::vector<RepairRow>& rows) override;
+  // Cancels the OpenTable call in flight (the standby then cancels its scan) and refuses the
+  // later ones.
+  void CancelScan() override;
 
   // Bytes of the messages sent and received (serialized protobuf sizes).
   uint64_t wire_bytes() const { return wire_bytes_; }
@@ -47,12 +52,18 @@ class GrpcStandbyPeer : public StandbyPeer, private TableSide {
  private:
   absl::StatusOr<std::vector<Digest>> RangeDigests(const std::vector<KeyRange>& ranges) override;
   absl::StatusOr<std::vector<ScannedRow>> RangeRows(const KeyRange& range, uint64_t limit) override;
+  absl::StatusOr<std::vector<std::optional<Digest>>> CutDigests(
+      const KeyRange& range, const std::vector<Hash128>& cuts) override;
   void Prepare(grpc::ClientContext* context, absl::Duration timeout) const;
 
   std::unique_ptr<v1::VerifyPeer::Stub> stub_;
   const GrpcPeerOptions options_;
   std::string verify_id_;
   uint64_t wire_bytes_ = 0;
+
+  absl::Mutex scan_mu_;
+  grpc::ClientContext* scan_call_ ABSL_GUARDED_BY(scan_mu_) = nullptr;  // OpenTable's, in flight
+  bool scan_cancelled_ ABSL_GUARDED_BY(scan_mu_) = false;
 };
 
 }  // namespace ferry::consistency

@@ -5,9 +5,14 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
 #include <memory>
 
 #include "absl/synchronization/notification.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "consistency/grpc/verify_client.h"
 #include "consistency/grpc/verify_service.h"
 #include "consistency/postgres/region_verify.h"
@@ -31,6 +36,12 @@ class RecordingBarrier : public CutBarrier {
   void SetCut(uint64_t position) override {
     absl::MutexLock lock(&mu_);
     position_ = position;
+    if (on_set_cut_) on_set_cut_();
+  }
+  // Runs in SetCut: after the primary's cut, before either region scans.
+  void OnSetCut(std::function<void()> f) {
+    absl::MutexLock lock(&mu_);
+    on_set_cut_ = std::move(f);
   }
   bool WaitForCut(absl::Duration) override { return true; }
   void Release() override {
@@ -63,6 +74,7 @@ class RecordingBarrier : public CutBarrier {
   int freezes_ = 0;
   int releases_ = 0;
   uint64_t position_ = 0;
+  std::function<void()> on_set_cut_;
 };
 
 constexpr char kToken[] = "s3cret-token";
@@ -281,6 +293,32 @@ TEST_F(VerifyExchangeTest, HostileRequestsAreRefused) {
             grpc::StatusCode::INVALID_ARGUMENT);
   open.set_leaf_bits(4);
   ASSERT_TRUE(call(&v1::VerifyPeer::Stub::OpenTable, open, &open_reply).ok());
+  // Run digests: cut halves of different lengths, more cuts than allowed, a malformed range.
+  v1::CutDigestsRequest cuts;
+  cuts.set_verify_id("h1");
+  cuts.add_cut_low(1);
+  v1::CutDigestsReply cuts_reply;
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  for (int i = 0; i < 100; ++i) {
+    cuts.add_cut_low(i);
+    cuts.add_cut_high(i);
+  }
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  cuts.clear_cut_low();
+  cuts.clear_cut_high();
+  cuts.mutable_range()->mutable_begin()->add_values()->set_text("1");
+  cuts.mutable_range()->mutable_begin()->add_values()->set_text("2");  // two values, one column
+  EXPECT_EQ(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  cuts.clear_range();
+  cuts.add_cut_low(7);
+  cuts.add_cut_high(7);  // a cut no row has: one run, and the cut not found
+  ASSERT_TRUE(call(&v1::VerifyPeer::Stub::CutDigests, cuts, &cuts_reply).ok());
+  ASSERT_EQ(cuts_reply.found_size(), 2);
+  EXPECT_TRUE(cuts_reply.found(0));
+  EXPECT_FALSE(cuts_reply.found(1));
   // More ranges than allowed; a message over the server's size limit.
   for (int i = 0; i < 100; ++i) digests.add_ranges();
   EXPECT_EQ(call(&v1::VerifyPeer::Stub::RangeDigests, digests, &digests_reply).error_code(),
@@ -323,6 +361,125 @@ class ForgingService final : public v1::VerifyPeer::Service {
     return grpc::Status::OK;
   }
 };
+
+// Ctrl-C of ferryctl reaches the coordinator as check_cancelled. Both tables are locked by
+// another session, so each region's scan waits inside its first statement, which only a
+// cancel in Postgres can end: the verify ending while the locks are still held proves that
+// both scans were cancelled inside their statements, not finished or left running.
+TEST_F(VerifyExchangeTest, ACancelStopsBothScansInsideTheirStatements) {
+  const std::string create =
+      "CREATE TABLE locked_scan (id int PRIMARY KEY, v text);"
+      "INSERT INTO locked_scan SELECT g, 'v' FROM generate_series(1, 5000) g";
+  ASSERT_TRUE(primary_->Exec(create).ok());
+  ASSERT_TRUE(standby_->Exec(create).ok());
+  // Locked once the cut is taken: an ACCESS EXCLUSIVE lock takes a transaction id on the
+  // primary, for which the cut's slot would wait.
+  std::vector<std::unique_ptr<pg::PgConnection>> lockers;
+  for (PgCluster* pg : {primary_, standby_}) {
+    auto conn = pg::PgConnection::Connect(pg->dsn());
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    lockers.push_back(std::move(*conn));
+  }
+  absl::Status locked = absl::UnknownError("not locked");
+  barrier_.OnSetCut([&] {
+    locked = lockers[0]->Exec("BEGIN; LOCK TABLE locked_scan IN ACCESS EXCLUSIVE MODE").status();
+    if (locked.ok()) {
+      locked = lockers[1]->Exec("BEGIN; LOCK TABLE locked_scan IN ACCESS EXCLUSIVE MODE").status();
+    }
+  });
+  std::atomic<bool> cancel{false};
+  auto peer = Peer("cancelled");
+  RegionVerifyOptions options;
+  options.primary_dsn = primary_->dsn();
+  options.verify_id = "cancelled";
+  options.verify.tables = {{"public", "locked_scan"}};
+  options.verify.compare.check_cancelled = [&cancel]() -> absl::Status {
+    return cancel.load() ? absl::CancelledError("verify cancelled by the caller")
+                         : absl::OkStatus();
+  };
+  auto done = std::async(std::launch::async, [&] { return RunRegionVerify(options, *peer); });
+  // Scans of the verify's cursor, other than the asking session.
+  auto scans = [](PgCluster& pg, const std::string& condition) {
+    auto n = pg.QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
+        "'%ferry_verify_scan%' AND " +
+        condition);
+    return n.ok() && n->has_value() ? std::stoi(**n) : -1;
+  };
+  // Bounded poll: both scans are waiting for the lock.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while ((scans(*primary_, "wait_event_type = 'Lock'") != 1 ||
+          scans(*standby_, "wait_event_type = 'Lock'") != 1) &&
+         absl::Now() < deadline) {
+  }
+  if (done.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    FAIL() << "the verify ended before its cancel: " << done.get().status();
+  }
+  for (PgCluster* pg : {primary_, standby_}) {
+    ASSERT_EQ(scans(*pg, "wait_event_type = 'Lock'"), 1)
+        << pg->QueryValue(
+                 "SELECT string_agg(state || ' ' || coalesce(wait_event, '-') || ' ' || "
+                 "query, E'\\n') FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+               .value_or(std::nullopt)
+               .value_or("");
+  }
+  ASSERT_TRUE(locked.ok()) << locked;
+  cancel = true;
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(60)), std::future_status::ready)
+      << "the verify did not end while the tables stayed locked";
+  absl::StatusOr<RegionVerifyResult> result = done.get();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
+  // Nothing is left running on either side, and no slot on the primary (the locks still held).
+  const absl::Time gone = absl::Now() + absl::Seconds(30);
+  while ((scans(*primary_, "state = 'active'") != 0 || scans(*standby_, "state <> 'idle'") != 0) &&
+         absl::Now() < gone) {
+  }
+  EXPECT_EQ(scans(*primary_, "state = 'active'"), 0);
+  EXPECT_EQ(scans(*standby_, "true"), 0);  // the standby's session is closed by EndVerify
+  auto slots = primary_->QueryValue(
+      "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'ferry_verify%'");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+  EXPECT_EQ(barrier_.freezes(), barrier_.releases());
+  for (auto& locker : lockers) ASSERT_TRUE(locker->Exec("COMMIT").ok());
+  barrier_.OnSetCut(nullptr);
+  // The next verify runs to the end.
+  auto again = Run(*Peer("after-cancel"), "after-cancel", {{"public", "locked_scan"}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->report.differences(), 0u);
+}
+
+TEST_F(VerifyExchangeTest, EndVerifyCancelsTheStandbysScan) {
+  // A coordinator whose call is gone (its ferryd was killed mid-scan: no cancel reaches the
+  // standby's call) is ended by EndVerify, which stops the scan inside its statement.
+  ASSERT_TRUE(standby_
+                  ->Exec("CREATE TABLE IF NOT EXISTS locked_end (id int PRIMARY KEY);"
+                         "INSERT INTO locked_end VALUES (1) ON CONFLICT DO NOTHING")
+                  .ok());
+  auto locker = pg::PgConnection::Connect(standby_->dsn());
+  ASSERT_TRUE(locker.ok());
+  ASSERT_TRUE((*locker)->Exec("BEGIN; LOCK TABLE locked_end IN ACCESS EXCLUSIVE MODE").ok());
+  auto peer = Peer("ended");
+  ASSERT_TRUE(peer->BeginCut(absl::Seconds(30)).ok());
+  ASSERT_TRUE(peer->SetCut(1, absl::Seconds(30)).ok());
+  auto scan = std::async(std::launch::async, [&] {
+    return peer->OpenTable(TableSpec{
+        .schema = "public", .name = "locked_end", .columns = {"id"}, .key_columns = {"id"}});
+  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  for (;;) {
+    auto n = standby_->QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%ferry_verify_scan%' AND "
+        "wait_event_type = 'Lock'");
+    if ((n.ok() && **n == "1") || absl::Now() > deadline) break;
+  }
+  // Another coordinator's EndVerify of this verify (a second stub, as a restarted ferryd).
+  auto ender = Peer("ended");
+  ender->End();
+  ASSERT_EQ(scan.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(scan.get().ok());
+  ASSERT_TRUE((*locker)->Exec("COMMIT").ok());
+}
 
 TEST(VerifyClientTest, ForgedAnswersAreRefused) {
   ForgingService forging;

@@ -1,8 +1,10 @@
 #include "consistency/grpc/verify_service.h"
 
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "consistency/grpc/wire.h"
 #include "engine/base/kill_point.h"
 
@@ -26,6 +28,7 @@ bool SameToken(const std::string& a, const std::string& b) {
 VerifyPeerService::VerifyPeerService(VerifyServiceOptions options) : options_(std::move(options)) {}
 
 VerifyPeerService::~VerifyPeerService() {
+  CancelScan("");
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -46,6 +49,11 @@ grpc::Status VerifyPeerService::Authenticate(const grpc::ServerContext& context)
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "verify: wrong token");
   }
   return grpc::Status::OK;
+}
+
+void VerifyPeerService::CancelScan(const std::string& id) {
+  absl::MutexLock lock(&scan_mu_);
+  if (scanning_ != nullptr && (id.empty() || id == scanning_id_)) scanning_->CancelScan();
 }
 
 grpc::Status VerifyPeerService::CheckVerify(const std::string& id, bool need_session) {
@@ -95,6 +103,7 @@ grpc::Status VerifyPeerService::BeginCut(grpc::ServerContext* context,
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("verify: cut_timeout_ms must be in [1, ", options_.max_cut_timeout_ms, "]"));
   }
+  CancelScan("");  // a scan of the verify this one supersedes
   absl::MutexLock watch_lock(&watchdog_mu_);
   uint64_t generation = 0;
   {
@@ -186,6 +195,7 @@ grpc::Status VerifyPeerService::ReadSchema(grpc::ServerContext* context,
     info->set_collation(c.collation);
   }
   for (const std::string& k : schema->key_columns) reply->add_key_columns(k);
+  reply->set_key_constraint(schema->key_constraint);
   return grpc::Status::OK;
 }
 
@@ -198,7 +208,28 @@ grpc::Status VerifyPeerService::OpenTable(grpc::ServerContext* context,
   absl::StatusOr<TableSpec> spec = wire::FromProto(*request);
   if (!spec.ok()) return ToGrpc(spec.status());
   table_ = nullptr;
+  {
+    absl::MutexLock scan_lock(&scan_mu_);
+    scanning_ = peer_.get();
+    scanning_id_ = verify_id_;
+  }
+  // Cancels the scan once the coordinator's call is cancelled (gRPC's synchronous API tells
+  // only when asked): checked every 50 ms, and the cancel sent again until the scan ends (a
+  // cancel sent between two statements is lost).
+  absl::Notification scanned;
+  std::thread watcher([&] {
+    while (!scanned.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+      if (context->IsCancelled()) CancelScan("");
+    }
+  });
   absl::StatusOr<TableSide*> side = peer_->OpenTable(*spec);
+  scanned.Notify();
+  watcher.join();
+  {
+    absl::MutexLock scan_lock(&scan_mu_);
+    scanning_ = nullptr;
+    scanning_id_.clear();
+  }
   if (!side.ok()) return ToGrpc(side.status());
   table_ = *side;
   reply->set_rows(0);
@@ -244,6 +275,37 @@ grpc::Status VerifyPeerService::RangeRows(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status VerifyPeerService::CutDigests(grpc::ServerContext* context,
+                                           const v1::CutDigestsRequest* request,
+                                           v1::CutDigestsReply* reply) {
+  if (auto s = Authenticate(*context); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  if (auto s = CheckVerify(request->verify_id(), true); !s.ok()) return s;
+  if (table_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "verify: no table open");
+  }
+  if (request->cut_low_size() > options_.max_ranges) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("verify: more than ", options_.max_ranges, " cuts"));
+  }
+  if (request->cut_low_size() != request->cut_high_size()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "verify: malformed cuts");
+  }
+  std::vector<Hash128> cuts;
+  cuts.reserve(request->cut_low_size());
+  for (int i = 0; i < request->cut_low_size(); ++i) {
+    cuts.push_back(Hash128{request->cut_low(i), request->cut_high(i)});
+  }
+  absl::StatusOr<std::vector<std::optional<Digest>>> digests =
+      table_->CutDigests(wire::FromProto(request->range()), cuts);
+  if (!digests.ok()) return ToGrpc(digests.status());
+  for (const std::optional<Digest>& d : *digests) {
+    wire::ToProto(d.value_or(Digest{}), reply->add_digests());
+    reply->add_found(d.has_value());
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status VerifyPeerService::Repair(grpc::ServerContext* context,
                                        const v1::RepairRequest* request, v1::RepairReply* reply) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
@@ -269,6 +331,7 @@ grpc::Status VerifyPeerService::Repair(grpc::ServerContext* context,
 grpc::Status VerifyPeerService::EndVerify(grpc::ServerContext* context,
                                           const v1::VerifyCall* request, v1::EndVerifyReply*) {
   if (auto s = Authenticate(*context); !s.ok()) return s;
+  if (!request->verify_id().empty()) CancelScan(request->verify_id());
   absl::MutexLock lock(&mu_);
   if (verify_id_.empty() || request->verify_id() != verify_id_) return grpc::Status::OK;
   EndLocked();

@@ -8,8 +8,13 @@
 // the old verify's calls are refused. A freeze is lifted after the BeginCut's cut_timeout_ms
 // even if SetCut never comes, so a dead coordinator never holds apply.
 //
+// A running scan (OpenTable) stops inside its statement when its call is cancelled (the
+// coordinator was cancelled, or its ferryd died), when EndVerify names its verify, when a
+// BeginCut supersedes it, and when the service is destroyed (StandbyPeer::CancelScan).
+//
 // Thread safety: gRPC calls it from its threads; calls are serialised by one mutex (a scan
-// holds it: the coordinator sends one call at a time anyway).
+// holds it: the coordinator sends one call at a time anyway); the scan being run is also
+// published under scan_mu_, which the cancelling calls take without waiting for mu_.
 #pragma once
 
 #include <functional>
@@ -73,6 +78,8 @@ class VerifyPeerService final : public v1::VerifyPeer::Service {
                             v1::RangeDigestsReply* reply) override;
   grpc::Status RangeRows(grpc::ServerContext* context, const v1::RangeRowsRequest* request,
                          v1::RangeRowsReply* reply) override;
+  grpc::Status CutDigests(grpc::ServerContext* context, const v1::CutDigestsRequest* request,
+                          v1::CutDigestsReply* reply) override;
   grpc::Status Repair(grpc::ServerContext* context, const v1::RepairRequest* request,
                       v1::RepairReply* reply) override;
   grpc::Status EndVerify(grpc::ServerContext* context, const v1::VerifyCall* request,
@@ -86,6 +93,8 @@ class VerifyPeerService final : public v1::VerifyPeer::Service {
   void EndLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Lifts the freeze at `deadline` unless SetCut settled it (the watchdog thread).
   void Watch(uint64_t generation, absl::Time deadline);
+  // Cancels the scan running now, if any (of verify `id`; every verify when `id` is empty).
+  void CancelScan(const std::string& id) ABSL_LOCKS_EXCLUDED(scan_mu_);
 
   // Constant after construction.
   const VerifyServiceOptions options_;
@@ -100,6 +109,11 @@ class VerifyPeerService final : public v1::VerifyPeer::Service {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread watchdog_;  // joined by the next BeginCut and the destructor (under no lock)
   absl::Mutex watchdog_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+
+  // The scan OpenTable runs now (its peer lives while mu_ is held by that call).
+  absl::Mutex scan_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  StandbyPeer* scanning_ ABSL_GUARDED_BY(scan_mu_) = nullptr;
+  std::string scanning_id_ ABSL_GUARDED_BY(scan_mu_);
 };
 
 }  // namespace ferry::consistency

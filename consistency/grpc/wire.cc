@@ -93,6 +93,8 @@ void ToProto(const RepairRow& row, v1::RepairRowMsg* out) {
     out->set_row_high(row.target.standby_row_hash->high);
   }
   out->set_remove(row.target.remove);
+  out->set_primary_copies(row.target.primary_copies);
+  out->set_standby_copies(row.target.standby_copies);
   if (row.values.has_value()) ToProto(*row.values, out->mutable_values());
 }
 
@@ -101,6 +103,8 @@ RepairRow FromProto(const v1::RepairRowMsg& row) {
   out.target.key = FromProto(row.key());
   if (row.present_at_cut()) out.target.standby_row_hash = Hash128{row.row_low(), row.row_high()};
   out.target.remove = row.remove();
+  out.target.primary_copies = row.primary_copies();
+  out.target.standby_copies = row.standby_copies();
   if (!row.remove()) out.values = FromProto(row.values());
   return out;
 }

@@ -9,6 +9,7 @@
 //   FERRY_ASSIGN_OR_RETURN(VerifyReport report, RunVerify(*primary, standby, {}));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,10 +37,14 @@ class LocalStandbyPeer : public StandbyPeer {
   absl::StatusOr<TableSide*> OpenTable(const TableSpec& spec) override;
   absl::StatusOr<RepairCounts> Repair(const TableSpec& spec,
                                       const std::vector<RepairRow>& rows) override;
+  void CancelScan() override;
   uint64_t rows_read() const { return rows_read_; }
 
  private:
+  absl::Status CheckCancelled() const;
+
   std::unique_ptr<VerifySession> session_;
+  std::atomic<bool> cancelled_{false};
   const std::string repair_dsn_;
   std::unique_ptr<PgTableSide> table_;
   uint64_t rows_read_ = 0;

@@ -1,6 +1,7 @@
 #include "consistency/postgres/pg_verify_session.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,19 @@ constexpr const char* kCursor = "ferry_verify_scan";
 }  // namespace
 
 const char* VerifySessionSettings() { return kSessionSettings; }
+
+VerifySession::VerifySession(std::unique_ptr<pg::PgConnection> conn)
+    : conn_(std::move(conn)), cancel_(PQgetCancel(conn_->raw())) {}
+
+VerifySession::~VerifySession() {
+  if (cancel_ != nullptr) PQfreeCancel(cancel_);
+}
+
+void VerifySession::Cancel() {
+  if (cancel_ == nullptr) return;
+  char error[256];
+  (void)PQcancel(cancel_, error, sizeof error);  // best effort: the scan checks a flag too
+}
 
 absl::StatusOr<std::unique_ptr<VerifySession>> VerifySession::Open(
     const std::string& dsn, const std::optional<std::string>& snapshot) {
@@ -89,6 +103,13 @@ absl::StatusOr<TableSchema> VerifySession::ReadSchema(const TableName& table) {
                         "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary ORDER BY k.ord",
                         {table.schema, table.name}));
   for (int i = 0; i < key.rows(); ++i) schema.key_columns.emplace_back(key.Get(i, 0));
+  FERRY_ASSIGN_OR_RETURN(
+      pg::PgResult constraint,
+      conn_->ExecParams("SELECT co.conname FROM pg_constraint co JOIN pg_class c ON "
+                        "c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = $1 AND c.relname = $2 AND co.contype = 'p'",
+                        {table.schema, table.name}));
+  if (constraint.rows() > 0) schema.key_constraint = std::string(constraint.Get(0, 0));
   return schema;
 }
 
@@ -178,73 +199,183 @@ absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bi
   std::vector<std::string> select;
   if (spec_.keyless()) select.push_back(KeyExpressions());
   for (const auto& c : spec_.columns) select.push_back(pg::QuoteIdentifier(c));
-  const std::string query = absl::StrCat(
-      "DECLARE ", kCursor, " NO SCROLL CURSOR FOR SELECT ", absl::StrJoin(select, ", "), " FROM ",
-      pg::QualifiedName(spec_.schema, spec_.name), where.empty() ? "" : " WHERE ",
-      absl::StrJoin(where, " AND "), " ORDER BY ", KeyExpressions());
-  FERRY_RETURN_IF_ERROR(conn.Exec(query).status());
+  const std::string query =
+      absl::StrCat("SELECT ", absl::StrJoin(select, ", "), " FROM ",
+                   pg::QualifiedName(spec_.schema, spec_.name), where.empty() ? "" : " WHERE ",
+                   absl::StrJoin(where, " AND "), " ORDER BY ", KeyExpressions());
+  if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
 
   const int first_column = spec_.keyless() ? 1 : 0;
   const int ncols = static_cast<int>(spec_.columns.size());
   std::string encoded;
   std::string key_encoded;
-  int batch = 512;
-  bool more = true;
   ScannedRow s;  // reused: its key's storage too
+  // Hashes one row; value(c) is column c of the SELECT (nullopt: NULL). Returns row()'s answer.
+  auto hash_row = [&](const auto& value) {
+    encoded.clear();
+    for (int c = 0; c < ncols; ++c) {
+      const std::optional<absl::string_view> v = value(first_column + c);
+      if (v.has_value()) bytes_read_ += v->size();
+      AppendValue(&encoded, v);
+    }
+    s.row_hash = HashBytes(encoded);
+    key_encoded.clear();
+    if (spec_.keyless()) {
+      AppendValue(&key_encoded, value(0));
+    } else {
+      for (int p : key_positions_) AppendValue(&key_encoded, value(p));
+    }
+    s.key_hash = HashBytes(key_encoded);
+    s.key.clear();
+    if (all_keys || IsLeafBoundary(s.key_hash, leaf_bits)) {
+      if (spec_.keyless()) {
+        s.key.emplace_back(std::string(*value(0)));
+      } else {
+        for (int p : key_positions_) {
+          const std::optional<absl::string_view> v = value(p);
+          s.key.push_back(v.has_value() ? std::optional<std::string>(std::string(*v))
+                                        : std::nullopt);
+        }
+      }
+    }
+    return row(s);
+  };
+  // After each batch of rows: a cancel, and the rate limit (a sleep until this many rows are
+  // due: not synchronisation).
   const absl::Time started = absl::Now();
   uint64_t scanned = 0;
-  while (more) {
-    FERRY_ASSIGN_OR_RETURN(pg::PgResult r,
-                           conn.Exec(absl::StrCat("FETCH ", batch, " FROM ", kCursor)));
-    batch = std::min(batch * 2, 2048);
-    if (r.rows() == 0) break;
+  auto paced = [&](uint64_t rows) -> absl::Status {
     if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
-    scanned += static_cast<uint64_t>(r.rows());
+    scanned += rows;
     if (spec_.max_rows_per_second > 0) {
-      // Rate limit (not synchronisation): sleep until this many rows are due.
       const absl::Time due =
           started + absl::Seconds(static_cast<double>(scanned) /
                                   static_cast<double>(spec_.max_rows_per_second));
       if (due > absl::Now()) absl::SleepFor(due - absl::Now());
     }
+    return absl::OkStatus();
+  };
+
+  if (!range.begin.has_value() && !range.end.has_value()) {
+    return ScanByCopy(query, first_column + ncols, hash_row, paced);
+  }
+  // A range (a digest's partial leaf, a differing leaf's rows; the caller may stop early):
+  // a cursor, fetched in batches.
+  FERRY_RETURN_IF_ERROR(
+      conn.Exec(absl::StrCat("DECLARE ", kCursor, " NO SCROLL CURSOR FOR ", query)).status());
+  int batch = 512;
+  bool more = true;
+  while (more) {
+    FERRY_ASSIGN_OR_RETURN(pg::PgResult r,
+                           conn.Exec(absl::StrCat("FETCH ", batch, " FROM ", kCursor)));
+    batch = std::min(batch * 2, 2048);
+    if (r.rows() == 0) break;
+    FERRY_RETURN_IF_ERROR(paced(static_cast<uint64_t>(r.rows())));
     for (int i = 0; i < r.rows() && more; ++i) {
-      encoded.clear();
-      for (int c = 0; c < ncols; ++c) {
-        const int col = first_column + c;
-        if (r.IsNull(i, col)) {
-          AppendValue(&encoded, std::nullopt);
-        } else {
-          absl::string_view v = r.Get(i, col);
-          bytes_read_ += v.size();
-          AppendValue(&encoded, v);
-        }
-      }
-      s.row_hash = HashBytes(encoded);
-      key_encoded.clear();
-      if (spec_.keyless()) {
-        AppendValue(&key_encoded, r.Get(i, 0));
-      } else {
-        for (int p : key_positions_) {
-          AppendValue(&key_encoded, r.IsNull(i, p) ? std::nullopt
-                                                   : std::optional<absl::string_view>(r.Get(i, p)));
-        }
-      }
-      s.key_hash = HashBytes(key_encoded);
-      s.key.clear();
-      if (all_keys || IsLeafBoundary(s.key_hash, leaf_bits)) {
-        if (spec_.keyless()) {
-          s.key.emplace_back(std::string(r.Get(i, 0)));
-        } else {
-          for (int p : key_positions_) {
-            s.key.push_back(r.IsNull(i, p) ? std::nullopt
-                                           : std::optional<std::string>(std::string(r.Get(i, p))));
-          }
-        }
-      }
-      more = row(s);
+      more = hash_row([&](int c) {
+        return r.IsNull(i, c) ? std::nullopt : std::optional<absl::string_view>(r.Get(i, c));
+      });
     }
   }
   return conn.Exec(absl::StrCat("CLOSE ", kCursor)).status();
+}
+
+template <typename HashRow, typename Paced>
+absl::Status PgTableSide::ScanByCopy(const std::string& query, int columns, HashRow& hash_row,
+                                     Paced& paced) {
+  // A whole table streams through COPY's text format: no round trip per batch and no result
+  // set to build. Its values are the types' text output, as a SELECT's, escaped (CopyText).
+  pg::PgConnection& conn = session_.connection();
+  // Named like the cursor, so that an operator finds it in pg_stat_activity.
+  FERRY_RETURN_IF_ERROR(
+      conn.Exec(absl::StrCat("COPY (", query, ") TO STDOUT /* ", kCursor, " */")).status());
+  PGconn* raw = conn.raw();
+  CopyLine line(columns);
+  absl::Status stop;  // a cancel, or a malformed line: the rest is drained
+  bool more = true;
+  uint64_t in_batch = 0;
+  for (;;) {
+    char* data = nullptr;
+    const int n = PQgetCopyData(raw, &data, 0);
+    if (n < 0) break;  // -1: the end; -2: an error (the result says which)
+    std::unique_ptr<char, void (*)(void*)> owned(data, &PQfreemem);
+    if (!more || !stop.ok()) continue;
+    stop = line.Parse(absl::string_view(data, static_cast<size_t>(n)));
+    if (!stop.ok()) {
+      session_.Cancel();
+      continue;
+    }
+    more = hash_row([&](int c) { return line.field(c); });
+    if (++in_batch == 2048) {
+      in_batch = 0;
+      stop = paced(2048);
+      if (!stop.ok()) session_.Cancel();
+    }
+  }
+  absl::Status done;
+  while (PGresult* result = PQgetResult(raw)) {
+    if (PQresultStatus(result) != PGRES_COMMAND_OK && done.ok()) {
+      done = conn.ResultError(result, "reading a table (COPY)");
+    }
+    PQclear(result);
+  }
+  FERRY_RETURN_IF_ERROR(stop);
+  FERRY_RETURN_IF_ERROR(done);
+  return in_batch > 0 ? paced(in_batch) : absl::OkStatus();
+}
+
+absl::Status CopyLine::Parse(absl::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  size_t c = 0;
+  size_t start = 0;
+  for (;;) {
+    const size_t tab = line.find('\t', start);
+    const absl::string_view raw =
+        line.substr(start, tab == absl::string_view::npos ? absl::string_view::npos : tab - start);
+    if (c >= fields_.size()) return absl::DataLossError("a COPY line with too many fields");
+    if (raw == "\\N") {
+      fields_[c] = std::nullopt;
+    } else if (raw.find('\\') == absl::string_view::npos) {
+      fields_[c] = raw;
+    } else {
+      std::string& out = unescaped_[c];
+      out.clear();
+      for (size_t i = 0; i < raw.size(); ++i) {
+        char ch = raw[i];
+        if (ch == '\\' && i + 1 < raw.size()) {
+          switch (raw[++i]) {
+            case 'b':
+              ch = '\b';
+              break;
+            case 'f':
+              ch = '\f';
+              break;
+            case 'n':
+              ch = '\n';
+              break;
+            case 'r':
+              ch = '\r';
+              break;
+            case 't':
+              ch = '\t';
+              break;
+            case 'v':
+              ch = '\v';
+              break;
+            default:
+              ch = raw[i];  // \\ and any escaped character stand for themselves
+          }
+        }
+        out.push_back(ch);
+      }
+      fields_[c] = absl::string_view(out);
+    }
+    ++c;
+    if (tab == absl::string_view::npos) break;
+    start = tab + 1;
+  }
+  if (c != fields_.size()) return absl::DataLossError("a COPY line with too few fields");
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::consistency

@@ -40,13 +40,38 @@ class VerifySession {
 
   pg::PgConnection& connection() { return *conn_; }
 
+  // Asks Postgres to cancel the statement this session runs now, if any (pg_cancel_backend of
+  // its backend; nothing when it runs none). Thread safety: any thread, at any time, while
+  // another uses the session (libpq's PQcancel is made for that).
+  void Cancel();
+
+  ~VerifySession();
+  VerifySession(const VerifySession&) = delete;
+  VerifySession& operator=(const VerifySession&) = delete;
+
  private:
-  explicit VerifySession(std::unique_ptr<pg::PgConnection> conn) : conn_(std::move(conn)) {}
+  explicit VerifySession(std::unique_ptr<pg::PgConnection> conn);
   std::unique_ptr<pg::PgConnection> conn_;
+  PGcancel* const cancel_;  // owned; made once, read-only for PQcancel
 };
 
-// One table read through a VerifySession. Rows are fetched through a cursor in batches; only
-// the rows a digest or a differing leaf needs are read after the index scan.
+// One line of COPY's text format, split into its fields and unescaped (\N is NULL; \\, \b, \f,
+// \n, \r, \t, \v as COPY writes them). Fields are valid until the next Parse.
+class CopyLine {
+ public:
+  explicit CopyLine(int columns) : fields_(columns), unescaped_(columns) {}
+  // kDataLoss when the line does not hold exactly `columns` fields.
+  [[nodiscard]] absl::Status Parse(absl::string_view line);
+  const std::optional<absl::string_view>& field(int c) const { return fields_[c]; }
+
+ private:
+  std::vector<std::optional<absl::string_view>> fields_;
+  std::vector<std::string> unescaped_;
+};
+
+// One table read through a VerifySession. The index scan streams the whole table through COPY;
+// the ranges read afterwards (only the rows a digest or a differing leaf needs) go through a
+// cursor in batches.
 class PgTableSide : public IndexedTableSide {
  public:
   // `spec` comes from PlanTable (and on the standby from the primary, so it is checked here:
@@ -55,8 +80,8 @@ class PgTableSide : public IndexedTableSide {
                                                                            const TableSpec& spec);
   // Bytes of values read (text), for the metrics.
   uint64_t bytes_read() const { return bytes_read_; }
-  // Called after each batch of rows a scan fetches; a non-OK status (the verify was cancelled)
-  // ends the scan with it.
+  // Called before a scan's first statement and after each batch of rows it fetches; a non-OK
+  // status (the verify was cancelled) ends the scan with it.
   void set_between_batches(std::function<absl::Status()> check) {
     between_batches_ = std::move(check);
   }
@@ -67,6 +92,9 @@ class PgTableSide : public IndexedTableSide {
 
  private:
   PgTableSide(VerifySession& session, TableSpec spec, std::vector<bool> key_collatable);
+  // The whole of `query` (a SELECT in key order of `columns` columns) through COPY.
+  template <typename HashRow, typename Paced>
+  absl::Status ScanByCopy(const std::string& query, int columns, HashRow& hash_row, Paced& paced);
   std::string KeyExpressions() const;
 
   VerifySession& session_;

@@ -68,7 +68,14 @@ absl::StatusOr<std::unique_ptr<PrimaryCut>> PrimaryCut::Create(const std::string
   }
   FERRY_ASSIGN_OR_RETURN(uint64_t position, pg::ParseLsn(r.Get(0, 1)));
   return std::unique_ptr<PrimaryCut>(
-      new PrimaryCut(std::move(conn), position, std::string(r.Get(0, 2))));
+      new PrimaryCut(std::move(conn), slot_name, position, std::string(r.Get(0, 2))));
+}
+
+void PrimaryCut::Release() {
+  if (conn_ != nullptr && !conn_->broken()) {
+    (void)conn_->Exec(absl::StrCat("DROP_REPLICATION_SLOT ", slot_name_));
+  }
+  conn_.reset();
 }
 
 absl::Status PrimaryCut::CommitMarker(const std::string& dsn, const std::string& id) {

@@ -39,13 +39,20 @@ class PrimaryCut {
   [[nodiscard]] absl::Status CommitMarker(const std::string& dsn, const std::string& id);
   // Drops the slot (closes the replication connection); the snapshot stays valid only in the
   // transactions that imported it.
-  void Release() { conn_.reset(); }
+  // Drops the slot (on its own connection, so it is gone when Release returns; a failure there
+  // still closes the connection, which drops it as the walsender exits) and closes it.
+  void Release();
 
  private:
-  PrimaryCut(std::unique_ptr<pg::PgConnection> conn, uint64_t position, std::string snapshot)
-      : conn_(std::move(conn)), position_(position), snapshot_(std::move(snapshot)) {}
+  PrimaryCut(std::unique_ptr<pg::PgConnection> conn, std::string slot_name, uint64_t position,
+             std::string snapshot)
+      : conn_(std::move(conn)),
+        slot_name_(std::move(slot_name)),
+        position_(position),
+        snapshot_(std::move(snapshot)) {}
 
   std::unique_ptr<pg::PgConnection> conn_;
+  std::string slot_name_;
   uint64_t position_;
   std::string snapshot_;
 };

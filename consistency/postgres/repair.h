@@ -7,6 +7,11 @@
 // hashed it; only a row still as it was at the cut (or still absent) is written. A row apply
 // changed since the cut is skipped: apply carries the primary's later state for it. Values
 // reach SQL as quoted literals of their text, under the verify's session settings.
+//
+// Keyless tables (multisets): each differing row value's copies are locked and counted; when
+// the count is still the standby's at the cut, surplus copies are deleted by their tuple ids
+// and missing ones inserted, so the standby holds the primary's count; otherwise the row is
+// skipped (apply changed its copies since the cut).
 #pragma once
 
 #include <string>
@@ -18,10 +23,15 @@
 
 namespace ferry::consistency {
 
+// Rows a keyless repair call inserts or deletes at most (the sum of its targets' differences).
+inline constexpr uint64_t kMaxRepairCopies = 100000;
+
 [[nodiscard]] absl::StatusOr<std::vector<RepairRow>> ReadRepairRows(
     VerifySession& primary, const TableSpec& spec, const std::vector<RepairTarget>& targets);
 
-// `spec` and `rows` come from the peer: checked against the standby's catalog (kInvalidArgument).
+// `spec` and `rows` come from the peer: checked against the standby's catalog and for widths,
+// NUL bytes, duplicates and (keyless) values matching their hash (kInvalidArgument); more than
+// kMaxRepairCopies keyless rows is kResourceExhausted.
 [[nodiscard]] absl::StatusOr<RepairCounts> RepairOnStandby(const std::string& dsn,
                                                            const TableSpec& spec,
                                                            const std::vector<RepairRow>& rows);

@@ -4,15 +4,19 @@
 // standby lags; refusals (standby, paused); a verify interrupted by a SIGKILL of either ferryd
 // (at named kill points, never at a wall-clock moment) fails cleanly and the next one works.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <atomic>
+#include <csignal>
 #include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/child_process.h"
 
 namespace ferry::testing {
 namespace {
@@ -34,10 +38,17 @@ constexpr char kSchema[] = R"sql(
   INSERT INTO fixme SELECT g, 'v' || g, g FROM generate_series(1, 4000) g;
   CREATE TABLE quiet (id int PRIMARY KEY, v text);
   INSERT INTO quiet SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+  CREATE TABLE bag2 (a int, b text);
+  INSERT INTO bag2 SELECT g % 20, 'y' FROM generate_series(1, 400) g;
+  CREATE TABLE shaped (id int PRIMARY KEY, v text);
+  INSERT INTO shaped SELECT g, 'v' FROM generate_series(1, 200) g;
+  CREATE TABLE still (id int PRIMARY KEY, v text);
+  INSERT INTO still SELECT g, 'v' FROM generate_series(1, 1000) g;
 )sql";
 
-const std::vector<std::string> kTables = {"public.planted", "public.bag",   "public.widened",
-                                          "public.busy",    "public.quiet", "public.fixme"};
+const std::vector<std::string> kTables = {"public.planted", "public.bag",    "public.widened",
+                                          "public.busy",    "public.quiet",  "public.fixme",
+                                          "public.bag2",    "public.shaped", "public.still"};
 
 class VerifyE2eTest : public ::testing::Test {
  protected:
@@ -240,6 +251,106 @@ TEST_F(VerifyE2eTest, RepairMakesTheStandbyEqualThroughItsOwnOrigin) {
   // Replication goes on afterwards: a change on the primary reaches the repaired row.
   ASSERT_TRUE(regions_->pg(Region::kEast).Exec("UPDATE fixme SET v = 'later' WHERE id = 7").ok());
   ASSERT_TRUE(regions_->WaitForTablesEqual({"public.fixme"}, absl::Seconds(60)).ok());
+}
+
+TEST_F(VerifyE2eTest, RepairOfAKeylessTableAndRefusalOfASchemaDifference) {
+  OnStandby(
+      // The standby publishes too (for a switchover): a keyless delete needs a replica identity
+      // (its capture sets one in time, but not before this test; repair_test covers a standby
+      // without one).
+      "ALTER TABLE bag2 REPLICA IDENTITY FULL;"
+      "DELETE FROM bag2 WHERE ctid IN (SELECT ctid FROM bag2 WHERE a = 3 LIMIT 4);"
+      "INSERT INTO bag2 VALUES (5, 'y'), (5, 'y'), (99, 'z');"
+      "ALTER TABLE shaped ADD COLUMN only_standby int;"
+      "UPDATE shaped SET v = 'bad' WHERE id = 9;");
+  // The keyless table is repaired copy by copy; the schema difference is refused with the DDL
+  // to run on the standby.
+  Verified first = Verify(Region::kEast, {"public.bag2", "public.shaped"}, {"--repair"});
+  EXPECT_EQ(first.exit_code, 2) << first.output;
+  EXPECT_NE(first.json.find(R"("table": "public.bag2", "equal": false, "keyless": true, )"
+                            R"("missing": [], "extra": [], "changed": [], "missing_count": 4, )"
+                            R"("extra_count": 3, "changed_count": 0, "truncated": false, )"
+                            R"("repaired_rows": 7, "repair_skipped": 0)"),
+            std::string::npos)
+      << first.json;
+  EXPECT_NE(first.json.find(R"("repair_note": "not repaired: the schemas differ; run on the )"
+                            R"(standby (the primary is the reference), then verify --repair )"
+                            R"(again: ALTER TABLE \"public\".\"shaped\" DROP COLUMN )"
+                            R"(\"only_standby\""})"),
+            std::string::npos)
+      << first.json;
+  // The operator runs the DDL; the second --repair repairs the rows, and its recheck finds
+  // them equal.
+  OnStandby("ALTER TABLE shaped DROP COLUMN only_standby;");
+  Verified second = Verify(Region::kEast, {"public.bag2", "public.shaped"}, {"--repair"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.json.find(R"("recheck_equal": true)"), std::string::npos) << second.json;
+  EXPECT_NE(second.json.find(R"("table": "public.shaped", "equal": false, "keyless": false, )"
+                             R"("missing": [], "extra": [], "changed": [{"id": "9"}])"),
+            std::string::npos)
+      << second.json;
+  EXPECT_NE(second.json.find(R"("repaired_rows": 1)"), std::string::npos) << second.json;
+  Verified after = Verify(Region::kEast, {"public.bag2", "public.shaped"});
+  EXPECT_EQ(after.exit_code, 0) << after.output;
+  // Replication goes on: the primary's later changes reach the repaired tables.
+  ASSERT_TRUE(regions_->pg(Region::kEast)
+                  .Exec("INSERT INTO bag2 VALUES (5, 'y'); DELETE FROM bag2 WHERE a = 3; "
+                        "UPDATE shaped SET v = 'later' WHERE id = 9")
+                  .ok());
+  ASSERT_TRUE(
+      regions_->WaitForTablesEqual({"public.bag2", "public.shaped"}, absl::Seconds(60)).ok());
+  EXPECT_EQ(Verify(Region::kEast, {"public.bag2", "public.shaped"}).exit_code, 0);
+}
+
+TEST_F(VerifyE2eTest, CtrlCOfFerryctlStopsTheStandbysScanInsideItsStatement) {
+  // The standby's table is locked out of band: its scan waits inside its first statement,
+  // which only a cancel in Postgres ends. ferryctl's Ctrl-C must end the verify on both sides
+  // while the lock is still held.
+  auto locker = pg::PgConnection::Connect(regions_->pg(Region::kWest).dsn());
+  ASSERT_TRUE(locker.ok()) << locker.status();
+  ASSERT_TRUE((*locker)->Exec("BEGIN; LOCK TABLE still IN ACCESS EXCLUSIVE MODE").ok());
+  const std::string out = ::testing::TempDir() + "/ferryctl_interrupted.out";
+  auto ctl = ChildProcess::Spawn(
+      {BuiltBinary("ferryctl"), "--admin", regions_->admin_address(Region::kEast), "verify",
+       "--table", "public.still"},
+      out);
+  ASSERT_TRUE(ctl.ok()) << ctl.status();
+  auto scans = [](PgCluster& pg, const std::string& condition) {
+    auto n = pg.QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
+        "'%ferry_verify_scan%' AND " +
+        condition);
+    return n.ok() && n->has_value() ? std::stoi(**n) : -1;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (scans(regions_->pg(Region::kWest), "wait_event_type = 'Lock'") != 1 &&
+         absl::Now() < deadline) {
+  }
+  ASSERT_EQ(scans(regions_->pg(Region::kWest), "wait_event_type = 'Lock'"), 1);
+  (*ctl)->Kill(SIGINT);
+  std::optional<int> status = (*ctl)->WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(status.has_value()) << "ferryctl did not end while the table stayed locked";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  // Nothing left running on either side (the lock still held), no slot on the primary, no
+  // verify in east's status.
+  const absl::Time gone = absl::Now() + absl::Seconds(30);
+  while (scans(regions_->pg(Region::kWest), "true") != 0 && absl::Now() < gone) {
+  }
+  EXPECT_EQ(scans(regions_->pg(Region::kWest), "true"), 0);
+  EXPECT_EQ(scans(regions_->pg(Region::kEast), "state = 'active'"), 0);
+  auto slots = regions_->pg(Region::kEast)
+                   .QueryValue(
+                       "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE "
+                       "'ferry_verify%'");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+  auto idle = regions_->PollStatus(
+      Region::kEast,
+      [](const v1::StatusReply& s) { return s.operation().find("verify") == std::string::npos; },
+      absl::Seconds(30));
+  EXPECT_TRUE(idle.ok()) << idle.status();
+  ASSERT_TRUE((*locker)->Exec("COMMIT").ok());
+  EXPECT_EQ(Verify(Region::kEast, {"public.still"}).exit_code, 0);
 }
 
 TEST_F(VerifyE2eTest, RefusedOnTheStandbyAndWhilePaused) {
