@@ -111,7 +111,9 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
         }
         continue;
       }
-      if (record.kind != RecordKind::kTransaction) {
+      // Snapshot rows (an initial copy or a table's re-seed) are rows the region held: kept as
+      // INSERTs like a transaction's, since the peer may never have received them.
+      if (record.kind != RecordKind::kTransaction && record.kind != RecordKind::kSnapshotRows) {
         ++done.other_records;  // heartbeats; a bucket's events nobody converts
         continue;
       }
@@ -120,7 +122,8 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
         return absl::DataLossError(
             absl::StrCat("log record ", record.seq, " is not a transaction"));
       }
-      // Snapshot rows travel as COPY changes: kept one by one, as INSERTs.
+      // Snapshot rows travel as COPY changes: kept one by one, as INSERTs. A COPY change that
+      // does not expand is as corrupt as a record that does not parse (apply refuses it too).
       if (absl::Status s = ExpandCopyChanges(&txn); !s.ok()) {
         return Annotate(s, absl::StrCat("log record ", record.seq));
       }
