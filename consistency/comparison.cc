@@ -10,7 +10,7 @@
 namespace ferry::consistency {
 namespace {
 
-// Cuts of a differing leaf a CutDigests call carries at most (about 16 expected).
+// Cuts of a differing range a CutDigests call carries at most (about 16 expected).
 constexpr size_t kMaxCuts = 256;
 
 // A run of the primary's leaves [first, last).
@@ -124,32 +124,44 @@ class Collector {
   std::vector<std::pair<size_t, Values>> missing_, extra_, changed_;
 };
 
-// A differing leaf: the primary's rows (`mine`, with their keys) cut into runs at the rows
-// whose key hashes are boundaries at 1/16th of a leaf; the standby answers each run's digest
-// (TableSide::CutDigests), and only the runs that differ are compared row by row. The bytes
-// on the wire per differing leaf are then a few digests and the rows of a sixteenth of it.
-absl::Status CompareLeaf(size_t leaf, const KeyRange& range, const std::vector<ScannedRow>& mine,
-                         TableSide& standby, int leaf_bits, const CompareOptions& options,
-                         Collector& collector, CompareStats* stats) {
-  auto whole = [&](const KeyRange& r, std::vector<ScannedRow> subset) -> absl::Status {
-    FERRY_ASSIGN_OR_RETURN(auto theirs, standby.RangeRows(r, options.max_leaf_rows));
-    stats->rows_exchanged += subset.size() + theirs.size();
-    collector.CompareRows(leaf, subset, theirs);
+// Runs at or below this many rows on the primary are compared row by row; longer differing
+// runs are cut again.
+constexpr size_t kRowsCompared = 32;
+
+// The cut level for `rows` rows: boundaries at 1/16th of them (0 when too few to cut).
+int CutBits(size_t rows) {
+  int bits = 0;
+  while ((size_t{2} << bits) <= rows) ++bits;  // floor(log2(rows))
+  return std::max(0, bits - 4);
+}
+
+// A differing range: the primary's rows of it (`mine`, with their keys) cut into runs at the rows
+// whose key hashes are boundaries at `cut_bits` (about 16 runs); the standby answers each run's
+// digest (TableSide::CutDigests), and each run that differs is cut again the same way, down to
+// runs of kRowsCompared rows or fewer, which are compared row by row. The bytes on the wire per
+// differing leaf are then a few rounds of digests and the rows of a run of a few dozen.
+absl::Status CompareRun(size_t leaf, const KeyRange& range, const std::vector<ScannedRow>& mine,
+                        int cut_bits, TableSide& standby, const CompareOptions& options,
+                        Collector& collector, CompareStats* stats) {
+  auto whole = [&]() -> absl::Status {
+    FERRY_ASSIGN_OR_RETURN(auto theirs, standby.RangeRows(range, options.max_leaf_rows));
+    stats->rows_exchanged += mine.size() + theirs.size();
+    collector.CompareRows(leaf, mine, theirs);
     return absl::OkStatus();
   };
-  const int sub_bits = std::max(0, leaf_bits - 4);
+  if (cut_bits <= 0 || mine.size() <= kRowsCompared) return whole();
   std::vector<size_t> starts = {0};  // where each of the primary's runs starts in `mine`
   std::vector<Hash128> cuts;
   for (size_t i = 1; i < mine.size(); ++i) {
-    if (IsLeafBoundary(mine[i].key_hash, sub_bits) && !(mine[i].key_hash == mine[i - 1].key_hash)) {
+    if (IsLeafBoundary(mine[i].key_hash, cut_bits) && !(mine[i].key_hash == mine[i - 1].key_hash)) {
       starts.push_back(i);
       cuts.push_back(mine[i].key_hash);
     }
   }
-  if (cuts.size() < 2 || cuts.size() > kMaxCuts) return whole(range, mine);
+  if (cuts.size() < 2 || cuts.size() > kMaxCuts) return whole();
   absl::StatusOr<std::vector<std::optional<Digest>>> theirs = standby.CutDigests(range, cuts);
   if (absl::IsUnimplemented(theirs.status()) || absl::IsResourceExhausted(theirs.status())) {
-    return whole(range, mine);  // an older standby, or a lower bound on cuts
+    return whole();  // an older standby, or a lower bound on cuts
   }
   FERRY_RETURN_IF_ERROR(theirs.status());
   ++stats->rounds;
@@ -169,8 +181,11 @@ absl::Status CompareLeaf(size_t leaf, const KeyRange& range, const std::vector<S
     if (!(ours == *(*theirs)[j])) {
       KeyRange part{.begin = j == 0 ? range.begin : std::optional<Values>(mine[from].key),
                     .end = k <= cuts.size() ? std::optional<Values>(mine[to].key) : range.end};
-      FERRY_RETURN_IF_ERROR(
-          whole(part, std::vector<ScannedRow>(mine.begin() + from, mine.begin() + to)));
+      std::vector<ScannedRow> run(mine.begin() + from, mine.begin() + to);
+      // The next level's boundaries are finer than this one's: a run cut again never ends up
+      // as one piece (its first row, a boundary here, is not a cut of its own).
+      FERRY_RETURN_IF_ERROR(CompareRun(leaf, part, run, std::min(cut_bits - 1, CutBits(run.size())),
+                                       standby, options, collector, stats));
     }
     j = k;
   }
@@ -220,8 +235,8 @@ absl::Status CompareTable(IndexedTableSide& primary, TableSide& standby,
         const KeyRange range = RangeOf(index, node);
         FERRY_ASSIGN_OR_RETURN(auto mine, primary.RangeRows(range, options.max_leaf_rows));
         ++stats->leaves_compared;
-        FERRY_RETURN_IF_ERROR(CompareLeaf(node.first, range, mine, standby, index.leaf_bits(),
-                                          options, collector, stats));
+        FERRY_RETURN_IF_ERROR(CompareRun(node.first, range, mine, index.leaf_bits() - 4, standby,
+                                         options, collector, stats));
         continue;
       }
       const size_t step = (width + fanout - 1) / fanout;

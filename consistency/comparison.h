@@ -7,9 +7,9 @@
 // asks the standby for the digests of the nodes that differed in the round before (one call a
 // round, in chunks), splitting each into `fanout` children; a differing single leaf is cut into
 // runs of about 1/16th of it at content-defined boundaries of the primary's rows, the standby
-// answers each run's digest, and only the differing runs are compared row by row (key hash ->
-// row hash). Identical tables cost one digest; the bytes on the wire
-// grow with the differences times the tree's depth, not with the table.
+// answers each run's digest, each differing run is cut again the same way, and runs of a few
+// dozen rows are compared row by row (key hash -> row hash). Identical tables cost one digest;
+// the bytes on the wire grow with the differences times the tree's depth, not with the table.
 //
 // Keyed tables report keys missing on the standby, extra on the standby and changed; keyless
 // tables (multisets) report counts of rows missing and extra. At most `max_keys` keys are kept
@@ -105,7 +105,7 @@ struct CompareStats {
   uint64_t rounds = 0;           // calls to RangeDigests and CutDigests
   uint64_t ranges_compared = 0;  // digests asked of the standby
   uint64_t leaves_compared = 0;  // leaves compared row by row
-  uint64_t rows_exchanged = 0;   // rows of those leaves' differing runs, both sides
+  uint64_t rows_exchanged = 0;   // rows of the differing runs compared row by row, both sides
 };
 
 // Compares the rows of one table; fills the row lists and counts of `out` (its table, schema

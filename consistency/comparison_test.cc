@@ -225,6 +225,19 @@ TEST(CompareTableTest, ADifferingLeafExchangesOnlyItsDifferingRuns) {
   EXPECT_LT(r.stats.rows_exchanged, 2u * 64 * 4);  // a run on each side (a long one at worst)
 }
 
+TEST(CompareTableTest, ADifferingRunIsCutAgainDownToAFewDozenRows) {
+  // Leaves of ~16,384 rows: runs of ~1,024 would be exchanged whole with one level of cuts.
+  auto standby = Rows(200000);
+  const std::vector<int> changed = {17, 60001, 123456, 199999};
+  for (int i : changed) standby[i] = Row(i, "changed");
+  Result r = Compare(Rows(200000), standby, 14);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.diff.changed, Keys({17, 60001, 123456, 199999}));
+  EXPECT_EQ(r.diff.differences(), 4u);
+  // Each change costs a run of at most 32 rows on the primary and its like on the standby.
+  EXPECT_LE(r.stats.rows_exchanged, 4u * 2 * 40);
+}
+
 // Rows whose key starts a run (a sub-leaf boundary at leaf_bits - 4) but not a leaf.
 std::vector<int> RunStarts(int n, int leaf_bits) {
   std::vector<int> out;
@@ -341,7 +354,10 @@ TEST(IndexedTableSideTest, DigestOfAnyRangeMatchesItsRows) {
   }
 }
 
-TEST(CompareTableTest, RandomDifferencesMatchAnOracle) {
+// Small leaves, and leaves so long that their differing runs are cut again, twice.
+class RandomDifferencesTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(RandomDifferencesTest, MatchAnOracle) {
   std::mt19937 rng(42);
   for (int round = 0; round < 20; ++round) {
     std::map<int, std::string> p, s;
@@ -376,13 +392,15 @@ TEST(CompareTableTest, RandomDifferencesMatchAnOracle) {
         ++changed;
     }
     for (auto& [k, v] : s) extra += p.contains(k) ? 0 : 1;
-    Result r = Compare(pr, sr, 3);
+    Result r = Compare(pr, sr, GetParam());
     ASSERT_TRUE(r.status.ok()) << r.status;
     EXPECT_EQ(r.diff.missing_count, missing) << round;
     EXPECT_EQ(r.diff.extra_count, extra) << round;
     EXPECT_EQ(r.diff.changed_count, changed) << round;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(LeafBits, RandomDifferencesTest, ::testing::Values(3, 10, 13));
 
 }  // namespace
 }  // namespace ferry::consistency
