@@ -25,6 +25,8 @@ struct VerifyOptions {
   uint64_t max_rows_per_second = 0;
   // Called after each table with its result (progress).
   std::function<void(const TableDifferences&)> on_table;
+  // Called when a table's comparison begins, with "comparing schema.name" (progress).
+  std::function<void(const std::string&)> on_step;
 };
 
 struct VerifyReport {

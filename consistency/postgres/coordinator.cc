@@ -176,6 +176,7 @@ absl::StatusOr<VerifyReport> RunVerify(VerifySession& primary, StandbyPeer& stan
     if (options.compare.check_cancelled) FERRY_RETURN_IF_ERROR(options.compare.check_cancelled());
     TableDifferences diff;
     diff.table = absl::StrCat(name.schema, ".", name.name);
+    if (options.on_step) options.on_step(absl::StrCat("comparing ", diff.table));
     FERRY_RETURN_IF_ERROR(
         Annotate(VerifyOne(primary, standby, name, options, &report, &diff), diff.table));
     if (options.on_table) options.on_table(diff);

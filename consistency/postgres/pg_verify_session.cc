@@ -240,18 +240,21 @@ absl::Status PgTableSide::Scan(const KeyRange& range, bool all_keys, int leaf_bi
     }
     return row(s);
   };
-  // After each batch of rows: a cancel, and the rate limit (a sleep until this many rows are
-  // due: not synchronisation).
+  // After each batch of rows: a cancel, and the rate limit (a wait until this many rows are
+  // due, in slices of at most 100 ms with a cancel checked after each: a batch at a low rate
+  // is seconds, and Ctrl-C must not wait for it).
   const absl::Time started = absl::Now();
   uint64_t scanned = 0;
   auto paced = [&](uint64_t rows) -> absl::Status {
     if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
     scanned += rows;
-    if (spec_.max_rows_per_second > 0) {
-      const absl::Time due =
-          started + absl::Seconds(static_cast<double>(scanned) /
-                                  static_cast<double>(spec_.max_rows_per_second));
-      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    if (spec_.max_rows_per_second == 0) return absl::OkStatus();
+    const absl::Time due = started + absl::Seconds(static_cast<double>(scanned) /
+                                                   static_cast<double>(spec_.max_rows_per_second));
+    for (absl::Duration left = due - absl::Now(); left > absl::ZeroDuration();
+         left = due - absl::Now()) {
+      absl::SleepFor(std::min(left, absl::Milliseconds(100)));
+      if (between_batches_) FERRY_RETURN_IF_ERROR(between_batches_());
     }
     return absl::OkStatus();
   };

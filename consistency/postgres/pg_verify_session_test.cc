@@ -102,10 +102,10 @@ TEST_F(PgVerifyTest, ACopyScanHashesAsACursorScan) {
   ASSERT_TRUE(session.ok());
   for (const TableSpec& spec :
        {TableSpec{.schema = "public",
-                  .name = "escaped",
-                  .columns = {"b", "id", "t"},
-                  .key_columns = {"id"},
-                  .leaf_bits = 1},
+       .name = "escaped",
+       .columns = {"b", "id", "t"},
+       .key_columns = {"id"},
+       .leaf_bits = 1},
         TableSpec{.schema = "public", .name = "escaped_bag", .columns = {"t"}, .leaf_bits = 1}}) {
     auto side = PgTableSide::Create(**session, spec);
     ASSERT_TRUE(side.ok()) << side.status();
@@ -409,6 +409,29 @@ TEST_F(PgVerifyTest, ARateLimitedScanReadsNoFasterThanItsRate) {
   ASSERT_TRUE((*side)->BuildIndex(10).ok());
   // 3,000 rows at 10,000 rows/s: at least 0.3 s (a lower bound, whatever the machine's speed).
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(290));
+}
+
+TEST_F(PgVerifyTest, ACancelEndsAThrottledScansWait) {
+  // At one row a second the first batch of 2,048 rows is due after 34 minutes: a cancel
+  // during that wait ends the scan (before, it waited for the whole batch's time).
+  Both(
+      "CREATE TABLE crawl (id int PRIMARY KEY, v text);"
+      "INSERT INTO crawl SELECT g, 'v' FROM generate_series(1, 3000) g");
+  auto session = VerifySession::Open(primary_->dsn(), std::nullopt);
+  ASSERT_TRUE(session.ok());
+  TableSpec spec{.schema = "public",
+                 .name = "crawl",
+                 .columns = {"id", "v"},
+                 .key_columns = {"id"},
+                 .max_rows_per_second = 1};
+  auto side = PgTableSide::Create(**session, spec);
+  ASSERT_TRUE(side.ok());
+  std::atomic<int> checks{0};
+  (*side)->set_between_batches([&checks]() -> absl::Status {
+    return ++checks >= 3 ? absl::CancelledError("verify cancelled by the caller")
+                         : absl::OkStatus();
+  });
+  EXPECT_EQ((*side)->BuildIndex(10).code(), absl::StatusCode::kCancelled);
 }
 
 TEST_F(PgVerifyTest, ACutSeesExactlyWhatCommittedBeforeIt) {

@@ -158,6 +158,7 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
     if (absl::Now() > deadline) return absl::DeadlineExceededError("verify: --timeout passed");
     return absl::OkStatus();
   };
+  options.verify.on_step = step;
   options.verify.on_table = [&](const consistency::TableDifferences& d) {
     {
       absl::MutexLock lock(&verify_mu_);

@@ -1,8 +1,9 @@
 // `ferryctl verify` over two real ferryd and two real Postgres clusters (docs/verify.md):
 // planted differences on the standby (written out of band) are each reported exactly and
 // nothing else; no false difference while a writer writes at full speed on the primary and the
-// standby lags; refusals (standby, paused); a verify interrupted by a SIGKILL of either ferryd
-// (at named kill points, never at a wall-clock moment) fails cleanly and the next one works.
+// standby lags; replication going on while a throttled verify scans; refusals (standby, paused); a
+// verify interrupted by a SIGKILL of either ferryd (at named kill points, never at a wall-clock
+// moment) fails cleanly and the next one works.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -44,11 +45,12 @@ constexpr char kSchema[] = R"sql(
   INSERT INTO shaped SELECT g, 'v' FROM generate_series(1, 200) g;
   CREATE TABLE still (id int PRIMARY KEY, v text);
   INSERT INTO still SELECT g, 'v' FROM generate_series(1, 1000) g;
+  CREATE TABLE during (id int PRIMARY KEY);
 )sql";
 
-const std::vector<std::string> kTables = {"public.planted", "public.bag",    "public.widened",
-                                          "public.busy",    "public.quiet",  "public.fixme",
-                                          "public.bag2",    "public.shaped", "public.still"};
+const std::vector<std::string> kTables = {
+    "public.planted", "public.bag",  "public.widened", "public.busy",  "public.quiet",
+    "public.fixme",   "public.bag2", "public.shaped",  "public.still", "public.during"};
 
 class VerifyE2eTest : public ::testing::Test {
  protected:
@@ -84,6 +86,15 @@ class VerifyE2eTest : public ::testing::Test {
       if (absl::StartsWith(line, "{\"equal\"")) v.json = std::string(line);
     }
     return v;
+  }
+
+  // Sessions of `pg` running a verify's scan that match `condition` (SQL), or -1.
+  static int Scans(PgCluster& pg, const std::string& condition) {
+    auto n = pg.QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
+        "'%ferry_verify_scan%' AND " +
+        condition);
+    return n.ok() && n->has_value() ? std::stoi(**n) : -1;
   }
 
   // Writes on the standby's database behind apply's back (the plants).
@@ -315,13 +326,7 @@ TEST_F(VerifyE2eTest, CtrlCOfFerryctlStopsTheStandbysScanInsideItsStatement) {
        "--table", "public.still"},
       out);
   ASSERT_TRUE(ctl.ok()) << ctl.status();
-  auto scans = [](PgCluster& pg, const std::string& condition) {
-    auto n = pg.QueryValue(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
-        "'%ferry_verify_scan%' AND " +
-        condition);
-    return n.ok() && n->has_value() ? std::stoi(**n) : -1;
-  };
+  auto scans = &VerifyE2eTest::Scans;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (scans(regions_->pg(Region::kWest), "wait_event_type = 'Lock'") != 1 &&
          absl::Now() < deadline) {
@@ -351,6 +356,47 @@ TEST_F(VerifyE2eTest, CtrlCOfFerryctlStopsTheStandbysScanInsideItsStatement) {
   EXPECT_TRUE(idle.ok()) << idle.status();
   ASSERT_TRUE((*locker)->Exec("COMMIT").ok());
   EXPECT_EQ(Verify(Region::kEast, {"public.still"}).exit_code, 0);
+}
+
+TEST_F(VerifyE2eTest, ReplicationGoesOnWhileAThrottledVerifyScans) {
+  // At 100 rows a second each side needs minutes for busy's 20,000 rows. Meanwhile the
+  // primary's new transactions reach the standby: the verify holds back neither the capture
+  // nor the standby's apply (its cut is a moment, its scans read snapshots).
+  const std::string out = ::testing::TempDir() + "/ferryctl_throttled.out";
+  auto ctl = ChildProcess::Spawn(
+      {BuiltBinary("ferryctl"), "--admin", regions_->admin_address(Region::kEast), "verify",
+       "--table", "public.busy", "--rate", "100"},
+      out);
+  ASSERT_TRUE(ctl.ok()) << ctl.status();
+  // Past the cut: the table's comparison has begun (the step ferryctl prints as progress).
+  auto comparing = regions_->PollStatus(
+      Region::kEast,
+      [](const v1::StatusReply& s) {
+        return s.operation().find("comparing public.busy") != std::string::npos;
+      },
+      absl::Seconds(60));
+  ASSERT_TRUE(comparing.ok()) << comparing.status();
+  for (int i = 1; i <= 50; ++i) {
+    ASSERT_TRUE(
+        regions_->pg(Region::kEast).Exec(absl::StrCat("INSERT INTO during VALUES (", i, ")")).ok());
+  }
+  std::string arrived;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(60);
+       arrived != "50" && absl::Now() < deadline;) {
+    auto n = regions_->pg(Region::kWest).QueryValue("SELECT count(*) FROM during");
+    if (n.ok() && n->has_value()) arrived = **n;
+  }
+  EXPECT_EQ(arrived, "50") << "the standby did not apply while the verify scanned";
+  EXPECT_TRUE((*ctl)->running()) << "the throttled verify ended before the writes arrived";
+  (*ctl)->Kill(SIGINT);
+  std::optional<int> status = (*ctl)->WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(status.has_value()) << "ferryctl did not end on Ctrl-C";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  auto idle = regions_->PollStatus(
+      Region::kEast,
+      [](const v1::StatusReply& s) { return s.operation().find("verify") == std::string::npos; },
+      absl::Seconds(30));
+  EXPECT_TRUE(idle.ok()) << idle.status();
 }
 
 TEST_F(VerifyE2eTest, RefusedOnTheStandbyAndWhilePaused) {
