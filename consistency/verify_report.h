@@ -27,6 +27,9 @@ struct VerifyOptions {
   std::function<void(const TableDifferences&)> on_table;
   // Called when a table's comparison begins, with "comparing schema.name" (progress).
   std::function<void(const std::string&)> on_step;
+  // Checked between tables (after the first): true ends this cut's comparison, the tables
+  // not compared yet going to VerifyReport::remaining (RunRegionVerify takes a new cut).
+  std::function<bool()> cut_expired;
 };
 
 struct VerifyReport {
@@ -34,6 +37,8 @@ struct VerifyReport {
   CompareStats stats;
   uint64_t primary_rows_read = 0;
   uint64_t primary_bytes_read = 0;
+  // Tables left for a new cut (VerifyOptions::cut_expired).
+  std::vector<TableName> remaining;
 
   uint64_t differences() const {
     uint64_t n = 0;
@@ -52,12 +57,17 @@ struct RegionVerifyOptions {
   std::string primary_dsn;
   std::string verify_id;  // [A-Za-z0-9_-]{1,64}; names the slot too
   absl::Duration cut_timeout = absl::Seconds(30);
+  // A cut's snapshot holds back the primary's xmin (vacuum) while the tables are read at it:
+  // once a cut is this old, the next table is read at a new cut. A table is never split, so
+  // the xmin is held for at most this or one table's comparison, whichever is longer.
+  absl::Duration max_cut_age = absl::Minutes(1);
   VerifyOptions verify;
 };
 
 struct RegionVerifyResult {
   VerifyReport report;
-  uint64_t cut_position = 0;
+  uint64_t cut_position = 0;  // the first cut's
+  int cuts = 0;               // cuts taken (a new one when a cut grew older than max_cut_age)
   std::string standby_region;
   uint64_t wire_bytes = 0;
   // --repair: the verify of the repaired tables at a new cut, when something was repaired.

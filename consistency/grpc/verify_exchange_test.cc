@@ -130,11 +130,13 @@ class VerifyExchangeTest : public ::testing::Test {
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
   }
 
-  static absl::StatusOr<RegionVerifyResult> Run(GrpcStandbyPeer& peer, const std::string& id,
-                                                std::vector<TableName> tables) {
+  static absl::StatusOr<RegionVerifyResult> Run(
+      GrpcStandbyPeer& peer, const std::string& id, std::vector<TableName> tables,
+      absl::Duration max_cut_age = RegionVerifyOptions().max_cut_age) {
     RegionVerifyOptions options;
     options.primary_dsn = primary_->dsn();
     options.verify_id = id;
+    options.max_cut_age = max_cut_age;
     options.verify.tables = std::move(tables);
     options.verify.leaf_bits = 6;
     return RunRegionVerify(options, peer);
@@ -182,6 +184,46 @@ TEST_F(VerifyExchangeTest, AVerifyOverGrpcReportsExactlyAndCostsLittleWhenEqual)
   auto slots = primary_->QueryValue("SELECT count(*) FROM pg_replication_slots");
   ASSERT_TRUE(slots.ok());
   EXPECT_EQ(**slots, "0");
+}
+
+TEST_F(VerifyExchangeTest, TablesPastTheCutsAgeAreComparedAtNewCuts) {
+  // A cut expires at once: each table after the first is read at a new cut (its own freeze,
+  // slot and snapshot), and each is still compared exactly.
+  Both(primary_, standby_,
+       "CREATE TABLE recut_a (id int PRIMARY KEY, v text);"
+       "INSERT INTO recut_a SELECT g, 'v' FROM generate_series(1, 3000) g;"
+       "CREATE TABLE recut_b (id int PRIMARY KEY, v text);"
+       "INSERT INTO recut_b SELECT g, 'v' FROM generate_series(1, 3000) g;"
+       "CREATE TABLE recut_c (id int PRIMARY KEY, v text);"
+       "INSERT INTO recut_c SELECT g, 'v' FROM generate_series(1, 3000) g");
+  ASSERT_TRUE(standby_
+                  ->Exec("UPDATE recut_a SET v = 'w' WHERE id = 7;"
+                         "DELETE FROM recut_c WHERE id = 2999")
+                  .ok());
+  auto peer = Peer("vr");
+  auto result =
+      Run(*peer, "vr", {{"public", "recut_a"}, {"public", "recut_b"}, {"public", "recut_c"}},
+          absl::ZeroDuration());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->cuts, 3);
+  EXPECT_EQ(barrier_.freezes(), 3);
+  EXPECT_EQ(barrier_.releases(), 3);
+  ASSERT_EQ(result->report.tables.size(), 3u);
+  EXPECT_EQ(result->report.tables[0].table, "public.recut_a");
+  EXPECT_EQ(result->report.tables[0].changed, (std::vector<Values>{{"7"}}));
+  EXPECT_TRUE(result->report.tables[1].equal());
+  EXPECT_EQ(result->report.tables[2].missing, (std::vector<Values>{{"2999"}}));
+  EXPECT_EQ(result->report.differences(), 2u);
+  EXPECT_TRUE(result->report.remaining.empty());
+  EXPECT_GE(result->report.primary_rows_read, 9000u);  // every cut's scans counted
+  auto slots = primary_->QueryValue("SELECT count(*) FROM pg_replication_slots");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(**slots, "0");
+  // With the default age (a minute) both tables are read at one cut.
+  auto once = Peer("vr1");
+  auto single = Run(*once, "vr1", {{"public", "recut_a"}, {"public", "recut_b"}});
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_EQ(single->cuts, 1);
 }
 
 TEST_F(VerifyExchangeTest, ADifferentTableSetIsReported) {

@@ -172,7 +172,12 @@ absl::StatusOr<VerifyReport> RunVerify(VerifySession& primary, StandbyPeer& stan
     tables.assign(all.begin(), all.end());
   }
   VerifyReport report;
-  for (const TableName& name : tables) {
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const TableName& name = tables[i];
+    if (i > 0 && options.cut_expired && options.cut_expired()) {
+      report.remaining.assign(tables.begin() + static_cast<std::ptrdiff_t>(i), tables.end());
+      break;
+    }
     if (options.compare.check_cancelled) FERRY_RETURN_IF_ERROR(options.compare.check_cancelled());
     TableDifferences diff;
     diff.table = absl::StrCat(name.schema, ".", name.name);

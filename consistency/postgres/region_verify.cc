@@ -26,12 +26,15 @@ absl::StatusOr<RegionVerifyResult> RunWithFrozenStandby(const RegionVerifyOption
   FERRY_ASSIGN_OR_RETURN(
       auto cut,
       PrimaryCut::Create(options.primary_dsn, SlotNameFor(options.verify_id), options.cut_timeout));
+  const absl::Time taken = absl::Now();
   result.cut_position = cut->position();
   FERRY_ASSIGN_OR_RETURN(auto primary, VerifySession::Open(options.primary_dsn, cut->snapshot()));
   FERRY_RETURN_IF_ERROR(cut->CommitMarker(options.primary_dsn, options.verify_id));
   cut->Release();
   FERRY_RETURN_IF_ERROR(standby.SetCut(result.cut_position, options.cut_timeout));
-  FERRY_ASSIGN_OR_RETURN(result.report, RunVerify(*primary, standby, options.verify));
+  VerifyOptions verify = options.verify;
+  verify.cut_expired = [&] { return absl::Now() - taken >= options.max_cut_age; };
+  FERRY_ASSIGN_OR_RETURN(result.report, RunVerify(*primary, standby, verify));
   return result;
 }
 
@@ -43,15 +46,40 @@ absl::StatusOr<RegionVerifyResult> RunOnce(const RegionVerifyOptions& options,
                          standby.BeginCut(options.cut_timeout * 2 + absl::Seconds(10)));
   absl::StatusOr<RegionVerifyResult> done = RunWithFrozenStandby(options, standby, result);
   standby.End();
-  if (done.ok()) done->wire_bytes = standby.wire_bytes();
   return done;
+}
+
+// Cut after cut until every table is compared: each cut's tables are read at its snapshot, and
+// a new one is taken when it is older than max_cut_age (its verify id suffixed "-cN").
+absl::StatusOr<RegionVerifyResult> RunCuts(RegionVerifyOptions options, GrpcStandbyPeer& standby) {
+  const std::string verify_id = options.verify_id;
+  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult result, RunOnce(options, standby));
+  result.cuts = 1;
+  while (!result.report.remaining.empty()) {
+    options.verify.tables = std::move(result.report.remaining);
+    result.report.remaining.clear();
+    options.verify_id = absl::StrCat(verify_id, "-c", ++result.cuts);
+    standby.set_verify_id(options.verify_id);
+    FERRY_ASSIGN_OR_RETURN(RegionVerifyResult next, RunOnce(options, standby));
+    VerifyReport& into = result.report;
+    for (TableDifferences& t : next.report.tables) into.tables.push_back(std::move(t));
+    into.stats.rounds += next.report.stats.rounds;
+    into.stats.ranges_compared += next.report.stats.ranges_compared;
+    into.stats.leaves_compared += next.report.stats.leaves_compared;
+    into.stats.rows_exchanged += next.report.stats.rows_exchanged;
+    into.primary_rows_read += next.report.primary_rows_read;
+    into.primary_bytes_read += next.report.primary_bytes_read;
+    into.remaining = std::move(next.report.remaining);
+  }
+  result.wire_bytes = standby.wire_bytes();
+  return result;
 }
 
 }  // namespace
 
 absl::StatusOr<RegionVerifyResult> RunRegionVerify(const RegionVerifyOptions& options,
                                                    GrpcStandbyPeer& standby) {
-  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult result, RunOnce(options, standby));
+  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult result, RunCuts(options, standby));
   if (!options.verify.repair) return result;
   // Verify again, at a new cut, every table a repair wrote to.
   RegionVerifyOptions again = options;
@@ -66,7 +94,7 @@ absl::StatusOr<RegionVerifyResult> RunRegionVerify(const RegionVerifyOptions& op
   if (again.verify.tables.empty()) return result;
   standby.set_verify_id(options.verify_id + "-recheck");
   again.verify_id = options.verify_id + "-recheck";
-  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult recheck, RunOnce(again, standby));
+  FERRY_ASSIGN_OR_RETURN(RegionVerifyResult recheck, RunCuts(again, standby));
   result.recheck = std::move(recheck.report);
   result.wire_bytes = standby.wire_bytes();
   return result;

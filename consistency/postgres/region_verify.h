@@ -5,6 +5,8 @@
 //   3. the primary opens its session on the snapshot and commits the marker after L
 //   4. the standby applies up to L, holds, takes its snapshot, goes on (VerifyPeer.SetCut)
 //   5. table by table: schemas, both scans at once, the top-down comparison (RunVerify)
+//   6. once the cut is older than max_cut_age, the remaining tables start again at 1 (a new cut:
+//      the primary's snapshot holds its xmin back only so long)
 // Apply is held from 1 to 4 only: milliseconds, unless a transaction with an xid runs long on
 // the primary (bounded by cut_timeout).
 #pragma once
