@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "engine/base/status_macros.h"
 
@@ -263,10 +264,18 @@ absl::StatusOr<std::unique_ptr<pg::PgConnection>> OpenRepairConnection(const std
                               "pg_catalog.pg_replication_origin WHERE roname = '",
                               kRepairOrigin, "')"))
           .status());
-  FERRY_RETURN_IF_ERROR(
-      conn->Exec(absl::StrCat("SELECT pg_catalog.pg_replication_origin_session_setup('",
-                              kRepairOrigin, "')"))
-          .status());
+  // One session at a time may hold an origin (Postgres 15). The previous repair released it
+  // before it closed; one that failed half way holds it until its backend has exited, which
+  // follows its disconnection by a few milliseconds: wait for that, within bounds.
+  const std::string setup =
+      absl::StrCat("SELECT pg_catalog.pg_replication_origin_session_setup('", kRepairOrigin, "')");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);;) {
+    absl::Status s = conn->Exec(setup).status();
+    if (s.ok()) break;
+    // 55006 (object in use) is kUnavailable on a connection that still works.
+    if (!absl::IsUnavailable(s) || conn->broken() || absl::Now() > deadline) return s;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN").status());
   return conn;
 }
@@ -425,6 +434,10 @@ absl::StatusOr<RepairCounts> RepairOnStandby(const std::string& dsn, const Table
   FERRY_RETURN_IF_ERROR(spec.keyless() ? RepairKeyless(*conn, spec, rows, &counts)
                                        : RepairKeyed(*conn, spec, rows, &counts));
   FERRY_RETURN_IF_ERROR(conn->Exec("COMMIT").status());
+  // Released here rather than by the backend's exit after the disconnection, which the next
+  // repair (the next table, at once) would race.
+  FERRY_RETURN_IF_ERROR(
+      conn->Exec("SELECT pg_catalog.pg_replication_origin_session_reset()").status());
   return counts;
 }
 

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_join.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "consistency/postgres/coordinator.h"
 #include "tests/support/pg_cluster.h"
 
@@ -69,6 +71,44 @@ class RepairTest : public ::testing::Test {
 
 PgCluster* RepairTest::primary_ = nullptr;
 PgCluster* RepairTest::standby_ = nullptr;
+
+TEST_F(RepairTest, ARepairWaitsForTheOriginAnExitingSessionStillHolds) {
+  // Postgres 15 lets one session at a time hold the repair's origin; a session that failed half
+  // way holds it until its backend exits, a moment after its disconnection. A repair starting
+  // meanwhile waits for it instead of failing (a rejoin failed so once: "replication origin
+  // with ID 5 is already active").
+  Both(
+      "CREATE TABLE held (id int PRIMARY KEY, v text);"
+      "INSERT INTO held SELECT g, 'v' FROM generate_series(1, 100) g");
+  ASSERT_TRUE(standby_->Exec("UPDATE held SET v = 'w' WHERE id = 5").ok());
+  auto holder = pg::PgConnection::Connect(standby_->dsn());
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE((*holder)
+                  ->Exec("SELECT pg_catalog.pg_replication_origin_create('ferry_verify_repair') "
+                         "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_origin "
+                         "WHERE roname = 'ferry_verify_repair');"
+                         "SELECT pg_catalog.pg_replication_origin_session_setup("
+                         "'ferry_verify_repair')")
+                  .ok());
+  VerifyReport report;
+  std::thread repair([&] { report = Verify({{"public", "held"}}, /*repair=*/true); });
+  // The repair has tried to take the origin (and is waiting) before the holder goes.
+  auto tried = [&] {
+    auto n = standby_->QueryValue(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
+        "'%origin_session_setup%' AND pid <> " +
+        std::to_string(PQbackendPID((*holder)->raw())));
+    return n.ok() && n->has_value() && **n != "0";
+  };
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30); !tried() && absl::Now() < deadline;) {
+  }
+  EXPECT_TRUE(tried());
+  holder->reset();  // disconnects: the origin is free once its backend has exited
+  repair.join();
+  ASSERT_EQ(report.tables.size(), 1u);
+  EXPECT_EQ(report.tables[0].repaired.applied, 1u);
+  EXPECT_TRUE(Verify({{"public", "held"}}, /*repair=*/false).tables[0].equal());
+}
 
 TEST_F(RepairTest, KeylessRepairThenVerifyIsEqual) {
   Both(
