@@ -1,7 +1,5 @@
 #include "engine/daemon/file_quarantine.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
@@ -15,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "engine/base/durable_file.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry {
@@ -107,26 +106,9 @@ absl::Status FileQuarantine::Save(const v1::QuarantineFile& file) const {
   std::string payload;
   if (!file.SerializeToString(&payload)) return absl::InternalError("serialising the quarantine");
   const std::string text = absl::StrCat(kHeader, Checksum(payload), "\n", payload);
-  const std::string tmp = path_ + ".tmp";
-  {
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ErrnoError(absl::StrCat("create ", tmp));
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    const int sync_rc = ::fsync(fd);
-    ::close(fd);
-    if (n != static_cast<ssize_t>(text.size()) || sync_rc != 0) {
-      return ErrnoError(absl::StrCat("write ", tmp));
-    }
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) return ErrnoError(absl::StrCat("rename ", tmp));
-  const std::string dir = std::filesystem::path(path_).parent_path().string();
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return ErrnoError(absl::StrCat("open ", dir));
-  const int rc = ::fsync(fd);
-  ::close(fd);
+  FERRY_RETURN_IF_ERROR(ReplaceFileContents(path_, text));
   // The caller reports the write failed: the change is kept again (idempotent) when retried.
-  if (rc != 0) return ErrnoError(absl::StrCat("fsync ", dir));
-  return absl::OkStatus();
+  return SyncParentDirectory(path_);
 }
 
 absl::StatusOr<std::vector<std::optional<std::string>>> FileQuarantine::CurrentRows(

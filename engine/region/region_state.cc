@@ -1,8 +1,6 @@
 #include "engine/region/region_state.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
@@ -17,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "engine/base/durable_file.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry {
@@ -39,15 +38,6 @@ std::string Checksum(const std::string& body) {
 
 absl::Status ErrnoError(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-absl::Status SyncPath(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return ErrnoError(absl::StrCat("open ", path));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return ErrnoError(absl::StrCat("fsync ", path));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -188,25 +178,12 @@ absl::Status RegionState::Write(const RegionRecord& record) {
 absl::Status RegionState::WriteLocked(const RegionRecord& record) {
   const std::string body = Body(region_, record);
   const std::string text = absl::StrCat(body, "checksum=", Checksum(body), "\n");
-  const std::string tmp = path_ + ".tmp";
-  {
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ErrnoError(absl::StrCat("create ", tmp));
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    const int sync_rc = ::fsync(fd);
-    ::close(fd);
-    if (n != static_cast<ssize_t>(text.size()) || sync_rc != 0) {
-      return ErrnoError(absl::StrCat("write ", tmp));
-    }
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) return ErrnoError(absl::StrCat("rename ", tmp));
+  FERRY_RETURN_IF_ERROR(ReplaceFileContents(path_, text));
   // From here the new record is what a restart reads, unless the directory's sync fails; then
   // nobody knows which one survives a crash, and a region must never act on a state it may not
   // be in (two primaries): stop, as Postgres does on a failed fsync, and let the restart read it.
   record_ = record;
-  if (absl::Status s =
-          SyncPath(std::filesystem::path(path_).parent_path().string(), O_RDONLY | O_DIRECTORY);
-      !s.ok()) {
+  if (absl::Status s = SyncParentDirectory(path_); !s.ok()) {
     spdlog::critical("region state {}: {}; stopping so that a restart reads what is on disk", path_,
                      s.ToString());
     std::abort();

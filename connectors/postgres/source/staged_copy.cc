@@ -1,15 +1,14 @@
 #include "connectors/postgres/source/staged_copy.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/durable_file.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
@@ -119,13 +118,7 @@ absl::Status StagedCopyWriter::Finish() {
     return IoError("cannot sync", path_);
   }
   if (std::fclose(f) != 0) return IoError("cannot close", path_);
-  const std::string dir = std::filesystem::path(path_).parent_path().string();
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return IoError("cannot open directory", dir);
-  const int synced = ::fsync(fd);
-  ::close(fd);
-  if (synced != 0) return IoError("cannot sync directory", dir);
-  return absl::OkStatus();
+  return SyncParentDirectory(path_);
 }
 
 absl::StatusOr<std::unique_ptr<StagedCopyReader>> StagedCopyReader::Open(const std::string& path) {
