@@ -149,6 +149,7 @@ absl::Status CompareRun(size_t leaf, const KeyRange& range, const std::vector<Sc
     collector.CompareRows(leaf, mine, theirs);
     return absl::OkStatus();
   };
+  if (options.check_cancelled) FERRY_RETURN_IF_ERROR(options.check_cancelled());
   if (cut_bits <= 0 || mine.size() <= kRowsCompared) return whole();
   std::vector<size_t> starts = {0};  // where each of the primary's runs starts in `mine`
   std::vector<Hash128> cuts;
@@ -182,8 +183,8 @@ absl::Status CompareRun(size_t leaf, const KeyRange& range, const std::vector<Sc
       KeyRange part{.begin = j == 0 ? range.begin : std::optional<Values>(mine[from].key),
                     .end = k <= cuts.size() ? std::optional<Values>(mine[to].key) : range.end};
       std::vector<ScannedRow> run(mine.begin() + from, mine.begin() + to);
-      // The next level's boundaries are finer than this one's: a run cut again never ends up
-      // as one piece (its first row, a boundary here, is not a cut of its own).
+      // The next level's boundaries are finer than this one's (a boundary here is one there
+      // too); a run with fewer than two of them is compared whole.
       FERRY_RETURN_IF_ERROR(CompareRun(leaf, part, run, std::min(cut_bits - 1, CutBits(run.size())),
                                        standby, options, collector, stats));
     }

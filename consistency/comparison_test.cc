@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -384,19 +385,29 @@ TEST_P(RandomDifferencesTest, MatchAnOracle) {
     std::vector<MemoryRow> pr, sr;
     for (auto& [k, v] : p) pr.push_back(Row(k, v));
     for (auto& [k, v] : s) sr.push_back(Row(k, v));
-    uint64_t missing = 0, extra = 0, changed = 0;
+    std::vector<Values> missing, extra, changed;  // in key order
     for (auto& [k, v] : p) {
-      if (!s.contains(k))
-        ++missing;
-      else if (s[k] != v)
-        ++changed;
+      if (!s.contains(k)) {
+        missing.push_back({Key(k)});
+      } else if (s[k] != v) {
+        changed.push_back({Key(k)});
+      }
     }
-    for (auto& [k, v] : s) extra += p.contains(k) ? 0 : 1;
+    for (auto& [k, v] : s) {
+      if (!p.contains(k)) extra.push_back({Key(k)});
+    }
     Result r = Compare(pr, sr, GetParam());
     ASSERT_TRUE(r.status.ok()) << r.status;
-    EXPECT_EQ(r.diff.missing_count, missing) << round;
-    EXPECT_EQ(r.diff.extra_count, extra) << round;
-    EXPECT_EQ(r.diff.changed_count, changed) << round;
+    EXPECT_EQ(r.diff.missing_count, missing.size()) << round;
+    EXPECT_EQ(r.diff.extra_count, extra.size()) << round;
+    EXPECT_EQ(r.diff.changed_count, changed.size()) << round;
+    auto sorted = [](std::vector<Values> v) {
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    EXPECT_EQ(sorted(r.diff.missing), missing) << round;
+    EXPECT_EQ(sorted(r.diff.extra), extra) << round;
+    EXPECT_EQ(sorted(r.diff.changed), changed) << round;
   }
 }
 

@@ -30,6 +30,9 @@ struct VerifyOptions {
   // Checked between tables (after the first): true ends this cut's comparison, the tables
   // not compared yet going to VerifyReport::remaining (RunRegionVerify takes a new cut).
   std::function<bool()> cut_expired;
+  // The tables were listed at an earlier cut: one neither region has now was dropped since,
+  // and is reported so (a note) instead of failing the verify.
+  bool listed_before = false;
 };
 
 struct VerifyReport {
@@ -59,7 +62,7 @@ struct RegionVerifyOptions {
   absl::Duration cut_timeout = absl::Seconds(30);
   // A cut's snapshot holds back the primary's xmin (vacuum) while the tables are read at it:
   // once a cut is this old, the next table is read at a new cut. A table is never split, so
-  // the xmin is held for at most this or one table's comparison, whichever is longer.
+  // the xmin is held for at most this plus one table's comparison.
   absl::Duration max_cut_age = absl::Minutes(1);
   VerifyOptions verify;
 };

@@ -88,6 +88,10 @@ absl::Status VerifyOne(VerifySession& primary, StandbyPeer& standby, const Table
   if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
   if (!theirs.ok() && !absl::IsNotFound(theirs.status())) return theirs.status();
   if (!mine.ok() && !theirs.ok()) {
+    if (options.listed_before) {
+      out->notes.push_back("dropped in both regions during the verify");
+      return absl::OkStatus();
+    }
     return absl::NotFoundError(
         absl::StrCat("no table ", name.schema, ".", name.name, " in either region"));
   }

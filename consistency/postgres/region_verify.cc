@@ -57,7 +57,9 @@ absl::StatusOr<RegionVerifyResult> RunCuts(RegionVerifyOptions options, GrpcStan
   result.cuts = 1;
   while (!result.report.remaining.empty()) {
     options.verify.tables = std::move(result.report.remaining);
+    options.verify.listed_before = true;
     result.report.remaining.clear();
+    if (options.verify.on_step) options.verify.on_step("taking a new cut");
     options.verify_id = absl::StrCat(verify_id, "-c", ++result.cuts);
     standby.set_verify_id(options.verify_id);
     FERRY_ASSIGN_OR_RETURN(RegionVerifyResult next, RunOnce(options, standby));

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -272,8 +273,8 @@ absl::StatusOr<std::unique_ptr<pg::PgConnection>> OpenRepairConnection(const std
   for (const absl::Time deadline = absl::Now() + absl::Seconds(10);;) {
     absl::Status s = conn->Exec(setup).status();
     if (s.ok()) break;
-    // 55006 (object in use) is kUnavailable on a connection that still works.
-    if (!absl::IsUnavailable(s) || conn->broken() || absl::Now() > deadline) return s;
+    // Only "object in use" (SQLSTATE 55006, named in the message) is waited for.
+    if (!absl::StrContains(s.message(), "[55006]") || absl::Now() > deadline) return s;
     absl::SleepFor(absl::Milliseconds(20));
   }
   FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN").status());
@@ -431,13 +432,15 @@ absl::StatusOr<RepairCounts> RepairOnStandby(const std::string& dsn, const Table
   FERRY_RETURN_IF_ERROR(spec.keyless() ? CheckKeylessRows(spec, rows) : CheckKeyedRows(spec, rows));
   FERRY_ASSIGN_OR_RETURN(auto conn, OpenRepairConnection(dsn));
   RepairCounts counts;
-  FERRY_RETURN_IF_ERROR(spec.keyless() ? RepairKeyless(*conn, spec, rows, &counts)
-                                       : RepairKeyed(*conn, spec, rows, &counts));
-  FERRY_RETURN_IF_ERROR(conn->Exec("COMMIT").status());
-  // Released here rather than by the backend's exit after the disconnection, which the next
-  // repair (the next table, at once) would race.
-  FERRY_RETURN_IF_ERROR(
-      conn->Exec("SELECT pg_catalog.pg_replication_origin_session_reset()").status());
+  absl::Status done = spec.keyless() ? RepairKeyless(*conn, spec, rows, &counts)
+                                     : RepairKeyed(*conn, spec, rows, &counts);
+  if (done.ok()) done = conn->Exec("COMMIT").status();
+  // The origin is released here, whatever happened, rather than by the backend's exit after the
+  // disconnection, which the next repair (the next table, at once) would race. Best effort: a
+  // connection that broke releases it as its backend exits.
+  if (!done.ok()) conn->Exec("ROLLBACK").status().IgnoreError();
+  conn->Exec("SELECT pg_catalog.pg_replication_origin_session_reset()").status().IgnoreError();
+  FERRY_RETURN_IF_ERROR(done);
   return counts;
 }
 

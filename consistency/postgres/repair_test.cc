@@ -96,15 +96,26 @@ TEST_F(RepairTest, ARepairWaitsForTheOriginAnExitingSessionStillHolds) {
   auto tried = [&] {
     auto n = standby_->QueryValue(
         "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
-        "'%origin_session_setup%' AND pid <> " +
+        "'%origin_session_setup%' AND query NOT LIKE '%pg_stat_activity%' AND pid <> " +
         std::to_string(PQbackendPID((*holder)->raw())));
     return n.ok() && n->has_value() && **n != "0";
   };
-  for (absl::Time deadline = absl::Now() + absl::Seconds(30); !tried() && absl::Now() < deadline;) {
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30); !tried() && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
   }
   EXPECT_TRUE(tried());
   holder->reset();  // disconnects: the origin is free once its backend has exited
+  // Connected before the repair ends, to take the origin right after it.
+  auto next = pg::PgConnection::Connect(standby_->dsn());
+  ASSERT_TRUE(next.ok()) << next.status();
   repair.join();
+  // The repair released the origin before it disconnected: a new session takes it at once,
+  // without waiting for the repair's backend to exit.
+  EXPECT_TRUE(
+      (*next)
+          ->Exec("SELECT pg_catalog.pg_replication_origin_session_setup('ferry_verify_repair')")
+          .ok());
+  next->reset();
   ASSERT_EQ(report.tables.size(), 1u);
   EXPECT_EQ(report.tables[0].repaired.applied, 1u);
   EXPECT_TRUE(Verify({{"public", "held"}}, /*repair=*/false).tables[0].equal());

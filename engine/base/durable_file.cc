@@ -23,12 +23,24 @@ absl::Status ReplaceFileContents(const std::string& path, absl::string_view text
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return ErrnoError(absl::StrCat("create ", tmp));
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const int sync_rc = ::fsync(fd);
-  ::close(fd);
-  if (n != static_cast<ssize_t>(text.size()) || sync_rc != 0) {
-    return ErrnoError(absl::StrCat("write ", tmp));
+  // write() may take part of the text (a disk filling up): go on until all of it is written or
+  // it fails (a full disk then says ENOSPC).
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status s = ErrnoError(absl::StrCat("write ", tmp));
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
   }
+  if (::fsync(fd) != 0) {
+    absl::Status s = ErrnoError(absl::StrCat("fsync ", tmp));
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError(absl::StrCat("rename ", tmp));
   return absl::OkStatus();
 }

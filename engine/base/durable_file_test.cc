@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -49,6 +51,7 @@ TEST(DurableFileTest, AFullDiskLeavesTheOldContent) {
   ASSERT_TRUE((*fs)->Fill("ballast", 0).ok());
   const absl::Status s = ReplaceFileContents(path, std::string(256 << 10, 'n'));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find(std::strerror(ENOSPC)), std::string::npos) << s;
   EXPECT_EQ(Contents(path), "old\n");
 }
 

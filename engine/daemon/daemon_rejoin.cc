@@ -240,6 +240,11 @@ absl::StatusOr<v1::RejoinReply> Daemon::Rejoin(absl::Duration timeout) {
             ? absl::StrCat("; ", kept->other_records,
                            " other event record(s) (heartbeats, reconciles, dead letters) not "
                            "kept")
+            : "",
+        kept->snapshot_records > 0
+            ? absl::StrCat("; ", kept->snapshot_records,
+                           " record(s) of a table copy's rows not kept (the comparison keeps the "
+                           "rows the peer lacks as anomalies)")
             : ""));
     KillPoint("rejoin.quarantined");
     const uint64_t keep_below = std::max(point + 1, peer->inbound_next_seq());

@@ -111,9 +111,16 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
         }
         continue;
       }
-      // Snapshot rows (an initial copy or a table's re-seed) are rows the region held: kept as
-      // INSERTs like a transaction's, since the peer may never have received them.
-      if (record.kind != RecordKind::kTransaction && record.kind != RecordKind::kSnapshotRows) {
+      // Snapshot rows (an initial copy or a table's re-seed) are not changes: they copy rows the
+      // region still holds. Kept here they would be one quarantine transaction per copy (every
+      // chunk has xid 0 and the copy's consistent point), with a TRUNCATE per table, never
+      // reapplicable. A rejoin's comparison finds the rows the peer lacks, and keeps each as an
+      // anomaly with this region's row before the repair (docs/operations.md, "Rejoin").
+      if (record.kind == RecordKind::kSnapshotRows) {
+        ++done.snapshot_records;
+        continue;
+      }
+      if (record.kind != RecordKind::kTransaction) {
         ++done.other_records;  // heartbeats; a bucket's events nobody converts
         continue;
       }
@@ -122,8 +129,8 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
         return absl::DataLossError(
             absl::StrCat("log record ", record.seq, " is not a transaction"));
       }
-      // Snapshot rows travel as COPY changes: kept one by one, as INSERTs. A COPY change that
-      // does not expand is as corrupt as a record that does not parse (apply refuses it too).
+      // A COPY change belongs to snapshot rows; in a transaction record it is expanded into its
+      // INSERTs, and one that does not expand is as corrupt as a record that does not parse.
       if (absl::Status s = ExpandCopyChanges(&txn); !s.ok()) {
         return Annotate(s, absl::StrCat("log record ", record.seq));
       }

@@ -3,8 +3,7 @@
 // outbound log beyond the divergence point, and what a promote keeps of the changes received for
 // tables stopped on the standby.
 //
-// Each insert, update and delete (and each row of an initial copy's or re-seed's COPY change, as
-// an insert) becomes one QuarantinedChange (its key as a JSON object of the
+// Each insert, update and delete becomes one QuarantinedChange (its key as a JSON object of the
 // key's columns, the new row where the stream carries one; unchanged TOAST values left out);
 // a truncate, one per truncated table. Messages (schema changes, sequence values) are counted as
 // skipped. Changes are numbered by their place among the record's row changes, whichever tables
@@ -31,13 +30,16 @@ struct KeptCount {
   uint64_t transactions = 0;   // their source transactions
   uint64_t skipped = 0;        // messages, not rows
   uint64_t other_records = 0;  // records that are not transactions and were not kept
-  uint64_t objects = 0;        // source events kept (a bucket's object events), in `changes` too
+  // Records of an initial copy's or a re-seed's rows: not changes, not kept (a rejoin's
+  // comparison keeps the rows the peer lacks as anomalies).
+  uint64_t snapshot_records = 0;
+  uint64_t objects = 0;  // source events kept (a bucket's object events), in `changes` too
   // Changes of a transaction copy without its last fragment (captured again after a restart
   // of the capture, or cut off at the log's end): not kept.
   uint64_t partial = 0;
 };
 
-// Reads `log`'s transaction and snapshot-rows records from `from` to its end. The changes `wanted` accepts, by
+// Reads `log`'s transaction records from `from` to its end. The changes `wanted` accepts, by
 // table and record seq (null: every one), go to `keep` in batches (at most 500 changes or about 1
 // MiB), the batch cleared after each call. kDataLoss for a transaction or source event record
 // that does not parse, and `event`'s errors.

@@ -1,6 +1,6 @@
 // CollectKeptChanges on a real durable log: what a rejoin keeps of a former primary's log and a
-// promote of a stopped table's changes. Snapshot rows (COPY text) are kept row by row as inserts
-// beside ordinary transactions; a corrupt record fails the collection instead of being skipped.
+// promote of a stopped table's changes. A table copy's rows are counted, not kept (they are not
+// changes); a corrupt record fails the collection instead of being skipped.
 #include "engine/daemon/kept_changes.h"
 
 #include <gtest/gtest.h>
@@ -79,40 +79,49 @@ class KeptChangesTest : public ::testing::Test {
   std::vector<v1::QuarantinedChange> kept_;
 };
 
-TEST_F(KeptChangesTest, SnapshotRowsAreKeptAsInsertsBesideTransactions) {
-  Append(RecordKind::kSnapshotRows, SnapshotChunk("1\t10\n2\t\\N\n", 2));
+TEST_F(KeptChangesTest, SnapshotRowsAreCountedNotKept) {
+  // A copy's chunk as the snapshot writes it: xid 0, the copy's consistent point, a TRUNCATE
+  // before its rows. Kept, every copied row would be one quarantine transaction with truncates.
+  v1::Transaction chunk = SnapshotChunk("1\t10\n2\t\\N\n", 2);
+  v1::Change truncate;
+  truncate.set_op(v1::TRUNCATE);
+  truncate.set_relation_id(7);
+  truncate.add_truncate_relation_ids(7);
+  chunk.mutable_changes()->Add(std::move(truncate));
+  chunk.mutable_changes()->SwapElements(0, 1);
+  Append(RecordKind::kSnapshotRows, chunk);
   Append(RecordKind::kHeartbeat, v1::Transaction());
   Append(RecordKind::kTransaction, Update(5, "1", "11"));
   absl::StatusOr<KeptCount> done = Collect();
   ASSERT_TRUE(done.ok()) << done.status();
-  EXPECT_EQ(done->changes, 3u);
+  EXPECT_EQ(done->snapshot_records, 1u);
   EXPECT_EQ(done->other_records, 1u);  // the heartbeat
-  EXPECT_EQ(done->partial, 0u);
-  ASSERT_EQ(kept_.size(), 3u);
-  EXPECT_EQ(kept_[0].op(), "insert");
-  EXPECT_EQ(kept_[0].log_seq(), 1u);
-  EXPECT_EQ(kept_[0].index(), 0u);
+  EXPECT_EQ(done->changes, 1u);
+  EXPECT_EQ(done->transactions, 1u);
+  ASSERT_EQ(kept_.size(), 1u);
+  EXPECT_EQ(kept_[0].op(), "update");
+  EXPECT_EQ(kept_[0].log_seq(), 3u);
+  EXPECT_EQ(kept_[0].source_xid(), 5u);
   EXPECT_EQ(kept_[0].key(), R"({"id": "1"})");
-  EXPECT_EQ(kept_[0].after(), R"({"id": "1", "balance": "10"})");
-  EXPECT_EQ(kept_[1].index(), 1u);
-  EXPECT_EQ(kept_[1].after(), R"({"id": "2", "balance": null})");
-  EXPECT_EQ(kept_[2].op(), "update");
-  EXPECT_EQ(kept_[2].log_seq(), 3u);
-  EXPECT_EQ(kept_[2].source_xid(), 5u);
+  EXPECT_EQ(kept_[0].after(), R"({"id": "1", "balance": "11"})");
 }
 
 TEST_F(KeptChangesTest, ACopyChangeThatDoesNotExpandIsDataLossNamingItsRecord) {
+  // COPY changes belong to snapshot records; one in a transaction record is expanded, and one
+  // that does not expand (a row with one value of two) is corrupt.
   Append(RecordKind::kTransaction, Update(5, "1", "11"));
-  Append(RecordKind::kSnapshotRows, SnapshotChunk("1\t10\n2\n", 2));  // a row with one value
+  v1::Transaction odd = SnapshotChunk("1\t10\n2\n", 2);
+  odd.set_snapshot(false);
+  Append(RecordKind::kTransaction, odd);
   absl::StatusOr<KeptCount> done = Collect();
   ASSERT_FALSE(done.ok());
   EXPECT_EQ(done.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(done.status().message(), ::testing::HasSubstr("log record 2"));
 }
 
-TEST_F(KeptChangesTest, ASnapshotRecordThatDoesNotParseIsDataLoss) {
+TEST_F(KeptChangesTest, ATransactionRecordThatDoesNotParseIsDataLoss) {
   AppendRequest request;
-  request.records.push_back({RecordKind::kSnapshotRows, "\xff\xff\xff not a transaction"});
+  request.records.push_back({RecordKind::kTransaction, "\xff\xff\xff not a transaction"});
   ASSERT_TRUE(log_->Append(std::move(request)).ok());
   absl::StatusOr<KeptCount> done = Collect();
   ASSERT_FALSE(done.ok());

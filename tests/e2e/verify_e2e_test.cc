@@ -88,11 +88,12 @@ class VerifyE2eTest : public ::testing::Test {
     return v;
   }
 
-  // Sessions of `pg` running a verify's scan that match `condition` (SQL), or -1.
+  // Sessions of `pg` running a verify's scan that match `condition` (SQL), or -1. Not this
+  // probe, nor an earlier probe's session still exiting (its query names the scan too).
   static int Scans(PgCluster& pg, const std::string& condition) {
     auto n = pg.QueryValue(
         "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE "
-        "'%ferry_verify_scan%' AND " +
+        "'%ferry_verify_scan%' AND query NOT LIKE '%pg_stat_activity%' AND " +
         condition);
     return n.ok() && n->has_value() ? std::stoi(**n) : -1;
   }
@@ -330,6 +331,7 @@ TEST_F(VerifyE2eTest, CtrlCOfFerryctlStopsTheStandbysScanInsideItsStatement) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (scans(regions_->pg(Region::kWest), "wait_event_type = 'Lock'") != 1 &&
          absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_EQ(scans(regions_->pg(Region::kWest), "wait_event_type = 'Lock'"), 1);
   (*ctl)->Kill(SIGINT);
@@ -340,6 +342,7 @@ TEST_F(VerifyE2eTest, CtrlCOfFerryctlStopsTheStandbysScanInsideItsStatement) {
   // verify in east's status.
   const absl::Time gone = absl::Now() + absl::Seconds(30);
   while (scans(regions_->pg(Region::kWest), "true") != 0 && absl::Now() < gone) {
+    absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_EQ(scans(regions_->pg(Region::kWest), "true"), 0);
   EXPECT_EQ(scans(regions_->pg(Region::kEast), "state = 'active'"), 0);
@@ -376,13 +379,23 @@ TEST_F(VerifyE2eTest, ReplicationGoesOnWhileAThrottledVerifyScans) {
       },
       absl::Seconds(60));
   ASSERT_TRUE(comparing.ok()) << comparing.status();
+  // Both regions' scans have begun (each seen once: a statement may be done already, the rest of
+  // the table waiting in the socket for the throttled reader).
+  bool east_seen = false, west_seen = false;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(60);
+       !(east_seen && west_seen) && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    east_seen = east_seen || Scans(regions_->pg(Region::kEast), "true") >= 1;
+    west_seen = west_seen || Scans(regions_->pg(Region::kWest), "true") >= 1;
+  }
+  ASSERT_TRUE(east_seen && west_seen) << "the scans never began";
   for (int i = 1; i <= 50; ++i) {
     ASSERT_TRUE(
         regions_->pg(Region::kEast).Exec(absl::StrCat("INSERT INTO during VALUES (", i, ")")).ok());
   }
   std::string arrived;
   for (absl::Time deadline = absl::Now() + absl::Seconds(60);
-       arrived != "50" && absl::Now() < deadline;) {
+       arrived != "50" && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
     auto n = regions_->pg(Region::kWest).QueryValue("SELECT count(*) FROM during");
     if (n.ok() && n->has_value()) arrived = **n;
   }
