@@ -12,9 +12,14 @@
 //
 //   ./build/bench/objects_latency_bench [--rate 50] [--seconds 60] [--size 16384]
 //                                       [--writers 8] [--drain 60] [--postgres 0]
+//                                       [--big-object BYTES]
+// With --big-object, one object of that size follows the latency phase, and west's ferryd's
+// peak resident memory is printed once west has it (#18: 1 GB under 256 MB).
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +27,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -45,7 +51,7 @@ struct Sent {
   double put_seconds;  // how long east took to acknowledge it
 };
 
-// The PUTs acknowledged so far, handed from the writer thread to the watcher thread.
+// The PUTs acknowledged so far, handed from the writer threads to the watcher.
 class Ledger {
  public:
   void Add(Sent s) {
@@ -56,8 +62,8 @@ class Ledger {
     absl::MutexLock lock(&mu_);
     closed_ = absl::Now();
   }
-  // Moves the entries added since the last call into `out`; returns when the writer closed
-  // the ledger (absl::InfiniteFuture() while it writes).
+  // Moves the entries added since the last call into `out`; returns when the writers closed
+  // the ledger (absl::InfiniteFuture() while they write).
   absl::Time TakeNew(std::vector<Sent>* out) {
     absl::MutexLock lock(&mu_);
     for (Sent& s : sent_) out->push_back(std::move(s));
@@ -71,10 +77,12 @@ class Ledger {
   absl::Time closed_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 
+constexpr uint64_t kAppPart = uint64_t{16} << 20;  // the application's part size
+
 struct Args {
   double rate, seconds, drain;
   int writers;
-  uint64_t size;
+  uint64_t size, big_object;
   bool postgres;
 };
 
@@ -87,7 +95,8 @@ bool Fail(const std::string& what, const absl::Status& s) {
 // put on east has reached west (the pair replicates).
 bool StartPair(const Args& args, std::unique_ptr<BucketPair>* buckets,
                std::unique_ptr<TwoRegions>* regions) {
-  auto b = BucketPair::Start();
+  // memstore is RAM: the new objects twice, and the large object twice with a margin.
+  auto b = BucketPair::Start({.memstore_bytes = (uint64_t{2} << 30) + args.big_object * 5 / 2});
   if (!b.ok()) return Fail("radosgw", b.status());
   *buckets = std::move(*b);
   auto r = TwoRegions::Start((*buckets)->RegionOptions(/*without_postgres=*/!args.postgres));
@@ -172,6 +181,40 @@ Observed WatchStandby(const Args& args, ferry::s3::S3Client& s3, Ledger& ledger)
   return seen;
 }
 
+// Phase 5 (--big-object): one object of that size PUT on east in 16 MiB parts; once west has
+// it (within 10 minutes), west's ferryd's peak resident memory in MiB (VmHWM: over its whole
+// life, the latency phase's too).
+absl::StatusOr<double> LargeObjectPeakRss(const Args& args, BucketPair& b, TwoRegions& regions) {
+  ferry::s3::S3Client& s3 = b.s3();
+  const char* east = BucketPair::Bucket(Region::kEast);
+  const std::string key = "large object";
+  auto id = s3.CreateMultipartUpload(east, key, {});
+  if (!id.ok()) return id.status();
+  std::vector<ferry::s3::CompletedPart> parts;
+  for (uint64_t off = 0; off < args.big_object; off += kAppPart) {
+    std::string part(std::min(kAppPart, args.big_object - off), static_cast<char>(off >> 24));
+    auto etag = s3.UploadPart(east, key, *id, static_cast<int>(parts.size() + 1), part);
+    if (!etag.ok()) return etag.status();
+    parts.push_back({static_cast<int>(parts.size() + 1), *etag});
+  }
+  auto put = s3.CompleteMultipartUpload(east, key, *id, parts);
+  if (!put.ok()) return put.status();
+  for (const absl::Time deadline = absl::Now() + absl::Minutes(10); absl::Now() < deadline;) {
+    auto head = s3.HeadObject(BucketPair::Bucket(Region::kWest), key);
+    if (head.ok() && head->size == args.big_object) {
+      std::ifstream status(absl::StrCat("/proc/", regions.pid(Region::kWest), "/status"));
+      std::string line;
+      while (std::getline(status, line)) {
+        if (absl::StartsWith(line, "VmHWM:")) return std::atof(line.c_str() + 6) / 1024;
+      }
+      return absl::InternalError("no VmHWM in west's /proc/PID/status");
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("the large object never reached west\n", regions.LogTail(Region::kWest)));
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -203,6 +246,7 @@ int main(int argc, char** argv) {
                   .drain = Flag(argc, argv, "drain", 60),
                   .writers = static_cast<int>(Flag(argc, argv, "writers", 8)),
                   .size = static_cast<uint64_t>(Flag(argc, argv, "size", 16384)),
+                  .big_object = static_cast<uint64_t>(Flag(argc, argv, "big-object", 0)),
                   .postgres = Flag(argc, argv, "postgres", 0) != 0};
   if (args.rate <= 0 || args.seconds <= 0 || args.size == 0 || args.writers <= 0) {
     std::fprintf(stderr, "--rate, --seconds, --size and --writers must be positive\n");
@@ -217,6 +261,16 @@ int main(int argc, char** argv) {
   const Observed seen = WatchStandby(args, buckets->s3(), ledger);
   writing.join();
   Report(args, achieved, seen);
+  if (args.big_object > 0) {
+    const absl::StatusOr<double> peak_mib = LargeObjectPeakRss(args, *buckets, *regions);
+    if (!peak_mib.ok()) {
+      Fail("large object", peak_mib.status());
+      return 1;
+    }
+    std::printf("large object %llu MiB: west ferryd peak RSS %.0f MiB (goal 256 MB: %.2f)\n",
+                static_cast<unsigned long long>(args.big_object >> 20), *peak_mib,
+                *peak_mib * 1048576 / 256e6);
+  }
   if (seen.lost > 0) std::fprintf(stderr, "%s", regions->BothLogTails().c_str());
   return seen.lost == 0 ? 0 : 1;
 }
