@@ -7,9 +7,9 @@
 
 namespace ferry::testing {
 
-absl::StatusOr<std::unique_ptr<BucketPair>> BucketPair::Start() {
+absl::StatusOr<std::unique_ptr<BucketPair>> BucketPair::Start(const RadosGatewayOptions& gateway) {
   std::unique_ptr<BucketPair> p(new BucketPair());
-  FERRY_ASSIGN_OR_RETURN(p->rgw_, RadosGateway::Start());
+  FERRY_ASSIGN_OR_RETURN(p->rgw_, RadosGateway::Start(gateway));
   FERRY_ASSIGN_OR_RETURN(
       p->s3_, s3::S3Client::Open({.endpoint = p->rgw_->endpoint(),
                                   .credentials = {.access_key = p->rgw_->access_key(),

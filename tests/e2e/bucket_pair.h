@@ -28,8 +28,10 @@ namespace ferry::testing {
 
 class BucketPair {
  public:
-  // Starts radosgw and creates both buckets with versioning on; picks each region's webhook port.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<BucketPair>> Start();
+  // Starts radosgw (with `gateway`: e.g. a larger memstore for a benchmark's large objects)
+  // and creates both buckets with versioning on; picks each region's webhook port.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<BucketPair>> Start(
+      const RadosGatewayOptions& gateway = {});
 
   static const char* Bucket(Region r) { return r == Region::kEast ? "east-assets" : "west-assets"; }
   s3::S3Client& s3() { return *s3_; }
