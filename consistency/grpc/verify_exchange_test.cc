@@ -17,6 +17,7 @@
 #include "consistency/grpc/verify_service.h"
 #include "consistency/postgres/region_verify.h"
 #include "consistency/testing/memory_table_side.h"
+#include "consistency/testing/two_clusters.h"
 #include "tests/support/pg_cluster.h"
 
 namespace ferry::consistency {
@@ -79,21 +80,8 @@ class RecordingBarrier : public CutBarrier {
 
 constexpr char kToken[] = "s3cret-token";
 
-class VerifyExchangeTest : public ::testing::Test {
+class VerifyExchangeTest : public testing::TwoClustersTest {
  protected:
-  static void SetUpTestSuite() {
-    auto p = PgCluster::Start();
-    ASSERT_TRUE(p.ok()) << p.status();
-    primary_ = p->release();
-    auto s = PgCluster::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    standby_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete primary_;
-    delete standby_;
-  }
-
   void SetUp() override {
     VerifyServiceOptions options;
     options.region = "west";
@@ -142,28 +130,18 @@ class VerifyExchangeTest : public ::testing::Test {
     return RunRegionVerify(options, peer);
   }
 
-  static PgCluster* primary_;
-  static PgCluster* standby_;
   RecordingBarrier barrier_;
   std::unique_ptr<VerifyPeerService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
 
-PgCluster* VerifyExchangeTest::primary_ = nullptr;
-PgCluster* VerifyExchangeTest::standby_ = nullptr;
-
-void Both(PgCluster* a, PgCluster* b, const std::string& sql) {
-  ASSERT_TRUE(a->Exec(sql).ok()) << sql;
-  ASSERT_TRUE(b->Exec(sql).ok()) << sql;
-}
-
 TEST_F(VerifyExchangeTest, AVerifyOverGrpcReportsExactlyAndCostsLittleWhenEqual) {
-  Both(primary_, standby_,
-       "CREATE TABLE big (id int PRIMARY KEY, v text);"
-       "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;"
-       "CREATE TABLE small (id int PRIMARY KEY, v text);"
-       "INSERT INTO small SELECT g, 'v' FROM generate_series(1, 1000) g");
+  Both(
+      "CREATE TABLE big (id int PRIMARY KEY, v text);"
+      "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;"
+      "CREATE TABLE small (id int PRIMARY KEY, v text);"
+      "INSERT INTO small SELECT g, 'v' FROM generate_series(1, 1000) g");
   ASSERT_TRUE(standby_->Exec("UPDATE small SET v = 'w' WHERE id = 500").ok());
   auto peer = Peer("v1");
   auto result = Run(*peer, "v1", {{"public", "big"}, {"public", "small"}});
@@ -189,13 +167,13 @@ TEST_F(VerifyExchangeTest, AVerifyOverGrpcReportsExactlyAndCostsLittleWhenEqual)
 TEST_F(VerifyExchangeTest, TablesPastTheCutsAgeAreComparedAtNewCuts) {
   // A cut expires at once: each table after the first is read at a new cut (its own freeze,
   // slot and snapshot), and each is still compared exactly.
-  Both(primary_, standby_,
-       "CREATE TABLE recut_a (id int PRIMARY KEY, v text);"
-       "INSERT INTO recut_a SELECT g, 'v' FROM generate_series(1, 3000) g;"
-       "CREATE TABLE recut_b (id int PRIMARY KEY, v text);"
-       "INSERT INTO recut_b SELECT g, 'v' FROM generate_series(1, 3000) g;"
-       "CREATE TABLE recut_c (id int PRIMARY KEY, v text);"
-       "INSERT INTO recut_c SELECT g, 'v' FROM generate_series(1, 3000) g");
+  Both(
+      "CREATE TABLE recut_a (id int PRIMARY KEY, v text);"
+      "INSERT INTO recut_a SELECT g, 'v' FROM generate_series(1, 3000) g;"
+      "CREATE TABLE recut_b (id int PRIMARY KEY, v text);"
+      "INSERT INTO recut_b SELECT g, 'v' FROM generate_series(1, 3000) g;"
+      "CREATE TABLE recut_c (id int PRIMARY KEY, v text);"
+      "INSERT INTO recut_c SELECT g, 'v' FROM generate_series(1, 3000) g");
   ASSERT_TRUE(standby_
                   ->Exec("UPDATE recut_a SET v = 'w' WHERE id = 7;"
                          "DELETE FROM recut_c WHERE id = 2999")
@@ -227,9 +205,9 @@ TEST_F(VerifyExchangeTest, TablesPastTheCutsAgeAreComparedAtNewCuts) {
 }
 
 TEST_F(VerifyExchangeTest, ATableDroppedInBothRegionsBeforeItsCutIsANote) {
-  Both(primary_, standby_,
-       "CREATE TABLE drop_first (id int PRIMARY KEY); INSERT INTO drop_first VALUES (1);"
-       "CREATE TABLE drop_later (id int PRIMARY KEY); INSERT INTO drop_later VALUES (1)");
+  Both(
+      "CREATE TABLE drop_first (id int PRIMARY KEY); INSERT INTO drop_first VALUES (1);"
+      "CREATE TABLE drop_later (id int PRIMARY KEY); INSERT INTO drop_later VALUES (1)");
   auto peer = Peer("vd");
   RegionVerifyOptions options;
   options.primary_dsn = primary_->dsn();
@@ -237,7 +215,7 @@ TEST_F(VerifyExchangeTest, ATableDroppedInBothRegionsBeforeItsCutIsANote) {
   options.max_cut_age = absl::ZeroDuration();
   options.verify.tables = {{"public", "drop_first"}, {"public", "drop_later"}};
   options.verify.on_table = [](const TableDifferences&) {
-    Both(primary_, standby_, "DROP TABLE IF EXISTS drop_later");
+    Both("DROP TABLE IF EXISTS drop_later");
   };
   auto result = RunRegionVerify(options, *peer);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -311,7 +289,7 @@ TEST_F(VerifyExchangeTest, AFreezeWithoutACutIsLiftedByItself) {
 }
 
 TEST_F(VerifyExchangeTest, HostileRequestsAreRefused) {
-  Both(primary_, standby_, "CREATE TABLE h (id int PRIMARY KEY, v text)");
+  Both("CREATE TABLE h (id int PRIMARY KEY, v text)");
   auto stub = Stub();
   auto call = [&](auto method, const auto& request, auto* reply) {
     grpc::ClientContext context;

@@ -9,6 +9,7 @@
 #include "consistency/postgres/coordinator.h"
 #include "consistency/postgres/primary_cut.h"
 #include "consistency/postgres/repair.h"
+#include "consistency/testing/two_clusters.h"
 #include "tests/support/pg_cluster.h"
 
 namespace ferry::consistency {
@@ -16,27 +17,8 @@ namespace {
 
 using ferry::testing::PgCluster;
 
-class PgVerifyTest : public ::testing::Test {
+class PgVerifyTest : public testing::TwoClustersTest {
  protected:
-  static void SetUpTestSuite() {
-    auto p = PgCluster::Start();
-    ASSERT_TRUE(p.ok()) << p.status();
-    primary_ = p->release();
-    auto s = PgCluster::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    standby_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete primary_;
-    delete standby_;
-  }
-
-  // Runs `sql` on both clusters.
-  static void Both(const std::string& sql) {
-    ASSERT_TRUE(primary_->Exec(sql).ok()) << sql;
-    ASSERT_TRUE(standby_->Exec(sql).ok()) << sql;
-  }
-
   static VerifyReport Verify(const std::vector<TableName>& tables, int leaf_bits = 4,
                              uint64_t max_keys = 1000) {
     auto mine = VerifySession::Open(primary_->dsn(), std::nullopt);
@@ -52,13 +34,7 @@ class PgVerifyTest : public ::testing::Test {
     EXPECT_TRUE(report.ok()) << report.status();
     return report.ok() ? *report : VerifyReport{};
   }
-
-  static PgCluster* primary_;
-  static PgCluster* standby_;
 };
-
-PgCluster* PgVerifyTest::primary_ = nullptr;
-PgCluster* PgVerifyTest::standby_ = nullptr;
 
 std::vector<Values> Keys(std::initializer_list<const char*> ids) {
   std::vector<Values> out;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "consistency/postgres/coordinator.h"
+#include "consistency/testing/two_clusters.h"
 #include "tests/support/pg_cluster.h"
 
 namespace ferry::consistency {
@@ -18,26 +19,8 @@ namespace {
 
 using ferry::testing::PgCluster;
 
-class RepairTest : public ::testing::Test {
+class RepairTest : public testing::TwoClustersTest {
  protected:
-  static void SetUpTestSuite() {
-    auto p = PgCluster::Start();
-    ASSERT_TRUE(p.ok()) << p.status();
-    primary_ = p->release();
-    auto s = PgCluster::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    standby_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete primary_;
-    delete standby_;
-  }
-
-  static void Both(const std::string& sql) {
-    ASSERT_TRUE(primary_->Exec(sql).ok()) << sql;
-    ASSERT_TRUE(standby_->Exec(sql).ok()) << sql;
-  }
-
   // A verify (with --repair when `repair`) of `tables`, leaves of 2^4 rows.
   static VerifyReport Verify(const std::vector<TableName>& tables, bool repair,
                              uint64_t max_keys = 1000) {
@@ -64,13 +47,7 @@ class RepairTest : public ::testing::Test {
     EXPECT_TRUE(v.ok()) << v.status();
     return v.ok() && v->has_value() ? **v : "";
   }
-
-  static PgCluster* primary_;
-  static PgCluster* standby_;
 };
-
-PgCluster* RepairTest::primary_ = nullptr;
-PgCluster* RepairTest::standby_ = nullptr;
 
 TEST_F(RepairTest, ARepairWaitsForTheOriginAnExitingSessionStillHolds) {
   // Postgres 15 lets one session at a time hold the repair's origin; a session that failed half
