@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "proto/admin.pb.h"
 #include "proto/replication.pb.h"
 
@@ -31,6 +32,38 @@ inline constexpr char kObjectPutOp[] = "object_put";
 inline constexpr char kObjectDeleteOp[] = "object_delete";
 inline bool IsObjectOp(const std::string& op) {
   return op == kObjectPutOp || op == kObjectDeleteOp;
+}
+
+// The checks every store makes of an operator's request before it reads anything: a known
+// verb, an entry id for show, reapply and discard, a note of at most 4096 bytes and, for list, a
+// known status and a limit of at most 100,000. Returns the list's limit (1,000 when none was
+// given). kInvalidArgument naming what is wrong.
+inline absl::StatusOr<uint32_t> CheckQuarantineRequest(const v1::QuarantineRequest& request) {
+  constexpr uint32_t kDefaultListLimit = 1000;
+  constexpr uint32_t kMaxListLimit = 100000;
+  const std::string& verb = request.verb();
+  if (verb != "list" && verb != "show" && verb != "reapply" && verb != "discard") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quarantine: unknown verb \"", verb.substr(0, 64), "\" (list, show, reapply, discard)"));
+  }
+  if (verb != "list" && request.id() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("quarantine ", verb, " needs an entry id"));
+  }
+  if (request.note().size() > 4096) {
+    return absl::InvalidArgumentError("quarantine: a note holds at most 4096 bytes");
+  }
+  if (verb != "list") return kDefaultListLimit;
+  const std::string& status = request.status();
+  if (!status.empty() && status != "pending" && status != "reapplied" && status != "discarded") {
+    return absl::InvalidArgumentError(absl::StrCat("quarantine list: unknown status \"",
+                                                   status.substr(0, 64),
+                                                   "\" (pending, reapplied, discarded)"));
+  }
+  if (request.limit() > kMaxListLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("quarantine list: --limit is at most ", kMaxListLimit));
+  }
+  return request.limit() == 0 ? kDefaultListLimit : request.limit();
 }
 
 // Thread-compatible: the daemon calls it from one thread at a time.

@@ -21,8 +21,6 @@ namespace {
 
 constexpr char kHeader[] = "ferry-quarantine 1\n";
 constexpr uint32_t kFormat = 1;
-constexpr uint32_t kDefaultListLimit = 1000;
-constexpr uint32_t kMaxListLimit = 100000;
 
 std::string Checksum(const std::string& payload) {
   return absl::StrFormat("%016x", XXH3_64bits(payload.data(), payload.size()));
@@ -170,16 +168,7 @@ absl::StatusOr<QuarantineStore::Kept> FileQuarantine::Keep(
 
 absl::StatusOr<v1::QuarantineReply> FileQuarantine::Decide(const v1::QuarantineRequest& request) {
   const std::string& verb = request.verb();
-  if (verb != "list" && verb != "show" && verb != "reapply" && verb != "discard") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "quarantine: unknown verb \"", verb.substr(0, 64), "\" (list, show, reapply, discard)"));
-  }
-  if (verb != "list" && request.id() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("quarantine ", verb, " needs an entry id"));
-  }
-  if (request.note().size() > 4096) {
-    return absl::InvalidArgumentError("quarantine: a note holds at most 4096 bytes");
-  }
+  FERRY_ASSIGN_OR_RETURN(const uint32_t limit, CheckQuarantineRequest(request));
   FERRY_ASSIGN_OR_RETURN(v1::QuarantineFile file, Load());
   v1::QuarantineReply reply;
   uint64_t pending = 0;
@@ -189,16 +178,6 @@ absl::StatusOr<v1::QuarantineReply> FileQuarantine::Decide(const v1::QuarantineR
   reply.set_pending(pending);
   if (verb == "list") {
     const std::string& status = request.status();
-    if (!status.empty() && status != "pending" && status != "reapplied" && status != "discarded") {
-      return absl::InvalidArgumentError(absl::StrCat("quarantine list: unknown status \"",
-                                                     status.substr(0, 64),
-                                                     "\" (pending, reapplied, discarded)"));
-    }
-    if (request.limit() > kMaxListLimit) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("quarantine list: --limit is at most ", kMaxListLimit));
-    }
-    const uint32_t limit = request.limit() == 0 ? kDefaultListLimit : request.limit();
     uint64_t total = 0;
     for (const v1::QuarantineFileEntry& e : file.entries()) {
       if (!status.empty() && e.entry().status() != status) continue;

@@ -21,8 +21,6 @@ namespace {
 constexpr char kColumns[] =
     "id, source_region, epoch, xact, commit_position, committed_at::text, table_schema, "
     "table_name, op, key, after, old_primary_row, current_row, status, decided_at::text, note";
-constexpr uint32_t kDefaultListLimit = 1000;
-constexpr uint32_t kMaxListLimit = 100000;
 
 bool IsOp(const std::string& op) {
   return op == "insert" || op == "update" || op == "delete" || op == "truncate" ||
@@ -478,16 +476,7 @@ absl::StatusOr<uint64_t> PostgresQuarantine::Pending() {
 absl::StatusOr<v1::QuarantineReply> PostgresQuarantine::Decide(
     const v1::QuarantineRequest& request) {
   const std::string& verb = request.verb();
-  if (verb != "list" && verb != "show" && verb != "reapply" && verb != "discard") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "quarantine: unknown verb \"", verb.substr(0, 64), "\" (list, show, reapply, discard)"));
-  }
-  if (verb != "list" && request.id() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("quarantine ", verb, " needs an entry id"));
-  }
-  if (request.note().size() > 4096) {
-    return absl::InvalidArgumentError("quarantine: a note holds at most 4096 bytes");
-  }
+  FERRY_ASSIGN_OR_RETURN(const uint32_t limit, CheckQuarantineRequest(request));
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, Connect());
   v1::QuarantineReply reply;
   FERRY_ASSIGN_OR_RETURN(
@@ -500,16 +489,6 @@ absl::StatusOr<v1::QuarantineReply> PostgresQuarantine::Decide(
 
   if (verb == "list") {
     const std::string& status = request.status();
-    if (!status.empty() && status != "pending" && status != "reapplied" && status != "discarded") {
-      return absl::InvalidArgumentError(absl::StrCat("quarantine list: unknown status \"",
-                                                     status.substr(0, 64),
-                                                     "\" (pending, reapplied, discarded)"));
-    }
-    if (request.limit() > kMaxListLimit) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("quarantine list: --limit is at most ", kMaxListLimit));
-    }
-    const uint32_t limit = request.limit() == 0 ? kDefaultListLimit : request.limit();
     const std::optional<std::string> filter = status.empty() ? std::nullopt : std::optional(status);
     FERRY_ASSIGN_OR_RETURN(PgResult total,
                            conn->ExecParams("SELECT count(*) FROM ferry.quarantine WHERE $1::text "
