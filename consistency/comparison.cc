@@ -1,6 +1,7 @@
 #include "consistency/comparison.h"
 
 #include <algorithm>
+#include <span>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -52,7 +53,7 @@ class Collector {
     }
   }
 
-  void CompareRows(size_t leaf, const std::vector<ScannedRow>& primary,
+  void CompareRows(size_t leaf, std::span<const ScannedRow> primary,
                    const std::vector<ScannedRow>& standby) {
     leaf_ = leaf;
     if (out_->keyless) {
@@ -140,7 +141,7 @@ int CutBits(size_t rows) {
 // digest (TableSide::CutDigests), and each run that differs is cut again the same way, down to
 // runs of kRowsCompared rows or fewer, which are compared row by row. The bytes on the wire per
 // differing leaf are then a few rounds of digests and the rows of a run of a few dozen.
-absl::Status CompareRun(size_t leaf, const KeyRange& range, const std::vector<ScannedRow>& mine,
+absl::Status CompareRun(size_t leaf, const KeyRange& range, std::span<const ScannedRow> mine,
                         int cut_bits, TableSide& standby, const CompareOptions& options,
                         Collector& collector, CompareStats* stats) {
   auto whole = [&]() -> absl::Status {
@@ -182,7 +183,7 @@ absl::Status CompareRun(size_t leaf, const KeyRange& range, const std::vector<Sc
     if (!(ours == *(*theirs)[j])) {
       KeyRange part{.begin = j == 0 ? range.begin : std::optional<Values>(mine[from].key),
                     .end = k <= cuts.size() ? std::optional<Values>(mine[to].key) : range.end};
-      std::vector<ScannedRow> run(mine.begin() + from, mine.begin() + to);
+      const std::span<const ScannedRow> run = mine.subspan(from, to - from);
       // The next level's boundaries are finer than this one's (a boundary here is one there
       // too); a run with fewer than two of them is compared whole.
       FERRY_RETURN_IF_ERROR(CompareRun(leaf, part, run, std::min(cut_bits - 1, CutBits(run.size())),

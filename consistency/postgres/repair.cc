@@ -7,7 +7,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -273,8 +272,8 @@ absl::StatusOr<std::unique_ptr<pg::PgConnection>> OpenRepairConnection(const std
   for (const absl::Time deadline = absl::Now() + absl::Seconds(10);;) {
     absl::Status s = conn->Exec(setup).status();
     if (s.ok()) break;
-    // Only "object in use" (SQLSTATE 55006, named in the message) is waited for.
-    if (!absl::StrContains(s.message(), "[55006]") || absl::Now() > deadline) return s;
+    // Only "object in use" (SQLSTATE 55006) is waited for.
+    if (!pg::HasSqlState(s, "55006") || absl::Now() > deadline) return s;
     absl::SleepFor(absl::Milliseconds(20));
   }
   FERRY_RETURN_IF_ERROR(conn->Exec("BEGIN").status());

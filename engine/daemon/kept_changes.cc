@@ -11,7 +11,6 @@
 #include "absl/strings/str_join.h"
 #include "engine/base/json_text.h"
 #include "engine/base/status_macros.h"
-#include "engine/rows/copy_rows.h"
 
 namespace ferry {
 namespace {
@@ -128,11 +127,6 @@ absl::StatusOr<KeptCount> CollectKeptChanges(
       if (!txn.ParseFromString(record.payload)) {
         return absl::DataLossError(
             absl::StrCat("log record ", record.seq, " is not a transaction"));
-      }
-      // A COPY change belongs to snapshot rows; in a transaction record it is expanded into its
-      // INSERTs, and one that does not expand is as corrupt as a record that does not parse.
-      if (absl::Status s = ExpandCopyChanges(&txn); !s.ok()) {
-        return Annotate(s, absl::StrCat("log record ", record.seq));
       }
       if (txn.fragment() == 0 && in_transaction) {
         done.partial += open.size();  // captured again from its start: this copy is incomplete

@@ -106,19 +106,6 @@ TEST_F(KeptChangesTest, SnapshotRowsAreCountedNotKept) {
   EXPECT_EQ(kept_[0].after(), R"({"id": "1", "balance": "11"})");
 }
 
-TEST_F(KeptChangesTest, ACopyChangeThatDoesNotExpandIsDataLossNamingItsRecord) {
-  // COPY changes belong to snapshot records; one in a transaction record is expanded, and one
-  // that does not expand (a row with one value of two) is corrupt.
-  Append(RecordKind::kTransaction, Update(5, "1", "11"));
-  v1::Transaction odd = SnapshotChunk("1\t10\n2\n", 2);
-  odd.set_snapshot(false);
-  Append(RecordKind::kTransaction, odd);
-  absl::StatusOr<KeptCount> done = Collect();
-  ASSERT_FALSE(done.ok());
-  EXPECT_EQ(done.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(done.status().message(), ::testing::HasSubstr("log record 2"));
-}
-
 TEST_F(KeptChangesTest, ATransactionRecordThatDoesNotParseIsDataLoss) {
   AppendRequest request;
   request.records.push_back({RecordKind::kTransaction, "\xff\xff\xff not a transaction"});

@@ -195,10 +195,6 @@ std::optional<std::string> CopyRowsProblem(const v1::Relation& relation, const v
   uint64_t rows = 0;
   const bool ended = ForEachRow(change.copy_rows(), [&](absl::string_view row) {
     ++rows;
-    if (row == "\\.") {
-      problem = absl::StrCat("malformed change: COPY row ", rows, " is the end-of-data marker");
-      return false;
-    }
     RowScan scan = ScanRow(row, relation, max_value_bytes);
     if (scan.problem) {
       problem = std::move(scan.problem);

@@ -29,4 +29,8 @@ absl::Status SqlStateError(absl::string_view sqlstate, absl::string_view message
                       absl::StrCat(context, ": [", sqlstate, "] ", message));
 }
 
+bool HasSqlState(const absl::Status& status, absl::string_view sqlstate) {
+  return !status.ok() && absl::StrContains(status.message(), absl::StrCat("[", sqlstate, "] "));
+}
+
 }  // namespace ferry::pg

@@ -43,4 +43,9 @@ bool IsTransient(absl::StatusCode code);
 absl::Status SqlStateError(absl::string_view sqlstate, absl::string_view message,
                            absl::string_view context);
 
+// Whether `status` is a server error with `sqlstate` (as SqlStateError wrote it), for a caller
+// that must tell apart two SQLSTATEs of one code (55006 "object in use" from the other
+// kUnavailable ones, say).
+bool HasSqlState(const absl::Status& status, absl::string_view sqlstate);
+
 }  // namespace ferry::pg

@@ -97,5 +97,14 @@ TEST(SqlState, ErrorNamesStateAndContext) {
   EXPECT_EQ(s.message(), "UPDATE: [40P01] deadlock detected");
 }
 
+TEST(SqlState, HasSqlStateReadsTheStateOfAServerError) {
+  const absl::Status s = SqlStateError("55006", "replication origin is already active", "setup");
+  EXPECT_TRUE(HasSqlState(s, "55006"));
+  EXPECT_FALSE(HasSqlState(s, "5500"));
+  EXPECT_FALSE(HasSqlState(s, "53300"));  // the same code (kUnavailable), another state
+  EXPECT_FALSE(HasSqlState(absl::UnavailableError("connection lost: [55006] in a message"), "5"));
+  EXPECT_FALSE(HasSqlState(absl::OkStatus(), "55006"));
+}
+
 }  // namespace
 }  // namespace ferry::pg

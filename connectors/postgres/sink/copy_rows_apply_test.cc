@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "connectors/postgres/sink/apply_test_fixture.h"
+#include "connectors/postgres/sink/fast_path.h"
 
 namespace ferry {
 namespace {
@@ -36,6 +37,30 @@ std::string Rows(int from, int to) {
   std::string out;
   for (int i = from; i <= to; ++i) absl::StrAppend(&out, i, "\towner\\t", i, "\t", i * 10, "\n");
   return out;
+}
+
+// The fast path's plan hands a chunk's rows to COPY FROM as they are (the statement points at
+// the change's own bytes), and takes the long way when a chunk mixes them with other changes or
+// holds a row it would refuse.
+TEST(CopyRowsPlanTest, AChunksRowsBecomeOneCopyOfTheirOwnBytes) {
+  GroupTransactions txns;
+  txns.emplace_back(1, Chunk({kAccounts}, {CopyRows(1, Rows(1, 3), 3)}));
+  auto plan = std::dynamic_pointer_cast<const pg_sink::PlannedGroup>(
+      pg_sink::PlanGroup(txns, /*max_value_bytes=*/1 << 20));
+  ASSERT_NE(plan, nullptr);
+  ASSERT_EQ(plan->statements.size(), 1u);
+  const auto& copy = plan->statements[0];
+  EXPECT_TRUE(copy.copy);
+  EXPECT_EQ(copy.copy_rows, &txns[0].second.changes(0).copy_rows());
+  EXPECT_EQ(copy.expect_rows, 3);
+
+  GroupTransactions mixed;
+  mixed.emplace_back(1,
+                     Chunk({kAccounts}, {CopyRows(1, Rows(1, 3), 3), Insert(1, {"9", "x", "90"})}));
+  EXPECT_EQ(pg_sink::PlanGroup(mixed, 1 << 20), nullptr);
+  GroupTransactions malformed;
+  malformed.emplace_back(1, Chunk({kAccounts}, {CopyRows(1, "1\towner\n", 1)}));
+  EXPECT_EQ(pg_sink::PlanGroup(malformed, 1 << 20), nullptr);
 }
 
 TEST_F(ApplyTest, SnapshotRowsInCopyFormatLoadAsTheyAre) {

@@ -42,9 +42,9 @@ std::shared_ptr<const GroupPlan> PlanGroup(const GroupTransactions& txns, size_t
       if (it == rels.end()) return nullptr;
       const v1::Relation& rel = *it->second;
       if (change.op() == v1::COPY) {
-        if (CopyRowsProblem(rel, change, max_value_bytes)) return nullptr;  // Apply refuses it
-        if (rel.columns_size() == 0) return nullptr;  // no column list for COPY: Apply
         if (others) return nullptr;
+        if (rel.columns_size() == 0) return nullptr;  // no column list for COPY: Apply
+        if (CopyRowsProblem(rel, change, max_value_bytes)) return nullptr;  // Apply refuses it
         if (change.copy_row_count() > 0) {
           ChangeBatch::Statement& copy = copies.emplace_back();
           copy.relation = &rel;

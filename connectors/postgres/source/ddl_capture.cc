@@ -53,7 +53,7 @@ absl::Status EnsureDdlCapture(PgConnection& conn) {
     if (!installed.ok()) {
       (void)conn.Exec("ROLLBACK");  // the script's transaction, if it stopped inside it
       if (installed.status().code() == absl::StatusCode::kPermissionDenied ||
-          absl::StrContains(installed.status().message(), "[42501]")) {
+          HasSqlState(installed.status(), "42501")) {
         return NeedsSuperuser(installed.status());
       }
       return Annotate(installed.status(), "installing Ferry's schema-change capture");
@@ -68,7 +68,7 @@ absl::Status EnsureDdlCapture(PgConnection& conn) {
 absl::StatusOr<std::string> LoadMessageKey(PgConnection& conn) {
   auto r = conn.Exec("SELECT encode(ferry.capture_key(), 'hex')");
   if (!r.ok()) {
-    if (absl::StrContains(r.status().message(), "[42501]")) {
+    if (HasSqlState(r.status(), "42501")) {
       return absl::FailedPreconditionError(
           absl::StrCat("the capture role may not read Ferry's capture key (", r.status().message(),
                        "): it needs the REPLICATION attribute"));

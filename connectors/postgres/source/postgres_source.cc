@@ -103,7 +103,7 @@ absl::Status EnsurePublication(PgConnection& conn, const PostgresSourceOptions& 
       conn.Exec(absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options_.publication), " FOR ",
                              what, " WITH (publish_via_partition_root = true)"));
   // Another process may have created it at the same moment (42710 duplicate_object).
-  if (!created.ok() && !absl::StrContains(created.status().message(), "[42710]")) {
+  if (!created.ok() && !HasSqlState(created.status(), "42710")) {
     return Annotate(created.status(), "creating the publication");
   }
   return absl::OkStatus();
@@ -667,11 +667,11 @@ absl::Status PostgresSource::DropSlot(PgConnection& conn) {
     if (r.Get(0, 0) != "t") {
       auto dropped = conn.ExecParams("SELECT pg_drop_replication_slot($1)", {options_.slot});
       // 42704: dropped meanwhile; 55006: became active meanwhile (the loop looks again).
-      if (dropped.ok() || absl::StrContains(dropped.status().message(), "[42704]")) {
+      if (dropped.ok() || HasSqlState(dropped.status(), "42704")) {
         spdlog::info("capture: slot {} dropped (this region no longer captures)", options_.slot);
         return absl::OkStatus();
       }
-      if (!absl::StrContains(dropped.status().message(), "[55006]")) {
+      if (!HasSqlState(dropped.status(), "55006")) {
         return Annotate(dropped.status(), "dropping the slot");
       }
     }

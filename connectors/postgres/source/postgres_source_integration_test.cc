@@ -21,7 +21,6 @@
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/postgres/source/source_test_fixture.h"
 #include "connectors/postgres/testing/memory_capture_target.h"
-#include "engine/rows/copy_rows.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_cluster.h"
 

@@ -16,12 +16,12 @@
 #include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/identifiers.h"
 #include "connectors/postgres/source/catalog.h"
-#include "engine/rows/copy_rows.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/relation_cache.h"
 #include "connectors/postgres/source/staged_copy.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry::pg {
 namespace {
@@ -34,7 +34,7 @@ std::string NewCopyId() {
 // Errors of the source database as the admin call reports them: what can be retried as is is
 // kUnavailable, with the lock timeout named.
 absl::Status Retryable(const absl::Status& s, const std::string& table, absl::Duration timeout) {
-  if (absl::StrContains(s.message(), "[55P03]")) {
+  if (HasSqlState(s, "55P03")) {
     return absl::UnavailableError(absl::StrCat(
         "the SHARE lock on ", table, " was not granted within ", absl::FormatDuration(timeout),
         " (long transactions write to it); nothing was copied: run resnapshot again"));
