@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "engine/base/clock.h"
 #include "proto/change.pb.h"
 
 namespace ferry {
@@ -43,10 +44,15 @@ class StopSignal {
   bool WaitFor(absl::Duration timeout) const {
     return notification_.WaitForNotificationWithTimeout(timeout);
   }
+  // Waits on `clock` until `deadline` or a stop; true when stopped.
+  bool SleepUntil(Clock& clock, absl::Time deadline) const {
+    clock.SleepUntil(deadline, &notification_);
+    return stopped();
+  }
 
  private:
   std::atomic<bool> stopped_{false};
-  absl::Notification notification_;
+  mutable absl::Notification notification_;
 };
 
 // Where a source puts what it captured. Implemented by the engine (capture into the outbound

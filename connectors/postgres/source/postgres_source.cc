@@ -387,7 +387,7 @@ class PostgresSource::Session {
         const absl::Time now = source_.clock_->Now();
         const absl::Time due = last_flush_ + options_.commit_delay;
         if (now < due) {
-          stop_.WaitFor(due - now);  // at most the delay; a stop ends it
+          stop_.SleepUntil(*source_.clock_, due);  // at most the delay; a stop ends it
           continue;
         }
       }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/source/source_test_fixture.h"
 
@@ -194,6 +195,31 @@ TEST_F(PostgresSourceTest, ACommitDelayDoesNotHoldATransactionAfterAQuietSpell) 
   Sync();  // an append, at the clock's time
   manual_clock_.Advance(absl::Seconds(61));
   Exec("INSERT INTO t VALUES (1)");
+  EXPECT_TRUE(
+      WaitUntil([&] { return ChangesOf(target_.fragments(), "t").size() == 1; }, absl::Seconds(30)))
+      << run_status_;
+}
+
+// The delay is measured on the source's clock, and its wait ends when that clock reaches the
+// deadline: a transaction held by a minute's delay is captured as soon as the (test's) clock
+// moves past it, not a real minute later.
+TEST_F(PostgresSourceTest, ACommitDelayWaitsOnTheSourcesClock) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions o = Options();
+  o.commit_delay = absl::Seconds(60);
+  o.clock = &manual_clock_;
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();                            // an append, at the clock's time
+  Exec("INSERT INTO t VALUES (1)");  // within the delay: held
+  auto lsn = Query("SELECT pg_current_wal_lsn()::text");
+  ASSERT_EQ(lsn.size(), 1u);
+  auto end = ParseLsn(*lsn[0][0]);
+  ASSERT_TRUE(end.ok()) << end.status();
+  // Received, and held by the delay (the clock has not moved).
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().received_position >= *end; }));
+  EXPECT_EQ(ChangesOf(target_.fragments(), "t").size(), 0u);
+  manual_clock_.Advance(absl::Seconds(61));
   EXPECT_TRUE(
       WaitUntil([&] { return ChangesOf(target_.fragments(), "t").size() == 1; }, absl::Seconds(30)))
       << run_status_;
