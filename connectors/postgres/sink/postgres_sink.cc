@@ -94,14 +94,18 @@ absl::StatusOr<SinkState> PostgresSink::LoadState(const UpstreamLog& upstream) {
   FERRY_RETURN_IF_ERROR(CheckPrivileges(*pipe));
   FERRY_RETURN_IF_ERROR(pg_sink::CreateBookkeeping(*pipe));
   // Before the progress is read: a crash after this makes sessions refuse (target_incarnation.h).
-  const std::string token = absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(bitgen_)),
-                                         absl::Hex(absl::Uniform<uint64_t>(bitgen_)));
-  FERRY_RETURN_IF_ERROR(
-      pipe->Run("INSERT INTO ferry.target_run (source_region, token) VALUES ($1, $2) "
-                "ON CONFLICT (source_region) DO UPDATE SET token = EXCLUDED.token",
-                {options_.source_region, token})
-          .status());
-  incarnation_.Set(token);
+  // Only asynchronous commits can be taken back by a crash; with synchronous_commit on, sessions
+  // never check the token, so none is written.
+  if (!options_.synchronous_commit) {
+    const std::string token = absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(bitgen_)),
+                                           absl::Hex(absl::Uniform<uint64_t>(bitgen_)));
+    FERRY_RETURN_IF_ERROR(
+        pipe->Run("INSERT INTO ferry.target_run (source_region, token) VALUES ($1, $2) "
+                  "ON CONFLICT (source_region) DO UPDATE SET token = EXCLUDED.token",
+                  {options_.source_region, token})
+            .status());
+    incarnation_.Set(token);
+  }
   SinkState state;
   FERRY_ASSIGN_OR_RETURN(
       pg_sink::LoadedProgress progress,

@@ -794,6 +794,22 @@ TEST_F(ApplyTest, ASessionRefusesToCommitOnATargetThatCrashedDuringTheRound) {
   }
 }
 
+// With synchronous_commit on, a crash takes no commit back, so sessions never check the run
+// token and LoadState writes none (one write less per round); with it off, it writes one.
+TEST_F(ApplyTest, TheRunTokenIsWrittenOnlyForAsynchronousCommits) {
+  auto synchronous = PostgresSink::Open(
+      {.dsn = pg_->dsn(db_), .source_region = region_, .synchronous_commit = true});
+  ASSERT_TRUE(synchronous.ok()) << synchronous.status();
+  ASSERT_TRUE((*synchronous)->LoadState({}).ok());
+  const std::string count =
+      absl::StrCat("SELECT count(*) FROM ferry.target_run WHERE source_region = '", region_, "'");
+  EXPECT_EQ(Value(count), "0");
+  auto asynchronous = PostgresSink::Open({.dsn = pg_->dsn(db_), .source_region = region_});
+  ASSERT_TRUE(asynchronous.ok()) << asynchronous.status();
+  ASSERT_TRUE((*asynchronous)->LoadState({}).ok());
+  EXPECT_EQ(Value(count), "1");
+}
+
 TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
   const v1::Relation acc =
       Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
