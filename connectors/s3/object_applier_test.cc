@@ -169,9 +169,12 @@ TEST_F(ObjectApplierTest, LargeObjectsGoMultipart) {
   ExpectEqual();
 }
 
-TEST_F(ObjectApplierTest, FailedMultipartCopyLeavesNothingVisible) {
+// A body flipped on its way is refused by its signed SHA-256 and leaves nothing visible: a part
+// of a multipart copy (the upload is aborted) and a single PUT. A retry then converges.
+TEST_F(ObjectApplierTest, FailedCopiesLeaveNothingVisible) {
   std::string body(2 * kPart + 1, 'z');
   ASSERT_TRUE(client_->PutObject(east_, "big", body, {}).ok());
+  ASSERT_TRUE(client_->PutObject(east_, "small", std::string(kPart / 2, 's'), {}).ok());
   auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   auto through_proxy = Client(absl::StrCat("http://", (*proxy)->address()));
@@ -183,7 +186,14 @@ TEST_F(ObjectApplierTest, FailedMultipartCopyLeavesNothingVisible) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
   EXPECT_EQ(client_->HeadObject(west_, "big").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Versions(west_, "big"), 0u);
+  (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart / 4);
+  auto single = failing->ApplyKey("small");
+  EXPECT_EQ(single.status().code(), absl::StatusCode::kInvalidArgument) << single.status();
+  EXPECT_NE(single.status().message().find("XAmzContentSHA256Mismatch"), std::string::npos)
+      << single.status();
+  EXPECT_EQ(Versions(west_, "small"), 0u);
   EXPECT_EQ(Apply("big"), ApplyOutcome::kWritten);
+  EXPECT_EQ(Apply("small"), ApplyOutcome::kWritten);
   ExpectEqual();
 }
 
