@@ -15,6 +15,7 @@
 #include "bench/side_by_side/cluster_pair.h"
 #include "bench/side_by_side/ferry_pair.h"
 #include "bench/side_by_side/process_cpu.h"
+#include "bench/side_by_side/scenario_steps.h"
 #include "engine/base/status_macros.h"
 #include "tests/support/fault_proxy.h"
 
@@ -48,15 +49,6 @@ std::string FormatSplit(const CpuSplit& before, const CpuSplit& after, double di
   return text;
 }
 
-// pgbench against the source, with these arguments after the connection's.
-std::vector<std::string> Pgbench(const Settings& s, ClusterPair& pair,
-                                 std::vector<std::string> args) {
-  std::vector<std::string> argv = {
-      s.pgbench(), "-h", "127.0.0.1", "-p", absl::StrCat(pair.east().port()), "-U", "postgres"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
 // The first number after `label` in a pgbench log ("" when absent).
 std::string PgbenchFigure(const std::string& log, const std::string& label) {
   const size_t at = log.find(label);
@@ -74,18 +66,6 @@ double Percentile(const std::vector<double>& sorted, double p) {
   const size_t f = static_cast<size_t>(k);
   const size_t c = std::min(f + 1, sorted.size() - 1);
   return sorted[f] + (sorted[c] - sorted[f]) * (k - static_cast<double>(f));
-}
-
-// A ferryd pair over the cluster pair, both started and connected.
-absl::StatusOr<std::unique_ptr<FerryPair>> StartFerry(const Context& ctx, ClusterPair& pair,
-                                                      const FerryPairOptions& options) {
-  FERRY_ASSIGN_OR_RETURN(auto ferry, FerryPair::Configure(ctx.settings, pair, options));
-  FERRY_RETURN_IF_ERROR(ferry->Start(Side::kWest, /*wait=*/true));
-  FERRY_RETURN_IF_ERROR(ferry->Start(Side::kEast, /*wait=*/true));
-  if (!WaitUntil(absl::Seconds(60), absl::Milliseconds(200), [&] { return ferry->Connected(); })) {
-    return Failed("ferry east did not connect to west");
-  }
-  return ferry;
 }
 
 // A perf recording of both ferryd when FERRY_BENCH_PERF asks for one.
@@ -108,11 +88,15 @@ absl::Status InitialLoad(Context& ctx, bool ferry_system) {
   FERRY_RETURN_IF_ERROR(pair->WatchTarget());
   std::unique_ptr<FerryPair> ferry;
   std::unique_ptr<PerfRecording> perf;
+  // Ferry's configs are written before the clock starts (the old script wrote them after, with
+  // six Python processes choosing ports inside Ferry's figure).
+  if (ferry_system) {
+    FERRY_ASSIGN_OR_RETURN(ferry, FerryPair::Configure(s, *pair, {.snapshot = true}));
+  }
   const double t0 = NowSeconds();
   if (!ferry_system) {
     FERRY_RETURN_IF_ERROR(pair->Subscribe(/*copy_data=*/true, pair->east().port()));
   } else {
-    FERRY_ASSIGN_OR_RETURN(ferry, FerryPair::Configure(s, *pair, {.snapshot = true}));
     FERRY_RETURN_IF_ERROR(ferry->Start(Side::kWest, /*wait=*/false));
     FERRY_RETURN_IF_ERROR(ferry->Start(Side::kEast, /*wait=*/false));
     perf = RecordPerf(ctx, *pair, *ferry);
@@ -246,7 +230,7 @@ absl::Status CatchUp(Context& ctx, CatchUpMode mode, int one_way_ms, bool then_b
     }
   }
   const std::string pgbench_log = pair->File("pgbench-catchup.log");
-  FERRY_ASSIGN_OR_RETURN(int rc, Run(Pgbench(s, *pair,
+  FERRY_ASSIGN_OR_RETURN(int rc, Run(Pgbench(s, *pair, Side::kEast,
                                              {"-n", "-c", absl::StrCat(s.clients), "-j", "2", "-t",
                                               absl::StrCat(s.catchup_tx / s.clients), "app"}),
                                      pgbench_log));
@@ -341,7 +325,7 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   const double t_start = NowSeconds();
   auto spawn = [&](std::vector<std::string> args, const std::string& log) {
     ferry::testing::SpawnOptions o;
-    o.argv = Pgbench(s, *pair, std::move(args));
+    o.argv = Pgbench(s, *pair, Side::kEast, std::move(args));
     o.output_path = pair->File(log);
     o.kill_with_parent = true;
     return ChildProcess::Spawn(o);
@@ -460,6 +444,26 @@ absl::Status LagScenario(Context& ctx) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<FerryPair>> StartFerry(const Context& ctx, ClusterPair& pair,
+                                                      const FerryPairOptions& options) {
+  FERRY_ASSIGN_OR_RETURN(auto ferry, FerryPair::Configure(ctx.settings, pair, options));
+  FERRY_RETURN_IF_ERROR(ferry->Start(Side::kWest, /*wait=*/true));
+  FERRY_RETURN_IF_ERROR(ferry->Start(Side::kEast, /*wait=*/true));
+  if (!WaitUntil(absl::Seconds(60), absl::Milliseconds(200), [&] { return ferry->Connected(); })) {
+    return Failed("ferry east did not connect to west");
+  }
+  return ferry;
+}
+
+std::vector<std::string> Pgbench(const Settings& s, ClusterPair& pair, Side side,
+                                 std::vector<std::string> args) {
+  std::vector<std::string> argv = {
+      s.pgbench(), "-h",      "127.0.0.1", "-p", absl::StrCat(pair.cluster(side).port()),
+      "-U",        "postgres"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 const std::vector<Scenario>& Scenarios() {
   static const std::vector<Scenario> kScenarios = {
       {"load", LoadScenario, {"load", "schema"}},
@@ -467,6 +471,8 @@ const std::vector<Scenario>& Scenarios() {
       {"bigtx", BigTxScenario, {"base"}},
       {"proxy", ProxyScenario, {"base"}},
       {"lag", LagScenario, {"base"}},
+      // DR scenarios: Ferry alone (native replication has no switchover to compare with).
+      {"switchover", SwitchoverScenario, {"base"}, /*by_default=*/false},
   };
   return kScenarios;
 }

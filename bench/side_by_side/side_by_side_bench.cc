@@ -126,8 +126,12 @@ int main(int argc, char** argv) {
   Figures figures;
   Templates templates;
   Context ctx{settings, work.path(), templates, figures};
+  std::vector<std::string> running;  // in the order they run
+  for (const Scenario& s : Scenarios()) {
+    if (settings.Want(s.name)) running.push_back(s.name);
+  }
   Log(absl::StrCat("work directory ", work.path(), "; ", settings.quick ? "quick" : "full",
-                   " run: ", absl::StrJoin(settings.only, ",")));
+                   " run: ", absl::StrJoin(running, ",")));
 
   absl::Status status;
   auto need = [&](const std::string& name) {
