@@ -166,7 +166,8 @@ int main(int argc, char** argv) {
     if (!settings.Want(s.name)) continue;
     status = s.run(ctx);
   }
-  if (status.ok() && Interrupted()) status = absl::CancelledError("interrupted");
+  // A wait that gave up on a signal fails its step: say why.
+  if (Interrupted()) status = absl::CancelledError("interrupted by a signal");
   if (!status.ok()) {
     Log("ERROR: " + status.ToString());
     work.Keep();
