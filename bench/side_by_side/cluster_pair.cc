@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "absl/strings/numbers.h"
@@ -93,19 +95,21 @@ CREATE TABLE big (id bigint PRIMARY KEY, payload text NOT NULL);
 }
 
 void NotifyLog::ReadNew() {
-  const std::string text = ReadFile(path_);
-  if (text.size() <= offset_) return;
+  std::ifstream in(path_, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset_));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();  // what was appended since the last complete line
   const size_t end = text.rfind('\n');
-  if (end == std::string::npos || end < offset_) return;  // no complete new line yet
-  for (absl::string_view line :
-       absl::StrSplit(absl::string_view(text).substr(offset_, end - offset_), '\n')) {
+  if (end == std::string::npos) return;  // no complete new line yet
+  for (absl::string_view line : absl::StrSplit(absl::string_view(text).substr(0, end), '\n')) {
     if (line == "ready") ready_ = true;
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     int64_t micros = 0;
     if (f.size() != 3 || !absl::SimpleAtoi(f[2], &micros)) continue;  // stderr lines
     notes_.push_back({std::string(f[0]), std::string(f[1]), micros});
   }
-  offset_ = end + 1;
+  offset_ += end + 1;
 }
 
 bool NotifyLog::Ready() {

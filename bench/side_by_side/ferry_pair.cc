@@ -106,7 +106,7 @@ absl::StatusOr<FerryPair::CtlResult> FerryPair::Ctl(Side s, const std::vector<st
   std::vector<std::string> argv = {settings_->ferryctl(), "--admin", admin_address(s), "--timeout",
                                    absl::StrCat(timeout_s)};
   argv.insert(argv.end(), args.begin(), args.end());
-  const std::string out = pair_->File(absl::StrCat("ferryctl-", ++ctl_calls_ % 2, ".out"));
+  const std::string out = pair_->File("ferryctl.out");  // the last call's output
   std::ofstream(out, std::ios::trunc).close();
   FERRY_ASSIGN_OR_RETURN(int rc, Run(argv, out));
   return CtlResult{rc, ReadFile(out)};

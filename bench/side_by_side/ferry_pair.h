@@ -69,7 +69,6 @@ class FerryPair {
   int replication_[2] = {0, 0};
   std::unique_ptr<ferry::testing::FaultProxy> proxy_;
   std::unique_ptr<ferry::testing::ChildProcess> daemon_[2];
-  int ctl_calls_ = 0;
 };
 
 }  // namespace ferry::bench::sbs

@@ -80,7 +80,8 @@ class Table {
   std::string Max(const std::string& a, const std::string& b) const {
     auto x = f_.Number(a), y = f_.Number(b);
     if (!x && !y) return "";
-    return absl::StrCat(std::max(x.value_or(*y), y.value_or(*x)));
+    if (!x || !y) return absl::StrCat(x ? *x : *y);
+    return absl::StrCat(std::max(*x, *y));
   }
 
  private:
