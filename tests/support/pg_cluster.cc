@@ -159,7 +159,12 @@ absl::StatusOr<ResultPtr> RunSql(const std::string& dsn, const std::string& sql)
 absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& options) {
   auto cluster = std::unique_ptr<PgCluster>(new PgCluster());
   cluster->options_ = options;
-  std::string pattern = "/tmp/ferry-pg-XXXXXX";
+  const bool copy = !options.template_data_dir.empty();
+  if (copy && std::filesystem::exists(options.template_data_dir + "/postmaster.pid")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "template ", options.template_data_dir, " is in use (postmaster.pid): stop it first"));
+  }
+  std::string pattern = options.parent_dir + "/ferry-pg-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     return absl::InternalError(absl::StrCat("mkdtemp ", pattern, ": ", std::strerror(errno)));
   }
@@ -175,23 +180,36 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
       return absl::InternalError(absl::StrCat("chown ", cluster->dir_, ": ", std::strerror(errno)));
     }
   }
-  FERRY_RETURN_IF_ERROR(cluster->RunAsPostgres({options.bin_dir + "/initdb", "-D",
-                                                cluster->data_dir(), "--auth=trust", "--no-sync",
-                                                "-U", kDbUser, "-E", "UTF8", "--locale=C.UTF-8"}));
-
-  std::vector<std::string> conf = {
-      "",
-      "# Added by ferry::testing::PgCluster",
-      "listen_addresses = '127.0.0.1'",
-      absl::StrCat("unix_socket_directories = '", cluster->dir_, "'"),
-      "wal_level = logical",
-      "max_replication_slots = 32",
-      "max_wal_senders = 32",
-      "max_worker_processes = 32",
-      absl::StrCat("fsync = ", options.fsync ? "on" : "off"),
-      // The port lives in its own file, rewritten when a start attempt moves to a new port.
-      "include 'ferry_port.conf'",
-  };
+  std::vector<std::string> conf;
+  if (copy) {
+    FERRY_RETURN_IF_ERROR(
+        cluster->RunAsPostgres({"cp", "-a", options.template_data_dir, cluster->data_dir()}));
+    // The template's own lines come first; these override them (the last setting wins).
+    conf = {
+        "",
+        absl::StrCat("# Copied from ", options.template_data_dir, " by ferry::testing::PgCluster"),
+        absl::StrCat("unix_socket_directories = '", cluster->dir_, "'"),
+        absl::StrCat("fsync = ", options.fsync ? "on" : "off"),
+        "include 'ferry_port.conf'",
+    };
+  } else {
+    FERRY_RETURN_IF_ERROR(cluster->RunAsPostgres(
+        {options.bin_dir + "/initdb", "-D", cluster->data_dir(), "--auth=trust", "--no-sync", "-U",
+         kDbUser, "-E", "UTF8", "--locale=C.UTF-8"}));
+    conf = {
+        "",
+        "# Added by ferry::testing::PgCluster",
+        "listen_addresses = '127.0.0.1'",
+        absl::StrCat("unix_socket_directories = '", cluster->dir_, "'"),
+        "wal_level = logical",
+        "max_replication_slots = 32",
+        "max_wal_senders = 32",
+        "max_worker_processes = 32",
+        absl::StrCat("fsync = ", options.fsync ? "on" : "off"),
+        // The port lives in its own file, rewritten when a start attempt moves to a new port.
+        "include 'ferry_port.conf'",
+    };
+  }
   conf.insert(conf.end(), options.extra_config.begin(), options.extra_config.end());
   {
     std::ofstream out(cluster->data_dir() + "/postgresql.conf", std::ios::app);
@@ -199,7 +217,7 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
     if (!out.good()) return absl::InternalError("cannot append to postgresql.conf");
   }
   FERRY_RETURN_IF_ERROR(cluster->StartServer(/*may_change_port=*/true));
-  if (!options.database.empty() && options.database != "postgres") {
+  if (!copy && !options.database.empty() && options.database != "postgres") {
     FERRY_RETURN_IF_ERROR(Annotate(
         cluster->Exec(absl::StrCat("CREATE DATABASE \"", options.database, "\""), "postgres"),
         "create database"));

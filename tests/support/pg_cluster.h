@@ -1,11 +1,12 @@
 // PgCluster: a throwaway Postgres 15 cluster for integration tests.
 //
 // Start() runs initdb in a fresh temporary directory (/tmp/ferry-pg-XXXXXX), configures
-// wal_level=logical on a free loopback port and starts the server. initdb refuses root, so a
-// test running as root runs initdb, pg_ctl and the server as the OS user `postgres`; any
-// other user runs them as itself.
-// The destructor stops it and removes the directory, unless the test failed: then the
-// directory and the server log are kept and their path is printed.
+// wal_level=logical on a free loopback port and starts the server; or, given a template's data
+// directory, copies it instead of running initdb (many cases that start from the same data). initdb
+// refuses root, so a test running as root runs initdb, pg_ctl and the server as the OS user
+// `postgres`; any other user runs them as itself. The destructor stops it and removes the
+// directory, unless the test failed: then the directory and the server log are kept and their path
+// is printed.
 //
 // Example:
 //   auto pg = PgCluster::Start();
@@ -38,6 +39,15 @@ struct PgClusterOptions {
   // How many free ports Start() tries when the server fails to bind (another process may take
   // the port between choosing it and the server binding it).
   int start_attempts = 5;
+  // Where Start() makes the cluster's directory (PARENT/ferry-pg-XXXXXX). When running as root,
+  // the OS user postgres must be able to enter it.
+  std::string parent_dir = "/tmp";
+  // When set, Start() copies this data directory (`cp -a`) instead of running initdb: the data
+  // directory of a cluster stopped cleanly, e.g. a template made once and copied for every case.
+  // The copy keeps the template's data and configuration and gets its own directory, port and
+  // socket directory; fsync and extra_config are appended to its configuration, and `database`
+  // must exist in it already (it is not created).
+  std::string template_data_dir;
 };
 
 using Row = std::vector<std::optional<std::string>>;  // text values; nullopt is NULL
@@ -82,6 +92,9 @@ class PgCluster {
   [[nodiscard]] absl::Status StartAgain();
   [[nodiscard]] absl::Status Restart(StopMode mode = StopMode::kFast);
   bool running() const { return running_; }
+  // Keep the directory after the cluster is gone (the server is still stopped), for a look at
+  // its data and log afterwards; the destructor prints its path.
+  void Keep() { keep_dir_ = true; }
 
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;

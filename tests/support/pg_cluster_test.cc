@@ -1,8 +1,12 @@
 #include "tests/support/pg_cluster.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace ferry::testing {
 namespace {
@@ -117,6 +121,54 @@ TEST(PgClusterTest, DestructorRemovesTheDirectory) {
     EXPECT_TRUE(std::filesystem::exists(dir));
   }
   EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+TEST(PgClusterTest, StartsAsACopyOfAStoppedTemplateInTheParentDirectory) {
+  TempDir parent("ferry-pg-copy-test");
+  ASSERT_EQ(::chmod(parent.path().c_str(), 0755), 0);  // the postgres OS user enters it
+  PgClusterOptions options;
+  options.parent_dir = parent.path();
+  options.extra_config = {"application_name = 'template'"};
+  auto tpl = PgCluster::Start(options);
+  ASSERT_TRUE(tpl.ok()) << tpl.status();
+  EXPECT_TRUE(absl::StartsWith((*tpl)->dir(), parent.path() + "/ferry-pg-")) << (*tpl)->dir();
+  ASSERT_TRUE((*tpl)->Exec("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)").ok());
+
+  PgClusterOptions copy_options;
+  copy_options.parent_dir = parent.path();
+  copy_options.template_data_dir = (*tpl)->data_dir();
+  copy_options.extra_config = {"application_name = 'copy'"};
+  // A running template would be copied torn: refused.
+  EXPECT_EQ(PgCluster::Start(copy_options).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE((*tpl)->Stop().ok());
+  auto a = PgCluster::Start(copy_options);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = PgCluster::Start(copy_options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE((*a)->port(), (*b)->port());
+  EXPECT_TRUE(absl::StartsWith((*a)->dir(), parent.path() + "/ferry-pg-")) << (*a)->dir();
+  // The template's data, in the database it created; the copy's own settings on top.
+  EXPECT_EQ((*a)->QueryValue("SELECT count(*) FROM t").value_or("?"), "2");
+  EXPECT_EQ((*a)->QueryValue("SHOW application_name").value_or("?"), "copy");
+  EXPECT_EQ((*a)->QueryValue("SHOW unix_socket_directories").value_or("?"), (*a)->dir());
+  // Each copy is its own cluster, and the template is untouched.
+  ASSERT_TRUE((*a)->Exec("INSERT INTO t VALUES (3)").ok());
+  EXPECT_EQ((*b)->QueryValue("SELECT count(*) FROM t").value_or("?"), "2");
+  ASSERT_TRUE((*tpl)->StartAgain().ok());
+  EXPECT_EQ((*tpl)->QueryValue("SELECT count(*) FROM t").value_or("?"), "2");
+}
+
+TEST(PgClusterTest, KeepLeavesTheDirectory) {
+  std::string dir;
+  {
+    auto pg = PgCluster::Start();
+    ASSERT_TRUE(pg.ok()) << pg.status();
+    dir = (*pg)->dir();
+    (*pg)->Keep();
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir + "/data/PG_VERSION"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

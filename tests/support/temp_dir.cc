@@ -13,8 +13,8 @@
 
 namespace ferry::testing {
 
-TempDir::TempDir(std::string_view prefix) {
-  std::string pattern = "/tmp/" + std::string(prefix) + "-XXXXXX";
+TempDir::TempDir(std::string_view prefix, std::string_view parent) {
+  std::string pattern = std::string(parent) + "/" + std::string(prefix) + "-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     std::fprintf(stderr, "TempDir: mkdtemp(%s): %s\n", pattern.c_str(), std::strerror(errno));
     std::abort();

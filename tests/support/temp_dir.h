@@ -1,4 +1,4 @@
-// TempDir: a fresh directory under /tmp for the life of a test object.
+// TempDir: a fresh directory under /tmp (or another parent) for the life of a test object.
 //
 // The destructor removes the directory and everything in it, unless the current test has
 // failed (::testing::Test::HasFailure()): then the directory is kept for inspection and its
@@ -16,9 +16,10 @@ namespace ferry::testing {
 
 class TempDir {
  public:
-  // Creates /tmp/PREFIX-XXXXXX (mode 0700). Creating a directory in /tmp is not expected to
-  // fail on a test machine, so a failure aborts the process with a message.
-  explicit TempDir(std::string_view prefix = "ferry-test");
+  // Creates PARENT/PREFIX-XXXXXX (mode 0700). Creating a directory in /tmp is not expected to
+  // fail on a test machine, so a failure aborts the process with a message (also when `parent`
+  // does not exist).
+  explicit TempDir(std::string_view prefix = "ferry-test", std::string_view parent = "/tmp");
   ~TempDir();
 
   TempDir(const TempDir&) = delete;

@@ -1,0 +1,181 @@
+#include "bench/side_by_side/process_cpu.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/side_by_side/side_by_side.h"
+
+namespace ferry::bench::sbs {
+namespace {
+
+// The fields of /proc/PID/stat after "(comm)": [0] is field 3 (state), [1] field 4 (ppid),
+// [11..14] fields 14..17 (utime, stime, cutime, cstime).
+std::vector<std::string> StatFields(pid_t pid) {
+  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return {};
+  return absl::StrSplit(stat.substr(close_paren + 2), ' ', absl::SkipEmpty());
+}
+
+pid_t Postmaster(const ferry::testing::PgCluster& cluster) {
+  std::ifstream in(cluster.data_dir() + "/postmaster.pid");
+  long pid = 0;
+  if (!(in >> pid)) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+}  // namespace
+
+double ProcessCpuSeconds(pid_t pid) {
+  if (pid <= 0) return 0;
+  const std::vector<std::string> f = StatFields(pid);
+  if (f.size() < 15) return 0;
+  double ticks = 0;
+  for (int i = 11; i <= 14; ++i) {
+    double v = 0;
+    if (absl::SimpleAtod(f[i], &v)) ticks += v;
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster) {
+  const pid_t pm = Postmaster(cluster);
+  if (pm <= 0) return 0;
+  double total = ProcessCpuSeconds(pm);
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return total;
+  const std::string parent = absl::StrCat(pm);
+  while (dirent* e = readdir(proc)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
+    const std::vector<std::string> f = StatFields(pid);
+    if (f.size() > 1 && f[1] == parent) total += ProcessCpuSeconds(pid);
+  }
+  closedir(proc);
+  return total;
+}
+
+MachineTicks ReadMachineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  MachineTicks t;
+  auto at = [&](size_t i) {
+    double v = 0;
+    return i < f.size() && absl::SimpleAtod(f[i], &v) ? v : 0.0;
+  };
+  // cpu user nice system idle iowait irq softirq ...
+  t.busy = at(1) + at(2) + at(3) + at(5) + at(6) + at(7);
+  t.idle = at(4);
+  return t;
+}
+
+std::string BusyPercent(const MachineTicks& before, const MachineTicks& after) {
+  const double busy = after.busy - before.busy;
+  const double idle = after.idle - before.idle;
+  if (busy + idle <= 0) return "?";
+  return absl::StrFormat("%.0f", 100 * busy / (busy + idle));
+}
+
+std::string VmHwmMb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (pid > 0 && std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) != 0) continue;
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    double kb = 0;
+    if (f.size() >= 2 && absl::SimpleAtod(f[1], &kb)) return absl::StrFormat("%.0f", kb / 1024);
+  }
+  return "?";
+}
+
+void ClearHwm(pid_t pid) {
+  if (pid <= 0) return;
+  std::ofstream(absl::StrCat("/proc/", pid, "/clear_refs")) << "5";
+}
+
+PerfRecording::PerfRecording(std::string mode, std::string dir, std::string profiles_dir,
+                             std::string tag, std::vector<std::pair<std::string, pid_t>> processes)
+    : mode_(std::move(mode)),
+      dir_(std::move(dir)),
+      profiles_dir_(std::move(profiles_dir)),
+      tag_(std::move(tag)) {
+  if (mode_.empty()) return;
+  auto record = [&](const std::string& name, std::vector<std::string> argv) {
+    ferry::testing::SpawnOptions spawn;
+    spawn.argv = std::move(argv);
+    spawn.output_path = absl::StrCat(dir_, "/perf-", name, ".log");
+    spawn.kill_with_parent = true;
+    auto child = ferry::testing::ChildProcess::Spawn(spawn);
+    if (!child.ok()) {
+      Log(absl::StrCat("perf record (", name, "): ", child.status().ToString()));
+      return;
+    }
+    names_.push_back(name);
+    recorders_.push_back(*std::move(child));
+  };
+  if (mode_ == "system") {  // every process on the machine, Postgres included
+    record("system", {"perf", "record", "-e", "cpu-clock", "-F", "999", "-a", "-o",
+                      dir_ + "/perf-system.data"});
+  } else {
+    for (const auto& [name, pid] : processes) {
+      if (pid <= 0 || kill(pid, 0) != 0) continue;
+      const std::string out = absl::StrCat(dir_, "/perf-", name, ".data");
+      if (mode_ == "stat") {  // per-event costs: syscalls and switches per thread
+        record(name, {"perf", "record", "-e",
+                      "syscalls:sys_enter_fdatasync,syscalls:sys_enter_write,syscalls:sys_enter_"
+                      "sendmsg,syscalls:sys_enter_futex,sched:sched_switch",
+                      "-p", absl::StrCat(pid), "-o", out});
+      } else {
+        record(name, {"perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-p",
+                      absl::StrCat(pid), "-o", out});
+      }
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+}
+
+void PerfRecording::Stop() {
+  for (auto& r : recorders_) {
+    r->Kill(SIGINT);
+    r->Wait();
+  }
+  recorders_.clear();
+  for (const std::string& name : names_) {
+    const std::string data = absl::StrCat(dir_, "/perf-", name, ".data");
+    const std::string text = absl::StrCat(dir_, "/perf-", name, ".txt");
+    if (!std::filesystem::exists(data)) continue;
+    std::string command;
+    if (mode_ == "stat") {  // events per thread name and kind (divide by the transactions)
+      command =
+          absl::StrCat("perf script -i '", data,
+                       "' -F comm,event 2> /dev/null | sort | uniq -c | sort -rn > '", text, "'");
+    } else {
+      command = absl::StrCat("perf report -i '", data,
+                             "' --stdio --no-children --percent-limit 1.5 -g none > '", text,
+                             "' 2> /dev/null");
+    }
+    (void)Run({"/bin/sh", "-c", command}, "");
+    std::error_code ec;
+    std::filesystem::create_directories(profiles_dir_, ec);
+    const std::string kept = absl::StrCat(profiles_dir_, "/", tag_, "-", name, ".txt");
+    std::filesystem::copy_file(text, kept, std::filesystem::copy_options::overwrite_existing, ec);
+    Log(absl::StrCat(mode_ == "stat" ? "counts: " : "profile: ", kept));
+  }
+  names_.clear();
+}
+
+}  // namespace ferry::bench::sbs

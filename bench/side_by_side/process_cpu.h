@@ -1,0 +1,56 @@
+// CPU and memory accounting from /proc, and optional perf recordings: what the old script read
+// with awk, by the same fields.
+//
+//   ProcessCpuSeconds   utime + stime + cutime + cstime of /proc/PID/stat (a process with the
+//                       children it reaped); 0 once the process is gone.
+//   ClusterCpuSeconds   a cluster's postmaster (with its reaped backends) and its live children.
+//   MachineTicks        the machine's busy and idle ticks from /proc/stat's "cpu" line (busy:
+//                       user, nice, system, iowait, irq, softirq).
+//   VmHwmMb / ClearHwm  peak RSS from /proc/PID/status; reset through /proc/PID/clear_refs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/child_process.h"
+#include "tests/support/pg_cluster.h"
+
+namespace ferry::bench::sbs {
+
+double ProcessCpuSeconds(pid_t pid);
+double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster);
+
+struct MachineTicks {
+  double busy = 0;
+  double idle = 0;
+};
+MachineTicks ReadMachineTicks();
+// Percent of the machine busy between two readings, rounded ("%.0f").
+std::string BusyPercent(const MachineTicks& before, const MachineTicks& after);
+
+// "%.0f" MB, or "?" when the process is gone.
+std::string VmHwmMb(pid_t pid);
+void ClearHwm(pid_t pid);
+
+// FERRY_BENCH_PERF during a measured stretch: "1" samples the given processes with call
+// graphs, "system" the whole machine, "stat" counts syscalls and context switches per thread;
+// "" does nothing. Summaries go to WORK/profiles/TAG-NAME.txt.
+class PerfRecording {
+ public:
+  // `processes`: (name, pid) of the processes to record (pid 0: skipped).
+  PerfRecording(std::string mode, std::string dir, std::string profiles_dir, std::string tag,
+                std::vector<std::pair<std::string, pid_t>> processes);
+  // Stops the recorders (SIGINT) and writes the summaries. Idempotent.
+  void Stop();
+  ~PerfRecording() { Stop(); }
+
+ private:
+  std::string mode_, dir_, profiles_dir_, tag_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<ferry::testing::ChildProcess>> recorders_;
+};
+
+}  // namespace ferry::bench::sbs
