@@ -1,5 +1,7 @@
 #include "engine/rows/copy_rows.h"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -110,6 +112,15 @@ struct RowScan {
 RowScan ScanRow(absl::string_view row, const v1::Relation& relation, size_t max_value_bytes) {
   RowScan scan;
   if (relation.columns_size() == 0 && row.empty()) return scan;
+  // Most rows hold no escape, NUL or carriage return, and no value longer than the limit: then
+  // the values are the tab-separated fields and none has a problem. Three memchr and a count
+  // instead of a branch per byte (this scan was a third of a standby's CPU in an initial load).
+  if (row.size() <= max_value_bytes && std::memchr(row.data(), '\\', row.size()) == nullptr &&
+      std::memchr(row.data(), '\0', row.size()) == nullptr &&
+      std::memchr(row.data(), '\r', row.size()) == nullptr) {
+    scan.columns = 1 + static_cast<int>(std::count(row.begin(), row.end(), '\t'));
+    return scan;
+  }
   size_t i = 0;
   while (true) {
     const int column = scan.columns++;

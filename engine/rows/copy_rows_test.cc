@@ -93,6 +93,14 @@ TEST(CopyRows, MalformedOrHostileRowsAreRefused) {
   std::string escaped;
   for (int i = 0; i < 100; ++i) escaped += "\\101";
   EXPECT_EQ(problem("1\t" + escaped + "\n", 1), "");
+  // Plain rows (no escape, NUL or carriage return, shorter than the limit) are counted by their
+  // tabs; the same verdicts as the byte-by-byte walk, at and around the limits.
+  EXPECT_EQ(problem("\t\n", 1), "");  // two empty values
+  EXPECT_THAT(problem("\t\t\n", 1), ::testing::HasSubstr("has 3 values"));
+  EXPECT_THAT(problem("\n", 1), ::testing::HasSubstr("has 1 values"));
+  EXPECT_EQ(problem("1\t" + std::string(98, 'v') + "\n", 1), "");   // the row is 100 bytes
+  EXPECT_EQ(problem("1\t" + std::string(100, 'v') + "\n", 1), "");  // the value is 100 bytes
+  EXPECT_THAT(problem("1\t" + std::string(98, 'v') + "\t\n", 1), ::testing::HasSubstr("has 3"));
   std::vector<v1::Change> out;
   EXPECT_EQ(ExpandCopyRows(Copy("1\ta\n", 2), 2, &out).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ExpandCopyRows(Copy("1\n", 1), 2, &out).code(), absl::StatusCode::kDataLoss);
