@@ -14,6 +14,7 @@
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
+#   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
 #   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions).
 #

@@ -53,6 +53,9 @@ absl::StatusOr<std::unique_ptr<FerryPair>> FerryPair::Configure(const Settings& 
         << "  replication: 127.0.0.1:"
         << (east ? east_ships_to : f->replication_[Index(Side::kEast)]) << "\n"
         << "  region: " << (east ? "west" : "east") << "\n";
+    if (!settings.compression_level.empty()) {
+      out << "stream:\n  compression_level: " << settings.compression_level << "\n";
+    }
     if (!out.good()) return absl::InternalError("cannot write the ferryd configs");
   }
   return f;
