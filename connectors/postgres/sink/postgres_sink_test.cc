@@ -422,8 +422,8 @@ TEST_F(ApplyTest, HostileInputStopsTheTableAndNothingIsHalfApplied) {
   bad.push_back(
       Txn({good, big}, {Insert(10, {"1", std::string(64 << 20, 'x')}), Insert(7, {"3"})}));
   bad.push_back(Txn({good, n, w, big}, {Insert(7, {"4"}), Insert(8, {"9", "9"})}));
+  apply_.reset();  // first: its reader thread waits on the log
   log_.reset();
-  apply_.reset();
   auto reopened = DurableLog::Open(
       {.path = dir_.File("inbound"), .sync = false, .max_record_bytes = 128 << 20});
   ASSERT_TRUE(reopened.ok());
