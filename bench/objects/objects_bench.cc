@@ -8,6 +8,7 @@
 //
 // Usage: objects_bench [--objects N] [--size BYTES] [--big N] [--big-size BYTES]
 //                      [--parallelism P] [--reps R] [--rclone-streamed 0|1]
+//                      [--part-size BYTES]
 // Both buckets are on one gateway, so rclone copies server-side (CopyObject: no body leaves
 // radosgw) unless --rclone-streamed 1 disables that (`--disable Copy`): then it GETs and PUTs
 // each body, as it must between two S3 services that do not share credentials.
@@ -43,6 +44,7 @@ struct Args {
   int parallelism = 4;
   int reps = 3;
   bool rclone_streamed = false;
+  uint64_t part_size = uint64_t{8} << 20;  // ObjectApplierOptions' default
 };
 
 bool Parse(int argc, char** argv, Args* a) {
@@ -64,10 +66,13 @@ bool Parse(int argc, char** argv, Args* a) {
       a->reps = static_cast<int>(v);
     else if (k == "--rclone-streamed")
       a->rclone_streamed = v != 0;
+    else if (k == "--part-size")
+      a->part_size = v;
     else
       return false;
   }
-  return argc % 2 == 1 && a->reps >= 1 && a->parallelism >= 1 && a->objects + a->big > 0;
+  return argc % 2 == 1 && a->reps >= 1 && a->parallelism >= 1 && a->objects + a->big > 0 &&
+         a->part_size >= (uint64_t{5} << 20);
 }
 
 double Median(std::vector<double> v) {
@@ -82,7 +87,8 @@ int main(int argc, char** argv) {
   if (!Parse(argc, argv, &args)) {
     std::fprintf(stderr,
                  "usage: %s [--objects N] [--size B] [--big N] [--big-size B] "
-                 "[--parallelism P] [--reps R] [--rclone-streamed 0|1]\n",
+                 "[--parallelism P] [--reps R] [--rclone-streamed 0|1] "
+                 "[--part-size B>=5MiB]\n",
                  argv[0]);
     return 2;
   }
@@ -132,10 +138,13 @@ int main(int argc, char** argv) {
     events.push_back(std::move(se));
   }
   const double mb = static_cast<double>(total_bytes) / 1e6;
-  std::printf("%zu objects, %.1f MB (%d of %llu B, %d of %llu B), parallelism %d, rclone %s\n",
-              keys.size(), mb, args.objects, static_cast<unsigned long long>(args.size), args.big,
-              static_cast<unsigned long long>(args.big_size), args.parallelism,
-              args.rclone_streamed ? "streamed (--disable Copy)" : "server-side copy");
+  std::printf(
+      "%zu objects, %.1f MB (%d of %llu B, %d of %llu B), parallelism %d, Ferry's parts %llu B, "
+      "rclone %s\n",
+      keys.size(), mb, args.objects, static_cast<unsigned long long>(args.size), args.big,
+      static_cast<unsigned long long>(args.big_size), args.parallelism,
+      static_cast<unsigned long long>(args.part_size),
+      args.rclone_streamed ? "streamed (--disable Copy)" : "server-side copy");
   std::printf("%-4s %10s %11s %10s %10s %11s %10s %7s\n", "rep", "ferry s", "ferry obj/s",
               "ferry MB/s", "rclone s", "rclone obj/s", "rclone MB/s", "ratio");
   std::vector<double> ratios, ferry_mbs, rclone_mbs;
@@ -151,7 +160,8 @@ int main(int argc, char** argv) {
                                                        .source_bucket = "bench-src",
                                                        .target = &s3,
                                                        .target_bucket = ferry_dst,
-                                                       .origin_region = "east"});
+                                                       .origin_region = "east",
+                                                       .part_size = args.part_size});
       if (!applier.ok()) return false;
       ferry::s3::EventBatchApplier batch(applier->get(), "bench-src", args.parallelism);
       const absl::Time start = absl::Now();
