@@ -69,7 +69,7 @@ class ReplicationE2ETest : public ::testing::Test {
 };
 
 TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(
       east()
           .Exec("BEGIN;"
@@ -90,7 +90,7 @@ TEST_F(ReplicationE2ETest, SnapshotAndLiveChangesReachTheStandby) {
 // while the cause is still there (the table stays stopped), then, once fixed, every change from
 // the one that stopped it is applied and the table applies again; other tables never stopped.
 TEST_F(ReplicationE2ETest, ResumeTableAppliesFromTheChangeThatStoppedIt) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   // Out of band on the standby: the row the next update needs disappears.
   ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM accounts WHERE id = 5").ok());
@@ -205,7 +205,7 @@ std::string ReadLog(const std::string& path) {
 // REPLICA IDENTITY FULL within about a second, logs it, and the table's updates and deletes
 // then replicate. Fails before the change: the UPDATE failed for good and nothing said so.
 TEST_F(ReplicationE2ETest, KeylessTableCreatedWhileRunningTakesUpdatesThatReplicate) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   ASSERT_TRUE(
       east()
@@ -238,7 +238,7 @@ TEST_F(ReplicationE2ETest, KeylessTableCreatedWhileRunningTakesUpdatesThatReplic
 // status. The standby's Postgres restarts (apply's connection is lost), then the primary's
 // (capture's replication connection is lost); both recover and nothing is lost.
 TEST_F(ReplicationE2ETest, LostDatabaseConnectionsAreLogLines) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   ASSERT_TRUE(west().Restart(PgCluster::StopMode::kImmediate).ok());
   ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 7 WHERE id = 7").ok());
@@ -260,8 +260,9 @@ TEST_F(ReplicationE2ETest, LostDatabaseConnectionsAreLogLines) {
 // standby's inbound log is trimmed past its stop again, resume-table refuses it with what to
 // do, and the other table keeps replicating.
 TEST_F(ReplicationE2ETest, AStoppedTableOverItsBoundNeedsAResnapshotAndNoLongerPinsTheLog) {
-  StartRegions({.apply_yaml = "  stopped_table_retention_bytes: 64KiB\n",
-                .extra_yaml = "log:\n  retention_bytes: 0\n  retention_seconds: 0\n"});
+  ASSERT_NO_FATAL_FAILURE(
+      StartRegions({.apply_yaml = "  stopped_table_retention_bytes: 64KiB\n",
+                    .extra_yaml = "log:\n  retention_bytes: 0\n  retention_seconds: 0\n"}));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM accounts WHERE id = 5").ok());
   ASSERT_TRUE(east().Exec("UPDATE accounts SET balance = 1 WHERE id = 5").ok());
@@ -341,7 +342,7 @@ TEST_F(ReplicationE2ETest, AStoppedTableOverItsBoundNeedsAResnapshotAndNoLongerP
 
 // What a load balancer or a DNS failover record polls, on real ferryd processes.
 TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   auto get = [&](Region r, const std::string& path) {
     return HttpGet(absl::StrCat("http://", regions_->metrics_address(r), path));
   };
@@ -372,7 +373,7 @@ TEST_F(ReplicationE2ETest, HealthEndpointsTellThePrimaryApart) {
 // Regression: ferryd never passed the region's epoch to the sink, so apply's replication origins
 // were named with epoch 0 and the fence against an applier of an older epoch never engaged.
 TEST_F(ReplicationE2ETest, ApplyOriginsCarryTheRegionsEpoch) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(east().Exec("INSERT INTO events (account, note) VALUES (1, 'epoch');").ok());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   auto status = regions_->Status(Region::kWest);
@@ -396,7 +397,7 @@ TEST_F(ReplicationE2ETest, ApplyOriginsCarryTheRegionsEpoch) {
 }
 
 TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
   // What was sent before the pause may still be acknowledged: wait until nothing is in flight.
@@ -439,7 +440,7 @@ TEST_F(ReplicationE2ETest, PauseHoldsChangesBackAndResumeDeliversThem) {
 }
 
 TEST_F(ReplicationE2ETest, StatusPositionsAndLagMatchTheDatabases) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(east()
                   .Exec("INSERT INTO events (account, note) SELECT g % 100, 'n' FROM "
                         "generate_series(1, 1000) g")
@@ -497,7 +498,7 @@ TEST_F(ReplicationE2ETest, StatusPositionsAndLagMatchTheDatabases) {
 }
 
 TEST_F(ReplicationE2ETest, BothDaemonsRestartInEitherOrderWithoutLoss) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   // Order 1: east stops first, west second; changes made while both are down; east starts
   // first.
@@ -524,8 +525,8 @@ TEST_F(ReplicationE2ETest, BothDaemonsRestartInEitherOrderWithoutLoss) {
 // wall clock: with --drain 600 the old standby applied everything before exiting; this one
 // exits while the standby's database still lacks most of the backlog.
 TEST_F(ReplicationE2ETest, SigtermOnAStandbyWithABacklogExitsAndTheRestartCatchesUp) {
-  StartRegions(
-      {.apply_workers = 1, .apply_group_max_transactions = 5, .ferryd_args = {"--drain", "600"}});
+  ASSERT_NO_FATAL_FAILURE(StartRegions(
+      {.apply_workers = 1, .apply_group_max_transactions = 5, .ferryd_args = {"--drain", "600"}}));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(90)).ok());
   // A backlog in west's inbound log: apply held back while 20,000 transactions arrive.
   ASSERT_TRUE(regions_->Pause(Region::kWest).ok());
@@ -569,7 +570,7 @@ TEST_F(ReplicationE2ETest, SigtermOnAStandbyWithABacklogExitsAndTheRestartCatche
 }
 
 TEST_F(ReplicationE2ETest, BadAdminTokenIsRefused) {
-  StartRegions({.admin_token = "right-admin-token"});
+  ASSERT_NO_FATAL_FAILURE(StartRegions({.admin_token = "right-admin-token"}));
   const std::string wrong = regions_->config_path(Region::kEast) + ".wrong-token";
   std::ofstream(wrong) << "wrong-admin-token\n";
   auto refused = regions_->Ctl(Region::kEast, {"pause"}, wrong);

@@ -5,7 +5,7 @@
 
 namespace ferry::testing {
 
-// Returns 0 when no port could be had.
+// Never the same port twice in one process. Returns 0 when no port could be had.
 int FreePort();
 
 }  // namespace ferry::testing
