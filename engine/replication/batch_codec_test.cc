@@ -100,6 +100,25 @@ TEST(BatchCodecTest, RefusesZstdBomb) {
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << decoded.status();
 }
 
+// The decoder reuses one zstd context per thread: a frame that failed half-way (a bomb stopped
+// at its declared size, a truncated frame) leaves nothing behind that the next batch would see.
+TEST(BatchCodecTest, AFailedFrameDoesNotSpoilTheThreadsNextDecode) {
+  BatchEncoder encoder(3);
+  auto good = encoder.Encode(Records(1, 50));
+  ASSERT_TRUE(good.ok()) << good.status();
+  ferry::v1::Batch truncated = *good;
+  truncated.set_blob(good->blob().substr(0, good->blob().size() / 2));
+  ferry::v1::Batch short_declared = *good;
+  short_declared.set_uncompressed_size(good->uncompressed_size() / 3);
+  for (const ferry::v1::Batch* bad : {&truncated, &short_declared}) {
+    EXPECT_EQ(DecodeBatch(*bad, {}).status().code(), absl::StatusCode::kDataLoss);
+    auto decoded = DecodeBatch(*good, {});
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_EQ(decoded->size(), 50u);
+    EXPECT_EQ((*decoded)[49].payload, std::string(149, 'x'));
+  }
+}
+
 TEST(BatchCodecTest, RefusesUnknownKindAndOversizedRecord) {
   BatchEncoder encoder(0);
   std::vector<LogRecord> records = Records(1, 2);
