@@ -3,8 +3,10 @@
 #include <openssl/evp.h>
 
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/body_pipe.h"
 #include "connectors/s3/replica_marker.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
@@ -13,6 +15,8 @@ namespace ferry::s3 {
 namespace {
 
 constexpr uint64_t kMinPartSize = uint64_t{5} << 20;
+// What a streamed copy holds between its GET and its PUT.
+constexpr size_t kPipeBytes = size_t{4} << 20;
 
 // Incremental MD5 (the ETag of a single-part S3 object), through EVP (MD5() is deprecated).
 class Md5 {
@@ -129,7 +133,15 @@ absl::StatusOr<ApplyResult> ObjectApplier::ApplyLocked(const std::string& key) {
 absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const ObjectInfo& source) {
   PutOptions put{.content_type = source.content_type, .metadata = UserMetadata(source.metadata)};
   put.metadata[kReplicaMetadata] = FormatReplicaMarker(options_.origin_region, source.etag, key);
-  if (source.size > options_.part_size) return CopyMultipart(key, source, put);
+  // A source object written by one PUT has its body's MD5 as ETag: the target checks the body
+  // against it (Content-MD5), so nothing is hashed here, and the copy is one PUT however large
+  // (such an object is at most S3's 5 GiB single PUT), streamed from the source's GET.
+  if (IsPlainMd5(source.etag)) {
+    put.content_md5 = source.etag;
+    if (source.size > options_.part_size) return CopyStreamed(key, source, put);
+  } else if (source.size > options_.part_size) {
+    return CopyMultipart(key, source, put);
+  }
 
   ObjectInfo got;
   FERRY_ASSIGN_OR_RETURN(std::string body, options_.source->GetObject(options_.source_bucket, key,
@@ -138,12 +150,11 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
     return absl::AbortedError(
         absl::StrCat("source object ", key, " changed between HEAD and GET; apply again"));
   }
-  Md5 md5;
-  md5.Update(body);
-  const std::string sent_md5 = md5.HexDigest();
-  if (IsPlainMd5(source.etag) && sent_md5 != source.etag) {
-    return absl::AbortedError(absl::StrCat("source object ", key, " read with MD5 ", sent_md5,
-                                           " but its ETag is ", source.etag));
+  std::string sent_md5 = put.content_md5;
+  if (sent_md5.empty()) {  // signed with the body's SHA-256; the ETag is still its MD5
+    Md5 md5;
+    md5.Update(body);
+    sent_md5 = md5.HexDigest();
   }
   FERRY_ASSIGN_OR_RETURN(PutResult written,
                          options_.target->PutObject(options_.target_bucket, key, body, put));
@@ -152,6 +163,49 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
                                             ", not the MD5 of what was sent (", sent_md5, ")"));
   }
   return ApplyResult{.outcome = ApplyOutcome::kWritten, .bytes = body.size()};
+}
+
+absl::StatusOr<ApplyResult> ObjectApplier::CopyStreamed(const std::string& key,
+                                                        const ObjectInfo& source,
+                                                        const PutOptions& put) {
+  BodyPipe pipe(kPipeBytes);
+  absl::StatusOr<ObjectInfo> got;
+  std::thread reader([&] {
+    got = options_.source->GetObjectStreamed(
+        options_.source_bucket, key, VersionToRead(source),
+        [&](std::string_view chunk) { return pipe.Write(chunk); });
+    if (got.ok()) {
+      pipe.Close();
+    } else {
+      pipe.Fail(got.status());
+    }
+  });
+  uint64_t sent = 0;
+  const uint64_t half = source.size / 2;
+  absl::StatusOr<PutResult> written = options_.target->PutObjectStreamed(
+      options_.target_bucket, key, source.size, put,
+      [&](char* buffer, size_t capacity) -> absl::StatusOr<size_t> {
+        FERRY_ASSIGN_OR_RETURN(size_t n, pipe.Read(buffer, capacity));
+        if (sent < half && sent + n >= half) KillPoint("s3.put_half_streamed");
+        sent += n;
+        return n;
+      });
+  // Whatever the PUT's outcome, the GET has nothing more to hand over (a source body longer
+  // than the HEAD said would otherwise block it on a full pipe).
+  pipe.Fail(absl::CancelledError("the PUT ended"));
+  reader.join();
+  if (!written.ok()) {
+    // The GET's failure, when it broke first, says more than the PUT it cut short.
+    if (!got.ok() && got.status().code() != absl::StatusCode::kCancelled) return got.status();
+    return written.status();
+  }
+  // The target checked the body against the source's MD5, so it holds the source's content
+  // whatever the GET did after the last byte the PUT took.
+  if (written->etag != source.etag) {
+    return absl::DataLossError(absl::StrCat("target stored ", key, " with ETag ", written->etag,
+                                            ", not the source's ", source.etag));
+  }
+  return ApplyResult{.outcome = ApplyOutcome::kWritten, .bytes = sent};
 }
 
 absl::StatusOr<ApplyResult> ObjectApplier::CopyMultipart(const std::string& key,

@@ -9,21 +9,28 @@
 //     version if it has one (a delete marker on a versioned target), else does nothing;
 //   - source has one: does nothing when the target already holds it (same size, content type,
 //     user metadata, and the replica marker names the source's ETag, or the same ETag), so a
-//     replayed or duplicated event never adds a version; otherwise copies it: one PUT up to
-//     part_size, a multipart upload above (parts streamed from the source GET, at most one
-//     part in memory; aborted on any failure, so no partial object is ever visible; uploads
-//     of the key left by a copy that died are aborted before a new one starts);
+//     replayed or duplicated event never adds a version; otherwise copies it:
+//       - a source written by one PUT (its ETag is its body's MD5): one PUT of any size, sent
+//         with that MD5 as Content-MD5 so the target refuses a body that differs (nothing is
+//         hashed here); above part_size the body streams from the source's GET to the PUT
+//         through a 4 MiB pipe;
+//       - any other source (multipart, or a non-MD5 ETag): one PUT signed with the body's
+//         SHA-256 up to part_size, a multipart upload above (parts streamed from the source
+//         GET, at most one part in memory; aborted on any failure; uploads of the key left by
+//         a copy that died are aborted before a new one starts);
+//     either way no partial object is ever visible;
 //   - the body copied is the version the HEAD saw (GET by version id; on an unversioned
 //     source the GET's ETag must equal the HEAD's), never a newer body under an older state;
 //   - ETags are compared after the write (a single PUT's ETag is the MD5 of what was sent,
-//     and of what the source said it holds when that ETag is an MD5).
+//     which is the source's ETag when that is an MD5).
 // Because it always writes the source's *current* state, an older event applied after a newer
 // one cannot make the target go back, and ten overwrites of a key cost at most ten HEADs and
 // one copy per state still current when apply gets to it.
 //
 // Thread-safe; different keys apply in parallel, calls for the same key wait for each other.
 // Errors: kUnavailable (either bucket away; retry), kAborted (the source changed under the
-// copy; retry: the next read sees the new state), kPermissionDenied (credentials),
+// copy, or the body read from it differs from its MD5 on the way: the target refused it;
+// retry: the next read sees the new state), kPermissionDenied (credentials),
 // kDataLoss (an ETag mismatch after retries are the caller's to decide).
 #pragma once
 
@@ -46,8 +53,9 @@ struct ObjectApplierOptions {
   std::string target_bucket;
   // The region the source bucket belongs to (written into the replica marker).
   std::string origin_region;
-  // Objects up to this size are one PUT; larger ones are multipart with parts of this size.
-  // S3 needs parts of at least 5 MiB (but the last).
+  // Objects up to this size are one PUT with the body in memory; larger ones stream (one PUT
+  // when the source's ETag is an MD5, else multipart with parts of this size). S3 needs
+  // parts of at least 5 MiB (but the last).
   uint64_t part_size = uint64_t{8} << 20;
 };
 
@@ -73,6 +81,8 @@ class ObjectApplier {
   explicit ObjectApplier(const ObjectApplierOptions& options) : options_(options) {}
   absl::StatusOr<ApplyResult> ApplyLocked(const std::string& key);
   absl::StatusOr<ApplyResult> Copy(const std::string& key, const ObjectInfo& source);
+  absl::StatusOr<ApplyResult> CopyStreamed(const std::string& key, const ObjectInfo& source,
+                                           const PutOptions& put);
   absl::StatusOr<ApplyResult> CopyMultipart(const std::string& key, const ObjectInfo& source,
                                             const PutOptions& put);
 

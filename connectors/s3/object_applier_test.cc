@@ -1,9 +1,11 @@
 // ObjectApplier and CompareBuckets against radosgw: two versioned buckets stand for the two
 // regions. Checked: puts, overwrites and deletes converge to equal buckets; a replayed event adds
 // no version; ten overwrites cost one copy; metadata and content type kept, Ferry's marker
-// ignored by equality; multipart above the part size with at most one part in memory; a copy
-// that fails mid-way (a corrupted part, refused by the payload hash) leaves nothing visible and
-// a retry converges; awkward keys, a 0-byte object and a 1,024-byte key.
+// ignored by equality; a single-PUT source streamed through one PUT checked by its MD5, a
+// multipart source copied multipart with at most one part in memory; a copy that fails mid-way
+// (a corrupted body, refused by its payload hash or Content-MD5, or a source that breaks off)
+// leaves nothing visible and a retry converges; awkward keys, a 0-byte object and a 1,024-byte
+// key.
 // Mutants caught: comparing the target's ETag to a multipart source ETag (every replay copies
 // again), forgetting Abort (a later complete of stale parts), writing the marker of another
 // key, deleting a key the source still has.
@@ -156,44 +158,112 @@ TEST_F(ObjectApplierTest, AfterAReverseTheCopyIsNotCopiedBack) {
   EXPECT_EQ(Versions(east_, "r"), 1u);
 }
 
-TEST_F(ObjectApplierTest, LargeObjectsGoMultipart) {
+// A source written by one PUT is copied with one PUT however large: its body streams from the
+// GET to the PUT, checked by the target against the source's ETag, which the copy then has too.
+TEST_F(ObjectApplierTest, LargeSinglePutSourcesStreamThroughOnePut) {
   std::string body(2 * kPart + 12345, '\0');
   for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
-  ASSERT_TRUE(client_->PutObject(east_, "big", body, {.content_type = "video/x-test"}).ok());
+  auto put = client_->PutObject(east_, "big", body, {.content_type = "video/x-test"});
+  ASSERT_TRUE(put.ok()) << put.status();
+  auto r = applier_->ApplyKey("big");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kWritten);
+  EXPECT_EQ(r->parts, 0);
+  EXPECT_EQ(r->bytes, body.size());
+  auto copy = client_->HeadObject(west_, "big");
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_EQ(copy->etag, put->etag);
+  EXPECT_EQ(client_->GetObject(west_, "big").value_or(""), body);
+  EXPECT_EQ(Apply("big"), ApplyOutcome::kAlreadyEqual);
+  ExpectEqual();
+}
+
+// A source uploaded in parts has no MD5 to check against: large, it is copied multipart, and
+// small (one short part), with one PUT signed with its SHA-256.
+TEST_F(ObjectApplierTest, MultipartSourcesGoMultipartOrOneSignedPut) {
+  std::string body(2 * kPart + 12345, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 131 % 251);
+  auto etag = PutMultipartObject(*client_, east_, "big", body, kPart, {.content_type = "video/x"});
+  ASSERT_TRUE(etag.ok()) << etag.status();
+  ASSERT_NE(etag->find('-'), std::string::npos) << *etag;
   auto r = applier_->ApplyKey("big");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->outcome, ApplyOutcome::kWritten);
   EXPECT_EQ(r->parts, 3);
   EXPECT_EQ(r->bytes, body.size());
+  ASSERT_TRUE(PutMultipartObject(*client_, east_, "small", "one short part", kPart).ok());
+  r = applier_->ApplyKey("small");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->parts, 0);
   EXPECT_EQ(Apply("big"), ApplyOutcome::kAlreadyEqual);
+  EXPECT_EQ(Apply("small"), ApplyOutcome::kAlreadyEqual);
   ExpectEqual();
 }
 
-// A body flipped on its way is refused by its signed SHA-256 and leaves nothing visible: a part
-// of a multipart copy (the upload is aborted) and a single PUT. A retry then converges.
+// A body flipped on its way is refused and leaves nothing visible, on each way a copy goes: a
+// part of a multipart copy (its signed SHA-256; the upload is aborted), a streamed PUT and a
+// small PUT (their Content-MD5). A retry then converges.
 TEST_F(ObjectApplierTest, FailedCopiesLeaveNothingVisible) {
   std::string body(2 * kPart + 1, 'z');
-  ASSERT_TRUE(client_->PutObject(east_, "big", body, {}).ok());
+  ASSERT_TRUE(PutMultipartObject(*client_, east_, "parts", body, kPart).ok());
+  ASSERT_TRUE(client_->PutObject(east_, "streamed", body, {}).ok());
   ASSERT_TRUE(client_->PutObject(east_, "small", std::string(kPart / 2, 's'), {}).ok());
   auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   auto through_proxy = Client(absl::StrCat("http://", (*proxy)->address()));
+  auto failing = Applier(through_proxy.get());
   // One byte of the second part is flipped on its way: its payload hash no longer matches
   // and radosgw refuses the part (400, not retried).
   (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart + kPart / 2);
-  auto failing = Applier(through_proxy.get());
-  auto r = failing->ApplyKey("big");
+  auto r = failing->ApplyKey("parts");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
-  EXPECT_EQ(client_->HeadObject(west_, "big").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("XAmzContentSHA256Mismatch"), std::string::npos)
+      << r.status();
+  for (const char* key : {"streamed", "small"}) {
+    (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart / 4);
+    r = failing->ApplyKey(key);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << key << ": " << r.status();
+    EXPECT_NE(r.status().message().find("BadDigest"), std::string::npos) << r.status();
+  }
+  for (const char* key : {"parts", "streamed", "small"}) {
+    EXPECT_EQ(client_->HeadObject(west_, key).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(Versions(west_, key), 0u) << key;
+    EXPECT_EQ(Apply(key), ApplyOutcome::kWritten) << key;
+  }
+  ExpectEqual();
+}
+
+// A source that breaks off in the middle of a streamed copy (its connections cut) ends the
+// PUT short: nothing is stored, and the error is the GET's.
+TEST_F(ObjectApplierTest, AStreamedCopyWhoseSourceBreaksStoresNothing) {
+  std::string body(3 * kPart, 'b');
+  ASSERT_TRUE(client_->PutObject(east_, "big", body, {}).ok());
+  auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto source = Client(absl::StrCat("http://", (*proxy)->address()));
+  auto applier = ObjectApplier::Create({.source = source.get(),
+                                        .source_bucket = east_,
+                                        .target = client_.get(),
+                                        .target_bucket = west_,
+                                        .origin_region = "east",
+                                        .part_size = kPart});
+  ASSERT_TRUE(applier.ok());
+  // The GET's bytes arrive slowly enough that the cut lands in the middle of the body.
+  (*proxy)->SetBandwidth(4 << 20);
+  std::thread cut([&] {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while ((*proxy)->stats().bytes_to_client < kPart && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));  // a poll of the proxy's progress
+    }
+    (*proxy)->DropConnections();
+  });
+  auto r = (*applier)->ApplyKey("big");
+  cut.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("GET"), std::string::npos) << r.status();
   EXPECT_EQ(Versions(west_, "big"), 0u);
-  (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart / 4);
-  auto single = failing->ApplyKey("small");
-  EXPECT_EQ(single.status().code(), absl::StatusCode::kInvalidArgument) << single.status();
-  EXPECT_NE(single.status().message().find("XAmzContentSHA256Mismatch"), std::string::npos)
-      << single.status();
-  EXPECT_EQ(Versions(west_, "small"), 0u);
+  (*proxy)->SetBandwidth(0);
   EXPECT_EQ(Apply("big"), ApplyOutcome::kWritten);
-  EXPECT_EQ(Apply("small"), ApplyOutcome::kWritten);
   ExpectEqual();
 }
 

@@ -1,13 +1,16 @@
-// SIGKILL in the middle of a multipart copy (kill point s3.part_uploaded, after the 2nd of 3
-// parts), against radosgw: the target shows no object and no version (a multipart upload is
-// invisible until completed), the next apply aborts the dead copy's upload, copies again and
-// the buckets end equal, with no upload left in progress.
+// SIGKILL in the middle of a copy, against radosgw: of a multipart source's multipart copy (kill
+// point s3.part_uploaded, after the 2nd of 3 parts), and of a single-PUT source's streamed PUT
+// (s3.put_half_streamed, half its body sent). The target shows no object and no version (a
+// multipart upload is invisible until completed, a PUT cut short stores nothing); the next
+// apply aborts the dead copy's upload, copies again and the buckets end equal, with no upload
+// left in progress.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/bucket_compare.h"
+#include "connectors/s3/gateway_suite.h"
 #include "connectors/s3/s3_client.h"
 #include "tests/support/child_process.h"
 #include "tests/support/radosgw.h"
@@ -24,7 +27,11 @@ using ::ferry::testing::TempDir;
 
 constexpr uint64_t kPart = uint64_t{5} << 20;
 
-TEST(ObjectApplyCrashTest, SigkillDuringAMultipartCopyLeavesNothingVisibleAndConverges) {
+// Kills object_apply_helper copying "big object" from east to west at `kill_point`, checks
+// that west shows nothing and holds `uploads_left` multipart uploads in progress, then lets a
+// new helper copy it and checks that the buckets are equal with no upload left.
+void KillMidCopyThenConverge(bool multipart_source, const std::string& kill_point,
+                             size_t uploads_left) {
   auto rgw = RadosGateway::Start();
   ASSERT_TRUE(rgw.ok()) << rgw.status();
   auto client = S3Client::Open(
@@ -38,22 +45,27 @@ TEST(ObjectApplyCrashTest, SigkillDuringAMultipartCopyLeavesNothingVisibleAndCon
   }
   std::string body(2 * kPart + 777, '\0');
   for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 7919) >> 3);
-  ASSERT_TRUE(s3.PutObject("east", "big object", body, {.content_type = "x/y"}).ok());
+  if (multipart_source) {
+    ASSERT_TRUE(
+        PutMultipartObject(s3, "east", "big object", body, kPart, {.content_type = "x/y"}).ok());
+  } else {
+    ASSERT_TRUE(s3.PutObject("east", "big object", body, {.content_type = "x/y"}).ok());
+  }
 
   TempDir dir("ferry-object-crash");
-  auto run = [&](const std::string& kill_point) {
+  auto run = [&](const std::string& point) {
     SpawnOptions spawn{.argv = {BuiltBinary("object_apply_helper"), (*rgw)->endpoint(), "east",
                                 "west", "big object", absl::StrCat(kPart)},
                        .output_path = dir.File("helper.log"),
                        .extra_env = {"FERRY_S3_ACCESS_KEY=" + (*rgw)->access_key(),
                                      "FERRY_S3_SECRET_KEY=" + (*rgw)->secret_key()},
                        .kill_with_parent = true};
-    if (!kill_point.empty()) spawn.extra_env.push_back("FERRY_KILL_POINT=" + kill_point);
+    if (!point.empty()) spawn.extra_env.push_back("FERRY_KILL_POINT=" + point);
     auto child = ChildProcess::Spawn(spawn);
     EXPECT_TRUE(child.ok()) << child.status();
     return child.ok() ? (*child)->Wait() : -1;
   };
-  int status = run("s3.part_uploaded@2");
+  int status = run(kill_point);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
 
   EXPECT_EQ(s3.HeadObject("west", "big object").status().code(), absl::StatusCode::kNotFound);
@@ -62,7 +74,7 @@ TEST(ObjectApplyCrashTest, SigkillDuringAMultipartCopyLeavesNothingVisibleAndCon
   EXPECT_TRUE(versions->versions.empty());
   auto uploads = s3.ListMultipartUploads("west", "big object");
   ASSERT_TRUE(uploads.ok()) << uploads.status();
-  EXPECT_EQ(uploads->size(), 1u);  // the dead copy's, invisible
+  EXPECT_EQ(uploads->size(), uploads_left);  // a dead multipart copy's, invisible
 
   status = run("");
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -72,6 +84,14 @@ TEST(ObjectApplyCrashTest, SigkillDuringAMultipartCopyLeavesNothingVisibleAndCon
   uploads = s3.ListMultipartUploads("west", "big object");
   ASSERT_TRUE(uploads.ok());
   EXPECT_TRUE(uploads->empty());
+}
+
+TEST(ObjectApplyCrashTest, SigkillDuringAMultipartCopyLeavesNothingVisibleAndConverges) {
+  KillMidCopyThenConverge(/*multipart_source=*/true, "s3.part_uploaded@2", 1);
+}
+
+TEST(ObjectApplyCrashTest, SigkillDuringAStreamedPutLeavesNothingVisibleAndConverges) {
+  KillMidCopyThenConverge(/*multipart_source=*/false, "s3.put_half_streamed@1", 0);
 }
 
 }  // namespace

@@ -32,7 +32,10 @@ struct Transfer {
   absl::Status callback_error;
   bool delivered = false;
   std::string_view upload;
-  size_t uploaded = 0;
+  // Set: supplies the upload's upload_size bytes instead of `upload`.
+  const std::function<absl::StatusOr<size_t>(char*, size_t)>* producer = nullptr;
+  uint64_t upload_size = 0;
+  uint64_t uploaded = 0;
 };
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -72,6 +75,23 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 
 size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->producer != nullptr) {
+    if (t->uploaded == t->upload_size) return 0;
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(size * n, t->upload_size - t->uploaded));
+    absl::StatusOr<size_t> got = (*t->producer)(buffer, want);
+    t->delivered = true;  // the producer's bytes cannot be asked for twice
+    if (got.ok() && (*got == 0 || *got > want)) {
+      got = absl::AbortedError(absl::StrCat("the streamed body ended after ", t->uploaded, " of ",
+                                            t->upload_size, " bytes"));
+    }
+    if (!got.ok()) {
+      t->callback_error = got.status();
+      return CURL_READFUNC_ABORT;
+    }
+    t->uploaded += *got;
+    return *got;
+  }
   size_t len = std::min(size * n, t->upload.size() - t->uploaded);
   std::memcpy(buffer, t->upload.data() + t->uploaded, len);
   t->uploaded += len;
@@ -102,6 +122,9 @@ absl::Status ErrorOf(const S3Client::Request& request, const S3Client::Response&
   if (code.empty() && request.no_body_answer && response.status == 404) code = "NoSuchKey";
   const std::string message =
       absl::StrCat(request.what(), ": HTTP ", response.status, code.empty() ? "" : " ", code);
+  if (code == "BadDigest") {  // the body is not what its Content-MD5 says: read it again
+    return absl::AbortedError(absl::StrCat(message, " (the body differs from its Content-MD5)"));
+  }
   switch (response.status) {
     case 400:
       return absl::InvalidArgumentError(message);
@@ -159,6 +182,14 @@ absl::Status AddPutHeaders(const PutOptions& options, std::map<std::string, std:
                                                      "valid header"));
     }
     (*h)["x-amz-meta-" + absl::AsciiStrToLower(name)] = value;
+  }
+  if (!options.content_md5.empty()) {
+    if (options.content_md5.size() != 32 ||
+        options.content_md5.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "content MD5 '", absl::CEscape(options.content_md5), "' is not 32 hex digits"));
+    }
+    (*h)["content-md5"] = absl::Base64Escape(absl::HexStringToBytes(options.content_md5));
   }
   return absl::OkStatus();
 }
@@ -247,7 +278,8 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& request, vo
                         .path = path,
                         .query = request.query,
                         .headers = request.headers,
-                        .payload_sha256 = Sha256Hex(request.body)};
+                        .payload_sha256 = request.unsigned_payload ? std::string("UNSIGNED-PAYLOAD")
+                                                                   : Sha256Hex(request.body)};
   std::vector<std::string> headers =
       SignV4(to_sign, options_.credentials, options_.signing_region, clock_->Now());
   headers.push_back("Expect:");  // no 100-continue round trip
@@ -259,7 +291,11 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& request, vo
   std::string url = absl::StrCat(options_.endpoint, path, query.empty() ? "" : "?", query);
 
   Response response;
-  Transfer transfer{.response = &response, .on_data = request.on_data, .upload = request.body};
+  Transfer transfer{.response = &response,
+                    .on_data = request.on_data,
+                    .upload = request.body,
+                    .producer = request.on_upload,
+                    .upload_size = request.upload_size};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);  // a key's "../" is a key, not a path step
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
@@ -283,9 +319,13 @@ absl::StatusOr<S3Client::Response> S3Client::SendOnce(const Request& request, vo
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, OnRead);
     curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
-    curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, OnSeek);
-    curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    if (request.on_upload == nullptr) {  // a producer's bytes cannot be read again
+      curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, OnSeek);
+      curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
+    }
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+                     static_cast<curl_off_t>(request.on_upload != nullptr ? request.upload_size
+                                                                          : request.body.size()));
   } else if (request.method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.empty() ? "" : request.body.data());
@@ -392,7 +432,30 @@ absl::StatusOr<std::string> S3Client::GetVersioning(const std::string& bucket) {
 absl::StatusOr<PutResult> S3Client::PutObject(const std::string& bucket, const std::string& key,
                                               std::string_view body, const PutOptions& options) {
   FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
-  Request request{.method = "PUT", .bucket = bucket, .key = key, .body = body};
+  Request request{.method = "PUT",
+                  .bucket = bucket,
+                  .key = key,
+                  .body = body,
+                  .unsigned_payload = !options.content_md5.empty()};
+  FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
+  FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
+  return PutResult{.etag = Unquote(r.header("etag")), .version_id = r.header("x-amz-version-id")};
+}
+
+absl::StatusOr<PutResult> S3Client::PutObjectStreamed(
+    const std::string& bucket, const std::string& key, uint64_t size, const PutOptions& options,
+    const std::function<absl::StatusOr<size_t>(char*, size_t)>& read) {
+  FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
+  if (options.content_md5.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a streamed PUT of ", key, " needs the body's MD5 (content_md5)"));
+  }
+  Request request{.method = "PUT",
+                  .bucket = bucket,
+                  .key = key,
+                  .on_upload = &read,
+                  .upload_size = size,
+                  .unsigned_payload = true};
   FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
   FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
   return PutResult{.etag = Unquote(r.header("etag")), .version_id = r.header("x-amz-version-id")};

@@ -76,6 +76,11 @@ struct ObjectInfo {
 struct PutOptions {
   std::string content_type;  // "" lets the server choose
   std::map<std::string, std::string> metadata;
+  // Hex MD5 of the body (a source's single-part ETag). Set: sent as Content-MD5, which the
+  // server checks (a body that differs is refused with kAborted and nothing is stored), and
+  // the body is not hashed for the signature (UNSIGNED-PAYLOAD). PutObject and
+  // PutObjectStreamed only; kInvalidArgument unless 32 hex digits.
+  std::string content_md5;
 };
 
 struct PutResult {
@@ -140,6 +145,14 @@ class S3Client {
   [[nodiscard]] absl::StatusOr<PutResult> PutObject(const std::string& bucket,
                                                     const std::string& key, std::string_view body,
                                                     const PutOptions& options);
+  // A PUT of `size` bytes that `read(buffer, capacity)` supplies as the transfer goes (bytes
+  // copied, 1 to capacity), so the body is never whole in memory. Needs options.content_md5:
+  // a streamed body cannot be hashed for the signature before it is sent. An error from `read`
+  // aborts the transfer and is returned, as does a body that ends before `size` bytes. Not
+  // retried once a byte was read: the caller starts again with a new body.
+  [[nodiscard]] absl::StatusOr<PutResult> PutObjectStreamed(
+      const std::string& bucket, const std::string& key, uint64_t size, const PutOptions& options,
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>& read);
   // kNotFound when the key (or that version) does not exist or is a delete marker.
   [[nodiscard]] absl::StatusOr<ObjectInfo> HeadObject(const std::string& bucket,
                                                       const std::string& key,

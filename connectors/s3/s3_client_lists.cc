@@ -82,6 +82,9 @@ absl::StatusOr<std::string> S3Client::CreateMultipartUpload(const std::string& b
                                                             const std::string& key,
                                                             const PutOptions& options) {
   FERRY_RETURN_IF_ERROR(CheckKey(bucket, key));
+  if (!options.content_md5.empty()) {
+    return absl::InvalidArgumentError("a multipart upload has no single Content-MD5");
+  }
   Request request{.method = "POST", .bucket = bucket, .key = key, .query = {{"uploads", ""}}};
   FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
   FERRY_ASSIGN_OR_RETURN(Response r, Send(request));

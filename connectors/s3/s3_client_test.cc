@@ -11,7 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -144,6 +146,93 @@ TEST_F(S3ClientTest, ZeroByteObject) {
   auto got = client_->GetObject(bucket, "empty");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, "");
+}
+
+// A PUT sent with Content-MD5 and an unsigned payload (how Ferry copies a single-PUT source),
+// whole or streamed from a producer: stored when the body matches, refused with kAborted
+// (BadDigest) and nothing stored when it does not.
+TEST_F(S3ClientTest, UnsignedPutsAreCheckedByTheirContentMd5) {
+  const std::string bucket = Bucket(true);
+  const std::string md5_hello = "5eb63bbbe01eeed093cb22bb8f5acdc3";  // of "hello world"
+  auto put = client_->PutObject(bucket, "hello", "hello world", {.content_md5 = md5_hello});
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->etag, md5_hello);
+  auto bad = client_->PutObject(bucket, "bad", "hello worle", {.content_md5 = md5_hello});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kAborted) << bad.status();
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "BadDigest")) << bad.status();
+  EXPECT_EQ(client_->HeadObject(bucket, "bad").status().code(), absl::StatusCode::kNotFound);
+
+  std::string body(3 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 31 % 253);
+  auto whole = client_->PutObject(bucket, "whole", body, {});
+  ASSERT_TRUE(whole.ok()) << whole.status();  // its ETag is the body's MD5
+  auto stream = [&](std::string_view from) {
+    return [from, at = size_t{0}](char* buffer, size_t capacity) mutable -> absl::StatusOr<size_t> {
+      const size_t n = std::min({capacity, from.size() - at, size_t{70000}});
+      std::memcpy(buffer, from.data() + at, n);
+      at += n;
+      return n;
+    };
+  };
+  auto streamed = client_->PutObjectStreamed(bucket, "streamed", body.size(),
+                                             {.content_md5 = whole->etag}, stream(body));
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_EQ(streamed->etag, whole->etag);
+  EXPECT_EQ(client_->GetObject(bucket, "streamed").value_or(""), body);
+  std::string changed = body;
+  changed[body.size() / 2] ^= 1;
+  auto refused = client_->PutObjectStreamed(bucket, "refused", body.size(),
+                                            {.content_md5 = whole->etag}, stream(changed));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAborted) << refused.status();
+  EXPECT_EQ(client_->HeadObject(bucket, "refused").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A producer that fails, or whose body ends before the size announced, aborts the PUT with its
+// error, once (its bytes cannot be asked for again), and nothing is stored. Content MD5s that
+// are not 32 hex digits, a streamed PUT without one, and one on a multipart upload are refused
+// before anything is sent.
+TEST_F(S3ClientTest, StreamedPutsEndOnTheirProducersErrorAndBadMd5sAreRefused) {
+  const std::string bucket = Bucket(true);
+  const std::string md5 = "5eb63bbbe01eeed093cb22bb8f5acdc3";
+  uint64_t sent = client_->requests_sent();
+  auto failing = client_->PutObjectStreamed(
+      bucket, "failing", 1 << 20, {.content_md5 = md5},
+      [calls = 0](char* buffer, size_t capacity) mutable -> absl::StatusOr<size_t> {
+        if (++calls > 3) return absl::UnavailableError("the source went away");
+        std::memset(buffer, 'f', capacity);
+        return std::min<size_t>(capacity, 1000);
+      });
+  EXPECT_EQ(failing.status().code(), absl::StatusCode::kUnavailable) << failing.status();
+  EXPECT_TRUE(absl::StrContains(failing.status().message(), "the source went away"));
+  EXPECT_EQ(client_->requests_sent(), sent + 1);
+  auto short_body = client_->PutObjectStreamed(
+      bucket, "short", 1 << 20, {.content_md5 = md5},
+      [given = false](char* buffer, size_t) mutable -> absl::StatusOr<size_t> {
+        if (given) return 0;
+        given = true;
+        buffer[0] = 's';
+        return 1;
+      });
+  EXPECT_EQ(short_body.status().code(), absl::StatusCode::kAborted) << short_body.status();
+  EXPECT_TRUE(absl::StrContains(short_body.status().message(), "ended after 1 of 1048576"))
+      << short_body.status();
+  for (const char* key : {"failing", "short"}) {
+    EXPECT_EQ(client_->HeadObject(bucket, key).status().code(), absl::StatusCode::kNotFound);
+  }
+
+  sent = client_->requests_sent();
+  for (std::string hostile :
+       {std::string("xyz"), md5.substr(1), md5 + "0",
+        std::string("5eb63bbbe01eeed093cb22bb8f5acdcg"), md5.substr(0, 31) + "\n"}) {
+    auto r = client_->PutObject(bucket, "k", "hello world", {.content_md5 = hostile});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << hostile;
+  }
+  auto unhashed = client_->PutObjectStreamed(
+      bucket, "k", 1, {}, [](char*, size_t) -> absl::StatusOr<size_t> { return 1; });
+  EXPECT_EQ(unhashed.status().code(), absl::StatusCode::kInvalidArgument);
+  auto multipart = client_->CreateMultipartUpload(bucket, "k", {.content_md5 = md5});
+  EXPECT_EQ(multipart.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->requests_sent(), sent);
 }
 
 TEST_F(S3ClientTest, MetadataAndContentTypeAreKept) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/gateway_suite.h"
 #include "connectors/s3/s3_client.h"
 #include "tests/e2e/bucket_pair.h"
 #include "tests/e2e/two_regions.h"
@@ -108,7 +109,8 @@ TEST_F(ObjectsE2eTest, SigkillOfTheStandbyInAMultipartCopyConverges) {
   ASSERT_TRUE((*regions)->StopDaemon(Region::kWest).ok());
   ASSERT_TRUE((*regions)->StartDaemon(Region::kWest, {"FERRY_KILL_POINT=s3.part_uploaded@1"}).ok());
   std::string big(3 * kPart + 1, 'K');
-  ASSERT_TRUE(s3_->PutObject("east-assets", "big one", big, {}).ok());
+  // Uploaded in parts, so west copies it in parts (a single-PUT source streams through one PUT).
+  ASSERT_TRUE(s3::PutMultipartObject(*s3_, "east-assets", "big one", big, kPart).ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while ((*regions)->running(Region::kWest) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(50));
