@@ -15,7 +15,7 @@ absl::Status BodyPipe::Write(std::string_view data) {
   while (!data.empty()) {
     mu_.Await(absl::Condition(
         +[](BodyPipe* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-          return !p->error_.ok() || p->held_ < p->capacity_;
+          return !p->error_.ok() || p->closed_ || p->held_ < p->capacity_;
         },
         this));
     if (!error_.ok()) return error_;

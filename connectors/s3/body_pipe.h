@@ -9,10 +9,13 @@
 //
 // Example:
 //   BodyPipe pipe(4 << 20);
-//   std::thread get([&] { s = source->GetObjectStreamed(..., [&](auto c) { return pipe.Write(c);
+//   std::thread get([&] {
+//     auto got = source->GetObjectStreamed(..., [&](auto chunk) { return pipe.Write(chunk); });
+//     got.ok() ? pipe.Close() : pipe.Fail(got.status());
 //   });
-//                         s.ok() ? pipe.Close() : pipe.Fail(s.status()); });
-//   target->PutObjectStreamed(..., [&](char* b, size_t n) { return pipe.Read(b, n); });
+//   auto put = target->PutObjectStreamed(..., [&](char* b, size_t n) { return pipe.Read(b, n); });
+//   pipe.Fail(absl::CancelledError("the PUT ended"));  // frees a GET still writing
+//   get.join();
 #pragma once
 
 #include <cstddef>

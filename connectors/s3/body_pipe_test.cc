@@ -1,6 +1,8 @@
 // BodyPipe: bytes come out in order and whole through a pipe much smaller than the body (its
 // ring wraps many times, chunks of every size on both ends); Close ends the body after the
-// bytes held; a failure from either end wakes the other, blocked, end with that error.
+// bytes held and refuses later writes, even on a full pipe; a failure from either end reaches
+// the other, waiting, end with that error. (Whether the other end is already waiting when the
+// failure comes is up to the scheduler; either way it must end, not hang.)
 #include "connectors/s3/body_pipe.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +10,8 @@
 #include <random>
 #include <string>
 #include <thread>
+
+#include "absl/synchronization/notification.h"
 
 namespace ferry::s3 {
 namespace {
@@ -21,7 +25,9 @@ TEST(BodyPipeTest, BytesComeOutInOrderAndWholeThroughASmallPipe) {
     std::mt19937 sizes(11);
     for (size_t at = 0; at < body.size();) {
       const size_t n = std::min<size_t>(sizes() % 5000 + 1, body.size() - at);
-      ASSERT_TRUE(pipe.Write(std::string_view(body).substr(at, n)).ok());
+      absl::Status written = pipe.Write(std::string_view(body).substr(at, n));
+      EXPECT_TRUE(written.ok()) << written;
+      if (!written.ok()) break;  // Close below ends the reader's loop
       at += n;
     }
     pipe.Close();
@@ -41,6 +47,11 @@ TEST(BodyPipeTest, BytesComeOutInOrderAndWholeThroughASmallPipe) {
 }
 
 TEST(BodyPipeTest, CloseEndsTheBodyAfterTheBytesHeldAndRefusesMoreWrites) {
+  BodyPipe full(2);
+  ASSERT_TRUE(full.Write("ab").ok());
+  full.Close();
+  EXPECT_EQ(full.Write("c").code(), absl::StatusCode::kFailedPrecondition);  // full: no wait
+
   BodyPipe pipe(16);
   ASSERT_TRUE(pipe.Write("abc").ok());
   pipe.Close();
@@ -63,11 +74,18 @@ TEST(BodyPipeTest, TheReadersFailureWakesAWriterBlockedOnAFullPipe) {
   EXPECT_EQ(written.message(), "the PUT was refused");
 }
 
-TEST(BodyPipeTest, TheWritersFailureWinsOverBytesHeldAndWakesABlockedReader) {
+TEST(BodyPipeTest, TheWritersFailureWinsOverBytesHeldAndWakesAWaitingReader) {
   BodyPipe pipe(16);
   char buffer[8];
   absl::StatusOr<size_t> read;
-  std::thread reader([&] { read = pipe.Read(buffer, sizeof(buffer)); });
+  absl::Notification first_read;
+  ASSERT_TRUE(pipe.Write("a").ok());
+  std::thread reader([&] {
+    read = pipe.Read(buffer, sizeof(buffer));  // the "a"
+    first_read.Notify();
+    read = pipe.Read(buffer, sizeof(buffer));  // waits on the empty pipe
+  });
+  first_read.WaitForNotification();
   pipe.Fail(absl::UnavailableError("GET broke"));
   reader.join();
   EXPECT_EQ(read.status().code(), absl::StatusCode::kUnavailable);

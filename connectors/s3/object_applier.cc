@@ -57,6 +57,10 @@ std::string VersionToRead(const ObjectInfo& source) {
 
 }  // namespace
 
+bool EtagIsBodyMd5(const ObjectInfo& source) {
+  return IsPlainMd5(source.etag) && (source.encryption.empty() || source.encryption == "AES256");
+}
+
 bool HoldsSourceState(const ObjectInfo& target, const ObjectInfo& source, const std::string& key) {
   if (target.size != source.size || target.content_type != source.content_type ||
       UserMetadata(target.metadata) != UserMetadata(source.metadata)) {
@@ -136,7 +140,10 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
   // A source object written by one PUT has its body's MD5 as ETag: the target checks the body
   // against it (Content-MD5), so nothing is hashed here, and the copy is one PUT however large
   // (such an object is at most S3's 5 GiB single PUT), streamed from the source's GET.
-  if (IsPlainMd5(source.etag)) {
+  // S3's largest single PUT; a gateway configured for larger ones (MinIO, radosgw's
+  // rgw_max_put_size) may hold bigger single-PUT objects, which are then copied in parts.
+  constexpr uint64_t kMaxPutBytes = uint64_t{5} << 30;
+  if (EtagIsBodyMd5(source) && source.size <= kMaxPutBytes) {
     put.content_md5 = source.etag;
     if (source.size > options_.part_size) return CopyStreamed(key, source, put);
   } else if (source.size > options_.part_size) {
@@ -158,10 +165,7 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
   }
   FERRY_ASSIGN_OR_RETURN(PutResult written,
                          options_.target->PutObject(options_.target_bucket, key, body, put));
-  if (written.etag != sent_md5) {
-    return absl::DataLossError(absl::StrCat("target stored ", key, " with ETag ", written.etag,
-                                            ", not the MD5 of what was sent (", sent_md5, ")"));
-  }
+  FERRY_RETURN_IF_ERROR(CheckWritten(key, written, sent_md5));
   return ApplyResult{.outcome = ApplyOutcome::kWritten, .bytes = body.size()};
 }
 
@@ -200,12 +204,24 @@ absl::StatusOr<ApplyResult> ObjectApplier::CopyStreamed(const std::string& key,
     return written.status();
   }
   // The target checked the body against the source's MD5, so it holds the source's content
-  // whatever the GET did after the last byte the PUT took.
-  if (written->etag != source.etag) {
-    return absl::DataLossError(absl::StrCat("target stored ", key, " with ETag ", written->etag,
-                                            ", not the source's ", source.etag));
-  }
+  // whatever the GET did after the last byte the PUT took (the GET's own ETag need not be
+  // compared: a body of another version fails the MD5).
+  FERRY_RETURN_IF_ERROR(CheckWritten(key, *written, source.etag));
   return ApplyResult{.outcome = ApplyOutcome::kWritten, .bytes = sent};
+}
+
+absl::Status ObjectApplier::CheckWritten(const std::string& key, const PutResult& written,
+                                         const std::string& expected_md5) {
+  if (written.etag == expected_md5) return absl::OkStatus();
+  // A target that ignored the Content-MD5 (or stored other bytes) must not keep the version:
+  // its replica marker names the source's ETag, so a later apply would call it equal.
+  const std::string version = written.version_id == "null" ? "" : written.version_id;
+  absl::Status dropped =
+      options_.target->DeleteObject(options_.target_bucket, key, version).status();
+  return absl::DataLossError(absl::StrCat(
+      "target stored ", key, " with ETag ", written.etag, ", not the MD5 of the source's body (",
+      expected_md5, "); the version written was ",
+      dropped.ok() ? "removed" : absl::StrCat("not removed: ", dropped.message())));
 }
 
 absl::StatusOr<ApplyResult> ObjectApplier::CopyMultipart(const std::string& key,

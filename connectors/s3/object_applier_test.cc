@@ -19,6 +19,7 @@
 #include "connectors/s3/bucket_compare.h"
 #include "connectors/s3/gateway_suite.h"
 #include "connectors/s3/replica_marker.h"
+#include "engine/http/http_server.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/radosgw.h"
 
@@ -200,12 +201,15 @@ TEST_F(ObjectApplierTest, MultipartSourcesGoMultipartOrOneSignedPut) {
   ExpectEqual();
 }
 
-// A body flipped on its way is refused and leaves nothing visible, on each way a copy goes: a
-// part of a multipart copy (its signed SHA-256; the upload is aborted), a streamed PUT and a
-// small PUT (their Content-MD5). A retry then converges.
+// A body flipped on its way is refused (kAborted: copy again) and leaves nothing visible, on
+// each way a copy goes: a part of a multipart copy and a small PUT of a multipart source (their
+// signed SHA-256; the upload is aborted), a streamed PUT and a small PUT of a single-PUT source
+// (their Content-MD5). A retry then converges.
 TEST_F(ObjectApplierTest, FailedCopiesLeaveNothingVisible) {
   std::string body(2 * kPart + 1, 'z');
   ASSERT_TRUE(PutMultipartObject(*client_, east_, "parts", body, kPart).ok());
+  ASSERT_TRUE(
+      PutMultipartObject(*client_, east_, "small part", std::string(kPart / 2, 'p'), kPart).ok());
   ASSERT_TRUE(client_->PutObject(east_, "streamed", body, {}).ok());
   ASSERT_TRUE(client_->PutObject(east_, "small", std::string(kPart / 2, 's'), {}).ok());
   auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
@@ -216,16 +220,19 @@ TEST_F(ObjectApplierTest, FailedCopiesLeaveNothingVisible) {
   // and radosgw refuses the part (400, not retried).
   (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart + kPart / 2);
   auto r = failing->ApplyKey("parts");
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   EXPECT_NE(r.status().message().find("XAmzContentSHA256Mismatch"), std::string::npos)
       << r.status();
-  for (const char* key : {"streamed", "small"}) {
+  for (const char* key : {"small part", "streamed", "small"}) {
     (*proxy)->CorruptBytes(1, testing::ProxyDirection::kToTarget, kPart / 4);
     r = failing->ApplyKey(key);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << key << ": " << r.status();
-    EXPECT_NE(r.status().message().find("BadDigest"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find(
+                  std::string(key) == "small part" ? "XAmzContentSHA256Mismatch" : "BadDigest"),
+              std::string::npos)
+        << r.status();
   }
-  for (const char* key : {"parts", "streamed", "small"}) {
+  for (const char* key : {"parts", "small part", "streamed", "small"}) {
     EXPECT_EQ(client_->HeadObject(west_, key).status().code(), absl::StatusCode::kNotFound);
     EXPECT_EQ(Versions(west_, key), 0u) << key;
     EXPECT_EQ(Apply(key), ApplyOutcome::kWritten) << key;
@@ -234,7 +241,7 @@ TEST_F(ObjectApplierTest, FailedCopiesLeaveNothingVisible) {
 }
 
 // A source that breaks off in the middle of a streamed copy (its connections cut) ends the
-// PUT short: nothing is stored, and the error is the GET's.
+// PUT short: nothing is stored, and the error names the GET that broke.
 TEST_F(ObjectApplierTest, AStreamedCopyWhoseSourceBreaksStoresNothing) {
   std::string body(3 * kPart, 'b');
   ASSERT_TRUE(client_->PutObject(east_, "big", body, {}).ok());
@@ -265,6 +272,51 @@ TEST_F(ObjectApplierTest, AStreamedCopyWhoseSourceBreaksStoresNothing) {
   (*proxy)->SetBandwidth(0);
   EXPECT_EQ(Apply("big"), ApplyOutcome::kWritten);
   ExpectEqual();
+}
+
+// A target that stores something other than what the Content-MD5 named (a stub that answers
+// the PUT 200 with no ETag, as a server ignoring the header might) keeps no version of it: the
+// copy deletes what it wrote and fails with kDataLoss, so no replica marker vouches for it.
+TEST_F(ObjectApplierTest, ATargetThatStoresAnotherBodyKeepsNoVersionOfIt) {
+  ASSERT_TRUE(client_->PutObject(east_, "k", "source body", {}).ok());
+  auto stub = HttpServer::Start({.max_body_bytes = 1 << 20});
+  ASSERT_TRUE(stub.ok()) << stub.status();
+  absl::Mutex mu;
+  std::vector<std::string> calls;
+  (*stub)->Handle("/target/k", [&](const HttpRequest& request) {
+    absl::MutexLock lock(&mu);
+    calls.push_back(request.method);
+    if (request.method == "HEAD") return HttpResponse{404, ""};
+    if (request.method == "DELETE") return HttpResponse{204, ""};
+    return HttpResponse{200, ""};  // a PUT stored, with no ETag
+  });
+  auto target = Client(absl::StrCat("http://127.0.0.1:", (*stub)->port()));
+  auto applier = ObjectApplier::Create({.source = client_.get(),
+                                        .source_bucket = east_,
+                                        .target = target.get(),
+                                        .target_bucket = "target",
+                                        .origin_region = "east",
+                                        .part_size = kPart});
+  ASSERT_TRUE(applier.ok());
+  auto r = (*applier)->ApplyKey("k");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_NE(r.status().message().find("was removed"), std::string::npos) << r.status();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(calls, (std::vector<std::string>{"HEAD", "PUT", "DELETE"}));
+}
+
+// Only a single-PUT, unencrypted or SSE-S3 source's ETag is its body's MD5 (and is sent as the
+// copy's Content-MD5); a multipart, KMS or customer-key ETag is not.
+TEST(EtagIsBodyMd5Test, OnlyASinglePutUnencryptedOrSseS3Etag) {
+  const std::string md5 = "5eb63bbbe01eeed093cb22bb8f5acdc3";
+  EXPECT_TRUE(EtagIsBodyMd5({.etag = md5}));
+  EXPECT_TRUE(EtagIsBodyMd5({.etag = md5, .encryption = "AES256"}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = md5, .encryption = "aws:kms"}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = md5, .encryption = "SSE-C"}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = md5 + "-3"}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = "5EB63BBBE01EEED093CB22BB8F5ACDC3"}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = md5.substr(1)}));
+  EXPECT_FALSE(EtagIsBodyMd5({.etag = ""}));
 }
 
 TEST_F(ObjectApplierTest, AwkwardKeysEmptyObjectsAndKeysInParallel) {

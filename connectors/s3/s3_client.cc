@@ -122,8 +122,9 @@ absl::Status ErrorOf(const S3Client::Request& request, const S3Client::Response&
   if (code.empty() && request.no_body_answer && response.status == 404) code = "NoSuchKey";
   const std::string message =
       absl::StrCat(request.what(), ": HTTP ", response.status, code.empty() ? "" : " ", code);
-  if (code == "BadDigest") {  // the body is not what its Content-MD5 says: read it again
-    return absl::AbortedError(absl::StrCat(message, " (the body differs from its Content-MD5)"));
+  if (code == "BadDigest" || code == "XAmzContentSHA256Mismatch") {
+    // The body is not what its signed hash says (corrupted on the way): send it again.
+    return absl::AbortedError(absl::StrCat(message, " (the body differs from its signed hash)"));
   }
   switch (response.status) {
     case 400:
@@ -206,6 +207,11 @@ ObjectInfo InfoOf(const S3Client::Response& r) {
   info.version_id = r.header("x-amz-version-id");
   info.content_type = r.header("content-type");
   info.last_modified = r.header("last-modified");
+  info.encryption = r.header("x-amz-server-side-encryption");
+  if (info.encryption.empty() &&
+      !r.header("x-amz-server-side-encryption-customer-algorithm").empty()) {
+    info.encryption = "SSE-C";
+  }
   for (const auto& [name, value] : r.headers) {
     if (absl::StartsWith(name, "x-amz-meta-")) {
       info.metadata[name.substr(strlen("x-amz-meta-"))] = value;
@@ -392,7 +398,10 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
       last = r.status();
       if (last.code() != absl::StatusCode::kUnavailable) return last;  // the callback's error
     }
-    if (delivered) break;  // part of a streamed body went out: the caller restarts
+    if (delivered) {  // part of a streamed body went in or out: the caller restarts
+      return absl::Status(last.code(),
+                          absl::StrCat(last.message(), " (not retried: a streamed body moved)"));
+    }
     if (attempt < options_.max_attempts) {
       // In slices, so that a Cancel ends the wait within 100 ms too.
       const absl::Time until = clock_->Now() + backoff.Next();

@@ -3,7 +3,9 @@
 // (tested against Ceph's radosgw, which checks signatures).
 //
 // Errors (engine/base/status_macros.h): kUnavailable after the retries ran out on a transport
-// error, a 5xx or SlowDown (retry later); kNotFound for NoSuchKey / NoSuchBucket /
+// error, a 5xx or SlowDown (retry later); kAborted for a body the server found different from
+// its signed hash (BadDigest, XAmzContentSHA256Mismatch: corrupted on the way) or a streamed
+// body that ended short (send it again); kNotFound for NoSuchKey / NoSuchBucket /
 // NoSuchUpload and a HEAD of a missing key; kPermissionDenied for a refused signature or
 // access (an operator must fix the credentials); kFailedPrecondition for a failed condition
 // (412) or a conflict (409); kInvalidArgument for a request Ferry should not have made (an
@@ -12,7 +14,8 @@
 //
 // Retries: transport errors, 500/502/503/504 and SlowDown are retried up to max_attempts
 // times with Ferry's backoff (engine/base/backoff.h), sleeping on the injected clock. A
-// streamed GET is retried only while no byte of it reached the callback.
+// streamed GET is retried only while no byte of it reached the callback, a streamed PUT only
+// while its producer gave no byte.
 //
 // Connections are reused: each thread's call takes an idle curl handle from a pool (keeping
 // its connection alive) and gives it back. Thread-safe.
@@ -71,6 +74,9 @@ struct ObjectInfo {
   std::string content_type;
   std::map<std::string, std::string> metadata;  // x-amz-meta-* without the prefix, lowercase
   std::string last_modified;                    // as the server wrote it
+  // x-amz-server-side-encryption ("AES256", "aws:kms", ...), or "SSE-C" when the object is
+  // encrypted with a customer's key; "" when not encrypted.
+  std::string encryption;
 };
 
 struct PutOptions {

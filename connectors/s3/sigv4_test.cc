@@ -58,5 +58,28 @@ TEST(SigV4Test, HeadersCarryPayloadHashAndAuthorization) {
   EXPECT_TRUE(auth && hash && date);
 }
 
+// An unsigned payload's integrity rests on its Content-MD5, so that header must be signed: a
+// body swapped on the way with a Content-MD5 to match would otherwise pass.
+TEST(SigV4Test, AnUnsignedPayloadsContentMd5IsSigned) {
+  SignedRequest r{.method = "PUT",
+                  .host = "h",
+                  .path = "/b/k",
+                  .headers = {{"content-md5", "XrY7u+Ae7tCTyyK7j1rNww=="}},
+                  .payload_sha256 = "UNSIGNED-PAYLOAD"};
+  bool signed_md5 = false;
+  for (const std::string& h : SignV4(r, kExampleKeys, "us-east-1", ExampleTime())) {
+    if (h.rfind("Authorization: ", 0) == 0 &&
+        h.find("SignedHeaders=content-md5;host;x-amz-content-sha256;x-amz-date,") !=
+            std::string::npos) {
+      signed_md5 = true;
+    }
+  }
+  EXPECT_TRUE(signed_md5);
+  SignedRequest other = r;
+  other.headers["content-md5"] = "1B2M2Y8AsgTpgAmY7PhCfg==";
+  EXPECT_NE(SignatureV4(r, kExampleKeys, "us-east-1", ExampleTime()),
+            SignatureV4(other, kExampleKeys, "us-east-1", ExampleTime()));
+}
+
 }  // namespace
 }  // namespace ferry::s3
