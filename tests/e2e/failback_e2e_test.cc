@@ -132,27 +132,28 @@ class FailbackE2ETest : public ::testing::Test {
 };
 
 TEST_F(FailbackE2ETest, GameDayKeepsEveryUnshippedChangeRepairsAndFailsBack) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   Kept truth = DivergeEast();
   // And one row changed behind Ferry's back, under an origin the capture skips: in no log, so
   // no kept change explains the difference; the rejoin keeps east's row as an anomaly.
-  Exec(Region::kEast,
-       "SELECT pg_replication_origin_create('ferry_gameday'); "
-       "SELECT pg_replication_origin_session_setup('ferry_gameday'); "
-       "SET session_replication_role = replica; "
-       "UPDATE items SET v = 'unlogged' WHERE id = 60");
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kEast,
+                               "SELECT pg_replication_origin_create('ferry_gameday'); "
+                               "SELECT pg_replication_origin_session_setup('ferry_gameday'); "
+                               "SET session_replication_role = replica; "
+                               "UPDATE items SET v = 'unlogged' WHERE id = 60"));
   truth.insert("anomaly items {\"id\": \"60\"}");
-  LoseEastAndPromoteWest();
+  ASSERT_NO_FATAL_FAILURE(LoseEastAndPromoteWest());
 
   // West takes writes, some to keys east changed too; the test records what west acknowledged.
-  Exec(Region::kWest, "UPDATE items SET v = 'west-upd' WHERE id IN (30, 40)");
-  Exec(Region::kWest, "INSERT INTO items VALUES (2001, 'west-new')");
-  Exec(Region::kWest, "DELETE FROM items WHERE id = 50");
-  Exec(Region::kWest, "INSERT INTO acked (note) VALUES ('west after')");
+  ASSERT_NO_FATAL_FAILURE(
+      Exec(Region::kWest, "UPDATE items SET v = 'west-upd' WHERE id IN (30, 40)"));
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "INSERT INTO items VALUES (2001, 'west-new')"));
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "DELETE FROM items WHERE id = 50"));
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "INSERT INTO acked (note) VALUES ('west after')"));
   auto west_acked = regions_->TableRows(Region::kWest, "items");
   ASSERT_TRUE(west_acked.ok());
 
-  RestartEast();
+  ASSERT_NO_FATAL_FAILURE(RestartEast());
   auto rejoined = regions_->Ctl(Region::kEast, {"rejoin", "--json"});
   ASSERT_TRUE(rejoined.ok());
   ASSERT_EQ(rejoined->exit_code, 0) << rejoined->output;
@@ -189,7 +190,8 @@ TEST_F(FailbackE2ETest, GameDayKeepsEveryUnshippedChangeRepairsAndFailsBack) {
   EXPECT_EQ(east->state(), "replicating");
   EXPECT_EQ(east->epoch(), 2u);
   ASSERT_OK(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)));
-  Exec(Region::kWest, "INSERT INTO items VALUES (2002, 'west-after-rejoin')");
+  ASSERT_NO_FATAL_FAILURE(
+      Exec(Region::kWest, "INSERT INTO items VALUES (2002, 'west-after-rejoin')"));
   ASSERT_OK(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)));
   ASSERT_OK(regions_->WaitForTablesEqual({"ferry.quarantine"}, absl::Seconds(60)));
   auto verified = regions_->Ctl(Region::kWest, {"verify"});
@@ -222,7 +224,8 @@ TEST_F(FailbackE2ETest, GameDayKeepsEveryUnshippedChangeRepairsAndFailsBack) {
   EXPECT_NE(again->output.find("is decided"), std::string::npos) << again->output;
 
   // A reapply that conflicts writes nothing and says why: the primary changed key 10 since.
-  Exec(Region::kEast, "UPDATE items SET v = 'changed-since' WHERE id = 10");
+  ASSERT_NO_FATAL_FAILURE(
+      Exec(Region::kEast, "UPDATE items SET v = 'changed-since' WHERE id = 10"));
   const std::string update_id = QuarantineField(Region::kEast, "min(id)", "key LIKE '%\"10\"%'");
   auto conflict = regions_->Ctl(Region::kEast, {"quarantine", "reapply", update_id});
   ASSERT_TRUE(conflict.ok());
@@ -250,7 +253,7 @@ TEST_F(FailbackE2ETest, GameDayKeepsEveryUnshippedChangeRepairsAndFailsBack) {
 // A former primary that shipped everything before it was fenced rejoins with an empty quarantine
 // and replicates.
 TEST_F(FailbackE2ETest, RejoinOfARegionThatNeverDivergedKeepsNothing) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   auto forced = regions_->Ctl(Region::kWest, {"promote", "--force"});
   ASSERT_TRUE(forced.ok());
   ASSERT_EQ(forced->exit_code, 0) << forced->output;
@@ -264,7 +267,7 @@ TEST_F(FailbackE2ETest, RejoinOfARegionThatNeverDivergedKeepsNothing) {
   EXPECT_NE(rejoined->output.find("\"quarantined\": 0,"), std::string::npos) << rejoined->output;
   EXPECT_NE(rejoined->output.find("\"differences\": 0,"), std::string::npos) << rejoined->output;
   EXPECT_TRUE(Quarantine(Region::kWest).empty());
-  Exec(Region::kWest, "INSERT INTO items VALUES (3001, 'after')");
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "INSERT INTO items VALUES (3001, 'after')"));
   ASSERT_OK(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)));
   // Sent again to a replicating standby: refused, nothing changed.
   auto again = regions_->Ctl(Region::kEast, {"rejoin"});
@@ -279,10 +282,10 @@ class FailbackKillTest : public FailbackE2ETest,
                          public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(FailbackKillTest, SigkillDuringRejoinResumesSafely) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   const Kept truth = DivergeEast();
-  LoseEastAndPromoteWest();
-  Exec(Region::kWest, "UPDATE items SET v = 'west-upd' WHERE id = 30");
+  ASSERT_NO_FATAL_FAILURE(LoseEastAndPromoteWest());
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "UPDATE items SET v = 'west-upd' WHERE id = 30"));
   ASSERT_OK(pg(Region::kEast).StartAgain());
   ASSERT_OK(regions_->StartDaemon(Region::kEast, {absl::StrCat("FERRY_KILL_POINT=", GetParam())}));
   auto killed = regions_->Ctl(Region::kEast, {"rejoin"});
@@ -295,7 +298,7 @@ TEST_P(FailbackKillTest, SigkillDuringRejoinResumesSafely) {
   ASSERT_TRUE(rejoined.ok());
   ASSERT_EQ(rejoined->exit_code, 0) << rejoined->output;
   EXPECT_EQ(Quarantine(Region::kWest), truth);
-  Exec(Region::kWest, "INSERT INTO items VALUES (3001, 'after')");
+  ASSERT_NO_FATAL_FAILURE(Exec(Region::kWest, "INSERT INTO items VALUES (3001, 'after')"));
   ASSERT_OK(regions_->WaitForTablesEqual(kTables, absl::Seconds(60)));
   auto east = regions_->Status(Region::kEast);
   ASSERT_TRUE(east.ok());

@@ -72,7 +72,7 @@ class FailoverE2ETest : public ::testing::Test {
 // writes with keys past east's, and east, restarted, learns of the new epoch from west before
 // it takes a write and fences its database.
 TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->Pause(Region::kEast).ok());
   constexpr int kUnshipped = 10;
   for (int i = 0; i < kUnshipped; ++i) {
@@ -137,7 +137,7 @@ TEST_F(FailoverE2ETest, PromoteReportsTheLossBoundAndTheOldPrimaryFencesItself) 
 // reverse's job); --force promotes anyway, and the old primary, still running, learns the new
 // epoch from its peer and fences itself. A second promote is refused.
 TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndTwiceIsRefused) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   auto refused = regions_->Ctl(Region::kWest, {"promote"});
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->exit_code, 1) << refused->output;
@@ -173,7 +173,7 @@ TEST_F(FailoverE2ETest, PromoteRefusedWhileThePrimaryIsHealthyForcedFencesItAndT
 // A table stopped on the standby (a conflict) received changes that were never applied: promote
 // lists it and keeps those changes in ferry.quarantine, never drops them.
 TEST_F(FailoverE2ETest, PromoteKeepsTheChangesOfATableStoppedOnTheStandby) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(
       regions_
           ->ExecBehindFence(Region::kWest, "INSERT INTO acked (id, note) VALUES (1000, 'planted')")
@@ -227,7 +227,7 @@ TEST_F(FailoverE2ETest, PromoteKeepsTheChangesOfATableStoppedOnTheStandby) {
 // its database (its standby may be promoted meanwhile), and lifts the fence once the peer
 // answers and was not promoted.
 TEST_F(FailoverE2ETest, APrimaryCutOffFromItsPeerFencesItselfWhenConfigured) {
-  StartRegions("failover:\n  self_fence_after_seconds: 2\n");
+  ASSERT_NO_FATAL_FAILURE(StartRegions("failover:\n  self_fence_after_seconds: 2\n"));
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
   auto fenced =
       regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) { return s.fenced(); });

@@ -74,8 +74,8 @@ class LogIdentityE2ETest : public ::testing::Test {
 
 // Issue #14 item 10.
 TEST_F(LogIdentityE2ETest, AStandbyThatLostItsDataDirResumesFromItsTargetsProgress) {
-  StartRegions();
-  Write(1);
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
+  ASSERT_NO_FATAL_FAILURE(Write(1));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   // East trims what west acknowledged: its log no longer starts at 1.
   ASSERT_TRUE(regions_
@@ -88,7 +88,7 @@ TEST_F(LogIdentityE2ETest, AStandbyThatLostItsDataDirResumesFromItsTargetsProgre
                   .ok());
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
   std::filesystem::remove_all(regions_->data_dir(Region::kWest));
-  Write(2);  // not acknowledged by anyone: east keeps it
+  ASSERT_NO_FATAL_FAILURE(Write(2));  // not acknowledged by anyone: east keeps it
   auto east_status = regions_->PollStatus(Region::kEast, [](const v1::StatusReply& s) {
     return s.rpo().records() > 0 && s.positions().outbound_first_seq() > 1;
   });
@@ -100,7 +100,7 @@ TEST_F(LogIdentityE2ETest, AStandbyThatLostItsDataDirResumesFromItsTargetsProgre
       << ReadFile(regions_->log_path(Region::kWest));
   const std::string west_log = ReadFile(regions_->log_path(Region::kWest));
   EXPECT_NE(west_log.find("the new inbound log starts at sequence"), std::string::npos);
-  Write(3);
+  ASSERT_NO_FATAL_FAILURE(Write(3));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   auto west_status = regions_->Status(Region::kWest);
   ASSERT_TRUE(west_status.ok());
@@ -112,8 +112,8 @@ TEST_F(LogIdentityE2ETest, AStandbyThatLostItsDataDirResumesFromItsTargetsProgre
 
 // Issue #14 item 1, the documented re-seed (docs/operations.md).
 TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog) {
-  StartRegions();
-  Write(1);
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
+  ASSERT_NO_FATAL_FAILURE(Write(1));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   auto before = regions_->Status(Region::kWest);
   ASSERT_TRUE(before.ok());
@@ -128,7 +128,7 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
   std::filesystem::remove_all(regions_->data_dir(Region::kEast));
   std::filesystem::remove_all(regions_->data_dir(Region::kWest));
   ASSERT_TRUE(east().Exec("SELECT pg_drop_replication_slot('ferry_east')").ok());
-  Write(2);
+  ASSERT_NO_FATAL_FAILURE(Write(2));
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
   ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
 
@@ -195,7 +195,7 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
         << reseed->output;
   }
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
-  Write(3);
+  ASSERT_NO_FATAL_FAILURE(Write(3));
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   auto after = regions_->Status(Region::kWest);
   ASSERT_TRUE(after.ok());

@@ -178,7 +178,7 @@ class ObjectsFailbackE2eTest : public ::testing::Test {
 };
 
 TEST_F(ObjectsFailbackE2eTest, RejoinQuarantinesUnshippedObjectsAndKeepsTheirVersions) {
-  StartRegions(/*without_postgres=*/false);
+  ASSERT_NO_FATAL_FAILURE(StartRegions(/*without_postgres=*/false));
   std::string output;
   const std::map<std::string, s3::PutResult> unshipped = DivergeLoseAndRejoin(&output);
   ASSERT_FALSE(HasFailure());
@@ -220,7 +220,7 @@ TEST_F(ObjectsFailbackE2eTest, RejoinQuarantinesUnshippedObjectsAndKeepsTheirVer
   ASSERT_TRUE(row.ok()) << row.status();
   EXPECT_EQ((*row)[0][0].value_or(""), "1");
 
-  ExpectVersionsKeptAndBucketsEqual(unshipped);
+  ASSERT_NO_FATAL_FAILURE(ExpectVersionsKeptAndBucketsEqual(unshipped));
 
   // An object entry is not reapplied by Ferry; it is discarded once the operator decided.
   auto first = regions_->pg(Region::kWest)
@@ -238,7 +238,7 @@ TEST_F(ObjectsFailbackE2eTest, RejoinQuarantinesUnshippedObjectsAndKeepsTheirVer
 }
 
 TEST_F(ObjectsFailbackE2eTest, BucketOnlyRejoinKeepsTheEntriesInTheNewPrimarysFileQuarantine) {
-  StartRegions(/*without_postgres=*/true);
+  ASSERT_NO_FATAL_FAILURE(StartRegions(/*without_postgres=*/true));
   std::string output;
   const std::map<std::string, s3::PutResult> unshipped = DivergeLoseAndRejoin(&output);
   ASSERT_FALSE(HasFailure());
@@ -256,7 +256,7 @@ TEST_F(ObjectsFailbackE2eTest, BucketOnlyRejoinKeepsTheEntriesInTheNewPrimarysFi
   EXPECT_NE(listed->output.find("object_delete"), std::string::npos) << listed->output;
   EXPECT_NE(listed->output.find(R"("size": "14")"), std::string::npos) << listed->output;
 
-  ExpectVersionsKeptAndBucketsEqual(unshipped);
+  ASSERT_NO_FATAL_FAILURE(ExpectVersionsKeptAndBucketsEqual(unshipped));
 
   // The file quarantine survives a restart of west's ferryd, and takes decisions.
   ASSERT_OK(regions_->StopDaemon(Region::kWest, absl::Seconds(30)));

@@ -117,7 +117,7 @@ TEST_F(SchemaChangeE2ETest, TablesColumnsTypesAndConstraintsChangeOnTheStandbyAs
     INSERT INTO keyless SELECT g, 'k' FROM generate_series(1, 5) g;
   )sql")
                   .ok());
-  ExpectSame({"public.accounts", "public.ledger"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.accounts", "public.ledger"}));
 
   // Item 2: existing rows get the default on the standby too.
   ASSERT_TRUE(east().Exec("ALTER TABLE accounts ADD COLUMN tier int NOT NULL DEFAULT 7").ok());
@@ -142,7 +142,7 @@ TEST_F(SchemaChangeE2ETest, TablesColumnsTypesAndConstraintsChangeOnTheStandbyAs
                   .Exec("INSERT INTO accounts (holder, cents) VALUES ('late', 3); "
                         "INSERT INTO journal (account, note) VALUES (51, 'late')")
                   .ok());
-  ExpectSame({"public.accounts", "public.journal", "public.keyless"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.accounts", "public.journal", "public.keyless"}));
   auto old_name = west().QueryValue("SELECT to_regclass('public.ledger')::text");
   ASSERT_TRUE(old_name.ok());
   EXPECT_FALSE(old_name->has_value()) << "the renamed table's old name is still on the standby";
@@ -173,11 +173,11 @@ TEST_F(SchemaChangeE2ETest, TablesColumnsTypesAndConstraintsChangeOnTheStandbyAs
                   .ok());
   ASSERT_TRUE(east().Exec("ALTER TYPE mood ADD VALUE 'glad'").ok());
   ASSERT_TRUE(east().Exec("UPDATE accounts SET mood = 'glad' WHERE id <= 3").ok());
-  ExpectSame({"public.accounts"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.accounts"}));
 
   ASSERT_TRUE(east().Exec("DROP TABLE journal").ok());
   ASSERT_TRUE(east().Exec("INSERT INTO accounts (holder, cents) VALUES ('after drop', 1)").ok());
-  ExpectSame({"public.accounts"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.accounts"}));
   auto dropped = west().QueryValue("SELECT to_regclass('public.journal')::text");
   ASSERT_TRUE(dropped.ok());
   EXPECT_FALSE(dropped->has_value());
@@ -200,7 +200,7 @@ TEST_F(SchemaChangeE2ETest, PartitionsFollowTruncateDetachDropAndAttach) {
       unnest(ARRAY['east', 'west', 'north', 'south']) r;
   )sql")
                   .ok());
-  ExpectSame({"public.events"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.events"}));
 
   // Item 5: none of these reach a subscriber of a publish_via_partition_root publication.
   ASSERT_TRUE(east().Exec("TRUNCATE events_east").ok());
@@ -219,7 +219,8 @@ TEST_F(SchemaChangeE2ETest, PartitionsFollowTruncateDetachDropAndAttach) {
                   .Exec("UPDATE events SET body = 'changed' WHERE region IN ('up', 'south'); "
                         "INSERT INTO events_west VALUES (99, 'west', 'detached')")
                   .ok());
-  ExpectSame({"public.events", "public.events_west", "public.events_up", "public.events_east"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame(
+      {"public.events", "public.events_west", "public.events_up", "public.events_east"}));
   auto status = regions_->Status(Region::kWest);
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(StoppedTables(*status).empty()) << status->DebugString();
@@ -238,7 +239,7 @@ TEST_F(SchemaChangeE2ETest, DdlFerryCannotIsolateStopsItsTableAndForgedMessagesD
     GRANT ALL ON ALL TABLES IN SCHEMA public TO app;
   )sql")
                   .ok());
-  ExpectSame({"public.hidden", "public.victim"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.hidden", "public.victim"}));
 
   // Any role may emit a message with Ferry's prefix; unsigned, it is never replayed.
   ASSERT_TRUE(east()
@@ -251,7 +252,7 @@ TEST_F(SchemaChangeE2ETest, DdlFerryCannotIsolateStopsItsTableAndForgedMessagesD
                         "victim\",\"role\":\"postgres\",\"tables\":[]}'); "
                         "INSERT INTO victim VALUES (11)")
                   .ok());
-  ExpectSame({"public.victim"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.victim"}));
 
   // A DDL command inside a DO block cannot be told apart from the block's other statements.
   ASSERT_TRUE(east()
@@ -263,7 +264,7 @@ TEST_F(SchemaChangeE2ETest, DdlFerryCannotIsolateStopsItsTableAndForgedMessagesD
   const std::string reason = WaitForStop("public.hidden");
   EXPECT_NE(reason.find("DO block"), std::string::npos) << reason;
   EXPECT_NE(reason.find("ALTER TABLE"), std::string::npos) << reason;
-  ExpectSame({"public.other", "public.victim"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.other", "public.victim"}));
 
   // The operator makes the standby's table match by hand and resumes it: every change from the
   // one that stopped it applies.
@@ -272,7 +273,7 @@ TEST_F(SchemaChangeE2ETest, DdlFerryCannotIsolateStopsItsTableAndForgedMessagesD
   auto resumed = regions_->Ctl(Region::kWest, {"resume-table", "public.hidden"});
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->exit_code, 0) << resumed->output;
-  ExpectSame({"public.hidden", "public.other", "public.victim"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame({"public.hidden", "public.other", "public.victim"}));
 }
 
 TEST_F(SchemaChangeE2ETest, TablesThatExistedBeforeFerryArriveWithTheirWholeDefinition) {
@@ -302,8 +303,8 @@ TEST_F(SchemaChangeE2ETest, TablesThatExistedBeforeFerryArriveWithTheirWholeDefi
                   .Exec("INSERT INTO owners (name) VALUES ('later'); "
                         "INSERT INTO pets (owner, legs) VALUES (31, 3)")
                   .ok());
-  ExpectSame(
-      {"public.owners", "public.pets", "public.visits", "public.visits_2026", "public.plain_log"});
+  ASSERT_NO_FATAL_FAILURE(ExpectSame(
+      {"public.owners", "public.pets", "public.visits", "public.visits_2026", "public.plain_log"}));
   auto status = regions_->Status(Region::kWest);
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(StoppedTables(*status).empty()) << status->DebugString();

@@ -183,7 +183,7 @@ class SwitchoverE2ETest : public ::testing::Test {
 // writes move to west when east's fence refuses them; and `reverse` sent to the (new) standby
 // switches back.
 TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitchesBack) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   // pgbench beside the writer (its clients end when the fence refuses them).
   auto init =
       ChildProcess::Spawn(std::vector<std::string>{"/usr/lib/postgresql/15/bin/pgbench", "-i", "-s",
@@ -206,7 +206,7 @@ TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitches
   ASSERT_EQ(reversed->exit_code, 0) << reversed->output;
   EXPECT_NE(reversed->output.find("\"new_primary\": \"west\""), std::string::npos)
       << reversed->output;
-  ExpectSettled(Region::kWest);
+  ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kWest));
   // Both regions keep the switchover as their last change (issue #20: status, metrics, page).
   for (Region r : {Region::kEast, Region::kWest}) {
     auto s = regions_->Status(r);
@@ -227,7 +227,7 @@ TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitches
   ASSERT_EQ(back->exit_code, 0) << back->output;
   EXPECT_NE(back->output.find("east is the primary under epoch 3"), std::string::npos)
       << back->output;
-  ExpectSettled(Region::kEast);
+  ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kEast));
   ASSERT_TRUE(writer.WaitForWritesOn(Region::kEast, 200));
   writer.Stop();
 
@@ -239,15 +239,15 @@ TEST_F(SwitchoverE2ETest, ReverseUnderLoadKeepsEveryAcknowledgedWriteAndSwitches
       << writer.refusals().front();
   const absl::Status equal = regions_->WaitForTablesEqual(tables, absl::Seconds(180));
   ASSERT_TRUE(equal.ok()) << equal;
-  ExpectEveryAcknowledgedWrite(writer.acked());
-  ExpectWritesGoOneWay(Region::kEast, 100001);
+  ASSERT_NO_FATAL_FAILURE(ExpectEveryAcknowledgedWrite(writer.acked()));
+  ASSERT_NO_FATAL_FAILURE(ExpectWritesGoOneWay(Region::kEast, 100001));
 }
 
 // A bigserial key: the new primary's sequence continues past every value the old one handed
 // out (sequence values travel with the stream, periodically and at the fence), so inserts on
 // the new primary never collide with replicated rows.
 TEST_F(SwitchoverE2ETest, SequencesCarryOverSoNewKeysNeverCollide) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   // The standby made the publication at its first start (FOR ALL TABLES needs a superuser,
   // which apply's role is), and holds no slot.
   auto published = pg(Region::kWest).Query("SELECT count(*) FROM pg_publication");
@@ -273,7 +273,7 @@ TEST_F(SwitchoverE2ETest, SequencesCarryOverSoNewKeysNeverCollide) {
   auto reversed = regions_->Ctl(Region::kEast, {"reverse"});
   ASSERT_TRUE(reversed.ok()) << reversed.status();
   ASSERT_EQ(reversed->exit_code, 0) << reversed->output;
-  ExpectSettled(Region::kWest);
+  ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kWest));
   // Only the new primary holds a slot: the old one's retains no WAL any more.
   for (Region r : {Region::kEast, Region::kWest}) {
     auto slots = pg(r).Query("SELECT slot_name FROM pg_replication_slots");
@@ -300,7 +300,7 @@ TEST_F(SwitchoverE2ETest, SequencesCarryOverSoNewKeysNeverCollide) {
 
 // With the peer's ferryd down, reverse fails with the reason and leaves the primary writable.
 TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   ASSERT_TRUE(regions_->StopDaemon(Region::kWest).ok());
   auto refused = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "5"});
   ASSERT_TRUE(refused.ok()) << refused.status();
@@ -321,7 +321,7 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
 // At no moment are both writable; once the partition heals, east learns of the flip and becomes
 // west's standby with nothing lost.
 TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries) {
-  StartRegions(/*with_proxy=*/true);
+  ASSERT_NO_FATAL_FAILURE(StartRegions(/*with_proxy=*/true));
   ASSERT_TRUE(pg(Region::kEast)
                   .Exec("INSERT INTO acked (writer, note) SELECT 4, 'before' FROM "
                         "generate_series(1, 50)")
@@ -360,7 +360,7 @@ TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries)
   ASSERT_TRUE(pg(Region::kWest).Exec("INSERT INTO kv VALUES (7003, 'west during')").ok());
 
   regions_->proxy()->SetBlackhole(false);
-  ExpectSettled(Region::kWest);
+  ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kWest));
   const absl::Status equal = regions_->WaitForTablesEqual(kTables, absl::Seconds(120));
   ASSERT_TRUE(equal.ok()) << equal;
   auto rows = pg(Region::kEast).Query("SELECT count(*) FROM kv WHERE k IN (7001, 7003)");
@@ -372,7 +372,7 @@ TEST_F(SwitchoverE2ETest, PartitionDuringTheFlipNeverLeavesTwoWritablePrimaries)
 // afterwards exactly one region is primary, under one epoch, with nothing lost: every write
 // acknowledged before the switchover is in both regions and a new write goes one way.
 TEST_F(SwitchoverE2ETest, KilledAtEachStepSettlesWithOnePrimaryAndNothingLost) {
-  StartRegions();
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
   struct Step {
     const char* point;
     bool kill_primary;  // the primary's ferryd (else the standby's)
@@ -408,7 +408,7 @@ TEST_F(SwitchoverE2ETest, KilledAtEachStepSettlesWithOnePrimaryAndNothingLost) {
     ctl.join();
     ASSERT_TRUE(killed) << "the kill point was never reached";
     if (step.flips) primary = Other(primary);
-    ExpectSettled(primary);
+    ASSERT_NO_FATAL_FAILURE(ExpectSettled(primary));
     const absl::Status equal = regions_->WaitForTablesEqual(kTables, absl::Seconds(120));
     ASSERT_TRUE(equal.ok()) << equal;
     auto rows =
@@ -416,7 +416,7 @@ TEST_F(SwitchoverE2ETest, KilledAtEachStepSettlesWithOnePrimaryAndNothingLost) {
             .Query(absl::StrCat("SELECT count(*) FROM acked WHERE note = '", step.point, "'"));
     ASSERT_TRUE(rows.ok());
     EXPECT_EQ((*rows)[0][0].value_or(""), "20");
-    ExpectWritesGoOneWay(primary, key += 10);
+    ASSERT_NO_FATAL_FAILURE(ExpectWritesGoOneWay(primary, key += 10));
   }
 }
 
