@@ -79,8 +79,10 @@ TEST_F(ObjectsSwitchoverE2eTest, TheBucketFlipsWithTheDatabaseAndNoAcknowledgedW
   ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
   ASSERT_TRUE(buckets_->PushTo(Region::kWest).ok());  // 503 until west captures
 
-  for (int i = 0; i < 10; ++i) Put(Region::kEast, absl::StrCat("before/", i), absl::StrCat("b", i));
-  Delete(Region::kEast, "before/3");
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_NO_FATAL_FAILURE(Put(Region::kEast, absl::StrCat("before/", i), absl::StrCat("b", i)));
+  }
+  ASSERT_NO_FATAL_FAILURE(Delete(Region::kEast, "before/3"));
   ASSERT_TRUE(r.pg(Region::kEast).Exec("INSERT INTO notes VALUES (1, 'east')").ok());
   ASSERT_TRUE(buckets_->WaitForEqual(absl::Seconds(60)).ok());
 
@@ -89,10 +91,12 @@ TEST_F(ObjectsSwitchoverE2eTest, TheBucketFlipsWithTheDatabaseAndNoAcknowledgedW
   (*proxy)->SetBlackhole(true);
   (*proxy)->DropConnections();
   for (int i = 0; i < 5; ++i) {
-    Put(Region::kEast, absl::StrCat("in flight/", i), std::string(1000 + i, 'f'));
+    ASSERT_NO_FATAL_FAILURE(
+        Put(Region::kEast, absl::StrCat("in flight/", i), std::string(1000 + i, 'f')));
   }
-  Put(Region::kEast, "in flight/big", std::string((11 << 20) + 5, 'g'));  // a multipart copy
-  Delete(Region::kEast, "before/4");
+  ASSERT_NO_FATAL_FAILURE(
+      Put(Region::kEast, "in flight/big", std::string((11 << 20) + 5, 'g')));  // a streamed copy
+  ASSERT_NO_FATAL_FAILURE(Delete(Region::kEast, "before/4"));
   auto pending = r.PollStatus(
       Region::kWest, [](const v1::StatusReply& s) { return s.objects().objects_pending() >= 7; });
   ASSERT_TRUE(pending.ok()) << pending.status();
@@ -118,18 +122,21 @@ TEST_F(ObjectsSwitchoverE2eTest, TheBucketFlipsWithTheDatabaseAndNoAcknowledgedW
     return s.role() == "standby" && s.objects().mode() == "apply";
   });
   ASSERT_TRUE(east.ok()) << east.status();
-  ExpectOracleIn(Region::kWest);  // everything acknowledged before the flip, applied before it
+  // Everything acknowledged before the flip, applied before it.
+  ASSERT_NO_FATAL_FAILURE(ExpectOracleIn(Region::kWest));
 
   // After the flip: writes on west reach east, objects and rows.
-  for (int i = 0; i < 5; ++i) Put(Region::kWest, absl::StrCat("after/", i), absl::StrCat("a", i));
-  Put(Region::kWest, "before/0", "overwritten on west");
-  Delete(Region::kWest, "before/5");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_NO_FATAL_FAILURE(Put(Region::kWest, absl::StrCat("after/", i), absl::StrCat("a", i)));
+  }
+  ASSERT_NO_FATAL_FAILURE(Put(Region::kWest, "before/0", "overwritten on west"));
+  ASSERT_NO_FATAL_FAILURE(Delete(Region::kWest, "before/5"));
   ASSERT_TRUE(r.pg(Region::kWest).Exec("INSERT INTO notes VALUES (2, 'west')").ok());
   absl::Status equal = buckets_->WaitForEqual(absl::Seconds(60));
   ASSERT_TRUE(equal.ok()) << equal << r.LogTail(Region::kEast);
   ASSERT_TRUE(r.WaitForTablesEqual({"public.notes"}, absl::Seconds(60)).ok());
-  ExpectOracleIn(Region::kWest);
-  ExpectOracleIn(Region::kEast);
+  ASSERT_NO_FATAL_FAILURE(ExpectOracleIn(Region::kWest));
+  ASSERT_NO_FATAL_FAILURE(ExpectOracleIn(Region::kEast));
   auto rows = r.TableRows(Region::kEast, "public.notes");
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ(rows->size(), 2u);
@@ -149,7 +156,9 @@ TEST_F(ObjectsSwitchoverE2eTest, APromotedRegionCapturesItsBucketFromThenOn) {
   TwoRegions& r = **regions;
   ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
   ASSERT_TRUE(buckets_->PushTo(Region::kWest).ok());
-  for (int i = 0; i < 5; ++i) Put(Region::kEast, absl::StrCat("before/", i), absl::StrCat("b", i));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_NO_FATAL_FAILURE(Put(Region::kEast, absl::StrCat("before/", i), absl::StrCat("b", i)));
+  }
   ASSERT_TRUE(buckets_->WaitForEqual(absl::Seconds(60)).ok());
 
   r.KillDaemon(Region::kEast);
@@ -160,8 +169,10 @@ TEST_F(ObjectsSwitchoverE2eTest, APromotedRegionCapturesItsBucketFromThenOn) {
     return s.role() == "primary" && s.objects().mode() == "capture" && s.objects().connected();
   });
   ASSERT_TRUE(west.ok()) << west.status();
-  for (int i = 0; i < 5; ++i) Put(Region::kWest, absl::StrCat("after/", i), absl::StrCat("a", i));
-  Delete(Region::kWest, "before/1");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_NO_FATAL_FAILURE(Put(Region::kWest, absl::StrCat("after/", i), absl::StrCat("a", i)));
+  }
+  ASSERT_NO_FATAL_FAILURE(Delete(Region::kWest, "before/1"));
   // East's data_dir is lost with its ferryd; its bucket holds an object west never had.
   ASSERT_TRUE(buckets_->s3().PutObject(BucketPair::Bucket(Region::kEast), "stale", "s", {}).ok());
   std::filesystem::remove_all(r.data_dir(Region::kEast));
@@ -178,8 +189,8 @@ TEST_F(ObjectsSwitchoverE2eTest, APromotedRegionCapturesItsBucketFromThenOn) {
   ASSERT_TRUE(r.StartDaemon(Region::kEast).ok());
   absl::Status equal = buckets_->WaitForEqual(absl::Seconds(60));
   ASSERT_TRUE(equal.ok()) << equal << r.LogTail(Region::kEast);
-  ExpectOracleIn(Region::kWest);
-  ExpectOracleIn(Region::kEast);
+  ASSERT_NO_FATAL_FAILURE(ExpectOracleIn(Region::kWest));
+  ASSERT_NO_FATAL_FAILURE(ExpectOracleIn(Region::kEast));
   auto east = r.Status(Region::kEast);
   ASSERT_TRUE(east.ok());
   EXPECT_EQ(east->role(), "standby");
@@ -200,12 +211,13 @@ TEST_F(ObjectsSwitchoverE2eTest, APromoteReportsTheObjectsItCouldNotCopy) {
   ASSERT_TRUE(regions.ok()) << regions.status();
   TwoRegions& r = **regions;
   ASSERT_TRUE(buckets_->PushTo(Region::kEast).ok());
-  Put(Region::kEast, "copied", "c");
+  ASSERT_NO_FATAL_FAILURE(Put(Region::kEast, "copied", "c"));
   ASSERT_TRUE(buckets_->WaitForEqual(absl::Seconds(60)).ok());
   (*proxy)->SetBlackhole(true);
   (*proxy)->DropConnections();
   for (int i = 1; i <= 3; ++i)
-    Put(Region::kEast, absl::StrCat("lost/", i), std::string(100 * i, 'l'));
+    ASSERT_NO_FATAL_FAILURE(
+        Put(Region::kEast, absl::StrCat("lost/", i), std::string(100 * i, 'l')));
   auto pending = r.PollStatus(
       Region::kWest, [](const v1::StatusReply& s) { return s.objects().objects_pending() == 3; });
   ASSERT_TRUE(pending.ok()) << pending.status();
