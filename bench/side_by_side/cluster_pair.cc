@@ -94,52 +94,6 @@ CREATE TABLE big (id bigint PRIMARY KEY, payload text NOT NULL);
   return pg;
 }
 
-void NotifyLog::ReadNew() {
-  std::ifstream in(path_, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(offset_));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();  // what was appended since the last complete line
-  const size_t end = text.rfind('\n');
-  if (end == std::string::npos) return;  // no complete new line yet
-  for (absl::string_view line : absl::StrSplit(absl::string_view(text).substr(0, end), '\n')) {
-    if (line == "ready") ready_ = true;
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    int64_t micros = 0;
-    if (f.size() != 3 || !absl::SimpleAtoi(f[2], &micros)) continue;  // stderr lines
-    notes_.push_back({std::string(f[0]), std::string(f[1]), micros});
-  }
-  offset_ += end + 1;
-}
-
-bool NotifyLog::Ready() {
-  ReadNew();
-  return ready_;
-}
-
-std::optional<double> NotifyLog::LastSeen(const std::string& table, const std::string& payload) {
-  ReadNew();
-  const std::string channel = "bench_" + table;
-  int64_t latest = 0;
-  for (const Note& n : notes_) {
-    if (n.channel == channel && (payload.empty() || n.payload == payload)) {
-      latest = std::max(latest, n.micros);
-    }
-  }
-  if (latest == 0) return std::nullopt;
-  return static_cast<double>(latest) / 1e6;
-}
-
-std::map<std::string, double> NotifyLog::FirstSeenByPayload(const std::string& table) {
-  ReadNew();
-  const std::string channel = "bench_" + table;
-  std::map<std::string, double> first;
-  for (const Note& n : notes_) {
-    if (n.channel == channel) first.emplace(n.payload, static_cast<double>(n.micros) / 1e6);
-  }
-  return first;
-}
-
 absl::StatusOr<std::unique_ptr<ClusterPair>> ClusterPair::Start(const Settings& settings,
                                                                 const std::string& work_dir,
                                                                 const std::string& name,

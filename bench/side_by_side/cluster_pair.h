@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bench/side_by_side/bench_text.h"
 #include "bench/side_by_side/side_by_side.h"
 #include "tests/support/child_process.h"
 #include "tests/support/pg_cluster.h"
@@ -31,31 +32,6 @@ using ferry::testing::PgCluster;
 [[nodiscard]] absl::StatusOr<std::unique_ptr<PgCluster>> MakeTemplate(const Settings& settings,
                                                                       const std::string& work_dir,
                                                                       int scale);
-
-// When rows became visible on the target: notify_listener's output ("CHANNEL PAYLOAD
-// UNIX_MICROS" a line), read as it grows. Channels are "bench_" + table.
-class NotifyLog {
- public:
-  explicit NotifyLog(std::string path) : path_(std::move(path)) {}
-  // The latest arrival (Unix seconds) on the table's channel, of `payload` when it is not
-  // empty; nullopt when none arrived.
-  std::optional<double> LastSeen(const std::string& table, const std::string& payload = "");
-  // The first arrival of each payload on the table's channel.
-  std::map<std::string, double> FirstSeenByPayload(const std::string& table);
-  // True once notify_listener listens.
-  bool Ready();
-
- private:
-  struct Note {
-    std::string channel, payload;
-    int64_t micros;
-  };
-  void ReadNew();  // appends the complete lines written since the last call
-  std::string path_;
-  size_t offset_ = 0;
-  bool ready_ = false;
-  std::vector<Note> notes_;
-};
 
 class ClusterPair {
  public:

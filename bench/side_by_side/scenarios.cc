@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "bench/side_by_side/bench_text.h"
 #include "bench/side_by_side/cluster_pair.h"
 #include "bench/side_by_side/ferry_pair.h"
 #include "bench/side_by_side/process_cpu.h"
@@ -47,25 +48,6 @@ std::string FormatSplit(const CpuSplit& before, const CpuSplit& after, double di
   std::string text = absl::StrJoin(parts, " / ");
   if (total) absl::StrAppend(&text, absl::StrFormat("; total %.*f", decimals, sum));
   return text;
-}
-
-// The first number after `label` in a pgbench log ("" when absent).
-std::string PgbenchFigure(const std::string& log, const std::string& label) {
-  const size_t at = log.find(label);
-  if (at == std::string::npos) return "";
-  size_t end = at + label.size();
-  while (end < log.size() && (isdigit(static_cast<unsigned char>(log[end])) || log[end] == '.')) {
-    ++end;
-  }
-  return log.substr(at + label.size(), end - at - label.size());
-}
-
-// Linear interpolation between closest ranks, as the old script's Python did.
-double Percentile(const std::vector<double>& sorted, double p) {
-  const double k = static_cast<double>(sorted.size() - 1) * p;
-  const size_t f = static_cast<size_t>(k);
-  const size_t c = std::min(f + 1, sorted.size() - 1);
-  return sorted[f] + (sorted[c] - sorted[f]) * (k - static_cast<double>(f));
 }
 
 // A perf recording of both ferryd when FERRY_BENCH_PERF asks for one.
@@ -386,8 +368,9 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   }
   if (lags.empty()) return absl::InternalError("no probe measured (" + sys + ")");
   std::sort(lags.begin(), lags.end());
-  ctx.figures.SetNumber("lag_p50_" + k, Percentile(lags, 0.5));
-  ctx.figures.SetNumber("lag_p99_" + k, Percentile(lags, 0.99));
+  const double p50 = *Percentile(lags, 0.5), p99 = *Percentile(lags, 0.99);  // lags not empty
+  ctx.figures.SetNumber("lag_p50_" + k, p50);
+  ctx.figures.SetNumber("lag_p99_" + k, p99);
   ctx.figures.SetNumber("lag_max_" + k, lags.back());
   ctx.figures.Set("lag_n_" + k, absl::StrCat(lags.size()));
   const std::string tps = PgbenchFigure(log, "tps = ");
@@ -395,8 +378,8 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   Log(absl::StrFormat(
       "steady lag %s at %d tps: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d probes at %s tps "
       "(machine CPU busy %s%%)",
-      sys, rate, Percentile(lags, 0.5), Percentile(lags, 0.99), lags.back(), lags.size(),
-      *ctx.figures.Get("lag_tps_" + k), *ctx.figures.Get("lag_cpu_" + k)));
+      sys, rate, p50, p99, lags.back(), lags.size(), *ctx.figures.Get("lag_tps_" + k),
+      *ctx.figures.Get("lag_cpu_" + k)));
   if (ferry) {
     ctx.figures.Set("lag_hwm_east" + tag, VmHwmMb(ferry->pid(Side::kEast)));
     ctx.figures.Set("lag_hwm_west" + tag, VmHwmMb(ferry->pid(Side::kWest)));
