@@ -6,21 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "bench/side_by_side/bench_text.h"
 #include "bench/side_by_side/results_section.h"
+#include "bench/side_by_side/side_by_side.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry::bench::sbs {
 namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 TEST(BenchTextTest, PgbenchFiguresAreTheNumbersAfterTheirLabels) {
   const std::string log =
@@ -94,14 +87,14 @@ TEST(BenchTextTest, WritingTheSectionReplacesItAndKeepsTheRestOfTheFile) {
   settings.results_path = dir.path() + "/RESULTS.md";
   const std::string first = "<!-- side-by-side:begin -->\nold\n<!-- side-by-side:end -->\n";
   ASSERT_TRUE(WriteResultsSection(settings, first).ok());  // no file: a new one
-  EXPECT_NE(Slurp(settings.results_path).find(first), std::string::npos);
+  EXPECT_NE(ReadFile(settings.results_path).find(first), std::string::npos);
   {
     std::ofstream out(settings.results_path);
     out << "# Benchmark results\n\nbefore\n\n" << first << "\n## Other section\nafter\n";
   }
   const std::string second = "<!-- side-by-side:begin -->\nnew\n<!-- side-by-side:end -->\n";
   ASSERT_TRUE(WriteResultsSection(settings, second).ok());
-  EXPECT_EQ(Slurp(settings.results_path),
+  EXPECT_EQ(ReadFile(settings.results_path),
             "# Benchmark results\n\nbefore\n\n" + second + "\n## Other section\nafter\n");
 }
 
