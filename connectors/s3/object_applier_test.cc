@@ -54,11 +54,13 @@ class ObjectApplierTest : public GatewaySuite {
     }
     applier_ = Applier(client_.get());
   }
-  std::unique_ptr<ObjectApplier> Applier(S3Client* target) {
-    auto a = ObjectApplier::Create({.source = client_.get(),
+  // East's bucket to west's (or `target_bucket`), read through `source` (client_ when null).
+  std::unique_ptr<ObjectApplier> Applier(S3Client* target, S3Client* source = nullptr,
+                                         const std::string& target_bucket = "") {
+    auto a = ObjectApplier::Create({.source = source != nullptr ? source : client_.get(),
                                     .source_bucket = east_,
                                     .target = target,
-                                    .target_bucket = west_,
+                                    .target_bucket = target_bucket.empty() ? west_ : target_bucket,
                                     .origin_region = "east",
                                     .part_size = kPart});
     EXPECT_TRUE(a.ok()) << a.status();
@@ -248,13 +250,7 @@ TEST_F(ObjectApplierTest, AStreamedCopyWhoseSourceBreaksStoresNothing) {
   auto proxy = FaultProxy::Start("127.0.0.1", rgw_->port());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   auto source = Client(absl::StrCat("http://", (*proxy)->address()));
-  auto applier = ObjectApplier::Create({.source = source.get(),
-                                        .source_bucket = east_,
-                                        .target = client_.get(),
-                                        .target_bucket = west_,
-                                        .origin_region = "east",
-                                        .part_size = kPart});
-  ASSERT_TRUE(applier.ok());
+  auto applier = Applier(client_.get(), source.get());
   // The GET's bytes arrive slowly enough that the cut lands in the middle of the body.
   (*proxy)->SetBandwidth(4 << 20);
   std::thread cut([&] {
@@ -264,7 +260,7 @@ TEST_F(ObjectApplierTest, AStreamedCopyWhoseSourceBreaksStoresNothing) {
     }
     (*proxy)->DropConnections();
   });
-  auto r = (*applier)->ApplyKey("big");
+  auto r = applier->ApplyKey("big");
   cut.join();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_NE(r.status().message().find("GET"), std::string::npos) << r.status();
@@ -291,14 +287,7 @@ TEST_F(ObjectApplierTest, ATargetThatStoresAnotherBodyKeepsNoVersionOfIt) {
     return HttpResponse{200, ""};  // a PUT stored, with no ETag
   });
   auto target = Client(absl::StrCat("http://127.0.0.1:", (*stub)->port()));
-  auto applier = ObjectApplier::Create({.source = client_.get(),
-                                        .source_bucket = east_,
-                                        .target = target.get(),
-                                        .target_bucket = "target",
-                                        .origin_region = "east",
-                                        .part_size = kPart});
-  ASSERT_TRUE(applier.ok());
-  auto r = (*applier)->ApplyKey("k");
+  auto r = Applier(target.get(), nullptr, "target")->ApplyKey("k");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
   EXPECT_NE(r.status().message().find("was removed"), std::string::npos) << r.status();
   absl::MutexLock lock(&mu);
