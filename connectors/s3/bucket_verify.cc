@@ -1,12 +1,11 @@
 #include "connectors/s3/bucket_verify.h"
 
-#include <openssl/evp.h>
-
 #include <map>
 #include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "connectors/s3/digest.h"
 #include "connectors/s3/object_applier.h"
 #include "connectors/s3/replica_marker.h"
 #include "engine/base/status_macros.h"
@@ -42,19 +41,14 @@ absl::StatusOr<std::optional<ObjectInfo>> Head(S3Client& client, const std::stri
 absl::StatusOr<std::string> BodySha256(S3Client& client, const std::string& bucket,
                                        const std::string& key, const ObjectInfo& head,
                                        uint64_t* bytes_read) {
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256: cannot start a digest");
-  }
+  Digest sha256(Digest::kSha256);
   uint64_t n = 0;
   const std::string version = head.version_id == "null" ? "" : head.version_id;
   FERRY_ASSIGN_OR_RETURN(
       ObjectInfo got,
       client.GetObjectStreamed(bucket, key, version, [&](std::string_view chunk) -> absl::Status {
         n += chunk.size();
-        if (EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size()) != 1) {
-          return absl::InternalError("SHA-256: cannot update the digest");
-        }
+        sha256.Update(chunk);
         return absl::OkStatus();
       }));
   *bytes_read += n;
@@ -62,12 +56,7 @@ absl::StatusOr<std::string> BodySha256(S3Client& client, const std::string& buck
     // Overwritten between the HEAD and the GET (an unversioned bucket): read again next pass.
     return absl::AbortedError(absl::StrCat("'", key, "' changed while it was read"));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
-    return absl::InternalError("SHA-256: cannot finish the digest");
-  }
-  return std::string(reinterpret_cast<const char*>(digest), len);
+  return sha256.Finish();
 }
 
 // The primary's state of a key as Compare names it ("absent", or version, ETag and size).

@@ -1,12 +1,11 @@
 #include "connectors/s3/object_applier.h"
 
-#include <openssl/evp.h>
-
 #include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "connectors/s3/body_pipe.h"
+#include "connectors/s3/digest.h"
 #include "connectors/s3/replica_marker.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
@@ -17,39 +16,9 @@ namespace {
 constexpr uint64_t kMinPartSize = uint64_t{5} << 20;
 // What a streamed copy holds between its GET and its PUT.
 constexpr size_t kPipeBytes = size_t{4} << 20;
-
-// Incremental MD5 (the ETag of a single-part S3 object), through EVP (MD5() is deprecated).
-class Md5 {
- public:
-  Md5() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr); }
-  ~Md5() { EVP_MD_CTX_free(ctx_); }
-  Md5(const Md5&) = delete;
-  Md5& operator=(const Md5&) = delete;
-  void Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[digest[i] >> 4]);
-      out.push_back(kHex[digest[i] & 0xf]);
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
-
-bool IsPlainMd5(const std::string& etag) {
-  if (etag.size() != 32) return false;
-  for (char c : etag) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
+// S3's largest single PUT. A gateway configured for larger ones (MinIO, radosgw's
+// rgw_max_put_size) may hold bigger single-PUT objects: those are copied in parts.
+constexpr uint64_t kMaxPutBytes = uint64_t{5} << 30;
 
 std::string VersionToRead(const ObjectInfo& source) {
   return source.version_id == "null" ? "" : source.version_id;
@@ -58,7 +27,9 @@ std::string VersionToRead(const ObjectInfo& source) {
 }  // namespace
 
 bool EtagIsBodyMd5(const ObjectInfo& source) {
-  return IsPlainMd5(source.etag) && (source.encryption.empty() || source.encryption == "AES256");
+  return source.etag.size() == 32 &&
+         source.etag.find_first_not_of("0123456789abcdef") == std::string::npos &&
+         (source.encryption.empty() || source.encryption == "AES256");
 }
 
 bool HoldsSourceState(const ObjectInfo& target, const ObjectInfo& source, const std::string& key) {
@@ -137,12 +108,9 @@ absl::StatusOr<ApplyResult> ObjectApplier::ApplyLocked(const std::string& key) {
 absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const ObjectInfo& source) {
   PutOptions put{.content_type = source.content_type, .metadata = UserMetadata(source.metadata)};
   put.metadata[kReplicaMetadata] = FormatReplicaMarker(options_.origin_region, source.etag, key);
-  // A source object written by one PUT has its body's MD5 as ETag: the target checks the body
-  // against it (Content-MD5), so nothing is hashed here, and the copy is one PUT however large
-  // (such an object is at most S3's 5 GiB single PUT), streamed from the source's GET.
-  // S3's largest single PUT; a gateway configured for larger ones (MinIO, radosgw's
-  // rgw_max_put_size) may hold bigger single-PUT objects, which are then copied in parts.
-  constexpr uint64_t kMaxPutBytes = uint64_t{5} << 30;
+  // A source whose ETag is its body's MD5: the target checks the body against it
+  // (Content-MD5), so nothing is hashed here, and the copy is one PUT however large, streamed
+  // from the source's GET above the part size.
   if (EtagIsBodyMd5(source) && source.size <= kMaxPutBytes) {
     put.content_md5 = source.etag;
     if (source.size > options_.part_size) return CopyStreamed(key, source, put);
@@ -159,9 +127,9 @@ absl::StatusOr<ApplyResult> ObjectApplier::Copy(const std::string& key, const Ob
   }
   std::string sent_md5 = put.content_md5;
   if (sent_md5.empty()) {  // signed with the body's SHA-256; the ETag is still its MD5
-    Md5 md5;
+    Digest md5(Digest::kMd5);
     md5.Update(body);
-    sent_md5 = md5.HexDigest();
+    sent_md5 = md5.HexFinish();
   }
   FERRY_ASSIGN_OR_RETURN(PutResult written,
                          options_.target->PutObject(options_.target_bucket, key, body, put));

@@ -220,6 +220,11 @@ ObjectInfo InfoOf(const S3Client::Response& r) {
   return info;
 }
 
+// What a PUT's answer says of the version it made.
+PutResult PutResultOf(const S3Client::Response& r) {
+  return PutResult{.etag = Unquote(r.header("etag")), .version_id = r.header("x-amz-version-id")};
+}
+
 }  // namespace
 
 S3Client::S3Client(const S3ClientOptions& options)
@@ -448,7 +453,7 @@ absl::StatusOr<PutResult> S3Client::PutObject(const std::string& bucket, const s
                   .unsigned_payload = !options.content_md5.empty()};
   FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
   FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
-  return PutResult{.etag = Unquote(r.header("etag")), .version_id = r.header("x-amz-version-id")};
+  return PutResultOf(r);
 }
 
 absl::StatusOr<PutResult> S3Client::PutObjectStreamed(
@@ -467,7 +472,7 @@ absl::StatusOr<PutResult> S3Client::PutObjectStreamed(
                   .unsigned_payload = true};
   FERRY_RETURN_IF_ERROR(AddPutHeaders(options, &request.headers));
   FERRY_ASSIGN_OR_RETURN(Response r, Send(request));
-  return PutResult{.etag = Unquote(r.header("etag")), .version_id = r.header("x-amz-version-id")};
+  return PutResultOf(r);
 }
 
 absl::StatusOr<ObjectInfo> S3Client::HeadObject(const std::string& bucket, const std::string& key,
