@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -253,12 +252,7 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
 absl::Status WriteResultsSection(const Settings& settings, const std::string& section) {
   const std::string& path = settings.results_path;
   std::string text = "# Benchmark results\n";
-  if (std::filesystem::exists(path)) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
+  if (std::filesystem::exists(path)) text = ReadFile(path);
   const size_t begin = text.find(kBegin);
   const size_t end = begin == std::string::npos ? std::string::npos : text.find(kEnd, begin);
   if (end != std::string::npos) {

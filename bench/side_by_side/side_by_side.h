@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::bench::sbs {
 
@@ -93,7 +94,7 @@ bool WaitUntil(absl::Duration timeout, absl::Duration interval, const std::funct
                                       const std::string& output_path);
 
 // The whole file ("" when it cannot be read).
-std::string ReadFile(const std::string& path);
+using ::ferry::testing::ReadFile;
 
 // Unix time in seconds, microsecond resolution (the script's `date +%s.%N`).
 double NowSeconds();

@@ -7,13 +7,15 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/read_file.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::ReadFile;
 
 v1::QuarantinedChange Object(uint64_t seq, const std::string& key = "k") {
   v1::QuarantinedChange c;
@@ -33,13 +35,6 @@ v1::QuarantineRequest Verb(const std::string& verb, int64_t id = 0) {
   r.set_verb(verb);
   r.set_id(id);
   return r;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 class FileQuarantineTest : public ::testing::Test {

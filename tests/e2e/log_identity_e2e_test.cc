@@ -12,12 +12,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/http_get.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
@@ -32,13 +31,6 @@ const std::vector<std::string> kTables = {"kv", "events"};
 
 // Acknowledged records are trimmed from the outbound log at once.
 constexpr char kTrimAtOnce[] = "log:\n  retention_seconds: 0\n  retention_bytes: 0\n";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class LogIdentityE2ETest : public ::testing::Test {
  protected:

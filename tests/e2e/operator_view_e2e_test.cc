@@ -9,13 +9,12 @@
 #include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/http_get.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
@@ -34,13 +33,6 @@ const v1::TableState* Find(const v1::StatusReply& s, const std::string& name) {
 bool ValidJson(const std::string& text) {
   google::protobuf::Struct parsed;
   return google::protobuf::util::JsonStringToMessage(text, &parsed).ok();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Runs headless Chromium (Debian's `chromium`, installed by scripts/install-deps.sh) with

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/http_get.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
@@ -26,13 +27,6 @@ absl::StatusOr<std::string> GetOk(const std::string& url) {
   if (r->status != 200)
     return absl::UnavailableError(absl::StrCat("HTTP ", r->status, ": ", r->body));
   return r->body;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::set<std::string> FerryNames(const std::string& text) {

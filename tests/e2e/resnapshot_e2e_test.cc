@@ -11,14 +11,13 @@
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
@@ -30,13 +29,6 @@ constexpr char kSchema[] = R"sql(
   INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 200) g;
   INSERT INTO "odd; name""q" SELECT g, g FROM generate_series(1, 5) g;
 )sql";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Writes to t on east from another thread, one committed statement at a time, and remembers
 // every write east acknowledged (the oracle): id -> v.

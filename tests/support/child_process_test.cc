@@ -5,21 +5,13 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "gtest/gtest.h"
+#include "tests/support/read_file.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 TEST(ChildProcessTest, ExitCodeAndOutputAreCaptured) {
   TempDir dir;

@@ -1,13 +1,10 @@
 #include "tests/support/pg_cluster.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,7 +14,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "absl/strings/match.h"
@@ -28,6 +24,8 @@
 #include "engine/base/status_macros.h"
 #include "gtest/gtest.h"
 #include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
@@ -36,13 +34,6 @@ constexpr char kOsUser[] = "postgres";
 constexpr char kDbUser[] = "postgres";
 
 // The whole file, or "" when it cannot be read.
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The part of the file after its first `offset` bytes.
 std::string ReadFileFrom(const std::string& path, size_t offset) {
   const std::string text = ReadFile(path);
@@ -51,24 +42,6 @@ std::string ReadFileFrom(const std::string& path, size_t offset) {
 
 std::string Tail(const std::string& text, size_t max_bytes = 2000) {
   return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
-}
-
-absl::StatusOr<int> FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    int err = errno;
-    close(fd);
-    return absl::InternalError(absl::StrCat("bind 127.0.0.1:0: ", std::strerror(err)));
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 std::string RunuserPath() {
@@ -328,7 +301,10 @@ absl::Status PgCluster::StartServer(bool may_change_port) {
   absl::Status last;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     if (may_change_port) {
-      FERRY_ASSIGN_OR_RETURN(port_, FreeLoopbackPort());
+      // FreePort never repeats a port in this process (another fixture's listener may not
+      // have bound the one it was given yet).
+      port_ = FreePort();
+      if (port_ == 0) return absl::UnavailableError("no free loopback port for Postgres");
       FERRY_RETURN_IF_ERROR(WritePortConfig());
     }
     const size_t log_offset = ReadFile(log_path()).size();

@@ -10,23 +10,16 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/status_macros.h"
 #include "tests/support/free_port.h"
 #include "tests/support/http_get.h"
+#include "tests/support/read_file.h"
 
 namespace ferry::testing {
 namespace {
-
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string Tail(const std::string& text, size_t bytes) {
   return text.size() <= bytes ? text : text.substr(text.size() - bytes);
@@ -90,7 +83,7 @@ rgw data = )",
 
 // A random UUID (RFC 4122 version 4) from the kernel.
 std::string NewUuid() {
-  std::string uuid = ReadWhole("/proc/sys/kernel/random/uuid");
+  std::string uuid = ReadFile("/proc/sys/kernel/random/uuid");
   while (!uuid.empty() && (uuid.back() == '\n' || uuid.back() == ' ')) uuid.pop_back();
   return uuid;
 }
@@ -132,7 +125,7 @@ absl::StatusOr<std::unique_ptr<RadosGateway>> RadosGateway::Start(
 std::string RadosGateway::LogTail() const {
   std::string out;
   for (const char* name : {"mon.a.log", "osd.0.log", "client.rgw.log", "setup.log"}) {
-    std::string text = ReadWhole(absl::StrCat(dir_->path(), "/log/", name));
+    std::string text = ReadFile(absl::StrCat(dir_->path(), "/log/", name));
     if (!text.empty()) absl::StrAppend(&out, "--- ", name, ":\n", Tail(text, 1500), "\n");
   }
   return out;
@@ -145,7 +138,7 @@ absl::StatusOr<std::string> RadosGateway::Run(const std::vector<std::string>& ar
   SpawnOptions spawn{.argv = argv, .output_path = out_path, .kill_with_parent = true};
   FERRY_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Spawn(spawn));
   std::optional<int> status = child->WaitFor(timeout);
-  std::string output = ReadWhole(out_path);
+  std::string output = ReadFile(out_path);
   {
     std::ofstream setup_log(dir_->File("log/setup.log"), std::ios::app);
     setup_log << "$ " << absl::StrJoin(argv, " ") << "\n" << output;
