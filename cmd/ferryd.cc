@@ -161,8 +161,9 @@ int main(int argc, char** argv) {
   }
 #ifdef NDEBUG
   // Debian builds Abseil without NDEBUG, so every Mutex lock of a release ferryd would also
-  // update Abseil's global lock-order graph (deadlock detection, for debug builds): about 4% of
-  // ferryd's CPU at 2,000 transactions/s (bench/side_by_side/FINDINGS.md). Debug builds keep it.
+  // update Abseil's global lock-order graph (deadlock detection, for debug builds): 0.8-0.9% of
+  // ferryd's samples at 2,000 transactions/s, plus the graph's own lock
+  // (bench/side_by_side/FINDINGS.md, session 11). Debug builds keep it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
 

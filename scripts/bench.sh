@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --quick|--keep) ARGS+=("$1"); shift ;;
     --no-build) BUILD=0; shift ;;
     --only) [ $# -ge 2 ] || { echo "--only needs a list" >&2; exit 2; }; ARGS+=(--only "$2"); shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--only load,catchup,proxy,lag,bigtx] [--keep] [--no-build]" >&2
+    *) echo "usage: scripts/bench.sh [--quick] [--only load,catchup,proxy,lag,bigtx,switchover] [--keep] [--no-build]" >&2
        exit 2 ;;
   esac
 done

@@ -52,7 +52,7 @@ class StopSignal {
 
  private:
   std::atomic<bool> stopped_{false};
-  mutable absl::Notification notification_;
+  absl::Notification notification_;
 };
 
 // Where a source puts what it captured. Implemented by the engine (capture into the outbound

@@ -133,7 +133,7 @@ class RecordingSink final : public Sink {
 class SleepRecordingClock final : public Clock {
  public:
   absl::Time Now() const override { return clock_.Now(); }
-  bool SleepUntil(absl::Time deadline, absl::Notification* cancel) override {
+  bool SleepUntil(absl::Time deadline, const absl::Notification* cancel) override {
     {
       absl::MutexLock lock(&mu_);
       deadlines_.push_back(deadline);

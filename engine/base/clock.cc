@@ -8,7 +8,7 @@ namespace {
 class RealClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
-  bool SleepUntil(absl::Time deadline, absl::Notification* cancel) override {
+  bool SleepUntil(absl::Time deadline, const absl::Notification* cancel) override {
     if (cancel == nullptr) {
       absl::SleepFor(deadline - absl::Now());
       return true;
@@ -29,7 +29,7 @@ absl::Time ManualClock::Now() const {
   return now_;
 }
 
-bool ManualClock::SleepUntil(absl::Time deadline, absl::Notification* cancel) {
+bool ManualClock::SleepUntil(absl::Time deadline, const absl::Notification* cancel) {
   absl::MutexLock lock(&mu_);
   // Advance() wakes sleepers; the cancel notification cannot, so it is polled with a short
   // real timeout. Only tests use ManualClock.

@@ -20,7 +20,7 @@ class Clock {
   virtual absl::Time Now() const = 0;
   // Blocks until Now() >= deadline, or until `cancel` (when given) is notified. Returns true
   // when the deadline passed, false when cancelled.
-  virtual bool SleepUntil(absl::Time deadline, absl::Notification* cancel) = 0;
+  virtual bool SleepUntil(absl::Time deadline, const absl::Notification* cancel) = 0;
 
   // The process-wide real clock. Thread-safe.
   static Clock* Real();
@@ -31,7 +31,7 @@ class ManualClock final : public Clock {
  public:
   explicit ManualClock(absl::Time start = absl::UnixEpoch()) : now_(start) {}
   absl::Time Now() const override;
-  bool SleepUntil(absl::Time deadline, absl::Notification* cancel) override;
+  bool SleepUntil(absl::Time deadline, const absl::Notification* cancel) override;
   void Advance(absl::Duration d);
 
  private:

@@ -100,6 +100,9 @@ TEST(CopyRows, MalformedOrHostileRowsAreRefused) {
   EXPECT_THAT(problem("\n", 1), ::testing::HasSubstr("has 1 values"));
   EXPECT_EQ(problem("1\t" + std::string(98, 'v') + "\n", 1), "");   // the row is 100 bytes
   EXPECT_EQ(problem("1\t" + std::string(100, 'v') + "\n", 1), "");  // the value is 100 bytes
+  // 100 bytes with a third (empty) value: the plain path counts it.
+  EXPECT_THAT(problem("1\t" + std::string(97, 'v') + "\t\n", 1), ::testing::HasSubstr("has 3"));
+  // 101 bytes: past the plain path's size, the walk says the same.
   EXPECT_THAT(problem("1\t" + std::string(98, 'v') + "\t\n", 1), ::testing::HasSubstr("has 3"));
   std::vector<v1::Change> out;
   EXPECT_EQ(ExpandCopyRows(Copy("1\ta\n", 2), 2, &out).code(), absl::StatusCode::kDataLoss);

@@ -159,7 +159,8 @@ TEST(PgClusterTest, StartsAsACopyOfAStoppedTemplateInTheParentDirectory) {
   EXPECT_EQ((*tpl)->QueryValue("SELECT count(*) FROM t").value_or("?"), "2");
 }
 
-TEST(PgClusterTest, KeepLeavesTheDirectory) {
+// Keep() leaves the data directory, but the server is still stopped at destruction.
+TEST(PgClusterTest, KeepLeavesTheDirectoryOfAStoppedServer) {
   std::string dir;
   {
     auto pg = PgCluster::Start();
@@ -168,6 +169,7 @@ TEST(PgClusterTest, KeepLeavesTheDirectory) {
     (*pg)->Keep();
   }
   EXPECT_TRUE(std::filesystem::exists(dir + "/data/PG_VERSION"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/data/postmaster.pid"));  // a clean stop
   std::filesystem::remove_all(dir);
 }
 

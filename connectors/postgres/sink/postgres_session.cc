@@ -47,8 +47,10 @@ absl::Status PostgresSession::Connect() {
     auto r = pipe_->Run(sql);
     if (!r.ok()) return fail(Annotate(r.status(), "setting up the target session"));
   }
-  if (!options_.synchronous_commit && incarnation_ != nullptr) {
+  if (incarnation_ != nullptr) {
     // target_incarnation.h: a crash since the round began may have taken back its commits.
+    // The token is set only when commits are asynchronous (LoadState), the only case in which
+    // a crash can take them back.
     const std::string token = incarnation_->token();
     if (!token.empty()) {
       auto r = pipe_->Run("SELECT token FROM ferry.target_run WHERE source_region = $1",
