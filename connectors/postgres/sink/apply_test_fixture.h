@@ -23,6 +23,11 @@ namespace ferry {
 using ::ferry::testing::PgCluster;
 using ::ferry::testing::TempDir;
 
+// The table most apply tests write (each test creates it): relation 1, items (id integer key,
+// name text, doc text).
+inline const v1::Relation kItems = sink_test::Relation(
+    1, "public", "items", {{"id", "integer", true}, {"name", "text"}, {"doc", "text"}});
+
 inline std::string Dump(const std::vector<::ferry::testing::Row>& rows) {
   std::string out;
   for (const auto& row : rows) {
