@@ -83,6 +83,7 @@ void AddPostgresFactories(const ferry::pg::PostgresConfig& pg, ferry::DaemonFact
     o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
     o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
     o.commit_delay = absl::Microseconds(pg.commit_delay_us);
+    o.commit_siblings = pg.commit_siblings;
     auto source = ferry::pg::PostgresSource::Create(o);
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));

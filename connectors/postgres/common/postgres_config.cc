@@ -162,6 +162,7 @@ constexpr Key<PostgresConfig> kKeys[] = {
     {{.name = "keyless_tables"}, Field<&PostgresConfig::keyless_tables>},
     {{.name = "commit_delay_us", .min = 0, .max = 100'000},
      Field<&PostgresConfig::commit_delay_us>},
+    {{.name = "commit_siblings", .min = 0, .max = 10'000}, Field<&PostgresConfig::commit_siblings>},
 };
 
 }  // namespace

@@ -85,7 +85,8 @@ TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
   EXPECT_TRUE(c->postgres.tables.empty());
   EXPECT_TRUE(c->postgres.snapshot);
   EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kReplicaIdentityFull);
-  EXPECT_EQ(c->postgres.commit_delay_us, 1000);
+  EXPECT_EQ(c->postgres.commit_delay_us, 6000);
+  EXPECT_EQ(c->postgres.commit_siblings, 4);
   EXPECT_EQ(c->postgres.ConnectionString(), c->postgres.dsn);
   // The engine's part is read as before, warnings included.
   EXPECT_EQ(c->engine.region, "east");
@@ -131,7 +132,8 @@ TEST_F(PostgresConfigTest, FullSection) {
                          "  tables: [public.accounts, billing.invoices]\n"
                          "  snapshot: false\n"
                          "  keyless_tables: replica_identity_full\n"
-                         "  commit_delay_us: 1000\n"));
+                         "  commit_delay_us: 6000\n"
+                         "  commit_siblings: 4\n"));
 }
 
 TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
@@ -212,6 +214,25 @@ TEST_F(PostgresConfigTest, CommitDelayIsABoundedNumberOfMicroseconds) {
     Parts p;
     p.postgres += "  commit_delay_us: " + hostile + "\n";
     ExpectError(Parse(p), "key 'postgres.commit_delay_us'");
+  }
+}
+
+// postgres.commit_siblings: a count, 0 (wait whatever the rate) to 10,000.
+TEST_F(PostgresConfigTest, CommitSiblingsIsABoundedCount) {
+  for (const auto& [text, want] :
+       std::vector<std::pair<std::string, int>>{{"0", 0}, {"16", 16}, {"10000", 10000}}) {
+    Parts p;
+    p.postgres += "  commit_siblings: " + text + "\n";
+    absl::StatusOr<Loaded> c = Parse(p);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->postgres.commit_siblings, want);
+  }
+  for (const std::string& hostile :
+       std::vector<std::string>{"-1", "10001", "4 transactions", "0.5", "\"\"", "[4]", "{a: b}",
+                                "99999999999999999999999", std::string(5000, '9')}) {
+    Parts p;
+    p.postgres += "  commit_siblings: " + hostile + "\n";
+    ExpectError(Parse(p), "key 'postgres.commit_siblings'");
   }
 }
 

@@ -15,6 +15,7 @@
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/capture_privileges.h"
 #include "connectors/postgres/source/catalog.h"
+#include "connectors/postgres/source/commit_delay.h"
 #include "connectors/postgres/source/ddl_capture.h"
 #include "connectors/postgres/source/pgoutput_decoder.h"
 #include "connectors/postgres/source/relation_cache.h"
@@ -377,15 +378,14 @@ class PostgresSource::Session {
     while (!stop_.stopped()) {
       FERRY_ASSIGN_OR_RETURN(std::optional<absl::string_view> data,
                              repl_->Receive(absl::ZeroDuration()));
-      if (!data.has_value() && options_.commit_delay > absl::ZeroDuration() &&
-          assembler_.has_pending()) {
-        // Drained, but the previous append was moments ago: under load, wait a little for more
-        // transactions so that they share one durable append (and, downstream, one frame, one
-        // receiving append and one apply group). Idle or lightly loaded, this never waits. It
-        // sleeps rather than waking for every message that arrives meanwhile (the walsender
-        // sends a transaction as several), then reads them all.
+      if (!data.has_value() && assembler_.has_pending()) {
+        // Drained, but under load and moments after the previous append: wait a little for
+        // more transactions so that they share one durable append (and, downstream, one frame,
+        // one receiving append and one apply group); see commit_delay.h. It sleeps rather than
+        // waking for every message that arrives meanwhile (the walsender sends a transaction as
+        // several), then reads them all.
         const absl::Time now = source_.clock_->Now();
-        const absl::Time due = last_flush_ + options_.commit_delay;
+        const absl::Time due = commit_delay_.AppendAt(now, assembler_.stats().transactions);
         if (now < due) {
           stop_.SleepUntil(*source_.clock_, due);  // at most the delay; a stop ends it
           continue;
@@ -393,7 +393,7 @@ class PostgresSource::Session {
       }
       if (!data.has_value()) {
         // Drained what the socket had: make it durable before waiting (group commit).
-        if (assembler_.has_pending()) last_flush_ = source_.clock_->Now();
+        if (assembler_.has_pending()) commit_delay_.Appended(source_.clock_->Now());
         FERRY_RETURN_IF_ERROR(assembler_.Flush());
         FERRY_RETURN_IF_ERROR(assembler_.Tick());
         FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
@@ -505,7 +505,7 @@ class PostgresSource::Session {
   uint64_t received_ = 0;
   uint64_t last_confirmed_ = 0;
   absl::Time last_status_ = absl::InfinitePast();
-  absl::Time last_flush_ = absl::InfinitePast();
+  CommitDelay commit_delay_{{.delay = options_.commit_delay, .siblings = options_.commit_siblings}};
   absl::Time last_retained_ = absl::InfinitePast();
   absl::Time last_sequences_ = absl::InfinitePast();
   LogLimiter sequence_log_{source_.clock_, absl::Minutes(1)};

@@ -59,10 +59,13 @@ struct PostgresSourceOptions {
   std::string skip_origin_prefix = "ferry_";
   // Confirm the captured position to the slot at most this often (and at least every 10 s).
   absl::Duration status_interval = absl::Seconds(1);
-  // Group commit delay: when the socket drained less than this after the previous durable
-  // append, wait up to the rest of it for more transactions before appending (0: append as
-  // soon as the socket drains).
+  // Group commit delay (commit_delay.h): when the socket drained less than this after the
+  // previous durable append, wait up to the rest of it for more transactions before appending
+  // (0: append as soon as the socket drains)...
   absl::Duration commit_delay = absl::ZeroDuration();
+  // ...but only when the recent rate says at least this many transactions arrive within the
+  // delay (0: whatever the rate).
+  int commit_siblings = 0;
   // How often the slot's retained WAL is measured for Health().retained_bytes.
   absl::Duration retained_bytes_interval = absl::Seconds(10);
   // How often the capture emits sequence values when any changed (ferry.emit_sequences; a

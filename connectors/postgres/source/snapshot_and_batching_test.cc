@@ -240,5 +240,26 @@ TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
   EXPECT_NE(changes[11].txn->source_xid(), 0u);
 }
 
+// The delay waits only when the recent rate promises enough transactions to share an append
+// (commit_siblings): with a minute's delay that would hold a transaction read moments after an
+// append, a rate that promises fewer than the siblings lets it through without the clock moving.
+TEST_F(PostgresSourceTest, ACommitDelayDoesNotHoldTransactionsBelowItsSiblings) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions o = Options();
+  o.commit_delay = absl::Seconds(60);
+  o.commit_siblings = 1000;
+  o.clock = &manual_clock_;
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Sync();  // an append, at the clock's time
+  for (int i = 1; i <= 3; ++i) {
+    Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+    ASSERT_TRUE(WaitUntil(
+        [&] { return ChangesOf(target_.fragments(), "t").size() == static_cast<size_t>(i); },
+        absl::Seconds(30)))
+        << run_status_;
+  }
+}
+
 }  // namespace
 }  // namespace ferry::pg

@@ -1,0 +1,25 @@
+#include "connectors/postgres/source/commit_delay.h"
+
+namespace ferry::pg {
+
+absl::Time CommitDelay::AppendAt(absl::Time now, uint64_t transactions) {
+  if (window_start_ == absl::InfinitePast() || transactions < window_transactions_) {
+    window_start_ = now;
+    window_transactions_ = transactions;
+  } else if (const absl::Duration length = now - window_start_;
+             length >= options_.rate_window && length > absl::ZeroDuration()) {
+    rate_ =
+        static_cast<double>(transactions - window_transactions_) / absl::ToDoubleSeconds(length);
+    window_start_ = now;
+    window_transactions_ = transactions;
+  }
+  if (options_.delay <= absl::ZeroDuration()) return now;
+  if (options_.siblings > 0 &&
+      rate_ * absl::ToDoubleSeconds(options_.delay) < static_cast<double>(options_.siblings)) {
+    return now;  // too few transactions to share an append: do not hold this one
+  }
+  const absl::Time due = last_append_ + options_.delay;
+  return due > now ? due : now;
+}
+
+}  // namespace ferry::pg
