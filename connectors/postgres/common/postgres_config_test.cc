@@ -197,42 +197,42 @@ TEST_F(PostgresConfigTest, KeylessTablesTakesOneOfTwoNames) {
   ExpectError(Parse(p), "expected one of replica_identity_full, refuse");
 }
 
-// postgres.commit_delay_us: microseconds, 0 (never wait) to 100,000; anything else is refused
-// with the key named.
-TEST_F(PostgresConfigTest, CommitDelayIsABoundedNumberOfMicroseconds) {
-  for (const auto& [text, want] :
-       std::vector<std::pair<std::string, int>>{{"0", 0}, {"250", 250}, {"100000", 100000}}) {
-    Parts p;
-    p.postgres += "  commit_delay_us: " + text + "\n";
-    absl::StatusOr<Loaded> c = Parse(p);
-    ASSERT_TRUE(c.ok()) << c.status();
-    EXPECT_EQ(c->postgres.commit_delay_us, want);
-  }
-  for (const std::string& hostile :
-       std::vector<std::string>{"-1", "100001", "1ms", "1.5", "\"\"", "[1]", "{a: b}",
-                                "99999999999999999999999", std::string(5000, '9')}) {
-    Parts p;
-    p.postgres += "  commit_delay_us: " + hostile + "\n";
-    ExpectError(Parse(p), "key 'postgres.commit_delay_us'");
-  }
-}
-
-// postgres.commit_siblings: a count, 0 (wait whatever the rate) to 10,000.
-TEST_F(PostgresConfigTest, CommitSiblingsIsABoundedCount) {
-  for (const auto& [text, want] :
-       std::vector<std::pair<std::string, int>>{{"0", 0}, {"16", 16}, {"10000", 10000}}) {
-    Parts p;
-    p.postgres += "  commit_siblings: " + text + "\n";
-    absl::StatusOr<Loaded> c = Parse(p);
-    ASSERT_TRUE(c.ok()) << c.status();
-    EXPECT_EQ(c->postgres.commit_siblings, want);
-  }
-  for (const std::string& hostile :
-       std::vector<std::string>{"-1", "10001", "4 transactions", "0.5", "\"\"", "[4]", "{a: b}",
-                                "99999999999999999999999", std::string(5000, '9')}) {
-    Parts p;
-    p.postgres += "  commit_siblings: " + hostile + "\n";
-    ExpectError(Parse(p), "key 'postgres.commit_siblings'");
+// postgres.commit_delay_us (microseconds, 0: never wait) and postgres.commit_siblings (a count,
+// 0: whatever the rate) are bounded integers; anything else is refused with the key named.
+TEST_F(PostgresConfigTest, CommitDelayAndSiblingsAreBoundedIntegers) {
+  struct IntKey {
+    std::string name;
+    int PostgresConfig::*field;
+    std::vector<std::pair<std::string, int>> valid;
+    std::vector<std::string> refused;
+  };
+  const std::vector<std::string> never = {
+      "\"\"", "[1]", "{a: b}", "1.5", "99999999999999999999999", std::string(5000, '9')};
+  const std::vector<IntKey> keys = {
+      {"commit_delay_us",
+       &PostgresConfig::commit_delay_us,
+       {{"0", 0}, {"250", 250}, {"100000", 100000}},
+       {"-1", "100001", "1ms"}},
+      {"commit_siblings",
+       &PostgresConfig::commit_siblings,
+       {{"0", 0}, {"16", 16}, {"10000", 10000}},
+       {"-1", "10001", "4 transactions"}},
+  };
+  for (const IntKey& key : keys) {
+    for (const auto& [text, want] : key.valid) {
+      Parts p;
+      p.postgres += "  " + key.name + ": " + text + "\n";
+      absl::StatusOr<Loaded> c = Parse(p);
+      ASSERT_TRUE(c.ok()) << key.name << ": " << c.status();
+      EXPECT_EQ(c->postgres.*key.field, want) << key.name;
+    }
+    std::vector<std::string> hostile = key.refused;
+    hostile.insert(hostile.end(), never.begin(), never.end());
+    for (const std::string& text : hostile) {
+      Parts p;
+      p.postgres += "  " + key.name + ": " + text + "\n";
+      ExpectError(Parse(p), "key 'postgres." + key.name + "'");
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace ferry::pg {
 namespace {
@@ -35,29 +36,32 @@ TEST(CommitDelayTest, WithoutSiblingsItWaitsOutTheDelayAfterAnAppend) {
   EXPECT_EQ(delay.AppendAt(kStart + absl::Milliseconds(7), 3), kStart + absl::Milliseconds(7));
 }
 
-// 2,000 transactions a second and a 6 ms delay: 12 expected per delay, more than 4 siblings.
-TEST(CommitDelayTest, AHighRateWaits) {
+// With a 6 ms delay and 4 siblings: `n` transactions evenly over 200 ms, an append, and one more
+// transaction read 0.5 ms later. Returns the measured rate and how long that one is held.
+std::pair<double, absl::Duration> AfterSteadyLoad(int n) {
   CommitDelay delay({.delay = absl::Milliseconds(6), .siblings = 4});
   absl::Time now = kStart;
   uint64_t count = 0;
-  Steady(delay, &now, &count, 400, absl::Milliseconds(200));
-  EXPECT_NEAR(delay.rate(), 2000, 50);
+  Steady(delay, &now, &count, n, absl::Milliseconds(200));
   delay.Appended(now);
   const absl::Time next = now + absl::Microseconds(500);
-  EXPECT_EQ(delay.AppendAt(next, count + 1), now + absl::Milliseconds(6));
+  return {delay.rate(), delay.AppendAt(next, count + 1) - next};
 }
 
-// 300 transactions a second and a 6 ms delay: 1.8 expected per delay, fewer than 4 siblings, so
-// a transaction is appended as soon as it is read even moments after the previous append.
+// 2,000 transactions a second: 12 expected per delay, more than 4 siblings, so the next one
+// waits out the rest of the delay after the append.
+TEST(CommitDelayTest, AHighRateWaits) {
+  const auto [rate, held] = AfterSteadyLoad(400);
+  EXPECT_NEAR(rate, 2000, 50);
+  EXPECT_EQ(held, absl::Microseconds(5500));
+}
+
+// 300 transactions a second: 1.8 expected per delay, fewer than 4 siblings, so a transaction is
+// appended as soon as it is read even moments after the previous append.
 TEST(CommitDelayTest, ALowRateDoesNotWait) {
-  CommitDelay delay({.delay = absl::Milliseconds(6), .siblings = 4});
-  absl::Time now = kStart;
-  uint64_t count = 0;
-  Steady(delay, &now, &count, 60, absl::Milliseconds(200));
-  EXPECT_NEAR(delay.rate(), 300, 20);
-  delay.Appended(now);
-  const absl::Time next = now + absl::Microseconds(500);
-  EXPECT_EQ(delay.AppendAt(next, count + 1), next);
+  const auto [rate, held] = AfterSteadyLoad(60);
+  EXPECT_NEAR(rate, 300, 20);
+  EXPECT_EQ(held, absl::ZeroDuration());
 }
 
 // Until a first window has been measured the rate is unknown and nothing is held.
