@@ -8,6 +8,12 @@
 //
 // Each writer inserts into a bigserial table on the region that takes writes, at its share of
 // the rate, and moves to the other region when the fence refuses it (SQLSTATE 25006).
+//
+// The figure bench/RESULTS.md reports (row 6) comes from the side-by-side suite instead
+// (`side_by_side_bench --only switchover`, bench/side_by_side/switchover.cc): the same window
+// under pgbench load, taken from the databases' own commit timestamps rather than from when
+// these clients saw their acknowledgements. This program stays for what that one does not
+// give: many switchovers in one run (a p99) at a chosen rate and number of writers.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
