@@ -24,6 +24,18 @@ TEST(CommitDelayTest, NoDelayNeverWaits) {
   CommitDelay delay({.delay = absl::ZeroDuration(), .siblings = 0});
   delay.Appended(kStart);
   EXPECT_EQ(delay.AppendAt(kStart + absl::Microseconds(10), 1), kStart + absl::Microseconds(10));
+  // Not even when the clock went back behind the append.
+  EXPECT_EQ(delay.AppendAt(kStart - absl::Seconds(5), 2), kStart - absl::Seconds(5));
+}
+
+// A clock that goes back (the wall clock stepped) never stretches a wait past the delay from
+// now; without the cap, a step of a minute would hold the transaction (and the status the
+// walsender waits for) for a minute and 6 ms.
+TEST(CommitDelayTest, AClockThatGoesBackWaitsAtMostTheDelay) {
+  CommitDelay delay({.delay = absl::Milliseconds(6), .siblings = 0});
+  delay.Appended(kStart);
+  const absl::Time back = kStart - absl::Minutes(1);
+  EXPECT_EQ(delay.AppendAt(back, 1), back + absl::Milliseconds(6));
 }
 
 TEST(CommitDelayTest, WithoutSiblingsItWaitsOutTheDelayAfterAnAppend) {
@@ -87,18 +99,29 @@ TEST(CommitDelayTest, AQuietSpellEndsTheWaiting) {
   EXPECT_LT(delay.rate(), 10);
 }
 
-// The count is the source's, which starts again from zero when the capture restarts: a count
-// below the window's start begins a new window instead of a huge rate.
-TEST(CommitDelayTest, ACountThatGoesBackStartsANewWindow) {
+// A count below the window's start (the guard for a new source's count) or a time before it (a
+// clock that went back) begins a new window and keeps the rate it had, instead of a rate made
+// of a wrapped difference or a negative length.
+TEST(CommitDelayTest, ACountOrClockThatGoesBackStartsANewWindow) {
   CommitDelay delay({.delay = absl::Milliseconds(6), .siblings = 4});
   absl::Time now = kStart;
   uint64_t count = 1'000'000;
   Steady(delay, &now, &count, 40, absl::Milliseconds(200));
+  ASSERT_NEAR(delay.rate(), 200, 20);
   now += absl::Milliseconds(150);
-  EXPECT_EQ(delay.AppendAt(now, 3), now);
+  delay.Appended(now);
+  EXPECT_EQ(delay.AppendAt(now + absl::Microseconds(500), 3), now + absl::Microseconds(500));
+  EXPECT_NEAR(delay.rate(), 200, 20);
   now += absl::Milliseconds(150);
   EXPECT_EQ(delay.AppendAt(now, 4), now);
-  EXPECT_NEAR(delay.rate(), 1 / 0.15, 0.1);
+  EXPECT_NEAR(delay.rate(), 1 / 0.1495, 0.01);
+  // The clock goes back a second: no negative window, the rate stays, and the next window is
+  // measured from there (not only once the clock has passed the old window's start again).
+  const absl::Time back = now - absl::Seconds(1);
+  EXPECT_EQ(delay.AppendAt(back, 5), back);
+  EXPECT_NEAR(delay.rate(), 1 / 0.1495, 0.01);
+  EXPECT_EQ(delay.AppendAt(back + absl::Milliseconds(100), 25), back + absl::Milliseconds(100));
+  EXPECT_NEAR(delay.rate(), 200, 1);
 }
 
 }  // namespace

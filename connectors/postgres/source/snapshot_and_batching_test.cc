@@ -240,25 +240,47 @@ TEST_F(PostgresSourceTest, InterruptedSnapshotIsRedoneFromANewSlot) {
   EXPECT_NE(changes[11].txn->source_xid(), 0u);
 }
 
-// The delay waits only when the recent rate promises enough transactions to share an append
-// (commit_siblings): with a minute's delay that would hold a transaction read moments after an
-// append, a rate that promises fewer than the siblings lets it through without the clock moving.
-TEST_F(PostgresSourceTest, ACommitDelayDoesNotHoldTransactionsBelowItsSiblings) {
-  Exec("CREATE TABLE t (id int PRIMARY KEY)");
-  PostgresSourceOptions o = Options();
-  o.commit_delay = absl::Seconds(60);
-  o.commit_siblings = 1000;
-  o.clock = &manual_clock_;
-  StartSource(o);
-  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
-  Sync();  // an append, at the clock's time
-  for (int i = 1; i <= 3; ++i) {
-    Exec(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
-    ASSERT_TRUE(WaitUntil(
-        [&] { return ChangesOf(target_.fragments(), "t").size() == static_cast<size_t>(i); },
-        absl::Seconds(30)))
+// Issue #19: the delay waits only when the recent rate of captured transactions promises at
+// least commit_siblings within it. On a manual clock: an append, 100 ms, then one transaction:
+// a rate of at least 10 a second (a few more if the window began before the Sync), so at least
+// 600 within a minute's delay and never 10,000. With one sibling that is enough and the
+// transaction is held until the clock passes the delay (so the loop counts the transactions it
+// captured); with 10,000 it is not, and the transaction is captured at once. A loop that ignored
+// the siblings would hold both; one that passed no count would hold neither.
+class CommitSiblingsTest : public PostgresSourceTest {
+ protected:
+  void InsertAfterAnAppendAnd100Ms(int siblings, bool held) {
+    Exec("CREATE TABLE t (id int PRIMARY KEY)");
+    PostgresSourceOptions o = Options();
+    o.commit_delay = absl::Seconds(60);
+    o.commit_siblings = siblings;
+    o.clock = &manual_clock_;
+    StartSource(o);
+    ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+    Sync();  // an append at the clock's time, the rate's window starts
+    manual_clock_.Advance(absl::Milliseconds(100));
+    Exec("INSERT INTO t VALUES (1)");
+    if (held) {
+      auto lsn = Query("SELECT pg_current_wal_lsn()::text");
+      ASSERT_EQ(lsn.size(), 1u);
+      auto end = ParseLsn(*lsn[0][0]);
+      ASSERT_TRUE(end.ok()) << end.status();
+      ASSERT_TRUE(WaitUntil([&] { return source_->Health().received_position >= *end; }));
+      EXPECT_EQ(ChangesOf(target_.fragments(), "t").size(), 0u) << "not held by the delay";
+      manual_clock_.Advance(absl::Seconds(61));
+    }
+    EXPECT_TRUE(WaitUntil([&] { return ChangesOf(target_.fragments(), "t").size() == 1; },
+                          absl::Seconds(30)))
         << run_status_;
   }
+};
+
+TEST_F(CommitSiblingsTest, ARatePromisingItsSiblingsHoldsTheTransaction) {
+  InsertAfterAnAppendAnd100Ms(/*siblings=*/1, /*held=*/true);
+}
+
+TEST_F(CommitSiblingsTest, ARateBelowItsSiblingsDoesNotHoldIt) {
+  InsertAfterAnAppendAnd100Ms(/*siblings=*/10000, /*held=*/false);
 }
 
 }  // namespace
