@@ -1,5 +1,6 @@
 #include "bench/side_by_side/cluster_pair.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,8 +117,14 @@ absl::StatusOr<std::unique_ptr<ClusterPair>> ClusterPair::Start(const Settings& 
     (s == Side::kEast ? pair->east_ : pair->west_) = std::move(pg);
   }
   // The copies of the templates (up to a gigabyte at the full load's scale) are still dirty in
-  // the page cache: written back now, not during whichever system is measured next.
-  ::sync();
+  // the page cache: written back now, not during whichever system is measured next. syncfs:
+  // only the file system the pair is on.
+  const int dir_fd = ::open(pair->dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0 || ::syncfs(dir_fd) != 0) {
+    if (dir_fd >= 0) ::close(dir_fd);
+    return absl::InternalError(absl::StrCat("cannot write back ", pair->dir_));
+  }
+  ::close(dir_fd);
   return pair;
 }
 
