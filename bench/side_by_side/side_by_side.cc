@@ -75,16 +75,10 @@ bool WaitUntil(absl::Duration timeout, absl::Duration interval, const std::funct
 }
 
 absl::StatusOr<int> Run(const std::vector<std::string>& argv, const std::string& output_path) {
-  ferry::testing::SpawnOptions spawn;
-  spawn.argv = argv;
-  spawn.output_path = output_path;
-  spawn.kill_with_parent = true;
-  auto child = ferry::testing::ChildProcess::Spawn(spawn);
-  if (!child.ok()) return child.status();
-  const int status = (*child)->Wait();
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 255;
+  auto run = ferry::testing::RunToEnd(
+      {.argv = argv, .output_path = output_path, .kill_with_parent = true});
+  if (!run.ok()) return run.status();
+  return run->exit_code;
 }
 
 double NowSeconds() { return static_cast<double>(absl::ToUnixMicros(absl::Now())) / 1e6; }

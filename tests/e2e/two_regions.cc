@@ -282,14 +282,9 @@ absl::StatusOr<TwoRegions::CtlResult> TwoRegions::Ctl(Region r,
     argv.push_back(token_file);
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  const std::string out_path = dir_->File("ferryctl.out");
-  ::unlink(out_path.c_str());
-  FERRY_ASSIGN_OR_RETURN(auto child, ChildProcess::Spawn(argv, out_path));
-  const int status = child->Wait();
-  std::ifstream in(out_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return CtlResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ss.str()};
+  FERRY_ASSIGN_OR_RETURN(RunResult run,
+                         RunToEnd({.argv = argv, .output_path = dir_->File("ferryctl.out")}));
+  return CtlResult{run.exit_code, std::move(run.output)};
 }
 
 absl::StatusOr<v1::StatusReply> TwoRegions::PollStatus(

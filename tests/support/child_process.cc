@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tests/support/read_file.h"
 
 extern char** environ;
 
@@ -227,6 +228,32 @@ bool ChildProcess::running() {
   if (r == 0) return true;
   status_ = r == pid_ ? status : -1;
   return false;
+}
+
+absl::StatusOr<RunResult> RunToEnd(const SpawnOptions& options, absl::Duration timeout) {
+  if (options.output_path.empty()) {
+    return absl::InvalidArgumentError("RunToEnd: an output_path is required");
+  }
+  const size_t offset = ReadFile(options.output_path).size();
+  auto child = ChildProcess::Spawn(options);
+  if (!child.ok()) return child.status();
+  const std::optional<int> status = (*child)->WaitFor(timeout);
+  if (!status.has_value()) {
+    (*child)->Kill(SIGKILL);
+    (*child)->Wait();
+    return absl::DeadlineExceededError(absl::StrCat(options.argv.empty() ? "" : options.argv[0],
+                                                    " ran longer than ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  RunResult result;
+  if (WIFEXITED(*status)) {
+    result.exit_code = WEXITSTATUS(*status);
+  } else if (WIFSIGNALED(*status)) {
+    result.exit_code = 128 + WTERMSIG(*status);
+  }
+  const std::string all = ReadFile(options.output_path);
+  if (all.size() > offset) result.output = all.substr(offset);
+  return result;
 }
 
 std::string BuiltBinary(const std::string& name) {

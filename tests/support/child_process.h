@@ -70,6 +70,19 @@ class ChildProcess {
   std::optional<int> status_;
 };
 
+// How a program run to its end ended, and what it printed meanwhile.
+struct RunResult {
+  int exit_code = -1;  // its exit code, or 128 + the signal that ended it
+  std::string output;  // what it appended to SpawnOptions::output_path during this run
+};
+
+// Runs the program to its end. Output goes to options.output_path (required: earlier runs' output
+// there is kept and not returned). kDeadlineExceeded when it still runs after `timeout` (it is
+// killed with SIGKILL then); Spawn's errors otherwise. A non-zero exit is a result, not an error.
+//   auto r = RunToEnd({.argv = {"/bin/ls", dir}, .output_path = dir + "/ls.out"});
+[[nodiscard]] absl::StatusOr<RunResult> RunToEnd(const SpawnOptions& options,
+                                                 absl::Duration timeout = absl::InfiniteDuration());
+
 // Path of a binary built by this project (build/bin/NAME or build/tests/NAME), found relative to
 // the running test executable: the first existing executable of EXE_DIR/../bin/NAME,
 // EXE_DIR/NAME, EXE_DIR/../tests/NAME. When none exists, returns EXE_DIR/../bin/NAME, so that

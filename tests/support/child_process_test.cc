@@ -90,6 +90,43 @@ TEST(ChildProcessTest, DestructorKillsAndReapsARunningChild) {
   EXPECT_EQ(errno, ECHILD);
 }
 
+// RunToEnd returns this run's output only (the file keeps earlier runs') and the exit code; a
+// signal is 128 + its number; a program still running at the timeout is killed and reported.
+TEST(ChildProcessTest, RunToEndReturnsThisRunsOutputAndHowItEnded) {
+  TempDir dir;
+  const std::string out = dir.File("run.out");
+  auto first = RunToEnd({.argv = {"/bin/sh", "-c", "echo one; exit 0"}, .output_path = out});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->exit_code, 0);
+  EXPECT_EQ(first->output, "one\n");
+  auto second = RunToEnd({.argv = {"/bin/sh", "-c", "echo two >&2; exit 7"}, .output_path = out});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->exit_code, 7);
+  EXPECT_EQ(second->output, "two\n");
+  EXPECT_EQ(ReadFile(out), "one\ntwo\n");
+  auto killed = RunToEnd({.argv = {"/bin/sh", "-c", "kill -TERM $$"}, .output_path = out});
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  EXPECT_EQ(killed->exit_code, 128 + SIGTERM);
+}
+
+// A program still running at the timeout: kDeadlineExceeded, and the call returns then (a
+// RunToEnd that waited for the program would hang here for 1,000 s).
+TEST(ChildProcessTest, RunToEndStopsAtItsTimeout) {
+  TempDir dir;
+  auto run = RunToEnd({.argv = {"/bin/sleep", "1000"}, .output_path = dir.File("run.out")},
+                      absl::Milliseconds(300));
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kDeadlineExceeded) << run.status();
+}
+
+TEST(ChildProcessTest, RunToEndNeedsAnOutputFileAndAProgram) {
+  TempDir dir;
+  EXPECT_EQ(RunToEnd({.argv = {"/bin/true"}}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunToEnd({.argv = {"/nonexistent/ferry-program"}, .output_path = dir.File("o")})
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(ChildProcessTest, BuiltBinaryFindsThisTestExecutable) {
   const std::string self = std::filesystem::canonical("/proc/self/exe").string();
   EXPECT_EQ(std::filesystem::canonical(BuiltBinary("child_process_test")).string(), self);

@@ -334,15 +334,11 @@ absl::Status PgCluster::RunAsPostgres(const std::vector<std::string>& argv) cons
   spawn.argv.insert(spawn.argv.end(), argv.begin(), argv.end());
   spawn.output_path = dir_ + "/setup.log";
   spawn.working_dir = dir_;  // a directory the postgres user may enter
-  const size_t output_offset = ReadFile(spawn.output_path).size();
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Spawn(spawn));
-  const int status = child->Wait();
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  const std::string how = WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
-                                            : absl::StrCat("wait status ", status);
-  return absl::InternalError(absl::StrCat("`", absl::StrJoin(argv, " "), "` failed (", how, "); ",
-                                          spawn.output_path, ":\n",
-                                          Tail(ReadFileFrom(spawn.output_path, output_offset))));
+  FERRY_ASSIGN_OR_RETURN(RunResult run, RunToEnd(spawn));
+  if (run.exit_code == 0) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("`", absl::StrJoin(argv, " "), "` failed (exit code ",
+                                          run.exit_code, "); ", spawn.output_path, ":\n",
+                                          Tail(run.output)));
 }
 
 void PgCluster::KillPostmaster() const {

@@ -133,26 +133,22 @@ std::string RadosGateway::LogTail() const {
 
 absl::StatusOr<std::string> RadosGateway::Run(const std::vector<std::string>& argv,
                                               absl::Duration timeout) const {
-  std::string out_path = dir_->File("command.out");
-  ::unlink(out_path.c_str());
-  SpawnOptions spawn{.argv = argv, .output_path = out_path, .kill_with_parent = true};
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Spawn(spawn));
-  std::optional<int> status = child->WaitFor(timeout);
-  std::string output = ReadFile(out_path);
+  absl::StatusOr<RunResult> run = RunToEnd(
+      {.argv = argv, .output_path = dir_->File("command.out"), .kill_with_parent = true}, timeout);
   {
     std::ofstream setup_log(dir_->File("log/setup.log"), std::ios::app);
-    setup_log << "$ " << absl::StrJoin(argv, " ") << "\n" << output;
+    setup_log << "$ " << absl::StrJoin(argv, " ") << "\n"
+              << (run.ok() ? run->output : run.status().ToString() + "\n");
   }
-  if (!status) {
-    child->Kill(SIGKILL);
-    return absl::UnavailableError(
-        absl::StrCat(argv[0], " ran longer than ", absl::FormatDuration(timeout)));
+  if (run.status().code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::UnavailableError(run.status().message());  // the caller may start again
   }
-  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-    return absl::InternalError(
-        absl::StrCat(absl::StrJoin(argv, " "), " failed (", *status, "): ", Tail(output, 2000)));
+  if (!run.ok()) return run.status();
+  if (run->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(absl::StrJoin(argv, " "), " failed (exit code ",
+                                            run->exit_code, "): ", Tail(run->output, 2000)));
   }
-  return output;
+  return std::move(run->output);
 }
 
 absl::StatusOr<std::string> RadosGateway::Admin(const std::vector<std::string>& args) const {
