@@ -53,7 +53,7 @@ absl::StatusOr<s3::ObjectInfo> WaitForCopy(s3::S3Client& s3, const std::string& 
   while (absl::Now() < deadline) {
     copied = s3.HeadObject(kWest, key);
     if (copied.ok()) break;
-    absl::SleepFor(absl::Milliseconds(200));
+    absl::SleepFor(absl::Milliseconds(200));  // polling west's bucket, not synchronisation
   }
   return copied;
 }

@@ -251,8 +251,7 @@ absl::StatusOr<RunResult> RunToEnd(const SpawnOptions& options, absl::Duration t
   } else if (WIFSIGNALED(*status)) {
     result.exit_code = 128 + WTERMSIG(*status);
   }
-  const std::string all = ReadFile(options.output_path);
-  if (all.size() > offset) result.output = all.substr(offset);
+  result.output = ReadFileFrom(options.output_path, offset);
   return result;
 }
 

@@ -33,13 +33,6 @@ namespace {
 constexpr char kOsUser[] = "postgres";
 constexpr char kDbUser[] = "postgres";
 
-// The whole file, or "" when it cannot be read.
-// The part of the file after its first `offset` bytes.
-std::string ReadFileFrom(const std::string& path, size_t offset) {
-  const std::string text = ReadFile(path);
-  return text.size() > offset ? text.substr(offset) : "";
-}
-
 std::string Tail(const std::string& text, size_t max_bytes = 2000) {
   return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
 }

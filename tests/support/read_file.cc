@@ -12,4 +12,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::string ReadFileFrom(const std::string& path, size_t offset) {
+  const std::string text = ReadFile(path);
+  return text.size() > offset ? text.substr(offset) : "";
+}
+
 }  // namespace ferry::testing

@@ -3,10 +3,15 @@
 // content then says what was expected.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace ferry::testing {
 
 std::string ReadFile(const std::string& path);
+
+// What a program appended to the file after its first `offset` bytes ("" when nothing was, or the
+// file cannot be read): take `ReadFile(path).size()` before the program runs.
+std::string ReadFileFrom(const std::string& path, size_t offset);
 
 }  // namespace ferry::testing
