@@ -291,6 +291,7 @@ TEST_P(FailbackKillTest, SigkillDuringRejoinResumesSafely) {
   auto killed = regions_->Ctl(Region::kEast, {"rejoin"});
   ASSERT_TRUE(killed.ok());
   EXPECT_NE(killed->exit_code, 0) << killed->output;
+  ASSERT_TRUE(regions_->WaitForExit(Region::kEast)) << "east never reached the kill point";
   EXPECT_NE(regions_->LogTail(Region::kEast).find(absl::StrCat("kill point ", GetParam())),
             std::string::npos);
   ASSERT_OK(regions_->StartDaemon(Region::kEast));

@@ -168,10 +168,7 @@ TEST_F(LogIdentityE2ETest, ReseedAfterBothDataDirsWereRecreatedAppliesTheNewLog)
   auto killed = regions_->Ctl(Region::kWest, {"reseed", old_log});
   ASSERT_TRUE(killed.ok());
   EXPECT_EQ(killed->exit_code, 1) << killed->output;
-  for (int i = 0; i < 600 && regions_->running(Region::kWest); ++i) {
-    absl::SleepFor(absl::Milliseconds(50));  // polling for the exit, not synchronisation
-  }
-  ASSERT_FALSE(regions_->running(Region::kWest));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kWest));
   EXPECT_NE(ReadFile(regions_->log_path(Region::kWest)).find("kill point reseed.origin_dropped"),
             std::string::npos);
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());

@@ -111,11 +111,7 @@ TEST_F(ObjectsE2eTest, SigkillOfTheStandbyInAMultipartCopyConverges) {
   std::string big(3 * kPart + 1, 'K');
   // Uploaded in parts, so west copies it in parts (a single-PUT source streams through one PUT).
   ASSERT_TRUE(s3::PutMultipartObject(*s3_, "east-assets", "big one", big, kPart).ok());
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while ((*regions)->running(Region::kWest) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ASSERT_FALSE((*regions)->running(Region::kWest)) << "west never reached the kill point";
+  ASSERT_TRUE((*regions)->WaitForExit(Region::kWest)) << "west never reached the kill point";
   std::ifstream log((*regions)->log_path(Region::kWest));
   std::stringstream text;
   text << log.rdbuf();

@@ -270,11 +270,7 @@ TEST_F(ResnapshotE2ETest, ALostCopyStopsTheTableUntilTheResnapshotIsRunAgain) {
   ASSERT_TRUE(regions_->ExecBehindFence(Region::kWest, "DELETE FROM t WHERE id > 100").ok());
   auto call = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
   ASSERT_TRUE(call.ok());
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (regions_->running(Region::kEast) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ASSERT_FALSE(regions_->running(Region::kEast));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kEast));
   const std::string dir = regions_->data_dir(Region::kEast) + "/resnapshot";
   ASSERT_FALSE(std::filesystem::is_empty(dir));
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -316,11 +312,7 @@ TEST_F(ResnapshotE2ETest, ACopyWhoseTransactionNeverCommittedIsDeletedAtTheNextS
   auto call = regions_->Ctl(Region::kEast, {"resnapshot", "public.t"});
   ASSERT_TRUE(call.ok());
   EXPECT_EQ(call->exit_code, 1) << call->output;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (regions_->running(Region::kEast) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ASSERT_FALSE(regions_->running(Region::kEast));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kEast));
   const std::string dir = regions_->data_dir(Region::kEast) + "/resnapshot";
   ASSERT_FALSE(std::filesystem::is_empty(dir));
   // Until its backend noticed the lost client and rolled back (the lock goes with it).
@@ -418,11 +410,7 @@ TEST_P(ResnapshotCrashE2ETest, APrimarySigkilledAfterTheCopysCommitStillDelivers
   if (GetParam() == "resnapshot.committed") {
     EXPECT_EQ(call->exit_code, 1) << "the admin call died with ferryd: " << call->output;
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (regions_->running(Region::kEast) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ASSERT_FALSE(regions_->running(Region::kEast));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kEast));
   EXPECT_NE(ReadFile(regions_->log_path(Region::kEast)).find("kill point " + GetParam()),
             std::string::npos);
   writer.Join();

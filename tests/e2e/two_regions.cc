@@ -211,6 +211,11 @@ bool TwoRegions::running(Region r) {
   return child && child->running();
 }
 
+bool TwoRegions::WaitForExit(Region r, absl::Duration timeout) {
+  auto& child = r == Region::kEast ? east_ : west_;
+  return !child || child->WaitFor(timeout).has_value();
+}
+
 // Calls one admin method of region `r` with the configured token and a 5 s deadline.
 template <typename Request, typename Reply>
 absl::StatusOr<Reply> TwoRegions::Call(Region r,

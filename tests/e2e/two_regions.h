@@ -72,6 +72,11 @@ class TwoRegions {
   // SIGKILL, no drain.
   void KillDaemon(Region r);
   bool running(Region r);
+  // Waits for a region's ferryd to exit by itself (a kill point, a fatal error): true once it
+  // has (it is reaped then), false when it still runs after `timeout`. A caller that saw the
+  // daemon's connections close (an admin call failing) must wait here before starting it again:
+  // a process closes its sockets before it exits.
+  [[nodiscard]] bool WaitForExit(Region r, absl::Duration timeout = absl::Seconds(60));
   // The process id of a region's ferryd (0 when it never started).
   int pid(Region r) const;
 

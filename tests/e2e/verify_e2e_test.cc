@@ -446,7 +446,7 @@ TEST_F(VerifyE2eTest, ASigkillOfTheStandbyDuringAVerifyFailsItCleanly) {
       regions_->StartDaemon(Region::kWest, {"FERRY_KILL_POINT=verify.standby_cut_taken"}).ok());
   Verified v = Verify(Region::kEast, {"public.quiet"});
   EXPECT_EQ(v.exit_code, 1) << v.output;
-  EXPECT_FALSE(regions_->running(Region::kWest));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kWest));
   ASSERT_TRUE(regions_->StartDaemon(Region::kWest).ok());
   // East's status no longer shows the verify; the next one works.
   auto status = regions_->Status(Region::kEast);
@@ -462,7 +462,7 @@ TEST_F(VerifyE2eTest, ASigkillOfThePrimaryDuringAVerifyFailsItCleanly) {
       regions_->StartDaemon(Region::kEast, {"FERRY_KILL_POINT=verify.tables_scanned"}).ok());
   Verified v = Verify(Region::kEast, {"public.quiet"});
   EXPECT_EQ(v.exit_code, 1) << v.output;
-  EXPECT_FALSE(regions_->running(Region::kEast));
+  ASSERT_TRUE(regions_->WaitForExit(Region::kEast));
   ASSERT_TRUE(regions_->StartDaemon(Region::kEast).ok());
   // The standby ended the dead coordinator's verify when the new one began.
   Verified again = Verify(Region::kEast, {"public.quiet"});
