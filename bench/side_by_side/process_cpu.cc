@@ -168,7 +168,14 @@ void PerfRecording::Stop() {
                              "' --stdio --no-children --percent-limit 1.5 -g none > '", text,
                              "' 2> /dev/null");
     }
-    (void)Run({"/bin/sh", "-c", command}, "");
+    // What the summary commands print besides goes to perf-report.log.
+    absl::StatusOr<int> rc =
+        Run({"/bin/sh", "-c", command}, absl::StrCat(dir_, "/perf-report.log"));
+    if (!rc.ok() || *rc != 0) {
+      Log(absl::StrCat("perf summary (", name, ") failed: ",
+                       rc.ok() ? absl::StrCat("exit ", *rc) : rc.status().ToString()));
+      continue;
+    }
     std::error_code ec;
     std::filesystem::create_directories(profiles_dir_, ec);
     const std::string kept = absl::StrCat(profiles_dir_, "/", tag_, "-", name, ".txt");
