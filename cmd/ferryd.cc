@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "cmd/postgres_options.h"
 #include "cmd/verify_factories.h"
 #include "connectors/postgres/common/postgres_config.h"
 #include "connectors/postgres/sink/postgres_sink.h"
@@ -71,37 +72,14 @@ void AddPostgresFactories(const ferry::pg::PostgresConfig& pg, ferry::DaemonFact
   factories.source =
       [pg](const ferry::config::Config& c,
            const ferry::PipelineContext&) -> absl::StatusOr<std::unique_ptr<ferry::Source>> {
-    ferry::pg::PostgresSourceOptions o;
-    // Named, so that a switchover's fence does not end the capture's own sessions.
-    o.dsn = pg.ConnectionString() + " application_name=ferry_capture";
-    o.publication = pg.publication;
-    o.slot = pg.slot;
-    o.tables = pg.tables;
-    o.origin_region = c.region;
-    o.snapshot = pg.snapshot;
-    o.keyless_tables = pg.keyless_tables;
-    o.resnapshot_dir = (std::filesystem::path(c.data_dir) / "resnapshot").string();
-    o.sequence_interval = absl::Seconds(5);  // sequence values, when any changed
-    o.commit_delay = absl::Microseconds(pg.commit_delay_us);
-    o.commit_siblings = pg.commit_siblings;
-    auto source = ferry::pg::PostgresSource::Create(o);
+    auto source = ferry::pg::PostgresSource::Create(ferry::CaptureOptions(pg, c));
     if (!source.ok()) return source.status();
     return std::unique_ptr<ferry::Source>(std::move(*source));
   };
   factories.sink =
       [pg](const ferry::config::Config& c,
            const ferry::PipelineContext& context) -> absl::StatusOr<std::unique_ptr<ferry::Sink>> {
-    ferry::PostgresSinkOptions o;
-    o.dsn = pg.ConnectionString();
-    o.source_region = c.peer.region.empty() ? "peer" : c.peer.region;
-    o.epoch = context.epoch;  // names the replication origins: the fence against old appliers
-    // A rejoin applies the new primary's stream over the former primary's own changes (kept in
-    // the quarantine) until its repair: conflicts take the new primary's version then.
-    o.conflict_policy =
-        context.rejoining ? ferry::ConflictPolicy::kApplyRemote : c.apply.conflict_policy;
-    o.synchronous_commit = c.apply.synchronous_commit;
-    o.max_value_bytes = static_cast<size_t>(c.apply.max_value_bytes);
-    auto sink = ferry::PostgresSink::Open(o);
+    auto sink = ferry::PostgresSink::Open(ferry::ApplyOptions(pg, c, context));
     if (!sink.ok()) return sink.status();
     return std::unique_ptr<ferry::Sink>(std::move(*sink));
   };
