@@ -118,6 +118,15 @@ TEST(ChildProcessTest, RunToEndStopsAtItsTimeout) {
   EXPECT_EQ(run.status().code(), absl::StatusCode::kDeadlineExceeded) << run.status();
 }
 
+// Tail (read_file.h), for the error messages that quote a program's output: short text whole,
+// long text its last bytes after "...".
+TEST(ChildProcessTest, TailKeepsTheEndAndSaysWhenItCut) {
+  EXPECT_EQ(Tail("", 4), "");
+  EXPECT_EQ(Tail("abcd", 4), "abcd");
+  EXPECT_EQ(Tail("abcdef", 4), "...cdef");
+  EXPECT_EQ(Tail(std::string(3000, 'x') + "end").size(), 3u + 2000u);
+}
+
 TEST(ChildProcessTest, RunToEndNeedsAnOutputFileAndAProgram) {
   TempDir dir;
   EXPECT_EQ(RunToEnd({.argv = {"/bin/true"}}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -33,10 +33,6 @@ namespace {
 constexpr char kOsUser[] = "postgres";
 constexpr char kDbUser[] = "postgres";
 
-std::string Tail(const std::string& text, size_t max_bytes = 2000) {
-  return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
-}
-
 std::string RunuserPath() {
   for (const char* p : {"/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"}) {
     if (access(p, X_OK) == 0) return p;

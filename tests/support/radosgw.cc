@@ -21,10 +21,6 @@
 namespace ferry::testing {
 namespace {
 
-std::string Tail(const std::string& text, size_t bytes) {
-  return text.size() <= bytes ? text : text.substr(text.size() - bytes);
-}
-
 // The cluster's settings (DESIGN.md, "What this machine kind offers"): authentication between
 // Ceph daemons off, memstore, pools of size 1, a fast Paxos (12 s start without it), crc mode
 // for the gateway's monitor client (it loops on "get_initial_auth_request returned -13"

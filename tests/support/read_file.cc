@@ -17,4 +17,8 @@ std::string ReadFileFrom(const std::string& path, size_t offset) {
   return text.size() > offset ? text.substr(offset) : "";
 }
 
+std::string Tail(const std::string& text, size_t max_bytes) {
+  return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
+}
+
 }  // namespace ferry::testing

@@ -14,4 +14,8 @@ std::string ReadFile(const std::string& path);
 // file cannot be read): take `ReadFile(path).size()` before the program runs.
 std::string ReadFileFrom(const std::string& path, size_t offset);
 
+// The last `max_bytes` of `text` (a program's output or log, for an error message), after "..."
+// when something was cut.
+std::string Tail(const std::string& text, size_t max_bytes = 2000);
+
 }  // namespace ferry::testing

@@ -60,8 +60,8 @@ struct PostgresSourceOptions {
   // Confirm the captured position to the slot at most this often (and at least every 10 s).
   absl::Duration status_interval = absl::Seconds(1);
   // Group commit delay (commit_delay.h): when the socket drained less than this after the
-  // previous append made at a drain, wait up to the rest of it for more transactions before appending
-  // (0: append as soon as the socket drains)...
+  // previous append made at a drain, wait up to the rest of it for more transactions before
+  // appending (0: append as soon as the socket drains)...
   absl::Duration commit_delay = absl::ZeroDuration();
   // ...but only when the recent rate says at least this many transactions arrive within the
   // delay (0: whatever the rate).
