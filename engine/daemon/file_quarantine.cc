@@ -1,5 +1,6 @@
 #include "engine/daemon/file_quarantine.h"
 
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <tuple>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -123,6 +125,8 @@ absl::StatusOr<QuarantineStore::Kept> FileQuarantine::Keep(
   for (const v1::QuarantinedChange& c : changes) FERRY_RETURN_IF_ERROR(CheckChange(c));
   FERRY_ASSIGN_OR_RETURN(v1::QuarantineFile file, Load());
   Kept kept;
+  // The highest id is taken before any entry is dropped, and the entries kept after a drop get
+  // higher ones, so an id is never given twice.
   int64_t next_id = 0;
   // (source region, epoch, log seq, index): kept once.
   absl::flat_hash_set<std::tuple<std::string, uint64_t, uint64_t, uint32_t>> known;
@@ -130,16 +134,20 @@ absl::StatusOr<QuarantineStore::Kept> FileQuarantine::Keep(
     next_id = std::max(next_id, e.entry().id());
     known.insert({e.entry().source_region(), e.entry().epoch(), e.log_seq(), e.change_index()});
   }
+  std::vector<const v1::QuarantinedChange*> fresh;
   for (const v1::QuarantinedChange& c : changes) {
-    if (!known.insert({source_region, c.epoch(), c.log_seq(), c.index()}).second) {
+    if (known.insert({source_region, c.epoch(), c.log_seq(), c.index()}).second) {
+      fresh.push_back(&c);
+    } else {
       ++kept.present;
-      continue;
     }
-    if (static_cast<size_t>(file.entries_size()) >= kMaxEntries) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the quarantine file holds ", kMaxEntries,
-                       " entries already: discard decided ones (nothing of this batch kept)"));
-    }
+  }
+  const size_t held = static_cast<size_t>(file.entries_size());
+  if (held + fresh.size() > kMaxEntries) {
+    FERRY_RETURN_IF_ERROR(DropDecided(held + fresh.size() - kMaxEntries, fresh.size(), file));
+  }
+  for (const v1::QuarantinedChange* change : fresh) {
+    const v1::QuarantinedChange& c = *change;
     v1::QuarantineFileEntry* e = file.add_entries();
     e->set_log_seq(c.log_seq());
     e->set_change_index(c.index());
@@ -164,6 +172,33 @@ absl::StatusOr<QuarantineStore::Kept> FileQuarantine::Keep(
   }
   if (kept.kept > 0) FERRY_RETURN_IF_ERROR(Save(file));
   return kept;
+}
+
+absl::Status FileQuarantine::DropDecided(size_t n, size_t batch, v1::QuarantineFile& file) const {
+  size_t decided = 0;
+  for (const v1::QuarantineFileEntry& e : file.entries()) {
+    if (e.entry().status() != "pending") ++decided;
+  }
+  if (decided < n) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the quarantine file holds ", file.entries_size() - decided, " pending entries and ",
+        decided, " decided ones, and this batch brings ", batch, " more: at most ", kMaxEntries,
+        " are kept. Discard pending entries (ferryctl quarantine discard); nothing of this "
+        "batch was kept"));
+  }
+  google::protobuf::RepeatedPtrField<v1::QuarantineFileEntry> entries;
+  entries.Reserve(file.entries_size() - static_cast<int>(n));
+  size_t drop = n;
+  for (v1::QuarantineFileEntry& e : *file.mutable_entries()) {
+    if (drop > 0 && e.entry().status() != "pending") {
+      --drop;  // the oldest decided ones first: entries are in the order they were kept
+      continue;
+    }
+    *entries.Add() = std::move(e);
+  }
+  file.mutable_entries()->Swap(&entries);
+  spdlog::info("quarantine: dropped the {} oldest decided entries of {} to make room", n, path_);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::QuarantineReply> FileQuarantine::Decide(const v1::QuarantineRequest& request) {

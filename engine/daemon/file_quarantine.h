@@ -20,7 +20,11 @@
 //
 // Budgets against a hostile peer (RegionControl.Quarantine is authenticated, but a bug is a
 // bug): at most 100,000 entries in all; a key or `after` of at most 64 KiB; a source region of at
-// most 256 bytes; a bucket name of at most 63.
+// most 256 bytes; a bucket name of at most 63. Decided (discarded) entries stay listed until a
+// batch needs their room: then the oldest decided ones are dropped, as many as it needs (logged).
+// Only when pending entries alone would pass the limit is a batch refused (kResourceExhausted,
+// nothing of it kept): the operator discards some, and the rejoin's retry keeps it. A change
+// whose decided entry was dropped is kept again if a rejoin sends it again. Ids are never reused.
 //
 // Thread-compatible (the daemon calls it under quarantine_mu_).
 #pragma once
@@ -55,6 +59,9 @@ class FileQuarantine final : public QuarantineStore {
  private:
   [[nodiscard]] absl::StatusOr<v1::QuarantineFile> Load() const;
   [[nodiscard]] absl::Status Save(const v1::QuarantineFile& file) const;
+  // Drops the `n` oldest decided entries of `file` to make room for a batch of `batch` new ones,
+  // or says that pending entries fill it (kResourceExhausted; `file` unchanged).
+  [[nodiscard]] absl::Status DropDecided(size_t n, size_t batch, v1::QuarantineFile& file) const;
 
   const std::string path_;
 };

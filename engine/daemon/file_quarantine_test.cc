@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/read_file.h"
@@ -103,6 +104,77 @@ TEST_F(FileQuarantineTest, DiscardsOnceAndRefusesReapply) {
   ASSERT_EQ(shown->entries_size(), 1);
   EXPECT_EQ(shown->entries(0).status(), "pending");
   EXPECT_EQ(q.Decide(Verb("show", 99)).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The 100,000-entry limit: decided entries make room, oldest first; pending ones never go; a
+// batch that does not fit is refused whole; an id is never given twice.
+TEST_F(FileQuarantineTest, AFullFileDropsTheOldestDecidedEntriesAndRefusesWhenAllArePending) {
+  constexpr uint64_t kMax = FileQuarantine::kMaxEntries;
+  FileQuarantine q(path_);
+  auto range = [](uint64_t first, uint64_t last) {
+    std::vector<v1::QuarantinedChange> changes;
+    for (uint64_t seq = first; seq <= last; ++seq) changes.push_back(Object(seq));
+    return changes;
+  };
+  auto kept = q.Keep("east", range(1, kMax - 2));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_EQ(kept->kept, kMax - 2);
+
+  // Three more while every entry is pending: refused whole, the file as it was.
+  auto full = q.Keep("east", range(kMax - 1, kMax + 1));
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.status().message().find("99998 pending entries"), std::string::npos)
+      << full.status();
+  EXPECT_NE(full.status().message().find("nothing of this batch was kept"), std::string::npos);
+  EXPECT_EQ(*q.Pending(), kMax - 2);
+
+  // Two new ones fit exactly; a change already kept counts as present, not against the limit.
+  std::vector<v1::QuarantinedChange> two = range(kMax - 1, kMax);
+  two.push_back(Object(5));
+  kept = q.Keep("east", two);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->kept, 2u);
+  EXPECT_EQ(kept->present, 1u);
+  EXPECT_EQ(q.Keep("east", {Object(kMax + 1)}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+
+  // Three decided: the next two new entries take the room of the two oldest.
+  for (int64_t id : {1, 2, 3}) ASSERT_TRUE(q.Decide(Verb("discard", id)).ok());
+  kept = q.Keep("east", range(kMax + 1, kMax + 2));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->kept, 2u);
+  EXPECT_EQ(q.Decide(Verb("show", 1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(q.Decide(Verb("show", 2)).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(q.Decide(Verb("show", 3)).ok());  // the third stays listed
+  auto newest = q.Decide(Verb("show", static_cast<int64_t>(kMax + 2)));
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  EXPECT_EQ(newest->entries(0).commit_position(), absl::StrCat("seq ", kMax + 2));
+  EXPECT_EQ(*q.Pending(), kMax - 1);
+
+  // Two more need two decided entries and one is left: refused, entry 3 kept.
+  EXPECT_EQ(q.Keep("east", range(kMax + 3, kMax + 4)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(q.Decide(Verb("show", 3)).ok());
+
+  // The newest entry decided and dropped with the oldest: after a reopen too, no id is given
+  // twice.
+  ASSERT_TRUE(q.Decide(Verb("discard", static_cast<int64_t>(kMax + 2))).ok());
+  FileQuarantine reopened(path_);
+  kept = reopened.Keep("east", range(kMax + 3, kMax + 4));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->kept, 2u);
+  EXPECT_EQ(reopened.Decide(Verb("show", 3)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(reopened.Decide(Verb("show", static_cast<int64_t>(kMax + 2))).status().code(),
+            absl::StatusCode::kNotFound);
+  v1::QuarantineRequest last = Verb("list");
+  last.set_limit(static_cast<uint32_t>(kMax));
+  auto listed = reopened.Decide(last);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->total(), kMax);
+  EXPECT_EQ(listed->pending(), kMax);
+  const v1::QuarantineEntry& end = listed->entries(listed->entries_size() - 1);
+  EXPECT_EQ(end.id(), static_cast<int64_t>(kMax + 4));
+  EXPECT_EQ(end.commit_position(), absl::StrCat("seq ", kMax + 4));
 }
 
 TEST_F(FileQuarantineTest, HostileChangesAreRefusedAndNothingIsKept) {
