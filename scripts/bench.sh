@@ -11,6 +11,8 @@
 #   --keep       keep the work directory (clusters, ferryd logs) after the run
 #   --no-build   use the binaries already in $FERRY_BENCH_BUILD
 # Environment: FERRY_BENCH_BUILD (build dir, default build-sbs), FERRY_BENCH_TMP (default /tmp),
+#   FERRY_BENCH_LOAD_SCALE (pgbench scale of the initial load, default 50, --quick 5; 20 gave
+#   steady ratios on this machine when the host's memory made scale 50 swing, FINDINGS.md),
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),

@@ -9,9 +9,9 @@
 //     --results    the RESULTS.md whose side-by-side section is rewritten
 //                  (default: bench/RESULTS.md of the source tree this was built from)
 //     --repo       the checkout whose commit the section names (default: that source tree)
-//   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LAG_RATE, FERRY_BENCH_LAG_LOW_RATE,
-//   FERRY_BENCH_COMMIT_DELAY_US, FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_PERF (1 | system |
-//   stat), as scripts/bench.sh says.
+//   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LOAD_SCALE, FERRY_BENCH_LAG_RATE,
+//   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_COMMIT_DELAY_US, FERRY_BENCH_COMPRESSION_LEVEL,
+//   FERRY_BENCH_PERF (1 | system | stat), as scripts/bench.sh says.
 //
 // Uses ferryd and ferryctl of the same build (BUILD/bin) and notify_listener (BUILD/bench).
 // Exit codes: 0 done, 1 a scenario failed (the work directory is kept), 2 usage.
@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
       if (s.by_default) settings.only.insert(s.name);
     }
   }
+  settings.load_scale = EnvInt("FERRY_BENCH_LOAD_SCALE", settings.load_scale);
   settings.lag_rate = EnvInt("FERRY_BENCH_LAG_RATE", 2000);
   settings.lag_low_rate = EnvInt("FERRY_BENCH_LAG_LOW_RATE", 200);
   settings.commit_delay_us = EnvString("FERRY_BENCH_COMMIT_DELAY_US");
