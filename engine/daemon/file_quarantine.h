@@ -23,7 +23,7 @@
 // most 256 bytes; a bucket name of at most 63. Decided (discarded) entries stay listed until a
 // batch needs their room: then the oldest decided ones are dropped, as many as it needs (logged).
 // Only when pending entries alone would pass the limit is a batch refused (kResourceExhausted,
-// nothing of it kept): the operator discards some, and the rejoin's retry keeps it. A change
+// nothing of it kept): the operator discards some, and a rejoin run again keeps it. A change
 // whose decided entry was dropped is kept again if a rejoin sends it again. Ids are never reused.
 //
 // Thread-compatible (the daemon calls it under quarantine_mu_).
