@@ -218,6 +218,7 @@ absl::StatusOr<BucketVerifyReport> VerifyBuckets(const BucketVerifyOptions& o) {
       for (int attempt = 1; attempt <= kRepairTries; ++attempt) {
         absl::StatusOr<std::optional<ObjectInfo>> before =
             Head(*o.primary, o.primary_bucket, d.key);
+        if (o.before_repair_copy) o.before_repair_copy(d.key, attempt);
         absl::StatusOr<ApplyResult> applied =
             before.ok() ? applier->ApplyKey(d.key) : absl::StatusOr<ApplyResult>(before.status());
         absl::StatusOr<std::optional<ObjectInfo>> after =

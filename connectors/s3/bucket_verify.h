@@ -59,6 +59,9 @@ struct BucketVerifyOptions {
   // Checked between keys: an error ends the verify with it (cancelled, deadline).
   std::function<absl::Status()> check_cancelled;
   std::function<void(const std::string&)> step;  // progress, for the operator
+  // Tests only: called before each repair copy of `key` (attempt 1, 2, ...), after the
+  // primary's state was read, so that a test can write the primary's key meanwhile.
+  std::function<void(const std::string& key, int attempt)> before_repair_copy;
 };
 
 enum class KeyDifferenceKind { kMissing, kExtra, kChanged };
@@ -79,7 +82,7 @@ struct BucketVerifyReport {
   // Repair.
   uint64_t repaired = 0;
   uint64_t repair_failed = 0;
-  // Keys the primary kept writing while the repair copied them (kRepairTries times): left to
+  // Keys the primary kept writing while the repair copied them (kRepairTries = 5 times): left to
   // the standby's apply, which has their newer events (not counted as recheck differences).
   uint64_t repair_left = 0;
   std::string repair_note;  // the first failure
