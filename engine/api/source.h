@@ -17,6 +17,9 @@
 //   }
 #pragma once
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -36,10 +39,17 @@ namespace ferry {
 // (within about a second) after it is set.
 class StopSignal {
  public:
-  void Stop() {
-    if (!stopped_.exchange(true)) notification_.Notify();
-  }
+  StopSignal();
+  ~StopSignal();
+  StopSignal(const StopSignal&) = delete;
+  StopSignal& operator=(const StopSignal&) = delete;
+
+  void Stop();
   bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+  // A descriptor that turns readable once stopped (an eventfd), for a source that waits in
+  // poll() on a socket: with it beside the socket, a stop ends the wait at once. -1 when the
+  // eventfd could not be made (the wait then ends at its own timeout).
+  int wake_fd() const { return wake_fd_; }
   // Waits until stopped or the timeout passes; true when stopped. For backoff between retries.
   bool WaitFor(absl::Duration timeout) const {
     return notification_.WaitForNotificationWithTimeout(timeout);
@@ -53,7 +63,23 @@ class StopSignal {
  private:
   std::atomic<bool> stopped_{false};
   absl::Notification notification_;
+  int wake_fd_ = -1;
 };
+
+inline StopSignal::StopSignal() : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+inline StopSignal::~StopSignal() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+inline void StopSignal::Stop() {
+  if (stopped_.exchange(true)) return;
+  notification_.Notify();
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));  // stays readable: nothing reads it
+  }
+}
 
 // Where a source puts what it captured. Implemented by the engine (capture into the outbound
 // log). Thread-safe.

@@ -31,7 +31,6 @@
 namespace ferry::pg {
 namespace {
 
-constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
 constexpr absl::Duration kMaxStatusSilence = absl::Seconds(10);
 
 bool ValidSlotName(const std::string& s) {
@@ -399,7 +398,7 @@ class PostgresSource::Session {
         FERRY_RETURN_IF_ERROR(MaybeSendStatus(false));
         MaybeMeasureRetained();
         MaybeEmitSequences();
-        FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(kPollInterval));
+        FERRY_ASSIGN_OR_RETURN(data, repl_->Receive(options_.idle_poll, stop_.wake_fd()));
         if (!data.has_value()) continue;
       }
       FERRY_ASSIGN_OR_RETURN(WalSenderMessage message, DecodeWalSenderMessage(*data));

@@ -59,6 +59,9 @@ struct PostgresSourceOptions {
   std::string skip_origin_prefix = "ferry_";
   // Confirm the captured position to the slot at most this often (and at least every 10 s).
   absl::Duration status_interval = absl::Seconds(1);
+  // How long an idle capture waits for the walsender before its periodic work (status, the
+  // retained-WAL measure, sequences) is looked at again. A stop ends the wait at once.
+  absl::Duration idle_poll = absl::Milliseconds(200);
   // Group commit delay (commit_delay.h): when the socket drained less than this after the
   // previous append made at a drain, wait up to the rest of it for more transactions before
   // appending (0: append as soon as the socket drains)...

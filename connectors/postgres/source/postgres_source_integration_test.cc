@@ -428,6 +428,24 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   EXPECT_TRUE(absl::StrContains(s.message(), "ahead of what was captured")) << s;
 }
 
+// A stop ends an idle capture's wait for the walsender at once (StopSignal::wake_fd): a
+// switchover's drain and a shutdown wait for it. With the idle wait set to two minutes, a
+// capture that only looked at the stop when it woke would stop at the walsender's next
+// keepalive, half of this fixture's wal_sender_timeout (10 s) after the last reply: 5.2 s
+// measured without the wake-up, against milliseconds with it. The bound is a liveness check.
+TEST_F(PostgresSourceTest, AStopEndsAnIdleCapturesWaitAtOnce) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  PostgresSourceOptions o = Options();
+  o.idle_poll = absl::Minutes(2);
+  StartSource(o);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO t VALUES (1)");
+  Sync();  // captured: the capture is back in its idle wait
+  const absl::Time before = absl::Now();
+  ASSERT_TRUE(StopSource().ok());
+  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
+}
+
 TEST_F(PostgresSourceTest, PostgresRestartLosesNothingAndDuplicatesNothing) {
   // Issue #14: a lost source connection is a log line, not only a field of Health().
   auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);

@@ -74,7 +74,7 @@ absl::Status ReplicationConnection::StartReplication(const std::string& slot, ui
 }
 
 absl::StatusOr<std::optional<absl::string_view>> ReplicationConnection::Receive(
-    absl::Duration timeout) {
+    absl::Duration timeout, int wake_fd) {
   FreeBuffer();
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
@@ -98,14 +98,17 @@ absl::StatusOr<std::optional<absl::string_view>> ReplicationConnection::Receive(
     // more on the socket", not "no more in libpq's 16 kB buffer": the caller makes its batch
     // durable when this returns nullopt).
     absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
-    pollfd pfd{PQsocket(conn_->raw()), POLLIN, 0};
+    pollfd pfd[2] = {{PQsocket(conn_->raw()), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int ms =
         left == absl::ZeroDuration() ? 0 : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
-    int rc = poll(&pfd, 1, ms);
+    int rc = poll(pfd, wake_fd >= 0 ? 2 : 1, ms);
     if (rc < 0 && errno != EINTR) {
       return absl::UnavailableError(absl::StrCat("poll on the replication socket failed: ", errno));
     }
     if (rc == 0) return std::optional<absl::string_view>();  // nothing arrived in time
+    if (wake_fd >= 0 && (pfd[1].revents & POLLIN) != 0 && (pfd[0].revents & POLLIN) == 0) {
+      return std::optional<absl::string_view>();  // stopped: the caller sees it
+    }
     if (PQconsumeInput(conn_->raw()) == 0) {
       return absl::UnavailableError(
           conn_->ConnectionError("reading the replication stream").message());

@@ -52,8 +52,10 @@ class ReplicationConnection {
                                               const std::string& publication);
 
   // Waits up to `timeout` (zero: do not wait) for the next CopyData message. nullopt when
-  // none arrived in time. The returned view is valid until the next Receive.
-  [[nodiscard]] absl::StatusOr<std::optional<absl::string_view>> Receive(absl::Duration timeout);
+  // none arrived in time, or when `wake_fd` (if not -1) turned readable: a stop
+  // (StopSignal::wake_fd). The returned view is valid until the next Receive.
+  [[nodiscard]] absl::StatusOr<std::optional<absl::string_view>> Receive(absl::Duration timeout,
+                                                                         int wake_fd = -1);
 
   // Sends a standby status update (see walsender_messages.h).
   [[nodiscard]] absl::Status SendStatus(uint64_t written, uint64_t flushed, int64_t now_unix_us,
