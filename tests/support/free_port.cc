@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <random>
 #include <set>
+#include <utility>
 
 #include "absl/synchronization/mutex.h"
 
@@ -13,21 +16,45 @@ namespace ferry::testing {
 
 namespace {
 
-// A port the kernel just freed: 0 when none could be had.
-int AnyFreePort() {
+// The ports the kernel hands out for outgoing connections (ip_local_port_range).
+std::pair<int, int> EphemeralRange() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768, high = 60999;
+  if (!(in >> low >> high) || low > high) return {32768, 60999};
+  return {low, high};
+}
+
+// Whether `port` on loopback can be bound now.
+bool Bindable(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+// A port free a moment ago, below the kernel's range for outgoing connections: a port in that
+// range can be taken by any process's connection while the listener that names it restarts (a
+// ferryd stopped and started again found its replication port in use). 0 when none was found.
+int AnyFreePort() {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::mt19937* const rng = new std::mt19937(std::random_device{}() ^ ::getpid());
+  const int top = EphemeralRange().first - 1;
+  constexpr int kBottom = 10000;
+  if (top <= kBottom) return 0;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port;
+    {
+      absl::MutexLock lock(&mu);
+      port = std::uniform_int_distribution<int>(kBottom, top)(*rng);
+    }
+    if (Bindable(port)) return port;
+  }
+  return 0;
 }
 
 }  // namespace

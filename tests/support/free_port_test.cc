@@ -1,10 +1,13 @@
 // FreePort: loopback ports a test can name before its listeners exist. The kernel hands a
 // released port out again readily; FreePort never gives one process the same port twice (two
-// listeners of one ferryd config were once given one port, and the daemon refused the config).
+// listeners of one ferryd config were once given one port, and the daemon refused the config),
+// and never one from the kernel's range for outgoing connections (a ferryd restarted by a test
+// found its port taken by some connection meanwhile).
 #include "tests/support/free_port.h"
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -18,6 +21,17 @@ TEST(FreePortTest, NeverTheSamePortTwiceInAProcess) {
     const int port = FreePort();
     ASSERT_GT(port, 0);
     EXPECT_TRUE(seen.insert(port).second) << "port " << port << " given twice";
+  }
+}
+
+TEST(FreePortTest, PortsComeFromBelowTheRangeForOutgoingConnections) {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0, high = 0;
+  ASSERT_TRUE(in >> low >> high);
+  for (int i = 0; i < 200; ++i) {
+    const int port = FreePort();
+    ASSERT_GT(port, 0);
+    EXPECT_LT(port, low) << "port " << port << " is in " << low << "-" << high;
   }
 }
 
