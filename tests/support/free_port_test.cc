@@ -28,6 +28,7 @@ TEST(FreePortTest, PortsComeFromBelowTheRangeForOutgoingConnections) {
   std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
   int low = 0, high = 0;
   ASSERT_TRUE(in >> low >> high);
+  if (low <= 10001) GTEST_SKIP() << "no room below " << low << ": the kernel picks the ports";
   for (int i = 0; i < 200; ++i) {
     const int port = FreePort();
     ASSERT_GT(port, 0);
