@@ -63,7 +63,7 @@ TEST(PostgresOptionsTest, EveryCaptureKeyReachesTheSource) {
   EXPECT_EQ(o.resnapshot_dir, "/var/lib/ferry-east/resnapshot");
 }
 
-// Left out, the two group-commit keys arrive as their documented defaults (6,000 us, 4).
+// Left out, the two group-commit keys arrive as their documented defaults (8,000 us, 4).
 TEST(PostgresOptionsTest, TheGroupCommitDefaultsReachTheSource) {
   std::string text = kConfig;
   for (const char* line : {"  commit_delay_us: 1234\n", "  commit_siblings: 9\n"}) {
@@ -71,7 +71,7 @@ TEST(PostgresOptionsTest, TheGroupCommitDefaultsReachTheSource) {
   }
   const Loaded l = Load(text);
   const pg::PostgresSourceOptions o = CaptureOptions(l.postgres, l.engine);
-  EXPECT_EQ(o.commit_delay, absl::Microseconds(6000));
+  EXPECT_EQ(o.commit_delay, absl::Microseconds(8000));
   EXPECT_EQ(o.commit_siblings, 4);
 }
 

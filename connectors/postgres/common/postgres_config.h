@@ -66,7 +66,7 @@ struct PostgresConfig {
   KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
   // postgres.commit_delay_us: how long the capture may wait for more transactions to share one
   // durable append when the previous one was moments ago (0: never waits).
-  int commit_delay_us = 6000;
+  int commit_delay_us = 8000;
   // postgres.commit_siblings: it waits only when the recent rate says at least this many
   // transactions arrive within the delay (0: whatever the rate).
   int commit_siblings = 4;

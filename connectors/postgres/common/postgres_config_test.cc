@@ -85,7 +85,7 @@ TEST_F(PostgresConfigTest, MinimalSectionGetsDefaults) {
   EXPECT_TRUE(c->postgres.tables.empty());
   EXPECT_TRUE(c->postgres.snapshot);
   EXPECT_EQ(c->postgres.keyless_tables, KeylessTablePolicy::kReplicaIdentityFull);
-  EXPECT_EQ(c->postgres.commit_delay_us, 6000);
+  EXPECT_EQ(c->postgres.commit_delay_us, 8000);
   EXPECT_EQ(c->postgres.commit_siblings, 4);
   EXPECT_EQ(c->postgres.ConnectionString(), c->postgres.dsn);
   // The engine's part is read as before, warnings included.
@@ -132,7 +132,7 @@ TEST_F(PostgresConfigTest, FullSection) {
                          "  tables: [public.accounts, billing.invoices]\n"
                          "  snapshot: false\n"
                          "  keyless_tables: replica_identity_full\n"
-                         "  commit_delay_us: 6000\n"
+                         "  commit_delay_us: 8000\n"
                          "  commit_siblings: 4\n"));
 }
 
