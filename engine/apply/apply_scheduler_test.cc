@@ -5,12 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <map>
-#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "engine/log/fault_injection_fs.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
@@ -53,11 +50,6 @@ class RecordingSink final : public Sink {
   int one_step_out_of_turn() const { return one_step_out_of_turn_.load(); }
   // The group starting at `seq` stays in Apply until the group starting at `seq + 1` began.
   void HoldUntilNextBegins(uint64_t seq) { hold_seq_ = seq; }
-  // How often each transaction seq reached Apply.
-  std::map<uint64_t, int> applies() const {
-    absl::MutexLock lock(&mu_);
-    return applies_;
-  }
   // The next `n` commits fail with kUnavailable (the target went away).
   void FailCommits(int n) {
     absl::MutexLock lock(&mu_);
@@ -75,11 +67,7 @@ class RecordingSink final : public Sink {
       }
       return absl::OkStatus();
     }
-    absl::Status Apply(uint64_t seq, const v1::Transaction&) override {
-      {
-        absl::MutexLock lock(&sink_->mu_);
-        ++sink_->applies_[seq];
-      }
+    absl::Status Apply(uint64_t, const v1::Transaction&) override {
       if (sink_->hold_seq_ != 0 && first_seq_ == sink_->hold_seq_) {
         // Bounded, so that a scheduler that never starts the next group fails the test
         // instead of hanging it.
@@ -134,8 +122,7 @@ class RecordingSink final : public Sink {
   std::atomic<int> one_step_out_of_turn_{0};
   uint64_t hold_seq_ = 0;  // set before the scheduler starts
   absl::Notification next_began_;
-  mutable absl::Mutex mu_;
-  std::map<uint64_t, int> applies_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
   int fail_commits_ ABSL_GUARDED_BY(mu_) = 0;
@@ -168,25 +155,20 @@ class SleepRecordingClock final : public Clock {
   std::vector<absl::Time> deadlines_ ABSL_GUARDED_BY(mu_);
 };
 
-AppendRequest Transactions(int count) {
-  AppendRequest req;
-  v1::Transaction txn;
-  txn.set_fragment(0);
-  txn.set_last_fragment(true);
-  txn.set_commit_time_us(1700000000000000);
-  for (int i = 0; i < count; ++i) {
-    req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
-  }
-  return req;
-}
-
 class ApplySchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto log = DurableLog::Open({.path = dir_.File("inbound"), .sync = false});
     ASSERT_TRUE(log.ok()) << log.status();
     log_ = *std::move(log);
-    ASSERT_TRUE(log_->Append(Transactions(100)).ok());
+    AppendRequest req;
+    v1::Transaction txn;
+    txn.set_fragment(0);
+    txn.set_last_fragment(true);
+    txn.set_commit_time_us(1700000000000000);
+    for (int i = 0; i < 100; ++i)
+      req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+    ASSERT_TRUE(log_->Append(std::move(req)).ok());
   }
 
   // The cursors as the scheduler last wrote them, once `applied` reached `seq` (the two are
@@ -385,57 +367,6 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
   // Stop while held: returns (the destructor would hang otherwise).
   (*apply)->Stop();
   EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)));
-}
-
-// ferryd's inbound log is readable while its sync runs (LogOptions::readable_before_sync), so
-// apply can commit a transaction in the target that a power cut then takes back from the log.
-// The peer sends it again (it keeps every record until acknowledged): apply must not apply it a
-// second time, and goes on after it. Each transaction reaches the target exactly once.
-TEST(ApplyReadableBeforeSyncTest, ATransactionAppliedBeforeItsSyncIsNotAppliedAgainAfterAPowerCut) {
-  ferry::testing::TempDir dir{"ferry-apply-readable-test"};
-  auto fs = std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default());
-  auto open = [&] {
-    auto log = DurableLog::Open(
-        {.path = dir.File("inbound"), .readable_before_sync = true, .file_system = fs});
-    EXPECT_TRUE(log.ok()) << log.status();
-    return log.ok() ? *std::move(log) : nullptr;
-  };
-  std::unique_ptr<DurableLog> log = open();
-  ASSERT_NE(log, nullptr);
-  ASSERT_TRUE(log->Append(Transactions(10)).ok());
-  RecordingSink sink(std::nullopt);  // every commit durable in the target
-  const ApplyOptions options{
-      .workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::ZeroDuration()};
-  {
-    auto apply = ApplyScheduler::Start(options, log.get(), &sink);
-    ASSERT_TRUE(apply.ok()) << apply.status();
-    ASSERT_TRUE((*apply)->WaitForApplied(10, absl::Seconds(30)));
-    fs->PauseSyncs();
-    std::thread receiver([&] { EXPECT_FALSE(log->Append(Transactions(10)).ok()); });
-    ASSERT_TRUE(fs->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
-    // Applied while the receiver's sync still runs.
-    ASSERT_TRUE((*apply)->WaitForApplied(20, absl::Seconds(30))) << (*apply)->status().last_error;
-    EXPECT_EQ(log->next_seq(), 11u);
-    fs->SetFrozen(true);  // the power goes: the sync fails and writes nothing
-    fs->ResumeSyncs();
-    receiver.join();
-    (*apply)->Stop();
-  }
-  log.reset();
-  ASSERT_TRUE(fs->DropUnsyncedData().ok());
-  fs->SetFrozen(false);
-  log = open();
-  ASSERT_NE(log, nullptr);
-  ASSERT_EQ(log->next_seq(), 11u);  // the log lost 11-20; the target holds them
-  // ferryd starts its apply before the peer is back: the target's progress is past the log.
-  auto apply = ApplyScheduler::Start(options, log.get(), &sink);
-  ASSERT_TRUE(apply.ok()) << apply.status();
-  ASSERT_TRUE(log->Append(Transactions(10)).ok());  // the peer's second delivery of 11-20
-  ASSERT_TRUE(log->Append(Transactions(5)).ok());   // and what came after
-  ASSERT_TRUE((*apply)->WaitForApplied(25, absl::Seconds(30))) << (*apply)->status().last_error;
-  const std::map<uint64_t, int> applies = sink.applies();
-  ASSERT_EQ(applies.size(), 25u);
-  for (const auto& [seq, times] : applies) EXPECT_EQ(times, 1) << "transaction " << seq;
 }
 
 }  // namespace

@@ -79,8 +79,8 @@ class InboundReader {
   // return earlier: wake-up granularity only). True when there is such a record.
   bool WaitForRecord(uint64_t seq, absl::Duration wait) const;
 
-  // The seq after the last record Read() can return now (DurableLog::readable_next_seq()).
-  uint64_t next_seq() const { return log_->readable_next_seq(); }
+  // The seq the next appended record gets.
+  uint64_t next_seq() const { return log_->next_seq(); }
 
  private:
   // Constant after construction.

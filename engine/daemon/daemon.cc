@@ -84,10 +84,7 @@ absl::Status Daemon::StartParts() {
   FERRY_ASSIGN_OR_RETURN(outbound_, DurableLog::Open({.path = config_.data_dir + "/outbound"}));
   dr_history_ = std::make_unique<DrHistory>(outbound_.get());
   dr_history_->Load();
-  // Apply reads what the receiver wrote while its sync runs: the peer keeps every record until
-  // the sync ended, and apply skips what a power loss takes back and the peer sends again.
-  FERRY_ASSIGN_OR_RETURN(inbound_, DurableLog::Open({.path = config_.data_dir + "/inbound",
-                                                     .readable_before_sync = true}));
+  FERRY_ASSIGN_OR_RETURN(inbound_, DurableLog::Open({.path = config_.data_dir + "/inbound"}));
   LoadAppliedTableNames();
   // The paused flag moved from the outbound log into the region state: carry it over once.
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> legacy_paused,

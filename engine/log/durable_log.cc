@@ -17,7 +17,6 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry {
@@ -322,7 +321,6 @@ absl::Status DurableLog::Recover() {
   absl::MutexLock lock(&mu_);
   first_seq_ = first;
   next_seq_ = next;
-  readable_next_seq_ = next;
   sizes_ = sizes;
   return absl::OkStatus();
 }
@@ -467,23 +465,10 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
     {
       absl::ReaderMutexLock db(&db_mu_);
       status = CheckOpen();
-      // A readable_before_sync log writes, lets readers in, then syncs (a log started further
-      // on is not read before it is whole).
-      const bool readable_first =
-          options_.sync && options_.readable_before_sync && !new_first.has_value();
       if (status.ok()) {
         rocksdb::WriteOptions wo;
-        wo.sync = options_.sync && !readable_first;
+        wo.sync = options_.sync;
         status = FromRocks(db_->Write(wo, &batch), absl::StrCat("append to log ", options_.path));
-      }
-      if (status.ok() && readable_first) {
-        {
-          absl::MutexLock readers(&mu_);
-          readable_next_seq_ = seq;
-          if (group_records > 0) appended_.SignalAll();
-        }
-        KillPoint("log.readable_unsynced");
-        status = FromRocks(db_->SyncWAL(), absl::StrCat("sync log ", options_.path));
       }
     }
     mu_.Lock();
@@ -499,7 +484,6 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
       for (const auto& r : x->request->records) sizes_.Add(s++, r.payload.size());
     }
     next_seq_ = seq;
-    readable_next_seq_ = seq;
     if (new_first.has_value()) first_seq_ = *new_first;
     appended_records_ += group_records;
     appended_bytes_ += group_bytes;
@@ -572,9 +556,6 @@ absl::Status DurableLog::Reopen(uint64_t expected_next) {
     next_seq_ = next;
     appended_.SignalAll();
   }
-  // Records a failed sync left readable are what the reopened log holds now (a reader that
-  // read past it gets the same records again from the peer).
-  readable_next_seq_ = next_seq_;
   return absl::OkStatus();
 }
 
@@ -615,7 +596,7 @@ absl::StatusOr<std::vector<LogRecord>> DurableLog::Read(uint64_t from, size_t ma
   {
     absl::MutexLock lock(&mu_);
     first = first_seq_;
-    next = readable_next_seq_;
+    next = next_seq_;
   }
   if (from < first) {
     return absl::OutOfRangeError(
@@ -647,7 +628,7 @@ absl::StatusOr<std::vector<LogRecord>> DurableLog::Read(uint64_t from, size_t ma
     if (out.size() >= max_records || bytes >= max_bytes) break;
   }
   FERRY_RETURN_IF_ERROR(FromRocks(it->status(), absl::StrCat("read log ", options_.path)));
-  // Readable records must all exist; a missing one is data loss, never a silent skip.
+  // Records below next_seq must all exist; a missing one is data loss, never a silent skip.
   const bool stopped_by_limit = out.size() >= max_records || bytes >= max_bytes;
   if (!stopped_by_limit && expect < next) {
     return absl::DataLossError(absl::StrCat("log ", options_.path, " is missing record ", expect));
@@ -796,32 +777,27 @@ uint64_t DurableLog::ApproximateBytesLocked(uint64_t from, uint64_t to) const {
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  while (readable_next_seq_ <= seq && !closed_) {
+  while (next_seq_ <= seq && !closed_) {
     if (appended_.WaitWithDeadline(&mu_, deadline)) break;
   }
-  return readable_next_seq_ > seq;
+  return next_seq_ > seq;
 }
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const {
   if (&clock == Clock::Real()) return WaitForRecord(seq, deadline);
   absl::MutexLock lock(&mu_);
-  if (readable_next_seq_ <= seq && !closed_) {
+  if (next_seq_ <= seq && !closed_) {
     const absl::Duration left = deadline - clock.Now();
     if (left > absl::ZeroDuration()) {
       appended_.WaitWithTimeout(&mu_, std::min(left, kClockPollInterval));
     }
   }
-  return readable_next_seq_ > seq;
+  return next_seq_ > seq;
 }
 
 uint64_t DurableLog::next_seq() const {
   absl::MutexLock lock(&mu_);
   return next_seq_;
-}
-
-uint64_t DurableLog::readable_next_seq() const {
-  absl::MutexLock lock(&mu_);
-  return readable_next_seq_;
 }
 
 uint64_t DurableLog::first_seq() const {

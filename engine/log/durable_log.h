@@ -54,15 +54,6 @@ struct LogOptions {
   std::string path;
   // Sync every group commit. Only benchmarks that measure the cost of syncing turn it off.
   bool sync = true;
-  // Readers see a group's records as soon as they are written, while their sync runs, instead
-  // of once it ended: Read() and WaitForRecord() reach readable_next_seq(). Append() still
-  // returns only once they are synced, and next_seq() (what acknowledgements, trims and
-  // status count) stays the synced end. For the inbound log, whose every record the peer holds
-  // durably until this log's Append() returned (issue #19: the receiver's sync off the apply's
-  // path): a power loss can take back records apply already applied, and the peer sends them
-  // again. Every reader of such a log must skip what it applied before by progress kept
-  // elsewhere (apply: the target's progress; the bucket: its cursor, written after them).
-  bool readable_before_sync = false;
   // The file system RocksDB writes through; null means the real one. Tests inject a
   // fault-injecting wrapper here (power loss, I/O errors).
   std::shared_ptr<rocksdb::FileSystem> file_system;
@@ -163,7 +154,7 @@ class DurableLog {
   // The named state value, or nullopt when it was never set.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetState(const std::string& name) const;
 
-  // Reads records with sequence numbers in [from, readable_next_seq()), in order, stopping after
+  // Reads records with sequence numbers in [from, next_seq), in order, stopping after
   // max_records records or once max_bytes payload bytes have been read (at least one record is
   // returned when any is available). kOutOfRange when `from` is below first_seq (trimmed);
   // kDataLoss when a stored record fails its checksum (never returned as data).
@@ -194,8 +185,8 @@ class DurableLog {
   // RocksDB's estimate of the bytes the records [from, to) take (on disk and in memory).
   uint64_t ApproximateBytes(uint64_t from, uint64_t to) const;
 
-  // Blocks until a record with sequence >= `seq` is readable, the deadline passes, or Close()
-  // is called. Returns true when such a record is readable.
+  // Blocks until a record with sequence >= `seq` exists, the deadline passes, or Close() is
+  // called. Returns true when such a record exists.
   bool WaitForRecord(uint64_t seq, absl::Time deadline) const;
   // The same with `deadline` on `clock` (the caller's injected clock). A clock other than
   // Clock::Real() (a test's ManualClock) moves without waking anyone, so on it the wait also
@@ -207,12 +198,7 @@ class DurableLog {
   // Wakes every waiter and refuses further appends. Idempotent; the destructor calls it.
   void Close();
 
-  // The sequence after the last synced record: the next one an Append() gets once the groups
-  // in flight are done.
   uint64_t next_seq() const;
-  // The sequence after the last record a reader can see: next_seq(), or more while a group of a
-  // readable_before_sync log is being synced (or after its sync failed, until the log reopens).
-  uint64_t readable_next_seq() const;
   uint64_t first_seq() const;
   LogStats stats() const;
   const LogOptions& options() const { return options_; }
@@ -257,13 +243,10 @@ class DurableLog {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_ ABSL_GUARDED_BY(db_mu_);
 
   mutable absl::Mutex mu_;
-  // Signalled when readable_next_seq_ grows or on Close.
-  mutable absl::CondVar appended_;
+  mutable absl::CondVar appended_;                    // signalled when next_seq_ grows or on Close
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);  // front is the current leader
   uint64_t first_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  // >= next_seq_; more only in a readable_before_sync log (LogOptions).
-  uint64_t readable_next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);  // until a reopen clears it
   absl::Time resume_tried_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string resume_error_ ABSL_GUARDED_BY(mu_);  // why the last reopen failed (or waits)

@@ -28,11 +28,8 @@ using log_testing::ScratchDir;
 
 class PowerLossTest : public ::testing::Test {
  protected:
-  std::unique_ptr<DurableLog> Open(bool sync, bool readable_before_sync = false) {
-    auto log = DurableLog::Open({.path = dir_.path() + "/log",
-                                 .sync = sync,
-                                 .readable_before_sync = readable_before_sync,
-                                 .file_system = fs_});
+  std::unique_ptr<DurableLog> Open(bool sync) {
+    auto log = DurableLog::Open({.path = dir_.path() + "/log", .sync = sync, .file_system = fs_});
     EXPECT_TRUE(log.ok()) << log.status();
     return log.ok() ? std::move(*log) : nullptr;
   }
@@ -315,81 +312,6 @@ TEST_F(PowerLossTest, PowerCutDuringSyncFailsTheWholeGroup) {
   auto seq = log->Append(Numbered(300, 1));
   ASSERT_TRUE(seq.ok()) << seq.status();
   EXPECT_EQ(*seq, 5u);
-}
-
-// The inbound log's mode (LogOptions::readable_before_sync): a group's records are readable while
-// its sync runs, next_seq() moves only once it is synced, and Append() returns only then.
-TEST_F(PowerLossTest, ReadableBeforeSyncShowsAGroupWhileItSyncs) {
-  auto log = Open(/*sync=*/true, /*readable_before_sync=*/true);
-  ASSERT_NE(log, nullptr);
-  ASSERT_TRUE(log->Append(Numbered(0, 4)).ok());
-  fs_->PauseSyncs();
-  std::atomic<bool> returned{false};
-  std::thread leader([&] {
-    EXPECT_TRUE(log->Append(Numbered(100, 2)).ok());
-    returned = true;
-  });
-  ASSERT_TRUE(fs_->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
-  ASSERT_TRUE(log->WaitForRecord(6, absl::Now() + absl::Seconds(30)));
-  auto read = log->Read(5, 10, 1 << 20);
-  ASSERT_TRUE(read.ok()) << read.status();
-  ASSERT_EQ(read->size(), 2u);
-  EXPECT_EQ((*read)[1].payload, "record-101");
-  EXPECT_EQ(log->readable_next_seq(), 7u);
-  EXPECT_EQ(log->next_seq(), 5u);  // not synced: not counted
-  EXPECT_FALSE(returned);
-  fs_->ResumeSyncs();
-  leader.join();
-  EXPECT_EQ(log->next_seq(), 7u);
-  EXPECT_EQ(log->readable_next_seq(), 7u);
-}
-
-// What a power cut takes back in that mode is exactly what was never acknowledged: readers saw
-// it (the peer sends it again; apply skips it by the target's progress), the log after the
-// reboot does not have it and goes on at the synced end.
-TEST_F(PowerLossTest, PowerCutTakesBackARecordReadBeforeItsSync) {
-  auto log = Open(/*sync=*/true, /*readable_before_sync=*/true);
-  ASSERT_NE(log, nullptr);
-  ASSERT_TRUE(log->Append(Numbered(0, 4)).ok());
-  fs_->PauseSyncs();
-  std::thread leader([&] { EXPECT_FALSE(log->Append(Numbered(100, 2)).ok()); });
-  ASSERT_TRUE(fs_->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
-  auto read = log->Read(5, 10, 1 << 20);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(read->size(), 2u);
-  fs_->SetFrozen(true);
-  fs_->ResumeSyncs();
-  leader.join();
-  EXPECT_EQ(log->next_seq(), 5u);
-  PowerLoss(log);
-  log = Open(/*sync=*/true, /*readable_before_sync=*/true);
-  ASSERT_NE(log, nullptr);
-  auto records = ReadAll(*log);
-  ASSERT_TRUE(records.ok()) << records.status();
-  ASSERT_EQ(records->size(), 4u);
-  EXPECT_EQ(log->readable_next_seq(), 5u);
-  auto seq = log->Append(Numbered(100, 2));  // the peer's second delivery
-  ASSERT_TRUE(seq.ok()) << seq.status();
-  EXPECT_EQ(*seq, 5u);
-}
-
-// Without the mode a group stays unreadable until its sync ended (what every log but the
-// inbound one relies on: the shipper never sends a record its own log may lose).
-TEST_F(PowerLossTest, ByDefaultAGroupIsReadableOnlyOnceSynced) {
-  auto log = Open(/*sync=*/true);
-  ASSERT_NE(log, nullptr);
-  ASSERT_TRUE(log->Append(Numbered(0, 4)).ok());
-  fs_->PauseSyncs();
-  std::thread leader([&] { EXPECT_TRUE(log->Append(Numbered(100, 2)).ok()); });
-  ASSERT_TRUE(fs_->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
-  EXPECT_FALSE(log->WaitForRecord(5, absl::Now()));
-  auto read = log->Read(5, 10, 1 << 20);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_TRUE(read->empty());
-  EXPECT_EQ(log->readable_next_seq(), 5u);
-  fs_->ResumeSyncs();
-  leader.join();
-  EXPECT_TRUE(log->WaitForRecord(6, absl::Now()));
 }
 
 }  // namespace

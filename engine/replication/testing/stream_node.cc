@@ -121,11 +121,9 @@ int RunShipper(DurableLog* log) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const std::string role = absl::GetFlag(FLAGS_role);
-  // As ferryd opens its inbound log: readable while its sync runs.
-  auto log = ferry::DurableLog::Open(
-      {.path = absl::GetFlag(FLAGS_log), .readable_before_sync = role == "receiver"});
+  auto log = ferry::DurableLog::Open({.path = absl::GetFlag(FLAGS_log)});
   if (!log.ok()) return ferry::replication::Fail(log.status());
+  const std::string role = absl::GetFlag(FLAGS_role);
   if (role == "receiver") return ferry::replication::RunReceiver(log->get());
   if (role == "shipper") return ferry::replication::RunShipper(log->get());
   return ferry::replication::Fail(absl::InvalidArgumentError("--role must be shipper or receiver"));
