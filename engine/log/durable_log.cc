@@ -551,8 +551,28 @@ absl::Status DurableLog::Reopen(uint64_t expected_next) {
                                             "without records it had acknowledged: it ends at ",
                                             next, ", acknowledged up to ", expected_next - 1));
   }
+  // The records that came back go into the size index too (status and metrics count the bytes
+  // from it; without them every figure past them was short, and the index behind the log).
+  std::vector<uint64_t> came_back;  // payload sizes of [expected_next, next)
+  if (next > expected_next) {
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
+    for (it->Seek(log_format::EncodeKey(expected_next)); it->Valid(); it->Next()) {
+      FERRY_ASSIGN_OR_RETURN(uint64_t seq, log_format::DecodeKey(it->key().ToStringView()));
+      if (seq >= next) break;
+      if (seq != expected_next + came_back.size()) {
+        return absl::DataLossError(absl::StrCat("log ", options_.path, " reopened with a gap at ",
+                                                expected_next + came_back.size()));
+      }
+      const size_t size = it->value().size();
+      came_back.push_back(size >= log_format::kHeaderSize ? size - log_format::kHeaderSize : 0);
+    }
+    FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
+  }
   absl::MutexLock lock(&mu_);
   if (next > next_seq_) {
+    for (uint64_t i = 0; i < came_back.size(); ++i) sizes_.Add(expected_next + i, came_back[i]);
+    if (sizes_.next_seq() != next) sizes_.SkipTo(next);
     next_seq_ = next;
     appended_.SignalAll();
   }

@@ -84,8 +84,18 @@ class IoErrorTest : public ::testing::TestWithParam<Fault> {
     // after. Exactly this must survive a reopen and a power loss.
     auto records = ReadAll(*log);
     EXPECT_TRUE(records.ok()) << records.status();
+    uint64_t bytes = 0;
     if (records.ok()) {
-      for (const LogRecord& r : *records) served_.push_back(r.payload);
+      for (const LogRecord& r : *records) {
+        served_.push_back(r.payload);
+        bytes += r.payload.size();
+      }
+    }
+    // The byte figures (status, metrics) count the failed batch when it came back.
+    auto counted = log->PayloadBytesFrom(1);
+    EXPECT_TRUE(counted.ok()) << counted.status();
+    if (counted.ok()) {
+      EXPECT_EQ(*counted, bytes);
     }
     ExpectServed(*log);
     return log;
