@@ -155,6 +155,22 @@ absl::Status SyncWalFiles(rocksdb::FileSystem& fs, const std::vector<std::filesy
   return absl::OkStatus();
 }
 
+// Adds to `sizes` the records from its next_seq() up to `next`, as `it` (over the records family)
+// finds them: each one's payload size (the value's length; checksums are verified when a record
+// is read), a missing or truncated one as 0 bytes (reading it reports the data loss).
+absl::Status IndexSizes(rocksdb::Iterator& it, uint64_t next, RecordSizeIndex& sizes) {
+  for (it.Seek(log_format::EncodeKey(sizes.next_seq())); it.Valid(); it.Next()) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t seq, log_format::DecodeKey(it.key().ToStringView()));
+    if (seq >= next) break;
+    if (seq != sizes.next_seq()) sizes.SkipTo(seq);
+    const size_t size = it.value().size();
+    sizes.Add(seq, size >= log_format::kHeaderSize ? size - log_format::kHeaderSize : 0);
+  }
+  FERRY_RETURN_IF_ERROR(FromRocks(it.status(), "scan log"));
+  if (sizes.next_seq() != next) sizes.SkipTo(next);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct DurableLog::Writer {
@@ -304,19 +320,9 @@ absl::Status DurableLog::Recover() {
   }
   FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
 
-  // The size index: every retained record's payload size, read once (the values' length;
-  // checksums are verified when a record is read). A missing or truncated record counts 0
-  // here; reading it reports the data loss, as before.
+  // The size index: every retained record's payload size, read once.
   RecordSizeIndex sizes(first);
-  for (it->Seek(log_format::EncodeKey(first)); it->Valid(); it->Next()) {
-    FERRY_ASSIGN_OR_RETURN(uint64_t seq, log_format::DecodeKey(it->key().ToStringView()));
-    if (seq >= next) break;
-    if (seq != sizes.next_seq()) sizes.SkipTo(seq);
-    const size_t size = it->value().size();
-    sizes.Add(seq, size >= log_format::kHeaderSize ? size - log_format::kHeaderSize : 0);
-  }
-  FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
-  if (sizes.next_seq() != next) sizes.SkipTo(next);
+  FERRY_RETURN_IF_ERROR(IndexSizes(*it, next, sizes));
 
   absl::MutexLock lock(&mu_);
   first_seq_ = first;
@@ -551,28 +557,14 @@ absl::Status DurableLog::Reopen(uint64_t expected_next) {
                                             "without records it had acknowledged: it ends at ",
                                             next, ", acknowledged up to ", expected_next - 1));
   }
-  // The records that came back go into the size index too (status and metrics count the bytes
-  // from it; without them every figure past them was short, and the index behind the log).
-  std::vector<uint64_t> came_back;  // payload sizes of [expected_next, next)
-  if (next > expected_next) {
-    rocksdb::ReadOptions ro;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
-    for (it->Seek(log_format::EncodeKey(expected_next)); it->Valid(); it->Next()) {
-      FERRY_ASSIGN_OR_RETURN(uint64_t seq, log_format::DecodeKey(it->key().ToStringView()));
-      if (seq >= next) break;
-      if (seq != expected_next + came_back.size()) {
-        return absl::DataLossError(absl::StrCat("log ", options_.path, " reopened with a gap at ",
-                                                expected_next + came_back.size()));
-      }
-      const size_t size = it->value().size();
-      came_back.push_back(size >= log_format::kHeaderSize ? size - log_format::kHeaderSize : 0);
-    }
-    FERRY_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
-  }
   absl::MutexLock lock(&mu_);
   if (next > next_seq_) {
-    for (uint64_t i = 0; i < came_back.size(); ++i) sizes_.Add(expected_next + i, came_back[i]);
-    if (sizes_.next_seq() != next) sizes_.SkipTo(next);
+    // The records that came back go into the size index too (status and metrics count bytes
+    // from it; without them every figure past them was short, and the index behind the log).
+    RecordSizeIndex sizes = sizes_;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), records_));
+    FERRY_RETURN_IF_ERROR(IndexSizes(*it, next, sizes));
+    sizes_ = std::move(sizes);
     next_seq_ = next;
     appended_.SignalAll();
   }
