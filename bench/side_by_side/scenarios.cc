@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <functional>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "bench/side_by_side/bench_text.h"
 #include "bench/side_by_side/cluster_pair.h"
 #include "bench/side_by_side/ferry_pair.h"
@@ -359,14 +363,31 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
                                                          "probe"));
   const std::map<std::string, double> seen = pair->seen().FirstSeenByPayload("probe");
   std::vector<double> lags;
+  std::vector<std::pair<double, double>> slow;  // (lag ms, commit time) of probes over 30 ms
   for (const auto& row : source) {
     double committed = 0;
     if (row.size() != 2 || !row[0] || !row[1] || !absl::SimpleAtod(*row[1], &committed)) continue;
     auto it = seen.find(*row[0]);
     if (it == seen.end() || committed < t_start + warm_s) continue;
     lags.push_back((it->second - committed) * 1000);
+    if (lags.back() > 30) slow.emplace_back(lags.back(), committed);
   }
   if (lags.empty()) return absl::InternalError("no probe measured (" + sys + ")");
+  // The tail's probes, by when they committed, to match with the logs of that moment.
+  std::sort(slow.begin(), slow.end(), std::greater<>());
+  std::string slowest;
+  for (size_t i = 0; i < std::min<size_t>(slow.size(), 10); ++i) {
+    absl::StrAppend(
+        &slowest, i == 0 ? "" : ", ",
+        absl::FormatTime("%H:%M:%E3S",
+                         absl::FromUnixMicros(static_cast<int64_t>(slow[i].second * 1e6)),
+                         absl::UTCTimeZone()),
+        absl::StrFormat(" %.1f ms", slow[i].first));
+  }
+  if (!slow.empty()) {
+    Log(absl::StrFormat("steady lag %s: %d probes over 30 ms; the slowest committed at (UTC) %s",
+                        sys, slow.size(), slowest));
+  }
   std::sort(lags.begin(), lags.end());
   const double p50 = *Percentile(lags, 0.5), p99 = *Percentile(lags, 0.99);  // lags not empty
   ctx.figures.SetNumber("lag_p50_" + k, p50);
