@@ -18,7 +18,9 @@
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
 #   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
-#   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions).
+#   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions),
+#   FERRY_BENCH_DEBUG_LOG (1: both ferryd log at debug, RocksDB's flushes among it, to match
+#   the steady lag's slowest probes, which the run logs with their times, with what ran then).
 #
 # Writes its section of bench/RESULTS.md, between the side-by-side markers, and leaves every
 # other section of the file alone.

@@ -34,6 +34,7 @@ absl::StatusOr<std::unique_ptr<FerryPair>> FerryPair::Configure(const Settings& 
   for (Side s : {Side::kEast, Side::kWest}) {
     const bool east = s == Side::kEast;
     std::ofstream out(pair.File(absl::StrCat(Name(s), ".yaml")));
+    if (settings.debug_log) out << "log_level: debug\n";
     out << "region: " << Name(s) << "\n"
         << "data_dir: " << pair.File(absl::StrCat("ferry-", Name(s))) << "\n"
         << "role: " << (east ? "primary" : "standby") << "\n"

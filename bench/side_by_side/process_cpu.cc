@@ -77,9 +77,10 @@ MachineTicks ReadMachineTicks() {
     double v = 0;
     return i < f.size() && absl::SimpleAtod(f[i], &v) ? v : 0.0;
   };
-  // cpu user nice system idle iowait irq softirq ...
+  // cpu user nice system idle iowait irq softirq steal ...
   t.busy = at(1) + at(2) + at(3) + at(5) + at(6) + at(7);
   t.idle = at(4);
+  t.steal = at(8);
   return t;
 }
 
@@ -88,6 +89,42 @@ std::string BusyPercent(const MachineTicks& before, const MachineTicks& after) {
   const double idle = after.idle - before.idle;
   if (busy + idle <= 0) return "?";
   return absl::StrFormat("%.0f", 100 * busy / (busy + idle));
+}
+
+std::string StealPercent(const MachineTicks& before, const MachineTicks& after) {
+  const double all =
+      (after.busy + after.idle + after.steal) - (before.busy + before.idle + before.steal);
+  if (all <= 0) return "?";
+  return absl::StrFormat("%.1f", 100 * (after.steal - before.steal) / all);
+}
+
+StealSampler::StealSampler(absl::Duration every) {
+  thread_ = std::thread([this, every] {
+    do {
+      const MachineTicks t = ReadMachineTicks();
+      const double at = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+      absl::MutexLock lock(&mu_);
+      samples_.push_back({at, t.steal});
+    } while (!stop_.WaitForNotificationWithTimeout(every));
+  });
+}
+
+StealSampler::~StealSampler() {
+  stop_.Notify();
+  thread_.join();
+}
+
+double StealSampler::StolenMs(double from, double to) const {
+  absl::MutexLock lock(&mu_);
+  // The last sample at or before `from` and the first at or after `to`.
+  const Sample* first = nullptr;
+  const Sample* last = nullptr;
+  for (const Sample& s : samples_) {
+    if (s.at <= from) first = &s;
+    if (s.at >= to && last == nullptr) last = &s;
+  }
+  if (first == nullptr || last == nullptr) return 0;
+  return (last->steal - first->steal) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string VmHwmMb(pid_t pid) {

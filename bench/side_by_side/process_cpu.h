@@ -5,7 +5,8 @@
 //                       children it reaped); 0 once the process is gone.
 //   ClusterCpuSeconds   a cluster's postmaster (with its reaped backends) and its live children.
 //   MachineTicks        the machine's busy and idle ticks from /proc/stat's "cpu" line (busy:
-//                       user, nice, system, iowait, irq, softirq).
+//                       user, nice, system, iowait, irq, softirq), and the ticks the host
+//                       took from this virtual machine (steal).
 //   VmHwmMb / ClearHwm  peak RSS from /proc/PID/status; reset through /proc/PID/clear_refs.
 #pragma once
 
@@ -13,8 +14,13 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "tests/support/child_process.h"
 #include "tests/support/pg_cluster.h"
 
@@ -26,10 +32,37 @@ double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster);
 struct MachineTicks {
   double busy = 0;
   double idle = 0;
+  double steal = 0;
 };
 MachineTicks ReadMachineTicks();
 // Percent of the machine busy between two readings, rounded ("%.0f").
 std::string BusyPercent(const MachineTicks& before, const MachineTicks& after);
+// Percent of the time between two readings the host ran something else on this machine's
+// virtual CPUs ("%.1f"): a stall of the whole machine that no process here caused.
+std::string StealPercent(const MachineTicks& before, const MachineTicks& after);
+
+// Reads /proc/stat every `every` on a thread of its own until destroyed, to tell what the host
+// took from this machine in a given stretch (a stall of every process at once).
+class StealSampler {
+ public:
+  explicit StealSampler(absl::Duration every = absl::Milliseconds(10));
+  ~StealSampler();
+  StealSampler(const StealSampler&) = delete;
+  StealSampler& operator=(const StealSampler&) = delete;
+  // CPU milliseconds the host took between two Unix times (seconds), counted from the samples
+  // around them (so up to one interval wider); /proc/stat counts in ticks of 10 ms.
+  double StolenMs(double from, double to) const;
+
+ private:
+  struct Sample {
+    double at;  // Unix seconds
+    double steal;
+  };
+  mutable absl::Mutex mu_;
+  std::vector<Sample> samples_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+};
 
 // "%.0f" MB, or "?" when the process is gone.
 std::string VmHwmMb(pid_t pid);

@@ -325,6 +325,7 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
                                 absl::StrCat(s.lag_seconds), "-f", pair->File("probe.sql"), "app"},
                                "pgbench-probe.log"));
   const MachineTicks cpu0 = ReadMachineTicks();
+  const StealSampler steal;
   const CpuSplit split0 = TakeCpuSplit(*pair, ferry.get());
   std::unique_ptr<PerfRecording> perf;
   if (ferry) perf = RecordPerf(ctx, *pair, *ferry);
@@ -363,7 +364,8 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
                                                          "probe"));
   const std::map<std::string, double> seen = pair->seen().FirstSeenByPayload("probe");
   std::vector<double> lags;
-  std::vector<std::pair<double, double>> slow;  // (lag ms, commit time) of probes over 30 ms
+  // (lag ms, commit time) of probes over 30 ms
+  std::vector<std::pair<double, double>> slow;
   for (const auto& row : source) {
     double committed = 0;
     if (row.size() != 2 || !row[0] || !row[1] || !absl::SimpleAtod(*row[1], &committed)) continue;
@@ -382,7 +384,8 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
         absl::FormatTime("%H:%M:%E3S",
                          absl::FromUnixMicros(static_cast<int64_t>(slow[i].second * 1e6)),
                          absl::UTCTimeZone()),
-        absl::StrFormat(" %.1f ms", slow[i].first));
+        absl::StrFormat(" %.1f ms (host took %.0f ms)", slow[i].first,
+                        steal.StolenMs(slow[i].second, slow[i].second + slow[i].first / 1000)));
   }
   if (!slow.empty()) {
     Log(absl::StrFormat("steady lag %s: %d probes over 30 ms; the slowest committed at (UTC) %s",
@@ -398,9 +401,9 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   ctx.figures.Set("lag_tps_" + k, tps.empty() ? "?" : tps);
   Log(absl::StrFormat(
       "steady lag %s at %d tps: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d probes at %s tps "
-      "(machine CPU busy %s%%)",
+      "(machine CPU busy %s%%, taken by the host %s%%)",
       sys, rate, p50, p99, lags.back(), lags.size(), *ctx.figures.Get("lag_tps_" + k),
-      *ctx.figures.Get("lag_cpu_" + k)));
+      *ctx.figures.Get("lag_cpu_" + k), StealPercent(cpu0, cpu1)));
   if (ferry) {
     ctx.figures.Set("lag_hwm_east" + tag, VmHwmMb(ferry->pid(Side::kEast)));
     ctx.figures.Set("lag_hwm_west" + tag, VmHwmMb(ferry->pid(Side::kWest)));

@@ -41,6 +41,7 @@ struct Settings {
   int proxy_one_way_ms = 20;        // the fault proxy's delay (40 ms round trip)
   int clients = 4;                  // pgbench clients (2 threads)
   std::string commit_delay_us;      // FERRY_BENCH_COMMIT_DELAY_US ("": ferryd's default)
+  bool debug_log = false;           // FERRY_BENCH_DEBUG_LOG=1: both ferryd log at debug
   std::string compression_level;    // FERRY_BENCH_COMPRESSION_LEVEL ("": ferryd's default)
   std::string perf;                 // FERRY_BENCH_PERF: "", "1", "system" or "stat"
   std::string tmp_parent = "/tmp";  // FERRY_BENCH_TMP: where the work directory is made

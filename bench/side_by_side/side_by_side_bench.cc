@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   settings.lag_rate = EnvInt("FERRY_BENCH_LAG_RATE", 2000);
   settings.lag_low_rate = EnvInt("FERRY_BENCH_LAG_LOW_RATE", 200);
   settings.commit_delay_us = EnvString("FERRY_BENCH_COMMIT_DELAY_US");
+  settings.debug_log = EnvString("FERRY_BENCH_DEBUG_LOG") == "1";
   settings.compression_level = EnvString("FERRY_BENCH_COMPRESSION_LEVEL");
   settings.perf = EnvString("FERRY_BENCH_PERF");
   if (!EnvString("FERRY_BENCH_TMP").empty()) settings.tmp_parent = EnvString("FERRY_BENCH_TMP");
