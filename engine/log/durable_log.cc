@@ -101,6 +101,14 @@ rocksdb::Options BaseOptions() {
   o.write_buffer_size = 32 << 20;
   o.max_write_buffer_number = 3;
   o.max_background_jobs = 2;
+  // A flush writes a memtable (32 MiB) to an SST file and syncs it at the end; at 2,000 tps
+  // one comes every 14 s or so. Its dirty pages then sat in front of the appends' fdatasync on
+  // the same disk: each flush held the lag up for 40-60 ms (bench/side_by_side/FINDINGS.md,
+  // session 17). Written back in 1 MiB steps as it goes, each waiting for the one before, a
+  // flush never has more than that queued ahead of an append's sync. (sync_file_range: not a
+  // durability point; the SST is still synced before it counts.)
+  o.bytes_per_sync = 1 << 20;
+  o.strict_bytes_per_sync = true;
   o.max_total_wal_size = 256 << 20;
   // Records live briefly (trimmed once acknowledged or applied); compressing them costs CPU on
   // the hot path for little disk. The stream compresses on the wire instead.
