@@ -10,8 +10,9 @@
 //                  (default: bench/RESULTS.md of the source tree this was built from)
 //     --repo       the checkout whose commit the section names (default: that source tree)
 //   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LOAD_SCALE, FERRY_BENCH_LAG_RATE,
-//   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_COMMIT_DELAY_US, FERRY_BENCH_COMPRESSION_LEVEL,
-//   FERRY_BENCH_PERF (1 | system | stat), as scripts/bench.sh says.
+//   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_LAG_SECONDS, FERRY_BENCH_COMMIT_DELAY_US,
+//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_PERF (1 | system | stat), FERRY_BENCH_DEBUG_LOG,
+//   as scripts/bench.sh says.
 //
 // Uses ferryd and ferryctl of the same build (BUILD/bin) and notify_listener (BUILD/bench).
 // Exit codes: 0 done, 1 a scenario failed (the work directory is kept), 2 usage.
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
   settings.load_scale = EnvInt("FERRY_BENCH_LOAD_SCALE", settings.load_scale);
   settings.lag_rate = EnvInt("FERRY_BENCH_LAG_RATE", 2000);
   settings.lag_low_rate = EnvInt("FERRY_BENCH_LAG_LOW_RATE", 200);
+  settings.lag_seconds = EnvInt("FERRY_BENCH_LAG_SECONDS", settings.lag_seconds);
   settings.commit_delay_us = EnvString("FERRY_BENCH_COMMIT_DELAY_US");
   settings.debug_log = EnvString("FERRY_BENCH_DEBUG_LOG") == "1";
   settings.compression_level = EnvString("FERRY_BENCH_COMPRESSION_LEVEL");
