@@ -328,8 +328,14 @@ absl::Status Shipper::RunSession(bool* made_progress) {
   std::thread writer([this, &session] { WriteLoop(&session); });
   std::thread reader([this, &session] { ReadLoop(&session); });
 
+  // Wakes for what ends the session; the timeouts and the cursors' persistence are polled. Not
+  // a wait on cv_, which every ack signals: this thread would wake for each (about one per
+  // append under load) to find nothing to do.
+  auto session_over = [this, &session]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !session.error.ok() || session.broken || session.reader_done;
+  };
   mu_.Lock();
-  while (!stopping_ && session.error.ok() && !session.broken && !session.reader_done) {
+  while (!session_over()) {
     const absl::Time now = clock_->Now();
     if (!session.welcomed && now - session.started > options_.connect_timeout) {
       Fail(&session, absl::DeadlineExceededError(
@@ -343,7 +349,7 @@ absl::Status Shipper::RunSession(bool* made_progress) {
                                                     absl::FormatDuration(options_.ack_timeout))));
       break;
     }
-    cv_.WaitWithTimeout(&mu_, kPollSlice);
+    mu_.AwaitWithTimeout(absl::Condition(&session_over), kPollSlice);
     mu_.Unlock();
     PersistCursors(/*force=*/false);
     mu_.Lock();
