@@ -71,7 +71,7 @@ class RocksLogger final : public rocksdb::Logger {
 
 // Turns RocksDB's own recovery from a full disk off: DurableLog::Append reopens the database
 // instead (at most every resume_interval). RocksDB's recovery waits until write_buffer_size
-// (32 MiB) is free, polls on a timer of its own, and its recovery flush can wait forever when it
+// (8 MiB) is free, polls on a timer of its own, and its recovery flush can wait forever when it
 // fails again (RocksDB 7.8, found by DiskFullE2ETest with DB::Resume()).
 class ManualRecovery final : public rocksdb::EventListener {
  public:
@@ -92,21 +92,21 @@ rocksdb::Options BaseOptions() {
   // acknowledged records (regression test: FlippedByteInTheWalIsDataLossNotASilentlyShorterLog).
   // A torn tail (the write a crash interrupted, never acknowledged) is still tolerated.
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  // One log holds records written once and read a few times in order: a large memtable and
-  // few levels keep write amplification low. Memtables are most of a log's memory: at most
-  // 3 x 32 MiB per column family (writes stall beyond that until a flush ends); only the
-  // records family fills, the other two hold a few keys. With 4 x 64 MiB a ferryd's peak in
-  // the side-by-side catch-ups was 40-80 MB higher at the same rate, close to the 256 MB
-  // goal (bench/side_by_side/FINDINGS.md). A measured bound, not an enforced one.
-  o.write_buffer_size = 32 << 20;
+  // One log holds records written once and read a few times in order (sequential keys: an
+  // L0 file moves down without a rewrite). Memtables are most of a log's memory: at most
+  // 3 x 8 MiB per column family (writes stall beyond that until a flush ends); only the records
+  // family fills, the other two hold a few keys. A flush writes a memtable to an SST file and
+  // syncs it; the appends' fdatasync on the same disk waits meanwhile, so a flush is a stall
+  // of the lag as long as the flush. With 32 MiB memtables, at 2,000 tps one flush per log
+  // every ~14 s held the lag up for 40-60 ms; with 8 MiB, one every ~3.6 s takes 12-37 ms and
+  // the lag's maximum stayed at 25-31 ms, while the initial load and the catch-ups kept their
+  // speed and the peaks of memory fell by 10-30 MB (bench/side_by_side/FINDINGS.md, session
+  // 17). The flush's SST is also written back in 1 MiB steps as it goes, each waiting for the
+  // one before, so it never has more than that queued ahead of an append's sync
+  // (sync_file_range: not a durability point; the SST is still synced before it counts).
+  o.write_buffer_size = 8 << 20;
   o.max_write_buffer_number = 3;
   o.max_background_jobs = 2;
-  // A flush writes a memtable (32 MiB) to an SST file and syncs it at the end; at 2,000 tps
-  // one comes every 14 s or so. Its dirty pages then sat in front of the appends' fdatasync on
-  // the same disk: each flush held the lag up for 40-60 ms (bench/side_by_side/FINDINGS.md,
-  // session 17). Written back in 1 MiB steps as it goes, each waiting for the one before, a
-  // flush never has more than that queued ahead of an append's sync. (sync_file_range: not a
-  // durability point; the SST is still synced before it counts.)
   o.bytes_per_sync = 1 << 20;
   o.strict_bytes_per_sync = true;
   o.max_total_wal_size = 256 << 20;

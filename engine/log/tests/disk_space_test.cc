@@ -103,7 +103,7 @@ TEST(DiskSpaceTest, TrimWithoutCompactionKeepsTheSpace) {
 }
 
 TEST(DiskSpaceTest, FullDiskRecoversOnceSpaceIsFreed) {
-  // Room for the WAL file (RocksDB preallocates 35 MiB of it) and a ballast larger than a
+  // Room for the WAL file (RocksDB preallocates 9 MiB of it) and a ballast larger than a
   // memtable: resuming flushes the memtables, so freeing the ballast must free that much.
   auto fs = SmallFilesystem::Create(uint64_t{128} << 20);
   if (!fs.ok()) GTEST_SKIP() << fs.status();
