@@ -92,7 +92,8 @@ BENCHMARK(BM_AppendDurable)
 BENCHMARK(BM_AppendUnsynced)->ArgName("batch")->Arg(1)->Arg(64)->Threads(1)->UseRealTime();
 
 // Sequential reads in chunks of range(0) records over a log of 200,000 records. range(1): 0 reads
-// right after appending (records in the memtable), 1 after a reopen (records in SST files).
+// right after appending (the last records still in memtables, the rest in SST files in the page
+// cache), 1 after a reopen (records in SST files).
 void BM_ReadSequential(benchmark::State& state) {
   constexpr uint64_t kLogRecords = 200'000;
   const size_t chunk = static_cast<size_t>(state.range(0));

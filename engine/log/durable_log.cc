@@ -226,11 +226,13 @@ absl::Status DurableLog::OpenDb() {
       options_.file_system != nullptr ? *options_.file_system : *rocksdb::FileSystem::Default(),
       WalFiles(options_.path), &wal_bytes));
   rocksdb::ColumnFamilyOptions family_options(db_options);
-  // Twice the WAL and more: a memtable flushes somewhat before it reaches write_buffer_size,
-  // and a single flush during the replay makes RocksDB flush everything at its end. The arena
-  // blocks keep their normal size (the default is write_buffer_size / 8).
-  family_options.write_buffer_size =
-      std::max<size_t>(normal_buffer, 2 * static_cast<size_t>(wal_bytes) + (16 << 20));
+  // Twice the WAL on top of the normal size: a memtable flushes somewhat before it reaches
+  // write_buffer_size, and a single flush during the replay makes RocksDB flush everything at
+  // its end. No more than that: RocksDB preallocates the WAL it makes at the open by the
+  // largest size it was given (1.1 times), so a fixed extra would cost every open disk
+  // (test: AReopenWithLittleToReplayTakesLittleDisk). The arena blocks keep their normal size
+  // (the default is write_buffer_size / 8).
+  family_options.write_buffer_size = normal_buffer + 2 * static_cast<size_t>(wal_bytes);
   family_options.arena_block_size = normal_buffer / 8;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, family_options},

@@ -24,7 +24,7 @@ namespace {
 using RW = grpc::ClientReaderWriter<ferry::v1::ShipperFrame, ferry::v1::ReceiverFrame>;
 
 // The slice of the internal waits that also watch the injected clock: real time for the waits
-// on cv_ (which events wake), on the clock for the wait for new records.
+// on mu_ and cv_ (which events end), on the clock for the wait for new records.
 constexpr absl::Duration kPollSlice = absl::Milliseconds(50);
 
 absl::Status FromGrpc(const grpc::Status& s) {

@@ -31,7 +31,8 @@ void DumpLogs(TwoRegions& regions) {
 }
 
 TEST(DiskFullE2ETest, StandbyDiskFullLosesNothingRestartsAndRecoversWithoutARestart) {
-  // Room for west's two logs (RocksDB preallocates 9 MiB of each WAL file) and a ballast.
+  // Room for west's two logs (RocksDB preallocates about 9 MiB of each WAL file, more for the one a
+  // restart makes after replaying a backlog) and a ballast.
   auto fs = SmallFilesystem::Create(uint64_t{192} << 20);
   if (!fs.ok()) GTEST_SKIP() << fs.status();
   auto started =
