@@ -16,7 +16,7 @@
 #   FERRY_BENCH_LAG_RATE (pgbench -R of the steady-lag benchmark, default 2000),
 #   FERRY_BENCH_LAG_LOW_RATE (a second steady-lag run at this rate, default 200, 0 = none),
 #   FERRY_BENCH_LAG_SECONDS (how long each steady-lag run's pgbench runs, default 30, --quick
-#   15; at 2,000 tps each log flushes a memtable every ~14 s and compacts every fourth),
+#   15; at 2,000 tps each log flushes a memtable every ~3.6 s),
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
 #   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts

@@ -6,7 +6,8 @@
 //   ClusterCpuSeconds   a cluster's postmaster (with its reaped backends) and its live children.
 //   MachineTicks        the machine's busy and idle ticks from /proc/stat's "cpu" line (busy:
 //                       user, nice, system, iowait, irq, softirq), and the ticks the host
-//                       took from this virtual machine (steal).
+//                       took from this virtual machine (steal); BusyPercent, StealPercent.
+//   StealSampler        steal every 10 ms on a thread, to tell what the host took in a stretch.
 //   VmHwmMb / ClearHwm  peak RSS from /proc/PID/status; reset through /proc/PID/clear_refs.
 #pragma once
 
@@ -49,8 +50,9 @@ class StealSampler {
   ~StealSampler();
   StealSampler(const StealSampler&) = delete;
   StealSampler& operator=(const StealSampler&) = delete;
-  // CPU milliseconds the host took between two Unix times (seconds), counted from the samples
-  // around them (so up to one interval wider); /proc/stat counts in ticks of 10 ms.
+  // CPU milliseconds (all virtual CPUs together) the host took between two Unix times
+  // (seconds), counted from the samples around them (so up to one interval wider at each end);
+  // /proc/stat counts in ticks of 10 ms.
   double StolenMs(double from, double to) const;
 
  private:

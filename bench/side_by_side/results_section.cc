@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -120,6 +122,17 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                                 ? UtcTime(st.st_mtime, "%Y-%m-%d %H:%M UTC")
                                 : "?";
 
+  // What the run set besides ferryd's defaults (FERRY_BENCH_*), as it changes the figures.
+  std::string ferry_config = "default config (4 apply workers)";
+  std::vector<std::string> set;
+  if (!settings.commit_delay_us.empty())
+    set.push_back("commit_delay_us " + settings.commit_delay_us);
+  if (!settings.compression_level.empty()) {
+    set.push_back("compression_level " + settings.compression_level);
+  }
+  if (settings.debug_log) set.push_back("log_level debug");
+  if (!set.empty()) absl::StrAppend(&ferry_config, " but ", absl::StrJoin(set, ", "));
+
   const int L = settings.proxy_one_way_ms;
   const std::string l = absl::StrCat(L);
   std::vector<std::string> out;
@@ -135,8 +148,8 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                    load, " (shared machine: only the ratios"));
   row("mean something). Postgres 15, both clusters with the same settings (fsync on, "
       "synchronous_commit on,");
-  row("shared_buffers 512MB, track_commit_timestamp on). Ferry: default config (4 apply workers), "
-      "Release build.");
+  row(absl::StrCat("shared_buffers 512MB, track_commit_timestamp on). Ferry: ", ferry_config,
+                   ", Release build."));
   row("A fresh pair of clusters for every row. Method: bench/side_by_side/README.md.");
   row("");
   row("| # | benchmark | native | Ferry | Ferry / native | goal | met |");

@@ -30,6 +30,9 @@ namespace {
 using ferry::testing::ChildProcess;
 using ferry::testing::FaultProxy;
 
+// The steady lag logs the probes slower than this, with when they committed (the tail's stalls).
+constexpr double kSlowProbeMs = 30;
+
 absl::Status Failed(const std::string& what) { return absl::DeadlineExceededError(what); }
 
 // "ferryd east / west / postgres east / west" CPU seconds now (a ferryd not running: 0).
@@ -364,7 +367,7 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
                                                          "probe"));
   const std::map<std::string, double> seen = pair->seen().FirstSeenByPayload("probe");
   std::vector<double> lags;
-  // (lag ms, commit time) of probes over 30 ms
+  // (lag ms, commit time) of the probes slower than kSlowProbeMs
   std::vector<std::pair<double, double>> slow;
   for (const auto& row : source) {
     double committed = 0;
@@ -372,7 +375,7 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
     auto it = seen.find(*row[0]);
     if (it == seen.end() || committed < t_start + warm_s) continue;
     lags.push_back((it->second - committed) * 1000);
-    if (lags.back() > 30) slow.emplace_back(lags.back(), committed);
+    if (lags.back() > kSlowProbeMs) slow.emplace_back(lags.back(), committed);
   }
   if (lags.empty()) return absl::InternalError("no probe measured (" + sys + ")");
   // The tail's probes, by when they committed, to match with the logs of that moment.
@@ -384,12 +387,12 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
         absl::FormatTime("%H:%M:%E3S",
                          absl::FromUnixMicros(static_cast<int64_t>(slow[i].second * 1e6)),
                          absl::UTCTimeZone()),
-        absl::StrFormat(" %.1f ms (host took %.0f ms)", slow[i].first,
+        absl::StrFormat(" %.1f ms (host took %.0f CPU-ms)", slow[i].first,
                         steal.StolenMs(slow[i].second, slow[i].second + slow[i].first / 1000)));
   }
   if (!slow.empty()) {
-    Log(absl::StrFormat("steady lag %s: %d probes over 30 ms; the slowest committed at (UTC) %s",
-                        sys, slow.size(), slowest));
+    Log(absl::StrFormat("steady lag %s: %d probes over %.0f ms; the slowest committed at (UTC) %s",
+                        sys, slow.size(), kSlowProbeMs, slowest));
   }
   std::sort(lags.begin(), lags.end());
   const double p50 = *Percentile(lags, 0.5), p99 = *Percentile(lags, 0.99);  // lags not empty
