@@ -76,7 +76,11 @@ void SourceMonitor::Round(const std::function<uint64_t()>& captured) {
     if (conn.ok()) {
       conn_ = *std::move(conn);
       // Never hold the application up: a lock Ferry waits for (ALTER TABLE) gives up quickly.
-      s = conn_->Exec("SET lock_timeout = '2s'; SET statement_timeout = '30s'").status();
+      // No JIT: the keyless tables' query joins set-returning functions whose default
+      // estimates (1,000 rows each) put it over jit_above_cost, and compiling it took 15 of its
+      // 15.4 ms, every round (bench/side_by_side/FINDINGS.md, session 17).
+      s = conn_->Exec("SET lock_timeout = '2s'; SET statement_timeout = '30s'; SET jit = off")
+              .status();
     } else {
       s = conn.status();
     }
