@@ -48,6 +48,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/apply/server_cpu.h"
+#include "bench/support/log_rows.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/sink/postgres_sink.h"
@@ -188,30 +189,11 @@ absl::StatusOr<Inbound> Capture(const testing::PgCluster& source, const std::str
         absl::StrCat("capture stopped early: ", capture->Health().last_error));
   }
   // Count what the log holds and find the last transaction.
-  uint64_t next = in.log->first_seq();
-  bool has_rows = false;  // in the fragments of the current transaction so far
-  while (next < in.log->next_seq()) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records, in.log->Read(next, 4096, 64 << 20));
-    for (const LogRecord& r : records) {
-      next = r.seq + 1;
-      in.last_seq = r.seq;
-      if (r.kind != RecordKind::kTransaction) continue;
-      v1::Transaction t;
-      if (!t.ParseFromString(r.payload)) return absl::DataLossError("unparsable record");
-      // Row changes only: the capture's own DDL message (REPLICA IDENTITY FULL on the keyless
-      // pgbench_history, at its start) is a transaction of one message.
-      if (t.fragment() == 0) has_rows = false;
-      for (const v1::Change& c : t.changes()) {
-        if (c.op() != v1::INSERT && c.op() != v1::UPDATE && c.op() != v1::DELETE) continue;
-        ++in.changes;
-        has_rows = true;
-      }
-      if (t.last_fragment() && has_rows) {
-        ++in.transactions;
-        in.last_end_lsn = std::max(in.last_end_lsn, t.end_position());
-      }
-    }
-  }
+  FERRY_ASSIGN_OR_RETURN(bench::LogRows rows, bench::CountLogRows(*in.log));
+  in.last_seq = rows.last_seq;
+  in.changes = rows.changes;
+  in.transactions = rows.transactions;
+  in.last_end_lsn = rows.last_end_lsn;
   return in;
 }
 

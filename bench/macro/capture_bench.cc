@@ -37,6 +37,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/support/log_rows.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "engine/base/status_macros.h"
@@ -128,31 +129,6 @@ absl::StatusOr<Run> RunRecvLogical(const testing::PgCluster& pg, const std::stri
   return run;
 }
 
-// Counts the row changes and the complete transactions holding them in the log (not timed).
-// Others are the capture's own: at start it sets REPLICA IDENTITY FULL on the keyless
-// pgbench_history, and the DDL capture logs that as a transaction of one message.
-absl::Status CountLog(const DurableLog& log, Run* run) {
-  uint64_t next = log.first_seq();
-  bool has_rows = false;  // in the fragments of the current transaction so far
-  while (next < log.next_seq()) {
-    FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records, log.Read(next, 4096, 64 << 20));
-    for (const LogRecord& r : records) {
-      next = r.seq + 1;
-      if (r.kind != RecordKind::kTransaction) continue;
-      v1::Transaction t;
-      if (!t.ParseFromString(r.payload)) return absl::DataLossError("unparsable record");
-      if (t.fragment() == 0) has_rows = false;
-      for (const v1::Change& c : t.changes()) {
-        if (c.op() != v1::INSERT && c.op() != v1::UPDATE && c.op() != v1::DELETE) continue;
-        ++run->changes;
-        has_rows = true;
-      }
-      if (t.last_fragment() && has_rows) ++run->transactions;
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<Run> RunFerry(const testing::PgCluster& pg, const std::string& slot,
                              uint64_t end_lsn, uint64_t expected_transactions) {
   testing::TempDir dir("ferry-capture-bench");
@@ -200,7 +176,9 @@ absl::StatusOr<Run> RunFerry(const testing::PgCluster& pg, const std::string& sl
   LogStats stats = log->stats();
   run.group_commits = stats.group_commits;
   run.log_bytes = stats.appended_bytes;
-  FERRY_RETURN_IF_ERROR(CountLog(*log, &run));
+  FERRY_ASSIGN_OR_RETURN(bench::LogRows rows, bench::CountLogRows(*log));  // not timed
+  run.changes = rows.changes;
+  run.transactions = rows.transactions;
   return run;
 }
 

@@ -95,15 +95,12 @@ rocksdb::Options BaseOptions() {
   // One log holds records written once and read a few times in order (sequential keys: an
   // L0 file moves down without a rewrite). Memtables are most of a log's memory: at most
   // 3 x 8 MiB per column family (writes stall beyond that until a flush ends); only the records
-  // family fills, the other two hold a few keys. A flush writes a memtable to an SST file and
-  // syncs it; the appends' fdatasync on the same disk waits meanwhile, so a flush is a stall
-  // of the lag as long as the flush. With 32 MiB memtables, at 2,000 tps one flush per log
-  // every ~14 s held the lag up for 40-60 ms; with 8 MiB, one every ~3.6 s takes 12-37 ms and
-  // the lag's maximum stayed at 25-31 ms, while the initial load and the catch-ups kept their
-  // speed and the peaks of memory fell by 10-30 MB (bench/side_by_side/FINDINGS.md, session
-  // 17). The flush's SST is also written back in 1 MiB steps as it goes, each waiting for the
-  // one before, so it never has more than that queued ahead of an append's sync
-  // (sync_file_range: not a durability point; the SST is still synced before it counts).
+  // family fills, the other two hold a few keys. The appends' fdatasync waits behind a flush's
+  // writes, so a flush is a stall of the lag: small memtables keep each one short (8 MiB: 12-37
+  // ms; 32 MiB held the lag up for 40-60 ms every ~14 s at 2,000 tps, FINDINGS.md, session
+  // 17), and the SST is written back in 1 MiB steps, each waiting for the one before, so no
+  // more than that is queued ahead of an append's sync (sync_file_range: not a durability
+  // point; the SST is still synced before it counts).
   o.write_buffer_size = 8 << 20;
   o.max_write_buffer_number = 3;
   o.max_background_jobs = 2;
