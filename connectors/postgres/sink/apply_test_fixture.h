@@ -41,7 +41,9 @@ inline std::string Dump(const std::vector<::ferry::testing::Row>& rows) {
 class ApplyTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto pg = PgCluster::Start();
+    // pg_stat_statements: what apply's statements cost the target (planning included).
+    auto pg = PgCluster::Start({.extra_config = {"shared_preload_libraries = 'pg_stat_statements'",
+                                                 "pg_stat_statements.track_planning = on"}});
     ASSERT_TRUE(pg.ok()) << pg.status();
     pg_ = pg->release();
   }
@@ -89,6 +91,22 @@ class ApplyTest : public ::testing::Test {
     ASSERT_TRUE(apply_->WaitForApplied(seq, absl::Seconds(120)))
         << "applied " << apply_->status().applied_seq << " of " << seq
         << ", last error: " << apply_->status().last_error;
+  }
+
+  // Applies `txn` as a group of its own through `session`, as a worker does (Begin, Apply,
+  // PrepareAndCommit, Abort on an error), with the plan `sink` makes for it (expected).
+  static absl::Status ApplyAlone(PostgresSink& sink, SinkSession& session, uint64_t seq,
+                                 const v1::Transaction& txn) {
+    GroupTransactions txns = {{seq, txn}};
+    GroupContext context;
+    context.first_seq = seq;
+    context.plan = sink.Plan(txns);
+    EXPECT_NE(context.plan, nullptr);
+    absl::Status s = session.Begin(context);
+    if (s.ok()) s = session.Apply(seq, txns[0].second);
+    if (s.ok()) s = session.PrepareAndCommit(seq, 1700000000000000 + seq);
+    if (!s.ok()) session.Abort();
+    return s;
   }
 
   uint64_t Append(const std::vector<v1::Transaction>& txns) {

@@ -50,10 +50,13 @@ absl::Status HoldOrigin(Pipeline& pipe, const std::string& name) {
 
 absl::Status QueueProgress(Pipeline& pipe, uint64_t progress_seq, int64_t commit_time_us,
                            ResultCallback callback) {
-  return pipe.Send(
+  // Prepared: it runs in every group.
+  const std::string lsn = pg::FormatLsn(progress_seq);
+  const std::string time = absl::StrCat(commit_time_us);
+  return pipe.SendPrepared(
       "SELECT pg_replication_origin_xact_setup($1::pg_lsn, TIMESTAMPTZ 'epoch' + "
       "$2::bigint * INTERVAL '1 microsecond')",
-      {pg::FormatLsn(progress_seq), absl::StrCat(commit_time_us)}, std::move(callback));
+      {&lsn, &time}, std::move(callback));
 }
 
 namespace {

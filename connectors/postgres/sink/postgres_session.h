@@ -2,7 +2,8 @@
 // applying one group at a time into one target transaction. Private to the sink.
 //
 // The connection runs with session_replication_role = replica (unless disabled), lock_timeout,
-// ISO date style and, unless PostgresSinkOptions::synchronous_commit, synchronous_commit = off;
+// ISO date style, generic plans (plan_cache_mode) and, unless
+// PostgresSinkOptions::synchronous_commit, synchronous_commit = off;
 // it holds the worker's replication origin (origins.h), so every commit records its progress
 // atomically with its data.
 //
