@@ -32,6 +32,7 @@ absl::Status PostgresSession::Connect() {
   pipe_.reset();
   tables_.Clear();
   FERRY_ASSIGN_OR_RETURN(pipe_, Pipeline::Connect(dsn_));
+  planned_since_ = options_.clock->Now();
   std::vector<std::string> setup = {
       absl::StrCat("SET lock_timeout = ", absl::ToInt64Milliseconds(options_.lock_timeout)),
       "SET DateStyle = ISO", "SET IntervalStyle = postgres", "SET extra_float_digits = 3",
@@ -42,7 +43,8 @@ absl::Status PostgresSession::Connect() {
       // every execution, for ever: 0.22 ms of planning per group for pgbench_accounts, a sixth
       // of the standby's CPU at 200 tps. Every statement here finds its rows by the replica
       // identity, which a generic plan does as well as a custom one (a native subscription's
-      // apply does not plan at all).
+      // apply does not plan at all). Begin drops the statements now and then, so that the
+      // plans follow the tables' sizes (PostgresSinkOptions::replan_interval).
       "SET plan_cache_mode = force_generic_plan"};
   if (options_.replica_role) setup.push_back("SET session_replication_role = replica");
   if (!options_.synchronous_commit) setup.push_back("SET synchronous_commit = off");
@@ -102,6 +104,13 @@ absl::Status PostgresSession::Begin(const GroupContext& context) {
     tables_.Clear();
     pipe_->ForgetPrepared();
     seen_schema_generation_ = generation;
+  }
+  // Generic plans (Connect) are made again now and then, so that one made while a table was
+  // small does not outlive the table's growth (PostgresSinkOptions::replan_interval).
+  if (const absl::Time now = options_.clock->Now();
+      now - planned_since_ >= options_.replan_interval) {
+    pipe_->ForgetPrepared();
+    planned_since_ = now;
   }
   if (ctx_.plan != nullptr && !ctx_.careful && !ctx_.streamed && !ctx_.only_table) {
     const auto* plan = dynamic_cast<const PlannedGroup*>(ctx_.plan.get());

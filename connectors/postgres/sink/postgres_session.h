@@ -154,6 +154,9 @@ class PostgresSession final : public SinkSession {
   ResnapshotRegistry* const resnapshots_;           // the sink's
   const TargetIncarnation* const incarnation_;      // the sink's
   uint64_t seen_schema_generation_ = 0;
+  // When the session's prepared statements were last dropped (or the connection made): they
+  // are planned again after options_.replan_interval.
+  absl::Time planned_since_ = absl::InfinitePast();
 
   std::unique_ptr<Pipeline> pipe_;
   GroupContext ctx_;

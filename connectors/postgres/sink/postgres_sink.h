@@ -45,6 +45,7 @@
 #include "connectors/postgres/sink/resnapshots.h"
 #include "connectors/postgres/sink/target_incarnation.h"
 #include "engine/api/sink.h"
+#include "engine/base/clock.h"
 
 namespace ferry {
 
@@ -75,6 +76,14 @@ struct PostgresSinkOptions {
   // progress, and the engine keeps the inbound log from there, so those commits are applied
   // again. true: every commit waits for its WAL flush.
   bool synchronous_commit = false;
+  // Apply sessions plan each prepared statement once (generic plans, postgres_session.cc) and
+  // drop their statements to plan them again after this long. A generic plan keeps the table
+  // sizes it was made with until Postgres invalidates it (an ANALYZE of the table), so one made
+  // while a table was small (a hash join over a sequential scan) would otherwise last through
+  // the table's growth until autovacuum analyzes it.
+  absl::Duration replan_interval = absl::Seconds(10);
+  // The clock of replan_interval. Not owned; tests pass a ManualClock.
+  Clock* clock = Clock::Real();
 };
 
 class PostgresSink final : public Sink {

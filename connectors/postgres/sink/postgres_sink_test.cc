@@ -151,18 +151,22 @@ TEST_F(ApplyTest, OneRoundTripGroupsCommitWholeOrNotAtAll) {
   EXPECT_EQ((*sink)->one_trip_groups(), 3u);
 }
 
-// A group's set-based statement is planned once per session, not at every execution. With
-// Postgres's default plan_cache_mode, a statement keeps a custom plan for as long as custom
-// plans look cheaper than its generic plan, which for a group of one row in a large table (a
-// light load: every transaction its own group) is for ever.
-TEST_F(ApplyTest, SetBasedStatementsArePlannedOncePerSession) {
+// A group's set-based statement is planned once per session and replan_interval, not at every
+// execution. With Postgres's default plan_cache_mode, a statement keeps a custom plan for as
+// long as custom plans look cheaper than its generic plan, which for a group of one row in a
+// large table (a light load: every transaction its own group) is for ever.
+TEST_F(ApplyTest, SetBasedStatementsArePlannedOncePerSessionAndInterval) {
   ASSERT_TRUE(pg_->Exec("CREATE EXTENSION pg_stat_statements; "
                         "CREATE TABLE items (id integer PRIMARY KEY, name text, doc text); "
                         "INSERT INTO items SELECT g, 'n', 'd' FROM generate_series(1, 20000) g; "
                         "ANALYZE items",
                         db_)
                   .ok());
-  auto sink = PostgresSink::Open({.dsn = pg_->dsn(db_), .source_region = region_});
+  ManualClock clock;
+  auto sink = PostgresSink::Open({.dsn = pg_->dsn(db_),
+                                  .source_region = region_,
+                                  .replan_interval = absl::Seconds(10),
+                                  .clock = &clock});
   ASSERT_TRUE(sink.ok()) << sink.status();
   ASSERT_TRUE((*sink)->LoadState({}).ok());
   auto session = (*sink)->OpenSession(0);
@@ -182,6 +186,17 @@ TEST_F(ApplyTest, SetBasedStatementsArePlannedOncePerSession) {
       "current_database()) AND query LIKE 'WITH ferry_rows AS (UPDATE \"public\".\"items\"%'";
   EXPECT_EQ(Value("SELECT sum(calls) " + statements), absl::StrCat(kGroups - 1));
   EXPECT_EQ(Value("SELECT sum(plans) " + statements), "1");
+  clock.Advance(absl::Seconds(9));
+  ASSERT_TRUE(
+      ApplyAlone(**sink, **session, kGroups + 1, Txn({kItems}, {Update(1, {"2", "u", "d"})})).ok());
+  EXPECT_EQ(Value("SELECT sum(plans) " + statements), "1");
+  // Once the interval has passed, the statement is prepared and planned again, with the table
+  // as it is now.
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(
+      ApplyAlone(**sink, **session, kGroups + 2, Txn({kItems}, {Update(1, {"3", "u", "d"})})).ok());
+  EXPECT_EQ(Value("SELECT sum(calls) " + statements), absl::StrCat(kGroups + 1));
+  EXPECT_EQ(Value("SELECT sum(plans) " + statements), "2");
 }
 
 TEST_F(ApplyTest, LargeTransactionsStreamAndARestartedOneIsDiscarded) {
