@@ -125,8 +125,9 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
   // What the run set besides ferryd's defaults (FERRY_BENCH_*), as it changes the figures.
   std::string ferry_config = "default config (4 apply workers)";
   std::vector<std::string> set;
-  if (!settings.commit_delay_us.empty())
+  if (!settings.commit_delay_us.empty()) {
     set.push_back("commit_delay_us " + settings.commit_delay_us);
+  }
   if (!settings.compression_level.empty()) {
     set.push_back("compression_level " + settings.compression_level);
   }
