@@ -176,6 +176,9 @@ PerfRecording::PerfRecording(std::string mode, std::string dir, std::string prof
                       "syscalls:sys_enter_fdatasync,syscalls:sys_enter_write,syscalls:sys_enter_"
                       "sendmsg,syscalls:sys_enter_futex,sched:sched_switch",
                       "-p", absl::StrCat(pid), "-o", out});
+      } else if (mode_ == "dwarf") {  // stacks through code built without frame pointers
+        record(name, {"perf", "record", "-e", "cpu-clock", "-F", "1999", "--call-graph",
+                      "dwarf,16384", "-p", absl::StrCat(pid), "-o", out});
       } else {
         record(name, {"perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-p",
                       absl::StrCat(pid), "-o", out});
