@@ -63,10 +63,18 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                           "request_timeout_ms",
                           "10000",
                           nullptr};
+  server->max_body_bytes_ = options.max_body_bytes;
   mg_callbacks callbacks{};
   // Binding errors are returned below; civetweb would print them on stderr as well.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
-  server->context_ = mg_start(&callbacks, nullptr, config);
+  // Every request goes to Dispatch before civetweb looks for a handler or a file: exact paths
+  // are looked up in handlers_, everything else is a 404. A handler registered after mg_start
+  // (mg_set_request_handler) would leave a moment in which civetweb answers with its own 404
+  // page; the callback is in place before the first connection is accepted.
+  callbacks.begin_request = [](mg_connection* connection) {
+    return Dispatch(connection, mg_get_user_data(mg_get_context(connection)));
+  };
+  server->context_ = mg_start(&callbacks, server.get(), config);
   if (server->context_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
@@ -76,9 +84,6 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     return absl::UnavailableError(absl::StrCat("cannot learn the bound port of ", address));
   }
   server->port_ = ports[0].port;
-  server->max_body_bytes_ = options.max_body_bytes;
-  // One catch-all handler: exact paths are looked up in handlers_, everything else is a 404.
-  mg_set_request_handler(server->context_, "/", &HttpServer::Dispatch, server.get());
   return server;
 }
 
@@ -151,7 +156,7 @@ int HttpServer::Dispatch(mg_connection* connection, void* self) {
       response.status, StatusText(response.status), response.content_type, response.body.size());
   mg_write(connection, head.data(), head.size());
   if (request.method != "HEAD") mg_write(connection, response.body.data(), response.body.size());
-  return response.status;  // civetweb: a value > 0 means handled, with this status
+  return response.status;  // civetweb: a value of 1-999 means handled, with this status
 }
 
 }  // namespace ferry
