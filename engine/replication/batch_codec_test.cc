@@ -140,5 +140,73 @@ TEST(BatchCodecTest, RefusesUnknownCompression) {
   EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The encoder writes the RecordList itself: its bytes must be the ones protobuf writes, so that
+// every peer, whatever writes its batches, reads them.
+TEST(BatchCodecTest, WritesTheRecordListProtobufWrites) {
+  std::vector<LogRecord> records = Records(7, 30);
+  records[4].payload.clear();                         // an empty payload is omitted
+  records[5].payload.assign(size_t{300} << 10, 'p');  // a multi-byte length
+  records[6].kind = RecordKind::kHeartbeat;
+  ferry::v1::RecordList list;
+  for (const LogRecord& r : records) {
+    ferry::v1::Record* out = list.add_records();
+    out->set_kind(static_cast<uint32_t>(r.kind));
+    out->set_payload(r.payload);
+  }
+  BatchEncoder encoder(0);
+  auto batch = encoder.Encode(records);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->blob(), list.SerializeAsString());
+  auto decoded = DecodeBatch(*batch, {});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->size(), records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ((*decoded)[i].kind, records[i].kind) << i;
+    EXPECT_EQ((*decoded)[i].payload, records[i].payload) << i;
+  }
+}
+
+ferry::v1::Batch BatchOf(const std::string& content, uint32_t count) {
+  ferry::v1::Batch batch;
+  batch.set_first_seq(1);
+  batch.set_count(count);
+  batch.set_compression(ferry::v1::COMPRESSION_NONE);
+  batch.set_blob(content);
+  batch.set_uncompressed_size(content.size());
+  batch.set_checksum(BatchChecksum(content.data(), content.size()));
+  return batch;
+}
+
+// Hostile contents with a valid checksum: each is refused whole, with no record accepted.
+TEST(BatchCodecTest, RefusesMalformedRecordLists) {
+  const std::string good = BatchEncoder(0).Encode(Records(1, 3))->blob();
+  struct Case {
+    std::string name;
+    std::string content;
+    uint32_t count;
+    absl::StatusCode code;
+  };
+  const std::vector<Case> cases = {
+      {"cut inside a record", good.substr(0, good.size() - 10), 3, absl::StatusCode::kDataLoss},
+      {"a record longer than the content", std::string("\x0a\x7f\x08\x01", 4), 1,
+       absl::StatusCode::kDataLoss},
+      {"a payload longer than its record", std::string("\x0a\x04\x08\x01\x12\x09x", 7), 1,
+       absl::StatusCode::kDataLoss},
+      {"a truncated varint", std::string("\x0a\xff\xff", 3), 1, absl::StatusCode::kDataLoss},
+      {"field number 0", std::string("\x00\x01", 2), 1, absl::StatusCode::kDataLoss},
+      {"an end-group tag", std::string("\x0c", 1), 1, absl::StatusCode::kDataLoss},
+      {"more records than declared", good, 2, absl::StatusCode::kInvalidArgument},
+      {"fewer records than declared", good, 4, absl::StatusCode::kInvalidArgument},
+      {"a record without a kind", std::string("\x0a\x03\x12\x01x", 5), 1,
+       absl::StatusCode::kInvalidArgument},
+      {"a payload declared over 4 GiB", std::string("\x0a\x06\x12\xff\xff\xff\xff\x7f", 8), 1,
+       absl::StatusCode::kDataLoss},
+  };
+  for (const Case& c : cases) {
+    auto decoded = DecodeBatch(BatchOf(c.content, c.count), {});
+    EXPECT_EQ(decoded.status().code(), c.code) << c.name << ": " << decoded.status();
+  }
+}
+
 }  // namespace
 }  // namespace ferry::replication
