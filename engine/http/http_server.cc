@@ -2,6 +2,7 @@
 
 #include <civetweb.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "absl/strings/ascii.h"
@@ -156,7 +157,9 @@ int HttpServer::Dispatch(mg_connection* connection, void* self) {
       response.status, StatusText(response.status), response.content_type, response.body.size());
   mg_write(connection, head.data(), head.size());
   if (request.method != "HEAD") mg_write(connection, response.body.data(), response.body.size());
-  return response.status;  // civetweb: a value of 1-999 means handled, with this status
+  // civetweb: a value of 1-999 means handled, with this status; 0 would make it go on and
+  // answer a second time.
+  return std::clamp(response.status, 1, 999);
 }
 
 }  // namespace ferry

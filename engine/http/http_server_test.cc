@@ -39,6 +39,7 @@ TEST(HttpServerTest, ServesExactPathsAndAnswers404Otherwise) {
     auto missing = HttpGet(base + path);
     ASSERT_TRUE(missing.ok()) << path;
     EXPECT_EQ(missing->status, 404) << path;
+    EXPECT_EQ(missing->body, "not found\n") << path;  // Ferry's answer, not civetweb's page
   }
   EXPECT_EQ(calls.load(), 1);
   (*server)->Stop();
