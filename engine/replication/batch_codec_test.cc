@@ -140,6 +140,17 @@ TEST(BatchCodecTest, RefusesUnknownCompression) {
   EXPECT_EQ(DecodeBatch(*batch, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The RecordList of `records` as protobuf's generated code serializes it.
+std::string SerializedByProtobuf(const std::vector<LogRecord>& records) {
+  ferry::v1::RecordList list;
+  for (const LogRecord& r : records) {
+    ferry::v1::Record* out = list.add_records();
+    out->set_kind(static_cast<uint32_t>(r.kind));
+    out->set_payload(r.payload);
+  }
+  return list.SerializeAsString();
+}
+
 // The encoder writes the RecordList itself: its bytes must be the ones protobuf writes, so that
 // every peer, whatever writes its batches, reads them.
 TEST(BatchCodecTest, WritesTheRecordListProtobufWrites) {
@@ -147,16 +158,10 @@ TEST(BatchCodecTest, WritesTheRecordListProtobufWrites) {
   records[4].payload.clear();                         // an empty payload is omitted
   records[5].payload.assign(size_t{300} << 10, 'p');  // a multi-byte length
   records[6].kind = RecordKind::kHeartbeat;
-  ferry::v1::RecordList list;
-  for (const LogRecord& r : records) {
-    ferry::v1::Record* out = list.add_records();
-    out->set_kind(static_cast<uint32_t>(r.kind));
-    out->set_payload(r.payload);
-  }
   BatchEncoder encoder(0);
   auto batch = encoder.Encode(records);
   ASSERT_TRUE(batch.ok()) << batch.status();
-  EXPECT_EQ(batch->blob(), list.SerializeAsString());
+  EXPECT_EQ(batch->blob(), SerializedByProtobuf(records));
   auto decoded = DecodeBatch(*batch, {});
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ASSERT_EQ(decoded->size(), records.size());
@@ -170,15 +175,9 @@ TEST(BatchCodecTest, WritesTheRecordListProtobufWrites) {
 TEST(BatchCodecTest, WritesAZeroKindAsProtobufDoes) {
   std::vector<LogRecord> records = Records(1, 2);
   records[1].kind = RecordKind::kUnspecified;
-  ferry::v1::RecordList list;
-  for (const LogRecord& r : records) {
-    ferry::v1::Record* out = list.add_records();
-    out->set_kind(static_cast<uint32_t>(r.kind));
-    out->set_payload(r.payload);
-  }
   auto batch = BatchEncoder(0).Encode(records);
   ASSERT_TRUE(batch.ok()) << batch.status();
-  EXPECT_EQ(batch->blob(), list.SerializeAsString());
+  EXPECT_EQ(batch->blob(), SerializedByProtobuf(records));
 }
 
 // The compressing encoder keeps its buffer between batches: a small batch after a large one
