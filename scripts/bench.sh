@@ -19,8 +19,9 @@
 #   15; at 2,000 tps each log flushes a memtable every ~3.6 s),
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
 #   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
-#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; system: of the whole machine; stat: counts
-#   of fdatasync, write, futex and context switches per ferryd, to divide by the transactions),
+#   FERRY_BENCH_PERF (1: perf profiles of both ferryd; dwarf: the same with whole call chains
+#   (DWARF stacks, large files); system: of the whole machine; stat: counts of fdatasync, write,
+#   futex and context switches per ferryd, to divide by the transactions),
 #   FERRY_BENCH_DEBUG_LOG (1: both ferryd log at debug, RocksDB's flushes among it, to match
 #   the steady lag's slowest probes, which the run logs with their times, with what ran then).
 #

@@ -11,8 +11,8 @@
 //     --repo       the checkout whose commit the section names (default: that source tree)
 //   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LOAD_SCALE, FERRY_BENCH_LAG_RATE,
 //   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_LAG_SECONDS, FERRY_BENCH_COMMIT_DELAY_US,
-//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_PERF (1 | dwarf | system | stat), FERRY_BENCH_DEBUG_LOG,
-//   as scripts/bench.sh says.
+//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_PERF (1 | dwarf | system | stat),
+//   FERRY_BENCH_DEBUG_LOG, as scripts/bench.sh says.
 //
 // Uses ferryd and ferryctl of the same build (BUILD/bin) and notify_listener (BUILD/bench).
 // Exit codes: 0 done, 1 a scenario failed (the work directory is kept), 2 usage.
