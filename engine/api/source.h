@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "engine/api/shared_relation.h"
 #include "engine/base/clock.h"
 #include "proto/change.pb.h"
 
@@ -96,6 +97,18 @@ class CaptureTarget {
   // restart from CapturedPosition().
   [[nodiscard]] virtual absl::Status Append(std::vector<v1::Transaction> fragments,
                                             uint64_t captured_position) = 0;
+
+  // Append() of fragments whose table descriptions are shared (shared_relation.h): what is
+  // made durable is exactly what Append() of the same fragments with their relations copied in
+  // makes durable. The default copies them in; a target that serializes writes the shared
+  // encodings instead.
+  [[nodiscard]] virtual absl::Status AppendShared(std::vector<SharedRelationsFragment> fragments,
+                                                  uint64_t captured_position) {
+    std::vector<v1::Transaction> copied;
+    copied.reserve(fragments.size());
+    for (SharedRelationsFragment& f : fragments) copied.push_back(std::move(f).Materialize());
+    return Append(std::move(copied), captured_position);
+  }
 
   // Durably appends events that are not database transactions (a bucket's object events, the
   // messages of a partitioned stream), together with the source's own state entries (e.g. the

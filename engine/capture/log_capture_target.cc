@@ -1,10 +1,12 @@
 #include "engine/capture/log_capture_target.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
 
 namespace ferry {
-namespace {}  // namespace
 
 LogCaptureTarget::LogCaptureTarget(DurableLog* log, std::string region,
                                    std::function<uint64_t()> epoch, Clock* clock)
@@ -37,6 +39,65 @@ absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
     }
     request.records.push_back(std::move(record));
   }
+  return Commit(std::move(request), captured_position, completed, counted);
+}
+
+absl::Status LogCaptureTarget::AppendShared(std::vector<SharedRelationsFragment> fragments,
+                                            uint64_t captured_position) {
+  AppendRequest request;
+  request.records.reserve(fragments.size());
+  const int64_t now_us = absl::ToUnixMicros(clock_->Now());
+  const uint64_t epoch = epoch_();
+  uint64_t completed = 0;
+  TableCountDelta counted;
+  for (SharedRelationsFragment& fragment : fragments) {
+    v1::Transaction& head = fragment.txn;
+    if (counts_ != nullptr) {
+      CountTransaction(
+          head,
+          [&](uint32_t relation_id) -> const v1::Relation* {
+            for (const auto& r : fragment.relations) {
+              if (r->relation().relation_id() == relation_id) return &r->relation();
+            }
+            return nullptr;
+          },
+          counted);
+    }
+    if (head.last_fragment()) ++completed;
+    NewRecord record;
+    record.kind = head.snapshot() ? RecordKind::kSnapshotRows : RecordKind::kTransaction;
+    // Protobuf writes a Transaction's fields in the order of their numbers: the fields before
+    // `relations` (from `head`), the shared encodings, then the fields after it (moved into
+    // `tail`). So the payload is byte for byte what Append() writes for the fragment with its
+    // relations copied in.
+    head.set_origin_region(region_);
+    v1::Transaction tail;
+    tail.mutable_changes()->Swap(head.mutable_changes());
+    tail.set_epoch(epoch);
+    tail.set_capture_time_us(now_us);
+    tail.set_snapshot(head.snapshot());
+    head.clear_epoch();
+    head.clear_capture_time_us();
+    head.clear_snapshot();
+    size_t size = head.ByteSizeLong() + tail.ByteSizeLong();
+    for (const auto& r : fragment.relations) size += r->encoded_field().size();
+    if (size > size_t{INT32_MAX}) {
+      return absl::InternalError("cannot serialize a captured transaction of 2 GiB or more");
+    }
+    record.payload.resize(size);
+    auto* p = reinterpret_cast<uint8_t*>(record.payload.data());
+    p = head.SerializeWithCachedSizesToArray(p);
+    for (const auto& r : fragment.relations) {
+      p = std::copy(r->encoded_field().begin(), r->encoded_field().end(), p);
+    }
+    tail.SerializeWithCachedSizesToArray(p);
+    request.records.push_back(std::move(record));
+  }
+  return Commit(std::move(request), captured_position, completed, counted);
+}
+
+absl::Status LogCaptureTarget::Commit(AppendRequest request, uint64_t captured_position,
+                                      uint64_t completed, const TableCountDelta& counted) {
   const bool advances = captured_position > captured_.load();
   if (advances) request.cursors.emplace_back(kCapturedCursor, captured_position);
   FERRY_RETURN_IF_ERROR(log_->Append(std::move(request)).status());

@@ -29,6 +29,10 @@ class LogCaptureTarget final : public CaptureTarget {
   [[nodiscard]] absl::Status Load();
 
   absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override;
+  // Writes each shared relation's encoding (made once) instead of copying it into every
+  // fragment: the same bytes as Append() of the fragments with their relations copied in.
+  absl::Status AppendShared(std::vector<SharedRelationsFragment> fragments,
+                            uint64_t captured_position) override;
   absl::Status AdvanceTo(uint64_t position) override;
   absl::Status AppendEvents(std::vector<v1::SourceEvent> events,
                             std::vector<std::pair<std::string, std::string>> source_state) override;
@@ -44,6 +48,11 @@ class LogCaptureTarget final : public CaptureTarget {
   void CountTablesInto(TableCounts* counts) { counts_ = counts; }
 
  private:
+  // Appends the serialized fragments with the "captured" cursor, then counts what they made
+  // durable.
+  [[nodiscard]] absl::Status Commit(AppendRequest request, uint64_t captured_position,
+                                    uint64_t completed, const TableCountDelta& counted);
+
   DurableLog* const log_;
   const std::string region_;
   const std::function<uint64_t()> epoch_;

@@ -5,20 +5,28 @@
 namespace ferry {
 
 void CountTransaction(const v1::Transaction& txn, TableCountDelta& delta) {
-  if (txn.changes_size() == 0) return;
   // Transactions name few relations: a linear lookup beats building a map.
-  auto name_of = [&](uint32_t relation_id) -> const v1::Relation* {
-    for (const v1::Relation& r : txn.relations()) {
-      if (r.relation_id() == relation_id) return &r;
-    }
-    return nullptr;
-  };
+  CountTransaction(
+      txn,
+      [&](uint32_t relation_id) -> const v1::Relation* {
+        for (const v1::Relation& r : txn.relations()) {
+          if (r.relation_id() == relation_id) return &r;
+        }
+        return nullptr;
+      },
+      delta);
+}
+
+void CountTransaction(const v1::Transaction& txn,
+                      absl::FunctionRef<const v1::Relation*(uint32_t relation_id)> find,
+                      TableCountDelta& delta) {
+  if (txn.changes_size() == 0) return;
   uint32_t last_id = 0;
   TableCount* last = nullptr;
   for (const v1::Change& c : txn.changes()) {
     if (c.op() == v1::MESSAGE || c.op() == v1::OPERATION_UNSPECIFIED) continue;
     if (last == nullptr || c.relation_id() != last_id) {
-      const v1::Relation* r = name_of(c.relation_id());
+      const v1::Relation* r = find(c.relation_id());
       if (r == nullptr) continue;
       last = &delta[r->schema() + "." + r->name()];
       last_id = c.relation_id();

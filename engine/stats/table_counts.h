@@ -19,6 +19,7 @@
 #include <map>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/change.pb.h"
 
@@ -36,6 +37,11 @@ using TableCountDelta = std::map<std::string, TableCount>;
 // transaction's relations. Messages (schema changes, Ferry's markers) are not row changes;
 // changes of a relation the transaction does not describe are not counted.
 void CountTransaction(const v1::Transaction& txn, TableCountDelta& delta);
+// The same, with the relations found by `find` (nullptr: not described) instead of in the
+// transaction (a fragment whose relations are shared, engine/api/shared_relation.h).
+void CountTransaction(const v1::Transaction& txn,
+                      absl::FunctionRef<const v1::Relation*(uint32_t relation_id)> find,
+                      TableCountDelta& delta);
 
 class TableCounts {
  public:

@@ -89,14 +89,16 @@ absl::StatusOr<bool> RelationCache::Update(const RelationMessage& message, uint3
                      message.relation_id, "): ", relation.status().message()));
   }
   auto it = relations_.find(message.relation_id);
-  bool changed = it != relations_.end() && it->second.schema_hash() != relation->schema_hash();
-  relations_[message.relation_id] = *std::move(relation);
+  bool changed =
+      it != relations_.end() && it->second->relation().schema_hash() != relation->schema_hash();
+  // A new one, never changed in place: fragments holding the old one keep their shape.
+  relations_[message.relation_id] = std::make_shared<const SharedRelation>(*std::move(relation));
   return changed;
 }
 
-const v1::Relation* RelationCache::Find(uint32_t relation_id) const {
+std::shared_ptr<const SharedRelation> RelationCache::Find(uint32_t relation_id) const {
   auto it = relations_.find(relation_id);
-  return it == relations_.end() ? nullptr : &it->second;
+  return it == relations_.end() ? nullptr : it->second;
 }
 
 }  // namespace ferry::pg

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "connectors/postgres/common/type_names.h"
 #include "connectors/postgres/source/pgoutput_decoder.h"
+#include "engine/api/shared_relation.h"
 #include "proto/change.pb.h"
 
 namespace ferry::pg {
@@ -75,15 +76,16 @@ class RelationCache {
   // relation seen the first time).
   [[nodiscard]] absl::StatusOr<bool> Update(const RelationMessage& message, uint32_t xid);
 
-  // nullptr when the relation was never announced in this session.
-  const v1::Relation* Find(uint32_t relation_id) const;
+  // nullptr when the relation was never announced in this session. What it returns never
+  // changes: a later Relation message makes a new one.
+  std::shared_ptr<const SharedRelation> Find(uint32_t relation_id) const;
 
   // Forgets everything (a new replication session announces every relation again).
   void Clear() { relations_.clear(); }
 
  private:
   RelationCatalog* catalog_;  // not owned
-  absl::flat_hash_map<uint32_t, v1::Relation> relations_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<const SharedRelation>> relations_;
 };
 
 }  // namespace ferry::pg

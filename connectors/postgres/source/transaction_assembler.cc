@@ -32,9 +32,7 @@ void TransactionAssembler::Reset() {
   in_transaction_ = false;
   dropping_ = false;
   from_ferry_ = false;
-  fragment_.Clear();
-  fragment_bytes_ = 0;
-  fragment_relations_.clear();
+  ClearFragment();
   pending_.clear();
   pending_bytes_ = 0;
   pending_captured_ = 0;
@@ -101,8 +99,8 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<InsertMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Insert"));
-    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Insert"));
-    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->new_tuple, "Insert"));
+    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Insert"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->new_tuple, "Insert"));
     if (dropping_) return absl::OkStatus();
     v1::Change c;
     c.set_op(v1::INSERT);
@@ -112,9 +110,11 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<UpdateMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Update"));
-    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Update"));
-    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->new_tuple, "Update"));
-    if (m->old_kind != 0) FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->old_tuple, "Update (old)"));
+    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Update"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->new_tuple, "Update"));
+    if (m->old_kind != 0) {
+      FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->old_tuple, "Update (old)"));
+    }
     if (dropping_) return absl::OkStatus();
     v1::Change c;
     c.set_op(v1::UPDATE);
@@ -128,8 +128,8 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<DeleteMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Delete"));
-    FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(m->relation_id, "Delete"));
-    FERRY_RETURN_IF_ERROR(CheckTuple(*r, m->old_tuple, "Delete"));
+    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Delete"));
+    FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->old_tuple, "Delete"));
     if (dropping_) return absl::OkStatus();
     v1::Change c;
     c.set_op(v1::DELETE);
@@ -140,10 +140,10 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<TruncateMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Truncate"));
-    std::vector<const v1::Relation*> rs;
+    std::vector<Shared> rs;
     for (uint32_t id : m->relation_ids) {
-      FERRY_ASSIGN_OR_RETURN(const v1::Relation* r, RelationFor(id, "Truncate"));
-      rs.push_back(r);
+      FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(id, "Truncate"));
+      rs.push_back(std::move(r));
     }
     if (dropping_) return absl::OkStatus();
     v1::Change c;
@@ -183,14 +183,14 @@ absl::Status TransactionAssembler::OnCommit(const CommitMessage& m) {
                      " does not match its Begin's final LSN ", FormatLsn(begin_.final_lsn)));
   }
   in_transaction_ = false;
-  bool empty = next_fragment_ == 0 && fragment_.changes_size() == 0;
+  bool empty = next_fragment_ == 0 && fragment_.txn.changes_size() == 0;
   if (from_ferry_) ++stats_.origin_skipped;
   if (dropping_ && !from_ferry_) {
-    fragment_.Clear();
+    ClearFragment();
     return absl::OkStatus();  // a duplicate: already captured
   }
   if (from_ferry_ || empty) {
-    fragment_.Clear();
+    ClearFragment();
     advance_to_ = std::max(advance_to_, m.end_lsn);
     return absl::OkStatus();
   }
@@ -211,9 +211,9 @@ absl::Status TransactionAssembler::OnRelation(const RelationMessage& m) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<const v1::Relation*> TransactionAssembler::RelationFor(
+absl::StatusOr<TransactionAssembler::Shared> TransactionAssembler::RelationFor(
     uint32_t relation_id, absl::string_view what) const {
-  const v1::Relation* r = relations_->Find(relation_id);
+  Shared r = relations_->Find(relation_id);
   if (r == nullptr) {
     return absl::DataLossError(absl::StrCat("pgoutput protocol violation: ", what,
                                             " for relation oid ", relation_id,
@@ -230,14 +230,19 @@ absl::Status TransactionAssembler::CheckTuple(const v1::Relation& r, const v1::T
                                           r.columns_size(), " columns"));
 }
 
-void TransactionAssembler::StartFragment() {
-  fragment_.Clear();
+void TransactionAssembler::ClearFragment() {
+  fragment_.txn.Clear();
+  fragment_.relations.clear();
   fragment_bytes_ = 0;
   fragment_relations_.clear();
-  fragment_.set_origin_region(options_.origin_region);
-  fragment_.set_source_position(begin_.final_lsn);
-  fragment_.set_commit_time_us(begin_.commit_time_us);
-  fragment_.set_source_xid(begin_.xid);
+}
+
+void TransactionAssembler::StartFragment() {
+  ClearFragment();
+  fragment_.txn.set_origin_region(options_.origin_region);
+  fragment_.txn.set_source_position(begin_.final_lsn);
+  fragment_.txn.set_commit_time_us(begin_.commit_time_us);
+  fragment_.txn.set_source_xid(begin_.xid);
 }
 
 absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
@@ -289,12 +294,13 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
     return AddChange(std::move(message), {});
   }
   FERRY_RETURN_IF_ERROR(AddChange(std::move(message), {}));
-  const v1::Relation& relation = copy->relation();
+  const auto shared = std::make_shared<const SharedRelation>(copy->relation());
+  const v1::Relation& relation = shared->relation();
   v1::Change truncate;
   truncate.set_op(v1::TRUNCATE);
   truncate.set_relation_id(relation.relation_id());
   truncate.add_truncate_relation_ids(relation.relation_id());
-  FERRY_RETURN_IF_ERROR(AddChange(std::move(truncate), {&relation}));
+  FERRY_RETURN_IF_ERROR(AddChange(std::move(truncate), {shared}));
   while (true) {
     v1::Change insert;
     insert.set_op(v1::INSERT);
@@ -303,7 +309,7 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
     // Changed under us since it was checked: the session restarts and reads it again.
     if (!more.ok()) return absl::UnavailableError(more.status().message());
     if (!*more) break;
-    FERRY_RETURN_IF_ERROR(AddChange(std::move(insert), {&relation}));
+    FERRY_RETURN_IF_ERROR(AddChange(std::move(insert), {shared}));
   }
   ++stats_.resnapshots;
   copies_in_transaction_.push_back(std::move(path));
@@ -312,40 +318,39 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
 }
 
 absl::Status TransactionAssembler::AddChange(v1::Change change,
-                                             const std::vector<const v1::Relation*>& relations) {
+                                             const std::vector<Shared>& relations) {
   // Ferry's own tables (schema "ferry": apply's bookkeeping, the capture key) stay in their
   // region: FOR ALL TABLES publishes them, the capture drops their changes. The quarantine is
   // the exception: both regions keep it.
-  if (!relations.empty() &&
-      std::all_of(relations.begin(), relations.end(), [](const v1::Relation* r) {
-        return r->schema() == kFerrySchema && r->name() != kQuarantineTable;
+  if (!relations.empty() && std::all_of(relations.begin(), relations.end(), [](const Shared& r) {
+        return r->relation().schema() == kFerrySchema && r->relation().name() != kQuarantineTable;
       })) {
     return absl::OkStatus();
   }
   // A full fragment is closed when the next change arrives, so that the final fragment (closed
   // by Commit) is never empty.
-  if (fragment_.changes_size() > 0 &&
-      (static_cast<size_t>(fragment_.changes_size()) >= options_.max_fragment_changes ||
+  if (fragment_.txn.changes_size() > 0 &&
+      (static_cast<size_t>(fragment_.txn.changes_size()) >= options_.max_fragment_changes ||
        fragment_bytes_ >= options_.max_fragment_bytes)) {
     FERRY_RETURN_IF_ERROR(CloseFragment(/*last=*/false, 0));
   }
-  for (const v1::Relation* r : relations) {
-    if (fragment_relations_.insert(r->relation_id()).second) {
-      *fragment_.add_relations() = *r;
-      fragment_bytes_ += r->ByteSizeLong();
+  for (const Shared& r : relations) {
+    if (fragment_relations_.insert(r->relation().relation_id()).second) {
+      fragment_.relations.push_back(r);
+      fragment_bytes_ += r->encoded_field().size();
     }
   }
   fragment_bytes_ += change.ByteSizeLong();
-  *fragment_.add_changes() = std::move(change);
+  *fragment_.txn.add_changes() = std::move(change);
   ++stats_.changes;
   return absl::OkStatus();
 }
 
 absl::Status TransactionAssembler::CloseFragment(bool last, uint64_t end_lsn) {
-  fragment_.set_fragment(next_fragment_++);
-  fragment_.set_last_fragment(last);
+  fragment_.txn.set_fragment(next_fragment_++);
+  fragment_.txn.set_last_fragment(last);
   if (last) {
-    fragment_.set_end_position(end_lsn);
+    fragment_.txn.set_end_position(end_lsn);
     pending_captured_ = end_lsn;
   }
   pending_bytes_ += fragment_bytes_;
@@ -358,12 +363,12 @@ absl::Status TransactionAssembler::CloseFragment(bool last, uint64_t end_lsn) {
 
 absl::Status TransactionAssembler::Flush() {
   if (!pending_.empty()) {
-    std::vector<v1::Transaction> batch;
+    std::vector<SharedRelationsFragment> batch;
     batch.swap(pending_);
     uint64_t captured = pending_captured_;
     pending_bytes_ = 0;
     pending_captured_ = 0;
-    FERRY_RETURN_IF_ERROR(target_->Append(std::move(batch), captured));
+    FERRY_RETURN_IF_ERROR(target_->AppendShared(std::move(batch), captured));
     // Durable: the staged copies of the complete transactions in it are of no more use.
     for (const std::string& path : copies_pending_) {
       std::error_code ec;

@@ -46,6 +46,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,7 @@
 #include "absl/time/time.h"
 #include "connectors/postgres/source/pgoutput_decoder.h"
 #include "connectors/postgres/source/relation_cache.h"
+#include "engine/api/shared_relation.h"
 #include "engine/api/source.h"
 #include "engine/base/clock.h"
 #include "engine/base/log_limiter.h"
@@ -138,15 +140,17 @@ class TransactionAssembler {
   [[nodiscard]] absl::Status OnCommit(const CommitMessage& m);
   [[nodiscard]] absl::Status OnRelation(const RelationMessage& m);
   [[nodiscard]] absl::Status RequireTransaction(absl::string_view what) const;
+  using Shared = std::shared_ptr<const SharedRelation>;
   // The relation for a change, or kDataLoss when unknown / the tuple does not fit it.
-  [[nodiscard]] absl::StatusOr<const v1::Relation*> RelationFor(uint32_t relation_id,
-                                                                absl::string_view what) const;
+  [[nodiscard]] absl::StatusOr<Shared> RelationFor(uint32_t relation_id,
+                                                   absl::string_view what) const;
   [[nodiscard]] absl::Status CheckTuple(const v1::Relation& r, const v1::Tuple& t,
                                         absl::string_view what) const;
   // The message and, when its copy is sound, the TRUNCATE and rows after it (see above).
   [[nodiscard]] absl::Status AddResnapshot(v1::Change message);
-  [[nodiscard]] absl::Status AddChange(v1::Change change,
-                                       const std::vector<const v1::Relation*>& relations);
+  // Adds a change and the relations it refers to (shared with the other fragments, not copied).
+  [[nodiscard]] absl::Status AddChange(v1::Change change, const std::vector<Shared>& relations);
+  void ClearFragment();
   void StartFragment();
   [[nodiscard]] absl::Status CloseFragment(bool last, uint64_t end_lsn);
 
@@ -164,12 +168,12 @@ class TransactionAssembler {
   bool from_ferry_ = false;
   BeginMessage begin_;
   uint32_t next_fragment_ = 0;
-  v1::Transaction fragment_;
+  SharedRelationsFragment fragment_;
   size_t fragment_bytes_ = 0;
-  absl::flat_hash_set<uint32_t> fragment_relations_;
+  absl::flat_hash_set<uint32_t> fragment_relations_;  // the ids of fragment_.relations
 
   // Closed fragments not yet appended.
-  std::vector<v1::Transaction> pending_;
+  std::vector<SharedRelationsFragment> pending_;
   size_t pending_bytes_ = 0;
   uint64_t pending_captured_ = 0;  // end LSN of the last complete transaction in pending_
   uint64_t advance_to_ = 0;        // end LSN of a later filtered/empty transaction, or 0

@@ -230,8 +230,36 @@ TEST_F(AssemblerTest, SchemaChangeMidTransactionStartsANewFragment) {
   EXPECT_FALSE(f[0].last_fragment());
   EXPECT_TRUE(f[1].last_fragment());
   EXPECT_NE(f[0].relations(0).schema_hash(), f[1].relations(0).schema_hash());
+  EXPECT_EQ(f[0].relations(0).columns_size(), 2);
   EXPECT_EQ(f[1].relations(0).columns_size(), 3);
   EXPECT_EQ(assembler_->stats().schema_changes, 1u);
+}
+
+TEST_F(AssemblerTest, TransactionsWaitingForTheirAppendKeepTheShapeTheirChangesHad) {
+  // Fragments share the descriptions they refer to: a later shape of the table must not
+  // reach those already closed.
+  Make();
+  ASSERT_TRUE(Feed(Relation(1, 2)).ok());
+  ASSERT_TRUE(Feed(Relation(2, 2)).ok());
+  Begin(100);
+  Insert(1, 1, 2);
+  Insert(2, 1, 2);
+  Commit(100, 110);
+  ASSERT_TRUE(Feed(Relation(1, 4)).ok());  // ALTER TABLE between the transactions
+  Begin(200);
+  Insert(1, 2, 4);
+  Insert(2, 2, 2);
+  Commit(200, 210);
+  EXPECT_EQ(target_.appends().size(), 0u);  // both wait for the Flush
+  ASSERT_TRUE(assembler_->Flush().ok());
+  auto f = target_.fragments();
+  ASSERT_EQ(f.size(), 2u);
+  ASSERT_EQ(f[0].relations_size(), 2);
+  ASSERT_EQ(f[1].relations_size(), 2);
+  EXPECT_EQ(f[0].relations(0).columns_size(), 2);
+  EXPECT_EQ(f[1].relations(0).columns_size(), 4);
+  EXPECT_EQ(f[0].relations(1).columns_size(), 2);
+  EXPECT_EQ(f[0].relations(1).SerializeAsString(), f[1].relations(1).SerializeAsString());
 }
 
 TEST_F(AssemblerTest, ProtocolViolationsAreDataLossAndCaptureNothing) {
