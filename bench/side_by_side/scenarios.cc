@@ -265,7 +265,7 @@ absl::Status CatchUp(Context& ctx, CatchUpMode mode, int one_way_ms, bool then_b
   const double t1 = *pair->seen().LastSeen("probe", id);
   const CpuSplit c1 = TakeCpuSplit(*pair, ferry.get());
   if (perf) perf->Stop();
-  ctx.figures.Set("cpu_" + key, FormatSplit(c0, c1, static_cast<double>(n) / 1000, 2));
+  ctx.figures.Set("cpu_" + key, FormatSplit(c0, c1, static_cast<double>(n) / 1000, 3));
   Log(absl::StrCat("catch-up ", key,
                    ": CPU seconds per 1000 transactions (ferryd east / west / postgres east / "
                    "west): ",
