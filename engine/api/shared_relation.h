@@ -5,21 +5,21 @@
 // them again for every fragment, than on the changes themselves.
 //
 // A SharedRelation never changes: a table whose shape changes gets a new one, and fragments
-// holding the old one keep describing the shape their changes had.
+// holding the old one keep describing the shape their changes had. Being immutable, it may be
+// read from any thread.
 //
 // Example:
-//   auto shared = std::make_shared<const SharedRelation>(std::move(relation));
+//   SharedRelationPtr shared = std::make_shared<const SharedRelation>(std::move(relation));
 //   fragment.relations.push_back(shared);   // a SharedRelationsFragment
 //   payload += shared->encoded_field();     // as Transaction.relations would be written
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "proto/change.pb.h"
 
 namespace ferry {
@@ -27,17 +27,9 @@ namespace ferry {
 class SharedRelation {
  public:
   explicit SharedRelation(v1::Relation relation) : relation_(std::move(relation)) {
-    using google::protobuf::internal::WireFormatLite;
-    using google::protobuf::io::CodedOutputStream;
-    const std::string body = relation_.SerializeAsString();
-    constexpr uint32_t kTag = WireFormatLite::MakeTag(v1::Transaction::kRelationsFieldNumber,
-                                                      WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-    encoded_field_.resize(CodedOutputStream::VarintSize32(kTag) +
-                          CodedOutputStream::VarintSize64(body.size()) + body.size());
-    auto* p = reinterpret_cast<uint8_t*>(encoded_field_.data());
-    p = CodedOutputStream::WriteVarint32ToArray(kTag, p);
-    p = CodedOutputStream::WriteVarint64ToArray(body.size(), p);
-    body.copy(reinterpret_cast<char*>(p), body.size());
+    v1::Transaction one;  // protobuf's own bytes for a Transaction holding only this relation
+    *one.add_relations() = relation_;
+    encoded_field_ = one.SerializeAsString();
   }
 
   const v1::Relation& relation() const { return relation_; }
@@ -50,17 +42,30 @@ class SharedRelation {
   std::string encoded_field_;
 };
 
-// A transaction fragment whose table descriptions are shared: `txn` holds no relations, and
-// `relations` are the ones it would hold, in the same order.
+using SharedRelationPtr = std::shared_ptr<const SharedRelation>;
+
+// A transaction fragment whose table descriptions are shared: `relations` are the ones `txn`
+// would hold after its own (usually none), in that order.
 struct SharedRelationsFragment {
   v1::Transaction txn;
-  std::vector<std::shared_ptr<const SharedRelation>> relations;
+  std::vector<SharedRelationPtr> relations;
 
-  // The fragment as a v1::Transaction with its relations copied in.
+  // The description of `relation_id` among the fragment's, or nullptr.
+  const v1::Relation* Find(uint32_t relation_id) const {
+    for (const v1::Relation& r : txn.relations()) {
+      if (r.relation_id() == relation_id) return &r;
+    }
+    for (const SharedRelationPtr& r : relations) {
+      if (r->relation().relation_id() == relation_id) return &r->relation();
+    }
+    return nullptr;
+  }
+
+  // The fragment as a v1::Transaction with its shared relations copied in.
   v1::Transaction Materialize() && {
     v1::Transaction out = std::move(txn);
-    out.mutable_relations()->Reserve(static_cast<int>(relations.size()));
-    for (const auto& r : relations) *out.add_relations() = r->relation();
+    out.mutable_relations()->Reserve(out.relations_size() + static_cast<int>(relations.size()));
+    for (const SharedRelationPtr& r : relations) *out.add_relations() = r->relation();
     return out;
   }
 };

@@ -20,26 +20,10 @@ absl::Status LogCaptureTarget::Load() {
 
 absl::Status LogCaptureTarget::Append(std::vector<v1::Transaction> fragments,
                                       uint64_t captured_position) {
-  AppendRequest request;
-  request.records.reserve(fragments.size());
-  const int64_t now_us = absl::ToUnixMicros(clock_->Now());
-  const uint64_t epoch = epoch_();
-  uint64_t completed = 0;
-  TableCountDelta counted;
-  for (auto& fragment : fragments) {
-    if (counts_ != nullptr) CountTransaction(fragment, counted);
-    fragment.set_origin_region(region_);
-    fragment.set_epoch(epoch);
-    fragment.set_capture_time_us(now_us);
-    if (fragment.last_fragment()) ++completed;
-    NewRecord record;
-    record.kind = fragment.snapshot() ? RecordKind::kSnapshotRows : RecordKind::kTransaction;
-    if (!fragment.SerializeToString(&record.payload)) {
-      return absl::InternalError("cannot serialize a captured transaction");
-    }
-    request.records.push_back(std::move(record));
-  }
-  return Commit(std::move(request), captured_position, completed, counted);
+  std::vector<SharedRelationsFragment> shared;
+  shared.reserve(fragments.size());
+  for (v1::Transaction& f : fragments) shared.push_back({std::move(f), {}});
+  return AppendShared(std::move(shared), captured_position);
 }
 
 absl::Status LogCaptureTarget::AppendShared(std::vector<SharedRelationsFragment> fragments,
@@ -54,22 +38,15 @@ absl::Status LogCaptureTarget::AppendShared(std::vector<SharedRelationsFragment>
     v1::Transaction& head = fragment.txn;
     if (counts_ != nullptr) {
       CountTransaction(
-          head,
-          [&](uint32_t relation_id) -> const v1::Relation* {
-            for (const auto& r : fragment.relations) {
-              if (r->relation().relation_id() == relation_id) return &r->relation();
-            }
-            return nullptr;
-          },
-          counted);
+          head, [&](uint32_t relation_id) { return fragment.Find(relation_id); }, counted);
     }
     if (head.last_fragment()) ++completed;
     NewRecord record;
     record.kind = head.snapshot() ? RecordKind::kSnapshotRows : RecordKind::kTransaction;
-    // Protobuf writes a Transaction's fields in the order of their numbers: the fields before
-    // `relations` (from `head`), the shared encodings, then the fields after it (moved into
-    // `tail`). So the payload is byte for byte what Append() writes for the fragment with its
-    // relations copied in.
+    // Protobuf writes a Transaction's fields in the order of their numbers: the fields up to
+    // `relations` (from `head`, with any relations it holds itself), the shared encodings, then
+    // the fields after `relations` (moved into `tail`). So the payload is byte for byte
+    // protobuf's serialization of the fragment with its shared relations copied in.
     head.set_origin_region(region_);
     v1::Transaction tail;
     tail.mutable_changes()->Swap(head.mutable_changes());
@@ -90,14 +67,12 @@ absl::Status LogCaptureTarget::AppendShared(std::vector<SharedRelationsFragment>
     for (const auto& r : fragment.relations) {
       p = std::copy(r->encoded_field().begin(), r->encoded_field().end(), p);
     }
-    tail.SerializeWithCachedSizesToArray(p);
+    p = tail.SerializeWithCachedSizesToArray(p);
+    if (p != reinterpret_cast<uint8_t*>(record.payload.data()) + size) {
+      return absl::InternalError("a captured transaction serialized to another size than counted");
+    }
     request.records.push_back(std::move(record));
   }
-  return Commit(std::move(request), captured_position, completed, counted);
-}
-
-absl::Status LogCaptureTarget::Commit(AppendRequest request, uint64_t captured_position,
-                                      uint64_t completed, const TableCountDelta& counted) {
   const bool advances = captured_position > captured_.load();
   if (advances) request.cursors.emplace_back(kCapturedCursor, captured_position);
   FERRY_RETURN_IF_ERROR(log_->Append(std::move(request)).status());

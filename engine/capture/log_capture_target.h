@@ -31,6 +31,7 @@ class LogCaptureTarget final : public CaptureTarget {
   absl::Status Append(std::vector<v1::Transaction> fragments, uint64_t captured_position) override;
   // Writes each shared relation's encoding (made once) instead of copying it into every
   // fragment: the same bytes as Append() of the fragments with their relations copied in.
+  // Append() is this with no shared relations.
   absl::Status AppendShared(std::vector<SharedRelationsFragment> fragments,
                             uint64_t captured_position) override;
   absl::Status AdvanceTo(uint64_t position) override;
@@ -48,11 +49,6 @@ class LogCaptureTarget final : public CaptureTarget {
   void CountTablesInto(TableCounts* counts) { counts_ = counts; }
 
  private:
-  // Appends the serialized fragments with the "captured" cursor, then counts what they made
-  // durable.
-  [[nodiscard]] absl::Status Commit(AppendRequest request, uint64_t captured_position,
-                                    uint64_t completed, const TableCountDelta& counted);
-
   DurableLog* const log_;
   const std::string region_;
   const std::function<uint64_t()> epoch_;

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/temp_dir.h"
@@ -80,7 +82,7 @@ TEST_F(LogCaptureTargetTest, AppendSharedWritesWhatAppendWritesWithTheRelationsC
   const auto accounts = std::make_shared<const SharedRelation>(TestRelation(16400, "accounts", 4));
   const auto history = std::make_shared<const SharedRelation>(TestRelation(16410, "history", 300));
   auto fragments = [&] {
-    std::vector<SharedRelationsFragment> out(3);
+    std::vector<SharedRelationsFragment> out(4);
     // A transaction in two fragments, both naming `accounts`, the second also `history`.
     for (int i = 0; i < 2; ++i) {
       v1::Transaction& t = out[i].txn;
@@ -110,11 +112,27 @@ TEST_F(LogCaptureTargetTest, AppendSharedWritesWhatAppendWritesWithTheRelationsC
     copy->set_copy_rows("1\t2\n");
     copy->set_copy_row_count(1);
     out[2].relations.push_back(history);
+    // No relations at all, and stamps the source set itself (the target's win).
+    out[3].txn.set_last_fragment(true);
+    out[3].txn.set_epoch(99);
+    out[3].txn.set_capture_time_us(5);
+    v1::Change* message = out[3].txn.add_changes();
+    message->set_op(v1::MESSAGE);
+    message->set_message_prefix("app");
+    message->set_message_content("hello");
     return out;
   };
   std::vector<v1::Transaction> copied;
   for (SharedRelationsFragment& f : fragments()) copied.push_back(std::move(f).Materialize());
   ASSERT_EQ(copied[1].relations_size(), 2);
+  // What protobuf itself writes for each, stamped as the target stamps it.
+  std::vector<std::string> expected;
+  for (v1::Transaction t : copied) {
+    t.set_origin_region("east");
+    t.set_epoch(7);
+    t.set_capture_time_us(1000 * 1000000LL);
+    expected.push_back(t.SerializeAsString());
+  }
   ASSERT_TRUE(target_->Append(std::move(copied), 0x16B3E00).ok());
 
   TableCounts counted_by_shared;
@@ -124,22 +142,25 @@ TEST_F(LogCaptureTargetTest, AppendSharedWritesWhatAppendWritesWithTheRelationsC
 
   auto records = log_->Read(1, 10, 1 << 20);
   ASSERT_TRUE(records.ok()) << records.status();
-  ASSERT_EQ(records->size(), 6u);
-  for (size_t i = 0; i < 3; ++i) {
+  ASSERT_EQ(records->size(), 8u);
+  for (size_t i = 0; i < 4; ++i) {
     SCOPED_TRACE(i);
-    EXPECT_EQ((*records)[i + 3].kind, (*records)[i].kind);
-    EXPECT_EQ((*records)[i + 3].payload, (*records)[i].payload);
+    EXPECT_EQ((*records)[i].payload, expected[i]);
+    EXPECT_EQ((*records)[i + 4].kind, (*records)[i].kind);
+    EXPECT_EQ((*records)[i + 4].payload, expected[i]);
   }
   EXPECT_EQ((*records)[2].kind, RecordKind::kSnapshotRows);
+  EXPECT_EQ((*records)[3].kind, RecordKind::kTransaction);
   v1::Transaction second;
-  ASSERT_TRUE(second.ParseFromString((*records)[4].payload));
+  ASSERT_TRUE(second.ParseFromString((*records)[5].payload));
   ASSERT_EQ(second.relations_size(), 2);
   EXPECT_EQ(second.relations(1).columns_size(), 300);  // a description of more than 127 bytes
   EXPECT_EQ(second.changes_size(), 2);
   EXPECT_EQ(second.origin_region(), "east");
   EXPECT_EQ(second.epoch(), 7u);
   // The shared descriptions are what they were.
-  EXPECT_EQ(accounts->relation().columns_size(), 4);
+  EXPECT_EQ(accounts->relation().SerializeAsString(),
+            TestRelation(16400, "accounts", 4).SerializeAsString());
 
   auto by_append = counted_by_append.Snapshot();
   auto by_shared = counted_by_shared.Snapshot();
@@ -151,6 +172,24 @@ TEST_F(LogCaptureTargetTest, AppendSharedWritesWhatAppendWritesWithTheRelationsC
     EXPECT_EQ(by_shared[table].changes, c.changes) << table;
     EXPECT_EQ(by_shared[table].snapshot_rows, c.snapshot_rows) << table;
   }
+}
+
+TEST(LogCaptureTargetFormat, TheFieldsAfterRelationsAreTheOnesAppendSharedMoves) {
+  // AppendShared writes a Transaction's fields numbered up to `relations` first, then the
+  // shared encodings, then the fields it moves after them by name. A field added after
+  // `relations` must be moved there too, or the payload stops being protobuf's bytes.
+  const google::protobuf::Descriptor* d = v1::Transaction::descriptor();
+  std::vector<int> after;
+  for (int i = 0; i < d->field_count(); ++i) {
+    if (d->field(i)->number() > v1::Transaction::kRelationsFieldNumber) {
+      after.push_back(d->field(i)->number());
+    }
+  }
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(after, (std::vector<int>{v1::Transaction::kChangesFieldNumber,
+                                     v1::Transaction::kEpochFieldNumber,
+                                     v1::Transaction::kCaptureTimeUsFieldNumber,
+                                     v1::Transaction::kSnapshotFieldNumber}));
 }
 
 TEST_F(LogCaptureTargetTest, CapturedPositionSurvivesReopenAndIgnoresMidTransactionFragments) {

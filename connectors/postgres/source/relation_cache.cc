@@ -96,7 +96,7 @@ absl::StatusOr<bool> RelationCache::Update(const RelationMessage& message, uint3
   return changed;
 }
 
-std::shared_ptr<const SharedRelation> RelationCache::Find(uint32_t relation_id) const {
+SharedRelationPtr RelationCache::Find(uint32_t relation_id) const {
   auto it = relations_.find(relation_id);
   return it == relations_.end() ? nullptr : it->second;
 }

@@ -78,14 +78,14 @@ class RelationCache {
 
   // nullptr when the relation was never announced in this session. What it returns never
   // changes: a later Relation message makes a new one.
-  std::shared_ptr<const SharedRelation> Find(uint32_t relation_id) const;
+  SharedRelationPtr Find(uint32_t relation_id) const;
 
   // Forgets everything (a new replication session announces every relation again).
   void Clear() { relations_.clear(); }
 
  private:
   RelationCatalog* catalog_;  // not owned
-  absl::flat_hash_map<uint32_t, std::shared_ptr<const SharedRelation>> relations_;
+  absl::flat_hash_map<uint32_t, SharedRelationPtr> relations_;
 };
 
 }  // namespace ferry::pg

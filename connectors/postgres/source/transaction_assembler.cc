@@ -99,7 +99,7 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<InsertMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Insert"));
-    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Insert"));
+    FERRY_ASSIGN_OR_RETURN(SharedRelationPtr r, RelationFor(m->relation_id, "Insert"));
     FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->new_tuple, "Insert"));
     if (dropping_) return absl::OkStatus();
     v1::Change c;
@@ -110,7 +110,7 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<UpdateMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Update"));
-    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Update"));
+    FERRY_ASSIGN_OR_RETURN(SharedRelationPtr r, RelationFor(m->relation_id, "Update"));
     FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->new_tuple, "Update"));
     if (m->old_kind != 0) {
       FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->old_tuple, "Update (old)"));
@@ -128,7 +128,7 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<DeleteMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Delete"));
-    FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(m->relation_id, "Delete"));
+    FERRY_ASSIGN_OR_RETURN(SharedRelationPtr r, RelationFor(m->relation_id, "Delete"));
     FERRY_RETURN_IF_ERROR(CheckTuple(r->relation(), m->old_tuple, "Delete"));
     if (dropping_) return absl::OkStatus();
     v1::Change c;
@@ -140,9 +140,9 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
   }
   if (auto* m = std::get_if<TruncateMessage>(&message)) {
     FERRY_RETURN_IF_ERROR(RequireTransaction("Truncate"));
-    std::vector<Shared> rs;
+    std::vector<SharedRelationPtr> rs;
     for (uint32_t id : m->relation_ids) {
-      FERRY_ASSIGN_OR_RETURN(Shared r, RelationFor(id, "Truncate"));
+      FERRY_ASSIGN_OR_RETURN(SharedRelationPtr r, RelationFor(id, "Truncate"));
       rs.push_back(std::move(r));
     }
     if (dropping_) return absl::OkStatus();
@@ -211,9 +211,9 @@ absl::Status TransactionAssembler::OnRelation(const RelationMessage& m) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<TransactionAssembler::Shared> TransactionAssembler::RelationFor(
-    uint32_t relation_id, absl::string_view what) const {
-  Shared r = relations_->Find(relation_id);
+absl::StatusOr<SharedRelationPtr> TransactionAssembler::RelationFor(uint32_t relation_id,
+                                                                    absl::string_view what) const {
+  SharedRelationPtr r = relations_->Find(relation_id);
   if (r == nullptr) {
     return absl::DataLossError(absl::StrCat("pgoutput protocol violation: ", what,
                                             " for relation oid ", relation_id,
@@ -318,11 +318,12 @@ absl::Status TransactionAssembler::AddResnapshot(v1::Change message) {
 }
 
 absl::Status TransactionAssembler::AddChange(v1::Change change,
-                                             const std::vector<Shared>& relations) {
+                                             const std::vector<SharedRelationPtr>& relations) {
   // Ferry's own tables (schema "ferry": apply's bookkeeping, the capture key) stay in their
   // region: FOR ALL TABLES publishes them, the capture drops their changes. The quarantine is
   // the exception: both regions keep it.
-  if (!relations.empty() && std::all_of(relations.begin(), relations.end(), [](const Shared& r) {
+  if (!relations.empty() &&
+      std::all_of(relations.begin(), relations.end(), [](const SharedRelationPtr& r) {
         return r->relation().schema() == kFerrySchema && r->relation().name() != kQuarantineTable;
       })) {
     return absl::OkStatus();
@@ -334,7 +335,7 @@ absl::Status TransactionAssembler::AddChange(v1::Change change,
        fragment_bytes_ >= options_.max_fragment_bytes)) {
     FERRY_RETURN_IF_ERROR(CloseFragment(/*last=*/false, 0));
   }
-  for (const Shared& r : relations) {
+  for (const SharedRelationPtr& r : relations) {
     if (fragment_relations_.insert(r->relation().relation_id()).second) {
       fragment_.relations.push_back(r);
       fragment_bytes_ += r->encoded_field().size();

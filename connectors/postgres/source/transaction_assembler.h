@@ -140,16 +140,16 @@ class TransactionAssembler {
   [[nodiscard]] absl::Status OnCommit(const CommitMessage& m);
   [[nodiscard]] absl::Status OnRelation(const RelationMessage& m);
   [[nodiscard]] absl::Status RequireTransaction(absl::string_view what) const;
-  using Shared = std::shared_ptr<const SharedRelation>;
   // The relation for a change, or kDataLoss when unknown / the tuple does not fit it.
-  [[nodiscard]] absl::StatusOr<Shared> RelationFor(uint32_t relation_id,
-                                                   absl::string_view what) const;
+  [[nodiscard]] absl::StatusOr<SharedRelationPtr> RelationFor(uint32_t relation_id,
+                                                              absl::string_view what) const;
   [[nodiscard]] absl::Status CheckTuple(const v1::Relation& r, const v1::Tuple& t,
                                         absl::string_view what) const;
   // The message and, when its copy is sound, the TRUNCATE and rows after it (see above).
   [[nodiscard]] absl::Status AddResnapshot(v1::Change message);
   // Adds a change and the relations it refers to (shared with the other fragments, not copied).
-  [[nodiscard]] absl::Status AddChange(v1::Change change, const std::vector<Shared>& relations);
+  [[nodiscard]] absl::Status AddChange(v1::Change change,
+                                       const std::vector<SharedRelationPtr>& relations);
   void ClearFragment();
   void StartFragment();
   [[nodiscard]] absl::Status CloseFragment(bool last, uint64_t end_lsn);

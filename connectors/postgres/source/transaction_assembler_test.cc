@@ -260,6 +260,13 @@ TEST_F(AssemblerTest, TransactionsWaitingForTheirAppendKeepTheShapeTheirChangesH
   EXPECT_EQ(f[1].relations(0).columns_size(), 4);
   EXPECT_EQ(f[0].relations(1).columns_size(), 2);
   EXPECT_EQ(f[0].relations(1).SerializeAsString(), f[1].relations(1).SerializeAsString());
+  // Shared, not copied: table 2's one description serves both; table 1 has two shapes.
+  auto shared = target_.shared_relations();
+  ASSERT_EQ(shared.size(), 2u);
+  ASSERT_EQ(shared[0].size(), 2u);
+  ASSERT_EQ(shared[1].size(), 2u);
+  EXPECT_EQ(shared[0][1], shared[1][1]);
+  EXPECT_NE(shared[0][0], shared[1][0]);
 }
 
 TEST_F(AssemblerTest, ProtocolViolationsAreDataLossAndCaptureNothing) {

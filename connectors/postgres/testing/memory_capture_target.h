@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "engine/api/source.h"
+#include "engine/base/status_macros.h"
 
 namespace ferry::pg::testing {
 
@@ -29,6 +30,21 @@ class MemoryCaptureTarget final : public CaptureTarget {
     for (const auto& f : fragments) fragments_.push_back(f);
     appends_.push_back({std::move(fragments), captured_position});
     if (captured_position > captured_) captured_ = captured_position;
+    return absl::OkStatus();
+  }
+  // Records which SharedRelation each fragment referred to, then appends them copied in.
+  absl::Status AppendShared(std::vector<SharedRelationsFragment> fragments,
+                            uint64_t captured_position) override {
+    std::vector<std::vector<const SharedRelation*>> shared;
+    std::vector<v1::Transaction> copied;
+    for (SharedRelationsFragment& f : fragments) {
+      shared.emplace_back();
+      for (const SharedRelationPtr& r : f.relations) shared.back().push_back(r.get());
+      copied.push_back(std::move(f).Materialize());
+    }
+    FERRY_RETURN_IF_ERROR(Append(std::move(copied), captured_position));
+    absl::MutexLock lock(&mu_);
+    for (auto& s : shared) shared_relations_.push_back(std::move(s));
     return absl::OkStatus();
   }
   absl::Status AdvanceTo(uint64_t position) override {
@@ -93,6 +109,11 @@ class MemoryCaptureTarget final : public CaptureTarget {
     absl::MutexLock lock(&mu_);
     return fragments_.size();
   }
+  // Per fragment appended through AppendShared, the descriptions it referred to.
+  std::vector<std::vector<const SharedRelation*>> shared_relations() const {
+    absl::MutexLock lock(&mu_);
+    return shared_relations_;
+  }
   std::vector<AppendCall> appends() const {
     absl::MutexLock lock(&mu_);
     return appends_;
@@ -108,6 +129,7 @@ class MemoryCaptureTarget final : public CaptureTarget {
   void ClearFragments() {
     absl::MutexLock lock(&mu_);
     fragments_.clear();
+    shared_relations_.clear();
     appends_.clear();
     advances_.clear();
   }
@@ -115,6 +137,7 @@ class MemoryCaptureTarget final : public CaptureTarget {
  private:
   mutable absl::Mutex mu_;
   std::vector<v1::Transaction> fragments_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<const SharedRelation*>> shared_relations_ ABSL_GUARDED_BY(mu_);
   std::vector<AppendCall> appends_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> advances_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> state_ ABSL_GUARDED_BY(mu_);
