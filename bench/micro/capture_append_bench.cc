@@ -1,6 +1,7 @@
 // Micro-benchmark of the capture's last stage: turning closed pgbench TPC-B transaction
-// fragments (3 UPDATEs and 1 INSERT, with the four tables' descriptions) into durable log
-// records through LogCaptureTarget, with the descriptions
+// fragments (3 UPDATEs and 1 INSERT, with the four tables' descriptions; the stream
+// benchmark's TpcbRecordMaker) into durable log records through LogCaptureTarget, with the
+// descriptions
 //   - copied into every fragment and serialized with it (Append: what the Postgres capture did
 //     before the descriptions were shared), or
 //   - shared by every fragment and written from their encodings made once (AppendShared).
@@ -18,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/stream/tpcb_records.h"
 #include "engine/api/shared_relation.h"
 #include "engine/capture/log_capture_target.h"
 
@@ -31,76 +33,27 @@ std::string NewDir() {
   return tmpl;
 }
 
-v1::Relation Table(uint32_t id, const std::string& name,
-                   const std::vector<std::pair<std::string, std::string>>& columns) {
-  v1::Relation r;
-  r.set_relation_id(id);
-  r.set_schema("public");
-  r.set_name(name);
-  for (size_t i = 0; i < columns.size(); ++i) {
-    v1::Column* c = r.add_columns();
-    c->set_name(columns[i].first);
-    c->set_type_oid(columns[i].second == "integer" ? 23 : 1042);
-    c->set_type_name(columns[i].second);
-    c->set_type_modifier(-1);
-    c->set_part_of_key(i == 0);
-    c->set_not_null(i == 0);
+// TPC-B transactions as the Postgres source captures them (bench/stream/tpcb_records.h), split
+// into their changes and the four descriptions every one of them carries.
+struct Tpcb {
+  std::vector<v1::Transaction> changes;  // relations cleared
+  std::vector<v1::Relation> tables;
+};
+
+Tpcb MakeTpcb(size_t transactions) {
+  bench::TpcbRecordMaker maker({.scale = 5});
+  Tpcb out;
+  for (size_t i = 0; i < transactions; ++i) {
+    v1::Transaction t;
+    if (!t.ParseFromString(maker.Next())) abort();
+    if (out.tables.empty()) out.tables.assign(t.relations().begin(), t.relations().end());
+    t.clear_relations();
+    out.changes.push_back(std::move(t));
   }
-  r.set_replica_identity(v1::REPLICA_IDENTITY_DEFAULT);
-  r.set_schema_hash(0x9e3779b97f4a7c15ULL * id);
-  r.add_primary_key(columns[0].first);
-  return r;
+  return out;
 }
 
-std::vector<v1::Relation> TpcbTables() {
-  return {Table(16400, "pgbench_accounts",
-                {{"aid", "integer"},
-                 {"bid", "integer"},
-                 {"abalance", "integer"},
-                 {"filler", "character(84)"}}),
-          Table(16401, "pgbench_tellers",
-                {{"tid", "integer"},
-                 {"bid", "integer"},
-                 {"tbalance", "integer"},
-                 {"filler", "character(84)"}}),
-          Table(16402, "pgbench_branches",
-                {{"bid", "integer"}, {"bbalance", "integer"}, {"filler", "character(88)"}}),
-          Table(16403, "pgbench_history",
-                {{"tid", "integer"},
-                 {"bid", "integer"},
-                 {"aid", "integer"},
-                 {"delta", "integer"},
-                 {"mtime", "timestamp without time zone"},
-                 {"filler", "character(22)"}})};
-}
-
-// A TPC-B transaction's changes, without relations.
-v1::Transaction TpcbChanges(uint64_t n) {
-  v1::Transaction t;
-  t.set_source_position(0x1000000 + n * 600);
-  t.set_end_position(0x1000000 + n * 600 + 560);
-  t.set_commit_time_us(1765000000000000 + static_cast<int64_t>(n));
-  t.set_source_xid(static_cast<uint32_t>(1000 + n));
-  t.set_last_fragment(true);
-  for (uint32_t id : {16400u, 16401u, 16402u}) {
-    v1::Change* c = t.add_changes();
-    c->set_op(v1::UPDATE);
-    c->set_relation_id(id);
-    v1::Tuple* row = c->mutable_new_tuple();
-    row->add_values()->set_text(std::to_string(n % 500000));
-    row->add_values()->set_text("3");
-    row->add_values()->set_text("-2117");
-    row->add_values()->set_null(true);
-  }
-  v1::Change* insert = t.add_changes();
-  insert->set_op(v1::INSERT);
-  insert->set_relation_id(16403);
-  for (const char* v : {"27", "3", "318877", "-2117", "2026-12-06 15:00:00.123456"}) {
-    insert->mutable_new_tuple()->add_values()->set_text(v);
-  }
-  insert->mutable_new_tuple()->add_values()->set_null(true);
-  return t;
-}
+constexpr size_t kTransactions = 4096;  // made before the clock starts, then cycled
 
 class Target {
  public:
@@ -126,16 +79,16 @@ class Target {
 
 void BM_AppendCopied(benchmark::State& state) {
   const size_t per_append = static_cast<size_t>(state.range(0));
-  const std::vector<v1::Relation> tables = TpcbTables();
+  const Tpcb tpcb = MakeTpcb(kTransactions);
   Target target;
   uint64_t n = 0;
   for (auto _ : state) {
     std::vector<v1::Transaction> fragments;
     fragments.reserve(per_append);
     for (size_t i = 0; i < per_append; ++i) {
-      v1::Transaction t = TpcbChanges(++n);
+      v1::Transaction t = tpcb.changes[n++ % kTransactions];
       size_t bytes = 0;  // the assembler's fragment size, as it was counted
-      for (const v1::Relation& r : tables) {
+      for (const v1::Relation& r : tpcb.tables) {
         *t.add_relations() = r;
         bytes += r.ByteSizeLong();
       }
@@ -143,26 +96,25 @@ void BM_AppendCopied(benchmark::State& state) {
       benchmark::DoNotOptimize(bytes);
       fragments.push_back(std::move(t));
     }
-    if (!target.get().Append(std::move(fragments), 0x1000000 + n * 600 + 560).ok()) abort();
+    if (!target.get().Append(std::move(fragments), n).ok()) abort();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_append));
 }
 
 void BM_AppendShared(benchmark::State& state) {
   const size_t per_append = static_cast<size_t>(state.range(0));
-  std::vector<std::shared_ptr<const SharedRelation>> tables;
-  for (v1::Relation& r : TpcbTables()) {
-    tables.push_back(std::make_shared<const SharedRelation>(std::move(r)));
-  }
+  const Tpcb tpcb = MakeTpcb(kTransactions);
+  std::vector<SharedRelationPtr> tables;
+  for (const v1::Relation& r : tpcb.tables) tables.push_back(std::make_shared<SharedRelation>(r));
   Target target;
   uint64_t n = 0;
   for (auto _ : state) {
     std::vector<SharedRelationsFragment> fragments;
     fragments.reserve(per_append);
     for (size_t i = 0; i < per_append; ++i) {
-      SharedRelationsFragment f{TpcbChanges(++n), {}};
+      SharedRelationsFragment f{tpcb.changes[n++ % kTransactions], {}};
       size_t bytes = 0;
-      for (const auto& r : tables) {
+      for (const SharedRelationPtr& r : tables) {
         f.relations.push_back(r);
         bytes += r->encoded_field().size();
       }
@@ -170,9 +122,7 @@ void BM_AppendShared(benchmark::State& state) {
       benchmark::DoNotOptimize(bytes);
       fragments.push_back(std::move(f));
     }
-    if (!target.get().AppendShared(std::move(fragments), 0x1000000 + n * 600 + 560).ok()) {
-      abort();
-    }
+    if (!target.get().AppendShared(std::move(fragments), n).ok()) abort();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_append));
 }
