@@ -6,14 +6,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
+#include "engine/apply/relation_catalog.h"
 #include "engine/stats/table_counts.h"
 
 namespace ferry {
 
 struct ApplyGroup {
+  ApplyGroup() = default;
+  ApplyGroup(const ApplyGroup&) = delete;
+  ApplyGroup& operator=(const ApplyGroup&) = delete;
+  ~ApplyGroup() {
+    for (size_t i = 0; i < lent.size() && i < txns.size(); ++i) lent[i].Return(&txns[i].second);
+  }
+
   uint64_t id = 0;          // 1, 2, 3... in log order, across rounds
   uint64_t generation = 0;  // the round it was dispatched in (CommitOrder)
   uint64_t first_seq = 0;
@@ -22,6 +31,9 @@ struct ApplyGroup {
   bool stream = false;    // a multi-fragment transaction the worker reads from the log
   bool alone = false;     // holds one transaction that must be applied alone (a schema change)
   GroupTransactions txns;
+  // lent[i]: the relations of txns[i] lent by the reader's RelationCatalog (may be shorter than
+  // txns: the rest own theirs). The transactions are read, never modified.
+  std::vector<LentRelations> lent;
   size_t bytes = 0;  // payload bytes of txns
   int64_t commit_time_us = 0;
   absl::Time opened;  // when its first record was read (on the clock)

@@ -351,7 +351,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     }
     bool restart_read = false;
     for (const LogRecord& raw : records) {
-      FERRY_ASSIGN_OR_RETURN(InboundRecord record, InboundReader::Decode(raw));
+      FERRY_ASSIGN_OR_RETURN(InboundRecord record, InboundReader::Decode(raw, &catalog_));
       if (record.heartbeat) {
         builder_->AddHeartbeat(record.seq);
         next_read_ = record.seq + 1;

@@ -60,6 +60,7 @@
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/apply/dependency_tracker.h"
+#include "engine/apply/relation_catalog.h"
 #include "engine/base/backoff.h"
 #include "engine/base/clock.h"
 #include "engine/base/log_limiter.h"
@@ -246,6 +247,8 @@ class ApplyScheduler {
 
   // Reader-thread state.
   const std::unique_ptr<GroupBuilder> builder_;
+  // Parses each table description once and lends it to the transactions that carry it.
+  RelationCatalog catalog_;
   uint64_t next_read_ = 1;
   // The inbound log's log id when the round started; a round ends when it changes.
   std::string round_log_id_;

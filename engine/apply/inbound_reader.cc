@@ -31,7 +31,8 @@ absl::StatusOr<std::vector<LogRecord>> InboundReader::Read(uint64_t from, Batch 
   return read;
 }
 
-absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record) {
+absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record,
+                                                    RelationCatalog* catalog) {
   InboundRecord decoded;
   decoded.seq = record.seq;
   decoded.bytes = record.payload.size();
@@ -51,7 +52,10 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record) {
       return absl::DataLossError(absl::StrCat("apply: inbound record ", record.seq,
                                               " has unknown kind ", static_cast<int>(record.kind)));
   }
-  if (!decoded.txn.ParseFromString(record.payload)) {
+  const bool parsed = catalog != nullptr
+                          ? catalog->Parse(record.payload, &decoded.txn, &decoded.lent)
+                          : decoded.txn.ParseFromString(record.payload);
+  if (!parsed) {
     return absl::DataLossError(
         absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
   }

@@ -29,20 +29,36 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/apply/relation_catalog.h"
 #include "engine/base/clock.h"
 #include "engine/log/durable_log.h"
 #include "proto/change.pb.h"
 
 namespace ferry {
 
-// One decoded inbound record.
+// One decoded inbound record. Move `txn` and `lent` together or not at all.
 struct InboundRecord {
+  InboundRecord() = default;
+  InboundRecord(InboundRecord&& other) noexcept = default;
+  InboundRecord& operator=(InboundRecord&& other) noexcept {
+    lent.Return(&txn);
+    seq = other.seq;
+    heartbeat = other.heartbeat;
+    txn = std::move(other.txn);
+    lent = std::move(other.lent);
+    bytes = other.bytes;
+    return *this;
+  }
+  ~InboundRecord() { lent.Return(&txn); }
+
   uint64_t seq = 0;
   // A heartbeat, or a source event (applied by the daemon's event pipeline, not here): no
   // transaction, the progress passes it.
   bool heartbeat = false;
   v1::Transaction txn;  // one fragment of a source transaction, unless heartbeat
-  size_t bytes = 0;     // payload bytes in the log
+  LentRelations
+      lent;          // txn's relations lent by a RelationCatalog (engine/apply/relation_catalog.h)
+  size_t bytes = 0;  // payload bytes in the log
 };
 
 struct InboundReaderOptions {
@@ -72,8 +88,10 @@ class InboundReader {
       uint64_t from, Batch batch, uint64_t until = std::numeric_limits<uint64_t>::max()) const;
 
   // Decodes one record read above. kDataLoss for an unknown kind or a payload that is not a
-  // Transaction (such a record names no table: nothing narrower than apply can stop).
-  [[nodiscard]] static absl::StatusOr<InboundRecord> Decode(const LogRecord& record);
+  // Transaction (such a record names no table: nothing narrower than apply can stop). With a
+  // catalog, the transaction's relations are lent by it (`lent`).
+  [[nodiscard]] static absl::StatusOr<InboundRecord> Decode(const LogRecord& record,
+                                                            RelationCatalog* catalog = nullptr);
 
   // Waits until the log holds a record at or after `seq`, at most `wait` on the clock (it may
   // return earlier: wake-up granularity only). True when there is such a record.
