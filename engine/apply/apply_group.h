@@ -31,8 +31,9 @@ struct ApplyGroup {
   bool stream = false;    // a multi-fragment transaction the worker reads from the log
   bool alone = false;     // holds one transaction that must be applied alone (a schema change)
   GroupTransactions txns;
-  // lent[i]: the relations of txns[i] lent by the reader's RelationCatalog (may be shorter than
-  // txns: the rest own theirs). The transactions are read, never modified.
+  // lent[i]: the relations of txns[i] lent by the reader's RelationCatalog (GroupBuilder adds
+  // both; a group made otherwise may leave lent empty). The transactions are read, never
+  // modified.
   std::vector<LentRelations> lent;
   size_t bytes = 0;  // payload bytes of txns
   int64_t commit_time_us = 0;

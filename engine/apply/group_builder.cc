@@ -81,7 +81,6 @@ void GroupBuilder::Add(InboundRecord record, const Footprint& footprint, uint64_
   open_->last_seq = record.seq;
   open_->commit_time_us = record.txn.commit_time_us();
   open_->txns.emplace_back(record.seq, std::move(record.txn));
-  open_->lent.resize(open_->txns.size() - 1);
   open_->lent.push_back(std::move(record.lent));
 }
 

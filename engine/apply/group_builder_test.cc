@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
+
+#include "absl/strings/str_cat.h"
+#include "engine/apply/inbound_reader.h"
 
 namespace ferry {
 namespace {
@@ -159,6 +163,31 @@ TEST_F(GroupBuilderTest, ALargeTransactionIsABarrierGroup) {
   EXPECT_EQ(builder_.open(), nullptr);
   Add(Insert(9, "b"), /*committed=*/1);
   EXPECT_EQ(builder_.Close()->wait_for, 2u);
+}
+
+// Records decoded as the scheduler's reader decodes them, their descriptions lent by its
+// catalog: the group holds them with their transactions and returns them when it goes, after
+// the catalog itself (a broken hand-over aborts).
+TEST_F(GroupBuilderTest, LentDescriptionsTravelWithTheirTransactions) {
+  auto catalog = std::make_unique<RelationCatalog>();
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    const InboundRecord made = Insert(seq, absl::StrCat("k", seq));
+    LogRecord raw{.seq = seq, .kind = RecordKind::kTransaction};
+    ASSERT_TRUE(made.txn.SerializeToString(&raw.payload));
+    absl::StatusOr<InboundRecord> decoded = InboundReader::Decode(raw, catalog.get());
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_EQ(decoded->lent.size(), 1u);
+    EXPECT_EQ(Add(*std::move(decoded)), nullptr);
+  }
+  ApplyGroupPtr group = builder_.Close();
+  ASSERT_NE(group, nullptr);
+  ASSERT_EQ(group->txns.size(), 3u);
+  ASSERT_EQ(group->lent.size(), 3u);
+  catalog.reset();
+  EXPECT_EQ(&group->txns[0].second.relations(0), &group->txns[2].second.relations(0));
+  EXPECT_EQ(group->txns[2].second.relations(0).name(), "t");
+  EXPECT_EQ(group->txns[2].second.changes(0).new_tuple().values(0).text(), "k3");
+  group.reset();
 }
 
 }  // namespace

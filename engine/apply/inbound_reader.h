@@ -36,19 +36,12 @@
 
 namespace ferry {
 
-// One decoded inbound record. Move `txn` and `lent` together or not at all.
+// One decoded inbound record. Move `txn` and `lent` together or not at all (a moved-from
+// record returns what it still holds).
 struct InboundRecord {
   InboundRecord() = default;
   InboundRecord(InboundRecord&& other) noexcept = default;
-  InboundRecord& operator=(InboundRecord&& other) noexcept {
-    lent.Return(&txn);
-    seq = other.seq;
-    heartbeat = other.heartbeat;
-    txn = std::move(other.txn);
-    lent = std::move(other.lent);
-    bytes = other.bytes;
-    return *this;
-  }
+  InboundRecord& operator=(InboundRecord&& other) = delete;
   ~InboundRecord() { lent.Return(&txn); }
 
   uint64_t seq = 0;
@@ -56,8 +49,8 @@ struct InboundRecord {
   // transaction, the progress passes it.
   bool heartbeat = false;
   v1::Transaction txn;  // one fragment of a source transaction, unless heartbeat
-  LentRelations
-      lent;          // txn's relations lent by a RelationCatalog (engine/apply/relation_catalog.h)
+  // txn's relations lent by a RelationCatalog (engine/apply/relation_catalog.h), if any.
+  LentRelations lent;
   size_t bytes = 0;  // payload bytes in the log
 };
 

@@ -14,6 +14,13 @@
 // does not hold its relations where it left them aborts: that is a bug that would otherwise free
 // the catalog's messages.
 //
+// Moving a heap-allocated protobuf message swaps its contents, so a lent transaction may be moved
+// (with its LentRelations), never copied into place by a move.
+//
+// The capture's side of the same sharing is engine/api/shared_relation.h (a description and the
+// encoding the capture writes); the catalog keys descriptions by the bytes as received instead,
+// which a peer's encoder need not have made the way protobuf would re-encode them.
+//
 // Thread safety: a catalog is not thread-safe (the scheduler's reader thread owns one). Lent
 // messages are immutable and reference-counted, so transactions holding them may be read and
 // destroyed on any thread, after the catalog too.

@@ -159,6 +159,51 @@ TEST(RelationCatalogTest, APayloadProtobufRejectsIsRejected) {
   }
 }
 
+// Framings protobuf has rules for that random bytes almost never hit. Each case is a valid
+// transaction with something appended or prepended; the catalog must agree with protobuf.
+TEST(RelationCatalogTest, EdgeFramingsAreJudgedAsProtobufJudgesThem) {
+  RelationCatalog catalog;
+  const std::string base = Txn({Table(1, "accounts")}).SerializeAsString();
+  v1::Transaction one;
+  *one.add_relations() = Table(2, "history");
+  const std::string entry = one.SerializeAsString();  // tag 0x42, length, Relation
+  const std::string body = entry.substr(2);
+  ASSERT_EQ(static_cast<uint8_t>(entry[1]), body.size());  // a one-byte length
+  const std::string padded_length = std::string(1, static_cast<char>(body.size() | 0x80)) +
+                                    std::string("\x80\x80\x80\x80\x00", 6).substr(0, 5);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"the same description twice", base + entry + entry},
+      {"a 5-byte tag", absl::StrCat(std::string("\xc2\x80\x80\x80\x00", 5), entry.substr(1))},
+      {"a 6-byte tag", absl::StrCat(std::string("\xc2\x80\x80\x80\x80\x00", 6), entry.substr(1))},
+      {"a 5-byte length", absl::StrCat(std::string(1, '\x42'), padded_length.substr(0, 4),
+                                       std::string(1, '\x00'), body)},
+      {"a 6-byte length", absl::StrCat(std::string(1, '\x42'), padded_length, body)},
+      {"relations as a varint", base + std::string("\x40\x05", 2)},
+      {"relations as a group", base + std::string("\x43\x08\x01\x44", 4)},
+      {"an unmatched end group", base + std::string("\x44", 1)},
+      {"field number 0", base + std::string("\x02\x00", 2)},
+      {"an empty description", base + std::string("\x42\x00", 2)},
+      {"a length past the end", base + std::string("\x42\x7f\x0a", 3)},
+  };
+  for (const auto& [name, payload] : cases) {
+    v1::Transaction expected, txn;
+    LentRelations lent;
+    const bool protobuf_parses = expected.ParseFromString(payload);
+    EXPECT_EQ(catalog.Parse(payload, &txn, &lent), protobuf_parses) << name;
+    if (protobuf_parses) {
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(txn, expected)) << name;
+    }
+    lent.Return(&txn);
+  }
+  // The one transaction carrying a description twice holds the one parse twice.
+  v1::Transaction twice;
+  LentRelations lent;
+  ASSERT_TRUE(catalog.Parse(base + entry + entry, &twice, &lent));
+  ASSERT_EQ(twice.relations_size(), 3);
+  EXPECT_EQ(&twice.relations(1), &twice.relations(2));
+  lent.Return(&twice);
+}
+
 // Lent descriptions stay valid after the transaction that first brought them is gone, across the
 // holders that move them (InboundRecord into an ApplyGroup), and after the catalog forgets them.
 TEST(RelationCatalogTest, LentDescriptionsOutliveTheirTransactionsAndTheCatalogsBound) {
@@ -185,6 +230,17 @@ TEST(RelationCatalogTest, LentDescriptionsOutliveTheirTransactionsAndTheCatalogs
     lent.Return(&parsed);
   }
   EXPECT_LE(catalog->entries(), RelationCatalog::kMaxEntries);
+  // And past its bytes: descriptions of 1 MiB each.
+  for (uint32_t id = 1; id <= RelationCatalog::kMaxBytes / (1 << 20) + 2; ++id) {
+    v1::Relation wide = Table(id, absl::StrCat("wide", id), 1);
+    wide.mutable_columns(0)->set_name(std::string(1 << 20, 'w'));
+    v1::Transaction parsed;
+    LentRelations lent;
+    ASSERT_TRUE(catalog->Parse(Txn({wide}, 1).SerializeAsString(), &parsed, &lent));
+    EXPECT_EQ(parsed.relations(0).columns(0).name().size(), size_t{1} << 20);
+    lent.Return(&parsed);
+  }
+  EXPECT_LE(catalog->entries(), RelationCatalog::kMaxBytes / (1 << 20));
   catalog.reset();
   const v1::Transaction& held = group->txns[0].second;
   ASSERT_EQ(held.relations_size(), 2);
