@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -48,6 +49,10 @@ class RecordingSink final : public Sink {
   // group uncommitted when they committed (a broken contract).
   int one_step_commits() const { return one_step_commits_.load(); }
   int one_step_out_of_turn() const { return one_step_out_of_turn_.load(); }
+  // Committed groups of two or more transactions carrying table descriptions, and how many of
+  // those handed the session more than one description object (each transaction its own copy).
+  int groups_with_descriptions() const { return groups_with_descriptions_.load(); }
+  int groups_with_copies() const { return groups_with_copies_.load(); }
   // The group starting at `seq` stays in Apply until the group starting at `seq + 1` began.
   void HoldUntilNextBegins(uint64_t seq) { hold_seq_ = seq; }
   // The next `n` commits fail with kUnavailable (the target went away).
@@ -62,12 +67,16 @@ class RecordingSink final : public Sink {
     explicit Session(RecordingSink* sink) : sink_(sink) {}
     absl::Status Begin(const GroupContext& context) override {
       first_seq_ = context.first_seq;
+      descriptions_.clear();
+      carrying_ = 0;
       if (sink_->hold_seq_ != 0 && first_seq_ == sink_->hold_seq_ + 1) {
         sink_->next_began_.Notify();
       }
       return absl::OkStatus();
     }
-    absl::Status Apply(uint64_t, const v1::Transaction&) override {
+    absl::Status Apply(uint64_t, const v1::Transaction& txn) override {
+      for (const v1::Relation& r : txn.relations()) descriptions_.insert(&r);
+      carrying_ += txn.relations_size() > 0;
       if (sink_->hold_seq_ != 0 && first_seq_ == sink_->hold_seq_) {
         // Bounded, so that a scheduler that never starts the next group fails the test
         // instead of hanging it.
@@ -85,6 +94,7 @@ class RecordingSink final : public Sink {
         return absl::UnavailableError("target away");
       }
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
+      NoteDescriptions();
       return absl::OkStatus();
     }
     absl::Status PrepareAndCommit(uint64_t progress_seq, int64_t) override {
@@ -96,6 +106,7 @@ class RecordingSink final : public Sink {
       if (sink_->committed_ + 1 != first_seq_) sink_->one_step_out_of_turn_.fetch_add(1);
       sink_->one_step_commits_.fetch_add(1);
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
+      NoteDescriptions();
       return absl::OkStatus();
     }
     void Abort() override {}
@@ -103,8 +114,16 @@ class RecordingSink final : public Sink {
     uint64_t conflicts_committed() const override { return 0; }
 
    private:
+    void NoteDescriptions() {
+      if (carrying_ < 2) return;
+      sink_->groups_with_descriptions_.fetch_add(1);
+      if (descriptions_.size() > 1) sink_->groups_with_copies_.fetch_add(1);
+    }
+
     RecordingSink* sink_;
     uint64_t first_seq_ = 0;
+    std::set<const v1::Relation*> descriptions_;  // of the open group's transactions
+    int carrying_ = 0;                            // its transactions carrying any
   };
 
   class CountedPlan final : public GroupPlan {
@@ -120,6 +139,8 @@ class RecordingSink final : public Sink {
   std::atomic<int> most_live_plans_{0};
   std::atomic<int> one_step_commits_{0};
   std::atomic<int> one_step_out_of_turn_{0};
+  std::atomic<int> groups_with_descriptions_{0};
+  std::atomic<int> groups_with_copies_{0};
   uint64_t hold_seq_ = 0;  // set before the scheduler starts
   absl::Notification next_began_;
   absl::Mutex mu_;
@@ -225,6 +246,32 @@ TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
   sink.SetDurable(60);
   EXPECT_EQ(RetainCursorReaches(61), 61u);
   EXPECT_EQ((*apply)->status().durable_seq, 60u);
+}
+
+// The reader parses a table's description once (RelationCatalog): the transactions of a group
+// that carry the same description hand the session one object, not a copy each.
+TEST_F(ApplySchedulerTest, TransactionsOfAGroupShareOneParsedDescription) {
+  AppendRequest req;
+  v1::Transaction txn;
+  txn.set_last_fragment(true);
+  v1::Relation* r = txn.add_relations();
+  r->set_relation_id(7);
+  r->set_schema("public");
+  r->set_name("accounts");
+  r->add_columns()->set_name("id");
+  for (int i = 0; i < 40; ++i) {
+    txn.set_commit_time_us(1700000000000000 + i);  // each record its own bytes but the relation
+    req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+  }
+  ASSERT_TRUE(log_->Append(std::move(req)).ok());
+  RecordingSink sink(std::nullopt);
+  auto apply = ApplyScheduler::Start(
+      {.workers = 2, .max_group_transactions = 10, .idle_wait = absl::Milliseconds(5)}, log_.get(),
+      &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(140, absl::Seconds(30)));
+  EXPECT_GT(sink.groups_with_descriptions(), 0);
+  EXPECT_EQ(sink.groups_with_copies(), 0);
 }
 
 TEST_F(ApplySchedulerTest, DurableCommitsReleaseTheLogAsTheyApply) {

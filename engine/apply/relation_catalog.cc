@@ -64,15 +64,6 @@ LentRelations::LentRelations(LentRelations&& other) noexcept
   other.relations_.clear();
 }
 
-LentRelations& LentRelations::operator=(LentRelations&& other) noexcept {
-  if (!relations_.empty()) {
-    Die("lent table descriptions overwritten before their return");
-  }
-  relations_ = std::move(other.relations_);
-  other.relations_.clear();
-  return *this;
-}
-
 LentRelations::~LentRelations() {
   if (!relations_.empty()) {
     Die("lent table descriptions not returned by their transaction");
@@ -94,19 +85,20 @@ void LentRelations::Return(v1::Transaction* txn) {
 }
 
 bool RelationCatalog::Parse(std::string_view payload, v1::Transaction* txn, LentRelations* lent) {
-  std::string rest;
-  std::vector<std::string_view> encodings;
-  if (!Split(payload, &rest, &encodings) || encodings.empty()) {
+  if (!lent->empty()) Die("a LentRelations reused before its return");
+  rest_.clear();
+  encodings_.clear();
+  if (!Split(payload, &rest_, &encodings_) || encodings_.empty()) {
     return txn->ParseFromArray(payload.data(), static_cast<int>(payload.size()));
   }
   std::vector<std::shared_ptr<const v1::Relation>> relations;
-  relations.reserve(encodings.size());
-  for (std::string_view bytes : encodings) {
+  relations.reserve(encodings_.size());
+  for (std::string_view bytes : encodings_) {
     std::shared_ptr<const v1::Relation> relation = Find(bytes);
     if (relation == nullptr) return false;  // protobuf rejects the whole payload too
     relations.push_back(std::move(relation));
   }
-  if (!txn->ParseFromString(rest)) return false;
+  if (!txn->ParseFromString(rest_)) return false;
   // The rest holds no `relations`, so the lent ones come first, in the payload's order.
   txn->mutable_relations()->Reserve(static_cast<int>(relations.size()));
   for (const auto& relation : relations) {

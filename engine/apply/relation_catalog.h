@@ -50,7 +50,7 @@ class LentRelations {
  public:
   LentRelations() = default;
   LentRelations(LentRelations&& other) noexcept;
-  LentRelations& operator=(LentRelations&& other) noexcept;
+  LentRelations& operator=(LentRelations&& other) = delete;
   LentRelations(const LentRelations&) = delete;
   LentRelations& operator=(const LentRelations&) = delete;
   // A LentRelations must be returned (or empty) when destroyed: its transaction would otherwise
@@ -88,6 +88,9 @@ class RelationCatalog {
 
   absl::flat_hash_map<std::string, std::shared_ptr<const v1::Relation>> by_bytes_;
   size_t bytes_ = 0;
+  // Parse's buffers, kept between calls: a record's other fields and its descriptions' bytes.
+  std::string rest_;
+  std::vector<std::string_view> encodings_;
 };
 
 }  // namespace ferry
