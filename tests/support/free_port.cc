@@ -1,8 +1,10 @@
 #include "tests/support/free_port.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -44,7 +46,8 @@ int BindAndRelease(int port) {
 // leaves no room below it, one the kernel picks. 0 when none was found.
 int AnyFreePort() {
   static absl::Mutex mu(absl::kConstInit);
-  static std::mt19937* const rng = new std::mt19937(std::random_device{}() ^ ::getpid());
+  static std::mt19937* const rng = new std::mt19937();
+  static pid_t seeded_by = 0;
   constexpr int kBottom = 10000;
   const int top = EphemeralLow() - 1;
   if (top <= kBottom) return BindAndRelease(0);
@@ -52,6 +55,11 @@ int AnyFreePort() {
     int port;
     {
       absl::MutexLock lock(&mu);
+      // A forked child draws its own sequence, not the one its parent is about to draw.
+      if (seeded_by != ::getpid()) {
+        rng->seed(std::random_device{}() ^ ::getpid());
+        seeded_by = ::getpid();
+      }
       port = std::uniform_int_distribution<int>(kBottom, top)(*rng);
     }
     if (BindAndRelease(port) != 0) return port;
@@ -59,19 +67,56 @@ int AnyFreePort() {
   return 0;
 }
 
+// The file whose byte N a test process locks while it holds port N. Tests run side by side
+// (ctest -j): a ferryd one test stopped and started again found its admin port bound by a
+// listener of another test, whose FreePort had drawn the port in between. -1 when the file
+// cannot be opened for writing (another user's): ports are then only unique within a process.
+int ReservationFile() {
+  // A forked child opens its own: locks on the description it inherited are its parent's.
+  static absl::Mutex mu(absl::kConstInit);
+  static int fd = -1;
+  static pid_t opened_by = 0;
+  absl::MutexLock lock(&mu);
+  if (opened_by != ::getpid()) {
+    if (fd >= 0) ::close(fd);
+    fd = ::open("/tmp/ferry-test-ports.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    // Every user running tests shares the file; umask may have narrowed the mode.
+    if (fd >= 0) ::fchmod(fd, 0666);
+    opened_by = ::getpid();
+  }
+  return fd;
+}
+
+// Locks `port`'s byte of the reservation file for the rest of this process's life (an
+// open-file-description lock: the kernel drops it when the process exits, however it exits).
+// False when another process holds it.
+bool ReserveAcrossProcesses(int port) {
+  const int fd = ReservationFile();
+  if (fd < 0) return true;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = port;
+  lock.l_len = 1;
+  return ::fcntl(fd, F_OFD_SETLK, &lock) == 0;
+}
+
 }  // namespace
 
 int FreePort() {
   // The kernel may hand the same port out again once it is released: a test naming several
   // listeners at once (metrics beside replication) then gave two of them one port. Ports this
-  // process already had are skipped.
+  // process already had are skipped, and so are those another test process holds.
   static absl::Mutex mu(absl::kConstInit);
   static std::set<int>* const given = new std::set<int>();
   for (int attempt = 0; attempt < 100; ++attempt) {
     const int port = AnyFreePort();
     if (port == 0) return 0;
     absl::MutexLock lock(&mu);
-    if (given->insert(port).second) return port;
+    if (given->contains(port)) continue;
+    if (!ReserveAcrossProcesses(port)) continue;
+    given->insert(port);
+    return port;
   }
   return 0;
 }
