@@ -267,11 +267,12 @@ absl::Status StageCosts(const Outbound& outbound, const std::string& dir) {
       FERRY_ASSIGN_OR_RETURN(ferry::v1::Batch batch, encoder.Encode(r));
       encode_ms += absl::ToDoubleMilliseconds(absl::Now() - t);
       t = absl::Now();
-      FERRY_ASSIGN_OR_RETURN(std::vector<NewRecord> decoded, replication::DecodeBatch(batch, {}));
+      FERRY_ASSIGN_OR_RETURN(replication::DecodedBatch decoded,
+                             replication::DecodeBatch(batch, {}));
       decode_ms += absl::ToDoubleMilliseconds(absl::Now() - t);
       t = absl::Now();
       AppendRequest request;
-      request.records = std::move(decoded);
+      request.records = std::move(decoded.records);
       FERRY_RETURN_IF_ERROR(inbound->Append(std::move(request)).status());
       append_ms += absl::ToDoubleMilliseconds(absl::Now() - t);
       seq += r.size();

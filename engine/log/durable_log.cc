@@ -352,8 +352,8 @@ void DurableLog::Close() {
 
 absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
   for (const auto& r : request.records) {
-    if (r.payload.size() > options_.max_record_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("log record of ", r.payload.size(),
+    if (r.bytes().size() > options_.max_record_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("log record of ", r.bytes().size(),
                                                      " bytes exceeds the limit of ",
                                                      options_.max_record_bytes));
     }
@@ -413,8 +413,8 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
     if (!group.empty() && queued_bytes >= options_.max_group_bytes) break;
     group.push_back(x);
     for (const auto& r : x->request->records) {
-      queued_bytes += r.payload.size();
-      reserve += r.payload.size() + log_format::kHeaderSize + kPerRecordOverhead;
+      queued_bytes += r.bytes().size();
+      reserve += r.bytes().size() + log_format::kHeaderSize + kPerRecordOverhead;
     }
     for (const auto& [name, value] : x->request->cursors) reserve += name.size() + 64;
     for (const auto& [name, value] : x->request->state) reserve += name.size() + value.size() + 64;
@@ -451,15 +451,16 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
     x->result = seq;
     for (const auto& r : req.records) {
       // Key, header and payload go into the batch as parts: the payload is copied once.
+      const std::string_view payload = r.bytes();
       const std::string key = log_format::EncodeKey(seq);
       const std::array<char, log_format::kHeaderSize> header =
-          log_format::EncodeHeader(seq, r.kind, r.payload);
+          log_format::EncodeHeader(seq, r.kind, payload);
       const rocksdb::Slice key_slice(key);
       const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header.data(), header.size()),
-                                             rocksdb::Slice(r.payload)};
+                                             rocksdb::Slice(payload.data(), payload.size())};
       batch.Put(families.first, rocksdb::SliceParts(&key_slice, 1),
                 rocksdb::SliceParts(value_parts, 2));
-      group_bytes += r.payload.size();
+      group_bytes += payload.size();
       ++group_records;
       ++seq;
     }
@@ -494,7 +495,7 @@ absl::StatusOr<uint64_t> DurableLog::Append(AppendRequest request) {
     for (Writer* x : group) {
       if (!x->result.ok()) continue;
       uint64_t s = *x->result;
-      for (const auto& r : x->request->records) sizes_.Add(s++, r.payload.size());
+      for (const auto& r : x->request->records) sizes_.Add(s++, r.bytes().size());
     }
     next_seq_ = seq;
     if (new_first.has_value()) first_seq_ = *new_first;

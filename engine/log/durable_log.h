@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -86,6 +87,12 @@ struct LogRecord {
 struct NewRecord {
   RecordKind kind = RecordKind::kUnspecified;
   std::string payload;
+  // When set, the record's bytes are these and `payload` is ignored: bytes that its maker keeps
+  // valid until Append() returns. The receiver appends a batch's records from the batch's own
+  // buffer this way, without a string for each.
+  std::optional<std::string_view> borrowed;
+
+  std::string_view bytes() const { return borrowed.has_value() ? *borrowed : payload; }
 };
 
 struct AppendRequest {

@@ -176,6 +176,40 @@ TEST_F(DurableLogTest, AppendAssignsContiguousSequencesAndReadsBackInOrder) {
   }
 }
 
+// A record may borrow its bytes (the receiver's, from the batch it came in): the log stores the
+// borrowed bytes, not the record's own payload, counts their size, and checks their limit.
+TEST_F(DurableLogTest, BorrowedBytesAreStoredCountedAndLimited) {
+  auto log = DurableLog::Open({.path = dir_ + "/borrowed", .max_record_bytes = 16});
+  ASSERT_TRUE(log.ok()) << log.status();
+  const std::string buffer = "first|second-record|";
+  AppendRequest req;
+  req.records.push_back({.kind = RecordKind::kTransaction,
+                         .payload = "ignored",
+                         .borrowed = std::string_view(buffer).substr(0, 5)});
+  req.records.push_back({RecordKind::kHeartbeat, "owned"});
+  req.records.push_back(
+      {.kind = RecordKind::kTransaction, .borrowed = std::string_view(buffer).substr(6, 13)});
+  req.records.push_back(
+      {.kind = RecordKind::kTransaction, .borrowed = std::string_view(buffer).substr(0, 0)});
+  ASSERT_TRUE((*log)->Append(std::move(req)).ok());
+  auto records = (*log)->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 4u);
+  EXPECT_EQ((*records)[0].payload, "first");
+  EXPECT_EQ((*records)[1].payload, "owned");
+  EXPECT_EQ((*records)[2].payload, "second-record");
+  EXPECT_EQ((*records)[3].payload, "");
+  auto bytes = (*log)->PayloadBytesFrom(1);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, 5u + 5u + 13u);
+  // The limit applies to the borrowed bytes: 17 of them are refused, whatever the payload holds.
+  const std::string long_buffer(17, 'x');
+  AppendRequest big;
+  big.records.push_back({.kind = RecordKind::kTransaction, .borrowed = long_buffer});
+  EXPECT_EQ((*log)->Append(std::move(big)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*log)->next_seq(), 5u);
+}
+
 TEST_F(DurableLogTest, ReadHonoursRecordAndByteLimits) {
   auto log = OpenLog();
   ASSERT_TRUE(log->Append(Records(10, "xxxxxxxxx")).ok());  // 10-byte payloads

@@ -133,8 +133,74 @@ ZSTD_DCtx* ThreadDecompressionContext() {
 
 }  // namespace
 
-absl::StatusOr<std::vector<NewRecord>> DecodeBatch(const ferry::v1::Batch& batch,
-                                                   const DecodeLimits& limits) {
+namespace {
+
+// Reads a varint at `*pos` as the batch encoder writes one: minimal, under 2^28 (at most four
+// bytes). False for anything else, which is left to protobuf.
+bool ReadCanonicalVarint(std::string_view in, size_t* pos, uint32_t* value) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4 && *pos < in.size(); ++i) {
+    const auto byte = static_cast<uint8_t>(in[(*pos)++]);
+    v |= uint32_t{byte & 0x7fu} << (7 * i);
+    if ((byte & 0x80) == 0) {
+      if (byte == 0 && i > 0) return false;  // not minimal
+      *value = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Splits a RecordList in the batch encoder's framing (each Record: its kind in one byte if not
+// 0, then its payload if not empty, nothing else) into records borrowing their payloads from
+// `content`. False, with `out` cleared, for any other framing: protobuf then parses it, and the
+// result is the same for every input this accepts (the canonical encoding has one parse).
+bool SplitCanonicalRecordList(std::string_view content, std::vector<NewRecord>* out) {
+  const auto byte_at = [&content](size_t pos) { return static_cast<uint8_t>(content[pos]); };
+  size_t pos = 0;
+  while (pos < content.size()) {
+    uint32_t length = 0;
+    if (byte_at(pos++) != kListRecordsTag || !ReadCanonicalVarint(content, &pos, &length) ||
+        length > content.size() - pos) {
+      out->clear();
+      return false;
+    }
+    const size_t end = pos + length;
+    NewRecord record;
+    if (pos < end && byte_at(pos) == kRecordKindTag) {
+      const uint8_t kind = end - pos >= 2 ? byte_at(pos + 1) : 0;
+      if (kind == 0 || kind >= 0x80) {
+        out->clear();
+        return false;
+      }
+      record.kind = static_cast<RecordKind>(kind);
+      pos += 2;
+    }
+    record.borrowed = content.substr(pos, 0);
+    if (pos < end && byte_at(pos) == kRecordPayloadTag) {
+      uint32_t size = 0;
+      ++pos;
+      if (!ReadCanonicalVarint(content.substr(0, end), &pos, &size) || size == 0 ||
+          size != end - pos) {
+        out->clear();
+        return false;
+      }
+      record.borrowed = content.substr(pos, size);
+      pos = end;
+    }
+    if (pos != end) {
+      out->clear();
+      return false;
+    }
+    out->push_back(std::move(record));
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<DecodedBatch> DecodeBatch(const ferry::v1::Batch& batch,
+                                         const DecodeLimits& limits) {
   const std::string where = absl::StrCat("batch at sequence ", batch.first_seq(), ": ");
   if (batch.count() == 0) return absl::InvalidArgumentError(where + "count is 0");
   if (batch.first_seq() == 0) return absl::InvalidArgumentError(where + "first_seq is 0");
@@ -143,27 +209,28 @@ absl::StatusOr<std::vector<NewRecord>> DecodeBatch(const ferry::v1::Batch& batch
         absl::StrCat(where, "uncompressed size ", batch.uncompressed_size(),
                      " exceeds the limit of ", limits.max_uncompressed_bytes));
   }
-  std::string raw;
-  const std::string* content = &batch.blob();
+  // The records borrow from this buffer: the blob is copied whole when it is not compressed
+  // (one copy, as protobuf's parse made one of every payload).
+  auto content = std::make_unique<std::string>();
   switch (batch.compression()) {
     case ferry::v1::COMPRESSION_NONE:
+      *content = batch.blob();
       break;
     case ferry::v1::COMPRESSION_ZSTD: {
       // Decompress into exactly the declared size: a frame that expands further fails with
       // "destination buffer is too small" instead of allocating (zstd bomb protection).
-      raw.resize(batch.uncompressed_size());
+      content->resize(batch.uncompressed_size());
       ZSTD_DCtx* dctx = ThreadDecompressionContext();  // null only when out of memory
-      const size_t n =
-          dctx != nullptr
-              ? ZSTD_decompressDCtx(dctx, raw.data(), raw.size(), batch.blob().data(),
-                                    batch.blob().size())
-              : ZSTD_decompress(raw.data(), raw.size(), batch.blob().data(), batch.blob().size());
+      const size_t n = dctx != nullptr
+                           ? ZSTD_decompressDCtx(dctx, content->data(), content->size(),
+                                                 batch.blob().data(), batch.blob().size())
+                           : ZSTD_decompress(content->data(), content->size(), batch.blob().data(),
+                                             batch.blob().size());
       if (ZSTD_isError(n)) {
         return absl::DataLossError(
             absl::StrCat(where, "zstd decompression failed: ", ZSTD_getErrorName(n)));
       }
-      raw.resize(n);
-      content = &raw;
+      content->resize(n);
       break;
     }
     default:
@@ -180,31 +247,45 @@ absl::StatusOr<std::vector<NewRecord>> DecodeBatch(const ferry::v1::Batch& batch
     return absl::DataLossError(absl::StrCat(where, "checksum mismatch (computed ", checksum,
                                             ", the batch declares ", batch.checksum(), ")"));
   }
-  // Parsed by protobuf, each payload then moved out: one copy. A hand-written reader was no
-  // faster (bench/stream --stage_costs).
-  ferry::v1::RecordList list;
-  if (!list.ParseFromString(*content)) {
-    return absl::DataLossError(where + "content is not a RecordList");
+  DecodedBatch out;
+  // Every record takes at least two bytes: the declared count cannot make this allocate more
+  // than the content's size.
+  out.records.reserve(std::min<uint64_t>(batch.count(), content->size() / 2));
+  if (!SplitCanonicalRecordList(*content, &out.records)) {
+    // Framing the encoder does not write (another encoder's, or a hostile peer's): protobuf
+    // parses it, each payload then moved out.
+    ferry::v1::RecordList list;
+    if (!list.ParseFromString(*content)) {
+      return absl::DataLossError(where + "content is not a RecordList");
+    }
+    for (int i = 0; i < list.records_size(); ++i) {
+      ferry::v1::Record& r = *list.mutable_records(i);
+      if (r.kind() == 0 || r.kind() > log_format::kMaxKind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "record ", batch.first_seq() + i, " has unknown kind ", r.kind()));
+      }
+      out.records.push_back(NewRecord{.kind = static_cast<RecordKind>(r.kind()),
+                                      .payload = std::move(*r.mutable_payload())});
+    }
   }
-  if (static_cast<uint64_t>(list.records_size()) != batch.count()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, "holds ", list.records_size(),
+  if (out.records.size() != batch.count()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "holds ", out.records.size(),
                                                    " records, the batch declares ", batch.count()));
   }
-  std::vector<NewRecord> out;
-  out.reserve(list.records_size());
-  for (int i = 0; i < list.records_size(); ++i) {
-    ferry::v1::Record* r = list.mutable_records(i);
-    if (r->kind() == 0 || r->kind() > log_format::kMaxKind) {
+  for (size_t i = 0; i < out.records.size(); ++i) {
+    const NewRecord& r = out.records[i];
+    const auto kind = static_cast<uint32_t>(r.kind);
+    if (kind == 0 || kind > log_format::kMaxKind) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, "record ", batch.first_seq() + i, " has unknown kind ", r->kind()));
+          absl::StrCat(where, "record ", batch.first_seq() + i, " has unknown kind ", kind));
     }
-    if (r->payload().size() > limits.max_record_bytes) {
+    if (r.bytes().size() > limits.max_record_bytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, "record ", batch.first_seq() + i, " of ", r->payload().size(),
+          absl::StrCat(where, "record ", batch.first_seq() + i, " of ", r.bytes().size(),
                        " bytes exceeds the limit of ", limits.max_record_bytes));
     }
-    out.push_back(NewRecord{static_cast<RecordKind>(r->kind()), std::move(*r->mutable_payload())});
   }
+  out.content = std::move(content);
   return out;
 }
 

@@ -9,12 +9,14 @@
 //   BatchEncoder encoder(/*zstd_level=*/3);
 //   FERRY_ASSIGN_OR_RETURN(ferry::v1::Batch batch, encoder.Encode(records));
 //   ...
-//   FERRY_ASSIGN_OR_RETURN(std::vector<NewRecord> decoded, DecodeBatch(batch, limits));
+//   FERRY_ASSIGN_OR_RETURN(DecodedBatch decoded, DecodeBatch(batch, limits));
+//   // decoded.records[i].bytes() is valid while `decoded` lives
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -48,11 +50,20 @@ struct DecodeLimits {
   size_t max_record_bytes = size_t{64} << 20;
 };
 
+// A decoded batch. Its records borrow their bytes (NewRecord::borrowed) from `content`, the
+// batch's uncompressed RecordList, which moves with it: they stay valid as long as it lives.
+// Records protobuf had to parse (framing the batch encoder does not write) own their payloads.
+struct DecodedBatch {
+  std::unique_ptr<const std::string> content;
+  std::vector<NewRecord> records;
+};
+
 // Decodes and verifies a batch. Errors name the cause and the batch's first_seq:
 // kInvalidArgument for a malformed batch (count, size limit, unknown kind or compression),
-// kDataLoss for bytes that fail the checksum or do not decompress. Thread-safe.
-[[nodiscard]] absl::StatusOr<std::vector<NewRecord>> DecodeBatch(const ferry::v1::Batch& batch,
-                                                                 const DecodeLimits& limits);
+// kDataLoss for bytes that fail the checksum or do not decompress. Accepts and refuses exactly
+// what protobuf's parse of the RecordList does. Thread-safe.
+[[nodiscard]] absl::StatusOr<DecodedBatch> DecodeBatch(const ferry::v1::Batch& batch,
+                                                       const DecodeLimits& limits);
 
 // XXH3_64bits, as the batch checksum uses it.
 uint64_t BatchChecksum(const void* data, size_t size);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,9 @@ TEST(BatchCodecTest, RoundTripsWithAndWithoutCompression) {
     }
     auto decoded = DecodeBatch(*batch, {});
     ASSERT_TRUE(decoded.ok()) << decoded.status();
-    ASSERT_EQ(decoded->size(), 20u);
-    EXPECT_EQ((*decoded)[3].payload, std::string(103, 'x'));
-    EXPECT_EQ((*decoded)[3].kind, RecordKind::kTransaction);
+    ASSERT_EQ(decoded->records.size(), 20u);
+    EXPECT_EQ(decoded->records[3].bytes(), std::string(103, 'x'));
+    EXPECT_EQ(decoded->records[3].kind, RecordKind::kTransaction);
   }
 }
 
@@ -114,8 +115,8 @@ TEST(BatchCodecTest, AFailedFrameDoesNotSpoilTheThreadsNextDecode) {
     EXPECT_EQ(DecodeBatch(*bad, {}).status().code(), absl::StatusCode::kDataLoss);
     auto decoded = DecodeBatch(*good, {});
     ASSERT_TRUE(decoded.ok()) << decoded.status();
-    ASSERT_EQ(decoded->size(), 50u);
-    EXPECT_EQ((*decoded)[49].payload, std::string(149, 'x'));
+    ASSERT_EQ(decoded->records.size(), 50u);
+    EXPECT_EQ(decoded->records[49].bytes(), std::string(149, 'x'));
   }
 }
 
@@ -164,10 +165,10 @@ TEST(BatchCodecTest, WritesTheRecordListProtobufWrites) {
   EXPECT_EQ(batch->blob(), SerializedByProtobuf(records));
   auto decoded = DecodeBatch(*batch, {});
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  ASSERT_EQ(decoded->size(), records.size());
+  ASSERT_EQ(decoded->records.size(), records.size());
   for (size_t i = 0; i < records.size(); ++i) {
-    EXPECT_EQ((*decoded)[i].kind, records[i].kind) << i;
-    EXPECT_EQ((*decoded)[i].payload, records[i].payload) << i;
+    EXPECT_EQ(decoded->records[i].kind, records[i].kind) << i;
+    EXPECT_EQ(decoded->records[i].bytes(), records[i].payload) << i;
   }
 }
 
@@ -192,9 +193,9 @@ TEST(BatchCodecTest, AReusedEncoderCarriesOnlyEachBatchsRecords) {
     ASSERT_TRUE(batch.ok()) << batch.status();
     auto decoded = DecodeBatch(*batch, {});
     ASSERT_TRUE(decoded.ok()) << decoded.status();
-    ASSERT_EQ(decoded->size(), records->size());
+    ASSERT_EQ(decoded->records.size(), records->size());
     for (size_t i = 0; i < records->size(); ++i) {
-      EXPECT_EQ((*decoded)[i].payload, (*records)[i].payload) << i;
+      EXPECT_EQ(decoded->records[i].bytes(), (*records)[i].payload) << i;
     }
   }
 }
@@ -239,6 +240,129 @@ TEST(BatchCodecTest, RefusesMalformedRecordLists) {
     auto decoded = DecodeBatch(BatchOf(c.content, c.count), {});
     EXPECT_EQ(decoded.status().code(), c.code) << c.name << ": " << decoded.status();
   }
+}
+
+// What protobuf's generated parser makes of `content`: the records, or nullopt when it refuses
+// the bytes. The reference the decoder's own reading of the encoder's framing must match.
+struct Parsed {
+  uint32_t kind;
+  std::string payload;
+  bool operator==(const Parsed&) const = default;
+};
+std::optional<std::vector<Parsed>> ParsedByProtobuf(const std::string& content) {
+  ferry::v1::RecordList list;
+  if (!list.ParseFromString(content)) return std::nullopt;
+  std::vector<Parsed> out;
+  for (const ferry::v1::Record& r : list.records()) out.push_back({r.kind(), r.payload()});
+  return out;
+}
+
+// Decodes `content` as an uncompressed batch of as many records as protobuf finds in it, and
+// checks the outcome against protobuf's: the same records, or a refusal where protobuf refuses
+// (or finds a record of a kind the log does not have).
+void ExpectDecodedAsProtobufParses(const std::string& content, const std::string& what) {
+  const std::optional<std::vector<Parsed>> expected = ParsedByProtobuf(content);
+  const uint32_t count = expected.has_value() ? std::max<size_t>(expected->size(), 1) : 1;
+  auto decoded = DecodeBatch(BatchOf(content, count), {});
+  if (!expected.has_value()) {
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << what;
+    return;
+  }
+  bool valid = !expected->empty();
+  for (const Parsed& r : *expected) valid = valid && r.kind >= 1 && r.kind <= log_format::kMaxKind;
+  if (!valid) {
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << what;
+    return;
+  }
+  ASSERT_TRUE(decoded.ok()) << what << ": " << decoded.status();
+  std::vector<Parsed> got;
+  for (const NewRecord& r : decoded->records) {
+    got.push_back({static_cast<uint32_t>(r.kind), std::string(r.bytes())});
+  }
+  EXPECT_EQ(got, *expected) << what;
+}
+
+// The decoder reads the encoder's framing itself, its records borrowing their bytes from the
+// batch's content, and leaves any other framing to protobuf: either way the records are
+// protobuf's, and what protobuf refuses is refused.
+TEST(BatchCodecTest, DecodesEveryFramingAsProtobufDoes) {
+  const std::string good = BatchEncoder(0).Encode(Records(1, 3))->blob();
+  const std::vector<std::pair<std::string, std::string>> framings = {
+      {"the encoder's", good},
+      {"a kind after the payload", std::string("\x0a\x05\x12\x01x\x08\x01", 7)},
+      {"the payload twice (the last wins)", std::string("\x0a\x08\x08\x01\x12\x01x\x12\x01y", 10)},
+      {"the kind twice (the last wins)", std::string("\x0a\x04\x08\x02\x08\x01", 6)},
+      {"an unknown field in a record", std::string("\x0a\x07\x08\x01\x18\x05\x12\x01x", 9)},
+      {"an unknown field in the list", std::string("\x10\x01\x0a\x05\x08\x01\x12\x01x", 9)},
+      {"a two-byte kind", std::string("\x0a\x06\x08\x81\x00\x12\x01x", 8)},
+      {"a kind over 32 bits (protobuf truncates it)",
+       std::string("\x0a\x09\x08\x81\x80\x80\x80\x10\x12\x01x", 11)},
+      {"a kind of 0 written out", std::string("\x0a\x05\x08\x00\x12\x01x", 7)},
+      {"an empty payload written out", std::string("\x0a\x04\x08\x01\x12\x00", 6)},
+      {"a record length not minimal", std::string("\x0a\x85\x00\x08\x01\x12\x01x", 8)},
+      {"a payload length not minimal", std::string("\x0a\x06\x08\x01\x12\x81\x00x", 8)},
+      {"a five-byte record length", std::string("\x0a\x85\x80\x80\x80\x00\x08\x01\x12\x01x", 11)},
+      {"a six-byte record length",
+       std::string("\x0a\x85\x80\x80\x80\x80\x00\x08\x01\x12\x01x", 12)},
+      {"a record in a group", std::string("\x0b\x08\x01\x0c", 4)},
+      {"a record as a varint", std::string("\x08\x01", 2)},
+      {"an empty record", std::string("\x0a\x00", 2)},
+      {"a record without a payload", std::string("\x0a\x02\x08\x01", 4)},
+      {"a payload past its record", std::string("\x0a\x04\x08\x01\x12\x02xy", 7)},
+      {"a record past the content", std::string("\x0a\x09\x08\x01\x12\x01x", 7)},
+      {"a kind cut off", std::string("\x0a\x01\x08", 3)},
+      {"a trailing byte", good + std::string("\x0a", 1)},
+      {"nothing", std::string()},
+  };
+  for (const auto& [what, content] : framings) ExpectDecodedAsProtobufParses(content, what);
+  for (size_t n = 0; n < good.size(); ++n) {
+    ExpectDecodedAsProtobufParses(good.substr(0, n), "cut at " + std::to_string(n));
+  }
+  // Seeded random bytes flipped in real batches, the checksum recomputed: every outcome is
+  // protobuf's.
+  std::mt19937 rng(1234);
+  std::vector<LogRecord> records = Records(1, 12);
+  records[3].payload.assign(300, 'q');  // a two-byte length
+  records[5].kind = RecordKind::kHeartbeat;
+  const std::string base = BatchEncoder(0).Encode(records)->blob();
+  for (int i = 0; i < 3000; ++i) {
+    std::string content = base;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) {
+      content[rng() % content.size()] = static_cast<char>(rng() % 256);
+    }
+    ExpectDecodedAsProtobufParses(content, "random case " + std::to_string(i));
+  }
+}
+
+// The decoded records point into the batch's content, not at copies, and stay valid as the
+// batch moves (a one-record batch's content is small enough for a string's inline buffer).
+TEST(BatchCodecTest, RecordsBorrowFromTheBatchAndMoveWithIt) {
+  for (int n : {1, 20}) {
+    std::vector<LogRecord> records = Records(1, n);
+    if (n == 1) records[0].payload = "ab";
+    for (int level : {0, 3}) {
+      auto decoded = DecodeBatch(*BatchEncoder(level).Encode(records), {});
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      DecodedBatch moved = *std::move(decoded);
+      ASSERT_EQ(moved.records.size(), records.size());
+      const std::string_view content = *moved.content;
+      for (size_t i = 0; i < records.size(); ++i) {
+        ASSERT_TRUE(moved.records[i].borrowed.has_value()) << i;
+        const std::string_view bytes = moved.records[i].bytes();
+        EXPECT_GE(bytes.data(), content.data()) << i;
+        EXPECT_LE(bytes.data() + bytes.size(), content.data() + content.size()) << i;
+        EXPECT_EQ(bytes, records[i].payload) << i;
+      }
+    }
+  }
+}
+
+// A count far above what the content can hold is refused without reserving room for it.
+TEST(BatchCodecTest, RefusesAHugeDeclaredCountWithoutAllocatingForIt) {
+  const std::string good = BatchEncoder(0).Encode(Records(1, 3))->blob();
+  auto decoded = DecodeBatch(BatchOf(good, 0xffffffffu), {});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << decoded.status();
 }
 
 }  // namespace

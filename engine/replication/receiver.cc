@@ -48,6 +48,8 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 struct Receiver::Stream {
   struct Item {
     uint64_t first_seq = 0;
+    // The batch's content, which its records borrow from: kept until their append returns.
+    std::unique_ptr<const std::string> content;
     std::vector<NewRecord> records;  // empty: a ping, answered with an Ack
     size_t bytes = 0;
   };
@@ -344,13 +346,14 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
             "batch starts at sequence ", batch.first_seq(), ", expected ", expected_next));
         break;
       }
-      absl::StatusOr<std::vector<NewRecord>> records = DecodeBatch(batch, limits);
-      if (!records.ok()) {
-        result = records.status();
+      absl::StatusOr<DecodedBatch> decoded = DecodeBatch(batch, limits);
+      if (!decoded.ok()) {
+        result = decoded.status();
         break;
       }
       item.first_seq = batch.first_seq();
-      item.records = *std::move(records);
+      item.content = std::move(decoded->content);
+      item.records = std::move(decoded->records);
       item.bytes = batch.uncompressed_size();
       expected_next += item.records.size();
       absl::MutexLock lock(&mu_);
@@ -416,6 +419,7 @@ void Receiver::AppendLoop(Stream* stream, RW* rw) {
         request.expected_first_seq = item.first_seq;
       }
       bytes += item.bytes;
+      // The records borrow from item.content, which `items` keeps until the append returns.
       for (NewRecord& r : item.records) request.records.push_back(std::move(r));
     }
     uint64_t durable_next = 0;
