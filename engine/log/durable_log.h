@@ -88,8 +88,8 @@ struct NewRecord {
   RecordKind kind = RecordKind::kUnspecified;
   std::string payload;
   // When set, the record's bytes are these and `payload` is ignored: bytes that its maker keeps
-  // valid until Append() returns. The receiver appends a batch's records from the batch's own
-  // buffer this way, without a string for each.
+  // valid until Append() returns (a copy of the record borrows the same bytes). The receiver
+  // appends a batch's records from the batch's own buffer this way, without a string for each.
   std::optional<std::string_view> borrowed;
 
   std::string_view bytes() const { return borrowed.has_value() ? *borrowed : payload; }

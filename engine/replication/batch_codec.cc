@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -248,18 +250,26 @@ absl::StatusOr<DecodedBatch> DecodeBatch(const ferry::v1::Batch& batch,
                                             ", the batch declares ", batch.checksum(), ")"));
   }
   DecodedBatch out;
-  // Every record takes at least two bytes: the declared count cannot make this allocate more
-  // than the content's size.
-  out.records.reserve(std::min<uint64_t>(batch.count(), content->size() / 2));
-  if (!SplitCanonicalRecordList(*content, &out.records)) {
+  // Room for the declared count, but never more than the content's size in records: a count a
+  // peer inflates cannot make this allocate more than the batch it sent.
+  out.records.reserve(std::min<uint64_t>(batch.count(), content->size() / sizeof(NewRecord)));
+  // Protobuf cannot parse 2 GiB or more; neither is the encoder's framing read there.
+  const bool canonical = content->size() <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
+                         SplitCanonicalRecordList(*content, &out.records);
+  if (!canonical) {
     // Framing the encoder does not write (another encoder's, or a hostile peer's): protobuf
     // parses it, each payload then moved out.
     ferry::v1::RecordList list;
     if (!list.ParseFromString(*content)) {
       return absl::DataLossError(where + "content is not a RecordList");
     }
+    if (static_cast<uint64_t>(list.records_size()) != batch.count()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "holds ", list.records_size(), " records, the batch declares ", batch.count()));
+    }
     for (int i = 0; i < list.records_size(); ++i) {
       ferry::v1::Record& r = *list.mutable_records(i);
+      // Checked before the narrowing to RecordKind (a uint8_t): kind 257 is not kind 1.
       if (r.kind() == 0 || r.kind() > log_format::kMaxKind) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, "record ", batch.first_seq() + i, " has unknown kind ", r.kind()));

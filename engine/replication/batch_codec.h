@@ -10,7 +10,7 @@
 //   FERRY_ASSIGN_OR_RETURN(ferry::v1::Batch batch, encoder.Encode(records));
 //   ...
 //   FERRY_ASSIGN_OR_RETURN(DecodedBatch decoded, DecodeBatch(batch, limits));
-//   // decoded.records[i].bytes() is valid while `decoded` lives
+//   // decoded.records[i].bytes() is valid while decoded.content lives
 #pragma once
 
 #include <cstddef>
@@ -61,7 +61,7 @@ struct DecodedBatch {
 // Decodes and verifies a batch. Errors name the cause and the batch's first_seq:
 // kInvalidArgument for a malformed batch (count, size limit, unknown kind or compression),
 // kDataLoss for bytes that fail the checksum or do not decompress. Accepts and refuses exactly
-// what protobuf's parse of the RecordList does. Thread-safe.
+// what protobuf's parse of the RecordList does, and gives the same records. Thread-safe.
 [[nodiscard]] absl::StatusOr<DecodedBatch> DecodeBatch(const ferry::v1::Batch& batch,
                                                        const DecodeLimits& limits);
 

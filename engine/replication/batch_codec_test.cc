@@ -3,9 +3,30 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
+
+// The largest single allocation this test binary made since it was last reset: a declared count
+// must not make the decoder allocate more than the batch it came with. Not inlined: GCC would
+// otherwise see free() of what it takes for the standard operator new's memory.
+std::atomic<size_t> largest_allocation{0};
+
+[[gnu::noinline]] void* operator new(size_t n) {
+  size_t seen = largest_allocation.load(std::memory_order_relaxed);
+  while (n > seen && !largest_allocation.compare_exchange_weak(seen, n)) {
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace ferry::replication {
 namespace {
@@ -308,7 +329,7 @@ TEST(BatchCodecTest, DecodesEveryFramingAsProtobufDoes) {
       {"a record as a varint", std::string("\x08\x01", 2)},
       {"an empty record", std::string("\x0a\x00", 2)},
       {"a record without a payload", std::string("\x0a\x02\x08\x01", 4)},
-      {"a payload past its record", std::string("\x0a\x04\x08\x01\x12\x02xy", 7)},
+      {"a payload past its record", std::string("\x0a\x04\x08\x01\x12\x02xy", 8)},
       {"a record past the content", std::string("\x0a\x09\x08\x01\x12\x01x", 7)},
       {"a kind cut off", std::string("\x0a\x01\x08", 3)},
       {"a trailing byte", good + std::string("\x0a", 1)},
@@ -360,9 +381,18 @@ TEST(BatchCodecTest, RecordsBorrowFromTheBatchAndMoveWithIt) {
 
 // A count far above what the content can hold is refused without reserving room for it.
 TEST(BatchCodecTest, RefusesAHugeDeclaredCountWithoutAllocatingForIt) {
-  const std::string good = BatchEncoder(0).Encode(Records(1, 3))->blob();
-  auto decoded = DecodeBatch(BatchOf(good, 0xffffffffu), {});
-  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << decoded.status();
+  std::vector<LogRecord> records = Records(1, 1);
+  records[0].payload.assign(size_t{1} << 20, 'x');
+  const ferry::v1::Batch one = BatchOf(BatchEncoder(0).Encode(records)->blob(), 0xffffffffu);
+  // The second has an unknown field after the record: protobuf parses it.
+  const ferry::v1::Batch other = BatchOf(one.blob() + std::string("\x10\x01", 2), 0xffffffffu);
+  for (const ferry::v1::Batch* batch : {&one, &other}) {
+    largest_allocation = 0;
+    auto decoded = DecodeBatch(*batch, {});
+    const size_t largest = largest_allocation.load();
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << decoded.status();
+    EXPECT_LE(largest, 2 * batch->blob().size());
+  }
 }
 
 }  // namespace
