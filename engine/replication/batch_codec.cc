@@ -41,6 +41,7 @@ uint64_t BatchChecksum(const void* data, size_t size) { return XXH3_64bits(data,
 namespace {
 
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 
 // Tags of the two messages the blob is made of (proto/replication.proto).
@@ -137,63 +138,42 @@ ZSTD_DCtx* ThreadDecompressionContext() {
 
 namespace {
 
-// Reads a varint at `*pos` as the batch encoder writes one: minimal, under 2^28 (at most four
-// bytes). False for anything else, which is left to protobuf.
-bool ReadCanonicalVarint(std::string_view in, size_t* pos, uint32_t* value) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4 && *pos < in.size(); ++i) {
-    const auto byte = static_cast<uint8_t>(in[(*pos)++]);
-    v |= uint32_t{byte & 0x7fu} << (7 * i);
-    if ((byte & 0x80) == 0) {
-      if (byte == 0 && i > 0) return false;  // not minimal
-      *value = v;
-      return true;
-    }
-  }
-  return false;
-}
-
-// Splits a RecordList in the batch encoder's framing (each Record: its kind in one byte if not
-// 0, then its payload if not empty, nothing else) into records borrowing their payloads from
-// `content`. False, with `out` cleared, for any other framing: protobuf then parses it, and the
-// result is the same for every input this accepts (the canonical encoding has one parse).
+// Splits a RecordList in the batch encoder's framing (each Record: its kind if not 0, then its
+// payload if not empty, nothing else; every varint minimal and under 2^28) into records
+// borrowing their payloads from `content`. False for any other framing, which is left to
+// protobuf: the canonical encoding has one parse, so every input this accepts gives protobuf's
+// records. A kind the log does not have is left to protobuf too (it is refused there, by value).
 bool SplitCanonicalRecordList(std::string_view content, std::vector<NewRecord>* out) {
-  const auto byte_at = [&content](size_t pos) { return static_cast<uint8_t>(content[pos]); };
-  size_t pos = 0;
-  while (pos < content.size()) {
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(content.data()),
+                      static_cast<int>(content.size()));
+  const auto position = [&in] { return static_cast<size_t>(in.CurrentPosition()); };
+  const auto read_canonical = [&in, &position](uint32_t* value) {
+    const size_t at = position();
+    if (!in.ReadVarint32(value)) return false;
+    const size_t n = position() - at;
+    return n <= 4 && n == CodedOutputStream::VarintSize32(*value);
+  };
+  while (position() < content.size()) {
     uint32_t length = 0;
-    if (byte_at(pos++) != kListRecordsTag || !ReadCanonicalVarint(content, &pos, &length) ||
-        length > content.size() - pos) {
-      out->clear();
+    if (!in.ExpectTag(kListRecordsTag) || !read_canonical(&length) ||
+        length > content.size() - position()) {
       return false;
     }
-    const size_t end = pos + length;
+    const size_t end = position() + length;
     NewRecord record;
-    if (pos < end && byte_at(pos) == kRecordKindTag) {
-      const uint8_t kind = end - pos >= 2 ? byte_at(pos + 1) : 0;
-      if (kind == 0 || kind >= 0x80) {
-        out->clear();
-        return false;
-      }
+    if (position() < end && in.ExpectTag(kRecordKindTag)) {
+      uint32_t kind = 0;
+      if (!read_canonical(&kind) || kind == 0 || kind > log_format::kMaxKind) return false;
       record.kind = static_cast<RecordKind>(kind);
-      pos += 2;
     }
-    record.borrowed = content.substr(pos, 0);
-    if (pos < end && byte_at(pos) == kRecordPayloadTag) {
+    record.borrowed = content.substr(position(), 0);
+    if (position() < end && in.ExpectTag(kRecordPayloadTag)) {
       uint32_t size = 0;
-      ++pos;
-      if (!ReadCanonicalVarint(content.substr(0, end), &pos, &size) || size == 0 ||
-          size != end - pos) {
-        out->clear();
-        return false;
-      }
-      record.borrowed = content.substr(pos, size);
-      pos = end;
+      if (!read_canonical(&size) || size == 0 || position() + size != end) return false;
+      record.borrowed = content.substr(position(), size);
+      in.Skip(static_cast<int>(size));
     }
-    if (pos != end) {
-      out->clear();
-      return false;
-    }
+    if (position() != end) return false;
     out->push_back(std::move(record));
   }
   return true;
@@ -259,6 +239,7 @@ absl::StatusOr<DecodedBatch> DecodeBatch(const ferry::v1::Batch& batch,
   if (!canonical) {
     // Framing the encoder does not write (another encoder's, or a hostile peer's): protobuf
     // parses it, each payload then moved out.
+    out.records.clear();
     ferry::v1::RecordList list;
     if (!list.ParseFromString(*content)) {
       return absl::DataLossError(where + "content is not a RecordList");

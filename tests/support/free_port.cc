@@ -40,82 +40,77 @@ int BindAndRelease(int port) {
   return ok ? ntohs(addr.sin_port) : 0;
 }
 
+// What FreePort keeps for its process. A forked child starts its own: it must not draw the
+// sequence its parent is about to draw, and locks on the file description it inherited are its
+// parent's.
+struct ProcessPorts {
+  pid_t pid = 0;
+  std::mt19937 rng;
+  // /tmp/ferry-test-ports.lock, whose byte N this process locks while it holds port N: tests run
+  // side by side (ctest -j), and a ferryd one test stopped and started again found its admin
+  // port bound by a listener of another test, whose FreePort had drawn the port in between. -1
+  // when the file cannot be opened for writing (another user's): ports are then only unique
+  // within a process.
+  int reservations = -1;
+  // Ports this process was given: the kernel hands a released port out again readily, and a
+  // test naming several listeners at once (metrics beside replication) got two of them one port.
+  std::set<int> given;
+};
+
+ABSL_CONST_INIT absl::Mutex mu(absl::kConstInit);
+
+ProcessPorts& ThisProcess() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  static ProcessPorts* const ports = new ProcessPorts();
+  if (ports->pid != ::getpid()) {
+    ports->pid = ::getpid();
+    ports->rng.seed(std::random_device{}() ^ ports->pid);
+    if (ports->reservations >= 0) ::close(ports->reservations);
+    ports->reservations = ::open("/tmp/ferry-test-ports.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    // Every user running tests shares the file; umask may have narrowed the mode.
+    if (ports->reservations >= 0) ::fchmod(ports->reservations, 0666);
+    ports->given.clear();
+  }
+  return *ports;
+}
+
 // A port free a moment ago, below the kernel's range for outgoing connections: a port in that
 // range can be taken by any process's connection while the listener that names it restarts (a
 // ferryd stopped and started again found its replication port in use). On a machine whose range
 // leaves no room below it, one the kernel picks. 0 when none was found.
-int AnyFreePort() {
-  static absl::Mutex mu(absl::kConstInit);
-  static std::mt19937* const rng = new std::mt19937();
-  static pid_t seeded_by = 0;
+int AnyFreePort(std::mt19937& rng) {
   constexpr int kBottom = 10000;
   const int top = EphemeralLow() - 1;
   if (top <= kBottom) return BindAndRelease(0);
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    int port;
-    {
-      absl::MutexLock lock(&mu);
-      // A forked child draws its own sequence, not the one its parent is about to draw.
-      if (seeded_by != ::getpid()) {
-        rng->seed(std::random_device{}() ^ ::getpid());
-        seeded_by = ::getpid();
-      }
-      port = std::uniform_int_distribution<int>(kBottom, top)(*rng);
-    }
+    const int port = std::uniform_int_distribution<int>(kBottom, top)(rng);
     if (BindAndRelease(port) != 0) return port;
   }
   return 0;
 }
 
-// The file whose byte N a test process locks while it holds port N. Tests run side by side
-// (ctest -j): a ferryd one test stopped and started again found its admin port bound by a
-// listener of another test, whose FreePort had drawn the port in between. -1 when the file
-// cannot be opened for writing (another user's): ports are then only unique within a process.
-int ReservationFile() {
-  // A forked child opens its own: locks on the description it inherited are its parent's.
-  static absl::Mutex mu(absl::kConstInit);
-  static int fd = -1;
-  static pid_t opened_by = 0;
-  absl::MutexLock lock(&mu);
-  if (opened_by != ::getpid()) {
-    if (fd >= 0) ::close(fd);
-    fd = ::open("/tmp/ferry-test-ports.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    // Every user running tests shares the file; umask may have narrowed the mode.
-    if (fd >= 0) ::fchmod(fd, 0666);
-    opened_by = ::getpid();
-  }
-  return fd;
-}
-
 // Locks `port`'s byte of the reservation file for the rest of this process's life (an
 // open-file-description lock: the kernel drops it when the process exits, however it exits).
 // False when another process holds it.
-bool ReserveAcrossProcesses(int port) {
-  const int fd = ReservationFile();
-  if (fd < 0) return true;
+bool ReserveAcrossProcesses(const ProcessPorts& ports, int port) {
+  if (ports.reservations < 0) return true;
   struct flock lock {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
   lock.l_start = port;
   lock.l_len = 1;
-  return ::fcntl(fd, F_OFD_SETLK, &lock) == 0;
+  return ::fcntl(ports.reservations, F_OFD_SETLK, &lock) == 0;
 }
 
 }  // namespace
 
 int FreePort() {
-  // The kernel may hand the same port out again once it is released: a test naming several
-  // listeners at once (metrics beside replication) then gave two of them one port. Ports this
-  // process already had are skipped, and so are those another test process holds.
-  static absl::Mutex mu(absl::kConstInit);
-  static std::set<int>* const given = new std::set<int>();
+  absl::MutexLock lock(&mu);
+  ProcessPorts& ports = ThisProcess();
   for (int attempt = 0; attempt < 100; ++attempt) {
-    const int port = AnyFreePort();
+    const int port = AnyFreePort(ports.rng);
     if (port == 0) return 0;
-    absl::MutexLock lock(&mu);
-    if (given->contains(port)) continue;
-    if (!ReserveAcrossProcesses(port)) continue;
-    given->insert(port);
+    if (ports.given.contains(port) || !ReserveAcrossProcesses(ports, port)) continue;
+    ports.given.insert(port);
     return port;
   }
   return 0;
