@@ -5,9 +5,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace ferry::bench::sbs {
 
@@ -28,6 +30,26 @@ std::optional<double> Percentile(const std::vector<double>& sorted, double p) {
   const size_t f = static_cast<size_t>(k);
   const size_t c = std::min(f + 1, sorted.size() - 1);
   return sorted[f] + (sorted[c] - sorted[f]) * (k - static_cast<double>(f));
+}
+
+PgRole PgRoleOfTitle(absl::string_view title) {
+  constexpr absl::string_view kPrefix = "postgres: ";
+  if (!absl::ConsumePrefix(&title, kPrefix)) return PgRole::kRest;  // the postmaster
+  if (absl::StartsWith(title, "walsender ")) return PgRole::kWalsender;
+  if (absl::StrContains(title, "logical replication") && !absl::StrContains(title, "launcher")) {
+    return PgRole::kReplicationWorker;
+  }
+  // A client backend's title is "USER DB HOST(PORT) ACTIVITY" (HOST(PORT) is "[local]" on a
+  // socket); every other process names itself ("checkpointer", "autovacuum worker", ...).
+  const std::vector<absl::string_view> words = absl::StrSplit(title, ' ', absl::SkipEmpty());
+  if (words.size() >= 3) {
+    const absl::string_view client = words[2];
+    if (client == "[local]" ||
+        (client.size() > 2 && client.back() == ')' && absl::StrContains(client, '('))) {
+      return PgRole::kClientBackend;
+    }
+  }
+  return PgRole::kRest;
 }
 
 void NotifyLog::ReadNew() {

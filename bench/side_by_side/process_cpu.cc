@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -51,20 +52,79 @@ double ProcessCpuSeconds(pid_t pid) {
 }
 
 double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster) {
+  double total = 0;
+  for (const auto& [pid, process] : ClusterProcesses(cluster)) total += process.seconds;
+  return total;
+}
+
+ClusterReading ClusterProcesses(const ferry::testing::PgCluster& cluster) {
+  ClusterReading reading;
   const pid_t pm = Postmaster(cluster);
-  if (pm <= 0) return 0;
-  double total = ProcessCpuSeconds(pm);
+  if (pm <= 0) return reading;
+  reading[pm] = {PgRole::kRest, true, ProcessCpuSeconds(pm)};
   DIR* proc = opendir("/proc");
-  if (proc == nullptr) return total;
+  if (proc == nullptr) return reading;
   const std::string parent = absl::StrCat(pm);
   while (dirent* e = readdir(proc)) {
     pid_t pid = 0;
     if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
     const std::vector<std::string> f = StatFields(pid);
-    if (f.size() > 1 && f[1] == parent) total += ProcessCpuSeconds(pid);
+    if (f.size() < 2 || f[1] != parent) continue;
+    std::string title = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    std::replace(title.begin(), title.end(), '\0', ' ');
+    reading[pid] = {PgRoleOfTitle(title), !title.empty(), ProcessCpuSeconds(pid)};
   }
   closedir(proc);
-  return total;
+  return reading;
+}
+
+ClusterRoleSampler::ClusterRoleSampler(const ferry::testing::PgCluster& cluster,
+                                       absl::Duration every)
+    : cluster_(cluster) {
+  {
+    absl::MutexLock lock(&mu_);
+    Read();
+    first_ = now_;
+  }
+  thread_ = std::thread([this, every] {
+    while (!stop_.WaitForNotificationWithTimeout(every)) {
+      absl::MutexLock lock(&mu_);
+      Read();
+    }
+  });
+}
+
+ClusterRoleSampler::~ClusterRoleSampler() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ClusterRoleSampler::Read() {
+  now_ = ClusterProcesses(cluster_);
+  for (const auto& [pid, process] : now_) {
+    auto [seen, first_time] = last_seen_.try_emplace(pid, process);
+    if (first_time) continue;
+    // A process read as it exits shows no title and, once gone, no CPU: keep what it showed.
+    if (process.titled) seen->second.role = process.role;
+    seen->second.titled |= process.titled;
+    seen->second.seconds = std::max(seen->second.seconds, process.seconds);
+  }
+}
+
+std::array<double, kPgRoles> ClusterRoleSampler::Stop() {
+  stop_.Notify();
+  thread_.join();
+  absl::MutexLock lock(&mu_);
+  Read();
+  std::array<double, kPgRoles> seconds{};
+  for (const auto& [pid, seen] : last_seen_) {
+    auto then = first_.find(pid);
+    seconds[static_cast<int>(seen.role)] +=
+        seen.seconds - (then == first_.end() ? 0 : then->second.seconds);
+    // Ended since: all it used is in the postmaster's reaped children now (kRest).
+    if (!now_.contains(pid)) seconds[static_cast<int>(PgRole::kRest)] -= seen.seconds;
+  }
+  return seconds;
 }
 
 MachineTicks ReadMachineTicks() {

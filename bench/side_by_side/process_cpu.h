@@ -4,6 +4,8 @@
 //   ProcessCpuSeconds   utime + stime + cutime + cstime of /proc/PID/stat (a process with the
 //                       children it reaped); 0 once the process is gone.
 //   ClusterCpuSeconds   a cluster's postmaster (with its reaped backends) and its live children.
+//   ClusterProcesses    the same processes one by one, each with its role (PgRoleOfTitle).
+//   ClusterRoleSampler  a cluster's CPU by role over a stretch, read on a thread.
 //   MachineTicks        the machine's busy and idle ticks from /proc/stat's "cpu" line (busy:
 //                       user, nice, system, iowait, irq, softirq), and the ticks the host
 //                       took from this virtual machine (steal); BusyPercent, StealPercent.
@@ -13,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "bench/side_by_side/bench_text.h"
 #include "tests/support/child_process.h"
 #include "tests/support/pg_cluster.h"
 
@@ -29,6 +34,40 @@ namespace ferry::bench::sbs {
 
 double ProcessCpuSeconds(pid_t pid);
 double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster);
+
+struct ProcessCpu {
+  PgRole role = PgRole::kRest;
+  bool titled = false;  // the role is from a title (an exiting process shows none)
+  double seconds = 0;   // as ProcessCpuSeconds
+};
+using ClusterReading = std::map<pid_t, ProcessCpu>;
+ClusterReading ClusterProcesses(const ferry::testing::PgCluster& cluster);
+
+// The CPU of a cluster's processes by role (PgRole) over a stretch: reads ClusterProcesses
+// every `every` on a thread of its own from construction to Stop(), so that a process that ends
+// in between (pgbench's backends when pgbench exits) still counts under its own role: up to its
+// last reading, and taken out of the postmaster's reaped children, where its whole CPU went.
+class ClusterRoleSampler {
+ public:
+  explicit ClusterRoleSampler(const ferry::testing::PgCluster& cluster,
+                              absl::Duration every = absl::Milliseconds(250));
+  ~ClusterRoleSampler();
+  ClusterRoleSampler(const ClusterRoleSampler&) = delete;
+  ClusterRoleSampler& operator=(const ClusterRoleSampler&) = delete;
+  // Reads once more, stops the thread and returns each role's CPU seconds (indexed by PgRole)
+  // since construction. Call once.
+  std::array<double, kPgRoles> Stop();
+
+ private:
+  void Read() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const ferry::testing::PgCluster& cluster_;
+  absl::Mutex mu_;
+  ClusterReading first_ ABSL_GUARDED_BY(mu_);
+  ClusterReading last_seen_ ABSL_GUARDED_BY(mu_);  // every process seen, as last read
+  ClusterReading now_ ABSL_GUARDED_BY(mu_);        // the latest reading
+  absl::Notification stop_;
+  std::thread thread_;
+};
 
 struct MachineTicks {
   double busy = 0;

@@ -199,6 +199,16 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                    "/ postgres east / west; total) | ",
                    t.V("lag_cpu1k_native"), " | ", t.V("lag_cpu1k_ferry"),
                    " | | Ferry's total <= native's | |"));
+  row(
+      absl::StrCat("| 3 | postgres east by process, CPU s per 1000 transactions (client backends, "
+                   "pgbench's / walsenders / replication workers / the rest) | ",
+                   t.V("lag_roles_east_native"), " | ", t.V("lag_roles_east_ferry"), " | | | |"));
+  row(
+      absl::StrCat("| 3 | postgres west by process (client backends, Ferry's apply sessions / "
+                   "walsenders / replication workers, native's apply / the rest) | ",
+                   t.V("lag_roles_west_native"), " | ", t.V("lag_roles_west_ferry"), " | | | |"));
+  row(absl::StrCat("| 3 | WAL flushes of postgres east per 1000 transactions (pg_stat_wal) | ",
+                   t.V("lag_walsync_native"), " | ", t.V("lag_walsync_ferry"), " | | | |"));
   if (settings.lag_low_rate > 0) {
     lag_rows("3b", "_low", settings.lag_low_rate, true);
     row(absl::StrCat("| 3b | achieved pgbench tps (probes counted); machine CPU busy | ",

@@ -37,6 +37,7 @@ absl::Status Failed(const std::string& what) { return absl::DeadlineExceededErro
 
 // "ferryd east / west / postgres east / west" CPU seconds now (a ferryd not running: 0).
 using CpuSplit = std::array<double, 4>;
+static_assert(kPgRoles == std::tuple_size_v<CpuSplit>, "FormatSplit formats both");
 CpuSplit TakeCpuSplit(ClusterPair& pair, FerryPair* ferry) {
   return {ferry != nullptr ? ProcessCpuSeconds(ferry->pid(Side::kEast)) : 0,
           ferry != nullptr ? ProcessCpuSeconds(ferry->pid(Side::kWest)) : 0,
@@ -55,6 +56,17 @@ std::string FormatSplit(const CpuSplit& before, const CpuSplit& after, double di
   std::string text = absl::StrJoin(parts, " / ");
   if (total) absl::StrAppend(&text, absl::StrFormat("; total %.*f", decimals, sum));
   return text;
+}
+
+// The source cluster's WAL flushes so far (pg_stat_wal.wal_sync); nullopt when unreadable.
+std::optional<double> WalSyncs(ferry::testing::PgCluster& cluster) {
+  auto rows = cluster.Query("SELECT wal_sync FROM pg_stat_wal");
+  double v = 0;
+  if (!rows.ok() || rows->size() != 1 || (*rows)[0].empty() || !(*rows)[0][0] ||
+      !absl::SimpleAtod(*(*rows)[0][0], &v)) {
+    return std::nullopt;
+  }
+  return v;
 }
 
 // A perf recording of both ferryd when FERRY_BENCH_PERF asks for one.
@@ -330,6 +342,8 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   const MachineTicks cpu0 = ReadMachineTicks();
   const StealSampler steal;
   const CpuSplit split0 = TakeCpuSplit(*pair, ferry.get());
+  ClusterRoleSampler east_roles(pair->east()), west_roles(pair->west());
+  const std::optional<double> syncs0 = WalSyncs(pair->east());
   std::unique_ptr<PerfRecording> perf;
   if (ferry) perf = RecordPerf(ctx, *pair, *ferry);
   const int load_status = load->Wait();
@@ -352,12 +366,31 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   // (backends, walsender, apply) and both ferryd, until the last probe became visible (after
   // every transaction of the run, as commits apply in order).
   const CpuSplit split1 = TakeCpuSplit(*pair, ferry.get());
+  const std::array<double, kPgRoles> east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
+  const std::optional<double> syncs1 = WalSyncs(pair->east());
   const std::string log = ReadFile(pair->File("pgbench-lag.log"));
   double ntx = 0;
   (void)absl::SimpleAtod(PgbenchFigure(log, "number of transactions actually processed: "), &ntx);
-  ctx.figures.Set("lag_cpu1k_" + k,
-                  FormatSplit(split0, split1, (ntx + static_cast<double>(n)) / 1000, 3,
-                              /*total=*/true));
+  const double thousands = (ntx + static_cast<double>(n)) / 1000;
+  ctx.figures.Set("lag_cpu1k_" + k, FormatSplit(split0, split1, thousands, 3, /*total=*/true));
+  // Each cluster by role: whether a difference in a cluster's figure is its walsender, the
+  // apply (Ferry's sessions are client backends, native's a replication worker) or pgbench's
+  // own backends.
+  const std::array<double, kPgRoles> zero{};
+  ctx.figures.Set("lag_roles_east_" + k, FormatSplit(zero, east_cpu, thousands, 3));
+  ctx.figures.Set("lag_roles_west_" + k, FormatSplit(zero, west_cpu, thousands, 3));
+  // How many commits share a WAL flush on the source: a backend pays for each flush it does.
+  if (syncs0 && syncs1) {
+    ctx.figures.Set("lag_walsync_" + k, absl::StrFormat("%.0f", (*syncs1 - *syncs0) / thousands));
+  }
+  Log(absl::StrCat("steady lag ", sys,
+                   ": CPU seconds per 1000 transactions of postgres east / west by process "
+                   "(client backends / walsenders / replication workers / the rest): ",
+                   *ctx.figures.Get("lag_roles_east_" + k), "; ",
+                   *ctx.figures.Get("lag_roles_west_" + k),
+                   "; WAL flushes of postgres east "
+                   "per 1000 transactions: ",
+                   ctx.figures.Get("lag_walsync_" + k).value_or("?")));
   Log(absl::StrCat("steady lag ", sys,
                    ": CPU seconds per 1000 transactions (ferryd east / west / postgres east / "
                    "west; total): ",

@@ -2,7 +2,8 @@
 // percentiles of a sample (an empty one has none), notify_listener's log read as it grows
 // (a line is read only once complete; stderr lines are skipped), and the RESULTS.md section
 // (figures, ratios and verdicts in the table; missing figures shown as such; the section
-// replaced between its markers with the rest of the file kept).
+// replaced between its markers with the rest of the file kept), and a Postgres process's role
+// by its title.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -26,6 +27,28 @@ TEST(BenchTextTest, PgbenchFiguresAreTheNumbersAfterTheirLabels) {
   EXPECT_EQ(PgbenchFigure(log, "number of failed transactions: "), "");  // absent
   EXPECT_EQ(PgbenchFigure("tps = ", "tps = "), "");                      // nothing after it
   EXPECT_EQ(PgbenchFigure("tps = n/a", "tps = "), "");
+}
+
+TEST(BenchTextTest, APostgresProcessIsKnownByItsTitle) {
+  // Titles as a Postgres 15 cluster of the suite showed them.
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app 127.0.0.1(48226) UPDATE waiting"),
+            PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app 127.0.0.1(57166) idle in transaction"),
+            PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app [local] COPY"), PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: walsender postgres 127.0.0.1(48188) START_REPLICATION"),
+            PgRole::kWalsender);
+  EXPECT_EQ(PgRoleOfTitle("postgres: logical replication worker for subscription 16436"),
+            PgRole::kReplicationWorker);
+  EXPECT_EQ(PgRoleOfTitle("postgres: logical replication worker for subscription 16436 sync 16390"),
+            PgRole::kReplicationWorker);
+  for (const char* rest :
+       {"/usr/lib/postgresql/15/bin/postgres -D /tmp/x/data", "postgres: checkpointer",
+        "postgres: background writer", "postgres: walwriter", "postgres: autovacuum launcher",
+        "postgres: autovacuum worker app", "postgres: logical replication launcher",
+        "postgres: parallel worker for PID 13777", "", "postgres: "}) {
+    EXPECT_EQ(PgRoleOfTitle(rest), PgRole::kRest) << rest;
+  }
 }
 
 TEST(BenchTextTest, PercentilesInterpolateBetweenRanksAndAnEmptySampleHasNone) {
