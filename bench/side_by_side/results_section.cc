@@ -248,6 +248,11 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                    "postgres east / west | ",
                    t.V("cpu_native_0"), " | ", t.V("cpu_ferry_0"), " (2b: ", t.V("cpu_ferrycold_0"),
                    ") | | | |"));
+  row(
+      absl::StrCat("| 2 | the same for postgres east; west by process (client backends / "
+                   "walsenders / replication workers / the rest) | ",
+                   t.V("roles_native_0"), " | ", t.V("roles_ferry_0"),
+                   " (2b: ", t.V("roles_ferrycold_0"), ") | | | |"));
   row(absl::StrCat("| | ferryd peak RSS east / west, initial load; steady lag | | ",
                    t.V("load_hwm_east"), " / ", t.V("load_hwm_west"), "; ", t.V("lag_hwm_east"),
                    " / ", t.V("lag_hwm_west"), " MB | | | |"));

@@ -255,6 +255,7 @@ absl::Status CatchUp(Context& ctx, CatchUpMode mode, int one_way_ms, bool then_b
   std::unique_ptr<PerfRecording> perf;
   if (mode == CatchUpMode::kFerryPaused && one_way_ms == 0) perf = RecordPerf(ctx, *pair, *ferry);
   const CpuSplit c0 = TakeCpuSplit(*pair, ferry.get());
+  ClusterRoleSampler east_roles(pair->east()), west_roles(pair->west());
   const double t0 = NowSeconds();
   switch (mode) {
     case CatchUpMode::kNative:
@@ -276,12 +277,20 @@ absl::Status CatchUp(Context& ctx, CatchUpMode mode, int one_way_ms, bool then_b
   }
   const double t1 = *pair->seen().LastSeen("probe", id);
   const CpuSplit c1 = TakeCpuSplit(*pair, ferry.get());
+  const std::array<double, kPgRoles> east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
   if (perf) perf->Stop();
-  ctx.figures.Set("cpu_" + key, FormatSplit(c0, c1, static_cast<double>(n) / 1000, 3));
+  const double thousands = static_cast<double>(n) / 1000;
+  ctx.figures.Set("cpu_" + key, FormatSplit(c0, c1, thousands, 3));
+  const std::array<double, kPgRoles> zero{};
+  ctx.figures.Set("roles_" + key, absl::StrCat(FormatSplit(zero, east_cpu, thousands, 3), "; ",
+                                               FormatSplit(zero, west_cpu, thousands, 3)));
   Log(absl::StrCat("catch-up ", key,
                    ": CPU seconds per 1000 transactions (ferryd east / west / postgres east / "
                    "west): ",
-                   *ctx.figures.Get("cpu_" + key)));
+                   *ctx.figures.Get("cpu_" + key),
+                   "; postgres east; west by process (client backends / walsenders / "
+                   "replication workers / the rest): ",
+                   *ctx.figures.Get("roles_" + key)));
   if (!pair->TargetRowsEqual("pgbench_history", n)) {
     return absl::InternalError("catch-up " + key + ": marker visible before every transaction");
   }
