@@ -89,7 +89,13 @@ BENCHMARK(BM_AppendDurable)
     ->Threads(4)
     ->UseRealTime();
 // The cost of the sync itself, for comparison (not a durable configuration).
-BENCHMARK(BM_AppendUnsynced)->ArgName("batch")->Arg(1)->Arg(64)->Arg(4096)->Threads(1)->UseRealTime();
+BENCHMARK(BM_AppendUnsynced)
+    ->ArgName("batch")
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(4096)
+    ->Threads(1)
+    ->UseRealTime();
 
 // Sequential reads in chunks of range(0) records over a log of 200,000 records. range(1): 0 reads
 // right after appending (the last records still in memtables, the rest in SST files in the page

@@ -32,22 +32,36 @@ std::optional<double> Percentile(const std::vector<double>& sorted, double p) {
   return sorted[f] + (sorted[c] - sorted[f]) * (k - static_cast<double>(f));
 }
 
+namespace {
+
+// "HOST(PORT)" (PORT digits, HOST not empty) or "[local]": where a client backend's peer is.
+bool IsClientAddress(absl::string_view w) {
+  if (w == "[local]") return true;
+  const size_t open = w.rfind('(');
+  if (open == absl::string_view::npos || open == 0 || !absl::ConsumeSuffix(&w, ")")) return false;
+  const absl::string_view port = w.substr(open + 1);
+  return !port.empty() &&
+         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
 PgRole PgRoleOfTitle(absl::string_view title) {
-  constexpr absl::string_view kPrefix = "postgres: ";
-  if (!absl::ConsumePrefix(&title, kPrefix)) return PgRole::kRest;  // the postmaster
-  if (absl::StartsWith(title, "walsender ")) return PgRole::kWalsender;
-  if (absl::StrContains(title, "logical replication") && !absl::StrContains(title, "launcher")) {
+  if (!absl::ConsumePrefix(&title, "postgres: ")) return PgRole::kRest;  // the postmaster
+  std::vector<absl::string_view> words = absl::StrSplit(title, ' ', absl::SkipEmpty());
+  // With cluster_name set, every title starts with "NAME: ".
+  if (!words.empty() && absl::EndsWith(words.front(), ":")) words.erase(words.begin());
+  if (words.empty()) return PgRole::kRest;
+  if (words[0] == "walsender") return PgRole::kWalsender;
+  if (words.size() >= 3 && words[0] == "logical" && words[1] == "replication" &&
+      words[2] != "launcher") {
     return PgRole::kReplicationWorker;
   }
-  // A client backend's title is "USER DB HOST(PORT) ACTIVITY" (HOST(PORT) is "[local]" on a
-  // socket); every other process names itself ("checkpointer", "autovacuum worker", ...).
-  const std::vector<absl::string_view> words = absl::StrSplit(title, ' ', absl::SkipEmpty());
-  if (words.size() >= 3) {
-    const absl::string_view client = words[2];
-    if (client == "[local]" ||
-        (client.size() > 2 && client.back() == ')' && absl::StrContains(client, '('))) {
-      return PgRole::kClientBackend;
-    }
+  // A client backend's title is "USER DB HOST(PORT) ACTIVITY" ("[local]" on a socket); every
+  // other process names itself ("checkpointer", "autovacuum worker DB", ...). A name with a
+  // space in it moves the client further on.
+  for (size_t i = 2; i < words.size(); ++i) {
+    if (IsClientAddress(words[i])) return PgRole::kClientBackend;
   }
   return PgRole::kRest;
 }

@@ -4,6 +4,7 @@
 // side_by_side_text_test checks each on text.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -30,7 +31,7 @@ enum class PgRole {
   kReplicationWorker,  // a subscription's apply or tablesync worker (native replication)
   kRest,  // the postmaster (with the children it reaped), background and parallel workers
 };
-inline constexpr int kPgRoles = 4;
+inline constexpr size_t kPgRoles = 4;
 PgRole PgRoleOfTitle(absl::string_view title);
 
 // When rows became visible on the target: notify_listener's output ("CHANNEL PAYLOAD

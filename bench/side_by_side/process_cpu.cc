@@ -22,12 +22,28 @@ namespace ferry::bench::sbs {
 namespace {
 
 // The fields of /proc/PID/stat after "(comm)": [0] is field 3 (state), [1] field 4 (ppid),
-// [11..14] fields 14..17 (utime, stime, cutime, cstime).
+// [11..14] fields 14..17 (utime, stime, cutime, cstime), [19] field 22 (starttime).
 std::vector<std::string> StatFields(pid_t pid) {
   const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
   const size_t close_paren = stat.rfind(')');
   if (close_paren == std::string::npos) return {};
   return absl::StrSplit(stat.substr(close_paren + 2), ' ', absl::SkipEmpty());
+}
+
+// Seconds of the fields [from, to] of StatFields (clock ticks); 0 when they are missing.
+double TickSeconds(const std::vector<std::string>& f, size_t from, size_t to) {
+  if (f.size() <= to) return 0;
+  double ticks = 0;
+  for (size_t i = from; i <= to; ++i) {
+    double v = 0;
+    if (absl::SimpleAtod(f[i], &v)) ticks += v;
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+uint64_t StartTime(const std::vector<std::string>& f) {
+  uint64_t start = 0;
+  return f.size() > 19 && absl::SimpleAtoi(f[19], &start) ? start : 0;
 }
 
 pid_t Postmaster(const ferry::testing::PgCluster& cluster) {
@@ -41,40 +57,43 @@ pid_t Postmaster(const ferry::testing::PgCluster& cluster) {
 
 double ProcessCpuSeconds(pid_t pid) {
   if (pid <= 0) return 0;
-  const std::vector<std::string> f = StatFields(pid);
-  if (f.size() < 15) return 0;
-  double ticks = 0;
-  for (int i = 11; i <= 14; ++i) {
-    double v = 0;
-    if (absl::SimpleAtod(f[i], &v)) ticks += v;
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return TickSeconds(StatFields(pid), 11, 14);
 }
 
 double ClusterCpuSeconds(const ferry::testing::PgCluster& cluster) {
   double total = 0;
-  for (const auto& [pid, process] : ClusterProcesses(cluster)) total += process.seconds;
+  for (const auto& [key, process] : ClusterProcesses(cluster)) total += process.seconds;
   return total;
 }
 
 ClusterReading ClusterProcesses(const ferry::testing::PgCluster& cluster) {
-  ClusterReading reading;
   const pid_t pm = Postmaster(cluster);
-  if (pm <= 0) return reading;
-  reading[pm] = {PgRole::kRest, true, ProcessCpuSeconds(pm)};
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return reading;
+  if (pm <= 0) return {};
   const std::string parent = absl::StrCat(pm);
-  while (dirent* e = readdir(proc)) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
-    const std::vector<std::string> f = StatFields(pid);
-    if (f.size() < 2 || f[1] != parent) continue;
-    std::string title = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
-    std::replace(title.begin(), title.end(), '\0', ' ');
-    reading[pid] = {PgRoleOfTitle(title), !title.empty(), ProcessCpuSeconds(pid)};
+  // A child reaped while its siblings are read would be in neither the postmaster's figure
+  // (read before) nor the children's: read again until the postmaster reaped nothing meanwhile.
+  ClusterReading reading;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    reading.clear();
+    const std::vector<std::string> before = StatFields(pm);
+    DIR* proc = opendir("/proc");
+    if (proc == nullptr) return {};
+    while (dirent* e = readdir(proc)) {
+      pid_t pid = 0;
+      if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
+      const std::vector<std::string> f = StatFields(pid);
+      if (f.size() < 20 || f[1] != parent) continue;
+      std::string title = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+      std::replace(title.begin(), title.end(), '\0', ' ');
+      reading[{pid, StartTime(f)}] = {PgRoleOfTitle(title), !title.empty(), TickSeconds(f, 11, 14),
+                                      false};
+    }
+    closedir(proc);
+    const std::vector<std::string> after = StatFields(pm);
+    if (after.size() < 20) return {};  // the postmaster is gone
+    reading[{pm, StartTime(after)}] = {PgRole::kRest, true, TickSeconds(after, 11, 14), true};
+    if (TickSeconds(before, 13, 14) == TickSeconds(after, 13, 14)) break;
   }
-  closedir(proc);
   return reading;
 }
 
@@ -101,8 +120,8 @@ ClusterRoleSampler::~ClusterRoleSampler() {
 
 void ClusterRoleSampler::Read() {
   now_ = ClusterProcesses(cluster_);
-  for (const auto& [pid, process] : now_) {
-    auto [seen, first_time] = last_seen_.try_emplace(pid, process);
+  for (const auto& [key, process] : now_) {
+    auto [seen, first_time] = last_seen_.try_emplace(key, process);
     if (first_time) continue;
     // A process read as it exits shows no title and, once gone, no CPU: keep what it showed.
     if (process.titled) seen->second.role = process.role;
@@ -111,18 +130,27 @@ void ClusterRoleSampler::Read() {
   }
 }
 
-std::array<double, kPgRoles> ClusterRoleSampler::Stop() {
+std::optional<std::array<double, kPgRoles>> ClusterRoleSampler::Stop() {
   stop_.Notify();
   thread_.join();
   absl::MutexLock lock(&mu_);
   Read();
+  // Both readings must have found the same postmaster.
+  auto postmaster = [](const ClusterReading& r) {
+    return std::find_if(r.begin(), r.end(), [](const auto& p) { return p.second.postmaster; });
+  };
+  if (postmaster(first_) == first_.end() || postmaster(now_) == now_.end() ||
+      postmaster(first_)->first != postmaster(now_)->first) {
+    return std::nullopt;
+  }
   std::array<double, kPgRoles> seconds{};
-  for (const auto& [pid, seen] : last_seen_) {
-    auto then = first_.find(pid);
-    seconds[static_cast<int>(seen.role)] +=
+  for (const auto& [key, seen] : last_seen_) {
+    auto then = first_.find(key);
+    seconds[static_cast<size_t>(seen.role)] +=
         seen.seconds - (then == first_.end() ? 0 : then->second.seconds);
-    // Ended since: all it used is in the postmaster's reaped children now (kRest).
-    if (!now_.contains(pid)) seconds[static_cast<int>(PgRole::kRest)] -= seen.seconds;
+    // Ended since: all it used went into the postmaster's reaped children (kRest), up to what
+    // it used after its last reading, which stays there.
+    if (!now_.contains(key)) seconds[static_cast<size_t>(PgRole::kRest)] -= seen.seconds;
   }
   return seconds;
 }

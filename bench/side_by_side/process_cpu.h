@@ -16,10 +16,13 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -39,14 +42,18 @@ struct ProcessCpu {
   PgRole role = PgRole::kRest;
   bool titled = false;  // the role is from a title (an exiting process shows none)
   double seconds = 0;   // as ProcessCpuSeconds
+  bool postmaster = false;
 };
-using ClusterReading = std::map<pid_t, ProcessCpu>;
+// By (pid, start time in clock ticks since boot): a pid used again is another process.
+using ClusterReading = std::map<std::pair<pid_t, uint64_t>, ProcessCpu>;
+// Empty when the cluster does not run.
 ClusterReading ClusterProcesses(const ferry::testing::PgCluster& cluster);
 
 // The CPU of a cluster's processes by role (PgRole) over a stretch: reads ClusterProcesses
 // every `every` on a thread of its own from construction to Stop(), so that a process that ends
 // in between (pgbench's backends when pgbench exits) still counts under its own role: up to its
 // last reading, and taken out of the postmaster's reaped children, where its whole CPU went.
+// A process that lives less than `every` is read by neither and counts as the rest.
 class ClusterRoleSampler {
  public:
   explicit ClusterRoleSampler(const ferry::testing::PgCluster& cluster,
@@ -54,9 +61,10 @@ class ClusterRoleSampler {
   ~ClusterRoleSampler();
   ClusterRoleSampler(const ClusterRoleSampler&) = delete;
   ClusterRoleSampler& operator=(const ClusterRoleSampler&) = delete;
-  // Reads once more, stops the thread and returns each role's CPU seconds (indexed by PgRole)
-  // since construction. Call once.
-  std::array<double, kPgRoles> Stop();
+  // Stops the thread, reads once more and returns each role's CPU seconds (indexed by PgRole)
+  // since construction; nullopt when the cluster's postmaster is not the one of the first
+  // reading (stopped, restarted, unreadable). Call once.
+  std::optional<std::array<double, kPgRoles>> Stop();
 
  private:
   void Read() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -58,6 +58,13 @@ std::string FormatSplit(const CpuSplit& before, const CpuSplit& after, double di
   return text;
 }
 
+// A cluster's CPU by role (ClusterRoleSampler) per `divisor`, as FormatSplit; "?" when unknown.
+std::string FormatRoles(const std::optional<std::array<double, kPgRoles>>& seconds,
+                        double divisor) {
+  if (!seconds) return "?";
+  return FormatSplit(std::array<double, kPgRoles>{}, *seconds, divisor, 3);
+}
+
 // The source cluster's WAL flushes so far (pg_stat_wal.wal_sync); nullopt when unreadable.
 std::optional<double> WalSyncs(ferry::testing::PgCluster& cluster) {
   auto rows = cluster.Query("SELECT wal_sync FROM pg_stat_wal");
@@ -277,13 +284,12 @@ absl::Status CatchUp(Context& ctx, CatchUpMode mode, int one_way_ms, bool then_b
   }
   const double t1 = *pair->seen().LastSeen("probe", id);
   const CpuSplit c1 = TakeCpuSplit(*pair, ferry.get());
-  const std::array<double, kPgRoles> east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
+  const auto east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
   if (perf) perf->Stop();
   const double thousands = static_cast<double>(n) / 1000;
   ctx.figures.Set("cpu_" + key, FormatSplit(c0, c1, thousands, 3));
-  const std::array<double, kPgRoles> zero{};
-  ctx.figures.Set("roles_" + key, absl::StrCat(FormatSplit(zero, east_cpu, thousands, 3), "; ",
-                                               FormatSplit(zero, west_cpu, thousands, 3)));
+  ctx.figures.Set("roles_" + key, absl::StrCat(FormatRoles(east_cpu, thousands), "; ",
+                                               FormatRoles(west_cpu, thousands)));
   Log(absl::StrCat("catch-up ", key,
                    ": CPU seconds per 1000 transactions (ferryd east / west / postgres east / "
                    "west): ",
@@ -375,7 +381,7 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   // (backends, walsender, apply) and both ferryd, until the last probe became visible (after
   // every transaction of the run, as commits apply in order).
   const CpuSplit split1 = TakeCpuSplit(*pair, ferry.get());
-  const std::array<double, kPgRoles> east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
+  const auto east_cpu = east_roles.Stop(), west_cpu = west_roles.Stop();
   const std::optional<double> syncs1 = WalSyncs(pair->east());
   const std::string log = ReadFile(pair->File("pgbench-lag.log"));
   double ntx = 0;
@@ -385,9 +391,8 @@ absl::Status SteadyLag(Context& ctx, bool ferry_system, int rate, const std::str
   // Each cluster by role: whether a difference in a cluster's figure is its walsender, the
   // apply (Ferry's sessions are client backends, native's a replication worker) or pgbench's
   // own backends.
-  const std::array<double, kPgRoles> zero{};
-  ctx.figures.Set("lag_roles_east_" + k, FormatSplit(zero, east_cpu, thousands, 3));
-  ctx.figures.Set("lag_roles_west_" + k, FormatSplit(zero, west_cpu, thousands, 3));
+  ctx.figures.Set("lag_roles_east_" + k, FormatRoles(east_cpu, thousands));
+  ctx.figures.Set("lag_roles_west_" + k, FormatRoles(west_cpu, thousands));
   // How many commits share a WAL flush on the source: a backend pays for each flush it does.
   if (syncs0 && syncs1) {
     ctx.figures.Set("lag_walsync_" + k, absl::StrFormat("%.0f", (*syncs1 - *syncs0) / thousands));

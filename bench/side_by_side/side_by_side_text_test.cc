@@ -30,23 +30,36 @@ TEST(BenchTextTest, PgbenchFiguresAreTheNumbersAfterTheirLabels) {
 }
 
 TEST(BenchTextTest, APostgresProcessIsKnownByItsTitle) {
-  // Titles as a Postgres 15 cluster of the suite showed them.
+  // Titles as a Postgres 15 cluster of the suite showed them (NULs of /proc/PID/cmdline read as
+  // spaces, so a title may end in them).
   EXPECT_EQ(PgRoleOfTitle("postgres: postgres app 127.0.0.1(48226) UPDATE waiting"),
             PgRole::kClientBackend);
-  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app 127.0.0.1(57166) idle in transaction"),
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app 127.0.0.1(57166) idle in transaction   "),
             PgRole::kClientBackend);
   EXPECT_EQ(PgRoleOfTitle("postgres: postgres app [local] COPY"), PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres app ::1(50172)"), PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: postgres my app 127.0.0.1(50172) idle"),
+            PgRole::kClientBackend);  // a database name with a space
   EXPECT_EQ(PgRoleOfTitle("postgres: walsender postgres 127.0.0.1(48188) START_REPLICATION"),
+            PgRole::kWalsender);
+  EXPECT_EQ(PgRoleOfTitle("postgres: walsender postgres app 127.0.0.1(48188) idle"),
             PgRole::kWalsender);
   EXPECT_EQ(PgRoleOfTitle("postgres: logical replication worker for subscription 16436"),
             PgRole::kReplicationWorker);
   EXPECT_EQ(PgRoleOfTitle("postgres: logical replication worker for subscription 16436 sync 16390"),
             PgRole::kReplicationWorker);
+  // With cluster_name set.
+  EXPECT_EQ(PgRoleOfTitle("postgres: east: postgres app 127.0.0.1(1234) idle"),
+            PgRole::kClientBackend);
+  EXPECT_EQ(PgRoleOfTitle("postgres: east: walsender postgres 127.0.0.1(1) idle"),
+            PgRole::kWalsender);
+  EXPECT_EQ(PgRoleOfTitle("postgres: east: checkpointer"), PgRole::kRest);
   for (const char* rest :
        {"/usr/lib/postgresql/15/bin/postgres -D /tmp/x/data", "postgres: checkpointer",
         "postgres: background writer", "postgres: walwriter", "postgres: autovacuum launcher",
         "postgres: autovacuum worker app", "postgres: logical replication launcher",
-        "postgres: parallel worker for PID 13777", "", "postgres: "}) {
+        "postgres: parallel worker for PID 13777", "", "postgres: ", "postgres: a b c(d)",
+        "postgres: a b (1)"}) {
     EXPECT_EQ(PgRoleOfTitle(rest), PgRole::kRest) << rest;
   }
 }
