@@ -138,6 +138,11 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
   const std::string l = absl::StrCat(L);
   std::vector<std::string> out;
   auto row = [&](std::string line) { out.push_back(std::move(line)); };
+  // A row of two figures as they are: native's and Ferry's, no ratio or goal.
+  auto figures_row = [&](const std::string& n, const std::string& what, const std::string& native,
+                         const std::string& ferry) {
+    row(absl::StrCat("| ", n, " | ", what, " | ", t.V(native), " | ", t.V(ferry), " | | | |"));
+  };
   row(kBegin);
   row("## Side by side with native logical replication (scripts/bench.sh)");
   row("");
@@ -199,16 +204,16 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                    "/ postgres east / west; total) | ",
                    t.V("lag_cpu1k_native"), " | ", t.V("lag_cpu1k_ferry"),
                    " | | Ferry's total <= native's | |"));
-  row(
-      absl::StrCat("| 3 | postgres east by process, CPU s per 1000 transactions (client backends, "
-                   "pgbench's / walsenders / replication workers / the rest) | ",
-                   t.V("lag_roles_east_native"), " | ", t.V("lag_roles_east_ferry"), " | | | |"));
-  row(
-      absl::StrCat("| 3 | postgres west by process (client backends, Ferry's apply sessions / "
-                   "walsenders / replication workers, native's apply / the rest) | ",
-                   t.V("lag_roles_west_native"), " | ", t.V("lag_roles_west_ferry"), " | | | |"));
-  row(absl::StrCat("| 3 | WAL flushes of postgres east per 1000 transactions (pg_stat_wal) | ",
-                   t.V("lag_walsync_native"), " | ", t.V("lag_walsync_ferry"), " | | | |"));
+  figures_row("3",
+              "postgres east by process, CPU s per 1000 transactions (client backends, pgbench's "
+              "/ walsenders / replication workers / the rest)",
+              "lag_roles_east_native", "lag_roles_east_ferry");
+  figures_row("3",
+              "postgres west by process (client backends, Ferry's apply sessions / walsenders / "
+              "replication workers, native's apply / the rest)",
+              "lag_roles_west_native", "lag_roles_west_ferry");
+  figures_row("3", "WAL flushes of postgres east per 1000 transactions (pg_stat_wal)",
+              "lag_walsync_native", "lag_walsync_ferry");
   if (settings.lag_low_rate > 0) {
     lag_rows("3b", "_low", settings.lag_low_rate, true);
     row(absl::StrCat("| 3b | achieved pgbench tps (probes counted); machine CPU busy | ",
@@ -241,8 +246,8 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
       absl::StrCat("| 5 | ferryd peak RSS east / west during that transaction (peak reset before "
                    "it) | | ",
                    t.V("bigtx_hwm_east"), " / ", t.V("bigtx_hwm_west"), " MB | | bounded | |"));
-  row(absl::StrCat("| 1 | CPU seconds of the load: ferryd east / west / postgres east / west | ",
-                   t.V("cpu_load_native"), " | ", t.V("cpu_load_ferry"), " | | | |"));
+  figures_row("1", "CPU seconds of the load: ferryd east / west / postgres east / west",
+              "cpu_load_native", "cpu_load_ferry");
   row(
       absl::StrCat("| 2 | CPU seconds per 1000 transactions of the catch-up: ferryd east / west / "
                    "postgres east / west | ",
