@@ -230,7 +230,9 @@ class Sink {
   // The progress that survives a crash of the target, when Commit may return before the commit
   // is durable (Postgres: synchronous_commit = off). nullopt: every commit is durable when
   // Commit returns. The engine keeps inbound records after this point (never trims them), so
-  // that whatever a crash of the target takes back can be applied again.
+  // that whatever a crash of the target takes back can be applied again. kAborted: the target
+  // crashed since the round began (LoadState), so commits the engine counts may be gone; the
+  // engine ends the round and reads the progress again, even when it has nothing new to apply.
   [[nodiscard]] virtual absl::StatusOr<std::optional<uint64_t>> DurableSeq() {
     return std::optional<uint64_t>();
   }

@@ -162,6 +162,12 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
   return order_->WaitForApplied(seq, timeout);
 }
 
+bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reader thread.
 
@@ -328,7 +334,7 @@ void ApplyScheduler::HandleFailure() {
 absl::Status ApplyScheduler::ReadAndDispatch() {
   while (true) {
     if (order_->RoundOver()) return absl::OkStatus();
-    MaybeWriteCursors();
+    FERRY_RETURN_IF_ERROR(MaybeWriteCursors());
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                            inbound_->Read(next_read_, InboundReader::Batch::kGroups));
     if (!records.empty() && InboundLogId() != round_log_id_) {
@@ -465,13 +471,16 @@ void ApplyScheduler::CheckStoppedTables(uint64_t safe_below) {
   }
 }
 
-void ApplyScheduler::MaybeWriteCursors() {
+absl::Status ApplyScheduler::MaybeWriteCursors() {
   uint64_t applied = order_->snapshot().applied_seq;
   // What the target would keep after a crash of its own; polled, it costs a query.
   const absl::Time now = options_.clock->Now();
   if (now - durable_polled_ >= options_.durable_poll) {
     durable_polled_ = now;
     absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
+    // The target crashed since the round began: what it took back is applied again, even when
+    // nothing new arrives (Sink::DurableSeq).
+    if (durable.status().code() == absl::StatusCode::kAborted) return durable.status();
     if (durable.ok()) {
       absl::MutexLock lock(&mu_);
       durable_seq_ = durable->value_or(applied);
@@ -497,11 +506,11 @@ void ApplyScheduler::MaybeWriteCursors() {
       }
     }
   }
-  if (applied <= cursor_written_ && retain == retain_written_) return;
+  if (applied <= cursor_written_ && retain == retain_written_) return absl::OkStatus();
   // Bookkeeping only (the target holds the real progress): at most one synced log write per
   // cursor_interval, not one per group when small groups trickle in.
   const absl::Time write_now = options_.clock->Now();
-  if (write_now - cursors_written_at_ < options_.cursor_interval) return;
+  if (write_now - cursors_written_at_ < options_.cursor_interval) return absl::OkStatus();
   cursors_written_at_ = write_now;
   applied = std::max(applied, cursor_written_);  // never moves back
   AppendRequest req;
@@ -513,6 +522,7 @@ void ApplyScheduler::MaybeWriteCursors() {
     retain_written_ = retain;
   }
   // A failed cursor write is harmless: the target holds the real progress.
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------

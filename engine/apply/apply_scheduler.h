@@ -206,6 +206,12 @@ class ApplyScheduler {
   ApplyStatus status() const;
   // Waits (real time) until applied_seq >= seq or apply failed for good. True when applied.
   bool WaitForApplied(uint64_t seq, absl::Duration timeout) const;
+  // Waits (real time) until the target holds everything through seq durably: its durable
+  // progress (Sink::DurableSeq, polled every durable_poll; the applied progress when commits are
+  // durable) reached it. A crash of the target cannot take back what this counts, where
+  // applied_seq may count asynchronous commits it took back until apply notices. True when
+  // reached.
+  bool WaitForDurable(uint64_t seq, absl::Duration timeout) const;
 
  private:
   ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink);
@@ -223,7 +229,9 @@ class ApplyScheduler {
   bool Flush();
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
-  void MaybeWriteCursors();
+  // Polls the target's durable progress and writes the cursors when due; kAborted when the
+  // target crashed since the round began (the round must end).
+  absl::Status MaybeWriteCursors();
   // Reader thread, before a transaction the source committed at `position`: holds at the cut
   // (verify_cut.cc). False when the round ended or Stop() was called meanwhile.
   bool PassCut(uint64_t position);

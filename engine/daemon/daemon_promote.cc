@@ -183,6 +183,16 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
         "region ", config_.region, " applied through seq ", standby->apply().status().applied_seq,
         " of ", next - 1, " within the timeout: nothing changed (promote again to go on)"));
   }
+  // ... and durable in the database: with asynchronous commits, a crash of the database just
+  // before would have taken back commits that apply counts until it notices.
+  if (next > 1 && !standby->apply().WaitForDurable(next - 1, timeout)) {
+    if (r.paused) standby->SetPaused(true);
+    SetOperationNote("");
+    return absl::DeadlineExceededError(
+        absl::StrCat("region ", config_.region, "'s database holds durably through seq ",
+                     standby->apply().status().durable_seq, " of ", next - 1,
+                     " within the timeout: nothing changed (promote again to go on)"));
+  }
   const ApplyStatus applied = standby->apply().status();
   for (const auto& [table, stop] : applied.stopped_tables) {
     reply.add_stopped_tables(

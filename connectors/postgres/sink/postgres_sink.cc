@@ -160,6 +160,22 @@ absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
     admin_.reset();
     return seq.status();
   }
+  // A crash since the round began may have taken back commits apply counts, and an idle apply
+  // has no session to find it out (target_incarnation.h): the token tells.
+  const std::string token = incarnation_.token();
+  if (!token.empty()) {
+    absl::StatusOr<StatementResult> r = admin->Run(
+        "SELECT token FROM ferry.target_run WHERE source_region = $1", {options_.source_region});
+    if (!r.ok()) {
+      admin_.reset();
+      return r.status();
+    }
+    if (r->result.rows() != 1 || r->result.Get(0, 0) != token) {
+      return absl::AbortedError(
+          "the target database crashed or was restarted since this apply round began: its "
+          "unflushed commits may be gone, so the progress is read again");
+    }
+  }
   return std::optional<uint64_t>(*seq);
 }
 

@@ -1,13 +1,15 @@
 // Integration tests of apply when something goes wrong (postgres_sink_test.cc has the rest):
 // a session whose setup failed, conflicts under each policy, a table stopped past its log
 // retention, schema changes and a dropped key, hostile input, and a target that crashes or
-// restarts during apply.
+// restarts during apply or while apply is idle.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/sink/apply_test_fixture.h"
@@ -21,6 +23,16 @@ namespace {
 
 using namespace sink_test;  // NOLINT: test builders
 using ::ferry::testing::PgCluster;
+
+// Polls `done` every 10 ms until it holds (true) or `timeout` passes (false).
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
 
 // Regression: a session whose setup failed after its connection opened (a refused SET) kept
 // that connection, so the next Begin applied without the session settings.
@@ -461,10 +473,40 @@ TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
               .backoff_initial = absl::Milliseconds(20),
               .backoff_max = absl::Milliseconds(200)});
   ASSERT_TRUE(apply_->WaitForApplied(last / 4, absl::Seconds(60)));
+  const uint64_t resets = apply_->status().resets;
   ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
-  WaitApplied(last);
+  // The crash (an immediate stop) takes back the commits not yet flushed. Apply may have
+  // committed everything before it: it must notice the crash all the same (a session that
+  // fails, or the durable progress it polls) and apply the lost ones again.
+  ASSERT_TRUE(WaitFor([&] { return apply_->status().resets > resets; }, absl::Seconds(60)))
+      << "apply did not notice the target's restart";
+  ASSERT_TRUE(apply_->WaitForDurable(last, absl::Seconds(120)))
+      << "durable through " << apply_->status().durable_seq << " of " << last;
   EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|3000\n2|2999\n");
   EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
+}
+
+// The crash comes when apply has nothing left to do: no session fails, yet the commits the
+// crash took back must be applied again (found through the durable progress apply polls).
+TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndItsLostCommitsApplyAgain) {
+  const v1::Relation acc =
+      Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
+  std::vector<v1::Transaction> txns;
+  txns.push_back(Txn({acc}, {Insert(3, {"1", "0"})}));
+  for (int i = 1; i <= 200; ++i) txns.push_back(Txn({acc}, {Update(3, {"1", absl::StrCat(i)})}));
+  const uint64_t last = Append(txns);
+  StartApply({.workers = 2, .backoff_initial = absl::Milliseconds(20)});
+  WaitApplied(last);
+  const uint64_t resets = apply_->status().resets;
+  // Stopped before the walwriter flushed them, the last commits would be gone; whether or not
+  // they are, the round must start again from what the target kept.
+  ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
+  ASSERT_TRUE(WaitFor([&] { return apply_->status().resets > resets; }, absl::Seconds(60)))
+      << "an idle apply did not notice the target's crash";
+  ASSERT_TRUE(apply_->WaitForDurable(last, absl::Seconds(120)))
+      << "durable through " << apply_->status().durable_seq << " of " << last;
+  EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|200\n");
+  EXPECT_THAT(apply_->status().last_error, ::testing::HasSubstr("crashed or was restarted"));
 }
 
 }  // namespace
