@@ -163,9 +163,20 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
 }
 
 bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
-  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  while (true) {
+    {
+      // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithDeadline(absl::Condition(&reached),
+                                std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+        return true;
+      }
+    }
+    const CommitOrder::Snapshot order = order_->snapshot();
+    if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,7 +345,7 @@ void ApplyScheduler::HandleFailure() {
 absl::Status ApplyScheduler::ReadAndDispatch() {
   while (true) {
     if (order_->RoundOver()) return absl::OkStatus();
-    FERRY_RETURN_IF_ERROR(MaybeWriteCursors());
+    if (!MaybeWriteCursors()) return absl::OkStatus();  // the round ends
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                            inbound_->Read(next_read_, InboundReader::Batch::kGroups));
     if (!records.empty() && InboundLogId() != round_log_id_) {
@@ -471,16 +482,21 @@ void ApplyScheduler::CheckStoppedTables(uint64_t safe_below) {
   }
 }
 
-absl::Status ApplyScheduler::MaybeWriteCursors() {
+bool ApplyScheduler::MaybeWriteCursors() {
   uint64_t applied = order_->snapshot().applied_seq;
   // What the target would keep after a crash of its own; polled, it costs a query.
   const absl::Time now = options_.clock->Now();
   if (now - durable_polled_ >= options_.durable_poll) {
     durable_polled_ = now;
     absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
-    // The target crashed since the round began: what it took back is applied again, even when
-    // nothing new arrives (Sink::DurableSeq).
-    if (durable.status().code() == absl::StatusCode::kAborted) return durable.status();
+    if (durable.status().code() == absl::StatusCode::kAborted) {
+      // The target crashed since the round began: the round ends, and the next one applies
+      // again what the crash took back, even when nothing new arrives (Sink::DurableSeq).
+      spdlog::warn("apply: {}", std::string(durable.status().message()));
+      absl::MutexLock lock(&mu_);
+      last_error_ = durable.status().ToString();
+      return false;
+    }
     if (durable.ok()) {
       absl::MutexLock lock(&mu_);
       durable_seq_ = durable->value_or(applied);
@@ -506,11 +522,11 @@ absl::Status ApplyScheduler::MaybeWriteCursors() {
       }
     }
   }
-  if (applied <= cursor_written_ && retain == retain_written_) return absl::OkStatus();
+  if (applied <= cursor_written_ && retain == retain_written_) return true;
   // Bookkeeping only (the target holds the real progress): at most one synced log write per
   // cursor_interval, not one per group when small groups trickle in.
   const absl::Time write_now = options_.clock->Now();
-  if (write_now - cursors_written_at_ < options_.cursor_interval) return absl::OkStatus();
+  if (write_now - cursors_written_at_ < options_.cursor_interval) return true;
   cursors_written_at_ = write_now;
   applied = std::max(applied, cursor_written_);  // never moves back
   AppendRequest req;
@@ -522,7 +538,7 @@ absl::Status ApplyScheduler::MaybeWriteCursors() {
     retain_written_ = retain;
   }
   // A failed cursor write is harmless: the target holds the real progress.
-  return absl::OkStatus();
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

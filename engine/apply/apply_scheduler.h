@@ -210,7 +210,7 @@ class ApplyScheduler {
   // progress (Sink::DurableSeq, polled every durable_poll; the applied progress when commits are
   // durable) reached it. A crash of the target cannot take back what this counts, where
   // applied_seq may count asynchronous commits it took back until apply notices. True when
-  // reached.
+  // reached; false at the timeout, or when apply failed for good or stops.
   bool WaitForDurable(uint64_t seq, absl::Duration timeout) const;
 
  private:
@@ -229,9 +229,9 @@ class ApplyScheduler {
   bool Flush();
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
-  // Polls the target's durable progress and writes the cursors when due; kAborted when the
+  // Polls the target's durable progress and writes the cursors when due; false when the
   // target crashed since the round began (the round must end).
-  absl::Status MaybeWriteCursors();
+  bool MaybeWriteCursors();
   // Reader thread, before a transaction the source committed at `position`: holds at the cut
   // (verify_cut.cc). False when the round ended or Stop() was called meanwhile.
   bool PassCut(uint64_t position);

