@@ -157,19 +157,24 @@ absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
   FERRY_ASSIGN_OR_RETURN(Pipeline * admin, AdminConnection());
   // kAborted means a crash to the caller: a failed query (even a serialization failure, which
   // Run reports as kAborted) is only a poll that did not answer.
-  auto failed = [this](const absl::Status& s) {
-    admin_.reset();
+  auto failed = [](const absl::Status& s) {
     return s.code() == absl::StatusCode::kAborted ? absl::UnavailableError(s.message()) : s;
   };
   absl::StatusOr<uint64_t> seq = pg_sink::DurableProgress(*admin, options_.source_region);
-  if (!seq.ok()) return failed(seq.status());
+  if (!seq.ok()) {
+    admin_.reset();
+    return failed(seq.status());
+  }
   // A crash since the round began may have taken back commits apply counts, and an idle apply
   // has no session to find it out (target_incarnation.h): the token tells.
   const std::string token = incarnation_.token();
   if (!token.empty()) {
     absl::StatusOr<StatementResult> r = admin->Run(
         "SELECT token FROM ferry.target_run WHERE source_region = $1", {options_.source_region});
-    if (!r.ok()) return failed(r.status());
+    if (!r.ok()) {
+      admin_.reset();
+      return failed(r.status());
+    }
     if (r->result.rows() != 1 || r->result.Get(0, 0) != token) {
       return absl::AbortedError(
           "the target database crashed or was restarted since this apply round began: its "
