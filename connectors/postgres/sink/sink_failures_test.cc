@@ -33,6 +33,15 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
   return true;
 }
 
+// After a crash of the target: apply noticed it (a round ended after `resets` of them) and the
+// target holds everything through `last` durably again.
+void ExpectCrashNoticedAndDurableThrough(ApplyScheduler& apply, uint64_t resets, uint64_t last) {
+  ASSERT_TRUE(WaitFor([&] { return apply.status().resets > resets; }, absl::Seconds(60)))
+      << "apply did not notice the target's crash";
+  ASSERT_TRUE(apply.WaitForDurable(last, absl::Seconds(120)))
+      << "durable through " << apply.status().durable_seq << " of " << last;
+}
+
 // Regression: a session whose setup failed after its connection opened (a refused SET) kept
 // that connection, so the next Begin applied without the session settings.
 TEST_F(ApplyTest, SessionWhoseSetupFailedConnectsAgainAtTheNextBeginAndPrivilegesAreNamed) {
@@ -477,10 +486,8 @@ TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
   // The crash (an immediate stop) takes back the commits not yet flushed. Apply may have
   // committed everything before it: it must notice the crash all the same (a session that
   // fails, or the durable progress it polls) and apply the lost ones again.
-  ASSERT_TRUE(WaitFor([&] { return apply_->status().resets > resets; }, absl::Seconds(60)))
-      << "apply did not notice the target's restart";
-  ASSERT_TRUE(apply_->WaitForDurable(last, absl::Seconds(120)))
-      << "durable through " << apply_->status().durable_seq << " of " << last;
+  ExpectCrashNoticedAndDurableThrough(*apply_, resets, last);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|3000\n2|2999\n");
   EXPECT_EQ(Value("SELECT count(*) FROM ferry.conflicts"), "0");
 }
@@ -501,10 +508,8 @@ TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndApplyStartsAgainFromWh
   // Stopped before the walwriter flushed them, the last commits would be gone; whether or not
   // they are, the round must start again from what the target kept.
   ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
-  ASSERT_TRUE(WaitFor([&] { return apply_->status().resets > resets; }, absl::Seconds(60)))
-      << "an idle apply did not notice the target's crash";
-  ASSERT_TRUE(apply_->WaitForDurable(last, absl::Seconds(120)))
-      << "durable through " << apply_->status().durable_seq << " of " << last;
+  ExpectCrashNoticedAndDurableThrough(*apply_, resets, last);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|200\n");
 }
 
