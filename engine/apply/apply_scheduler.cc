@@ -165,18 +165,24 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
 bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
-  while (true) {
-    {
-      // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithDeadline(absl::Condition(&reached),
-                                std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
-        return true;
+  auto wait = [&] {
+    while (true) {
+      {
+        // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
+        absl::MutexLock lock(&mu_);
+        if (mu_.AwaitWithDeadline(absl::Condition(&reached),
+                                  std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+          return true;
+        }
       }
+      const CommitOrder::Snapshot order = order_->snapshot();
+      if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
     }
-    const CommitOrder::Snapshot order = order_->snapshot();
-    if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
-  }
+  };
+  durable_waiters_.fetch_add(1, std::memory_order_relaxed);
+  const bool durable = wait();
+  durable_waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return durable;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +369,10 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       }
       if (!Flush()) return absl::OkStatus();
       order_->DropRetired();
-      inbound_->WaitForRecord(next_read_, options_.idle_wait);
+      // Idle: wait for a record, or until the durable progress a waiter wants is due.
+      inbound_->WaitForRecord(next_read_, durable_waiters_.load(std::memory_order_relaxed) > 0
+                                              ? std::min(options_.idle_wait, kWantedDurablePoll)
+                                              : options_.idle_wait);
       continue;
     }
     bool restart_read = false;
@@ -486,7 +495,10 @@ bool ApplyScheduler::MaybeWriteCursors() {
   uint64_t applied = order_->snapshot().applied_seq;
   // What the target would keep after a crash of its own; polled, it costs a query.
   const absl::Time now = options_.clock->Now();
-  if (now - durable_polled_ >= options_.durable_poll) {
+  const absl::Duration poll = durable_waiters_.load(std::memory_order_relaxed) > 0
+                                  ? std::min(options_.durable_poll, kWantedDurablePoll)
+                                  : options_.durable_poll;
+  if (now - durable_polled_ >= poll) {
     durable_polled_ = now;
     absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
     if (durable.status().code() == absl::StatusCode::kAborted) {

@@ -41,6 +41,7 @@
 //   ApplyStatus s = apply->status();
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -104,7 +105,8 @@ struct ApplyOptions {
   // re-checking every collect_wait.
   absl::Duration max_group_delay = absl::Milliseconds(20);
   absl::Duration collect_wait = absl::Milliseconds(1);
-  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`.
+  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`; at most every
+  // kWantedDurablePoll while a WaitForDurable waits. Config apply.durable_poll_ms.
   absl::Duration durable_poll = absl::Milliseconds(200);
   // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
@@ -207,11 +209,14 @@ class ApplyScheduler {
   // Waits (real time) until applied_seq >= seq or apply failed for good. True when applied.
   bool WaitForApplied(uint64_t seq, absl::Duration timeout) const;
   // Waits (real time) until the target holds everything through seq durably: its durable
-  // progress (Sink::DurableSeq, polled every durable_poll; the applied progress when commits are
-  // durable) reached it. A crash of the target cannot take back what this counts, where
-  // applied_seq may count asynchronous commits it took back until apply notices. True when
-  // reached; false at the timeout, or when apply failed for good or stops.
+  // progress (Sink::DurableSeq; the applied progress when commits are durable) reached it. A
+  // crash of the target cannot take back what this counts, where applied_seq may count
+  // asynchronous commits it took back until apply notices. While it waits the reader polls at
+  // most every kWantedDurablePoll instead of every durable_poll (it notices such a crash then,
+  // and applies again what it took back). True when reached; false at the timeout, or when
+  // apply failed for good or stops.
   bool WaitForDurable(uint64_t seq, absl::Duration timeout) const;
+  static constexpr absl::Duration kWantedDurablePoll = absl::Milliseconds(10);
 
  private:
   ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink);
@@ -295,6 +300,8 @@ class ApplyScheduler {
   uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
   // The sink's durable progress (Sink::DurableSeq) as last polled.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Callers inside WaitForDurable: the reader polls the durable progress sooner while any wait.
+  mutable std::atomic<int> durable_waiters_{0};
   // Log identity as status() reports it (ApplyStatus).
   std::string log_id_ ABSL_GUARDED_BY(mu_);
   bool identity_mismatch_ ABSL_GUARDED_BY(mu_) = false;

@@ -29,7 +29,12 @@ class RecordingSink final : public Sink {
   absl::StatusOr<UniqueKeys> UniqueKeysOf(const v1::Relation&) override { return UniqueKeys{}; }
   absl::StatusOr<std::optional<uint64_t>> DurableSeq() override {
     absl::MutexLock lock(&mu_);
+    ++durable_polls_;
     return durable_;
+  }
+  int durable_polls() const {
+    absl::MutexLock lock(&mu_);
+    return durable_polls_;
   }
   void SetDurable(uint64_t seq) {
     absl::MutexLock lock(&mu_);
@@ -143,9 +148,10 @@ class RecordingSink final : public Sink {
   std::atomic<int> groups_with_copies_{0};
   uint64_t hold_seq_ = 0;  // set before the scheduler starts
   absl::Notification next_began_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
+  int durable_polls_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_commits_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -246,6 +252,27 @@ TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
   sink.SetDurable(60);
   EXPECT_EQ(RetainCursorReaches(61), 61u);
   EXPECT_EQ((*apply)->status().durable_seq, 60u);
+}
+
+// A promote or a switchover waits for the target's durable progress; it must not wait out the
+// poll's interval (nor an hour of it): while anyone waits the reader polls at once.
+TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressPollsTheTargetWithoutWaitingForTheInterval) {
+  RecordingSink sink(uint64_t{0});
+  auto apply = ApplyScheduler::Start(
+      {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
+      log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  // The round's first poll (read 0); the next one is due in an hour.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (sink.durable_polls() == 0 && absl::Now() < deadline) {
+    log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
+  }
+  ASSERT_GT(sink.durable_polls(), 0);
+  EXPECT_EQ((*apply)->status().durable_seq, 0u);
+  sink.SetDurable(100);
+  EXPECT_TRUE((*apply)->WaitForDurable(100, absl::Seconds(60)));
+  EXPECT_EQ((*apply)->status().durable_seq, 100u);
 }
 
 // The reader parses a table's description once (RelationCatalog): the transactions of a group

@@ -126,6 +126,11 @@ struct ApplyConfig {
   // subscriptions do) and the inbound log is kept until the target has flushed; true: every
   // apply commit waits for the target's WAL flush.
   bool synchronous_commit = false;
+  // How often apply reads how far the target holds its commits durably (a query that also
+  // flushes the target's WAL that far): the inbound log is trimmed below it, and an idle apply
+  // notices there that the target's database crashed. A promote or a switchover reads it at
+  // once.
+  int64_t durable_poll_ms = 200;
   // A single column value larger than this stops its table (it protects ferryd's memory and
   // the target).
   uint64_t max_value_bytes = 32ull << 20;

@@ -91,6 +91,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->apply.group_max_transactions, 1000);
   EXPECT_EQ(c->apply.group_max_bytes, 16u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 20);
+  EXPECT_EQ(c->apply.durable_poll_ms, 200);
   EXPECT_EQ(c->apply.max_value_bytes, 32u << 20);
   EXPECT_EQ(c->apply.stopped_table_retention_bytes, 1u << 30);
   EXPECT_EQ(c->log.retention_bytes, 1u << 30);
@@ -142,6 +143,7 @@ apply:
   group_max_transactions: 1
   group_max_bytes: 1048576
   group_max_delay_ms: 0
+  durable_poll_ms: 10
   max_value_bytes: 64MiB
   stopped_table_retention_bytes: 4MiB
 failover:
@@ -177,6 +179,7 @@ log:
   EXPECT_EQ(c->apply.group_max_transactions, 1);
   EXPECT_EQ(c->apply.group_max_bytes, 1u << 20);
   EXPECT_EQ(c->apply.group_max_delay_ms, 0);
+  EXPECT_EQ(c->apply.durable_poll_ms, 10);
   EXPECT_EQ(c->apply.max_value_bytes, 64u << 20);
   EXPECT_EQ(c->apply.stopped_table_retention_bytes, 4u << 20);
   EXPECT_EQ(c->log.retention_bytes, 0u);
@@ -220,6 +223,7 @@ apply:
   group_max_bytes: 1MiB
   group_max_delay_ms: 0
   synchronous_commit: false
+  durable_poll_ms: 10
   max_value_bytes: 64MiB
   stopped_table_retention_bytes: 4MiB
 failover:
@@ -379,6 +383,12 @@ TEST_F(ConfigTest, ImpossibleValues) {
   ExpectError(Parse(p), "key 'stream.reconnect_min_ms': must be <= stream.reconnect_max_ms (1000)");
   p.extra = "apply:\n  group_max_delay_ms: -5\n";
   ExpectError(Parse(p), "key 'apply.group_max_delay_ms': must be between 0 and 60000");
+  p.extra = "apply:\n  durable_poll_ms: 0\n";  // a query as fast as the reader loops
+  ExpectError(Parse(p), "key 'apply.durable_poll_ms': must be between 10 and 60000, got 0");
+  p.extra = "apply:\n  durable_poll_ms: 3600000\n";  // an idle crash unnoticed for an hour
+  ExpectError(Parse(p), "key 'apply.durable_poll_ms': must be between 10 and 60000");
+  p.extra = "apply:\n  durable_poll_ms: 1s\n";
+  ExpectError(Parse(p), "key 'apply.durable_poll_ms': expected an integer");
   p.extra = "log:\n  retention_seconds: 99999999\n";
   ExpectError(Parse(p), "key 'log.retention_seconds': must be between 0 and 2592000");
 

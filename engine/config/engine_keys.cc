@@ -159,6 +159,8 @@ constexpr Key<Config> kKeys[] = {
      Field<&Config::apply, &ApplyConfig::group_max_delay_ms>},
     {{.section = "apply", .name = "synchronous_commit"},
      Field<&Config::apply, &ApplyConfig::synchronous_commit>},
+    {{.section = "apply", .name = "durable_poll_ms", .min = 10, .max = 60'000},
+     Field<&Config::apply, &ApplyConfig::durable_poll_ms>},
     {{.section = "apply", .name = "max_value_bytes", .min = 1 << 10, .max = int64_t{1} << 30},
      Field<&Config::apply, &ApplyConfig::max_value_bytes>},
     {{.section = "apply",

@@ -96,6 +96,7 @@ absl::Status Daemon::StartPipeline(Role role) {
   ao.max_group_transactions = static_cast<size_t>(config_.apply.group_max_transactions);
   ao.max_group_bytes = config_.apply.group_max_bytes;
   ao.max_group_delay = absl::Milliseconds(config_.apply.group_max_delay_ms);
+  ao.durable_poll = absl::Milliseconds(config_.apply.durable_poll_ms);
   ao.stopped_table_retention_bytes = config_.apply.stopped_table_retention_bytes;
   ao.table_counts = &applied_tables_;
   ao.on_group_committed = [this](absl::Duration latency, size_t transactions) {
