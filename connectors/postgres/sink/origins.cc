@@ -221,14 +221,19 @@ absl::StatusOr<uint64_t> DiscardProgress(Pipeline& pipe, const std::string& sour
   return o.progress;
 }
 
-absl::StatusOr<uint64_t> DurableProgress(Pipeline& pipe, const std::string& source_region) {
+absl::StatusOr<DurableProgressAndToken> DurableProgress(Pipeline& pipe,
+                                                        const std::string& source_region) {
   FERRY_ASSIGN_OR_RETURN(
       StatementResult r,
-      pipe.Run("SELECT COALESCE(max(pg_replication_origin_progress(roname, true)), '0/0')::text "
-               "FROM pg_replication_origin WHERE roname ~ $1",
-               {absl::StrCat("^ferry_", source_region, "_[0-9]+_w[0-9]+$")}));
+      pipe.Run("SELECT (SELECT COALESCE(max(pg_replication_origin_progress(roname, true)), "
+               "'0/0')::text FROM pg_replication_origin WHERE roname ~ $1), "
+               "(SELECT token FROM ferry.target_run WHERE source_region = $2)",
+               {absl::StrCat("^ferry_", source_region, "_[0-9]+_w[0-9]+$"), source_region}));
   if (r.result.rows() != 1) return absl::InternalError("no durable progress row");
-  return pg::ParseLsn(std::string(r.result.Get(0, 0)));
+  DurableProgressAndToken progress;
+  FERRY_ASSIGN_OR_RETURN(progress.seq, pg::ParseLsn(std::string(r.result.Get(0, 0))));
+  if (!r.result.IsNull(0, 1)) progress.run_token = std::string(r.result.Get(0, 1));
+  return progress;
 }
 
 }  // namespace ferry::pg_sink

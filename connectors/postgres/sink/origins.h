@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -95,8 +96,14 @@ struct LoadedProgress {
                                                        const std::string& keep_log_id);
 
 // The progress of `source_region` whose commit is flushed to the target's WAL (the maximum of
-// pg_replication_origin_progress(..., flush => true) over its origins).
-[[nodiscard]] absl::StatusOr<uint64_t> DurableProgress(Pipeline& pipe,
-                                                       const std::string& source_region);
+// pg_replication_origin_progress(..., flush => true) over its apply origins, which flushes the
+// WAL through each origin's last commit first), and the run token ferry.target_run holds for
+// the region, read in the same statement (nullopt when there is no row: target_incarnation.h).
+struct DurableProgressAndToken {
+  uint64_t seq = 0;
+  std::optional<std::string> run_token;
+};
+[[nodiscard]] absl::StatusOr<DurableProgressAndToken> DurableProgress(
+    Pipeline& pipe, const std::string& source_region);
 
 }  // namespace ferry::pg_sink

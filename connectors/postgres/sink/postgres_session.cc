@@ -236,14 +236,16 @@ absl::Status PostgresSession::Commit(uint64_t progress_seq, int64_t commit_time_
   // all the same, so that the target's progress reaches the end of what was applied and a new
   // inbound log can start right after it (the receiver's handshake). At most one such commit per
   // heartbeat when idle. A transaction that wrote nothing commits no WAL record and would not
-  // move the origin: it takes a transaction id first.
+  // move the origin: it takes a transaction id first. So does one whose statements happened to
+  // write nothing (sequence values the target is already past, no setval run): the durable
+  // progress and the restart point are the origins', and must reach every group apply counts.
   const bool nothing_written = !in_txn_ && ctx_.new_stops.empty() && !ctx_.only_table;
   if (nothing_written && (progress_seq == 0 || origin_.empty())) return absl::OkStatus();
   if (pipe_ == nullptr) return absl::UnavailableError("no target connection");
   FERRY_RETURN_IF_ERROR(EnsureBegun());
-  if (nothing_written) {
+  if (progress_seq > 0 && !origin_.empty()) {
     FERRY_RETURN_IF_ERROR(
-        pipe_->Send("SELECT pg_current_xact_id()", {}, [this](StatementResult& r) {
+        pipe_->SendPrepared("SELECT pg_current_xact_id()", {}, [this](StatementResult& r) {
           if (!r.ok && deferred_.ok()) {
             deferred_ = absl::UnavailableError("taking a transaction id failed: " + r.message);
           }

@@ -160,28 +160,21 @@ absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
   auto failed = [](const absl::Status& s) {
     return s.code() == absl::StatusCode::kAborted ? absl::UnavailableError(s.message()) : s;
   };
-  absl::StatusOr<uint64_t> seq = pg_sink::DurableProgress(*admin, options_.source_region);
-  if (!seq.ok()) {
+  absl::StatusOr<pg_sink::DurableProgressAndToken> durable =
+      pg_sink::DurableProgress(*admin, options_.source_region);
+  if (!durable.ok()) {
     admin_.reset();
-    return failed(seq.status());
+    return failed(durable.status());
   }
   // A crash since the round began may have taken back commits apply counts, and an idle apply
   // has no session to find it out (target_incarnation.h): the token tells.
   const std::string token = incarnation_.token();
-  if (!token.empty()) {
-    absl::StatusOr<StatementResult> r = admin->Run(
-        "SELECT token FROM ferry.target_run WHERE source_region = $1", {options_.source_region});
-    if (!r.ok()) {
-      admin_.reset();
-      return failed(r.status());
-    }
-    if (r->result.rows() != 1 || r->result.Get(0, 0) != token) {
-      return absl::AbortedError(
-          "the target database crashed or was restarted since this apply round began: its "
-          "unflushed commits may be gone, so the progress is read again");
-    }
+  if (!token.empty() && durable->run_token != token) {
+    return absl::AbortedError(
+        "the target database crashed or was restarted since this apply round began: its "
+        "unflushed commits may be gone, so the progress is read again");
   }
-  return std::optional<uint64_t>(*seq);
+  return std::optional<uint64_t>(durable->seq);
 }
 
 absl::StatusOr<UniqueKeys> PostgresSink::UniqueKeysOf(const v1::Relation& relation) {

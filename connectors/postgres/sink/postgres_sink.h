@@ -107,9 +107,11 @@ class PostgresSink final : public Sink {
   // batchable on its connection.
   [[nodiscard]] std::shared_ptr<const GroupPlan> Plan(const GroupTransactions& txns) override;
   // With synchronous_commit off: the largest flushed progress of this region's origins
-  // (pg_replication_origin_progress(..., flush => true)); groups commit in log order, so every
-  // group up to it is durable. kAborted when the target no longer holds the round's run token
-  // (target_incarnation.h): it crashed, and may have taken back commits apply counts.
+  // (pg_replication_origin_progress(..., flush => true)); groups commit in log order, and every
+  // commit that records progress moves its origin (it takes a transaction id), so every group
+  // up to it is durable. kAborted when the target no longer holds the round's run token
+  // (target_incarnation.h): it crashed, and may have taken back commits apply counts. The token
+  // is read in the same statement.
   [[nodiscard]] absl::StatusOr<std::optional<uint64_t>> DurableSeq() override;
 
   // ferry_<region>_<epoch>_w<worker>.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "connectors/postgres/common/ferry_messages.h"
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "connectors/postgres/sink/apply_test_fixture.h"
@@ -511,6 +512,33 @@ TEST_F(ApplyTest, ATargetCrashWhileApplyIsIdleIsNoticedAndApplyStartsAgainFromWh
   ExpectCrashNoticedAndDurableThrough(*apply_, resets, last);
   if (HasFatalFailure()) return;
   EXPECT_EQ(Table("SELECT id, n FROM counters ORDER BY id"), "1|200\n");
+}
+
+// A group whose statements write nothing (sequence values the target is already past: no
+// setval runs) must still move its origin: the durable progress and the restart point are the
+// origins'. A promote and a switchover wait for the durable progress, and a switchover's last
+// records are such values and its marker (committed without a transaction id, no origin moved,
+// and every switchover waited out its timeout there).
+TEST_F(ApplyTest, TheDurableProgressReachesAGroupThatWroteNothing) {
+  ASSERT_TRUE(pg_->Exec("CREATE SEQUENCE s; SELECT setval('s', 100)", db_).ok());
+  v1::Change values;
+  values.set_op(v1::MESSAGE);
+  values.set_message_prefix(pg::kSequencesMessagePrefix);
+  values.set_message_content(
+      R"({"v": 1, "sequences": [{"schema": "public", "name": "s", "value": "5"}]})");
+  values.set_message_authenticated(true);
+  const uint64_t written = Append({Txn({kItems}, {Insert(1, {"1", "a", "b"})})});
+  const uint64_t last = Append({Txn({}, {values})});
+  ASSERT_EQ(last, written + 1);
+  StartApply({.workers = 1});
+  WaitApplied(last);
+  EXPECT_TRUE(apply_->WaitForDurable(last, absl::Seconds(30)))
+      << "durable through " << apply_->status().durable_seq << " of " << last;
+  EXPECT_EQ(Value("SELECT last_value FROM s"), "100");
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "1");
+  auto committed = sink_->CommittedProgress();
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(committed->applied_seq, last);
 }
 
 }  // namespace
