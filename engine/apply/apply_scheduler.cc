@@ -162,16 +162,21 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
   return order_->WaitForApplied(seq, timeout);
 }
 
-bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) const {
+bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
   auto wait = [&] {
     while (true) {
+      // Read it here (the reader may sit in an idle wait), as the reader does; a crash this
+      // finds is left to the reader, which polls as often while anyone waits and ends the round.
+      const uint64_t applied = order_->snapshot().applied_seq;
+      absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
       {
-        // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
         absl::MutexLock lock(&mu_);
+        if (durable.ok()) durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
+        // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
         if (mu_.AwaitWithDeadline(absl::Condition(&reached),
-                                  std::min(deadline, absl::Now() + absl::Milliseconds(50)))) {
+                                  std::min(deadline, absl::Now() + kWantedDurablePoll))) {
           return true;
         }
       }
@@ -295,6 +300,11 @@ absl::Status ApplyScheduler::LoadState() {
                   [&](const TableStop& s) { return state->stopped.contains(s.table); });
     conflicts_base_ = state->conflicts;
     session_conflicts_.assign(options_.workers, 0);
+  }
+  {
+    // A durable progress past the target's (of another upstream log) means nothing now.
+    absl::MutexLock lock(&mu_);
+    durable_seq_ = std::min(durable_seq_, applied);
   }
   order_->StartRound(applied, builder_->next_group_id());
   next_read_ = applied + 1;
@@ -511,7 +521,7 @@ bool ApplyScheduler::MaybeWriteCursors() {
     }
     if (durable.ok()) {
       absl::MutexLock lock(&mu_);
-      durable_seq_ = durable->value_or(applied);
+      durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
     }
   }
   uint64_t safe_below;

@@ -211,11 +211,11 @@ class ApplyScheduler {
   // Waits (real time) until the target holds everything through seq durably: its durable
   // progress (Sink::DurableSeq; the applied progress when commits are durable) reached it. A
   // crash of the target cannot take back what this counts, where applied_seq may count
-  // asynchronous commits it took back until apply notices. While it waits the reader polls at
-  // most every kWantedDurablePoll instead of every durable_poll (it notices such a crash then,
-  // and applies again what it took back). True when reached; false at the timeout, or when
-  // apply failed for good or stops.
-  bool WaitForDurable(uint64_t seq, absl::Duration timeout) const;
+  // asynchronous commits it took back until apply notices. It reads the durable progress itself
+  // every kWantedDurablePoll, and the reader polls as often instead of every durable_poll while
+  // it waits (the reader notices a crash then, ends the round and applies again what the crash
+  // took back). True when reached; false at the timeout, or when apply failed for good or stops.
+  bool WaitForDurable(uint64_t seq, absl::Duration timeout);
   static constexpr absl::Duration kWantedDurablePoll = absl::Milliseconds(10);
 
  private:
@@ -301,7 +301,7 @@ class ApplyScheduler {
   // The sink's durable progress (Sink::DurableSeq) as last polled.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   // Callers inside WaitForDurable: the reader polls the durable progress sooner while any wait.
-  mutable std::atomic<int> durable_waiters_{0};
+  std::atomic<int> durable_waiters_{0};
   // Log identity as status() reports it (ApplyStatus).
   std::string log_id_ ABSL_GUARDED_BY(mu_);
   bool identity_mismatch_ ABSL_GUARDED_BY(mu_) = false;
