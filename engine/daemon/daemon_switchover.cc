@@ -473,6 +473,15 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
         absl::StrCat("region ", config_.region, " applied through seq ",
                      standby->apply().status().applied_seq, " of ", through - 1, " in time"));
   }
+  // ... and holds it durably: with asynchronous commits, a crash of this database just before
+  // would have taken back commits apply counts until it notices (the old primary acknowledged
+  // them; this region is about to take writes on top of them).
+  if (through > 1 && !standby->apply().WaitForDurable(through - 1, deadline - absl::Now())) {
+    SetOperationNote("");
+    return absl::DeadlineExceededError(
+        absl::StrCat("region ", config_.region, "'s database holds durably through seq ",
+                     standby->apply().status().durable_seq, " of ", through - 1, " in time"));
+  }
   // The bucket too: an object event received but not applied here would be lost for good once
   // this region captures its own bucket (and the backfill's reconcile would then have the old
   // primary delete the object). Changes since the drain are not captured yet: `through` counts

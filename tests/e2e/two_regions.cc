@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/base/status_macros.h"
@@ -276,6 +277,33 @@ absl::Status TwoRegions::WaitForTablesEqual(const std::vector<std::string>& tabl
     }
     absl::SleepFor(absl::Milliseconds(100));  // polling the databases, not synchronisation
   }
+}
+
+absl::StatusOr<int64_t> TwoRegions::CrashStandbyDatabaseTakingBackCommits(
+    const std::string& table, const std::string& insert_sql, int transactions) {
+  // ALTER SYSTEM refuses to run in a transaction block, a multi-statement string's included.
+  FERRY_RETURN_IF_ERROR(pg(Region::kWest).Exec("ALTER SYSTEM SET wal_writer_delay = '10s'"));
+  FERRY_RETURN_IF_ERROR(pg(Region::kWest).Exec("SELECT pg_reload_conf()"));
+  auto count = [&](Region r) -> absl::StatusOr<int64_t> {
+    FERRY_ASSIGN_OR_RETURN(std::optional<std::string> n,
+                           pg(r).QueryValue(absl::StrCat("SELECT count(*) FROM ", table)));
+    int64_t value = 0;
+    if (!n.has_value() || !absl::SimpleAtoi(*n, &value)) {
+      return absl::InternalError(absl::StrCat("no count of ", table));
+    }
+    return value;
+  };
+  for (int crash = 1; crash <= 5; ++crash) {
+    for (int i = 0; i < transactions; ++i)
+      FERRY_RETURN_IF_ERROR(pg(Region::kEast).Exec(insert_sql));
+    FERRY_RETURN_IF_ERROR(WaitForTablesEqual({table}, absl::Seconds(120)));
+    FERRY_RETURN_IF_ERROR(pg(Region::kWest).Restart(PgCluster::StopMode::kImmediate));
+    FERRY_ASSIGN_OR_RETURN(const int64_t east, count(Region::kEast));
+    FERRY_ASSIGN_OR_RETURN(const int64_t west, count(Region::kWest));
+    if (west < east) return east - west;
+  }
+  return absl::FailedPreconditionError(
+      "5 crashes of west's database took back none of apply's commits");
 }
 
 absl::StatusOr<TwoRegions::CtlResult> TwoRegions::Ctl(Region r,

@@ -106,6 +106,18 @@ class TwoRegions {
   // text), or the timeout passes (then the error shows the difference in row counts).
   [[nodiscard]] absl::Status WaitForTablesEqual(const std::vector<std::string>& tables,
                                                 absl::Duration timeout);
+  // Leaves the standby's (west's) database without commits its apply made and counts, as a crash
+  // of that database does with asynchronous commits its WAL writer had not written out yet: its
+  // WAL writer is slowed to once every 10 s, then, up to 5 times, `insert_sql` runs
+  // `transactions` times on east (each its own acknowledged transaction), west's copy of
+  // `table` catches up with east's, and west's database is crashed (an immediate stop) and
+  // started again. Returns how many of east's rows west lacks after the first crash that took
+  // any back; an error when none did (the caller's case was not made) or a step failed. West's
+  // apply is idle at each crash; its ferryd has to notice the crash by itself (its
+  // apply.durable_poll_ms decides when).
+  [[nodiscard]] absl::StatusOr<int64_t> CrashStandbyDatabaseTakingBackCommits(
+      const std::string& table, const std::string& insert_sql, int transactions);
+
   // The rows of a table as sorted text lines (one per row).
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> TableRows(Region r,
                                                                    const std::string& table);
