@@ -468,6 +468,33 @@ TEST_F(ApplyTest, TheRunTokenIsWrittenOnlyForAsynchronousCommits) {
   EXPECT_EQ(Value(count), "1");
 }
 
+// apply.synchronous_commit: true means every commit apply counts is durable (nothing is kept
+// for a crash to take back), whatever the target's own default: a database set to
+// synchronous_commit = off must not make apply's commits asynchronous. The WAL writer is slowed
+// so that asynchronous commits would still be in memory at the crash.
+TEST_F(ApplyTest, SynchronousCommitsStayDurableWhenTheDatabaseDefaultIsOff) {
+  // The cluster serves the whole suite: its WAL writer is set back however this test ends.
+  struct WalWriterSetBack {
+    ~WalWriterSetBack() {
+      (void)pg_->Exec("ALTER SYSTEM RESET wal_writer_delay", "postgres");
+      (void)pg_->Exec("SELECT pg_reload_conf()", "postgres");
+    }
+  } set_back;
+  ASSERT_TRUE(pg_->Exec("ALTER SYSTEM SET wal_writer_delay = '10s'", "postgres").ok());
+  ASSERT_TRUE(pg_->Exec("SELECT pg_reload_conf()", "postgres").ok());
+  ASSERT_TRUE(
+      pg_->Exec("ALTER DATABASE " + db_ + " SET synchronous_commit = off", "postgres").ok());
+  std::vector<v1::Transaction> txns;
+  for (int i = 1; i <= 50; ++i) {
+    txns.push_back(Txn({kItems}, {Insert(1, {absl::StrCat(i), "a", "b"})}));
+  }
+  const uint64_t last = Append(txns);
+  StartApply({.workers = 2}, {.synchronous_commit = true});
+  WaitApplied(last);
+  ASSERT_TRUE(pg_->Restart(PgCluster::StopMode::kImmediate).ok());
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "50");
+}
+
 TEST_F(ApplyTest, TargetRestartMidApplyIsRetriedAndNothingIsSkipped) {
   const v1::Relation acc =
       Relation(3, "public", "counters", {{"id", "integer", true}, {"n", "bigint"}});
