@@ -165,15 +165,30 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
 bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
+  absl::Time read_after = absl::InfinitePast();
   auto wait = [&] {
     while (true) {
       // Read it here (the reader may sit in an idle wait), as the reader does; a crash this
       // finds is left to the reader, which polls as often while anyone waits and ends the round.
-      const uint64_t applied = order_->snapshot().applied_seq;
-      absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
+      // After a failed read (the target away) only the reader tries for a while.
+      uint64_t round;
       {
         absl::MutexLock lock(&mu_);
-        if (durable.ok()) durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
+        round = durable_round_;
+      }
+      absl::StatusOr<std::optional<uint64_t>> durable = absl::UnavailableError("not read");
+      uint64_t applied = 0;
+      if (absl::Now() >= read_after) {
+        applied = order_->snapshot().applied_seq;
+        durable = sink_->DurableSeq();
+        if (!durable.ok()) read_after = absl::Now() + options_.durable_poll;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        // A reading that straddles a round's start may count another upstream log: dropped.
+        if (durable.ok() && round == durable_round_) {
+          durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
+        }
         // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
         if (mu_.AwaitWithDeadline(absl::Condition(&reached),
                                   std::min(deadline, absl::Now() + kWantedDurablePoll))) {
@@ -305,6 +320,7 @@ absl::Status ApplyScheduler::LoadState() {
     // A durable progress past the target's (of another upstream log) means nothing now.
     absl::MutexLock lock(&mu_);
     durable_seq_ = std::min(durable_seq_, applied);
+    ++durable_round_;
   }
   order_->StartRound(applied, builder_->next_group_id());
   next_read_ = applied + 1;

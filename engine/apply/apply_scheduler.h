@@ -105,8 +105,8 @@ struct ApplyOptions {
   // re-checking every collect_wait.
   absl::Duration max_group_delay = absl::Milliseconds(20);
   absl::Duration collect_wait = absl::Milliseconds(1);
-  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`; at most every
-  // kWantedDurablePoll while a WaitForDurable waits. Config apply.durable_poll_ms.
+  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`; every
+  // kWantedDurablePoll instead while a WaitForDurable waits. Config apply.durable_poll_ms.
   absl::Duration durable_poll = absl::Milliseconds(200);
   // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
@@ -298,8 +298,11 @@ class ApplyScheduler {
   uint64_t groups_committed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t transactions_applied_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t resets_ ABSL_GUARDED_BY(mu_) = 0;
-  // The sink's durable progress (Sink::DurableSeq) as last polled.
+  // The largest durable progress (Sink::DurableSeq) read in this round, bounded by the
+  // target's progress at the round's start; durable_round_ counts the rounds' starts, so that a
+  // WaitForDurable reading taken across one is dropped.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t durable_round_ ABSL_GUARDED_BY(mu_) = 0;
   // Callers inside WaitForDurable: the reader polls the durable progress sooner while any wait.
   std::atomic<int> durable_waiters_{0};
   // Log identity as status() reports it (ApplyStatus).

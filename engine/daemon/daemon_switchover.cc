@@ -476,6 +476,8 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   // ... and holds it durably: with asynchronous commits, a crash of this database just before
   // would have taken back commits apply counts until it notices (the old primary acknowledged
   // them; this region is about to take writes on top of them).
+  SetOperationNote(absl::StrCat(op, ": waiting until this database holds through seq ", through - 1,
+                                " durably"));
   if (through > 1 && !standby->apply().WaitForDurable(through - 1, deadline - absl::Now())) {
     SetOperationNote("");
     return absl::DeadlineExceededError(

@@ -47,10 +47,13 @@ absl::Status PostgresSession::Connect() {
       // plans follow the tables' sizes (PostgresSinkOptions::replan_interval).
       "SET plan_cache_mode = force_generic_plan"};
   if (options_.replica_role) setup.push_back("SET session_replication_role = replica");
-  // Both ways explicitly: with synchronous_commit asked for, a server, database or role default
-  // of off would make commits apply counts durable only later.
-  setup.push_back(options_.synchronous_commit ? "SET synchronous_commit = on"
-                                              : "SET synchronous_commit = off");
+  // With synchronous commits asked for, a server, database or role default of off would make
+  // the commits apply counts durable only later: that default becomes local (a stronger one,
+  // such as remote_apply for the target's own standbys, is kept).
+  setup.push_back(options_.synchronous_commit
+                      ? "SELECT set_config('synchronous_commit', 'local', false) "
+                        "WHERE current_setting('synchronous_commit') = 'off'"
+                      : "SET synchronous_commit = off");
   // A connection whose setup failed half-way is never used: the next Begin connects again.
   auto fail = [this](absl::Status s) {
     pipe_.reset();
