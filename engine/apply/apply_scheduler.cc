@@ -166,43 +166,49 @@ bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
   absl::Time read_after = absl::InfinitePast();
-  auto wait = [&] {
-    while (true) {
-      // Read it here (the reader may sit in an idle wait), as the reader does; a crash this
-      // finds is left to the reader, which polls as often while anyone waits and ends the round.
-      // After a failed read (the target away) only the reader tries for a while.
-      uint64_t round;
-      {
-        absl::MutexLock lock(&mu_);
-        round = durable_round_;
-      }
-      absl::StatusOr<std::optional<uint64_t>> durable = absl::UnavailableError("not read");
-      uint64_t applied = 0;
-      if (absl::Now() >= read_after) {
-        applied = order_->snapshot().applied_seq;
-        durable = sink_->DurableSeq();
-        if (!durable.ok()) read_after = absl::Now() + options_.durable_poll;
-      }
-      {
-        absl::MutexLock lock(&mu_);
-        // A reading that straddles a round's start may count another upstream log: dropped.
-        if (durable.ok() && round == durable_round_) {
-          durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
-        }
-        // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
-        if (mu_.AwaitWithDeadline(absl::Condition(&reached),
-                                  std::min(deadline, absl::Now() + kWantedDurablePoll))) {
-          return true;
-        }
-      }
-      const CommitOrder::Snapshot order = order_->snapshot();
-      if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
+  while (true) {
+    // Read here rather than wait for the reader's next poll (durable_poll apart); after a
+    // failed read (the target away) the next try waits a little.
+    if (absl::Now() >= read_after && !ReadDurableProgress().ok()) {
+      read_after = absl::Now() + kDurableRetry;
     }
-  };
-  durable_waiters_.fetch_add(1, std::memory_order_relaxed);
-  const bool durable = wait();
-  durable_waiters_.fetch_sub(1, std::memory_order_relaxed);
-  return durable;
+    {
+      // In slices, to see a halt or a stop (CommitOrder's, not under mu_) between them.
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithDeadline(absl::Condition(&reached),
+                                std::min(deadline, absl::Now() + kDurableWaitSlice))) {
+        return true;
+      }
+    }
+    const CommitOrder::Snapshot order = order_->snapshot();
+    if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
+  }
+}
+
+absl::Status ApplyScheduler::ReadDurableProgress() {
+  uint64_t round;
+  {
+    absl::MutexLock lock(&mu_);
+    round = durable_round_;
+  }
+  const uint64_t applied = order_->snapshot().applied_seq;
+  absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
+  absl::MutexLock lock(&mu_);
+  // A reading taken across a round's start may count another upstream log: dropped.
+  if (round != durable_round_) return absl::OkStatus();
+  if (durable.status().code() == absl::StatusCode::kAborted) {
+    // The target crashed since the round began: the reader ends the round, and the next one
+    // applies again what the crash took back, even when nothing new arrives.
+    if (crashed_round_ != round) {
+      spdlog::warn("apply: {}", std::string(durable.status().message()));
+      last_error_ = durable.status().ToString();
+      crashed_round_ = round;
+    }
+    return absl::OkStatus();
+  }
+  if (!durable.ok()) return durable.status();
+  durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,10 +401,7 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
       }
       if (!Flush()) return absl::OkStatus();
       order_->DropRetired();
-      // Idle: wait for a record, or until the durable progress a waiter wants is due.
-      inbound_->WaitForRecord(next_read_, durable_waiters_.load(std::memory_order_relaxed) > 0
-                                              ? std::min(options_.idle_wait, kWantedDurablePoll)
-                                              : options_.idle_wait);
+      inbound_->WaitForRecord(next_read_, options_.idle_wait);
       continue;
     }
     bool restart_read = false;
@@ -521,28 +524,15 @@ bool ApplyScheduler::MaybeWriteCursors() {
   uint64_t applied = order_->snapshot().applied_seq;
   // What the target would keep after a crash of its own; polled, it costs a query.
   const absl::Time now = options_.clock->Now();
-  const absl::Duration poll = durable_waiters_.load(std::memory_order_relaxed) > 0
-                                  ? std::min(options_.durable_poll, kWantedDurablePoll)
-                                  : options_.durable_poll;
-  if (now - durable_polled_ >= poll) {
+  if (now - durable_polled_ >= options_.durable_poll) {
     durable_polled_ = now;
-    absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
-    if (durable.status().code() == absl::StatusCode::kAborted) {
-      // The target crashed since the round began: the round ends, and the next one applies
-      // again what the crash took back, even when nothing new arrives (Sink::DurableSeq).
-      spdlog::warn("apply: {}", std::string(durable.status().message()));
-      absl::MutexLock lock(&mu_);
-      last_error_ = durable.status().ToString();
-      return false;
-    }
-    if (durable.ok()) {
-      absl::MutexLock lock(&mu_);
-      durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
-    }
+    (void)ReadDurableProgress();  // a failed poll is only one that did not answer
   }
   uint64_t safe_below;
   {
     absl::MutexLock lock(&mu_);
+    // A crash found by this poll or by a WaitForDurable's (ReadDurableProgress).
+    if (crashed_round_ == durable_round_) return false;
     safe_below = std::min(applied, durable_seq_) + 1;
   }
   if (now - stopped_checked_at_ >= options_.durable_poll) {

@@ -41,7 +41,6 @@
 //   ApplyStatus s = apply->status();
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -105,8 +104,8 @@ struct ApplyOptions {
   // re-checking every collect_wait.
   absl::Duration max_group_delay = absl::Milliseconds(20);
   absl::Duration collect_wait = absl::Milliseconds(1);
-  // How often the sink's durable progress is read (Sink::DurableSeq), on `clock`; every
-  // kWantedDurablePoll instead while a WaitForDurable waits. Config apply.durable_poll_ms.
+  // How often the reader reads the sink's durable progress (Sink::DurableSeq), on `clock`.
+  // Config apply.durable_poll_ms.
   absl::Duration durable_poll = absl::Milliseconds(200);
   // The cursors `applied` and `apply_retain_from` are written at most this often, on `clock`.
   absl::Duration cursor_interval = absl::Milliseconds(100);
@@ -212,11 +211,12 @@ class ApplyScheduler {
   // progress (Sink::DurableSeq; the applied progress when commits are durable) reached it. A
   // crash of the target cannot take back what this counts, where applied_seq may count
   // asynchronous commits it took back until apply notices. It reads the durable progress itself
-  // every kWantedDurablePoll, and the reader polls as often instead of every durable_poll while
-  // it waits (the reader notices a crash then, ends the round and applies again what the crash
-  // took back). True when reached; false at the timeout, or when apply failed for good or stops.
+  // every kDurableWaitSlice (the reader reads it only every durable_poll); a crash it finds ends
+  // the reader's round, which applies again what the crash took back. True when reached; false
+  // at the timeout, or when apply failed for good or stops.
   bool WaitForDurable(uint64_t seq, absl::Duration timeout);
-  static constexpr absl::Duration kWantedDurablePoll = absl::Milliseconds(10);
+  static constexpr absl::Duration kDurableWaitSlice = absl::Milliseconds(10);
+  static constexpr absl::Duration kDurableRetry = absl::Milliseconds(100);
 
  private:
   ApplyScheduler(const ApplyOptions& options, DurableLog* inbound, Sink* sink);
@@ -237,6 +237,10 @@ class ApplyScheduler {
   // Polls the target's durable progress and writes the cursors when due; false when the
   // target crashed since the round began (the round must end).
   bool MaybeWriteCursors();
+  // Reads the sink's durable progress into durable_seq_ (the reader's poll and WaitForDurable's
+  // reads). A crash it finds is recorded in crashed_round_, for the reader to end the round. An
+  // error only when the read failed otherwise.
+  absl::Status ReadDurableProgress();
   // Reader thread, before a transaction the source committed at `position`: holds at the cut
   // (verify_cut.cc). False when the round ended or Stop() was called meanwhile.
   bool PassCut(uint64_t position);
@@ -303,8 +307,8 @@ class ApplyScheduler {
   // WaitForDurable reading taken across one is dropped.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_round_ ABSL_GUARDED_BY(mu_) = 0;
-  // Callers inside WaitForDurable: the reader polls the durable progress sooner while any wait.
-  std::atomic<int> durable_waiters_{0};
+  // The round (durable_round_) in which the target was found to have crashed, if any.
+  std::optional<uint64_t> crashed_round_ ABSL_GUARDED_BY(mu_);
   // Log identity as status() reports it (ApplyStatus).
   std::string log_id_ ABSL_GUARDED_BY(mu_);
   bool identity_mismatch_ ABSL_GUARDED_BY(mu_) = false;

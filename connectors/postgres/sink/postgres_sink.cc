@@ -155,16 +155,14 @@ absl::StatusOr<std::optional<uint64_t>> PostgresSink::DurableSeq() {
   if (options_.synchronous_commit) return std::optional<uint64_t>();
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(Pipeline * admin, AdminConnection());
-  // kAborted means a crash to the caller: a failed query (even a serialization failure, which
-  // Run reports as kAborted) is only a poll that did not answer.
-  auto failed = [](const absl::Status& s) {
-    return s.code() == absl::StatusCode::kAborted ? absl::UnavailableError(s.message()) : s;
-  };
   absl::StatusOr<pg_sink::DurableProgressAndToken> durable =
       pg_sink::DurableProgress(*admin, options_.source_region);
   if (!durable.ok()) {
     admin_.reset();
-    return failed(durable.status());
+    // kAborted means a crash to the caller: a failed query (even a serialization failure,
+    // which Run reports as kAborted) is only a poll that did not answer.
+    const absl::Status& s = durable.status();
+    return s.code() == absl::StatusCode::kAborted ? absl::UnavailableError(s.message()) : s;
   }
   // A crash since the round began may have taken back commits apply counts, and an idle apply
   // has no session to find it out (target_incarnation.h): the token tells.
