@@ -53,6 +53,11 @@ ApplyOptions WithDefaults(ApplyOptions options) {
 
 }  // namespace
 
+std::string DurableErrorSuffix(const ApplyStatus& status) {
+  if (status.durable_error.empty()) return "";
+  return absl::StrCat("; the last reading of it failed: ", status.durable_error);
+}
+
 absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const ApplyOptions& options,
                                                                       DurableLog* inbound,
                                                                       Sink* sink) {
@@ -94,7 +99,8 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
                       .clock = options_.clock},
           sink)),
       backoff_(RetrySchedule(options_), /*seed=*/0),
-      retry_log_(options_.clock, absl::Seconds(60)) {
+      retry_log_(options_.clock, absl::Seconds(60)),
+      durable_log_(options_.clock, absl::Seconds(60)) {
   retry_delay_ = backoff_.Next();
   stopped_ = std::make_shared<StoppedTables>();
   for (int i = 0; i < options_.workers; ++i) {
@@ -152,6 +158,7 @@ ApplyStatus ApplyScheduler::status() const {
     s.identity_mismatch = identity_mismatch_;
     s.target_log_id = target_log_id_;
     s.target_applied_seq = target_applied_seq_;
+    s.durable_error = durable_error_;
   }
   const uint64_t last = log_->next_seq() - 1;
   s.lag_records = last > order.applied_seq ? last - order.applied_seq : 0;
@@ -206,7 +213,15 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
     }
     return absl::OkStatus();
   }
-  if (!durable.ok()) return durable.status();
+  if (!durable.ok()) {
+    durable_error_ = durable.status().ToString();
+    if (std::optional<uint64_t> held = durable_log_.Due(durable_error_)) {
+      spdlog::warn("apply: reading the target's durable progress failed: {}{}", durable_error_,
+                   *held > 0 ? absl::StrCat(" (", *held, " similar held back)") : "");
+    }
+    return durable.status();
+  }
+  durable_error_.clear();
   durable_seq_ = std::max(durable_seq_, durable->value_or(applied));
   return absl::OkStatus();
 }

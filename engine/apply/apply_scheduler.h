@@ -142,10 +142,13 @@ struct StoppedTableLog {
 
 struct ApplyStatus {
   bool paused = false;
-  bool failed = false;           // stopped for good (see last_error)
-  std::string last_error;        // the error being retried, or the one that stopped apply
-  uint64_t applied_seq = 0;      // last log seq committed in the target
-  uint64_t durable_seq = 0;      // last log seq whose commit is durable in the target
+  bool failed = false;       // stopped for good (see last_error)
+  std::string last_error;    // the error being retried, or the one that stopped apply
+  uint64_t applied_seq = 0;  // last log seq committed in the target
+  uint64_t durable_seq = 0;  // last log seq whose commit is durable in the target
+  // Why the last reading of durable_seq failed (the target away, a query error); empty once a
+  // reading answers. A promote or switchover that times out waiting for durable_seq says it.
+  std::string durable_error;
   uint64_t lag_records = 0;      // records in the log after applied_seq
   absl::Duration apply_latency;  // target commit time - source commit time, last group
   StoppedTables stopped_tables;
@@ -165,6 +168,10 @@ struct ApplyStatus {
   std::string target_log_id;
   uint64_t target_applied_seq = 0;
 };
+
+// For the message of a wait for ApplyStatus::durable_seq that timed out: "; the last reading of
+// it failed: <why>" when durable_error says one did, else "".
+std::string DurableErrorSuffix(const ApplyStatus& status);
 
 class ApplyScheduler {
  public:
@@ -283,6 +290,8 @@ class ApplyScheduler {
   absl::Time backoff_until_;
   // One log line per new cause of a retried failure (DESIGN: every apply error is a log line).
   LogLimiter retry_log_;
+  // One log line per new cause of a failed reading of the durable progress.
+  LogLimiter durable_log_;
 
   absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
 
@@ -307,6 +316,7 @@ class ApplyScheduler {
   // WaitForDurable reading taken across one is dropped.
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_round_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string durable_error_ ABSL_GUARDED_BY(mu_);  // ApplyStatus::durable_error
   // The round (durable_round_) in which the target was found to have crashed, if any.
   std::optional<uint64_t> crashed_round_ ABSL_GUARDED_BY(mu_);
   // Log identity as status() reports it (ApplyStatus).

@@ -2,6 +2,7 @@
 // the scheduler against real Postgres is tested in connectors/postgres/sink/).
 #include "engine/apply/apply_scheduler.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,6 +14,8 @@
 
 namespace ferry {
 namespace {
+
+using ::testing::HasSubstr;
 
 // Remembers the committed progress; its durable progress is set by the test.
 class RecordingSink final : public Sink {
@@ -30,7 +33,13 @@ class RecordingSink final : public Sink {
   absl::StatusOr<std::optional<uint64_t>> DurableSeq() override {
     absl::MutexLock lock(&mu_);
     ++durable_polls_;
+    if (!durable_error_.ok()) return durable_error_;
     return durable_;
+  }
+  // Every reading of the durable progress fails with `error` (OK: they answer again).
+  void SetDurableError(absl::Status error) {
+    absl::MutexLock lock(&mu_);
+    durable_error_ = std::move(error);
   }
   int durable_polls() const {
     absl::MutexLock lock(&mu_);
@@ -152,6 +161,7 @@ class RecordingSink final : public Sink {
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<uint64_t> durable_ ABSL_GUARDED_BY(mu_);
   int durable_polls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status durable_error_ ABSL_GUARDED_BY(mu_);
   int fail_commits_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -273,6 +283,31 @@ TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressPollsTheTargetWithoutWaitin
   sink.SetDurable(100);
   EXPECT_TRUE((*apply)->WaitForDurable(100, absl::Seconds(60)));
   EXPECT_EQ((*apply)->status().durable_seq, 100u);
+}
+
+// A wait for the durable progress that ends because the target does not answer says why: the
+// reading's error is in the status (and a promote's or a switchover's timeout message), and it
+// clears once a reading answers.
+TEST_F(ApplySchedulerTest, AFailedReadingOfTheDurableProgressIsReportedUntilOneAnswers) {
+  RecordingSink sink(uint64_t{0});
+  auto apply = ApplyScheduler::Start(
+      {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
+      log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  EXPECT_EQ((*apply)->status().durable_error, "");
+  sink.SetDurableError(absl::UnavailableError("connection to the target refused"));
+  EXPECT_FALSE((*apply)->WaitForDurable(100, absl::Milliseconds(300)));
+  const ApplyStatus failed = (*apply)->status();
+  EXPECT_EQ(failed.durable_seq, 0u);
+  EXPECT_THAT(failed.durable_error, HasSubstr("connection to the target refused"));
+  EXPECT_THAT(DurableErrorSuffix(failed),
+              HasSubstr("the last reading of it failed: UNAVAILABLE: connection to the target"));
+  sink.SetDurableError(absl::OkStatus());
+  sink.SetDurable(100);
+  EXPECT_TRUE((*apply)->WaitForDurable(100, absl::Seconds(60)));
+  EXPECT_EQ((*apply)->status().durable_error, "");
+  EXPECT_EQ(DurableErrorSuffix((*apply)->status()), "");
 }
 
 // The reader parses a table's description once (RelationCatalog): the transactions of a group

@@ -190,10 +190,11 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
                       next - 1, std::max(absl::ZeroDuration(), apply_deadline - absl::Now()))) {
     if (r.paused) standby->SetPaused(true);
     SetOperationNote("");
+    const ApplyStatus apply = standby->apply().status();
     return absl::DeadlineExceededError(
         absl::StrCat("region ", config_.region, "'s database holds durably through seq ",
-                     standby->apply().status().durable_seq, " of ", next - 1,
-                     " within the timeout: nothing changed (promote again to go on)"));
+                     apply.durable_seq, " of ", next - 1, " within the timeout",
+                     DurableErrorSuffix(apply), ": nothing changed (promote again to go on)"));
   }
   const ApplyStatus applied = standby->apply().status();
   for (const auto& [table, stop] : applied.stopped_tables) {

@@ -480,9 +480,10 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
                                 " durably"));
   if (through > 1 && !standby->apply().WaitForDurable(through - 1, deadline - absl::Now())) {
     SetOperationNote("");
-    return absl::DeadlineExceededError(
-        absl::StrCat("region ", config_.region, "'s database holds durably through seq ",
-                     standby->apply().status().durable_seq, " of ", through - 1, " in time"));
+    const ApplyStatus apply = standby->apply().status();
+    return absl::DeadlineExceededError(absl::StrCat(
+        "region ", config_.region, "'s database holds durably through seq ", apply.durable_seq,
+        " of ", through - 1, " in time", DurableErrorSuffix(apply)));
   }
   // The bucket too: an object event received but not applied here would be lost for good once
   // this region captures its own bucket (and the backfill's reconcile would then have the old
