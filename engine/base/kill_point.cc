@@ -45,6 +45,17 @@ const KillPointConfig& Config() {
 std::atomic<int> state{0};  // 0 unknown, 1 disarmed, 2 armed
 std::atomic<uint64_t> passes{0};
 
+// FERRY_PAUSE_POINT, read once (function-local static); empty: no pause point.
+const std::string& PauseName() {
+  static const std::string name = [] {
+    const char* spec = std::getenv("FERRY_PAUSE_POINT");
+    return std::string(spec != nullptr ? spec : "");
+  }();
+  return name;
+}
+
+std::atomic<uint64_t> pauses{0};
+
 }  // namespace
 
 void KillPoint(std::string_view name) {
@@ -63,6 +74,15 @@ void KillPoint(std::string_view name) {
   (void)!write(STDERR_FILENO, msg.data(), msg.size());
   kill(getpid(), SIGKILL);
   pause();  // SIGKILL cannot be caught; never returns
+}
+
+void PausePoint(std::string_view name) {
+  const std::string& armed = PauseName();
+  if (armed.empty() || name != armed) return;
+  const std::string msg =
+      absl::StrCat("ferry: pause point ", armed, "@", pauses.fetch_add(1) + 1, " reached\n");
+  (void)!write(STDERR_FILENO, msg.data(), msg.size());
+  kill(getpid(), SIGSTOP);  // returns once a SIGCONT resumed the process
 }
 
 }  // namespace ferry

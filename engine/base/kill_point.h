@@ -11,6 +11,12 @@
 // them. A point must be placed where dying is a plausible crash: never while holding a lock that
 // another process depends on (there is none such across processes in Ferry).
 //
+// Pause points are the same for a test that must act at the step without the process dying (crash
+// the database under it, then let it go on): a process started with FERRY_PAUSE_POINT=NAME writes
+// "ferry: pause point NAME@N reached" (N counts its passes) to stderr every time it passes
+// PausePoint("NAME"), then stops itself with SIGSTOP, every thread at once; the test resumes it
+// with SIGCONT.
+//
 // Example:
 //   // in the program, at the step:
 //   KillPoint("receiver.appended");  // after the inbound append is durable, before the ack
@@ -24,5 +30,9 @@ namespace ferry {
 // Kills the process with SIGKILL when the configured point is reached (see above); otherwise
 // returns at once. Thread-safe.
 void KillPoint(std::string_view name);
+
+// Stops the process with SIGSTOP when FERRY_PAUSE_POINT names this point (see above), on every
+// pass; otherwise returns at once. Thread-safe.
+void PausePoint(std::string_view name);
 
 }  // namespace ferry

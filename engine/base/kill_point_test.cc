@@ -1,13 +1,30 @@
 // KillPoint: a process armed with FERRY_KILL_POINT dies by SIGKILL exactly at the configured pass
-// of the named point, and never at another point or an earlier pass.
+// of the named point, and never at another point or an earlier pass. PausePoint: a process armed
+// with FERRY_PAUSE_POINT stops at every pass of the named point until a SIGCONT.
 #include "engine/base/kill_point.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
 
 namespace ferry {
 namespace {
+
+// The state letter of a process in /proc/PID/stat ('T': stopped); '?' when it cannot be read.
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string stat = ss.str();
+  const size_t close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+}
 
 // Each death test runs in a fresh child ("threadsafe" style re-executes the binary), so the
 // variable set in the statement is what the child's first KillPoint call reads.
@@ -59,10 +76,40 @@ TEST_F(KillPointDeathTest, OtherPointsAndMalformedSpecsNeverKill) {
       ::testing::ExitedWithCode(7), "");
 }
 
+TEST_F(KillPointDeathTest, APausePointStopsAtEveryPassUntilResumed) {
+  EXPECT_EXIT(
+      {
+        setenv("FERRY_PAUSE_POINT", "test.pause", 1);
+        const pid_t paused = getpid();
+        // The test's other side: resumes this process each time it finds it stopped, twice.
+        const pid_t resumer = fork();
+        if (resumer == 0) {
+          for (int round = 0; round < 2; ++round) {
+            while (ProcessState(paused) != 'T') usleep(1000);  // polling a state, not a timing
+            kill(paused, SIGCONT);
+            while (ProcessState(paused) == 'T') usleep(1000);
+          }
+          _exit(0);
+        }
+        PausePoint("test.elsewhere");  // not armed: passes
+        PausePoint("test.pause");
+        PausePoint("test.pause");
+        int status = 0;
+        waitpid(resumer, &status, 0);
+        fprintf(stderr, "resumed twice\n");
+        exit(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0),
+      "ferry: pause point test.pause@1 reached\nferry: pause point test.pause@2 reached\n"
+      "resumed twice");
+}
+
 TEST(KillPointTest, UnarmedProcessPassesFreely) {
   // This process has no FERRY_KILL_POINT (CTest does not set it).
   ASSERT_EQ(getenv("FERRY_KILL_POINT"), nullptr);
+  ASSERT_EQ(getenv("FERRY_PAUSE_POINT"), nullptr);
   for (int i = 0; i < 1000; ++i) KillPoint("apply.group_committed");
+  for (int i = 0; i < 1000; ++i) PausePoint("switchover.marker_applied");
   SUCCEED();
 }
 

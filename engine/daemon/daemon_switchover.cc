@@ -473,6 +473,7 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
         absl::StrCat("region ", config_.region, " applied through seq ",
                      standby->apply().status().applied_seq, " of ", through - 1, " in time"));
   }
+  PausePoint("switchover.marker_applied");  // a test crashes this region's database here
   // ... and holds it durably: with asynchronous commits, a crash of this database just before
   // would have taken back commits apply counts until it notices (the old primary acknowledged
   // them; this region is about to take writes on top of them).
