@@ -82,7 +82,10 @@ void PausePoint(std::string_view name) {
   const std::string msg =
       absl::StrCat("ferry: pause point ", armed, "@", pauses.fetch_add(1) + 1, " reached\n");
   (void)!write(STDERR_FILENO, msg.data(), msg.size());
-  kill(getpid(), SIGSTOP);  // returns once a SIGCONT resumed the process
+  // Directed at this thread, so that it stops before it runs on (a signal to the process may be
+  // taken by another thread, and this one stops only at its next system call); every thread
+  // stops with it. Returns once a SIGCONT resumed the process.
+  raise(SIGSTOP);
 }
 
 }  // namespace ferry
