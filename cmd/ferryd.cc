@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -168,6 +169,15 @@ int main(int argc, char** argv) {
   ferry::SetLogFormat(*spdlog::default_logger(), config->region,
                       config->log_format == ferry::config::LogFormat::kJson);
   for (const auto& w : config->warnings) spdlog::warn("config: {}", w);
+  // The crash tests' switches (engine/base/kill_point.h): a process with one set kills or stops
+  // itself at that step, a switchover's included.
+  for (const char* test_only : {"FERRY_KILL_POINT", "FERRY_PAUSE_POINT"}) {
+    const char* value = std::getenv(test_only);
+    if (value != nullptr && *value != '\0') {
+      spdlog::error("{}={} is set: this process kills or stops itself there (for tests only)",
+                    test_only, value);
+    }
+  }
   if (check_only) {
     std::printf("config %s is valid\n", config_path.c_str());
     return 0;

@@ -55,7 +55,7 @@ ApplyOptions WithDefaults(ApplyOptions options) {
 
 std::string DurableErrorSuffix(const ApplyStatus& status) {
   if (status.durable_error.empty()) return "";
-  return absl::StrCat("; the last reading of it failed: ", status.durable_error);
+  return absl::StrCat(" (the last reading of it failed: ", status.durable_error, ")");
 }
 
 absl::StatusOr<std::unique_ptr<ApplyScheduler>> ApplyScheduler::Start(const ApplyOptions& options,
@@ -211,6 +211,7 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
       last_error_ = durable.status().ToString();
       crashed_round_ = round;
     }
+    durable_error_ = durable.status().ToString();  // what a wait that times out now reports
     return absl::OkStatus();
   }
   if (!durable.ok()) {

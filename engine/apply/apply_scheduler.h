@@ -169,8 +169,8 @@ struct ApplyStatus {
   uint64_t target_applied_seq = 0;
 };
 
-// For the message of a wait for ApplyStatus::durable_seq that timed out: "; the last reading of
-// it failed: <why>" when durable_error says one did, else "".
+// For the message of a wait for ApplyStatus::durable_seq that timed out: " (the last reading of
+// it failed: <why>)" when durable_error says one did, else "".
 std::string DurableErrorSuffix(const ApplyStatus& status);
 
 class ApplyScheduler {
@@ -246,7 +246,9 @@ class ApplyScheduler {
   bool MaybeWriteCursors();
   // Reads the sink's durable progress into durable_seq_ (the reader's poll and WaitForDurable's
   // reads). A crash it finds is recorded in crashed_round_, for the reader to end the round. An
-  // error only when the read failed otherwise.
+  // error only when the read failed otherwise. A failed read or a crash sets durable_error_ (the
+  // failure is logged once per new cause), a read that answers clears it; a reading dropped
+  // because a round began leaves it as it was.
   absl::Status ReadDurableProgress();
   // Reader thread, before a transaction the source committed at `position`: holds at the cut
   // (verify_cut.cc). False when the round ended or Stop() was called meanwhile.
@@ -290,8 +292,6 @@ class ApplyScheduler {
   absl::Time backoff_until_;
   // One log line per new cause of a retried failure (DESIGN: every apply error is a log line).
   LogLimiter retry_log_;
-  // One log line per new cause of a failed reading of the durable progress.
-  LogLimiter durable_log_;
 
   absl::Notification stop_notification_;  // wakes clock sleeps on Stop()
 
@@ -317,6 +317,9 @@ class ApplyScheduler {
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_round_ ABSL_GUARDED_BY(mu_) = 0;
   std::string durable_error_ ABSL_GUARDED_BY(mu_);  // ApplyStatus::durable_error
+  // One log line per new cause of a failed reading of the durable progress (the reader's and
+  // WaitForDurable's callers' threads; the limiter locks itself).
+  LogLimiter durable_log_;
   // The round (durable_round_) in which the target was found to have crashed, if any.
   std::optional<uint64_t> crashed_round_ ABSL_GUARDED_BY(mu_);
   // Log identity as status() reports it (ApplyStatus).

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <set>
 
 #include "absl/synchronization/mutex.h"
@@ -208,6 +209,23 @@ class ApplySchedulerTest : public ::testing::Test {
     ASSERT_TRUE(log_->Append(std::move(req)).ok());
   }
 
+  // A scheduler whose own poll of the durable progress comes once an hour, once it applied the
+  // log's 100 transactions into `sink` (nullptr, with the failure recorded, if it did not).
+  std::unique_ptr<ApplyScheduler> StartPollingHourly(RecordingSink* sink) {
+    auto apply = ApplyScheduler::Start(
+        {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
+        log_.get(), sink);
+    if (!apply.ok()) {
+      ADD_FAILURE() << apply.status();
+      return nullptr;
+    }
+    if (!(*apply)->WaitForApplied(100, absl::Seconds(30))) {
+      ADD_FAILURE() << "the scheduler did not apply the log's 100 transactions";
+      return nullptr;
+    }
+    return *std::move(apply);
+  }
+
   // The cursors as the scheduler last wrote them, once `applied` reached `seq` (the two are
   // written in one batch, so the retain cursor seen here belongs to that write or a later one).
   uint64_t RetainOnceAppliedCursorReaches(uint64_t seq) {
@@ -268,46 +286,40 @@ TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
 // poll's interval (nor an hour of it): while anyone waits the reader polls at once.
 TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressPollsTheTargetWithoutWaitingForTheInterval) {
   RecordingSink sink(uint64_t{0});
-  auto apply = ApplyScheduler::Start(
-      {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
-      log_.get(), &sink);
-  ASSERT_TRUE(apply.ok()) << apply.status();
-  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  std::unique_ptr<ApplyScheduler> apply = StartPollingHourly(&sink);
+  ASSERT_NE(apply, nullptr);
   // The round's first poll (read 0); the next one is due in an hour.
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (sink.durable_polls() == 0 && absl::Now() < deadline) {
     log_->WaitForRecord(log_->next_seq(), absl::Now() + absl::Milliseconds(5));
   }
   ASSERT_GT(sink.durable_polls(), 0);
-  EXPECT_EQ((*apply)->status().durable_seq, 0u);
+  EXPECT_EQ(apply->status().durable_seq, 0u);
   sink.SetDurable(100);
-  EXPECT_TRUE((*apply)->WaitForDurable(100, absl::Seconds(60)));
-  EXPECT_EQ((*apply)->status().durable_seq, 100u);
+  EXPECT_TRUE(apply->WaitForDurable(100, absl::Seconds(60)));
+  EXPECT_EQ(apply->status().durable_seq, 100u);
 }
 
 // A wait for the durable progress that ends because the target does not answer says why: the
-// reading's error is in the status (and a promote's or a switchover's timeout message), and it
-// clears once a reading answers.
+// reading's error is in the status and in DurableErrorSuffix (which a promote's and a
+// switchover's timeout messages end with), and it clears once a reading answers.
 TEST_F(ApplySchedulerTest, AFailedReadingOfTheDurableProgressIsReportedUntilOneAnswers) {
   RecordingSink sink(uint64_t{0});
-  auto apply = ApplyScheduler::Start(
-      {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
-      log_.get(), &sink);
-  ASSERT_TRUE(apply.ok()) << apply.status();
-  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
-  EXPECT_EQ((*apply)->status().durable_error, "");
+  std::unique_ptr<ApplyScheduler> apply = StartPollingHourly(&sink);
+  ASSERT_NE(apply, nullptr);
+  EXPECT_EQ(apply->status().durable_error, "");
   sink.SetDurableError(absl::UnavailableError("connection to the target refused"));
-  EXPECT_FALSE((*apply)->WaitForDurable(100, absl::Milliseconds(300)));
-  const ApplyStatus failed = (*apply)->status();
+  EXPECT_FALSE(apply->WaitForDurable(100, absl::Milliseconds(300)));
+  const ApplyStatus failed = apply->status();
   EXPECT_EQ(failed.durable_seq, 0u);
   EXPECT_THAT(failed.durable_error, HasSubstr("connection to the target refused"));
   EXPECT_THAT(DurableErrorSuffix(failed),
-              HasSubstr("the last reading of it failed: UNAVAILABLE: connection to the target"));
+              HasSubstr(" (the last reading of it failed: UNAVAILABLE: connection to the target"));
   sink.SetDurableError(absl::OkStatus());
   sink.SetDurable(100);
-  EXPECT_TRUE((*apply)->WaitForDurable(100, absl::Seconds(60)));
-  EXPECT_EQ((*apply)->status().durable_error, "");
-  EXPECT_EQ(DurableErrorSuffix((*apply)->status()), "");
+  EXPECT_TRUE(apply->WaitForDurable(100, absl::Seconds(60)));
+  EXPECT_EQ(apply->status().durable_error, "");
+  EXPECT_EQ(DurableErrorSuffix(apply->status()), "");
 }
 
 // The reader parses a table's description once (RelationCatalog): the transactions of a group

@@ -15,7 +15,9 @@
 // the database under it, then let it go on): a process started with FERRY_PAUSE_POINT=NAME writes
 // "ferry: pause point NAME@N reached" (N counts its passes) to stderr every time it passes
 // PausePoint("NAME"), then stops itself with SIGSTOP, every thread at once; the test resumes it
-// with SIGCONT.
+// with SIGCONT. A pause point must not sit inside an open database transaction: its locks would
+// be held while the process is stopped. ferryd logs an error at start when either variable is
+// set.
 //
 // Example:
 //   // in the program, at the step:

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "tests/e2e/two_regions.h"
@@ -303,28 +304,36 @@ TEST_F(SwitchoverE2ETest, ACrashOfTheNewPrimarysDatabaseAfterTheMarkerLosesNoAck
   const std::string pause_line = "ferry: pause point switchover.marker_applied@";
   auto count_west = [&]() -> int64_t {
     auto n = pg(Region::kWest).QueryValue("SELECT count(*) FROM acked");
-    return n.ok() && n->has_value() ? std::stoll(**n) : -1;
+    int64_t count = -1;
+    if (!n.ok() || !n->has_value() || !absl::SimpleAtoi(**n, &count)) return -1;
+    return count;
   };
   int64_t lost = 0;
+  bool west_is_primary = false;
   for (int attempt = 1; attempt <= 3 && lost == 0; ++attempt) {
-    if (attempt > 1) {
+    if (west_is_primary) {
       // The last crash took nothing back: west is the primary; east again, for another try.
       auto back = regions_->Ctl(Region::kWest, {"reverse"});
       ASSERT_TRUE(back.ok()) << back.status();
       ASSERT_EQ(back->exit_code, 0) << back->output;
       ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kEast));
+      west_is_primary = false;
     }
     auto walwriter =
         pg(Region::kWest)
             .QueryValue("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'");
-    ASSERT_TRUE(walwriter.ok() && walwriter->has_value()) << walwriter.status();
-    const int walwriter_pid = std::stoi(**walwriter);
+    int walwriter_pid = 0;
+    ASSERT_TRUE(walwriter.ok() && walwriter->has_value() &&
+                absl::SimpleAtoi(**walwriter, &walwriter_pid) && walwriter_pid > 0)
+        << walwriter.status();
     ASSERT_EQ(kill(walwriter_pid, SIGSTOP), 0);
-    // However the attempt ends (a failed assertion included): a stopped WAL writer would hold up
-    // the cluster's shutdown. (After the crash it is gone, and this finds no process.)
+    // However the attempt ends before the crash (a failed assertion included): a stopped WAL
+    // writer would hold up the cluster's shutdown. Disarmed once the crash killed it.
     struct ResumeOnExit {
       int pid;
-      ~ResumeOnExit() { kill(pid, SIGCONT); }
+      ~ResumeOnExit() {
+        if (pid > 0) kill(pid, SIGCONT);
+      }
     } resume_walwriter{walwriter_pid};
     // Until west's database holds a batch of east's rows in its WAL buffers only: apply flushes
     // the WAL when it asks for the durable progress (when it starts, then once a minute here).
@@ -344,12 +353,19 @@ TEST_F(SwitchoverE2ETest, ACrashOfTheNewPrimarysDatabaseAfterTheMarkerLosesNoAck
       ASSERT_TRUE(flushed.ok()) << flushed.status();
       unflushed = flushed->value_or("") == "t";
     }
+    if (!unflushed) {
+      std::cout << "attempt " << attempt << ": apply flushed every batch; the next attempt\n";
+      continue;  // (its WAL writer resumed; west is still the standby)
+    }
     auto east_rows = regions_->TableRows(Region::kEast, "acked");
     ASSERT_TRUE(east_rows.ok()) << east_rows.status();
     const size_t pauses = CountOf(ReadFile(regions_->log_path(Region::kWest)), pause_line);
 
     absl::StatusOr<TwoRegions::CtlResult> reversed = absl::UnknownError("not run");
-    std::thread reverse([&] { reversed = regions_->Ctl(Region::kEast, {"reverse"}); });
+    // Its timeout runs while west is stopped and its database recovers: ample.
+    std::thread reverse([&] {
+      reversed = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "300"});
+    });
     // West stops at the pause point (it says so first, then stops itself).
     absl::Time deadline = absl::Now() + absl::Seconds(120);
     bool paused = false;
@@ -361,6 +377,7 @@ TEST_F(SwitchoverE2ETest, ACrashOfTheNewPrimarysDatabaseAfterTheMarkerLosesNoAck
     // West's database crashes; it is back once it answers again (after its recovery).
     int64_t west_after_crash = -1;
     if (paused && kill(walwriter_pid, SIGKILL) == 0) {
+      resume_walwriter.pid = 0;
       deadline = absl::Now() + absl::Seconds(120);
       while (absl::Now() < deadline) {
         // Until the old processes are gone: one that still answers shows the rows not yet lost.
@@ -377,6 +394,7 @@ TEST_F(SwitchoverE2ETest, ACrashOfTheNewPrimarysDatabaseAfterTheMarkerLosesNoAck
     ASSERT_TRUE(reversed.ok()) << reversed.status();
     ASSERT_EQ(reversed->exit_code, 0) << reversed->output;
     ASSERT_NO_FATAL_FAILURE(ExpectSettled(Region::kWest));
+    west_is_primary = true;
     auto west_rows = regions_->TableRows(Region::kWest, "acked");
     ASSERT_TRUE(west_rows.ok()) << west_rows.status();
     EXPECT_EQ(west_rows->size(), east_rows->size())

@@ -186,6 +186,7 @@ absl::Status TwoRegions::StopDaemon(Region r, absl::Duration timeout) {
   auto& child = r == Region::kEast ? east_ : west_;
   if (!child) return absl::OkStatus();
   child->Kill(SIGTERM);
+  child->Kill(SIGCONT);  // a daemon a test left stopped (a pause point) takes the SIGTERM too
   std::optional<int> status = child->WaitFor(timeout);
   if (!status.has_value()) {
     child->Kill(SIGKILL);
