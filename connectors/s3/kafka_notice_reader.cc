@@ -65,6 +65,19 @@ struct KafkaNoticeReader::Consumer {
   }
 };
 
+std::vector<std::pair<std::string, std::string>> KafkaConsumerSettings(
+    const KafkaNoticeOptions& options) {
+  const int64_t session_ms = absl::ToInt64Milliseconds(options.session_timeout);
+  return {{"bootstrap.servers", options.brokers},
+          {"group.id", options.group},
+          {"enable.auto.commit", "false"},
+          {"enable.auto.offset.store", "false"},
+          {"auto.offset.reset", "earliest"},
+          {"enable.partition.eof", "false"},
+          {"session.timeout.ms", absl::StrCat(session_ms)},
+          {"heartbeat.interval.ms", absl::StrCat(std::max<int64_t>(100, session_ms / 10))}};
+}
+
 absl::StatusOr<std::unique_ptr<KafkaNoticeReader>> KafkaNoticeReader::Create(
     KafkaNoticeOptions options, BucketSource* capture) {
   if (options.brokers.empty() || options.topic.empty() || options.group.empty() ||
@@ -103,20 +116,10 @@ absl::Status KafkaNoticeReader::Run(CaptureTarget& target, const StopSignal& sto
     }
     return absl::OkStatus();
   };
-  absl::Status s = set("bootstrap.servers", options_.brokers);
-  if (s.ok()) s = set("group.id", options_.group);
-  if (s.ok()) s = set("enable.auto.commit", "false");
-  if (s.ok()) s = set("enable.auto.offset.store", "false");
-  if (s.ok()) s = set("auto.offset.reset", "earliest");
-  if (s.ok()) s = set("enable.partition.eof", "false");
-  if (s.ok()) {
-    s = set("session.timeout.ms",
-            absl::StrCat(absl::ToInt64Milliseconds(options_.session_timeout)));
-  }
-  if (s.ok()) {
-    s = set("heartbeat.interval.ms",
-            absl::StrCat(
-                std::max<int64_t>(100, absl::ToInt64Milliseconds(options_.session_timeout / 10))));
+  absl::Status s;
+  for (const auto& [name, value] : KafkaConsumerSettings(options_)) {
+    s = set(name.c_str(), value);
+    if (!s.ok()) break;
   }
   if (!s.ok()) {
     rd_kafka_conf_destroy(conf);

@@ -22,6 +22,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -39,6 +41,13 @@ struct KafkaNoticeCounters {
   uint64_t rebalances = 0;    // assignments received
   uint64_t kafka_errors = 0;  // errors librdkafka reported (retried by it)
 };
+
+// The librdkafka consumer settings of a reader (name, value), in the order it sets them: its
+// brokers and group, offsets committed by the reader only after a durable append, a new group
+// starting at the earliest offset, and the session timeout with a heartbeat a tenth of it (at
+// least 100 ms; docs/config.md, events.kafka.session_timeout_ms).
+std::vector<std::pair<std::string, std::string>> KafkaConsumerSettings(
+    const KafkaNoticeOptions& options);
 
 class KafkaNoticeReader {
  public:

@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -140,6 +141,33 @@ class KafkaNoticeReaderTest : public GatewaySuite {
   rd_kafka_mock_cluster_t* mock_ = nullptr;
   rd_kafka_t* producer_ = nullptr;
 };
+
+// The heartbeat is a tenth of the session timeout, at least 100 ms, and librdkafka accepts every
+// setting at the bounds of events.kafka.session_timeout_ms (1 s to 1 h).
+TEST(KafkaConsumerSettingsTest, TheHeartbeatIsATenthOfTheSessionTimeoutAndAtLeast100Ms) {
+  struct Case {
+    absl::Duration session;
+    std::string session_ms, heartbeat_ms;
+  };
+  for (const Case& c :
+       {Case{absl::Seconds(6), "6000", "600"}, Case{absl::Seconds(1), "1000", "100"},
+        Case{absl::Milliseconds(1500), "1500", "150"}, Case{absl::Hours(1), "3600000", "360000"}}) {
+    const auto settings = KafkaConsumerSettings(
+        {.brokers = "127.0.0.1:9092", .topic = "t", .group = "g", .session_timeout = c.session});
+    std::map<std::string, std::string> by_name(settings.begin(), settings.end());
+    EXPECT_EQ(by_name["session.timeout.ms"], c.session_ms);
+    EXPECT_EQ(by_name["heartbeat.interval.ms"], c.heartbeat_ms);
+    EXPECT_EQ(by_name["enable.auto.commit"], "false");  // offsets only after a durable append
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[512];
+    for (const auto& [name, value] : settings) {
+      EXPECT_EQ(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)),
+                RD_KAFKA_CONF_OK)
+          << name << "=" << value << ": " << err;
+    }
+    rd_kafka_conf_destroy(conf);
+  }
+}
 
 TEST_F(KafkaNoticeReaderTest, EachMessageOnceAndARestartAfterACrashBeforeTheCommitRereadsNothing) {
   for (int i = 0; i < 5; ++i) {
