@@ -1,5 +1,7 @@
 #include "engine/base/log_limiter.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace ferry {
 
 std::optional<uint64_t> LogLimiter::Due(const std::string& key) {
@@ -14,6 +16,11 @@ std::optional<uint64_t> LogLimiter::Due(const std::string& key) {
   last_key_ = key;
   last_time_ = now;
   return held;
+}
+
+std::string HeldBackNote(uint64_t held) {
+  if (held == 0) return "";
+  return absl::StrCat(" (", held, " more like it not logged)");
 }
 
 }  // namespace ferry

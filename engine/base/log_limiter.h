@@ -8,7 +8,7 @@
 //
 // Example:
 //   LogLimiter limiter(clock, absl::Seconds(30));
-//   if (auto held = limiter.Due(status.ToString())) spdlog::warn("... ({} more held back)", *held);
+//   if (auto held = limiter.Due(status.ToString())) spdlog::warn("...{}", HeldBackNote(*held));
 #pragma once
 
 #include <cstdint>
@@ -38,5 +38,9 @@ class LogLimiter {
   absl::Time last_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t held_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// What ends a line logged after `held` were held back: " (N more like it not logged)", or
+// nothing when none were.
+std::string HeldBackNote(uint64_t held);
 
 }  // namespace ferry

@@ -21,5 +21,11 @@ TEST(LogLimiterTest, NewCausesAreDueRepeatsOnlyAfterTheInterval) {
   EXPECT_EQ(limiter.Due("target down"), std::optional<uint64_t>(0));
 }
 
+TEST(LogLimiterTest, TheNoteSaysHowManyWereHeldBackAndIsEmptyForNone) {
+  EXPECT_EQ(HeldBackNote(0), "");
+  EXPECT_EQ(HeldBackNote(1), " (1 more like it not logged)");
+  EXPECT_EQ(HeldBackNote(12), " (12 more like it not logged)");
+}
+
 }  // namespace
 }  // namespace ferry

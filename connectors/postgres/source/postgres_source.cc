@@ -592,8 +592,7 @@ absl::Status PostgresSource::RunSessions(CaptureTarget& target, const StopSignal
     if (!s.ok() && (held = session_errors_.Due(s.ToString())).has_value()) {
       spdlog::warn("postgres source: {} the source database (slot {}), retrying in {}: {}{}",
                    streamed ? "lost the replication connection to" : "cannot start capturing from",
-                   options_.slot, absl::FormatDuration(delay), s.ToString(),
-                   *held > 0 ? absl::StrCat(" (", *held, " more held back)") : "");
+                   options_.slot, absl::FormatDuration(delay), s.ToString(), HeldBackNote(*held));
     }
     stop.WaitFor(delay);
   }

@@ -85,8 +85,8 @@ absl::Status TransactionAssembler::Handle(PgOutputMessage message) {
         if (std::optional<uint64_t> held = unauthenticated_log_.Due("message")) {
           spdlog::warn(
               "source transaction {}: a logical message with Ferry's prefix \"{}\" has no valid "
-              "signature; it is carried but never replayed ({} more not logged)",
-              begin_.xid, m->prefix, *held);
+              "signature; it is carried but never replayed{}",
+              begin_.xid, m->prefix, HeldBackNote(*held));
         }
       }
     }
