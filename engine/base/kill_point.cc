@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -14,38 +13,40 @@
 namespace ferry {
 namespace {
 
-// Constant after the first KillPoint call (std::call_once publishes it).
 struct KillPointConfig {
   bool armed = false;
   std::string name;
   uint64_t hit = 1;  // die on this pass (1-based)
 };
 
-const KillPointConfig& Config() {
-  static KillPointConfig config;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const char* spec = std::getenv("FERRY_KILL_POINT");
-    if (spec == nullptr || *spec == '\0') return;
-    const std::string s(spec);
-    const size_t at = s.rfind('@');
-    config.name = s.substr(0, at);
-    if (at != std::string::npos &&
-        (!absl::SimpleAtoi(s.substr(at + 1), &config.hit) || config.hit == 0)) {
-      const std::string msg =
-          absl::StrCat("ferry: FERRY_KILL_POINT=", s, " is not NAME or NAME@N (N >= 1); ignored\n");
-      (void)!write(STDERR_FILENO, msg.data(), msg.size());
-      return;
-    }
-    config.armed = !config.name.empty();
-  });
+KillPointConfig ReadKillPointConfig() {
+  KillPointConfig config;
+  const char* spec = std::getenv("FERRY_KILL_POINT");
+  if (spec == nullptr || *spec == '\0') return config;
+  const std::string s(spec);
+  const size_t at = s.rfind('@');
+  config.name = s.substr(0, at);
+  if (at != std::string::npos &&
+      (!absl::SimpleAtoi(s.substr(at + 1), &config.hit) || config.hit == 0)) {
+    const std::string msg =
+        absl::StrCat("ferry: FERRY_KILL_POINT=", s, " is not NAME or NAME@N (N >= 1); ignored\n");
+    (void)!write(STDERR_FILENO, msg.data(), msg.size());
+    return config;
+  }
+  config.armed = !config.name.empty();
   return config;
 }
 
-std::atomic<int> state{0};  // 0 unknown, 1 disarmed, 2 armed
+// Both switches are read once, at the first pass of any point of their kind (function-local
+// statics: their initialization is thread-safe and cheap to check afterwards).
+const KillPointConfig& KillConfig() {
+  static const KillPointConfig config = ReadKillPointConfig();
+  return config;
+}
+
 std::atomic<uint64_t> passes{0};
 
-// FERRY_PAUSE_POINT, read once (function-local static); empty: no pause point.
+// FERRY_PAUSE_POINT; empty: no pause point.
 const std::string& PauseName() {
   static const std::string name = [] {
     const char* spec = std::getenv("FERRY_PAUSE_POINT");
@@ -59,15 +60,8 @@ std::atomic<uint64_t> pauses{0};
 }  // namespace
 
 void KillPoint(std::string_view name) {
-  int s = state.load(std::memory_order_relaxed);
-  if (s == 1) return;
-  if (s == 0) {
-    s = Config().armed ? 2 : 1;
-    state.store(s, std::memory_order_relaxed);
-    if (s == 1) return;
-  }
-  const KillPointConfig& config = Config();
-  if (name != config.name) return;
+  const KillPointConfig& config = KillConfig();
+  if (!config.armed || name != config.name) return;
   if (passes.fetch_add(1) + 1 != config.hit) return;
   const std::string msg =
       absl::StrCat("ferry: kill point ", config.name, "@", config.hit, " reached\n");

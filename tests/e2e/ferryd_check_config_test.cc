@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -32,13 +33,15 @@ struct Outcome {
 
 class FerrydCheckConfigTest : public ::testing::Test {
  protected:
-  // Writes `yaml` to NAME.yaml and runs ferryd --check-config on it.
-  Outcome Check(const std::string& name, const std::string& yaml) {
+  // Writes `yaml` to NAME.yaml and runs ferryd --check-config on it, with `env` ("NAME=value")
+  // added to its environment.
+  Outcome Check(const std::string& name, const std::string& yaml,
+                const std::vector<std::string>& env = {}) {
     path_ = dir_.File(name + ".yaml");
     std::ofstream(path_) << yaml;
     const std::string log = dir_.File(name + ".out");
     auto child = testing::ChildProcess::Spawn(
-        {testing::BuiltBinary("ferryd"), "--config", path_, "--check-config"}, log);
+        {testing::BuiltBinary("ferryd"), "--config", path_, "--check-config"}, log, env);
     EXPECT_TRUE(child.ok()) << child.status();
     if (!child.ok()) return {};
     const int status = (*child)->Wait();
@@ -161,6 +164,24 @@ TEST_F(FerrydCheckConfigTest, EngineKeysAreCheckedAsBefore) {
   EXPECT_EQ(admin.exit_code, 1);
   EXPECT_EQ(admin.output, Refusal("key 'listen.admin': expected HOST:PORT, got \"7400\" (line 8, "
                                   "column 10)"));
+}
+
+// The crash tests' switches (engine/base/kill_point.h) left set outside a test would kill or
+// freeze the daemon at that step, a switchover's included, with the old primary fenced: ferryd
+// says so at start, as an error, and says nothing when they are unset or empty.
+TEST_F(FerrydCheckConfigTest, AKillOrPausePointLeftSetIsAnErrorAtStart) {
+  const std::string yaml = absl::StrCat(kTop, kPostgres, kRest);
+  Outcome o = Check("unset", yaml, {"FERRY_KILL_POINT=", "FERRY_PAUSE_POINT="});
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_THAT(o.output, Not(HasSubstr("is set: this process")));
+  o = Check(
+      "set", yaml,
+      {"FERRY_KILL_POINT=receiver.appended@3", "FERRY_PAUSE_POINT=switchover.marker_applied"});
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("FERRY_KILL_POINT=receiver.appended@3 is set: this process kills "
+                                  "or stops itself there (for tests only)"));
+  EXPECT_THAT(o.output, HasSubstr("FERRY_PAUSE_POINT=switchover.marker_applied is set: this "
+                                  "process kills or stops itself there (for tests only)"));
 }
 
 }  // namespace
