@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -11,12 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "engine/base/kill_point.h"
 #include "engine/base/status_macros.h"
+#include "engine/base/thread_name.h"
 #include "engine/log/log_names.h"
 #include "engine/replication/batch_codec.h"
 #include "engine/replication/stream_format.h"
 
 namespace ferry::replication {
 namespace {
+
+using RW = grpc::ServerReaderWriter<ferry::v1::ReceiverFrame, ferry::v1::ShipperFrame>;
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -38,13 +43,30 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-// One accepted stream, owned by its handler thread (the gRPC thread running Replicate).
+// One accepted stream. The handler thread owns `expected_next`; the queue is shared with the
+// appender thread under mu.
 struct Receiver::Stream {
+  struct Item {
+    uint64_t first_seq = 0;
+    // The batch's content, which its records borrow from: kept until their append returns.
+    std::unique_ptr<const std::string> content;
+    std::vector<NewRecord> records;  // empty: a ping, answered with an Ack
+    size_t bytes = 0;
+  };
+
   grpc::ServerContext* context = nullptr;
   std::string peer;  // "region@address" for logs
   uint64_t epoch = 0;
-  // The apply state last sent on this stream, serialized.
+  // The apply state last sent on this stream, serialized (the handler thread writes it before
+  // the appender thread starts; the appender owns it after).
   std::string apply_state_sent;
+
+  absl::Mutex mu;
+  absl::CondVar changed;
+  std::deque<Item> queue ABSL_GUARDED_BY(mu);
+  size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
+  bool input_done ABSL_GUARDED_BY(mu) = false;
+  absl::Status append_error ABSL_GUARDED_BY(mu);
 };
 
 Receiver::Receiver(const ReceiverOptions& options, DurableLog* inbound)
@@ -59,7 +81,8 @@ absl::StatusOr<std::unique_ptr<Receiver>> Receiver::Create(const ReceiverOptions
   if (!options.epoch || !options.adopt_epoch) {
     return absl::InvalidArgumentError("receiver: epoch and adopt_epoch are required");
   }
-  if (options.max_uncompressed_batch_bytes == 0) {
+  if (options.max_uncompressed_batch_bytes == 0 || options.max_queued_bytes == 0 ||
+      options.max_append_bytes == 0) {
     return absl::InvalidArgumentError("receiver: size limits must be positive");
   }
   return std::unique_ptr<Receiver>(new Receiver(options, inbound));
@@ -261,7 +284,7 @@ void Receiver::Deactivate(Stream* stream) {
   active_changed_.SignalAll();
 }
 
-grpc::Status Receiver::Replicate(grpc::ServerContext* context, StreamRW* rw) {
+grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
   ferry::v1::ShipperFrame frame;
   if (!rw->Read(&frame)) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before the hello");
@@ -295,10 +318,12 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, StreamRW* rw) {
   spdlog::info("replication: accepted stream from {} at epoch {}, resuming at sequence {}",
                stream.peer, stream.epoch, expected_next);
 
+  std::thread appender([this, &stream, rw] { AppendLoop(&stream, rw); });
   const DecodeLimits limits{.max_uncompressed_bytes = options_.max_uncompressed_batch_bytes,
                             .max_record_bytes = inbound_->options().max_record_bytes};
   absl::Status result;
   while (result.ok() && rw->Read(&frame)) {
+    Stream::Item item;
     {
       absl::MutexLock lock(&mu_);
       stats_.last_frame_at = absl::Now();
@@ -326,21 +351,40 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, StreamRW* rw) {
         result = decoded.status();
         break;
       }
-      {
-        absl::MutexLock lock(&mu_);
-        ++stats_.batches;
-        stats_.records += decoded->records.size();
-        stats_.wire_bytes += batch.blob().size();
-        stats_.uncompressed_bytes += batch.uncompressed_size();
-      }
-      expected_next += decoded->records.size();
-      result = AppendAndAcknowledge(&stream, rw, batch.first_seq(), *std::move(decoded));
+      item.first_seq = batch.first_seq();
+      item.content = std::move(decoded->content);
+      item.records = std::move(decoded->records);
+      item.bytes = batch.uncompressed_size();
+      expected_next += item.records.size();
+      absl::MutexLock lock(&mu_);
+      ++stats_.batches;
+      stats_.records += item.records.size();
+      stats_.wire_bytes += batch.blob().size();
+      stats_.uncompressed_bytes += batch.uncompressed_size();
     } else if (frame.has_ping()) {
-      // Everything before the ping is durable already: the ack says where the log ends.
-      result = Acknowledge(&stream, rw, inbound_->next_seq());
+      // An empty item: the appender answers it with an Ack once the queue before it is durable.
     } else {
       result = absl::InvalidArgumentError("unexpected frame after the handshake");
+      break;
     }
+    absl::MutexLock lock(&stream.mu);
+    while (stream.queued_bytes > options_.max_queued_bytes && stream.append_error.ok()) {
+      stream.changed.Wait(&stream.mu);
+    }
+    if (!stream.append_error.ok()) break;
+    stream.queued_bytes += item.bytes;
+    stream.queue.push_back(std::move(item));
+    stream.changed.SignalAll();
+  }
+  {
+    absl::MutexLock lock(&stream.mu);
+    stream.input_done = true;
+    stream.changed.SignalAll();
+  }
+  appender.join();
+  {
+    absl::MutexLock lock(&stream.mu);
+    if (result.ok()) result = stream.append_error;
   }
   Deactivate(&stream);
   if (!result.ok()) {
@@ -353,47 +397,82 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, StreamRW* rw) {
   return ToGrpc(result);
 }
 
-absl::Status Receiver::AppendAndAcknowledge(Stream* stream, StreamRW* rw, uint64_t first_seq,
-                                            DecodedBatch batch) {
-  // The records borrow from batch.content, which lives until this function returns.
-  AppendRequest request;
-  request.expected_first_seq = first_seq;
-  request.records = std::move(batch.records);
-  const size_t count = request.records.size();
-  absl::StatusOr<uint64_t> first = inbound_->Append(std::move(request));
-  if (!first.ok()) {
-    // Stop acknowledging; tell the shipper why, so it reports the cause and backs off.
-    absl::Status error = absl::UnavailableError(
-        absl::StrCat("the inbound log cannot write: ", first.status().ToString()));
-    ferry::v1::ReceiverFrame frame;
-    frame.mutable_error()->set_code(static_cast<int>(error.code()));
-    frame.mutable_error()->set_message(std::string(error.message()));
-    (void)rw->Write(frame);
-    return error;
-  }
-  KillPoint("receiver.appended");  // durable here, not yet acknowledged
-  return Acknowledge(stream, rw, *first + count);
-}
-
-absl::Status Receiver::Acknowledge(Stream* stream, StreamRW* rw, uint64_t durable_next) {
-  ferry::v1::ReceiverFrame ack;
-  ack.mutable_ack()->set_durable_next_seq(durable_next);
-  ack.mutable_ack()->set_applied_seq(AppliedSeq());
-  if (options_.apply_state) {
-    if (std::optional<ferry::v1::PeerApplyState> state = options_.apply_state()) {
-      std::string serialized = state->SerializeAsString();
-      if (serialized != stream->apply_state_sent) {
-        stream->apply_state_sent = std::move(serialized);
-        *ack.mutable_ack()->mutable_apply_state() = *std::move(state);
+void Receiver::AppendLoop(Stream* stream, RW* rw) {
+  SetCurrentThreadName("recv-append");
+  while (true) {
+    std::vector<Stream::Item> items;
+    {
+      absl::MutexLock lock(&stream->mu);
+      while (stream->queue.empty() && !stream->input_done) stream->changed.Wait(&stream->mu);
+      if (stream->queue.empty()) return;
+      size_t bytes = 0;
+      while (!stream->queue.empty() && (items.empty() || bytes < options_.max_append_bytes)) {
+        bytes += stream->queue.front().bytes;
+        items.push_back(std::move(stream->queue.front()));
+        stream->queue.pop_front();
       }
     }
+    AppendRequest request;
+    size_t bytes = 0;
+    for (Stream::Item& item : items) {
+      if (!item.records.empty() && !request.expected_first_seq.has_value()) {
+        request.expected_first_seq = item.first_seq;
+      }
+      bytes += item.bytes;
+      // The records borrow from item.content, which `items` keeps until the append returns.
+      for (NewRecord& r : item.records) request.records.push_back(std::move(r));
+    }
+    uint64_t durable_next = 0;
+    absl::Status error;
+    if (!request.records.empty()) {
+      const size_t count = request.records.size();
+      absl::StatusOr<uint64_t> first = inbound_->Append(std::move(request));
+      if (first.ok()) {
+        durable_next = *first + count;
+      } else {
+        error = absl::UnavailableError(
+            absl::StrCat("the inbound log cannot write: ", first.status().ToString()));
+      }
+    } else {
+      durable_next = inbound_->next_seq();
+    }
+    if (!error.ok()) {
+      // Stop acknowledging; tell the shipper why, so it reports the cause and backs off.
+      ferry::v1::ReceiverFrame frame;
+      frame.mutable_error()->set_code(static_cast<int>(error.code()));
+      frame.mutable_error()->set_message(std::string(error.message()));
+      (void)rw->Write(frame);
+      absl::MutexLock lock(&stream->mu);
+      stream->append_error = error;
+      stream->queue.clear();
+      stream->changed.SignalAll();
+      return;
+    }
+    KillPoint("receiver.appended");  // durable here, not yet acknowledged
+    ferry::v1::ReceiverFrame ack;
+    ack.mutable_ack()->set_durable_next_seq(durable_next);
+    ack.mutable_ack()->set_applied_seq(AppliedSeq());
+    if (options_.apply_state) {
+      if (std::optional<ferry::v1::PeerApplyState> state = options_.apply_state()) {
+        std::string serialized = state->SerializeAsString();
+        if (serialized != stream->apply_state_sent) {
+          stream->apply_state_sent = std::move(serialized);
+          *ack.mutable_ack()->mutable_apply_state() = *std::move(state);
+        }
+      }
+    }
+    const bool written = rw->Write(ack);
+    absl::MutexLock lock(&stream->mu);
+    stream->queued_bytes -= bytes;
+    stream->changed.SignalAll();
+    if (!written) {
+      // The stream is gone (cancelled or the shipper left): the records are durable, the next
+      // stream's Welcome reports them.
+      stream->append_error = absl::CancelledError("the stream closed while acknowledging");
+      stream->queue.clear();
+      return;
+    }
   }
-  if (!rw->Write(ack)) {
-    // The stream is gone (cancelled or the shipper left): the records are durable, the next
-    // stream's Welcome reports them.
-    return absl::CancelledError("the stream closed while acknowledging");
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace ferry::replication

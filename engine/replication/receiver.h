@@ -20,13 +20,10 @@
 // is cancelled). The sender of a stale connection is usually the same shipper after a network
 // fault it has noticed before us, and refusing it would keep replication down until TCP gives up.
 //
-// Threads: gRPC runs Replicate() on its own threads. A stream's handler thread does all of its
-// work: it reads a frame, checks it, appends the batch to the inbound log, writes the Ack, and
-// only then reads the next frame, so one batch at a time is in memory and HTTP/2 and TCP push
-// back on the shipper while the append syncs (a thread of its own for the append cost a
-// hand-off and a wake-up per batch; see bench/side_by_side/FINDINGS.md, session 26). An append
-// error ends the stream: the receiver sends a StreamError frame and stops acknowledging; the
-// stream's status is UNAVAILABLE.
+// Threads: gRPC runs Replicate() on its own threads; each stream has the handler thread (reads
+// and validates frames) and one appender thread (merges queued batches into one
+// DurableLog::Append, then writes the Ack). An append error ends the stream: the receiver sends
+// a StreamError frame and stops acknowledging; the stream's status is UNAVAILABLE.
 //
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto receiver, Receiver::Create(options, inbound.get()));
@@ -45,7 +42,6 @@
 #include "absl/time/time.h"
 #include "engine/api/sink.h"
 #include "engine/log/durable_log.h"
-#include "engine/replication/batch_codec.h"
 #include "proto/replication.grpc.pb.h"
 
 namespace ferry::replication {
@@ -70,6 +66,11 @@ struct ReceiverOptions {
   // Largest uncompressed batch accepted (zstd bomb protection). Must be at least the shipper's
   // max_batch_bytes plus framing.
   size_t max_uncompressed_batch_bytes = size_t{64} << 20;
+  // Decoded batches waiting to be appended, in bytes; the handler stops reading (TCP pushes back)
+  // above it.
+  size_t max_queued_bytes = size_t{64} << 20;
+  // One inbound Append groups queued batches up to this many payload bytes.
+  size_t max_append_bytes = size_t{16} << 20;
   // The standby's apply state, sent to the shipper in the Welcome and in Acks when it changed
   // (proto/replication.md). Called on the stream's threads; must be cheap and thread-safe.
   // Unset, or nullopt: nothing is reported.
@@ -133,14 +134,9 @@ class Receiver final : public ferry::v1::Replication::Service {
   [[nodiscard]] absl::Status Activate(Stream* stream);
   void Deactivate(Stream* stream);
   grpc::Status Refuse(const absl::Status& status, const std::string& peer);
-  using StreamRW = grpc::ServerReaderWriter<ferry::v1::ReceiverFrame, ferry::v1::ShipperFrame>;
-  // Appends a decoded batch that starts at `first_seq` to the inbound log and acknowledges it.
-  // kUnavailable (after a StreamError frame) when the log cannot write; kCancelled when the ack
-  // cannot be written.
-  [[nodiscard]] absl::Status AppendAndAcknowledge(Stream* stream, StreamRW* rw, uint64_t first_seq,
-                                                  DecodedBatch batch);
-  // Writes an Ack saying the inbound log is durable below `durable_next`.
-  [[nodiscard]] absl::Status Acknowledge(Stream* stream, StreamRW* rw, uint64_t durable_next);
+  // The appender thread of one stream.
+  void AppendLoop(Stream* stream,
+                  grpc::ServerReaderWriter<ferry::v1::ReceiverFrame, ferry::v1::ShipperFrame>* rw);
   uint64_t AppliedSeq() const;
 
   // Constant after Create.
