@@ -4,8 +4,9 @@
 // A process started with FERRY_KILL_POINT=NAME kills itself with SIGKILL the first time it
 // passes KillPoint("NAME"); FERRY_KILL_POINT=NAME@N the N-th time. Before dying it writes
 // "ferry: kill point NAME@N reached" to stderr (one write(2)), so a test can tell this death from
-// any other. The variable is read once, on the first KillPoint call; without it a call costs one
-// relaxed atomic load. Points are always compiled in: the crash tests run release binaries.
+// any other. The variable is read once, on the first KillPoint call (a function-local static);
+// after that a call costs the static's initialization check and, unarmed, one comparison. Points
+// are always compiled in: the crash tests run release binaries.
 //
 // Points are named "component.step" (e.g. "apply.group_committed"); docs/operations.md lists
 // them. A point must be placed where dying is a plausible crash: never while holding a lock that

@@ -282,7 +282,11 @@ TEST_F(ReplicationStreamTest, ReceiverThatCannotWriteStopsAcknowledgingAndNothin
   ASSERT_TRUE(AppendRecords(outbound_.get(), 100).ok());
   ASSERT_TRUE(ErrorMentions(shipper.get(), "inbound log cannot write"));
   EXPECT_EQ(shipper->status().acked_next_seq, 101u);
-  EXPECT_NE(standby_->receiver()->status().last_error.find("UNAVAILABLE"), std::string::npos);
+  // The receiver records the error when its handler ends, which may come after the shipper read
+  // the StreamError frame.
+  EXPECT_TRUE(WaitFor([&] {
+    return standby_->receiver()->status().last_error.find("UNAVAILABLE") != std::string::npos;
+  })) << standby_->receiver()->status().last_error;
   // The disk comes back (the log is reopened on the same port).
   ASSERT_TRUE(standby_->Restart().ok());
   ASSERT_TRUE(AllAcked(shipper.get()));

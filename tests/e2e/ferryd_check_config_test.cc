@@ -168,7 +168,9 @@ TEST_F(FerrydCheckConfigTest, EngineKeysAreCheckedAsBefore) {
 
 // The crash tests' switches (engine/base/kill_point.h) left set outside a test would kill or
 // freeze the daemon at that step, a switchover's included, with the old primary fenced: ferryd
-// says so at start, as an error, and says nothing when they are unset or empty.
+// says so at start, as an error, and says nothing when they are unset or empty. Fails if the
+// check is removed, moved after --check-config's exit, logged below error level, or counts an
+// empty value as set.
 TEST_F(FerrydCheckConfigTest, AKillOrPausePointLeftSetIsAnErrorAtStart) {
   const std::string yaml = absl::StrCat(kTop, kPostgres, kRest);
   Outcome o = Check("unset", yaml, {"FERRY_KILL_POINT=", "FERRY_PAUSE_POINT="});
@@ -178,10 +180,12 @@ TEST_F(FerrydCheckConfigTest, AKillOrPausePointLeftSetIsAnErrorAtStart) {
       "set", yaml,
       {"FERRY_KILL_POINT=receiver.appended@3", "FERRY_PAUSE_POINT=switchover.marker_applied"});
   EXPECT_EQ(o.exit_code, 0) << o.output;
-  EXPECT_THAT(o.output, HasSubstr("FERRY_KILL_POINT=receiver.appended@3 is set: this process kills "
-                                  "or stops itself there (for tests only)"));
-  EXPECT_THAT(o.output, HasSubstr("FERRY_PAUSE_POINT=switchover.marker_applied is set: this "
+  // At error level (the text format: "TIME LEVEL [REGION] MESSAGE").
+  EXPECT_THAT(o.output, HasSubstr("error [east] FERRY_KILL_POINT=receiver.appended@3 is set: this "
                                   "process kills or stops itself there (for tests only)"));
+  EXPECT_THAT(o.output,
+              HasSubstr("error [east] FERRY_PAUSE_POINT=switchover.marker_applied is "
+                        "set: this process kills or stops itself there (for tests only)"));
 }
 
 }  // namespace

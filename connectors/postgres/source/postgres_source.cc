@@ -488,8 +488,10 @@ class PostgresSource::Session {
     if (s.ok()) {
       s = (*catalog_.Connection())->Exec("SELECT ferry.emit_sequences('', true)").status();
     }
-    if (!s.ok() && sequence_log_.Due(s.ToString()).has_value()) {
-      spdlog::warn("capture: emitting sequence values failed: {}", s.ToString());
+    std::optional<uint64_t> held;
+    if (!s.ok() && (held = sequence_log_.Due(s.ToString())).has_value()) {
+      spdlog::warn("capture: emitting sequence values failed: {}{}", s.ToString(),
+                   HeldBackNote(*held));
     }
   }
 
