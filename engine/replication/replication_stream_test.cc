@@ -315,6 +315,41 @@ TEST_F(ReplicationStreamTest, ReceiverWithAFullDiskStopsAcknowledgingAndNothingI
   EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
 }
 
+// The receiver reads on while its inbound log syncs, and its next append takes every batch that
+// arrived meanwhile in one sync: a standby whose disk syncs slower than the primary appends
+// keeps up instead of falling behind by one sync per batch. Fails against a receiver that
+// reads the next frame only after its append returned (session 26 built one: the batches stop
+// arriving while the sync is held).
+TEST_F(ReplicationStreamTest, BatchesThatArriveWhileTheInboundLogSyncsShareTheNextSync) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default());
+  StartStandby(1, "east", fs);
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.ack_timeout = absl::Seconds(60);  // the test holds a sync for as long as it needs
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ASSERT_TRUE(AllAcked(shipper.get()));
+
+  fs->PauseSyncs();
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 1).ok());  // its append waits at the gate
+  ASSERT_TRUE(fs->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
+  const uint64_t held_batches = standby_->receiver()->status().batches;
+  constexpr uint64_t kBatches = 10;
+  for (uint64_t i = 1; i <= kBatches; ++i) {
+    ASSERT_TRUE(AppendRecords(outbound_.get(), 1).ok());  // one batch each
+    ASSERT_TRUE(WaitFor([&] { return standby_->receiver()->status().batches == held_batches + i; }))
+        << "batch " << i << " was not read while the inbound log's sync was held";
+  }
+  EXPECT_EQ(shipper->status().acked_next_seq, 11u);
+  const uint64_t syncs_before = fs->completed_syncs();
+  fs->ResumeSyncs();
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  // The held sync, then one for all ten batches (a few more for RocksDB's own files at most),
+  // not one per batch.
+  EXPECT_LT(fs->completed_syncs() - syncs_before, 5u);
+  shipper->Stop();
+  EXPECT_EQ(CompareLogs(*outbound_, *standby_->inbound()), "");
+}
+
 // Corrupted bytes on the wire: whatever they hit (a payload, a header, a sequence, HTTP/2
 // framing), no corrupted record reaches the inbound log, and the stream recovers.
 TEST_F(ReplicationStreamTest, CorruptedBytesAreRefusedAndTheStreamRecovers) {
