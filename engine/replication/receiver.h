@@ -22,8 +22,12 @@
 //
 // Threads: gRPC runs Replicate() on its own threads; each stream has the handler thread (reads
 // and validates frames) and one appender thread (merges queued batches into one
-// DurableLog::Append, then writes the Ack). An append error ends the stream: the receiver sends
-// a StreamError frame and stops acknowledging; the stream's status is UNAVAILABLE.
+// DurableLog::Append, then writes the Ack). The appender is a thread of its own so that frames
+// are read while an append syncs and the next sync takes them all: a receiver that read only
+// after its append returned (built and reverted in session 26, bench/side_by_side/FINDINGS.md)
+// took one batch per sync and fell behind a primary with a faster disk
+// (BatchesThatArriveWhileTheInboundLogSyncsShareTheNextSync). An append error ends the stream: the
+// receiver sends a StreamError frame and stops acknowledging; the stream's status is UNAVAILABLE.
 //
 // Example:
 //   FERRY_ASSIGN_OR_RETURN(auto receiver, Receiver::Create(options, inbound.get()));
