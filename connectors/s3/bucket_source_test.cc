@@ -24,12 +24,14 @@
 #include "tests/support/http_get.h"
 #include "tests/support/radosgw.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry::s3 {
 namespace {
 
 using ::ferry::testing::HttpPost;
 using ::ferry::testing::TempDir;
+using ::ferry::testing::WaitUntil;
 
 constexpr char kToken[] = "t0ken-for-the-webhook";
 
@@ -108,16 +110,6 @@ class BucketSourceTest : public GatewaySuite {
   void StopSource() {
     stop_.Stop();
     if (run_.joinable()) run_.join();
-  }
-  // Polls a real condition (never a sleep standing in for one); fails after 30 s.
-  template <typename F>
-  bool WaitUntil(F done) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (!done()) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
   }
   // Every SourceEvent in the log, in order.
   std::vector<v1::SourceEvent> LoggedEvents() {

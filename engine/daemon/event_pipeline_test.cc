@@ -13,9 +13,12 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/log/log_format.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::WaitUntil;
 
 class RecordingSink final : public EventSink {
  public:
@@ -53,26 +56,6 @@ void AppendMixed(DurableLog& log, const std::vector<std::string>& bodies) {
     req.records.push_back({RecordKind::kSourceEvent, e.SerializeAsString()});
   }
   ASSERT_TRUE(log.Append(std::move(req)).ok());
-}
-
-template <typename F>
-bool WaitUntil(F done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
-template <typename F>
-bool WaitUntilFor(F done, absl::Duration limit) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
 }
 
 EventPipelineOptions Options() {
@@ -122,7 +105,7 @@ TEST(EventPipelineTest, APausedApplyAppliesNothingUntilResumed) {
   EXPECT_TRUE((*p)->status().paused);
   // What a paused pipeline would have done by now, it would do in its first pass: the wait
   // below is long against that pass, but the check is that nothing at all was applied.
-  ASSERT_FALSE(WaitUntilFor([&] { return !raw->applied().empty(); }, absl::Milliseconds(300)));
+  ASSERT_FALSE(WaitUntil([&] { return !raw->applied().empty(); }, absl::Milliseconds(300)));
   (*p)->SetPaused(false);
   ASSERT_TRUE(WaitUntil([&] { return raw->applied().size() == 1; }));
 }

@@ -76,7 +76,7 @@ TEST(BackoffTest, ShipperReconnectsOnTheBackoffSchedule) {
 
   Backoff expected(options.backoff, 99);
   for (uint64_t attempt = 1; attempt <= 6; ++attempt) {
-    ASSERT_TRUE(testing::WaitFor([&] { return (*shipper)->status().disconnects >= attempt; }))
+    ASSERT_TRUE(testing::WaitUntil([&] { return (*shipper)->status().disconnects >= attempt; }))
         << "attempt " << attempt;
     const ShipperStatus s = (*shipper)->status();
     EXPECT_EQ(s.disconnects, attempt);  // nothing happens until the clock moves

@@ -44,7 +44,7 @@ class CrashTest : public ::testing::Test {
           dir_.File("receiver.out"), Env(kill_point));
       EXPECT_TRUE(child.ok()) << child.status();
       if (!child.ok()) return nullptr;
-      const bool listening = testing::WaitFor(
+      const bool listening = testing::WaitUntil(
           [&] { return std::ifstream(port_file()).good() || !(*child)->running(); },
           absl::Seconds(30));
       if (listening && (*child)->running()) {
@@ -101,8 +101,8 @@ TEST_F(CrashTest, KillingEitherSideAtKillPointsLosesAndDuplicatesNothing) {
   int kills = 0;
   while (kills < kKills) {
     // Both children are armed; wait until one of them reaches its point (or the shipper ends).
-    ASSERT_TRUE(testing::WaitFor([&] { return !receiver->running() || !shipper->running(); },
-                                 absl::Seconds(120)))
+    ASSERT_TRUE(testing::WaitUntil([&] { return !receiver->running() || !shipper->running(); },
+                                   absl::Seconds(120)))
         << "neither side reached its kill point; see " << dir_.File("shipper.out");
     if (!receiver->running()) {
       ASSERT_TRUE(DiedAtKillPoint(*receiver)) << "see " << dir_.File("receiver.out");

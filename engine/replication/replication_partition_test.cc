@@ -17,7 +17,7 @@ using testing::AppendRecords;
 using testing::CompareLogs;
 using testing::StandbyRegion;
 using testing::TestShipperOptions;
-using testing::WaitFor;
+using testing::WaitUntil;
 
 TEST(ReplicationPartitionTest, ThirtySecondPartitionLosesNothing) {
   TempDir dir("ferry-partition");

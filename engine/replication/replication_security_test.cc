@@ -16,7 +16,7 @@ using testing::CompareLogs;
 using testing::StandbyRegion;
 using testing::TestPki;
 using testing::TestShipperOptions;
-using testing::WaitFor;
+using testing::WaitUntil;
 
 class ReplicationSecurityTest : public ::testing::Test {
  protected:
@@ -49,7 +49,7 @@ class ReplicationSecurityTest : public ::testing::Test {
     auto shipper = Shipper::Start(options, outbound_.get());
     EXPECT_TRUE(shipper.ok()) << shipper.status();
     if (!shipper.ok()) return "";
-    EXPECT_TRUE(WaitFor([&] { return (*shipper)->status().disconnects >= 2; }));
+    EXPECT_TRUE(WaitUntil([&] { return (*shipper)->status().disconnects >= 2; }));
     const ShipperStatus s = (*shipper)->status();
     EXPECT_EQ(s.connects, 0u);
     EXPECT_FALSE(s.connected);

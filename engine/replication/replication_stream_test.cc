@@ -32,7 +32,7 @@ using testing::AppendRecords;
 using testing::CompareLogs;
 using testing::StandbyRegion;
 using testing::TestShipperOptions;
-using testing::WaitFor;
+using testing::WaitUntil;
 
 class ReplicationStreamTest : public ::testing::Test {
  protected:
@@ -70,7 +70,7 @@ class ReplicationStreamTest : public ::testing::Test {
 
   // Waits until the shipper has reported an error containing `text`.
   static bool ErrorMentions(Shipper* shipper, const std::string& text) {
-    return WaitFor([&] { return shipper->status().last_error.find(text) != std::string::npos; });
+    return WaitUntil([&] { return shipper->status().last_error.find(text) != std::string::npos; });
   }
 
   TempDir dir_{"ferry-stream"};
@@ -113,7 +113,7 @@ TEST_F(ReplicationStreamTest, ReportsThePeersAppliedCursor) {
   ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
   ASSERT_TRUE(AllAcked(shipper.get()));
   ASSERT_TRUE(standby_->inbound()->SetCursor(kAppliedCursor, 8).ok());
-  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_applied_seq == 8; }));  // via Pings
+  ASSERT_TRUE(WaitUntil([&] { return shipper->status().peer_applied_seq == 8; }));  // via Pings
   shipper->Stop();
   EXPECT_EQ(outbound_->GetCursor(kPeerAppliedCursor)->value_or(0), 8u);
 }
@@ -149,7 +149,7 @@ TEST_F(ReplicationStreamTest, CarriesThePeersApplyStateBoundedAndSanitized) {
   standby_ = *std::move(standby);
 
   auto shipper = StartShipper(TestShipperOptions(standby_->address()));
-  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_apply.known; }));  // the Welcome
+  ASSERT_TRUE(WaitUntil([&] { return shipper->status().peer_apply.known; }));  // the Welcome
   PeerApplyReport r = shipper->status().peer_apply;
   ASSERT_EQ(r.stopped_tables.size(), 1u);
   EXPECT_EQ(r.stopped_tables[0].table, "public.t");
@@ -175,7 +175,7 @@ TEST_F(ReplicationStreamTest, CarriesThePeersApplyStateBoundedAndSanitized) {
     state.set_failed(true);
   }
   ASSERT_TRUE(AppendRecords(outbound_.get(), 5).ok());  // an ack carries the change
-  ASSERT_TRUE(WaitFor([&] { return shipper->status().peer_apply.failed; }));
+  ASSERT_TRUE(WaitUntil([&] { return shipper->status().peer_apply.failed; }));
   r = shipper->status().peer_apply;
   EXPECT_EQ(r.stopped_tables.size(), PeerApplyReport::kMaxTables);
   EXPECT_EQ(r.stopped_tables_total, 500u);
@@ -234,13 +234,13 @@ TEST_F(ReplicationStreamTest, ResumesExactlyAcrossDroppedConnections) {
     // of it). Dropping between two connections would drop nothing, and the round would then
     // count the reconnect of the round before.
     uint64_t connects = 0;
-    ASSERT_TRUE(WaitFor([&] {
+    ASSERT_TRUE(WaitUntil([&] {
       const ShipperStatus s = shipper->status();
       connects = s.connects;
       return s.connected && s.shipped_next_seq > round_first;
     }));
     (*proxy)->DropConnections();
-    ASSERT_TRUE(WaitFor([&] { return shipper->status().connects > connects; }));
+    ASSERT_TRUE(WaitUntil([&] { return shipper->status().connects > connects; }));
   }
   ASSERT_TRUE(AllAcked(shipper.get()));
   const ShipperStatus s = shipper->status();
@@ -284,7 +284,7 @@ TEST_F(ReplicationStreamTest, ReceiverThatCannotWriteStopsAcknowledgingAndNothin
   EXPECT_EQ(shipper->status().acked_next_seq, 101u);
   // The receiver records the error when its handler ends, which may come after the shipper read
   // the StreamError frame.
-  EXPECT_TRUE(WaitFor([&] {
+  EXPECT_TRUE(WaitUntil([&] {
     return standby_->receiver()->status().last_error.find("UNAVAILABLE") != std::string::npos;
   })) << standby_->receiver()->status().last_error;
   // The disk comes back (the log is reopened on the same port).
@@ -336,8 +336,10 @@ TEST_F(ReplicationStreamTest, BatchesThatArriveWhileTheInboundLogSyncsShareTheNe
   constexpr uint64_t kBatches = 10;
   for (uint64_t i = 1; i <= kBatches; ++i) {
     ASSERT_TRUE(AppendRecords(outbound_.get(), 1).ok());  // one batch each
-    ASSERT_TRUE(WaitFor([&] { return standby_->receiver()->status().batches == held_batches + i; }))
-        << "batch " << i << " was not read while the inbound log's sync was held";
+    ASSERT_TRUE(WaitUntil([&] {
+      return standby_->receiver()->status().batches == held_batches + i;
+    })) << "batch "
+        << i << " was not read while the inbound log's sync was held";
   }
   EXPECT_EQ(shipper->status().acked_next_seq, 11u);
   const uint64_t syncs_before = fs->completed_syncs();
@@ -449,7 +451,7 @@ TEST_F(ReplicationStreamTest, PausedShipperSendsNothingUntilResumed) {
   options.start_paused = true;
   auto shipper = StartShipper(options);
   ASSERT_TRUE(AppendRecords(outbound_.get(), 50).ok());
-  ASSERT_TRUE(WaitFor([&] { return shipper->status().connected; }));
+  ASSERT_TRUE(WaitUntil([&] { return shipper->status().connected; }));
   EXPECT_FALSE(shipper->WaitForAck(2, absl::Now() + absl::Milliseconds(300)));
   EXPECT_EQ(shipper->status().batches, 0u);
   EXPECT_TRUE(shipper->status().paused);
@@ -481,7 +483,7 @@ TEST_F(ReplicationStreamTest, ReportsTheUnacknowledgedTail) {
   // Connected before the manual clock moves: advancing it past the handshake timeout while the
   // handshake is still under way (a loaded machine) would drop the connection, and the
   // reconnect backoff would then wait for a clock nobody advances.
-  ASSERT_TRUE(WaitFor([&] { return shipper->status().connected; }));
+  ASSERT_TRUE(WaitUntil([&] { return shipper->status().connected; }));
   ASSERT_TRUE(AppendRecords(outbound_.get(), 40).ok());
   EXPECT_EQ(shipper->status().unacked_records, 40u);  // observed now
   clock.Advance(absl::Seconds(5));
@@ -510,7 +512,7 @@ TEST_F(ReplicationStreamTest, ASecondStreamReplacesTheFirst) {
   ASSERT_TRUE(AllAcked(first.get()));
   // The same log shipped by a second shipper (as after a restart whose old connection lingers).
   auto second = StartShipper(TestShipperOptions(standby_->address()));
-  ASSERT_TRUE(WaitFor([&] { return standby_->receiver()->status().streams_replaced >= 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return standby_->receiver()->status().streams_replaced >= 1; }));
   first->Stop();
   ASSERT_TRUE(AppendRecords(outbound_.get(), 30).ok());
   ASSERT_TRUE(AllAcked(second.get()));

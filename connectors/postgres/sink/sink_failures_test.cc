@@ -17,27 +17,19 @@
 #include "connectors/postgres/testing/transaction_builders.h"
 #include "engine/apply/apply_scheduler.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry {
 namespace {
 
 using namespace sink_test;  // NOLINT: test builders
 using ::ferry::testing::PgCluster;
-
-// Polls `done` every 10 ms until it holds (true) or `timeout` passes (false).
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
+using ::ferry::testing::WaitUntil;
 
 // After a crash of the target: apply noticed it (a round ended after `resets` of them) and the
 // target holds everything through `last` durably again.
 void ExpectCrashNoticedAndDurableThrough(ApplyScheduler& apply, uint64_t resets, uint64_t last) {
-  ASSERT_TRUE(WaitFor([&] { return apply.status().resets > resets; }, absl::Seconds(60)))
+  ASSERT_TRUE(WaitUntil([&] { return apply.status().resets > resets; }, absl::Seconds(60)))
       << "apply did not notice the target's crash";
   ASSERT_TRUE(apply.WaitForDurable(last, absl::Seconds(120)))
       << "durable through " << apply.status().durable_seq << " of " << last;

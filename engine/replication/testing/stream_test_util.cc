@@ -53,15 +53,6 @@ std::string CompareLogs(const DurableLog& expected, const DurableLog& actual) {
   return "";
 }
 
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 StandbyRegion::StandbyRegion(Options options)
     : options_(std::move(options)),
       epoch_(std::make_shared<std::atomic<uint64_t>>(options_.initial_epoch)),

@@ -15,6 +15,7 @@
 #include "engine/replication/receiver.h"
 #include "engine/replication/server.h"
 #include "engine/replication/shipper.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry::replication::testing {
 
@@ -25,8 +26,7 @@ namespace ferry::replication::testing {
 // Returns a description of the first difference, or "" when equal.
 std::string CompareLogs(const DurableLog& expected, const DurableLog& actual);
 
-// Waits (without sleeping as synchronization: polls a condition up to the deadline).
-bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(30));
+using ::ferry::testing::WaitUntil;
 
 // A standby: inbound log + Receiver + ReplicationServer, restartable on the same port.
 class StandbyRegion {
