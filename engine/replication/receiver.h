@@ -25,7 +25,7 @@
 // DurableLog::Append, then writes the Ack). The appender is a thread of its own so that frames
 // are read while an append syncs and the next sync takes them all: a receiver that read only
 // after its append returned (built and reverted in session 26, bench/side_by_side/FINDINGS.md)
-// took one batch per sync and fell behind a primary with a faster disk
+// took one batch per sync and would fall behind a primary with a faster disk
 // (BatchesThatArriveWhileTheInboundLogSyncsShareTheNextSync). An append error ends the stream: the
 // receiver sends a StreamError frame and stops acknowledging; the stream's status is UNAVAILABLE.
 //

@@ -17,7 +17,6 @@ using testing::AppendRecords;
 using testing::CompareLogs;
 using testing::StandbyRegion;
 using testing::TestShipperOptions;
-using testing::WaitUntil;
 
 TEST(ReplicationPartitionTest, ThirtySecondPartitionLosesNothing) {
   TempDir dir("ferry-partition");

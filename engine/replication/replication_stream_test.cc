@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/base/clock.h"
@@ -318,8 +319,8 @@ TEST_F(ReplicationStreamTest, ReceiverWithAFullDiskStopsAcknowledgingAndNothingI
 // The receiver reads on while its inbound log syncs, and its next append takes every batch that
 // arrived meanwhile in one sync: a standby whose disk syncs slower than the primary appends
 // keeps up instead of falling behind by one sync per batch. Fails against a receiver that
-// reads the next frame only after its append returned (session 26 built one: the batches stop
-// arriving while the sync is held).
+// reads the next frame only after its append returned (session 26 built one: the batches are
+// not read while the sync is held).
 TEST_F(ReplicationStreamTest, BatchesThatArriveWhileTheInboundLogSyncsShareTheNextSync) {
   auto fs = std::make_shared<FaultInjectionFileSystem>(rocksdb::FileSystem::Default());
   StartStandby(1, "east", fs);
@@ -330,6 +331,9 @@ TEST_F(ReplicationStreamTest, BatchesThatArriveWhileTheInboundLogSyncsShareTheNe
   ASSERT_TRUE(AllAcked(shipper.get()));
 
   fs->PauseSyncs();
+  // A failed assertion below must not leave the receiver's append at the gate: the standby's
+  // shutdown would wait for it forever.
+  absl::Cleanup resume = [&] { fs->ResumeSyncs(); };
   ASSERT_TRUE(AppendRecords(outbound_.get(), 1).ok());  // its append waits at the gate
   ASSERT_TRUE(fs->WaitForPausedSyncs(1, absl::Now() + absl::Seconds(30)));
   const uint64_t held_batches = standby_->receiver()->status().batches;
@@ -343,7 +347,7 @@ TEST_F(ReplicationStreamTest, BatchesThatArriveWhileTheInboundLogSyncsShareTheNe
   }
   EXPECT_EQ(shipper->status().acked_next_seq, 11u);
   const uint64_t syncs_before = fs->completed_syncs();
-  fs->ResumeSyncs();
+  std::move(resume).Invoke();
   ASSERT_TRUE(AllAcked(shipper.get()));
   // The held sync, then one for all ten batches (a few more for RocksDB's own files at most),
   // not one per batch.
