@@ -21,6 +21,7 @@
 #include "connectors/postgres/common/pg_connection.h"
 #include "tests/e2e/two_regions.h"
 #include "tests/support/read_file.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry::testing {
 namespace {
@@ -367,23 +368,22 @@ TEST_F(SwitchoverE2ETest, ACrashOfTheNewPrimarysDatabaseAfterTheMarkerLosesNoAck
       reversed = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "300"});
     });
     // West stops at the pause point (it says so first, then stops itself).
-    absl::Time deadline = absl::Now() + absl::Seconds(120);
-    bool paused = false;
-    while (!paused && absl::Now() < deadline) {
-      paused = CountOf(ReadFile(regions_->log_path(Region::kWest)), pause_line) > pauses &&
-               ProcessState(regions_->pid(Region::kWest)) == 'T';
-      if (!paused) absl::SleepFor(absl::Milliseconds(20));  // polling a state, not a timing
-    }
-    // West's database crashes; it is back once it answers again (after its recovery).
+    const bool paused = ferry::testing::WaitUntil(
+        [&] {
+          return CountOf(ReadFile(regions_->log_path(Region::kWest)), pause_line) > pauses &&
+                 ProcessState(regions_->pid(Region::kWest)) == 'T';
+        },
+        absl::Seconds(120), absl::Milliseconds(20));
+    // West's database crashes; it is back once it answers again (after its recovery), and only
+    // once the old processes are gone: one that still answers shows the rows not yet lost.
     int64_t west_after_crash = -1;
     if (paused && kill(walwriter_pid, SIGKILL) == 0) {
       resume_walwriter.pid = 0;
-      deadline = absl::Now() + absl::Seconds(120);
-      while (absl::Now() < deadline) {
-        // Until the old processes are gone: one that still answers shows the rows not yet lost.
-        if (ProcessState(walwriter_pid) == '?' && (west_after_crash = count_west()) >= 0) break;
-        absl::SleepFor(absl::Milliseconds(50));  // polling the database, not synchronisation
-      }
+      ferry::testing::WaitUntil(
+          [&] {
+            return ProcessState(walwriter_pid) == '?' && (west_after_crash = count_west()) >= 0;
+          },
+          absl::Seconds(120), absl::Milliseconds(50));
     }
     kill(regions_->pid(Region::kWest), SIGCONT);
     reverse.join();
