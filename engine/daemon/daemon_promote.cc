@@ -255,9 +255,12 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
                                                  ": nothing changed, still a standby"));
   };
   if (fence_ != nullptr) {
-    if (absl::Status s = fence_->AdvanceSequences(config_.failover.sequence_gap); !s.ok()) {
-      return undo(s);
+    absl::Status advanced;
+    {
+      absl::MutexLock io(&fence_mu_);
+      advanced = fence_->AdvanceSequences(config_.failover.sequence_gap);
     }
+    if (!advanced.ok()) return undo(advanced);
     step(absl::StrCat("sequences advanced by ", config_.failover.sequence_gap));
   }
   // Read after the stop: the receiver may have adopted a higher epoch meanwhile.

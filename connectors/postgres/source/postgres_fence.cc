@@ -7,26 +7,33 @@
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
-namespace {
+PostgresFence::~PostgresFence() = default;
 
-// Bounded: a fence call must not hang a switchover or the daemon's maintenance on a database
-// that does not answer or a lock it waits for.
-absl::StatusOr<std::unique_ptr<PgConnection>> ConnectForFence(const std::string& dsn) {
-  FERRY_ASSIGN_OR_RETURN(
-      std::unique_ptr<PgConnection> conn,
-      PgConnection::Connect(absl::StrCat(dsn, " application_name=ferry_fence connect_timeout=10")));
-  FERRY_RETURN_IF_ERROR(
-      conn->Exec("SET statement_timeout = '60s'; SET lock_timeout = '10s'").status());
-  FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
-  return conn;
+absl::StatusOr<PgResult> PostgresFence::Call(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+  absl::MutexLock lock(&mu_);
+  // A kept connection whose server went away fails its first statement: find that out with a
+  // statement that changes nothing, so that the call itself is sent once, on a live session.
+  if (conn_ != nullptr && (conn_->broken() || !conn_->Exec("SELECT 1").ok())) conn_.reset();
+  if (conn_ == nullptr) {
+    // Bounded: a fence call must not hang a switchover or the daemon's maintenance on a
+    // database that does not answer or a lock it waits for.
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                           PgConnection::Connect(absl::StrCat(
+                               dsn_, " application_name=ferry_fence connect_timeout=10")));
+    FERRY_RETURN_IF_ERROR(
+        conn->Exec("SET statement_timeout = '60s'; SET lock_timeout = '10s'").status());
+    FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));
+    conn_ = std::move(conn);
+  }
+  absl::StatusOr<PgResult> r = conn_->ExecParams(sql, params);
+  if (!r.ok()) conn_.reset();  // the next call connects and checks the schema again
+  return r;
 }
 
-}  // namespace
-
 absl::Status PostgresFence::Set(bool raise, const FenceNotice& notice) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
-  return Annotate(conn->ExecParams("SELECT ferry.set_fence($1::boolean, $2, $3)",
-                                   {raise ? "true" : "false", notice.message, notice.hint})
+  return Annotate(Call("SELECT ferry.set_fence($1::boolean, $2, $3)",
+                       {raise ? "true" : "false", notice.message, notice.hint})
                       .status(),
                   raise ? "raising the fence" : "lifting the fence");
 }
@@ -34,11 +41,9 @@ absl::Status PostgresFence::Set(bool raise, const FenceNotice& notice) {
 absl::Status PostgresFence::Raise(const FenceNotice& notice, bool end_sessions) {
   FERRY_RETURN_IF_ERROR(Set(true, notice));
   if (!end_sessions) return absl::OkStatus();
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
-  FERRY_ASSIGN_OR_RETURN(
-      PgResult r,
-      conn->ExecParams("SELECT ferry.end_fenced_sessions($1::bigint)",
-                       {std::to_string(absl::ToInt64Milliseconds(session_exit_wait_))}));
+  FERRY_ASSIGN_OR_RETURN(PgResult r,
+                         Call("SELECT ferry.end_fenced_sessions($1::bigint)",
+                              {std::to_string(absl::ToInt64Milliseconds(session_exit_wait_))}));
   if (r.rows() != 1 || !r.Get(0, 0).empty()) {
     return absl::UnavailableError(
         absl::StrCat("sessions whose transaction began before the fence did not exit within ",
@@ -55,13 +60,10 @@ absl::Status PostgresFence::Lift() { return Set(false, {}); }
 // that committed before it (the marker included) is captured, whatever committed between the
 // marker's message and its commit (its own position would not say that).
 absl::StatusOr<uint64_t> PostgresFence::Mark(const std::string& operation) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
-  FERRY_RETURN_IF_ERROR(
-      conn->ExecParams("SELECT ferry.emit_sequences($1, false)", {operation}).status());
+  FERRY_RETURN_IF_ERROR(Call("SELECT ferry.emit_sequences($1, false)", {operation}).status());
   FERRY_ASSIGN_OR_RETURN(
       PgResult r,
-      conn->ExecParams("SELECT pg_logical_emit_message(true, 'ferry-fence-sync', $1)::text",
-                       {operation}));
+      Call("SELECT pg_logical_emit_message(true, 'ferry-fence-sync', $1)::text", {operation}));
   if (r.rows() != 1 || r.IsNull(0, 0)) {
     return absl::InternalError("pg_logical_emit_message returned no position");
   }
@@ -69,10 +71,8 @@ absl::StatusOr<uint64_t> PostgresFence::Mark(const std::string& operation) {
 }
 
 absl::Status PostgresFence::AdvanceSequences(int64_t gap) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectForFence(dsn_));
   return Annotate(
-      conn->ExecParams("SELECT ferry.advance_sequences($1::bigint)", {std::to_string(gap)})
-          .status(),
+      Call("SELECT ferry.advance_sequences($1::bigint)", {std::to_string(gap)}).status(),
       "advancing the sequences");
 }
 

@@ -10,13 +10,24 @@
 //          sequence's value; returns its LSN.
 // Not stopped by the fence (docs/operations.md, "Fencing"): superusers that disable triggers or
 // set session_replication_role, DDL, nextval(), and tables of schema ferry.
-// Each call opens its own short connection (application_name ferry_fence).
+// The calls share one connection (application_name ferry_fence), opened and checked (Ferry's
+// schema installed and current) at the first call and kept: a new backend and the check cost
+// 50-100 ms on a loaded host, and a switchover makes five fence calls while writes wait
+// (bench/side_by_side/FINDINGS.md, session 27). Each call first checks that the connection still
+// answers and opens another when it does not (the database restarted, the session was ended);
+// no call is ever sent twice. A call that fails drops the connection, so the next one checks
+// the schema again. Thread-safe.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "engine/api/fence.h"
 
 namespace ferry::pg {
@@ -26,6 +37,7 @@ class PostgresFence final : public DatabaseFence {
   // `dsn`: a normal connection string of the region's database.
   explicit PostgresFence(std::string dsn, absl::Duration session_exit_wait = absl::Seconds(5))
       : dsn_(std::move(dsn)), session_exit_wait_(session_exit_wait) {}
+  ~PostgresFence() override;
 
   absl::Status Raise(const FenceNotice& notice, bool end_sessions) override;
   absl::Status Lift() override;
@@ -35,8 +47,13 @@ class PostgresFence final : public DatabaseFence {
 
  private:
   absl::Status Set(bool raise, const FenceNotice& notice);
+  // Runs one statement on the kept connection (see the top of this file).
+  absl::StatusOr<PgResult> Call(const std::string& sql,
+                                const std::vector<std::optional<std::string>>& params);
   const std::string dsn_;
   const absl::Duration session_exit_wait_;
+  absl::Mutex mu_;
+  std::unique_ptr<PgConnection> conn_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry::pg
