@@ -119,6 +119,10 @@ void ApplyScheduler::Stop() {
   }
   if (order_->Stop() && !reader_.joinable()) return;
   if (!stop_notification_.HasBeenNotified()) stop_notification_.Notify();
+  // The reader (and a worker streaming a transaction) may be waiting for the next record for up
+  // to idle_wait; they see the stop once woken. (One that checked for the stop just before it
+  // and waits only after this wake-up still waits it out.)
+  log_->WakeWaiters();
   if (reader_.joinable()) reader_.join();
   for (auto& t : workers_) {
     if (t.joinable()) t.join();

@@ -53,6 +53,7 @@ EventPipeline::~EventPipeline() { Stop(); }
 void EventPipeline::Stop() {
   stop_.Stop();
   if (sink_ && worker_.joinable()) sink_->Cancel();  // a copy in flight must not hold the stop
+  if (inbound_ != nullptr) inbound_->WakeWaiters();  // an idle apply waits up to 500 ms
   if (worker_.joinable()) worker_.join();
 }
 

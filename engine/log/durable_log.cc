@@ -344,6 +344,12 @@ DurableLog::~DurableLog() {
   CloseDb();
 }
 
+void DurableLog::WakeWaiters() const {
+  absl::MutexLock lock(&mu_);
+  ++wakeups_;
+  appended_.SignalAll();
+}
+
 void DurableLog::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
@@ -797,7 +803,8 @@ uint64_t DurableLog::ApproximateBytesLocked(uint64_t from, uint64_t to) const {
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  while (next_seq_ <= seq && !closed_) {
+  const uint64_t wakeups = wakeups_;
+  while (next_seq_ <= seq && !closed_ && wakeups_ == wakeups) {
     if (appended_.WaitWithDeadline(&mu_, deadline)) break;
   }
   return next_seq_ > seq;

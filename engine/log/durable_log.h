@@ -202,6 +202,9 @@ class DurableLog {
   bool WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const;
   static constexpr absl::Duration kClockPollInterval = absl::Milliseconds(5);
 
+  // Ends every WaitForRecord in progress now, as a spurious wake-up would (callers loop and
+  // re-check what they wait for): for a reader told to stop, which need not wait out its wait.
+  void WakeWaiters() const;
   // Wakes every waiter and refuses further appends. Idempotent; the destructor calls it.
   void Close();
 
@@ -259,6 +262,7 @@ class DurableLog {
   std::string resume_error_ ABSL_GUARDED_BY(mu_);  // why the last reopen failed (or waits)
   uint64_t resumes_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  mutable uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;  // WakeWaiters calls
   uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t group_commits_ ABSL_GUARDED_BY(mu_) = 0;

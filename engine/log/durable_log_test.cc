@@ -2,14 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::WaitUntil;
 
 class DurableLogTest : public ::testing::Test {
  protected:
@@ -395,6 +399,27 @@ TEST_F(DurableLogTest, WaitForRecordWakesOnAppendAndOnClose) {
   EXPECT_FALSE(log->WaitForRecord(2, absl::InfiniteFuture()));
   closer.join();
   EXPECT_EQ(log->Append(Records(1, "x")).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A reader told to stop is woken from its wait without a record, and the log goes on.
+TEST_F(DurableLogTest, WakeWaitersEndsAWaitInProgressWithoutARecord) {
+  auto log = OpenLog();
+  std::atomic<bool> waited{false};
+  std::atomic<bool> found{true};
+  std::thread waiter([&] {
+    found = log->WaitForRecord(1, absl::InfiniteFuture());
+    waited = true;
+  });
+  // The waiter may not be waiting yet when a wake-up comes: wake until it returns.
+  const bool woken = WaitUntil([&] {
+    log->WakeWaiters();
+    return waited.load();
+  });
+  ASSERT_TRUE(log->Append(Records(1, "w")).ok());  // frees a waiter that was not woken
+  waiter.join();
+  EXPECT_TRUE(woken) << "the wait did not end at the wake-up";
+  EXPECT_FALSE(found.load());
+  EXPECT_TRUE(log->WaitForRecord(1, absl::InfiniteFuture()));
 }
 
 // A deadline on a ManualClock: the wait ends once the clock is past it, an append still wakes
