@@ -17,10 +17,16 @@ absl::StatusOr<PgResult> PostgresFence::Call(
   if (conn_ != nullptr && (conn_->broken() || !conn_->Exec("SELECT 1").ok())) conn_.reset();
   if (conn_ == nullptr) {
     // Bounded: a fence call must not hang a switchover or the daemon's maintenance on a
-    // database that does not answer or a lock it waits for.
-    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                           PgConnection::Connect(absl::StrCat(
-                               dsn_, " application_name=ferry_fence connect_timeout=10")));
+    // database that does not answer or a lock it waits for. A kept session can go dead without
+    // a word (a firewall's idle timeout, a host gone): the keepalives find that out while it
+    // idles, and tcp_user_timeout bounds a statement sent into it (the server's
+    // statement_timeout cannot).
+    FERRY_ASSIGN_OR_RETURN(
+        std::unique_ptr<PgConnection> conn,
+        PgConnection::Connect(absl::StrCat(
+            dsn_,
+            " application_name=ferry_fence connect_timeout=10 keepalives=1 keepalives_idle=30 "
+            "keepalives_interval=10 keepalives_count=3 tcp_user_timeout=15000")));
     FERRY_RETURN_IF_ERROR(
         conn->Exec("SET statement_timeout = '60s'; SET lock_timeout = '10s'").status());
     FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));

@@ -14,9 +14,9 @@
 // schema installed and current) at the first call and kept: a new backend and the check cost
 // 50-100 ms on a loaded host, and a switchover makes five fence calls while writes wait
 // (bench/side_by_side/FINDINGS.md, session 27). Each call first checks that the connection still
-// answers and opens another when it does not (the database restarted, the session was ended);
-// no call is ever sent twice. A call that fails drops the connection, so the next one checks
-// the schema again. Thread-safe.
+// answers and opens another when it does not (the database restarted, the session was ended),
+// so that the call does not fail on a dead session; no call is retried. A call that fails drops
+// the connection, so the next one checks the schema again. Thread-safe.
 #pragma once
 
 #include <memory>
