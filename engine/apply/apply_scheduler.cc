@@ -120,8 +120,8 @@ void ApplyScheduler::Stop() {
   if (order_->Stop() && !reader_.joinable()) return;
   if (!stop_notification_.HasBeenNotified()) stop_notification_.Notify();
   // The reader (and a worker streaming a transaction) may be waiting for the next record for up
-  // to idle_wait; they see the stop once woken. (One that checked for the stop just before it
-  // and waits only after this wake-up still waits it out.)
+  // to idle_wait: woken, they see the stop (one that checked for it just before waits not at
+  // all: it read the wake-ups before its check).
   log_->WakeWaiters();
   if (reader_.joinable()) reader_.join();
   for (auto& t : workers_) {
@@ -175,7 +175,10 @@ bool ApplyScheduler::WaitForApplied(uint64_t seq, absl::Duration timeout) const 
 void ApplyScheduler::ReaderLoop() {
   SetCurrentThreadName("apply-reader");
   uint64_t applied_at_last_failure = 0;
-  while (!order_->stopping()) {
+  while (true) {
+    // Read before the check: a Stop() between the check and a wait below ends the wait.
+    const uint64_t wakeups = inbound_->wakeups();
+    if (order_->stopping()) break;
     if (options_.clock->Now() < backoff_until_) {
       options_.clock->SleepUntil(backoff_until_, &stop_notification_);
       continue;
@@ -183,7 +186,7 @@ void ApplyScheduler::ReaderLoop() {
     if (log_->first_seq() == log_->next_seq() && InboundLogId().empty()) {
       // A new inbound log: no record, no upstream log yet. Nothing to apply, and no log to bind
       // the target's progress to: wait for the receiver's first stream.
-      inbound_->WaitForRecord(log_->next_seq(), options_.idle_wait);
+      inbound_->WaitForRecord(log_->next_seq(), options_.idle_wait, wakeups);
       continue;
     }
     absl::Status status = LoadState();
@@ -338,6 +341,7 @@ void ApplyScheduler::HandleFailure() {
 
 absl::Status ApplyScheduler::ReadAndDispatch() {
   while (true) {
+    const uint64_t wakeups = inbound_->wakeups();  // before the check, as in ReaderLoop
     if (order_->RoundOver()) return absl::OkStatus();
     if (!MaybeWriteCursors()) return absl::OkStatus();  // the round ends
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
@@ -352,12 +356,12 @@ absl::Status ApplyScheduler::ReadAndDispatch() {
     if (records.empty()) {
       if (KeepCollecting()) {
         // Until a record arrives or (checked again soon) the groups in flight committed.
-        inbound_->WaitForRecord(next_read_, options_.collect_wait);
+        inbound_->WaitForRecord(next_read_, options_.collect_wait, wakeups);
         continue;
       }
       if (!Flush()) return absl::OkStatus();
       order_->DropRetired();
-      inbound_->WaitForRecord(next_read_, options_.idle_wait);
+      inbound_->WaitForRecord(next_read_, options_.idle_wait, wakeups);
       continue;
     }
     bool restart_read = false;

@@ -8,10 +8,12 @@
 #include <atomic>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace ferry {
 namespace {
@@ -280,6 +282,29 @@ TEST_F(ApplySchedulerTest, InboundLogIsKeptFromTheTargetsDurableProgress) {
   sink.SetDurable(60);
   EXPECT_EQ(RetainCursorReaches(61), 61u);
   EXPECT_EQ((*apply)->status().durable_seq, 60u);
+}
+
+// A switchover stops the standby's apply while its writes wait: Stop() must not wait out the
+// reader's idle wait (an hour here).
+TEST_F(ApplySchedulerTest, StopEndsTheReadersIdleWait) {
+  RecordingSink sink(uint64_t{0});
+  auto apply =
+      ApplyScheduler::Start({.workers = 2, .idle_wait = absl::Hours(1)}, log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    (*apply)->Stop();
+    stopped = true;
+  });
+  const bool prompt = ferry::testing::WaitUntil([&] { return stopped.load(); });
+  if (!prompt) {  // a record wakes the reader, so that the test ends
+    AppendRequest req;
+    req.records.push_back({RecordKind::kTransaction, std::string()});
+    ASSERT_TRUE(log_->Append(std::move(req)).ok());
+  }
+  stopper.join();
+  EXPECT_TRUE(prompt) << "Stop() waited for the reader's idle wait";
 }
 
 // A promote or a switchover waits for the target's durable progress; it must not wait out the

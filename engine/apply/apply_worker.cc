@@ -104,11 +104,12 @@ absl::Status ApplyWorker::ExecuteStream(SinkSession& session, ApplyGroup& group)
   bool started = false;
   uint32_t expect = 0;
   while (true) {
+    const uint64_t wakeups = inbound_->wakeups();  // before the check: a stop ends the wait
     if (!order_->RoundLive(group.generation)) return absl::AbortedError("apply round ended");
     FERRY_ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                            inbound_->Read(seq, InboundReader::Batch::kStream));
     if (records.empty()) {
-      inbound_->WaitForRecord(seq, idle_wait_);
+      inbound_->WaitForRecord(seq, idle_wait_, wakeups);
       continue;
     }
     for (const LogRecord& raw : records) {

@@ -62,8 +62,9 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record,
   return decoded;
 }
 
-bool InboundReader::WaitForRecord(uint64_t seq, absl::Duration wait) const {
-  return log_->WaitForRecord(seq, options_.clock->Now() + wait, *options_.clock);
+bool InboundReader::WaitForRecord(uint64_t seq, absl::Duration wait,
+                                  std::optional<uint64_t> wakeups_seen) const {
+  return log_->WaitForRecord(seq, options_.clock->Now() + wait, *options_.clock, wakeups_seen);
 }
 
 }  // namespace ferry

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -87,8 +88,11 @@ class InboundReader {
                                                             RelationCatalog* catalog = nullptr);
 
   // Waits until the log holds a record at or after `seq`, at most `wait` on the clock (it may
-  // return earlier: wake-up granularity only). True when there is such a record.
-  bool WaitForRecord(uint64_t seq, absl::Duration wait) const;
+  // return earlier: wake-up granularity only), or a wake-up of the log's waiters since
+  // `wakeups_seen` (DurableLog::WaitForRecord). True when there is such a record.
+  bool WaitForRecord(uint64_t seq, absl::Duration wait,
+                     std::optional<uint64_t> wakeups_seen = std::nullopt) const;
+  uint64_t wakeups() const { return log_->wakeups(); }
 
   // The seq the next appended record gets.
   uint64_t next_seq() const { return log_->next_seq(); }

@@ -196,7 +196,9 @@ absl::Status EventPipeline::ApplyOnce(DurableLog* inbound, bool* idle) {
 void EventPipeline::ApplyLoop(DurableLog* inbound) {
   SetCurrentThreadName("events-apply");
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max}, /*seed=*/11);
-  while (!stop_.stopped()) {
+  while (true) {
+    const uint64_t wakeups = inbound->wakeups();  // before the check: Stop() ends the idle wait
+    if (stop_.stopped()) break;
     // Counted before the pause check: what is pending while paused is what an operator asks.
     CountPending();
     {
@@ -219,7 +221,7 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
     backoff.Reset();
     if (idle) {
       inbound->WaitForRecord(applied_next_.load(), options_.clock->Now() + absl::Milliseconds(500),
-                             *options_.clock);
+                             *options_.clock, wakeups);
     }
   }
 }

@@ -350,6 +350,11 @@ void DurableLog::WakeWaiters() const {
   appended_.SignalAll();
 }
 
+uint64_t DurableLog::wakeups() const {
+  absl::MutexLock lock(&mu_);
+  return wakeups_;
+}
+
 void DurableLog::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
@@ -802,18 +807,18 @@ uint64_t DurableLog::ApproximateBytesLocked(uint64_t from, uint64_t to) const {
 }
 
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  const uint64_t wakeups = wakeups_;
-  while (next_seq_ <= seq && !closed_ && wakeups_ == wakeups) {
-    if (appended_.WaitWithDeadline(&mu_, deadline)) break;
-  }
-  return next_seq_ > seq;
+  return WaitForRecord(seq, deadline, *Clock::Real());
 }
 
-bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const {
-  if (&clock == Clock::Real()) return WaitForRecord(seq, deadline);
+bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock,
+                               std::optional<uint64_t> wakeups_seen) const {
   absl::MutexLock lock(&mu_);
-  if (next_seq_ <= seq && !closed_) {
+  const uint64_t wakeups = wakeups_seen.value_or(wakeups_);
+  if (&clock == Clock::Real()) {
+    while (next_seq_ <= seq && !closed_ && wakeups_ == wakeups) {
+      if (appended_.WaitWithDeadline(&mu_, deadline)) break;
+    }
+  } else if (next_seq_ <= seq && !closed_ && wakeups_ == wakeups) {
     const absl::Duration left = deadline - clock.Now();
     if (left > absl::ZeroDuration()) {
       appended_.WaitWithTimeout(&mu_, std::min(left, kClockPollInterval));

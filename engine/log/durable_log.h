@@ -192,19 +192,25 @@ class DurableLog {
   // RocksDB's estimate of the bytes the records [from, to) take (on disk and in memory).
   uint64_t ApproximateBytes(uint64_t from, uint64_t to) const;
 
-  // Blocks until a record with sequence >= `seq` exists, the deadline passes, or Close() is
-  // called. Returns true when such a record exists.
+  // Blocks until a record with sequence >= `seq` exists, the deadline passes, WakeWaiters() or
+  // Close() is called. Returns true when such a record exists.
   bool WaitForRecord(uint64_t seq, absl::Time deadline) const;
   // The same with `deadline` on `clock` (the caller's injected clock). A clock other than
   // Clock::Real() (a test's ManualClock) moves without waking anyone, so on it the wait also
   // ends after at most kClockPollInterval of real time, like a spurious wake-up: callers loop,
   // re-check what they wait for and wait again. On the real clock it is WaitForRecord above.
-  bool WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock) const;
+  // With `wakeups_seen` (wakeups() read before the caller last checked its own reason to stop),
+  // the wait also ends at once when WakeWaiters() was called since that read: a stop that came
+  // between the caller's check and this wait is not waited out.
+  bool WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock,
+                     std::optional<uint64_t> wakeups_seen = std::nullopt) const;
   static constexpr absl::Duration kClockPollInterval = absl::Milliseconds(5);
 
   // Ends every WaitForRecord in progress now, as a spurious wake-up would (callers loop and
-  // re-check what they wait for): for a reader told to stop, which need not wait out its wait.
+  // re-check what they wait for), and those whose `wakeups_seen` it passed: for readers told
+  // to stop, which need not wait out their wait.
   void WakeWaiters() const;
+  uint64_t wakeups() const;  // WakeWaiters calls so far
   // Wakes every waiter and refuses further appends. Idempotent; the destructor calls it.
   void Close();
 

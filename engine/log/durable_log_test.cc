@@ -422,6 +422,25 @@ TEST_F(DurableLogTest, WakeWaitersEndsAWaitInProgressWithoutARecord) {
   EXPECT_TRUE(log->WaitForRecord(1, absl::InfiniteFuture()));
 }
 
+// A waiter that read wakeups() before checking its stop, then waits after the wake-up came: the
+// wait ends at once (otherwise a stop between the check and the wait would be waited out).
+TEST_F(DurableLogTest, AWakeUpBeforeTheWaitEndsAWaitThatReadTheWakeUpsBeforeIt) {
+  auto log = OpenLog();
+  const uint64_t seen = log->wakeups();
+  log->WakeWaiters();
+  std::atomic<bool> waited{false};
+  std::atomic<bool> found{true};
+  std::thread waiter([&] {
+    found = log->WaitForRecord(1, absl::InfiniteFuture(), *Clock::Real(), seen);
+    waited = true;
+  });
+  const bool ended = WaitUntil([&] { return waited.load(); });
+  ASSERT_TRUE(log->Append(Records(1, "w")).ok());  // frees a waiter that did not end
+  waiter.join();
+  EXPECT_TRUE(ended) << "the wait missed the wake-up that came before it";
+  EXPECT_FALSE(found.load());
+}
+
 // A deadline on a ManualClock: the wait ends once the clock is past it, an append still wakes
 // it at once, and a clock that never moves cannot hang the caller (who loops and re-checks).
 TEST_F(DurableLogTest, WaitForRecordOnAnInjectedClock) {
