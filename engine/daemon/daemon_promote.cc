@@ -283,7 +283,8 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   reply.set_epoch(new_epoch);
   spdlog::warn("region {}: promote {}: primary under epoch {}", config_.region, operation,
                new_epoch);
-  absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence
+  SettleFence();  // writable before the capture starts: the slot keeps what is written
+  absl::Status started = StartPipeline(Role::kPrimary);
   if (!started.ok()) {
     absl::MutexLock lock(&pipeline_mu_);
     pipeline_error_ = started.ToString();

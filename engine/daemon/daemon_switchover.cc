@@ -550,7 +550,10 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   }
   spdlog::warn("region {}: switchover {}: now primary under epoch {}", config_.region, op,
                request.new_epoch());
-  absl::Status started = StartPipeline(Role::kPrimary);  // lifts the fence once it runs
+  // Writable now, before the capture starts: the slot made before the flip keeps what is
+  // written from here (the maintenance's SettleFence would lift the fence anyway).
+  SettleFence();
+  absl::Status started = StartPipeline(Role::kPrimary);
   if (!started.ok()) {
     absl::MutexLock lock(&pipeline_mu_);
     pipeline_error_ = started.ToString();
