@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "engine/base/status_macros.h"
 
 namespace ferry::pg {
 namespace {
@@ -23,9 +24,8 @@ std::string QuoteConninfoValue(absl::string_view v) {
   return out;
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
+// The keys `dsn` sets, as "key='value' " pairs, `skip` left out.
+absl::StatusOr<std::string> ConninfoPairs(const std::string& dsn, absl::string_view skip) {
   char* err = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
   if (options == nullptr) {
@@ -36,12 +36,23 @@ absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
   }
   std::string out;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr || absl::string_view(o->keyword) == "replication") continue;
+    if (o->val == nullptr || absl::string_view(o->keyword) == skip) continue;
     absl::StrAppend(&out, o->keyword, "=", QuoteConninfoValue(o->val), " ");
   }
   PQconninfoFree(options);
-  absl::StrAppend(&out, "replication=database");
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
+  FERRY_ASSIGN_OR_RETURN(std::string out, ConninfoPairs(dsn, "replication"));
+  return absl::StrCat(out, "replication=database");
+}
+
+absl::StatusOr<std::string> KeywordDsn(const std::string& dsn) {
+  FERRY_ASSIGN_OR_RETURN(std::string out, ConninfoPairs(dsn, ""));
+  return std::string(absl::StripTrailingAsciiWhitespace(out));
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,

@@ -33,6 +33,10 @@ enum class ConnectionKind {
 // Returns `dsn` (key=value or URI form) as key=value with `replication=database` set, any
 // replication key of the input replaced. kInvalidArgument when libpq cannot parse it.
 [[nodiscard]] absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn);
+// Returns `dsn` (key=value or URI form) as key=value, to which more " key=value" pairs can be
+// appended (appended to a URI they would be read as part of it). kInvalidArgument when libpq
+// cannot parse it.
+[[nodiscard]] absl::StatusOr<std::string> KeywordDsn(const std::string& dsn);
 
 // Owns a PGresult.
 class PgResult {

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "connectors/postgres/common/pg_connection.h"
 #include "engine/base/status_macros.h"
 #include "engine/config/key_table.h"
 #include "engine/config/value_parsers.h"
@@ -168,14 +169,23 @@ constexpr Key<PostgresConfig> kKeys[] = {
 }  // namespace
 
 std::string PostgresConfig::ConnectionString() const {
-  if (!password.is_set()) return dsn;
+  // ferryd's connections append keys of their own (application_name, the fence's timeouts, the
+  // password below): a URI becomes key=value first, or they would be read as part of it. One
+  // that libpq cannot parse stays as it is: its connections then fail with libpq's reason.
+  std::string out = dsn;
+  if (absl::StartsWith(dsn, "postgresql://") || absl::StartsWith(dsn, "postgres://")) {
+    if (absl::StatusOr<std::string> keywords = pg::KeywordDsn(dsn); keywords.ok()) {
+      out = *std::move(keywords);
+    }
+  }
+  if (!password.is_set()) return out;
   std::string quoted = "'";
   for (char c : password.value) {
     if (c == '\'' || c == '\\') quoted += '\\';
     quoted += c;
   }
   quoted += "'";
-  return absl::StrCat(dsn, " password=", quoted);
+  return absl::StrCat(out, " password=", quoted);
 }
 
 std::string PostgresConfig::DebugString() const {

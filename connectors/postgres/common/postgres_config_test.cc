@@ -3,15 +3,18 @@
 // out of the engine (key path, line and column included).
 #include "connectors/postgres/common/postgres_config.h"
 
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/config/config.h"
 #include "gmock/gmock.h"
@@ -142,6 +145,33 @@ TEST_F(PostgresConfigTest, ConnectionStringQuotesThePassword) {
   c.password = {.source = "env X", .value = R"(it's a \secret)"};
   EXPECT_EQ(c.ConnectionString(), R"(host=db dbname=app password='it\'s a \\secret')");
   EXPECT_THAT(c.DebugString(), AllOf(HasSubstr("<secret from env X>"), Not(HasSubstr("secret)"))));
+}
+
+// A URI (which the config accepts) turns into key=value, so that the keys ferryd's connections
+// append (application_name, the password) are keys of their own, not part of the URI.
+TEST_F(PostgresConfigTest, AUriDsnTakesTheKeysFerrydAppends) {
+  PostgresConfig c;
+  c.dsn = "postgresql://ferry@db.example:5433/my%20app?sslmode=disable&connect_timeout=5";
+  c.password = {.source = "env X", .value = "s3cret"};
+  const std::string dsn = c.ConnectionString() + " application_name=ferry_capture";
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
+  ASSERT_NE(options, nullptr) << (err != nullptr ? err : "");
+  std::map<std::string, std::string> keys;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr) keys[o->keyword] = o->val;
+  }
+  PQconninfoFree(options);
+  EXPECT_EQ(keys, (std::map<std::string, std::string>{{"user", "ferry"},
+                                                      {"host", "db.example"},
+                                                      {"port", "5433"},
+                                                      {"dbname", "my app"},
+                                                      {"sslmode", "disable"},
+                                                      {"connect_timeout", "5"},
+                                                      {"password", "s3cret"},
+                                                      {"application_name", "ferry_capture"}}));
+  c.dsn = "postgresql://ferry@db.example:5433/app?sslmode=nonsense=x";  // libpq refuses it
+  EXPECT_TRUE(absl::StartsWith(c.ConnectionString(), c.dsn)) << "left for libpq to report";
 }
 
 TEST_F(PostgresConfigTest, DsnIsRequiredInASection) {
