@@ -6,14 +6,13 @@
 
 #include <gtest/gtest.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "tests/support/pg_cluster.h"
+#include "tests/support/pg_database_test.h"
 
 namespace ferry::pg {
 namespace {
 
-using ::ferry::testing::PgCluster;
+using ::ferry::testing::PgDatabaseTest;
 
 v1::QuarantinedChange Change(uint64_t seq, uint32_t index, const std::string& table,
                              const std::string& op, const std::string& key,
@@ -34,30 +33,18 @@ v1::QuarantinedChange Change(uint64_t seq, uint32_t index, const std::string& ta
   return c;
 }
 
-class PgQuarantineTest : public ::testing::Test {
+class PgQuarantineTest : public PgDatabaseTest<PgQuarantineTest> {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = PgCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    db_ = absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_TRUE(cluster_->Exec(absl::StrCat("CREATE DATABASE ", db_), "postgres").ok());
+    PgDatabaseTest::SetUp();
     ASSERT_TRUE(Exec("CREATE TABLE items (id bigint PRIMARY KEY, v text);"
                      "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three');"
                      "CREATE TABLE \"Odd \"\"Name\"\"\" (\"K ey\" int PRIMARY KEY, v text);"
                      "INSERT INTO \"Odd \"\"Name\"\"\" VALUES (5, 'five');"
                      "CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1);")
                     .ok());
-    store_ = std::make_unique<PostgresQuarantine>(cluster_->dsn(db_));
+    store_ = std::make_unique<PostgresQuarantine>(dsn());
   }
-  absl::Status Exec(const std::string& sql) { return cluster_->Exec(sql, db_); }
   std::string Value(const std::string& sql) {
     auto v = cluster_->QueryValue(sql, db_);
     return v.ok() ? v->value_or("<null>") : absl::StrCat("<error ", v.status().ToString(), ">");
@@ -71,11 +58,8 @@ class PgQuarantineTest : public ::testing::Test {
     return store_->Decide(r);
   }
 
-  static PgCluster* cluster_;
-  std::string db_;
   std::unique_ptr<PostgresQuarantine> store_;
 };
-PgCluster* PgQuarantineTest::cluster_ = nullptr;
 
 TEST_F(PgQuarantineTest, KeepsEachChangeOnceWithTheRowsOfBothRegions) {
   const std::vector<v1::QuarantinedChange> changes = {

@@ -11,40 +11,28 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_database_test.h"
 #include "tests/support/wait_until.h"
 
 namespace ferry::pg {
 namespace {
 
 using ::ferry::testing::PgCluster;
+using ::ferry::testing::PgDatabaseTest;
 using ::ferry::testing::WaitUntil;
 
 const FenceNotice kNotice{"ferry: region test is fenced", "write to region other"};
 
-class PostgresFenceTest : public ::testing::Test {
+class PostgresFenceTest : public PgDatabaseTest<PostgresFenceTest> {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = PgCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    db_ = absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_TRUE(cluster_->Exec(absl::StrCat("CREATE DATABASE ", db_), "postgres").ok());
+    PgDatabaseTest::SetUp();
     ASSERT_TRUE(Exec("CREATE TABLE items (id int PRIMARY KEY); CREATE SEQUENCE counter").ok());
-    fence_ = std::make_unique<PostgresFence>(cluster_->dsn(db_));
+    fence_ = std::make_unique<PostgresFence>(dsn());
   }
-
-  absl::Status Exec(const std::string& sql) { return cluster_->Exec(sql, db_); }
   // The backends of the fence's sessions in this test's database.
   std::vector<std::string> FenceSessions() {
     auto rows =
@@ -65,12 +53,8 @@ class PostgresFenceTest : public ::testing::Test {
     return v.ok() && v->has_value() ? std::stoll(**v) : -1;
   }
 
-  static PgCluster* cluster_;
-  std::string db_;
   std::unique_ptr<PostgresFence> fence_;
 };
-
-PgCluster* PostgresFenceTest::cluster_ = nullptr;
 
 TEST_F(PostgresFenceTest, ARaisedFenceRefusesApplicationWritesWithItsNoticeUntilLifted) {
   ASSERT_TRUE(fence_->Raise(kNotice, /*end_sessions=*/false).ok());

@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/source/postgres_source.h"
 #include "connectors/postgres/testing/memory_capture_target.h"
@@ -18,6 +17,7 @@
 #include "engine/rows/copy_rows.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_database_test.h"
 
 namespace ferry::pg {
 
@@ -32,26 +32,13 @@ struct Captured {
   const v1::Relation* relation;
 };
 
-class PostgresSourceTest : public ::testing::Test {
+class PostgresSourceTest : public ferry::testing::PgDatabaseTest<PostgresSourceTest> {
+ public:
+  static PgClusterOptions ClusterOptions() {
+    return {.extra_config = {"wal_sender_timeout = 10s"}};
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    PgClusterOptions options;
-    options.extra_config = {"wal_sender_timeout = 10s"};
-    auto cluster = PgCluster::Start(options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    db_ = absl::AsciiStrToLower(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_TRUE(cluster_->Exec(absl::StrCat("CREATE DATABASE ", db_), "postgres").ok());
-  }
-
   void TearDown() override { StopSource().IgnoreError(); }
 
   PostgresSourceOptions Options() const {
@@ -169,8 +156,6 @@ class PostgresSourceTest : public ::testing::Test {
     return v.has_null() ? "<null>" : v.has_unchanged_toast() ? "<toast>" : v.text();
   }
 
-  inline static PgCluster* cluster_ = nullptr;
-  std::string db_;
   MemoryCaptureTarget target_;
   ManualClock manual_clock_{absl::FromUnixSeconds(1'800'000'000)};  // outlives the source
   std::unique_ptr<PostgresSource> source_;
