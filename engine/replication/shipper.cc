@@ -127,6 +127,7 @@ void Shipper::Stop() {
       stop_requested_.Notify();
     }
     cv_.SignalAll();
+    outbound_->WakeWaiters();  // the writer may wait for the next record (up to kPollSlice)
   }
   // Only the first caller finds the thread joinable; others return once it has been joined
   // (Stop is normally called once, by the owner).
@@ -237,6 +238,7 @@ ShipperStatus Shipper::status() const {
 void Shipper::Fail(Session* session, absl::Status status) {
   if (session->error.ok()) session->error = std::move(status);
   cv_.SignalAll();
+  outbound_->WakeWaiters();  // the writer ends the session without waiting out its poll
 }
 
 void Shipper::PersistCursors(bool force) {
@@ -411,6 +413,9 @@ void Shipper::WriteLoop(Session* session) {
     bool send_batch = false, send_ping = false;
     uint64_t from = 0;
     size_t budget = 0;
+    // Read before the checks below: a Stop() or a session's end between them and the wait for
+    // the next record ends that wait at once.
+    const uint64_t wakeups = outbound_->wakeups();
     {
       absl::MutexLock lock(&mu_);
       while (!stopping_ && session->error.ok() && !session->broken && !session->welcomed &&
@@ -433,7 +438,7 @@ void Shipper::WriteLoop(Session* session) {
       }
     }
     if (!send_batch && !send_ping) {
-      outbound_->WaitForRecord(from, clock_->Now() + kPollSlice, *clock_);
+      outbound_->WaitForRecord(from, clock_->Now() + kPollSlice, *clock_, wakeups);
       continue;
     }
 
@@ -621,6 +626,7 @@ void Shipper::ReadLoop(Session* session) {
   absl::MutexLock lock(&mu_);
   session->reader_done = true;
   cv_.SignalAll();
+  outbound_->WakeWaiters();
 }
 
 }  // namespace ferry::replication
