@@ -107,6 +107,16 @@ absl::Status CheckDsn(absl::string_view s) {
         }
       }
     }
+    // As libpq reads it: its own error would quote the URI, and a percent-encoded key
+    // (`%70assword=`) names the password too.
+    absl::StatusOr<std::string> keywords = pg::KeywordDsn(std::string(s));
+    if (!keywords.ok()) {
+      return absl::InvalidArgumentError(
+          "malformed libpq connection URI (the value is not shown: it may hold credentials)");
+    }
+    if (absl::StrContains(*keywords, " password='") || absl::StartsWith(*keywords, "password='")) {
+      return absl::InvalidArgumentError(kNoPassword);
+    }
     return absl::OkStatus();
   }
   // Keyword form: keyword = value pairs separated by whitespace; a value is unquoted (ends at
@@ -171,12 +181,13 @@ constexpr Key<PostgresConfig> kKeys[] = {
 std::string PostgresConfig::ConnectionString() const {
   // ferryd's connections append keys of their own (application_name, the fence's timeouts, the
   // password below): a URI becomes key=value first, or they would be read as part of it. One
-  // that libpq cannot parse stays as it is: its connections then fail with libpq's reason.
+  // that libpq cannot parse (the config refuses it; a caller may build one) gets no password:
+  // libpq's error about it quotes the whole string.
   std::string out = dsn;
   if (absl::StartsWith(dsn, "postgresql://") || absl::StartsWith(dsn, "postgres://")) {
-    if (absl::StatusOr<std::string> keywords = pg::KeywordDsn(dsn); keywords.ok()) {
-      out = *std::move(keywords);
-    }
+    absl::StatusOr<std::string> keywords = pg::KeywordDsn(dsn);
+    if (!keywords.ok()) return dsn;
+    out = *std::move(keywords);
   }
   if (!password.is_set()) return out;
   std::string quoted = "'";

@@ -71,8 +71,9 @@ struct PostgresConfig {
   // transactions arrive within the delay (0: whatever the rate).
   int commit_siblings = 4;
 
-  // `dsn` with the password appended as a quoted keyword value (` password='...'`), or `dsn`
-  // itself when no password is set. Holds the secret: never log it.
+  // `dsn` with the password appended as a quoted keyword value (` password='...'`); a URI `dsn`
+  // comes back in key=value form first (so that callers may append keys too). Holds the
+  // secret: never log it.
   std::string ConnectionString() const;
   // The section as YAML-like text, the password masked. Safe to log.
   std::string DebugString() const;
