@@ -8,8 +8,9 @@
 //     ASSERT_TRUE(Exec("CREATE TABLE t (id int)").ok());
 //     PostgresFence fence(dsn());
 //   }
-// A suite that needs server settings defines `static PgClusterOptions ClusterOptions()`; one
-// that overrides SetUp() calls PgDatabaseTest::SetUp() first.
+// A suite that needs server settings defines `static PgClusterOptions ClusterOptions()` (the
+// class named as `Suite`: a suite derived from it shares its cluster's settings); one that
+// overrides SetUp() first calls ASSERT_NO_FATAL_FAILURE(PgDatabaseTest::SetUp()).
 #pragma once
 
 #include <gtest/gtest.h>

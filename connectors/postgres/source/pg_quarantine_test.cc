@@ -36,7 +36,7 @@ v1::QuarantinedChange Change(uint64_t seq, uint32_t index, const std::string& ta
 class PgQuarantineTest : public PgDatabaseTest<PgQuarantineTest> {
  protected:
   void SetUp() override {
-    PgDatabaseTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(PgDatabaseTest::SetUp());
     ASSERT_TRUE(Exec("CREATE TABLE items (id bigint PRIMARY KEY, v text);"
                      "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three');"
                      "CREATE TABLE \"Odd \"\"Name\"\"\" (\"K ey\" int PRIMARY KEY, v text);"

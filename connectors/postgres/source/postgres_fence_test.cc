@@ -29,7 +29,7 @@ const FenceNotice kNotice{"ferry: region test is fenced", "write to region other
 class PostgresFenceTest : public PgDatabaseTest<PostgresFenceTest> {
  protected:
   void SetUp() override {
-    PgDatabaseTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(PgDatabaseTest::SetUp());
     ASSERT_TRUE(Exec("CREATE TABLE items (id int PRIMARY KEY); CREATE SEQUENCE counter").ok());
     fence_ = std::make_unique<PostgresFence>(dsn());
   }
