@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -106,6 +108,28 @@ TEST_F(ReplicationStreamTest, ShipsEveryRecordOnceAndPersistsTheAckedCursor) {
   ReceiverStatus r = standby_->receiver()->status();
   EXPECT_EQ(r.durable_next_seq, 2001u);
   EXPECT_EQ(r.streams_accepted, 1u);
+}
+
+// A switchover's drain stops the shipper while writes wait: the stop must not wait out the
+// writer's wait for the next record (an hour here).
+TEST_F(ReplicationStreamTest, StopEndsTheWritersWaitForTheNextRecord) {
+  ASSERT_TRUE(AppendRecords(outbound_.get(), 10).ok());
+  ShipperOptions options = TestShipperOptions(standby_->address());
+  options.poll_slice = absl::Hours(1);
+  options.keepalive_interval = absl::Hours(1);
+  auto shipper = StartShipper(options);
+  ASSERT_TRUE(AllAcked(shipper.get()));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    shipper->Stop();
+    stopped = true;
+  });
+  const bool prompt = WaitUntil([&] { return stopped.load(); });
+  if (!prompt) {
+    EXPECT_TRUE(AppendRecords(outbound_.get(), 1).ok());  // a record ends the wait
+  }
+  stopper.join();
+  EXPECT_TRUE(prompt) << "Stop() waited out the writer's wait for the next record";
 }
 
 TEST_F(ReplicationStreamTest, ReportsThePeersAppliedCursor) {

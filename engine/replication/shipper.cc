@@ -23,10 +23,6 @@ namespace {
 
 using RW = grpc::ClientReaderWriter<ferry::v1::ShipperFrame, ferry::v1::ReceiverFrame>;
 
-// The slice of the internal waits that also watch the injected clock: real time for the waits
-// on mu_ and cv_ (which events end), on the clock for the wait for new records.
-constexpr absl::Duration kPollSlice = absl::Milliseconds(50);
-
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
@@ -127,7 +123,7 @@ void Shipper::Stop() {
       stop_requested_.Notify();
     }
     cv_.SignalAll();
-    outbound_->WakeWaiters();  // the writer may wait for the next record (up to kPollSlice)
+    outbound_->WakeWaiters();  // the writer may wait for the next record (up to poll_slice)
   }
   // Only the first caller finds the thread joinable; others return once it has been joined
   // (Stop is normally called once, by the owner).
@@ -351,7 +347,7 @@ absl::Status Shipper::RunSession(bool* made_progress) {
                                                     absl::FormatDuration(options_.ack_timeout))));
       break;
     }
-    mu_.AwaitWithTimeout(absl::Condition(&session_over), kPollSlice);
+    mu_.AwaitWithTimeout(absl::Condition(&session_over), options_.poll_slice);
     mu_.Unlock();
     PersistCursors(/*force=*/false);
     mu_.Lock();
@@ -433,12 +429,12 @@ void Shipper::WriteLoop(Session* session) {
                  clock_->Now() - session->last_send >= options_.keepalive_interval) {
         send_ping = true;
       } else if (paused_ || !window_open) {
-        cv_.WaitWithTimeout(&mu_, kPollSlice);
+        cv_.WaitWithTimeout(&mu_, options_.poll_slice);
         continue;
       }
     }
     if (!send_batch && !send_ping) {
-      outbound_->WaitForRecord(from, clock_->Now() + kPollSlice, *clock_, wakeups);
+      outbound_->WaitForRecord(from, clock_->Now() + options_.poll_slice, *clock_, wakeups);
       continue;
     }
 

@@ -82,6 +82,10 @@ struct ShipperOptions {
   absl::Duration keepalive_interval = absl::Seconds(2);
   // How often the "acked" cursor is persisted while acks arrive.
   absl::Duration cursor_persist_interval = absl::Milliseconds(100);
+  // The slice of the internal waits that also watch the clock (the timeouts, the keepalive):
+  // real time for the waits on the shipper's own state, which its events end; on the clock for
+  // the writer's wait for the next record, which a record, a stop or a session's end ends.
+  absl::Duration poll_slice = absl::Milliseconds(50);
   // Initial state of the pause switch (see SetPaused).
   bool start_paused = false;
   // Called for every batch sent with its number of records (on the writer thread, under the
