@@ -350,10 +350,7 @@ void DurableLog::WakeWaiters() const {
   appended_.SignalAll();
 }
 
-uint64_t DurableLog::wakeups() const {
-  absl::MutexLock lock(&mu_);
-  return wakeups_;
-}
+uint64_t DurableLog::wakeups() const { return wakeups_.load(); }
 
 void DurableLog::Close() {
   absl::MutexLock lock(&mu_);
@@ -813,7 +810,7 @@ bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline) const {
 bool DurableLog::WaitForRecord(uint64_t seq, absl::Time deadline, const Clock& clock,
                                std::optional<uint64_t> wakeups_seen) const {
   absl::MutexLock lock(&mu_);
-  const uint64_t wakeups = wakeups_seen.value_or(wakeups_);
+  const uint64_t wakeups = wakeups_seen.value_or(wakeups_.load());
   if (&clock == Clock::Real()) {
     while (next_seq_ <= seq && !closed_ && wakeups_ == wakeups) {
       if (appended_.WaitWithDeadline(&mu_, deadline)) break;

@@ -268,7 +268,9 @@ class DurableLog {
   std::string resume_error_ ABSL_GUARDED_BY(mu_);  // why the last reopen failed (or waits)
   uint64_t resumes_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  mutable uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;  // WakeWaiters calls
+  // WakeWaiters calls: counted under mu_ (with the wake-up), read without it by wakeups(), which
+  // the shipper's and apply's loops call on every pass.
+  mutable std::atomic<uint64_t> wakeups_{0};
   uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t group_commits_ ABSL_GUARDED_BY(mu_) = 0;

@@ -14,6 +14,18 @@ std::string Abbreviate(absl::string_view sql) {
   return absl::StrCat(sql.substr(0, 200), "...");
 }
 
+// The keys `dsn` sets, as "key='value' " pairs, `skip` left out.
+absl::StatusOr<std::string> ConninfoPairs(const std::string& dsn, absl::string_view skip) {
+  FERRY_ASSIGN_OR_RETURN(auto keys, DsnKeys(dsn));
+  std::string out;
+  for (const auto& [key, value] : keys) {
+    if (key != skip) absl::StrAppend(&out, key, "=", QuoteConninfoValue(value), " ");
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string QuoteConninfoValue(absl::string_view v) {
   std::string out = "'";
   for (char c : v) {
@@ -24,8 +36,7 @@ std::string QuoteConninfoValue(absl::string_view v) {
   return out;
 }
 
-// The keys `dsn` sets, as "key='value' " pairs, `skip` left out.
-absl::StatusOr<std::string> ConninfoPairs(const std::string& dsn, absl::string_view skip) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DsnKeys(const std::string& dsn) {
   char* err = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
   if (options == nullptr) {
@@ -34,16 +45,13 @@ absl::StatusOr<std::string> ConninfoPairs(const std::string& dsn, absl::string_v
     return absl::InvalidArgumentError(absl::StrCat("cannot parse the Postgres DSN: ",
                                                    absl::StripTrailingAsciiWhitespace(message)));
   }
-  std::string out;
+  std::vector<std::pair<std::string, std::string>> keys;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr || absl::string_view(o->keyword) == skip) continue;
-    absl::StrAppend(&out, o->keyword, "=", QuoteConninfoValue(o->val), " ");
+    if (o->val != nullptr) keys.emplace_back(o->keyword, o->val);
   }
   PQconninfoFree(options);
-  return out;
+  return keys;
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ReplicationDsn(const std::string& dsn) {
   FERRY_ASSIGN_OR_RETURN(std::string out, ConninfoPairs(dsn, "replication"));

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -37,6 +38,13 @@ enum class ConnectionKind {
 // appended (appended to a URI they would be read as part of it). kInvalidArgument when libpq
 // cannot parse it.
 [[nodiscard]] absl::StatusOr<std::string> KeywordDsn(const std::string& dsn);
+// The keys `dsn` (key=value or URI form) sets and their values as libpq reads them (a URI's
+// percent-encoding decoded), in libpq's order. kInvalidArgument when libpq cannot parse it;
+// libpq's message, which it carries, may quote the DSN.
+[[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DsnKeys(
+    const std::string& dsn);
+// `v` as a single-quoted libpq connection-string value (quote and backslash escaped).
+std::string QuoteConninfoValue(absl::string_view v);
 
 // Owns a PGresult.
 class PgResult {

@@ -6,7 +6,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "engine/base/status_macros.h"
 #include "engine/config/key_table.h"
@@ -91,31 +90,15 @@ absl::Status CheckDsn(absl::string_view s) {
     return absl::InvalidArgumentError("expected a libpq connection string, got an empty string");
   }
   if (absl::StartsWith(s, "postgresql://") || absl::StartsWith(s, "postgres://")) {
-    absl::string_view rest = s.substr(s.find("://") + 3);
-    const size_t authority_end = rest.find_first_of("/?#");
-    absl::string_view authority = rest.substr(0, authority_end);
-    const size_t at = authority.rfind('@');
-    if (at != absl::string_view::npos &&
-        authority.substr(0, at).find(':') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(kNoPassword);
-    }
-    const size_t query = rest.find('?');
-    if (query != absl::string_view::npos) {
-      for (absl::string_view param : absl::StrSplit(rest.substr(query + 1), '&')) {
-        if (absl::StartsWithIgnoreCase(param, "password=")) {
-          return absl::InvalidArgumentError(kNoPassword);
-        }
-      }
-    }
-    // As libpq reads it: its own error would quote the URI, and a percent-encoded key
-    // (`%70assword=`) names the password too.
-    absl::StatusOr<std::string> keywords = pg::KeywordDsn(std::string(s));
-    if (!keywords.ok()) {
+    // As libpq reads it: `user:secret@`, `?password=` and a percent-encoded `%70assword=` all
+    // set the password key. libpq's own error would quote the URI: not passed on.
+    auto keys = pg::DsnKeys(std::string(s));
+    if (!keys.ok()) {
       return absl::InvalidArgumentError(
           "malformed libpq connection URI (the value is not shown: it may hold credentials)");
     }
-    if (absl::StrContains(*keywords, " password='") || absl::StartsWith(*keywords, "password='")) {
-      return absl::InvalidArgumentError(kNoPassword);
+    for (const auto& [key, value] : *keys) {
+      if (key == "password") return absl::InvalidArgumentError(kNoPassword);
     }
     return absl::OkStatus();
   }
@@ -190,13 +173,7 @@ std::string PostgresConfig::ConnectionString() const {
     out = *std::move(keywords);
   }
   if (!password.is_set()) return out;
-  std::string quoted = "'";
-  for (char c : password.value) {
-    if (c == '\'' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  quoted += "'";
-  return absl::StrCat(out, " password=", quoted);
+  return absl::StrCat(out, " password=", pg::QuoteConninfoValue(password.value));
 }
 
 std::string PostgresConfig::DebugString() const {
