@@ -87,7 +87,9 @@ ApplyScheduler::ApplyScheduler(const ApplyOptions& options, DurableLog* inbound,
       order_(std::make_unique<CommitOrder>(
           CommitOrderLimits{.workers = options_.workers,
                             .max_inflight_groups = options_.max_inflight_groups,
-                            .max_inflight_bytes = options_.max_inflight_bytes})),
+                            .max_inflight_bytes = options_.max_inflight_bytes},
+          // The reader may be in its idle wait for the next record: a failure ends it.
+          [inbound] { inbound->WakeWaiters(); })),
       builder_(std::make_unique<GroupBuilder>(
           GroupLimits{.max_transactions = options_.max_group_transactions,
                       .max_bytes = options_.max_group_bytes,

@@ -307,6 +307,34 @@ TEST_F(ApplySchedulerTest, StopEndsTheReadersIdleWait) {
   EXPECT_TRUE(prompt) << "Stop() waited for the reader's idle wait";
 }
 
+// A group that fails ends its round while the reader waits for the next record (an hour here):
+// the failure wakes it, so the retry comes after the backoff (1 ms), not after the idle wait.
+TEST_F(ApplySchedulerTest, AFailedGroupEndsTheReadersIdleWait) {
+  RecordingSink sink(uint64_t{0});
+  auto apply = ApplyScheduler::Start({.workers = 2,
+                                      .backoff_initial = absl::Milliseconds(1),
+                                      .backoff_max = absl::Milliseconds(1),
+                                      .idle_wait = absl::Hours(1)},
+                                     log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  sink.FailCommits(1);
+  AppendRequest req;
+  v1::Transaction txn;
+  txn.set_last_fragment(true);
+  req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
+  ASSERT_TRUE(log_->Append(std::move(req)).ok());
+  const bool retried = (*apply)->WaitForApplied(101, absl::Seconds(30));
+  if (!retried) {  // a record wakes the reader, so that the test ends
+    AppendRequest wake;
+    wake.records.push_back({RecordKind::kHeartbeat, ""});
+    EXPECT_TRUE(log_->Append(std::move(wake)).ok());
+  }
+  EXPECT_TRUE(retried) << "the retry waited for the reader's idle wait";
+  EXPECT_EQ((*apply)->status().resets, 1u);
+  EXPECT_THAT((*apply)->status().last_error, HasSubstr("target away"));
+}
+
 // A promote or a switchover waits for the target's durable progress; it must not wait out the
 // poll's interval (nor an hour of it): while anyone waits the reader polls at once.
 TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressPollsTheTargetWithoutWaitingForTheInterval) {

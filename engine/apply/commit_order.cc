@@ -1,10 +1,12 @@
 #include "engine/apply/commit_order.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace ferry {
 
-CommitOrder::CommitOrder(const CommitOrderLimits& limits) : limits_(limits) {}
+CommitOrder::CommitOrder(const CommitOrderLimits& limits, std::function<void()> round_over)
+    : limits_(limits), round_over_(std::move(round_over)) {}
 
 bool CommitOrder::Stop() {
   absl::MutexLock lock(&mu_);
@@ -251,17 +253,22 @@ void CommitOrder::Release() {
 
 void CommitOrder::ReportFailure(absl::Status status, std::optional<TableFault> fault,
                                 const ApplyGroup& group) {
-  absl::MutexLock lock(&mu_);
-  if (group.generation != generation_ || stop_) return;
-  if (failure_ != nullptr && failure_->group_id <= group.id) return;
-  auto f = std::make_unique<GroupFailure>();
-  f->status = std::move(status);
-  f->fault = std::move(fault);
-  f->group_id = group.id;
-  f->first_seq = group.first_seq;
-  f->last_seq = group.last_seq;
-  f->careful = group.context.careful;
-  failure_ = std::move(f);
+  bool ends_round = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (group.generation != generation_ || stop_) return;
+    if (failure_ != nullptr && failure_->group_id <= group.id) return;
+    ends_round = failure_ == nullptr;
+    auto f = std::make_unique<GroupFailure>();
+    f->status = std::move(status);
+    f->fault = std::move(fault);
+    f->group_id = group.id;
+    f->first_seq = group.first_seq;
+    f->last_seq = group.last_seq;
+    f->careful = group.context.careful;
+    failure_ = std::move(f);
+  }
+  if (ends_round && round_over_) round_over_();
 }
 
 bool CommitOrder::FrontReady() const {

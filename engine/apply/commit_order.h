@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -58,7 +59,10 @@ struct CommitOrderLimits {
 
 class CommitOrder {
  public:
-  explicit CommitOrder(const CommitOrderLimits& limits);
+  // `round_over` (optional) runs, outside the lock, when a reported failure ends the round: the
+  // reader thread may be waiting for the next record rather than in this order's waits, and
+  // it wakes it (ApplyScheduler: the inbound log's WakeWaiters).
+  explicit CommitOrder(const CommitOrderLimits& limits, std::function<void()> round_over = {});
   CommitOrder(const CommitOrder&) = delete;
   CommitOrder& operator=(const CommitOrder&) = delete;
 
@@ -139,6 +143,7 @@ class CommitOrder {
 
   // Constant after construction.
   const CommitOrderLimits limits_;
+  const std::function<void()> round_over_;
 
   // mu_.Await that counts the threads it blocks (blocked()).
   void AwaitCounted(const absl::Condition& condition) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -92,6 +92,36 @@ TEST(CommitOrderTest, TheWorkerThatCommitsADependencyTakesTheGroupWaitingForIt) 
   EXPECT_FALSE(taken.load());
 }
 
+// The first failure of a round runs the round-over callback once (the scheduler wakes its reader
+// with it); a later failure of the same round, or one of an ended round, does not.
+TEST(CommitOrderTest, TheFirstFailureOfARoundRunsTheRoundOverCallbackOnce) {
+  int calls = 0;
+  CommitOrder order({.workers = 2}, [&] { ++calls; });
+  order.StartRound(0, 1);
+  Dispatch(order, Group(1, 1));
+  Dispatch(order, Group(2, 2));
+  ApplyGroupPtr first = order.Take();
+  ApplyGroupPtr second = order.Take();
+  EXPECT_EQ(calls, 0);
+  order.ReportFailure(absl::UnavailableError("second"), std::nullopt, *second);
+  EXPECT_EQ(calls, 1);
+  order.ReportFailure(absl::AbortedError("first"), std::nullopt, *first);  // an earlier group
+  EXPECT_EQ(calls, 1);
+  order.Release();
+  order.Release();
+  EXPECT_TRUE(order.EndRound());
+  order.ReportFailure(absl::UnavailableError("late"), std::nullopt, *second);  // ended round
+  EXPECT_EQ(calls, 1);
+  ASSERT_NE(order.TakeFailure(), nullptr);
+  order.StartRound(0, 3);
+  Dispatch(order, Group(3, 1));
+  ApplyGroupPtr again = order.Take();
+  order.ReportFailure(absl::UnavailableError("next round"), std::nullopt, *again);
+  EXPECT_EQ(calls, 2);
+  order.Release();
+  order.Stop();
+}
+
 // A failure ends the round: workers learn it at their next wait, EndRound returns once none
 // holds a group, the earliest failed group wins, and a late report of the old round is ignored.
 TEST(CommitOrderTest, AFailureEndsTheRoundAndTheEarliestFailureWins) {
