@@ -52,6 +52,10 @@ EventPipeline::~EventPipeline() { Stop(); }
 
 void EventPipeline::Stop() {
   stop_.Stop();
+  {
+    absl::MutexLock lock(&mu_);  // a paused apply waits on mu_
+    stopping_ = true;
+  }
   if (sink_ && worker_.joinable()) sink_->Cancel();  // a copy in flight must not hold the stop
   if (inbound_ != nullptr) inbound_->WakeWaiters();  // an idle apply waits up to 500 ms
   if (worker_.joinable()) worker_.join();
@@ -204,9 +208,10 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
     {
       absl::MutexLock lock(&mu_);
       if (status_.paused) {
-        // Re-checked every 100 ms; Stop() still ends the wait within that.
-        auto resumed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !status_.paused; };
-        mu_.AwaitWithTimeout(absl::Condition(&resumed), absl::Milliseconds(100));
+        // Counted again every paused_recount; a resume or Stop() ends the wait at once.
+        auto resumed = [this]()
+                           ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !status_.paused || stopping_; };
+        mu_.AwaitWithTimeout(absl::Condition(&resumed), options_.paused_recount);
         continue;
       }
     }

@@ -47,6 +47,9 @@ struct EventPipelineOptions {
   std::function<void(const absl::Status&)> on_error;
   // Apply mode: start with applying held back (the region is paused).
   bool start_paused = false;
+  // Apply mode, while paused: how often the pending objects are counted again (a resume or a
+  // stop ends the wait at once).
+  absl::Duration paused_recount = absl::Milliseconds(100);
 };
 
 struct EventPipelineStatus {
@@ -117,6 +120,7 @@ class EventPipeline {
   uint64_t scanned_next_ ABSL_GUARDED_BY(scan_mu_) = 0;
   mutable absl::Mutex mu_;
   EventPipelineStatus status_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // Stop() was called: ends a paused wait
 };
 
 }  // namespace ferry

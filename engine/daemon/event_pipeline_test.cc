@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -108,6 +110,33 @@ TEST(EventPipelineTest, APausedApplyAppliesNothingUntilResumed) {
   ASSERT_FALSE(WaitUntil([&] { return !raw->applied().empty(); }, absl::Milliseconds(300)));
   (*p)->SetPaused(false);
   ASSERT_TRUE(WaitUntil([&] { return raw->applied().size() == 1; }));
+}
+
+// A switchover or a shutdown stops a paused apply: Stop() must not wait out the paused pass's
+// interval (an hour here).
+TEST(EventPipelineTest, StopEndsAPausedApplysWait) {
+  testing::TempDir dir("ferry-event-pipeline");
+  auto inbound = DurableLog::Open({.path = dir.File("inbound")});
+  ASSERT_TRUE(inbound.ok());
+  AppendMixed(**inbound, {"a"});
+  EventPipelineOptions options = Options();
+  options.start_paused = true;
+  options.paused_recount = absl::Hours(1);
+  auto p = EventPipeline::StartApply(std::move(options), inbound->get(),
+                                     std::make_unique<RecordingSink>(0));
+  ASSERT_TRUE(p.ok());
+  // The apply thread's first pass counts what is pending, then waits paused.
+  const uint64_t end = (*inbound)->next_seq();
+  ASSERT_TRUE(WaitUntil([&] { return (*p)->status().pending_scanned_seq == end; }));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    (*p)->Stop();
+    stopped = true;
+  });
+  const bool prompt = WaitUntil([&] { return stopped.load(); });
+  if (!prompt) (*p)->SetPaused(false);  // ends the wait, so that the test ends
+  stopper.join();
+  EXPECT_TRUE(prompt) << "Stop() waited for the paused apply's interval";
 }
 
 // Weighs an event by its body: one object of body-size bytes, or nothing for another type.
