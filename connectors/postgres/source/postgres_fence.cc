@@ -7,6 +7,25 @@
 #include "engine/base/status_macros.h"
 
 namespace ferry::pg {
+
+absl::StatusOr<std::string> FenceConnectionString(const std::string& dsn) {
+  absl::StatusOr<std::string> keywords = KeywordDsn(dsn);
+  if (!keywords.ok()) {
+    // libpq's message may quote the DSN, password and all.
+    return absl::InvalidArgumentError("the fence's DSN cannot be parsed");
+  }
+  // Bounded: a fence call must not hang a switchover or the daemon's maintenance on a database
+  // that does not answer. A kept session can go dead without a word (a firewall's idle timeout,
+  // a host gone): the keepalives find that out while it idles, and tcp_user_timeout bounds a
+  // statement sent into it (the server's statement_timeout cannot). These come before the DSN,
+  // so that an operator's own values for them (libpq takes a key's last value) stay; the
+  // session's name comes after it, because the fence's SQL functions tell its session by it.
+  return absl::StrCat(
+      "connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 "
+      "keepalives_count=3 tcp_user_timeout=15000 ",
+      *keywords, " application_name=ferry_fence");
+}
+
 PostgresFence::~PostgresFence() = default;
 
 absl::StatusOr<PgResult> PostgresFence::Call(
@@ -16,17 +35,8 @@ absl::StatusOr<PgResult> PostgresFence::Call(
   // statement that changes nothing, so that the call itself is sent once, on a live session.
   if (conn_ != nullptr && (conn_->broken() || !conn_->Exec("SELECT 1").ok())) conn_.reset();
   if (conn_ == nullptr) {
-    // Bounded: a fence call must not hang a switchover or the daemon's maintenance on a
-    // database that does not answer or a lock it waits for. A kept session can go dead without
-    // a word (a firewall's idle timeout, a host gone): the keepalives find that out while it
-    // idles, and tcp_user_timeout bounds a statement sent into it (the server's
-    // statement_timeout cannot).
-    FERRY_ASSIGN_OR_RETURN(
-        std::unique_ptr<PgConnection> conn,
-        PgConnection::Connect(absl::StrCat(
-            dsn_,
-            " application_name=ferry_fence connect_timeout=10 keepalives=1 keepalives_idle=30 "
-            "keepalives_interval=10 keepalives_count=3 tcp_user_timeout=15000")));
+    FERRY_ASSIGN_OR_RETURN(std::string conninfo, FenceConnectionString(dsn_));
+    FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(conninfo));
     FERRY_RETURN_IF_ERROR(
         conn->Exec("SET statement_timeout = '60s'; SET lock_timeout = '10s'").status());
     FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));

@@ -25,12 +25,18 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "engine/api/fence.h"
 
 namespace ferry::pg {
+
+// The fence session's connection string: `dsn` (key=value or URI) with the session's name
+// (ferry_fence) and, unless `dsn` sets them, a connect timeout, TCP keepalives and
+// tcp_user_timeout. kInvalidArgument, without quoting `dsn`, when libpq cannot parse it.
+[[nodiscard]] absl::StatusOr<std::string> FenceConnectionString(const std::string& dsn);
 
 class PostgresFence final : public DatabaseFence {
  public:
