@@ -63,6 +63,13 @@ absl::StatusOr<std::string> KeywordDsn(const std::string& dsn) {
   return std::string(absl::StripTrailingAsciiWhitespace(out));
 }
 
+absl::StatusOr<std::string> SessionDsn(const std::string& dsn, absl::string_view defaults,
+                                       absl::string_view fixed) {
+  absl::StatusOr<std::string> keywords = KeywordDsn(dsn);
+  if (!keywords.ok()) return absl::InvalidArgumentError("the Postgres DSN cannot be parsed");
+  return absl::StrCat(defaults, " ", *keywords, " ", fixed);
+}
+
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
                                                                     ConnectionKind kind) {
   std::string conninfo = dsn;

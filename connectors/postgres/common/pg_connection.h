@@ -38,6 +38,14 @@ enum class ConnectionKind {
 // appended (appended to a URI they would be read as part of it). kInvalidArgument when libpq
 // cannot parse it.
 [[nodiscard]] absl::StatusOr<std::string> KeywordDsn(const std::string& dsn);
+// A session's connection string: `defaults` ("key=value ...") unless `dsn` sets those keys
+// itself, then `dsn` (key=value or URI form), then `fixed`, which always hold (libpq takes a
+// key's last value; a service file's or the environment's values fill only keys still unset,
+// so they do not replace `defaults`). kInvalidArgument, without quoting `dsn` (libpq's message
+// would, password and all), when libpq cannot parse it.
+[[nodiscard]] absl::StatusOr<std::string> SessionDsn(const std::string& dsn,
+                                                     absl::string_view defaults,
+                                                     absl::string_view fixed);
 // The keys `dsn` (key=value or URI form) sets and their values as libpq reads them (a URI's
 // percent-encoding decoded), in libpq's order. kInvalidArgument when libpq cannot parse it;
 // libpq's message, which it carries, may quote the DSN.

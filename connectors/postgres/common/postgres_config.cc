@@ -162,7 +162,7 @@ constexpr Key<PostgresConfig> kKeys[] = {
 }  // namespace
 
 std::string PostgresConfig::ConnectionString() const {
-  // ferryd's connections append keys of their own (application_name, the fence's timeouts, the
+  // ferryd's connections add keys of their own (application_name, the fence's timeouts, the
   // password below): a URI becomes key=value first, or they would be read as part of it. One
   // that libpq cannot parse (the config refuses it; a caller may build one) gets no password:
   // libpq's error about it quotes the whole string.

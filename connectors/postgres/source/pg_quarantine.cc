@@ -292,12 +292,17 @@ absl::Status CheckJson(PgConnection& conn, const std::vector<v1::QuarantinedChan
   return absl::OkStatus();
 }
 
+// A session named ferry_quarantine, with a connect timeout unless the DSN sets its own.
+absl::StatusOr<std::unique_ptr<PgConnection>> OpenSession(const std::string& dsn) {
+  FERRY_ASSIGN_OR_RETURN(std::string conninfo, SessionDsn(dsn, "connect_timeout=10",
+                                                          "application_name=ferry_quarantine"));
+  return PgConnection::Connect(conninfo);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PostgresQuarantine::Connect() const {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                         PgConnection::Connect(absl::StrCat(
-                             dsn_, " application_name=ferry_quarantine connect_timeout=10")));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, OpenSession(dsn_));
   FERRY_RETURN_IF_ERROR(
       conn->Exec("SET statement_timeout = '120s'; SET lock_timeout = '10s'").status());
   FERRY_RETURN_IF_ERROR(EnsureDdlCapture(*conn));  // the table ferry.quarantine
@@ -461,9 +466,7 @@ absl::StatusOr<std::vector<bool>> PostgresQuarantine::Explains(
 }
 
 absl::StatusOr<uint64_t> PostgresQuarantine::Pending() {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                         PgConnection::Connect(absl::StrCat(
-                             dsn_, " application_name=ferry_quarantine connect_timeout=10")));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, OpenSession(dsn_));
   FERRY_ASSIGN_OR_RETURN(
       PgResult r, conn->Exec("SELECT CASE WHEN to_regclass('ferry.quarantine') IS NULL THEN 0 "
                              "ELSE (SELECT count(*) FROM ferry.quarantine WHERE status = "

@@ -9,21 +9,16 @@
 namespace ferry::pg {
 
 absl::StatusOr<std::string> FenceConnectionString(const std::string& dsn) {
-  absl::StatusOr<std::string> keywords = KeywordDsn(dsn);
-  if (!keywords.ok()) {
-    // libpq's message may quote the DSN, password and all.
-    return absl::InvalidArgumentError("the fence's DSN cannot be parsed");
-  }
   // Bounded: a fence call must not hang a switchover or the daemon's maintenance on a database
   // that does not answer. A kept session can go dead without a word (a firewall's idle timeout,
   // a host gone): the keepalives find that out while it idles, and tcp_user_timeout bounds a
-  // statement sent into it (the server's statement_timeout cannot). These come before the DSN,
-  // so that an operator's own values for them (libpq takes a key's last value) stay; the
-  // session's name comes after it, because the fence's SQL functions tell its session by it.
-  return absl::StrCat(
-      "connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 "
-      "keepalives_count=3 tcp_user_timeout=15000 ",
-      *keywords, " application_name=ferry_fence");
+  // statement sent into it (the server's statement_timeout cannot). An operator's own values
+  // of these in the DSN stay; the session's name is the fence's, which its SQL functions tell
+  // its session by.
+  return SessionDsn(dsn,
+                    "connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 "
+                    "keepalives_count=3 tcp_user_timeout=15000",
+                    "application_name=ferry_fence");
 }
 
 PostgresFence::~PostgresFence() = default;
