@@ -96,7 +96,13 @@ TEST(CommitOrderTest, TheWorkerThatCommitsADependencyTakesTheGroupWaitingForIt) 
 // with it); a later failure of the same round, or one of an ended round, does not.
 TEST(CommitOrderTest, TheFirstFailureOfARoundRunsTheRoundOverCallbackOnce) {
   int calls = 0;
-  CommitOrder order({.workers = 2}, [&] { ++calls; });
+  CommitOrder* seen = nullptr;
+  // Outside the order's lock, with the failure visible: RoundOver() takes the lock.
+  CommitOrder order({.workers = 2}, [&] {
+    ++calls;
+    EXPECT_TRUE(seen->RoundOver());
+  });
+  seen = &order;
   order.StartRound(0, 1);
   Dispatch(order, Group(1, 1));
   Dispatch(order, Group(2, 2));

@@ -71,10 +71,12 @@ EventPipelineStatus EventPipeline::status() const {
 
 bool EventPipeline::WaitForApplied(uint64_t next_seq, absl::Duration timeout) const {
   // ApplyOnce takes mu_ after each batch's progress is stored: the condition is evaluated then.
-  auto applied = [this, next_seq]()
-                     ABSL_SHARED_LOCKS_REQUIRED(mu_) { return applied_next_.load() >= next_seq; };
+  auto applied = [this, next_seq]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return applied_next_.load() >= next_seq || stopping_;
+  };
   absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithTimeout(absl::Condition(&applied), timeout);
+  mu_.AwaitWithTimeout(absl::Condition(&applied), timeout);
+  return applied_next_.load() >= next_seq;
 }
 
 void EventPipeline::SetPaused(bool paused) {

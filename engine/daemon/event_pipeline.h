@@ -89,7 +89,8 @@ class EventPipeline {
   // Apply mode: the inbound log may be trimmed below this. Capture mode: UINT64_MAX.
   uint64_t applied_next_seq() const { return applied_next_.load(); }
   // Apply mode: waits until every inbound record below `next_seq` is applied (a switchover's
-  // drain, a bucket verify's cut), at most `timeout`. True when they are; capture mode: at once.
+  // drain, a bucket verify's cut), at most `timeout` or until Stop(). True when they are;
+  // capture mode: at once.
   bool WaitForApplied(uint64_t next_seq, absl::Duration timeout) const;
   // Apply mode: counts what arrived in the inbound log since the last count into the pending
   // totals (see EventPipelineStatus). Thread-safe; reads at most kPendingScanRecords records.

@@ -113,8 +113,8 @@ TEST(EventPipelineTest, APausedApplyAppliesNothingUntilResumed) {
 }
 
 // A switchover or a shutdown stops a paused apply: Stop() must not wait out the paused pass's
-// interval (an hour here).
-TEST(EventPipelineTest, StopEndsAPausedApplysWait) {
+// interval (an hour here), and a wait for its progress (an hour too) ends with it, unapplied.
+TEST(EventPipelineTest, StopEndsAPausedApplysWaitAndWaitsForItsProgress) {
   testing::TempDir dir("ferry-event-pipeline");
   auto inbound = DurableLog::Open({.path = dir.File("inbound")});
   ASSERT_TRUE(inbound.ok());
@@ -128,15 +128,22 @@ TEST(EventPipelineTest, StopEndsAPausedApplysWait) {
   // The apply thread's first pass counts what is pending, then waits paused.
   const uint64_t end = (*inbound)->next_seq();
   ASSERT_TRUE(WaitUntil([&] { return (*p)->status().pending_scanned_seq == end; }));
+  std::atomic<int> waits_ended{0};
+  std::thread waiter([&] {
+    EXPECT_FALSE((*p)->WaitForApplied(end, absl::Hours(1)));
+    ++waits_ended;
+  });
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
     (*p)->Stop();
     stopped = true;
   });
-  const bool prompt = WaitUntil([&] { return stopped.load(); });
-  if (!prompt) (*p)->SetPaused(false);  // ends the wait, so that the test ends
+  const bool prompt = WaitUntil([&] { return stopped.load() && waits_ended.load() == 1; });
+  if (!prompt) (*p)->SetPaused(false);  // applies and ends both waits, so that the test ends
   stopper.join();
-  EXPECT_TRUE(prompt) << "Stop() waited for the paused apply's interval";
+  waiter.join();
+  EXPECT_TRUE(prompt) << "Stop() waited for the paused apply's interval, or the wait for its "
+                         "progress went on after the stop";
 }
 
 // Weighs an event by its body: one object of body-size bytes, or nothing for another type.
