@@ -19,6 +19,8 @@
 #   15; at 2,000 tps each log flushes a memtable every ~3.6 s),
 #   FERRY_BENCH_COMMIT_DELAY_US (postgres.commit_delay_us of both ferryd; default: ferryd's),
 #   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
+#   FERRY_BENCH_FERRYD_CPUS (a CPU list: both ferryd run under `taskset -c LIST`; default: not
+#   pinned; FINDINGS.md, session 28),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; dwarf: the same with whole call chains
 #   (DWARF stacks, large files); system: of the whole machine; stat: counts of fdatasync, write,
 #   futex and context switches per ferryd, to divide by the transactions),

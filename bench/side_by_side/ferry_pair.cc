@@ -75,6 +75,10 @@ std::string FerryPair::admin_address(Side s) const {
 absl::Status FerryPair::Start(Side s, bool wait) {
   ferry::testing::SpawnOptions spawn;
   spawn.argv = {settings_->ferryd(), "--config", pair_->File(absl::StrCat(Name(s), ".yaml"))};
+  if (!settings_->ferryd_cpus.empty()) {
+    // taskset execs ferryd: the process (its pid, its CPU figures) is ferryd's.
+    spawn.argv.insert(spawn.argv.begin(), {"taskset", "-c", settings_->ferryd_cpus});
+  }
   spawn.output_path = pair_->File(absl::StrCat("ferryd-", Name(s), ".log"));
   spawn.kill_with_parent = true;
   FERRY_ASSIGN_OR_RETURN(daemon_[Index(s)], ferry::testing::ChildProcess::Spawn(spawn));

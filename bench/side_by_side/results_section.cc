@@ -132,6 +132,7 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
     set.push_back("compression_level " + settings.compression_level);
   }
   if (settings.debug_log) set.push_back("log_level debug");
+  if (!settings.ferryd_cpus.empty()) set.push_back("each ferryd on CPUs " + settings.ferryd_cpus);
   if (!set.empty()) absl::StrAppend(&ferry_config, " but ", absl::StrJoin(set, ", "));
 
   const int L = settings.proxy_one_way_ms;

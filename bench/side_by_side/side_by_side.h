@@ -43,6 +43,7 @@ struct Settings {
   std::string commit_delay_us;      // FERRY_BENCH_COMMIT_DELAY_US ("": ferryd's default)
   bool debug_log = false;           // FERRY_BENCH_DEBUG_LOG=1: both ferryd log at debug
   std::string compression_level;    // FERRY_BENCH_COMPRESSION_LEVEL ("": ferryd's default)
+  std::string ferryd_cpus;          // FERRY_BENCH_FERRYD_CPUS: taskset -c list ("": not pinned)
   std::string perf;                 // FERRY_BENCH_PERF: "", "1", "system" or "stat"
   std::string tmp_parent = "/tmp";  // FERRY_BENCH_TMP: where the work directory is made
   std::string results_path;         // the RESULTS.md whose section is rewritten

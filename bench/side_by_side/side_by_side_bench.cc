@@ -11,7 +11,8 @@
 //     --repo       the checkout whose commit the section names (default: that source tree)
 //   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LOAD_SCALE, FERRY_BENCH_LAG_RATE,
 //   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_LAG_SECONDS, FERRY_BENCH_COMMIT_DELAY_US,
-//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_PERF (1 | dwarf | system | stat),
+//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_FERRYD_CPUS, FERRY_BENCH_PERF (1 | dwarf | system |
+//   stat),
 //   FERRY_BENCH_DEBUG_LOG, as scripts/bench.sh says.
 //
 // Uses ferryd and ferryctl of the same build (BUILD/bin) and notify_listener (BUILD/bench).
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
   settings.commit_delay_us = EnvString("FERRY_BENCH_COMMIT_DELAY_US");
   settings.debug_log = EnvString("FERRY_BENCH_DEBUG_LOG") == "1";
   settings.compression_level = EnvString("FERRY_BENCH_COMPRESSION_LEVEL");
+  settings.ferryd_cpus = EnvString("FERRY_BENCH_FERRYD_CPUS");
   settings.perf = EnvString("FERRY_BENCH_PERF");
   if (!EnvString("FERRY_BENCH_TMP").empty()) settings.tmp_parent = EnvString("FERRY_BENCH_TMP");
   for (const std::string& bin :
