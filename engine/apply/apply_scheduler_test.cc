@@ -324,8 +324,8 @@ TEST_F(ApplySchedulerTest, AFailedGroupEndsTheReadersIdleWait) {
   txn.set_last_fragment(true);
   req.records.push_back({RecordKind::kTransaction, txn.SerializeAsString()});
   ASSERT_TRUE(log_->Append(std::move(req)).ok());
-  // (Without the wake this fails, unless the failure came before the reader's check of the
-  // round right after it dispatched: a window of a few instructions.)
+  // (Without the wake this fails, unless the failure came before the reader's next check of the
+  // round after it dispatched: a short window.)
   EXPECT_TRUE((*apply)->WaitForApplied(101, absl::Seconds(30)))
       << "the retry waited for the reader's idle wait";
   EXPECT_EQ((*apply)->status().resets, 1u);

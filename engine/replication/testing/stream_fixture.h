@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "engine/log/durable_log.h"
@@ -29,14 +31,14 @@ class ReplicationStreamTest : public ::testing::Test {
   void StartStandby(uint64_t epoch = 1, const std::string& expected_region = "east",
                     std::shared_ptr<rocksdb::FileSystem> file_system = nullptr) {
     standby_.reset();
-    testing::StandbyRegion::Options options;
+    ::ferry::replication::testing::StandbyRegion::Options options;
     options.dir = dir_.path();
     options.file_system = std::move(file_system);
     options.receiver.region = "west";
     options.receiver.expected_peer_region = expected_region;
     options.receiver.token = "secret-token";
     options.initial_epoch = epoch;
-    auto standby = testing::StandbyRegion::Start(options);
+    auto standby = ::ferry::replication::testing::StandbyRegion::Start(options);
     ASSERT_TRUE(standby.ok()) << standby.status();
     standby_ = *std::move(standby);
   }
@@ -53,13 +55,13 @@ class ReplicationStreamTest : public ::testing::Test {
 
   // Waits until the shipper has reported an error containing `text`.
   static bool ErrorMentions(Shipper* shipper, const std::string& text) {
-    return testing::WaitUntil(
+    return ::ferry::replication::testing::WaitUntil(
         [&] { return shipper->status().last_error.find(text) != std::string::npos; });
   }
 
   ::ferry::testing::TempDir dir_{"ferry-stream"};
   std::unique_ptr<DurableLog> outbound_;
-  std::unique_ptr<testing::StandbyRegion> standby_;
+  std::unique_ptr<::ferry::replication::testing::StandbyRegion> standby_;
 };
 
 }  // namespace ferry::replication
