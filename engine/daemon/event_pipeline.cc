@@ -52,10 +52,9 @@ EventPipeline::~EventPipeline() { Stop(); }
 
 void EventPipeline::Stop() {
   stop_.Stop();
-  {
-    absl::MutexLock lock(&mu_);  // a paused apply waits on mu_
-    stopping_ = true;
-  }
+  // A paused apply and WaitForApplied wait on mu_ for conditions that read stop_: releasing
+  // mu_ has them evaluated again.
+  { absl::MutexLock lock(&mu_); }
   if (sink_ && worker_.joinable()) sink_->Cancel();  // a copy in flight must not hold the stop
   if (inbound_ != nullptr) inbound_->WakeWaiters();  // an idle apply waits up to 500 ms
   if (worker_.joinable()) worker_.join();
@@ -72,7 +71,7 @@ EventPipelineStatus EventPipeline::status() const {
 bool EventPipeline::WaitForApplied(uint64_t next_seq, absl::Duration timeout) const {
   // ApplyOnce takes mu_ after each batch's progress is stored: the condition is evaluated then.
   auto applied = [this, next_seq]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return applied_next_.load() >= next_seq || stopping_;
+    return applied_next_.load() >= next_seq || stop_.stopped();
   };
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithTimeout(absl::Condition(&applied), timeout);
@@ -211,8 +210,9 @@ void EventPipeline::ApplyLoop(DurableLog* inbound) {
       absl::MutexLock lock(&mu_);
       if (status_.paused) {
         // Counted again every paused_recount; a resume or Stop() ends the wait at once.
-        auto resumed = [this]()
-                           ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !status_.paused || stopping_; };
+        auto resumed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return !status_.paused || stop_.stopped();
+        };
         mu_.AwaitWithTimeout(absl::Condition(&resumed), options_.paused_recount);
         continue;
       }

@@ -121,8 +121,6 @@ class EventPipeline {
   uint64_t scanned_next_ ABSL_GUARDED_BY(scan_mu_) = 0;
   mutable absl::Mutex mu_;
   EventPipelineStatus status_ ABSL_GUARDED_BY(mu_);
-  // Stop() was called: ends a paused wait and WaitForApplied.
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ferry
