@@ -18,6 +18,13 @@ std::string DurableErrorSuffix(const ApplyStatus& status) {
   return absl::StrCat(" (the last reading of it failed: ", status.durable_error, ")");
 }
 
+absl::Status ApplyWaitError(const ApplyStatus& status, const std::string& who,
+                            const std::string& timed_out) {
+  if (!status.failed) return absl::DeadlineExceededError(timed_out);
+  return absl::FailedPreconditionError(absl::StrCat(who, "'s apply stopped for good after seq ",
+                                                    status.applied_seq, ": ", status.last_error));
+}
+
 bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };

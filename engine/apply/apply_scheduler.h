@@ -173,6 +173,13 @@ struct ApplyStatus {
 // it failed: <why>)" when durable_error says one did, else "".
 std::string DurableErrorSuffix(const ApplyStatus& status);
 
+// The error of a wait for apply's progress (WaitForApplied, WaitForDurable) that ended short of
+// its goal. When apply stopped for good (status.failed) a longer wait cannot help:
+// kFailedPrecondition "<who>'s apply stopped for good after seq <applied_seq>: <last_error>".
+// Otherwise the wait ran out: kDeadlineExceeded with `timed_out`.
+absl::Status ApplyWaitError(const ApplyStatus& status, const std::string& who,
+                            const std::string& timed_out);
+
 class ApplyScheduler {
  public:
   // Validates the options and starts the threads; the target may be down (apply then retries).

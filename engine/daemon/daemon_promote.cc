@@ -20,6 +20,18 @@
 #include "spdlog/spdlog.h"
 
 namespace ferry {
+namespace {
+
+// A promote refused before anything changed: the message says so, and that promoting again
+// goes on when the wait ran out (not when apply stopped for good, which a retry cannot mend).
+absl::Status NothingChanged(const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(s.message(), ": nothing changed",
+                                             s.code() == absl::StatusCode::kDeadlineExceeded
+                                                 ? " (promote again to go on)"
+                                                 : ""));
+}
+
+}  // namespace
 
 // --- Unplanned failover --------------------------------------------------------------------
 
@@ -177,12 +189,15 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
   step(absl::StrCat("applying what was received (through seq ", next - 1, ")"));
   if (r.paused) standby->SetPaused(false);
   const absl::Time apply_deadline = absl::Now() + timeout;  // both waits below together
+  const std::string who = absl::StrCat("region ", config_.region);
   if (next > 1 && !standby->apply().WaitForApplied(next - 1, timeout)) {
     if (r.paused) standby->SetPaused(true);
     SetOperationNote("");
-    return absl::DeadlineExceededError(absl::StrCat(
-        "region ", config_.region, " applied through seq ", standby->apply().status().applied_seq,
-        " of ", next - 1, " within the timeout: nothing changed (promote again to go on)"));
+    const ApplyStatus apply = standby->apply().status();
+    return NothingChanged(
+        ApplyWaitError(apply, who,
+                       absl::StrCat(who, " applied through seq ", apply.applied_seq, " of ",
+                                    next - 1, " within the timeout")));
   }
   // ... and durable in the database: with asynchronous commits, a crash of the database just
   // before would have taken back commits that apply counts until it notices.
@@ -191,10 +206,10 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     if (r.paused) standby->SetPaused(true);
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
-    return absl::DeadlineExceededError(
-        absl::StrCat("region ", config_.region, "'s database holds durably through seq ",
-                     apply.durable_seq, " of ", next - 1, " within the timeout",
-                     DurableErrorSuffix(apply), ": nothing changed (promote again to go on)"));
+    return NothingChanged(ApplyWaitError(
+        apply, who,
+        absl::StrCat(who, "'s database holds durably through seq ", apply.durable_seq, " of ",
+                     next - 1, " within the timeout", DurableErrorSuffix(apply))));
   }
   const ApplyStatus applied = standby->apply().status();
   for (const auto& [table, stop] : applied.stopped_tables) {

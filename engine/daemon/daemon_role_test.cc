@@ -89,6 +89,8 @@ class FakeDatabase {
   absl::Mutex progress_mu;
   // While set, apply's commits wait (a standby that is slow to apply).
   bool hold_apply ABSL_GUARDED_BY(progress_mu) = false;
+  // While not OK, apply's commits fail with it (nothing applied).
+  absl::Status commit_error ABSL_GUARDED_BY(progress_mu);
 
  private:
   absl::Mutex mu_;
@@ -180,6 +182,7 @@ class RecordingSink final : public Sink {
       absl::MutexLock lock(&db_->progress_mu);
       db_->progress_mu.Await(absl::Condition(
           +[](bool* hold) { return !*hold; }, &db_->hold_apply));
+      if (!db_->commit_error.ok()) return db_->commit_error;
       if (progress_seq <= db_->sink_progress) return absl::OkStatus();  // a replay: no effect
       for (const v1::Transaction& t : txns_) {
         if (t.source_xid() == 0) db_->Applied(t.origin_region(), t.source_position());
@@ -273,6 +276,11 @@ class DaemonRoleTest : public ::testing::Test {
   void HoldApply(int i, bool hold) {
     absl::MutexLock lock(&db_[i].progress_mu);
     db_[i].hold_apply = hold;
+  }
+
+  void FailCommits(int i, const absl::Status& error) {
+    absl::MutexLock lock(&db_[i].progress_mu);
+    db_[i].commit_error = error;
   }
 
   // The child mode of RoleChangeKilledAtEachStep: the directory the parent chose.
@@ -473,6 +481,51 @@ TEST_F(DaemonRoleTest, ReverseRefusedWhilePausedRunningOrPeerDownChangesNothing)
   EXPECT_EQ(Http(*east, "/primary"), 200);
   EXPECT_FALSE(e.fenced());  // a refused reverse leaves the fence lifted
   EXPECT_TRUE(db_[0].Commit(1));
+}
+
+// A standby whose apply stopped for good refuses the switchover with apply's error, not as a
+// timeout (a longer wait cannot help, and a timeout would have the primary ask whether it
+// flipped); the primary rolls back and takes writes again. A promote there is refused the same
+// way, without the timeout's "promote again".
+TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSayWhy) {
+  if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
+  with_fence_ = true;
+  auto west = StartRegion(1);
+  ASSERT_NE(west, nullptr);
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  db_[0].Commit(3);
+  ASSERT_TRUE(db_[1].WaitApplied("east", 3));
+  FailCommits(1, absl::InvalidArgumentError("row does not fit the table"));
+  db_[0].Commit(2);
+
+  auto refused = east->Reverse(absl::Seconds(60));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("region west's apply stopped for good after seq"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("row does not fit the table"), std::string::npos)
+      << refused.status();
+  const v1::StatusReply e = east->Status(), w = west->Status();
+  EXPECT_EQ(e.role(), "primary");
+  EXPECT_EQ(e.state(), "replicating");
+  EXPECT_EQ(e.epoch(), 1u);
+  EXPECT_FALSE(e.fenced());
+  EXPECT_EQ(w.role(), "standby");
+  EXPECT_EQ(w.epoch(), 1u);
+  EXPECT_TRUE(db_[0].Commit(1));  // the rolled-back primary takes writes again
+
+  east->Shutdown(absl::ZeroDuration());
+  auto promoted = west->Promote(/*force=*/false, absl::Seconds(60));
+  EXPECT_EQ(promoted.status().code(), absl::StatusCode::kFailedPrecondition) << promoted.status();
+  EXPECT_NE(promoted.status().message().find("row does not fit the table"), std::string::npos)
+      << promoted.status();
+  EXPECT_NE(promoted.status().message().find("nothing changed"), std::string::npos)
+      << promoted.status();
+  EXPECT_EQ(promoted.status().message().find("promote again"), std::string::npos)
+      << promoted.status();
+  EXPECT_EQ(west->Status().role(), "standby");
+  EXPECT_EQ(db_[1].applied("east").size(), 3u);
 }
 
 // The peer's control calls are checked before anything happens: token, region, operation id,

@@ -467,11 +467,13 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   }
   const uint64_t through = request.through_seq();
   SetOperationNote(absl::StrCat(op, ": applying through seq ", through - 1));
+  const std::string who = absl::StrCat("region ", config_.region);
   if (!standby->apply().WaitForApplied(through - 1, deadline - absl::Now())) {
     SetOperationNote("");
-    return absl::DeadlineExceededError(
-        absl::StrCat("region ", config_.region, " applied through seq ",
-                     standby->apply().status().applied_seq, " of ", through - 1, " in time"));
+    const ApplyStatus apply = standby->apply().status();
+    return ApplyWaitError(apply, who,
+                          absl::StrCat(who, " applied through seq ", apply.applied_seq, " of ",
+                                       through - 1, " in time"));
   }
   PausePoint("switchover.marker_applied");  // a test crashes this region's database here
   // ... and holds it durably: with asynchronous commits, a crash of this database just before
@@ -482,9 +484,10 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   if (through > 1 && !standby->apply().WaitForDurable(through - 1, deadline - absl::Now())) {
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
-    return absl::DeadlineExceededError(absl::StrCat(
-        "region ", config_.region, "'s database holds durably through seq ", apply.durable_seq,
-        " of ", through - 1, " in time", DurableErrorSuffix(apply)));
+    return ApplyWaitError(
+        apply, who,
+        absl::StrCat(who, "'s database holds durably through seq ", apply.durable_seq, " of ",
+                     through - 1, " in time", DurableErrorSuffix(apply)));
   }
   // The bucket too: an object event received but not applied here would be lost for good once
   // this region captures its own bucket (and the backfill's reconcile would then have the old
