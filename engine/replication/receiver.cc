@@ -50,7 +50,10 @@ struct Receiver::Stream {
     uint64_t first_seq = 0;
     // The batch's content, which its records borrow from: kept until their append returns.
     std::unique_ptr<const std::string> content;
-    std::vector<NewRecord> records;  // empty: a ping, answered with an Ack
+    // Empty: a ping, answered with an Ack of first_seq, the stream's end when it was queued
+    // (what the stream made durable once everything queued before it is appended; the log's
+    // own end may be past it, moved by another stream's handshake).
+    std::vector<NewRecord> records;
     size_t bytes = 0;
   };
 
@@ -363,6 +366,7 @@ grpc::Status Receiver::Replicate(grpc::ServerContext* context, RW* rw) {
       stats_.uncompressed_bytes += batch.uncompressed_size();
     } else if (frame.has_ping()) {
       // An empty item: the appender answers it with an Ack once the queue before it is durable.
+      item.first_seq = expected_next;
     } else {
       result = absl::InvalidArgumentError("unexpected frame after the handshake");
       break;
@@ -414,7 +418,9 @@ void Receiver::AppendLoop(Stream* stream, RW* rw) {
     }
     AppendRequest request;
     size_t bytes = 0;
+    uint64_t ping_next = 0;  // the last ping's stream end (items are in the stream's order)
     for (Stream::Item& item : items) {
+      if (item.records.empty()) ping_next = item.first_seq;
       if (!item.records.empty() && !request.expected_first_seq.has_value()) {
         request.expected_first_seq = item.first_seq;
       }
@@ -434,7 +440,7 @@ void Receiver::AppendLoop(Stream* stream, RW* rw) {
             absl::StrCat("the inbound log cannot write: ", first.status().ToString()));
       }
     } else {
-      durable_next = inbound_->next_seq();
+      durable_next = ping_next;
     }
     if (!error.ok()) {
       // Stop acknowledging; tell the shipper why, so it reports the cause and backs off.

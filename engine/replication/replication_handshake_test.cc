@@ -139,6 +139,11 @@ class RawShipper {
     *f.mutable_batch() = batch;
     return rw_->Write(f);
   }
+  bool Ping() {
+    ferry::v1::ShipperFrame f;
+    f.mutable_ping();
+    return rw_->Write(f);
+  }
   // Reads until the stream ends; returns the final status (acks are counted).
   grpc::Status End() {
     ferry::v1::ReceiverFrame f;
@@ -390,6 +395,23 @@ TEST_F(ReplicationStreamTest, ANewInboundLogStartsAfterTheTargetsProgressOfTheSa
   set(TargetProgress{.log_id = kRawLogId, .applied_seq = 29000});
   RawShipper next(standby_->address());
   EXPECT_EQ(next.Handshake(hello), 28490u);
+}
+
+// A ping's ack says what this stream made durable, not where the inbound log's end is now:
+// another stream's handshake can move that end (a new inbound log starting at the target's
+// progress) while this stream is still open, and its shipper must not see an ack past what it
+// sent.
+TEST_F(ReplicationStreamTest, APingIsAcknowledgedWithTheStreamsOwnEnd) {
+  RawShipper raw(standby_->address());
+  ASSERT_EQ(raw.Handshake(), 1u);
+  ASSERT_TRUE(raw.Ping());
+  EXPECT_EQ(raw.ReadAck(), 1u);
+  ASSERT_TRUE(raw.Send(GoodBatch(1, 5)));
+  EXPECT_EQ(raw.ReadAck(), 6u);
+  ASSERT_TRUE(AppendRecords(standby_->inbound(), 3).ok());  // the log's end moves to 9
+  ASSERT_EQ(standby_->inbound()->next_seq(), 9u);
+  ASSERT_TRUE(raw.Ping());
+  EXPECT_EQ(raw.ReadAck(), 6u);
 }
 
 }  // namespace
