@@ -80,14 +80,21 @@ absl::StatusOr<uint64_t> Daemon::DrainSlot(const std::string& operation, absl::T
   while (target.CapturedPosition() <= marker && !ended && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));  // the capture appends on its own thread
   }
+  const bool ended_by_itself = ended;  // an error, before the deadline
   stop.Stop();
   capture.join();
   if (target.CapturedPosition() <= marker) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("draining the slot: the capture did not pass the marker at ",
-                     source->FormatPosition(marker), " (captured ",
-                     source->FormatPosition(target.CapturedPosition()), ")",
-                     ran.ok() ? "" : absl::StrCat(": ", ran.message())));
+    const std::string short_of =
+        absl::StrCat("the capture did not pass the marker at ", source->FormatPosition(marker),
+                     " (captured ", source->FormatPosition(target.CapturedPosition()), ")");
+    if (ended_by_itself) {
+      // Its own error, not a timeout: a longer --timeout would not have helped.
+      return absl::Status(ran.ok() ? absl::StatusCode::kInternal : ran.code(),
+                          absl::StrCat(short_of, ": the capture ended: ",
+                                       ran.ok() ? "without an error" : ran.message()));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        short_of, " within the timeout", ran.ok() ? "" : absl::StrCat(": ", ran.message())));
   }
   return outbound_->next_seq();
 }
