@@ -483,10 +483,12 @@ TEST_F(DaemonRoleTest, ReverseRefusedWhilePausedRunningOrPeerDownChangesNothing)
   EXPECT_TRUE(db_[0].Commit(1));
 }
 
-// A standby whose apply stopped for good refuses the switchover with apply's error, not as a
-// timeout (a longer wait cannot help, and a timeout would have the primary ask whether it
-// flipped); the primary rolls back and takes writes again. A promote there is refused the same
-// way, without the timeout's "promote again".
+// A standby whose apply stopped for good cannot take part in a switchover, and says why rather
+// than timing out (a longer wait cannot help, and a timeout would have the primary ask whether
+// it flipped): the primary refuses at its first check, before fencing anything, from the
+// standby's answer to its probe; a switchover call that reaches the standby anyway (apply halted
+// after the probe) is refused there with apply's error. A promote there is refused the same way,
+// without the timeout's "promote again".
 TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSayWhy) {
   if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
   with_fence_ = true;
@@ -499,12 +501,29 @@ TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSay
   FailCommits(1, absl::InvalidArgumentError("row does not fit the table"));
   db_[0].Commit(2);
 
+  // The standby's half, called as the primary would after its drain.
+  auto control = ControlClient(1, "", "east");
+  ASSERT_NE(control, nullptr);
+  v1::SwitchoverRequest request;
+  request.set_epoch(1);
+  request.set_new_epoch(2);
+  request.set_operation("reverse-1-0000abcd");
+  request.set_through_seq(1000);
+  auto accepted = control->Switchover(request, absl::Now() + absl::Seconds(60));
+  EXPECT_EQ(accepted.status().code(), absl::StatusCode::kFailedPrecondition) << accepted.status();
+  EXPECT_NE(accepted.status().message().find("region west's apply stopped for good after seq 3"),
+            std::string::npos)
+      << accepted.status();
+  EXPECT_NE(accepted.status().message().find("row does not fit the table"), std::string::npos)
+      << accepted.status();
+
   auto refused = east->Reverse(absl::Seconds(60));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
-  EXPECT_NE(refused.status().message().find("region west's apply stopped for good after seq"),
+  EXPECT_NE(refused.status().message().find("region west's apply stopped for good (INVALID_"
+                                            "ARGUMENT: row does not fit the table)"),
             std::string::npos)
       << refused.status();
-  EXPECT_NE(refused.status().message().find("row does not fit the table"), std::string::npos)
+  EXPECT_NE(refused.status().message().find("nothing changed"), std::string::npos)
       << refused.status();
   const v1::StatusReply e = east->Status(), w = west->Status();
   EXPECT_EQ(e.role(), "primary");
@@ -513,10 +532,11 @@ TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSay
   EXPECT_FALSE(e.fenced());
   EXPECT_EQ(w.role(), "standby");
   EXPECT_EQ(w.epoch(), 1u);
-  EXPECT_TRUE(db_[0].Commit(1));  // the rolled-back primary takes writes again
+  EXPECT_TRUE(db_[0].Commit(1));  // the primary takes writes as before
 
   east->Shutdown(absl::ZeroDuration());
-  auto promoted = west->Promote(/*force=*/false, absl::Seconds(60));
+  // --force: whether west already saw east's stream end is not what this test is about.
+  auto promoted = west->Promote(/*force=*/true, absl::Seconds(60));
   EXPECT_EQ(promoted.status().code(), absl::StatusCode::kFailedPrecondition) << promoted.status();
   EXPECT_NE(promoted.status().message().find("row does not fit the table"), std::string::npos)
       << promoted.status();

@@ -118,6 +118,7 @@ v1::RegionInfo Daemon::Info() {
     const ApplyStatus apply = standby_->apply().status();
     info.set_applied_seq(apply.applied_seq);
     info.set_stopped_tables(apply.stopped_tables.size());
+    if (apply.failed) info.set_apply_stopped_error(apply.last_error);
     if (events_) info.set_events_applied_next_seq(events_->applied_next_seq());
   }
   return info;
@@ -200,6 +201,12 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
   if (!peer.ok()) {
     return absl::UnavailableError(absl::StrCat("region ", peer_name, " cannot be reached (",
                                                peer.status().message(), "): nothing changed"));
+  }
+  if (!peer->apply_stopped_error().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", peer->region(), "'s apply stopped for good (",
+                     absl::string_view(peer->apply_stopped_error()).substr(0, 512),
+                     "): it cannot apply what a switchover ships it; nothing changed"));
   }
   if (peer->role() != "standby" || peer->state() != "replicating" || peer->epoch() != r.epoch ||
       peer->paused() || peer->stopped_tables() > 0) {
