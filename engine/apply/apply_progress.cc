@@ -43,8 +43,13 @@ bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
         return true;
       }
     }
+    // A halt ends the wait only while seq is not applied: what is applied still becomes
+    // durable (the target flushes its asynchronous commits by itself).
     const CommitOrder::Snapshot order = order_->snapshot();
-    if (order.failed || order_->stopping() || absl::Now() >= deadline) return false;
+    if ((order.failed && order.applied_seq < seq) || order_->stopping() ||
+        absl::Now() >= deadline) {
+      return false;
+    }
   }
 }
 
@@ -54,7 +59,8 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
     absl::MutexLock lock(&mu_);
     round = durable_round_;
   }
-  const uint64_t applied = order_->snapshot().applied_seq;
+  const CommitOrder::Snapshot order = order_->snapshot();
+  const uint64_t applied = order.applied_seq;
   absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
   absl::MutexLock lock(&mu_);
   // A reading taken across a round's start may count another upstream log: dropped.
@@ -64,7 +70,8 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
     // applies again what the crash took back, even when nothing new arrives.
     if (crashed_round_ != round) {
       spdlog::warn("apply: {}", std::string(durable.status().message()));
-      last_error_ = durable.status().ToString();
+      // A halted apply keeps the error that stopped it (ApplyWaitError reports it).
+      if (!order.failed) last_error_ = durable.status().ToString();
       crashed_round_ = round;
     }
     durable_error_ = durable.status().ToString();  // what a wait that times out now reports

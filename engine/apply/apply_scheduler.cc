@@ -131,6 +131,17 @@ void ApplyScheduler::Stop() {
   }
 }
 
+void ApplyScheduler::HaltForGood() {
+  order_->Halt();
+  {
+    // A verify waiting for its cut would otherwise wait out its deadline.
+    absl::MutexLock lock(&mu_);
+    cut_stop_ = true;
+    cut_changed_.SignalAll();
+  }
+  order_->WaitForStop();
+}
+
 void ApplyScheduler::Pause() { order_->SetPaused(true); }
 
 void ApplyScheduler::Resume() { order_->SetPaused(false); }
@@ -203,8 +214,7 @@ void ApplyScheduler::ReaderLoop() {
     }
     if (!status.ok() && IsFatal(status, false)) {
       spdlog::error("apply: stopped for good: {}", status.ToString());
-      order_->Halt();
-      order_->WaitForStop();
+      HaltForGood();
       break;
     }
     if (!status.ok()) {
@@ -322,8 +332,7 @@ void ApplyScheduler::HandleFailure() {
   if (IsFatal(f->status, false)) {
     spdlog::error("apply: stopped for good at inbound seqs {}-{}: {}", f->first_seq, f->last_seq,
                   f->status.ToString());
-    order_->Halt();
-    order_->WaitForStop();
+    HaltForGood();
     return;
   }
   if (f->status.code() == absl::StatusCode::kAborted && !f->careful) {

@@ -210,9 +210,10 @@ class ApplyScheduler {
   //   SetCut(position): apply goes on with every record the source committed before `position`
   //     and holds before the first record at or after it, once everything before it committed;
   //   WaitForCut(timeout): true once held there (the target then holds exactly the source's
-  //     transactions committed before `position`); false after `timeout` or Stop().
+  //     transactions committed before `position`); false after `timeout`, Stop(), or once apply
+  //     stopped for good.
   // ReleaseCut() lets apply go on; it must follow every FreezeForCut. kFailedPrecondition when a
-  // cut is already set. Defined in verify_cut.cc.
+  // cut is already set, or apply stopped for good (with its error). Defined in verify_cut.cc.
   [[nodiscard]] absl::Status FreezeForCut();
   void SetCut(uint64_t position);
   bool WaitForCut(absl::Duration timeout);
@@ -227,7 +228,7 @@ class ApplyScheduler {
   // asynchronous commits it took back until apply notices. It reads the durable progress itself
   // every kDurableWaitSlice (the reader reads it only every durable_poll); a crash it finds ends
   // the reader's round, which applies again what the crash took back. True when reached; false
-  // at the timeout, or when apply failed for good or stops.
+  // at the timeout, when apply stops, or when it failed for good short of seq.
   bool WaitForDurable(uint64_t seq, absl::Duration timeout);
   static constexpr absl::Duration kDurableWaitSlice = absl::Milliseconds(10);
   static constexpr absl::Duration kDurableRetry = absl::Milliseconds(100);
@@ -248,6 +249,9 @@ class ApplyScheduler {
   bool Flush();
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
+  // Apply stops for good (status().failed): the commit order halts, a verify's cut can no
+  // longer be reached; returns once Stop() is called (the reader's last step).
+  void HaltForGood();
   // Polls the target's durable progress and writes the cursors when due; false when the
   // target crashed since the round began (the round must end).
   bool MaybeWriteCursors();
@@ -341,6 +345,7 @@ class ApplyScheduler {
     bool reached = false;
   };
   std::optional<Cut> cut_ ABSL_GUARDED_BY(mu_);
+  // Stop() or a halt (HaltForGood): no cut can be reached any more.
   bool cut_stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar cut_changed_;
 

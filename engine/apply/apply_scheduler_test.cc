@@ -72,10 +72,11 @@ class RecordingSink final : public Sink {
   int groups_with_copies() const { return groups_with_copies_.load(); }
   // The group starting at `seq` stays in Apply until the group starting at `seq + 1` began.
   void HoldUntilNextBegins(uint64_t seq) { hold_seq_ = seq; }
-  // The next `n` commits fail with kUnavailable (the target went away).
-  void FailCommits(int n) {
+  // The next `n` commits fail with `error` (by default kUnavailable: the target went away).
+  void FailCommits(int n, absl::Status error = absl::UnavailableError("target away")) {
     absl::MutexLock lock(&mu_);
     fail_commits_ = n;
+    commit_error_ = std::move(error);
   }
 
  private:
@@ -108,7 +109,7 @@ class RecordingSink final : public Sink {
       absl::MutexLock lock(&sink_->mu_);
       if (sink_->fail_commits_ > 0) {
         --sink_->fail_commits_;
-        return absl::UnavailableError("target away");
+        return sink_->commit_error_;
       }
       sink_->committed_ = std::max(sink_->committed_, progress_seq);
       NoteDescriptions();
@@ -118,7 +119,7 @@ class RecordingSink final : public Sink {
       absl::MutexLock lock(&sink_->mu_);
       if (sink_->fail_commits_ > 0) {
         --sink_->fail_commits_;
-        return absl::UnavailableError("target away");
+        return sink_->commit_error_;
       }
       if (sink_->committed_ + 1 != first_seq_) sink_->one_step_out_of_turn_.fetch_add(1);
       sink_->one_step_commits_.fetch_add(1);
@@ -166,6 +167,7 @@ class RecordingSink final : public Sink {
   int durable_polls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status durable_error_ ABSL_GUARDED_BY(mu_);
   int fail_commits_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status commit_error_ ABSL_GUARDED_BY(mu_);
 };
 
 // A ManualClock that remembers the deadline of every sleep: the scheduler sleeps on its clock
@@ -538,6 +540,65 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
   // Stop while held: returns (the destructor would hang otherwise).
   (*apply)->Stop();
   EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)));
+}
+
+// A verify waiting for its cut while apply stops for good (a commit fails with an error no
+// retry mends) is told at once: the cut can no longer be reached. Before, it waited out the
+// verify's whole deadline (an hour by default).
+TEST_F(ApplySchedulerTest, StoppingForGoodEndsAVerifysWaitForItsCut) {
+  RecordingSink sink(std::nullopt);
+  auto apply =
+      ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), &sink);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
+  ASSERT_TRUE((*apply)->FreezeForCut().ok());
+  (*apply)->SetCut(5005);  // past every record: held only once seq 500 is applied
+  sink.FailCommits(1000, absl::InvalidArgumentError("row does not fit the table"));
+  std::atomic<bool> reached{true};
+  absl::Notification returned;
+  std::thread verify([&] {
+    reached = (*apply)->WaitForCut(absl::Hours(1));
+    returned.Notify();
+  });
+  AppendPositioned(*log_, 10);  // seqs 101..110 at 1010..1100, before the cut: their commit fails
+  const bool ended = returned.WaitForNotificationWithTimeout(absl::Seconds(60));
+  EXPECT_TRUE(ended) << "the wait for the cut did not end when apply stopped for good";
+  (*apply)->Stop();  // ends the wait in any case, so that the thread joins
+  verify.join();
+  EXPECT_FALSE(reached.load());
+  const ApplyStatus status = (*apply)->status();
+  EXPECT_TRUE(status.failed);
+  EXPECT_THAT(status.last_error, HasSubstr("row does not fit the table"));
+  (*apply)->ReleaseCut();
+  // The next verify is refused up front, with the error.
+  const absl::Status refused = (*apply)->FreezeForCut();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("row does not fit the table"));
+}
+
+// Apply stopping for good on a later record does not end a wait for the durable progress of
+// what it already applied: the target still makes those commits durable by itself, and a
+// promote or switchover waiting for them must not be told "stopped for good" meanwhile.
+TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressOfAppliedRecordsOutlivesAHalt) {
+  RecordingSink sink(uint64_t{50});
+  std::unique_ptr<ApplyScheduler> apply = StartPollingHourly(&sink);
+  ASSERT_NE(apply, nullptr);
+  sink.FailCommits(1000, absl::InvalidArgumentError("row does not fit the table"));
+  AppendPositioned(*log_, 1);  // seq 101: its commit fails, apply stops for good
+  ASSERT_TRUE(ferry::testing::WaitUntil([&] { return apply->status().failed; }));
+  EXPECT_EQ(apply->status().applied_seq, 100u);
+  std::atomic<int> waited{-1};  // -1 running, then 0 or 1
+  std::thread promote([&] { waited = apply->WaitForDurable(100, absl::Seconds(60)) ? 1 : 0; });
+  // The wait reads the durable progress every kDurableWaitSlice while it runs.
+  const int polls = sink.durable_polls();
+  EXPECT_TRUE(ferry::testing::WaitUntil(
+      [&] { return sink.durable_polls() >= polls + 3 || waited.load() >= 0; }));
+  EXPECT_EQ(waited.load(), -1) << "the wait ended at the halt, with seq 100 applied";
+  sink.SetDurable(100);
+  promote.join();
+  EXPECT_EQ(waited.load(), 1);
+  // Short of the applied progress, the halt ends the wait at once.
+  EXPECT_FALSE(apply->WaitForDurable(101, absl::Hours(1)));
 }
 
 }  // namespace

@@ -12,7 +12,12 @@
 namespace ferry {
 
 absl::Status ApplyScheduler::FreezeForCut() {
+  const bool halted = order_->snapshot().failed;
   absl::MutexLock lock(&mu_);
+  if (halted) {
+    return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on this standby (",
+                                                      last_error_, "): it cannot reach a cut"));
+  }
   if (cut_.has_value()) return absl::FailedPreconditionError("a verify's cut is already set");
   cut_ = Cut{};
   cut_changed_.SignalAll();
