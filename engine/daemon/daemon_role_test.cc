@@ -3,6 +3,7 @@
 // and a recording Sink; the daemon against real Postgres is tested in tests/e2e). The primary
 // pipeline is stopped and the standby pipeline started, and back, with every transaction
 // delivered exactly once in each direction and the epoch raised at each flip.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/daemon/daemon.h"
+#include "proto/replication.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/free_port.h"
 #include "tests/support/http_get.h"
@@ -546,6 +548,44 @@ TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSay
       << promoted.status();
   EXPECT_EQ(west->Status().role(), "standby");
   EXPECT_EQ(db_[1].applied("east").size(), 3u);
+}
+
+// The peer's answer to a probe is outside input: a standby that claims an apply error of a
+// megabyte is refused as any stopped apply, with at most 512 bytes of its text in the message.
+TEST_F(DaemonRoleTest, AHostilePeersApplyErrorIsCappedInTheRefusal) {
+  if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
+  class HostileStandby final : public v1::RegionControl::Service {
+    grpc::Status Probe(grpc::ServerContext*, const v1::ProbeRequest*,
+                       v1::RegionInfo* info) override {
+      info->set_region("west");
+      info->set_role("standby");
+      info->set_state("replicating");
+      info->set_epoch(1);
+      info->set_apply_stopped_error(std::string(size_t{1} << 20, 'x'));
+      return grpc::Status::OK;
+    }
+  } hostile;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("127.0.0.1:", ports_[1]),
+                           grpc::InsecureServerCredentials());
+  builder.RegisterService(&hostile);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  with_fence_ = true;
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  auto refused = east->Reverse(absl::Seconds(30));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("region west's apply stopped for good (" +
+                                            std::string(512, 'x') + "): "),
+            std::string::npos);
+  EXPECT_LT(refused.status().message().size(), 700u);
+  const v1::StatusReply e = east->Status();
+  EXPECT_EQ(e.role(), "primary");
+  EXPECT_EQ(e.state(), "replicating");
+  EXPECT_FALSE(e.fenced());
+  east->Shutdown(absl::ZeroDuration());
+  server->Shutdown();
 }
 
 // The peer's control calls are checked before anything happens: token, region, operation id,
