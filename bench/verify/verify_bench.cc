@@ -41,7 +41,7 @@ class NoBarrier : public consistency::CutBarrier {
  public:
   absl::Status Freeze() override { return absl::OkStatus(); }
   void SetCut(uint64_t) override {}
-  bool WaitForCut(absl::Duration) override { return true; }
+  absl::Status WaitForCut(absl::Duration) override { return absl::OkStatus(); }
   void Release() override {}
   uint64_t applied_seq() override { return 0; }
 };

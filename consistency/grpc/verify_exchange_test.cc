@@ -44,7 +44,15 @@ class RecordingBarrier : public CutBarrier {
     absl::MutexLock lock(&mu_);
     on_set_cut_ = std::move(f);
   }
-  bool WaitForCut(absl::Duration) override { return true; }
+  absl::Status WaitForCut(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    return unreachable_;
+  }
+  // WaitForCut answers `why` (OK: the cut is reached).
+  void CutUnreachable(absl::Status why) {
+    absl::MutexLock lock(&mu_);
+    unreachable_ = std::move(why);
+  }
   void Release() override {
     absl::MutexLock lock(&mu_);
     ++releases_;
@@ -72,6 +80,7 @@ class RecordingBarrier : public CutBarrier {
  private:
   absl::Mutex mu_;
   std::string refuse_;
+  absl::Status unreachable_ ABSL_GUARDED_BY(mu_);
   int freezes_ = 0;
   int releases_ = 0;
   uint64_t position_ = 0;
@@ -277,6 +286,20 @@ TEST_F(VerifyExchangeTest, APausedStandbyRefusesWithTheReason) {
   auto r = peer->BeginCut(absl::Seconds(5));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("paused"), std::string::npos);
+}
+
+// A cut the standby's apply can never reach (it stopped for good) ends the verify with the
+// barrier's reason and code, not as a timeout; the freeze is lifted.
+TEST_F(VerifyExchangeTest, ACutTheStandbyCannotReachEndsTheVerifyWithTheReason) {
+  barrier_.CutUnreachable(absl::FailedPreconditionError(
+      "apply stopped for good on west (INVALID_ARGUMENT: row does not fit): it cannot reach the "
+      "cut"));
+  auto peer = Peer("v6");
+  ASSERT_TRUE(peer->BeginCut(absl::Seconds(30)).ok());
+  const absl::Status set = peer->SetCut(99, absl::Seconds(30));
+  EXPECT_EQ(set.code(), absl::StatusCode::kFailedPrecondition) << set;
+  EXPECT_NE(set.message().find("verify: apply stopped for good on west"), std::string::npos) << set;
+  EXPECT_EQ(barrier_.releases(), 1);
 }
 
 TEST_F(VerifyExchangeTest, AFreezeWithoutACutIsLiftedByItself) {

@@ -143,11 +143,9 @@ grpc::Status VerifyPeerService::SetCut(grpc::ServerContext* context,
   const absl::Duration wait = context->deadline() == std::chrono::system_clock::time_point::max()
                                   ? absl::Minutes(1)
                                   : absl::FromChrono(context->deadline()) - absl::Now();
-  if (!options_.barrier->WaitForCut(wait)) {
+  if (absl::Status reached = options_.barrier->WaitForCut(wait); !reached.ok()) {
     EndLocked();
-    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "verify: the standby's apply did not reach the cut in time (is it "
-                        "stopped, paused or far behind?)");
+    return ToGrpc(absl::Status(reached.code(), absl::StrCat("verify: ", reached.message())));
   }
   absl::StatusOr<std::unique_ptr<StandbyPeer>> peer = options_.open_peer();
   reply->set_applied_seq(options_.barrier->applied_seq());

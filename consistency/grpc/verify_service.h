@@ -38,7 +38,9 @@ class CutBarrier {
   // kFailedPrecondition naming why a cut cannot be taken now (apply paused, not a standby).
   [[nodiscard]] virtual absl::Status Freeze() = 0;
   virtual void SetCut(uint64_t position) = 0;
-  virtual bool WaitForCut(absl::Duration timeout) = 0;
+  // OK once apply holds at the cut; otherwise why it does not: kDeadlineExceeded after
+  // `timeout`, kFailedPrecondition when it never will (apply stopped for good, with its error).
+  [[nodiscard]] virtual absl::Status WaitForCut(absl::Duration timeout) = 0;
   virtual void Release() = 0;
   virtual uint64_t applied_seq() = 0;
 };

@@ -18,9 +18,9 @@ std::string DurableErrorSuffix(const ApplyStatus& status) {
   return absl::StrCat(" (the last reading of it failed: ", status.durable_error, ")");
 }
 
-absl::Status ApplyWaitError(const ApplyStatus& status, const std::string& who,
+absl::Status ApplyWaitError(const ApplyStatus& status, uint64_t seq, const std::string& who,
                             const std::string& timed_out) {
-  if (!status.failed) return absl::DeadlineExceededError(timed_out);
+  if (!status.failed || status.applied_seq >= seq) return absl::DeadlineExceededError(timed_out);
   return absl::FailedPreconditionError(absl::StrCat(who, "'s apply stopped for good after seq ",
                                                     status.applied_seq, ": ", status.last_error));
 }
@@ -42,6 +42,8 @@ bool ApplyScheduler::WaitForDurable(uint64_t seq, absl::Duration timeout) {
                                 std::min(deadline, absl::Now() + kDurableWaitSlice))) {
         return true;
       }
+      // Halted, a target crash is never mended: what it took back is not applied again.
+      if (halted_ && crashed_round_ == durable_round_) return false;
     }
     // A halt ends the wait only while seq is not applied: what is applied still becomes
     // durable (the target flushes its asynchronous commits by itself).
@@ -59,8 +61,7 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
     absl::MutexLock lock(&mu_);
     round = durable_round_;
   }
-  const CommitOrder::Snapshot order = order_->snapshot();
-  const uint64_t applied = order.applied_seq;
+  const uint64_t applied = order_->snapshot().applied_seq;
   absl::StatusOr<std::optional<uint64_t>> durable = sink_->DurableSeq();
   absl::MutexLock lock(&mu_);
   // A reading taken across a round's start may count another upstream log: dropped.
@@ -71,7 +72,7 @@ absl::Status ApplyScheduler::ReadDurableProgress() {
     if (crashed_round_ != round) {
       spdlog::warn("apply: {}", std::string(durable.status().message()));
       // A halted apply keeps the error that stopped it (ApplyWaitError reports it).
-      if (!order.failed) last_error_ = durable.status().ToString();
+      if (!halted_) last_error_ = durable.status().ToString();
       crashed_round_ = round;
     }
     durable_error_ = durable.status().ToString();  // what a wait that times out now reports

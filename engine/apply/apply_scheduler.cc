@@ -131,14 +131,16 @@ void ApplyScheduler::Stop() {
   }
 }
 
-void ApplyScheduler::HaltForGood() {
-  order_->Halt();
+void ApplyScheduler::HaltForGood(const absl::Status& why) {
   {
-    // A verify waiting for its cut would otherwise wait out its deadline.
     absl::MutexLock lock(&mu_);
+    last_error_ = why.ToString();
+    halted_ = true;
+    // A verify waiting for its cut would otherwise wait out its deadline.
     cut_stop_ = true;
     cut_changed_.SignalAll();
   }
+  order_->Halt();
   order_->WaitForStop();
 }
 
@@ -214,7 +216,7 @@ void ApplyScheduler::ReaderLoop() {
     }
     if (!status.ok() && IsFatal(status, false)) {
       spdlog::error("apply: stopped for good: {}", status.ToString());
-      HaltForGood();
+      HaltForGood(status);
       break;
     }
     if (!status.ok()) {
@@ -332,7 +334,7 @@ void ApplyScheduler::HandleFailure() {
   if (IsFatal(f->status, false)) {
     spdlog::error("apply: stopped for good at inbound seqs {}-{}: {}", f->first_seq, f->last_seq,
                   f->status.ToString());
-    HaltForGood();
+    HaltForGood(f->status);
     return;
   }
   if (f->status.code() == absl::StatusCode::kAborted && !f->careful) {

@@ -173,11 +173,11 @@ struct ApplyStatus {
 // it failed: <why>)" when durable_error says one did, else "".
 std::string DurableErrorSuffix(const ApplyStatus& status);
 
-// The error of a wait for apply's progress (WaitForApplied, WaitForDurable) that ended short of
-// its goal. When apply stopped for good (status.failed) a longer wait cannot help:
-// kFailedPrecondition "<who>'s apply stopped for good after seq <applied_seq>: <last_error>".
-// Otherwise the wait ran out: kDeadlineExceeded with `timed_out`.
-absl::Status ApplyWaitError(const ApplyStatus& status, const std::string& who,
+// The error of a wait for apply's progress through `seq` (WaitForApplied, WaitForDurable) that
+// ended short of it. When apply stopped for good short of seq (status.failed, applied_seq < seq)
+// a longer wait cannot help: kFailedPrecondition "<who>'s apply stopped for good after seq
+// <applied_seq>: <last_error>". Otherwise the wait ran out: kDeadlineExceeded with `timed_out`.
+absl::Status ApplyWaitError(const ApplyStatus& status, uint64_t seq, const std::string& who,
                             const std::string& timed_out);
 
 class ApplyScheduler {
@@ -249,9 +249,10 @@ class ApplyScheduler {
   bool Flush();
   absl::Status Dispatch(std::shared_ptr<ApplyGroup> group);
   void HandleFailure();
-  // Apply stops for good (status().failed): the commit order halts, a verify's cut can no
-  // longer be reached; returns once Stop() is called (the reader's last step).
-  void HaltForGood();
+  // Apply stops for good (status().failed) because of `why`, which stays its last_error: the
+  // commit order halts, a verify's cut can no longer be reached; returns once Stop() is called
+  // (the reader's last step).
+  void HaltForGood(const absl::Status& why);
   // Polls the target's durable progress and writes the cursors when due; false when the
   // target crashed since the round began (the round must end).
   bool MaybeWriteCursors();
@@ -347,6 +348,9 @@ class ApplyScheduler {
   std::optional<Cut> cut_ ABSL_GUARDED_BY(mu_);
   // Stop() or a halt (HaltForGood): no cut can be reached any more.
   bool cut_stop_ ABSL_GUARDED_BY(mu_) = false;
+  // HaltForGood ran: CommitOrder's halt, as seen under mu_ (what a target crash found later
+  // must not replace in last_error_, and what a wait for the durable progress reads).
+  bool halted_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar cut_changed_;
 
   // Constant after construction: workers_[i] runs apply_workers_[i].

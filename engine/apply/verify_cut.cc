@@ -12,9 +12,8 @@
 namespace ferry {
 
 absl::Status ApplyScheduler::FreezeForCut() {
-  const bool halted = order_->snapshot().failed;
   absl::MutexLock lock(&mu_);
-  if (halted) {
+  if (halted_) {
     return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on this standby (",
                                                       last_error_, "): it cannot reach a cut"));
   }

@@ -36,10 +36,7 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
 
   absl::Status Freeze() override {
     absl::MutexLock lock(&mu_);
-    if (apply_ == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("verify refused: ", region_, " is not a running standby"));
-    }
+    if (apply_ == nullptr) return NotRunning();
     if (apply_->status().paused) {
       return absl::FailedPreconditionError(
           absl::StrCat("verify refused: apply is paused on ", region_,
@@ -53,18 +50,29 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
   }
   // Waits without the lock; Shutdown() releases the cut (which ends this wait) and waits for it
   // before the pipeline stops its apply.
-  bool WaitForCut(absl::Duration timeout) override {
+  absl::Status WaitForCut(absl::Duration timeout) override {
     ApplyScheduler* apply;
     {
       absl::MutexLock lock(&mu_);
-      if (apply_ == nullptr) return false;
+      if (apply_ == nullptr) return NotRunning();
       apply = apply_;
       ++waiting_;
     }
     const bool reached = apply->WaitForCut(timeout);
-    absl::MutexLock lock(&mu_);
-    --waiting_;
-    return reached;
+    const ApplyStatus status = apply->status();  // apply lives while waiting_ counts this call
+    {
+      absl::MutexLock lock(&mu_);
+      --waiting_;
+    }
+    if (reached) return absl::OkStatus();
+    if (status.failed) {
+      return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on ", region_, " (",
+                                                        status.last_error,
+                                                        "): it cannot reach the cut"));
+    }
+    return absl::DeadlineExceededError(
+        absl::StrCat("the standby's apply on ", region_,
+                     " did not reach the cut in time (is it stopped, paused or far behind?)"));
   }
   void Release() override {
     absl::MutexLock lock(&mu_);
@@ -76,6 +84,11 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
   }
 
  private:
+  absl::Status NotRunning() const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("verify refused: ", region_, " is not a running standby"));
+  }
+
   const std::string region_;
   absl::Mutex mu_;
   ApplyScheduler* apply_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -195,7 +195,7 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
     return NothingChanged(
-        ApplyWaitError(apply, who,
+        ApplyWaitError(apply, next - 1, who,
                        absl::StrCat(who, " applied through seq ", apply.applied_seq, " of ",
                                     next - 1, " within the timeout")));
   }
@@ -207,7 +207,7 @@ absl::StatusOr<v1::PromoteReply> Daemon::Promote(bool force, absl::Duration time
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
     return NothingChanged(ApplyWaitError(
-        apply, who,
+        apply, next - 1, who,
         absl::StrCat(who, "'s database holds durably through seq ", apply.durable_seq, " of ",
                      next - 1, " within the timeout", DurableErrorSuffix(apply))));
   }

@@ -16,6 +16,7 @@
 #include "engine/log/durable_log.h"
 #include "engine/log/log_names.h"
 #include "engine/region/role_controller.h"
+#include "engine/replication/shipper.h"
 #include "spdlog/spdlog.h"
 
 namespace ferry {
@@ -118,7 +119,8 @@ v1::RegionInfo Daemon::Info() {
     const ApplyStatus apply = standby_->apply().status();
     info.set_applied_seq(apply.applied_seq);
     info.set_stopped_tables(apply.stopped_tables.size());
-    if (apply.failed) info.set_apply_stopped_error(apply.last_error);
+    if (apply.failed)
+      info.set_apply_stopped_error(replication::PeerApplyReport::Cut(apply.last_error));
     if (events_) info.set_events_applied_next_seq(events_->applied_next_seq());
   }
   return info;
@@ -204,8 +206,8 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
   }
   if (!peer->apply_stopped_error().empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("region ", peer->region(), "'s apply stopped for good (",
-                     absl::string_view(peer->apply_stopped_error()).substr(0, 512),
+        absl::StrCat("region ", peer_name, "'s apply stopped for good (",
+                     replication::PeerApplyReport::Cut(peer->apply_stopped_error()),
                      "): it cannot apply what a switchover ships it; nothing changed"));
   }
   if (peer->role() != "standby" || peer->state() != "replicating" || peer->epoch() != r.epoch ||
@@ -478,7 +480,7 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
   if (!standby->apply().WaitForApplied(through - 1, deadline - absl::Now())) {
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
-    return ApplyWaitError(apply, who,
+    return ApplyWaitError(apply, through - 1, who,
                           absl::StrCat(who, " applied through seq ", apply.applied_seq, " of ",
                                        through - 1, " in time"));
   }
@@ -492,7 +494,7 @@ absl::StatusOr<v1::RegionInfo> Daemon::AcceptSwitchover(const v1::SwitchoverRequ
     SetOperationNote("");
     const ApplyStatus apply = standby->apply().status();
     return ApplyWaitError(
-        apply, who,
+        apply, through - 1, who,
         absl::StrCat(who, "'s database holds durably through seq ", apply.durable_seq, " of ",
                      through - 1, " in time", DurableErrorSuffix(apply)));
   }
