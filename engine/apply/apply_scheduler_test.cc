@@ -601,5 +601,30 @@ TEST_F(ApplySchedulerTest, AWaitForTheDurableProgressOfAppliedRecordsOutlivesAHa
   EXPECT_FALSE(apply->WaitForDurable(101, absl::Hours(1)));
 }
 
+// After a halt a target crash is never mended (nothing applies again what it took back): a
+// wait for the durable progress ends as soon as the crash is read, and the error that stopped
+// apply stays its last_error.
+TEST_F(ApplySchedulerTest, AfterAHaltATargetCrashEndsAWaitForTheDurableProgress) {
+  RecordingSink sink(uint64_t{50});
+  std::unique_ptr<ApplyScheduler> apply = StartPollingHourly(&sink);
+  ASSERT_NE(apply, nullptr);
+  sink.FailCommits(1000, absl::InvalidArgumentError("row does not fit the table"));
+  AppendPositioned(*log_, 1);
+  ASSERT_TRUE(ferry::testing::WaitUntil([&] { return apply->status().failed; }));
+  sink.SetDurableError(absl::AbortedError("the target restarted since the round began"));
+  std::atomic<int> waited{-1};
+  absl::Notification returned;
+  std::thread promote([&] {
+    waited = apply->WaitForDurable(100, absl::Hours(1)) ? 1 : 0;
+    returned.Notify();
+  });
+  EXPECT_TRUE(returned.WaitForNotificationWithTimeout(absl::Seconds(60)))
+      << "the wait did not end at the crash";
+  apply->Stop();  // ends the wait in any case, so that the thread joins
+  promote.join();
+  EXPECT_EQ(waited.load(), 0);
+  EXPECT_THAT(apply->status().last_error, HasSubstr("row does not fit the table"));
+}
+
 }  // namespace
 }  // namespace ferry
