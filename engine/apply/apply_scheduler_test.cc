@@ -543,8 +543,8 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
 }
 
 // A verify waiting for its cut while apply stops for good (a commit fails with an error no
-// retry mends) is told at once: the cut can no longer be reached. Before, it waited out the
-// verify's whole deadline (an hour by default).
+// retry mends) is told at once: the cut can no longer be reached. Before, it waited out its
+// timeout (the verify's cut timeout: up to 30 s).
 TEST_F(ApplySchedulerTest, StoppingForGoodEndsAVerifysWaitForItsCut) {
   RecordingSink sink(std::nullopt);
   auto apply =
