@@ -209,14 +209,14 @@ class ApplyScheduler {
   //     nothing the source commits from now on is applied before the cut is known;
   //   SetCut(position): apply goes on with every record the source committed before `position`
   //     and holds before the first record at or after it, once everything before it committed;
-  //   WaitForCut(timeout): true once held there (the target then holds exactly the source's
-  //     transactions committed before `position`); false after `timeout`, Stop(), or once apply
-  //     stopped for good.
+  //   WaitForCut(timeout): OK once held there (the target then holds exactly the source's
+  //     transactions committed before `position`); kFailedPrecondition with apply's error once
+  //     apply stopped for good; otherwise kDeadlineExceeded after `timeout` or Stop().
   // ReleaseCut() lets apply go on; it must follow every FreezeForCut. kFailedPrecondition when a
   // cut is already set, or apply stopped for good (with its error). Defined in verify_cut.cc.
   [[nodiscard]] absl::Status FreezeForCut();
   void SetCut(uint64_t position);
-  bool WaitForCut(absl::Duration timeout);
+  [[nodiscard]] absl::Status WaitForCut(absl::Duration timeout);
   void ReleaseCut();
 
   ApplyStatus status() const;
@@ -253,6 +253,8 @@ class ApplyScheduler {
   // commit order halts, a verify's cut can no longer be reached; returns once Stop() is called
   // (the reader's last step).
   void HaltForGood(const absl::Status& why);
+  // FreezeForCut's and WaitForCut's refusal once halted_, with last_error_.
+  absl::Status CutUnreachableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Polls the target's durable progress and writes the cursors when due; false when the
   // target crashed since the round began (the round must end).
   bool MaybeWriteCursors();

@@ -524,10 +524,11 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
   EXPECT_EQ((*apply)->FreezeForCut().code(), absl::StatusCode::kFailedPrecondition);
   AppendPositioned(*log_, 100);  // seqs 101..200 at positions 1010..2000
   // Frozen with no cut known: never reached, nothing of the new records applied.
-  EXPECT_FALSE((*apply)->WaitForCut(absl::Milliseconds(100)));
+  EXPECT_EQ((*apply)->WaitForCut(absl::Milliseconds(100)).code(),
+            absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ((*apply)->status().applied_seq, 100u);
   (*apply)->SetCut(1505);  // seq 150 (1500) is before the cut, seq 151 (1510) after it
-  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)));
+  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)).ok());
   EXPECT_EQ((*apply)->status().applied_seq, 150u);
   (*apply)->ReleaseCut();
   ASSERT_TRUE((*apply)->WaitForApplied(200, absl::Seconds(30)));
@@ -535,11 +536,11 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
   ASSERT_TRUE((*apply)->FreezeForCut().ok());
   (*apply)->SetCut(2105);
   AppendPositioned(*log_, 20);  // 201..220 at 2010..2200
-  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)));
+  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)).ok());
   EXPECT_EQ((*apply)->status().applied_seq, 210u);
   // Stop while held: returns (the destructor would hang otherwise).
   (*apply)->Stop();
-  EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)));
+  EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)).ok());
 }
 
 // A verify waiting for its cut while apply stops for good (a commit fails with an error no
@@ -554,7 +555,7 @@ TEST_F(ApplySchedulerTest, StoppingForGoodEndsAVerifysWaitForItsCut) {
   ASSERT_TRUE((*apply)->FreezeForCut().ok());
   (*apply)->SetCut(5005);  // past every record: held only once seq 500 is applied
   sink.FailCommits(1000, absl::InvalidArgumentError("row does not fit the table"));
-  std::atomic<bool> reached{true};
+  absl::Status reached;  // written by the thread, read after its join
   absl::Notification returned;
   std::thread verify([&] {
     reached = (*apply)->WaitForCut(absl::Hours(1));
@@ -565,7 +566,8 @@ TEST_F(ApplySchedulerTest, StoppingForGoodEndsAVerifysWaitForItsCut) {
   EXPECT_TRUE(ended) << "the wait for the cut did not end when apply stopped for good";
   (*apply)->Stop();  // ends the wait in any case, so that the thread joins
   verify.join();
-  EXPECT_FALSE(reached.load());
+  EXPECT_EQ(reached.code(), absl::StatusCode::kFailedPrecondition) << reached;
+  EXPECT_THAT(reached.message(), HasSubstr("row does not fit the table"));
   const ApplyStatus status = (*apply)->status();
   EXPECT_TRUE(status.failed);
   EXPECT_THAT(status.last_error, HasSubstr("row does not fit the table"));

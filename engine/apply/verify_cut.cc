@@ -11,12 +11,14 @@
 
 namespace ferry {
 
+absl::Status ApplyScheduler::CutUnreachableLocked() const {
+  return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on this standby (",
+                                                    last_error_, "): it cannot reach a cut"));
+}
+
 absl::Status ApplyScheduler::FreezeForCut() {
   absl::MutexLock lock(&mu_);
-  if (halted_) {
-    return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on this standby (",
-                                                      last_error_, "): it cannot reach a cut"));
-  }
+  if (halted_) return CutUnreachableLocked();
   if (cut_.has_value()) return absl::FailedPreconditionError("a verify's cut is already set");
   cut_ = Cut{};
   cut_changed_.SignalAll();
@@ -31,13 +33,16 @@ void ApplyScheduler::SetCut(uint64_t position) {
   cut_changed_.SignalAll();
 }
 
-bool ApplyScheduler::WaitForCut(absl::Duration timeout) {
+absl::Status ApplyScheduler::WaitForCut(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   while (cut_.has_value() && !cut_->reached && !cut_stop_) {
     if (cut_changed_.WaitWithDeadline(&mu_, deadline)) break;
   }
-  return cut_.has_value() && cut_->reached && !cut_stop_;
+  if (cut_.has_value() && cut_->reached && !cut_stop_) return absl::OkStatus();
+  if (halted_) return CutUnreachableLocked();
+  return absl::DeadlineExceededError(
+      "the standby's apply did not reach the cut in time (is it stopped, paused or far behind?)");
 }
 
 void ApplyScheduler::ReleaseCut() {

@@ -58,21 +58,10 @@ class ApplyCutBarrier final : public consistency::CutBarrier {
       apply = apply_;
       ++waiting_;
     }
-    const bool reached = apply->WaitForCut(timeout);
-    const ApplyStatus status = apply->status();  // apply lives while waiting_ counts this call
-    {
-      absl::MutexLock lock(&mu_);
-      --waiting_;
-    }
-    if (reached) return absl::OkStatus();
-    if (status.failed) {
-      return absl::FailedPreconditionError(absl::StrCat("apply stopped for good on ", region_, " (",
-                                                        status.last_error,
-                                                        "): it cannot reach the cut"));
-    }
-    return absl::DeadlineExceededError(
-        absl::StrCat("the standby's apply on ", region_,
-                     " did not reach the cut in time (is it stopped, paused or far behind?)"));
+    absl::Status reached = apply->WaitForCut(timeout);
+    absl::MutexLock lock(&mu_);
+    --waiting_;
+    return reached;
   }
   void Release() override {
     absl::MutexLock lock(&mu_);

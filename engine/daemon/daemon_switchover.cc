@@ -119,8 +119,9 @@ v1::RegionInfo Daemon::Info() {
     const ApplyStatus apply = standby_->apply().status();
     info.set_applied_seq(apply.applied_seq);
     info.set_stopped_tables(apply.stopped_tables.size());
-    if (apply.failed)
+    if (apply.failed) {
       info.set_apply_stopped_error(replication::PeerApplyReport::Cut(apply.last_error));
+    }
     if (events_) info.set_events_applied_next_seq(events_->applied_next_seq());
   }
   return info;
