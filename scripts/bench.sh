@@ -21,6 +21,8 @@
 #   FERRY_BENCH_COMPRESSION_LEVEL (stream.compression_level of both ferryd; default: ferryd's),
 #   FERRY_BENCH_FERRYD_CPUS (a CPU list: both ferryd run under `taskset -c LIST`; default: not
 #   pinned; FINDINGS.md, session 28),
+#   FERRY_BENCH_PG_HUGE_PAGES (every cluster's `huge_pages`, e.g. on; default: Postgres's `try`,
+#   which uses huge pages only when vm.nr_hugepages reserves them; FINDINGS.md, session 30),
 #   FERRY_BENCH_PERF (1: perf profiles of both ferryd; dwarf: the same with whole call chains
 #   (DWARF stacks, large files); system: of the whole machine; stat: counts of fdatasync, write,
 #   futex and context switches per ferryd, to divide by the transactions),

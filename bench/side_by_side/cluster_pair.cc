@@ -20,8 +20,8 @@ namespace ferry::bench::sbs {
 namespace {
 
 // Both sides, both systems, every row: the settings the comparison is fair under.
-std::vector<std::string> BenchPostgresSettings() {
-  return {
+std::vector<std::string> BenchPostgresSettings(const Settings& settings) {
+  std::vector<std::string> out = {
       "listen_addresses = '127.0.0.1'",
       "wal_level = logical",
       "max_replication_slots = 16",
@@ -37,12 +37,15 @@ std::vector<std::string> BenchPostgresSettings() {
       "checkpoint_timeout = 30min",
       "logical_decoding_work_mem = 64MB",
   };
+  if (!settings.pg_huge_pages.empty()) out.push_back("huge_pages = " + settings.pg_huge_pages);
+  return out;
 }
 
-ferry::testing::PgClusterOptions ClusterOptions(const std::string& parent_dir) {
+ferry::testing::PgClusterOptions ClusterOptions(const Settings& settings,
+                                                const std::string& parent_dir) {
   ferry::testing::PgClusterOptions options;
   options.fsync = true;
-  options.extra_config = BenchPostgresSettings();
+  options.extra_config = BenchPostgresSettings(settings);
   options.database = "app";
   options.parent_dir = parent_dir;
   return options;
@@ -70,7 +73,8 @@ ALTER TABLE pgbench_branches ENABLE ALWAYS TRIGGER bench_seen;
 
 absl::StatusOr<std::unique_ptr<PgCluster>> MakeTemplate(const Settings& settings,
                                                         const std::string& work_dir, int scale) {
-  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgCluster> pg, PgCluster::Start(ClusterOptions(work_dir)));
+  FERRY_ASSIGN_OR_RETURN(std::unique_ptr<PgCluster> pg,
+                         PgCluster::Start(ClusterOptions(settings, work_dir)));
   if (settings.keep) pg->Keep();
   std::vector<std::string> init = {settings.pgbench(),       "-h", "127.0.0.1", "-p",
                                    absl::StrCat(pg->port()), "-U", "postgres",  "-i"};
@@ -110,7 +114,7 @@ absl::StatusOr<std::unique_ptr<ClusterPair>> ClusterPair::Start(const Settings& 
     return absl::InternalError(absl::StrCat("cannot make ", pair->dir_));
   }
   for (Side s : {Side::kEast, Side::kWest}) {
-    ferry::testing::PgClusterOptions options = ClusterOptions(pair->dir_);
+    ferry::testing::PgClusterOptions options = ClusterOptions(settings, pair->dir_);
     options.template_data_dir = (s == Side::kEast ? east_template : west_template).data_dir();
     FERRY_ASSIGN_OR_RETURN(auto pg, PgCluster::Start(options));
     if (settings.keep) pg->Keep();

@@ -114,6 +114,13 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
     std::string a, b, c;
     if (loadavg >> a >> b >> c) load = absl::StrCat(a, " ", b, " ", c);
   }
+  // Postgres's default huge_pages (try) takes huge pages whenever the host reserves them, and
+  // they move the figures (FINDINGS.md, session 30): the reservation is part of the settings.
+  std::string huge_pages = "0";
+  {
+    std::ifstream reserved("/proc/sys/vm/nr_hugepages");
+    reserved >> huge_pages;
+  }
   const std::string git = absl::StrCat("git -C '", settings.repo, "' ");
   const std::string commit = Output(git + "rev-parse --short HEAD 2>/dev/null").value_or("?");
   const bool dirty = !Output(git + "diff --quiet 2>/dev/null").has_value();
@@ -155,7 +162,9 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
                    load, " (shared machine: only the ratios"));
   row("mean something). Postgres 15, both clusters with the same settings (fsync on, "
       "synchronous_commit on,");
-  row(absl::StrCat("shared_buffers 512MB, track_commit_timestamp on). Ferry: ", ferry_config,
+  row(absl::StrCat("shared_buffers 512MB, track_commit_timestamp on, huge_pages ",
+                   settings.pg_huge_pages.empty() ? "try" : settings.pg_huge_pages,
+                   " with vm.nr_hugepages ", huge_pages, "). Ferry: ", ferry_config,
                    ", Release build."));
   row("A fresh pair of clusters for every row. Method: bench/side_by_side/README.md.");
   row("");

@@ -30,21 +30,22 @@ struct Settings {
   bool keep = false;           // --keep: keep the work directory (clusters, logs) after the run
   std::set<std::string> only;  // --only LIST: the scenarios to run (empty: all)
   // Sizes (full / --quick).
-  int load_scale = 50;              // pgbench scale of the initial load (5)
-  int base_scale = 10;              // pgbench scale of the catch-up and lag pairs (5)
-  int catchup_tx = 100000;          // TPC-B transactions of a catch-up (20,000)
-  int lag_seconds = 30;             // length of a steady-lag run (15)
-  int big_rows = 1000000;           // rows of the big transaction (200,000)
-  int lag_rate = 2000;              // FERRY_BENCH_LAG_RATE: pgbench -R of the steady lag
-  int lag_low_rate = 200;           // FERRY_BENCH_LAG_LOW_RATE: a second steady-lag run (0: none)
-  int probe_rate = 100;             // probe inserts a second (one every 10 ms)
-  int proxy_one_way_ms = 20;        // the fault proxy's delay (40 ms round trip)
-  int clients = 4;                  // pgbench clients (2 threads)
-  std::string commit_delay_us;      // FERRY_BENCH_COMMIT_DELAY_US ("": ferryd's default)
-  bool debug_log = false;           // FERRY_BENCH_DEBUG_LOG=1: both ferryd log at debug
-  std::string compression_level;    // FERRY_BENCH_COMPRESSION_LEVEL ("": ferryd's default)
-  std::string ferryd_cpus;          // FERRY_BENCH_FERRYD_CPUS: taskset -c list ("": not pinned)
-  std::string perf;                 // FERRY_BENCH_PERF: "", "1", "system" or "stat"
+  int load_scale = 50;            // pgbench scale of the initial load (5)
+  int base_scale = 10;            // pgbench scale of the catch-up and lag pairs (5)
+  int catchup_tx = 100000;        // TPC-B transactions of a catch-up (20,000)
+  int lag_seconds = 30;           // length of a steady-lag run (15)
+  int big_rows = 1000000;         // rows of the big transaction (200,000)
+  int lag_rate = 2000;            // FERRY_BENCH_LAG_RATE: pgbench -R of the steady lag
+  int lag_low_rate = 200;         // FERRY_BENCH_LAG_LOW_RATE: a second steady-lag run (0: none)
+  int probe_rate = 100;           // probe inserts a second (one every 10 ms)
+  int proxy_one_way_ms = 20;      // the fault proxy's delay (40 ms round trip)
+  int clients = 4;                // pgbench clients (2 threads)
+  std::string commit_delay_us;    // FERRY_BENCH_COMMIT_DELAY_US ("": ferryd's default)
+  bool debug_log = false;         // FERRY_BENCH_DEBUG_LOG=1: both ferryd log at debug
+  std::string compression_level;  // FERRY_BENCH_COMPRESSION_LEVEL ("": ferryd's default)
+  std::string ferryd_cpus;        // FERRY_BENCH_FERRYD_CPUS: taskset -c list ("": not pinned)
+  std::string pg_huge_pages;      // FERRY_BENCH_PG_HUGE_PAGES: every cluster's huge_pages ("": off)
+  std::string perf;               // FERRY_BENCH_PERF: "", "1", "system" or "stat"
   std::string tmp_parent = "/tmp";  // FERRY_BENCH_TMP: where the work directory is made
   std::string results_path;         // the RESULTS.md whose section is rewritten
   std::string repo;                 // the checkout (its commit is named in the section)

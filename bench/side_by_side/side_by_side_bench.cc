@@ -11,9 +11,9 @@
 //     --repo       the checkout whose commit the section names (default: that source tree)
 //   Environment: FERRY_BENCH_TMP, FERRY_BENCH_LOAD_SCALE, FERRY_BENCH_LAG_RATE,
 //   FERRY_BENCH_LAG_LOW_RATE, FERRY_BENCH_LAG_SECONDS, FERRY_BENCH_COMMIT_DELAY_US,
-//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_FERRYD_CPUS, FERRY_BENCH_PERF (1 | dwarf | system |
-//   stat),
-//   FERRY_BENCH_DEBUG_LOG, as scripts/bench.sh says.
+//   FERRY_BENCH_COMPRESSION_LEVEL, FERRY_BENCH_FERRYD_CPUS, FERRY_BENCH_PG_HUGE_PAGES,
+//   FERRY_BENCH_PERF (1 | dwarf | system | stat), FERRY_BENCH_DEBUG_LOG, as scripts/bench.sh
+//   says.
 //
 // Uses ferryd and ferryctl of the same build (BUILD/bin) and notify_listener (BUILD/bench).
 // Exit codes: 0 done, 1 a scenario failed (the work directory is kept), 2 usage.
@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   settings.compression_level = EnvString("FERRY_BENCH_COMPRESSION_LEVEL");
   settings.ferryd_cpus = EnvString("FERRY_BENCH_FERRYD_CPUS");
   settings.perf = EnvString("FERRY_BENCH_PERF");
+  settings.pg_huge_pages = EnvString("FERRY_BENCH_PG_HUGE_PAGES");
   if (!EnvString("FERRY_BENCH_TMP").empty()) settings.tmp_parent = EnvString("FERRY_BENCH_TMP");
   for (const std::string& bin :
        {settings.ferryd(), settings.ferryctl(), settings.notify_listener(), settings.pgbench()}) {
