@@ -93,6 +93,10 @@ class FakeDatabase {
   bool hold_apply ABSL_GUARDED_BY(progress_mu) = false;
   // While not OK, apply's commits fail with it (nothing applied).
   absl::Status commit_error ABSL_GUARDED_BY(progress_mu);
+  // The source's run ends with a lost slot: kNow at once, kAtMarker instead of capturing a
+  // fence's marker.
+  enum class SlotLoss { kNone, kNow, kAtMarker };
+  std::atomic<SlotLoss> slot_loss{SlotLoss::kNone};
 
  private:
   absl::Mutex mu_;
@@ -125,10 +129,16 @@ class ScriptedSource final : public Source {
  public:
   ScriptedSource(FakeDatabase* db, std::string region) : db_(db), region_(std::move(region)) {}
   absl::Status Run(CaptureTarget& target, const StopSignal& stop) override {
+    const absl::Status lost =
+        absl::FailedPreconditionError("replication slot \"ferry_east\" does not exist");
     while (!stop.stopped()) {
+      if (db_->slot_loss.load() == FakeDatabase::SlotLoss::kNow) return lost;
       std::vector<v1::Transaction> txns;
       uint64_t last = 0;
       for (uint64_t id : db_->CommittedAfter(target.CapturedPosition(), 10)) {
+        if (db_->slot_loss.load() == FakeDatabase::SlotLoss::kAtMarker && db_->IsMarker(id)) {
+          return lost;
+        }
         v1::Transaction t;
         t.set_origin_region(region_);
         t.set_source_position(id);
@@ -548,6 +558,59 @@ TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSay
       << promoted.status();
   EXPECT_EQ(west->Status().role(), "standby");
   EXPECT_EQ(db_[1].applied("east").size(), 3u);
+}
+
+// A primary whose capture stopped until an operator acts cannot drain: the switchover is refused
+// before anything is fenced, and a capture that stops during the drain rolls the switchover back
+// at once with its error, not at the end of the timeout.
+TEST_F(DaemonRoleTest, ASwitchoverFromAPrimaryWhoseCaptureStoppedForGoodSaysWhy) {
+  if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
+  with_fence_ = true;
+  auto west = StartRegion(1);
+  ASSERT_NE(west, nullptr);
+  auto east = StartRegion(0);
+  ASSERT_NE(east, nullptr);
+  db_[0].Commit(3);
+  ASSERT_TRUE(db_[1].WaitApplied("east", 3));
+  auto expect_primary_as_before = [&](const std::string& when) {
+    const v1::StatusReply e = east->Status(), w = west->Status();
+    EXPECT_EQ(e.role(), "primary") << when;
+    EXPECT_EQ(e.state(), "replicating") << when;
+    EXPECT_EQ(e.epoch(), 1u) << when;
+    EXPECT_FALSE(e.fenced()) << when;
+    EXPECT_FALSE(db_[0].fenced()) << when;
+    EXPECT_EQ(w.role(), "standby") << when;
+    EXPECT_EQ(w.epoch(), 1u) << when;
+  };
+
+  // The capture stops during the drain: it meets the fence's marker and loses its slot.
+  db_[0].slot_loss = FakeDatabase::SlotLoss::kAtMarker;
+  auto rolled_back = east->Reverse(absl::Seconds(120));
+  EXPECT_EQ(rolled_back.status().code(), absl::StatusCode::kFailedPrecondition)
+      << rolled_back.status();
+  EXPECT_NE(rolled_back.status().message().find("rolled back"), std::string::npos)
+      << rolled_back.status();
+  EXPECT_NE(rolled_back.status().message().find("the capture stopped until an operator acts "
+                                                "before it reached the fence's marker"),
+            std::string::npos)
+      << rolled_back.status();
+  EXPECT_NE(rolled_back.status().message().find("\"ferry_east\" does not exist"), std::string::npos)
+      << rolled_back.status();
+  expect_primary_as_before("after the rollback");
+  EXPECT_EQ(db_[1].applied("east"), Ids(1, 3));
+
+  // Stopped before the switchover: refused at the first check.
+  auto refused = east->Reverse(absl::Seconds(120));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("region east's capture stopped until an operator "
+                                            "acts (replication slot \"ferry_east\" does not "
+                                            "exist)"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("nothing changed"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(refused.status().message().find("rolled back"), std::string::npos) << refused.status();
+  expect_primary_as_before("after the refusal");
 }
 
 // The peer's answer to a probe is outside input: a standby that claims an apply error of a

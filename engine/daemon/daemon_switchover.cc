@@ -199,6 +199,11 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
     return absl::FailedPreconditionError(
         absl::StrCat("region ", config_.region, "'s capture is not running: ", pipeline_error));
   }
+  if (const absl::Status halt = primary->capture_halt(); !halt.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "region ", config_.region, "'s capture stopped until an operator acts (", halt.message(),
+        "): a switchover cannot ship the changes it did not capture; nothing changed"));
+  }
   absl::StatusOr<v1::RegionInfo> peer =
       peer_->Probe("", std::min(deadline, absl::Now() + absl::Seconds(5)));
   if (!peer.ok()) {
@@ -267,6 +272,14 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
   // shipped under this epoch: it stays in the slot, which a rollback resumes and the flip
   // drops), and the shipper gets everything captured acknowledged.
   while (primary->capture().CapturedPosition() <= marker && marker != 0) {
+    if (const absl::Status halt = primary->capture_halt(); !halt.ok()) {
+      return RollBackReverse(
+          operation, absl::FailedPreconditionError(absl::StrCat(
+                         "the capture stopped until an operator acts before it reached the "
+                         "fence's marker (captured ",
+                         primary->source().FormatPosition(primary->capture().CapturedPosition()),
+                         "): ", halt.message())));
+    }
     if (absl::Now() >= deadline) {
       return RollBackReverse(
           operation,

@@ -44,22 +44,29 @@ std::string PrimaryPipeline::capture_error() const {
   return capture_error_;
 }
 
+absl::Status PrimaryPipeline::capture_halt() const {
+  absl::MutexLock lock(&mu_);
+  return capture_halt_;
+}
+
 void PrimaryPipeline::CaptureLoop() {
   SetCurrentThreadName("capture");
   Backoff backoff({.min = options_.restart_min, .max = options_.restart_max, .jitter = 0}, 0);
   while (!capture_stop_.stopped()) {
     absl::Status s = source_->Run(*capture_, capture_stop_);
     if (capture_stop_.stopped()) break;
+    // An operator must act (slot dropped, corrupt input): stop capturing, keep serving status
+    // so that the error is visible, never skip ahead silently.
+    const bool halt = s.code() == absl::StatusCode::kFailedPrecondition ||
+                      s.code() == absl::StatusCode::kDataLoss;
     {
       absl::MutexLock lock(&mu_);
       capture_error_ = s.ok() ? "" : std::string(s.message());
+      if (halt) capture_halt_ = s;
     }
     if (!s.ok()) {
       if (options_.on_source_error) options_.on_source_error(s);
-      if (s.code() == absl::StatusCode::kFailedPrecondition ||
-          s.code() == absl::StatusCode::kDataLoss) {
-        // An operator must act (slot dropped, corrupt input): stop capturing, keep serving
-        // status so that the error is visible, never skip ahead silently.
+      if (halt) {
         spdlog::error(
             "capture stopped until an operator acts (see the source connector's README): {}",
             s.ToString());

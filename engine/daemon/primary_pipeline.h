@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -78,6 +79,9 @@ class PrimaryPipeline {
   replication::Shipper& shipper() { return *shipper_; }
   // The last error the source stopped with ("" while capturing).
   std::string capture_error() const;
+  // OK while capture runs or retries; once it stopped until an operator acts (a dropped slot,
+  // corrupt input: kFailedPrecondition or kDataLoss from the source), that error.
+  absl::Status capture_halt() const;
 
  private:
   PrimaryPipeline(PrimaryPipelineOptions options, DurableLog* outbound)
@@ -97,6 +101,7 @@ class PrimaryPipeline {
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::string capture_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status capture_halt_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry

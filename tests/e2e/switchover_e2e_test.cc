@@ -477,6 +477,54 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
   ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
 }
 
+// A primary whose capture stopped until an operator acts (here its slot was dropped) cannot
+// ship the changes it did not capture: `reverse` is refused before anything is fenced, naming
+// the capture's error, and the primary stays writable. Without the first check it fenced the
+// database and waited out its whole timeout for a marker the capture never reaches.
+TEST_F(SwitchoverE2ETest, ReverseFromAPrimaryWhoseSlotWasDroppedIsRefusedWithTheReason) {
+  ASSERT_NO_FATAL_FAILURE(StartRegions());
+  // The walsender holds the slot: end it, then drop the slot before the capture reconnects (it
+  // retries after 200 ms at first), again when the capture got there first.
+  absl::Status dropped = absl::UnknownError("not tried");
+  for (int attempt = 0; attempt < 100 && !dropped.ok(); ++attempt) {
+    (void)pg(Region::kEast)
+        .Exec(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE slot_name = 'ferry_east' AND active_pid IS NOT NULL");
+    dropped = pg(Region::kEast).Exec("SELECT pg_drop_replication_slot('ferry_east')");
+    if (!dropped.ok()) absl::SleepFor(absl::Milliseconds(20));  // the walsender still exiting
+  }
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  // The capture finds the slot gone when it looks it up, or when it starts streaming from it
+  // (dropped in between): either stops it until an operator acts.
+  auto slot_gone = [](absl::string_view error) {
+    return absl::StrContains(error, "the slot no longer exists") ||
+           absl::StrContains(error, "replication slot \"ferry_east\" does not exist");
+  };
+  auto halted = regions_->PollStatus(
+      Region::kEast, [&](const v1::StatusReply& s) { return slot_gone(s.last_error()); });
+  ASSERT_TRUE(halted.ok()) << halted.status();
+
+  auto refused = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "120"});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->exit_code, 1) << refused->output;
+  EXPECT_NE(refused->output.find("region east's capture stopped until an operator acts"),
+            std::string::npos)
+      << refused->output;
+  EXPECT_TRUE(slot_gone(refused->output)) << refused->output;
+  EXPECT_NE(refused->output.find("nothing changed"), std::string::npos) << refused->output;
+  auto east = regions_->Status(Region::kEast);
+  ASSERT_TRUE(east.ok()) << east.status();
+  EXPECT_EQ(east->role(), "primary");
+  EXPECT_EQ(east->fence(), "lifted");
+  EXPECT_FALSE(east->fenced());
+  auto west = regions_->Status(Region::kWest);
+  ASSERT_TRUE(west.ok()) << west.status();
+  EXPECT_EQ(west->role(), "standby");
+  EXPECT_EQ(west->epoch(), east->epoch());
+  EXPECT_TRUE(pg(Region::kEast).Exec("INSERT INTO kv VALUES (6000, 'still writable')").ok());
+}
+
 // A partition while the standby flips: east (whose calls to west go through the fault proxy)
 // loses the answer and cannot ask, so it stays fenced; west completes the flip and takes writes.
 // At no moment are both writable; once the partition heals, east learns of the flip and becomes
