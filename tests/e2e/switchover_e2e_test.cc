@@ -480,8 +480,9 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
 // A primary whose capture stopped until an operator acts (here its slot was dropped) cannot
 // ship the changes it did not capture: `reverse` is refused before anything is fenced, naming
 // the capture's error, and the primary stays writable. Without the first check it fenced the
-// database and waited out its whole timeout for a marker the capture never reaches.
-TEST_F(SwitchoverE2ETest, ReverseFromAPrimaryWhoseSlotWasDroppedIsRefusedWithTheReason) {
+// database and waited out its whole timeout for a marker the capture never reaches. `verify`,
+// whose cut the standby can then never reach, is refused the same way (it waited 30 s for it).
+TEST_F(SwitchoverE2ETest, APrimaryWhoseSlotWasDroppedRefusesReverseAndVerifyWithTheReason) {
   ASSERT_NO_FATAL_FAILURE(StartRegions());
   // The walsender holds the slot: end it, then drop the slot before the capture reconnects (it
   // retries after 200 ms at first), again when the capture got there first.
@@ -523,6 +524,17 @@ TEST_F(SwitchoverE2ETest, ReverseFromAPrimaryWhoseSlotWasDroppedIsRefusedWithThe
   EXPECT_EQ(west->role(), "standby");
   EXPECT_EQ(west->epoch(), east->epoch());
   EXPECT_TRUE(pg(Region::kEast).Exec("INSERT INTO kv VALUES (6000, 'still writable')").ok());
+
+  auto verify = regions_->Ctl(Region::kEast, {"verify", "--table", "public.kv"});
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->exit_code, 1) << verify->output;
+  EXPECT_NE(verify->output.find("verify refused: region east's capture stopped until an "
+                                "operator acts"),
+            std::string::npos)
+      << verify->output;
+  EXPECT_NE(verify->output.find("the standby cannot reach the cut"), std::string::npos)
+      << verify->output;
+  EXPECT_TRUE(slot_gone(verify->output)) << verify->output;
 }
 
 // A partition while the standby flips: east (whose calls to west go through the fault proxy)
