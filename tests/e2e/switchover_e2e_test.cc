@@ -497,10 +497,11 @@ TEST_F(SwitchoverE2ETest, APrimaryWhoseSlotWasDroppedRefusesReverseAndVerifyWith
   }
   ASSERT_TRUE(dropped.ok()) << dropped;
   // The capture finds the slot gone when it looks it up, or when it starts streaming from it
-  // (dropped in between): either stops it until an operator acts.
+  // (dropped in between): either stops it until an operator acts, with the recovery's pointer.
   auto slot_gone = [](absl::string_view error) {
-    return absl::StrContains(error, "the slot no longer exists") ||
-           absl::StrContains(error, "replication slot \"ferry_east\" does not exist");
+    return (absl::StrContains(error, "the slot no longer exists") ||
+            absl::StrContains(error, "replication slot \"ferry_east\" does not exist")) &&
+           absl::StrContains(error, "capture stopped so that no change is skipped silently");
   };
   auto halted = regions_->PollStatus(
       Region::kEast, [&](const v1::StatusReply& s) { return slot_gone(s.last_error()); });

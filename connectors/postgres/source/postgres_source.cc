@@ -58,6 +58,7 @@ struct SlotInfo {
   std::string plugin;
   std::string database;
   uint64_t confirmed_flush = 0;
+  std::string wal_status;  // "lost": invalidated, it can never stream again
 };
 
 // The slot identity stored in the source state: "v1 system_id=<id> consistent_point=<lsn>".
@@ -138,7 +139,13 @@ class PostgresSource::Session {
     FERRY_ASSIGN_OR_RETURN(uint64_t start, PrepareSlot(system));
     FERRY_ASSIGN_OR_RETURN(auto leftovers, LeftoverCopies(*conn, options_.resnapshot_dir));
     assembler_.DeleteCopiesOnceCaptured(std::move(leftovers));
-    FERRY_RETURN_IF_ERROR(repl_->StartReplication(options_.slot, start, options_.publication));
+    if (absl::Status started = repl_->StartReplication(options_.slot, start, options_.publication);
+        !started.ok()) {
+      // The slot went between the check above and here (dropped, invalidated): the same stop
+      // and recovery as when the check finds it so.
+      if (started.code() != absl::StatusCode::kFailedPrecondition) return started;
+      return SlotError(absl::StrCat("streaming from it failed (", started.message(), ")"));
+    }
     {
       absl::MutexLock lock(&source_.mu_);
       source_.health_.connected = true;
@@ -197,13 +204,15 @@ class PostgresSource::Session {
 
   absl::StatusOr<std::optional<SlotInfo>> LookupSlot(PgConnection& conn) {
     FERRY_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams("SELECT plugin, database, confirmed_flush_lsn "
-                                           "FROM pg_replication_slots WHERE slot_name = $1",
+                           conn.ExecParams("SELECT plugin, database, confirmed_flush_lsn, "
+                                           "wal_status FROM pg_replication_slots "
+                                           "WHERE slot_name = $1",
                                            {options_.slot}));
     if (r.rows() == 0) return std::optional<SlotInfo>();
     SlotInfo info;
     info.plugin = std::string(r.Get(0, 0));
     info.database = std::string(r.Get(0, 1));
+    if (!r.IsNull(0, 3)) info.wal_status = std::string(r.Get(0, 3));
     if (!r.IsNull(0, 2)) {
       FERRY_ASSIGN_OR_RETURN(info.confirmed_flush, ParseLsn(r.Get(0, 2)));
     }
@@ -267,6 +276,11 @@ class PostgresSource::Session {
         // A slot someone else made: its snapshot cannot be had; make our own.
         FERRY_RETURN_IF_ERROR(DropSlot(*conn));
         create = true;
+      } else if (slot->wal_status == "lost") {
+        return SlotError(absl::StrCat(
+            "it was invalidated: Postgres removed WAL it still needed (max_slot_wal_keep_size), "
+            "so the changes after what was captured (",
+            FormatLsn(captured), ") are gone"));
       } else if (!identity.has_value() && captured == 0) {
         // Adopt a slot created beforehand (no snapshot wanted): capture from its position.
         FERRY_RETURN_IF_ERROR(

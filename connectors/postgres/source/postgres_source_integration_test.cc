@@ -428,6 +428,45 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   EXPECT_TRUE(absl::StrContains(s.message(), "ahead of what was captured")) << s;
 }
 
+// A slot Postgres invalidated (max_slot_wal_keep_size: the WAL it needed was removed) can never
+// stream again: the capture stops with the recovery instead of the walsender's bare refusal.
+TEST_F(PostgresSourceTest, AnInvalidatedSlotStopsWithClearError) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO t VALUES (1)");
+  Sync();
+  ASSERT_TRUE(StopSource().ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
+
+  // The suite's cluster keeps no WAL for slots beyond 1 MB while this test runs.
+  Exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+  Exec("SELECT pg_reload_conf()");
+  const std::string status_sql =
+      absl::StrCat("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's_", db_, "'");
+  std::string status;
+  for (int round = 0; round < 10 && status != "lost"; ++round) {
+    Exec(absl::StrCat("INSERT INTO t VALUES (", 100 + round, ")"));
+    Exec("SELECT pg_switch_wal()");
+    Exec("CHECKPOINT");  // removes the segments past the limit and invalidates the slot
+    auto value = cluster_->QueryValue(status_sql, db_);
+    ASSERT_TRUE(value.ok()) << value.status();
+    status = value->value_or("");
+  }
+  Exec("ALTER SYSTEM RESET max_slot_wal_keep_size");
+  Exec("SELECT pg_reload_conf()");
+  ASSERT_EQ(status, "lost");
+
+  StartSource(Options());
+  ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
+  const absl::Status s = StopSource();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "it was invalidated")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "max_slot_wal_keep_size")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "Recovery: connectors/postgres/source/README.md"))
+      << s;
+}
+
 // A stop ends an idle capture's wait for the walsender at once (StopSignal::wake_fd): a
 // switchover's drain and a shutdown wait for it. With the idle wait set to two minutes, a
 // capture that only looked at the stop when it woke would stop at the walsender's next
