@@ -114,7 +114,7 @@ std::string ResultsSection(const Settings& settings, const Figures& figures) {
     std::string a, b, c;
     if (loadavg >> a >> b >> c) load = absl::StrCat(a, " ", b, " ", c);
   }
-  // Postgres's default huge_pages (try) takes huge pages whenever the host reserves them, and
+  // Postgres's default huge_pages (try) takes huge pages when enough are reserved and free, and
   // they move the figures (FINDINGS.md, session 30): the reservation is part of the settings.
   std::string huge_pages = "0";
   {

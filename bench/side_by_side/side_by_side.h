@@ -44,7 +44,7 @@ struct Settings {
   bool debug_log = false;         // FERRY_BENCH_DEBUG_LOG=1: both ferryd log at debug
   std::string compression_level;  // FERRY_BENCH_COMPRESSION_LEVEL ("": ferryd's default)
   std::string ferryd_cpus;        // FERRY_BENCH_FERRYD_CPUS: taskset -c list ("": not pinned)
-  std::string pg_huge_pages;      // FERRY_BENCH_PG_HUGE_PAGES: every cluster's huge_pages ("": off)
+  std::string pg_huge_pages;      // FERRY_BENCH_PG_HUGE_PAGES: every cluster's huge_pages ("": try)
   std::string perf;               // FERRY_BENCH_PERF: "", "1", "system" or "stat"
   std::string tmp_parent = "/tmp";  // FERRY_BENCH_TMP: where the work directory is made
   std::string results_path;         // the RESULTS.md whose section is rewritten

@@ -93,10 +93,8 @@ class FakeDatabase {
   bool hold_apply ABSL_GUARDED_BY(progress_mu) = false;
   // While not OK, apply's commits fail with it (nothing applied).
   absl::Status commit_error ABSL_GUARDED_BY(progress_mu);
-  // The source's run ends with a lost slot: kNow at once, kAtMarker instead of capturing a
-  // fence's marker.
-  enum class SlotLoss { kNone, kNow, kAtMarker };
-  std::atomic<SlotLoss> slot_loss{SlotLoss::kNone};
+  // While set, the source's run ends with a lost slot instead of capturing a fence's marker.
+  std::atomic<bool> slot_lost_at_marker{false};
 
  private:
   absl::Mutex mu_;
@@ -132,11 +130,10 @@ class ScriptedSource final : public Source {
     const absl::Status lost =
         absl::FailedPreconditionError("replication slot \"ferry_east\" does not exist");
     while (!stop.stopped()) {
-      if (db_->slot_loss.load() == FakeDatabase::SlotLoss::kNow) return lost;
       std::vector<v1::Transaction> txns;
       uint64_t last = 0;
       for (uint64_t id : db_->CommittedAfter(target.CapturedPosition(), 10)) {
-        if (db_->slot_loss.load() == FakeDatabase::SlotLoss::kAtMarker && db_->IsMarker(id)) {
+        if (db_->slot_lost_at_marker.load() && db_->IsMarker(id)) {
           return lost;
         }
         v1::Transaction t;
@@ -584,7 +581,7 @@ TEST_F(DaemonRoleTest, ASwitchoverFromAPrimaryWhoseCaptureStoppedForGoodSaysWhy)
   };
 
   // The capture stops during the drain: it meets the fence's marker and loses its slot.
-  db_[0].slot_loss = FakeDatabase::SlotLoss::kAtMarker;
+  db_[0].slot_lost_at_marker = true;
   auto rolled_back = east->Reverse(absl::Seconds(120));
   EXPECT_EQ(rolled_back.status().code(), absl::StatusCode::kFailedPrecondition)
       << rolled_back.status();

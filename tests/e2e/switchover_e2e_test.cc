@@ -479,13 +479,13 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
 
 // A primary whose capture stopped until an operator acts (here its slot was dropped) cannot
 // ship the changes it did not capture: `reverse` is refused before anything is fenced, naming
-// the capture's error, and the primary stays writable. Without the first check it fenced the
-// database and waited out its whole timeout for a marker the capture never reaches. `verify`,
-// whose cut the standby can then never reach, is refused the same way (it waited 30 s for it).
+// the capture's error, and the primary stays writable (before the check it fenced the database
+// and waited out its whole timeout for a marker the capture never reaches). `verify`, whose cut
+// the standby can then never reach, is refused the same way (it waited 30 s for it).
 TEST_F(SwitchoverE2ETest, APrimaryWhoseSlotWasDroppedRefusesReverseAndVerifyWithTheReason) {
   ASSERT_NO_FATAL_FAILURE(StartRegions());
-  // The walsender holds the slot: end it, then drop the slot before the capture reconnects (it
-  // retries after 200 ms at first), again when the capture got there first.
+  // The walsender holds the slot: end it, then drop the slot before the capture reconnects (its
+  // source retries after 100 ms at first), again when the capture got there first.
   absl::Status dropped = absl::UnknownError("not tried");
   for (int attempt = 0; attempt < 100 && !dropped.ok(); ++attempt) {
     (void)pg(Region::kEast)

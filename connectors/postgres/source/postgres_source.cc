@@ -141,9 +141,13 @@ class PostgresSource::Session {
     assembler_.DeleteCopiesOnceCaptured(std::move(leftovers));
     if (absl::Status started = repl_->StartReplication(options_.slot, start, options_.publication);
         !started.ok()) {
-      // The slot went between the check above and here (dropped, invalidated): the same stop
-      // and recovery as when the check finds it so.
-      if (started.code() != absl::StatusCode::kFailedPrecondition) return started;
+      // The slot went between the check above and here (42704: dropped; 55000 naming the slot:
+      // invalidated): the same stop and recovery as when the check finds it so. Other errors
+      // (a server in recovery, wal_level) keep their own message.
+      const bool slot_gone =
+          HasSqlState(started, "42704") ||
+          (HasSqlState(started, "55000") && absl::StrContains(started.message(), "slot"));
+      if (!slot_gone) return started;
       return SlotError(absl::StrCat("streaming from it failed (", started.message(), ")"));
     }
     {
@@ -279,8 +283,8 @@ class PostgresSource::Session {
       } else if (slot->wal_status == "lost") {
         return SlotError(absl::StrCat(
             "it was invalidated: Postgres removed WAL it still needed (max_slot_wal_keep_size), "
-            "so the changes after what was captured (",
-            FormatLsn(captured), ") are gone"));
+            "so changes it held are gone",
+            captured == 0 ? "" : absl::StrCat(" (captured up to ", FormatLsn(captured), ")")));
       } else if (!identity.has_value() && captured == 0) {
         // Adopt a slot created beforehand (no snapshot wanted): capture from its position.
         FERRY_RETURN_IF_ERROR(
@@ -567,6 +571,7 @@ PostgresSource::PostgresSource(const PostgresSourceOptions& options)
       monitor_(std::make_unique<SourceMonitor>(
           SourceMonitorOptions{.dsn = options.dsn,
                                .publication = options.publication,
+                               .slot = options.slot,
                                .keyless_tables = options.keyless_tables,
                                .interval = options.monitor_interval,
                                .clock = clock_})),

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -428,6 +429,27 @@ TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
   EXPECT_TRUE(absl::StrContains(s.message(), "ahead of what was captured")) << s;
 }
 
+// Sets the suite's cluster's max_slot_wal_keep_size for one test, and resets it however the test
+// ends (the cluster is shared by every test of the suite).
+class SlotWalLimit {
+ public:
+  SlotWalLimit(::ferry::testing::PgCluster* cluster, std::string db, const std::string& limit)
+      : cluster_(cluster), db_(std::move(db)) {
+    set_ = cluster_->Exec("ALTER SYSTEM SET max_slot_wal_keep_size = '" + limit + "'", db_);
+    if (set_.ok()) set_ = cluster_->Exec("SELECT pg_reload_conf()", db_);
+  }
+  ~SlotWalLimit() {
+    (void)cluster_->Exec("ALTER SYSTEM RESET max_slot_wal_keep_size", db_);
+    (void)cluster_->Exec("SELECT pg_reload_conf()", db_);
+  }
+  const absl::Status& status() const { return set_; }
+
+ private:
+  ::ferry::testing::PgCluster* const cluster_;
+  const std::string db_;
+  absl::Status set_;
+};
+
 // A slot Postgres invalidated (max_slot_wal_keep_size: the WAL it needed was removed) can never
 // stream again: the capture stops with the recovery instead of the walsender's bare refusal.
 TEST_F(PostgresSourceTest, AnInvalidatedSlotStopsWithClearError) {
@@ -440,8 +462,8 @@ TEST_F(PostgresSourceTest, AnInvalidatedSlotStopsWithClearError) {
   ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
 
   // The suite's cluster keeps no WAL for slots beyond 1 MB while this test runs.
-  Exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
-  Exec("SELECT pg_reload_conf()");
+  std::optional<SlotWalLimit> limit(std::in_place, cluster_, db_, "1MB");
+  ASSERT_TRUE(limit->status().ok()) << limit->status();
   const std::string status_sql =
       absl::StrCat("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's_", db_, "'");
   std::string status;
@@ -453,8 +475,7 @@ TEST_F(PostgresSourceTest, AnInvalidatedSlotStopsWithClearError) {
     ASSERT_TRUE(value.ok()) << value.status();
     status = value->value_or("");
   }
-  Exec("ALTER SYSTEM RESET max_slot_wal_keep_size");
-  Exec("SELECT pg_reload_conf()");
+  limit.reset();
   ASSERT_EQ(status, "lost");
 
   StartSource(Options());
@@ -626,6 +647,42 @@ TEST_F(PostgresSourceTest, KeylessTableUnderRefuseIsNamedUntilItHasAKey) {
   EXPECT_EQ(**identity, "d");
   Exec("ALTER TABLE nopk ADD PRIMARY KEY (x)");
   EXPECT_TRUE(WaitUntil([&] { return source_->Health().blocked_tables.empty(); }));
+}
+
+// A slot that has used more than half of what max_slot_wal_keep_size lets Postgres keep for it
+// is a warning before Postgres invalidates it: here capture stalls (its appends held, as behind
+// a full disk) while the application writes about 40 MB of WAL under a 48 MB limit.
+TEST_F(PostgresSourceTest, ASlotNearItsWalLimitIsWarnedOfBeforePostgresInvalidatesIt) {
+  Exec("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+  const SlotWalLimit limit(cluster_, db_, "48MB");
+  ASSERT_TRUE(limit.status().ok()) << limit.status();
+  PostgresSourceOptions options = Options();
+  options.monitor_interval = absl::Milliseconds(20);
+  StartSource(options);
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+  Exec("INSERT INTO t VALUES (0, 'captured')");
+  Sync();
+  // Caught up: once capture's confirmation has moved the slot, nothing to warn of.
+  ASSERT_TRUE(WaitUntil([&] { return source_->Health().warnings.empty(); }))
+      << absl::StrJoin(source_->Health().warnings, " | ");
+
+  target_.HoldAppends(true);
+  Exec("INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series(1, 36000) g");
+  auto warned = [&] {
+    for (const std::string& w : source_->Health().warnings) {
+      if (absl::StrContains(w, "max_slot_wal_keep_size")) return true;
+    }
+    return false;
+  };
+  const bool seen = WaitUntil(warned);
+  target_.HoldAppends(false);
+  ASSERT_TRUE(seen) << "no warning; warnings: " << absl::StrJoin(source_->Health().warnings, " | ");
+  const std::vector<std::string> warnings = source_->Health().warnings;
+  ASSERT_EQ(warnings.size(), 1u) << absl::StrJoin(warnings, " | ");
+  EXPECT_TRUE(absl::StrContains(warnings[0], absl::StrCat("replication slot \"s_", db_, "\"")))
+      << warnings[0];
+  EXPECT_TRUE(absl::StrContains(warnings[0], "Postgres keeps at most")) << warnings[0];
+  EXPECT_TRUE(absl::StrContains(warnings[0], "re-seeded")) << warnings[0];
 }
 
 // Issue #14 item 12: large objects are not replicated, and the source says so.

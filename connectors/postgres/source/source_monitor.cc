@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "connectors/postgres/common/lsn.h"
 #include "engine/base/status_macros.h"
 #include "engine/base/thread_name.h"
@@ -113,11 +114,21 @@ void SourceMonitor::Round(const std::function<uint64_t()>& captured) {
       s = count.status();
     }
   }
+  std::string slot_warning;
+  if (s.ok()) {
+    auto checked = CheckSlotAllowance(*conn_);
+    if (checked.ok()) {
+      slot_warning = *std::move(checked);
+    } else {
+      s = checked.status();
+    }
+  }
   if (s.ok()) {
     ++rounds_;
     {
       absl::MutexLock lock(&mu_);
       blocked_ = blocked;
+      slot_warning_ = std::move(slot_warning);
       if (tables.has_value()) tables_ = *std::move(tables);
       if (large_objects.has_value()) large_objects_ = *large_objects;
     }
@@ -237,6 +248,46 @@ absl::StatusOr<int64_t> SourceMonitor::CountLargeObjects(PgConnection& conn) {
   return count;
 }
 
+absl::StatusOr<std::string> SourceMonitor::CheckSlotAllowance(PgConnection& conn) {
+  if (options_.slot.empty()) return std::string();
+  // safe_wal_size is NULL without a limit (max_slot_wal_keep_size = -1, the default).
+  FERRY_ASSIGN_OR_RETURN(
+      PgResult r, conn.ExecParams("SELECT wal_status, safe_wal_size, "
+                                  "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+                                  "FROM pg_replication_slots WHERE slot_name = $1",
+                                  {options_.slot}));
+  if (r.rows() != 1) return std::string();  // a missing slot stops capture, which says so
+  const std::string name = absl::StrCat("replication slot \"", options_.slot, "\"");
+  const std::string reseed =
+      "the standby must then be re-seeded (connectors/postgres/source/README.md, Recovery)";
+  const std::string status = r.IsNull(0, 0) ? "" : std::string(r.Get(0, 0));
+  if (status == "lost") {
+    return absl::StrCat(name,
+                        " was invalidated by Postgres (max_slot_wal_keep_size): it can never "
+                        "stream again; ",
+                        reseed);
+  }
+  if (status == "unreserved") {
+    return absl::StrCat(name,
+                        " holds more WAL than max_slot_wal_keep_size allows: Postgres "
+                        "invalidates it at its next checkpoint unless capture catches up first; ",
+                        reseed);
+  }
+  int64_t safe = 0, retained = 0;
+  if (r.IsNull(0, 1) || r.IsNull(0, 2) || !absl::SimpleAtoi(r.Get(0, 1), &safe) ||
+      !absl::SimpleAtoi(r.Get(0, 2), &retained) || safe >= retained) {
+    return std::string();
+  }
+  auto mib = [](int64_t bytes) {
+    return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  };
+  return absl::StrCat(name, " retains ", mib(retained), " of WAL and Postgres keeps at most ",
+                      mib(std::max<int64_t>(safe, 0)),
+                      " more for it (max_slot_wal_keep_size): if capture falls that much further "
+                      "behind, Postgres invalidates the slot, and ",
+                      reseed);
+}
+
 UncapturedReport SourceMonitor::Uncaptured(uint64_t captured_position) const {
   UncapturedReport r;
   absl::MutexLock lock(&mu_);
@@ -264,6 +315,7 @@ void SourceMonitor::Fill(SourceHealth& health) const {
     health.blocked_tables.push_back(b.table);
     health.warnings.push_back(absl::StrCat("table ", b.table, " ", b.reason));
   }
+  if (!slot_warning_.empty()) health.warnings.push_back(slot_warning_);
   if (large_objects_ > 0) {
     health.warnings.push_back(absl::StrCat(
         large_objects_,

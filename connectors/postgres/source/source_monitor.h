@@ -10,7 +10,11 @@
 //     other one is named in status and in the log (a new table is noticed within one round);
 //   - the publication's tables, for status' table list (each round);
 //   - large objects (pg_largeobject_metadata rows, every `large_object_rounds` rounds): they are
-//     not replicated, and status and the log say so while any exist.
+//     not replicated, and status and the log say so while any exist;
+//   - the slot's WAL allowance under max_slot_wal_keep_size: a slot that has used more than half
+//     of what Postgres keeps for it, holds more than that, or was invalidated is a warning, so
+//     that an operator hears of it before Postgres invalidates the slot (after which the standby
+//     must be re-seeded).
 //
 // Warnings are logged when they appear, again every `warning_repeat` while they last, and once
 // when they clear. The state survives Stop()/Start() (the source restarts between sessions).
@@ -48,6 +52,8 @@ namespace ferry::pg {
 struct SourceMonitorOptions {
   std::string dsn;
   std::string publication;
+  // The source's replication slot ("": its WAL allowance is not checked).
+  std::string slot;
   KeylessTablePolicy keyless_tables = KeylessTablePolicy::kReplicaIdentityFull;
   // One round: the WAL position and the keyless tables.
   absl::Duration interval = absl::Seconds(1);
@@ -84,6 +90,8 @@ class SourceMonitor {
   absl::Status MeasureWal(PgConnection& conn, uint64_t captured);
   absl::StatusOr<std::vector<Blocked>> CheckKeyless(PgConnection& conn);
   absl::StatusOr<int64_t> CountLargeObjects(PgConnection& conn);
+  // The warning about the slot's WAL allowance, "" when there is nothing to say.
+  absl::StatusOr<std::string> CheckSlotAllowance(PgConnection& conn);
   // The publication's tables (schema.name, sorted).
   absl::StatusOr<std::vector<std::string>> ListTables(PgConnection& conn);
   // Logs warnings that appeared, lasted `warning_repeat` or cleared.
@@ -112,6 +120,7 @@ class SourceMonitor {
   absl::Time measured_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t large_objects_ ABSL_GUARDED_BY(mu_) = -1;
   std::vector<Blocked> blocked_ ABSL_GUARDED_BY(mu_);
+  std::string slot_warning_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> tables_ ABSL_GUARDED_BY(mu_);  // the publication's, schema.name
 };
 
