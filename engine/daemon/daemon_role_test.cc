@@ -282,6 +282,19 @@ class DaemonRoleTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // East primary and west standby, both with a FakeFence, three of east's transactions applied
+  // on west.
+  void StartFencedPairWithThreeApplied(std::unique_ptr<Daemon>& east,
+                                       std::unique_ptr<Daemon>& west) {
+    with_fence_ = true;
+    west = StartRegion(1);
+    ASSERT_NE(west, nullptr);
+    east = StartRegion(0);
+    ASSERT_NE(east, nullptr);
+    db_[0].Commit(3);
+    ASSERT_TRUE(db_[1].WaitApplied("east", 3));
+  }
+
   void HoldApply(int i, bool hold) {
     absl::MutexLock lock(&db_[i].progress_mu);
     db_[i].hold_apply = hold;
@@ -500,13 +513,8 @@ TEST_F(DaemonRoleTest, ReverseRefusedWhilePausedRunningOrPeerDownChangesNothing)
 // without the timeout's "promote again".
 TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSayWhy) {
   if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
-  with_fence_ = true;
-  auto west = StartRegion(1);
-  ASSERT_NE(west, nullptr);
-  auto east = StartRegion(0);
-  ASSERT_NE(east, nullptr);
-  db_[0].Commit(3);
-  ASSERT_TRUE(db_[1].WaitApplied("east", 3));
+  std::unique_ptr<Daemon> west, east;  // east is destroyed first
+  ASSERT_NO_FATAL_FAILURE(StartFencedPairWithThreeApplied(east, west));
   FailCommits(1, absl::InvalidArgumentError("row does not fit the table"));
   db_[0].Commit(2);
 
@@ -562,13 +570,8 @@ TEST_F(DaemonRoleTest, SwitchoverAndPromoteToAStandbyWhoseApplyStoppedForGoodSay
 // at once with its error, not at the end of the timeout.
 TEST_F(DaemonRoleTest, ASwitchoverFromAPrimaryWhoseCaptureStoppedForGoodSaysWhy) {
   if (ChildDir() != nullptr) GTEST_SKIP() << "parent only";
-  with_fence_ = true;
-  auto west = StartRegion(1);
-  ASSERT_NE(west, nullptr);
-  auto east = StartRegion(0);
-  ASSERT_NE(east, nullptr);
-  db_[0].Commit(3);
-  ASSERT_TRUE(db_[1].WaitApplied("east", 3));
+  std::unique_ptr<Daemon> west, east;  // east is destroyed first
+  ASSERT_NO_FATAL_FAILURE(StartFencedPairWithThreeApplied(east, west));
   auto expect_primary_as_before = [&](const std::string& when) {
     const v1::StatusReply e = east->Status(), w = west->Status();
     EXPECT_EQ(e.role(), "primary") << when;

@@ -484,6 +484,10 @@ TEST_F(SwitchoverE2ETest, ReverseWithThePeerDownFailsCleanlyAndStaysWritable) {
 // the standby can then never reach, is refused the same way (it waited 30 s for it).
 TEST_F(SwitchoverE2ETest, APrimaryWhoseSlotWasDroppedRefusesReverseAndVerifyWithTheReason) {
   ASSERT_NO_FATAL_FAILURE(StartRegions());
+  // Past the initial snapshot first: a slot dropped during it is made again, by design (the
+  // snapshot starts over). A write made now reaches west only once capture streams.
+  ASSERT_TRUE(pg(Region::kEast).Exec("INSERT INTO kv VALUES (5999, 'streamed')").ok());
+  ASSERT_TRUE(regions_->WaitForTablesEqual(kTables, absl::Seconds(120)).ok());
   // The walsender holds the slot: end it, then drop the slot before the capture reconnects (its
   // source retries after 100 ms at first), again when the capture got there first.
   absl::Status dropped = absl::UnknownError("not tried");

@@ -405,13 +405,7 @@ TEST_F(PostgresSourceTest, MessagesSignedWithAKeyThatWasReplacedAreStillAuthenti
 }
 
 TEST_F(PostgresSourceTest, SlotDroppedOrRecreatedStopsWithClearError) {
-  Exec("CREATE TABLE t (id int PRIMARY KEY)");
-  StartSource(Options());
-  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
-  Exec("INSERT INTO t VALUES (1)");
-  Sync();
-  ASSERT_TRUE(StopSource().ok());
-  ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
+  ASSERT_NO_FATAL_FAILURE(CaptureARowThenStop());
   Exec(absl::StrCat("SELECT pg_drop_replication_slot('s_", db_, "')"));
   StartSource(Options());
   ASSERT_TRUE(WaitUntil([&] { return done_.load(); }));
@@ -453,13 +447,7 @@ class SlotWalLimit {
 // A slot Postgres invalidated (max_slot_wal_keep_size: the WAL it needed was removed) can never
 // stream again: the capture stops with the recovery instead of the walsender's bare refusal.
 TEST_F(PostgresSourceTest, AnInvalidatedSlotStopsWithClearError) {
-  Exec("CREATE TABLE t (id int PRIMARY KEY)");
-  StartSource(Options());
-  ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
-  Exec("INSERT INTO t VALUES (1)");
-  Sync();
-  ASSERT_TRUE(StopSource().ok());
-  ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
+  ASSERT_NO_FATAL_FAILURE(CaptureARowThenStop());
 
   // The suite's cluster keeps no WAL for slots beyond 1 MB while this test runs.
   std::optional<SlotWalLimit> limit(std::in_place, cluster_, db_, "1MB");

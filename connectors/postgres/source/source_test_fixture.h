@@ -112,6 +112,18 @@ class PostgresSourceTest : public ferry::testing::PgDatabaseTest<PostgresSourceT
     ASSERT_TRUE(inactive) << "the slot stayed active";
   }
 
+  // Captures one row of a new table t, then stops the source and waits until its slot is free
+  // (for a test that then does something to the slot).
+  void CaptureARowThenStop() {
+    Exec("CREATE TABLE t (id int PRIMARY KEY)");
+    StartSource(Options());
+    ASSERT_TRUE(WaitUntil([&] { return source_->Health().connected; }));
+    Exec("INSERT INTO t VALUES (1)");
+    Sync();
+    ASSERT_TRUE(StopSource().ok());
+    ASSERT_NO_FATAL_FAILURE(WaitForSlotInactive());
+  }
+
   // Emits a transactional logical message and waits until it is captured: everything
   // committed before it is then captured too.
   void Sync() {
