@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "connectors/postgres/common/pg_connection.h"
 #include "tests/e2e/two_regions.h"
+#include "tests/support/http_get.h"
 #include "tests/support/read_file.h"
 #include "tests/support/wait_until.h"
 
@@ -510,6 +511,12 @@ TEST_F(SwitchoverE2ETest, APrimaryWhoseSlotWasDroppedRefusesReverseAndVerifyWith
   auto halted = regions_->PollStatus(
       Region::kEast, [&](const v1::StatusReply& s) { return slot_gone(s.last_error()); });
   ASSERT_TRUE(halted.ok()) << halted.status();
+  // What the FerryCaptureDisconnected alert (deploy/prometheus/ferry-rules.yml) fires on.
+  auto metrics =
+      HttpGet(absl::StrCat("http://", regions_->metrics_address(Region::kEast), "/metrics"));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NE(metrics->body.find("\nferry_source_connected 0\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("\nferry_is_primary 1\n"), std::string::npos);
 
   auto refused = regions_->Ctl(Region::kEast, {"reverse", "--timeout", "120"});
   ASSERT_TRUE(refused.ok()) << refused.status();
