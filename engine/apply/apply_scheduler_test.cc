@@ -213,6 +213,26 @@ class ApplySchedulerTest : public ::testing::Test {
     ASSERT_TRUE(log_->Append(std::move(req)).ok());
   }
 
+  // A scheduler that applied the log's 100 transactions into `sink` and then froze for a
+  // verify's cut (nullptr, with the failure recorded, if it did not).
+  std::unique_ptr<ApplyScheduler> StartFrozenForACut(RecordingSink* sink) {
+    auto apply =
+        ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), sink);
+    if (!apply.ok()) {
+      ADD_FAILURE() << apply.status();
+      return nullptr;
+    }
+    if (!(*apply)->WaitForApplied(100, absl::Seconds(30))) {
+      ADD_FAILURE() << "the scheduler did not apply the log's 100 transactions";
+      return nullptr;
+    }
+    if (absl::Status frozen = (*apply)->FreezeForCut(); !frozen.ok()) {
+      ADD_FAILURE() << frozen;
+      return nullptr;
+    }
+    return *std::move(apply);
+  }
+
   // A scheduler whose own poll of the durable progress comes once an hour, once it applied the
   // log's 100 transactions into `sink` (nullptr, with the failure recorded, if it did not).
   std::unique_ptr<ApplyScheduler> StartPollingHourly(RecordingSink* sink) {
@@ -516,31 +536,27 @@ void AppendPositioned(DurableLog& log, int n) {
 // with exactly the transactions committed before the cut position applied; released, it goes on.
 TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
   RecordingSink sink(std::nullopt);
-  auto apply =
-      ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), &sink);
-  ASSERT_TRUE(apply.ok()) << apply.status();
-  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
-  ASSERT_TRUE((*apply)->FreezeForCut().ok());
-  EXPECT_EQ((*apply)->FreezeForCut().code(), absl::StatusCode::kFailedPrecondition);
+  std::unique_ptr<ApplyScheduler> apply = StartFrozenForACut(&sink);
+  ASSERT_NE(apply, nullptr);
+  EXPECT_EQ(apply->FreezeForCut().code(), absl::StatusCode::kFailedPrecondition);
   AppendPositioned(*log_, 100);  // seqs 101..200 at positions 1010..2000
   // Frozen with no cut known: never reached, nothing of the new records applied.
-  EXPECT_EQ((*apply)->WaitForCut(absl::Milliseconds(100)).code(),
-            absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ((*apply)->status().applied_seq, 100u);
-  (*apply)->SetCut(1505);  // seq 150 (1500) is before the cut, seq 151 (1510) after it
-  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)).ok());
-  EXPECT_EQ((*apply)->status().applied_seq, 150u);
-  (*apply)->ReleaseCut();
-  ASSERT_TRUE((*apply)->WaitForApplied(200, absl::Seconds(30)));
+  EXPECT_EQ(apply->WaitForCut(absl::Milliseconds(100)).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(apply->status().applied_seq, 100u);
+  apply->SetCut(1505);  // seq 150 (1500) is before the cut, seq 151 (1510) after it
+  ASSERT_TRUE(apply->WaitForCut(absl::Seconds(30)).ok());
+  EXPECT_EQ(apply->status().applied_seq, 150u);
+  apply->ReleaseCut();
+  ASSERT_TRUE(apply->WaitForApplied(200, absl::Seconds(30)));
   // A second cut, at a position apply has not reached yet, is reached once records arrive.
-  ASSERT_TRUE((*apply)->FreezeForCut().ok());
-  (*apply)->SetCut(2105);
+  ASSERT_TRUE(apply->FreezeForCut().ok());
+  apply->SetCut(2105);
   AppendPositioned(*log_, 20);  // 201..220 at 2010..2200
-  ASSERT_TRUE((*apply)->WaitForCut(absl::Seconds(30)).ok());
-  EXPECT_EQ((*apply)->status().applied_seq, 210u);
+  ASSERT_TRUE(apply->WaitForCut(absl::Seconds(30)).ok());
+  EXPECT_EQ(apply->status().applied_seq, 210u);
   // Stop while held: returns (the destructor would hang otherwise).
-  (*apply)->Stop();
-  EXPECT_FALSE((*apply)->WaitForCut(absl::Seconds(1)).ok());
+  apply->Stop();
+  EXPECT_FALSE(apply->WaitForCut(absl::Seconds(1)).ok());
 }
 
 // A verify waiting for its cut while apply stops for good (a commit fails with an error no
@@ -548,32 +564,29 @@ TEST_F(ApplySchedulerTest, VerifyCutHoldsBeforeTheFirstTransactionAtTheCut) {
 // timeout (the verify's cut timeout: up to 30 s).
 TEST_F(ApplySchedulerTest, StoppingForGoodEndsAVerifysWaitForItsCut) {
   RecordingSink sink(std::nullopt);
-  auto apply =
-      ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), &sink);
-  ASSERT_TRUE(apply.ok()) << apply.status();
-  ASSERT_TRUE((*apply)->WaitForApplied(100, absl::Seconds(30)));
-  ASSERT_TRUE((*apply)->FreezeForCut().ok());
-  (*apply)->SetCut(5005);  // past every record: held only once seq 500 is applied
+  std::unique_ptr<ApplyScheduler> apply = StartFrozenForACut(&sink);
+  ASSERT_NE(apply, nullptr);
+  apply->SetCut(5005);  // past every record: held only once seq 500 is applied
   sink.FailCommits(1000, absl::InvalidArgumentError("row does not fit the table"));
   absl::Status reached;  // written by the thread, read after its join
   absl::Notification returned;
   std::thread verify([&] {
-    reached = (*apply)->WaitForCut(absl::Hours(1));
+    reached = apply->WaitForCut(absl::Hours(1));
     returned.Notify();
   });
   AppendPositioned(*log_, 10);  // seqs 101..110 at 1010..1100, before the cut: their commit fails
   const bool ended = returned.WaitForNotificationWithTimeout(absl::Seconds(60));
   EXPECT_TRUE(ended) << "the wait for the cut did not end when apply stopped for good";
-  (*apply)->Stop();  // ends the wait in any case, so that the thread joins
+  apply->Stop();  // ends the wait in any case, so that the thread joins
   verify.join();
   EXPECT_EQ(reached.code(), absl::StatusCode::kFailedPrecondition) << reached;
   EXPECT_THAT(reached.message(), HasSubstr("row does not fit the table"));
-  const ApplyStatus status = (*apply)->status();
+  const ApplyStatus status = apply->status();
   EXPECT_TRUE(status.failed);
   EXPECT_THAT(status.last_error, HasSubstr("row does not fit the table"));
-  (*apply)->ReleaseCut();
+  apply->ReleaseCut();
   // The next verify is refused up front, with the error.
-  const absl::Status refused = (*apply)->FreezeForCut();
+  const absl::Status refused = apply->FreezeForCut();
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_THAT(refused.message(), HasSubstr("row does not fit the table"));
 }

@@ -288,6 +288,10 @@ class Daemon final : public AdminBackend, public RegionControlBackend {
   // primary under `epoch` (Source::PrepareTakeover on the outbound log).
   absl::Status PrepareCapture(uint64_t epoch);
   v1::RegionInfo Info() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
+  // kFailedPrecondition "region R's capture stopped until an operator acts (<its error>)" once
+  // the primary's capture stopped so (PrimaryPipeline::capture_halt); OK otherwise. What a
+  // switchover and a verify refuse on: nothing committed from then on reaches the standby.
+  absl::Status CaptureHalted() ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   void SetOperationNote(std::string note) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   absl::Status StartPipeline(Role role) ABSL_LOCKS_EXCLUDED(pipeline_mu_);
   // The role's event pipeline (null when the factories make none).

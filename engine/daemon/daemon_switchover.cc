@@ -95,6 +95,18 @@ void Daemon::SetOperationNote(std::string note) {
   operation_note_ = std::move(note);
 }
 
+absl::Status Daemon::CaptureHalted() {
+  absl::Status halt;
+  {
+    absl::MutexLock lock(&pipeline_mu_);
+    if (primary_ != nullptr) halt = primary_->capture_halt();
+  }
+  if (halt.ok()) return halt;
+  return absl::FailedPreconditionError(absl::StrCat("region ", config_.region,
+                                                    "'s capture stopped until an operator acts (",
+                                                    halt.message(), ")"));
+}
+
 v1::RegionInfo Daemon::Info() {
   const RegionRecord r = roles_->Get();
   v1::RegionInfo info;
@@ -199,10 +211,10 @@ absl::StatusOr<v1::ReverseOutcome> Daemon::RunReverse(absl::Duration timeout) {
     return absl::FailedPreconditionError(
         absl::StrCat("region ", config_.region, "'s capture is not running: ", pipeline_error));
   }
-  if (const absl::Status halt = primary->capture_halt(); !halt.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "region ", config_.region, "'s capture stopped until an operator acts (", halt.message(),
-        "): a switchover cannot ship the changes it did not capture; nothing changed"));
+  if (const absl::Status halted = CaptureHalted(); !halted.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(halted.message(),
+                     ": a switchover cannot ship the changes it did not capture; nothing changed"));
   }
   absl::StatusOr<v1::RegionInfo> peer =
       peer_->Probe("", std::min(deadline, absl::Now() + absl::Seconds(5)));

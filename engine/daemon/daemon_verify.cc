@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "engine/base/status_macros.h"
 #include "engine/daemon/daemon.h"
-#include "engine/daemon/primary_pipeline.h"
 #include "engine/log/durable_log.h"
 #include "engine/metrics/metrics.h"
 #include "engine/region/role_controller.h"
@@ -90,17 +89,10 @@ absl::Status Daemon::Verify(const v1::VerifyRequest& request,
         absl::StrCat("verify refused: replication is paused on ", config_.region,
                      " (the standby cannot reach the cut); ferryctl resume first"));
   }
-  if (!request.bucket()) {
-    absl::Status halt;
-    {
-      absl::MutexLock lock(&pipeline_mu_);
-      if (primary_ != nullptr) halt = primary_->capture_halt();
-    }
-    if (!halt.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "verify refused: region ", config_.region, "'s capture stopped until an operator acts (",
-          halt.message(), "): the standby cannot reach the cut"));
-    }
+  if (const absl::Status halted = request.bucket() ? absl::OkStatus() : CaptureHalted();
+      !halted.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("verify refused: ", halted.message(), ": the standby cannot reach the cut"));
   }
   std::string operation;
   {
