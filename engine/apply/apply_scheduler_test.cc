@@ -213,41 +213,37 @@ class ApplySchedulerTest : public ::testing::Test {
     ASSERT_TRUE(log_->Append(std::move(req)).ok());
   }
 
-  // A scheduler that applied the log's 100 transactions into `sink` and then froze for a
-  // verify's cut (nullptr, with the failure recorded, if it did not).
-  std::unique_ptr<ApplyScheduler> StartFrozenForACut(RecordingSink* sink) {
-    auto apply =
-        ApplyScheduler::Start({.workers = 3, .max_group_transactions = 7}, log_.get(), sink);
+  // A scheduler with `options` that applied the log's 100 transactions into `sink` (nullptr,
+  // with the failure recorded, if it did not).
+  std::unique_ptr<ApplyScheduler> StartApplied(const ApplyOptions& options, RecordingSink* sink) {
+    auto apply = ApplyScheduler::Start(options, log_.get(), sink);
     if (!apply.ok()) {
       ADD_FAILURE() << apply.status();
       return nullptr;
     }
     if (!(*apply)->WaitForApplied(100, absl::Seconds(30))) {
       ADD_FAILURE() << "the scheduler did not apply the log's 100 transactions";
-      return nullptr;
-    }
-    if (absl::Status frozen = (*apply)->FreezeForCut(); !frozen.ok()) {
-      ADD_FAILURE() << frozen;
       return nullptr;
     }
     return *std::move(apply);
   }
 
-  // A scheduler whose own poll of the durable progress comes once an hour, once it applied the
-  // log's 100 transactions into `sink` (nullptr, with the failure recorded, if it did not).
+  // StartApplied, then frozen for a verify's cut.
+  std::unique_ptr<ApplyScheduler> StartFrozenForACut(RecordingSink* sink) {
+    std::unique_ptr<ApplyScheduler> apply =
+        StartApplied({.workers = 3, .max_group_transactions = 7}, sink);
+    if (apply == nullptr) return nullptr;
+    if (absl::Status frozen = apply->FreezeForCut(); !frozen.ok()) {
+      ADD_FAILURE() << frozen;
+      return nullptr;
+    }
+    return apply;
+  }
+
+  // StartApplied with the scheduler's own poll of the durable progress once an hour.
   std::unique_ptr<ApplyScheduler> StartPollingHourly(RecordingSink* sink) {
-    auto apply = ApplyScheduler::Start(
-        {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)},
-        log_.get(), sink);
-    if (!apply.ok()) {
-      ADD_FAILURE() << apply.status();
-      return nullptr;
-    }
-    if (!(*apply)->WaitForApplied(100, absl::Seconds(30))) {
-      ADD_FAILURE() << "the scheduler did not apply the log's 100 transactions";
-      return nullptr;
-    }
-    return *std::move(apply);
+    return StartApplied(
+        {.workers = 2, .idle_wait = absl::Milliseconds(5), .durable_poll = absl::Hours(1)}, sink);
   }
 
   // The cursors as the scheduler last wrote them, once `applied` reached `seq` (the two are
