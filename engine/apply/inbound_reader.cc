@@ -1,6 +1,9 @@
 #include "engine/apply/inbound_reader.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry {
 namespace {
@@ -58,6 +61,17 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record,
   if (!parsed) {
     return absl::DataLossError(
         absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
+  }
+  size_t compressed = 0;
+  for (const v1::Change& c : decoded.txn.changes()) compressed += c.copy_rows_zstd().size();
+  if (compressed > 0) {
+    if (absl::Status s = InflateCopyRows(&decoded.txn); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("apply: inbound record ", record.seq, ": ", s.message()));
+    }
+    // Groups are bounded by what their transactions hold in memory, the rows inflated.
+    for (const v1::Change& c : decoded.txn.changes()) decoded.bytes += c.copy_rows().size();
+    decoded.bytes -= std::min(decoded.bytes, compressed);
   }
   return decoded;
 }

@@ -52,7 +52,7 @@ struct InboundRecord {
   v1::Transaction txn;  // one fragment of a source transaction, unless heartbeat
   // txn's relations lent by a RelationCatalog (engine/apply/relation_catalog.h), if any.
   LentRelations lent;
-  size_t bytes = 0;  // payload bytes in the log
+  size_t bytes = 0;  // payload bytes in the log, compressed rows counted inflated
 };
 
 struct InboundReaderOptions {

@@ -2,8 +2,11 @@
 // the inbound log shares (trimmed, unknown kind, unparsable payload).
 #include "engine/apply/inbound_reader.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+#include "engine/rows/copy_rows.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
@@ -89,6 +92,37 @@ TEST_F(InboundReaderTest, DecodesHeartbeatsAndTransactionsAndRefusesTheRest) {
   EXPECT_EQ(
       InboundReader::Decode({10, RecordKind::kTransaction, "\xff\xff garbage"}).status().code(),
       absl::StatusCode::kDataLoss);
+}
+
+// Snapshot rows the capture compressed reach apply inflated, counted at their inflated size
+// (groups are bounded by what they hold in memory); a damaged frame stops apply at its record.
+TEST_F(InboundReaderTest, CompressedSnapshotRowsAreInflatedAndCountedAsSuch) {
+  std::string rows;
+  for (int i = 0; i < 2000; ++i) absl::StrAppend(&rows, i, "\t", std::string(80, ' '), "\n");
+  v1::Transaction txn;
+  txn.set_snapshot(true);
+  txn.set_last_fragment(true);
+  v1::Change* copy = txn.add_changes();
+  copy->set_op(v1::COPY);
+  copy->set_relation_id(7);
+  copy->set_copy_rows(rows);
+  copy->set_copy_row_count(2000);
+  ASSERT_TRUE(CompressCopyRows(copy, 1).ok());
+  ASSERT_FALSE(copy->copy_rows_zstd().empty());
+  const std::string payload = txn.SerializeAsString();
+  ASSERT_LT(payload.size(), rows.size() / 8);
+  auto decoded = InboundReader::Decode({11, RecordKind::kSnapshotRows, payload});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->txn.changes(0).copy_rows(), rows);
+  EXPECT_TRUE(decoded->txn.changes(0).copy_rows_zstd().empty());
+  EXPECT_GE(decoded->bytes, rows.size());
+  EXPECT_LT(decoded->bytes, rows.size() + payload.size());
+
+  copy->mutable_copy_rows_zstd()->resize(copy->copy_rows_zstd().size() / 2);
+  auto damaged = InboundReader::Decode({12, RecordKind::kSnapshotRows, txn.SerializeAsString()});
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(damaged.status().message(), ::testing::HasSubstr("inbound record 12"));
+  EXPECT_THAT(damaged.status().message(), ::testing::HasSubstr("do not inflate"));
 }
 
 // The wait is on the injected clock, and a clock nobody advances cannot hang the caller.

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/zstd_context.h"
 #include "engine/log/log_format.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -118,23 +119,6 @@ absl::StatusOr<ferry::v1::Batch> BatchEncoder::Encode(const std::vector<LogRecor
   batch.set_blob(out.data(), n);
   return batch;
 }
-
-namespace {
-
-// One decompression context per thread, reused. ZSTD_decompress makes and frees one per call,
-// and making one probes the CPU with `cpuid`, which on a virtual machine exits to the
-// hypervisor: measured at 2.3% of a standby ferryd's CPU at 2,000 transactions/s
-// (bench/side_by_side/FINDINGS.md). Each ZSTD_decompressDCtx starts a fresh frame.
-ZSTD_DCtx* ThreadDecompressionContext() {
-  struct Holder {
-    ZSTD_DCtx* dctx = ZSTD_createDCtx();
-    ~Holder() { ZSTD_freeDCtx(dctx); }
-  };
-  thread_local Holder holder;
-  return holder.dctx;
-}
-
-}  // namespace
 
 namespace {
 

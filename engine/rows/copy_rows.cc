@@ -1,11 +1,14 @@
 #include "engine/rows/copy_rows.h"
 
+#include <zstd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/base/zstd_context.h"
 
 namespace ferry {
 namespace {
@@ -200,6 +203,73 @@ bool ForEachRow(absl::string_view data, F each) {
 
 }  // namespace
 
+absl::Status CompressCopyRows(v1::Change* change, int level) {
+  const std::string& rows = change->copy_rows();
+  if (rows.empty()) return absl::OkStatus();
+  ZSTD_CCtx* cctx = ThreadCompressionContext();
+  if (cctx == nullptr) return absl::OkStatus();  // out of memory: the rows travel as they are
+  // The frame records its size (the default) and a checksum of the rows, which inflating checks:
+  // a damaged frame is refused, never inflated into other rows of the same size.
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  size_t n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+  if (!ZSTD_isError(n)) n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  std::string compressed(ZSTD_compressBound(rows.size()), '\0');
+  if (!ZSTD_isError(n)) {
+    n = ZSTD_compress2(cctx, compressed.data(), compressed.size(), rows.data(), rows.size());
+  }
+  if (ZSTD_isError(n)) {
+    return absl::InternalError(
+        absl::StrCat("compressing COPY rows failed: ", ZSTD_getErrorName(n)));
+  }
+  if (n > rows.size() - rows.size() / 8) return absl::OkStatus();
+  compressed.resize(n);
+  change->set_copy_rows_zstd(std::move(compressed));
+  change->clear_copy_rows();
+  return absl::OkStatus();
+}
+
+absl::Status InflateCopyRows(v1::Transaction* txn) {
+  for (v1::Change& c : *txn->mutable_changes()) {
+    if (c.copy_rows_zstd().empty()) continue;
+    const std::string& frame = c.copy_rows_zstd();
+    if (!c.copy_rows().empty()) {
+      return absl::DataLossError(absl::StrCat("a COPY change of relation ", c.relation_id(),
+                                              " carries its rows both compressed and not"));
+    }
+    // A zstd frame (RFC 8878, 3.1.1) opens with its magic number, then a descriptor whose bit 2
+    // says a checksum of the content ends it.
+    const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
+    if (frame.size() < 5 || frame.compare(0, 4, "\x28\xb5\x2f\xfd") != 0 ||
+        (frame[4] & 0x04) == 0 || size == ZSTD_CONTENTSIZE_ERROR ||
+        size == ZSTD_CONTENTSIZE_UNKNOWN) {
+      return absl::DataLossError(
+          absl::StrCat("the compressed COPY rows of relation ", c.relation_id(),
+                       " are not a zstd frame that records its size and checksum"));
+    }
+    if (size > kMaxInflatedCopyRowsBytes) {
+      return absl::DataLossError(absl::StrCat(
+          "the compressed COPY rows of relation ", c.relation_id(), " would inflate to ", size,
+          " bytes, more than the ", kMaxInflatedCopyRowsBytes, " a record can hold"));
+    }
+    // Exactly the declared size: a frame that holds more fails with "destination buffer is too
+    // small" instead of growing the buffer.
+    std::string rows(static_cast<size_t>(size), '\0');
+    ZSTD_DCtx* dctx = ThreadDecompressionContext();
+    const size_t n =
+        dctx != nullptr
+            ? ZSTD_decompressDCtx(dctx, rows.data(), rows.size(), frame.data(), frame.size())
+            : ZSTD_decompress(rows.data(), rows.size(), frame.data(), frame.size());
+    if (ZSTD_isError(n) || n != rows.size()) {
+      return absl::DataLossError(absl::StrCat(
+          "the compressed COPY rows of relation ", c.relation_id(), " do not inflate: ",
+          ZSTD_isError(n) ? ZSTD_getErrorName(n) : "shorter than the frame declares"));
+    }
+    c.set_copy_rows(std::move(rows));
+    c.clear_copy_rows_zstd();
+  }
+  return absl::OkStatus();
+}
+
 std::optional<std::string> CopyRowsProblem(const v1::Relation& relation, const v1::Change& change,
                                            size_t max_value_bytes) {
   std::optional<std::string> problem;
@@ -248,6 +318,7 @@ absl::Status ExpandCopyRows(const v1::Change& change, int columns, std::vector<v
 }
 
 absl::Status ExpandCopyChanges(v1::Transaction* txn) {
+  if (absl::Status s = InflateCopyRows(txn); !s.ok()) return s;
   bool any = false;
   for (const v1::Change& c : txn->changes()) any = any || c.op() == v1::COPY;
   if (!any) return absl::OkStatus();

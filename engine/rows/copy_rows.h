@@ -26,6 +26,25 @@
 
 namespace ferry {
 
+// The most bytes a compressed COPY change inflates to: the log's largest record
+// (LogOptions::max_record_bytes), which the rows had to fit before they were compressed.
+inline constexpr size_t kMaxInflatedCopyRowsBytes = size_t{64} << 20;
+
+// Moves a COPY change's rows into copy_rows_zstd, compressed at zstd `level` in a frame that
+// records their size and checksum, when that makes them at least an eighth smaller; otherwise
+// leaves the change as it is. Rows of an initial
+// copy are most of its bytes, and every byte is written and synced twice per log (WAL, then a
+// flush) on each side and sent once (bench/side_by_side/FINDINGS.md, session 31). kInternal only
+// when zstd fails.
+[[nodiscard]] absl::Status CompressCopyRows(v1::Change* change, int level);
+
+// Inflates every COPY change of `txn` that carries copy_rows_zstd back into copy_rows, which
+// every other reader of a change uses. kDataLoss when a change has both fields, a frame is
+// damaged or does not record its size and checksum, or it would inflate past
+// kMaxInflatedCopyRowsBytes (a small frame can declare gigabytes: nothing is allocated before the
+// size is checked).
+[[nodiscard]] absl::Status InflateCopyRows(v1::Transaction* txn);
+
 // Appends the row's values to `tuple`. `row` may end with its newline. kDataLoss when the row
 // does not have exactly `columns` columns or ends inside an escape.
 [[nodiscard]] absl::Status ParseCopyTextRow(absl::string_view row, int columns, v1::Tuple* tuple);
@@ -44,8 +63,8 @@ std::optional<std::string> CopyRowsProblem(const v1::Relation& relation, const v
                                           std::vector<v1::Change>* out);
 
 // Replaces every COPY change of `txn` by its INSERTs, in place (for readers that take rows one
-// by one). kDataLoss as above, or when a COPY change names a relation the transaction does not
-// describe.
+// by one), inflating compressed rows first. kDataLoss as above and as InflateCopyRows, or when a
+// COPY change names a relation the transaction does not describe.
 [[nodiscard]] absl::Status ExpandCopyChanges(v1::Transaction* txn);
 
 }  // namespace ferry

@@ -1,5 +1,9 @@
 #include "engine/rows/copy_rows.h"
 
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -123,6 +127,121 @@ TEST(CopyRows, ATransactionsCopyChangesAreExpandedInPlace) {
   v1::Transaction stray;
   *stray.add_changes() = Copy("1\ta\n", 1);
   EXPECT_EQ(ExpandCopyChanges(&stray).code(), absl::StatusCode::kDataLoss);
+}
+
+// Rows of TwoColumns' shape: a key and blank-padded text, as pgbench's accounts.
+std::string PaddedRows(int n) {
+  std::string rows;
+  for (int i = 1; i <= n; ++i) absl::StrAppend(&rows, i, "\t", i % 7, std::string(84, ' '), "\n");
+  return rows;
+}
+
+TEST(CopyRowsCompression, CompressedRowsInflateToWhatWasCompressed) {
+  const std::string rows = PaddedRows(1000);
+  v1::Transaction txn;
+  *txn.add_relations() = TwoColumns();
+  v1::Change* copy = txn.add_changes();
+  *copy = Copy(rows, 1000);
+  ASSERT_TRUE(CompressCopyRows(copy, 1).ok());
+  EXPECT_TRUE(copy->copy_rows().empty());
+  EXPECT_LT(copy->copy_rows_zstd().size(), rows.size() / 8);
+  EXPECT_EQ(copy->copy_row_count(), 1000u);
+  ASSERT_TRUE(InflateCopyRows(&txn).ok());
+  EXPECT_EQ(txn.changes(0).copy_rows(), rows);
+  EXPECT_TRUE(txn.changes(0).copy_rows_zstd().empty());
+  // Expanding inflates first: a reader that takes rows one by one never sees the frame.
+  ASSERT_TRUE(CompressCopyRows(txn.mutable_changes(0), 3).ok());
+  ASSERT_TRUE(ExpandCopyChanges(&txn).ok());
+  ASSERT_EQ(txn.changes_size(), 1000);
+  EXPECT_EQ(txn.changes(999).new_tuple().values(0).text(), "1000");
+}
+
+TEST(CopyRowsCompression, RowsThatDoNotShrinkTravelAsTheyAre) {
+  v1::Change small = Copy("1\ta\n", 1);
+  ASSERT_TRUE(CompressCopyRows(&small, 1).ok());
+  EXPECT_EQ(small.copy_rows(), "1\ta\n");
+  EXPECT_TRUE(small.copy_rows_zstd().empty());
+  v1::Change none = Copy("", 0);
+  ASSERT_TRUE(CompressCopyRows(&none, 1).ok());
+  EXPECT_TRUE(none.copy_rows_zstd().empty());
+}
+
+// A zstd frame made by hand (RFC 8878, 3.1.1): the magic number, a descriptor for a single
+// segment whose content size takes 8 bytes, with a content checksum or not, that size, one last
+// raw block holding `content`, and the checksum (XXH64's low 32 bits).
+std::string RawFrame(uint64_t declared_size, const std::string& content, bool checksum = true) {
+  std::string f = "\x28\xb5\x2f\xfd";
+  f.push_back(checksum ? '\xe4' : '\xe0');
+  for (int i = 0; i < 8; ++i) f.push_back(static_cast<char>(declared_size >> (8 * i)));
+  const uint32_t block = 1u | (static_cast<uint32_t>(content.size()) << 3);  // last, raw
+  for (int i = 0; i < 3; ++i) f.push_back(static_cast<char>(block >> (8 * i)));
+  f += content;
+  const uint64_t sum = XXH64(content.data(), content.size(), 0);
+  for (int i = 0; checksum && i < 4; ++i) f.push_back(static_cast<char>(sum >> (8 * i)));
+  return f;
+}
+
+TEST(CopyRowsCompression, DamagedOrHostileFramesAreDataLossNotAllocations) {
+  auto inflate = [](v1::Change change) {
+    v1::Transaction txn;
+    *txn.add_relations() = TwoColumns();
+    *txn.add_changes() = std::move(change);
+    absl::Status s = InflateCopyRows(&txn);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    return std::string(s.message());
+  };
+  auto with_frame = [](std::string frame) {
+    v1::Change c = Copy("", 2);
+    c.set_copy_rows_zstd(std::move(frame));
+    return c;
+  };
+  // The frame built by hand is one zstd reads (so the cases below test what they say).
+  {
+    v1::Transaction txn;
+    *txn.add_changes() = with_frame(RawFrame(4, "1\ta\n"));
+    ASSERT_TRUE(InflateCopyRows(&txn).ok());
+    EXPECT_EQ(txn.changes(0).copy_rows(), "1\ta\n");
+  }
+  v1::Change good = Copy(PaddedRows(100), 100);
+  ASSERT_TRUE(CompressCopyRows(&good, 1).ok());
+  ASSERT_FALSE(good.copy_rows_zstd().empty());
+  v1::Change both = good;
+  both.set_copy_rows("1\ta\n");
+  EXPECT_THAT(inflate(both), ::testing::HasSubstr("both compressed and not"));
+  EXPECT_THAT(inflate(with_frame("not a zstd frame at all")),
+              ::testing::HasSubstr("not a zstd frame that records its size and checksum"));
+  EXPECT_THAT(inflate(with_frame(RawFrame(4, "1\ta\n", /*checksum=*/false))),
+              ::testing::HasSubstr("records its size and checksum"));
+  EXPECT_THAT(inflate(with_frame(RawFrame(4, "1\tb\n").replace(13 + 3, 4, "1\ta\n"))),
+              ::testing::HasSubstr("do not inflate"));  // the rows differ from their checksum
+  // A frame that claims a terabyte is refused before anything is allocated.
+  EXPECT_THAT(inflate(with_frame(RawFrame(uint64_t{1} << 40, "1\ta\n"))),
+              ::testing::HasSubstr("would inflate to 1099511627776 bytes"));
+  EXPECT_THAT(inflate(with_frame(RawFrame(kMaxInflatedCopyRowsBytes + 1, "1\ta\n"))),
+              ::testing::HasSubstr("would inflate"));
+  // Content longer or shorter than the frame declares.
+  EXPECT_THAT(inflate(with_frame(RawFrame(2, "1\ta\n"))), ::testing::HasSubstr("do not inflate"));
+  EXPECT_THAT(inflate(with_frame(RawFrame(9, "1\ta\n"))), ::testing::HasSubstr("do not inflate"));
+  // Cut short, or one byte of the compressed rows flipped.
+  v1::Change cut = good;
+  cut.mutable_copy_rows_zstd()->resize(cut.copy_rows_zstd().size() - 3);
+  EXPECT_THAT(inflate(cut), ::testing::HasSubstr("do not inflate"));
+  for (size_t at = 20; at < good.copy_rows_zstd().size(); at += 7) {
+    v1::Change flipped = good;
+    (*flipped.mutable_copy_rows_zstd())[at] ^= 0x10;
+    inflate(flipped);  // kDataLoss whatever the byte: the frame carries the rows' checksum
+  }
+  // A frame without its size (streamed compression may leave it out).
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ASSERT_EQ(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0)), 0u);
+  const std::string rows = PaddedRows(10);
+  std::string sizeless(ZSTD_compressBound(rows.size()), '\0');
+  const size_t n = ZSTD_compress2(cctx, sizeless.data(), sizeless.size(), rows.data(), rows.size());
+  ZSTD_freeCCtx(cctx);
+  ASSERT_FALSE(ZSTD_isError(n));
+  sizeless.resize(n);
+  EXPECT_THAT(inflate(with_frame(sizeless)),
+              ::testing::HasSubstr("not a zstd frame that records its size and checksum"));
 }
 
 }  // namespace

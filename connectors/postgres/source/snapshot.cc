@@ -11,6 +11,7 @@
 #include "connectors/postgres/common/lsn.h"
 #include "connectors/postgres/source/table_definition.h"
 #include "engine/base/status_macros.h"
+#include "engine/rows/copy_rows.h"
 
 namespace ferry::pg {
 namespace {
@@ -90,6 +91,9 @@ class TableCopy {
   }
 
   absl::Status Emit(bool last) {
+    if (rows_ != nullptr && options_.rows_zstd_level > 0) {
+      FERRY_RETURN_IF_ERROR(CompressCopyRows(rows_, options_.rows_zstd_level));
+    }
     if (keyed_) {
       chunk_.set_fragment(0);
       chunk_.set_last_fragment(true);

@@ -44,11 +44,20 @@ TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
     return absl::StartsWith(target_.state()["postgres/" + o.slot + "/snapshot"], "done");
   })) << run_status_;
   int at_snapshot_end = written.load();
-  // The rows travel as COPY gave them: snapshot records carry COPY changes, not INSERTs.
+  // The rows travel as COPY gave them: snapshot records carry COPY changes, not INSERTs, and
+  // rows that compress travel compressed (the fragments below are inflated, as apply does).
+  int compressed = 0;
   for (const auto& f : target_.fragments()) {
     if (f.source_xid() != 0) continue;
-    for (const auto& c : f.changes()) EXPECT_NE(c.op(), v1::INSERT) << f.DebugString();
+    for (const auto& c : f.changes()) {
+      EXPECT_NE(c.op(), v1::INSERT) << f.DebugString();
+      if (c.copy_rows_zstd().empty()) continue;
+      ++compressed;
+      EXPECT_TRUE(c.copy_rows().empty());
+      EXPECT_GT(c.copy_row_count(), 0u);
+    }
   }
+  EXPECT_GT(compressed, 0);
   ASSERT_TRUE(WaitUntil([&] { return written.load() > at_snapshot_end + 20; }));
   stop_writer = true;
   writer.join();
