@@ -35,7 +35,7 @@ struct ApplyGroup {
   // both; a group made otherwise may leave lent empty). The transactions are read, never
   // modified.
   std::vector<LentRelations> lent;
-  size_t bytes = 0;  // payload bytes of txns
+  size_t bytes = 0;  // payload bytes of txns (compressed snapshot rows counted inflated)
   int64_t commit_time_us = 0;
   absl::Time opened;  // when its first record was read (on the clock)
   GroupContext context;

@@ -81,7 +81,7 @@ struct ApplyOptions {
   int workers = 4;
   // A group (one target transaction) closes after this many source transactions...
   size_t max_group_transactions = 1000;
-  // ...or this many payload bytes.
+  // ...or this many payload bytes (compressed snapshot rows counted inflated).
   size_t max_group_bytes = 8 << 20;
   // Groups dispatched but not committed; 0 means 2 * workers.
   size_t max_inflight_groups = 0;

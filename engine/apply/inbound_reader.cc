@@ -65,13 +65,13 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record,
   size_t compressed = 0;
   for (const v1::Change& c : decoded.txn.changes()) compressed += c.copy_rows_zstd().size();
   if (compressed > 0) {
-    if (absl::Status s = InflateCopyRows(&decoded.txn); !s.ok()) {
+    absl::StatusOr<size_t> inflated = InflateCopyRows(&decoded.txn);
+    if (!inflated.ok()) {
       return absl::DataLossError(
-          absl::StrCat("apply: inbound record ", record.seq, ": ", s.message()));
+          absl::StrCat("apply: inbound record ", record.seq, ": ", inflated.status().message()));
     }
     // Groups are bounded by what their transactions hold in memory, the rows inflated.
-    for (const v1::Change& c : decoded.txn.changes()) decoded.bytes += c.copy_rows().size();
-    decoded.bytes -= std::min(decoded.bytes, compressed);
+    decoded.bytes += *inflated - std::min(*inflated, compressed);
   }
   return decoded;
 }

@@ -81,9 +81,10 @@ class InboundReader {
   [[nodiscard]] absl::StatusOr<std::vector<LogRecord>> Read(
       uint64_t from, Batch batch, uint64_t until = std::numeric_limits<uint64_t>::max()) const;
 
-  // Decodes one record read above. kDataLoss for an unknown kind or a payload that is not a
-  // Transaction (such a record names no table: nothing narrower than apply can stop). With a
-  // catalog, the transaction's relations are lent by it (`lent`).
+  // Decodes one record read above, inflating compressed snapshot rows (InflateCopyRows).
+  // kDataLoss for an unknown kind, a payload that is not a Transaction, or compressed rows that
+  // do not inflate (such a record cannot be read whole, so nothing narrower than apply can
+  // stop). With a catalog, the transaction's relations are lent by it (`lent`).
   [[nodiscard]] static absl::StatusOr<InboundRecord> Decode(const LogRecord& record,
                                                             RelationCatalog* catalog = nullptr);
 

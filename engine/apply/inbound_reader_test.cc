@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "engine/apply/relation_catalog.h"
 #include "engine/rows/copy_rows.h"
 #include "tests/support/temp_dir.h"
 
@@ -102,6 +103,11 @@ TEST_F(InboundReaderTest, CompressedSnapshotRowsAreInflatedAndCountedAsSuch) {
   v1::Transaction txn;
   txn.set_snapshot(true);
   txn.set_last_fragment(true);
+  v1::Relation* relation = txn.add_relations();
+  relation->set_relation_id(7);
+  relation->set_name("t");
+  relation->add_columns()->set_name("id");
+  relation->add_columns()->set_name("v");
   v1::Change* copy = txn.add_changes();
   copy->set_op(v1::COPY);
   copy->set_relation_id(7);
@@ -111,12 +117,17 @@ TEST_F(InboundReaderTest, CompressedSnapshotRowsAreInflatedAndCountedAsSuch) {
   ASSERT_FALSE(copy->copy_rows_zstd().empty());
   const std::string payload = txn.SerializeAsString();
   ASSERT_LT(payload.size(), rows.size() / 8);
-  auto decoded = InboundReader::Decode({11, RecordKind::kSnapshotRows, payload});
-  ASSERT_TRUE(decoded.ok()) << decoded.status();
-  EXPECT_EQ(decoded->txn.changes(0).copy_rows(), rows);
-  EXPECT_TRUE(decoded->txn.changes(0).copy_rows_zstd().empty());
-  EXPECT_GE(decoded->bytes, rows.size());
-  EXPECT_LT(decoded->bytes, rows.size() + payload.size());
+  RelationCatalog catalog;  // the scheduler's reader decodes through one
+  for (RelationCatalog* c : {static_cast<RelationCatalog*>(nullptr), &catalog}) {
+    auto decoded = InboundReader::Decode({11, RecordKind::kSnapshotRows, payload}, c);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->txn.changes(0).copy_rows(), rows);
+    EXPECT_TRUE(decoded->txn.changes(0).copy_rows_zstd().empty());
+    EXPECT_GE(decoded->bytes, rows.size());
+    EXPECT_LT(decoded->bytes, rows.size() + payload.size());
+    EXPECT_EQ(decoded->txn.relations(0).name(), "t");
+  }
+  EXPECT_EQ(catalog.entries(), 1u);  // the description was lent by the catalog
 
   copy->mutable_copy_rows_zstd()->resize(copy->copy_rows_zstd().size() / 2);
   auto damaged = InboundReader::Decode({12, RecordKind::kSnapshotRows, txn.SerializeAsString()});

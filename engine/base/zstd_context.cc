@@ -1,5 +1,7 @@
 #include "engine/base/zstd_context.h"
 
+#include <zstd.h>
+
 namespace ferry {
 
 ZSTD_CCtx* ThreadCompressionContext() {

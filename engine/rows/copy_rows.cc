@@ -205,7 +205,9 @@ bool ForEachRow(absl::string_view data, F each) {
 
 absl::Status CompressCopyRows(v1::Change* change, int level) {
   const std::string& rows = change->copy_rows();
-  if (rows.empty()) return absl::OkStatus();
+  // Rows past what a reader inflates stay as they are: the log refuses the record where it is
+  // captured, as it did before compression, instead of the standby refusing it.
+  if (rows.empty() || rows.size() > kMaxInflatedCopyRowsBytes) return absl::OkStatus();
   ZSTD_CCtx* cctx = ThreadCompressionContext();
   if (cctx == nullptr) return absl::OkStatus();  // out of memory: the rows travel as they are
   // The frame records its size (the default) and a checksum of the rows, which inflating checks:
@@ -213,61 +215,74 @@ absl::Status CompressCopyRows(v1::Change* change, int level) {
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   size_t n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
   if (!ZSTD_isError(n)) n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-  std::string compressed(ZSTD_compressBound(rows.size()), '\0');
+  // The thread's buffer, kept: a fresh one per chunk would be zero-filled and faulted in anew.
+  thread_local std::string buffer;
+  if (buffer.size() < ZSTD_compressBound(rows.size()))
+    buffer.resize(ZSTD_compressBound(rows.size()));
   if (!ZSTD_isError(n)) {
-    n = ZSTD_compress2(cctx, compressed.data(), compressed.size(), rows.data(), rows.size());
+    n = ZSTD_compress2(cctx, buffer.data(), buffer.size(), rows.data(), rows.size());
   }
   if (ZSTD_isError(n)) {
     return absl::InternalError(
         absl::StrCat("compressing COPY rows failed: ", ZSTD_getErrorName(n)));
   }
   if (n > rows.size() - rows.size() / 8) return absl::OkStatus();
-  compressed.resize(n);
-  change->set_copy_rows_zstd(std::move(compressed));
+  change->set_copy_rows_zstd(buffer.data(), n);
   change->clear_copy_rows();
   return absl::OkStatus();
 }
 
-absl::Status InflateCopyRows(v1::Transaction* txn) {
+absl::StatusOr<size_t> InflateCopyRows(v1::Transaction* txn) {
+  size_t inflated = 0;
   for (v1::Change& c : *txn->mutable_changes()) {
     if (c.copy_rows_zstd().empty()) continue;
     const std::string& frame = c.copy_rows_zstd();
+    const std::string what = absl::StrCat("the compressed COPY rows of relation ", c.relation_id());
+    if (c.op() != v1::COPY) {
+      return absl::DataLossError(absl::StrCat("a change of operation ", static_cast<int>(c.op()),
+                                              " carries compressed COPY rows"));
+    }
     if (!c.copy_rows().empty()) {
       return absl::DataLossError(absl::StrCat("a COPY change of relation ", c.relation_id(),
                                               " carries its rows both compressed and not"));
     }
-    // A zstd frame (RFC 8878, 3.1.1) opens with its magic number, then a descriptor whose bit 2
-    // says a checksum of the content ends it.
+    // A zstd frame (RFC 8878, 3.1.1) opens with its magic number (a skippable frame's differs),
+    // then a descriptor whose bit 2 says a checksum of the content ends it.
     const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
     if (frame.size() < 5 || frame.compare(0, 4, "\x28\xb5\x2f\xfd") != 0 ||
         (frame[4] & 0x04) == 0 || size == ZSTD_CONTENTSIZE_ERROR ||
         size == ZSTD_CONTENTSIZE_UNKNOWN) {
       return absl::DataLossError(
-          absl::StrCat("the compressed COPY rows of relation ", c.relation_id(),
-                       " are not a zstd frame that records its size and checksum"));
+          absl::StrCat(what, " are not a zstd frame that records its size and checksum"));
     }
-    if (size > kMaxInflatedCopyRowsBytes) {
-      return absl::DataLossError(absl::StrCat(
-          "the compressed COPY rows of relation ", c.relation_id(), " would inflate to ", size,
-          " bytes, more than the ", kMaxInflatedCopyRowsBytes, " a record can hold"));
+    // The bound is the whole record's: a small record could hold many frames that each declare
+    // the most one may.
+    if (size > kMaxInflatedCopyRowsBytes - inflated) {
+      return absl::DataLossError(absl::StrCat(what, " would inflate to ", size, " bytes, past the ",
+                                              kMaxInflatedCopyRowsBytes,
+                                              " a record's rows may take"));
     }
     // Exactly the declared size: a frame that holds more fails with "destination buffer is too
-    // small" instead of growing the buffer.
+    // small" instead of growing the buffer; zstd checks the checksum.
     std::string rows(static_cast<size_t>(size), '\0');
     ZSTD_DCtx* dctx = ThreadDecompressionContext();
-    const size_t n =
-        dctx != nullptr
-            ? ZSTD_decompressDCtx(dctx, rows.data(), rows.size(), frame.data(), frame.size())
-            : ZSTD_decompress(rows.data(), rows.size(), frame.data(), frame.size());
-    if (ZSTD_isError(n) || n != rows.size()) {
-      return absl::DataLossError(absl::StrCat(
-          "the compressed COPY rows of relation ", c.relation_id(), " do not inflate: ",
-          ZSTD_isError(n) ? ZSTD_getErrorName(n) : "shorter than the frame declares"));
+    size_t n;
+    if (dctx != nullptr) {
+      ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);  // the checksum checked
+      n = ZSTD_decompressDCtx(dctx, rows.data(), rows.size(), frame.data(), frame.size());
+    } else {
+      n = ZSTD_decompress(rows.data(), rows.size(), frame.data(), frame.size());
     }
+    if (ZSTD_isError(n) || n != rows.size()) {
+      return absl::DataLossError(
+          absl::StrCat(what, " do not inflate: ",
+                       ZSTD_isError(n) ? ZSTD_getErrorName(n) : "shorter than the frame declares"));
+    }
+    inflated += rows.size();
     c.set_copy_rows(std::move(rows));
     c.clear_copy_rows_zstd();
   }
-  return absl::OkStatus();
+  return inflated;
 }
 
 std::optional<std::string> CopyRowsProblem(const v1::Relation& relation, const v1::Change& change,
@@ -318,7 +333,9 @@ absl::Status ExpandCopyRows(const v1::Change& change, int columns, std::vector<v
 }
 
 absl::Status ExpandCopyChanges(v1::Transaction* txn) {
-  if (absl::Status s = InflateCopyRows(txn); !s.ok()) return s;
+  if (absl::StatusOr<size_t> inflated = InflateCopyRows(txn); !inflated.ok()) {
+    return inflated.status();
+  }
   bool any = false;
   for (const v1::Change& c : txn->changes()) any = any || c.op() == v1::COPY;
   if (!any) return absl::OkStatus();

@@ -21,29 +21,31 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "proto/change.pb.h"
 
 namespace ferry {
 
-// The most bytes a compressed COPY change inflates to: the log's largest record
-// (LogOptions::max_record_bytes), which the rows had to fit before they were compressed.
+// The most bytes the compressed COPY rows of one record inflate to, all its changes together:
+// the log's default largest record (LogOptions::max_record_bytes). Rows larger than that are
+// never compressed, so the log where they are captured refuses them as it would uncompressed.
 inline constexpr size_t kMaxInflatedCopyRowsBytes = size_t{64} << 20;
 
 // Moves a COPY change's rows into copy_rows_zstd, compressed at zstd `level` in a frame that
-// records their size and checksum, when that makes them at least an eighth smaller; otherwise
-// leaves the change as it is. Rows of an initial
-// copy are most of its bytes, and every byte is written and synced twice per log (WAL, then a
-// flush) on each side and sent once (bench/side_by_side/FINDINGS.md, session 31). kInternal only
-// when zstd fails.
+// records their size and checksum, when that makes them at least an eighth smaller and they
+// are at most kMaxInflatedCopyRowsBytes; otherwise leaves the change as it is. Rows of an
+// initial copy are most of its bytes, and each byte is otherwise written to the log's WAL and
+// flushed to its tables on both sides and compressed again for the stream
+// (bench/side_by_side/FINDINGS.md, session 31). kInternal only when zstd fails.
 [[nodiscard]] absl::Status CompressCopyRows(v1::Change* change, int level);
 
-// Inflates every COPY change of `txn` that carries copy_rows_zstd back into copy_rows, which
-// every other reader of a change uses. kDataLoss when a change has both fields, a frame is
-// damaged or does not record its size and checksum, or it would inflate past
-// kMaxInflatedCopyRowsBytes (a small frame can declare gigabytes: nothing is allocated before the
-// size is checked).
-[[nodiscard]] absl::Status InflateCopyRows(v1::Transaction* txn);
+// Inflates every change of `txn` that carries copy_rows_zstd back into copy_rows, which every
+// other reader of a change uses; returns the bytes inflated. kDataLoss when such a change is
+// not a COPY or has both fields, a frame is damaged or does not record its size and checksum,
+// or the record's rows would inflate past kMaxInflatedCopyRowsBytes (a small frame can declare
+// gigabytes: nothing is allocated for a frame before its size is checked).
+[[nodiscard]] absl::StatusOr<size_t> InflateCopyRows(v1::Transaction* txn);
 
 // Appends the row's values to `tuple`. `row` may end with its newline. kDataLoss when the row
 // does not have exactly `columns` columns or ends inside an escape.

@@ -3,6 +3,8 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <random>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -146,7 +148,9 @@ TEST(CopyRowsCompression, CompressedRowsInflateToWhatWasCompressed) {
   EXPECT_TRUE(copy->copy_rows().empty());
   EXPECT_LT(copy->copy_rows_zstd().size(), rows.size() / 8);
   EXPECT_EQ(copy->copy_row_count(), 1000u);
-  ASSERT_TRUE(InflateCopyRows(&txn).ok());
+  absl::StatusOr<size_t> inflated = InflateCopyRows(&txn);
+  ASSERT_TRUE(inflated.ok()) << inflated.status();
+  EXPECT_EQ(*inflated, rows.size());
   EXPECT_EQ(txn.changes(0).copy_rows(), rows);
   EXPECT_TRUE(txn.changes(0).copy_rows_zstd().empty());
   // Expanding inflates first: a reader that takes rows one by one never sees the frame.
@@ -156,7 +160,7 @@ TEST(CopyRowsCompression, CompressedRowsInflateToWhatWasCompressed) {
   EXPECT_EQ(txn.changes(999).new_tuple().values(0).text(), "1000");
 }
 
-TEST(CopyRowsCompression, RowsThatDoNotShrinkTravelAsTheyAre) {
+TEST(CopyRowsCompression, RowsThatDoNotShrinkByAnEighthTravelAsTheyAre) {
   v1::Change small = Copy("1\ta\n", 1);
   ASSERT_TRUE(CompressCopyRows(&small, 1).ok());
   EXPECT_EQ(small.copy_rows(), "1\ta\n");
@@ -164,6 +168,20 @@ TEST(CopyRowsCompression, RowsThatDoNotShrinkTravelAsTheyAre) {
   v1::Change none = Copy("", 0);
   ASSERT_TRUE(CompressCopyRows(&none, 1).ok());
   EXPECT_TRUE(none.copy_rows_zstd().empty());
+  // Nine parts noise to one part blanks: zstd saves something, but less than an eighth.
+  std::mt19937 random(7);
+  std::string rows;
+  for (int i = 0; i < 9000; ++i) rows.push_back(static_cast<char>(random() & 0xff));
+  rows.append(1000, ' ');
+  std::string compressed(ZSTD_compressBound(rows.size()), '\0');
+  const size_t n = ZSTD_compress(compressed.data(), compressed.size(), rows.data(), rows.size(), 1);
+  ASSERT_FALSE(ZSTD_isError(n));
+  ASSERT_LT(n, rows.size());
+  ASSERT_GT(n, rows.size() - rows.size() / 8);
+  v1::Change noisy = Copy(rows, 1);
+  ASSERT_TRUE(CompressCopyRows(&noisy, 1).ok());
+  EXPECT_EQ(noisy.copy_rows(), rows);
+  EXPECT_TRUE(noisy.copy_rows_zstd().empty());
 }
 
 // A zstd frame made by hand (RFC 8878, 3.1.1): the magic number, a descriptor for a single
@@ -186,7 +204,7 @@ TEST(CopyRowsCompression, DamagedOrHostileFramesAreDataLossNotAllocations) {
     v1::Transaction txn;
     *txn.add_relations() = TwoColumns();
     *txn.add_changes() = std::move(change);
-    absl::Status s = InflateCopyRows(&txn);
+    absl::Status s = InflateCopyRows(&txn).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
     return std::string(s.message());
   };
@@ -208,6 +226,13 @@ TEST(CopyRowsCompression, DamagedOrHostileFramesAreDataLossNotAllocations) {
   v1::Change both = good;
   both.set_copy_rows("1\ta\n");
   EXPECT_THAT(inflate(both), ::testing::HasSubstr("both compressed and not"));
+  v1::Change insert = good;
+  insert.set_op(v1::INSERT);
+  EXPECT_THAT(inflate(insert), ::testing::HasSubstr("operation 1 carries compressed COPY rows"));
+  // A skippable frame (magic 0x184D2A50, a length, then bytes zstd passes over) inflates to
+  // nothing: it is not rows.
+  EXPECT_THAT(inflate(with_frame(std::string("\x50\x2a\x4d\x18\x04\0\0\0abcd", 12))),
+              ::testing::HasSubstr("not a zstd frame"));
   EXPECT_THAT(inflate(with_frame("not a zstd frame at all")),
               ::testing::HasSubstr("not a zstd frame that records its size and checksum"));
   EXPECT_THAT(inflate(with_frame(RawFrame(4, "1\ta\n", /*checksum=*/false))),
@@ -234,6 +259,7 @@ TEST(CopyRowsCompression, DamagedOrHostileFramesAreDataLossNotAllocations) {
   // A frame without its size (streamed compression may leave it out).
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ASSERT_EQ(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0)), 0u);
+  ASSERT_EQ(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)), 0u);
   const std::string rows = PaddedRows(10);
   std::string sizeless(ZSTD_compressBound(rows.size()), '\0');
   const size_t n = ZSTD_compress2(cctx, sizeless.data(), sizeless.size(), rows.data(), rows.size());
@@ -242,6 +268,31 @@ TEST(CopyRowsCompression, DamagedOrHostileFramesAreDataLossNotAllocations) {
   sizeless.resize(n);
   EXPECT_THAT(inflate(with_frame(sizeless)),
               ::testing::HasSubstr("not a zstd frame that records its size and checksum"));
+}
+
+// The bound is the record's, not each frame's: frames that each stay under it cannot add up
+// past it.
+TEST(CopyRowsCompression, ARecordsFramesTogetherInflateToTheBoundAtMost) {
+  const size_t each = kMaxInflatedCopyRowsBytes / 2 + 1;
+  v1::Change half = Copy(std::string(each, '\n'), static_cast<uint32_t>(each));
+  ASSERT_TRUE(CompressCopyRows(&half, 1).ok());
+  ASSERT_FALSE(half.copy_rows_zstd().empty());
+  v1::Transaction one;
+  *one.add_changes() = half;
+  absl::StatusOr<size_t> inflated = InflateCopyRows(&one);
+  ASSERT_TRUE(inflated.ok()) << inflated.status();
+  EXPECT_EQ(*inflated, each);
+  v1::Transaction two;
+  *two.add_changes() = half;
+  *two.add_changes() = half;
+  absl::Status s = InflateCopyRows(&two).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("past the 67108864 a record's rows may take"));
+  // Rows past the bound are never compressed: the log that captures them refuses them.
+  v1::Change over = Copy(std::string(kMaxInflatedCopyRowsBytes + 1, '\n'), 1);
+  ASSERT_TRUE(CompressCopyRows(&over, 1).ok());
+  EXPECT_TRUE(over.copy_rows_zstd().empty());
+  EXPECT_EQ(over.copy_rows().size(), kMaxInflatedCopyRowsBytes + 1);
 }
 
 }  // namespace

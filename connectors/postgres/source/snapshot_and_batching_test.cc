@@ -45,7 +45,8 @@ TEST_F(PostgresSourceTest, InitialSnapshotHasNoGapAndNoDuplicate) {
   })) << run_status_;
   int at_snapshot_end = written.load();
   // The rows travel as COPY gave them: snapshot records carry COPY changes, not INSERTs, and
-  // rows that compress travel compressed (the fragments below are inflated, as apply does).
+  // rows that compress travel compressed (as appended here; Fragments() below inflates and
+  // expands them, as apply's reader does).
   int compressed = 0;
   for (const auto& f : target_.fragments()) {
     if (f.source_xid() != 0) continue;
