@@ -62,9 +62,11 @@ absl::StatusOr<InboundRecord> InboundReader::Decode(const LogRecord& record,
     return absl::DataLossError(
         absl::StrCat("apply: inbound record ", record.seq, " is not a valid Transaction"));
   }
-  size_t compressed = 0;
-  for (const v1::Change& c : decoded.txn.changes()) compressed += c.copy_rows_zstd().size();
-  if (compressed > 0) {
+  // Only an initial copy's records carry compressed rows (a frame anywhere else leaves its
+  // change without rows, which apply refuses as malformed): the stream's records skip this.
+  if (record.kind == RecordKind::kSnapshotRows) {
+    size_t compressed = 0;
+    for (const v1::Change& c : decoded.txn.changes()) compressed += c.copy_rows_zstd().size();
     absl::StatusOr<size_t> inflated = InflateCopyRows(&decoded.txn);
     if (!inflated.ok()) {
       return absl::DataLossError(

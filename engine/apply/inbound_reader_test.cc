@@ -128,6 +128,13 @@ TEST_F(InboundReaderTest, CompressedSnapshotRowsAreInflatedAndCountedAsSuch) {
     EXPECT_EQ(decoded->txn.relations(0).name(), "t");
   }
   EXPECT_EQ(catalog.entries(), 1u);  // the description was lent by the catalog
+  // Only snapshot records are inflated: anywhere else the change keeps no rows, which apply
+  // refuses as malformed (its row count).
+  auto elsewhere = InboundReader::Decode({13, RecordKind::kTransaction, payload});
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status();
+  EXPECT_TRUE(elsewhere->txn.changes(0).copy_rows().empty());
+  EXPECT_THAT(CopyRowsProblem(txn.relations(0), elsewhere->txn.changes(0), 1 << 20).value_or(""),
+              ::testing::HasSubstr("0 COPY rows, but the change says 2000"));
 
   copy->mutable_copy_rows_zstd()->resize(copy->copy_rows_zstd().size() / 2);
   auto damaged = InboundReader::Decode({12, RecordKind::kSnapshotRows, txn.SerializeAsString()});

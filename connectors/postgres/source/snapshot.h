@@ -43,9 +43,6 @@ struct SnapshotOptions {
   int64_t snapshot_time_us = 0;
   size_t max_chunk_rows = 10000;
   size_t max_chunk_bytes = 8 << 20;
-  // Each chunk's rows are compressed at this zstd level when that makes them smaller
-  // (CompressCopyRows; apply inflates them); 0 sends them as COPY gave them.
-  int rows_zstd_level = 1;
   int parallelism = 2;       // connections copying keyed tables at once
   std::string state_prefix;  // prefix of the PutSourceState keys
   // Called (from the copying threads) after each chunk of a table is durable with the rows it
